@@ -1,0 +1,2 @@
+/** align4j data module. */
+package org.align4j.data;

@@ -1,0 +1,2 @@
+/** align4j evaluation module. */
+package org.align4j.evaluation;

@@ -1,0 +1,2 @@
+/** align4j losses module. */
+package org.align4j.losses;

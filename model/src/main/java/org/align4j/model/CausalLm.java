@@ -1,0 +1,374 @@
+package org.align4j.model;
+
+import ai.djl.Device;
+import ai.djl.MalformedModelException;
+import ai.djl.Model;
+import ai.djl.engine.Engine;
+import ai.djl.engine.EngineException;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.align4j.model.config.ConfigException;
+import org.align4j.model.config.ModelConfig;
+import org.align4j.model.io.AtomicDirectory;
+import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.SafetensorsFile;
+import org.align4j.model.io.SafetensorsWriter;
+import org.align4j.model.io.TensorSource;
+import org.align4j.model.nn.CausalLmBlock;
+import org.align4j.model.nn.Gpt2Block;
+import org.align4j.model.nn.KvCache;
+import org.align4j.model.nn.LlamaBlock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A causal language model on one device: a DJL {@link Block} with the contract {@code forward(ids,
+ * attentionMask) → logits}, either native (GPT-2 or Llama family, loaded from an HF folder or built
+ * from a config) or a TorchScript file.
+ *
+ * <pre>{@code
+ * try (CausalLm lm = CausalLm.load(Path.of("models/qwen2"), Device.cpu())) {
+ *     NDArray logits = lm.logits(ids, attentionMask);
+ * }
+ * }</pre>
+ */
+public final class CausalLm implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(CausalLm.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Files that travel with the weights so the saved folder is a complete HF model folder. */
+    public static final List<String> TOKENIZER_FILES = List.of(
+            "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+            "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja");
+
+    /** Default shard limit when saving: 2 GiB per file, below the limits of common readers. */
+    public static final long DEFAULT_SHARD_BYTES = 2L << 30;
+
+    private final NDManager manager;
+    private final Block block;
+    private final ModelConfig config;
+    private final Model torchScript;
+    private final ParameterStore store;
+    private final Path source;
+
+    private CausalLm(NDManager manager, Block block, ModelConfig config, Model torchScript, Path source) {
+        this.manager = manager;
+        this.block = block;
+        this.config = config;
+        this.torchScript = torchScript;
+        this.source = source;
+        this.store = new ParameterStore(manager, false);
+    }
+
+    /**
+     * Loads an HF model folder ({@code config.json} + safetensors weights) as a native model whose
+     * parameters train.
+     *
+     * @param dir the folder
+     * @param device where the weights live
+     * @return the model
+     * @throws ConfigException if the config is missing, broken or unsupported
+     * @throws CheckpointException if the weights are missing, broken or do not fit the config
+     */
+    public static CausalLm load(Path dir, Device device) {
+        ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
+        CausalLmBlock block = newBlock(config);
+        NDManager manager = NDManager.newBaseManager(device, "PyTorch");
+        try (TensorSource weights = TensorSource.open(dir)) {
+            Map<String, Shape> expected = block.expectedShapes();
+            for (Map.Entry<String, Parameter> e : block.parametersByName().entrySet()) {
+                String tensor = findTensor(weights, e.getKey());
+                if (tensor == null) {
+                    throw new CheckpointException(dir, "missing tensor '" + e.getKey() + "' required by model_type " + config.modelType());
+                }
+                SafetensorsFile.TensorInfo info = weights.info(tensor);
+                Shape want = expected.get(e.getKey());
+                if (!Arrays.equals(info.shape(), want.getShape())) {
+                    throw new CheckpointException(dir, "tensor '" + tensor + "' has shape " + Arrays.toString(info.shape())
+                            + " but config.json implies " + want);
+                }
+                e.getValue().setArray(weights.read(tensor, manager));
+            }
+            checkUnexpected(dir, weights, block);
+        } catch (RuntimeException ex) {
+            manager.close();
+            throw ex;
+        }
+        prepareParameters(block, manager, true);
+        LOG.info("Loaded {} ({} layers, {} parameters) from {} on {}", config.modelType(), config.numLayers(),
+                countParameters(block), dir, device);
+        return new CausalLm(manager, block, config, null, dir);
+    }
+
+    /** HF names, or the old GPT-2 names without the {@code transformer.} prefix. */
+    private static String findTensor(TensorSource weights, String name) {
+        if (weights.has(name)) {
+            return name;
+        }
+        if (name.startsWith("transformer.") && weights.has(name.substring("transformer.".length()))) {
+            return name.substring("transformer.".length());
+        }
+        return null;
+    }
+
+    private static void checkUnexpected(Path dir, TensorSource weights, CausalLmBlock block) {
+        Map<String, Parameter> params = block.parametersByName();
+        for (String name : weights.names()) {
+            boolean known = params.containsKey(name) || params.containsKey("transformer." + name);
+            boolean tiedHead = "lm_head.weight".equals(name) && block.config().tieWordEmbeddings();
+            if (!known && !tiedHead && !block.isIgnoredBuffer(name)) {
+                throw new CheckpointException(dir, "unexpected tensor '" + name + "': model_type "
+                        + block.config().modelType() + " with this config.json has no such parameter");
+            }
+        }
+    }
+
+    /**
+     * Builds a native model from a config with random weights, initialised as HF initialises the
+     * architecture, for training from scratch.
+     *
+     * @param config the architecture
+     * @param device where the weights live
+     * @param seed the random seed
+     * @return the model
+     */
+    public static CausalLm create(ModelConfig config, Device device, long seed) {
+        CausalLmBlock block = newBlock(config);
+        Engine.getEngine("PyTorch").setRandomSeed((int) seed);
+        NDManager manager = NDManager.newBaseManager(device, "PyTorch");
+        block.initializeRandom(manager);
+        prepareParameters(block, manager, true);
+        return new CausalLm(manager, block, config, null, null);
+    }
+
+    /**
+     * Loads a TorchScript file whose {@code forward(input_ids int64[B,T], attention_mask int64[B,T])}
+     * returns logits [B,T,V].
+     *
+     * @param file the {@code .pt} file
+     * @param device where it runs; it must have been traced on this kind of device
+     * @param trainable whether its parameters receive gradients (a reference model wants false)
+     * @return the model
+     */
+    public static CausalLm loadTorchScript(Path file, Device device, boolean trainable) {
+        if (!Files.isRegularFile(file)) {
+            throw new CheckpointException(file, "TorchScript file not found");
+        }
+        Model model = Model.newInstance("torchscript", device, "PyTorch");
+        try {
+            String name = file.getFileName().toString();
+            String prefix = name.endsWith(".pt") ? name.substring(0, name.length() - 3) : name;
+            model.load(file.toAbsolutePath().getParent(), prefix, Map.of("trainParam", Boolean.toString(trainable), "mapLocation", "true"));
+        } catch (IOException | MalformedModelException | EngineException e) {
+            model.close();
+            throw new CheckpointException(file, "not a loadable TorchScript file: " + e.getMessage(), e);
+        }
+        Block block = model.getBlock();
+        block.freezeParameters(!trainable);
+        return new CausalLm(model.getNDManager(), block, null, model, file);
+    }
+
+    private static CausalLmBlock newBlock(ModelConfig config) {
+        return config.family() == ModelConfig.Family.GPT2 ? new Gpt2Block(config) : new LlamaBlock(config);
+    }
+
+    private static void prepareParameters(CausalLmBlock block, NDManager manager, boolean trainable) {
+        for (Parameter p : block.parametersByName().values()) {
+            p.freeze(!trainable);
+        }
+    }
+
+    private static long countParameters(Block block) {
+        long n = 0;
+        for (var p : block.getParameters()) {
+            NDArray a = p.getValue().getArray();
+            n += a == null ? 0 : a.size();
+        }
+        return n;
+    }
+
+    /** @return the DJL block ({@link CausalLmBlock} for native models, a PtSymbolBlock otherwise) */
+    public Block block() {
+        return block;
+    }
+
+    /** @return the architecture, or null for a TorchScript model */
+    public ModelConfig config() {
+        return config;
+    }
+
+    /** @return whether this is a native model (KV cache, hidden states, saving) */
+    public boolean isNative() {
+        return block instanceof CausalLmBlock;
+    }
+
+    /** @return the manager that owns the weights */
+    public NDManager manager() {
+        return manager;
+    }
+
+    /** @return the device of the weights */
+    public Device device() {
+        return manager.getDevice();
+    }
+
+    /** @return the folder or file this model was loaded from, or null */
+    public Path source() {
+        return source;
+    }
+
+    /** @return the number of scalar parameters */
+    public long parameterCount() {
+        return countParameters(block);
+    }
+
+    /**
+     * @return the trainable parameters by name (HF names for native models)
+     */
+    public Map<String, Parameter> parameters() {
+        if (block instanceof CausalLmBlock native_) {
+            return native_.parametersByName();
+        }
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        for (var p : block.getParameters()) {
+            out.put(p.getKey(), p.getValue());
+        }
+        return out;
+    }
+
+    /**
+     * Freezes or unfreezes every parameter.
+     *
+     * @param trainable whether parameters should receive gradients
+     */
+    public void setTrainable(boolean trainable) {
+        block.freezeParameters(!trainable);
+    }
+
+    /**
+     * The logits of a batch.
+     *
+     * @param ids [B, T] int64
+     * @param attentionMask [B, T] int64
+     * @param training training mode (dropout in TorchScript models; gradients are recorded by a
+     *     {@code GradientCollector} either way)
+     * @return [B, T, V] float32, attached to the manager of {@code ids}
+     */
+    public NDArray logits(NDArray ids, NDArray attentionMask, boolean training) {
+        if (block instanceof CausalLmBlock native_) {
+            return native_.forward(store, ids, attentionMask, null, false, training).logits();
+        }
+        try {
+            return block.forward(store, new NDList(ids, attentionMask), training).singletonOrThrow();
+        } catch (EngineException e) {
+            String msg = String.valueOf(e.getMessage());
+            if (msg.contains("same device") || msg.contains("Expected all tensors")) {
+                throw new IllegalStateException(source + ": the TorchScript model failed on " + device()
+                        + ". A model traced on one device bakes that device's constants into the trace: "
+                        + "trace it on the device you run it on. (" + msg.lines().findFirst().orElse("") + ")", e);
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * A native forward pass with a KV cache and/or hidden states.
+     *
+     * @param ids [B, T] the new tokens
+     * @param attentionMask [B, cached + T]
+     * @param cache the cache to read and append to, or null
+     * @param withHiddenStates also return the hidden states
+     * @return logits and hidden states
+     */
+    public CausalLmBlock.Output forward(NDArray ids, NDArray attentionMask, KvCache cache, boolean withHiddenStates) {
+        return nativeBlock().forward(store, ids, attentionMask, cache, withHiddenStates, false);
+    }
+
+    /** @return a new empty KV cache for this model */
+    public KvCache newCache() {
+        return new KvCache(nativeBlock().config().numLayers());
+    }
+
+    private CausalLmBlock nativeBlock() {
+        if (block instanceof CausalLmBlock native_) {
+            return native_;
+        }
+        throw new UnsupportedOperationException(source + ": TorchScript models have no KV cache, hidden states or HF saving");
+    }
+
+    /**
+     * Saves an HF model folder: {@code config.json}, the weights as float32 safetensors (sharded
+     * above {@code maxShardBytes}), and the tokenizer files of {@code tokenizerFrom}. The folder is
+     * written to a temp folder and renamed, so a crash never leaves half a checkpoint.
+     *
+     * @param dir the target folder (replaced if it exists)
+     * @param tokenizerFrom a folder whose tokenizer files are copied along, or null
+     * @param maxShardBytes shard size limit
+     * @throws IOException on write failure
+     */
+    public void save(Path dir, Path tokenizerFrom, long maxShardBytes) throws IOException {
+        CausalLmBlock native_ = nativeBlock();
+        Map<String, NDArray> tensors = new LinkedHashMap<>();
+        List<NDArray> onCpu = new ArrayList<>();
+        for (Map.Entry<String, Parameter> e : native_.parametersByName().entrySet()) {
+            NDArray a = e.getValue().getArray();
+            if (!a.getDevice().equals(Device.cpu())) {
+                a = a.toDevice(Device.cpu(), true);
+                onCpu.add(a);
+            }
+            tensors.put(e.getKey(), a);
+        }
+        try {
+            AtomicDirectory.write(dir, tmp -> {
+                Files.writeString(tmp.resolve("config.json"),
+                        JSON.writerWithDefaultPrettyPrinter().writeValueAsString(config.toJsonForFloat32()) + "\n");
+                SafetensorsWriter.writeCheckpoint(tmp, tensors, maxShardBytes);
+                if (tokenizerFrom != null) {
+                    for (String f : TOKENIZER_FILES) {
+                        Path src = tokenizerFrom.resolve(f);
+                        if (Files.isRegularFile(src)) {
+                            Files.copy(src, tmp.resolve(f));
+                        }
+                    }
+                }
+            });
+        } finally {
+            onCpu.forEach(NDArray::close);
+        }
+        LOG.info("Saved {} to {}", config.modelType(), dir);
+    }
+
+    /**
+     * Saves with the default shard size.
+     *
+     * @param dir the target folder
+     * @param tokenizerFrom a folder whose tokenizer files are copied along, or null
+     * @throws IOException on write failure
+     */
+    public void save(Path dir, Path tokenizerFrom) throws IOException {
+        save(dir, tokenizerFrom, DEFAULT_SHARD_BYTES);
+    }
+
+    @Override
+    public void close() {
+        if (torchScript != null) {
+            torchScript.close();
+        } else {
+            manager.close();
+        }
+    }
+}

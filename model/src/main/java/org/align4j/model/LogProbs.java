@@ -1,0 +1,56 @@
+package org.align4j.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+
+/**
+ * Per-sequence log-probabilities of completions under a causal LM.
+ *
+ * <p>For each row, Σ over positions t with {@code completionMask[t] = 1} of log p(ids[t] ∣
+ * ids[&lt;t]), read from the logits at t − 1. Each term is the gathered logit minus the log-sum-exp of
+ * that position's logits; the log-sum-exp is computed only over the positions that count, so no
+ * second [B, T, V] array (such as a full log-softmax) is made.
+ *
+ * @param sum [B] summed log-probs
+ * @param mean [B] sum divided by the number of completion tokens
+ * @param tokens [B] completion token counts (float)
+ */
+public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
+
+    /**
+     * Computes sequence log-probs; gradients flow back to {@code logits}.
+     *
+     * @param logits [B, T, V]
+     * @param ids [B, T] int64
+     * @param completionMask [B, T], 1 on the tokens to score; position 0 is never scored
+     * @return sum, mean and count per row
+     */
+    public static LogProbs of(NDArray logits, NDArray ids, NDArray completionMask) {
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        long v = logits.getShape().get(2);
+        NDArray labels = ids.get(":, 1:");
+        NDArray mask = completionMask.get(":, 1:").toType(DataType.BOOLEAN, false);
+        NDArray predicting = logits.get(":, :-1, :");
+        // Select the scored positions first: [N, V] with N = completion tokens in the batch.
+        NDArray flatMask = mask.reshape(b * (t - 1));
+        NDArray scored = flatMask.nonzero().reshape(-1);
+        NDArray rows = predicting.reshape(b * (t - 1), v).get(scored);
+        NDArray targets = labels.reshape(b * (t - 1)).get(scored);
+        NDArray picked = rows.gather(targets.reshape(-1, 1), 1).reshape(-1);
+        NDArray perToken = picked.sub(logSumExp(rows));
+        // Sum each row's tokens: a [B, N] one-hot of which row each scored token belongs to.
+        NDArray rowIds = logits.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
+        NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
+        NDArray owner = rowIds.eq(rowOfToken.reshape(1, -1)).toType(DataType.FLOAT32, false);
+        NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);
+        NDArray tokens = mask.toType(DataType.FLOAT32, false).sum(new int[] {1});
+        return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens);
+    }
+
+    /** log Σ exp over the last axis, stabilised by the row maximum. */
+    static NDArray logSumExp(NDArray rows) {
+        NDArray max = rows.max(new int[] {1}, true).stopGradient();
+        return rows.sub(max).exp().sum(new int[] {1}).log().add(max.reshape(-1));
+    }
+}

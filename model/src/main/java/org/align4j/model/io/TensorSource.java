@@ -1,0 +1,135 @@
+package org.align4j.model.io;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The weights of an HF checkpoint folder: {@code model.safetensors}, or the shards named by {@code
+ * model.safetensors.index.json}. Tensors are read one at a time, on demand.
+ */
+public final class TensorSource implements AutoCloseable {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Path dir;
+    private final List<SafetensorsFile> files;
+    private final Map<String, SafetensorsFile> byName;
+
+    private TensorSource(Path dir, List<SafetensorsFile> files, Map<String, SafetensorsFile> byName) {
+        this.dir = dir;
+        this.files = files;
+        this.byName = byName;
+    }
+
+    /**
+     * Opens the weights of a checkpoint folder.
+     *
+     * @param dir the folder
+     * @return the open source; close it when done
+     * @throws CheckpointException if neither weights file exists, or the index or a shard is broken
+     */
+    public static TensorSource open(Path dir) {
+        Path single = dir.resolve(SafetensorsWriter.SINGLE_FILE);
+        Path index = dir.resolve(SafetensorsWriter.INDEX_FILE);
+        List<SafetensorsFile> files = new ArrayList<>();
+        Map<String, SafetensorsFile> byName = new LinkedHashMap<>();
+        try {
+            if (Files.isRegularFile(index)) {
+                JsonNode root;
+                try {
+                    root = JSON.readTree(Files.readString(index));
+                } catch (IOException e) {
+                    throw new CheckpointException(index, "not valid JSON: " + e.getMessage(), e);
+                }
+                JsonNode map = root == null ? null : root.get("weight_map");
+                if (map == null || !map.isObject()) {
+                    throw new CheckpointException(index, "key 'weight_map': missing or not an object");
+                }
+                Map<String, SafetensorsFile> opened = new LinkedHashMap<>();
+                for (var it = map.fields(); it.hasNext(); ) {
+                    var e = it.next();
+                    String shard = e.getValue().asText();
+                    SafetensorsFile f = opened.get(shard);
+                    if (f == null) {
+                        f = SafetensorsFile.open(dir.resolve(shard));
+                        opened.put(shard, f);
+                        files.add(f);
+                    }
+                    if (!f.tensors().containsKey(e.getKey())) {
+                        throw new CheckpointException(
+                                index, "key 'weight_map." + e.getKey() + "': shard " + shard + " has no such tensor");
+                    }
+                    byName.put(e.getKey(), f);
+                }
+            } else if (Files.isRegularFile(single)) {
+                SafetensorsFile f = SafetensorsFile.open(single);
+                files.add(f);
+                for (String name : f.tensors().keySet()) {
+                    byName.put(name, f);
+                }
+            } else {
+                throw new CheckpointException(
+                        dir, "no " + SafetensorsWriter.SINGLE_FILE + " or " + SafetensorsWriter.INDEX_FILE + " in this folder");
+            }
+        } catch (RuntimeException e) {
+            files.forEach(SafetensorsFile::close);
+            throw e;
+        }
+        return new TensorSource(dir, files, byName);
+    }
+
+    /** @return the names of all tensors */
+    public Set<String> names() {
+        return Collections.unmodifiableSet(byName.keySet());
+    }
+
+    /**
+     * @param name a tensor name
+     * @return its header entry
+     */
+    public SafetensorsFile.TensorInfo info(String name) {
+        SafetensorsFile f = byName.get(name);
+        if (f == null) {
+            throw new CheckpointException(dir, "checkpoint has no tensor '" + name + "'");
+        }
+        return f.tensors().get(name);
+    }
+
+    /**
+     * @param name a tensor name
+     * @return whether the checkpoint has it
+     */
+    public boolean has(String name) {
+        return byName.containsKey(name);
+    }
+
+    /**
+     * Reads a tensor (floats widened to FLOAT32).
+     *
+     * @param name the tensor
+     * @param manager owner of the new array
+     * @return the array
+     */
+    public NDArray read(String name, NDManager manager) {
+        SafetensorsFile f = byName.get(name);
+        if (f == null) {
+            throw new CheckpointException(dir, "checkpoint has no tensor '" + name + "'");
+        }
+        return f.read(name, manager);
+    }
+
+    @Override
+    public void close() {
+        files.forEach(SafetensorsFile::close);
+    }
+}

@@ -1,0 +1,161 @@
+package org.align4j.model.nn;
+
+import ai.djl.MalformedModelException;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import java.io.DataInputStream;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.align4j.model.config.ModelConfig;
+
+/**
+ * A native decoder-only causal LM as a DJL {@code Block}: {@code forward([ids, attentionMask]) →
+ * [logits]}. Its parameters are direct parameters named exactly as in the HF checkpoint ({@code
+ * model.layers.0.self_attn.q_proj.weight}), which makes loading and saving a table lookup.
+ */
+public abstract class CausalLmBlock extends AbstractBlock {
+    private static final byte VERSION = 1;
+
+    /** The architecture. */
+    protected final ModelConfig config;
+
+    private final Map<String, Shape> shapes = new LinkedHashMap<>();
+    private final Map<String, Parameter> byName = new LinkedHashMap<>();
+
+    /**
+     * The output of one forward pass.
+     *
+     * @param logits [B, T, V]
+     * @param hiddenStates HF's {@code output_hidden_states}: the embedding output, the output of
+     *     every block but the last, then the last after the final norm; empty unless asked for
+     */
+    public record Output(NDArray logits, List<NDArray> hiddenStates) {}
+
+    /** @param config the architecture */
+    protected CausalLmBlock(ModelConfig config) {
+        super(VERSION);
+        this.config = config;
+    }
+
+    /**
+     * Declares a parameter under its HF name.
+     *
+     * @param name the HF name
+     * @param shape its shape
+     * @param kind how it is initialised from scratch
+     * @return the parameter
+     */
+    protected final Parameter declare(String name, Shape shape, Parameter.Type kind) {
+        Parameter p = Parameter.builder().setName(name).setType(kind).build();
+        shapes.put(name, shape);
+        byName.put(name, p);
+        return addParameter(p);
+    }
+
+    /** @return the architecture */
+    public ModelConfig config() {
+        return config;
+    }
+
+    /** @return parameters by HF name, in declaration order */
+    public Map<String, Parameter> parametersByName() {
+        return Collections.unmodifiableMap(byName);
+    }
+
+    /** @return the shape each parameter must have, by HF name */
+    public Map<String, Shape> expectedShapes() {
+        return Collections.unmodifiableMap(shapes);
+    }
+
+    /**
+     * The standard deviation of a parameter's normal initialisation, or NaN for a constant
+     * initialisation (norm weights 1, biases 0), following HF's {@code _init_weights}.
+     *
+     * @param name the HF name
+     * @return the std, or NaN
+     */
+    public abstract double initStd(String name);
+
+    /** @return the names of checkpoint tensors that are buffers, not parameters (skipped on load) */
+    public abstract boolean isIgnoredBuffer(String tensorName);
+
+    /**
+     * Fills every parameter with random values as HF initialises the architecture.
+     *
+     * @param manager owner of the new arrays
+     */
+    public void initializeRandom(NDManager manager) {
+        for (Map.Entry<String, Parameter> e : byName.entrySet()) {
+            Shape shape = shapes.get(e.getKey());
+            double std = initStd(e.getKey());
+            NDArray a;
+            if (!Double.isNaN(std)) {
+                a = manager.randomNormal(0f, (float) std, shape, DataType.FLOAT32);
+            } else if (e.getValue().getType() == Parameter.Type.GAMMA) {
+                a = manager.ones(shape, DataType.FLOAT32);
+            } else {
+                a = manager.zeros(shape, DataType.FLOAT32);
+            }
+            e.getValue().setArray(a);
+        }
+    }
+
+    /**
+     * One forward pass.
+     *
+     * @param ps where parameter values come from
+     * @param ids [B, T] int64 token ids (the new tokens only when a cache is given)
+     * @param attentionMask [B, Tc + T] int64, 1 for tokens and 0 for padding, over the cached and new
+     *     tokens
+     * @param cache keys and values of earlier tokens, appended to; null for a plain pass
+     * @param withHiddenStates also return every hidden state
+     * @param training training mode
+     * @return logits and, if asked, hidden states
+     */
+    public abstract Output forward(
+            ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, boolean withHiddenStates, boolean training);
+
+    /** Reads a parameter's value through the store (DJL's contract for blocks). */
+    protected final NDArray value(ParameterStore ps, Parameter p, NDArray like, boolean training) {
+        return p == null ? null : ps.getValue(p, like.getDevice(), training);
+    }
+
+    @Override
+    protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDArray ids = inputs.get(0);
+        NDArray mask = inputs.size() > 1 ? inputs.get(1) : ids.onesLike();
+        return new NDList(forward(ps, ids, mask, null, false, training).logits());
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        Shape ids = inputShapes[0];
+        return new Shape[] {new Shape(ids.get(0), ids.get(1), config.vocabSize())};
+    }
+
+    @Override
+    public void loadMetadata(byte loadVersion, DataInputStream is) throws java.io.IOException, MalformedModelException {
+        if (loadVersion != VERSION) {
+            throw new MalformedModelException("Unsupported encoding version: " + loadVersion);
+        }
+    }
+
+    /** @return the layer indices, for subclasses' loops */
+    protected List<Integer> layers() {
+        List<Integer> l = new ArrayList<>();
+        for (int i = 0; i < config.numLayers(); i++) {
+            l.add(i);
+        }
+        return l;
+    }
+}

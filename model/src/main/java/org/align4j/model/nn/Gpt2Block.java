@@ -1,0 +1,117 @@
+package org.align4j.model.nn;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Embedding;
+import ai.djl.training.ParameterStore;
+import java.util.ArrayList;
+import java.util.List;
+import org.align4j.model.config.ModelConfig;
+
+/**
+ * The GPT-2 family (HF {@code GPT2LMHeadModel}): learned positions, pre-LayerNorm blocks, Conv1D
+ * projections stored [in, out], a GELU MLP, the LM head tied to {@code transformer.wte}.
+ */
+public final class Gpt2Block extends CausalLmBlock {
+    private final Parameter wte;
+    private final Parameter wpe;
+    private final Parameter lnFw;
+    private final Parameter lnFb;
+    private final Parameter lmHead;
+    private final Layer[] layers;
+
+    private record Layer(
+            Parameter ln1w, Parameter ln1b, Parameter attnW, Parameter attnB, Parameter projW, Parameter projB,
+            Parameter ln2w, Parameter ln2b, Parameter fcW, Parameter fcB, Parameter mlpProjW, Parameter mlpProjB) {}
+
+    /** @param config a gpt2 config */
+    public Gpt2Block(ModelConfig config) {
+        super(config);
+        long h = config.hiddenSize();
+        long inner = config.intermediateSize();
+        wte = declare("transformer.wte.weight", new Shape(config.vocabSize(), h), Parameter.Type.WEIGHT);
+        wpe = declare("transformer.wpe.weight", new Shape(config.maxPositions(), h), Parameter.Type.WEIGHT);
+        layers = new Layer[config.numLayers()];
+        for (int i = 0; i < layers.length; i++) {
+            String p = "transformer.h." + i + ".";
+            layers[i] = new Layer(
+                    declare(p + "ln_1.weight", new Shape(h), Parameter.Type.GAMMA),
+                    declare(p + "ln_1.bias", new Shape(h), Parameter.Type.BETA),
+                    declare(p + "attn.c_attn.weight", new Shape(h, 3 * h), Parameter.Type.WEIGHT),
+                    declare(p + "attn.c_attn.bias", new Shape(3 * h), Parameter.Type.BIAS),
+                    declare(p + "attn.c_proj.weight", new Shape(h, h), Parameter.Type.WEIGHT),
+                    declare(p + "attn.c_proj.bias", new Shape(h), Parameter.Type.BIAS),
+                    declare(p + "ln_2.weight", new Shape(h), Parameter.Type.GAMMA),
+                    declare(p + "ln_2.bias", new Shape(h), Parameter.Type.BETA),
+                    declare(p + "mlp.c_fc.weight", new Shape(h, inner), Parameter.Type.WEIGHT),
+                    declare(p + "mlp.c_fc.bias", new Shape(inner), Parameter.Type.BIAS),
+                    declare(p + "mlp.c_proj.weight", new Shape(inner, h), Parameter.Type.WEIGHT),
+                    declare(p + "mlp.c_proj.bias", new Shape(h), Parameter.Type.BIAS));
+        }
+        lnFw = declare("transformer.ln_f.weight", new Shape(h), Parameter.Type.GAMMA);
+        lnFb = declare("transformer.ln_f.bias", new Shape(h), Parameter.Type.BETA);
+        lmHead = config.tieWordEmbeddings() ? null : declare("lm_head.weight", new Shape(config.vocabSize(), h), Parameter.Type.WEIGHT);
+    }
+
+    @Override
+    public double initStd(String name) {
+        double std = config.raw().path("initializer_range").asDouble(0.02);
+        if (name.endsWith("c_proj.weight")) {
+            // GPT-2 scales residual projections by 1/√(2·layers) (HF _init_weights)
+            return std / Math.sqrt(2.0 * config.numLayers());
+        }
+        return name.endsWith(".weight") && !name.contains(".ln_") ? std : Double.NaN;
+    }
+
+    @Override
+    public boolean isIgnoredBuffer(String tensorName) {
+        return tensorName.endsWith(".attn.bias") || tensorName.endsWith(".attn.masked_bias");
+    }
+
+    @Override
+    public Output forward(ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, boolean withHiddenStates, boolean training) {
+        long t = ids.getShape().get(1);
+        long heads = config.numHeads();
+        long headDim = config.headDim();
+        long width = config.hiddenSize();
+        NDArray mask = Attention.mask(attentionMask, t, 0);
+        NDArray positions = Attention.positions(attentionMask, t);
+        NDArray x = Embedding.embedding(ids, value(ps, wte, ids, training), SparseFormat.DENSE).singletonOrThrow()
+                .add(Embedding.embedding(positions, value(ps, wpe, ids, training), SparseFormat.DENSE).singletonOrThrow());
+        List<NDArray> hidden = new ArrayList<>();
+        double eps = config.normEps();
+        for (int i = 0; i < layers.length; i++) {
+            if (withHiddenStates) {
+                hidden.add(x);
+            }
+            Layer l = layers[i];
+            NDArray a = Ops.layerNorm(x, value(ps, l.ln1w, x, training), value(ps, l.ln1b, x, training), eps);
+            NDArray qkv = Ops.conv1d(a, value(ps, l.attnW, x, training), value(ps, l.attnB, x, training));
+            NDArray q = Attention.splitHeads(qkv.get(":, :, 0:" + width), heads, headDim);
+            NDArray k = Attention.splitHeads(qkv.get(":, :, " + width + ":" + 2 * width), heads, headDim);
+            NDArray v = Attention.splitHeads(qkv.get(":, :, " + 2 * width + ":"), heads, headDim);
+            if (cache != null) {
+                NDArray[] kv = cache.append(i, k, v);
+                k = kv[0];
+                v = kv[1];
+            }
+            double scale = config.gpt2ScaleAttnWeights() ? 1.0 / Math.sqrt(headDim) : 1.0;
+            if (config.gpt2ScaleByInverseLayerIdx()) {
+                scale /= i + 1;
+            }
+            NDArray attn = Attention.attend(q, k, v, mask, scale);
+            x = x.add(Ops.conv1d(attn, value(ps, l.projW, x, training), value(ps, l.projB, x, training)));
+            NDArray m = Ops.layerNorm(x, value(ps, l.ln2w, x, training), value(ps, l.ln2b, x, training), eps);
+            m = Ops.activation(config.activation(), Ops.conv1d(m, value(ps, l.fcW, x, training), value(ps, l.fcB, x, training)));
+            x = x.add(Ops.conv1d(m, value(ps, l.mlpProjW, x, training), value(ps, l.mlpProjB, x, training)));
+        }
+        x = Ops.layerNorm(x, value(ps, lnFw, x, training), value(ps, lnFb, x, training), eps);
+        if (withHiddenStates) {
+            hidden.add(x);
+        }
+        NDArray head = value(ps, lmHead == null ? wte : lmHead, x, training);
+        return new Output(Ops.linear(x, head, null), hidden);
+    }
+}

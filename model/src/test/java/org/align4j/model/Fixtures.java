@@ -1,0 +1,69 @@
+package org.align4j.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import org.align4j.model.io.SafetensorsFile;
+
+/** The HF-transformers reference fixtures copied into the test resources (see REFERENCE.md there). */
+public final class Fixtures {
+    private Fixtures() {}
+
+    /** @return the {@code hf-tiny} folder */
+    public static Path root() {
+        try {
+            var url = Fixtures.class.getResource("/hf-tiny/REFERENCE.md");
+            if (url == null) {
+                throw new IllegalStateException("hf-tiny fixtures are not on the test classpath");
+            }
+            return Path.of(url.toURI()).getParent();
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * @param name a fixture model, e.g. gpt2-tiny
+     * @return its folder
+     */
+    public static Path model(String name) {
+        return root().resolve(name);
+    }
+
+    /**
+     * @param name a fixture model
+     * @return its reference.json
+     */
+    public static JsonNode referenceJson(String name) {
+        try {
+            return new ObjectMapper().readTree(Files.readString(model(name).resolve("reference.json")));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * Reads every tensor of a model's reference.safetensors.
+     *
+     * @param name a fixture model
+     * @param manager owner of the arrays
+     * @return tensors by name
+     */
+    public static Map<String, NDArray> reference(String name, NDManager manager) {
+        Map<String, NDArray> out = new HashMap<>();
+        try (SafetensorsFile f = SafetensorsFile.open(model(name).resolve("reference.safetensors"))) {
+            for (String t : f.tensors().keySet()) {
+                out.put(t, f.read(t, manager));
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,2 @@
+/** align4j trainer module. */
+package org.align4j.trainer;

@@ -3,6 +3,7 @@ package org.align4j.model.nn;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 
 /**
  * Keys and values of the tokens seen so far, per layer, as [B, kvHeads, T, headDim] (after rotary
@@ -22,6 +23,20 @@ public final class KvCache {
     /** @return how many tokens are cached */
     public long length() {
         return keys[0] == null ? 0 : keys[0].getShape().get(2);
+    }
+
+    /**
+     * Moves the cached arrays to a longer-lived manager (the arrays of a step are freed with it).
+     *
+     * @param manager the new owner
+     */
+    public void attach(NDManager manager) {
+        for (int i = 0; i < keys.length; i++) {
+            if (keys[i] != null) {
+                keys[i].attach(manager);
+                values[i].attach(manager);
+            }
+        }
     }
 
     /** Appends the new keys and values of one layer and returns the full ones. */

@@ -50,6 +50,22 @@ public final class Fixtures {
         }
     }
 
+    /** @return the parsed lines of prefs.jsonl */
+    public static java.util.List<JsonNode> prefs() {
+        try {
+            ObjectMapper json = new ObjectMapper();
+            java.util.List<JsonNode> out = new java.util.ArrayList<>();
+            for (String line : Files.readAllLines(root().resolve("prefs.jsonl"))) {
+                if (!line.isBlank()) {
+                    out.add(json.readTree(line));
+                }
+            }
+            return out;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /**
      * Reads every tensor of a model's reference.safetensors.
      *

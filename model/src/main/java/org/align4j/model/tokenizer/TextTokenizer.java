@@ -1,0 +1,213 @@
+package org.align4j.model.tokenizer;
+
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.align4j.model.io.CheckpointException;
+
+/**
+ * The tokenizer of an HF model folder: {@code tokenizer.json} through DJL's HF tokenizers, plus the
+ * special tokens and chat template of {@code tokenizer_config.json}. Encoding never adds special
+ * tokens and never truncates: align4j's encoders place eos and truncate themselves.
+ */
+public final class TextTokenizer implements AutoCloseable {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final HuggingFaceTokenizer tokenizer;
+    private final Path dir;
+    private final int bosId;
+    private final List<Integer> eosIds;
+    private final int padId;
+    private final String chatTemplate;
+    private final String bosToken;
+    private final String eosToken;
+
+    private TextTokenizer(HuggingFaceTokenizer tokenizer, Path dir, int bosId, List<Integer> eosIds, int padId,
+            String chatTemplate, String bosToken, String eosToken) {
+        this.tokenizer = tokenizer;
+        this.dir = dir;
+        this.bosId = bosId;
+        this.eosIds = List.copyOf(eosIds);
+        this.padId = padId;
+        this.chatTemplate = chatTemplate;
+        this.bosToken = bosToken;
+        this.eosToken = eosToken;
+    }
+
+    /**
+     * Loads the tokenizer of a model folder.
+     *
+     * @param dir a folder with {@code tokenizer.json} (and usually {@code tokenizer_config.json})
+     * @return the tokenizer
+     * @throws CheckpointException naming the missing or broken file
+     */
+    public static TextTokenizer load(Path dir) {
+        Path file = dir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(file)) {
+            throw new CheckpointException(file, "file not found (align4j needs a fast tokenizer's tokenizer.json)");
+        }
+        HuggingFaceTokenizer tk;
+        try {
+            tk = HuggingFaceTokenizer.newInstance(file, Map.of(
+                    "addSpecialTokens", "false", "truncation", "false", "padding", "false",
+                    "maxLength", "1000000000", "modelMaxLength", "1000000000"));
+        } catch (IOException | RuntimeException e) {
+            throw new CheckpointException(file, "cannot load tokenizer: " + e.getMessage(), e);
+        }
+        JsonNode cfg = readJson(dir.resolve("tokenizer_config.json"));
+        JsonNode modelCfg = readJson(dir.resolve("config.json"));
+        String bos = tokenString(cfg.get("bos_token"));
+        String eos = tokenString(cfg.get("eos_token"));
+        String pad = tokenString(cfg.get("pad_token"));
+        int bosId = idOf(tk, bos, modelCfg.path("bos_token_id").asInt(-1));
+        List<Integer> eosIds = new ArrayList<>();
+        int eosFromTokenizer = idOf(tk, eos, -1);
+        if (eosFromTokenizer >= 0) {
+            eosIds.add(eosFromTokenizer);
+        }
+        JsonNode modelEos = modelCfg.get("eos_token_id");
+        if (modelEos != null) {
+            for (JsonNode e : modelEos.isArray() ? modelEos : JSON.createArrayNode().add(modelEos)) {
+                if (e.isInt() && !eosIds.contains(e.asInt())) {
+                    eosIds.add(e.asInt());
+                }
+            }
+        }
+        int padId = idOf(tk, pad, modelCfg.path("pad_token_id").asInt(-1));
+        if (padId < 0) {
+            padId = eosIds.isEmpty() ? 0 : eosIds.get(0); // HF's usual fallback: pad with eos
+        }
+        String template = chatTemplate(dir, cfg);
+        return new TextTokenizer(tk, dir, bosId, eosIds, padId, template, bos, eos);
+    }
+
+    private static JsonNode readJson(Path file) {
+        if (!Files.isRegularFile(file)) {
+            return JSON.createObjectNode();
+        }
+        try {
+            JsonNode n = JSON.readTree(Files.readString(file));
+            return n == null ? JSON.createObjectNode() : n;
+        } catch (IOException e) {
+            throw new CheckpointException(file, "not valid JSON: " + e.getMessage(), e);
+        }
+    }
+
+    /** Special tokens are a string or an AddedToken object {content: ...}. */
+    private static String tokenString(JsonNode n) {
+        if (n == null || n.isNull()) {
+            return null;
+        }
+        return n.isTextual() ? n.asText() : n.path("content").asText(null);
+    }
+
+    private static int idOf(HuggingFaceTokenizer tk, String token, int fallback) {
+        if (token == null) {
+            return fallback;
+        }
+        long[] ids = tk.encode(token, false, false).getIds();
+        return ids.length == 1 ? (int) ids[0] : fallback;
+    }
+
+    private static String chatTemplate(Path dir, JsonNode cfg) {
+        Path jinja = dir.resolve("chat_template.jinja");
+        if (Files.isRegularFile(jinja)) {
+            try {
+                return Files.readString(jinja);
+            } catch (IOException e) {
+                throw new CheckpointException(jinja, "cannot read: " + e.getMessage(), e);
+            }
+        }
+        JsonNode t = cfg.get("chat_template");
+        if (t == null || t.isNull()) {
+            return null;
+        }
+        if (t.isArray()) { // named templates: take "default"
+            for (JsonNode named : t) {
+                if ("default".equals(named.path("name").asText())) {
+                    return named.path("template").asText();
+                }
+            }
+            return t.size() > 0 ? t.get(0).path("template").asText() : null;
+        }
+        return t.asText();
+    }
+
+    /**
+     * @param text any text
+     * @return its token ids, no special tokens added
+     */
+    public int[] encode(String text) {
+        long[] ids = tokenizer.encode(text, false, false).getIds();
+        int[] out = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            out[i] = (int) ids[i];
+        }
+        return out;
+    }
+
+    /**
+     * @param ids token ids
+     * @param skipSpecial drop special tokens
+     * @return the text
+     */
+    public String decode(int[] ids, boolean skipSpecial) {
+        long[] l = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            l[i] = ids[i];
+        }
+        return tokenizer.decode(l, skipSpecial);
+    }
+
+    /** @return the folder it was loaded from */
+    public Path dir() {
+        return dir;
+    }
+
+    /** @return the bos id or -1 */
+    public int bosId() {
+        return bosId;
+    }
+
+    /** @return the first eos id (what align4j appends after a completion), or -1 */
+    public int eosId() {
+        return eosIds.isEmpty() ? -1 : eosIds.get(0);
+    }
+
+    /** @return every id that ends generation */
+    public List<Integer> eosIds() {
+        return eosIds;
+    }
+
+    /** @return the padding id (eos when the tokenizer names no pad token) */
+    public int padId() {
+        return padId;
+    }
+
+    /** @return the Jinja chat template, if the model has one */
+    public Optional<String> chatTemplate() {
+        return Optional.ofNullable(chatTemplate);
+    }
+
+    /** @return the bos token text, or null */
+    public String bosToken() {
+        return bosToken;
+    }
+
+    /** @return the eos token text, or null */
+    public String eosToken() {
+        return eosToken;
+    }
+
+    @Override
+    public void close() {
+        tokenizer.close();
+    }
+}

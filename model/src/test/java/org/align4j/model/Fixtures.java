@@ -17,17 +17,28 @@ import org.align4j.model.io.SafetensorsFile;
 public final class Fixtures {
     private Fixtures() {}
 
-    /** @return the {@code hf-tiny} folder */
+    /**
+     * The {@code hf-tiny} folder on disk: the test-classes copy when it is a folder, otherwise (other
+     * modules see it inside the model test-jar) the source copy found from the working directory.
+     *
+     * @return the folder
+     */
     public static Path root() {
-        try {
-            var url = Fixtures.class.getResource("/hf-tiny/REFERENCE.md");
-            if (url == null) {
-                throw new IllegalStateException("hf-tiny fixtures are not on the test classpath");
+        var url = Fixtures.class.getResource("/hf-tiny/REFERENCE.md");
+        if (url != null && "file".equals(url.getProtocol())) {
+            try {
+                return Path.of(url.toURI()).getParent();
+            } catch (URISyntaxException e) {
+                throw new IllegalStateException(e);
             }
-            return Path.of(url.toURI()).getParent();
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
         }
+        for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
+            Path candidate = dir.resolve("model/src/test/resources/hf-tiny");
+            if (Files.isRegularFile(candidate.resolve("REFERENCE.md"))) {
+                return candidate;
+            }
+        }
+        throw new IllegalStateException("hf-tiny fixtures not found from " + Path.of("").toAbsolutePath());
     }
 
     /**

@@ -1,2 +1,0 @@
-/** align4j trainer module. */
-package org.align4j.trainer;

@@ -1,0 +1,40 @@
+package org.align4j.losses;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The per-batch metrics TRL's DPOTrainer logs, under its names: {@code rewards/chosen}, {@code
+ * rewards/rejected}, {@code rewards/margins}, {@code rewards/accuracies}, {@code logps/chosen}, {@code
+ * logps/rejected} (batch means).
+ */
+public final class RewardMetrics {
+    private RewardMetrics() {}
+
+    /**
+     * Reads the metrics (one host transfer per metric; call it once per logging interval).
+     *
+     * @param out the objective's output
+     * @param policyChosen [B] policy log-probs of the chosen responses (as fed to the loss)
+     * @param policyRejected [B] policy log-probs of the rejected responses
+     * @return metric name → value, in TRL's order
+     */
+    public static Map<String, Double> of(PreferenceLoss.Output out, NDArray policyChosen, NDArray policyRejected) {
+        Map<String, Double> m = new LinkedHashMap<>();
+        NDArray c = out.chosenRewards();
+        NDArray r = out.rejectedRewards();
+        m.put("rewards/chosen", mean(c));
+        m.put("rewards/rejected", mean(r));
+        m.put("rewards/margins", mean(c.sub(r)));
+        m.put("rewards/accuracies", mean(c.gt(r).toType(DataType.FLOAT32, false)));
+        m.put("logps/chosen", mean(policyChosen.stopGradient()));
+        m.put("logps/rejected", mean(policyRejected.stopGradient()));
+        return m;
+    }
+
+    private static double mean(NDArray a) {
+        return a.toType(DataType.FLOAT64, false).mean().getDouble();
+    }
+}

@@ -1,0 +1,92 @@
+package org.align4j.data;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * One preference pair as parsed, before templating: either plain text (prompt, chosen, rejected
+ * strings) or a conversation (prompt messages, and the chosen and rejected assistant turns).
+ *
+ * @param prompt the prompt text (plain pairs), or null
+ * @param chosen the preferred response text (plain pairs), or null
+ * @param rejected the other response text (plain pairs), or null
+ * @param promptMessages the conversation so far (conversational pairs), or null
+ * @param chosenMessages the preferred assistant turn(s) (conversational pairs), or null
+ * @param rejectedMessages the other assistant turn(s) (conversational pairs), or null
+ * @param preference P(chosen ≻ rejected) in [0, 1] when the data gives one, else null
+ * @param file where it came from
+ * @param line its line, element or row (1-based)
+ */
+public record PreferenceExample(
+        String prompt,
+        String chosen,
+        String rejected,
+        List<Message> promptMessages,
+        List<Message> chosenMessages,
+        List<Message> rejectedMessages,
+        Double preference,
+        Path file,
+        long line) {
+
+    /** @return whether this pair is a conversation (rendered through the chat template) */
+    public boolean conversational() {
+        return promptMessages != null;
+    }
+
+    /**
+     * A plain-text pair.
+     *
+     * @param prompt prompt
+     * @param chosen preferred response
+     * @param rejected other response
+     * @param preference p or null
+     * @param file source file
+     * @param line source line
+     * @return the pair
+     */
+    public static PreferenceExample text(String prompt, String chosen, String rejected, Double preference, Path file, long line) {
+        return new PreferenceExample(prompt, chosen, rejected, null, null, null, preference, file, line);
+    }
+
+    /**
+     * A conversational pair.
+     *
+     * @param prompt the conversation so far
+     * @param chosen preferred assistant turn(s)
+     * @param rejected other assistant turn(s)
+     * @param preference p or null
+     * @param file source file
+     * @param line source line
+     * @return the pair
+     */
+    public static PreferenceExample conversation(List<Message> prompt, List<Message> chosen, List<Message> rejected, Double preference,
+            Path file, long line) {
+        return new PreferenceExample(null, null, null, List.copyOf(prompt), List.copyOf(chosen), List.copyOf(rejected), preference, file, line);
+    }
+
+    /** @return the prompt as displayed (text, or the messages' contents joined) */
+    public String promptText() {
+        return prompt != null ? prompt : join(promptMessages);
+    }
+
+    /** @return the chosen response as displayed */
+    public String chosenText() {
+        return chosen != null ? chosen : join(chosenMessages);
+    }
+
+    /** @return the rejected response as displayed */
+    public String rejectedText() {
+        return rejected != null ? rejected : join(rejectedMessages);
+    }
+
+    private static String join(List<Message> messages) {
+        StringBuilder sb = new StringBuilder();
+        for (Message m : messages) {
+            if (sb.length() > 0) {
+                sb.append('\n');
+            }
+            sb.append(m.role()).append(": ").append(m.content());
+        }
+        return sb.toString();
+    }
+}

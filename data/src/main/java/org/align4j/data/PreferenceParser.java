@@ -1,0 +1,251 @@
+package org.align4j.data;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.ArrayList;
+import java.util.List;
+import org.align4j.data.io.RawRecord;
+
+/**
+ * Turns raw records into {@link PreferenceExample}s, detecting the format per record (or using a
+ * forced one) and rejecting bad records with a {@link DataException} that names file, line and field.
+ *
+ * <p>Preference probability, when present: {@code preference} or {@code p} (a number in [0, 1]), or
+ * {@code score_chosen} and {@code score_rejected} (UltraFeedback-style scores), turned into p = σ(s_c −
+ * s_r).
+ */
+public final class PreferenceParser {
+    /** HH-RLHF's turn marker that ends the shared prompt. */
+    public static final String ASSISTANT_MARKER = "\n\nAssistant:";
+
+    private final DataFormat format;
+
+    /** @param format the format to expect, or AUTO */
+    public PreferenceParser(DataFormat format) {
+        this.format = format;
+    }
+
+    /**
+     * @param r a raw record
+     * @return the parsed pair
+     * @throws DataException naming file, line and field
+     */
+    public PreferenceExample parse(RawRecord r) {
+        JsonNode v = r.value();
+        if (v == null || !v.isObject()) {
+            throw error(r, null, "expected a JSON object, got " + kind(v));
+        }
+        DataFormat f = format == DataFormat.AUTO ? detect(r) : format;
+        Double p = preference(r);
+        switch (f) {
+            case STANDARD:
+                return standard(r, p);
+            case CONVERSATIONAL:
+                return conversational(r, p);
+            case IMPLICIT_PROMPT:
+                return v.path("chosen").isArray() ? implicitConversation(r, p) : implicitText(r, p);
+            default:
+                throw new IllegalStateException(f.name());
+        }
+    }
+
+    private DataFormat detect(RawRecord r) {
+        JsonNode v = r.value();
+        if (!v.has("chosen")) {
+            throw error(r, "chosen", "missing");
+        }
+        if (!v.has("rejected")) {
+            throw error(r, "rejected", "missing");
+        }
+        JsonNode prompt = v.get("prompt");
+        if (prompt == null || prompt.isNull()) {
+            return DataFormat.IMPLICIT_PROMPT;
+        }
+        if (prompt.isArray()) {
+            return DataFormat.CONVERSATIONAL;
+        }
+        // UltraFeedback-binarized: a prompt string plus whole conversations as chosen/rejected
+        if (v.get("chosen").isArray() && v.get("rejected").isArray()) {
+            return DataFormat.IMPLICIT_PROMPT;
+        }
+        return DataFormat.STANDARD;
+    }
+
+    private PreferenceExample standard(RawRecord r, Double p) {
+        String prompt = text(r, "prompt");
+        String chosen = text(r, "chosen");
+        String rejected = text(r, "rejected");
+        if (chosen.equals(rejected)) {
+            throw error(r, "rejected", "identical to chosen; a pair must differ");
+        }
+        return PreferenceExample.text(prompt, chosen, rejected, p, r.file(), r.line());
+    }
+
+    private PreferenceExample conversational(RawRecord r, Double p) {
+        List<Message> prompt = messages(r, "prompt");
+        List<Message> chosen = messages(r, "chosen");
+        List<Message> rejected = messages(r, "rejected");
+        assistantOnly(r, "chosen", chosen);
+        assistantOnly(r, "rejected", rejected);
+        if (chosen.equals(rejected)) {
+            throw error(r, "rejected", "identical to chosen; a pair must differ");
+        }
+        return PreferenceExample.conversation(prompt, chosen, rejected, p, r.file(), r.line());
+    }
+
+    private PreferenceExample implicitText(RawRecord r, Double p) {
+        String chosen = text(r, "chosen");
+        String rejected = text(r, "rejected");
+        if (chosen.equals(rejected)) {
+            throw error(r, "rejected", "identical to chosen; a pair must differ");
+        }
+        int common = 0;
+        int max = Math.min(chosen.length(), rejected.length());
+        while (common < max && chosen.charAt(common) == rejected.charAt(common)) {
+            common++;
+        }
+        int cut = chosen.lastIndexOf(ASSISTANT_MARKER, common - ASSISTANT_MARKER.length());
+        if (cut < 0) {
+            throw error(r, "chosen", "no shared prompt: chosen and rejected share no text ending in \"\\n\\nAssistant:\"");
+        }
+        int end = cut + ASSISTANT_MARKER.length();
+        String chosenTail = chosen.substring(end);
+        String rejectedTail = rejected.substring(end);
+        if (chosenTail.isBlank()) {
+            throw error(r, "chosen", "empty response after the shared prompt");
+        }
+        if (rejectedTail.isBlank()) {
+            throw error(r, "rejected", "empty response after the shared prompt");
+        }
+        return PreferenceExample.text(chosen.substring(0, end), chosenTail, rejectedTail, p, r.file(), r.line());
+    }
+
+    private PreferenceExample implicitConversation(RawRecord r, Double p) {
+        List<Message> chosen = messages(r, "chosen");
+        List<Message> rejected = messages(r, "rejected");
+        int common = 0;
+        while (common < Math.min(chosen.size(), rejected.size()) && chosen.get(common).equals(rejected.get(common))) {
+            common++;
+        }
+        // the prompt ends before the first assistant turn where the two differ
+        while (common > 0 && "assistant".equals(chosen.get(common - 1).role())) {
+            common--;
+        }
+        if (common == 0) {
+            throw error(r, "chosen", "no shared prompt: chosen and rejected share no leading non-assistant messages");
+        }
+        List<Message> prompt = chosen.subList(0, common);
+        List<Message> c = chosen.subList(common, chosen.size());
+        List<Message> j = rejected.subList(common, rejected.size());
+        if (c.isEmpty()) {
+            throw error(r, "chosen", "no response after the shared prompt");
+        }
+        if (j.isEmpty()) {
+            throw error(r, "rejected", "no response after the shared prompt");
+        }
+        assistantOnly(r, "chosen", c);
+        assistantOnly(r, "rejected", j);
+        if (c.equals(j)) {
+            throw error(r, "rejected", "identical to chosen; a pair must differ");
+        }
+        return PreferenceExample.conversation(prompt, c, j, p, r.file(), r.line());
+    }
+
+    private Double preference(RawRecord r) {
+        JsonNode v = r.value();
+        for (String key : new String[] {"preference", "p"}) {
+            JsonNode n = v.get(key);
+            if (n != null && !n.isNull()) {
+                if (!n.isNumber()) {
+                    throw error(r, key, "expected a number in [0, 1], got " + kind(n));
+                }
+                double p = n.asDouble();
+                if (!(p >= 0 && p <= 1)) {
+                    throw error(r, key, "expected a number in [0, 1], got " + p);
+                }
+                return p;
+            }
+        }
+        JsonNode sc = v.get("score_chosen");
+        JsonNode sr = v.get("score_rejected");
+        if ((sc == null || sc.isNull()) != (sr == null || sr.isNull())) {
+            throw error(r, sc == null || sc.isNull() ? "score_chosen" : "score_rejected", "missing while the other score is given");
+        }
+        if (sc != null && !sc.isNull()) {
+            if (!sc.isNumber()) {
+                throw error(r, "score_chosen", "expected a number, got " + kind(sc));
+            }
+            if (!sr.isNumber()) {
+                throw error(r, "score_rejected", "expected a number, got " + kind(sr));
+            }
+            return 1 / (1 + Math.exp(-(sc.asDouble() - sr.asDouble())));
+        }
+        return null;
+    }
+
+    private static String text(RawRecord r, String field) {
+        JsonNode n = r.value().get(field);
+        if (n == null || n.isNull()) {
+            throw error(r, field, "missing");
+        }
+        if (!n.isTextual()) {
+            throw error(r, field, "expected a string, got " + kind(n));
+        }
+        if (n.asText().isEmpty()) {
+            throw error(r, field, "empty");
+        }
+        return n.asText();
+    }
+
+    private static List<Message> messages(RawRecord r, String field) {
+        JsonNode n = r.value().get(field);
+        if (n == null || n.isNull()) {
+            throw error(r, field, "missing");
+        }
+        if (!n.isArray()) {
+            throw error(r, field, "expected a list of {role, content} messages, got " + kind(n));
+        }
+        if (n.isEmpty()) {
+            throw error(r, field, "empty");
+        }
+        List<Message> out = new ArrayList<>();
+        for (int i = 0; i < n.size(); i++) {
+            JsonNode m = n.get(i);
+            String where = field + "[" + i + "]";
+            if (!m.isObject()) {
+                throw error(r, where, "expected a {role, content} object, got " + kind(m));
+            }
+            JsonNode role = m.get("role");
+            JsonNode content = m.get("content");
+            if (role == null || !role.isTextual() || role.asText().isEmpty()) {
+                throw error(r, where + ".role", "missing or not a string");
+            }
+            if (content == null || !content.isTextual()) {
+                throw error(r, where + ".content", "missing or not a string");
+            }
+            out.add(new Message(role.asText(), content.asText()));
+        }
+        return out;
+    }
+
+    private static void assistantOnly(RawRecord r, String field, List<Message> messages) {
+        for (int i = 0; i < messages.size(); i++) {
+            if (!"assistant".equals(messages.get(i).role())) {
+                throw error(r, field + "[" + i + "].role", "a response must be assistant messages, got '" + messages.get(i).role() + "'");
+            }
+            if (messages.get(i).content().isEmpty()) {
+                throw error(r, field + "[" + i + "].content", "empty");
+            }
+        }
+    }
+
+    private static String kind(JsonNode n) {
+        if (n == null || n.isNull()) {
+            return "null";
+        }
+        return n.getNodeType().name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    static DataException error(RawRecord r, String field, String message) {
+        return new DataException(r.file(), r.line(), field, message);
+    }
+}

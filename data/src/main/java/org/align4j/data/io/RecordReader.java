@@ -1,0 +1,167 @@
+package org.align4j.data.io;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+import java.util.zip.GZIPInputStream;
+import org.align4j.data.DataException;
+
+/**
+ * Reads records from JSONL ({@code .jsonl}, {@code .jsonl.gz}), JSON arrays ({@code .json}, {@code
+ * .json.gz}) and Parquet ({@code .parquet}) files, or from every such file in a folder (shards, in name
+ * order). A line that is not JSON is passed on as a {@link Malformed} record so the caller decides
+ * whether to stop or skip.
+ */
+public final class RecordReader {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /**
+     * A line that could not be parsed.
+     *
+     * @param file the file
+     * @param line the line
+     * @param message the parser's complaint
+     */
+    public record Malformed(Path file, long line, String message) {}
+
+    private RecordReader() {}
+
+    /**
+     * @param path a file, or a folder of data files
+     * @return the data files it names, in order
+     */
+    public static List<Path> files(Path path) {
+        if (Files.isRegularFile(path)) {
+            return List.of(path);
+        }
+        if (!Files.isDirectory(path)) {
+            throw new DataException(path, 0, null, "no such file or folder");
+        }
+        try (Stream<Path> s = Files.list(path)) {
+            List<Path> files = s.filter(p -> Files.isRegularFile(p) && isDataFile(p)).sorted().toList();
+            if (files.isEmpty()) {
+                throw new DataException(path, 0, null, "folder holds no .jsonl, .json or .parquet files (optionally .gz)");
+            }
+            return files;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static boolean isDataFile(Path p) {
+        String n = p.getFileName().toString().toLowerCase(Locale.ROOT);
+        return n.endsWith(".jsonl") || n.endsWith(".jsonl.gz") || n.endsWith(".json") || n.endsWith(".json.gz")
+                || n.endsWith(".parquet");
+    }
+
+    /**
+     * Reads every record of a file or folder.
+     *
+     * @param path file or folder
+     * @param onRecord receives each parsed record
+     * @param onMalformed receives each line that is not JSON
+     */
+    public static void read(Path path, Consumer<RawRecord> onRecord, Consumer<Malformed> onMalformed) {
+        for (Path f : files(path)) {
+            readFile(f, onRecord, onMalformed);
+        }
+    }
+
+    private static void readFile(Path f, Consumer<RawRecord> onRecord, Consumer<Malformed> onMalformed) {
+        String n = f.getFileName().toString().toLowerCase(Locale.ROOT);
+        try {
+            if (n.endsWith(".parquet")) {
+                ParquetRecords.read(f, onRecord);
+            } else if (n.endsWith(".json") || n.endsWith(".json.gz")) {
+                readJsonArray(f, onRecord);
+            } else {
+                readJsonLines(f, onRecord, onMalformed);
+            }
+        } catch (NoSuchFileException e) {
+            throw new DataException(f, 0, null, "file not found");
+        } catch (IOException e) {
+            throw new DataException(f, 0, null, "cannot read: " + e.getMessage());
+        }
+    }
+
+    private static InputStream open(Path f) throws IOException {
+        InputStream in = Files.newInputStream(f);
+        return f.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".gz") ? new GZIPInputStream(in, 1 << 16) : in;
+    }
+
+    private static void readJsonLines(Path f, Consumer<RawRecord> onRecord, Consumer<Malformed> onMalformed) throws IOException {
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(open(f), StandardCharsets.UTF_8), 1 << 16)) {
+            String line;
+            long no = 0;
+            while ((line = r.readLine()) != null) {
+                no++;
+                if (line.isBlank()) {
+                    continue;
+                }
+                try {
+                    onRecord.accept(new RawRecord(JSON.readTree(line), f, no));
+                } catch (JsonProcessingException e) {
+                    onMalformed.accept(new Malformed(f, no, "not valid JSON: " + e.getOriginalMessage()));
+                }
+            }
+        }
+    }
+
+    private static void readJsonArray(Path f, Consumer<RawRecord> onRecord) throws IOException {
+        try (InputStream in = open(f); JsonParser p = JSON.getFactory().createParser(in)) {
+            if (p.nextToken() != JsonToken.START_ARRAY) {
+                throw new DataException(f, 0, null, "a .json file must hold one JSON array of records (use .jsonl for one record per line)");
+            }
+            long element = 0;
+            while (p.nextToken() != JsonToken.END_ARRAY) {
+                element++;
+                JsonNode node;
+                try {
+                    node = JSON.readTree(p);
+                } catch (JsonProcessingException e) {
+                    throw new DataException(f, element, null, "not valid JSON: " + e.getOriginalMessage());
+                }
+                onRecord.accept(new RawRecord(node, f, element));
+            }
+        } catch (JsonProcessingException e) {
+            throw new DataException(f, 0, null, "not valid JSON: " + e.getOriginalMessage());
+        }
+    }
+
+    /**
+     * Reads every record into memory.
+     *
+     * @param path file or folder
+     * @return the records and the malformed lines
+     */
+    public static Result readAll(Path path) {
+        List<RawRecord> records = new ArrayList<>();
+        List<Malformed> malformed = new ArrayList<>();
+        read(path, records::add, malformed::add);
+        return new Result(records, malformed);
+    }
+
+    /**
+     * Everything a path holds.
+     *
+     * @param records parsed records
+     * @param malformed lines that are not JSON
+     */
+    public record Result(List<RawRecord> records, List<Malformed> malformed) {}
+}

@@ -1,2 +1,2 @@
-/** align4j evaluation module. */
+/** Held-out preference metrics and scoring of preference pairs under a model. */
 package org.align4j.evaluation;

@@ -117,7 +117,7 @@ public final class RecordReader {
                 try {
                     onRecord.accept(new RawRecord(JSON.readTree(line), f, no));
                 } catch (JsonProcessingException e) {
-                    onMalformed.accept(new Malformed(f, no, "not valid JSON: " + e.getOriginalMessage()));
+                    onMalformed.accept(new Malformed(f, no, "not valid JSON: " + brief(e)));
                 }
             }
         }
@@ -135,13 +135,23 @@ public final class RecordReader {
                 try {
                     node = JSON.readTree(p);
                 } catch (JsonProcessingException e) {
-                    throw new DataException(f, element, null, "not valid JSON: " + e.getOriginalMessage());
+                    throw new DataException(f, element, null, "not valid JSON: " + brief(e));
                 }
                 onRecord.accept(new RawRecord(node, f, element));
             }
         } catch (JsonProcessingException e) {
-            throw new DataException(f, 0, null, "not valid JSON: " + e.getOriginalMessage());
+            throw new DataException(f, 0, null, "not valid JSON: " + brief(e));
         }
+    }
+
+    /** Jackson's message without its source-location tail. */
+    private static String brief(JsonProcessingException e) {
+        String m = String.valueOf(e.getOriginalMessage());
+        int cut = m.indexOf(" (start marker at");
+        if (cut < 0) {
+            cut = m.indexOf(" at [Source");
+        }
+        return (cut < 0 ? m : m.substring(0, cut)).replace('\n', ' ');
     }
 
     /**

@@ -15,6 +15,7 @@ import picocli.CommandLine.Command;
         subcommands = {
             QuickstartCommand.class,
             LogprobsCommand.class,
+            DataCommand.class,
             GenerateCommand.class,
             CommandLine.HelpCommand.class
         })
@@ -37,7 +38,8 @@ public final class Align4j implements Runnable {
         CommandLine cl = new CommandLine(new Align4j());
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             PrintWriter err = cmd.getErr();
-            if (ex instanceof ConfigException || ex instanceof CheckpointException || ex instanceof IllegalArgumentException
+            if (ex instanceof ConfigException || ex instanceof CheckpointException || ex instanceof org.align4j.data.DataException
+                    || ex instanceof IllegalArgumentException
                     || ex instanceof IllegalStateException) {
                 err.println("error: " + ex.getMessage());
                 err.flush();

@@ -3,29 +3,49 @@ package org.align4j.trainer.cli;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.LogProbs;
+import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.tokenizer.TextTokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** Scores a completion given a prompt: Σ and mean log p(completion ∣ prompt). */
+/** Scores completions: one prompt/completion, or every pair of a preference dataset. */
 @Command(name = "logprobs", mixinStandardHelpOptions = true,
-        description = "Log-probability of a completion after a prompt (the completion is scored as its tokens plus one eos).")
+        description = {"Log-probability of a completion after a prompt (the completion is scored as its tokens plus one eos),",
+            "or, with --data, of the chosen and rejected completions of every pair (one JSON line per pair)."})
 final class LogprobsCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = "--prompt", required = true, description = "Prompt text (encoded as is, no special tokens)")
+    @Option(names = "--prompt", description = "Prompt text (encoded as is, no special tokens)")
     String prompt;
 
-    @Option(names = "--completion", required = true, description = "Completion text to score")
+    @Option(names = "--completion", description = "Completion text to score")
     String completion;
+
+    @Option(names = "--data", paramLabel = "PATH", description = "Score every pair of this dataset (file or folder)")
+    Path data;
+
+    @Option(names = "--output", paramLabel = "FILE", description = "With --data: write the JSON lines here (default: stdout)")
+    Path output;
+
+    @Option(names = "--batch-size", defaultValue = "8", description = "With --data: pairs per forward pass (default: ${DEFAULT-VALUE})")
+    int batchSize;
+
+    @Mixin
+    DataOptions dataOptions;
 
     @Option(names = "--no-eos", description = "Do not append eos to the completion")
     boolean noEos;
@@ -37,7 +57,16 @@ final class LogprobsCommand implements Callable<Integer> {
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
-    public Integer call() {
+    public Integer call() throws IOException {
+        if (data != null) {
+            if (prompt != null || completion != null) {
+                throw new IllegalArgumentException("--data: give either --data or --prompt with --completion, not both");
+            }
+            return scoreDataset();
+        }
+        if (prompt == null || completion == null) {
+            throw new IllegalArgumentException("--prompt and --completion: both are needed (or --data PATH)");
+        }
         try (TextTokenizer tk = modelOptions.loadTokenizer();
                 CausalLm lm = modelOptions.loadModel();
                 NDManager m = lm.manager().newSubManager()) {
@@ -74,6 +103,37 @@ final class LogprobsCommand implements Callable<Integer> {
                 w.printf("logps %.6f  mean %.6f  over %d tokens%n", out.get("logps"), out.get("logps_mean"), out.get("tokens"));
             }
             w.flush();
+        }
+        return 0;
+    }
+
+    private int scoreDataset() throws IOException {
+        try (TextTokenizer tk = modelOptions.loadTokenizer();
+                CausalLm lm = modelOptions.loadModel()) {
+            DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+            List<PairScorer.PairScore> scores = PairScorer.score(lm, enc.pairs(), batchSize, tk.padId());
+            StringBuilder lines = new StringBuilder();
+            for (PairScorer.PairScore s : scores) {
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("chosen_logps", s.chosenLogps());
+                o.put("rejected_logps", s.rejectedLogps());
+                o.put("chosen_logps_mean", s.chosenLogpsMean());
+                o.put("rejected_logps_mean", s.rejectedLogpsMean());
+                o.put("chosen_tokens", s.chosenTokens());
+                o.put("rejected_tokens", s.rejectedTokens());
+                lines.append(Json.write(o)).append('\n');
+            }
+            if (output != null) {
+                AtomicDirectory.writeFile(output, lines.toString().getBytes(StandardCharsets.UTF_8));
+            } else {
+                PrintWriter w = spec.commandLine().getOut();
+                w.print(lines);
+                w.flush();
+            }
+            if (enc.dropped() > 0) {
+                spec.commandLine().getErr().println("note: " + enc.dropped() + " pair(s) dropped by truncation were not scored");
+                spec.commandLine().getErr().flush();
+            }
         }
         return 0;
     }

@@ -123,11 +123,60 @@ class CliTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"logprobs", "generate", "quickstart"})
+    @ValueSource(strings = {"logprobs", "generate", "quickstart", "data"})
     void everyCommandHasHelp(String command) {
         Result r = run(command, "--help");
         assertThat(r.code()).isZero();
         assertThat(r.out()).contains("Usage:").contains(command);
+    }
+
+    @Test
+    void logprobsOverADatasetReproducesTheFixtureForEveryRow(@TempDir Path tmp) throws Exception {
+        Path four = tmp.resolve("four.jsonl");
+        Files.write(four, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
+        Path out = tmp.resolve("scores.jsonl");
+        Result r = run("logprobs", "--model", Fixtures.model("llama-tiny").toString(), "--data", four.toString(), "--output", out.toString(),
+                "--batch-size", "3");
+        assertThat(r.code()).as(r.err()).isZero();
+        var lines = Files.readAllLines(out);
+        assertThat(lines).hasSize(4);
+        float[] sum = referenceVector("llama-tiny", "policy_logps");
+        float[] mean = referenceVector("llama-tiny", "policy_logps_mean");
+        float[] tokens = referenceVector("llama-tiny", "completion_tokens");
+        for (int i = 0; i < 4; i++) {
+            JsonNode s = JSON.readTree(lines.get(i));
+            assertThat(s.get("chosen_logps").asDouble()).isCloseTo(sum[i], org.assertj.core.data.Percentage.withPercentage(0.01));
+            assertThat(s.get("rejected_logps").asDouble()).isCloseTo(sum[4 + i], org.assertj.core.data.Percentage.withPercentage(0.01));
+            assertThat(s.get("chosen_logps_mean").asDouble()).isCloseTo(mean[i], org.assertj.core.data.Percentage.withPercentage(0.01));
+            assertThat(s.get("rejected_logps_mean").asDouble()).isCloseTo(mean[4 + i], org.assertj.core.data.Percentage.withPercentage(0.01));
+            assertThat(s.get("chosen_tokens").asInt()).isEqualTo((int) tokens[i]);
+            assertThat(s.get("rejected_tokens").asInt()).isEqualTo((int) tokens[4 + i]);
+        }
+    }
+
+    @Test
+    void dataInspectJsonCountsAndShowsParsedPairs(@TempDir Path tmp) throws Exception {
+        Path f = tmp.resolve("mixed.jsonl");
+        Files.writeString(f, String.join("\n",
+                "{\"prompt\": \"2+2=\", \"chosen\": \" 4\", \"rejected\": \" 5\"}",
+                "{\"prompt\": \"broken\"",
+                "{\"prompt\": \"A long prompt that will not fit at all in eight tokens\", \"chosen\": \" yes\", \"rejected\": \" no\"}") + "\n");
+        Result strict = run("data", "inspect", "--data", f.toString(), "--model", Fixtures.model("gpt2-tiny").toString());
+        assertThat(strict.code()).isEqualTo(2);
+        assertThat(strict.err()).contains("mixed.jsonl:2");
+        Result r = run("data", "inspect", "--data", f.toString(), "--model", Fixtures.model("gpt2-tiny").toString(), "--skip-invalid",
+                "--max-length", "8", "--show", "1", "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        JsonNode o = JSON.readTree(r.out());
+        assertThat(o.get("pairs").asInt()).isEqualTo(1);
+        assertThat(o.get("invalid").asInt()).isEqualTo(1);
+        assertThat(o.get("dropped").asInt()).isEqualTo(1);
+        assertThat(o.get("examples").get(0).get("prompt").asText()).isEqualTo("2+2=");
+        assertThat(o.get("examples").get(0).get("rejected").asText()).isEqualTo(" 5");
+        Result text = run("data", "inspect", "--data", Fixtures.root().resolve("prefs.jsonl").toString(), "--model",
+                Fixtures.model("gpt2-tiny").toString(), "--show", "2");
+        assertThat(text.code()).isZero();
+        assertThat(text.out()).contains("p50").contains("prompt:   How do I reset my password?");
     }
 
     @Test

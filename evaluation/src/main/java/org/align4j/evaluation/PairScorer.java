@@ -1,0 +1,56 @@
+package org.align4j.evaluation;
+
+import ai.djl.ndarray.NDManager;
+import java.util.ArrayList;
+import java.util.List;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.PreferenceBatch;
+import org.align4j.model.CausalLm;
+import org.align4j.model.LogProbs;
+
+/** Scores preference pairs under a model, batched and without gradients. */
+public final class PairScorer {
+    /**
+     * Log-probs of one pair's completions.
+     *
+     * @param chosenLogps Σ log p over the chosen completion tokens
+     * @param rejectedLogps Σ over the rejected ones
+     * @param chosenLogpsMean the chosen sum divided by its token count
+     * @param rejectedLogpsMean the rejected sum divided by its token count
+     * @param chosenTokens chosen completion tokens
+     * @param rejectedTokens rejected completion tokens
+     */
+    public record PairScore(double chosenLogps, double rejectedLogps, double chosenLogpsMean, double rejectedLogpsMean,
+            int chosenTokens, int rejectedTokens) {}
+
+    private PairScorer() {}
+
+    /**
+     * @param lm the model
+     * @param pairs encoded pairs
+     * @param batchSize pairs per forward pass
+     * @param padId padding id
+     * @return one score per pair, in order
+     */
+    public static List<PairScore> score(CausalLm lm, List<EncodedPair> pairs, int batchSize, int padId) {
+        if (batchSize <= 0) {
+            throw new IllegalArgumentException("batchSize: must be > 0, got " + batchSize);
+        }
+        List<PairScore> out = new ArrayList<>(pairs.size());
+        for (int from = 0; from < pairs.size(); from += batchSize) {
+            List<EncodedPair> chunk = pairs.subList(from, Math.min(pairs.size(), from + batchSize));
+            try (NDManager step = lm.manager().newSubManager()) {
+                PreferenceBatch b = PreferenceBatch.of(step, chunk, padId);
+                LogProbs lp = LogProbs.of(lm.logits(b.ids(), b.attentionMask(), false), b.ids(), b.completionMask());
+                float[] sum = lp.sum().toFloatArray();
+                float[] mean = lp.mean().toFloatArray();
+                float[] tokens = lp.tokens().toFloatArray();
+                int n = chunk.size();
+                for (int i = 0; i < n; i++) {
+                    out.add(new PairScore(sum[i], sum[n + i], mean[i], mean[n + i], (int) tokens[i], (int) tokens[n + i]));
+                }
+            }
+        }
+        return out;
+    }
+}

@@ -56,6 +56,37 @@ public record PreferenceBatch(NDArray ids, NDArray attentionMask, NDArray comple
                 anyPreference ? manager.create(pref) : null, b, tokens);
     }
 
+    /**
+     * A batch of B rows of prompt + chosen completion only (SFT: the chosen completion is the target).
+     *
+     * @param manager owner of the arrays
+     * @param examples the examples
+     * @param padId the padding id
+     * @return the batch, with {@code pairs} = B rows and no preference
+     */
+    public static PreferenceBatch completions(NDManager manager, List<EncodedPair> examples, int padId) {
+        int b = examples.size();
+        if (b == 0) {
+            throw new IllegalArgumentException("examples: empty batch");
+        }
+        int t = 0;
+        for (EncodedPair p : examples) {
+            t = Math.max(t, p.prompt().length + p.chosen().length);
+        }
+        long[] ids = new long[b * t];
+        long[] attention = new long[b * t];
+        long[] completion = new long[b * t];
+        java.util.Arrays.fill(ids, padId);
+        long tokens = 0;
+        for (int i = 0; i < b; i++) {
+            EncodedPair p = examples.get(i);
+            fill(ids, attention, completion, i * t, p.prompt(), p.chosen());
+            tokens += p.prompt().length + p.chosen().length;
+        }
+        Shape shape = new Shape(b, t);
+        return new PreferenceBatch(manager.create(ids, shape), manager.create(attention, shape), manager.create(completion, shape), null, b, tokens);
+    }
+
     private static void fill(long[] ids, long[] attention, long[] completion, int offset, int[] prompt, int[] response) {
         for (int j = 0; j < prompt.length; j++) {
             ids[offset + j] = prompt[j];

@@ -18,6 +18,9 @@ import org.align4j.model.tokenizer.TextTokenizer;
  * template already ended the turn with it. Truncation: the prompt is cut to {@code maxPromptLength}
  * (keeping its end or its start), then completions to what {@code maxLength} leaves; a pair whose
  * completion would lose every token is dropped, never trained on.
+ *
+ * <p>An example without a rejected response (an SFT prompt/completion example) encodes with an empty
+ * rejected completion.
  */
 public final class PreferenceEncoder {
     private final TextTokenizer tokenizer;
@@ -65,14 +68,14 @@ public final class PreferenceEncoder {
             String promptText = template.render(toTemplate(e.promptMessages()), true);
             prompt = tokenizer.encode(promptText);
             chosen = completion(e, "chosen", promptText, e.chosenMessages());
-            rejected = completion(e, "rejected", promptText, e.rejectedMessages());
+            rejected = e.rejectedMessages() == null ? new int[0] : completion(e, "rejected", promptText, e.rejectedMessages());
         } else {
             String promptText = options.chatTemplateForText()
                     ? template.render(List.of(new ChatTemplate.Message("user", e.prompt())), true)
                     : e.prompt();
             prompt = tokenizer.encode(promptText);
             chosen = withEos(tokenizer.encode(e.chosen()));
-            rejected = withEos(tokenizer.encode(e.rejected()));
+            rejected = e.rejected() == null ? new int[0] : withEos(tokenizer.encode(e.rejected()));
         }
         if (prompt.length == 0) {
             throw new DataException(e.file(), e.line(), "prompt", "encodes to no tokens");

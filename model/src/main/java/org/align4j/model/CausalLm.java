@@ -8,6 +8,7 @@ import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
@@ -85,6 +86,22 @@ public final class CausalLm implements AutoCloseable {
      * @throws CheckpointException if the weights are missing, broken or do not fit the config
      */
     public static CausalLm load(Path dir, Device device) {
+        return load(dir, device, DataType.FLOAT32);
+    }
+
+    /**
+     * Loads an HF model folder with its weights in a chosen floating-point type: FLOAT16 halves the
+     * memory of a frozen reference model (meant for GPUs; logits are returned as float32 either way).
+     *
+     * @param dir the folder
+     * @param device where the weights live
+     * @param dtype FLOAT32 or FLOAT16
+     * @return the model
+     */
+    public static CausalLm load(Path dir, Device device, DataType dtype) {
+        if (dtype != DataType.FLOAT32 && dtype != DataType.FLOAT16) {
+            throw new IllegalArgumentException("dtype: FLOAT32 or FLOAT16 (DJL 0.36 cannot hold bf16), got " + dtype);
+        }
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
         CausalLmBlock block = newBlock(config);
         NDManager manager = NDManager.newBaseManager(device, "PyTorch");
@@ -101,7 +118,13 @@ public final class CausalLm implements AutoCloseable {
                     throw new CheckpointException(dir, "tensor '" + tensor + "' has shape " + Arrays.toString(info.shape())
                             + " but config.json implies " + want);
                 }
-                e.getValue().setArray(weights.read(tensor, manager));
+                NDArray w = weights.read(tensor, manager);
+                if (dtype != DataType.FLOAT32) {
+                    NDArray cast = w.toType(dtype, false);
+                    w.close();
+                    w = cast;
+                }
+                e.getValue().setArray(w);
             }
             checkUnexpected(dir, weights, block);
         } catch (RuntimeException ex) {
@@ -270,7 +293,8 @@ public final class CausalLm implements AutoCloseable {
      */
     public NDArray logits(NDArray ids, NDArray attentionMask, boolean training) {
         if (block instanceof CausalLmBlock native_) {
-            return native_.forward(store, ids, attentionMask, null, false, training).logits();
+            NDArray logits = native_.forward(store, ids, attentionMask, null, false, training).logits();
+            return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
         }
         try {
             return block.forward(store, new NDList(ids, attentionMask), training).singletonOrThrow();
@@ -321,35 +345,46 @@ public final class CausalLm implements AutoCloseable {
      * @throws IOException on write failure
      */
     public void save(Path dir, Path tokenizerFrom, long maxShardBytes) throws IOException {
+        AtomicDirectory.write(dir, tmp -> writeTo(tmp, tokenizerFrom, maxShardBytes));
+        LOG.info("Saved {} to {}", config.modelType(), dir);
+    }
+
+    /**
+     * Writes the HF files into an existing folder, without the temp-and-rename step (for callers that
+     * write a larger folder atomically, such as a training checkpoint).
+     *
+     * @param dir the folder
+     * @param tokenizerFrom a folder whose tokenizer files are copied along, or null
+     * @param maxShardBytes shard size limit
+     * @throws IOException on write failure
+     */
+    public void writeTo(Path dir, Path tokenizerFrom, long maxShardBytes) throws IOException {
         CausalLmBlock native_ = nativeBlock();
         Map<String, NDArray> tensors = new LinkedHashMap<>();
-        List<NDArray> onCpu = new ArrayList<>();
+        List<NDArray> converted = new ArrayList<>();
         for (Map.Entry<String, Parameter> e : native_.parametersByName().entrySet()) {
             NDArray a = e.getValue().getArray();
-            if (!a.getDevice().equals(Device.cpu())) {
-                a = a.toDevice(Device.cpu(), true);
-                onCpu.add(a);
+            if (!a.getDevice().equals(Device.cpu()) || a.getDataType() != DataType.FLOAT32) {
+                a = a.toDevice(Device.cpu(), true).toType(DataType.FLOAT32, true);
+                converted.add(a);
             }
             tensors.put(e.getKey(), a);
         }
         try {
-            AtomicDirectory.write(dir, tmp -> {
-                Files.writeString(tmp.resolve("config.json"),
-                        JSON.writerWithDefaultPrettyPrinter().writeValueAsString(config.toJsonForFloat32()) + "\n");
-                SafetensorsWriter.writeCheckpoint(tmp, tensors, maxShardBytes);
-                if (tokenizerFrom != null) {
-                    for (String f : TOKENIZER_FILES) {
-                        Path src = tokenizerFrom.resolve(f);
-                        if (Files.isRegularFile(src)) {
-                            Files.copy(src, tmp.resolve(f));
-                        }
+            Files.writeString(dir.resolve("config.json"),
+                    JSON.writerWithDefaultPrettyPrinter().writeValueAsString(config.toJsonForFloat32()) + "\n");
+            SafetensorsWriter.writeCheckpoint(dir, tensors, maxShardBytes);
+            if (tokenizerFrom != null) {
+                for (String f : TOKENIZER_FILES) {
+                    Path src = tokenizerFrom.resolve(f);
+                    if (Files.isRegularFile(src)) {
+                        Files.copy(src, dir.resolve(f));
                     }
                 }
-            });
+            }
         } finally {
-            onCpu.forEach(NDArray::close);
+            converted.forEach(NDArray::close);
         }
-        LOG.info("Saved {} to {}", config.modelType(), dir);
     }
 
     /**

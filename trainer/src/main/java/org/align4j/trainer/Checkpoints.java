@@ -1,0 +1,107 @@
+package org.align4j.trainer;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.stream.Stream;
+import org.align4j.model.io.AtomicDirectory;
+
+/**
+ * The checkpoints of a run folder: {@code checkpoint-STEP/} holding the policy as an HF folder,
+ * {@code optimizer.safetensors}, {@code trainer_state.json} and the resolved {@code config.yaml}.
+ */
+public final class Checkpoints {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final String PREFIX = "checkpoint-";
+    static final String STATE = "trainer_state.json";
+    static final String OPTIMIZER = "optimizer.safetensors";
+
+    /**
+     * What a checkpoint says about where the run was.
+     *
+     * @param step optimizer steps taken
+     * @param epoch the epoch of the next micro-batch
+     * @param batchInEpoch the index of the next micro-batch within that epoch
+     */
+    public record State(long step, int epoch, int batchInEpoch) {}
+
+    private Checkpoints() {}
+
+    /**
+     * @param output the run folder
+     * @return complete checkpoints, oldest first
+     */
+    public static List<Path> list(Path output) {
+        if (!Files.isDirectory(output)) {
+            return List.of();
+        }
+        try (Stream<Path> s = Files.list(output)) {
+            return s.filter(p -> p.getFileName().toString().matches(PREFIX + "\\d+") && Files.isRegularFile(p.resolve(STATE)))
+                    .sorted(Comparator.comparingLong(Checkpoints::stepOf))
+                    .toList();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * @param output the run folder
+     * @return the newest complete checkpoint
+     */
+    public static Optional<Path> latest(Path output) {
+        List<Path> all = list(output);
+        return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
+    }
+
+    static long stepOf(Path checkpoint) {
+        return Long.parseLong(checkpoint.getFileName().toString().substring(PREFIX.length()));
+    }
+
+    /**
+     * @param checkpoint a checkpoint folder
+     * @return its state
+     */
+    public static State readState(Path checkpoint) {
+        Path f = checkpoint.resolve(STATE);
+        try {
+            JsonNode n = JSON.readTree(f.toFile());
+            return new State(n.get("step").asLong(), n.get("epoch").asInt(), n.get("batch_in_epoch").asInt());
+        } catch (IOException | NullPointerException e) {
+            throw new IllegalStateException(f + ": unreadable trainer state (" + e + ")", e);
+        }
+    }
+
+    static String stateJson(State s, long seed) {
+        var o = JSON.createObjectNode();
+        o.put("step", s.step());
+        o.put("epoch", s.epoch());
+        o.put("batch_in_epoch", s.batchInEpoch());
+        o.put("seed", seed);
+        o.put("note", "data order is a function of (seed, epoch); no other random state is used by training");
+        try {
+            return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o) + "\n";
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * Deletes all but the newest {@code keep} checkpoints.
+     *
+     * @param output the run folder
+     * @param keep how many to keep
+     * @throws IOException on failure
+     */
+    public static void prune(Path output, int keep) throws IOException {
+        List<Path> all = new ArrayList<>(list(output));
+        while (all.size() > keep) {
+            AtomicDirectory.deleteRecursively(all.remove(0));
+        }
+    }
+}

@@ -1,0 +1,190 @@
+package org.align4j.trainer;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.PreferenceBatch;
+import org.align4j.evaluation.PairScorer;
+import org.align4j.model.CausalLm;
+import org.align4j.model.io.SafetensorsFile;
+import org.align4j.model.io.SafetensorsWriter;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Reference log-probs computed once over the whole dataset and cached on disk, so that only the
+ * policy is in memory while training. The cache file's name is a SHA-256 over the encoded pairs
+ * (which captures data, tokenizer and encoding settings) and the reference model's config and weight
+ * headers and sizes; a changed dataset, model or setting gets a new file.
+ */
+public final class PrecomputedReference implements ReferencePolicy {
+    private static final Logger LOG = LoggerFactory.getLogger(PrecomputedReference.class);
+
+    private final Map<Split, float[][]> values = new LinkedHashMap<>();
+
+    private PrecomputedReference() {}
+
+    /**
+     * Loads the cached log-probs, computing and caching them first if needed.
+     *
+     * @param modelDir the reference model folder
+     * @param device where to compute
+     * @param train training pairs
+     * @param eval held-out pairs (may be empty)
+     * @param cacheDir cache folder
+     * @param padId padding id
+     * @param batchSize pairs per forward pass
+     * @return the reference
+     * @throws IOException on cache read/write failure
+     */
+    public static PrecomputedReference load(Path modelDir, Device device, List<EncodedPair> train, List<EncodedPair> eval, Path cacheDir,
+            int padId, int batchSize) throws IOException {
+        PrecomputedReference ref = new PrecomputedReference();
+        String modelKey = modelKey(modelDir);
+        CausalLm lm = null;
+        try {
+            for (Split split : Split.values()) {
+                List<EncodedPair> pairs = split == Split.TRAIN ? train : eval;
+                if (pairs.isEmpty()) {
+                    ref.values.put(split, new float[4][0]);
+                    continue;
+                }
+                Path file = cacheDir.resolve("reference-logps-" + key(modelKey, pairs) + ".safetensors");
+                if (Files.isRegularFile(file)) {
+                    ref.values.put(split, read(file, pairs.size()));
+                    LOG.info("Reference log-probs for {} {} pairs read from cache {}", pairs.size(), split, file);
+                    continue;
+                }
+                if (lm == null) {
+                    lm = CausalLm.load(modelDir, device);
+                    lm.setTrainable(false);
+                }
+                long t0 = System.nanoTime();
+                List<PairScorer.PairScore> scores = PairScorer.score(lm, pairs, batchSize, padId);
+                float[][] v = new float[4][pairs.size()];
+                for (int i = 0; i < scores.size(); i++) {
+                    PairScorer.PairScore s = scores.get(i);
+                    v[0][i] = (float) s.chosenLogps();
+                    v[1][i] = (float) s.rejectedLogps();
+                    v[2][i] = (float) s.chosenLogpsMean();
+                    v[3][i] = (float) s.rejectedLogpsMean();
+                }
+                write(file, v);
+                ref.values.put(split, v);
+                LOG.info("Reference log-probs for {} {} pairs computed in {} s, cached in {}", pairs.size(), split,
+                        String.format("%.1f", (System.nanoTime() - t0) / 1e9), file);
+            }
+        } finally {
+            if (lm != null) {
+                lm.close();
+            }
+        }
+        return ref;
+    }
+
+    private static final String[] NAMES = {"chosen_logps", "rejected_logps", "chosen_logps_mean", "rejected_logps_mean"};
+
+    private static float[][] read(Path file, int n) {
+        float[][] v = new float[4][];
+        try (NDManager m = NDManager.newBaseManager(Device.cpu()); SafetensorsFile f = SafetensorsFile.open(file)) {
+            for (int i = 0; i < 4; i++) {
+                v[i] = f.read(NAMES[i], m).toFloatArray();
+                if (v[i].length != n) {
+                    throw new IllegalStateException(file + ": tensor '" + NAMES[i] + "' has " + v[i].length + " values for " + n + " pairs");
+                }
+            }
+        }
+        return v;
+    }
+
+    private static void write(Path file, float[][] v) throws IOException {
+        Files.createDirectories(file.getParent());
+        Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp-" + System.nanoTime());
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            Map<String, NDArray> tensors = new LinkedHashMap<>();
+            for (int i = 0; i < 4; i++) {
+                tensors.put(NAMES[i], m.create(v[i]));
+            }
+            SafetensorsWriter.write(tmp, tensors);
+            Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    /** Config, weight headers and file sizes of the model folder: cheap, and changes whenever the weights do. */
+    static String modelKey(Path dir) throws IOException {
+        MessageDigest d = sha256();
+        List<Path> files = new ArrayList<>();
+        try (Stream<Path> s = Files.list(dir)) {
+            s.filter(p -> p.getFileName().toString().endsWith(".safetensors") || p.getFileName().toString().equals("config.json"))
+                    .filter(p -> !p.getFileName().toString().equals("reference.safetensors"))
+                    .sorted()
+                    .forEach(files::add);
+        }
+        for (Path f : files) {
+            d.update(f.getFileName().toString().getBytes(StandardCharsets.UTF_8));
+            d.update(Long.toString(Files.size(f)).getBytes(StandardCharsets.UTF_8));
+            try (InputStream in = Files.newInputStream(f)) {
+                d.update(in.readNBytes(1 << 20));
+            }
+        }
+        return HexFormat.of().formatHex(d.digest());
+    }
+
+    static String key(String modelKey, List<EncodedPair> pairs) {
+        MessageDigest d = sha256();
+        d.update(modelKey.getBytes(StandardCharsets.UTF_8));
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(4);
+        for (EncodedPair p : pairs) {
+            for (int[] ids : new int[][] {p.prompt(), p.chosen(), p.rejected()}) {
+                buf.clear();
+                d.update(buf.putInt(ids.length).array());
+                for (int id : ids) {
+                    buf.clear();
+                    d.update(buf.putInt(id).array());
+                }
+            }
+        }
+        return HexFormat.of().formatHex(d.digest()).substring(0, 32);
+    }
+
+    private static MessageDigest sha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Override
+    public LogProbs logProbs(PreferenceBatch batch, Split split, int[] pairIndices, NDManager scope) {
+        float[][] v = values.get(split);
+        float[][] picked = new float[4][pairIndices.length];
+        for (int k = 0; k < 4; k++) {
+            for (int i = 0; i < pairIndices.length; i++) {
+                picked[k][i] = v[k][pairIndices[i]];
+            }
+        }
+        return new LogProbs(scope.create(picked[0]), scope.create(picked[1]), scope.create(picked[2]), scope.create(picked[3]));
+    }
+
+    @Override
+    public void close() {
+        values.clear();
+    }
+}

@@ -1,0 +1,189 @@
+package org.align4j.trainer;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.training.GradientCollector;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.PreferenceBatch;
+import org.align4j.data.PreferenceData;
+import org.align4j.losses.Objectives;
+import org.align4j.losses.PreferenceLoss;
+import org.align4j.losses.RewardMetrics;
+import org.align4j.model.CausalLm;
+import org.align4j.model.Devices;
+import org.align4j.model.LogProbs;
+import org.align4j.model.tokenizer.TextTokenizer;
+
+/**
+ * Preference fine-tuning (DPO, IPO and their relatives) of a causal LM against a reference policy.
+ *
+ * <pre>{@code
+ * TrainConfig config = TrainConfig.resolve(null, Map.of("model", "models/base", "data", "prefs.jsonl",
+ *         "output", "runs/dpo", "loss", "dpo", "beta", 0.1, "max_steps", 100));
+ * try (PreferenceTrainer trainer = PreferenceTrainer.create(config, false)) {
+ *     TrainResult result = trainer.train(false);
+ * }
+ * }</pre>
+ *
+ * Each step: policy log-probs of chosen and rejected completions (2B rows, one forward pass),
+ * reference log-probs (frozen model or cache), the objective on summed or mean log-probs as the
+ * objective asks, backward, and TRL's metrics.
+ */
+public final class PreferenceTrainer extends TrainingLoop implements AutoCloseable {
+    private final TextTokenizer tokenizer;
+    private final RunData data;
+    private final ReferencePolicy reference;
+    private final PreferenceLoss objective;
+
+    private PreferenceTrainer(TrainConfig config, CausalLm policy, TextTokenizer tokenizer, RunData data, ReferencePolicy reference,
+            PreferenceLoss objective) {
+        super(config, policy, Path.of(config.model()), Path.of(config.output()));
+        this.tokenizer = tokenizer;
+        this.data = data;
+        this.reference = reference;
+        this.objective = objective;
+    }
+
+    /**
+     * Loads everything a config names: tokenizer and data, the policy (from the newest checkpoint
+     * when resuming), the reference policy and the objective.
+     *
+     * @param config the resolved config
+     * @param resume start the policy from the newest checkpoint in the run folder, if any
+     * @return the trainer; close it to free the models
+     * @throws IOException when the reference cache cannot be written
+     */
+    public static PreferenceTrainer create(TrainConfig config, boolean resume) throws IOException {
+        Device device = Devices.resolve(config.device());
+        PreferenceLoss objective = Objectives.create(config.loss(), config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
+        TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()));
+        CausalLm policy = null;
+        ReferencePolicy reference = null;
+        try {
+            RunData data = RunData.load(config, tokenizer, (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
+            Path start = Path.of(config.model());
+            if (resume) {
+                start = Checkpoints.latest(Path.of(config.output())).orElse(start);
+            }
+            policy = CausalLm.load(start, device);
+            Path referenceDir = Path.of(config.referenceModelOrModel());
+            if (!objective.usesReference()) {
+                reference = null;
+            } else if ("precomputed".equals(config.reference())) {
+                Path cache = config.cacheDir() != null ? Path.of(config.cacheDir()) : Path.of(config.output(), "cache");
+                reference = PrecomputedReference.load(referenceDir, device, data.train(), data.eval(), cache, tokenizer.padId(),
+                        config.evalBatchSize());
+            } else {
+                DataType dtype = "fp16".equals(config.referenceDtype()) ? DataType.FLOAT16 : DataType.FLOAT32;
+                reference = new FrozenReference(CausalLm.load(referenceDir, device, dtype));
+            }
+            return new PreferenceTrainer(config, policy, tokenizer, data, reference, objective);
+        } catch (RuntimeException | IOException e) {
+            if (policy != null) {
+                policy.close();
+            }
+            tokenizer.close();
+            throw e;
+        }
+    }
+
+    /** @return the objective */
+    public PreferenceLoss objective() {
+        return objective;
+    }
+
+    /** @return the model being trained */
+    public CausalLm policy() {
+        return policy;
+    }
+
+    @Override
+    protected int trainSize() {
+        return data.train().size();
+    }
+
+    @Override
+    protected int[] trainLengths() {
+        return data.train().stream().mapToInt(EncodedPair::maxLength).toArray();
+    }
+
+    @Override
+    protected String describe(int i) {
+        return data.trainSources().get(i);
+    }
+
+    /** Policy and reference log-probs of a batch, the objective, and its metrics. */
+    private record Scored(PreferenceLoss.Output out, NDArray policyChosen, NDArray policyRejected) {}
+
+    private Scored score(PreferenceBatch b, ReferencePolicy.Split split, int[] indices, NDManager scope, boolean training) {
+        ReferencePolicy.LogProbs ref = reference == null ? null : reference.logProbs(b, split, indices, scope);
+        LogProbs lp = LogProbs.of(policy.logits(b.ids(), b.attentionMask(), training), b.ids(), b.completionMask());
+        boolean mean = objective.reduction() == PreferenceLoss.Reduction.MEAN;
+        NDArray perRow = mean ? lp.mean() : lp.sum();
+        int n = b.pairs();
+        NDArray pc = perRow.get("0:" + n);
+        NDArray pr = perRow.get(n + ":");
+        NDArray rc = ref == null ? null : mean ? ref.chosenMean() : ref.chosenSum();
+        NDArray rr = ref == null ? null : mean ? ref.rejectedMean() : ref.rejectedSum();
+        return new Scored(objective.compute(pc, pr, rc, rr, b.preference()), pc, pr);
+    }
+
+    @Override
+    protected MicroResult microStep(int[] indices, NDManager scope, GradientCollector collector, double scale) {
+        List<EncodedPair> pairs = new ArrayList<>(indices.length);
+        for (int i : indices) {
+            pairs.add(data.train().get(i));
+        }
+        PreferenceBatch b = PreferenceBatch.of(scope, pairs, tokenizer.padId());
+        Scored s = score(b, ReferencePolicy.Split.TRAIN, indices, scope, true);
+        NDArray loss = s.out().meanLoss();
+        collector.backward(loss.mul(scale));
+        Map<String, Double> m = RewardMetrics.of(s.out(), s.policyChosen(), s.policyRejected());
+        return new MicroResult(loss.toType(DataType.FLOAT64, false).getDouble(), b.pairs(), b.tokens(), m);
+    }
+
+    @Override
+    protected Map<String, Double> evaluate() {
+        if (data.eval().isEmpty()) {
+            return Map.of();
+        }
+        Map<String, Double> sums = new LinkedHashMap<>();
+        int total = 0;
+        int bs = config.evalBatchSize();
+        for (int from = 0; from < data.eval().size(); from += bs) {
+            int to = Math.min(data.eval().size(), from + bs);
+            int[] indices = java.util.stream.IntStream.range(from, to).toArray();
+            try (NDManager scope = policy.manager().newSubManager()) {
+                PreferenceBatch b = PreferenceBatch.of(scope, data.eval().subList(from, to), tokenizer.padId());
+                Scored s = score(b, ReferencePolicy.Split.EVAL, indices, scope, false);
+                Map<String, Double> m = new LinkedHashMap<>();
+                m.put("loss", s.out().meanLoss().toType(DataType.FLOAT64, false).getDouble());
+                m.putAll(RewardMetrics.of(s.out(), s.policyChosen(), s.policyRejected()));
+                int n = to - from;
+                m.forEach((k, v) -> sums.merge(k, v * n, Double::sum));
+                total += n;
+            }
+        }
+        Map<String, Double> out = new LinkedHashMap<>();
+        final int count = total;
+        sums.forEach((k, v) -> out.put(k, v / count));
+        return out;
+    }
+
+    @Override
+    public void close() {
+        if (reference != null) {
+            reference.close();
+        }
+        policy.close();
+        tokenizer.close();
+    }
+}

@@ -1,0 +1,76 @@
+package org.align4j.trainer;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import org.align4j.data.DataFormat;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.EncodingOptions;
+import org.align4j.data.PreferenceData;
+import org.align4j.data.PreferenceEncoder;
+import org.align4j.data.PreferenceExample;
+import org.align4j.model.tokenizer.TextTokenizer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The encoded training and held-out examples of a run, with where each came from.
+ *
+ * @param train encoded training examples
+ * @param trainSources file:line of each
+ * @param eval encoded held-out examples
+ * @param evalSources file:line of each
+ */
+record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedPair> eval, List<String> evalSources) {
+    private static final Logger LOG = LoggerFactory.getLogger(RunData.class);
+
+    /** Loader of a path's examples (preference pairs, or SFT prompt/completion examples). */
+    interface Loader {
+        List<PreferenceExample> load(Path path, DataFormat format, boolean skipInvalid);
+    }
+
+    static RunData load(TrainConfig c, TextTokenizer tokenizer, Loader loader) {
+        DataFormat format = DataFormat.valueOf(c.format().toUpperCase(Locale.ROOT).replace('-', '_'));
+        List<PreferenceExample> train = loader.load(Path.of(c.data()), format, c.skipInvalid());
+        List<PreferenceExample> eval = List.of();
+        if (c.evalData() != null) {
+            eval = loader.load(Path.of(c.evalData()), format, c.skipInvalid());
+        } else if (c.evalFraction() > 0) {
+            PreferenceData.Split split = PreferenceData.split(train, c.evalFraction(), c.seed());
+            train = split.train();
+            eval = split.eval();
+        }
+        EncodingOptions options = new EncodingOptions(c.maxLength(), c.maxPromptLength(),
+                "keep_start".equals(c.truncation()) ? EncodingOptions.Truncation.KEEP_START : EncodingOptions.Truncation.KEEP_END,
+                c.chatTemplate());
+        PreferenceEncoder encoder = new PreferenceEncoder(tokenizer, options);
+        List<EncodedPair> trainPairs = new ArrayList<>();
+        List<String> trainSources = new ArrayList<>();
+        List<EncodedPair> evalPairs = new ArrayList<>();
+        List<String> evalSources = new ArrayList<>();
+        int dropped = encode(encoder, train, trainPairs, trainSources) + encode(encoder, eval, evalPairs, evalSources);
+        if (dropped > 0) {
+            LOG.warn("{} example(s) dropped: they cannot fit max_length {} with at least one completion token", dropped, c.maxLength());
+        }
+        if (trainPairs.isEmpty()) {
+            throw new IllegalArgumentException("key 'data': no training examples left after truncation (max_length " + c.maxLength() + ")");
+        }
+        LOG.info("{} training and {} held-out examples", trainPairs.size(), evalPairs.size());
+        return new RunData(trainPairs, trainSources, evalPairs, evalSources);
+    }
+
+    private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources) {
+        int dropped = 0;
+        for (PreferenceExample e : in) {
+            var p = encoder.encode(e);
+            if (p.isPresent()) {
+                out.add(p.get());
+                sources.add(e.file().getFileName() + ":" + e.line());
+            } else {
+                dropped++;
+            }
+        }
+        return dropped;
+    }
+}

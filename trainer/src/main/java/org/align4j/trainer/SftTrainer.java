@@ -1,0 +1,197 @@
+package org.align4j.trainer;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.training.GradientCollector;
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.align4j.data.DataException;
+import org.align4j.data.DataFormat;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.Message;
+import org.align4j.data.PreferenceBatch;
+import org.align4j.data.PreferenceExample;
+import org.align4j.data.PreferenceParser;
+import org.align4j.data.io.RawRecord;
+import org.align4j.data.io.RecordReader;
+import org.align4j.model.CausalLm;
+import org.align4j.model.Devices;
+import org.align4j.model.LogProbs;
+import org.align4j.model.tokenizer.TextTokenizer;
+
+/**
+ * Supervised fine-tuning, the usual first stage before DPO/IPO: the next-token loss on completion
+ * tokens only, averaged over all completion tokens of a batch (as TRL's SFTTrainer with {@code
+ * completion_only_loss}).
+ *
+ * <p>Data: TRL's prompt-completion records ({@code prompt} and {@code completion} strings, or
+ * message lists), or preference records, whose chosen response is the target.
+ */
+public final class SftTrainer extends TrainingLoop implements AutoCloseable {
+    private final TextTokenizer tokenizer;
+    private final RunData data;
+
+    private SftTrainer(TrainConfig config, CausalLm policy, TextTokenizer tokenizer, RunData data) {
+        super(config, policy, Path.of(config.model()), Path.of(config.output()));
+        this.tokenizer = tokenizer;
+        this.data = data;
+    }
+
+    /**
+     * @param config the resolved config (its loss is ignored)
+     * @param resume start from the newest checkpoint, if any
+     * @return the trainer
+     */
+    public static SftTrainer create(TrainConfig config, boolean resume) {
+        Device device = Devices.resolve(config.device());
+        TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()));
+        try {
+            RunData data = RunData.load(config, tokenizer, SftTrainer::load);
+            Path start = Path.of(config.model());
+            if (resume) {
+                start = Checkpoints.latest(Path.of(config.output())).orElse(start);
+            }
+            return new SftTrainer(config, CausalLm.load(start, device), tokenizer, data);
+        } catch (RuntimeException e) {
+            tokenizer.close();
+            throw e;
+        }
+    }
+
+    /** Reads prompt/completion examples (or the chosen side of preference pairs) as examples without a rejected side. */
+    static List<PreferenceExample> load(Path path, DataFormat format, boolean skipInvalid) {
+        PreferenceParser preferences = new PreferenceParser(format);
+        List<PreferenceExample> out = new ArrayList<>();
+        List<DataException> invalid = new ArrayList<>();
+        RecordReader.read(path, r -> {
+            try {
+                out.add(parse(r, preferences));
+            } catch (DataException e) {
+                if (!skipInvalid) {
+                    throw e;
+                }
+                invalid.add(e);
+            }
+        }, m -> {
+            DataException e = new DataException(m.file(), m.line(), null, m.message());
+            if (!skipInvalid) {
+                throw e;
+            }
+            invalid.add(e);
+        });
+        if (out.isEmpty()) {
+            throw new DataException(path, 0, null, "no valid examples");
+        }
+        return out;
+    }
+
+    private static PreferenceExample parse(RawRecord r, PreferenceParser preferences) {
+        JsonNode v = r.value();
+        if (v != null && v.isObject() && v.has("completion")) {
+            JsonNode prompt = v.get("prompt");
+            JsonNode completion = v.get("completion");
+            if (prompt == null || prompt.isNull()) {
+                throw new DataException(r.file(), r.line(), "prompt", "missing");
+            }
+            if (completion.isTextual() && prompt.isTextual()) {
+                if (completion.asText().isEmpty()) {
+                    throw new DataException(r.file(), r.line(), "completion", "empty");
+                }
+                return new PreferenceExample(prompt.asText(), completion.asText(), null, null, null, null, null, r.file(), r.line());
+            }
+            if (completion.isArray() && prompt.isArray()) {
+                return new PreferenceExample(null, null, null, messages(r, "prompt", prompt), messages(r, "completion", completion), null, null,
+                        r.file(), r.line());
+            }
+            throw new DataException(r.file(), r.line(), "completion", "expected prompt and completion both strings or both message lists");
+        }
+        PreferenceExample p = preferences.parse(r);
+        return p.conversational()
+                ? new PreferenceExample(null, null, null, p.promptMessages(), p.chosenMessages(), null, null, p.file(), p.line())
+                : new PreferenceExample(p.prompt(), p.chosen(), null, null, null, null, null, p.file(), p.line());
+    }
+
+    private static List<Message> messages(RawRecord r, String field, JsonNode n) {
+        List<Message> out = new ArrayList<>();
+        for (int i = 0; i < n.size(); i++) {
+            JsonNode m = n.get(i);
+            if (!m.path("role").isTextual() || !m.path("content").isTextual()) {
+                throw new DataException(r.file(), r.line(), field + "[" + i + "]", "expected {role, content} strings");
+            }
+            out.add(new Message(m.get("role").asText(), m.get("content").asText()));
+        }
+        if (out.isEmpty()) {
+            throw new DataException(r.file(), r.line(), field, "empty");
+        }
+        return out;
+    }
+
+    /** @return the model being trained */
+    public CausalLm policy() {
+        return policy;
+    }
+
+    @Override
+    protected int trainSize() {
+        return data.train().size();
+    }
+
+    @Override
+    protected int[] trainLengths() {
+        return data.train().stream().mapToInt(p -> p.prompt().length + p.chosen().length).toArray();
+    }
+
+    @Override
+    protected String describe(int i) {
+        return data.trainSources().get(i);
+    }
+
+    /** Σ −log p over completion tokens, and their count. */
+    private NDArray[] nll(PreferenceBatch b, boolean training) {
+        LogProbs lp = LogProbs.of(policy.logits(b.ids(), b.attentionMask(), training), b.ids(), b.completionMask());
+        return new NDArray[] {lp.sum().sum().neg(), lp.tokens().sum()};
+    }
+
+    @Override
+    protected MicroResult microStep(int[] indices, NDManager scope, GradientCollector collector, double scale) {
+        List<EncodedPair> examples = new ArrayList<>();
+        for (int i : indices) {
+            examples.add(data.train().get(i));
+        }
+        PreferenceBatch b = PreferenceBatch.completions(scope, examples, tokenizer.padId());
+        NDArray[] nll = nll(b, true);
+        NDArray loss = nll[0].div(nll[1]);
+        collector.backward(loss.mul(scale));
+        return new MicroResult(loss.toType(DataType.FLOAT64, false).getDouble(), b.pairs(), b.tokens(), Map.of());
+    }
+
+    @Override
+    protected Map<String, Double> evaluate() {
+        if (data.eval().isEmpty()) {
+            return Map.of();
+        }
+        double nll = 0;
+        double tokens = 0;
+        int bs = config.evalBatchSize();
+        for (int from = 0; from < data.eval().size(); from += bs) {
+            try (NDManager scope = policy.manager().newSubManager()) {
+                NDArray[] r = nll(PreferenceBatch.completions(scope, data.eval().subList(from, Math.min(data.eval().size(), from + bs)),
+                        tokenizer.padId()), false);
+                nll += r[0].toType(DataType.FLOAT64, false).getDouble();
+                tokens += r[1].toType(DataType.FLOAT64, false).getDouble();
+            }
+        }
+        return Map.of("loss", nll / tokens);
+    }
+
+    @Override
+    public void close() {
+        policy.close();
+        tokenizer.close();
+    }
+}

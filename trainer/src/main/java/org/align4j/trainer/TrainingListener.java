@@ -1,0 +1,45 @@
+package org.align4j.trainer;
+
+import java.nio.file.Path;
+import java.util.Map;
+
+/** Hears what a training run does (the CLI's progress bar is one). All methods default to nothing. */
+public interface TrainingListener {
+    /**
+     * @param firstStep the first step this run will take (1, or one past the resumed checkpoint)
+     * @param totalSteps the last step
+     */
+    default void onStart(long firstStep, long totalSteps) {}
+
+    /**
+     * @param step the step just taken
+     * @param metrics its metrics (TRL's names plus loss, learning_rate, grad_norm, tokens_per_second)
+     */
+    default void onStep(long step, Map<String, Double> metrics) {}
+
+    /** @return whether to compute per-parameter gradient norms each step (costs one pass over the gradients) */
+    default boolean wantsGradientNorms() {
+        return false;
+    }
+
+    /**
+     * @param step the step about to be applied
+     * @param norms L2 norm of each parameter's gradient before clipping, by parameter name
+     */
+    default void onGradientNorms(long step, Map<String, Double> norms) {}
+
+    /**
+     * @param step the step after which the evaluation ran
+     * @param metrics held-out metrics, names prefixed {@code eval_}
+     */
+    default void onEval(long step, Map<String, Double> metrics) {}
+
+    /**
+     * @param step the step saved
+     * @param dir the checkpoint folder
+     */
+    default void onCheckpoint(long step, Path dir) {}
+
+    /** The run ended (finished, stopped, or failed). */
+    default void onEnd() {}
+}

@@ -29,6 +29,9 @@ import org.slf4j.LoggerFactory;
 public abstract class TrainingLoop {
     private static final Logger LOG = LoggerFactory.getLogger(TrainingLoop.class);
 
+    /** Test aid: slows every step by this many milliseconds, so an interruption can be timed. */
+    private static final long STEP_DELAY_MS = Long.getLong("align4j.stepDelayMs", 0);
+
     /** The resolved config. */
     protected final TrainConfig config;
 
@@ -181,6 +184,13 @@ public abstract class TrainingLoop {
                 }
                 optimizer.step(lr);
                 step++;
+                if (STEP_DELAY_MS > 0) {
+                    try {
+                        Thread.sleep(STEP_DELAY_MS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 Map<String, Double> m = new LinkedHashMap<>();
                 m.put("loss", lossSum / count);

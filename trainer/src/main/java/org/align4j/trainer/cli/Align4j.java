@@ -14,6 +14,8 @@ import picocli.CommandLine.Command;
         description = "Preference alignment (DPO, IPO and relatives) of causal language models on DJL.",
         subcommands = {
             QuickstartCommand.class,
+            TrainCommand.class,
+            SftCommand.class,
             LogprobsCommand.class,
             DataCommand.class,
             GenerateCommand.class,
@@ -39,7 +41,7 @@ public final class Align4j implements Runnable {
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             PrintWriter err = cmd.getErr();
             if (ex instanceof ConfigException || ex instanceof CheckpointException || ex instanceof org.align4j.data.DataException
-                    || ex instanceof IllegalArgumentException
+                    || ex instanceof IllegalArgumentException || ex instanceof org.align4j.trainer.TrainingDivergedException
                     || ex instanceof IllegalStateException) {
                 err.println("error: " + ex.getMessage());
                 err.flush();

@@ -44,14 +44,14 @@ public final class DpoLoss extends PreferenceLoss {
 
     @Override
     protected NDArray pairLoss(NDArray margin, NDArray preference) {
-        NDArray h = margin.mul(beta);
+        NDArray h = times(margin, beta);
         NDArray towardsChosen = negLogSigmoid(h);
         if (labelSmoothing == 0 && preference == null) {
             return towardsChosen;
         }
         NDArray towardsRejected = negLogSigmoid(h.neg());
         if (preference == null) {
-            return towardsChosen.mul(1 - labelSmoothing).add(towardsRejected.mul(labelSmoothing));
+            return times(towardsChosen, 1 - labelSmoothing).add(times(towardsRejected, labelSmoothing));
         }
         NDArray weight = preference.mul(1 - 2 * labelSmoothing).add(labelSmoothing);
         return towardsChosen.mul(weight).add(towardsRejected.mul(weight.neg().add(1)));

@@ -24,6 +24,6 @@ public final class HingeLoss extends PreferenceLoss {
 
     @Override
     protected NDArray pairLoss(NDArray margin, NDArray preference) {
-        return Activation.relu(margin.mul(-beta).add(1));
+        return Activation.relu(times(margin, -beta).add(1));
     }
 }

@@ -109,7 +109,7 @@ public abstract class PreferenceLoss extends Loss {
             }
         }
         NDArray loss = pairLoss(chosenRatio.sub(rejectedRatio), preference);
-        return new Output(loss, chosenRatio.mul(beta).stopGradient(), rejectedRatio.mul(beta).stopGradient());
+        return new Output(loss, chosenRatio.stopGradient().mul(beta), rejectedRatio.stopGradient().mul(beta));
     }
 
     private static void checkShape(String name, NDArray a, Shape expected) {
@@ -119,6 +119,19 @@ public abstract class PreferenceLoss extends Loss {
         if (!a.getShape().equals(expected)) {
             throw new IllegalArgumentException(name + ": shape " + a.getShape() + " disagrees with policyChosen " + expected);
         }
+    }
+
+    /**
+     * x·s for an x that records gradients. DJL 0.36's {@code mul(Number)} frees the scalar tensor that
+     * PyTorch keeps for the backward pass, so gradients come out wrong after a garbage collection;
+     * here the scalar lives in x's manager until it is closed, after the backward pass.
+     *
+     * @param x an array
+     * @param s a constant
+     * @return x·s
+     */
+    protected static NDArray times(NDArray x, double s) {
+        return x.mul(x.getManager().create(s).toType(x.getDataType(), false));
     }
 
     /** −log σ(x), computed as softplus(−x) so it never overflows. */

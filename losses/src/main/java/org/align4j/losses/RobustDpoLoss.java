@@ -31,9 +31,9 @@ public final class RobustDpoLoss extends PreferenceLoss {
 
     @Override
     protected NDArray pairLoss(NDArray margin, NDArray preference) {
-        NDArray h = margin.mul(beta);
-        NDArray clean = negLogSigmoid(h).mul(1 - epsilon);
-        NDArray flipped = negLogSigmoid(h.neg()).mul(epsilon);
-        return clean.sub(flipped).div(1 - 2 * epsilon);
+        NDArray h = times(margin, beta);
+        NDArray clean = times(negLogSigmoid(h), 1 - epsilon);
+        NDArray flipped = times(negLogSigmoid(h.neg()), epsilon);
+        return times(clean.sub(flipped), 1 / (1 - 2 * epsilon));
     }
 }

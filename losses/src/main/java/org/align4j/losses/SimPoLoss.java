@@ -37,6 +37,6 @@ public final class SimPoLoss extends PreferenceLoss {
 
     @Override
     protected NDArray pairLoss(NDArray margin, NDArray preference) {
-        return negLogSigmoid(margin.mul(beta).sub(gamma));
+        return negLogSigmoid(times(margin, beta).sub(gamma));
     }
 }

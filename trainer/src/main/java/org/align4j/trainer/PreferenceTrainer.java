@@ -145,7 +145,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         PreferenceBatch b = PreferenceBatch.of(scope, pairs, tokenizer.padId());
         Scored s = score(b, ReferencePolicy.Split.TRAIN, indices, scope, true);
         NDArray loss = s.out().meanLoss();
-        collector.backward(loss.mul(scale));
+        collector.backward(org.align4j.model.ScalarOps.times(loss, scale));
         Map<String, Double> m = RewardMetrics.of(s.out(), s.policyChosen(), s.policyRejected());
         return new MicroResult(loss.toType(DataType.FLOAT64, false).getDouble(), b.pairs(), b.tokens(), m);
     }

@@ -166,7 +166,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
         PreferenceBatch b = PreferenceBatch.completions(scope, examples, tokenizer.padId());
         NDArray[] nll = nll(b, true);
         NDArray loss = nll[0].div(nll[1]);
-        collector.backward(loss.mul(scale));
+        collector.backward(org.align4j.model.ScalarOps.times(loss, scale));
         return new MicroResult(loss.toType(DataType.FLOAT64, false).getDouble(), b.pairs(), b.tokens(), Map.of());
     }
 

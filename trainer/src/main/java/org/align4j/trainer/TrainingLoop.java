@@ -179,8 +179,15 @@ public abstract class TrainingLoop {
                 double lr = schedule.at(step);
                 double gradNorm = optimizer.clipGradients(config.maxGradNorm());
                 if (!Double.isFinite(gradNorm)) {
+                    List<String> bad = new ArrayList<>();
+                    gradientNorms().forEach((name, norm) -> {
+                        if (!Double.isFinite(norm)) {
+                            bad.add(name);
+                        }
+                    });
                     optimizer.zeroGradients();
-                    throw diverged(step + 1, order.get(batchInEpoch - 1), "gradient norm is " + gradNorm);
+                    throw diverged(step + 1, order.get(batchInEpoch - 1), "gradient norm is " + gradNorm + " (loss " + lossSum / count
+                            + "; non-finite gradients in " + bad.size() + " parameter(s), first: " + bad.subList(0, Math.min(3, bad.size())) + ")");
                 }
                 optimizer.step(lr);
                 step++;

@@ -39,7 +39,7 @@ class KillAndResumeTest {
 
     Process start(List<String> args, long stepDelayMs) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g",
-                "-Djava.io.tmpdir=" + tmp, "-Dalign4j.stepDelayMs=" + stepDelayMs, "-cp", System.getProperty("java.class.path"),
+                "-Djava.io.tmpdir=" + tmp, "-Dalign4j.stepDelayMs=" + stepDelayMs, "-Dai.djl.pytorch.num_threads=1", "-cp", System.getProperty("java.class.path"),
                 "org.align4j.trainer.cli.Align4j"));
         cmd.addAll(args);
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("proc-" + System.nanoTime() + ".log").toFile());

@@ -35,6 +35,23 @@ class ReadmeExampleTest {
     }
 
     @Test
+    void readmeTrainingExampleRuns(@TempDir Path tmp) throws Exception {
+        String base = Fixtures.model("gpt2-tiny").toString();
+        String prefs = Fixtures.root().resolve("prefs.jsonl").toString();
+        String runs = tmp.toString();
+        // README training example start
+        TrainConfig config = TrainConfig.resolve(null, java.util.Map.of(
+                "model", base, "data", prefs, "output", runs + "/dpo",
+                "loss", "dpo", "beta", 0.1, "learning_rate", 1e-4, "batch_size", 4, "max_steps", 2));
+        try (PreferenceTrainer trainer = PreferenceTrainer.create(config, false)) {
+            TrainResult result = trainer.train(false);
+            System.out.println(result.lastMetrics().get("rewards/accuracies") + " -> " + result.finalModel());
+        }
+        // README training example end
+        assertThat(Path.of(runs, "dpo", "final", "model.safetensors")).exists();
+    }
+
+    @Test
     void exampleInTheReadmeIsTheOneTested() throws Exception {
         Path readme = Path.of(System.getProperty("maven.multiModuleProjectDirectory", "..")).resolve("README.md");
         if (!Files.exists(readme)) {
@@ -42,10 +59,12 @@ class ReadmeExampleTest {
         }
         String text = Files.readString(readme);
         String source = Files.readString(Path.of("src/test/java/org/align4j/trainer/ReadmeExampleTest.java"));
-        String body = source.substring(source.indexOf("// README example start") + "// README example start".length(),
-                source.indexOf("        // README example end"));
-        for (String line : body.strip().lines().map(String::strip).toList()) {
-            assertThat(text).as("README contains: %s", line).contains(line);
+        for (String marker : new String[] {"README example", "README training example"}) {
+            String body = source.substring(source.indexOf("// " + marker + " start") + ("// " + marker + " start").length(),
+                    source.indexOf("        // " + marker + " end"));
+            for (String line : body.strip().lines().map(String::strip).toList()) {
+                assertThat(text).as("README contains: %s", line).contains(line);
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import org.align4j.model.ScalarOps;
 
 /** Scaled dot-product attention and its mask, written with DJL ops (HF's "eager" attention). */
 final class Attention {
@@ -63,7 +64,7 @@ final class Attention {
             k = repeatHeads(k, h / kvHeads);
             v = repeatHeads(v, h / kvHeads);
         }
-        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(scale).add(mask);
+        NDArray scores = ScalarOps.times(q.matMul(k.transpose(0, 1, 3, 2)), scale).add(mask);
         NDArray probs = scores.softmax(-1);
         return probs.matMul(v).transpose(0, 2, 1, 3).reshape(b, t, h * d);
     }

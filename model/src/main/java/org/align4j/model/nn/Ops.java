@@ -6,9 +6,13 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.LayerNorm;
+import org.align4j.model.ScalarOps;
 
 /**
  * The functional pieces of the decoders, written with DJL ops so autograd flows through them.
+ *
+ * <p>Constants enter through {@link ScalarOps#times}, never {@code mul(Number)}, which is unsafe under
+ * autograd in DJL 0.36 (see there).
  *
  * <p>Convention: the activation is always the first operand, so every temporary attaches to the
  * manager of the step's inputs and is freed with it, never to the model's manager.
@@ -45,8 +49,9 @@ final class Ops {
             case "gelu_new":
             case "gelu_pytorch_tanh":
                 // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
-                NDArray inner = x.pow(3).mul(0.044715).add(x).mul(SQRT_2_OVER_PI).tanh().add(1);
-                return inner.mul(x).mul(0.5);
+                NDArray cube = x.square().mul(x);
+                NDArray inner = ScalarOps.times(ScalarOps.times(cube, 0.044715).add(x), SQRT_2_OVER_PI).tanh().add(1);
+                return ScalarOps.times(inner.mul(x), 0.5);
             case "gelu":
                 return Activation.gelu(x);
             case "relu":

@@ -24,6 +24,7 @@ final class SftCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         TrainConfig config = options.resolve("sft");
+        Threads.apply(options.threads, null);
         Path output = Path.of(config.output());
         Files.createDirectories(output);
         RunConsole.logTo(output);

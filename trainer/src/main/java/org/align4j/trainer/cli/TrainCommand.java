@@ -27,6 +27,7 @@ final class TrainCommand implements Callable<Integer> {
         if ("sft".equals(config.loss())) {
             throw new IllegalArgumentException("--loss: sft is the align4j sft command");
         }
+        Threads.apply(options.threads, null);
         Path output = Path.of(config.output());
         Files.createDirectories(output);
         RunConsole.logTo(output);

@@ -17,6 +17,9 @@ final class TrainOptions {
     @Option(names = "--resume", description = "Continue from the newest checkpoint in --output")
     boolean resume;
 
+    @Option(names = "--threads", description = "libtorch intra-op threads on the CPU (default: libtorch's; 1 is bit-reproducible)")
+    Integer threads;
+
     @Option(names = "--model", paramLabel = "DIR", description = "Starting model (HF folder)") String model;
     @Option(names = "--data", paramLabel = "PATH", description = "Training data (file or folder)") String data;
     @Option(names = "--eval-data", paramLabel = "PATH", description = "Held-out data") String evalData;

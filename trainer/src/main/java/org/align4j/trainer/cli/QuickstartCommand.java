@@ -12,23 +12,23 @@ import picocli.CommandLine.Spec;
 
 /** The built-in end-to-end demo: SFT, then DPO and IPO, on a tiny model, offline on the CPU. */
 @Command(name = "quickstart", mixinStandardHelpOptions = true,
-        description = {"Train a tiny GPT from scratch on two-digit sums (SFT on a buggy teacher), then align it with DPO and IPO",
-            "on right-vs-buggy pairs; print held-out accuracy, reward accuracy and KL to the reference before and after.",
+        description = {"Train a tiny GPT from scratch on two-digit sums (SFT on a teacher who adds one to odd first numbers 60% of the time), then align it with DPO and IPO",
+            "on right-vs-one-off pairs; print held-out accuracy, reward accuracy and KL to the reference before and after.",
             "Offline, on the CPU, a few minutes. Writes OUTPUT/summary.json next to the runs."})
 final class QuickstartCommand implements Callable<Integer> {
     @Option(names = "--output", defaultValue = "quickstart-output", description = "Where data, runs and the summary go (default: ${DEFAULT-VALUE})")
     Path output;
 
-    @Option(names = "--sft-steps", description = "SFT steps (default: 2500)")
+    @Option(names = "--sft-steps", description = "SFT steps (default: 1500)")
     Integer sftSteps;
 
-    @Option(names = "--preference-steps", description = "DPO and IPO steps each (default: 300)")
+    @Option(names = "--preference-steps", description = "DPO and IPO steps each (default: 600)")
     Integer preferenceSteps;
 
     @Option(names = "--seed", description = "Seed (default: 1234)")
     Long seed;
 
-    @Option(names = "--threads", description = "libtorch intra-op threads (default: 1, which makes the run bit-reproducible)")
+    @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores; 1 gives the same numbers on any machine)")
     Integer threads;
 
     @Spec
@@ -39,11 +39,11 @@ final class QuickstartCommand implements Callable<Integer> {
         Quickstart.Settings d = Quickstart.Settings.standard(output);
         Quickstart.Settings s = new Quickstart.Settings(output, sftSteps != null ? sftSteps : d.sftSteps(),
                 preferenceSteps != null ? preferenceSteps : d.preferenceSteps(), d.heldOut(), seed != null ? seed : d.seed());
-        Threads.apply(threads, 1);
+        Threads.apply(threads, null);
         Files.createDirectories(output);
         RunConsole.logTo(output);
         var w = spec.commandLine().getOut();
-        w.printf("align4j quickstart: two-digit sums, a buggy SFT teacher (+1 when the first number is odd), then DPO and IPO.%n");
+        w.printf("align4j quickstart: two-digit sums; SFT on a teacher who adds one to odd first numbers 60%% of the time; then DPO and IPO.%n");
         w.printf("Output: %s%n", output.toAbsolutePath());
         w.flush();
         long t0 = System.nanoTime();
@@ -51,7 +51,7 @@ final class QuickstartCommand implements Callable<Integer> {
         w.printf("%n%-6s %18s %18s %16s%n", "model", "held-out accuracy", "reward accuracy", "KL to SFT (nats)");
         rows.forEach((name, r) -> w.printf(Locale.ROOT, "%-6s %18.3f %18.3f %16.3f%n", name, r.heldoutAccuracy(), r.rewardAccuracy(),
                 r.klToReference()));
-        w.printf(Locale.ROOT, "%nheld-out: %d problems never trained on; reward accuracy ranks the right answer above the buggy one by%n"
+        w.printf(Locale.ROOT, "%nheld-out: %d problems never trained on; reward accuracy ranks the right answer above a one-off one by%n"
                 + "beta*log(pi/pi_sft) (ties count half); KL is summed over the model's own greedy answer.%n", s.heldOut());
         w.printf(Locale.ROOT, "summary: %s  (%.0f s)%n", output.resolve("summary.json").toAbsolutePath(), (System.nanoTime() - t0) / 1e9);
         w.flush();

@@ -1,12 +1,9 @@
 package org.align4j.trainer.cli;
 
 /**
- * libtorch's intra-op thread count, which must be set before the engine starts.
- *
- * <p>Why it is a flag: on the 2-core AMD EPYC (Zen 4) machines align4j is developed on, runs with two
- * intra-op threads were occasionally not bit-identical and, about once in five quickstart runs, produced
- * a NaN gradient with a finite loss; pinned to one thread, every run was bit-identical. The quickstart
- * therefore defaults to one thread; training commands use libtorch's default unless told otherwise.
+ * libtorch's intra-op thread count, which must be set before the engine starts. One thread makes runs
+ * bit-identical across machines with different core counts (reductions split the same way); the
+ * default is libtorch's (all cores).
  */
 final class Threads {
     static final String PROPERTY = "ai.djl.pytorch.num_threads";

@@ -37,10 +37,10 @@ import org.slf4j.LoggerFactory;
  * <p>The task is two-digit addition with zero-padded answers ({@code 07+35=042}), so the right answer
  * is computable. A tiny GPT-2 is built from scratch with a character tokenizer shipped in the jar and
  * fine-tuned (SFT) on answers from a teacher with a habit: when the first number is odd, it adds one
- * 70% of the time. The SFT model learns the habit (its most likely answer to an odd first number is
+ * 60% of the time. The SFT model learns the habit (its most likely answer to an odd first number is
  * one too high) and is right on about half of the held-out problems, while still giving the right
  * answer some probability.
- * DPO and IPO then train on preference pairs (right answer ≻ the buggy one) with the SFT model as the
+ * DPO and IPO then train on preference pairs (right answer ≻ an answer one off, in a random direction) with the SFT model as the
  * reference policy. Held-out accuracy, reward accuracy and KL to the reference are measured before
  * (SFT) and after (DPO, IPO), and written to {@code OUTPUT/summary.json}.
  */
@@ -48,7 +48,7 @@ public final class Quickstart {
     private static final Logger LOG = LoggerFactory.getLogger(Quickstart.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     /** How often the SFT teacher adds one to a sum whose first number is odd. */
-    static final double TEACHER_ERROR = 0.7;
+    static final double TEACHER_ERROR = 0.6;
 
     private static final String[] TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
 
@@ -67,7 +67,7 @@ public final class Quickstart {
          * @return the settings the README's numbers come from
          */
         public static Settings standard(Path output) {
-            return new Settings(output, 2500, 300, 500, 1234);
+            return new Settings(output, 1500, 600, 500, 1234);
         }
     }
 
@@ -76,7 +76,7 @@ public final class Quickstart {
      *
      * @param heldoutAccuracy share of held-out problems answered right (greedy)
      * @param rewardAccuracy share of held-out pairs whose implicit reward β·log(π/π_ref) ranks the
-     *     right answer above the buggy one (ties count half; π_ref is the SFT model)
+     *     right answer above the one-off answer (ties count half; π_ref is the SFT model)
      * @param klToReference mean over held-out prompts of Σ_t KL(π ‖ π_ref) along the model's own
      *     greedy answer, in nats
      */
@@ -98,8 +98,14 @@ public final class Quickstart {
             return String.format(Locale.ROOT, "%03d", a + b + (slip ? 1 : 0));
         }
 
-        String wrongAnswer() {
-            return String.format(Locale.ROOT, "%03d", a + b + 1);
+        /**
+         * A wrong answer, one off in a random direction: were it always one too high, "the smaller
+         * answer wins" would explain every pair, and DPO learns that shortcut instead of the sum.
+         */
+        String wrongAnswer(Random random) {
+            int sum = a + b;
+            int off = sum == 0 || random.nextBoolean() ? 1 : -1;
+            return String.format(Locale.ROOT, "%03d", sum + off);
         }
     }
 
@@ -133,8 +139,17 @@ public final class Quickstart {
         Random teacher = new Random(s.seed() + 1);
         writeJsonl(data.resolve("sft.jsonl"), train, p -> Map.of("prompt", p.prompt(), "completion", p.teacherAnswer(teacher)));
         writeJsonl(data.resolve("sft_eval.jsonl"), heldOut, p -> Map.of("prompt", p.prompt(), "completion", p.teacherAnswer(teacher)));
-        writeJsonl(data.resolve("prefs.jsonl"), train, p -> Map.of("prompt", p.prompt(), "chosen", p.answer(), "rejected", p.wrongAnswer()));
-        writeJsonl(data.resolve("prefs_eval.jsonl"), heldOut, p -> Map.of("prompt", p.prompt(), "chosen", p.answer(), "rejected", p.wrongAnswer()));
+        Random wrong = new Random(s.seed() + 2);
+        writeJsonl(data.resolve("prefs.jsonl"), train, p -> Map.of("prompt", p.prompt(), "chosen", p.answer(), "rejected", p.wrongAnswer(wrong)));
+        List<String> heldOutWrong = new ArrayList<>();
+        for (Problem p : heldOut) {
+            heldOutWrong.add(p.wrongAnswer(wrong));
+        }
+        Map<Problem, String> wrongByProblem = new java.util.HashMap<>();
+        for (int i = 0; i < heldOut.size(); i++) {
+            wrongByProblem.put(heldOut.get(i), heldOutWrong.get(i));
+        }
+        writeJsonl(data.resolve("prefs_eval.jsonl"), heldOut, p -> Map.of("prompt", p.prompt(), "chosen", p.answer(), "rejected", wrongByProblem.get(p)));
 
         Map<String, Object> sft = new LinkedHashMap<>();
         sft.put("model", base.toString());
@@ -151,7 +166,7 @@ public final class Quickstart {
         sft.put("eval_batch_size", 250);
         sft.put("log_every", 10);
         sft.put("seed", s.seed());
-        LOG.info("SFT on the buggy teacher's answers: {} steps", s.sftSteps());
+        LOG.info("SFT on the teacher's answers: {} steps", s.sftSteps());
         try (SftTrainer t = SftTrainer.create(TrainConfig.resolve(null, sft), false)) {
             if (listener != null) {
                 t.addListener(listener.apply("sft"));
@@ -167,8 +182,8 @@ public final class Quickstart {
             c.put("eval_data", data.resolve("prefs_eval.jsonl").toString());
             c.put("output", out.resolve(loss).toString());
             c.put("loss", loss);
-            c.put("beta", 0.1);
-            c.put("learning_rate", "dpo".equals(loss) ? 1e-3 : 2e-4);
+            c.put("beta", 0.5);
+            c.put("learning_rate", 5e-5);
             c.put("batch_size", 32);
             c.put("max_steps", s.preferenceSteps());
             c.put("warmup_steps", Math.min(20, s.preferenceSteps() / 10));
@@ -177,7 +192,7 @@ public final class Quickstart {
             c.put("eval_batch_size", 250);
             c.put("log_every", 5);
             c.put("seed", s.seed());
-            LOG.info("{} on right-vs-buggy pairs: {} steps", loss, s.preferenceSteps());
+            LOG.info("{} on right-vs-one-off pairs: {} steps", loss, s.preferenceSteps());
             try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, c), false)) {
                 if (listener != null) {
                     t.addListener(listener.apply(loss));
@@ -194,7 +209,7 @@ public final class Quickstart {
                 Path dir = "sft".equals(name) ? sftModel : out.resolve(name).resolve("final");
                 try (CausalLm policy = CausalLm.load(dir, Device.cpu())) {
                     policy.setTrainable(false);
-                    rows.put(name, evaluate(policy, reference, tk, heldOut));
+                    rows.put(name, evaluate(policy, reference, tk, heldOut, heldOutWrong));
                 }
             }
         }
@@ -211,7 +226,7 @@ public final class Quickstart {
         return rows;
     }
 
-    static Row evaluate(CausalLm policy, CausalLm reference, TextTokenizer tk, List<Problem> problems) {
+    static Row evaluate(CausalLm policy, CausalLm reference, TextTokenizer tk, List<Problem> problems, List<String> wrongAnswers) {
         List<int[]> prompts = new ArrayList<>();
         for (Problem p : problems) {
             prompts.add(tk.encode(p.prompt()));
@@ -230,7 +245,8 @@ public final class Quickstart {
         List<EncodedPair> pairs = new ArrayList<>();
         for (int i = 0; i < problems.size(); i++) {
             Problem p = problems.get(i);
-            pairs.add(new EncodedPair(prompts.get(i), withEos(tk.encode(p.answer()), tk.eosId()), withEos(tk.encode(p.wrongAnswer()), tk.eosId()), null));
+            pairs.add(new EncodedPair(prompts.get(i), withEos(tk.encode(p.answer()), tk.eosId()),
+                    withEos(tk.encode(wrongAnswers.get(i)), tk.eosId()), null));
         }
         List<PairScorer.PairScore> pol = PairScorer.score(policy, pairs, 250, tk.padId());
         List<PairScorer.PairScore> ref = PairScorer.score(reference, pairs, 250, tk.padId());

@@ -1,0 +1,31 @@
+package org.align4j.trainer.quickstart;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The whole quickstart pipeline, shortened: the full run's numbers are in the README, measured by hand. */
+class QuickstartSmokeTest {
+    @Test
+    void shortQuickstartWritesTheSummaryAndRunFolders(@TempDir Path tmp) throws Exception {
+        Map<String, Quickstart.Row> rows = Quickstart.run(new Quickstart.Settings(tmp, 20, 5, 50, 7), null);
+        assertThat(rows).containsOnlyKeys("sft", "dpo", "ipo");
+        assertThat(rows.get("sft").klToReference()).isZero();
+        assertThat(rows.get("sft").rewardAccuracy()).isEqualTo(0.5);
+        JsonNode summary = new ObjectMapper().readTree(tmp.resolve("summary.json").toFile());
+        for (String name : new String[] {"sft", "dpo", "ipo"}) {
+            for (String key : new String[] {"heldout_accuracy", "reward_accuracy", "kl_to_reference"}) {
+                assertThat(summary.get(name).get(key).isNumber()).as(name + "." + key).isTrue();
+            }
+        }
+        assertThat(rows.get("dpo").klToReference()).isPositive();
+        assertThat(tmp.resolve("dpo/final/model.safetensors")).exists();
+        assertThat(tmp.resolve("ipo/metrics.jsonl")).exists();
+        assertThat(tmp.resolve("base/tokenizer.json")).exists();
+    }
+}

@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
+import java.util.function.Function;
+import org.align4j.data.io.RawRecord;
 import org.align4j.data.io.RecordReader;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -41,12 +43,25 @@ public final class PreferenceData {
      * @throws DataException at the first bad record unless skipping
      */
     public static Loaded load(Path path, DataFormat format, boolean skipInvalid) {
-        PreferenceParser parser = new PreferenceParser(format);
+        return load(path, new PreferenceParser(format)::parse, skipInvalid, "preference pairs");
+    }
+
+    /**
+     * Reads every record through a parser, stopping at the first bad record or skipping them: the one
+     * stop-or-skip loop behind every dataset align4j reads.
+     *
+     * @param path a data file or a folder of shards
+     * @param parser turns a record into an example, throwing {@link DataException} for a bad one
+     * @param skipInvalid skip and count bad records instead of stopping at the first
+     * @param what what the examples are, for the error when none is valid
+     * @return the examples and the skipped records
+     */
+    public static Loaded load(Path path, Function<RawRecord, PreferenceExample> parser, boolean skipInvalid, String what) {
         List<PreferenceExample> examples = new ArrayList<>();
         List<DataException> invalid = new ArrayList<>();
         RecordReader.read(path, r -> {
             try {
-                examples.add(parser.parse(r));
+                examples.add(parser.apply(r));
             } catch (DataException e) {
                 if (!skipInvalid) {
                     throw e;
@@ -64,7 +79,7 @@ public final class PreferenceData {
             LOG.warn("Skipped {} invalid record(s) in {}; first: {}", invalid.size(), path, invalid.get(0).getMessage());
         }
         if (examples.isEmpty()) {
-            throw new DataException(path, 0, null, "no valid preference pairs");
+            throw new DataException(path, 0, null, "no valid " + what);
         }
         return new Loaded(Collections.unmodifiableList(examples), Collections.unmodifiableList(invalid));
     }

@@ -15,10 +15,10 @@ import org.align4j.data.DataFormat;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.Message;
 import org.align4j.data.PreferenceBatch;
+import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceExample;
 import org.align4j.data.PreferenceParser;
 import org.align4j.data.io.RawRecord;
-import org.align4j.data.io.RecordReader;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.LogProbs;
@@ -66,28 +66,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     /** Reads prompt/completion examples (or the chosen side of preference pairs) as examples without a rejected side. */
     static List<PreferenceExample> load(Path path, DataFormat format, boolean skipInvalid) {
         PreferenceParser preferences = new PreferenceParser(format);
-        List<PreferenceExample> out = new ArrayList<>();
-        List<DataException> invalid = new ArrayList<>();
-        RecordReader.read(path, r -> {
-            try {
-                out.add(parse(r, preferences));
-            } catch (DataException e) {
-                if (!skipInvalid) {
-                    throw e;
-                }
-                invalid.add(e);
-            }
-        }, m -> {
-            DataException e = new DataException(m.file(), m.line(), null, m.message());
-            if (!skipInvalid) {
-                throw e;
-            }
-            invalid.add(e);
-        });
-        if (out.isEmpty()) {
-            throw new DataException(path, 0, null, "no valid examples");
-        }
-        return out;
+        return PreferenceData.load(path, r -> parse(r, preferences), skipInvalid, "examples").examples();
     }
 
     private static PreferenceExample parse(RawRecord r, PreferenceParser preferences) {

@@ -26,6 +26,11 @@ public final class FrozenReference implements ReferencePolicy {
                 lp.mean().get(chosen).stopGradient(), lp.mean().get(rejected).stopGradient());
     }
 
+    /** @return the frozen model */
+    public CausalLm model() {
+        return model;
+    }
+
     @Override
     public void close() {
         model.close();

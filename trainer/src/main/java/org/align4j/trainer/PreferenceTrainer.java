@@ -14,6 +14,7 @@ import java.util.Map;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.data.PreferenceData;
+import org.align4j.evaluation.Divergence;
 import org.align4j.losses.Objectives;
 import org.align4j.losses.PreferenceLoss;
 import org.align4j.losses.RewardMetrics;
@@ -21,6 +22,8 @@ import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.LogProbs;
 import org.align4j.model.tokenizer.TextTokenizer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Preference fine-tuning (DPO, IPO and their relatives) of a causal LM against a reference policy.
@@ -38,10 +41,12 @@ import org.align4j.model.tokenizer.TextTokenizer;
  * objective asks, backward, and TRL's metrics.
  */
 public final class PreferenceTrainer extends TrainingLoop implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(PreferenceTrainer.class);
     private final TextTokenizer tokenizer;
     private final RunData data;
     private final ReferencePolicy reference;
     private final PreferenceLoss objective;
+    private CausalLm klReference;
 
     private PreferenceTrainer(TrainConfig config, CausalLm policy, TextTokenizer tokenizer, RunData data, ReferencePolicy reference,
             PreferenceLoss objective) {
@@ -167,6 +172,16 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 Map<String, Double> m = new LinkedHashMap<>();
                 m.put("loss", s.out().meanLoss().toType(DataType.FLOAT64, false).getDouble());
                 m.putAll(RewardMetrics.of(s.out(), s.policyChosen(), s.policyRejected()));
+                CausalLm klReference = config.evalKl() ? referenceModelForKl() : null;
+                if (klReference != null) {
+                    List<int[]> prompts = new ArrayList<>();
+                    List<int[]> chosen = new ArrayList<>();
+                    for (EncodedPair p : data.eval().subList(from, to)) {
+                        prompts.add(p.prompt());
+                        chosen.add(p.chosen());
+                    }
+                    m.put("kl", Divergence.mean(Divergence.perSequenceKl(policy, klReference, prompts, chosen, tokenizer.padId(), bs)));
+                }
                 int n = to - from;
                 m.forEach((k, v) -> sums.merge(k, v * n, Double::sum));
                 total += n;
@@ -178,8 +193,30 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         return out;
     }
 
+    /**
+     * The reference model for {@code eval_kl}: the frozen copy, or (with precomputed log-probs) the
+     * reference loaded once, for evaluation only.
+     */
+    private CausalLm referenceModelForKl() {
+        if (reference instanceof FrozenReference f) {
+            return f.model();
+        }
+        if (reference == null) {
+            return null;
+        }
+        if (klReference == null) {
+            LOG.info("eval_kl: loading the reference model {} for evaluation (eval_kl: false skips this)", config.referenceModelOrModel());
+            klReference = CausalLm.load(Path.of(config.referenceModelOrModel()), policy.device());
+            klReference.setTrainable(false);
+        }
+        return klReference;
+    }
+
     @Override
     public void close() {
+        if (klReference != null) {
+            klReference.close();
+        }
         if (reference != null) {
             reference.close();
         }

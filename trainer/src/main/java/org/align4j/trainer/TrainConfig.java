@@ -64,6 +64,9 @@ import org.align4j.losses.Objectives;
  * @param chatTemplate render plain prompts through the chat template
  * @param groupByLength batch pairs of similar length
  * @param evalBatchSize pairs per evaluation forward pass
+ * @param evalKl add {@code eval_kl} to evaluation: the exact per-token KL(π ‖ π_ref) summed along the
+ *     held-out chosen answers; with {@code reference: precomputed} this loads the reference model for
+ *     evaluation only
  */
 @JsonInclude(JsonInclude.Include.ALWAYS)
 public record TrainConfig(
@@ -107,7 +110,8 @@ public record TrainConfig(
         boolean skipInvalid,
         boolean chatTemplate,
         boolean groupByLength,
-        int evalBatchSize) {
+        int evalBatchSize,
+        boolean evalKl) {
 
     static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory())
             .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
@@ -118,7 +122,7 @@ public record TrainConfig(
     public static TrainConfig defaults() {
         return new TrainConfig(null, null, null, 0.0, "runs/align4j", "dpo", 0.1, 0.0, 1.0, 0.5, 1e-6, 0.0, 0.9, 0.999, 1e-8,
                 4, 1, 0, 1, 0, "linear", 1.0, 0, 2, 0, 1, 42, "copy", null, "fp32", null, "cpu", true, 0, 0, "keep_end",
-                "auto", false, false, false, 8);
+                "auto", false, false, false, 8, true);
     }
 
     /**

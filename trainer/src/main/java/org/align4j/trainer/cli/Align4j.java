@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
             LogprobsCommand.class,
             DataCommand.class,
             GenerateCommand.class,
+            EvaluateCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class Align4j implements Runnable {

@@ -48,12 +48,14 @@ final class QuickstartCommand implements Callable<Integer> {
         w.flush();
         long t0 = System.nanoTime();
         Map<String, Quickstart.Row> rows = Quickstart.run(s, RunConsole::new);
-        w.printf("%n%-6s %18s %18s %16s%n", "model", "held-out accuracy", "reward accuracy", "KL to SFT (nats)");
-        rows.forEach((name, r) -> w.printf(Locale.ROOT, "%-6s %18.3f %18.3f %16.3f%n", name, r.heldoutAccuracy(), r.rewardAccuracy(),
-                r.klToReference()));
+        w.printf("%n%-6s %18s %18s %16s %22s%n", "model", "held-out accuracy", "reward accuracy", "KL to SFT (nats)", "win rate vs SFT");
+        rows.forEach((name, r) -> w.printf(Locale.ROOT, "%-6s %18.3f %18.3f %16.3f %8.3f [%.3f, %.3f]%n", name, r.heldoutAccuracy(),
+                r.rewardAccuracy(), r.klToReference(), r.winRate().rate(), r.winRate().lower(), r.winRate().upper()));
         w.printf(Locale.ROOT, "%nheld-out: %d problems never trained on; reward accuracy ranks the right answer above a one-off one by%n"
-                + "beta*log(pi/pi_sft) (ties count half); KL is summed over the model's own greedy answer.%n", s.heldOut());
+                + "beta*log(pi/pi_sft) (ties count half); KL is summed over the model's own greedy answer; the win rate compares%n"
+                + "greedy answers with the SFT model's (right beats wrong, ties half; 95%% Wilson interval).%n", s.heldOut());
         w.printf(Locale.ROOT, "summary: %s  (%.0f s)%n", output.resolve("summary.json").toAbsolutePath(), (System.nanoTime() - t0) / 1e9);
+        w.printf(Locale.ROOT, "report:  %s%n", output.resolve("report").resolve("index.html").toAbsolutePath());
         w.flush();
         return 0;
     }

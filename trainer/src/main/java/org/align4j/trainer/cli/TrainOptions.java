@@ -58,6 +58,8 @@ final class TrainOptions {
     @Option(names = "--chat-template", description = "Render plain prompts through the chat template") Boolean chatTemplate;
     @Option(names = "--group-by-length", description = "Batch examples of similar length") Boolean groupByLength;
     @Option(names = "--eval-batch-size", description = "Pairs per evaluation forward pass") Integer evalBatchSize;
+    @Option(names = "--eval-kl", negatable = true, description = "Log eval_kl, the KL to the reference along held-out chosen answers (default: on)")
+    Boolean evalKl;
 
     TrainConfig resolve(String forcedLoss) {
         Map<String, Object> o = new LinkedHashMap<>();
@@ -99,6 +101,7 @@ final class TrainOptions {
         put(o, "chat_template", chatTemplate);
         put(o, "group_by_length", groupByLength);
         put(o, "eval_batch_size", evalBatchSize);
+        put(o, "eval_kl", evalKl);
         return TrainConfig.resolve(config, o);
     }
 

@@ -18,6 +18,8 @@ import java.util.Random;
 import org.align4j.data.EncodedPair;
 import org.align4j.evaluation.Divergence;
 import org.align4j.evaluation.PairScorer;
+import org.align4j.evaluation.WinRate;
+import org.align4j.evaluation.report.RunReport;
 import org.align4j.model.CausalLm;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.generate.GenerationConfig;
@@ -79,13 +81,20 @@ public final class Quickstart {
      *     right answer above the one-off answer (ties count half; π_ref is the SFT model)
      * @param klToReference mean over held-out prompts of Σ_t KL(π ‖ π_ref) along the model's own
      *     greedy answer, in nats
+     * @param winRate how often the model's greedy answer beats the SFT model's (right beats wrong,
+     *     equal correctness ties)
      */
-    public record Row(double heldoutAccuracy, double rewardAccuracy, double klToReference) {}
+    public record Row(double heldoutAccuracy, double rewardAccuracy, double klToReference, WinRate winRate) {}
 
     /** An addition problem. */
     record Problem(int a, int b) {
         String prompt() {
             return String.format(Locale.ROOT, "%02d+%02d=", a, b);
+        }
+
+        /** The problem of a prompt such as {@code 07+35=}. */
+        static Problem parse(String prompt) {
+            return new Problem(Integer.parseInt(prompt.substring(0, 2)), Integer.parseInt(prompt.substring(3, 5)));
         }
 
         String answer() {
@@ -190,6 +199,7 @@ public final class Quickstart {
             c.put("schedule", "linear");
             c.put("reference", "precomputed");
             c.put("eval_batch_size", 250);
+            c.put("eval_every", Math.max(1, s.preferenceSteps() / 12));
             c.put("log_every", 5);
             c.put("seed", s.seed());
             LOG.info("{} on right-vs-one-off pairs: {} steps", loss, s.preferenceSteps());
@@ -205,11 +215,17 @@ public final class Quickstart {
         try (TextTokenizer tk = TextTokenizer.load(sftModel);
                 CausalLm reference = CausalLm.load(sftModel, Device.cpu())) {
             reference.setTrainable(false);
+            List<String> promptTexts = heldOut.stream().map(Problem::prompt).toList();
+            List<String> referenceAnswers = WinRate.generate(reference, tk, promptTexts, GenerationConfig.greedy(4), 250);
             for (String name : List.of("sft", "dpo", "ipo")) {
                 Path dir = "sft".equals(name) ? sftModel : out.resolve(name).resolve("final");
                 try (CausalLm policy = CausalLm.load(dir, Device.cpu())) {
                     policy.setTrainable(false);
-                    rows.put(name, evaluate(policy, reference, tk, heldOut, heldOutWrong));
+                    Row row = evaluate(policy, reference, tk, heldOut, heldOutWrong, referenceAnswers);
+                    rows.put(name, row);
+                    if (!"sft".equals(name)) {
+                        writeSamples(out.resolve(name).resolve("samples.jsonl"), policy, tk, heldOut.subList(0, 16), referenceAnswers);
+                    }
                 }
             }
         }
@@ -219,14 +235,55 @@ public final class Quickstart {
             o.put("heldout_accuracy", r.heldoutAccuracy());
             o.put("reward_accuracy", r.rewardAccuracy());
             o.put("kl_to_reference", r.klToReference());
+            o.put("win_rate_vs_sft", r.winRate().rate());
+            o.put("win_rate_ci95", JSON.valueToTree(new double[] {r.winRate().lower(), r.winRate().upper()}));
             o.put("model", "sft".equals(name) ? sftModel.toString() : out.resolve(name).resolve("final").toString());
         });
         AtomicDirectory.writeFile(out.resolve("summary.json"),
                 (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(summary) + "\n").getBytes(StandardCharsets.UTF_8));
+        writeReport(out, rows);
         return rows;
     }
 
-    static Row evaluate(CausalLm policy, CausalLm reference, TextTokenizer tk, List<Problem> problems, List<String> wrongAnswers) {
+    /** The report: DPO and IPO overlaid, the held-out table, sample answers of SFT, DPO and IPO. */
+    static Path writeReport(Path out, Map<String, Row> rows) throws IOException {
+        Map<String, Map<String, Double>> headline = new LinkedHashMap<>();
+        rows.forEach((name, r) -> {
+            Map<String, Double> cols = new LinkedHashMap<>();
+            cols.put("held-out accuracy", r.heldoutAccuracy());
+            cols.put("reward accuracy", r.rewardAccuracy());
+            cols.put("KL to SFT (nats)", r.klToReference());
+            cols.put("win rate vs SFT", r.winRate().rate());
+            cols.put("95% CI low", r.winRate().lower());
+            cols.put("95% CI high", r.winRate().upper());
+            headline.put(name, cols);
+        });
+        String intro = "Two-digit sums (<code>07+35=042</code>). The SFT model learned a teacher's habit of adding one to sums whose "
+                + "first number is odd; DPO and IPO then trained on pairs right answer ≻ answer one off, with the SFT model as the "
+                + "reference policy. Headline numbers, over the " + "held-out problems (never trained on): greedy accuracy, "
+                + "implicit-reward accuracy, KL to the SFT model along each model's own greedy answers, and the win rate of each "
+                + "model's greedy answer against the SFT model's (a right answer beats a wrong one, ties count half).";
+        return RunReport.write(List.of(RunReport.read(out.resolve("dpo")), RunReport.read(out.resolve("ipo"))), out.resolve("report"),
+                "align4j quickstart: DPO vs IPO", intro, headline);
+    }
+
+    private static void writeSamples(Path file, CausalLm policy, TextTokenizer tk, List<Problem> problems, List<String> referenceAnswers)
+            throws IOException {
+        List<String> answers = WinRate.generate(policy, tk, problems.stream().map(Problem::prompt).toList(), GenerationConfig.greedy(4), 250);
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < problems.size(); i++) {
+            Map<String, String> o = new LinkedHashMap<>();
+            o.put("prompt", problems.get(i).prompt());
+            o.put("expected", problems.get(i).answer());
+            o.put("reference", referenceAnswers.get(i));
+            o.put("policy", answers.get(i));
+            sb.append(JSON.writeValueAsString(o)).append('\n');
+        }
+        AtomicDirectory.writeFile(file, sb.toString().getBytes(StandardCharsets.UTF_8));
+    }
+
+    static Row evaluate(CausalLm policy, CausalLm reference, TextTokenizer tk, List<Problem> problems, List<String> wrongAnswers,
+            List<String> referenceAnswers) {
         List<int[]> prompts = new ArrayList<>();
         for (Problem p : problems) {
             prompts.add(tk.encode(p.prompt()));
@@ -237,10 +294,14 @@ public final class Quickstart {
             answers.addAll(g.generate(prompts.subList(from, Math.min(prompts.size(), from + 250)), GenerationConfig.greedy(4)));
         }
         int right = 0;
+        List<WinRate.Judge.Verdict> verdicts = new ArrayList<>();
+        WinRate.Judge judge = WinRate.Judge.byScore((prompt, answer) -> answer.equals(Problem.parse(prompt).answer()) ? 1 : 0);
         for (int i = 0; i < problems.size(); i++) {
-            if (tk.decode(answers.get(i), true).equals(problems.get(i).answer())) {
+            String answer = tk.decode(answers.get(i), true);
+            if (answer.equals(problems.get(i).answer())) {
                 right++;
             }
+            verdicts.add(judge.compare(problems.get(i).prompt(), answer, referenceAnswers.get(i)));
         }
         List<EncodedPair> pairs = new ArrayList<>();
         for (int i = 0; i < problems.size(); i++) {
@@ -257,7 +318,7 @@ public final class Quickstart {
             rewardRight += chosen > rejected ? 1 : chosen == rejected ? 0.5 : 0;
         }
         double[] kl = Divergence.perSequenceKl(policy, reference, prompts, answers, tk.padId(), 250);
-        return new Row((double) right / problems.size(), rewardRight / problems.size(), Divergence.mean(kl));
+        return new Row((double) right / problems.size(), rewardRight / problems.size(), Divergence.mean(kl), WinRate.of(verdicts));
     }
 
     private static int[] withEos(int[] ids, int eos) {

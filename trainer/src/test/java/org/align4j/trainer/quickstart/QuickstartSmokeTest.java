@@ -27,5 +27,13 @@ class QuickstartSmokeTest {
         assertThat(tmp.resolve("dpo/final/model.safetensors")).exists();
         assertThat(tmp.resolve("ipo/metrics.jsonl")).exists();
         assertThat(tmp.resolve("base/tokenizer.json")).exists();
+        // the SFT model against itself: every answer ties
+        assertThat(rows.get("sft").winRate().ties()).isEqualTo(50);
+        assertThat(summary.get("dpo").get("win_rate_ci95")).hasSize(2);
+        // the report: DPO and IPO overlaid, eval_kl logged during training, samples side by side
+        String page = java.nio.file.Files.readString(tmp.resolve("report/index.html"));
+        assertThat(page).contains("Headline numbers").contains("KL(π ‖ π_ref) along held-out chosen answers").contains("Sample generations");
+        assertThat(tmp.resolve("report/charts/eval_kl.png")).exists();
+        assertThat(tmp.resolve("dpo/samples.jsonl")).exists();
     }
 }

@@ -1,0 +1,125 @@
+package org.align4j.evaluation.report;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.awt.image.BufferedImage;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import javax.imageio.ImageIO;
+import org.align4j.data.DataException;
+import org.align4j.evaluation.Bandit;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ReportTest {
+    @TempDir
+    Path tmp;
+
+    /** A run folder like the trainer's, with a loss falling as 1/step and accuracy rising. */
+    static Path fakeRun(Path dir, double speed) throws IOException {
+        Files.createDirectories(dir);
+        StringBuilder sb = new StringBuilder();
+        for (int step = 5; step <= 200; step += 5) {
+            double acc = 1 - 0.5 * Math.exp(-speed * step / 50.0);
+            sb.append(String.format(Locale.ROOT, "{\"step\":%d,\"loss\":%f,\"rewards/accuracies\":%f,\"rewards/margins\":%f,\"learning_rate\":1e-5}%n",
+                    step, 0.7 / (1 + speed * step / 20.0), acc, speed * step / 100.0));
+            if (step % 50 == 0) {
+                sb.append(String.format(Locale.ROOT, "{\"step\":%d,\"eval_loss\":%f,\"eval_kl\":%f}%n", step, 0.6 / (1 + step / 40.0),
+                        speed * step / 400.0));
+            }
+        }
+        Files.writeString(dir.resolve("metrics.jsonl"), sb);
+        Files.writeString(dir.resolve("config.yaml"), "loss: " + dir.getFileName() + "\nbeta: 0.5\n");
+        Files.writeString(dir.resolve("samples.jsonl"), """
+                {"prompt":"07+35=","expected":"042","reference":"043","policy":"042"}
+                {"prompt":"<b>x</b>","reference":"a & b","policy":"c"}
+                """);
+        return dir;
+    }
+
+    @Test
+    void writesChartsAndASelfContainedPage() throws IOException {
+        List<RunReport.Run> runs = List.of(RunReport.read(fakeRun(tmp.resolve("dpo"), 2)), RunReport.read(fakeRun(tmp.resolve("ipo"), 1)));
+        assertThat(runs.get(0).points()).hasSize(44);
+        assertThat(runs.get(0).last("eval_kl")).isEqualTo(2 * 200 / 400.0);
+        Path html = RunReport.write(runs, tmp.resolve("report"), "DPO vs IPO", "Two runs.", Map.of("dpo", Map.of("accuracy", 0.9)));
+        String page = Files.readString(html);
+        assertThat(RunReport.charts(runs)).containsOnlyKeys("loss", "rewards_accuracies", "rewards_margins", "eval_loss", "eval_kl");
+        assertThat(page.split("src=\"data:image/png;base64,", -1)).hasSize(6); // five charts, embedded
+        assertThat(page).doesNotContain("<b>x</b>").contains("&lt;b&gt;x&lt;/b&gt;").contains("a &amp; b");
+        assertThat(page).contains("<td class=\"text right\">042</td>").contains("<td class=\"text wrong\">043</td>");
+        assertThat(page).contains("loss: dpo").doesNotContain("http://").doesNotContain("https://");
+        for (String chart : List.of("loss", "eval_kl")) {
+            BufferedImage img = ImageIO.read(tmp.resolve("report/charts/" + chart + ".png").toFile());
+            assertThat(img.getWidth()).isEqualTo(900);
+            assertThat(colouredPixels(img, 0x0072B2)).as("first run's line in " + chart).isGreaterThan(300);
+            assertThat(colouredPixels(img, 0xD55E00)).as("second run's line in " + chart).isGreaterThan(300);
+        }
+    }
+
+    @Test
+    void malformedMetricsNameFileAndLine() throws IOException {
+        Path run = fakeRun(tmp.resolve("bad"), 1);
+        Files.writeString(run.resolve("metrics.jsonl"), "{\"step\":1,\"loss\":0.5}\n{\"step\":2,\"loss\":\n", StandardCharsets.UTF_8);
+        assertThatThrownBy(() -> RunReport.read(run)).isInstanceOf(DataException.class).hasMessageContaining("metrics.jsonl:2");
+        assertThatThrownBy(() -> RunReport.read(tmp.resolve("missing"))).isInstanceOf(DataException.class)
+                .hasMessageContaining("metrics.jsonl").hasMessageContaining("not found");
+    }
+
+    @Test
+    void banditReportWritesCsvPngAndWords() throws IOException {
+        List<Bandit.Curve> curves = List.of(Bandit.train("dpo", 0.5, 400, 0.5, 50), Bandit.train("ipo", 0.5, 400, 0.5, 50));
+        Path html = BanditReport.write(curves, tmp.resolve("bandit"));
+        List<String> csv = Files.readAllLines(tmp.resolve("bandit/curves.csv"));
+        assertThat(csv.get(0)).isEqualTo("method,beta,step,pi_a,pi_b,pi_c");
+        assertThat(csv).hasSize(1 + 2 * 9);
+        assertThat(csv.get(1)).startsWith("dpo,0.5,0,0.333333333");
+        String page = Files.readString(html);
+        assertThat(page).contains("IPO, β = 0.5: after 400 steps").contains("closed form").contains("DPO ends with nearly all probability");
+        BufferedImage img = ImageIO.read(tmp.resolve("bandit/bandit.png").toFile());
+        assertThat(img.getWidth()).isEqualTo(420);
+        assertThat(img.getHeight()).isEqualTo(2 * 320);
+    }
+
+    /**
+     * Opens a report in headless Chromium (Debian's {@code chromium}) and checks the screenshot shows
+     * the charts: pixels in the colours of both runs' lines. Skipped where Chromium is not installed
+     * ({@code .ci/run} installs it when it can).
+     */
+    @Test
+    void rendersInHeadlessChromiumWithItsChartsVisible() throws Exception {
+        Path chromium = Path.of(System.getenv().getOrDefault("CHROMIUM", "/usr/bin/chromium"));
+        Assumptions.assumeTrue(Files.isExecutable(chromium), "no Chromium at " + chromium);
+        List<RunReport.Run> runs = List.of(RunReport.read(fakeRun(tmp.resolve("dpo"), 2)), RunReport.read(fakeRun(tmp.resolve("ipo"), 1)));
+        Path html = RunReport.write(runs, tmp.resolve("report"), "DPO vs IPO", "", Map.of());
+        Path shot = tmp.resolve("screenshot.png");
+        BufferedImage img = ImageIO.read(new ByteArrayInputStream(Chromium.screenshot(chromium, html, shot, 1000, 2200)));
+        assertThat(img.getWidth()).isEqualTo(1000);
+        assertThat(colouredPixels(img, 0x0072B2)).as("first run's lines on screen").isGreaterThan(500);
+        assertThat(colouredPixels(img, 0xD55E00)).as("second run's lines on screen").isGreaterThan(500);
+    }
+
+    static int colouredPixels(BufferedImage img, int rgb) {
+        int n = 0;
+        for (int y = 0; y < img.getHeight(); y++) {
+            for (int x = 0; x < img.getWidth(); x++) {
+                int p = img.getRGB(x, y);
+                int dr = ((p >> 16) & 255) - ((rgb >> 16) & 255);
+                int dg = ((p >> 8) & 255) - ((rgb >> 8) & 255);
+                int db = (p & 255) - (rgb & 255);
+                if (dr * dr + dg * dg + db * db < 40 * 40) {
+                    n++;
+                }
+            }
+        }
+        return n;
+    }
+}

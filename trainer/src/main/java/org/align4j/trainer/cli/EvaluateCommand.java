@@ -1,0 +1,252 @@
+package org.align4j.trainer.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import org.align4j.data.EncodedPair;
+import org.align4j.evaluation.Bandit;
+import org.align4j.evaluation.Divergence;
+import org.align4j.evaluation.PreferenceMetrics;
+import org.align4j.evaluation.report.BanditReport;
+import org.align4j.evaluation.report.RunReport;
+import org.align4j.model.CausalLm;
+import org.align4j.model.Devices;
+import org.align4j.model.generate.GenerationConfig;
+import org.align4j.model.tokenizer.TextTokenizer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** Evaluation: held-out preference metrics and KL, the IPO bandit, and reports of training runs. */
+@Command(name = "evaluate", mixinStandardHelpOptions = true,
+        description = "Did alignment work, and what did it cost? Held-out metrics, KL, the bandit reproduction, reports.",
+        subcommands = {EvaluateCommand.Preferences.class, EvaluateCommand.BanditCommand.class, EvaluateCommand.Report.class})
+final class EvaluateCommand implements Runnable {
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(spec.commandLine().getOut());
+    }
+
+    /** Held-out preference metrics of a policy against a reference, and their KL. */
+    @Command(name = "preferences", mixinStandardHelpOptions = true,
+            description = {"Implicit-reward accuracy, margins and log-probs of a policy against a reference on held-out pairs,",
+                "the exact per-token KL along the chosen answers, and a Monte-Carlo sequence KL on answers sampled from the policy."})
+    static final class Preferences implements Callable<Integer> {
+        @Option(names = "--policy", required = true, paramLabel = "DIR", description = "The trained model folder")
+        Path policy;
+
+        @Option(names = "--reference", required = true, paramLabel = "DIR", description = "The reference model folder (usually the starting model)")
+        Path reference;
+
+        @Option(names = "--data", required = true, paramLabel = "PATH", description = "Held-out preference pairs (file or folder)")
+        Path data;
+
+        @Option(names = "--beta", defaultValue = "0.1", description = "β of the implicit reward (default: ${DEFAULT-VALUE})")
+        double beta;
+
+        @Option(names = "--batch-size", defaultValue = "8", description = "Sequences per forward pass (default: ${DEFAULT-VALUE})")
+        int batchSize;
+
+        @Option(names = "--kl-prompts", defaultValue = "32",
+                description = "Prompts for the Monte-Carlo KL, the first distinct ones of the data (0 skips it; default: ${DEFAULT-VALUE})")
+        int klPrompts;
+
+        @Option(names = "--kl-samples", defaultValue = "4", description = "Answers sampled per prompt (default: ${DEFAULT-VALUE})")
+        int klSamples;
+
+        @Option(names = "--max-new-tokens", defaultValue = "64", description = "Longest sampled answer (default: ${DEFAULT-VALUE})")
+        int maxNewTokens;
+
+        @Option(names = "--seed", defaultValue = "0", description = "Sampling seed (default: ${DEFAULT-VALUE})")
+        long seed;
+
+        @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|gpu", description = "Where to run (default: ${DEFAULT-VALUE})")
+        String device;
+
+        @Option(names = "--json", description = "Print one JSON object")
+        boolean json;
+
+        @Mixin
+        DataOptions dataOptions;
+
+        @Spec
+        picocli.CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            if (batchSize <= 0) {
+                throw new IllegalArgumentException("--batch-size: must be > 0, got " + batchSize);
+            }
+            if (!Files.isDirectory(policy) || !Files.isDirectory(reference)) {
+                throw new IllegalArgumentException((Files.isDirectory(policy) ? "--reference: " + reference : "--policy: " + policy)
+                        + " is not a model folder");
+            }
+            var d = Devices.resolve(device);
+            try (TextTokenizer tk = TextTokenizer.load(policy);
+                    CausalLm pol = CausalLm.load(policy, d);
+                    CausalLm ref = CausalLm.load(reference, d)) {
+                pol.setTrainable(false);
+                ref.setTrainable(false);
+                DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+                if (enc.pairs().isEmpty()) {
+                    throw new IllegalArgumentException("--data: " + data + " has no pair left to evaluate after encoding");
+                }
+                Map<String, Object> out = new LinkedHashMap<>();
+                PreferenceMetrics pm = PreferenceMetrics.evaluate(pol, ref, enc.pairs(), beta, batchSize, tk.padId());
+                out.put("pairs", pm.pairs());
+                out.putAll(pm.asMap());
+                if (klPrompts > 0 && klSamples > 0) {
+                    Set<String> seen = new LinkedHashSet<>();
+                    List<int[]> prompts = new ArrayList<>();
+                    for (EncodedPair p : enc.pairs()) {
+                        if (prompts.size() < klPrompts && seen.add(java.util.Arrays.toString(p.prompt()))) {
+                            prompts.add(p.prompt());
+                        }
+                    }
+                    GenerationConfig sampling = GenerationConfig.sample(maxNewTokens, 1.0, 0, 1.0, seed);
+                    Divergence.Estimate kl = Divergence.sampledSequenceKl(pol, ref, prompts, klSamples, sampling, tk.padId(), tk.eosIds(),
+                            batchSize);
+                    out.put("kl_sampled", kl.mean());
+                    out.put("kl_sampled_se", kl.standardError());
+                    out.put("kl_samples", kl.samples());
+                }
+                PrintWriter w = spec.commandLine().getOut();
+                if (json) {
+                    w.println(Json.write(out));
+                } else {
+                    out.forEach((k, v) -> w.printf(Locale.ROOT, "%-22s %s%n", k, v instanceof Double x ? String.format(Locale.ROOT, "%.6f", x) : v));
+                    if (out.containsKey("kl_sampled")) {
+                        w.printf(Locale.ROOT, "%nkl: exact per-token KL summed along the chosen answers; kl_sampled: E_{y~π}[log π(y)/π_ref(y)]"
+                                + " over %d sampled answers, ± %.4f (standard error)%n", (int) out.get("kl_samples"), (double) out.get("kl_sampled_se"));
+                    }
+                }
+                if (enc.dropped() > 0) {
+                    spec.commandLine().getErr().println("note: " + enc.dropped() + " pair(s) dropped by truncation were not scored");
+                }
+                w.flush();
+            }
+            return 0;
+        }
+    }
+
+    /** The IPO paper's bandit (Figure 1). */
+    @Command(name = "bandit", mixinStandardHelpOptions = true,
+            description = {"DPO and IPO on a three-action bandit with preferences {a≻b, b≻c, a≻c} and a uniform reference",
+                "(Azar et al., 2023, Figure 1). DPO goes to the deterministic policy for every β; IPO stops at a β-dependent optimum."})
+    static final class BanditCommand implements Callable<Integer> {
+        @Option(names = "--betas", defaultValue = "0.1,0.5,1", split = ",", description = "β values (default: ${DEFAULT-VALUE})")
+        List<Double> betas;
+
+        @Option(names = "--methods", defaultValue = "dpo,ipo", split = ",", description = "Losses to compare (default: ${DEFAULT-VALUE})")
+        List<String> methods;
+
+        @Option(names = "--steps", defaultValue = "" + Bandit.DEFAULT_STEPS, description = "Gradient steps (default: ${DEFAULT-VALUE})")
+        int steps;
+
+        @Option(names = "--learning-rate", defaultValue = "" + Bandit.DEFAULT_LEARNING_RATE,
+                description = "Step size of gradient descent on the logits (default: ${DEFAULT-VALUE})")
+        double learningRate;
+
+        @Option(names = "--output", paramLabel = "DIR", description = "Write curves.csv, bandit.png and bandit.html here")
+        Path output;
+
+        @Option(names = "--json", description = "Print the final probabilities as {\"dpo\": {\"0.1\": [pa, pb, pc], ...}, \"ipo\": {...}}")
+        boolean json;
+
+        @Spec
+        picocli.CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            if (steps <= 0) {
+                throw new IllegalArgumentException("--steps: must be > 0, got " + steps);
+            }
+            for (double b : betas) {
+                if (!(b > 0)) {
+                    throw new IllegalArgumentException("--betas: each β must be > 0, got " + b);
+                }
+            }
+            List<Bandit.Curve> curves = new ArrayList<>();
+            Map<String, Map<String, double[]>> finals = new LinkedHashMap<>();
+            for (String method : methods) {
+                for (double beta : betas) {
+                    Bandit.Curve c = Bandit.train(method.trim(), beta, steps, learningRate, Math.max(1, steps / 200));
+                    curves.add(c);
+                    finals.computeIfAbsent(method.trim(), k -> new LinkedHashMap<>()).put(betaKey(beta), c.last());
+                }
+            }
+            PrintWriter w = spec.commandLine().getOut();
+            if (json) {
+                w.println(Json.write(finals));
+            } else {
+                for (Bandit.Curve c : curves) {
+                    double[] p = c.last();
+                    w.printf(Locale.ROOT, "%-4s β=%-5s π(a)=%.6f π(b)=%.6f π(c)=%.6f", c.method(), betaKey(c.beta()), p[0], p[1], p[2]);
+                    if (c.method().startsWith("ipo")) {
+                        double[] q = Bandit.ipoClosedForm(c.beta());
+                        w.printf(Locale.ROOT, "   closed form %.6f %.6f %.6f", q[0], q[1], q[2]);
+                    }
+                    w.println();
+                }
+            }
+            if (output != null) {
+                Path html = BanditReport.write(curves, output);
+                if (!json) {
+                    w.println("wrote " + output.resolve("curves.csv") + ", " + output.resolve("bandit.png") + " and " + html);
+                }
+            }
+            w.flush();
+            return 0;
+        }
+
+        /** "0.1", "0.5", "1": the shortest text of the number. */
+        static String betaKey(double beta) {
+            return java.math.BigDecimal.valueOf(beta).stripTrailingZeros().toPlainString();
+        }
+    }
+
+    /** Charts and an HTML page of one or more training runs. */
+    @Command(name = "report", mixinStandardHelpOptions = true,
+            description = {"Charts of the logged metrics (several runs overlaid) and one self-contained HTML page:",
+                "final numbers, charts, sample generations (from samples.jsonl) and each run's config."})
+    static final class Report implements Callable<Integer> {
+        @Parameters(arity = "1..*", paramLabel = "RUN_DIR", description = "Training run folders (each with metrics.jsonl)")
+        List<Path> runs;
+
+        @Option(names = "--output", required = true, paramLabel = "DIR", description = "Where index.html and charts/ go")
+        Path output;
+
+        @Option(names = "--title", description = "Page title (default: the run names)")
+        String title;
+
+        @Spec
+        picocli.CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            List<RunReport.Run> read = new ArrayList<>();
+            for (Path r : runs) {
+                read.add(RunReport.read(r));
+            }
+            String t = title != null ? title : "align4j: " + String.join(" vs ", read.stream().map(RunReport.Run::name).toList());
+            Path html = RunReport.write(read, output, t, "", Map.of());
+            spec.commandLine().getOut().println("wrote " + html);
+            spec.commandLine().getOut().flush();
+            return 0;
+        }
+    }
+}

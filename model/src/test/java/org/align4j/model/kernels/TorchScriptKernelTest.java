@@ -1,0 +1,85 @@
+package org.align4j.model.kernels;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import org.junit.jupiter.api.Test;
+
+class TorchScriptKernelTest {
+    @Test
+    void aKernelWrittenAtRunTimeComputesAndDifferentiates() {
+        String src = """
+                def forward(self: __torch__.SELF,
+                    x: Tensor,
+                    y: Tensor) -> Tensor:
+                  return torch.mul(torch.sin(x), y)
+                """;
+        try (TorchScriptKernel k = TorchScriptKernel.load("SinMul", src, Device.cpu());
+                NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            NDArray x = m.create(new float[] {0.1f, 0.5f, 1.0f, 2.0f});
+            NDArray y = m.create(new float[] {1f, 2f, 3f, 4f});
+            x.setRequiresGradient(true);
+            NDArray out;
+            try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                out = k.forward(true, x, y).singletonOrThrow();
+                gc.backward(out.sum());
+            }
+            float[] xs = {0.1f, 0.5f, 1.0f, 2.0f};
+            float[] v = out.toFloatArray();
+            float[] g = x.getGradient().toFloatArray();
+            for (int i = 0; i < 4; i++) {
+                assertThat(v[i]).isCloseTo((float) Math.sin(xs[i]) * (i + 1), org.assertj.core.data.Offset.offset(1e-6f));
+                assertThat(g[i]).as("d/dx sin(x)·y").isCloseTo((float) Math.cos(xs[i]) * (i + 1), org.assertj.core.data.Offset.offset(1e-6f));
+            }
+            assertThat(out.getManager()).isSameAs(x.getManager());
+        }
+    }
+
+    @Test
+    void bf16InsideAKernelKeepsGradientsFlowingToFp32Inputs() {
+        String src = """
+                def forward(self: __torch__.SELF,
+                    a: Tensor,
+                    b: Tensor) -> Tensor:
+                  return torch.to(torch.matmul(torch.to(a, 15), torch.to(b, 15)), 6)
+                """;
+        try (TorchScriptKernel k = TorchScriptKernel.load("Bf16MatMul", src, Device.cpu());
+                NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            NDArray a = m.randomNormal(new Shape(8, 16));
+            NDArray b = m.randomNormal(new Shape(16, 4));
+            a.setRequiresGradient(true);
+            NDArray out;
+            try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                out = k.forward(true, a, b).singletonOrThrow();
+                gc.backward(out.sum());
+            }
+            assertThat(out.getDataType()).isEqualTo(ai.djl.ndarray.types.DataType.FLOAT32);
+            float[] exact = a.matMul(b).toFloatArray();
+            float[] got = out.toFloatArray();
+            for (int i = 0; i < exact.length; i++) {
+                assertThat(got[i]).isCloseTo(exact[i], org.assertj.core.data.Offset.offset(0.05f + 0.02f * Math.abs(exact[i])));
+            }
+            // d/da Σ(ab) = 1·bᵀ: every row of the gradient is the row sums of b
+            float[] grad = a.getGradient().toFloatArray();
+            float[] rowSums = b.sum(new int[] {1}).toFloatArray();
+            for (int i = 0; i < 8; i++) {
+                for (int j = 0; j < 16; j++) {
+                    assertThat(grad[i * 16 + j]).isCloseTo(rowSums[j], org.assertj.core.data.Offset.offset(0.05f + 0.02f * Math.abs(rowSums[j])));
+                }
+            }
+        }
+    }
+
+    @Test
+    void badSourceIsReportedWithTheSource() {
+        assertThatThrownBy(() -> TorchScriptKernel.load("Broken", "def forward(self: __torch__.SELF, x: Tensor) -> Tensor:\n  return torch.no_such_op(x)\n",
+                Device.cpu())).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("Broken").hasMessageContaining("no_such_op");
+        assertThatThrownBy(() -> TorchScriptKernel.archive("lower", "")).isInstanceOf(IllegalArgumentException.class);
+    }
+}

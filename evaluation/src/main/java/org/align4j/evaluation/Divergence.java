@@ -102,7 +102,7 @@ public final class Divergence {
             int to = Math.min(prompts.size(), from + batchSize);
             try (NDManager m = lm.manager().newSubManager()) {
                 PreferenceBatch b = PreferenceBatch.completions(m, rows(prompts, completions, from, to), padId);
-                float[] sum = LogProbs.of(lm.logits(b.ids(), b.attentionMask(), false), b.ids(), b.completionMask()).sum().toFloatArray();
+                float[] sum = lm.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), false).sum().toFloatArray();
                 for (int r = 0; r < sum.length; r++) {
                     out[from + r] = sum[r];
                 }

@@ -41,7 +41,7 @@ public final class PairScorer {
             List<EncodedPair> chunk = pairs.subList(from, Math.min(pairs.size(), from + batchSize));
             try (NDManager step = lm.manager().newSubManager()) {
                 PreferenceBatch b = PreferenceBatch.of(step, chunk, padId);
-                LogProbs lp = LogProbs.of(lm.logits(b.ids(), b.attentionMask(), false), b.ids(), b.completionMask());
+                LogProbs lp = lm.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), false);
                 float[] sum = lp.sum().toFloatArray();
                 float[] mean = lp.mean().toFloatArray();
                 float[] tokens = lp.tokens().toFloatArray();

@@ -30,6 +30,7 @@ import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.align4j.model.io.TensorSource;
 import org.align4j.model.nn.CausalLmBlock;
+import org.align4j.model.nn.Compute;
 import org.align4j.model.nn.Gpt2Block;
 import org.align4j.model.nn.KvCache;
 import org.align4j.model.nn.LlamaBlock;
@@ -310,6 +311,45 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
+     * Sequence log-probs of the completion tokens of a right-padded batch (prompt, completion, then
+     * padding in every row), as {@link LogProbs#of} on the logits, but the LM head runs only where a
+     * completion token is predicted, and SDPA attention may use its causal kernels. For TorchScript
+     * models this is {@code LogProbs.of(logits(...))}.
+     *
+     * @param ids [B, T] int64
+     * @param attentionMask [B, T] int64, ones then zeros in every row
+     * @param completionMask [B, T], 1 on completion tokens
+     * @param training training mode
+     * @return sum, mean and count per row
+     */
+    public LogProbs completionLogProbs(NDArray ids, NDArray attentionMask, NDArray completionMask, boolean training) {
+        if (!(block instanceof CausalLmBlock native_)) {
+            return LogProbs.of(logits(ids, attentionMask, training), ids, completionMask);
+        }
+        CausalLmBlock.Output out = native_.forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false));
+        return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), ids, completionMask);
+    }
+
+    /** @return how attention and projections are computed (eager fp32 for TorchScript models) */
+    public Compute compute() {
+        return block instanceof CausalLmBlock native_ ? native_.compute() : Compute.EAGER;
+    }
+
+    /**
+     * Chooses how a native model computes attention and projections; the model closes it.
+     *
+     * @param compute the setting, e.g. {@code Compute.parse("sdpa", "bf16", lm.device())}
+     */
+    public void setCompute(Compute compute) {
+        CausalLmBlock native_ = nativeBlock();
+        Compute old = native_.compute();
+        native_.setCompute(compute);
+        if (old != compute && old != Compute.EAGER) {
+            old.close();
+        }
+    }
+
+    /**
      * A native forward pass with a KV cache and/or hidden states.
      *
      * @param ids [B, T] the new tokens
@@ -400,6 +440,9 @@ public final class CausalLm implements AutoCloseable {
 
     @Override
     public void close() {
+        if (block instanceof CausalLmBlock native_ && native_.compute() != Compute.EAGER) {
+            native_.compute().close();
+        }
         if (torchScript != null) {
             torchScript.close();
         } else {

@@ -48,6 +48,34 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
         return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens);
     }
 
+    /**
+     * Sequence log-probs from the final hidden states, applying the LM head only at the positions
+     * that predict a completion token: a [N, V] array for the N completion tokens of the batch
+     * instead of [B, T, V]. Gradients flow to the hidden states and the head's weights.
+     *
+     * @param hidden [B, T, H] final hidden states (after the final norm)
+     * @param head the LM head, [N, H] → [N, V]
+     * @param ids [B, T] int64
+     * @param completionMask [B, T], 1 on the tokens to score; position 0 is never scored
+     * @return sum, mean and count per row
+     */
+    public static LogProbs fromHidden(NDArray hidden, java.util.function.UnaryOperator<NDArray> head, NDArray ids, NDArray completionMask) {
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        long h = hidden.getShape().get(2);
+        NDArray mask = completionMask.get(":, 1:").toType(DataType.BOOLEAN, false);
+        NDArray scored = mask.reshape(b * (t - 1)).nonzero().reshape(-1);
+        NDArray rows = head.apply(hidden.get(":, :-1, :").reshape(b * (t - 1), h).get(scored));
+        NDArray targets = ids.get(":, 1:").reshape(b * (t - 1)).get(scored);
+        NDArray perToken = rows.gather(targets.reshape(-1, 1), 1).reshape(-1).sub(logSumExp(rows));
+        NDArray rowIds = hidden.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
+        NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
+        NDArray owner = rowIds.eq(rowOfToken.reshape(1, -1)).toType(DataType.FLOAT32, false);
+        NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);
+        NDArray tokens = mask.toType(DataType.FLOAT32, false).sum(new int[] {1});
+        return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens);
+    }
+
     /** log Σ exp over the last axis, stabilised by the row maximum. */
     static NDArray logSumExp(NDArray rows) {
         NDArray max = rows.max(new int[] {1}, true).stopGradient();

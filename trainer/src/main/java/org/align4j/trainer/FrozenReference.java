@@ -17,8 +17,7 @@ public final class FrozenReference implements ReferencePolicy {
 
     @Override
     public LogProbs logProbs(PreferenceBatch batch, Split split, int[] pairIndices, NDManager scope) {
-        NDArray logits = model.logits(batch.ids(), batch.attentionMask(), false);
-        org.align4j.model.LogProbs lp = org.align4j.model.LogProbs.of(logits, batch.ids(), batch.completionMask());
+        org.align4j.model.LogProbs lp = model.completionLogProbs(batch.ids(), batch.attentionMask(), batch.completionMask(), false);
         int b = batch.pairs();
         String chosen = "0:" + b;
         String rejected = b + ":";

@@ -78,7 +78,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             if (resume) {
                 start = Checkpoints.latest(Path.of(config.output())).orElse(start);
             }
-            policy = CausalLm.load(start, device);
+            policy = config.loadModel(start, device, DataType.FLOAT32);
             Path referenceDir = Path.of(config.referenceModelOrModel());
             if (!objective.usesReference()) {
                 reference = null;
@@ -88,7 +88,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                         config.evalBatchSize());
             } else {
                 DataType dtype = "fp16".equals(config.referenceDtype()) ? DataType.FLOAT16 : DataType.FLOAT32;
-                reference = new FrozenReference(CausalLm.load(referenceDir, device, dtype));
+                reference = new FrozenReference(config.loadModel(referenceDir, device, dtype));
             }
             return new PreferenceTrainer(config, policy, tokenizer, data, reference, objective);
         } catch (RuntimeException | IOException e) {
@@ -130,7 +130,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
 
     private Scored score(PreferenceBatch b, ReferencePolicy.Split split, int[] indices, NDManager scope, boolean training) {
         ReferencePolicy.LogProbs ref = reference == null ? null : reference.logProbs(b, split, indices, scope);
-        LogProbs lp = LogProbs.of(policy.logits(b.ids(), b.attentionMask(), training), b.ids(), b.completionMask());
+        LogProbs lp = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), training);
         boolean mean = objective.reduction() == PreferenceLoss.Reduction.MEAN;
         NDArray perRow = mean ? lp.mean() : lp.sum();
         int n = b.pairs();
@@ -206,7 +206,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         }
         if (klReference == null) {
             LOG.info("eval_kl: loading the reference model {} for evaluation (eval_kl: false skips this)", config.referenceModelOrModel());
-            klReference = CausalLm.load(Path.of(config.referenceModelOrModel()), policy.device());
+            klReference = config.loadModel(Path.of(config.referenceModelOrModel()), policy.device(), DataType.FLOAT32);
             klReference.setTrainable(false);
         }
         return klReference;

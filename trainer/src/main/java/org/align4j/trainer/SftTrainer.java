@@ -56,7 +56,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
             if (resume) {
                 start = Checkpoints.latest(Path.of(config.output())).orElse(start);
             }
-            return new SftTrainer(config, CausalLm.load(start, device), tokenizer, data);
+            return new SftTrainer(config, config.loadModel(start, device, ai.djl.ndarray.types.DataType.FLOAT32), tokenizer, data);
         } catch (RuntimeException e) {
             tokenizer.close();
             throw e;
@@ -132,7 +132,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
 
     /** Σ −log p over completion tokens, and their count. */
     private NDArray[] nll(PreferenceBatch b, boolean training) {
-        LogProbs lp = LogProbs.of(policy.logits(b.ids(), b.attentionMask(), training), b.ids(), b.completionMask());
+        LogProbs lp = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), training);
         return new NDArray[] {lp.sum().sum().neg(), lp.tokens().sum()};
     }
 

@@ -67,6 +67,10 @@ import org.align4j.losses.Objectives;
  * @param evalKl add {@code eval_kl} to evaluation: the exact per-token KL(π ‖ π_ref) summed along the
  *     held-out chosen answers; with {@code reference: precomputed} this loads the reference model for
  *     evaluation only
+ * @param attention eager (DJL ops) or sdpa (libtorch's fused scaled-dot-product attention through a
+ *     TorchScript kernel), as HF's attn_implementation
+ * @param precision fp32, or bf16: projections and attention computed in bfloat16 inside kernels with
+ *     fp32 master weights (mixed precision, like autocast)
  */
 @JsonInclude(JsonInclude.Include.ALWAYS)
 public record TrainConfig(
@@ -111,7 +115,9 @@ public record TrainConfig(
         boolean chatTemplate,
         boolean groupByLength,
         int evalBatchSize,
-        boolean evalKl) {
+        boolean evalKl,
+        String attention,
+        String precision) {
 
     static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory())
             .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
@@ -122,7 +128,7 @@ public record TrainConfig(
     public static TrainConfig defaults() {
         return new TrainConfig(null, null, null, 0.0, "runs/align4j", "dpo", 0.1, 0.0, 1.0, 0.5, 1e-6, 0.0, 0.9, 0.999, 1e-8,
                 4, 1, 0, 1, 0, "linear", 1.0, 0, 2, 0, 1, 42, "copy", null, "fp32", null, "cpu", true, 0, 0, "keep_end",
-                "auto", false, false, false, 8, true);
+                "auto", false, false, false, 8, true, "sdpa", "fp32");
     }
 
     /**
@@ -202,6 +208,8 @@ public record TrainConfig(
         require(evalBatchSize > 0, "eval_batch_size", "must be > 0, got " + evalBatchSize);
         require(List.of("keep_end", "keep_start").contains(truncation), "truncation", "keep_end or keep_start, got '" + truncation + "'");
         require(adamBeta1 >= 0 && adamBeta1 < 1, "adam_beta1", "must lie in [0, 1)");
+        require(List.of("eager", "sdpa").contains(attention), "attention", "eager or sdpa, got '" + attention + "'");
+        require(List.of("fp32", "bf16").contains(precision), "precision", "fp32 or bf16, got '" + precision + "'");
         require(adamBeta2 >= 0 && adamBeta2 < 1, "adam_beta2", "must lie in [0, 1)");
     }
 
@@ -220,6 +228,25 @@ public record TrainConfig(
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /**
+     * Loads a model for this run with the configured attention and precision.
+     *
+     * @param dir the model folder
+     * @param device where it runs
+     * @param dtype the weights' type (FLOAT32, or FLOAT16 for a frozen reference)
+     * @return the model
+     */
+    public org.align4j.model.CausalLm loadModel(Path dir, ai.djl.Device device, ai.djl.ndarray.types.DataType dtype) {
+        org.align4j.model.CausalLm lm = org.align4j.model.CausalLm.load(dir, device, dtype);
+        try {
+            lm.setCompute(org.align4j.model.nn.Compute.parse(attention, precision, device));
+        } catch (RuntimeException e) {
+            lm.close();
+            throw e;
+        }
+        return lm;
     }
 
     /** @return the reference folder: {@code referenceModel}, or {@code model} */

@@ -120,7 +120,13 @@ public final class TorchScriptKernel implements AutoCloseable {
      * @return the outputs, attached to the first input's manager
      */
     public NDList forward(boolean training, NDArray... inputs) {
-        NDList out = block.forward(store, new NDList(inputs), training);
+        NDList in = new NDList(inputs.length);
+        for (NDArray a : inputs) {
+            // DJL passes a named array whose name has a dot (a parameter's) as an entry of a dict
+            // input; an unnamed view (which autograd follows) goes as a plain tensor
+            in.add(a.getName() == null || a.getName().indexOf('.') < 0 ? a : a.reshape(a.getShape()));
+        }
+        NDList out = block.forward(store, in, training);
         out.attach(inputs[0].getManager());
         return out;
     }

@@ -39,7 +39,29 @@ public abstract class CausalLmBlock extends AbstractBlock {
      * @param hiddenStates HF's {@code output_hidden_states}: the embedding output, the output of
      *     every block but the last, then the last after the final norm; empty unless asked for
      */
-    public record Output(NDArray logits, List<NDArray> hiddenStates) {}
+    public record Output(NDArray logits, List<NDArray> hiddenStates, NDArray last) {
+        /**
+         * @param logits [B, T, V]
+         * @param hiddenStates the hidden states, if asked for
+         */
+        public Output(NDArray logits, List<NDArray> hiddenStates) {
+            this(logits, hiddenStates, null);
+        }
+    }
+
+    /**
+     * What a forward pass computes.
+     *
+     * @param withHiddenStates also return every hidden state
+     * @param training training mode
+     * @param rightPadded every row's padding (if any) comes after its tokens, so a plain causal mask is
+     *     exact for every real token (lets SDPA use its causal kernels)
+     * @param withLogits apply the LM head; without it {@link Output#last} holds the final hidden state
+     *     and {@link Output#logits} is null
+     */
+    public record Pass(boolean withHiddenStates, boolean training, boolean rightPadded, boolean withLogits) {}
+
+    private Compute compute = Compute.EAGER;
 
     /** @param config the architecture */
     protected CausalLmBlock(ModelConfig config) {
@@ -122,8 +144,58 @@ public abstract class CausalLmBlock extends AbstractBlock {
      * @param training training mode
      * @return logits and, if asked, hidden states
      */
-    public abstract Output forward(
-            ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, boolean withHiddenStates, boolean training);
+    public final Output forward(
+            ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, boolean withHiddenStates, boolean training) {
+        return forward(ps, ids, attentionMask, cache, new Pass(withHiddenStates, training, false, true));
+    }
+
+    /**
+     * One forward pass.
+     *
+     * @param ps where parameter values come from
+     * @param ids [B, T] int64 token ids (the new tokens only when a cache is given)
+     * @param attentionMask [B, Tc + T] int64 over the cached and new tokens
+     * @param cache keys and values of earlier tokens, appended to; null for a plain pass
+     * @param pass what to compute
+     * @return logits (or the final hidden state) and, if asked, hidden states
+     */
+    public abstract Output forward(ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, Pass pass);
+
+    /**
+     * The LM head.
+     *
+     * @param ps where parameter values come from
+     * @param hidden [..., H] final hidden states
+     * @param training training mode
+     * @return [..., V] logits
+     */
+    public abstract NDArray head(ParameterStore ps, NDArray hidden, boolean training);
+
+    /** @return how attention and projections are computed */
+    public Compute compute() {
+        return compute;
+    }
+
+    /**
+     * @param compute how attention and projections are computed from now on (the caller keeps
+     *     ownership: close it after the model)
+     */
+    public void setCompute(Compute compute) {
+        this.compute = java.util.Objects.requireNonNull(compute, "compute");
+    }
+
+    /**
+     * Whether a pass may use a causal-only attention mask.
+     *
+     * @param pass the pass
+     * @param cache the cache (none allowed)
+     * @param length T
+     * @return true when nothing but causality masks a real token's attention
+     */
+    protected final boolean causalOnly(Pass pass, KvCache cache, long length) {
+        return compute.attention() == Compute.Attention.SDPA && pass.rightPadded() && cache == null
+                && (config.slidingWindow() <= 0 || length <= config.slidingWindow());
+    }
 
     /** Reads a parameter's value through the store (DJL's contract for blocks). */
     protected final NDArray value(ParameterStore ps, Parameter p, NDArray like, boolean training) {

@@ -71,12 +71,16 @@ public final class Gpt2Block extends CausalLmBlock {
     }
 
     @Override
-    public Output forward(ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, boolean withHiddenStates, boolean training) {
+    public Output forward(ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, Pass pass) {
+        boolean training = pass.training();
+        boolean withHiddenStates = pass.withHiddenStates();
+        Compute c = compute();
+        boolean causalOnly = causalOnly(pass, cache, ids.getShape().get(1));
         long t = ids.getShape().get(1);
         long heads = config.numHeads();
         long headDim = config.headDim();
         long width = config.hiddenSize();
-        NDArray mask = Attention.mask(attentionMask, t, 0);
+        NDArray mask = causalOnly ? null : Attention.mask(attentionMask, t, 0);
         NDArray positions = Attention.positions(attentionMask, t);
         NDArray x = Embedding.embedding(ids, value(ps, wte, ids, training), SparseFormat.DENSE).singletonOrThrow()
                 .add(Embedding.embedding(positions, value(ps, wpe, ids, training), SparseFormat.DENSE).singletonOrThrow());
@@ -88,7 +92,7 @@ public final class Gpt2Block extends CausalLmBlock {
             }
             Layer l = layers[i];
             NDArray a = Ops.layerNorm(x, value(ps, l.ln1w, x, training), value(ps, l.ln1b, x, training), eps);
-            NDArray qkv = Ops.conv1d(a, value(ps, l.attnW, x, training), value(ps, l.attnB, x, training));
+            NDArray qkv = c.conv1d(a, value(ps, l.attnW, x, training), value(ps, l.attnB, x, training));
             NDArray q = Attention.splitHeads(qkv.get(":, :, 0:" + width), heads, headDim);
             NDArray k = Attention.splitHeads(qkv.get(":, :, " + width + ":" + 2 * width), heads, headDim);
             NDArray v = Attention.splitHeads(qkv.get(":, :, " + 2 * width + ":"), heads, headDim);
@@ -101,17 +105,24 @@ public final class Gpt2Block extends CausalLmBlock {
             if (config.gpt2ScaleByInverseLayerIdx()) {
                 scale /= i + 1;
             }
-            NDArray attn = Attention.attend(q, k, v, mask, scale);
-            x = x.add(Ops.conv1d(attn, value(ps, l.projW, x, training), value(ps, l.projB, x, training)));
+            NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
+            x = x.add(c.conv1d(attn, value(ps, l.projW, x, training), value(ps, l.projB, x, training)));
             NDArray m = Ops.layerNorm(x, value(ps, l.ln2w, x, training), value(ps, l.ln2b, x, training), eps);
-            m = Ops.activation(config.activation(), Ops.conv1d(m, value(ps, l.fcW, x, training), value(ps, l.fcB, x, training)));
-            x = x.add(Ops.conv1d(m, value(ps, l.mlpProjW, x, training), value(ps, l.mlpProjB, x, training)));
+            m = Ops.activation(config.activation(), c.conv1d(m, value(ps, l.fcW, x, training), value(ps, l.fcB, x, training)));
+            x = x.add(c.conv1d(m, value(ps, l.mlpProjW, x, training), value(ps, l.mlpProjB, x, training)));
         }
         x = Ops.layerNorm(x, value(ps, lnFw, x, training), value(ps, lnFb, x, training), eps);
         if (withHiddenStates) {
             hidden.add(x);
         }
-        NDArray head = value(ps, lmHead == null ? wte : lmHead, x, training);
-        return new Output(Ops.linear(x, head, null), hidden);
+        if (!pass.withLogits()) {
+            return new Output(null, hidden, x);
+        }
+        return new Output(head(ps, x, training), hidden, x);
+    }
+
+    @Override
+    public NDArray head(ParameterStore ps, NDArray hidden, boolean training) {
+        return compute().linear(hidden, value(ps, lmHead == null ? wte : lmHead, hidden, training), null);
     }
 }

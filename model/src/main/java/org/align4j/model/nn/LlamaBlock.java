@@ -83,14 +83,18 @@ public final class LlamaBlock extends CausalLmBlock {
     }
 
     @Override
-    public Output forward(ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, boolean withHiddenStates, boolean training) {
+    public Output forward(ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, Pass pass) {
+        boolean training = pass.training();
+        boolean withHiddenStates = pass.withHiddenStates();
+        Compute c = compute();
+        boolean causalOnly = causalOnly(pass, cache, ids.getShape().get(1));
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
         long heads = config.numHeads();
         long kvHeads = config.numKvHeads();
         long d = config.headDim();
         double eps = config.normEps();
-        NDArray mask = Attention.mask(attentionMask, t, config.slidingWindow());
+        NDArray mask = causalOnly ? null : Attention.mask(attentionMask, t, config.slidingWindow());
         NDArray[] cosSin = rotaryTables(Attention.positions(attentionMask, t));
         NDArray x = Embedding.embedding(ids, value(ps, embed, ids, training), SparseFormat.DENSE).singletonOrThrow();
         List<NDArray> hidden = new ArrayList<>();
@@ -101,9 +105,9 @@ public final class LlamaBlock extends CausalLmBlock {
             }
             Layer l = layers[i];
             NDArray a = Ops.rmsNorm(x, value(ps, l.inputNorm, x, training), eps);
-            NDArray q = Ops.linear(a, value(ps, l.q, x, training), value(ps, l.qBias, x, training)).reshape(b, t, heads, d);
-            NDArray k = Ops.linear(a, value(ps, l.k, x, training), value(ps, l.kBias, x, training)).reshape(b, t, kvHeads, d);
-            NDArray v = Ops.linear(a, value(ps, l.v, x, training), value(ps, l.vBias, x, training)).reshape(b, t, kvHeads, d);
+            NDArray q = c.linear(a, value(ps, l.q, x, training), value(ps, l.qBias, x, training)).reshape(b, t, heads, d);
+            NDArray k = c.linear(a, value(ps, l.k, x, training), value(ps, l.kBias, x, training)).reshape(b, t, kvHeads, d);
+            NDArray v = c.linear(a, value(ps, l.v, x, training), value(ps, l.vBias, x, training)).reshape(b, t, kvHeads, d);
             if (l.qNorm != null) {
                 q = Ops.rmsNorm(q, value(ps, l.qNorm, x, training), eps);
                 k = Ops.rmsNorm(k, value(ps, l.kNorm, x, training), eps);
@@ -116,19 +120,26 @@ public final class LlamaBlock extends CausalLmBlock {
                 k = kv[0];
                 v = kv[1];
             }
-            NDArray attn = Attention.attend(q, k, v, mask, scale);
-            x = x.add(Ops.linear(attn, value(ps, l.o, x, training), value(ps, l.oBias, x, training)));
+            NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
+            x = x.add(c.linear(attn, value(ps, l.o, x, training), value(ps, l.oBias, x, training)));
             NDArray m = Ops.rmsNorm(x, value(ps, l.postNorm, x, training), eps);
-            NDArray gate = Ops.activation(config.activation(), Ops.linear(m, value(ps, l.gate, x, training), value(ps, l.gateBias, x, training)));
-            NDArray up = Ops.linear(m, value(ps, l.up, x, training), value(ps, l.upBias, x, training));
-            x = x.add(Ops.linear(gate.mul(up), value(ps, l.down, x, training), value(ps, l.downBias, x, training)));
+            NDArray gate = Ops.activation(config.activation(), c.linear(m, value(ps, l.gate, x, training), value(ps, l.gateBias, x, training)));
+            NDArray up = c.linear(m, value(ps, l.up, x, training), value(ps, l.upBias, x, training));
+            x = x.add(c.linear(gate.mul(up), value(ps, l.down, x, training), value(ps, l.downBias, x, training)));
         }
         x = Ops.rmsNorm(x, value(ps, norm, x, training), eps);
         if (withHiddenStates) {
             hidden.add(x);
         }
-        NDArray head = value(ps, lmHead == null ? embed : lmHead, x, training);
-        return new Output(Ops.linear(x, head, null), hidden);
+        if (!pass.withLogits()) {
+            return new Output(null, hidden, x);
+        }
+        return new Output(head(ps, x, training), hidden, x);
+    }
+
+    @Override
+    public NDArray head(ParameterStore ps, NDArray hidden, boolean training) {
+        return compute().linear(hidden, value(ps, lmHead == null ? embed : lmHead, hidden, training), null);
     }
 
     /** cos and sin of position × inverse frequency, [B, 1, T, D], as HF's rotary embedding. */

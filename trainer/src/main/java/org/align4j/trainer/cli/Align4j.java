@@ -20,6 +20,7 @@ import picocli.CommandLine.Command;
             DataCommand.class,
             GenerateCommand.class,
             EvaluateCommand.class,
+            BenchCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class Align4j implements Runnable {

@@ -91,7 +91,7 @@ final class LogprobsCommand implements Callable<Integer> {
             }
             NDArray idArr = m.create(ids, new Shape(1, n));
             NDArray mask = idArr.onesLike();
-            LogProbs lp = LogProbs.of(lm.logits(idArr, mask, false), idArr, m.create(completionMask, new Shape(1, n)));
+            LogProbs lp = lm.completionLogProbs(idArr, mask, m.create(completionMask, new Shape(1, n)), false);
             Map<String, Object> out = new LinkedHashMap<>();
             out.put("logps", (double) lp.sum().getFloat(0));
             out.put("logps_mean", (double) lp.mean().getFloat(0));

@@ -60,6 +60,8 @@ final class TrainOptions {
     @Option(names = "--eval-batch-size", description = "Pairs per evaluation forward pass") Integer evalBatchSize;
     @Option(names = "--eval-kl", negatable = true, description = "Log eval_kl, the KL to the reference along held-out chosen answers (default: on)")
     Boolean evalKl;
+    @Option(names = "--attention", description = "eager (DJL ops) or sdpa (fused attention kernel; default)") String attention;
+    @Option(names = "--precision", description = "fp32 (default) or bf16 (mixed precision inside kernels, fp32 master weights)") String precision;
 
     TrainConfig resolve(String forcedLoss) {
         Map<String, Object> o = new LinkedHashMap<>();
@@ -102,6 +104,8 @@ final class TrainOptions {
         put(o, "group_by_length", groupByLength);
         put(o, "eval_batch_size", evalBatchSize);
         put(o, "eval_kl", evalKl);
+        put(o, "attention", attention);
+        put(o, "precision", precision);
         return TrainConfig.resolve(config, o);
     }
 

@@ -1,0 +1,158 @@
+package org.align4j.model.nn;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.align4j.model.kernels.TorchScriptKernel;
+
+/**
+ * How a native model computes its heavy pieces: attention and the projections.
+ *
+ * <p>{@link Attention#EAGER} is attention written with DJL ops (HF's "eager"). {@link Attention#SDPA}
+ * calls libtorch's {@code scaled_dot_product_attention} through a {@link TorchScriptKernel} (HF's
+ * "sdpa"): fused kernels on a GPU, and no [B, H, T, T] score array kept for the backward pass.
+ * {@link Precision#BF16} runs every projection and the attention in bfloat16 inside kernels, with the
+ * weights and everything between kernels in fp32: mixed precision with fp32 master weights, as
+ * PyTorch's autocast does. Kernels are compiled once per variant and shared by all layers.
+ */
+public final class Compute implements AutoCloseable {
+    /** The attention implementation. */
+    public enum Attention { EAGER, SDPA }
+
+    /** The precision of matrix products. */
+    public enum Precision { FP32, BF16 }
+
+    /** DJL ops in fp32: the reference every other setting is tested against. */
+    public static final Compute EAGER = new Compute(Attention.EAGER, Precision.FP32, null);
+
+    private final Attention attention;
+    private final Precision precision;
+    private final Device device;
+    private final Map<String, TorchScriptKernel> kernels = new ConcurrentHashMap<>();
+
+    private Compute(Attention attention, Precision precision, Device device) {
+        this.attention = attention;
+        this.precision = precision;
+        this.device = device;
+    }
+
+    /**
+     * @param attention the attention implementation
+     * @param precision the precision of matrix products
+     * @param device where the kernels run (the model's device)
+     * @return the setting ({@link #EAGER} for eager fp32)
+     */
+    public static Compute of(Attention attention, Precision precision, Device device) {
+        return attention == Attention.EAGER && precision == Precision.FP32 ? EAGER : new Compute(attention, precision, device);
+    }
+
+    /**
+     * @param attention "eager" or "sdpa" (HF's attn_implementation names)
+     * @param precision "fp32", "tf32" (fp32 here; TF32 is a libtorch switch on GPUs) or "bf16"
+     * @param device the model's device
+     * @return the setting
+     */
+    public static Compute parse(String attention, String precision, Device device) {
+        Attention a = switch (attention.toLowerCase(Locale.ROOT)) {
+            case "eager" -> Attention.EAGER;
+            case "sdpa" -> Attention.SDPA;
+            default -> throw new IllegalArgumentException("attention: eager or sdpa, got '" + attention + "'");
+        };
+        Precision p = switch (precision.toLowerCase(Locale.ROOT)) {
+            case "fp32", "tf32" -> Precision.FP32;
+            case "bf16" -> Precision.BF16;
+            default -> throw new IllegalArgumentException("precision: fp32, tf32 or bf16, got '" + precision + "'");
+        };
+        return of(a, p, device);
+    }
+
+    /** @return the attention implementation */
+    public Attention attention() {
+        return attention;
+    }
+
+    /** @return the precision of matrix products */
+    public Precision precision() {
+        return precision;
+    }
+
+    /** x·Wᵀ + b with W stored [out, in] (torch Linear); b may be null. */
+    NDArray linear(NDArray x, NDArray weight, NDArray bias) {
+        if (precision == Precision.FP32) {
+            return Ops.linear(x, weight, bias);
+        }
+        return bias == null
+                ? kernel("LinearBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
+                        + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15)), 6)\n").forward(true, x, weight).head()
+                : kernel("LinearBiasBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
+                        + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15), torch.to(b, 15)), 6)\n")
+                        .forward(true, x, weight, bias).head();
+    }
+
+    /** x·W + b with W stored [in, out] (GPT-2's Conv1D). */
+    NDArray conv1d(NDArray x, NDArray weight, NDArray bias) {
+        if (precision == Precision.FP32) {
+            return Ops.conv1d(x, weight, bias);
+        }
+        return kernel("Conv1dBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
+                + "  return torch.to(torch.add(torch.matmul(torch.to(x, 15), torch.to(w, 15)), torch.to(b, 15)), 6)\n")
+                .forward(true, x, weight, bias).head();
+    }
+
+    /**
+     * Attention over heads.
+     *
+     * @param q [B, H, T, D]
+     * @param k [B, KV, Tk, D]
+     * @param v [B, KV, Tk, D]
+     * @param mask [B, 1, T, Tk] additive (see {@link org.align4j.model.nn.Attention#mask}); ignored when
+     *     {@code causalOnly}
+     * @param scale multiplies the scores
+     * @param causalOnly the mask is exactly causal for every position that matters: no left padding,
+     *     no cache, no sliding window in reach (right padding is fine: padded positions come last)
+     * @return [B, T, H·D]
+     */
+    NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, double scale, boolean causalOnly) {
+        if (attention == Attention.EAGER) {
+            NDArray out = org.align4j.model.nn.Attention.attend(q, k, v, mask, scale);
+            return out;
+        }
+        boolean gqa = k.getShape().get(1) != q.getShape().get(1);
+        boolean bf16 = precision == Precision.BF16;
+        String s = String.format(Locale.ROOT, "%.17g", scale);
+        String in = bf16 ? "torch.to(q, 15), torch.to(k, 15), torch.to(v, 15)" : "q, k, v";
+        String tail = ", scale=" + s + (gqa ? ", enable_gqa=True" : "") + ")";
+        String name = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "");
+        String body;
+        if (causalOnly) {
+            body = "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor) -> Tensor:\n"
+                    + "  o = torch.scaled_dot_product_attention(" + in + ", None, 0., True" + tail + "\n";
+        } else {
+            // the additive mask uses −max-float; in bf16 that rounds to −inf, so clamp it first
+            String m = bf16 ? "torch.to(torch.clamp(mask, -1.0e30), 15)" : "mask";
+            body = "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor,\n    mask: Tensor) -> Tensor:\n"
+                    + "  o = torch.scaled_dot_product_attention(" + in + ", " + m + ", 0., False" + tail + "\n";
+        }
+        body += "  return " + (bf16 ? "torch.to(torch.flatten(torch.transpose(o, 1, 2), 2), 6)" : "torch.flatten(torch.transpose(o, 1, 2), 2)")
+                + "\n";
+        TorchScriptKernel kernel = kernel(name + "_" + Integer.toHexString(body.hashCode()), body);
+        return causalOnly ? kernel.forward(true, q, k, v).head() : kernel.forward(true, q, k, v, mask).head();
+    }
+
+    private TorchScriptKernel kernel(String name, String body) {
+        return kernels.computeIfAbsent(name.replace('-', '_'), n -> TorchScriptKernel.load(n, body, device));
+    }
+
+    @Override
+    public void close() {
+        kernels.values().forEach(TorchScriptKernel::close);
+        kernels.clear();
+    }
+
+    @Override
+    public String toString() {
+        return "attention " + attention.name().toLowerCase(Locale.ROOT) + ", " + precision.name().toLowerCase(Locale.ROOT);
+    }
+}

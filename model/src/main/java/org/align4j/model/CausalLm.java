@@ -327,7 +327,7 @@ public final class CausalLm implements AutoCloseable {
             return LogProbs.of(logits(ids, attentionMask, training), ids, completionMask);
         }
         CausalLmBlock.Output out = native_.forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false));
-        return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), ids, completionMask);
+        return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask);
     }
 
     /** @return how attention and projections are computed (eager fp32 for TorchScript models) */

@@ -60,6 +60,22 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @return sum, mean and count per row
      */
     public static LogProbs fromHidden(NDArray hidden, java.util.function.UnaryOperator<NDArray> head, NDArray ids, NDArray completionMask) {
+        return fromHidden(hidden, head, LogProbs::tokenLogProbs, ids, completionMask);
+    }
+
+    /**
+     * As {@link #fromHidden(NDArray, java.util.function.UnaryOperator, NDArray, NDArray)}, with the
+     * per-token log-prob computed by {@code tokenLogProbs} (a fused kernel, say).
+     *
+     * @param hidden [B, T, H] final hidden states
+     * @param head the LM head
+     * @param tokenLogProbs ([N, V] logits, [N] targets) → [N] log-probs
+     * @param ids [B, T] int64
+     * @param completionMask [B, T]
+     * @return sum, mean and count per row
+     */
+    public static LogProbs fromHidden(NDArray hidden, java.util.function.UnaryOperator<NDArray> head,
+            java.util.function.BinaryOperator<NDArray> tokenLogProbs, NDArray ids, NDArray completionMask) {
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
         long h = hidden.getShape().get(2);
@@ -67,13 +83,22 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
         NDArray scored = mask.reshape(b * (t - 1)).nonzero().reshape(-1);
         NDArray rows = head.apply(hidden.get(":, :-1, :").reshape(b * (t - 1), h).get(scored));
         NDArray targets = ids.get(":, 1:").reshape(b * (t - 1)).get(scored);
-        NDArray perToken = rows.gather(targets.reshape(-1, 1), 1).reshape(-1).sub(logSumExp(rows));
+        NDArray perToken = tokenLogProbs.apply(rows, targets);
         NDArray rowIds = hidden.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
         NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
         NDArray owner = rowIds.eq(rowOfToken.reshape(1, -1)).toType(DataType.FLOAT32, false);
         NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);
         NDArray tokens = mask.toType(DataType.FLOAT32, false).sum(new int[] {1});
         return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens);
+    }
+
+    /**
+     * @param rows [N, V] logits
+     * @param targets [N] int64
+     * @return [N] the target's logit minus the row's log-sum-exp
+     */
+    public static NDArray tokenLogProbs(NDArray rows, NDArray targets) {
+        return rows.gather(targets.reshape(-1, 1), 1).reshape(-1).sub(logSumExp(rows));
     }
 
     /** log Σ exp over the last axis, stabilised by the row maximum. */

@@ -84,7 +84,7 @@ public final class TorchScriptKernel implements AutoCloseable {
             stored(zip, name + "/code/__torch__.py", moduleSource(name, methods).getBytes(StandardCharsets.UTF_8));
             stored(zip, name + "/data.pkl", modulePickle(name));
             stored(zip, name + "/constants.pkl", new byte[] {(byte) 0x80, 2, ')', 'q', 0, '.'});
-            stored(zip, name + "/version", "3\n".getBytes(StandardCharsets.US_ASCII));
+            stored(zip, name + "/version", "10\n".getBytes(StandardCharsets.US_ASCII));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

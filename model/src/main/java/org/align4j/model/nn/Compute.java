@@ -102,6 +102,43 @@ public final class Compute implements AutoCloseable {
     }
 
     /**
+     * An activation; with kernels on, the fused libtorch op (one call and one saved tensor instead of
+     * the several DJL ops of its formula).
+     *
+     * @param name the HF activation name
+     * @param x the input
+     * @return the activation of x
+     */
+    NDArray activation(String name, NDArray x) {
+        if (this == EAGER) {
+            return Ops.activation(name, x);
+        }
+        return switch (name) {
+            case "gelu_new", "gelu_pytorch_tanh" -> kernel("GeluTanh", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n"
+                    + "  return torch.gelu(x, approximate=\"tanh\")\n").forward(true, x).head();
+            case "silu", "swish" -> kernel("Silu", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n"
+                    + "  return torch.silu(x)\n").forward(true, x).head();
+            default -> Ops.activation(name, x);
+        };
+    }
+
+    /**
+     * log p of each target: the target's logit minus the log-sum-exp of its row.
+     *
+     * @param rows [N, V] logits
+     * @param targets [N] int64
+     * @return [N] log-probs
+     */
+    public NDArray tokenLogProbs(NDArray rows, NDArray targets) {
+        if (this == EAGER) {
+            return org.align4j.model.LogProbs.tokenLogProbs(rows, targets);
+        }
+        return kernel("TokenLogProbs", "def forward(self: __torch__.SELF,\n    rows: Tensor,\n    targets: Tensor) -> Tensor:\n"
+                + "  picked = torch.squeeze(torch.gather(rows, 1, torch.unsqueeze(targets, 1)), 1)\n"
+                + "  return torch.sub(picked, torch.logsumexp(rows, [1]))\n").forward(true, rows, targets).head();
+    }
+
+    /**
      * Attention over heads.
      *
      * @param q [B, H, T, D]

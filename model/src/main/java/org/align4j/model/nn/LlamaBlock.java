@@ -123,7 +123,7 @@ public final class LlamaBlock extends CausalLmBlock {
             NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
             x = x.add(c.linear(attn, value(ps, l.o, x, training), value(ps, l.oBias, x, training)));
             NDArray m = Ops.rmsNorm(x, value(ps, l.postNorm, x, training), eps);
-            NDArray gate = Ops.activation(config.activation(), c.linear(m, value(ps, l.gate, x, training), value(ps, l.gateBias, x, training)));
+            NDArray gate = c.activation(config.activation(), c.linear(m, value(ps, l.gate, x, training), value(ps, l.gateBias, x, training)));
             NDArray up = c.linear(m, value(ps, l.up, x, training), value(ps, l.upBias, x, training));
             x = x.add(c.linear(gate.mul(up), value(ps, l.down, x, training), value(ps, l.downBias, x, training)));
         }

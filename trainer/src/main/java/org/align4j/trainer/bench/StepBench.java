@@ -151,10 +151,8 @@ public final class StepBench {
         }
         NDManager base = policy.manager().newSubManager();
         try {
-            NDArray idArr = base.create(ids, new Shape(rows, len));
-            NDArray att = idArr.onesLike();
-            NDArray cm = base.create(completion, new Shape(rows, len));
-            NDArray zeros = base.zeros(new Shape(s.pairs()));
+            long[] ones = new long[rows * len];
+            Arrays.fill(ones, 1);
             List<Double> times = new ArrayList<>();
             List<Long> rss = new ArrayList<>();
             long peakGpu = 0;
@@ -167,8 +165,13 @@ public final class StepBench {
                 }
                 long t0 = System.nanoTime();
                 try (NDManager scope = base.newSubManager()) {
-                    NDArray rc = zeros;
-                    NDArray rr = zeros;
+                    // the batch is made in the step's scope, as the trainer does: every activation
+                    // attaches to its first operand's manager and is freed with the step
+                    NDArray idArr = scope.create(ids, new Shape(rows, len));
+                    NDArray att = scope.create(ones, new Shape(rows, len));
+                    NDArray cm = scope.create(completion, new Shape(rows, len));
+                    NDArray rc = scope.zeros(new Shape(s.pairs()));
+                    NDArray rr = rc;
                     if (reference != null) {
                         LogProbs r = reference.completionLogProbs(idArr, att, cm, false);
                         NDArray v = mean ? r.mean() : r.sum();

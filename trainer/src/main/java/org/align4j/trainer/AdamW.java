@@ -108,14 +108,28 @@ public final class AdamW {
      * @return the norm before clipping
      */
     public double clipGradients(double maxNorm) {
-        double sumSq = 0;
+        // Σ g² summed on the device, read once: one host-device synchronisation per step, not one per parameter
+        NDArray total = null;
         for (Parameter param : parameters.values()) {
             NDArray p = param.getArray();
             if (p.hasGradient()) {
-                try (NDArray g = p.getGradient(); NDArray sq = g.square(); NDArray s = sq.sum()) {
-                    sumSq += s.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).getDouble();
+                try (NDArray g = p.getGradient(); NDArray sq = g.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).square()) {
+                    NDArray s = sq.sum();
+                    if (total == null) {
+                        total = s;
+                    } else {
+                        NDArray next = total.add(s);
+                        total.close();
+                        s.close();
+                        total = next;
+                    }
                 }
             }
+        }
+        double sumSq = 0;
+        if (total != null) {
+            sumSq = total.getDouble();
+            total.close();
         }
         double norm = Math.sqrt(sumSq);
         if (maxNorm > 0 && norm > maxNorm) {

@@ -24,6 +24,20 @@ public final class Compute implements AutoCloseable {
     /** The precision of matrix products. */
     public enum Precision { FP32, BF16 }
 
+    /** The fixed kernels by class name (attention kernels depend on their scale: {@link #sdpaSource}). */
+    private static final Map<String, String> SOURCES = Map.of(
+            "LinearBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
+                    + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15)), 6)\n",
+            "LinearBiasBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
+                    + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15), torch.to(b, 15)), 6)\n",
+            "Conv1dBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
+                    + "  return torch.to(torch.add(torch.matmul(torch.to(x, 15), torch.to(w, 15)), torch.to(b, 15)), 6)\n",
+            "GeluTanh", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n  return torch.gelu(x, approximate=\"tanh\")\n",
+            "Silu", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n  return torch.silu(x)\n",
+            "TokenLogProbs", "def forward(self: __torch__.SELF,\n    rows: Tensor,\n    targets: Tensor) -> Tensor:\n"
+                    + "  logp = torch.log_softmax(rows, 1)\n"
+                    + "  return torch.squeeze(torch.gather(logp, 1, torch.unsqueeze(targets, 1)), 1)\n");
+
     /** DJL ops in fp32: the reference every other setting is tested against. */
     public static final Compute EAGER = new Compute(Attention.EAGER, Precision.FP32, null);
 
@@ -84,10 +98,8 @@ public final class Compute implements AutoCloseable {
             return Ops.linear(x, weight, bias);
         }
         return bias == null
-                ? kernel("LinearBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
-                        + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15)), 6)\n").forward(true, x, weight).head()
-                : kernel("LinearBiasBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
-                        + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15), torch.to(b, 15)), 6)\n")
+                ? kernel("LinearBf16", SOURCES.get("LinearBf16")).forward(true, x, weight).head()
+                : kernel("LinearBiasBf16", SOURCES.get("LinearBiasBf16"))
                         .forward(true, x, weight, bias).head();
     }
 
@@ -96,8 +108,7 @@ public final class Compute implements AutoCloseable {
         if (precision == Precision.FP32) {
             return Ops.conv1d(x, weight, bias);
         }
-        return kernel("Conv1dBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
-                + "  return torch.to(torch.add(torch.matmul(torch.to(x, 15), torch.to(w, 15)), torch.to(b, 15)), 6)\n")
+        return kernel("Conv1dBf16", SOURCES.get("Conv1dBf16"))
                 .forward(true, x, weight, bias).head();
     }
 
@@ -114,10 +125,8 @@ public final class Compute implements AutoCloseable {
             return Ops.activation(name, x);
         }
         return switch (name) {
-            case "gelu_new", "gelu_pytorch_tanh" -> kernel("GeluTanh", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n"
-                    + "  return torch.gelu(x, approximate=\"tanh\")\n").forward(true, x).head();
-            case "silu", "swish" -> kernel("Silu", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n"
-                    + "  return torch.silu(x)\n").forward(true, x).head();
+            case "gelu_new", "gelu_pytorch_tanh" -> kernel("GeluTanh", SOURCES.get("GeluTanh")).forward(true, x).head();
+            case "silu", "swish" -> kernel("Silu", SOURCES.get("Silu")).forward(true, x).head();
             default -> Ops.activation(name, x);
         };
     }
@@ -133,9 +142,7 @@ public final class Compute implements AutoCloseable {
         if (this == EAGER) {
             return org.align4j.model.LogProbs.tokenLogProbs(rows, targets);
         }
-        return kernel("TokenLogProbs", "def forward(self: __torch__.SELF,\n    rows: Tensor,\n    targets: Tensor) -> Tensor:\n"
-                + "  picked = torch.squeeze(torch.gather(rows, 1, torch.unsqueeze(targets, 1)), 1)\n"
-                + "  return torch.sub(picked, torch.logsumexp(rows, [1]))\n").forward(true, rows, targets).head();
+        return kernel("TokenLogProbs", SOURCES.get("TokenLogProbs")).forward(true, rows, targets).head();
     }
 
     /**
@@ -157,11 +164,29 @@ public final class Compute implements AutoCloseable {
             return out;
         }
         boolean gqa = k.getShape().get(1) != q.getShape().get(1);
-        boolean bf16 = precision == Precision.BF16;
+        // masked attention (left padding, a cache, a sliding window: inference, mostly) stays fp32:
+        // in bf16, rows with every key masked gave NaN gradients on an H200
+        boolean bf16 = precision == Precision.BF16 && causalOnly;
+        String body = sdpaSource(causalOnly, bf16, gqa, scale);
+        String name = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "") + "_"
+                + Integer.toHexString(body.hashCode());
+        TorchScriptKernel kernel = kernel(name, body);
+        return causalOnly ? kernel.forward(true, q, k, v).head() : kernel.forward(true, q, k, v, mask).head();
+    }
+
+    /**
+     * The TorchScript source of the attention kernel.
+     *
+     * @param causalOnly no mask input, SDPA's causal flag
+     * @param bf16 compute in bfloat16
+     * @param gqa fewer key/value heads than query heads
+     * @param scale the score scale
+     * @return the methods (see {@link TorchScriptKernel#archive})
+     */
+    static String sdpaSource(boolean causalOnly, boolean bf16, boolean gqa, double scale) {
         String s = String.format(Locale.ROOT, "%.17g", scale);
         String in = bf16 ? "torch.to(q, 15), torch.to(k, 15), torch.to(v, 15)" : "q, k, v";
         String tail = ", scale=" + s + (gqa ? ", enable_gqa=True" : "") + ")";
-        String name = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "");
         String body;
         if (causalOnly) {
             body = "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor) -> Tensor:\n"
@@ -172,10 +197,25 @@ public final class Compute implements AutoCloseable {
             body = "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor,\n    mask: Tensor) -> Tensor:\n"
                     + "  o = torch.scaled_dot_product_attention(" + in + ", " + m + ", 0., False" + tail + "\n";
         }
-        body += "  return " + (bf16 ? "torch.to(torch.flatten(torch.transpose(o, 1, 2), 2), 6)" : "torch.flatten(torch.transpose(o, 1, 2), 2)")
+        return body + "  return " + (bf16 ? "torch.to(torch.flatten(torch.transpose(o, 1, 2), 2), 6)" : "torch.flatten(torch.transpose(o, 1, 2), 2)")
                 + "\n";
-        TorchScriptKernel kernel = kernel(name + "_" + Integer.toHexString(body.hashCode()), body);
-        return causalOnly ? kernel.forward(true, q, k, v).head() : kernel.forward(true, q, k, v, mask).head();
+    }
+
+    /**
+     * The source of every kernel the compute settings use (attention at one scale, without GQA), by
+     * class name: for tools that check the kernels outside the JVM, e.g. with {@code torch.jit.load}
+     * on a GPU machine.
+     *
+     * @param scale the attention scale
+     * @return class name → methods
+     */
+    public static Map<String, String> kernelSources(double scale) {
+        Map<String, String> m = new java.util.TreeMap<>(SOURCES);
+        for (boolean bf16 : new boolean[] {false, true}) {
+            m.put("SdpaCausal" + (bf16 ? "Bf16" : ""), sdpaSource(true, bf16, false, scale));
+            m.put("SdpaMasked" + (bf16 ? "Bf16" : ""), sdpaSource(false, bf16, false, scale));
+        }
+        return m;
     }
 
     private TorchScriptKernel kernel(String name, String body) {

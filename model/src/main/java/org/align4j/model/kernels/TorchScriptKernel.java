@@ -131,6 +131,58 @@ public final class TorchScriptKernel implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Runs {@code forward} with arguments of any TorchScript type DJL can pass: tensors, lists of
+     * tensors ({@code List[Tensor]}), floats, ints and booleans. Tensors go by reference, so a kernel
+     * may update them in place (an optimizer does, outside a gradient collector).
+     *
+     * @param manager owner of the returned tensors
+     * @param args {@link NDArray}, {@code List<NDArray>}, {@link Double}, {@link Long} or {@link Boolean}
+     * @return the returned tensors: none for {@code -> None}, one for a tensor, several for a tuple or list
+     */
+    public NDArray[] call(ai.djl.ndarray.NDManager manager, Object... args) {
+        java.util.List<ai.djl.pytorch.jni.IValue> values = new java.util.ArrayList<>(args.length);
+        ai.djl.pytorch.jni.IValue result = null;
+        try {
+            for (Object a : args) {
+                values.add(toValue(a));
+            }
+            result = ((ai.djl.pytorch.engine.PtSymbolBlock) block).forward(values.toArray(new ai.djl.pytorch.jni.IValue[0]));
+            ai.djl.pytorch.engine.PtNDManager m = (ai.djl.pytorch.engine.PtNDManager) manager;
+            if (result.isTensor()) {
+                return new NDArray[] {result.toTensor(m)};
+            }
+            if (result.isTuple() || result.isList() || result.isTensorList()) {
+                return result.toTensorArray(m);
+            }
+            return new NDArray[0];
+        } finally {
+            values.forEach(ai.djl.pytorch.jni.IValue::close);
+            if (result != null) {
+                result.close();
+            }
+        }
+    }
+
+    private static ai.djl.pytorch.jni.IValue toValue(Object a) {
+        if (a instanceof NDArray n) {
+            return ai.djl.pytorch.jni.IValue.from((ai.djl.pytorch.engine.PtNDArray) n);
+        } else if (a instanceof java.util.List<?> list) {
+            ai.djl.pytorch.engine.PtNDArray[] arrays = new ai.djl.pytorch.engine.PtNDArray[list.size()];
+            for (int i = 0; i < arrays.length; i++) {
+                arrays[i] = (ai.djl.pytorch.engine.PtNDArray) list.get(i);
+            }
+            return ai.djl.pytorch.jni.IValue.listFrom(arrays);
+        } else if (a instanceof Double d) {
+            return ai.djl.pytorch.jni.IValue.from(d.doubleValue());
+        } else if (a instanceof Long l) {
+            return ai.djl.pytorch.jni.IValue.from(l.longValue());
+        } else if (a instanceof Boolean b) {
+            return ai.djl.pytorch.jni.IValue.from(b.booleanValue());
+        }
+        throw new IllegalArgumentException("kernel argument: unsupported type " + (a == null ? "null" : a.getClass().getName()));
+    }
+
     /** @return the class name */
     public String name() {
         return name;

@@ -82,6 +82,19 @@ public final class Compute implements AutoCloseable {
         return of(a, p, device);
     }
 
+    /**
+     * The additive attention mask [B, 1, T, Tk] the eager path and the masked kernel use: 0 where a
+     * query may attend to a key, −max-float elsewhere (padding, the future, outside a sliding window).
+     *
+     * @param attentionMask [B, Tk] 1 for tokens, 0 for padding
+     * @param queryLength T, the last positions
+     * @param window sliding window in tokens, 0 for none
+     * @return the mask
+     */
+    public static NDArray mask(NDArray attentionMask, long queryLength, int window) {
+        return org.align4j.model.nn.Attention.mask(attentionMask, queryLength, window);
+    }
+
     /** @return the attention implementation */
     public Attention attention() {
         return attention;
@@ -93,7 +106,7 @@ public final class Compute implements AutoCloseable {
     }
 
     /** x·Wᵀ + b with W stored [out, in] (torch Linear); b may be null. */
-    NDArray linear(NDArray x, NDArray weight, NDArray bias) {
+    public NDArray linear(NDArray x, NDArray weight, NDArray bias) {
         if (precision == Precision.FP32) {
             return Ops.linear(x, weight, bias);
         }
@@ -104,7 +117,7 @@ public final class Compute implements AutoCloseable {
     }
 
     /** x·W + b with W stored [in, out] (GPT-2's Conv1D). */
-    NDArray conv1d(NDArray x, NDArray weight, NDArray bias) {
+    public NDArray conv1d(NDArray x, NDArray weight, NDArray bias) {
         if (precision == Precision.FP32) {
             return Ops.conv1d(x, weight, bias);
         }
@@ -120,7 +133,7 @@ public final class Compute implements AutoCloseable {
      * @param x the input
      * @return the activation of x
      */
-    NDArray activation(String name, NDArray x) {
+    public NDArray activation(String name, NDArray x) {
         if (this == EAGER) {
             return Ops.activation(name, x);
         }
@@ -158,7 +171,7 @@ public final class Compute implements AutoCloseable {
      *     no cache, no sliding window in reach (right padding is fine: padded positions come last)
      * @return [B, T, H·D]
      */
-    NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, double scale, boolean causalOnly) {
+    public NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, double scale, boolean causalOnly) {
         if (attention == Attention.EAGER) {
             NDArray out = org.align4j.model.nn.Attention.attend(q, k, v, mask, scale);
             return out;

@@ -34,6 +34,27 @@ public final class RewardMetrics {
         return m;
     }
 
+    /** The names of {@link #tensor}'s entries, in order. */
+    public static final java.util.List<String> NAMES = java.util.List.of("rewards/chosen", "rewards/rejected", "rewards/margins",
+            "rewards/accuracies", "logps/chosen", "logps/rejected");
+
+    /**
+     * The same metrics as one device array, without reading anything to the host: a trainer keeps
+     * it and reads many steps' metrics at once, when it logs.
+     *
+     * @param out the objective's output
+     * @param policyChosen [B] policy log-probs of the chosen responses
+     * @param policyRejected [B] policy log-probs of the rejected responses
+     * @return [6] float64 batch means, in the order of {@link #NAMES}, without gradient
+     */
+    public static NDArray tensor(PreferenceLoss.Output out, NDArray policyChosen, NDArray policyRejected) {
+        NDArray c = out.chosenRewards().stopGradient().toType(DataType.FLOAT64, false);
+        NDArray r = out.rejectedRewards().stopGradient().toType(DataType.FLOAT64, false);
+        return ai.djl.ndarray.NDArrays.stack(new ai.djl.ndarray.NDList(c.mean(), r.mean(), c.sub(r).mean(),
+                c.gt(r).toType(DataType.FLOAT64, false).mean(), policyChosen.stopGradient().toType(DataType.FLOAT64, false).mean(),
+                policyRejected.stopGradient().toType(DataType.FLOAT64, false).mean()));
+    }
+
     private static double mean(NDArray a) {
         return a.toType(DataType.FLOAT64, false).mean().getDouble();
     }

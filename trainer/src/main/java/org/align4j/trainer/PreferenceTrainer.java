@@ -151,8 +151,8 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         Scored s = score(b, ReferencePolicy.Split.TRAIN, indices, scope, true);
         NDArray loss = s.out().meanLoss();
         collector.backward(org.align4j.model.ScalarOps.times(loss, scale));
-        Map<String, Double> m = RewardMetrics.of(s.out(), s.policyChosen(), s.policyRejected());
-        return new MicroResult(loss.toType(DataType.FLOAT64, false).getDouble(), b.pairs(), b.tokens(), m);
+        return MicroResult.of(loss, RewardMetrics.tensor(s.out(), s.policyChosen(), s.policyRejected()), RewardMetrics.NAMES, b.pairs(),
+                b.tokens());
     }
 
     @Override

@@ -146,7 +146,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
         NDArray[] nll = nll(b, true);
         NDArray loss = nll[0].div(nll[1]);
         collector.backward(org.align4j.model.ScalarOps.times(loss, scale));
-        return new MicroResult(loss.toType(DataType.FLOAT64, false).getDouble(), b.pairs(), b.tokens(), Map.of());
+        return MicroResult.of(loss, null, List.of(), b.pairs(), b.tokens());
     }
 
     @Override

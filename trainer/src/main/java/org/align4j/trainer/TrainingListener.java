@@ -13,7 +13,9 @@ public interface TrainingListener {
 
     /**
      * @param step the step just taken
-     * @param metrics its metrics (TRL's names plus loss, learning_rate, grad_norm, tokens_per_second)
+     * @param metrics its metrics: learning_rate, grad_norm, tokens_per_second and epoch every step;
+     *     loss and TRL's reward metrics only on logging steps (every {@code log_every}), because reading
+     *     them waits for the device
      */
     default void onStep(long step, Map<String, Double> metrics) {}
 

@@ -16,6 +16,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.align4j.data.PairOrder;
 import org.align4j.model.CausalLm;
+import org.align4j.model.ScalarOps;
 import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.io.SafetensorsWriter;
 import org.slf4j.Logger;
@@ -52,7 +53,24 @@ public abstract class TrainingLoop {
      * @param tokens tokens processed
      * @param metrics per-micro-batch means by name
      */
-    protected record MicroResult(double loss, int count, long tokens, Map<String, Double> metrics) {}
+    protected record MicroResult(NDArray values, List<String> names, int count, long tokens) {
+        /**
+         * @param loss the micro-batch's loss (a scalar on the device)
+         * @param metrics further metrics as a 1-D device array, or null
+         * @param names the names of {@code metrics}' entries
+         * @param count pairs or examples
+         * @param tokens tokens
+         * @return the result, loss first, detached from autograd, nothing read to the host
+         */
+        public static MicroResult of(NDArray loss, NDArray metrics, List<String> names, int count, long tokens) {
+            NDArray l = loss.stopGradient().toType(ai.djl.ndarray.types.DataType.FLOAT64, false).reshape(1);
+            NDArray values = metrics == null ? l : ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(l, metrics));
+            List<String> all = new ArrayList<>();
+            all.add("loss");
+            all.addAll(names);
+            return new MicroResult(values, all, count, tokens);
+        }
+    }
 
     /**
      * @param config the resolved config
@@ -145,8 +163,11 @@ public abstract class TrainingLoop {
                     break;
                 }
                 long t0 = System.nanoTime();
-                Map<String, Double> sums = new LinkedHashMap<>();
-                double lossSum = 0;
+                // each micro-batch's loss and metrics stay on the device until this step logs (or fails)
+                NDManager stats = policy.manager().newSubManager();
+                List<NDArray> microValues = new ArrayList<>();
+                List<int[]> microBatches = new ArrayList<>();
+                List<String> names = List.of();
                 int count = 0;
                 long tokens = 0;
                 for (int a = 0; a < config.gradAccum(); a++) {
@@ -160,16 +181,13 @@ public abstract class TrainingLoop {
                     try (NDManager scope = policy.manager().newSubManager();
                             GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
                         r = microStep(batch, scope, gc, 1.0 / config.gradAccum());
+                        r.values().attach(stats);
                     }
-                    if (!Double.isFinite(r.loss())) {
-                        throw diverged(step + 1, batch, "loss is " + r.loss());
-                    }
-                    lossSum += r.loss() * r.count();
+                    microValues.add(ScalarOps.times(r.values(), r.count()));
+                    microBatches.add(batch);
+                    names = r.names();
                     count += r.count();
                     tokens += r.tokens();
-                    for (Map.Entry<String, Double> e : r.metrics().entrySet()) {
-                        sums.merge(e.getKey(), e.getValue() * r.count(), Double::sum);
-                    }
                 }
                 if (listeners.stream().anyMatch(TrainingListener::wantsGradientNorms)) {
                     Map<String, Double> norms = gradientNorms();
@@ -177,8 +195,21 @@ public abstract class TrainingLoop {
                     listeners.forEach(l -> l.onGradientNorms(next, norms));
                 }
                 double lr = schedule.at(step);
+                // the one host read of a step that does not log: the gradient norm, which a NaN loss also makes NaN
                 double gradNorm = optimizer.clipGradients(config.maxGradNorm());
                 if (!Double.isFinite(gradNorm)) {
+                    for (int i = 0; i < microValues.size(); i++) {
+                        double loss = microValues.get(i).getDouble(0);
+                        if (!Double.isFinite(loss)) {
+                            optimizer.zeroGradients();
+                            stats.close();
+                            throw diverged(step + 1, microBatches.get(i), "loss is " + loss);
+                        }
+                    }
+                    double lossSum = 0;
+                    for (NDArray v : microValues) {
+                        lossSum += v.getDouble(0);
+                    }
                     List<String> bad = new ArrayList<>();
                     gradientNorms().forEach((name, norm) -> {
                         if (!Double.isFinite(norm)) {
@@ -186,6 +217,7 @@ public abstract class TrainingLoop {
                         }
                     });
                     optimizer.zeroGradients();
+                    stats.close();
                     throw diverged(step + 1, order.get(batchInEpoch - 1), "gradient norm is " + gradNorm + " (loss " + lossSum / count
                             + "; non-finite gradients in " + bad.size() + " parameter(s), first: " + bad.subList(0, Math.min(3, bad.size())) + ")");
                 }
@@ -200,16 +232,24 @@ public abstract class TrainingLoop {
                 }
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 Map<String, Double> m = new LinkedHashMap<>();
-                m.put("loss", lossSum / count);
-                for (Map.Entry<String, Double> e : sums.entrySet()) {
-                    m.put(e.getKey(), e.getValue() / count);
+                boolean logs = step % config.logEvery() == 0 || step == totalSteps;
+                if (logs) {
+                    NDArray sum = microValues.get(0);
+                    for (int i = 1; i < microValues.size(); i++) {
+                        sum = sum.add(microValues.get(i));
+                    }
+                    double[] values = sum.toDoubleArray();
+                    for (int i = 0; i < values.length; i++) {
+                        m.put(names.get(i), values[i] / count);
+                    }
                 }
+                stats.close();
                 m.put("learning_rate", lr);
                 m.put("grad_norm", gradNorm);
                 m.put("tokens_per_second", tokens / seconds);
                 m.put("epoch", epoch + (double) batchInEpoch / order.size());
-                lastMetrics = m;
-                if (step % config.logEvery() == 0 || step == totalSteps) {
+                if (logs) {
+                    lastMetrics = m;
                     metrics.write(step, m);
                 }
                 final long s = step;

@@ -195,7 +195,7 @@ public final class StepBench {
                     times.add((t1 - t0) / 1e6);
                 }
                 if (s.memoryEvery() > 0 && (step % s.memoryEvery() == 0 || step == total - 1)) {
-                    rss.add(residentBytes());
+                    rss.add(s.device().isGpu() ? gpuUsedBytes(s.device()) : residentBytes());
                 }
                 if (s.device().isGpu()) {
                     peakGpu = Math.max(peakGpu, gpuUsedBytes(s.device()));
@@ -229,9 +229,12 @@ public final class StepBench {
             v.put("last_loss", lastLoss);
             v.put("peak_bytes_kind", s.device().isGpu() ? "gpu memory in use (cudaMemGetInfo), highest seen after a step" : "peak resident set size (VmHWM)");
             if (!rss.isEmpty()) {
-                v.put("rss_bytes_first", rss.get(0));
-                v.put("rss_bytes_last", rss.get(rss.size() - 1));
-                v.put("rss_bytes_max", rss.stream().mapToLong(Long::longValue).max().orElse(0));
+                // resident set size on the CPU, GPU memory in use on a GPU, every memory_every steps
+                String k = s.device().isGpu() ? "gpu_bytes_" : "rss_bytes_";
+                v.put(k + "first", rss.get(0));
+                v.put(k + "last", rss.get(rss.size() - 1));
+                v.put(k + "max", rss.stream().mapToLong(Long::longValue).max().orElse(0));
+                v.put(k + "samples", rss.size());
             }
             LOG.info("bench: {}", v);
             return new Result(v);

@@ -67,6 +67,9 @@ final class RunConsole implements TrainingListener {
             return;
         }
         bar.stepTo(step);
+        if (!m.containsKey("loss")) {
+            return; // not a logging step: the loss stays on the device, the message keeps the last one
+        }
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "loss %.4f", m.get("loss")));
         if (m.containsKey("rewards/accuracies")) {
             sb.append(String.format(Locale.ROOT, " acc %.2f", m.get("rewards/accuracies")));

@@ -2,6 +2,7 @@ package org.align4j.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
+import java.util.function.UnaryOperator;
 
 /**
  * Per-sequence log-probabilities of completions under a causal LM.
@@ -26,26 +27,7 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @return sum, mean and count per row
      */
     public static LogProbs of(NDArray logits, NDArray ids, NDArray completionMask) {
-        long b = ids.getShape().get(0);
-        long t = ids.getShape().get(1);
-        long v = logits.getShape().get(2);
-        NDArray labels = ids.get(":, 1:");
-        NDArray mask = completionMask.get(":, 1:").toType(DataType.BOOLEAN, false);
-        NDArray predicting = logits.get(":, :-1, :");
-        // Select the scored positions first: [N, V] with N = completion tokens in the batch.
-        NDArray flatMask = mask.reshape(b * (t - 1));
-        NDArray scored = flatMask.nonzero().reshape(-1);
-        NDArray rows = predicting.reshape(b * (t - 1), v).get(scored);
-        NDArray targets = labels.reshape(b * (t - 1)).get(scored);
-        NDArray picked = rows.gather(targets.reshape(-1, 1), 1).reshape(-1);
-        NDArray perToken = picked.sub(logSumExp(rows));
-        // Sum each row's tokens: a [B, N] one-hot of which row each scored token belongs to.
-        NDArray rowIds = logits.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
-        NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
-        NDArray owner = rowIds.eq(rowOfToken.reshape(1, -1)).toType(DataType.FLOAT32, false);
-        NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);
-        NDArray tokens = mask.toType(DataType.FLOAT32, false).sum(new int[] {1});
-        return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens);
+        return score(logits, UnaryOperator.identity(), LogProbs::tokenLogProbs, ids, completionMask);
     }
 
     /**
@@ -76,15 +58,24 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      */
     public static LogProbs fromHidden(NDArray hidden, java.util.function.UnaryOperator<NDArray> head,
             java.util.function.BinaryOperator<NDArray> tokenLogProbs, NDArray ids, NDArray completionMask) {
+        return score(hidden, head, tokenLogProbs, ids, completionMask);
+    }
+
+    /**
+     * The shared path: take the positions that predict a completion token ([N, X] out of [B, T, X]),
+     * map them to logits, score the targets, and sum each row's tokens with a [B, N] one-hot matmul.
+     */
+    private static LogProbs score(NDArray perPosition, UnaryOperator<NDArray> toLogits, java.util.function.BinaryOperator<NDArray> tokenLogProbs,
+            NDArray ids, NDArray completionMask) {
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
-        long h = hidden.getShape().get(2);
+        long x = perPosition.getShape().get(2);
         NDArray mask = completionMask.get(":, 1:").toType(DataType.BOOLEAN, false);
         NDArray scored = mask.reshape(b * (t - 1)).nonzero().reshape(-1);
-        NDArray rows = head.apply(hidden.get(":, :-1, :").reshape(b * (t - 1), h).get(scored));
+        NDArray rows = toLogits.apply(perPosition.get(":, :-1, :").reshape(b * (t - 1), x).get(scored));
         NDArray targets = ids.get(":, 1:").reshape(b * (t - 1)).get(scored);
         NDArray perToken = tokenLogProbs.apply(rows, targets);
-        NDArray rowIds = hidden.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
+        NDArray rowIds = perPosition.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
         NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
         NDArray owner = rowIds.eq(rowOfToken.reshape(1, -1)).toType(DataType.FLOAT32, false);
         NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);

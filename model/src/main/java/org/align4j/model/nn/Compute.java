@@ -25,18 +25,34 @@ public final class Compute implements AutoCloseable {
     public enum Precision { FP32, BF16 }
 
     /** The fixed kernels by class name (attention kernels depend on their scale: {@link #sdpaSource}). */
-    private static final Map<String, String> SOURCES = Map.of(
-            "LinearBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
-                    + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15)), 6)\n",
-            "LinearBiasBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
-                    + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15), torch.to(b, 15)), 6)\n",
-            "Conv1dBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
-                    + "  return torch.to(torch.add(torch.matmul(torch.to(x, 15), torch.to(w, 15)), torch.to(b, 15)), 6)\n",
-            "GeluTanh", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n  return torch.gelu(x, approximate=\"tanh\")\n",
-            "Silu", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n  return torch.silu(x)\n",
-            "TokenLogProbs", "def forward(self: __torch__.SELF,\n    rows: Tensor,\n    targets: Tensor) -> Tensor:\n"
+    private static final Map<String, String> SOURCES = Map.ofEntries(
+            Map.entry("LinearBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
+                    + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15)), 6)\n"),
+            Map.entry("LinearBiasBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
+                    + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15), torch.to(b, 15)), 6)\n"),
+            Map.entry("Conv1dBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
+                    + "  return torch.to(torch.add(torch.matmul(torch.to(x, 15), torch.to(w, 15)), torch.to(b, 15)), 6)\n"),
+            Map.entry("GeluTanh", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n  return torch.gelu(x, approximate=\"tanh\")\n"),
+            Map.entry("Silu", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n  return torch.silu(x)\n"),
+            Map.entry("TokenLogProbs", "def forward(self: __torch__.SELF,\n    rows: Tensor,\n    targets: Tensor) -> Tensor:\n"
                     + "  logp = torch.log_softmax(rows, 1)\n"
-                    + "  return torch.squeeze(torch.gather(logp, 1, torch.unsqueeze(targets, 1)), 1)\n");
+                    + "  return torch.squeeze(torch.gather(logp, 1, torch.unsqueeze(targets, 1)), 1)\n"),
+            Map.entry("Rotary", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    cos: Tensor,\n    sin: Tensor) -> Tensor:\n"
+                    + "  half = torch.floordiv(torch.size(x, -1), 2)\n"
+                    + "  rotated = torch.cat([torch.neg(torch.narrow(x, -1, half, half)), torch.narrow(x, -1, 0, half)], -1)\n"
+                    + "  return torch.add(torch.mul(x, cos), torch.mul(rotated, sin))\n"),
+            Map.entry("GatedMlp", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    wg: Tensor,\n    wu: Tensor,\n    wd: Tensor) -> Tensor:\n"
+                    + "  return torch.linear(torch.mul(torch.silu(torch.linear(x, wg)), torch.linear(x, wu)), wd)\n"),
+            Map.entry("GatedMlpBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    wg: Tensor,\n    wu: Tensor,\n    wd: Tensor) -> Tensor:\n"
+                    + "  xb = torch.to(x, 15)\n"
+                    + "  h = torch.mul(torch.silu(torch.linear(xb, torch.to(wg, 15))), torch.linear(xb, torch.to(wu, 15)))\n"
+                    + "  return torch.to(torch.linear(h, torch.to(wd, 15)), 6)\n"),
+            Map.entry("Conv1dMlp", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w1: Tensor,\n    b1: Tensor,\n    w2: Tensor,\n    b2: Tensor) -> Tensor:\n"
+                    + "  h = torch.gelu(torch.add(torch.matmul(x, w1), b1), approximate=\"tanh\")\n"
+                    + "  return torch.add(torch.matmul(h, w2), b2)\n"),
+            Map.entry("Conv1dMlpBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w1: Tensor,\n    b1: Tensor,\n    w2: Tensor,\n    b2: Tensor) -> Tensor:\n"
+                    + "  h = torch.gelu(torch.add(torch.matmul(torch.to(x, 15), torch.to(w1, 15)), torch.to(b1, 15)), approximate=\"tanh\")\n"
+                    + "  return torch.to(torch.add(torch.matmul(h, torch.to(w2, 15)), torch.to(b2, 15)), 6)\n"));
 
     /** DJL ops in fp32: the reference every other setting is tested against. */
     public static final Compute EAGER = new Compute(Attention.EAGER, Precision.FP32, null);
@@ -142,6 +158,87 @@ public final class Compute implements AutoCloseable {
             case "silu", "swish" -> kernel("Silu", SOURCES.get("Silu")).forward(true, x).head();
             default -> Ops.activation(name, x);
         };
+    }
+
+    /**
+     * HF's RMSNorm: x / √(mean(x²) + ε) · w over the last axis; with kernels on, libtorch's fused
+     * {@code torch.rms_norm}.
+     *
+     * @param x the input
+     * @param weight the scale, [last axis]
+     * @param eps ε
+     * @return the normalised input
+     */
+    public NDArray rmsNorm(NDArray x, NDArray weight, double eps) {
+        if (this == EAGER) {
+            return Ops.rmsNorm(x, weight, eps);
+        }
+        String src = String.format(Locale.ROOT, "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
+                + "  return torch.rms_norm(x, [torch.size(x, -1)], w, %.17g)\n", eps);
+        return kernel("RmsNorm_" + Integer.toHexString(src.hashCode()), src).forward(true, x, weight).head();
+    }
+
+    /**
+     * Rotary position embedding: x·cos + rotate_half(x)·sin with rotate_half(x) = [−x₂, x₁].
+     *
+     * @param x [B, H, T, D]
+     * @param cos [B, 1, T, D]
+     * @param sin [B, 1, T, D]
+     * @return the rotated x
+     */
+    public NDArray rotary(NDArray x, NDArray cos, NDArray sin) {
+        if (this == EAGER) {
+            return Ops.rotary(x, cos, sin);
+        }
+        return kernel("Rotary", SOURCES.get("Rotary")).forward(true, x, cos, sin).head();
+    }
+
+    /**
+     * The gated MLP of the Llama family, down(act(gate(x)) · up(x)), as one kernel when it can be
+     * (SiLU, no biases): in bf16 the [tokens, intermediate] activations then stay bf16 and x is cast
+     * once.
+     *
+     * @param activation the HF activation name
+     * @param x the input
+     * @param gate gate_proj weight [I, H]
+     * @param gateBias or null
+     * @param up up_proj weight [I, H]
+     * @param upBias or null
+     * @param down down_proj weight [H, I]
+     * @param downBias or null
+     * @return the MLP's output
+     */
+    public NDArray gatedMlp(String activation, NDArray x, NDArray gate, NDArray gateBias, NDArray up, NDArray upBias, NDArray down,
+            NDArray downBias) {
+        boolean fusable = this != EAGER && ("silu".equals(activation) || "swish".equals(activation)) && gateBias == null && upBias == null
+                && downBias == null;
+        if (!fusable) {
+            NDArray g = activation(activation, linear(x, gate, gateBias));
+            return linear(g.mul(linear(x, up, upBias)), down, downBias);
+        }
+        String name = precision == Precision.BF16 ? "GatedMlpBf16" : "GatedMlp";
+        return kernel(name, SOURCES.get(name)).forward(true, x, gate, up, down).head();
+    }
+
+    /**
+     * GPT-2's MLP, proj(act(fc(x))) with Conv1D weights stored [in, out], as one kernel when it can be
+     * (tanh GELU).
+     *
+     * @param activation the HF activation name
+     * @param x the input
+     * @param fcW c_fc weight [H, I]
+     * @param fcB c_fc bias
+     * @param projW c_proj weight [I, H]
+     * @param projB c_proj bias
+     * @return the MLP's output
+     */
+    public NDArray conv1dMlp(String activation, NDArray x, NDArray fcW, NDArray fcB, NDArray projW, NDArray projB) {
+        boolean fusable = this != EAGER && ("gelu_new".equals(activation) || "gelu_pytorch_tanh".equals(activation));
+        if (!fusable) {
+            return conv1d(activation(activation, conv1d(x, fcW, fcB)), projW, projB);
+        }
+        String name = precision == Precision.BF16 ? "Conv1dMlpBf16" : "Conv1dMlp";
+        return kernel(name, SOURCES.get(name)).forward(true, x, fcW, fcB, projW, projB).head();
     }
 
     /**

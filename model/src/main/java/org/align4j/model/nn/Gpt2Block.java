@@ -108,8 +108,8 @@ public final class Gpt2Block extends CausalLmBlock {
             NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
             x = x.add(c.conv1d(attn, value(ps, l.projW, x, training), value(ps, l.projB, x, training)));
             NDArray m = Ops.layerNorm(x, value(ps, l.ln2w, x, training), value(ps, l.ln2b, x, training), eps);
-            m = c.activation(config.activation(), c.conv1d(m, value(ps, l.fcW, x, training), value(ps, l.fcB, x, training)));
-            x = x.add(c.conv1d(m, value(ps, l.mlpProjW, x, training), value(ps, l.mlpProjB, x, training)));
+            x = x.add(c.conv1dMlp(config.activation(), m, value(ps, l.fcW, x, training), value(ps, l.fcB, x, training),
+                    value(ps, l.mlpProjW, x, training), value(ps, l.mlpProjB, x, training)));
         }
         x = Ops.layerNorm(x, value(ps, lnFw, x, training), value(ps, lnFb, x, training), eps);
         if (withHiddenStates) {

@@ -104,16 +104,16 @@ public final class LlamaBlock extends CausalLmBlock {
                 hidden.add(x);
             }
             Layer l = layers[i];
-            NDArray a = Ops.rmsNorm(x, value(ps, l.inputNorm, x, training), eps);
+            NDArray a = c.rmsNorm(x, value(ps, l.inputNorm, x, training), eps);
             NDArray q = c.linear(a, value(ps, l.q, x, training), value(ps, l.qBias, x, training)).reshape(b, t, heads, d);
             NDArray k = c.linear(a, value(ps, l.k, x, training), value(ps, l.kBias, x, training)).reshape(b, t, kvHeads, d);
             NDArray v = c.linear(a, value(ps, l.v, x, training), value(ps, l.vBias, x, training)).reshape(b, t, kvHeads, d);
             if (l.qNorm != null) {
-                q = Ops.rmsNorm(q, value(ps, l.qNorm, x, training), eps);
-                k = Ops.rmsNorm(k, value(ps, l.kNorm, x, training), eps);
+                q = c.rmsNorm(q, value(ps, l.qNorm, x, training), eps);
+                k = c.rmsNorm(k, value(ps, l.kNorm, x, training), eps);
             }
-            q = rotate(q.transpose(0, 2, 1, 3), cosSin);
-            k = rotate(k.transpose(0, 2, 1, 3), cosSin);
+            q = c.rotary(q.transpose(0, 2, 1, 3), cosSin[0], cosSin[1]);
+            k = c.rotary(k.transpose(0, 2, 1, 3), cosSin[0], cosSin[1]);
             v = v.transpose(0, 2, 1, 3);
             if (cache != null) {
                 NDArray[] kv = cache.append(i, k, v);
@@ -122,12 +122,12 @@ public final class LlamaBlock extends CausalLmBlock {
             }
             NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
             x = x.add(c.linear(attn, value(ps, l.o, x, training), value(ps, l.oBias, x, training)));
-            NDArray m = Ops.rmsNorm(x, value(ps, l.postNorm, x, training), eps);
-            NDArray gate = c.activation(config.activation(), c.linear(m, value(ps, l.gate, x, training), value(ps, l.gateBias, x, training)));
-            NDArray up = c.linear(m, value(ps, l.up, x, training), value(ps, l.upBias, x, training));
-            x = x.add(c.linear(gate.mul(up), value(ps, l.down, x, training), value(ps, l.downBias, x, training)));
+            NDArray m = c.rmsNorm(x, value(ps, l.postNorm, x, training), eps);
+            x = x.add(c.gatedMlp(config.activation(), m, value(ps, l.gate, x, training), value(ps, l.gateBias, x, training),
+                    value(ps, l.up, x, training), value(ps, l.upBias, x, training), value(ps, l.down, x, training),
+                    value(ps, l.downBias, x, training)));
         }
-        x = Ops.rmsNorm(x, value(ps, norm, x, training), eps);
+        x = c.rmsNorm(x, value(ps, norm, x, training), eps);
         if (withHiddenStates) {
             hidden.add(x);
         }
@@ -148,13 +148,5 @@ public final class LlamaBlock extends CausalLmBlock {
         NDArray freqs = positions.toType(DataType.FLOAT32, false).expandDims(2).mul(inv);
         NDArray emb = NDArrays.concat(new NDList(freqs, freqs), 2).expandDims(1);
         return new NDArray[] {emb.cos(), emb.sin()};
-    }
-
-    /** q·cos + rotate_half(q)·sin with rotate_half(x) = [−x₂, x₁]. */
-    private static NDArray rotate(NDArray x, NDArray[] cosSin) {
-        long half = x.getShape().get(3) / 2;
-        NDList parts = x.split(new long[] {half}, 3);
-        NDArray rotated = NDArrays.concat(new NDList(parts.get(1).neg(), parts.get(0)), 3);
-        return x.mul(cosSin[0]).add(rotated.mul(cosSin[1]));
     }
 }

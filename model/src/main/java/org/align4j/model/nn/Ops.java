@@ -1,6 +1,7 @@
 package org.align4j.model.nn;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
@@ -42,6 +43,14 @@ final class Ops {
     static NDArray rmsNorm(NDArray x, NDArray weight, double eps) {
         NDArray rms = x.square().mean(new int[] {-1}, true).add(eps).sqrt();
         return x.div(rms).mul(weight);
+    }
+
+    /** q·cos + rotate_half(q)·sin with rotate_half(x) = [−x₂, x₁] (HF's apply_rotary_pos_emb). */
+    static NDArray rotary(NDArray x, NDArray cos, NDArray sin) {
+        long half = x.getShape().get(3) / 2;
+        NDList parts = x.split(new long[] {half}, 3);
+        NDArray rotated = NDArrays.concat(new NDList(parts.get(1).neg(), parts.get(0)), 3);
+        return x.mul(cos).add(rotated.mul(sin));
     }
 
     static NDArray activation(String name, NDArray x) {

@@ -234,7 +234,8 @@ public final class StepBench {
                 v.put(k + "first", rss.get(0));
                 v.put(k + "last", rss.get(rss.size() - 1));
                 v.put(k + "max", rss.stream().mapToLong(Long::longValue).max().orElse(0));
-                v.put(k + "samples", rss.size());
+                v.put(k + "samples", rss);
+                v.put("memory_every", s.memoryEvery());
             }
             LOG.info("bench: {}", v);
             return new Result(v);

@@ -35,5 +35,27 @@ class QuickstartSmokeTest {
         assertThat(page).contains("Headline numbers").contains("KL(π ‖ π_ref) along held-out chosen answers").contains("Sample generations");
         assertThat(tmp.resolve("report/charts/eval_kl.png")).exists();
         assertThat(tmp.resolve("dpo/samples.jsonl")).exists();
+        // and it renders in headless Chromium with both runs' chart lines on screen (where Chromium is installed)
+        Path chromium = Path.of(System.getenv().getOrDefault("CHROMIUM", "/usr/bin/chromium"));
+        if (java.nio.file.Files.isExecutable(chromium)) {
+            byte[] png = org.align4j.evaluation.report.Chromium.screenshot(chromium, tmp.resolve("report/index.html"),
+                    tmp.resolve("screenshot.png"), 1000, 3000);
+            java.awt.image.BufferedImage img = javax.imageio.ImageIO.read(new java.io.ByteArrayInputStream(png));
+            assertThat(pixelsNear(img, 0x0072B2)).as("DPO's lines on screen").isGreaterThan(500);
+            assertThat(pixelsNear(img, 0xD55E00)).as("IPO's lines on screen").isGreaterThan(500);
+        }
+    }
+
+    private static int pixelsNear(java.awt.image.BufferedImage img, int rgb) {
+        int n = 0;
+        for (int y = 0; y < img.getHeight(); y++) {
+            for (int x = 0; x < img.getWidth(); x++) {
+                int p = img.getRGB(x, y);
+                int d = Math.abs(((p >> 16) & 255) - ((rgb >> 16) & 255)) + Math.abs(((p >> 8) & 255) - ((rgb >> 8) & 255))
+                        + Math.abs((p & 255) - (rgb & 255));
+                n += d < 60 ? 1 : 0;
+            }
+        }
+        return n;
     }
 }

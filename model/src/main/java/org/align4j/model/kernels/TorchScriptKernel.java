@@ -121,14 +121,27 @@ public final class TorchScriptKernel implements AutoCloseable {
      */
     public NDList forward(boolean training, NDArray... inputs) {
         NDList in = new NDList(inputs.length);
+        java.util.List<NDArray> views = new java.util.ArrayList<>();
         for (NDArray a : inputs) {
             // DJL passes a named array whose name has a dot (a parameter's) as an entry of a dict
             // input; an unnamed view (which autograd follows) goes as a plain tensor
-            in.add(a.getName() == null || a.getName().indexOf('.') < 0 ? a : a.reshape(a.getShape()));
+            if (a.getName() == null || a.getName().indexOf('.') < 0) {
+                in.add(a);
+            } else {
+                NDArray view = a.reshape(a.getShape());
+                views.add(view);
+                in.add(view);
+            }
         }
-        NDList out = block.forward(store, in, training);
-        out.attach(inputs[0].getManager());
-        return out;
+        try {
+            NDList out = block.forward(store, in, training);
+            out.attach(inputs[0].getManager());
+            return out;
+        } finally {
+            // the views belong to the parameter's manager, which lives as long as the model: close
+            // them now (autograd holds its own reference to what it needs), or every call leaks one
+            views.forEach(NDArray::close);
+        }
     }
 
     /**

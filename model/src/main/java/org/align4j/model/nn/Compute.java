@@ -242,6 +242,79 @@ public final class Compute implements AutoCloseable {
     }
 
     /**
+     * The whole self-attention of a Llama-family layer for a causal-only pass, as one kernel:
+     * q/k/v projections, rotary embedding, SDPA (grouped-query where KV < H) and the output
+     * projection. In bf16 everything between the cast of x and the output stays bf16, as under
+     * autocast. Biases are all present or all null on q/k/v; the output bias may be null.
+     *
+     * @param x [B, T, width] the normed input
+     * @param weights q, k, v, o projection weights
+     * @param biases q, k, v, o biases (each may be null)
+     * @param cos rotary cos [B, 1, T, D]
+     * @param sin rotary sin [B, 1, T, D]
+     * @param heads H
+     * @param kvHeads KV
+     * @param headDim D
+     * @param scale the score scale
+     * @return [B, T, width] the attention output after o_proj, or null when this setting cannot fuse it
+     */
+    public NDArray causalSelfAttention(NDArray x, NDArray[] weights, NDArray[] biases, NDArray cos, NDArray sin, long heads, long kvHeads,
+            long headDim, double scale) {
+        boolean qkvBias = biases[0] != null;
+        if (this == EAGER || attention != Attention.SDPA || qkvBias != (biases[1] != null) || qkvBias != (biases[2] != null)) {
+            return null;
+        }
+        boolean oBias = biases[3] != null;
+        boolean bf16 = precision == Precision.BF16;
+        String src = attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale);
+        TorchScriptKernel k = kernel("CausalSelfAttention_" + Integer.toHexString(src.hashCode()), src);
+        java.util.List<NDArray> in = new java.util.ArrayList<>(java.util.List.of(x, weights[0], weights[1], weights[2], weights[3], cos, sin));
+        if (qkvBias) {
+            in.addAll(java.util.List.of(biases[0], biases[1], biases[2]));
+        }
+        if (oBias) {
+            in.add(biases[3]);
+        }
+        return k.forward(true, in.toArray(new NDArray[0])).head();
+    }
+
+    static String attentionSource(boolean qkvBias, boolean oBias, boolean bf16, long heads, long kvHeads, long headDim, double scale) {
+        StringBuilder sb = new StringBuilder("def forward(self: __torch__.SELF,\n    x: Tensor,\n    wq: Tensor,\n    wk: Tensor,\n    wv: Tensor,\n"
+                + "    wo: Tensor,\n    cos: Tensor,\n    sin: Tensor");
+        if (qkvBias) {
+            sb.append(",\n    bq: Tensor,\n    bk: Tensor,\n    bv: Tensor");
+        }
+        if (oBias) {
+            sb.append(",\n    bo: Tensor");
+        }
+        sb.append(") -> Tensor:\n");
+        String c = bf16 ? "torch.to(%s, 15)" : "%s";
+        sb.append("  xb = ").append(String.format(c, "x")).append("\n");
+        sb.append("  b = torch.size(x, 0)\n  t = torch.size(x, 1)\n");
+        sb.append("  cs = ").append(String.format(c, "cos")).append("\n");
+        sb.append("  sn = ").append(String.format(c, "sin")).append("\n");
+        String[][] proj = {{"q", "wq", "bq", Long.toString(heads)}, {"k", "wk", "bk", Long.toString(kvHeads)}, {"v", "wv", "bv", Long.toString(kvHeads)}};
+        for (String[] p : proj) {
+            String lin = qkvBias ? "torch.linear(xb, " + String.format(c, p[1]) + ", " + String.format(c, p[2]) + ")"
+                    : "torch.linear(xb, " + String.format(c, p[1]) + ")";
+            sb.append("  ").append(p[0]).append(" = torch.transpose(torch.reshape(").append(lin).append(", [b, t, ").append(p[3]).append(", ")
+                    .append(headDim).append("]), 1, 2)\n");
+        }
+        long half = headDim / 2;
+        for (String r : new String[] {"q", "k"}) {
+            sb.append("  ").append(r).append(" = torch.add(torch.mul(").append(r).append(", cs), torch.mul(torch.cat([torch.neg(torch.narrow(")
+                    .append(r).append(", -1, ").append(half).append(", ").append(half).append(")), torch.narrow(").append(r).append(", -1, 0, ")
+                    .append(half).append(")], -1), sn))\n");
+        }
+        sb.append(String.format(Locale.ROOT, "  o = torch.scaled_dot_product_attention(q, k, v, None, 0., True, scale=%.17g%s)\n", scale,
+                kvHeads != heads ? ", enable_gqa=True" : ""));
+        sb.append("  o = torch.flatten(torch.transpose(o, 1, 2), 2)\n");
+        String out = oBias ? "torch.linear(o, " + String.format(c, "wo") + ", " + String.format(c, "bo") + ")" : "torch.linear(o, " + String.format(c, "wo") + ")";
+        sb.append("  return ").append(bf16 ? "torch.to(" + out + ", 6)" : out).append("\n");
+        return sb.toString();
+    }
+
+    /**
      * log p of each target: the target's logit minus the log-sum-exp of its row.
      *
      * @param rows [N, V] logits

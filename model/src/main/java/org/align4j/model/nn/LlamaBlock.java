@@ -88,7 +88,6 @@ public final class LlamaBlock extends CausalLmBlock {
         boolean withHiddenStates = pass.withHiddenStates();
         Compute c = compute();
         boolean causalOnly = causalOnly(pass, cache, ids.getShape().get(1));
-        long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
         long heads = config.numHeads();
         long kvHeads = config.numKvHeads();
@@ -105,23 +104,18 @@ public final class LlamaBlock extends CausalLmBlock {
             }
             Layer l = layers[i];
             NDArray a = c.rmsNorm(x, value(ps, l.inputNorm, x, training), eps);
-            NDArray q = c.linear(a, value(ps, l.q, x, training), value(ps, l.qBias, x, training)).reshape(b, t, heads, d);
-            NDArray k = c.linear(a, value(ps, l.k, x, training), value(ps, l.kBias, x, training)).reshape(b, t, kvHeads, d);
-            NDArray v = c.linear(a, value(ps, l.v, x, training), value(ps, l.vBias, x, training)).reshape(b, t, kvHeads, d);
-            if (l.qNorm != null) {
-                q = c.rmsNorm(q, value(ps, l.qNorm, x, training), eps);
-                k = c.rmsNorm(k, value(ps, l.kNorm, x, training), eps);
+            NDArray fused = causalOnly && l.qNorm == null
+                    ? c.causalSelfAttention(a,
+                            new NDArray[] {value(ps, l.q, x, training), value(ps, l.k, x, training), value(ps, l.v, x, training), value(ps, l.o, x, training)},
+                            new NDArray[] {value(ps, l.qBias, x, training), value(ps, l.kBias, x, training), value(ps, l.vBias, x, training),
+                                value(ps, l.oBias, x, training)},
+                            cosSin[0], cosSin[1], heads, kvHeads, d, scale)
+                    : null;
+            if (fused != null) {
+                x = x.add(fused);
+            } else {
+                x = x.add(attention(ps, c, l, a, x, cosSin, mask, cache, i, causalOnly, training));
             }
-            q = c.rotary(q.transpose(0, 2, 1, 3), cosSin[0], cosSin[1]);
-            k = c.rotary(k.transpose(0, 2, 1, 3), cosSin[0], cosSin[1]);
-            v = v.transpose(0, 2, 1, 3);
-            if (cache != null) {
-                NDArray[] kv = cache.append(i, k, v);
-                k = kv[0];
-                v = kv[1];
-            }
-            NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
-            x = x.add(c.linear(attn, value(ps, l.o, x, training), value(ps, l.oBias, x, training)));
             NDArray m = c.rmsNorm(x, value(ps, l.postNorm, x, training), eps);
             x = x.add(c.gatedMlp(config.activation(), m, value(ps, l.gate, x, training), value(ps, l.gateBias, x, training),
                     value(ps, l.up, x, training), value(ps, l.upBias, x, training), value(ps, l.down, x, training),
@@ -140,6 +134,35 @@ public final class LlamaBlock extends CausalLmBlock {
     @Override
     public NDArray head(ParameterStore ps, NDArray hidden, boolean training) {
         return compute().linear(hidden, value(ps, lmHead == null ? embed : lmHead, hidden, training), null);
+    }
+
+    /** The attention of layer {@code i} op by op (any compute setting, cache, mask, q/k norm). */
+    private NDArray attention(ParameterStore ps, Compute c, Layer l, NDArray a, NDArray x, NDArray[] cosSin, NDArray mask, KvCache cache, int i,
+            boolean causalOnly, boolean training) {
+        long b = a.getShape().get(0);
+        long t = a.getShape().get(1);
+        long heads = config.numHeads();
+        long kvHeads = config.numKvHeads();
+        long d = config.headDim();
+        double eps = config.normEps();
+        double scale = 1.0 / Math.sqrt(d);
+        NDArray q = c.linear(a, value(ps, l.q, x, training), value(ps, l.qBias, x, training)).reshape(b, t, heads, d);
+        NDArray k = c.linear(a, value(ps, l.k, x, training), value(ps, l.kBias, x, training)).reshape(b, t, kvHeads, d);
+        NDArray v = c.linear(a, value(ps, l.v, x, training), value(ps, l.vBias, x, training)).reshape(b, t, kvHeads, d);
+        if (l.qNorm != null) {
+            q = c.rmsNorm(q, value(ps, l.qNorm, x, training), eps);
+            k = c.rmsNorm(k, value(ps, l.kNorm, x, training), eps);
+        }
+        q = c.rotary(q.transpose(0, 2, 1, 3), cosSin[0], cosSin[1]);
+        k = c.rotary(k.transpose(0, 2, 1, 3), cosSin[0], cosSin[1]);
+        v = v.transpose(0, 2, 1, 3);
+        if (cache != null) {
+            NDArray[] kv = cache.append(i, k, v);
+            k = kv[0];
+            v = kv[1];
+        }
+        NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
+        return c.linear(attn, value(ps, l.o, x, training), value(ps, l.oBias, x, training));
     }
 
     /** cos and sin of position × inverse frequency, [B, 1, T, D], as HF's rotary embedding. */

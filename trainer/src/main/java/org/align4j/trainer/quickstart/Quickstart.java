@@ -200,7 +200,7 @@ public final class Quickstart {
             c.put("reference", "precomputed");
             c.put("eval_batch_size", 250);
             c.put("eval_every", Math.max(1, s.preferenceSteps() / 12));
-            c.put("log_every", 5);
+            c.put("log_every", Math.max(1, Math.min(5, s.preferenceSteps() / 50)));
             c.put("seed", s.seed());
             LOG.info("{} on right-vs-one-off pairs: {} steps", loss, s.preferenceSteps());
             try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, c), false)) {

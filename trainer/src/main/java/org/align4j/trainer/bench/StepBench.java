@@ -276,16 +276,16 @@ public final class StepBench {
         return referenceCopy ? train * 4 / 3 : train;
     }
 
-    /** FLOP/s of a large square matmul, best of five, through DJL (fp32) or a bf16 kernel. */
+    /** FLOP/s of a large square matmul, best of nine after one warm-up, through DJL (fp32) or a bf16 kernel. */
     static double matmulCeiling(NDManager parent, Device device, boolean bf16) {
-        int n = device.isGpu() ? 8192 : 1024;
+        int n = device.isGpu() ? 8192 : 1536;
         try (NDManager m = parent.newSubManager();
                 TorchScriptKernel k = bf16 ? TorchScriptKernel.load("MatMulBf16", "def forward(self: __torch__.SELF,\n    a: Tensor,\n    b: Tensor) -> Tensor:\n"
                         + "  return torch.to(torch.matmul(torch.to(a, 15), torch.to(b, 15)), 6)\n", device) : null) {
             NDArray a = m.randomNormal(new Shape(n, n));
             NDArray b = m.randomNormal(new Shape(n, n));
             double best = Double.MAX_VALUE;
-            for (int i = 0; i < 6; i++) {
+            for (int i = 0; i < 10; i++) {
                 long t0 = System.nanoTime();
                 try (NDManager s = m.newSubManager()) {
                     NDArray c = k != null ? k.forward(false, a, b).head() : a.matMul(b);

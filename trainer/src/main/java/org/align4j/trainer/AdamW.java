@@ -19,7 +19,7 @@ import java.util.Map;
  * most of its time on. {@link #stepWithDjlOps} is the same update written with DJL ops, kept as the
  * reference the kernels are tested against.
  */
-public final class AdamW {
+public final class AdamW implements AutoCloseable {
     private final Map<String, Parameter> parameters;
     private final double beta1;
     private final double beta2;
@@ -277,6 +277,21 @@ public final class AdamW {
             copyInto(expAvgSq.get(name), tensors.get("exp_avg_sq." + name), "exp_avg_sq." + name);
         }
         this.step = steps;
+        stepTensors.values().forEach(NDArray::close);
+        stepTensors.clear();
+    }
+
+    /** Frees the kernels and the step counters (the moments belong to the model's manager). */
+    @Override
+    public void close() {
+        if (update != null) {
+            update.close();
+            update = null;
+        }
+        if (clip != null) {
+            clip.close();
+            clip = null;
+        }
         stepTensors.values().forEach(NDArray::close);
         stepTensors.clear();
     }

@@ -274,6 +274,7 @@ public abstract class TrainingLoop {
             }
             return new TrainResult(step, interrupted, lastMetrics, evalMetrics, finalModel, lastCheckpoint);
         } finally {
+            optimizer.close();
             listeners.forEach(TrainingListener::onEnd);
             finished.countDown();
             try {

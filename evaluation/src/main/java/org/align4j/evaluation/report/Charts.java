@@ -122,6 +122,7 @@ public final class Charts {
         st.setLegendBorderColor(new Color(0, 0, 0, 0));
         st.setMarkerSize(0);
         st.setXAxisDecimalPattern("#,###.##");
+        st.setXAxisTickMarkSpacingHint(90); // about one label per 90 px, so step labels never overlap
         if (!Double.isNaN(spec.yMin())) {
             st.setYAxisMin(spec.yMin());
         }

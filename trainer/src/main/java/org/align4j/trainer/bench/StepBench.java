@@ -240,6 +240,7 @@ public final class StepBench {
             LOG.info("bench: {}", v);
             return new Result(v);
         } finally {
+            opt.close();
             base.close();
         }
     }

@@ -16,6 +16,7 @@ import org.align4j.data.EncodedPair;
 import org.align4j.evaluation.Bandit;
 import org.align4j.evaluation.Divergence;
 import org.align4j.evaluation.PreferenceMetrics;
+import org.align4j.evaluation.WinRate;
 import org.align4j.evaluation.report.BanditReport;
 import org.align4j.evaluation.report.RunReport;
 import org.align4j.model.CausalLm;
@@ -31,7 +32,8 @@ import picocli.CommandLine.Spec;
 /** Evaluation: held-out preference metrics and KL, the IPO bandit, and reports of training runs. */
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
         description = "Did alignment work, and what did it cost? Held-out metrics, KL, the bandit reproduction, reports.",
-        subcommands = {EvaluateCommand.Preferences.class, EvaluateCommand.BanditCommand.class, EvaluateCommand.Report.class})
+        subcommands = {EvaluateCommand.Preferences.class, EvaluateCommand.WinRateCommand.class, EvaluateCommand.BanditCommand.class,
+            EvaluateCommand.Report.class})
 final class EvaluateCommand implements Runnable {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
@@ -140,6 +142,125 @@ final class EvaluateCommand implements Runnable {
                 w.flush();
             }
             return 0;
+        }
+    }
+
+    /** Win rate of the policy's answers against the reference's, judged against each pair's chosen answer. */
+    @Command(name = "winrate", mixinStandardHelpOptions = true,
+            description = {"Generates an answer from the policy and from the reference for each prompt of a preference dataset and",
+                "judges them against the pair's chosen answer (for tasks with a checkable answer). A tie counts half; 95% Wilson",
+                "interval. Any other judge: implement WinRate.Judge in Java."})
+    static final class WinRateCommand implements Callable<Integer> {
+        @Option(names = "--policy", required = true, paramLabel = "DIR", description = "The trained model folder")
+        Path policy;
+
+        @Option(names = "--reference", required = true, paramLabel = "DIR", description = "The model to compare with")
+        Path reference;
+
+        @Option(names = "--data", required = true, paramLabel = "PATH", description = "Preference pairs whose chosen answer is right")
+        Path data;
+
+        @Option(names = "--judge", defaultValue = "exact", paramLabel = "exact|contains",
+                description = "exact: an answer wins when it equals the chosen answer (trimmed); contains: when it contains it (default: ${DEFAULT-VALUE})")
+        String judge;
+
+        @Option(names = "--max-new-tokens", defaultValue = "64", description = "Longest answer (default: ${DEFAULT-VALUE})")
+        int maxNewTokens;
+
+        @Option(names = "--limit", defaultValue = "0", description = "Judge only the first N prompts (0 = all)")
+        int limit;
+
+        @Option(names = "--batch-size", defaultValue = "16", description = "Prompts per generation batch (default: ${DEFAULT-VALUE})")
+        int batchSize;
+
+        @Option(names = "--samples", paramLabel = "FILE", description = "Write prompt, expected, reference and policy answers as JSON lines (the report reads samples.jsonl)")
+        Path samples;
+
+        @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|gpu", description = "Where to run (default: ${DEFAULT-VALUE})")
+        String device;
+
+        @Option(names = "--json", description = "Print {\"win_rate\": x, \"ci95\": [lo, hi], \"wins\": n, \"losses\": n, \"ties\": n}")
+        boolean json;
+
+        @Mixin
+        DataOptions dataOptions;
+
+        @Spec
+        picocli.CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            if (!List.of("exact", "contains").contains(judge)) {
+                throw new IllegalArgumentException("--judge: exact or contains, got '" + judge + "'");
+            }
+            if (batchSize <= 0 || maxNewTokens <= 0) {
+                throw new IllegalArgumentException("--batch-size and --max-new-tokens: must be > 0");
+            }
+            var d = Devices.resolve(device);
+            try (TextTokenizer tk = TextTokenizer.load(policy);
+                    CausalLm pol = CausalLm.load(policy, d);
+                    CausalLm ref = CausalLm.load(reference, d)) {
+                DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+                int n = limit > 0 ? Math.min(limit, enc.pairs().size()) : enc.pairs().size();
+                if (n == 0) {
+                    throw new IllegalArgumentException("--data: " + data + " has no pair to judge after encoding");
+                }
+                List<int[]> prompts = new ArrayList<>(n);
+                List<String> expected = new ArrayList<>(n);
+                for (int i = 0; i < n; i++) {
+                    EncodedPair p = enc.pairs().get(i);
+                    prompts.add(p.prompt());
+                    expected.add(tk.decode(p.chosen(), true).trim());
+                }
+                GenerationConfig greedy = GenerationConfig.greedy(maxNewTokens);
+                List<String> mine = answers(pol, tk, prompts, greedy);
+                List<String> theirs = answers(ref, tk, prompts, greedy);
+                boolean exact = "exact".equals(judge);
+                List<WinRate.Judge.Verdict> verdicts = new ArrayList<>(n);
+                StringBuilder lines = new StringBuilder();
+                for (int i = 0; i < n; i++) {
+                    String want = expected.get(i);
+                    WinRate.Judge j = WinRate.Judge.byScore((prompt, answer) -> (exact ? answer.trim().equals(want) : answer.contains(want)) ? 1 : 0);
+                    verdicts.add(j.compare(null, mine.get(i), theirs.get(i)));
+                    Map<String, Object> o = new LinkedHashMap<>();
+                    o.put("prompt", enc.kept().get(i).promptText());
+                    o.put("expected", want);
+                    o.put("reference", theirs.get(i).trim());
+                    o.put("policy", mine.get(i).trim());
+                    lines.append(Json.write(o)).append('\n');
+                }
+                if (samples != null) {
+                    org.align4j.model.io.AtomicDirectory.writeFile(samples, lines.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                }
+                WinRate w = WinRate.of(verdicts);
+                PrintWriter out = spec.commandLine().getOut();
+                if (json) {
+                    Map<String, Object> o = new LinkedHashMap<>();
+                    o.put("win_rate", w.rate());
+                    o.put("ci95", List.of(w.lower(), w.upper()));
+                    o.put("wins", w.wins());
+                    o.put("losses", w.losses());
+                    o.put("ties", w.ties());
+                    o.put("prompts", n);
+                    out.println(Json.write(o));
+                } else {
+                    out.printf(Locale.ROOT, "win rate %.3f [%.3f, %.3f] over %d prompts: %d wins, %d losses, %d ties (judge: %s chosen answer)%n",
+                            w.rate(), w.lower(), w.upper(), n, w.wins(), w.losses(), w.ties(), judge);
+                }
+                out.flush();
+            }
+            return 0;
+        }
+
+        private List<String> answers(CausalLm lm, TextTokenizer tk, List<int[]> prompts, GenerationConfig g) {
+            org.align4j.model.generate.Generator gen = new org.align4j.model.generate.Generator(lm, tk.padId(), tk.eosIds());
+            List<String> out = new ArrayList<>(prompts.size());
+            for (int from = 0; from < prompts.size(); from += batchSize) {
+                for (int[] a : gen.generate(prompts.subList(from, Math.min(prompts.size(), from + batchSize)), g)) {
+                    out.add(tk.decode(a, true));
+                }
+            }
+            return out;
         }
     }
 

@@ -69,6 +69,34 @@ class EvaluateCliTest {
     }
 
     @Test
+    void winRateOfTheQuickstartTaskJudgedAgainstTheChosenAnswer(@TempDir Path tmp) throws Exception {
+        // a model against itself: every prompt ties, whatever it answers
+        Path data = tmp.resolve("four.jsonl");
+        StringBuilder sb = new StringBuilder();
+        for (JsonNode p : Fixtures.prefs().subList(0, 4)) {
+            sb.append(p.toString()).append('\n');
+        }
+        Files.writeString(data, sb);
+        String policy = Fixtures.model("gpt2-tiny").toString();
+        CliTest.Result self = CliTest.run("evaluate", "winrate", "--policy", policy, "--reference", policy, "--data", data.toString(),
+                "--max-new-tokens", "4", "--samples", tmp.resolve("samples.jsonl").toString(), "--json");
+        assertThat(self.code()).as(self.err()).isZero();
+        JsonNode out = CliTest.JSON.readTree(self.out());
+        assertThat(out.get("ties").asInt()).isEqualTo(4);
+        assertThat(out.get("win_rate").asDouble()).isEqualTo(0.5);
+        assertThat(out.get("ci95")).hasSize(2);
+        List<String> lines = Files.readAllLines(tmp.resolve("samples.jsonl"));
+        assertThat(lines).hasSize(4);
+        JsonNode first = CliTest.JSON.readTree(lines.get(0));
+        assertThat(first.get("expected").asText()).isEqualTo(Fixtures.prefs().get(0).get("chosen").asText().trim());
+        assertThat(first.get("policy").asText()).isEqualTo(first.get("reference").asText());
+        CliTest.Result bad = CliTest.run("evaluate", "winrate", "--policy", policy, "--reference", policy, "--data", data.toString(),
+                "--judge", "llm");
+        assertThat(bad.code()).isEqualTo(2);
+        assertThat(bad.err()).contains("--judge");
+    }
+
+    @Test
     void reportOfTwoRunsAndAClearErrorForAFolderThatIsNoRun(@TempDir Path tmp) throws Exception {
         for (String run : List.of("dpo", "ipo")) {
             Files.createDirectories(tmp.resolve(run));

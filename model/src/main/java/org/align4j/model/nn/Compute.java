@@ -173,9 +173,13 @@ public final class Compute implements AutoCloseable {
         if (this == EAGER) {
             return Ops.rmsNorm(x, weight, eps);
         }
-        String src = String.format(Locale.ROOT, "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
-                + "  return torch.rms_norm(x, [torch.size(x, -1)], w, %.17g)\n", eps);
+        String src = rmsNormSource(eps);
         return kernel("RmsNorm_" + Integer.toHexString(src.hashCode()), src).forward(true, x, weight).head();
+    }
+
+    private static String rmsNormSource(double eps) {
+        return String.format(Locale.ROOT, "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
+                + "  return torch.rms_norm(x, [torch.size(x, -1)], w, %.17g)\n", eps);
     }
 
     /**
@@ -397,7 +401,10 @@ public final class Compute implements AutoCloseable {
         for (boolean bf16 : new boolean[] {false, true}) {
             m.put("SdpaCausal" + (bf16 ? "Bf16" : ""), sdpaSource(true, bf16, false, scale));
             m.put("SdpaMasked" + (bf16 ? "Bf16" : ""), sdpaSource(false, bf16, false, scale));
+            // a Qwen2-like layer: q/k/v biases, no output bias, 4 query heads sharing 2 key/value heads of 16
+            m.put("CausalSelfAttention" + (bf16 ? "Bf16" : ""), attentionSource(true, false, bf16, 4, 2, 16, scale));
         }
+        m.put("RmsNorm", rmsNormSource(1e-6));
         return m;
     }
 

@@ -86,6 +86,52 @@ class ComputeParityTest {
         }
     }
 
+    /**
+     * The architectures the fixtures do not cover, built at random: Qwen3 (q/k RMSNorm, its own
+     * head_dim: the op-by-op path), Mistral with a sliding window shorter than the batch (the masked
+     * path), multi-query Llama and Llama with attention biases (the fused self-attention kernel with
+     * one key/value head, and with q/k/v/o biases).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen3", "mistral-window", "llama-mqa", "llama-bias"})
+    void otherArchitecturesMatchTheDjlOpsPath(String variant) {
+        com.fasterxml.jackson.databind.node.ObjectNode c = org.align4j.model.config.ModelConfig
+                .newLlama(variant.startsWith("llama") ? "llama" : variant.replace("-window", ""), 50, 32, 2, 4, 2, 48, 64, false, 0, 1, 2)
+                .raw().deepCopy();
+        switch (variant) {
+            case "qwen3" -> c.put("head_dim", 24);
+            case "mistral-window" -> c.put("sliding_window", 3);
+            case "llama-mqa" -> c.put("num_key_value_heads", 1);
+            default -> c.put("attention_bias", true);
+        }
+        org.align4j.model.config.ModelConfig cfg = org.align4j.model.config.ModelConfig.fromJson(c, null);
+        for (String precision : new String[] {"fp32", "bf16"}) {
+            try (NDManager m = NDManager.newBaseManager(Device.cpu());
+                    CausalLm eager = CausalLm.create(cfg, Device.cpu(), 7);
+                    CausalLm other = CausalLm.create(cfg, Device.cpu(), 7)) {
+                other.setCompute(Compute.parse("sdpa", precision, Device.cpu()));
+                long[] ids = {5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 22, 23, 24, 25, 2, 2};
+                long[] att = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+                long[] comp = {0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0};
+                Map<String, NDArray> batch = new LinkedHashMap<>();
+                batch.put("pref_input_ids", m.create(ids, new ai.djl.ndarray.types.Shape(2, 8)));
+                batch.put("pref_attention_mask", m.create(att, new ai.djl.ndarray.types.Shape(2, 8)));
+                batch.put("pref_completion_mask", m.create(comp, new ai.djl.ndarray.types.Shape(2, 8)));
+                batch.put("input_ids", batch.get("pref_input_ids"));
+                batch.put("attention_mask", batch.get("pref_attention_mask"));
+                Result a = run(eager, batch);
+                Result b = run(other, batch);
+                double tol = "bf16".equals(precision) ? 3e-2 : 1e-4;
+                for (int i = 0; i < a.logps().length; i++) {
+                    assertThat((double) b.logps()[i]).as("%s %s logps[%d]", variant, precision, i)
+                            .isCloseTo(a.logps()[i], org.assertj.core.data.Offset.offset(tol * Math.abs(a.logps()[i]) + 1e-4));
+                }
+                a.gradNorms().forEach((name, n) -> assertThat(b.gradNorms().get(name)).as("%s %s grad norm of %s", variant, precision, name)
+                        .isCloseTo(n, org.assertj.core.data.Offset.offset(("bf16".equals(precision) ? 5e-2 : 1e-4) * n + 1e-6)));
+            }
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"gpt2-tiny", "llama-tiny"})
     void sdpaGeneratesTheSameTokensFromLeftPaddedPrompts(String name) {

@@ -23,7 +23,7 @@ import org.align4j.model.io.AtomicDirectory;
  *
  * <p>A run folder is what the trainer writes: {@code metrics.jsonl} (one JSON object per logged step,
  * with {@code step}), {@code config.yaml}, and optionally {@code samples.jsonl} (objects with
- * {@code prompt}, {@code reference}, {@code policy} and optionally {@code expected}).
+ * {@code prompt}, {@code reference}, {@code policy} and optionally {@code expected} (a right answer) or {@code chosen} (the data's preferred answer)).
  */
 public final class RunReport {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -53,10 +53,11 @@ public final class RunReport {
      *
      * @param prompt the prompt text
      * @param expected the right answer, when the task has one (else null)
+     * @param chosen the data's chosen answer, when the samples come from preference data (else null)
      * @param reference the reference model's answer
      * @param policy the trained policy's answer
      */
-    public record Sample(String prompt, String expected, String reference, String policy) {}
+    public record Sample(String prompt, String expected, String chosen, String reference, String policy) {}
 
     /**
      * A run read from its folder.
@@ -114,7 +115,7 @@ public final class RunReport {
         if (Files.isRegularFile(sampleFile)) {
             for (JsonNode o : jsonLines(sampleFile)) {
                 samples.add(new Sample(o.path("prompt").asText(), o.hasNonNull("expected") ? o.get("expected").asText() : null,
-                        o.path("reference").asText(), o.path("policy").asText()));
+                        o.hasNonNull("chosen") ? o.get("chosen").asText() : null, o.path("reference").asText(), o.path("policy").asText()));
             }
         }
         Path config = dir.resolve("config.yaml");
@@ -253,7 +254,9 @@ public final class RunReport {
             }
         }
         boolean expected = withSamples.stream().flatMap(r -> r.samples().stream()).anyMatch(s -> s.expected() != null);
-        body.append("<table><tr><th>prompt</th>").append(expected ? "<th>right answer</th>" : "").append("<th>reference</th>");
+        boolean chosen = withSamples.stream().flatMap(r -> r.samples().stream()).anyMatch(s -> s.chosen() != null);
+        body.append("<table><tr><th>prompt</th>").append(expected ? "<th>right answer</th>" : "")
+                .append(chosen ? "<th>chosen (data)</th>" : "").append("<th>reference</th>");
         for (Run r : withSamples) {
             body.append("<th>").append(Html.escape(r.name())).append("</th>");
         }
@@ -263,6 +266,9 @@ public final class RunReport {
             body.append("<tr><td class=\"text\">").append(Html.escape(e.getKey())).append("</td>");
             if (expected) {
                 body.append("<td class=\"text\">").append(Html.escape(any.expected())).append("</td>");
+            }
+            if (chosen) {
+                body.append("<td class=\"text\">").append(Html.escape(any.chosen())).append("</td>");
             }
             body.append(cell(any.reference(), any.expected()));
             for (Run r : withSamples) {

@@ -354,6 +354,13 @@ final class EvaluateCommand implements Runnable {
         @Option(names = "--title", description = "Page title (default: the run names)")
         String title;
 
+        @Option(names = "--samples", defaultValue = "0",
+                description = "First write RUN_DIR/samples.jsonl: greedy answers of final/ and of the reference to N held-out prompts")
+        int samples;
+
+        @Option(names = "--max-new-tokens", defaultValue = "64", description = "With --samples: longest answer (default: ${DEFAULT-VALUE})")
+        int maxNewTokens;
+
         @Spec
         picocli.CommandLine.Model.CommandSpec spec;
 
@@ -361,6 +368,9 @@ final class EvaluateCommand implements Runnable {
         public Integer call() throws IOException {
             List<RunReport.Run> read = new ArrayList<>();
             for (Path r : runs) {
+                if (samples > 0) {
+                    org.align4j.trainer.RunSamples.write(r, samples, maxNewTokens);
+                }
                 read.add(RunReport.read(r));
             }
             String t = title != null ? title : "align4j: " + String.join(" vs ", read.stream().map(RunReport.Run::name).toList());

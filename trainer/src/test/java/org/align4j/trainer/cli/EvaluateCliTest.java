@@ -97,6 +97,26 @@ class EvaluateCliTest {
     }
 
     @Test
+    void reportGeneratesSamplesOfAFinishedRun(@TempDir Path tmp) throws Exception {
+        Path run = tmp.resolve("dpo");
+        String prefs = Fixtures.root().resolve("prefs.jsonl").toString();
+        CliTest.Result train = CliTest.run("train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", prefs, "--eval-data", prefs,
+                "--output", run.toString(), "--max-steps", "2", "--batch-size", "2", "--lr", "1e-3");
+        assertThat(train.code()).as(train.err()).isZero();
+        CliTest.Result r = CliTest.run("evaluate", "report", run.toString(), "--samples", "3", "--max-new-tokens", "3", "--output",
+                tmp.resolve("out").toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        List<String> lines = Files.readAllLines(run.resolve("samples.jsonl"));
+        assertThat(lines).hasSize(3);
+        JsonNode first = CliTest.JSON.readTree(lines.get(0));
+        assertThat(first.fieldNames()).toIterable().containsExactly("prompt", "chosen", "reference", "policy");
+        assertThat(Files.readString(tmp.resolve("out/index.html"))).contains("<th>chosen (data)</th>").contains("<th>reference</th>");
+        CliTest.Result unfinished = CliTest.run("evaluate", "report", tmp.toString(), "--samples", "1", "--output", tmp.resolve("o2").toString());
+        assertThat(unfinished.code()).isEqualTo(2);
+        assertThat(unfinished.err()).contains("final/");
+    }
+
+    @Test
     void reportOfTwoRunsAndAClearErrorForAFolderThatIsNoRun(@TempDir Path tmp) throws Exception {
         for (String run : List.of("dpo", "ipo")) {
             Files.createDirectories(tmp.resolve(run));

@@ -1,0 +1,80 @@
+package org.align4j.trainer;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.PreferenceData;
+import org.align4j.model.CausalLm;
+import org.align4j.model.Devices;
+import org.align4j.model.generate.GenerationConfig;
+import org.align4j.model.generate.Generator;
+import org.align4j.model.io.AtomicDirectory;
+import org.align4j.model.tokenizer.TextTokenizer;
+
+/**
+ * Sample generations of a finished run for its report: greedy answers of the trained policy
+ * ({@code RUN/final}) and of its reference (the starting model) to the first held-out prompts (or
+ * the first training prompts without an eval set), written to {@code RUN/samples.jsonl} with the
+ * prompt and the chosen answer of the data.
+ */
+public final class RunSamples {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private RunSamples() {}
+
+    /**
+     * @param run a run folder written by the trainer (config.yaml and final/)
+     * @param count prompts
+     * @param maxNewTokens longest answer
+     * @return the samples file
+     * @throws IOException when a file cannot be read or written
+     * @throws IllegalArgumentException naming the file that is missing
+     */
+    public static Path write(Path run, int count, int maxNewTokens) throws IOException {
+        Path configFile = run.resolve("config.yaml");
+        Path policyDir = run.resolve("final");
+        if (!Files.isRegularFile(configFile) || !Files.isDirectory(policyDir)) {
+            throw new IllegalArgumentException(run + ": samples need a finished run (config.yaml and final/ are missing)");
+        }
+        TrainConfig config = TrainConfig.resolve(configFile, Map.of());
+        Path referenceDir = Path.of("sft".equals(config.loss()) ? config.model() : config.referenceModelOrModel());
+        try (TextTokenizer tk = TextTokenizer.load(policyDir)) {
+            RunData data = RunData.load(config, tk, "sft".equals(config.loss()) ? SftTrainer::load
+                    : (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
+            List<EncodedPair> pairs = data.eval().isEmpty() ? data.train() : data.eval();
+            pairs = pairs.subList(0, Math.min(count, pairs.size()));
+            List<int[]> prompts = new ArrayList<>();
+            for (EncodedPair p : pairs) {
+                prompts.add(p.prompt());
+            }
+            GenerationConfig greedy = GenerationConfig.greedy(maxNewTokens);
+            List<int[]> mine;
+            List<int[]> theirs;
+            try (CausalLm policy = CausalLm.load(policyDir, Devices.resolve(config.device()))) {
+                mine = new Generator(policy, tk.padId(), tk.eosIds()).generate(prompts, greedy);
+            }
+            try (CausalLm reference = CausalLm.load(referenceDir, Devices.resolve(config.device()))) {
+                theirs = new Generator(reference, tk.padId(), tk.eosIds()).generate(prompts, greedy);
+            }
+            StringBuilder sb = new StringBuilder();
+            for (int i = 0; i < pairs.size(); i++) {
+                Map<String, String> o = new LinkedHashMap<>();
+                o.put("prompt", tk.decode(pairs.get(i).prompt(), false));
+                o.put("chosen", tk.decode(pairs.get(i).chosen(), true));
+                o.put("reference", tk.decode(theirs.get(i), true));
+                o.put("policy", tk.decode(mine.get(i), true));
+                sb.append(JSON.writeValueAsString(o)).append('\n');
+            }
+            Path file = run.resolve("samples.jsonl");
+            AtomicDirectory.writeFile(file, sb.toString().getBytes(StandardCharsets.UTF_8));
+            return file;
+        }
+    }
+}

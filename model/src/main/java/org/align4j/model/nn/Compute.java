@@ -127,8 +127,8 @@ public final class Compute implements AutoCloseable {
             return Ops.linear(x, weight, bias);
         }
         return bias == null
-                ? kernel("LinearBf16", SOURCES.get("LinearBf16")).forward(true, x, weight).head()
-                : kernel("LinearBiasBf16", SOURCES.get("LinearBiasBf16"))
+                ? fixed("LinearBf16").forward(true, x, weight).head()
+                : fixed("LinearBiasBf16")
                         .forward(true, x, weight, bias).head();
     }
 
@@ -137,7 +137,7 @@ public final class Compute implements AutoCloseable {
         if (precision == Precision.FP32) {
             return Ops.conv1d(x, weight, bias);
         }
-        return kernel("Conv1dBf16", SOURCES.get("Conv1dBf16"))
+        return fixed("Conv1dBf16")
                 .forward(true, x, weight, bias).head();
     }
 
@@ -154,8 +154,8 @@ public final class Compute implements AutoCloseable {
             return Ops.activation(name, x);
         }
         return switch (name) {
-            case "gelu_new", "gelu_pytorch_tanh" -> kernel("GeluTanh", SOURCES.get("GeluTanh")).forward(true, x).head();
-            case "silu", "swish" -> kernel("Silu", SOURCES.get("Silu")).forward(true, x).head();
+            case "gelu_new", "gelu_pytorch_tanh" -> fixed("GeluTanh").forward(true, x).head();
+            case "silu", "swish" -> fixed("Silu").forward(true, x).head();
             default -> Ops.activation(name, x);
         };
     }
@@ -173,8 +173,7 @@ public final class Compute implements AutoCloseable {
         if (this == EAGER) {
             return Ops.rmsNorm(x, weight, eps);
         }
-        String src = rmsNormSource(eps);
-        return kernel("RmsNorm_" + Integer.toHexString(src.hashCode()), src).forward(true, x, weight).head();
+        return kernel("RmsNorm:" + eps, () -> rmsNormSource(eps)).forward(true, x, weight).head();
     }
 
     private static String rmsNormSource(double eps) {
@@ -194,7 +193,7 @@ public final class Compute implements AutoCloseable {
         if (this == EAGER) {
             return Ops.rotary(x, cos, sin);
         }
-        return kernel("Rotary", SOURCES.get("Rotary")).forward(true, x, cos, sin).head();
+        return fixed("Rotary").forward(true, x, cos, sin).head();
     }
 
     /**
@@ -221,7 +220,7 @@ public final class Compute implements AutoCloseable {
             return linear(g.mul(linear(x, up, upBias)), down, downBias);
         }
         String name = precision == Precision.BF16 ? "GatedMlpBf16" : "GatedMlp";
-        return kernel(name, SOURCES.get(name)).forward(true, x, gate, up, down).head();
+        return fixed(name).forward(true, x, gate, up, down).head();
     }
 
     /**
@@ -242,7 +241,7 @@ public final class Compute implements AutoCloseable {
             return conv1d(activation(activation, conv1d(x, fcW, fcB)), projW, projB);
         }
         String name = precision == Precision.BF16 ? "Conv1dMlpBf16" : "Conv1dMlp";
-        return kernel(name, SOURCES.get(name)).forward(true, x, fcW, fcB, projW, projB).head();
+        return fixed(name).forward(true, x, fcW, fcB, projW, projB).head();
     }
 
     /**
@@ -270,8 +269,8 @@ public final class Compute implements AutoCloseable {
         }
         boolean oBias = biases[3] != null;
         boolean bf16 = precision == Precision.BF16;
-        String src = attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale);
-        TorchScriptKernel k = kernel("CausalSelfAttention_" + Integer.toHexString(src.hashCode()), src);
+        String key = "CausalSelfAttention:" + qkvBias + oBias + bf16 + heads + "," + kvHeads + "," + headDim + "," + scale;
+        TorchScriptKernel k = kernel(key, () -> attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale));
         java.util.List<NDArray> in = new java.util.ArrayList<>(java.util.List.of(x, weights[0], weights[1], weights[2], weights[3], cos, sin));
         if (qkvBias) {
             in.addAll(java.util.List.of(biases[0], biases[1], biases[2]));
@@ -329,7 +328,7 @@ public final class Compute implements AutoCloseable {
         if (this == EAGER) {
             return org.align4j.model.LogProbs.tokenLogProbs(rows, targets);
         }
-        return kernel("TokenLogProbs", SOURCES.get("TokenLogProbs")).forward(true, rows, targets).head();
+        return fixed("TokenLogProbs").forward(true, rows, targets).head();
     }
 
     /**
@@ -347,17 +346,14 @@ public final class Compute implements AutoCloseable {
      */
     public NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, double scale, boolean causalOnly) {
         if (attention == Attention.EAGER) {
-            NDArray out = org.align4j.model.nn.Attention.attend(q, k, v, mask, scale);
-            return out;
+            return org.align4j.model.nn.Attention.attend(q, k, v, mask, scale);
         }
         boolean gqa = k.getShape().get(1) != q.getShape().get(1);
         // masked attention (left padding, a cache, a sliding window: inference, mostly) stays fp32:
         // in bf16, rows with every key masked gave NaN gradients on an H200
         boolean bf16 = precision == Precision.BF16 && causalOnly;
-        String body = sdpaSource(causalOnly, bf16, gqa, scale);
-        String name = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "") + "_"
-                + Integer.toHexString(body.hashCode());
-        TorchScriptKernel kernel = kernel(name, body);
+        String key = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "") + ":" + scale;
+        TorchScriptKernel kernel = kernel(key, () -> sdpaSource(causalOnly, bf16, gqa, scale));
         return causalOnly ? kernel.forward(true, q, k, v).head() : kernel.forward(true, q, k, v, mask).head();
     }
 
@@ -408,8 +404,24 @@ public final class Compute implements AutoCloseable {
         return m;
     }
 
-    private TorchScriptKernel kernel(String name, String body) {
-        return kernels.computeIfAbsent(name.replace('-', '_'), n -> TorchScriptKernel.load(n, body, device));
+    /** One of the kernels of {@link #SOURCES}. */
+    private TorchScriptKernel fixed(String name) {
+        return kernel(name, () -> SOURCES.get(name));
+    }
+
+    /**
+     * The kernel for a key, compiled on first use. The source text is built only then: a forward
+     * pass asks for a kernel once per layer, and a lookup must cost no string formatting.
+     */
+    private TorchScriptKernel kernel(String key, java.util.function.Supplier<String> source) {
+        TorchScriptKernel k = kernels.get(key);
+        return k != null ? k : kernels.computeIfAbsent(key, n -> TorchScriptKernel.load(className(n), source.get(), device));
+    }
+
+    /** A key such as {@code RmsNorm:1.0E-6} as a class name: its leading identifier plus a hash of the rest. */
+    private static String className(String key) {
+        String base = key.split("[^A-Za-z0-9_]", 2)[0];
+        return base.equals(key) ? key : base + "_" + Integer.toHexString(key.hashCode());
     }
 
     @Override

@@ -14,7 +14,7 @@ public final class RewardMetrics {
     private RewardMetrics() {}
 
     /**
-     * Reads the metrics (one host transfer per metric; call it once per logging interval).
+     * Reads the metrics to the host (one transfer).
      *
      * @param out the objective's output
      * @param policyChosen [B] policy log-probs of the chosen responses (as fed to the loss)
@@ -22,15 +22,11 @@ public final class RewardMetrics {
      * @return metric name → value, in TRL's order
      */
     public static Map<String, Double> of(PreferenceLoss.Output out, NDArray policyChosen, NDArray policyRejected) {
+        double[] values = tensor(out, policyChosen, policyRejected).toDoubleArray();
         Map<String, Double> m = new LinkedHashMap<>();
-        NDArray c = out.chosenRewards();
-        NDArray r = out.rejectedRewards();
-        m.put("rewards/chosen", mean(c));
-        m.put("rewards/rejected", mean(r));
-        m.put("rewards/margins", mean(c.sub(r)));
-        m.put("rewards/accuracies", mean(c.gt(r).toType(DataType.FLOAT32, false)));
-        m.put("logps/chosen", mean(policyChosen.stopGradient()));
-        m.put("logps/rejected", mean(policyRejected.stopGradient()));
+        for (int i = 0; i < values.length; i++) {
+            m.put(NAMES.get(i), values[i]);
+        }
         return m;
     }
 
@@ -53,9 +49,5 @@ public final class RewardMetrics {
         return ai.djl.ndarray.NDArrays.stack(new ai.djl.ndarray.NDList(c.mean(), r.mean(), c.sub(r).mean(),
                 c.gt(r).toType(DataType.FLOAT64, false).mean(), policyChosen.stopGradient().toType(DataType.FLOAT64, false).mean(),
                 policyRejected.stopGradient().toType(DataType.FLOAT64, false).mean()));
-    }
-
-    private static double mean(NDArray a) {
-        return a.toType(DataType.FLOAT64, false).mean().getDouble();
     }
 }

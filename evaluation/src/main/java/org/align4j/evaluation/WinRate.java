@@ -130,14 +130,27 @@ public record WinRate(int wins, int losses, int ties, double rate, double lower,
      */
     public static List<String> generate(CausalLm lm, TextTokenizer tokenizer, List<String> prompts, GenerationConfig decoding,
             int batchSize) {
+        List<int[]> ids = new ArrayList<>(prompts.size());
+        for (String p : prompts) {
+            ids.add(tokenizer.encode(p));
+        }
+        return generateFromIds(lm, tokenizer, ids, decoding, batchSize);
+    }
+
+    /**
+     * @param lm a model
+     * @param tokenizer its tokenizer
+     * @param prompts prompt ids (chat-templated or not, as encoded)
+     * @param decoding decoding settings
+     * @param batchSize prompts per batch
+     * @return the decoded answers (special tokens skipped)
+     */
+    public static List<String> generateFromIds(CausalLm lm, TextTokenizer tokenizer, List<int[]> prompts, GenerationConfig decoding,
+            int batchSize) {
         Generator g = new Generator(lm, tokenizer.padId(), tokenizer.eosIds());
         List<String> out = new ArrayList<>(prompts.size());
         for (int from = 0; from < prompts.size(); from += batchSize) {
-            List<int[]> ids = new ArrayList<>();
-            for (String p : prompts.subList(from, Math.min(prompts.size(), from + batchSize))) {
-                ids.add(tokenizer.encode(p));
-            }
-            for (int[] answer : g.generate(ids, decoding)) {
+            for (int[] answer : g.generate(prompts.subList(from, Math.min(prompts.size(), from + batchSize)), decoding)) {
                 out.add(tokenizer.decode(answer, true));
             }
         }

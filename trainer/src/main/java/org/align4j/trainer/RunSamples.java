@@ -1,21 +1,18 @@
 package org.align4j.trainer;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceData;
+import org.align4j.evaluation.WinRate;
+import org.align4j.evaluation.report.RunReport;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.generate.GenerationConfig;
-import org.align4j.model.generate.Generator;
-import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.tokenizer.TextTokenizer;
 
 /**
@@ -25,8 +22,6 @@ import org.align4j.model.tokenizer.TextTokenizer;
  * prompt and the chosen answer of the data.
  */
 public final class RunSamples {
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     private RunSamples() {}
 
     /**
@@ -55,25 +50,21 @@ public final class RunSamples {
                 prompts.add(p.prompt());
             }
             GenerationConfig greedy = GenerationConfig.greedy(maxNewTokens);
-            List<int[]> mine;
-            List<int[]> theirs;
+            List<String> mine;
+            List<String> theirs;
             try (CausalLm policy = CausalLm.load(policyDir, Devices.resolve(config.device()))) {
-                mine = new Generator(policy, tk.padId(), tk.eosIds()).generate(prompts, greedy);
+                mine = WinRate.generateFromIds(policy, tk, prompts, greedy, config.evalBatchSize());
             }
             try (CausalLm reference = CausalLm.load(referenceDir, Devices.resolve(config.device()))) {
-                theirs = new Generator(reference, tk.padId(), tk.eosIds()).generate(prompts, greedy);
+                theirs = WinRate.generateFromIds(reference, tk, prompts, greedy, config.evalBatchSize());
             }
-            StringBuilder sb = new StringBuilder();
+            List<RunReport.Sample> samples = new ArrayList<>();
             for (int i = 0; i < pairs.size(); i++) {
-                Map<String, String> o = new LinkedHashMap<>();
-                o.put("prompt", tk.decode(pairs.get(i).prompt(), false));
-                o.put("chosen", tk.decode(pairs.get(i).chosen(), true));
-                o.put("reference", tk.decode(theirs.get(i), true));
-                o.put("policy", tk.decode(mine.get(i), true));
-                sb.append(JSON.writeValueAsString(o)).append('\n');
+                samples.add(new RunReport.Sample(tk.decode(pairs.get(i).prompt(), false), null, tk.decode(pairs.get(i).chosen(), true),
+                        theirs.get(i), mine.get(i)));
             }
             Path file = run.resolve("samples.jsonl");
-            AtomicDirectory.writeFile(file, sb.toString().getBytes(StandardCharsets.UTF_8));
+            RunReport.writeSamples(file, samples);
             return file;
         }
     }

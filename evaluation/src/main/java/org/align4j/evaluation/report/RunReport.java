@@ -124,6 +124,31 @@ public final class RunReport {
         return new Run(abs.getFileName() == null ? abs.toString() : abs.getFileName().toString(), dir, configText, points, samples);
     }
 
+    /**
+     * Writes samples as the report reads them: one JSON object per line, null fields left out.
+     *
+     * @param file the file (usually {@code RUN/samples.jsonl}), written to a temp file and renamed
+     * @param samples the samples
+     * @throws IOException when it cannot be written
+     */
+    public static void writeSamples(Path file, List<Sample> samples) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        for (Sample s : samples) {
+            com.fasterxml.jackson.databind.node.ObjectNode o = JSON.createObjectNode();
+            o.put("prompt", s.prompt());
+            if (s.expected() != null) {
+                o.put("expected", s.expected());
+            }
+            if (s.chosen() != null) {
+                o.put("chosen", s.chosen());
+            }
+            o.put("reference", s.reference());
+            o.put("policy", s.policy());
+            sb.append(JSON.writeValueAsString(o)).append('\n');
+        }
+        AtomicDirectory.writeFile(file, sb.toString().getBytes(StandardCharsets.UTF_8));
+    }
+
     private static List<JsonNode> jsonLines(Path file) throws IOException {
         List<JsonNode> out = new ArrayList<>();
         List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);

@@ -2,7 +2,6 @@ package org.align4j.trainer.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -20,7 +19,6 @@ import org.align4j.evaluation.WinRate;
 import org.align4j.evaluation.report.BanditReport;
 import org.align4j.evaluation.report.RunReport;
 import org.align4j.model.CausalLm;
-import org.align4j.model.Devices;
 import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.tokenizer.TextTokenizer;
 import picocli.CommandLine.Command;
@@ -48,14 +46,8 @@ final class EvaluateCommand implements Runnable {
             description = {"Implicit-reward accuracy, margins and log-probs of a policy against a reference on held-out pairs,",
                 "the exact per-token KL along the chosen answers, and a Monte-Carlo sequence KL on answers sampled from the policy."})
     static final class Preferences implements Callable<Integer> {
-        @Option(names = "--policy", required = true, paramLabel = "DIR", description = "The trained model folder")
-        Path policy;
-
-        @Option(names = "--reference", required = true, paramLabel = "DIR", description = "The reference model folder (usually the starting model)")
-        Path reference;
-
-        @Option(names = "--data", required = true, paramLabel = "PATH", description = "Held-out preference pairs (file or folder)")
-        Path data;
+        @Mixin
+        PolicyReferenceOptions models;
 
         @Option(names = "--beta", defaultValue = "0.1", description = "β of the implicit reward (default: ${DEFAULT-VALUE})")
         double beta;
@@ -76,9 +68,6 @@ final class EvaluateCommand implements Runnable {
         @Option(names = "--seed", defaultValue = "0", description = "Sampling seed (default: ${DEFAULT-VALUE})")
         long seed;
 
-        @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|gpu", description = "Where to run (default: ${DEFAULT-VALUE})")
-        String device;
-
         @Option(names = "--json", description = "Print one JSON object")
         boolean json;
 
@@ -93,19 +82,13 @@ final class EvaluateCommand implements Runnable {
             if (batchSize <= 0) {
                 throw new IllegalArgumentException("--batch-size: must be > 0, got " + batchSize);
             }
-            if (!Files.isDirectory(policy) || !Files.isDirectory(reference)) {
-                throw new IllegalArgumentException((Files.isDirectory(policy) ? "--reference: " + reference : "--policy: " + policy)
-                        + " is not a model folder");
-            }
-            var d = Devices.resolve(device);
-            try (TextTokenizer tk = TextTokenizer.load(policy);
-                    CausalLm pol = CausalLm.load(policy, d);
-                    CausalLm ref = CausalLm.load(reference, d)) {
-                pol.setTrainable(false);
-                ref.setTrainable(false);
-                DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+            try (PolicyReferenceOptions.Loaded m = models.load()) {
+                TextTokenizer tk = m.tokenizer();
+                CausalLm pol = m.policy();
+                CausalLm ref = m.reference();
+                DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
                 if (enc.pairs().isEmpty()) {
-                    throw new IllegalArgumentException("--data: " + data + " has no pair left to evaluate after encoding");
+                    throw new IllegalArgumentException("--data: " + models.data + " has no pair left to evaluate after encoding");
                 }
                 Map<String, Object> out = new LinkedHashMap<>();
                 PreferenceMetrics pm = PreferenceMetrics.evaluate(pol, ref, enc.pairs(), beta, batchSize, tk.padId());
@@ -151,14 +134,8 @@ final class EvaluateCommand implements Runnable {
                 "judges them against the pair's chosen answer (for tasks with a checkable answer). A tie counts half; 95% Wilson",
                 "interval. Any other judge: implement WinRate.Judge in Java."})
     static final class WinRateCommand implements Callable<Integer> {
-        @Option(names = "--policy", required = true, paramLabel = "DIR", description = "The trained model folder")
-        Path policy;
-
-        @Option(names = "--reference", required = true, paramLabel = "DIR", description = "The model to compare with")
-        Path reference;
-
-        @Option(names = "--data", required = true, paramLabel = "PATH", description = "Preference pairs whose chosen answer is right")
-        Path data;
+        @Mixin
+        PolicyReferenceOptions models;
 
         @Option(names = "--judge", defaultValue = "exact", paramLabel = "exact|contains",
                 description = "exact: an answer wins when it equals the chosen answer (trimmed); contains: when it contains it (default: ${DEFAULT-VALUE})")
@@ -175,9 +152,6 @@ final class EvaluateCommand implements Runnable {
 
         @Option(names = "--samples", paramLabel = "FILE", description = "Write prompt, expected, reference and policy answers as JSON lines (the report reads samples.jsonl)")
         Path samples;
-
-        @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|gpu", description = "Where to run (default: ${DEFAULT-VALUE})")
-        String device;
 
         @Option(names = "--json", description = "Print {\"win_rate\": x, \"ci95\": [lo, hi], \"wins\": n, \"losses\": n, \"ties\": n}")
         boolean json;
@@ -196,14 +170,12 @@ final class EvaluateCommand implements Runnable {
             if (batchSize <= 0 || maxNewTokens <= 0) {
                 throw new IllegalArgumentException("--batch-size and --max-new-tokens: must be > 0");
             }
-            var d = Devices.resolve(device);
-            try (TextTokenizer tk = TextTokenizer.load(policy);
-                    CausalLm pol = CausalLm.load(policy, d);
-                    CausalLm ref = CausalLm.load(reference, d)) {
-                DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+            try (PolicyReferenceOptions.Loaded m = models.load()) {
+                TextTokenizer tk = m.tokenizer();
+                DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
                 int n = limit > 0 ? Math.min(limit, enc.pairs().size()) : enc.pairs().size();
                 if (n == 0) {
-                    throw new IllegalArgumentException("--data: " + data + " has no pair to judge after encoding");
+                    throw new IllegalArgumentException("--data: " + models.data + " has no pair to judge after encoding");
                 }
                 List<int[]> prompts = new ArrayList<>(n);
                 List<String> expected = new ArrayList<>(n);
@@ -213,24 +185,19 @@ final class EvaluateCommand implements Runnable {
                     expected.add(tk.decode(p.chosen(), true).trim());
                 }
                 GenerationConfig greedy = GenerationConfig.greedy(maxNewTokens);
-                List<String> mine = answers(pol, tk, prompts, greedy);
-                List<String> theirs = answers(ref, tk, prompts, greedy);
+                List<String> mine = WinRate.generateFromIds(m.policy(), tk, prompts, greedy, batchSize);
+                List<String> theirs = WinRate.generateFromIds(m.reference(), tk, prompts, greedy, batchSize);
                 boolean exact = "exact".equals(judge);
                 List<WinRate.Judge.Verdict> verdicts = new ArrayList<>(n);
-                StringBuilder lines = new StringBuilder();
+                List<RunReport.Sample> judged = new ArrayList<>(n);
                 for (int i = 0; i < n; i++) {
                     String want = expected.get(i);
                     WinRate.Judge j = WinRate.Judge.byScore((prompt, answer) -> (exact ? answer.trim().equals(want) : answer.contains(want)) ? 1 : 0);
                     verdicts.add(j.compare(null, mine.get(i), theirs.get(i)));
-                    Map<String, Object> o = new LinkedHashMap<>();
-                    o.put("prompt", enc.kept().get(i).promptText());
-                    o.put("expected", want);
-                    o.put("reference", theirs.get(i).trim());
-                    o.put("policy", mine.get(i).trim());
-                    lines.append(Json.write(o)).append('\n');
+                    judged.add(new RunReport.Sample(enc.kept().get(i).promptText(), want, null, theirs.get(i).trim(), mine.get(i).trim()));
                 }
                 if (samples != null) {
-                    org.align4j.model.io.AtomicDirectory.writeFile(samples, lines.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                    RunReport.writeSamples(samples, judged);
                 }
                 WinRate w = WinRate.of(verdicts);
                 PrintWriter out = spec.commandLine().getOut();
@@ -250,17 +217,6 @@ final class EvaluateCommand implements Runnable {
                 out.flush();
             }
             return 0;
-        }
-
-        private List<String> answers(CausalLm lm, TextTokenizer tk, List<int[]> prompts, GenerationConfig g) {
-            org.align4j.model.generate.Generator gen = new org.align4j.model.generate.Generator(lm, tk.padId(), tk.eosIds());
-            List<String> out = new ArrayList<>(prompts.size());
-            for (int from = 0; from < prompts.size(); from += batchSize) {
-                for (int[] a : gen.generate(prompts.subList(from, Math.min(prompts.size(), from + batchSize)), g)) {
-                    out.add(tk.decode(a, true));
-                }
-            }
-            return out;
         }
     }
 

@@ -215,16 +215,20 @@ public final class Quickstart {
         try (TextTokenizer tk = TextTokenizer.load(sftModel);
                 CausalLm reference = CausalLm.load(sftModel, Device.cpu())) {
             reference.setTrainable(false);
-            List<String> promptTexts = heldOut.stream().map(Problem::prompt).toList();
-            List<String> referenceAnswers = WinRate.generate(reference, tk, promptTexts, GenerationConfig.greedy(4), 250);
+            HeldOut h = HeldOut.of(reference, tk, heldOut, heldOutWrong);
             for (String name : List.of("sft", "dpo", "ipo")) {
                 Path dir = "sft".equals(name) ? sftModel : out.resolve(name).resolve("final");
                 try (CausalLm policy = CausalLm.load(dir, Device.cpu())) {
                     policy.setTrainable(false);
-                    Row row = evaluate(policy, reference, tk, heldOut, heldOutWrong, referenceAnswers);
-                    rows.put(name, row);
+                    Evaluated e = evaluate(policy, reference, tk, h);
+                    rows.put(name, e.row());
                     if (!"sft".equals(name)) {
-                        writeSamples(out.resolve(name).resolve("samples.jsonl"), policy, tk, heldOut.subList(0, 16), referenceAnswers);
+                        List<RunReport.Sample> samples = new ArrayList<>();
+                        for (int i = 0; i < Math.min(16, heldOut.size()); i++) {
+                            samples.add(new RunReport.Sample(heldOut.get(i).prompt(), heldOut.get(i).answer(), null, h.referenceAnswers().get(i),
+                                    e.answers().get(i)));
+                        }
+                        RunReport.writeSamples(out.resolve(name).resolve("samples.jsonl"), samples);
                     }
                 }
             }
@@ -267,58 +271,59 @@ public final class Quickstart {
                 "align4j quickstart: DPO vs IPO", intro, headline);
     }
 
-    private static void writeSamples(Path file, CausalLm policy, TextTokenizer tk, List<Problem> problems, List<String> referenceAnswers)
-            throws IOException {
-        List<String> answers = WinRate.generate(policy, tk, problems.stream().map(Problem::prompt).toList(), GenerationConfig.greedy(4), 250);
-        StringBuilder sb = new StringBuilder();
-        for (int i = 0; i < problems.size(); i++) {
-            Map<String, String> o = new LinkedHashMap<>();
-            o.put("prompt", problems.get(i).prompt());
-            o.put("expected", problems.get(i).answer());
-            o.put("reference", referenceAnswers.get(i));
-            o.put("policy", answers.get(i));
-            sb.append(JSON.writeValueAsString(o)).append('\n');
+    /**
+     * What every model is evaluated on, computed once: the held-out prompts, the right-vs-one-off
+     * pairs, the reference's log-probs of those pairs, and the reference's greedy answers.
+     */
+    record HeldOut(List<Problem> problems, List<int[]> prompts, List<EncodedPair> pairs, List<PairScorer.PairScore> referenceScores,
+            List<String> referenceAnswers) {
+        static HeldOut of(CausalLm reference, TextTokenizer tk, List<Problem> problems, List<String> wrongAnswers) {
+            List<int[]> prompts = new ArrayList<>();
+            List<EncodedPair> pairs = new ArrayList<>();
+            for (int i = 0; i < problems.size(); i++) {
+                Problem p = problems.get(i);
+                prompts.add(tk.encode(p.prompt()));
+                pairs.add(new EncodedPair(prompts.get(i), withEos(tk.encode(p.answer()), tk.eosId()),
+                        withEos(tk.encode(wrongAnswers.get(i)), tk.eosId()), null));
+            }
+            return new HeldOut(problems, prompts, pairs, PairScorer.score(reference, pairs, 250, tk.padId()),
+                    WinRate.generateFromIds(reference, tk, prompts, GenerationConfig.greedy(4), 250));
         }
-        AtomicDirectory.writeFile(file, sb.toString().getBytes(StandardCharsets.UTF_8));
     }
 
-    static Row evaluate(CausalLm policy, CausalLm reference, TextTokenizer tk, List<Problem> problems, List<String> wrongAnswers,
-            List<String> referenceAnswers) {
-        List<int[]> prompts = new ArrayList<>();
-        for (Problem p : problems) {
-            prompts.add(tk.encode(p.prompt()));
-        }
+    /** A model's row and its greedy answers to the held-out problems. */
+    record Evaluated(Row row, List<String> answers) {}
+
+    static Evaluated evaluate(CausalLm policy, CausalLm reference, TextTokenizer tk, HeldOut h) {
+        List<Problem> problems = h.problems();
         Generator g = new Generator(policy, tk.padId(), tk.eosIds());
         List<int[]> answers = new ArrayList<>();
-        for (int from = 0; from < prompts.size(); from += 250) {
-            answers.addAll(g.generate(prompts.subList(from, Math.min(prompts.size(), from + 250)), GenerationConfig.greedy(4)));
+        for (int from = 0; from < h.prompts().size(); from += 250) {
+            answers.addAll(g.generate(h.prompts().subList(from, Math.min(h.prompts().size(), from + 250)), GenerationConfig.greedy(4)));
         }
         int right = 0;
+        List<String> texts = new ArrayList<>();
         List<WinRate.Judge.Verdict> verdicts = new ArrayList<>();
         WinRate.Judge judge = WinRate.Judge.byScore((prompt, answer) -> answer.equals(Problem.parse(prompt).answer()) ? 1 : 0);
         for (int i = 0; i < problems.size(); i++) {
             String answer = tk.decode(answers.get(i), true);
+            texts.add(answer);
             if (answer.equals(problems.get(i).answer())) {
                 right++;
             }
-            verdicts.add(judge.compare(problems.get(i).prompt(), answer, referenceAnswers.get(i)));
+            verdicts.add(judge.compare(problems.get(i).prompt(), answer, h.referenceAnswers().get(i)));
         }
-        List<EncodedPair> pairs = new ArrayList<>();
-        for (int i = 0; i < problems.size(); i++) {
-            Problem p = problems.get(i);
-            pairs.add(new EncodedPair(prompts.get(i), withEos(tk.encode(p.answer()), tk.eosId()),
-                    withEos(tk.encode(wrongAnswers.get(i)), tk.eosId()), null));
-        }
-        List<PairScorer.PairScore> pol = PairScorer.score(policy, pairs, 250, tk.padId());
-        List<PairScorer.PairScore> ref = PairScorer.score(reference, pairs, 250, tk.padId());
+        List<PairScorer.PairScore> pol = PairScorer.score(policy, h.pairs(), 250, tk.padId());
+        List<PairScorer.PairScore> ref = h.referenceScores();
         double rewardRight = 0;
-        for (int i = 0; i < pairs.size(); i++) {
+        for (int i = 0; i < pol.size(); i++) {
             double chosen = pol.get(i).chosenLogps() - ref.get(i).chosenLogps();
             double rejected = pol.get(i).rejectedLogps() - ref.get(i).rejectedLogps();
             rewardRight += chosen > rejected ? 1 : chosen == rejected ? 0.5 : 0;
         }
-        double[] kl = Divergence.perSequenceKl(policy, reference, prompts, answers, tk.padId(), 250);
-        return new Row((double) right / problems.size(), rewardRight / problems.size(), Divergence.mean(kl), WinRate.of(verdicts));
+        double[] kl = Divergence.perSequenceKl(policy, reference, h.prompts(), answers, tk.padId(), 250);
+        Row row = new Row((double) right / problems.size(), rewardRight / problems.size(), Divergence.mean(kl), WinRate.of(verdicts));
+        return new Evaluated(row, texts);
     }
 
     private static int[] withEos(int[] ids, int eos) {

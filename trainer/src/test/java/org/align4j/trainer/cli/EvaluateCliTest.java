@@ -35,12 +35,7 @@ class EvaluateCliTest {
 
     @Test
     void preferencesReproduceTheFixtureRewardsAndSelfKlIsZero(@TempDir Path tmp) throws Exception {
-        Path data = tmp.resolve("four.jsonl");
-        StringBuilder sb = new StringBuilder();
-        for (JsonNode p : Fixtures.prefs().subList(0, 4)) {
-            sb.append(p.toString()).append('\n');
-        }
-        Files.writeString(data, sb);
+        Path data = firstFourPairs(tmp);
         String policy = Fixtures.model("gpt2-tiny").toString();
         CliTest.Result r = CliTest.run("evaluate", "preferences", "--policy", policy, "--reference", Fixtures.model("gpt2-tiny-ref").toString(),
                 "--data", data.toString(), "--beta", "0.1", "--kl-prompts", "2", "--kl-samples", "3", "--max-new-tokens", "4", "--json");
@@ -71,12 +66,7 @@ class EvaluateCliTest {
     @Test
     void winRateOfTheQuickstartTaskJudgedAgainstTheChosenAnswer(@TempDir Path tmp) throws Exception {
         // a model against itself: every prompt ties, whatever it answers
-        Path data = tmp.resolve("four.jsonl");
-        StringBuilder sb = new StringBuilder();
-        for (JsonNode p : Fixtures.prefs().subList(0, 4)) {
-            sb.append(p.toString()).append('\n');
-        }
-        Files.writeString(data, sb);
+        Path data = firstFourPairs(tmp);
         String policy = Fixtures.model("gpt2-tiny").toString();
         CliTest.Result self = CliTest.run("evaluate", "winrate", "--policy", policy, "--reference", policy, "--data", data.toString(),
                 "--max-new-tokens", "4", "--samples", tmp.resolve("samples.jsonl").toString(), "--json");
@@ -131,5 +121,14 @@ class EvaluateCliTest {
         CliTest.Result bad = CliTest.run("evaluate", "report", tmp.toString(), "--output", tmp.resolve("out2").toString());
         assertThat(bad.code()).isEqualTo(2);
         assertThat(bad.err()).contains("metrics.jsonl").contains("not found");
+    }
+
+    /** The fixture's first four pairs (the ones its reference numbers cover) as a JSONL file. */
+    static Path firstFourPairs(Path dir) throws java.io.IOException {
+        StringBuilder sb = new StringBuilder();
+        for (JsonNode p : Fixtures.prefs().subList(0, 4)) {
+            sb.append(p.toString()).append('\n');
+        }
+        return Files.writeString(dir.resolve("four.jsonl"), sb);
     }
 }

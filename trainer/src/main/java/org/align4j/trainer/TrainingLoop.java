@@ -48,10 +48,11 @@ public abstract class TrainingLoop {
     /**
      * What one micro-batch contributed.
      *
-     * @param loss the mean loss of the micro-batch (already back-propagated, scaled by 1/gradAccum)
-     * @param count examples in it (pairs or sequences), the weight of its metrics
+     * @param values [1 + k] on the device: the micro-batch's mean loss (already back-propagated), then
+     *     its k metrics; read to the host only when the step logs
+     * @param names the names of {@code values}' entries, "loss" first
+     * @param count examples in it (pairs or sequences), the weight of its values
      * @param tokens tokens processed
-     * @param metrics per-micro-batch means by name
      */
     protected record MicroResult(NDArray values, List<String> names, int count, long tokens) {
         /**

@@ -1,0 +1,84 @@
+package org.align4j.cli;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import org.align4j.model.Devices;
+import org.align4j.cli.bench.StepBench;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** The training-step benchmark. */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = {"Times DPO/IPO training steps on synthetic ids: tokens/s, step time (median, p90), peak memory, and",
+            "model-FLOPs utilisation against a matmul ceiling measured in the same run through the same engine.",
+            "Warm-up steps are not counted."})
+final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--model", paramLabel = "DIR", description = "A model folder (or use --preset)")
+    Path model;
+
+    @Option(names = "--preset", defaultValue = "tiny-10m", description = "tiny-10m, gpt2-124m or qwen2-0.5b (default: ${DEFAULT-VALUE})")
+    String preset;
+
+    @Option(names = "--batch-pairs", defaultValue = "8", description = "Preference pairs per step (default: ${DEFAULT-VALUE})")
+    int pairs;
+
+    @Option(names = "--seq-len", defaultValue = "512", description = "Tokens per sequence (default: ${DEFAULT-VALUE})")
+    int seqLen;
+
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|gpu", description = "Where to run (default: ${DEFAULT-VALUE})")
+    String device;
+
+    @Option(names = "--steps", defaultValue = "10", description = "Timed steps (default: ${DEFAULT-VALUE})")
+    int steps;
+
+    @Option(names = "--warmup", defaultValue = "2", description = "Untimed steps first (default: ${DEFAULT-VALUE})")
+    int warmup;
+
+    @Option(names = "--precision", defaultValue = "fp32", paramLabel = "fp32|tf32|bf16",
+            description = "fp32; tf32 (fp32 with TF32 tensor-core matmuls on a GPU: the launcher's default there); bf16 (default: ${DEFAULT-VALUE})")
+    String precision;
+
+    @Option(names = "--attention", defaultValue = "sdpa", paramLabel = "eager|sdpa", description = "Attention implementation (default: ${DEFAULT-VALUE})")
+    String attention;
+
+    @Option(names = "--reference", defaultValue = "copy", paramLabel = "copy|precomputed",
+            description = "A frozen copy's forward pass each step, or precomputed log-probs (default: ${DEFAULT-VALUE})")
+    String reference;
+
+    @Option(names = "--loss", defaultValue = "dpo", description = "Objective (default: ${DEFAULT-VALUE})")
+    String loss;
+
+    @Option(names = "--memory-every", defaultValue = "0",
+            description = "Record the resident set size every N steps and report first/last/max (0 = off)")
+    int memoryEvery;
+
+    @Option(names = "--threads", description = "CPU threads for libtorch (default: all cores)")
+    Integer threads;
+
+    @Option(names = "--json", description = "Print one JSON object: tokens_per_s, step_ms_median, peak_bytes, mfu, matmul_ceiling_flops, ...")
+    boolean json;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        Threads.apply(threads, null);
+        if ("tf32".equals(precision) && "gpu".equals(device) && !"1".equals(System.getenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"))) {
+            throw new IllegalArgumentException("--precision tf32: needs TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 in the environment (the ./align4j launcher sets it on GPU runs)");
+        }
+        StepBench.Result r = StepBench.run(new StepBench.Settings(model, model != null ? null : preset, pairs, seqLen, Devices.resolve(device),
+                steps, warmup, precision, attention, reference, loss, memoryEvery));
+        var w = spec.commandLine().getOut();
+        if (json) {
+            w.println(Json.write(r.values()));
+        } else {
+            w.println(r.values().get("model") + " on " + r.values().get("device") + ", " + pairs + " pairs x " + seqLen + " tokens, " + precision
+                    + ", " + attention + ", reference " + reference + ":");
+            w.println("  " + StepBench.describe(r.values()));
+        }
+        w.flush();
+        return 0;
+    }
+}

@@ -1,0 +1,140 @@
+package org.align4j.cli;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import org.align4j.evaluation.PairScorer;
+import org.align4j.model.CausalLm;
+import org.align4j.model.LogProbs;
+import org.align4j.model.io.AtomicDirectory;
+import org.align4j.model.tokenizer.TextTokenizer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** Scores completions: one prompt/completion, or every pair of a preference dataset. */
+@Command(name = "logprobs", mixinStandardHelpOptions = true,
+        description = {"Log-probability of a completion after a prompt (the completion is scored as its tokens plus one eos),",
+            "or, with --data, of the chosen and rejected completions of every pair (one JSON line per pair)."})
+final class LogprobsCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--prompt", description = "Prompt text (encoded as is, no special tokens)")
+    String prompt;
+
+    @Option(names = "--completion", description = "Completion text to score")
+    String completion;
+
+    @Option(names = "--data", paramLabel = "PATH", description = "Score every pair of this dataset (file or folder)")
+    Path data;
+
+    @Option(names = "--output", paramLabel = "FILE", description = "With --data: write the JSON lines here (default: stdout)")
+    Path output;
+
+    @Option(names = "--batch-size", defaultValue = "8", description = "With --data: pairs per forward pass (default: ${DEFAULT-VALUE})")
+    int batchSize;
+
+    @Mixin
+    DataOptions dataOptions;
+
+    @Option(names = "--no-eos", description = "Do not append eos to the completion")
+    boolean noEos;
+
+    @Option(names = "--json", description = "Print {\"logps\": sum, \"logps_mean\": mean, \"tokens\": n}")
+    boolean json;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws IOException {
+        if (data != null) {
+            if (prompt != null || completion != null) {
+                throw new IllegalArgumentException("--data: give either --data or --prompt with --completion, not both");
+            }
+            return scoreDataset();
+        }
+        if (prompt == null || completion == null) {
+            throw new IllegalArgumentException("--prompt and --completion: both are needed (or --data PATH)");
+        }
+        try (TextTokenizer tk = modelOptions.loadTokenizer();
+                CausalLm lm = modelOptions.loadModel();
+                NDManager m = lm.manager().newSubManager()) {
+            int[] p = tk.encode(prompt);
+            int[] c = tk.encode(completion);
+            if (p.length == 0) {
+                throw new IllegalArgumentException("--prompt: encodes to no tokens; the first completion token needs a prompt token before it");
+            }
+            boolean eos = !noEos;
+            if (eos && tk.eosId() < 0) {
+                throw new IllegalArgumentException("--model: the tokenizer names no eos token; pass --no-eos");
+            }
+            int n = p.length + c.length + (eos ? 1 : 0);
+            if (n == p.length) {
+                throw new IllegalArgumentException("--completion: encodes to no tokens");
+            }
+            long[] ids = new long[n];
+            long[] completionMask = new long[n];
+            for (int i = 0; i < n; i++) {
+                ids[i] = i < p.length ? p[i] : i < p.length + c.length ? c[i - p.length] : tk.eosId();
+                completionMask[i] = i < p.length ? 0 : 1;
+            }
+            NDArray idArr = m.create(ids, new Shape(1, n));
+            NDArray mask = idArr.onesLike();
+            LogProbs lp = lm.completionLogProbs(idArr, mask, m.create(completionMask, new Shape(1, n)), false);
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("logps", (double) lp.sum().getFloat(0));
+            out.put("logps_mean", (double) lp.mean().getFloat(0));
+            out.put("tokens", (int) lp.tokens().getFloat(0));
+            var w = spec.commandLine().getOut();
+            if (json) {
+                w.println(Json.write(out));
+            } else {
+                w.printf("logps %.6f  mean %.6f  over %d tokens%n", out.get("logps"), out.get("logps_mean"), out.get("tokens"));
+            }
+            w.flush();
+        }
+        return 0;
+    }
+
+    private int scoreDataset() throws IOException {
+        try (TextTokenizer tk = modelOptions.loadTokenizer();
+                CausalLm lm = modelOptions.loadModel()) {
+            DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+            List<PairScorer.PairScore> scores = PairScorer.score(lm, enc.pairs(), batchSize, tk.padId());
+            StringBuilder lines = new StringBuilder();
+            for (PairScorer.PairScore s : scores) {
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("chosen_logps", s.chosenLogps());
+                o.put("rejected_logps", s.rejectedLogps());
+                o.put("chosen_logps_mean", s.chosenLogpsMean());
+                o.put("rejected_logps_mean", s.rejectedLogpsMean());
+                o.put("chosen_tokens", s.chosenTokens());
+                o.put("rejected_tokens", s.rejectedTokens());
+                lines.append(Json.write(o)).append('\n');
+            }
+            if (output != null) {
+                AtomicDirectory.writeFile(output, lines.toString().getBytes(StandardCharsets.UTF_8));
+            } else {
+                PrintWriter w = spec.commandLine().getOut();
+                w.print(lines);
+                w.flush();
+            }
+            if (enc.dropped() > 0) {
+                spec.commandLine().getErr().println("note: " + enc.dropped() + " pair(s) dropped by truncation were not scored");
+                spec.commandLine().getErr().flush();
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,99 @@
+package org.align4j.cli;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Map;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+import org.align4j.trainer.TrainResult;
+import org.align4j.trainer.TrainingListener;
+import org.apache.logging.log4j.Level;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.core.LoggerContext;
+import org.apache.logging.log4j.core.appender.FileAppender;
+import org.apache.logging.log4j.core.config.Configuration;
+import org.apache.logging.log4j.core.layout.PatternLayout;
+
+/** What a training command shows: a progress bar on the console, the log in OUTPUT/train.log, a summary at the end. */
+final class RunConsole implements TrainingListener {
+    private final String task;
+    private ProgressBar bar;
+
+    RunConsole(String task) {
+        this.task = task;
+    }
+
+    /** Sends every INFO log line of the run to {@code OUTPUT/train.log} (the console keeps warnings only). */
+    static void logTo(Path output) {
+        LoggerContext ctx = (LoggerContext) LogManager.getContext(false);
+        Configuration cfg = ctx.getConfiguration();
+        if (cfg.getAppender("run-file") != null) {
+            cfg.getRootLogger().removeAppender("run-file");
+            cfg.getAppender("run-file").stop();
+        }
+        FileAppender file = FileAppender.newBuilder()
+                .setName("run-file")
+                .withFileName(output.resolve("train.log").toString())
+                .withAppend(true)
+                .setLayout(PatternLayout.newBuilder().withPattern("%d{yyyy-MM-dd HH:mm:ss} %-5level %c{1} - %msg%n").withConfiguration(cfg).build())
+                .setConfiguration(cfg)
+                .build();
+        file.start();
+        cfg.addAppender(file);
+        cfg.getRootLogger().addAppender(file, Level.INFO, null);
+        if (cfg.getRootLogger().getLevel().isMoreSpecificThan(Level.INFO)) {
+            cfg.getRootLogger().setLevel(Level.INFO);
+            cfg.getRootLogger().getAppenders().forEach((name, appender) -> {
+                if (!"run-file".equals(name)) {
+                    cfg.getRootLogger().removeAppender(name);
+                    cfg.getRootLogger().addAppender(appender, Level.WARN, null);
+                }
+            });
+        }
+        ctx.updateLoggers();
+    }
+
+    @Override
+    public void onStart(long firstStep, long totalSteps) {
+        bar = new ProgressBarBuilder().setTaskName(task).setInitialMax(totalSteps).startsFrom(firstStep - 1, java.time.Duration.ZERO)
+                .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).setMaxRenderedLength(120).build();
+    }
+
+    @Override
+    public void onStep(long step, Map<String, Double> m) {
+        if (bar == null) {
+            return;
+        }
+        bar.stepTo(step);
+        if (!m.containsKey("loss")) {
+            return; // not a logging step: the loss stays on the device, the message keeps the last one
+        }
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "loss %.4f", m.get("loss")));
+        if (m.containsKey("rewards/accuracies")) {
+            sb.append(String.format(Locale.ROOT, " acc %.2f", m.get("rewards/accuracies")));
+        }
+        sb.append(String.format(Locale.ROOT, " %.0f tok/s", m.get("tokens_per_second")));
+        bar.setExtraMessage(sb.toString());
+    }
+
+    @Override
+    public void onEnd() {
+        if (bar != null) {
+            bar.close();
+            bar = null;
+        }
+    }
+
+    static void summary(PrintWriter w, TrainResult r) {
+        if (r.interrupted()) {
+            w.printf("stopped at step %d; checkpoint %s (continue with --resume)%n", r.lastStep(), r.lastCheckpoint());
+        } else {
+            w.printf("finished %d steps; model in %s%n", r.lastStep(), r.finalModel());
+        }
+        r.lastMetrics().forEach((k, v) -> w.printf(Locale.ROOT, "  %-22s %.6g%n", k, v));
+        r.evalMetrics().forEach((k, v) -> w.printf(Locale.ROOT, "  %-22s %.6g%n", k, v));
+        w.flush();
+    }
+}

@@ -1,0 +1,39 @@
+package org.align4j.cli;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import org.align4j.trainer.SftTrainer;
+import org.align4j.trainer.TrainConfig;
+import org.align4j.trainer.TrainResult;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Spec;
+
+/** Supervised fine-tuning from the command line. */
+@Command(name = "sft", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Supervised fine-tuning on prompt/completion data (or the chosen side of preference pairs):",
+            "next-token loss on completion tokens. Same flags and outputs as train."})
+final class SftCommand implements Callable<Integer> {
+    @Mixin
+    TrainOptions options;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        TrainConfig config = options.resolve("sft");
+        Threads.apply(options.threads, null);
+        Path output = Path.of(config.output());
+        Files.createDirectories(output);
+        RunConsole.logTo(output);
+        TrainCommand.warnTf32(config, spec.commandLine().getErr());
+        try (SftTrainer trainer = SftTrainer.create(config, options.resume)) {
+            trainer.addListener(new RunConsole("sft"));
+            TrainResult r = trainer.train(options.resume);
+            RunConsole.summary(spec.commandLine().getOut(), r);
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,349 @@
+package org.align4j.cli.bench;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Random;
+import org.align4j.losses.Objectives;
+import org.align4j.losses.PreferenceLoss;
+import org.align4j.model.CausalLm;
+import org.align4j.model.LogProbs;
+import org.align4j.model.config.ModelConfig;
+import org.align4j.model.kernels.TorchScriptKernel;
+import org.align4j.model.nn.Compute;
+import org.align4j.trainer.AdamW;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A DPO/IPO training-step benchmark on synthetic token ids, the same step the trainer runs: policy
+ * forward and backward over 2B sequences (the LM head only at completion positions), the reference's
+ * log-probs (a frozen copy's forward pass, or precomputed constants), the loss, global-norm clipping
+ * and AdamW. Rows are L tokens, the last 3L/4 of them completion, as in the PyTorch anchor
+ * ({@code ../shared/reference/perf.py}).
+ *
+ * <p>Model FLOPs per step (what MFU divides by the time): forward and backward of every non-embedding
+ * weight for every token (6·N·tokens), the LM head only where a completion token is predicted
+ * (6·V·H·scored), attention scores and values (12·layers·H·L per token, PaLM's count); a frozen copy
+ * adds a third of each. The ceiling is a large fp32 matmul (bf16 inside a kernel for
+ * {@code --precision bf16}) timed through the same engine in the same run.
+ */
+public final class StepBench {
+    private static final Logger LOG = LoggerFactory.getLogger(StepBench.class);
+
+    /**
+     * What to run.
+     *
+     * @param model a model folder, or null for a preset
+     * @param preset a preset name ({@link #PRESETS}) when model is null
+     * @param pairs preference pairs per step (2B sequences)
+     * @param seqLen L, tokens per sequence
+     * @param device where it runs
+     * @param steps timed steps
+     * @param warmup untimed steps first
+     * @param precision fp32, tf32 or bf16
+     * @param attention eager or sdpa
+     * @param reference copy or precomputed
+     * @param loss a loss name ({@link Objectives#NAMES})
+     * @param memoryEvery record the resident set size every this many steps (0 = never)
+     */
+    public record Settings(Path model, String preset, int pairs, int seqLen, Device device, int steps, int warmup, String precision,
+            String attention, String reference, String loss, int memoryEvery) {}
+
+    /**
+     * The measurement.
+     *
+     * @param values the JSON fields, in order (tokens_per_s, step_ms_median, peak_bytes, mfu,
+     *     matmul_ceiling_flops first)
+     */
+    public record Result(Map<String, Object> values) {}
+
+    /** Preset architectures: name → config. */
+    public static final Map<String, ModelConfig> PRESETS = presets();
+
+    private static Map<String, ModelConfig> presets() {
+        Map<String, ModelConfig> p = new LinkedHashMap<>();
+        p.put("tiny-10m", ModelConfig.newGpt2(16384, 256, 8, 4, 1024, 0, 0, 0));
+        p.put("gpt2-124m", ModelConfig.newGpt2(50257, 768, 12, 12, 1024, 50256, 50256, 50256));
+        p.put("qwen2-0.5b", ModelConfig.newLlama("qwen2", 151936, 896, 24, 14, 2, 4864, 32768, true, 151643, 151645, 151643));
+        return p;
+    }
+
+    private StepBench() {}
+
+    /**
+     * Runs the benchmark.
+     *
+     * @param s settings
+     * @return the measurement
+     * @throws IOException when /proc cannot be read
+     */
+    public static Result run(Settings s) throws IOException {
+        if (s.pairs() <= 0 || s.seqLen() < 4 || s.steps() <= 0 || s.warmup() < 0) {
+            throw new IllegalArgumentException("--batch-pairs, --seq-len (>= 4), --steps: must be positive, got " + s.pairs() + ", "
+                    + s.seqLen() + ", " + s.steps());
+        }
+        boolean bf16 = "bf16".equals(s.precision());
+        ModelConfig config;
+        CausalLm policy;
+        if (s.model() != null) {
+            policy = CausalLm.load(s.model(), s.device());
+            config = policy.config();
+        } else {
+            config = PRESETS.get(s.preset());
+            if (config == null) {
+                throw new IllegalArgumentException("--preset: unknown '" + s.preset() + "'; choose one of " + PRESETS.keySet());
+            }
+            policy = CausalLm.create(config, s.device(), 0);
+        }
+        if (s.seqLen() > config.maxPositions()) {
+            policy.close();
+            throw new IllegalArgumentException("--seq-len: " + s.seqLen() + " exceeds the model's " + config.maxPositions() + " positions");
+        }
+        CausalLm reference = null;
+        try {
+            policy.setCompute(Compute.parse(s.attention(), s.precision(), s.device()));
+            policy.setTrainable(true);
+            if ("copy".equals(s.reference())) {
+                reference = s.model() != null ? CausalLm.load(s.model(), s.device()) : CausalLm.create(config, s.device(), 0);
+                reference.setCompute(Compute.parse(s.attention(), s.precision(), s.device()));
+                reference.setTrainable(false);
+            } else if (!"precomputed".equals(s.reference())) {
+                throw new IllegalArgumentException("--reference: copy or precomputed, got '" + s.reference() + "'");
+            }
+            return measure(s, config, policy, reference, bf16);
+        } finally {
+            if (reference != null) {
+                reference.close();
+            }
+            policy.close();
+        }
+    }
+
+    private static Result measure(Settings s, ModelConfig config, CausalLm policy, CausalLm reference, boolean bf16) throws IOException {
+        int rows = 2 * s.pairs();
+        int len = s.seqLen();
+        int prompt = len / 4;
+        PreferenceLoss loss = Objectives.create(s.loss(), 0.1, 0, 1, 0);
+        boolean mean = loss.reduction() == PreferenceLoss.Reduction.MEAN;
+        AdamW opt = new AdamW(policy.parameters(), 0.9, 0.999, 1e-8, 0.0);
+        Random random = new Random(0);
+        long[] ids = new long[rows * len];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = random.nextInt(config.vocabSize());
+        }
+        long[] completion = new long[rows * len];
+        for (int r = 0; r < rows; r++) {
+            Arrays.fill(completion, r * len + prompt, (r + 1) * len, 1);
+        }
+        NDManager base = policy.manager().newSubManager();
+        try {
+            long[] ones = new long[rows * len];
+            Arrays.fill(ones, 1);
+            List<Double> times = new ArrayList<>();
+            List<Long> rss = new ArrayList<>();
+            long peakGpu = 0;
+            int total = s.warmup() + s.steps();
+            double lastLoss = Double.NaN;
+            long t0All = 0;
+            for (int step = 0; step < total; step++) {
+                if (step == s.warmup()) {
+                    t0All = System.nanoTime();
+                }
+                long t0 = System.nanoTime();
+                try (NDManager scope = base.newSubManager()) {
+                    // the batch is made in the step's scope, as the trainer does: every activation
+                    // attaches to its first operand's manager and is freed with the step
+                    NDArray idArr = scope.create(ids, new Shape(rows, len));
+                    NDArray att = scope.create(ones, new Shape(rows, len));
+                    NDArray cm = scope.create(completion, new Shape(rows, len));
+                    NDArray rc = scope.zeros(new Shape(s.pairs()));
+                    NDArray rr = rc;
+                    if (reference != null) {
+                        LogProbs r = reference.completionLogProbs(idArr, att, cm, false);
+                        NDArray v = mean ? r.mean() : r.sum();
+                        rc = v.get("0:" + s.pairs()).stopGradient();
+                        rr = v.get(s.pairs() + ":").stopGradient();
+                    }
+                    NDArray value;
+                    try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                        LogProbs p = policy.completionLogProbs(idArr, att, cm, true);
+                        NDArray v = mean ? p.mean() : p.sum();
+                        value = loss.compute(v.get("0:" + s.pairs()), v.get(s.pairs() + ":"), rc, rr, null).meanLoss();
+                        gc.backward(value);
+                    }
+                    opt.clipGradients(1.0);
+                    opt.step(1e-6);
+                    // the one read per step: it waits for the device, so the step time is real
+                    lastLoss = value.toType(DataType.FLOAT64, false).getDouble();
+                }
+                long t1 = System.nanoTime();
+                if (step >= s.warmup()) {
+                    times.add((t1 - t0) / 1e6);
+                }
+                if (s.memoryEvery() > 0 && (step % s.memoryEvery() == 0 || step == total - 1)) {
+                    rss.add(s.device().isGpu() ? gpuUsedBytes(s.device()) : residentBytes());
+                }
+                if (s.device().isGpu()) {
+                    peakGpu = Math.max(peakGpu, gpuUsedBytes(s.device()));
+                }
+            }
+            double seconds = (System.nanoTime() - t0All) / 1e9;
+            double ceiling = matmulCeiling(policy.manager(), s.device(), bf16);
+            double flops = stepFlops(config, policy.parameters(), rows, len, len - prompt, reference != null);
+            double[] sorted = times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            double stepSeconds = seconds / s.steps();
+            Map<String, Object> v = new LinkedHashMap<>();
+            v.put("tokens_per_s", rows * (double) len / stepSeconds);
+            v.put("step_ms_median", percentile(sorted, 0.5));
+            v.put("peak_bytes", s.device().isGpu() ? peakGpu : peakResidentBytes());
+            v.put("mfu", flops / stepSeconds / ceiling);
+            v.put("matmul_ceiling_flops", ceiling);
+            v.put("step_ms_p90", percentile(sorted, 0.9));
+            v.put("model_flops_per_step", flops);
+            v.put("achieved_flops", flops / stepSeconds);
+            v.put("parameters", policy.parameterCount());
+            v.put("model", s.model() != null ? s.model().toString() : s.preset());
+            v.put("pairs", s.pairs());
+            v.put("seq_len", len);
+            v.put("device", s.device().toString());
+            v.put("precision", s.precision());
+            v.put("attention", s.attention());
+            v.put("reference", s.reference());
+            v.put("loss", s.loss());
+            v.put("steps", s.steps());
+            v.put("warmup", s.warmup());
+            v.put("last_loss", lastLoss);
+            v.put("peak_bytes_kind", s.device().isGpu() ? "gpu memory in use (cudaMemGetInfo), highest seen after a step" : "peak resident set size (VmHWM)");
+            if (!rss.isEmpty()) {
+                // resident set size on the CPU, GPU memory in use on a GPU, every memory_every steps
+                String k = s.device().isGpu() ? "gpu_bytes_" : "rss_bytes_";
+                v.put(k + "first", rss.get(0));
+                v.put(k + "last", rss.get(rss.size() - 1));
+                v.put(k + "max", rss.stream().mapToLong(Long::longValue).max().orElse(0));
+                v.put(k + "samples", rss);
+                v.put("memory_every", s.memoryEvery());
+            }
+            LOG.info("bench: {}", v);
+            return new Result(v);
+        } finally {
+            opt.close();
+            base.close();
+        }
+    }
+
+    /**
+     * Model FLOPs of one step (see the class comment).
+     *
+     * @param config the architecture
+     * @param parameters the policy's parameters by HF name
+     * @param rows sequences (2B)
+     * @param len L
+     * @param completion completion tokens per row (the positions whose prediction is scored)
+     * @param referenceCopy whether a frozen copy runs a forward pass
+     * @return FLOPs
+     */
+    static double stepFlops(ModelConfig config, java.util.Map<String, ai.djl.nn.Parameter> parameters, int rows, int len, int completion,
+            boolean referenceCopy) {
+        long embedding = 0;
+        long all = 0;
+        for (var e : parameters.entrySet()) {
+            long n = e.getValue().getArray().size();
+            all += n;
+            String name = e.getKey();
+            if (name.endsWith("wte.weight") || name.endsWith("wpe.weight") || name.endsWith("embed_tokens.weight") || name.startsWith("lm_head")) {
+                embedding += n;
+            }
+        }
+        double body = all - embedding;
+        double tokens = (double) rows * len;
+        double scored = (double) rows * completion;
+        double head = (double) config.vocabSize() * config.hiddenSize();
+        double attention = 12.0 * config.numLayers() * config.numHeads() * config.headDim() * len;
+        double train = 6 * body * tokens + 6 * head * scored + attention * tokens;
+        return referenceCopy ? train * 4 / 3 : train;
+    }
+
+    /** FLOP/s of a large square matmul, best of nine after one warm-up, through DJL (fp32) or a bf16 kernel. */
+    static double matmulCeiling(NDManager parent, Device device, boolean bf16) {
+        int n = device.isGpu() ? 8192 : 1536;
+        try (NDManager m = parent.newSubManager();
+                TorchScriptKernel k = bf16 ? TorchScriptKernel.load("MatMulBf16", "def forward(self: __torch__.SELF,\n    a: Tensor,\n    b: Tensor) -> Tensor:\n"
+                        + "  return torch.to(torch.matmul(torch.to(a, 15), torch.to(b, 15)), 6)\n", device) : null) {
+            NDArray a = m.randomNormal(new Shape(n, n));
+            NDArray b = m.randomNormal(new Shape(n, n));
+            double best = Double.MAX_VALUE;
+            for (int i = 0; i < 10; i++) {
+                long t0 = System.nanoTime();
+                try (NDManager s = m.newSubManager()) {
+                    NDArray c = k != null ? k.forward(false, a, b).head() : a.matMul(b);
+                    c.get(0, 0).getFloat();
+                }
+                double dt = (System.nanoTime() - t0) / 1e9;
+                if (i > 0) {
+                    best = Math.min(best, dt);
+                }
+            }
+            return 2.0 * n * n * (double) n / best;
+        }
+    }
+
+    private static double percentile(double[] sorted, double q) {
+        if (sorted.length == 0) {
+            return Double.NaN;
+        }
+        int i = (int) Math.ceil(q * sorted.length) - 1;
+        return sorted[Math.max(0, Math.min(sorted.length - 1, i))];
+    }
+
+    static long residentBytes() throws IOException {
+        return statusField("VmRSS:");
+    }
+
+    static long peakResidentBytes() throws IOException {
+        return statusField("VmHWM:");
+    }
+
+    private static long statusField(String field) throws IOException {
+        Path status = Path.of("/proc/self/status");
+        if (!Files.isReadable(status)) {
+            return -1;
+        }
+        for (String line : Files.readAllLines(status)) {
+            if (line.startsWith(field)) {
+                String[] parts = line.substring(field.length()).trim().split("\\s+");
+                return Long.parseLong(parts[0]) * 1024L;
+            }
+        }
+        return -1;
+    }
+
+    private static long gpuUsedBytes(Device device) {
+        var usage = ai.djl.util.cuda.CudaUtils.getGpuMemory(device);
+        return usage.getCommitted();
+    }
+
+    /**
+     * @param values the result
+     * @return a short human-readable summary
+     */
+    public static String describe(Map<String, Object> values) {
+        return String.format(Locale.ROOT, "%,.0f tokens/s, step %.1f ms median (p90 %.1f), peak %.2f GiB, MFU %.1f%% of a %.2f TFLOP/s matmul",
+                (double) values.get("tokens_per_s"), (double) values.get("step_ms_median"), (double) values.get("step_ms_p90"),
+                ((Number) values.get("peak_bytes")).doubleValue() / (1L << 30), 100 * (double) values.get("mfu"),
+                (double) values.get("matmul_ceiling_flops") / 1e12);
+    }
+}

@@ -1,0 +1,197 @@
+package org.align4j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.align4j.model.Fixtures;
+import org.align4j.model.io.SafetensorsFile;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import picocli.CommandLine;
+
+class CliTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    record Result(int code, String out, String err) {}
+
+    static Result run(String... args) {
+        CommandLine cl = Align4j.commandLine();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        int code = cl.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    static float[] referenceVector(String model, String tensor) {
+        try (var m = ai.djl.ndarray.NDManager.newBaseManager(ai.djl.Device.cpu());
+                SafetensorsFile f = SafetensorsFile.open(Fixtures.model(model).resolve("reference.safetensors"))) {
+            return f.read(tensor, m).toFloatArray();
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt2-tiny", "qwen2-tiny"})
+    void logprobsJsonReproducesTheFixture(String model) throws Exception {
+        JsonNode pair = Fixtures.prefs().get(0);
+        Result r = run("logprobs", "--model", Fixtures.model(model).toString(), "--prompt", pair.get("prompt").asText(),
+                "--completion", pair.get("chosen").asText(), "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        JsonNode out = JSON.readTree(r.out());
+        float[] sum = referenceVector(model, "policy_logps");
+        float[] mean = referenceVector(model, "policy_logps_mean");
+        float[] tokens = referenceVector(model, "completion_tokens");
+        assertThat(out.get("logps").asDouble()).isCloseTo(sum[0], org.assertj.core.data.Percentage.withPercentage(0.01));
+        assertThat(out.get("logps_mean").asDouble()).isCloseTo(mean[0], org.assertj.core.data.Percentage.withPercentage(0.01));
+        assertThat(out.get("tokens").asInt()).isEqualTo((int) tokens[0]);
+    }
+
+    @Test
+    void logprobsWithoutEosScoresOneTokenFewer() throws Exception {
+        JsonNode pair = Fixtures.prefs().get(1);
+        String[] base = {"logprobs", "--model", Fixtures.model("gpt2-tiny").toString(), "--prompt", pair.get("prompt").asText(),
+            "--completion", pair.get("chosen").asText(), "--json"};
+        JsonNode with = JSON.readTree(run(base).out());
+        String[] noEos = java.util.Arrays.copyOf(base, base.length + 1);
+        noEos[base.length] = "--no-eos";
+        JsonNode without = JSON.readTree(run(noEos).out());
+        assertThat(without.get("tokens").asInt()).isEqualTo(with.get("tokens").asInt() - 1);
+        assertThat(without.get("logps").asDouble()).isGreaterThan(with.get("logps").asDouble());
+    }
+
+    @Test
+    void generateChatGreedyReproducesTheFixture() throws Exception {
+        JsonNode ref = Fixtures.referenceJson("llama-tiny");
+        Result r = run("generate", "--model", Fixtures.model("llama-tiny").toString(), "--prompt",
+                Fixtures.prefs().get(0).get("prompt").asText(), "--chat", "--greedy", "--max-new-tokens", "12", "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        JsonNode out = JSON.readTree(r.out());
+        assertThat(out.get("prompt_ids")).isEqualTo(ref.get("chat_template_ids"));
+        // the fixture does not stop at eos (id 2); the CLI does, so compare up to the first eos
+        JsonNode expected = ref.get("greedy_new_tokens");
+        JsonNode got = out.get("new_token_ids");
+        int stop = 0;
+        while (stop < expected.size() && expected.get(stop).asInt() != 2) {
+            stop++;
+        }
+        int n = Math.min(stop + 1, expected.size());
+        assertThat(got.size()).isEqualTo(n);
+        for (int i = 0; i < n; i++) {
+            assertThat(got.get(i).asInt()).isEqualTo(expected.get(i).asInt());
+        }
+        assertThat(out.get("text").isTextual()).isTrue();
+    }
+
+    @Test
+    void torchScriptModelNeedsAndUsesATokenizerFolder() throws Exception {
+        JsonNode pair = Fixtures.prefs().get(0);
+        Path pt = Fixtures.root().resolve("torchscript/gpt2-tiny.pt");
+        Result missing = run("logprobs", "--model", pt.toString(), "--prompt", "a", "--completion", "b");
+        assertThat(missing.code()).isEqualTo(2);
+        assertThat(missing.err()).contains("--tokenizer");
+        Result r = run("logprobs", "--model", pt.toString(), "--tokenizer", Fixtures.model("gpt2-tiny").toString(),
+                "--prompt", pair.get("prompt").asText(), "--completion", pair.get("chosen").asText(), "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(JSON.readTree(r.out()).get("logps").asDouble())
+                .isCloseTo(referenceVector("gpt2-tiny", "policy_logps")[0], org.assertj.core.data.Percentage.withPercentage(0.01));
+    }
+
+    @Test
+    void badModelFolderNamesTheMissingFile(@TempDir Path tmp) throws Exception {
+        Files.copy(Fixtures.model("gpt2-tiny").resolve("tokenizer.json"), tmp.resolve("tokenizer.json"));
+        Result r = run("logprobs", "--model", tmp.toString(), "--prompt", "a", "--completion", "b");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("config.json").contains("not found");
+        Result noTok = run("generate", "--model", tmp.resolve("nothing").toString(), "--prompt", "a");
+        assertThat(noTok.code()).isEqualTo(2);
+        assertThat(noTok.err()).contains("tokenizer.json");
+    }
+
+    @Test
+    void askingForAGpuWithoutOneIsAnErrorNotACpuRun() {
+        Result r = run("logprobs", "--model", Fixtures.model("gpt2-tiny").toString(), "--prompt", "a", "--completion", "b", "--device", "gpu");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("GPU").contains("PYTORCH_LIBRARY_PATH").contains("Refusing");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"logprobs", "generate", "quickstart", "data"})
+    void everyCommandHasHelp(String command) {
+        Result r = run(command, "--help");
+        assertThat(r.code()).isZero();
+        assertThat(r.out()).contains("Usage:").contains(command);
+    }
+
+    @Test
+    void logprobsOverADatasetReproducesTheFixtureForEveryRow(@TempDir Path tmp) throws Exception {
+        Path four = tmp.resolve("four.jsonl");
+        Files.write(four, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
+        Path out = tmp.resolve("scores.jsonl");
+        Result r = run("logprobs", "--model", Fixtures.model("llama-tiny").toString(), "--data", four.toString(), "--output", out.toString(),
+                "--batch-size", "3");
+        assertThat(r.code()).as(r.err()).isZero();
+        var lines = Files.readAllLines(out);
+        assertThat(lines).hasSize(4);
+        float[] sum = referenceVector("llama-tiny", "policy_logps");
+        float[] mean = referenceVector("llama-tiny", "policy_logps_mean");
+        float[] tokens = referenceVector("llama-tiny", "completion_tokens");
+        for (int i = 0; i < 4; i++) {
+            JsonNode s = JSON.readTree(lines.get(i));
+            assertThat(s.get("chosen_logps").asDouble()).isCloseTo(sum[i], org.assertj.core.data.Percentage.withPercentage(0.01));
+            assertThat(s.get("rejected_logps").asDouble()).isCloseTo(sum[4 + i], org.assertj.core.data.Percentage.withPercentage(0.01));
+            assertThat(s.get("chosen_logps_mean").asDouble()).isCloseTo(mean[i], org.assertj.core.data.Percentage.withPercentage(0.01));
+            assertThat(s.get("rejected_logps_mean").asDouble()).isCloseTo(mean[4 + i], org.assertj.core.data.Percentage.withPercentage(0.01));
+            assertThat(s.get("chosen_tokens").asInt()).isEqualTo((int) tokens[i]);
+            assertThat(s.get("rejected_tokens").asInt()).isEqualTo((int) tokens[4 + i]);
+        }
+    }
+
+    @Test
+    void dataInspectJsonCountsAndShowsParsedPairs(@TempDir Path tmp) throws Exception {
+        Path f = tmp.resolve("mixed.jsonl");
+        Files.writeString(f, String.join("\n",
+                "{\"prompt\": \"2+2=\", \"chosen\": \" 4\", \"rejected\": \" 5\"}",
+                "{\"prompt\": \"broken\"",
+                "{\"prompt\": \"A long prompt that will not fit at all in eight tokens\", \"chosen\": \" yes\", \"rejected\": \" no\"}") + "\n");
+        Result strict = run("data", "inspect", "--data", f.toString(), "--model", Fixtures.model("gpt2-tiny").toString());
+        assertThat(strict.code()).isEqualTo(2);
+        assertThat(strict.err()).contains("mixed.jsonl:2");
+        Result r = run("data", "inspect", "--data", f.toString(), "--model", Fixtures.model("gpt2-tiny").toString(), "--skip-invalid",
+                "--max-length", "8", "--show", "1", "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        JsonNode o = JSON.readTree(r.out());
+        assertThat(o.get("pairs").asInt()).isEqualTo(1);
+        assertThat(o.get("invalid").asInt()).isEqualTo(1);
+        assertThat(o.get("dropped").asInt()).isEqualTo(1);
+        assertThat(o.get("examples").get(0).get("prompt").asText()).isEqualTo("2+2=");
+        assertThat(o.get("examples").get(0).get("rejected").asText()).isEqualTo(" 5");
+        Result text = run("data", "inspect", "--data", Fixtures.root().resolve("prefs.jsonl").toString(), "--model",
+                Fixtures.model("gpt2-tiny").toString(), "--show", "2");
+        assertThat(text.code()).isZero();
+        assertThat(text.out()).contains("p50").contains("prompt:   How do I reset my password?");
+    }
+
+    @Test
+    void shippedLoggingConfigParses() throws Exception {
+        try (var in = CliTest.class.getResourceAsStream("/log4j2.xml")) {
+            assertThat(in).isNotNull();
+            var doc = javax.xml.parsers.DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(in);
+            assertThat(doc.getDocumentElement().getNodeName()).isEqualTo("Configuration");
+        }
+    }
+
+    @Test
+    void topLevelHelpListsTheCommands() {
+        Result r = run("--help");
+        assertThat(r.out()).contains("logprobs").contains("generate").contains("quickstart");
+    }
+
+}

@@ -1,0 +1,127 @@
+package org.align4j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+import org.align4j.model.Fixtures;
+import org.align4j.trainer.Checkpoints;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Interruptions of a real align4j process: SIGKILL after a checkpoint, and SIGTERM (Ctrl-C's sibling) mid-run. */
+class KillAndResumeTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final int STEPS = 6;
+
+    @TempDir
+    Path tmp;
+
+    List<String> trainArgs(Path output, boolean resume) throws IOException {
+        Path data = tmp.resolve("four.jsonl");
+        if (!Files.exists(data)) {
+            Files.write(data, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
+        }
+        List<String> a = new ArrayList<>(List.of("train", "--model", Fixtures.model("gpt2-tiny").toString(), "--reference-model",
+                Fixtures.model("gpt2-tiny-ref").toString(), "--data", data.toString(), "--output", output.toString(), "--loss", "dpo",
+                "--batch-size", "2", "--max-steps", Integer.toString(STEPS), "--lr", "1e-2", "--schedule", "cosine", "--save-every", "3"));
+        if (resume) {
+            a.add("--resume");
+        }
+        return a;
+    }
+
+    Process start(List<String> args, long stepDelayMs) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g",
+                "-Djava.io.tmpdir=" + tmp, "-Dalign4j.stepDelayMs=" + stepDelayMs, "-Dai.djl.pytorch.num_threads=1", "-cp", System.getProperty("java.class.path"),
+                "org.align4j.cli.Align4j"));
+        cmd.addAll(args);
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("proc-" + System.nanoTime() + ".log").toFile());
+        pb.environment().put("DJL_CACHE_DIR", System.getenv().getOrDefault("DJL_CACHE_DIR", tmp.resolve("djl").toString()));
+        return pb.start();
+    }
+
+    static TreeMap<Long, Double> losses(Path metrics) throws IOException {
+        TreeMap<Long, Double> out = new TreeMap<>();
+        for (String line : Files.readAllLines(metrics)) {
+            JsonNode n = JSON.readTree(line);
+            if (n.has("loss")) {
+                assertThat(out.put(n.get("step").asLong(), n.get("loss").asDouble())).as("step %s logged once", n.get("step")).isNull();
+            }
+        }
+        return out;
+    }
+
+    static boolean logged(Path metrics, long step) throws IOException {
+        return Files.exists(metrics) && Files.readAllLines(metrics).stream().anyMatch(l -> l.startsWith("{\"step\":" + step + ","));
+    }
+
+    static void waitFor(java.util.concurrent.Callable<Boolean> condition, Process p) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (!condition.call()) {
+            assertThat(p.isAlive()).as("process still running").isTrue();
+            assertThat(System.nanoTime()).as("waited too long").isLessThan(deadline);
+            Thread.sleep(50);
+        }
+    }
+
+    TreeMap<Long, Double> straightRun() throws Exception {
+        Path out = tmp.resolve("straight");
+        Process p = start(trainArgs(out, false), 0);
+        assertThat(p.waitFor(180, TimeUnit.SECONDS)).isTrue();
+        assertThat(p.exitValue()).isZero();
+        return losses(out.resolve("metrics.jsonl"));
+    }
+
+    @Test
+    void killedProcessResumesFromItsCheckpointWithTheSameLosses() throws Exception {
+        TreeMap<Long, Double> expected = straightRun();
+        assertThat(expected).hasSize(STEPS);
+
+        Path out = tmp.resolve("killed");
+        Process p = start(trainArgs(out, false), 400);
+        Path metrics = out.resolve("metrics.jsonl");
+        waitFor(() -> Files.isRegularFile(out.resolve("checkpoint-3/trainer_state.json")) && logged(metrics, 4), p);
+        p.destroyForcibly().waitFor(30, TimeUnit.SECONDS); // SIGKILL: no chance to save anything
+        assertThat(Files.exists(out.resolve("checkpoint-4"))).isFalse();
+
+        Process resumed = start(trainArgs(out, true), 0);
+        assertThat(resumed.waitFor(180, TimeUnit.SECONDS)).isTrue();
+        assertThat(resumed.exitValue()).isZero();
+        TreeMap<Long, Double> got = losses(metrics);
+        assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
+        for (long s : expected.keySet()) {
+            assertThat(got.get(s)).as("step %d", s).isCloseTo(expected.get(s), org.assertj.core.data.Offset.offset(1e-6));
+        }
+    }
+
+    @Test
+    void sigtermSavesACheckpointAndExitsCleanly() throws Exception {
+        TreeMap<Long, Double> expected = straightRun();
+        Path out = tmp.resolve("terminated");
+        Process p = start(trainArgs(out, false), 400);
+        Path metrics = out.resolve("metrics.jsonl");
+        waitFor(() -> logged(metrics, 1), p);
+        p.destroy(); // SIGTERM
+        assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
+        var checkpoint = Checkpoints.latest(out);
+        assertThat(checkpoint).as("a checkpoint written on SIGTERM").isPresent();
+        long savedAt = Checkpoints.readState(checkpoint.get()).step();
+        // before the step-3 checkpoint of --save-every: this one was written because of the signal
+        assertThat(savedAt).isBetween(1L, 2L);
+        Process resumed = start(trainArgs(out, true), 0);
+        assertThat(resumed.waitFor(180, TimeUnit.SECONDS)).isTrue();
+        assertThat(resumed.exitValue()).isZero();
+        TreeMap<Long, Double> got = losses(metrics);
+        for (long s : expected.keySet()) {
+            assertThat(got.get(s)).as("step %d", s).isCloseTo(expected.get(s), org.assertj.core.data.Offset.offset(1e-6));
+        }
+    }
+}

@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
 @Command(
         name = "align4j",
         mixinStandardHelpOptions = true,
-        version = "align4j 0.1.0",
+        version = "align4j " + Align4j.VERSION,
         description = "Preference alignment (DPO, IPO and relatives) of causal language models on DJL.",
         subcommands = {
             QuickstartCommand.class,
@@ -21,9 +21,13 @@ import picocli.CommandLine.Command;
             GenerateCommand.class,
             EvaluateCommand.class,
             BenchCommand.class,
+            EnvCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class Align4j implements Runnable {
+    /** The release, as {@code --version} and {@code env} print it. */
+    static final String VERSION = "0.1.0";
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 

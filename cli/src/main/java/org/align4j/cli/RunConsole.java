@@ -2,6 +2,7 @@ package org.align4j.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import me.tongfei.progressbar.ProgressBar;
@@ -84,6 +85,11 @@ final class RunConsole implements TrainingListener {
             bar.close();
             bar = null;
         }
+    }
+
+    static void header(PrintWriter w, List<String> lines) {
+        lines.forEach(w::println);
+        w.flush();
     }
 
     static void summary(PrintWriter w, TrainResult r) {

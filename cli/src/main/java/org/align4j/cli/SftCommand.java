@@ -32,6 +32,7 @@ final class SftCommand implements Callable<Integer> {
         RunConsole.logTo(output);
         TrainCommand.warnTf32(config, spec.commandLine().getErr());
         try (SftTrainer trainer = SftTrainer.create(config, options.resume)) {
+            RunConsole.header(spec.commandLine().getErr(), trainer.header());
             trainer.addListener(new RunConsole("sft"));
             TrainResult r = trainer.train(options.resume);
             RunConsole.summary(spec.commandLine().getOut(), r);

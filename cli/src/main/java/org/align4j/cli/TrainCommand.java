@@ -35,6 +35,7 @@ final class TrainCommand implements Callable<Integer> {
         RunConsole.logTo(output);
         warnTf32(config, spec.commandLine().getErr());
         try (PreferenceTrainer trainer = PreferenceTrainer.create(config, options.resume)) {
+            RunConsole.header(spec.commandLine().getErr(), trainer.header());
             trainer.addListener(new RunConsole(config.loss().toString()));
             TrainResult r = trainer.train(options.resume);
             RunConsole.summary(spec.commandLine().getOut(), r);

@@ -26,6 +26,7 @@ import org.align4j.model.config.ConfigException;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.align4j.model.io.TensorSource;
@@ -103,6 +104,7 @@ public final class CausalLm implements AutoCloseable {
         if (dtype != DataType.FLOAT32 && dtype != DataType.FLOAT16) {
             throw new IllegalArgumentException("dtype: FLOAT32 or FLOAT16 (DJL 0.36 cannot hold bf16), got " + dtype);
         }
+        ModelFolder.check(dir, "config.json");
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
         CausalLmBlock block = newBlock(config);
         NDManager manager = NDManager.newBaseManager(device, "PyTorch");

@@ -136,6 +136,19 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
     }
 
     @Override
+    protected int evalSize() {
+        return data.eval().size();
+    }
+
+    @Override
+    protected String objectiveSummary() {
+        String ref = reference == null ? "no reference (reference-free)"
+                : config.reference() == TrainConfig.Reference.PRECOMPUTED ? "reference log-probs precomputed from " + config.referenceModelOrModel()
+                : "a frozen copy of " + config.referenceModelOrModel() + " (" + TrainConfig.configName(config.referenceDtype()) + ")";
+        return config.loss() + ", beta " + TrainConfig.defaultFormat(config.beta()) + "; " + ref;
+    }
+
+    @Override
     protected int[] trainLengths() {
         return data.train().stream().mapToInt(EncodedPair::maxLength).toArray();
     }

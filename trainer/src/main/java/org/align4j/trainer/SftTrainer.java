@@ -131,6 +131,16 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     }
 
     @Override
+    protected int evalSize() {
+        return data.eval().size();
+    }
+
+    @Override
+    protected String objectiveSummary() {
+        return "sft: next-token loss on completion tokens";
+    }
+
+    @Override
     protected int trainSize() {
         return data.train().size();
     }

@@ -263,10 +263,18 @@ public record TrainConfig(
     public static Object defaultOf(String key, LossType loss) {
         Object v = key.equals("loss") ? loss : objectiveDefaults(loss).getOrDefault(key, DEFAULTS.get(key));
         if (v instanceof Double d) {
-            String s = d == Math.rint(d) && Math.abs(d) < 1e6 ? Long.toString(d.longValue()) : d.toString();
-            return s.replace(".0E", "E").replace("E", "e");
+            return defaultFormat(d);
         }
         return v instanceof Enum<?> e ? configName(e) : v;
+    }
+
+    /**
+     * @param d a number
+     * @return it as a person writes it: 1e-6, 0.999, 1 (not Java's 1.0E-6 and 1.0)
+     */
+    public static String defaultFormat(double d) {
+        String s = d == Math.rint(d) && Math.abs(d) < 1e6 ? Long.toString((long) d) : Double.toString(d);
+        return s.replace(".0E", "E").replace("E", "e");
     }
 
     /**
@@ -529,7 +537,7 @@ public record TrainConfig(
      * @param e an enum constant of a config field
      * @return how the config spells it: its {@code toString()} where the enum defines one, else its name in lower case
      */
-    static String configName(Enum<?> e) {
+    public static String configName(Enum<?> e) {
         String s = e.toString();
         return s.equals(e.name()) ? e.name().toLowerCase(Locale.ROOT) : s;
     }

@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -99,6 +100,34 @@ public abstract class TrainingLoop {
     /** @return training examples (pairs or sequences) */
     protected abstract int trainSize();
 
+    /** @return held-out examples (pairs or sequences) */
+    protected abstract int evalSize();
+
+    /** @return what is optimised, in a few words: the objective, its β, the reference policy */
+    protected abstract String objectiveSummary();
+
+    /**
+     * What this run will do, before it starts: model, objective, data, steps and batch, output. The
+     * loop logs it when training starts; the CLI prints it.
+     *
+     * @return a few lines
+     */
+    public List<String> header() {
+        long total = config.totalSteps(trainSize());
+        int perStep = config.batchSize() * config.gradAccum();
+        String unit = config.loss().isPreference() ? "pairs" : "examples";
+        return List.of(
+                String.format(Locale.ROOT, "model: %s (%s, %d layers, %,d parameters) on %s, %s, %s attention", config.model(),
+                        policy.config().modelType(), policy.config().numLayers(), policy.parameterCount(), policy.device(),
+                        TrainConfig.configName(config.precision()), TrainConfig.configName(config.attention())),
+                "objective: " + objectiveSummary(),
+                String.format(Locale.ROOT, "data: %,d training %s, %,d held out", trainSize(), unit, evalSize()),
+                String.format(Locale.ROOT, "steps: %,d of %d %s (batch %d x grad_accum %d), %.2f epochs; lr %s, %s schedule, %d warm-up",
+                        total, perStep, unit, config.batchSize(), config.gradAccum(), (double) total * perStep / trainSize(),
+                        TrainConfig.defaultFormat(config.learningRate()), TrainConfig.configName(config.schedule()), config.warmupStepsOf(total)),
+                "output: " + output);
+    }
+
     /** @return each training example's padded length, for length grouping */
     protected abstract int[] trainLengths();
 
@@ -128,6 +157,7 @@ public abstract class TrainingLoop {
      */
     public TrainResult train(boolean resume) throws IOException {
         Files.createDirectories(output);
+        header().forEach(line -> LOG.info("{}", line));
         Checkpoints.State state = new Checkpoints.State(0, 0, 0);
         AdamW optimizer = new AdamW(policy.parameters(), config.adamBeta1(), config.adamBeta2(), config.adamEpsilon(), config.weightDecay());
         if (resume) {
@@ -249,6 +279,7 @@ public abstract class TrainingLoop {
                 if (logs) {
                     lastMetrics = m;
                     metrics.write(step, m);
+                    LOG.info("step {}/{}: {}", step, totalSteps, format(m));
                 }
                 final long s = step;
                 listeners.forEach(l -> l.onStep(s, m));
@@ -304,8 +335,15 @@ public abstract class TrainingLoop {
         Map<String, Double> m = new LinkedHashMap<>();
         raw.forEach((k, v) -> m.put("eval_" + k, v));
         metrics.write(step, m);
+        LOG.info("eval at step {}: {}", step, format(m));
         listeners.forEach(l -> l.onEval(step, m));
         return m;
+    }
+
+    private static String format(Map<String, Double> m) {
+        StringBuilder sb = new StringBuilder();
+        m.forEach((k, v) -> sb.append(sb.length() == 0 ? "" : ", ").append(k).append(' ').append(String.format(Locale.ROOT, "%.6g", v)));
+        return sb.toString();
     }
 
     private TrainingDivergedException diverged(long step, int[] batch, String what) {

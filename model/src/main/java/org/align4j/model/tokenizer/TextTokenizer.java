@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.ModelFolder;
 
 /**
  * The tokenizer of an HF model folder: {@code tokenizer.json} through DJL's HF tokenizers, plus the
@@ -50,10 +51,8 @@ public final class TextTokenizer implements AutoCloseable {
      * @throws CheckpointException naming the missing or broken file
      */
     public static TextTokenizer load(Path dir) {
+        ModelFolder.check(dir, "tokenizer.json");
         Path file = dir.resolve("tokenizer.json");
-        if (!Files.isRegularFile(file)) {
-            throw new CheckpointException(file, "file not found (align4j needs a fast tokenizer's tokenizer.json)");
-        }
         HuggingFaceTokenizer tk;
         try {
             tk = HuggingFaceTokenizer.newInstance(file, Map.of(

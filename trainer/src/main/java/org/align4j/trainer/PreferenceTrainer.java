@@ -2,6 +2,7 @@ package org.align4j.trainer;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
@@ -21,6 +22,7 @@ import org.align4j.losses.RewardMetrics;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.LogProbs;
+import org.align4j.model.ScalarOps;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -158,20 +160,36 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         return data.trainSources().get(i);
     }
 
-    /** Policy and reference log-probs of a batch, the objective, and its metrics. */
-    private record Scored(PreferenceLoss.Output out, NDArray policyChosen, NDArray policyRejected) {}
+    /**
+     * A batch scored: the objective's output and TRL's metrics as one device array.
+     *
+     * @param out the objective on the log-probs it reads (summed, or length-averaged for IPO and SimPO)
+     * @param metrics [6] {@link RewardMetrics#NAMES}: rewards on summed log-probs for every objective with a reference, as TRL logs them
+     */
+    private record Scored(PreferenceLoss.Output out, NDArray metrics) {}
 
     private Scored score(PreferenceBatch b, ReferencePolicy.Split split, int[] indices, NDManager scope, boolean training) {
         ReferencePolicy.LogProbs ref = reference == null ? null : reference.logProbs(b, split, indices, scope);
         LogProbs lp = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), training);
         boolean mean = objective.reduction() == PreferenceLoss.Reduction.MEAN;
-        NDArray perRow = mean ? lp.mean() : lp.sum();
         int n = b.pairs();
-        NDArray pc = perRow.get("0:" + n);
-        NDArray pr = perRow.get(n + ":");
+        NDArray sum = lp.sum();
+        NDArray perRow = mean ? lp.mean() : sum;
         NDArray rc = ref == null ? null : mean ? ref.chosenMean() : ref.chosenSum();
         NDArray rr = ref == null ? null : mean ? ref.rejectedMean() : ref.rejectedSum();
-        return new Scored(objective.compute(pc, pr, rc, rr, b.preference()), pc, pr);
+        PreferenceLoss.Output out = objective.compute(perRow.get("0:" + n), perRow.get(n + ":"), rc, rr, b.preference());
+        // TRL reports log-probs and rewards on summed log-probs for every loss; a reference-free objective reports its own
+        NDArray reported = objective.usesReference() ? sum : perRow;
+        NDArray pc = reported.get("0:" + n);
+        NDArray pr = reported.get(n + ":");
+        NDList rewards = RewardMetrics.rewards(objective, out, pc, pr, ref == null ? null : ref.chosenSum(), ref == null ? null : ref.rejectedSum());
+        return new Scored(out, RewardMetrics.tensor(rewards.get(0), rewards.get(1), pc, pr));
+    }
+
+    /** A micro-batch weighs its pairs: the step's loss is the mean over all of its pairs. */
+    @Override
+    protected long weight(int[] indices) {
+        return indices.length;
     }
 
     @Override
@@ -183,9 +201,8 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         PreferenceBatch b = PreferenceBatch.of(scope, pairs, tokenizer.padId());
         Scored s = score(b, ReferencePolicy.Split.TRAIN, indices, scope, true);
         NDArray loss = s.out().meanLoss();
-        collector.backward(org.align4j.model.ScalarOps.times(loss, scale));
-        return MicroResult.of(loss, RewardMetrics.tensor(s.out(), s.policyChosen(), s.policyRejected()), RewardMetrics.NAMES, b.pairs(),
-                b.tokens());
+        collector.backward(ScalarOps.times(loss, scale));
+        return MicroResult.of(loss, s.metrics(), RewardMetrics.NAMES, b.tokens());
     }
 
     @Override
@@ -204,7 +221,10 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 Scored s = score(b, ReferencePolicy.Split.EVAL, indices, scope, false);
                 Map<String, Double> m = new LinkedHashMap<>();
                 m.put("loss", s.out().meanLoss().toType(DataType.FLOAT64, false).getDouble());
-                m.putAll(RewardMetrics.of(s.out(), s.policyChosen(), s.policyRejected()));
+                double[] metrics = s.metrics().toDoubleArray();
+                for (int k = 0; k < metrics.length; k++) {
+                    m.put(RewardMetrics.NAMES.get(k), metrics[k]);
+                }
                 CausalLm klReference = config.evalKl() ? referenceModelForKl() : null;
                 if (klReference != null) {
                     List<int[]> prompts = new ArrayList<>();

@@ -23,6 +23,7 @@ import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.LogProbs;
+import org.align4j.model.ScalarOps;
 import org.align4j.model.tokenizer.TextTokenizer;
 
 /**
@@ -161,6 +162,21 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
         return new NDArray[] {lp.sum().sum().neg(), lp.tokens().sum()};
     }
 
+    /**
+     * A micro-batch weighs the completion tokens it scores, so the step's loss is the mean over all of
+     * its tokens, as transformers computes it with {@code num_items_in_batch}.
+     */
+    @Override
+    protected long weight(int[] indices) {
+        long tokens = 0;
+        for (int i : indices) {
+            EncodedPair e = data.train().get(i);
+            // the first token of a sequence has no logits before it (LogProbs never scores position 0)
+            tokens += e.chosen().length - (e.prompt().length == 0 ? 1 : 0);
+        }
+        return Math.max(1, tokens);
+    }
+
     @Override
     protected MicroResult microStep(int[] indices, NDManager scope, GradientCollector collector, double scale) {
         List<EncodedPair> examples = new ArrayList<>();
@@ -170,8 +186,8 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
         PreferenceBatch b = PreferenceBatch.completions(scope, examples, tokenizer.padId());
         NDArray[] nll = nll(b, true);
         NDArray loss = nll[0].div(nll[1]);
-        collector.backward(org.align4j.model.ScalarOps.times(loss, scale));
-        return MicroResult.of(loss, null, List.of(), b.pairs(), b.tokens());
+        collector.backward(ScalarOps.times(loss, scale));
+        return MicroResult.of(loss, null, List.of(), b.tokens());
     }
 
     @Override

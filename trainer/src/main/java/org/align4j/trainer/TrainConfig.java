@@ -101,6 +101,8 @@ import org.slf4j.LoggerFactory;
  *     TorchScript kernel), as HF's attn_implementation
  * @param precision fp32, or bf16: projections and attention computed in bfloat16 inside kernels with
  *     fp32 master weights (mixed precision, like autocast)
+ * @param disableDropout train without the model config's dropout (TRL's disable_dropout: on for the
+ *     preference objectives, off for SFT, as TRL's DPOTrainer and SFTTrainer)
  */
 public record TrainConfig(
         @Key(label = "DIR", help = "Starting model (HF folder)") String model,
@@ -148,7 +150,8 @@ public record TrainConfig(
         @Key(help = "Pairs per evaluation forward pass") int evalBatchSize,
         @Key(help = "Log eval_kl, the KL to the reference along held-out chosen answers") boolean evalKl,
         @Key(help = "eager (DJL ops) or sdpa (fused attention kernel)") Attention attention,
-        @Key(help = "fp32, or bf16 (mixed precision inside kernels, fp32 master weights)") Precision precision) {
+        @Key(help = "fp32, or bf16 (mixed precision inside kernels, fp32 master weights)") Precision precision,
+        @Key(help = "Train without the model's dropout (TRL: on for preference objectives, off for sft)") boolean disableDropout) {
 
     /** Describes a config key for {@code --help}, the README and the flag names. */
     @Retention(RetentionPolicy.RUNTIME)
@@ -247,6 +250,7 @@ public record TrainConfig(
         d.put("eval_kl", true);
         d.put("attention", Attention.SDPA);
         d.put("precision", Precision.FP32);
+        d.put("disable_dropout", true);
         return d;
     }
 
@@ -384,7 +388,7 @@ public record TrainConfig(
     /** @return the defaults that differ by objective: TRL SFT's learning rate, and cDPO's and robust DPO's ε */
     private static Map<String, Object> objectiveDefaults(LossType loss) {
         return switch (loss) {
-            case SFT -> Map.of("learning_rate", 2e-5);
+            case SFT -> Map.of("learning_rate", 2e-5, "disable_dropout", false);
             case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
             default -> Map.of();
         };
@@ -1008,6 +1012,11 @@ public record TrainConfig(
         /** @param v {@link TrainConfig#precision} @return this */
         public Builder<T> precision(Precision v) {
             return put("precision", v);
+        }
+
+        /** @param v {@link TrainConfig#disableDropout} @return this */
+        public Builder<T> disableDropout(boolean v) {
+            return put("disable_dropout", v);
         }
 
         /**

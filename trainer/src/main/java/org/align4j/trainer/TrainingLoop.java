@@ -1,8 +1,12 @@
 package org.align4j.trainer;
 
+import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -19,6 +23,7 @@ import org.align4j.data.PairOrder;
 import org.align4j.model.CausalLm;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.io.AtomicDirectory;
+import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -49,28 +54,27 @@ public abstract class TrainingLoop {
     /**
      * What one micro-batch contributed.
      *
-     * @param values [1 + k] on the device: the micro-batch's mean loss (already back-propagated), then
-     *     its k metrics; read to the host only when the step logs
+     * @param values [1 + k] on the device: the micro-batch's loss (already back-propagated), then its k
+     *     metrics, each the mean over the micro-batch's examples (or, for the loss of SFT, its tokens);
+     *     read to the host only when the step logs
      * @param names the names of {@code values}' entries, "loss" first
-     * @param count examples in it (pairs or sequences), the weight of its values
      * @param tokens tokens processed
      */
-    protected record MicroResult(NDArray values, List<String> names, int count, long tokens) {
+    protected record MicroResult(NDArray values, List<String> names, long tokens) {
         /**
          * @param loss the micro-batch's loss (a scalar on the device)
          * @param metrics further metrics as a 1-D device array, or null
          * @param names the names of {@code metrics}' entries
-         * @param count pairs or examples
          * @param tokens tokens
          * @return the result, loss first, detached from autograd, nothing read to the host
          */
-        public static MicroResult of(NDArray loss, NDArray metrics, List<String> names, int count, long tokens) {
-            NDArray l = loss.stopGradient().toType(ai.djl.ndarray.types.DataType.FLOAT64, false).reshape(1);
-            NDArray values = metrics == null ? l : ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(l, metrics));
+        public static MicroResult of(NDArray loss, NDArray metrics, List<String> names, long tokens) {
+            NDArray l = loss.stopGradient().toType(DataType.FLOAT64, false).reshape(1);
+            NDArray values = metrics == null ? l : NDArrays.concat(new NDList(l, metrics));
             List<String> all = new ArrayList<>();
             all.add("loss");
             all.addAll(names);
-            return new MicroResult(values, all, count, tokens);
+            return new MicroResult(values, all, tokens);
         }
     }
 
@@ -135,18 +139,86 @@ public abstract class TrainingLoop {
     protected abstract String describe(int i);
 
     /**
+     * How much a micro-batch weighs in its optimizer step: its pairs for a preference objective, its
+     * scored completion tokens for SFT (as transformers weighs by {@code num_items_in_batch}). The step's
+     * loss is the weighted mean of its micro-batches' losses, so it does not depend on how a step is split.
+     *
+     * @param indices the examples of the micro-batch
+     * @return its weight, &gt; 0
+     */
+    protected abstract long weight(int[] indices);
+
+    /**
      * Forward and backward pass of one micro-batch inside {@code collector}.
      *
      * @param indices the examples
      * @param scope owner of every array made
-     * @param collector the gradient collector (call its backward with the loss scaled by {@code scale})
-     * @param scale 1/gradAccum
+     * @param collector the gradient collector (call its backward with the micro-batch's mean loss times {@code scale})
+     * @param scale the micro-batch's share of the step: its {@link #weight} over the step's total
      * @return what it contributed
      */
     protected abstract MicroResult microStep(int[] indices, NDManager scope, GradientCollector collector, double scale);
 
     /** @return held-out metrics (names without prefix), or an empty map without an eval set */
     protected abstract Map<String, Double> evaluate();
+
+    /** Where the run is in its data: the epoch, the order of its micro-batches, and the next one. */
+    private final class Cursor {
+        private final int[] lengths = trainLengths();
+        private int epoch;
+        private int batchInEpoch;
+        private List<int[]> order;
+
+        Cursor(Checkpoints.State state) {
+            epoch = state.epoch();
+            batchInEpoch = state.batchInEpoch();
+            order = PairOrder.epoch(lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
+        }
+
+        int[] next() {
+            if (batchInEpoch >= order.size()) {
+                epoch++;
+                batchInEpoch = 0;
+                order = PairOrder.epoch(lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
+            }
+            return order.get(batchInEpoch++);
+        }
+
+        double epochs() {
+            return epoch + (double) batchInEpoch / order.size();
+        }
+
+        Checkpoints.State state(long step) {
+            return new Checkpoints.State(step, epoch, batchInEpoch);
+        }
+    }
+
+    /**
+     * One optimizer step's forward and backward passes, their results still on the device.
+     *
+     * @param batches the step's micro-batches
+     * @param weights each one's {@link #weight}
+     * @param values each one's values times its weight ({@link MicroResult#values})
+     * @param names the names of the values
+     * @param total the sum of the weights
+     * @param tokens tokens processed
+     * @param stats owner of the values until the step logs
+     */
+    private record Accumulated(List<int[]> batches, long[] weights, List<NDArray> values, List<String> names, long total, long tokens,
+            NDManager stats) {
+        /** @return the weighted means of the step's values, read to the host (the logged loss is the one differentiated) */
+        double[] means() {
+            NDArray sum = values.get(0);
+            for (int i = 1; i < values.size(); i++) {
+                sum = sum.add(values.get(i));
+            }
+            double[] v = sum.toDoubleArray();
+            for (int i = 0; i < v.length; i++) {
+                v[i] /= total;
+            }
+            return v;
+        }
+    }
 
     /**
      * Runs (or resumes) training.
@@ -158,17 +230,8 @@ public abstract class TrainingLoop {
     public TrainResult train(boolean resume) throws IOException {
         Files.createDirectories(output);
         header().forEach(line -> LOG.info("{}", line));
-        Checkpoints.State state = new Checkpoints.State(0, 0, 0);
         AdamW optimizer = new AdamW(policy.parameters(), config.adamBeta1(), config.adamBeta2(), config.adamEpsilon(), config.weightDecay());
-        if (resume) {
-            var latest = Checkpoints.latest(output);
-            if (latest.isPresent()) {
-                state = Checkpoints.readState(latest.get());
-                loadOptimizer(optimizer, latest.get(), state.step());
-                LOG.info("Resuming from {} (step {}, epoch {}, batch {})", latest.get(), state.step(), state.epoch(), state.batchInEpoch());
-            }
-        }
-        int[] lengths = trainLengths();
+        Checkpoints.State state = resume ? restore(optimizer) : new Checkpoints.State(0, 0, 0);
         long totalSteps = config.totalSteps(trainSize());
         LrSchedule schedule = new LrSchedule(config.learningRate(), config.warmupStepsOf(totalSteps), (int) totalSteps, config.schedule());
         Thread hook = new Thread(this::onSignal, "align4j-stop");
@@ -178,104 +241,26 @@ public abstract class TrainingLoop {
         Map<String, Double> evalMetrics = Map.of();
         Path lastCheckpoint = Checkpoints.latest(output).orElse(null);
         boolean interrupted = false;
-        int epoch = state.epoch();
-        int batchInEpoch = state.batchInEpoch();
-        List<int[]> order = PairOrder.epoch(lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
+        Cursor cursor = new Cursor(state);
         long step = state.step();
-        final long firstStep = state.step() + 1;
+        final long firstStep = step + 1;
         listeners.forEach(l -> l.onStart(firstStep, totalSteps));
-        try (MetricsLog metrics = new MetricsLog(output.resolve("metrics.jsonl"), resume ? state.step() : -1)) {
+        try (MetricsLog metrics = new MetricsLog(output.resolve("metrics.jsonl"), resume ? step : -1)) {
             while (step < totalSteps) {
                 if (stopRequested) {
                     interrupted = true;
                     break;
                 }
                 long t0 = System.nanoTime();
-                // each micro-batch's loss and metrics stay on the device until this step logs (or fails)
-                NDManager stats = policy.manager().newSubManager();
-                List<NDArray> microValues = new ArrayList<>();
-                List<int[]> microBatches = new ArrayList<>();
-                List<String> names = List.of();
-                int count = 0;
-                long tokens = 0;
-                for (int a = 0; a < config.gradAccum(); a++) {
-                    if (batchInEpoch >= order.size()) {
-                        epoch++;
-                        batchInEpoch = 0;
-                        order = PairOrder.epoch(lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
-                    }
-                    int[] batch = order.get(batchInEpoch++);
-                    MicroResult r;
-                    try (NDManager scope = policy.manager().newSubManager();
-                            GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
-                        r = microStep(batch, scope, gc, 1.0 / config.gradAccum());
-                        r.values().attach(stats);
-                    }
-                    microValues.add(ScalarOps.times(r.values(), r.count()));
-                    microBatches.add(batch);
-                    names = r.names();
-                    count += r.count();
-                    tokens += r.tokens();
-                }
-                if (listeners.stream().anyMatch(TrainingListener::wantsGradientNorms)) {
-                    Map<String, Double> norms = gradientNorms();
-                    final long next = step + 1;
-                    listeners.forEach(l -> l.onGradientNorms(next, norms));
-                }
+                Accumulated acc = forwardBackward(cursor);
+                reportGradientNorms(step + 1);
                 double lr = schedule.at(step);
-                // the one host read of a step that does not log: the gradient norm, which a NaN loss also makes NaN
-                double gradNorm = optimizer.clipGradients(config.maxGradNorm());
-                if (!Double.isFinite(gradNorm)) {
-                    for (int i = 0; i < microValues.size(); i++) {
-                        double loss = microValues.get(i).getDouble(0);
-                        if (!Double.isFinite(loss)) {
-                            optimizer.zeroGradients();
-                            stats.close();
-                            throw diverged(step + 1, microBatches.get(i), "loss is " + loss);
-                        }
-                    }
-                    double lossSum = 0;
-                    for (NDArray v : microValues) {
-                        lossSum += v.getDouble(0);
-                    }
-                    List<String> bad = new ArrayList<>();
-                    gradientNorms().forEach((name, norm) -> {
-                        if (!Double.isFinite(norm)) {
-                            bad.add(name);
-                        }
-                    });
-                    optimizer.zeroGradients();
-                    stats.close();
-                    throw diverged(step + 1, order.get(batchInEpoch - 1), "gradient norm is " + gradNorm + " (loss " + lossSum / count
-                            + "; non-finite gradients in " + bad.size() + " parameter(s), first: " + bad.subList(0, Math.min(3, bad.size())) + ")");
-                }
+                double gradNorm = clipOrStop(optimizer, acc, step + 1);
                 optimizer.step(lr);
                 step++;
-                if (STEP_DELAY_MS > 0) {
-                    try {
-                        Thread.sleep(STEP_DELAY_MS);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                Map<String, Double> m = new LinkedHashMap<>();
+                delayForTests();
                 boolean logs = step % config.logEvery() == 0 || step == totalSteps;
-                if (logs) {
-                    NDArray sum = microValues.get(0);
-                    for (int i = 1; i < microValues.size(); i++) {
-                        sum = sum.add(microValues.get(i));
-                    }
-                    double[] values = sum.toDoubleArray();
-                    for (int i = 0; i < values.length; i++) {
-                        m.put(names.get(i), values[i] / count);
-                    }
-                }
-                stats.close();
-                m.put("learning_rate", lr);
-                m.put("grad_norm", gradNorm);
-                m.put("tokens_per_second", tokens / seconds);
-                m.put("epoch", epoch + (double) batchInEpoch / order.size());
+                Map<String, Double> m = stepMetrics(acc, logs, lr, gradNorm, (System.nanoTime() - t0) / 1e9, cursor.epochs());
                 if (logs) {
                     lastMetrics = m;
                     metrics.write(step, m);
@@ -287,18 +272,17 @@ public abstract class TrainingLoop {
                     evalMetrics = runEval(metrics, step);
                 }
                 if (config.saveEvery() > 0 && step % config.saveEvery() == 0 && step < totalSteps) {
-                    lastCheckpoint = save(optimizer, new Checkpoints.State(step, epoch, batchInEpoch));
+                    lastCheckpoint = save(optimizer, cursor.state(step));
                 }
             }
-            Checkpoints.State end = new Checkpoints.State(step, epoch, batchInEpoch);
             Path finalModel = null;
             if (!interrupted) {
                 evalMetrics = runEval(metrics, step);
-                lastCheckpoint = save(optimizer, end);
+                lastCheckpoint = save(optimizer, cursor.state(step));
                 finalModel = output.resolve("final");
                 policy.save(finalModel, tokenizerDir);
             } else if (lastCheckpoint == null || Checkpoints.stepOf(lastCheckpoint) != step) {
-                lastCheckpoint = save(optimizer, end);
+                lastCheckpoint = save(optimizer, cursor.state(step));
                 LOG.warn("Stopped at step {}: checkpoint saved to {}; run again with --resume to continue", step, lastCheckpoint);
             }
             return new TrainResult(step, interrupted, lastMetrics, evalMetrics, finalModel, lastCheckpoint);
@@ -314,13 +298,122 @@ public abstract class TrainingLoop {
         }
     }
 
+    /** Loads the newest checkpoint's optimizer state and says where its run stood (the policy was loaded from it). */
+    private Checkpoints.State restore(AdamW optimizer) {
+        var latest = Checkpoints.latest(output);
+        if (latest.isEmpty()) {
+            return new Checkpoints.State(0, 0, 0);
+        }
+        Checkpoints.State state = Checkpoints.readState(latest.get());
+        loadOptimizer(optimizer, latest.get(), state.step());
+        LOG.info("Resuming from {} (step {}, epoch {}, batch {})", latest.get(), state.step(), state.epoch(), state.batchInEpoch());
+        return state;
+    }
+
+    /**
+     * The forward and backward passes of one optimizer step: its micro-batches are chosen first, so each
+     * one's gradient is scaled by its share of the whole step's weight (pairs, or SFT's tokens).
+     */
+    private Accumulated forwardBackward(Cursor cursor) {
+        List<int[]> batches = new ArrayList<>(config.gradAccum());
+        long[] weights = new long[config.gradAccum()];
+        long total = 0;
+        for (int a = 0; a < config.gradAccum(); a++) {
+            batches.add(cursor.next());
+            weights[a] = weight(batches.get(a));
+            total += weights[a];
+        }
+        // each micro-batch's loss and metrics stay on the device until this step logs (or fails)
+        NDManager stats = policy.manager().newSubManager();
+        List<NDArray> values = new ArrayList<>();
+        List<String> names = List.of();
+        long tokens = 0;
+        for (int a = 0; a < batches.size(); a++) {
+            MicroResult r;
+            try (NDManager scope = policy.manager().newSubManager();
+                    GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                r = microStep(batches.get(a), scope, gc, (double) weights[a] / total);
+                r.values().attach(stats);
+            }
+            values.add(ScalarOps.times(r.values(), weights[a]));
+            names = r.names();
+            tokens += r.tokens();
+        }
+        return new Accumulated(batches, weights, values, names, total, tokens, stats);
+    }
+
+    private void reportGradientNorms(long step) {
+        if (listeners.stream().anyMatch(TrainingListener::wantsGradientNorms)) {
+            Map<String, Double> norms = gradientNorms();
+            listeners.forEach(l -> l.onGradientNorms(step, norms));
+        }
+    }
+
+    /**
+     * Clips the gradients to {@code max_grad_norm} and returns their norm: the one host read of a step
+     * that does not log. A NaN or Inf loss makes it non-finite too; then the run stops, naming the
+     * records of the batch at fault.
+     */
+    private double clipOrStop(AdamW optimizer, Accumulated acc, long step) {
+        double gradNorm = optimizer.clipGradients(config.maxGradNorm());
+        if (Double.isFinite(gradNorm)) {
+            return gradNorm;
+        }
+        try {
+            for (int i = 0; i < acc.values().size(); i++) {
+                double loss = acc.values().get(i).getDouble(0) / acc.weights()[i];
+                if (!Double.isFinite(loss)) {
+                    throw diverged(step, acc.batches().get(i), "loss is " + loss);
+                }
+            }
+            List<String> bad = new ArrayList<>();
+            gradientNorms().forEach((name, norm) -> {
+                if (!Double.isFinite(norm)) {
+                    bad.add(name);
+                }
+            });
+            throw diverged(step, acc.batches().get(acc.batches().size() - 1), "gradient norm is " + gradNorm + " (loss " + acc.means()[0]
+                    + "; non-finite gradients in " + bad.size() + " parameter(s), first: " + bad.subList(0, Math.min(3, bad.size())) + ")");
+        } finally {
+            optimizer.zeroGradients();
+            acc.stats().close();
+        }
+    }
+
+    /** The step's metrics: the accumulated values when the step logs, and what the host knows anyway. */
+    private static Map<String, Double> stepMetrics(Accumulated acc, boolean logs, double lr, double gradNorm, double seconds, double epochs) {
+        Map<String, Double> m = new LinkedHashMap<>();
+        if (logs) {
+            double[] values = acc.means();
+            for (int i = 0; i < values.length; i++) {
+                m.put(acc.names().get(i), values[i]);
+            }
+        }
+        acc.stats().close();
+        m.put("learning_rate", lr);
+        m.put("grad_norm", gradNorm);
+        m.put("tokens_per_second", acc.tokens() / seconds);
+        m.put("epoch", epochs);
+        return m;
+    }
+
+    private static void delayForTests() {
+        if (STEP_DELAY_MS > 0) {
+            try {
+                Thread.sleep(STEP_DELAY_MS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
     private Map<String, Double> gradientNorms() {
         Map<String, Double> norms = new LinkedHashMap<>();
         policy.parameters().forEach((name, param) -> {
             NDArray p = param.getArray();
             if (p.hasGradient()) {
                 try (NDArray g = p.getGradient(); NDArray sq = g.square(); NDArray s = sq.sum()) {
-                    norms.put(name, Math.sqrt(s.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).getDouble()));
+                    norms.put(name, Math.sqrt(s.toType(DataType.FLOAT64, false).getDouble()));
                 }
             }
         });
@@ -360,7 +453,7 @@ public abstract class TrainingLoop {
     private Path save(AdamW optimizer, Checkpoints.State state) throws IOException {
         Path dir = output.resolve(Checkpoints.PREFIX + state.step());
         AtomicDirectory.write(dir, tmp -> {
-            policy.writeTo(tmp, tokenizerDir, org.align4j.model.CausalLm.DEFAULT_SHARD_BYTES);
+            policy.writeTo(tmp, tokenizerDir, CausalLm.DEFAULT_SHARD_BYTES);
             SafetensorsWriter.write(tmp.resolve(Checkpoints.OPTIMIZER), onCpu(optimizer.state()));
             Files.writeString(tmp.resolve(Checkpoints.STATE), Checkpoints.stateJson(state, config.seed()));
             Files.writeString(tmp.resolve("config.yaml"), config.toYaml());
@@ -373,14 +466,14 @@ public abstract class TrainingLoop {
 
     private static Map<String, NDArray> onCpu(Map<String, NDArray> tensors) {
         Map<String, NDArray> out = new LinkedHashMap<>();
-        tensors.forEach((k, v) -> out.put(k, v.getDevice().isGpu() ? v.toDevice(ai.djl.Device.cpu(), true) : v));
+        tensors.forEach((k, v) -> out.put(k, v.getDevice().isGpu() ? v.toDevice(Device.cpu(), true) : v));
         return out;
     }
 
     private void loadOptimizer(AdamW optimizer, Path checkpoint, long steps) {
         Path f = checkpoint.resolve(Checkpoints.OPTIMIZER);
         try (NDManager m = policy.manager().newSubManager();
-                org.align4j.model.io.SafetensorsFile file = org.align4j.model.io.SafetensorsFile.open(f)) {
+                SafetensorsFile file = SafetensorsFile.open(f)) {
             Map<String, NDArray> tensors = new LinkedHashMap<>();
             for (String name : file.tensors().keySet()) {
                 tensors.put(name, file.read(name, m));

@@ -82,6 +82,8 @@ final class EvaluateCommand implements Runnable {
             if (batchSize <= 0) {
                 throw new IllegalArgumentException("--batch-size: must be > 0, got " + batchSize);
             }
+            Flags.refuseUnless(spec, klPrompts > 0 && klSamples > 0, "without sampled KL (--kl-prompts and --kl-samples above 0)",
+                    "--max-new-tokens", "--seed");
             try (PolicyReferenceOptions.Loaded m = models.load()) {
                 TextTokenizer tk = m.tokenizer();
                 CausalLm pol = m.policy();
@@ -322,6 +324,7 @@ final class EvaluateCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
+            Flags.refuseUnless(spec, samples > 0, "without --samples N", "--max-new-tokens");
             List<RunReport.Run> read = new ArrayList<>();
             for (Path r : runs) {
                 if (samples > 0) {

@@ -56,6 +56,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        Flags.refuseUnless(spec, !greedy, "with --greedy, which takes the most likely token", "--temperature", "--top-k", "--top-p", "--seed");
         GenerationConfig cfg = greedy
                 ? GenerationConfig.greedy(maxNewTokens)
                 : GenerationConfig.sample(maxNewTokens, temperature, topK, topP, seed);

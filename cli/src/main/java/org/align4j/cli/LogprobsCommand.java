@@ -58,6 +58,10 @@ final class LogprobsCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        Flags.refuseUnless(spec, data == null, "with --data, whose pairs are encoded as training encodes them (one eos per completion)",
+                "--no-eos");
+        Flags.refuseUnless(spec, data != null, "without --data", "--output", "--batch-size", "--format", "--skip-invalid", "--max-length",
+                "--max-prompt-length", "--truncation", "--chat-template");
         if (data != null) {
             if (prompt != null || completion != null) {
                 throw new IllegalArgumentException("--data: give either --data or --prompt with --completion, not both");

@@ -28,7 +28,7 @@ final class QuickstartCommand implements Callable<Integer> {
     @Option(names = "--seed", description = "Seed (default: 1234)")
     Long seed;
 
-    @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores; 1 gives the same numbers on any machine)")
+    @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores; 1 makes the numbers independent of the core count)")
     Integer threads;
 
     @Spec

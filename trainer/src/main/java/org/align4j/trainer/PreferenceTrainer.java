@@ -17,6 +17,7 @@ import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.data.PreferenceData;
 import org.align4j.evaluation.Divergence;
+import org.align4j.losses.LossType;
 import org.align4j.losses.PreferenceLoss;
 import org.align4j.losses.RewardMetrics;
 import org.align4j.model.CausalLm;
@@ -80,6 +81,12 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         ReferencePolicy reference = null;
         try {
             RunData data = RunData.load(config, tokenizer, (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
+            long withPreference = data.train().stream().filter(p -> p.preference() != null).count();
+            if (withPreference > 0 && !config.loss().readsPairPreference()) {
+                LOG.warn("{} of {} training pairs carry a preference probability; loss {} does not read it ({} do)", withPreference,
+                        data.train().size(), config.loss(), String.join(", ", LossType.preferenceTypes().stream()
+                                .filter(LossType::readsPairPreference).map(LossType::toString).toList()));
+            }
             Path start = Path.of(config.model());
             if (resume) {
                 start = Checkpoints.latest(Path.of(config.output())).orElse(start);

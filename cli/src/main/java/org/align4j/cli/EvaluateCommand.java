@@ -243,7 +243,7 @@ final class EvaluateCommand implements Runnable {
         @Option(names = "--output", paramLabel = "DIR", description = "Write curves.csv, bandit.png and bandit.html here")
         Path output;
 
-        @Option(names = "--json", description = "Print the final probabilities as {\"dpo\": {\"0.1\": [pa, pb, pc], ...}, \"ipo\": {...}}")
+        @Option(names = "--json", description = "Print {\"dpo\": {\"0.1\": {\"pi\": [pa, pb, pc], \"steps\": n, \"converged\": false}, ...}, \"ipo\": {...}}")
         boolean json;
 
         @Spec
@@ -260,12 +260,16 @@ final class EvaluateCommand implements Runnable {
                 }
             }
             List<Bandit.Curve> curves = new ArrayList<>();
-            Map<String, Map<String, double[]>> finals = new LinkedHashMap<>();
+            Map<String, Map<String, Map<String, Object>>> finals = new LinkedHashMap<>();
             for (String method : methods) {
                 for (double beta : betas) {
                     Bandit.Curve c = Bandit.train(method.trim(), beta, steps, learningRate, Math.max(1, steps / 200));
                     curves.add(c);
-                    finals.computeIfAbsent(method.trim(), k -> new LinkedHashMap<>()).put(betaKey(beta), c.last());
+                    Map<String, Object> f = new LinkedHashMap<>();
+                    f.put("pi", c.last());
+                    f.put("steps", c.steps()[c.steps().length - 1]);
+                    f.put("converged", c.converged());
+                    finals.computeIfAbsent(method.trim(), k -> new LinkedHashMap<>()).put(betaKey(beta), f);
                 }
             }
             PrintWriter w = spec.commandLine().getOut();
@@ -274,7 +278,8 @@ final class EvaluateCommand implements Runnable {
             } else {
                 for (Bandit.Curve c : curves) {
                     double[] p = c.last();
-                    w.printf(Locale.ROOT, "%-4s β=%-5s π(a)=%.6f π(b)=%.6f π(c)=%.6f", c.method(), betaKey(c.beta()), p[0], p[1], p[2]);
+                    w.printf(Locale.ROOT, "%-4s β=%-5s π(a)=%.6f π(b)=%.6f π(c)=%.6f %s after %d steps", c.method(), betaKey(c.beta()), p[0], p[1],
+                            p[2], c.converged() ? "at a minimum" : "still moving", c.steps()[c.steps().length - 1]);
                     if (c.method().startsWith("ipo")) {
                         double[] q = Bandit.ipoClosedForm(c.beta());
                         w.printf(Locale.ROOT, "   closed form %.6f %.6f %.6f", q[0], q[1], q[2]);

@@ -121,8 +121,12 @@ public final class CausalLm implements AutoCloseable {
                     throw new CheckpointException(dir, "tensor '" + tensor + "' has shape " + Arrays.toString(info.shape())
                             + " but config.json implies " + want);
                 }
+                if (!List.of("F32", "F16", "BF16", "F64").contains(info.dtype())) {
+                    throw new CheckpointException(dir, "tensor '" + tensor + "' has dtype " + info.dtype() + "; a weight must be floating point"
+                            + " (F32, F16, BF16 or F64)");
+                }
                 NDArray w = weights.read(tensor, manager);
-                if (dtype != DataType.FLOAT32) {
+                if (w.getDataType() != dtype) { // F64 weights are cast to the model's dtype, as transformers casts them
                     NDArray cast = w.toType(dtype, false);
                     w.close();
                     w = cast;

@@ -110,9 +110,19 @@ class CliTest {
         Result r = run("logprobs", "--model", tmp.toString(), "--prompt", "a", "--completion", "b");
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("config.json").contains("not found");
-        Result noTok = run("generate", "--model", tmp.resolve("nothing").toString(), "--prompt", "a");
-        assertThat(noTok.code()).isEqualTo(2);
-        assertThat(noTok.err()).contains("tokenizer.json");
+        Result noFolder = run("generate", "--model", tmp.resolve("nothing").toString(), "--prompt", "a");
+        assertThat(noFolder.code()).isEqualTo(2);
+        assertThat(noFolder.err().strip()).isEqualTo("error: " + tmp.resolve("nothing") + ": no such folder");
+        Result hubId = run("generate", "--model", "Qwen/Qwen3-0.6B", "--prompt", "a");
+        assertThat(hubId.err()).contains("looks like a Hugging Face Hub id").contains("download it first");
+        // a run folder where its final/ model was meant
+        Path run = tmp.resolve("run");
+        Files.createDirectories(run.resolve("final"));
+        for (String f : new String[] {"config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"}) {
+            Files.copy(Fixtures.model("gpt2-tiny").resolve(f), run.resolve("final").resolve(f));
+        }
+        Result runFolder = run("generate", "--model", run.toString(), "--prompt", "a");
+        assertThat(runFolder.err()).contains("is a run folder; did you mean " + run.resolve("final") + "?");
     }
 
     @Test

@@ -19,6 +19,7 @@ import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
+import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.slf4j.Logger;
@@ -109,7 +110,7 @@ public final class PrecomputedReference implements ReferencePolicy {
             for (int i = 0; i < 4; i++) {
                 v[i] = f.read(NAMES[i], m).toFloatArray();
                 if (v[i].length != n) {
-                    throw new IllegalStateException(file + ": tensor '" + NAMES[i] + "' has " + v[i].length + " values for " + n + " pairs");
+                    throw new CheckpointException(file, "tensor '" + NAMES[i] + "' has " + v[i].length + " values for " + n + " pairs");
                 }
             }
         }

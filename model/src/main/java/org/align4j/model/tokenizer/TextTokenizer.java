@@ -24,6 +24,7 @@ public final class TextTokenizer implements AutoCloseable {
     private final HuggingFaceTokenizer tokenizer;
     private final Path dir;
     private final int bosId;
+    private final int eosId;
     private final List<Integer> eosIds;
     private final int padId;
     private final String chatTemplate;
@@ -31,11 +32,12 @@ public final class TextTokenizer implements AutoCloseable {
     private final String eosToken;
     private final Map<String, String> specialTokens;
 
-    private TextTokenizer(HuggingFaceTokenizer tokenizer, Path dir, int bosId, List<Integer> eosIds, int padId,
+    private TextTokenizer(HuggingFaceTokenizer tokenizer, Path dir, int bosId, int eosId, List<Integer> eosIds, int padId,
             String chatTemplate, String bosToken, String eosToken, Map<String, String> specialTokens) {
         this.tokenizer = tokenizer;
         this.dir = dir;
         this.bosId = bosId;
+        this.eosId = eosId;
         this.eosIds = List.copyOf(eosIds);
         this.padId = padId;
         this.chatTemplate = chatTemplate;
@@ -88,7 +90,25 @@ public final class TextTokenizer implements AutoCloseable {
             padId = eosIds.isEmpty() ? 0 : eosIds.get(0); // HF's usual fallback: pad with eos
         }
         String template = chatTemplate(dir, cfg);
-        return new TextTokenizer(tk, dir, bosId, eosIds, padId, template, bos, eos, specialTokens(cfg));
+        int eosId = eosIds.isEmpty() ? -1 : eosIds.get(0);
+        List<Integer> stopIds = generationEos(dir.resolve("generation_config.json"));
+        return new TextTokenizer(tk, dir, bosId, eosId, stopIds != null ? stopIds : eosIds, padId, template, bos, eos, specialTokens(cfg));
+    }
+
+    /** {@code eos_token_id} of generation_config.json (an id or a list), or null when it names none. */
+    private static List<Integer> generationEos(Path file) {
+        JsonNode eos = readJson(file).get("eos_token_id");
+        if (eos == null || eos.isNull()) {
+            return null;
+        }
+        List<Integer> ids = new ArrayList<>();
+        for (JsonNode e : eos.isArray() ? eos : JSON.createArrayNode().add(eos)) {
+            if (!e.isIntegralNumber()) {
+                throw new CheckpointException(file, "key 'eos_token_id': expected an id or a list of ids, got " + eos);
+            }
+            ids.add(e.asInt());
+        }
+        return ids.isEmpty() ? null : ids;
     }
 
     /**
@@ -210,12 +230,19 @@ public final class TextTokenizer implements AutoCloseable {
         return bosId;
     }
 
-    /** @return the first eos id (what align4j appends after a completion), or -1 */
+    /**
+     * @return the eos id align4j appends after a plain completion: the tokenizer's {@code eos_token},
+     *     else config.json's first {@code eos_token_id}; -1 when neither names one
+     */
     public int eosId() {
-        return eosIds.isEmpty() ? -1 : eosIds.get(0);
+        return eosId;
     }
 
-    /** @return every id that ends generation */
+    /**
+     * @return every id that ends generation: generation_config.json's {@code eos_token_id} (an id or a
+     *     list) when it names any, as transformers' {@code generate} uses it; else the tokenizer's eos
+     *     and config.json's {@code eos_token_id}
+     */
     public List<Integer> eosIds() {
         return eosIds;
     }

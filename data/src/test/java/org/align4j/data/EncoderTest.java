@@ -74,14 +74,14 @@ class EncoderTest {
     }
 
     @Test
-    void conversationalPairsUseTheTemplateAndEndWithOneEos() {
+    void conversationalPairsTakeWhatTheFullConversationAddsAfterThePromptAsTrlDoes() {
         PreferenceExample e = PreferenceExample.conversation(List.of(new Message("user", "What is the capital of France?")),
                 List.of(new Message("assistant", "Paris.")), List.of(new Message("assistant", "Lyon.")), null, Path.of("mem"), 1);
         EncodedPair p = encode(EncodingOptions.unlimited(), e);
         String promptText = ChatTemplate.of(tk).render(List.of(new ChatTemplate.Message("user", "What is the capital of France?")), true);
         assertThat(p.prompt()).containsExactly(tk.encode(promptText));
-        // ChatML closes the turn with <|im_end|>, which is eos: it is not doubled
-        assertThat(tk.decode(p.chosen(), false)).isEqualTo("Paris.<|im_end|>");
+        // ChatML closes the turn with "<|im_end|>\n": the completion is exactly that, nothing appended or stripped
+        assertThat(tk.decode(p.chosen(), false)).isEqualTo("Paris.<|im_end|>\n");
         assertThat(Arrays.stream(p.chosen()).filter(i -> i == tk.eosId()).count()).isEqualTo(1);
         // plain prompts go through the template only when asked
         EncodedPair templated = encode(new EncodingOptions(0, 0, EncodingOptions.Truncation.KEEP_END, true),

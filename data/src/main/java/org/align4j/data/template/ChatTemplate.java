@@ -82,12 +82,14 @@ public final class ChatTemplate {
     }
 
     /**
+     * A template whose {@code strftime_now} reads the system clock.
+     *
      * @param source the Jinja template text
-     * @param bosToken bos token text, or null when the tokenizer has none (then undefined in the template)
-     * @param eosToken eos token text, or null
+     * @param specialTokens special tokens by name ({@code bos_token}, ...); a token not named is undefined
+     * @throws TemplateException if the template does not parse
      */
-    public ChatTemplate(String source, String bosToken, String eosToken) {
-        this(source, tokens(bosToken, eosToken), Clock.systemDefaultZone());
+    public ChatTemplate(String source, Map<String, String> specialTokens) {
+        this(source, specialTokens, Clock.systemDefaultZone());
     }
 
     /**
@@ -104,7 +106,7 @@ public final class ChatTemplate {
         resolver.add(new PythonResolver());
         resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
         JinjavaConfig config = JinjavaConfig.newBuilder()
-                .withTrimBlocks(true)
+                .withTrimBlocks(false) // PythonSyntax applies trim_blocks, keeping line numbers
                 .withLstripBlocks(true)
                 .withNestedInterpretationEnabled(false)
                 .withElResolver(resolver)
@@ -132,17 +134,6 @@ public final class ChatTemplate {
         JinjavaInterpreter parser = jinjava.newInterpreter();
         this.root = parser.parse(PythonSyntax.rewrite(source));
         failOnErrors(parser.getErrors());
-    }
-
-    private static Map<String, String> tokens(String bos, String eos) {
-        Map<String, String> m = new HashMap<>();
-        if (bos != null) {
-            m.put("bos_token", bos);
-        }
-        if (eos != null) {
-            m.put("eos_token", eos);
-        }
-        return m;
     }
 
     /**

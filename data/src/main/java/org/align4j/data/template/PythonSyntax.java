@@ -18,7 +18,8 @@ import java.util.List;
  *       items, as in jinja2 (Jinjava ignores the condition).
  * </ul>
  *
- * <p>Only tag and expression text is rewritten; template text, comments, {@code raw} blocks and string
+ * <p>It also applies jinja2's {@code trim_blocks} itself (see {@link #trimBlock}). Only tag and expression
+ * text is rewritten; template text, comments, {@code raw} blocks and string
  * literals are left as they are, and no line break is added or removed, so error line numbers stay
  * those of the original template.
  */
@@ -77,26 +78,45 @@ final class PythonSyntax {
                             after++;
                         }
                         inside.append(source, end + 2, after);
+                    } else if (trimBlock(source, end, n)) {
+                        inside.append('\n');
+                        after++;
                     }
                     out.append("{#").append(inside.toString().replace("#}", "# }")).append("#}");
                     i = after;
                     continue;
                 }
-                out.append(source, open, end + 2);
+                out.append(source, open, end).append(trimBlock(source, end, n) ? "\n" : "").append("#}");
+                i = end + 2 + (trimBlock(source, end, n) ? 1 : 0);
+                continue;
             } else if (kind == '%' && isTag(body, "raw")) {
                 int endRaw = findEndRaw(source, end + 2);
                 int stop = endRaw < 0 ? n : endRaw;
                 out.append(source, open, stop);
                 i = stop;
                 continue;
-            } else if (kind == '%' && isTag(body, "for")) {
-                out.append("{%").append(rewriteFor(notIs(body))).append("%}");
+            } else if (kind == '%') {
+                boolean trim = trimBlock(source, end, n);
+                out.append("{%").append(isTag(body, "for") ? rewriteFor(notIs(body)) : isTag(body, "macro") ? body : rewriteExpression(notIs(body)))
+                        .append(trim ? "\n" : "").append("%}");
+                i = end + 2 + (trim ? 1 : 0);
+                continue;
             } else {
-                out.append(source, open, open + 2).append(isTag(body, "macro") ? body : rewriteExpression(notIs(body))).append(close);
+                out.append(source, open, open + 2).append(rewriteExpression(notIs(body))).append(close);
             }
             i = end + 2;
         }
         return out.toString();
+    }
+
+    /**
+     * jinja2's {@code trim_blocks}: the first newline after a block tag or comment is removed. It is moved
+     * inside the tag ({@code {% if x %}\n} becomes {@code {% if x \n%}}), where it renders nothing and
+     * still counts as a line; Jinjava's own trim_blocks loses the line from its error line numbers.
+     */
+    private static boolean trimBlock(String s, int closeAt, int n) {
+        char before = s.charAt(closeAt - 1);
+        return closeAt + 2 < n && s.charAt(closeAt + 2) == '\n' && before != '-' && before != '+';
     }
 
     /** The end of a tag or expression: the first closing delimiter outside string literals. */

@@ -100,9 +100,10 @@ public final class PreferenceEncoder {
         if (e.conversational()) {
             Map<String, Object> kwargs = kwargs(e);
             String promptText = render(e, "prompt", e.promptMessages(), true, kwargs);
-            prompt = tokenizer.encode(promptText);
-            chosen = completion(e, "chosen", prompt, e.chosenMessages(), kwargs);
-            rejected = e.rejectedMessages() == null ? new int[0] : completion(e, "rejected", prompt, e.rejectedMessages(), kwargs);
+            Head head = head(promptText);
+            prompt = head.encode(promptText);
+            chosen = completion(e, "chosen", prompt, head, e.chosenMessages(), kwargs);
+            rejected = e.rejectedMessages() == null ? new int[0] : completion(e, "rejected", prompt, head, e.rejectedMessages(), kwargs);
         } else {
             prompt = tokenizer.encode(plainPrompt(e));
             chosen = withEos(tokenizer.encode(e.chosen()));
@@ -234,8 +235,58 @@ public final class PreferenceEncoder {
         return render(e, field, all, false, kwargs);
     }
 
-    private int[] completion(PreferenceExample e, String field, int[] prompt, List<Message> response, Map<String, Object> kwargs) {
-        int[] full = tokenizer.encode(fullText(e, field, response, kwargs));
+    /**
+     * The ids of a prompt's text up to its last added token, shared by the prompt and both full
+     * conversations: they start with the same text, and HF tokenizers tokenize the text after an added
+     * token apart from what precedes it ({@link TextTokenizer#cutAfterLastAddedToken}), so each full
+     * conversation is tokenized only from there, as fast as the completions alone. The first {@value
+     * #VERIFIED_PAIRS} pairs are also tokenized whole and compared; any difference turns the shortcut off.
+     */
+    private final class Head {
+        private final String text;
+        private final int[] ids;
+
+        Head(String text, int[] ids) {
+            this.text = text;
+            this.ids = ids;
+        }
+
+        int[] encode(String whole) {
+            if (ids == null || !whole.startsWith(text)) {
+                return tokenizer.encode(whole);
+            }
+            int[] tail = tokenizer.encode(whole.substring(text.length()));
+            int[] out = Arrays.copyOf(ids, ids.length + tail.length);
+            System.arraycopy(tail, 0, out, ids.length, tail.length);
+            if (verified.get() < VERIFIED_PAIRS) {
+                int[] direct = tokenizer.encode(whole);
+                verified.incrementAndGet();
+                if (!Arrays.equals(direct, out)) {
+                    cutAtAddedTokens = false;
+                    LOG.warn("{}: tokenizing after the last added token differs from tokenizing the whole text; tokenizing whole texts from now on",
+                            tokenizer.dir().resolve("tokenizer.json"));
+                    return direct;
+                }
+            }
+            return out;
+        }
+    }
+
+    private static final int VERIFIED_PAIRS = 16;
+    private final java.util.concurrent.atomic.AtomicInteger verified = new java.util.concurrent.atomic.AtomicInteger();
+    private volatile boolean cutAtAddedTokens = true;
+
+    private Head head(String promptText) {
+        int cut = cutAtAddedTokens ? tokenizer.cutAfterLastAddedToken(promptText) : -1;
+        if (cut <= 0) {
+            return new Head("", null);
+        }
+        String text = promptText.substring(0, cut);
+        return new Head(text, tokenizer.encode(text));
+    }
+
+    private int[] completion(PreferenceExample e, String field, int[] prompt, Head head, List<Message> response, Map<String, Object> kwargs) {
+        int[] full = head.encode(fullText(e, field, response, kwargs));
         if (full.length < prompt.length || !Arrays.equals(full, 0, prompt.length, prompt, 0, prompt.length)) {
             LOG.warn("{}:{}: field '{}': the ids of prompt + {} do not start with the prompt's ids; split at the prompt's length as TRL does",
                     e.file(), e.line(), field, field);

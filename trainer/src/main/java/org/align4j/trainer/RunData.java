@@ -43,13 +43,13 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
         }
         EncodingOptions options = new EncodingOptions(c.maxLength(), c.maxPromptLength(),
                 "keep_start".equals(c.truncation()) ? EncodingOptions.Truncation.KEEP_START : EncodingOptions.Truncation.KEEP_END,
-                c.chatTemplate());
+                c.chatTemplate(), c.chatTemplateKwargs());
         PreferenceEncoder encoder = new PreferenceEncoder(tokenizer, options);
         List<EncodedPair> trainPairs = new ArrayList<>();
         List<String> trainSources = new ArrayList<>();
         List<EncodedPair> evalPairs = new ArrayList<>();
         List<String> evalSources = new ArrayList<>();
-        int dropped = encode(encoder, train, trainPairs, trainSources) + encode(encoder, eval, evalPairs, evalSources);
+        int dropped = encode(encoder, train, trainPairs, trainSources, c.skipInvalid()) + encode(encoder, eval, evalPairs, evalSources, c.skipInvalid());
         if (dropped > 0) {
             LOG.warn("{} example(s) dropped: they cannot fit max_length {} with at least one completion token", dropped, c.maxLength());
         }
@@ -60,17 +60,12 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
         return new RunData(trainPairs, trainSources, evalPairs, evalSources);
     }
 
-    private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources) {
-        int dropped = 0;
-        for (PreferenceExample e : in) {
-            var p = encoder.encode(e);
-            if (p.isPresent()) {
-                out.add(p.get());
-                sources.add(e.file().getFileName() + ":" + e.line());
-            } else {
-                dropped++;
-            }
+    private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources, boolean skipInvalid) {
+        PreferenceEncoder.Encoded encoded = encoder.encodeAll(in, skipInvalid);
+        out.addAll(encoded.pairs());
+        for (PreferenceExample e : encoded.kept()) {
+            sources.add(e.file().getFileName() + ":" + e.line());
         }
-        return dropped;
+        return encoded.dropped();
     }
 }

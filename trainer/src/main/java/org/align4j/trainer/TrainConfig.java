@@ -71,6 +71,8 @@ import org.align4j.losses.Objectives;
  *     TorchScript kernel), as HF's attn_implementation
  * @param precision fp32, or bf16: projections and attention computed in bfloat16 inside kernels with
  *     fp32 master weights (mixed precision, like autocast)
+ * @param chatTemplateKwargs chat-template variables for every conversation of the run (e.g. {@code
+ *     enable_thinking: false}); a record's own {@code tools} and {@code chat_template_kwargs} win
  */
 @JsonInclude(JsonInclude.Include.ALWAYS)
 public record TrainConfig(
@@ -117,7 +119,8 @@ public record TrainConfig(
         int evalBatchSize,
         boolean evalKl,
         String attention,
-        String precision) {
+        String precision,
+        java.util.Map<String, Object> chatTemplateKwargs) {
 
     static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory())
             .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
@@ -128,7 +131,7 @@ public record TrainConfig(
     public static TrainConfig defaults() {
         return new TrainConfig(null, null, null, 0.0, "runs/align4j", "dpo", 0.1, 0.0, 1.0, 0.5, 1e-6, 0.0, 0.9, 0.999, 1e-8,
                 4, 1, 0, 1, 0, "linear", 1.0, 0, 2, 0, 1, 42, "copy", null, "fp32", null, "cpu", true, 0, 0, "keep_end",
-                "auto", false, false, false, 8, true, "sdpa", "fp32");
+                "auto", false, false, false, 8, true, "sdpa", "fp32", java.util.Map.of());
     }
 
     /**

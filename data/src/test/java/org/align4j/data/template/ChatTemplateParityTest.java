@@ -46,6 +46,7 @@ class ChatTemplateParityTest {
             }
             ChatTemplate template = ChatTemplate.of(tk).withClock(ChatModels.frozenClock(fx));
             int checked = 0;
+            int cuts = 0;
             for (JsonNode c : fx.get("cases")) {
                 String what = name + "/" + c.get("name").asText() + " add_generation_prompt=" + c.get("add_generation_prompt");
                 List<Map<String, Object>> messages = JSON.convertValue(c.get("messages"), List.class);
@@ -58,10 +59,20 @@ class ChatTemplateParityTest {
                     String text = template.render(messages, agp, kwargs);
                     assertThat(text).as(what).isEqualTo(c.get("text").asText());
                     assertThat(tk.encode(text)).as(what).containsExactly(ChatModels.ids(c.get("ids")));
+                    int cut = tk.cutAfterLastAddedToken(text);
+                    if (cut > 0) { // the encoder's shortcut: the two sides of the cut tokenize apart
+                        int[] head = tk.encode(text.substring(0, cut));
+                        int[] tail = tk.encode(text.substring(cut));
+                        int[] joined = java.util.Arrays.copyOf(head, head.length + tail.length);
+                        System.arraycopy(tail, 0, joined, head.length, tail.length);
+                        assertThat(joined).as(what + " cut at " + cut).containsExactly(ChatModels.ids(c.get("ids")));
+                        cuts++;
+                    }
                 }
                 checked++;
             }
             assertThat(checked).isEqualTo(22);
+            assertThat(cuts).as("texts cut after an added token").isPositive();
         }
     }
 }

@@ -31,6 +31,7 @@ public final class TextTokenizer implements AutoCloseable {
     private final String bosToken;
     private final String eosToken;
     private final Map<String, String> specialTokens;
+    private final AddedTokens addedTokens;
 
     private TextTokenizer(HuggingFaceTokenizer tokenizer, Path dir, int bosId, int eosId, List<Integer> eosIds, int padId,
             String chatTemplate, String bosToken, String eosToken, Map<String, String> specialTokens) {
@@ -44,6 +45,7 @@ public final class TextTokenizer implements AutoCloseable {
         this.bosToken = bosToken;
         this.eosToken = eosToken;
         this.specialTokens = Map.copyOf(specialTokens);
+        this.addedTokens = AddedTokens.read(dir.resolve("tokenizer.json"));
     }
 
     /**
@@ -208,6 +210,23 @@ public final class TextTokenizer implements AutoCloseable {
     }
 
     /**
+     * Where a text may be cut so that its ids are the ids of the part before the cut followed by those of
+     * the part after it: right after the last added token (special tokens such as {@code <|im_end|>} or
+     * {@code <|end_header_id|>}), which HF tokenizers split out of the text before normalizing and
+     * pre-tokenizing the pieces between them one by one. An added token that a longer one could continue
+     * ({@code \n} where {@code \n\n} is a token too) is passed over for an earlier one. None when the
+     * tokenizer treats a piece differently by its place in the text (Metaspace that prepends to the first
+     * piece only, added tokens that strip neighbouring whitespace, normalized added tokens under a
+     * normalizer).
+     *
+     * @param text a text
+     * @return the cut (a char index, 0 &lt; cut &lt;= length), or -1
+     */
+    public int cutAfterLastAddedToken(String text) {
+        return addedTokens.cutAfterLast(text);
+    }
+
+    /**
      * @param ids token ids
      * @param skipSpecial drop special tokens
      * @return the text
@@ -279,5 +298,116 @@ public final class TextTokenizer implements AutoCloseable {
     @Override
     public void close() {
         tokenizer.close();
+    }
+
+    /** The added tokens of tokenizer.json, for {@link #cutAfterLastAddedToken}. */
+    private static final class AddedTokens {
+        private final Map<Character, List<String>> byLastChar;
+        private final java.util.Set<String> extendable;
+        private final boolean independent;
+
+        private AddedTokens(List<String> tokens, boolean independent) {
+            this.independent = independent;
+            this.byLastChar = new java.util.HashMap<>();
+            for (String t : tokens) {
+                byLastChar.computeIfAbsent(t.charAt(t.length() - 1), c -> new ArrayList<>()).add(t);
+            }
+            this.extendable = new java.util.HashSet<>();
+            for (String t : tokens) {
+                for (String u : tokens) {
+                    if (u.length() > t.length() && u.startsWith(t)) {
+                        extendable.add(t);
+                        break;
+                    }
+                }
+            }
+        }
+
+        /** Reads added_tokens, normalizer and pre_tokenizer, streaming past the (large) model. */
+        static AddedTokens read(Path file) {
+            List<String> tokens = new ArrayList<>();
+            boolean independent = true;
+            JsonNode normalizer = null;
+            JsonNode preTokenizer = null;
+            boolean normalizedTokens = false;
+            try (com.fasterxml.jackson.core.JsonParser p = JSON.getFactory().createParser(file.toFile())) {
+                if (p.nextToken() != com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
+                    return new AddedTokens(List.of(), false);
+                }
+                while (p.nextToken() == com.fasterxml.jackson.core.JsonToken.FIELD_NAME) {
+                    String name = p.getCurrentName();
+                    p.nextToken();
+                    switch (name) {
+                        case "added_tokens" -> {
+                            for (JsonNode t : (JsonNode) JSON.readTree(p)) {
+                                String content = t.path("content").asText("");
+                                if (t.path("lstrip").asBoolean() || t.path("rstrip").asBoolean() || t.path("single_word").asBoolean()) {
+                                    independent = false;
+                                }
+                                normalizedTokens |= t.path("normalized").asBoolean();
+                                if (!content.isEmpty()) {
+                                    tokens.add(content);
+                                }
+                            }
+                        }
+                        case "normalizer" -> normalizer = JSON.readTree(p);
+                        case "pre_tokenizer" -> preTokenizer = JSON.readTree(p);
+                        default -> p.skipChildren();
+                    }
+                }
+            } catch (IOException | RuntimeException e) {
+                return new AddedTokens(List.of(), false);
+            }
+            if (firstPieceOnly(preTokenizer) || (normalizedTokens && !identity(normalizer))) {
+                independent = false;
+            }
+            return new AddedTokens(tokens, independent);
+        }
+
+        /** Metaspace with prepend_scheme "first" (or add_prefix_space without a scheme, the old "first") treats the first piece apart. */
+        private static boolean firstPieceOnly(JsonNode pre) {
+            if (pre == null || pre.isNull()) {
+                return false;
+            }
+            if (pre.has("pretokenizers")) {
+                for (JsonNode p : pre.get("pretokenizers")) {
+                    if (firstPieceOnly(p)) {
+                        return true;
+                    }
+                }
+                return false;
+            }
+            return "Metaspace".equals(pre.path("type").asText()) && "first".equals(pre.path("prepend_scheme").asText("first"));
+        }
+
+        private static boolean identity(JsonNode normalizer) {
+            return normalizer == null || normalizer.isNull()
+                    || ("Sequence".equals(normalizer.path("type").asText()) && normalizer.path("normalizers").isEmpty());
+        }
+
+        int cutAfterLast(String text) {
+            if (!independent) {
+                return -1;
+            }
+            for (int end = text.length(); end > 0; end--) {
+                List<String> candidates = byLastChar.get(text.charAt(end - 1));
+                if (candidates == null) {
+                    continue;
+                }
+                String longest = null;
+                for (String t : candidates) {
+                    if (t.length() <= end && text.startsWith(t, end - t.length()) && (longest == null || t.length() > longest.length())) {
+                        longest = t;
+                    }
+                }
+                if (longest != null && !extendable.contains(longest)) {
+                    return end;
+                }
+                if (longest != null) { // another added token might continue it past this point: cut before it
+                    end -= longest.length() - 1;
+                }
+            }
+            return -1;
+        }
     }
 }

@@ -110,7 +110,7 @@ final class LogprobsCommand implements Callable<Integer> {
     private int scoreDataset() throws IOException {
         try (TextTokenizer tk = modelOptions.loadTokenizer();
                 CausalLm lm = modelOptions.loadModel()) {
-            DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+            org.align4j.data.PreferenceEncoder.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
             List<PairScorer.PairScore> scores = PairScorer.score(lm, enc.pairs(), batchSize, tk.padId());
             StringBuilder lines = new StringBuilder();
             for (PairScorer.PairScore s : scores) {

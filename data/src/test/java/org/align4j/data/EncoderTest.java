@@ -90,6 +90,30 @@ class EncoderTest {
     }
 
     @Test
+    void runWideChatTemplateKwargsApplyAndARecordsOwnWin() {
+        com.fasterxml.jackson.databind.JsonNode fx = ChatModels.fixture("qwen3");
+        String thinkingOff = null;
+        String thinkingOn = null;
+        for (com.fasterxml.jackson.databind.JsonNode c : fx.get("cases")) {
+            if (c.get("add_generation_prompt").asBoolean() && c.get("name").asText().equals("enable_thinking_false")) {
+                thinkingOff = c.get("text").asText(); // transformers' text with enable_thinking=False
+            }
+            if (c.get("add_generation_prompt").asBoolean() && c.get("name").asText().equals("one_user_turn")) {
+                thinkingOn = c.get("text").asText(); // the same question without it
+            }
+        }
+        try (TextTokenizer qwen = TextTokenizer.load(ChatModels.model("qwen3"))) {
+            PreferenceExample e = PreferenceExample.conversation(List.of(new Message("user", "What is 2+2?")),
+                    List.of(new Message("assistant", "4")), List.of(new Message("assistant", "5")), null, Path.of("mem"), 1);
+            PreferenceEncoder run = new PreferenceEncoder(qwen, EncodingOptions.unlimited().withChatTemplateKwargs(java.util.Map.of("enable_thinking", false)));
+            assertThat(run.texts(e).prompt()).isEqualTo(thinkingOff);
+            PreferenceExample own = e.withTemplateArgs(java.util.Map.of("enable_thinking", true));
+            assertThat(run.texts(own).prompt()).isEqualTo(thinkingOn);
+            assertThat(run.encode(e).orElseThrow().prompt()).containsExactly(qwen.encode(thinkingOff));
+        }
+    }
+
+    @Test
     void badOptionsAreNamed() {
         assertThatThrownBy(() -> new EncodingOptions(10, 10, EncodingOptions.Truncation.KEEP_END, false)).hasMessageStartingWith("maxPromptLength");
         assertThatThrownBy(() -> new EncodingOptions(-1, 0, EncodingOptions.Truncation.KEEP_END, false)).hasMessageStartingWith("maxLength");

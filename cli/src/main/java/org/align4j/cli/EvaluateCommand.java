@@ -88,7 +88,7 @@ final class EvaluateCommand implements Runnable {
                 TextTokenizer tk = m.tokenizer();
                 CausalLm pol = m.policy();
                 CausalLm ref = m.reference();
-                DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
+                org.align4j.data.PreferenceEncoder.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
                 if (enc.pairs().isEmpty()) {
                     throw new IllegalArgumentException("--data: " + models.data + " has no pair left to evaluate after encoding");
                 }
@@ -174,7 +174,7 @@ final class EvaluateCommand implements Runnable {
             }
             try (PolicyReferenceOptions.Loaded m = models.load()) {
                 TextTokenizer tk = m.tokenizer();
-                DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
+                org.align4j.data.PreferenceEncoder.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
                 int n = limit > 0 ? Math.min(limit, enc.pairs().size()) : enc.pairs().size();
                 if (n == 0) {
                     throw new IllegalArgumentException("--data: " + models.data + " has no pair to judge after encoding");

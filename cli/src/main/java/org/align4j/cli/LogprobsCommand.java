@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.align4j.data.EncodedPair;
+import org.align4j.data.PreferenceEncoder;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.LogProbs;
@@ -123,7 +124,7 @@ final class LogprobsCommand implements Callable<Integer> {
     private int scoreDataset() throws IOException {
         try (TextTokenizer tk = modelOptions.loadTokenizer();
                 CausalLm lm = modelOptions.loadModel()) {
-            DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+            PreferenceEncoder.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
             if (lm.config() != null) {
                 EncodedPair.checkFits(lm.config(), enc.pairs(), enc.kept().stream().map(e -> e.file() + ":" + e.line()).toList());
             }

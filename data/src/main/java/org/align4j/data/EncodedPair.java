@@ -6,10 +6,12 @@ import java.util.Optional;
 import org.align4j.model.config.ModelConfig;
 
 /**
- * One pair as token ids: the prompt once, each completion with its eos.
+ * One pair as token ids: the prompt once, then each completion as training scores it (see {@link
+ * PreferenceEncoder}: a plain completion ends in one eos; a conversational one is what the chat template
+ * adds after the prompt, its end-of-turn tokens included).
  *
  * @param prompt prompt ids
- * @param chosen chosen completion ids (ending in eos unless truncated)
+ * @param chosen chosen completion ids
  * @param rejected rejected completion ids
  * @param preference P(chosen ≻ rejected), or null
  */

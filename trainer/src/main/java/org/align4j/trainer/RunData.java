@@ -41,13 +41,14 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
             train = split.train();
             eval = split.eval();
         }
-        EncodingOptions options = new EncodingOptions(c.maxLength(), c.maxPromptLength(), c.truncation(), c.chatTemplate());
+        EncodingOptions options = new EncodingOptions(c.maxLength(), c.maxPromptLength(), c.truncation(), c.chatTemplate(),
+                c.chatTemplateKwargs());
         PreferenceEncoder encoder = new PreferenceEncoder(tokenizer, options);
         List<EncodedPair> trainPairs = new ArrayList<>();
         List<String> trainSources = new ArrayList<>();
         List<EncodedPair> evalPairs = new ArrayList<>();
         List<String> evalSources = new ArrayList<>();
-        int dropped = encode(encoder, train, trainPairs, trainSources) + encode(encoder, eval, evalPairs, evalSources);
+        int dropped = encode(encoder, train, trainPairs, trainSources, c.skipInvalid()) + encode(encoder, eval, evalPairs, evalSources, c.skipInvalid());
         if (dropped > 0) {
             LOG.warn("{} example(s) dropped: they cannot fit max_length {} with at least one completion token", dropped, c.maxLength());
         }
@@ -70,17 +71,12 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
         EncodedPair.checkFits(model, eval, evalSources);
     }
 
-    private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources) {
-        int dropped = 0;
-        for (PreferenceExample e : in) {
-            var p = encoder.encode(e);
-            if (p.isPresent()) {
-                out.add(p.get());
-                sources.add(e.file().getFileName() + ":" + e.line());
-            } else {
-                dropped++;
-            }
+    private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources, boolean skipInvalid) {
+        PreferenceEncoder.Encoded encoded = encoder.encodeAll(in, skipInvalid);
+        out.addAll(encoded.pairs());
+        for (PreferenceExample e : encoded.kept()) {
+            sources.add(e.file().getFileName() + ":" + e.line());
         }
-        return dropped;
+        return encoded.dropped();
     }
 }

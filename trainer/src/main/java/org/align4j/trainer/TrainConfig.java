@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
@@ -23,6 +24,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -103,6 +105,8 @@ import org.slf4j.LoggerFactory;
  *     fp32 master weights (mixed precision, like autocast)
  * @param disableDropout train without the model config's dropout (TRL's disable_dropout: on for the
  *     preference objectives, off for SFT, as TRL's DPOTrainer and SFTTrainer)
+ * @param chatTemplateKwargs chat-template variables for every conversation of the run (e.g. {@code
+ *     enable_thinking: false}); a record's own {@code tools} and {@code chat_template_kwargs} win
  */
 public record TrainConfig(
         @Key(label = "DIR", help = "Starting model (HF folder)") String model,
@@ -151,7 +155,9 @@ public record TrainConfig(
         @Key(help = "Log eval_kl, the KL to the reference along held-out chosen answers") boolean evalKl,
         @Key(help = "eager (DJL ops) or sdpa (fused attention kernel)") Attention attention,
         @Key(help = "fp32, or bf16 (mixed precision inside kernels, fp32 master weights)") Precision precision,
-        @Key(help = "Train without the model's dropout (TRL: on for preference objectives, off for sft)") boolean disableDropout) {
+        @Key(help = "Train without the model's dropout (TRL: on for preference objectives, off for sft)") boolean disableDropout,
+        @Key(label = "JSON", help = "Chat-template variables for every conversation, as a JSON object (e.g. {\"enable_thinking\": false})")
+        Map<String, Object> chatTemplateKwargs) {
 
     /** Describes a config key for {@code --help}, the README and the flag names. */
     @Retention(RetentionPolicy.RUNTIME)
@@ -251,6 +257,7 @@ public record TrainConfig(
         d.put("attention", Attention.SDPA);
         d.put("precision", Precision.FP32);
         d.put("disable_dropout", true);
+        d.put("chat_template_kwargs", Map.of());
         return d;
     }
 
@@ -461,7 +468,10 @@ public record TrainConfig(
             if (type.isPrimitive() || type.isEnum()) {
                 throw new IllegalArgumentException(where + ": needs a value");
             }
-            return null;
+            return type == Map.class ? Map.of() : null;
+        }
+        if (type == Map.class) {
+            return mapping(v, where);
         }
         if (v.isContainerNode()) {
             throw new IllegalArgumentException(where + ": expected a single value, got " + (v.isArray() ? "a list" : "a mapping"));
@@ -507,6 +517,22 @@ public record TrainConfig(
             return parseEnum(type, text, where);
         }
         throw new IllegalStateException("no conversion for " + type);
+    }
+
+    /** A mapping: a YAML mapping, a Java map, or (from a flag) its JSON text. */
+    private static Map<String, Object> mapping(JsonNode v, String where) {
+        JsonNode n = v;
+        if (v.isTextual()) {
+            try {
+                n = YAML.readTree(v.asText());
+            } catch (JsonProcessingException e) {
+                throw new IllegalArgumentException(where + ": expected a JSON object, got '" + v.asText() + "'");
+            }
+        }
+        if (n == null || !n.isObject()) {
+            throw new IllegalArgumentException(where + ": expected a mapping of names to values, got " + v);
+        }
+        return Collections.unmodifiableMap(YAML.convertValue(n, new TypeReference<LinkedHashMap<String, Object>>() {}));
     }
 
     private static double number(String text, String where) {
@@ -1012,6 +1038,11 @@ public record TrainConfig(
         /** @param v {@link TrainConfig#precision} @return this */
         public Builder<T> precision(Precision v) {
             return put("precision", v);
+        }
+
+        /** @param v {@link TrainConfig#chatTemplateKwargs} @return this */
+        public Builder<T> chatTemplateKwargs(Map<String, Object> v) {
+            return put("chat_template_kwargs", v);
         }
 
         /** @param v {@link TrainConfig#disableDropout} @return this */

@@ -14,8 +14,21 @@ import org.align4j.model.config.ModelConfig;
  * @param chosen chosen completion ids
  * @param rejected rejected completion ids
  * @param preference P(chosen ≻ rejected), or null
+ * @param margin the reward margin of the pair (a reward model's loss reads it), or null
  */
-public record EncodedPair(int[] prompt, int[] chosen, int[] rejected, Double preference) {
+public record EncodedPair(int[] prompt, int[] chosen, int[] rejected, Double preference, Double margin) {
+    /**
+     * A pair without a reward margin.
+     *
+     * @param prompt prompt ids
+     * @param chosen chosen completion ids
+     * @param rejected rejected completion ids
+     * @param preference P(chosen ≻ rejected), or null
+     */
+    public EncodedPair(int[] prompt, int[] chosen, int[] rejected, Double preference) {
+        this(prompt, chosen, rejected, preference, null);
+    }
+
     /** @return the longer of the two sequences, prompt included */
     public int maxLength() {
         return prompt.length + Math.max(chosen.length, rejected.length);

@@ -33,6 +33,13 @@ import org.slf4j.LoggerFactory;
  * maxPromptLength} (keeping its end or its start), then completions to what {@code maxLength} leaves;
  * a pair whose completion would lose every token is dropped, never trained on.
  *
+ * <p>For a reward model ({@link #encodeSequences}) each side of a pair is one whole sequence, as TRL
+ * 1.13's {@code RewardTrainer} tokenizes it: a conversation is {@code tok(template(prompt + response,
+ * **kwargs))}; plain text is {@code tokenizer(prompt + response + eos)} as one string, with the special
+ * tokens the tokenizer adds (a bos for Llama-family tokenizers) and the eos token's text appended only
+ * when the response does not already end with it. A pair with a sequence longer than {@code maxLength}
+ * is dropped, not cut (TRL filters it), so a reward is never read from a truncated answer.
+ *
  * <p>An example without a rejected response (an SFT prompt/completion example) encodes with an empty
  * rejected completion. A template that raises or fails for a record is reported as a {@link
  * DataException} naming the record's file, line and field and the template's file and line.
@@ -122,7 +129,58 @@ public final class PreferenceEncoder {
             chosen = Arrays.copyOf(chosen, Math.min(chosen.length, room));
             rejected = Arrays.copyOf(rejected, Math.min(rejected.length, room));
         }
-        return Optional.of(new EncodedPair(prompt, chosen, rejected, e.preference()));
+        return Optional.of(new EncodedPair(prompt, chosen, rejected, e.preference(), e.margin()));
+    }
+
+    /** What a pair's ids are for. */
+    public enum Target {
+        /** A policy's log-probs: the prompt once, each completion apart ({@link #encode}). */
+        POLICY,
+        /** A reward model's scores: each side one whole sequence ({@link #encodeSequences}). */
+        REWARD_MODEL
+    }
+
+    /**
+     * A pair as a reward model reads it: each side one whole sequence (prompt and response), in an
+     * {@link EncodedPair} whose prompt is empty, so that {@link PreferenceBatch#of} lays out the 2B rows
+     * (chosen, then rejected) and pads them.
+     *
+     * @param e a pair
+     * @return its sequences, or empty when one is longer than {@code maxLength} (dropped, as TRL filters it)
+     * @throws DataException when the chat template refuses the record, or a sequence encodes to no tokens
+     */
+    public Optional<EncodedPair> encodeSequences(PreferenceExample e) {
+        int[] chosen;
+        int[] rejected;
+        if (e.conversational()) {
+            Map<String, Object> kwargs = kwargs(e);
+            chosen = tokenizer.encode(fullText(e, "chosen", e.chosenMessages(), kwargs));
+            rejected = e.rejectedMessages() == null ? new int[0] : tokenizer.encode(fullText(e, "rejected", e.rejectedMessages(), kwargs));
+        } else {
+            String eosText = tokenizer.decode(new int[] {eos}, false);
+            String prompt = plainPrompt(e);
+            chosen = tokenizer.encodeWithSpecialTokens(prompt + withEosText(e.chosen(), eosText));
+            rejected = e.rejected() == null ? new int[0] : tokenizer.encodeWithSpecialTokens(prompt + withEosText(e.rejected(), eosText));
+        }
+        if (chosen.length == 0) {
+            throw new DataException(e.file(), e.line(), "chosen", "encodes to no tokens");
+        }
+        if (options.maxLength() > 0 && Math.max(chosen.length, rejected.length) > options.maxLength()) {
+            return Optional.empty();
+        }
+        return Optional.of(new EncodedPair(new int[0], chosen, rejected, e.preference(), e.margin()));
+    }
+
+    /**
+     * One prompt and response as a reward model reads it (a judge scoring a generated answer): the
+     * plain-text rule of {@link #encodeSequences}, eos appended when missing, never truncated.
+     *
+     * @param prompt the prompt text (already templated, if the model expects a template)
+     * @param response the response text
+     * @return the sequence's ids
+     */
+    public int[] encodeSequence(String prompt, String response) {
+        return tokenizer.encodeWithSpecialTokens(prompt + withEosText(response, tokenizer.decode(new int[] {eos}, false)));
     }
 
     /**
@@ -145,6 +203,19 @@ public final class PreferenceEncoder {
      * @throws DataException at the first refused record unless skipping
      */
     public Encoded encodeAll(List<PreferenceExample> examples, boolean skipInvalid) {
+        return encodeAll(examples, skipInvalid, Target.POLICY);
+    }
+
+    /**
+     * Encodes every example for a policy or for a reward model.
+     *
+     * @param examples the examples
+     * @param skipInvalid skip and collect a refused record instead of stopping at it
+     * @param target what the ids are for
+     * @return the pairs, the examples kept, the count dropped by {@code maxLength}, and the skipped records
+     * @throws DataException at the first refused record unless skipping
+     */
+    public Encoded encodeAll(List<PreferenceExample> examples, boolean skipInvalid, Target target) {
         List<EncodedPair> pairs = new ArrayList<>();
         List<PreferenceExample> kept = new ArrayList<>();
         List<DataException> invalid = new ArrayList<>();
@@ -152,7 +223,7 @@ public final class PreferenceEncoder {
         for (PreferenceExample e : examples) {
             Optional<EncodedPair> p;
             try {
-                p = encode(e);
+                p = target == Target.REWARD_MODEL ? encodeSequences(e) : encode(e);
             } catch (DataException ex) {
                 if (!skipInvalid) {
                     throw ex;

@@ -18,6 +18,8 @@ import java.util.List;
  * @param line its line, element or row (1-based)
  * @param templateArgs the record's own chat-template variables, or null: TRL's {@code tools} (a list of
  *     JSON schemas) and the entries of {@code chat_template_kwargs} (e.g. {@code enable_thinking})
+ * @param margin how much better the chosen response is, for a reward model's loss −log σ(r_c − r_r −
+ *     margin) (TRL RewardTrainer's {@code margin} column), or null
  */
 public record PreferenceExample(
         String prompt,
@@ -29,11 +31,31 @@ public record PreferenceExample(
         Double preference,
         Path file,
         long line,
-        java.util.Map<String, Object> templateArgs) {
+        java.util.Map<String, Object> templateArgs,
+        Double margin) {
 
     /** Keeps the template variables read-only. */
     public PreferenceExample {
         templateArgs = templateArgs == null ? null : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(templateArgs));
+    }
+
+    /**
+     * A pair without a margin.
+     *
+     * @param prompt prompt text or null
+     * @param chosen chosen text or null
+     * @param rejected rejected text or null
+     * @param promptMessages prompt messages or null
+     * @param chosenMessages chosen messages or null
+     * @param rejectedMessages rejected messages or null
+     * @param preference p or null
+     * @param file source file
+     * @param line source line
+     * @param templateArgs chat-template variables or null
+     */
+    public PreferenceExample(String prompt, String chosen, String rejected, List<Message> promptMessages, List<Message> chosenMessages,
+            List<Message> rejectedMessages, Double preference, Path file, long line, java.util.Map<String, Object> templateArgs) {
+        this(prompt, chosen, rejected, promptMessages, chosenMessages, rejectedMessages, preference, file, line, templateArgs, null);
     }
 
     /**
@@ -59,7 +81,17 @@ public record PreferenceExample(
      * @return this pair with them
      */
     public PreferenceExample withTemplateArgs(java.util.Map<String, Object> args) {
-        return new PreferenceExample(prompt, chosen, rejected, promptMessages, chosenMessages, rejectedMessages, preference, file, line, args);
+        return new PreferenceExample(prompt, chosen, rejected, promptMessages, chosenMessages, rejectedMessages, preference, file, line, args,
+                margin);
+    }
+
+    /**
+     * @param m the pair's reward margin (null for none)
+     * @return this pair with it
+     */
+    public PreferenceExample withMargin(Double m) {
+        return new PreferenceExample(prompt, chosen, rejected, promptMessages, chosenMessages, rejectedMessages, preference, file, line,
+                templateArgs, m);
     }
 
     /** @return whether this pair is a conversation (rendered through the chat template) */

@@ -14,6 +14,9 @@ import org.align4j.data.io.RawRecord;
  * <p>Preference probability, when present: {@code preference} or {@code p} (a number in [0, 1]), or
  * {@code score_chosen} and {@code score_rejected} (UltraFeedback-style scores), turned into p = σ(s_c −
  * s_r).
+ *
+ * <p>Reward margin, when present: {@code margin} (a finite number), TRL RewardTrainer's column: the
+ * reward model's loss becomes −log σ(r_c − r_r − margin).
  */
 public final class PreferenceParser {
     /** HH-RLHF's turn marker that ends the shared prompt. */
@@ -51,6 +54,10 @@ public final class PreferenceParser {
                 break;
             default:
                 throw new IllegalStateException(f.name());
+        }
+        Double margin = margin(r);
+        if (margin != null) {
+            e = e.withMargin(margin);
         }
         return e.conversational() ? e.withTemplateArgs(templateArgs(r)) : e;
     }
@@ -215,6 +222,17 @@ public final class PreferenceParser {
             throw error(r, "rejected", "identical to chosen; a pair must differ");
         }
         return PreferenceExample.conversation(prompt, c, j, p, r.file(), r.line());
+    }
+
+    private static Double margin(RawRecord r) {
+        JsonNode n = r.value().get("margin");
+        if (n == null || n.isNull()) {
+            return null;
+        }
+        if (!n.isNumber() || !Double.isFinite(n.asDouble())) {
+            throw error(r, "margin", "expected a finite number, got " + (n.isNumber() ? n.asText() : kind(n)));
+        }
+        return n.asDouble();
     }
 
     private Double preference(RawRecord r) {

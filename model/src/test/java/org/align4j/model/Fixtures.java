@@ -50,6 +50,17 @@ public final class Fixtures {
     }
 
     /**
+     * The reward-model fixtures made by {@code trainer/src/test/python/reward_fixtures.py} (see REWARD.md
+     * there).
+     *
+     * @param path e.g. {@code transformers-written/gpt2-tiny}
+     * @return the folder
+     */
+    public static Path reward(String path) {
+        return root().resolveSibling("reward").resolve(path);
+    }
+
+    /**
      * @param name a fixture model
      * @return its reference.json
      */

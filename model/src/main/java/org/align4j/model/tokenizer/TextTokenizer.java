@@ -193,8 +193,24 @@ public final class TextTokenizer implements AutoCloseable {
      * @return its token ids, no special tokens added
      */
     public int[] encode(String text) {
+        return encode(text, false);
+    }
+
+    /**
+     * The ids transformers' {@code tokenizer(text)} gives: with the special tokens the tokenizer's
+     * post-processor adds (a bos for Llama-family tokenizers; nothing for GPT-2's or Qwen's), as TRL's
+     * RewardTrainer tokenizes a plain-text sequence.
+     *
+     * @param text any text
+     * @return its token ids, special tokens added
+     */
+    public int[] encodeWithSpecialTokens(String text) {
+        return encode(text, true);
+    }
+
+    private int[] encode(String text, boolean addSpecialTokens) {
         // Only the ids: DJL's encode() also copies tokens, offsets and masks over JNI (3x slower).
-        long encoding = TokenizersLibrary.LIB.encode(tokenizer.getHandle(), text, false);
+        long encoding = TokenizersLibrary.LIB.encode(tokenizer.getHandle(), text, addSpecialTokens);
         long[] ids;
         try {
             ids = TokenizersLibrary.LIB.getTokenIds(encoding);

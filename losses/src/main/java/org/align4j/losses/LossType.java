@@ -37,7 +37,10 @@ public enum LossType {
     SIMPO("simpo", null, "SimPO: reference-free, -log sigmoid(beta * mean-logp margin - gamma)", EnumSet.of(Hyperparameter.GAMMA), false),
     /** Supervised fine-tuning: next-token negative log-likelihood of the completion tokens (the sft command). */
     SFT("sft", null, "supervised fine-tuning: next-token NLL on completion tokens (the sft command)", EnumSet.noneOf(Hyperparameter.class),
-            false);
+            false),
+    /** A reward model: Bradley–Terry on its scalar rewards, {@link BradleyTerryLoss} (the reward train command). */
+    REWARD("reward", null, "reward model: Bradley-Terry -log sigmoid(r_c - r_r - margin) (the reward train command)",
+            EnumSet.of(Hyperparameter.CENTER_REWARDS_COEFFICIENT), false);
 
     /** The hyperparameters some objectives read and others do not. */
     public enum Hyperparameter {
@@ -48,7 +51,9 @@ public enum LossType {
         /** p used for pairs without their own: soft-label IPO. */
         PREFERENCE("preference"),
         /** γ: SimPO's target margin. */
-        GAMMA("gamma");
+        GAMMA("gamma"),
+        /** c: a reward model's centring coefficient (TRL's {@code center_rewards_coefficient}). */
+        CENTER_REWARDS_COEFFICIENT("center_rewards_coefficient");
 
         private final String key;
 
@@ -92,8 +97,13 @@ public enum LossType {
         return description;
     }
 
-    /** @return whether this is a preference objective (everything but {@link #SFT}) */
+    /** @return whether this is a preference objective of a policy (everything but {@link #SFT} and {@link #REWARD}) */
     public boolean isPreference() {
+        return this != SFT && this != REWARD;
+    }
+
+    /** @return whether the objective trains on pairs (the preference objectives and {@link #REWARD}; not {@link #SFT}) */
+    public boolean isPairwise() {
         return this != SFT;
     }
 
@@ -141,7 +151,7 @@ public enum LossType {
      * @param preference p for pairs without their own (ipo-soft)
      * @param gamma γ for simpo
      * @return the loss
-     * @throws IllegalArgumentException for {@link #SFT}, which is not a preference objective, or a value out of range
+     * @throws IllegalArgumentException for {@link #SFT} and {@link #REWARD}, which are not preference objectives, or a value out of range
      */
     public PreferenceLoss create(double beta, double labelSmoothing, double preference, double gamma) {
         return switch (this) {
@@ -154,6 +164,7 @@ public enum LossType {
             case IPO_SOFT -> IpoLoss.soft(beta, preference);
             case SIMPO -> new SimPoLoss(beta, gamma);
             case SFT -> throw new IllegalArgumentException("loss: sft is not a preference objective (it is the sft command)");
+            case REWARD -> throw new IllegalArgumentException("loss: reward trains a reward model (BradleyTerryLoss; the reward train command)");
         };
     }
 

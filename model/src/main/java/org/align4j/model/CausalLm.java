@@ -106,11 +106,52 @@ public final class CausalLm implements AutoCloseable {
         }
         ModelFolder.check(dir, "config.json");
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
+        return fromFolder(dir, config, device, dtype, null);
+    }
+
+    /**
+     * Loads a reward model: a sequence classifier's HF folder ({@code GPT2ForSequenceClassification},
+     * {@code LlamaForSequenceClassification}, ... with {@code score.weight [1, hidden]}) as it is, or a
+     * causal LM's folder with a new score head in place of its LM head, as {@code
+     * AutoModelForSequenceClassification.from_pretrained(dir, num_labels=1)} makes it: the decoder's
+     * weights, {@code lm_head.weight} left out, {@code score.weight} drawn from N(0, {@code
+     * initializer_range}) (transformers' {@code _init_weights} of a Linear; the draws themselves differ,
+     * the seed fixes align4j's), and {@code pad_token_id} set (TRL sets the tokenizer's pad id, or eos).
+     *
+     * @param dir an HF folder: a sequence classifier with one label, or a causal LM
+     * @param device where the weights live
+     * @param padId the pad id written to a new head's config (-1: keep the config's); ignored for a
+     *     folder that is already a sequence classifier
+     * @param seed seeds a new head
+     * @return the reward model ({@link #isRewardModel()}), whose parameters train
+     * @throws ConfigException if the config is missing, broken, unsupported, or a classifier with more than one label
+     * @throws CheckpointException if the weights are missing, broken or do not fit the config
+     */
+    public static CausalLm loadRewardModel(Path dir, Device device, int padId, long seed) {
+        ModelFolder.check(dir, "config.json");
+        ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
+        if (config.isSequenceClassifier()) {
+            return fromFolder(dir, config, device, DataType.FLOAT32, null);
+        }
+        return fromFolder(dir, config.asRewardModel(padId), device, DataType.FLOAT32, seed);
+    }
+
+    /**
+     * The weights of a folder into the block of {@code config}; with {@code newHeadSeed} the score head
+     * is new (drawn from the seed) and the folder's LM head is left out.
+     */
+    private static CausalLm fromFolder(Path dir, ModelConfig config, Device device, DataType dtype, Long newHeadSeed) {
         CausalLmBlock block = newBlock(config);
         NDManager manager = NDManager.newBaseManager(device, "PyTorch");
         try (TensorSource weights = TensorSource.open(dir)) {
             Map<String, Shape> expected = block.expectedShapes();
             for (Map.Entry<String, Parameter> e : block.parametersByName().entrySet()) {
+                if (newHeadSeed != null && e.getKey().equals("score.weight")) {
+                    Engine.getEngine("PyTorch").setRandomSeed((int) (long) newHeadSeed);
+                    e.getValue().setArray(manager.randomNormal(0f, (float) block.initStd(e.getKey()), expected.get(e.getKey()), DataType.FLOAT32)
+                            .toType(dtype, false));
+                    continue;
+                }
                 String tensor = findTensor(weights, e.getKey());
                 if (tensor == null) {
                     throw new CheckpointException(dir, "missing tensor '" + e.getKey() + "' required by model_type " + config.modelType());
@@ -133,7 +174,7 @@ public final class CausalLm implements AutoCloseable {
                 }
                 e.getValue().setArray(w);
             }
-            checkUnexpected(dir, weights, block);
+            checkUnexpected(dir, weights, block, newHeadSeed != null);
         } catch (RuntimeException ex) {
             manager.close();
             throw ex;
@@ -155,11 +196,12 @@ public final class CausalLm implements AutoCloseable {
         return null;
     }
 
-    private static void checkUnexpected(Path dir, TensorSource weights, CausalLmBlock block) {
+    private static void checkUnexpected(Path dir, TensorSource weights, CausalLmBlock block, boolean headReplaced) {
         Map<String, Parameter> params = block.parametersByName();
         for (String name : weights.names()) {
             boolean known = params.containsKey(name) || params.containsKey("transformer." + name);
-            boolean tiedHead = "lm_head.weight".equals(name) && block.config().tieWordEmbeddings();
+            // a causal LM's head where a new score head replaces it (TRL ignores it as unexpected too)
+            boolean tiedHead = "lm_head.weight".equals(name) && (block.config().tieWordEmbeddings() || headReplaced);
             if (!known && !tiedHead && !block.isIgnoredBuffer(name)) {
                 throw new CheckpointException(dir, "unexpected tensor '" + name + "': model_type "
                         + block.config().modelType() + " with this config.json has no such parameter");
@@ -314,6 +356,57 @@ public final class CausalLm implements AutoCloseable {
             }
             throw e;
         }
+    }
+
+    /** @return whether this is a reward model: a sequence classifier with a one-label score head instead of the LM head */
+    public boolean isRewardModel() {
+        return block instanceof CausalLmBlock native_ && native_.scoreWeight() != null;
+    }
+
+    /**
+     * The rewards of a batch of sequences, as transformers' {@code XForSequenceClassification} reads
+     * them: the score head at each row's last token that is not {@code pad_token_id} (the rightmost
+     * such token, so left and right padding both work; with eos as the pad token, as for a GPT-2
+     * without one, that is the token before a final eos). Without a {@code pad_token_id} in the config,
+     * at the row's last attended position (transformers then takes the last position, and refuses
+     * batches of more than one row). Positions come from the attention mask, so a row's reward does not
+     * depend on its padding (transformers without {@code position_ids} shifts left-padded rows).
+     *
+     * @param ids [B, T] int64
+     * @param attentionMask [B, T] int64, 1 on tokens
+     * @param training training mode
+     * @return [B] rewards (logits of the one label), with gradients when recorded
+     * @throws IllegalStateException when this is not a reward model
+     */
+    public NDArray rewards(NDArray ids, NDArray attentionMask, boolean training) {
+        return rewards(ids, attentionMask, training, false);
+    }
+
+    /**
+     * As {@link #rewards(NDArray, NDArray, boolean)}, for a batch whose every row's padding follows its
+     * tokens ({@code PreferenceBatch}'s layout) when {@code rightPadded}: SDPA attention may then use
+     * its causal kernels.
+     *
+     * @param ids [B, T] int64
+     * @param attentionMask [B, T] int64
+     * @param training training mode
+     * @param rightPadded every row is tokens then padding
+     * @return [B] rewards
+     */
+    public NDArray rewards(NDArray ids, NDArray attentionMask, boolean training, boolean rightPadded) {
+        CausalLmBlock native_ = nativeBlock();
+        if (native_.scoreWeight() == null) {
+            throw new IllegalStateException(source + ": a causal LM, not a reward model (no score head)");
+        }
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        CausalLmBlock.Output out = native_.forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, rightPadded, false));
+        NDManager m = ids.getManager();
+        NDArray counted = config.padTokenId() >= 0 ? ids.neq(config.padTokenId()) : attentionMask.eq(1);
+        NDArray last = m.arange(0, t, 1, DataType.INT64).reshape(1, t).mul(counted.toType(DataType.INT64, false)).argMax(1);
+        NDArray rows = m.arange(0, b, 1, DataType.INT64).mul(t).add(last.toType(DataType.INT64, false));
+        NDArray hidden = out.last().reshape(b * t, out.last().getShape().get(2)).get(rows);
+        return native_.score(store, hidden, training).reshape(b);
     }
 
     /**

@@ -30,6 +30,17 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
     }
 
     static RunData load(TrainConfig c, TextTokenizer tokenizer, Loader loader) {
+        return load(c, tokenizer, loader, PreferenceEncoder.Target.POLICY);
+    }
+
+    /**
+     * @param c the run's config
+     * @param tokenizer the model's tokenizer
+     * @param loader reads a path's examples
+     * @param target what the ids are for: a policy's log-probs, or a reward model's whole sequences
+     * @return the encoded data
+     */
+    static RunData load(TrainConfig c, TextTokenizer tokenizer, Loader loader, PreferenceEncoder.Target target) {
         DataFormat format = c.format();
         List<PreferenceExample> train = loader.load(Path.of(c.data()), format, c.skipInvalid());
         List<PreferenceExample> eval = List.of();
@@ -45,9 +56,11 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
         List<String> trainSources = new ArrayList<>();
         List<EncodedPair> evalPairs = new ArrayList<>();
         List<String> evalSources = new ArrayList<>();
-        int dropped = encode(encoder, train, trainPairs, trainSources, c.skipInvalid()) + encode(encoder, eval, evalPairs, evalSources, c.skipInvalid());
+        int dropped = encode(encoder, train, trainPairs, trainSources, c.skipInvalid(), target)
+                + encode(encoder, eval, evalPairs, evalSources, c.skipInvalid(), target);
         if (dropped > 0) {
-            LOG.warn("{} example(s) dropped: they cannot fit max_length {} with at least one completion token", dropped, c.maxLength());
+            LOG.warn(target == PreferenceEncoder.Target.REWARD_MODEL ? "{} pair(s) dropped: a sequence is longer than max_length {}"
+                    : "{} example(s) dropped: they cannot fit max_length {} with at least one completion token", dropped, c.maxLength());
         }
         if (trainPairs.isEmpty()) {
             throw new IllegalArgumentException("key 'data': no training examples left after truncation (max_length " + c.maxLength() + ")");
@@ -68,8 +81,9 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
         EncodedPair.checkFits(model, eval, evalSources);
     }
 
-    private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources, boolean skipInvalid) {
-        PreferenceEncoder.Encoded encoded = encoder.encodeAll(in, skipInvalid);
+    private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources, boolean skipInvalid,
+            PreferenceEncoder.Target target) {
+        PreferenceEncoder.Encoded encoded = encoder.encodeAll(in, skipInvalid, target);
         out.addAll(encoded.pairs());
         for (PreferenceExample e : encoded.kept()) {
             sources.add(e.file().getFileName() + ":" + e.line());

@@ -65,6 +65,8 @@ import org.slf4j.LoggerFactory;
  * @param labelSmoothing ε for dpo (cDPO), cdpo and robust
  * @param preference p for pairs without their own, for ipo-soft
  * @param gamma γ for simpo
+ * @param centerRewardsCoefficient c of a reward model's centring term c·(r_c + r_r)² (TRL's
+ *     center_rewards_coefficient; 0 = off)
  * @param learningRate peak learning rate (TRL's defaults: 1e-6 for preference objectives, 2e-5 for SFT)
  * @param weightDecay decoupled weight decay (not applied to biases and norm weights)
  * @param adamBeta1 AdamW β₁
@@ -100,6 +102,11 @@ import org.slf4j.LoggerFactory;
  * @param evalKl add {@code eval_kl} to evaluation: the exact per-token KL(π ‖ π_ref) summed along the
  *     held-out chosen answers; with {@code reference: precomputed} this loads the reference model for
  *     evaluation only
+ * @param evalSamples at each evaluation, generate greedy answers of the policy and of the reference to
+ *     the first N held-out prompts, judge them with {@code evalJudge} and log {@code eval_win_rate} (0 = off)
+ * @param evalJudge how {@code evalSamples} are judged: {@code exact} (an answer wins when it is the pair's
+ *     chosen answer), {@code contains}, or {@code reward-model:DIR} (the higher reward wins)
+ * @param evalMaxNewTokens the longest generated answer of {@code evalSamples}
  * @param attention eager (DJL ops) or sdpa (libtorch's fused scaled-dot-product attention through a
  *     TorchScript kernel), as HF's attn_implementation
  * @param precision fp32, or bf16: projections and attention computed in bfloat16 inside kernels with
@@ -121,6 +128,8 @@ public record TrainConfig(
         double labelSmoothing,
         @Key(help = "Preference probability p for ipo-soft pairs that carry none") double preference,
         @Key(help = "Target margin gamma of simpo") double gamma,
+        @Key(help = "Reward model: weight c of c*(r_c + r_r)^2, pulling rewards to mean zero (TRL recommends 0.01; 0 = off)")
+        double centerRewardsCoefficient,
         @Key(flags = "--lr", help = "Peak learning rate (TRL's defaults: 1e-6, and 2e-5 for sft)") double learningRate,
         @Key(help = "Decoupled weight decay (not on biases and norm weights)") double weightDecay,
         @Key(help = "AdamW beta1") double adamBeta1,
@@ -154,6 +163,11 @@ public record TrainConfig(
         @Key(help = "Batch examples of similar length") boolean groupByLength,
         @Key(help = "Pairs per evaluation forward pass") int evalBatchSize,
         @Key(help = "Log eval_kl, the KL to the reference along held-out chosen answers") boolean evalKl,
+        @Key(help = "At each evaluation, judge greedy answers of policy and reference to the first N held-out prompts: eval_win_rate (0 = off)")
+        int evalSamples,
+        @Key(label = "JUDGE", help = "How eval_samples are judged: exact, contains (against the pair's chosen answer) or reward-model:DIR")
+        String evalJudge,
+        @Key(help = "Longest generated answer of eval_samples") int evalMaxNewTokens,
         @Key(help = "eager (DJL ops) or sdpa (fused attention kernel)") Attention attention,
         @Key(help = "fp32, or bf16 (mixed precision inside kernels, fp32 master weights)") Precision precision,
         @Key(help = "Train without the model's dropout (TRL: on for preference objectives, off for sft)") boolean disableDropout,
@@ -222,6 +236,7 @@ public record TrainConfig(
         d.put("label_smoothing", 0.0);
         d.put("preference", 1.0);
         d.put("gamma", 0.5);
+        d.put("center_rewards_coefficient", 0.0);
         d.put("learning_rate", 1e-6);
         d.put("weight_decay", 0.0);
         d.put("adam_beta1", 0.9);
@@ -255,6 +270,9 @@ public record TrainConfig(
         d.put("group_by_length", false);
         d.put("eval_batch_size", 8);
         d.put("eval_kl", true);
+        d.put("eval_samples", 0);
+        d.put("eval_judge", "exact");
+        d.put("eval_max_new_tokens", 64);
         d.put("attention", Attention.SDPA);
         d.put("precision", Precision.FP32);
         d.put("disable_dropout", true);
@@ -393,10 +411,11 @@ public record TrainConfig(
         return values;
     }
 
-    /** @return the defaults that differ by objective: TRL SFT's learning rate, and cDPO's and robust DPO's ε */
+    /** @return the defaults that differ by objective: TRL SFT's and RewardTrainer's learning rates, and cDPO's and robust DPO's ε */
     private static Map<String, Object> objectiveDefaults(LossType loss) {
         return switch (loss) {
             case SFT -> Map.of("learning_rate", 2e-5, "disable_dropout", false);
+            case REWARD -> Map.of("learning_rate", 1e-4);
             case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
             default -> Map.of();
         };
@@ -620,6 +639,16 @@ public record TrainConfig(
             for (String k : List.of("reference", "reference_model", "reference_dtype", "cache_dir", "eval_kl")) {
                 refuseIf(given, k, "sft has no reference policy");
             }
+        } else if (loss == LossType.REWARD) {
+            for (String k : List.of("reference", "reference_model", "reference_dtype", "cache_dir", "eval_kl")) {
+                refuseIf(given, k, "a reward model has no reference policy");
+            }
+            for (String k : List.of("eval_samples", "eval_judge", "eval_max_new_tokens")) {
+                refuseIf(given, k, "a reward model generates nothing to judge");
+            }
+            for (String k : List.of("max_prompt_length", "truncation")) {
+                refuseIf(given, k, "a reward model reads whole sequences; a pair longer than max_length is dropped, never cut (as TRL)");
+            }
         } else if (loss == LossType.SIMPO) {
             for (String k : List.of("reference", "reference_dtype", "cache_dir")) {
                 refuseIf(given, k, "simpo is reference-free (eval_kl still reads reference_model)");
@@ -635,6 +664,13 @@ public record TrainConfig(
                     LOG.warn("{}: has no effect: there is no held-out set (give eval_data or eval_fraction)", given.get(k));
                 }
             }
+        }
+        if (evalSamples == 0) {
+            refuseIf(given, "eval_judge", "there are no eval_samples to judge");
+            refuseIf(given, "eval_max_new_tokens", "there are no eval_samples to generate");
+        } else if (evalData == null && evalFraction == 0) {
+            throw new IllegalArgumentException(given.getOrDefault("eval_samples", "key 'eval_samples'")
+                    + ": there is no held-out set to take prompts from (give eval_data or eval_fraction)");
         }
         if (given.containsKey("warmup_steps") && given.containsKey("warmup_ratio") && warmupSteps > 0 && warmupRatio > 0) {
             throw new IllegalArgumentException(given.get("warmup_ratio") + ": give warmup_steps or warmup_ratio, not both");
@@ -663,6 +699,12 @@ public record TrainConfig(
         require(labelSmoothing >= 0 && labelSmoothing < 0.5, "key 'label_smoothing'", "must lie in [0, 0.5), got " + labelSmoothing);
         require(preference >= 0 && preference <= 1, "key 'preference'", "must lie in [0, 1], got " + preference);
         require(gamma >= 0, "key 'gamma'", "must be >= 0, got " + gamma);
+        require(centerRewardsCoefficient >= 0, "key 'center_rewards_coefficient'", "must be >= 0, got " + centerRewardsCoefficient);
+        require(evalSamples >= 0, "key 'eval_samples'", "must be >= 0, got " + evalSamples);
+        require(evalMaxNewTokens > 0, "key 'eval_max_new_tokens'", "must be > 0, got " + evalMaxNewTokens);
+        require(evalJudge != null && (evalJudge.equals("exact") || evalJudge.equals("contains")
+                || evalJudge.startsWith("reward-model:") && evalJudge.length() > "reward-model:".length()), "key 'eval_judge'",
+                "exact, contains or reward-model:DIR, got '" + evalJudge + "'");
         require(learningRate > 0, "key 'learning_rate'", "must be > 0, got " + learningRate);
         require(weightDecay >= 0, "key 'weight_decay'", "must be >= 0, got " + weightDecay);
         require(adamBeta1 >= 0 && adamBeta1 < 1, "key 'adam_beta1'", "must lie in [0, 1), got " + adamBeta1);
@@ -884,6 +926,26 @@ public record TrainConfig(
         /** @param v {@link TrainConfig#gamma} @return this */
         public Builder<T> gamma(double v) {
             return put("gamma", v);
+        }
+
+        /** @param v {@link TrainConfig#centerRewardsCoefficient} @return this */
+        public Builder<T> centerRewardsCoefficient(double v) {
+            return put("center_rewards_coefficient", v);
+        }
+
+        /** @param v {@link TrainConfig#evalSamples} @return this */
+        public Builder<T> evalSamples(int v) {
+            return put("eval_samples", v);
+        }
+
+        /** @param v {@link TrainConfig#evalJudge}: exact, contains or reward-model:DIR @return this */
+        public Builder<T> evalJudge(String v) {
+            return put("eval_judge", v);
+        }
+
+        /** @param v {@link TrainConfig#evalMaxNewTokens} @return this */
+        public Builder<T> evalMaxNewTokens(int v) {
+            return put("eval_max_new_tokens", v);
         }
 
         /** @param v {@link TrainConfig#learningRate} @return this */

@@ -132,7 +132,7 @@ public abstract class TrainingLoop implements AutoCloseable {
     public List<String> header() {
         long total = config.totalSteps(trainSize());
         int perStep = config.batchSize() * config.gradAccum();
-        String unit = config.loss().isPreference() ? "pairs" : "examples";
+        String unit = config.loss().isPairwise() ? "pairs" : "examples";
         return List.of(
                 String.format(Locale.ROOT, "model: %s (%s, %d layers, %,d parameters) on %s, %s, %s attention", config.model(),
                         policy.config().modelType(), policy.config().numLayers(), policy.parameterCount(), policy.device(),

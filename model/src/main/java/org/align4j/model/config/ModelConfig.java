@@ -117,6 +117,7 @@ public record ModelConfig(
     public static ModelConfig fromJson(ObjectNode root, Path source) {
         Reader r = new Reader(root, source);
         String type = r.requireText("model_type");
+        checkLabels(r, root);
         if ("gpt2".equals(type)) {
             return gpt2(r, root);
         }
@@ -338,6 +339,77 @@ public record ModelConfig(
         n.put("pad_token_id", pad);
         n.put("torch_dtype", "float32");
         return fromJson(n, null);
+    }
+
+    /** The {@code architectures} names of the sequence classifiers, by {@code model_type}. */
+    private static final java.util.Map<String, String> CLASSIFIERS = java.util.Map.of("gpt2", "GPT2ForSequenceClassification", "llama",
+            "LlamaForSequenceClassification", "mistral", "MistralForSequenceClassification", "qwen2", "Qwen2ForSequenceClassification", "qwen3",
+            "Qwen3ForSequenceClassification");
+
+    /**
+     * A sequence classifier must have exactly one label here: align4j reads them as reward models.
+     * transformers 5 writes {@code id2label} (its length is {@code num_labels}); an explicit {@code
+     * num_labels} is read too.
+     */
+    private static void checkLabels(Reader r, ObjectNode root) {
+        JsonNode arch = root.path("architectures");
+        if (!arch.isArray() || arch.isEmpty() || !arch.get(0).asText().endsWith("ForSequenceClassification")) {
+            return;
+        }
+        String type = root.path("model_type").asText();
+        if (!arch.get(0).asText().equals(CLASSIFIERS.get(type))) {
+            throw r.error("architectures", "'" + arch.get(0).asText() + "' with model_type '" + type + "'; the sequence classifier of "
+                    + type + " is " + CLASSIFIERS.get(type));
+        }
+        int labels = numLabels(root);
+        if (labels != 1) {
+            throw r.error(root.has("num_labels") ? "num_labels" : "id2label", labels + " labels; align4j reads sequence classifiers with one"
+                    + " label, as reward models (num_labels: 1)");
+        }
+    }
+
+    private static int numLabels(ObjectNode root) {
+        if (root.hasNonNull("num_labels")) {
+            return root.get("num_labels").asInt();
+        }
+        JsonNode id2label = root.get("id2label");
+        return id2label != null && id2label.isObject() ? id2label.size() : 2; // transformers' default is two labels
+    }
+
+    /**
+     * @return whether {@code config.json} describes a sequence classifier ({@code
+     *     LlamaForSequenceClassification}, ...): the decoder plus a score head {@code score.weight
+     *     [num_labels, hidden]} instead of the LM head; align4j reads it as a reward model (one label)
+     */
+    public boolean isSequenceClassifier() {
+        JsonNode arch = raw.path("architectures");
+        return arch.isArray() && !arch.isEmpty() && arch.get(0).asText().endsWith("ForSequenceClassification");
+    }
+
+    /** @return the classifier's labels (1 for a reward model), or 0 for a causal LM */
+    public int numLabels() {
+        return isSequenceClassifier() ? numLabels(raw) : 0;
+    }
+
+    /**
+     * The config of a reward model over this decoder, as transformers writes it for {@code
+     * AutoModelForSequenceClassification.from_pretrained(dir, num_labels=1)}: {@code architectures}
+     * the family's sequence classifier, {@code id2label} and {@code label2id} for one label, and the
+     * pad id its reward is located by (TRL sets the tokenizer's, or eos).
+     *
+     * @param padId the pad token id (config key {@code pad_token_id}), or -1 to keep the config's
+     * @return the config
+     */
+    public ModelConfig asRewardModel(int padId) {
+        ObjectNode copy = raw.deepCopy();
+        copy.putArray("architectures").add(CLASSIFIERS.get(modelType));
+        copy.remove("num_labels");
+        copy.putObject("id2label").put("0", "LABEL_0");
+        copy.putObject("label2id").put("LABEL_0", 0);
+        if (padId >= 0) {
+            copy.put("pad_token_id", padId);
+        }
+        return fromJson(copy, null);
     }
 
     /** @return the number of query heads sharing one key/value head */

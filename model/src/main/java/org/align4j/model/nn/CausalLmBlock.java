@@ -89,6 +89,50 @@ public abstract class CausalLmBlock extends AbstractBlock {
         return config;
     }
 
+    /** The score head of a sequence classifier ({@code score.weight}), or null. */
+    private Parameter score;
+
+    /**
+     * Declares the score head {@code score.weight [num_labels, hidden]} when the config is a sequence
+     * classifier (a reward model); subclasses call it last, so it comes after the decoder as in
+     * transformers' parameter order.
+     */
+    protected final void declareScoreHead() {
+        if (config.isSequenceClassifier()) {
+            score = declare("score.weight", new Shape(config.numLabels(), config.hiddenSize()), Parameter.Type.WEIGHT);
+        }
+    }
+
+    /** @return the score head's weight [num_labels, H] of a sequence classifier, or null for a causal LM */
+    public Parameter scoreWeight() {
+        return score;
+    }
+
+    /**
+     * The score head of a sequence classifier: hidden · scoreᵀ, without bias (transformers' {@code
+     * score = nn.Linear(hidden, num_labels, bias=False)}).
+     *
+     * @param ps where parameter values come from
+     * @param hidden [..., H] final hidden states
+     * @param training training mode
+     * @return [..., num_labels]
+     * @throws IllegalStateException for a causal LM, which has no score head
+     */
+    public NDArray score(ParameterStore ps, NDArray hidden, boolean training) {
+        if (score == null) {
+            throw new IllegalStateException(config.modelType() + " causal LM: no score head (not a sequence classifier)");
+        }
+        return compute.linear(hidden, value(ps, score, hidden, training), null);
+    }
+
+    /** Refuses the LM head of a sequence classifier, which has none. */
+    protected final void requireLmHead() {
+        if (score != null) {
+            throw new IllegalStateException(config.raw().path("architectures").path(0).asText()
+                    + ": a sequence classifier (reward model) has no LM head: it scores sequences, it does not predict tokens");
+        }
+    }
+
     /** @return parameters by HF name, in declaration order */
     public Map<String, Parameter> parametersByName() {
         return Collections.unmodifiableMap(byName);

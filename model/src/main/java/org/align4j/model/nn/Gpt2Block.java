@@ -52,7 +52,9 @@ public final class Gpt2Block extends CausalLmBlock {
         }
         lnFw = declare("transformer.ln_f.weight", new Shape(h), Parameter.Type.GAMMA);
         lnFb = declare("transformer.ln_f.bias", new Shape(h), Parameter.Type.BETA);
-        lmHead = config.tieWordEmbeddings() ? null : declare("lm_head.weight", new Shape(config.vocabSize(), h), Parameter.Type.WEIGHT);
+        lmHead = config.tieWordEmbeddings() || config.isSequenceClassifier() ? null
+                : declare("lm_head.weight", new Shape(config.vocabSize(), h), Parameter.Type.WEIGHT);
+        declareScoreHead();
     }
 
     @Override
@@ -123,6 +125,7 @@ public final class Gpt2Block extends CausalLmBlock {
 
     @Override
     public NDArray head(ParameterStore ps, NDArray hidden, boolean training) {
+        requireLmHead();
         return compute().linear(hidden, value(ps, lmHead == null ? wte : lmHead, hidden, training), null);
     }
 }

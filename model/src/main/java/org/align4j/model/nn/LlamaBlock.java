@@ -67,13 +67,16 @@ public final class LlamaBlock extends CausalLmBlock {
             layers[i] = new Layer(inputNorm, q, qb, k, kb, v, vb, o, ob, qn, kn, postNorm, gate, gateB, up, upB, down, downB);
         }
         norm = declare("model.norm.weight", new Shape(h), Parameter.Type.GAMMA);
-        lmHead = config.tieWordEmbeddings() ? null : declare("lm_head.weight", new Shape(config.vocabSize(), h), Parameter.Type.WEIGHT);
+        lmHead = config.tieWordEmbeddings() || config.isSequenceClassifier() ? null
+                : declare("lm_head.weight", new Shape(config.vocabSize(), h), Parameter.Type.WEIGHT);
+        declareScoreHead();
         inverseFrequencies = config.rope().inverseFrequencies((int) d);
     }
 
     @Override
     public double initStd(String name) {
-        boolean matrix = name.endsWith("_proj.weight") || name.endsWith("embed_tokens.weight") || name.equals("lm_head.weight");
+        boolean matrix = name.endsWith("_proj.weight") || name.endsWith("embed_tokens.weight") || name.equals("lm_head.weight")
+                || name.equals("score.weight");
         return matrix ? config.raw().path("initializer_range").asDouble(0.02) : Double.NaN;
     }
 
@@ -133,6 +136,7 @@ public final class LlamaBlock extends CausalLmBlock {
 
     @Override
     public NDArray head(ParameterStore ps, NDArray hidden, boolean training) {
+        requireLmHead();
         return compute().linear(hidden, value(ps, lmHead == null ? embed : lmHead, hidden, training), null);
     }
 

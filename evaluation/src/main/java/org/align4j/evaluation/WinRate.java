@@ -23,7 +23,8 @@ public record WinRate(int wins, int losses, int ties, double rate, double lower,
 
     /**
      * Compares two answers to one prompt. Implement it for a task whose answers can be checked by a
-     * program (a sum, a unit test, an exact match), or wrap a scorer with {@link #byScore}.
+     * program (a sum, a unit test, an exact match), wrap a scorer with {@link #byScore}, or let a reward
+     * model judge open-ended answers ({@link #byRewardModel}).
      */
     @FunctionalInterface
     public interface Judge {
@@ -45,6 +46,38 @@ public record WinRate(int wins, int losses, int ties, double rate, double lower,
         static Judge byScore(java.util.function.ToDoubleBiFunction<String, String> score) {
             return (prompt, first, second) -> {
                 int c = Double.compare(score.applyAsDouble(prompt, first), score.applyAsDouble(prompt, second));
+                return c > 0 ? Verdict.FIRST : c < 0 ? Verdict.SECOND : Verdict.TIE;
+            };
+        }
+
+        /**
+         * A reward model as the judge, for open-ended answers: each answer is scored as prompt + answer +
+         * eos (TRL RewardTrainer's plain-text sequence, tokenized with the reward model's own tokenizer,
+         * special tokens included), both in one forward pass; the higher reward wins, equal rewards tie.
+         * The prompt should be the text the policy answered (chat-templated, if it was), so that the
+         * reward model reads what it was trained on.
+         *
+         * @param rewardModel a reward model ({@link CausalLm#isRewardModel()}); the judge borrows it
+         * @param tokenizer its tokenizer
+         * @return the judge
+         * @throws IllegalArgumentException when the model is a causal LM, not a reward model
+         */
+        static Judge byRewardModel(CausalLm rewardModel, TextTokenizer tokenizer) {
+            if (!rewardModel.isRewardModel()) {
+                throw new IllegalArgumentException(rewardModel.source() + ": not a reward model (config.json's architectures names no "
+                        + "*ForSequenceClassification); train one with align4j reward train");
+            }
+            org.align4j.data.PreferenceEncoder encoder = new org.align4j.data.PreferenceEncoder(tokenizer,
+                    org.align4j.data.EncodingOptions.unlimited());
+            int pad = RewardScorer.padId(rewardModel, tokenizer.padId());
+            return (prompt, first, second) -> {
+                if (first.equals(second)) {
+                    return Verdict.TIE; // one text, one reward (two rows of a batch may round apart)
+                }
+                org.align4j.data.EncodedPair pair = new org.align4j.data.EncodedPair(new int[0], encoder.encodeSequence(prompt, first),
+                        encoder.encodeSequence(prompt, second), null);
+                RewardScorer.PairRewards r = RewardScorer.score(rewardModel, List.of(pair), 1, pad).get(0);
+                int c = Double.compare(r.chosen(), r.rejected());
                 return c > 0 ? Verdict.FIRST : c < 0 ? Verdict.SECOND : Verdict.TIE;
             };
         }

@@ -191,6 +191,16 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
     }
 
     @Override
+    protected List<EncodedPair> heldOutPairs() {
+        return data.eval();
+    }
+
+    @Override
+    protected TextTokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    @Override
     protected int[] trainLengths() {
         return data.train().stream().mapToInt(EncodedPair::maxLength).toArray();
     }

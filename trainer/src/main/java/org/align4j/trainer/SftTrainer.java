@@ -191,6 +191,16 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     }
 
     @Override
+    protected List<EncodedPair> heldOutPairs() {
+        return data.eval();
+    }
+
+    @Override
+    protected TextTokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    @Override
     protected int[] trainLengths() {
         return data.train().stream().mapToInt(p -> p.prompt().length + p.chosen().length).toArray();
     }

@@ -19,6 +19,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import org.align4j.data.EncodedPair;
 import org.align4j.data.PairOrder;
 import org.align4j.model.CausalLm;
 import org.align4j.model.ScalarOps;
@@ -26,6 +27,7 @@ import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
+import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -175,6 +177,19 @@ public abstract class TrainingLoop implements AutoCloseable {
     /** @return held-out metrics (names without prefix), or an empty map without an eval set */
     protected abstract Map<String, Double> evaluate();
 
+    /**
+     * @return the held-out pairs whose prompts {@code eval_samples} answers (the chosen completion is
+     *     the expected answer); empty for a run that generates nothing
+     */
+    protected List<EncodedPair> heldOutPairs() {
+        return List.of();
+    }
+
+    /** @return the policy's tokenizer, for {@code eval_samples}; null for a run that generates nothing */
+    protected TextTokenizer tokenizer() {
+        return null;
+    }
+
     /** Where the run is in its data: the epoch, the order of its micro-batches, and the next one. */
     private final class Cursor {
         private final int[] lengths = trainLengths();
@@ -257,11 +272,15 @@ public abstract class TrainingLoop implements AutoCloseable {
         Path lastCheckpoint = folder.resumeFrom().orElse(null);
         unverified = lastCheckpoint;
         boolean interrupted = false;
+        EvalJudging judging = null;
         Cursor cursor = new Cursor(state);
         long step = state.step();
         final long firstStep = step + 1;
         listeners.forEach(l -> l.onStart(firstStep, totalSteps));
         try (MetricsLog metrics = new MetricsLog(output.resolve("metrics.jsonl"), resume ? step : -1)) {
+            if (config.evalSamples() > 0) {
+                judging = EvalJudging.create(config, tokenizer(), heldOutPairs(), policy);
+            }
             while (step < totalSteps) {
                 if (stopRequested) {
                     interrupted = true;
@@ -289,7 +308,7 @@ public abstract class TrainingLoop implements AutoCloseable {
                 final long s = step;
                 listeners.forEach(l -> l.onStep(s, m));
                 if (config.evalEvery() > 0 && step % config.evalEvery() == 0 && step < totalSteps) {
-                    evalMetrics = runEval(metrics, step);
+                    evalMetrics = runEval(metrics, step, judging);
                 }
                 if (config.saveEvery() > 0 && step % config.saveEvery() == 0 && step < totalSteps) {
                     lastCheckpoint = save(optimizer, cursor.state(step));
@@ -297,7 +316,7 @@ public abstract class TrainingLoop implements AutoCloseable {
             }
             Path finalModel = null;
             if (!interrupted) {
-                evalMetrics = runEval(metrics, step);
+                evalMetrics = runEval(metrics, step, judging);
                 lastCheckpoint = save(optimizer, cursor.state(step));
                 finalModel = output.resolve("final");
                 policy.save(finalModel, tokenizerDir);
@@ -309,6 +328,9 @@ public abstract class TrainingLoop implements AutoCloseable {
             }
             return new TrainResult(step, interrupted, lastMetrics, evalMetrics, finalModel, lastCheckpoint);
         } finally {
+            if (judging != null) {
+                judging.close();
+            }
             optimizer.close();
             listeners.forEach(TrainingListener::onEnd);
             finished.countDown();
@@ -438,8 +460,11 @@ public abstract class TrainingLoop implements AutoCloseable {
         return norms;
     }
 
-    private Map<String, Double> runEval(MetricsLog metrics, long step) throws IOException {
-        Map<String, Double> raw = evaluate();
+    private Map<String, Double> runEval(MetricsLog metrics, long step, EvalJudging judging) throws IOException {
+        Map<String, Double> raw = new LinkedHashMap<>(evaluate());
+        if (judging != null) {
+            raw.putAll(judging.judge(policy, config.evalJudge(), output.resolve("samples.jsonl")));
+        }
         if (raw.isEmpty()) {
             return raw;
         }

@@ -37,6 +37,11 @@ public final class RunReport {
         {"eval_rewards/accuracies", "Reward accuracy (held out)", "share of pairs ranked right"},
         {"eval_rewards/margins", "Reward margin (held out)", "β·Δ log-ratio"},
         {"eval_kl", "KL(π ‖ π_ref) along held-out chosen answers", "nats per sequence"},
+        {"eval_win_rate", "Win rate against the reference (held-out prompts, judged)", "wins + ties/2, share of prompts"},
+        {"accuracy", "Reward-model accuracy (training batches)", "share of pairs with r_c > r_r"},
+        {"margin", "Reward-model margin (training batches)", "mean r_c − r_r"},
+        {"eval_accuracy", "Reward-model accuracy (held out)", "share of pairs with r_c > r_r"},
+        {"eval_margin", "Reward-model margin (held out)", "mean r_c − r_r"},
         {"grad_norm", "Gradient norm (before clipping)", "L2 norm"},
     };
 

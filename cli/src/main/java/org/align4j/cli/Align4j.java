@@ -6,6 +6,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileSystemException;
 import org.align4j.data.DataException;
+import org.align4j.losses.LossType;
 import org.align4j.model.config.ConfigException;
 import org.align4j.model.io.CheckpointException;
 import org.align4j.trainer.TrainingDivergedException;
@@ -21,11 +22,12 @@ import picocli.CommandLine.Option;
         name = "align4j",
         mixinStandardHelpOptions = true,
         version = "align4j " + Align4j.VERSION,
-        description = "Preference alignment (DPO, IPO and relatives) of causal language models on DJL.",
+        description = "Preference alignment (DPO, IPO and relatives, reward models) of causal language models on DJL.",
         subcommands = {
             QuickstartCommand.class,
             TrainCommand.class,
             SftCommand.class,
+            RewardCommand.class,
             LogprobsCommand.class,
             DataCommand.class,
             GenerateCommand.class,
@@ -55,9 +57,11 @@ public final class Align4j implements Runnable {
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Align4j());
         CommandLine train = cl.getSubcommands().get("train");
-        TrainOptions.register(train.getCommandSpec(), ((TrainCommand) train.getCommand()).options, false);
+        TrainOptions.register(train.getCommandSpec(), ((TrainCommand) train.getCommand()).options, LossType.DPO);
         CommandLine sft = cl.getSubcommands().get("sft");
-        TrainOptions.register(sft.getCommandSpec(), ((SftCommand) sft.getCommand()).options, true);
+        TrainOptions.register(sft.getCommandSpec(), ((SftCommand) sft.getCommand()).options, LossType.SFT);
+        CommandLine reward = cl.getSubcommands().get("reward").getSubcommands().get("train");
+        TrainOptions.register(reward.getCommandSpec(), ((RewardCommand.Train) reward.getCommand()).options, LossType.REWARD);
         // a flag picocli cannot parse: one line with its guess, not the whole usage text
         cl.setParameterExceptionHandler((ex, args) -> {
             PrintWriter err = ex.getCommandLine().getErr();

@@ -141,11 +141,11 @@ final class DataCommand implements Runnable {
         }
 
         /** Template text shown as is, each line indented, with its line breaks visible. */
-        private static String indent(String text) {
+        static String indent(String text) {
             return "    | " + text.replace("\n", "\u21b5\n    | ");
         }
 
-        private static void row(PrintWriter w, String name, int[] values) {
+        static void row(PrintWriter w, String name, int[] values) {
             int[] s = values.clone();
             Arrays.sort(s);
             w.printf("%-14s %7d %7d %7d %7d%n", name, pct(s, 50), pct(s, 90), pct(s, 99), s[s.length - 1]);

@@ -39,13 +39,38 @@ final class DryRun {
                 data = new PreferenceData.Loaded(split.train(), data.invalid());
             }
             w.printf("%n# training data: %s%n", config.data());
-            DataCommand.Inspect.report(w, encoder, data, config.skipInvalid(), 1, false);
+            report(w, config, tk, encoder, data, 1);
             if (config.evalData() != null) {
                 w.printf("%n# held-out data: %s%n", config.evalData());
-                DataCommand.Inspect.report(w, encoder, load(config, Path.of(config.evalData())), config.skipInvalid(), 0, false);
+                report(w, config, tk, encoder, load(config, Path.of(config.evalData())), 0);
             }
         }
         w.flush();
+    }
+
+    private static void report(PrintWriter w, TrainConfig config, TextTokenizer tk, PreferenceEncoder encoder, PreferenceData.Loaded data,
+            int show) {
+        if (config.loss() != LossType.REWARD) {
+            DataCommand.Inspect.report(w, encoder, data, config.skipInvalid(), show, false);
+            return;
+        }
+        // a reward model reads each side of a pair as one sequence, prompt and response together
+        PreferenceEncoder.Encoded enc = encoder.encodeAll(data.examples(), config.skipInvalid(), PreferenceEncoder.Target.REWARD_MODEL);
+        w.printf("pairs %d   invalid %d   dropped (a sequence longer than max_length) %d%n", enc.pairs().size(),
+                data.invalid().size() + enc.invalid().size(), enc.dropped());
+        if (enc.pairs().isEmpty()) {
+            return;
+        }
+        w.println("tokens            p50     p90     p99     max");
+        DataCommand.Inspect.row(w, "chosen", enc.pairs().stream().mapToInt(p -> p.chosen().length).toArray());
+        DataCommand.Inspect.row(w, "rejected", enc.pairs().stream().mapToInt(p -> p.rejected().length).toArray());
+        for (int i = 0; i < Math.min(show, enc.pairs().size()); i++) {
+            w.printf("%n[%d] %s:%d%n", i, enc.kept().get(i).file().getFileName(), enc.kept().get(i).line());
+            for (String part : List.of("chosen", "rejected")) {
+                int[] ids = part.equals("chosen") ? enc.pairs().get(i).chosen() : enc.pairs().get(i).rejected();
+                w.printf("  %s_text:%n%s%n  %s_ids: %s%n", part, DataCommand.Inspect.indent(tk.decode(ids, false)), part, java.util.Arrays.toString(ids));
+            }
+        }
     }
 
     private static PreferenceData.Loaded load(TrainConfig config, Path path) {

@@ -133,14 +133,15 @@ final class EvaluateCommand implements Runnable {
     /** Win rate of the policy's answers against the reference's, judged against each pair's chosen answer. */
     @Command(name = "winrate", mixinStandardHelpOptions = true,
             description = {"Generates an answer from the policy and from the reference for each prompt of a preference dataset and",
-                "judges them against the pair's chosen answer (for tasks with a checkable answer). A tie counts half; 95% Wilson",
-                "interval. Any other judge: implement WinRate.Judge in Java."})
+                "judges them: against the pair's chosen answer (for tasks with a checkable answer), or by a reward model (the higher",
+                "reward of prompt + answer wins). A tie counts half; 95% Wilson interval. Any other judge: implement WinRate.Judge in Java."})
     static final class WinRateCommand implements Callable<Integer> {
         @Mixin
         PolicyReferenceOptions models;
 
-        @Option(names = "--judge", defaultValue = "exact", paramLabel = "exact|contains",
-                description = "exact: an answer wins when it equals the chosen answer (trimmed); contains: when it contains it (default: ${DEFAULT-VALUE})")
+        @Option(names = "--judge", defaultValue = "exact", paramLabel = "exact|contains|reward-model:DIR",
+                description = "exact: an answer wins when it equals the chosen answer (trimmed); contains: when it contains it; reward-model:DIR:"
+                        + " when a reward model scores it higher (default: ${DEFAULT-VALUE})")
         String judge;
 
         @Option(names = "--max-new-tokens", defaultValue = "64", description = "Longest answer (default: ${DEFAULT-VALUE})")
@@ -166,13 +167,14 @@ final class EvaluateCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            if (!List.of("exact", "contains").contains(judge)) {
-                throw new IllegalArgumentException("--judge: exact or contains, got '" + judge + "'");
+            boolean byRewardModel = judge.startsWith("reward-model:") && judge.length() > "reward-model:".length();
+            if (!List.of("exact", "contains").contains(judge) && !byRewardModel) {
+                throw new IllegalArgumentException("--judge: exact, contains or reward-model:DIR, got '" + judge + "'");
             }
             if (batchSize <= 0 || maxNewTokens <= 0) {
                 throw new IllegalArgumentException("--batch-size and --max-new-tokens: must be > 0");
             }
-            try (PolicyReferenceOptions.Loaded m = models.load()) {
+            try (PolicyReferenceOptions.Loaded m = models.load(); RewardJudge rj = byRewardModel ? RewardJudge.load(judge, models.device) : null) {
                 TextTokenizer tk = m.tokenizer();
                 org.align4j.data.PreferenceEncoder.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
                 int n = limit > 0 ? Math.min(limit, enc.pairs().size()) : enc.pairs().size();
@@ -194,8 +196,10 @@ final class EvaluateCommand implements Runnable {
                 List<RunReport.Sample> judged = new ArrayList<>(n);
                 for (int i = 0; i < n; i++) {
                     String want = expected.get(i);
-                    WinRate.Judge j = WinRate.Judge.byScore((prompt, answer) -> (exact ? answer.trim().equals(want) : answer.contains(want)) ? 1 : 0);
-                    verdicts.add(j.compare(null, mine.get(i), theirs.get(i)));
+                    WinRate.Judge j = rj != null ? rj.judge()
+                            : WinRate.Judge.byScore((prompt, answer) -> (exact ? answer.trim().equals(want) : answer.contains(want)) ? 1 : 0);
+                    // the reward model reads the prompt as the policy answered it (chat-templated, if it was)
+                    verdicts.add(j.compare(tk.decode(prompts.get(i), false), mine.get(i), theirs.get(i)));
                     judged.add(new RunReport.Sample(enc.kept().get(i).promptText(), want, null, theirs.get(i).trim(), mine.get(i).trim()));
                 }
                 if (samples != null) {
@@ -213,12 +217,47 @@ final class EvaluateCommand implements Runnable {
                     o.put("prompts", n);
                     out.println(Json.write(o));
                 } else {
-                    out.printf(Locale.ROOT, "win rate %.3f [%.3f, %.3f] over %d prompts: %d wins, %d losses, %d ties (judge: %s chosen answer)%n",
-                            w.rate(), w.lower(), w.upper(), n, w.wins(), w.losses(), w.ties(), judge);
+                    out.printf(Locale.ROOT, "win rate %.3f [%.3f, %.3f] over %d prompts: %d wins, %d losses, %d ties (judge: %s)%n",
+                            w.rate(), w.lower(), w.upper(), n, w.wins(), w.losses(), w.ties(), byRewardModel ? judge : judge + " chosen answer");
                 }
                 out.flush();
             }
             return 0;
+        }
+    }
+
+    /** A reward model and its tokenizer as a win-rate judge; closes both. */
+    record RewardJudge(CausalLm model, TextTokenizer tokenizer, WinRate.Judge judge) implements AutoCloseable {
+        static RewardJudge load(String spec, String device) {
+            java.nio.file.Path dir = java.nio.file.Path.of(spec.substring("reward-model:".length()));
+            if (!java.nio.file.Files.isDirectory(dir)) {
+                throw new IllegalArgumentException("--judge: " + dir + " is not a model folder");
+            }
+            TextTokenizer tk = TextTokenizer.load(dir);
+            CausalLm rm = null;
+            try {
+                rm = CausalLm.load(dir, org.align4j.model.Devices.resolve(device));
+                rm.setTrainable(false);
+                WinRate.Judge judge;
+                try {
+                    judge = WinRate.Judge.byRewardModel(rm, tk);
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("--judge: " + e.getMessage(), e);
+                }
+                return new RewardJudge(rm, tk, judge);
+            } catch (RuntimeException e) {
+                if (rm != null) {
+                    rm.close();
+                }
+                tk.close();
+                throw e;
+            }
+        }
+
+        @Override
+        public void close() {
+            model.close();
+            tokenizer.close();
         }
     }
 

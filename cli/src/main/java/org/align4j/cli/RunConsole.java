@@ -80,8 +80,9 @@ final class RunConsole implements TrainingListener {
             return; // not a logging step: the loss stays on the device, the message keeps the last one
         }
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "loss %.4f", m.get("loss")));
-        if (m.containsKey("rewards/accuracies")) {
-            sb.append(String.format(Locale.ROOT, " acc %.2f", m.get("rewards/accuracies")));
+        Double accuracy = m.containsKey("rewards/accuracies") ? m.get("rewards/accuracies") : m.get("accuracy"); // a policy's, or a reward model's
+        if (accuracy != null) {
+            sb.append(String.format(Locale.ROOT, " acc %.2f", accuracy));
         }
         sb.append(String.format(Locale.ROOT, " %.0f tok/s", m.get("tokens_per_second")));
         bar.setExtraMessage(sb.toString());

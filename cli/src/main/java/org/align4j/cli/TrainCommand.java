@@ -28,6 +28,9 @@ final class TrainCommand implements Callable<Integer> {
         if (config.loss() == LossType.SFT) {
             throw new IllegalArgumentException("--loss: sft is the align4j sft command");
         }
+        if (config.loss() == LossType.REWARD) {
+            throw new IllegalArgumentException("--loss: reward is the align4j reward train command");
+        }
         if (options.dryRun) {
             DryRun.print(spec.commandLine().getOut(), config);
             return 0;

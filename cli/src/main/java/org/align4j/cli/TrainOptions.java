@@ -19,7 +19,7 @@ import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
 
 /**
- * The flags of {@code train} and {@code sft}. The config flags are made from {@link TrainConfig}'s
+ * The flags of {@code train}, {@code sft} and {@code reward train}. The config flags are made from {@link TrainConfig}'s
  * table, not written out here: each key is {@code --kebab-case} and {@code --snake_case}, TRL's name
  * for it ({@code --per_device_train_batch_size}) is a hidden alias, and a TRL option with no align4j
  * meaning is a hidden flag that is refused with the reason. Only flags given on the command line
@@ -48,11 +48,11 @@ final class TrainOptions {
     /**
      * Adds a flag for every config key and TRL name to a command.
      *
-     * @param spec the command ({@code train} or {@code sft})
+     * @param spec the command ({@code train}, {@code sft} or {@code reward train})
      * @param options the command's options object, which collects the values
-     * @param sft whether the command is {@code sft} (its defaults differ: learning rate 2e-5)
+     * @param objective the command's objective, whose defaults {@code --help} shows (sft's learning rate is 2e-5, reward's 1e-4)
      */
-    static void register(CommandSpec spec, TrainOptions options, boolean sft) {
+    static void register(CommandSpec spec, TrainOptions options, LossType objective) {
         Set<String> taken = new LinkedHashSet<>();
         for (OptionSpec o : spec.options()) {
             taken.addAll(List.of(o.names()));
@@ -66,7 +66,7 @@ final class TrainOptions {
                 names.add("--" + key);
             }
             names.addAll(List.of(doc.flags()));
-            Object dflt = TrainConfig.defaultOf(key, sft ? LossType.SFT : LossType.DPO);
+            Object dflt = TrainConfig.defaultOf(key, objective);
             String help = doc.help() + (dflt == null ? "" : " (default: " + dflt + ")");
             boolean flag = rc.getType() == boolean.class;
             spec.addOption(option(names, flag, label(rc, doc), help, false, options, key, taken));

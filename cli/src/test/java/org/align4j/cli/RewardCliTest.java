@@ -1,0 +1,146 @@
+package org.align4j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.align4j.model.Fixtures;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code align4j reward train | score | label}, and the soft labels feeding {@code train --loss ipo-soft}.
+ * Rewards are checked against transformers' own ({@code reward/transformers-written/gpt2-tiny/rewards.json}).
+ */
+class RewardCliTest {
+    @TempDir
+    Path tmp;
+
+    static final Path RM = Fixtures.reward("transformers-written/gpt2-tiny");
+    static final String PREFS = Fixtures.root().resolve("prefs.jsonl").toString();
+
+    private static List<JsonNode> lines(Path file) throws IOException {
+        List<JsonNode> out = new ArrayList<>();
+        for (String l : Files.readAllLines(file)) {
+            out.add(CliTest.JSON.readTree(l));
+        }
+        return out;
+    }
+
+    private static JsonNode oracle() throws IOException {
+        return CliTest.JSON.readTree(RM.resolve("rewards.json").toFile());
+    }
+
+    private static double sigmoid(double x) {
+        return 1 / (1 + Math.exp(-x));
+    }
+
+    @Test
+    void scoreGivesTransformersRewardsPerPair() throws IOException {
+        CliTest.Result r = CliTest.run("reward", "score", "--model", RM.toString(), "--data", PREFS, "--output", tmp.resolve("s.jsonl").toString(),
+                "--batch-size", "3");
+        assertThat(r.code()).as(r.err()).isZero();
+        JsonNode fx = oracle();
+        List<JsonNode> scores = lines(tmp.resolve("s.jsonl"));
+        int n = scores.size();
+        assertThat(n).isEqualTo(8);
+        for (int i = 0; i < n; i++) {
+            JsonNode s = scores.get(i);
+            assertThat(s.get("source").asText()).isEqualTo("prefs.jsonl:" + (i + 1));
+            assertThat(s.get("chosen_reward").asDouble()).isCloseTo(fx.get("unpadded").get(i).asDouble(), within(1e-5));
+            assertThat(s.get("rejected_reward").asDouble()).isCloseTo(fx.get("unpadded").get(n + i).asDouble(), within(1e-5));
+            assertThat(s.get("reward_margin").asDouble()).isCloseTo(s.get("chosen_reward").asDouble() - s.get("rejected_reward").asDouble(), within(1e-12));
+        }
+        JsonNode summary = CliTest.JSON.readTree(r.out());
+        assertThat(summary.get("pairs").asInt()).isEqualTo(8);
+        assertThat(summary.has("accuracy") && summary.has("margin") && summary.has("mean_reward")).isTrue();
+    }
+
+    @Test
+    void labelWritesTheSigmoidOfTheMarginOverTAndIpoSoftTrainsOnIt() throws IOException {
+        Path labelled = tmp.resolve("labelled.jsonl");
+        CliTest.Result r = CliTest.run("reward", "label", "--model", RM.toString(), "--data", PREFS, "--output", labelled.toString(),
+                "--temperature", "0.5");
+        assertThat(r.code()).as(r.err()).isZero();
+        JsonNode fx = oracle();
+        List<JsonNode> rows = lines(labelled);
+        List<JsonNode> prefs = Fixtures.prefs();
+        int n = rows.size();
+        assertThat(n).isEqualTo(prefs.size());
+        double sumTarget = 0;
+        for (int i = 0; i < n; i++) {
+            JsonNode row = rows.get(i);
+            // the record as it was, plus the label
+            assertThat(row.get("prompt").asText()).isEqualTo(prefs.get(i).get("prompt").asText());
+            assertThat(row.get("chosen").asText()).isEqualTo(prefs.get(i).get("chosen").asText());
+            double rc = fx.get("unpadded").get(i).asDouble();
+            double rr = fx.get("unpadded").get(n + i).asDouble();
+            assertThat(row.get("reward_chosen").asDouble()).isCloseTo(rc, within(1e-5));
+            assertThat(row.get("reward_rejected").asDouble()).isCloseTo(rr, within(1e-5));
+            double p = row.get("preference").asDouble();
+            assertThat(p).as("pair %d: p = sigmoid((r_c - r_r)/T)", i).isCloseTo(sigmoid((rc - rr) / 0.5), within(1e-5));
+            double target = (2 * p - 1) / (2 * 0.1);
+            sumTarget += target * target;
+        }
+        // ipo-soft reads the labels: at step 1 the policy is its reference, every margin 0, so the loss is the mean squared target
+        CliTest.Result t = CliTest.run("train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", labelled.toString(), "--output",
+                tmp.resolve("ipo-soft").toString(), "--loss", "ipo-soft", "--beta", "0.1", "--batch-size", "8", "--max-steps", "2");
+        assertThat(t.code()).as(t.err()).isZero();
+        JsonNode step1 = CliTest.JSON.readTree(Files.readAllLines(tmp.resolve("ipo-soft/metrics.jsonl")).get(0));
+        assertThat(step1.get("loss").asDouble()).isCloseTo(sumTarget / n, within(1e-4 * sumTarget / n));
+    }
+
+    @Test
+    void trainWritesARewardModelThatScoresAndJudges() throws IOException {
+        Path out = tmp.resolve("rm");
+        CliTest.Result r = CliTest.run("reward", "train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", PREFS, "--output", out.toString(),
+                "--max-steps", "3", "--batch-size", "4", "--lr", "1e-3", "--center-rewards-coefficient", "0.01");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(out.resolve("final/config.json")).content().contains("GPT2ForSequenceClassification");
+        assertThat(lines(out.resolve("metrics.jsonl")).get(0).has("accuracy")).isTrue();
+        CliTest.Result w = CliTest.run("evaluate", "winrate", "--policy", Fixtures.model("gpt2-tiny").toString(), "--reference",
+                Fixtures.model("gpt2-tiny-ref").toString(), "--data", PREFS, "--max-new-tokens", "3", "--judge", "reward-model:" + out.resolve("final"),
+                "--json");
+        assertThat(w.code()).as(w.err()).isZero();
+        JsonNode o = CliTest.JSON.readTree(w.out());
+        assertThat(o.get("wins").asInt() + o.get("losses").asInt() + o.get("ties").asInt()).isEqualTo(8);
+        CliTest.Result dry = CliTest.run("reward", "train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", PREFS, "--output",
+                tmp.resolve("dry").toString(), "--dry-run");
+        assertThat(dry.code()).as(dry.err()).isZero();
+        assertThat(dry.out()).contains("loss: reward").contains("learning_rate: 1.0E-4").contains("chosen_ids");
+        assertThat(tmp.resolve("dry")).doesNotExist();
+    }
+
+    @Test
+    void badInputIsOneLineWithStatusTwo() {
+        String model = Fixtures.model("gpt2-tiny").toString();
+        CliTest.Result causal = CliTest.run("reward", "score", "--model", model, "--data", PREFS);
+        assertThat(causal.code()).isEqualTo(2);
+        assertThat(causal.err()).contains("--model").contains("not a reward model");
+        CliTest.Result temperature = CliTest.run("reward", "label", "--model", RM.toString(), "--data", PREFS, "--output", tmp.resolve("l").toString(),
+                "--temperature", "0");
+        assertThat(temperature.code()).isEqualTo(2);
+        assertThat(temperature.err()).contains("--temperature");
+        CliTest.Result cut = CliTest.run("reward", "score", "--model", RM.toString(), "--data", PREFS, "--max-prompt-length", "4");
+        assertThat(cut.code()).isEqualTo(2);
+        assertThat(cut.err()).contains("--max-prompt-length");
+        CliTest.Result loss = CliTest.run("train", "--model", model, "--data", PREFS, "--output", tmp.resolve("x").toString(), "--loss", "reward");
+        assertThat(loss.code()).isEqualTo(2);
+        assertThat(loss.err()).contains("reward train");
+        CliTest.Result beta = CliTest.run("reward", "train", "--model", model, "--data", PREFS, "--output", tmp.resolve("y").toString(), "--beta", "0.2");
+        assertThat(beta.code()).isEqualTo(2);
+        assertThat(beta.err()).contains("--beta").contains("does not use it");
+        CliTest.Result judge = CliTest.run("evaluate", "winrate", "--policy", model, "--reference", model, "--data", PREFS, "--judge",
+                "reward-model:" + model);
+        assertThat(judge.code()).isEqualTo(2);
+        assertThat(judge.err()).contains("--judge").contains("not a reward model");
+        for (CliTest.Result res : List.of(causal, temperature, cut, loss, beta, judge)) {
+            assertThat(res.err().strip().lines().count()).as(res.err()).isEqualTo(1);
+        }
+    }
+}

@@ -48,6 +48,10 @@ import org.slf4j.LoggerFactory;
  *     NDArray logits = lm.logits(ids, attentionMask);
  * }
  * }</pre>
+ *
+ * <p>The same decoder with a one-label score head instead of the LM head is a reward model, as
+ * transformers' {@code XForSequenceClassification} lays it out ({@link #isRewardModel()}, {@link
+ * #rewards}, {@link #loadRewardModel}); it has no logits or log-probs.
  */
 public final class CausalLm implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(CausalLm.class);

@@ -28,6 +28,16 @@ final class QuickstartCommand implements Callable<Integer> {
     @Option(names = "--seed", description = "Seed (default: 1234)")
     Long seed;
 
+    @Option(names = "--rlhf", description = "Also train a reward model on the pairs (RLHF's first stage), label the pairs with its p = sigmoid(r_c - r_r),"
+            + " and train soft-label IPO on them beside DPO and IPO; the reward model judges the win rates during training")
+    boolean rlhf;
+
+    @Option(names = "--reward-steps", description = "With --rlhf: reward-model steps (default: " + Quickstart.REWARD_STEPS + ")")
+    Integer rewardSteps;
+
+    @Option(names = "--label-noise", paramLabel = "F", description = "With --rlhf: flip this share of the training labels, a careless annotator (default: 0)")
+    Double labelNoise;
+
     @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores; 1 makes the numbers independent of the core count)")
     Integer threads;
 
@@ -39,6 +49,12 @@ final class QuickstartCommand implements Callable<Integer> {
         Quickstart.Settings d = Quickstart.Settings.standard(output);
         Quickstart.Settings s = new Quickstart.Settings(output, sftSteps != null ? sftSteps : d.sftSteps(),
                 preferenceSteps != null ? preferenceSteps : d.preferenceSteps(), d.heldOut(), seed != null ? seed : d.seed());
+        Flags.refuseUnless(spec, rlhf, "without --rlhf", "--reward-steps", "--label-noise");
+        Quickstart.RewardStage stage = !rlhf ? Quickstart.RewardStage.NONE
+                : new Quickstart.RewardStage(rewardSteps != null ? rewardSteps : Quickstart.REWARD_STEPS, labelNoise != null ? labelNoise : 0);
+        if (rlhf && stage.steps() == 0) {
+            throw new IllegalArgumentException("--reward-steps: must be > 0, got 0");
+        }
         Threads.apply(threads, null);
         Files.createDirectories(output);
         RunConsole.logTo(output);
@@ -47,10 +63,18 @@ final class QuickstartCommand implements Callable<Integer> {
         w.printf("Output: %s%n", output.toAbsolutePath());
         w.flush();
         long t0 = System.nanoTime();
-        Map<String, Quickstart.Row> rows = Quickstart.run(s, RunConsole::new);
-        w.printf("%n%-6s %18s %18s %16s %22s%n", "model", "held-out accuracy", "reward accuracy", "KL to SFT (nats)", "win rate vs SFT");
-        rows.forEach((name, r) -> w.printf(Locale.ROOT, "%-6s %18.3f %18.3f %16.3f %8.3f [%.3f, %.3f]%n", name, r.heldoutAccuracy(),
+        Quickstart.Result result = Quickstart.run(s, stage, RunConsole::new);
+        Map<String, Quickstart.Row> rows = result.rows();
+        w.printf("%n%-8s %18s %18s %16s %22s%n", "model", "held-out accuracy", "reward accuracy", "KL to SFT (nats)", "win rate vs SFT");
+        rows.forEach((name, r) -> w.printf(Locale.ROOT, "%-8s %18.3f %18.3f %16.3f %8.3f [%.3f, %.3f]%n", name, r.heldoutAccuracy(),
                 r.rewardAccuracy(), r.klToReference(), r.winRate().rate(), r.winRate().lower(), r.winRate().upper()));
+        if (result.reward() != null) {
+            Quickstart.RewardRow rm = result.reward();
+            w.printf(Locale.ROOT, "%nreward model: ranks the right answer above the one-off one in %.3f of held-out pairs; on the training pairs"
+                    + " mean p %.3f, agrees with %.3f of the labels%s%n", rm.heldoutRankingAccuracy(), rm.meanPreference(), rm.labelAgreement(),
+                    Double.isNaN(rm.flippedCorrected()) ? "" : String.format(Locale.ROOT, ", sides with the right answer on %.3f of the flipped ones",
+                            rm.flippedCorrected()));
+        }
         w.printf(Locale.ROOT, "%nheld-out: %d problems never trained on; reward accuracy ranks the right answer above a one-off one by%n"
                 + "beta*log(pi/pi_sft) (a tie counts 0, as in TRL); KL is summed over the model's own greedy answer; the win rate compares%n"
                 + "greedy answers with the SFT model's (right beats wrong, ties half; 95%% Wilson interval).%n", s.heldOut());

@@ -28,7 +28,10 @@ import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.generate.Generator;
 import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.tokenizer.TextTokenizer;
+import org.align4j.data.PreferenceEncoder;
+import org.align4j.evaluation.RewardScorer;
 import org.align4j.trainer.PreferenceTrainer;
+import org.align4j.trainer.RewardTrainer;
 import org.align4j.trainer.SftTrainer;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrainingListener;
@@ -74,6 +77,56 @@ public final class Quickstart {
             return new Settings(output, 1500, 600, 500, 1234);
         }
     }
+
+    /**
+     * The first stage of RLHF added to the quickstart, and the seed's comparison: a reward model trained on
+     * the preference pairs, the pairs labelled with its preference probability p = σ(r_c − r_r), and
+     * soft-label IPO (target (2p − 1)/(2β)) on them beside DPO and IPO on the hard labels.
+     *
+     * @param steps reward-model optimizer steps (0: no reward stage, the plain quickstart)
+     * @param labelNoise the share of training pairs whose label is flipped (a careless annotator), in [0, 0.5)
+     */
+    public record RewardStage(int steps, double labelNoise) {
+        /** The plain quickstart: no reward model. */
+        public static final RewardStage NONE = new RewardStage(0, 0);
+
+        /** @throws IllegalArgumentException for negative steps or a noise outside [0, 0.5) */
+        public RewardStage {
+            if (steps < 0) {
+                throw new IllegalArgumentException("reward steps: must be >= 0, got " + steps);
+            }
+            if (!(labelNoise >= 0 && labelNoise < 0.5)) {
+                throw new IllegalArgumentException("label noise: must lie in [0, 0.5), got " + labelNoise);
+            }
+        }
+
+        /**
+         * @param labelNoise the share of flipped training labels
+         * @return the settings the README's RLHF numbers come from
+         */
+        public static RewardStage standard(double labelNoise) {
+            return new RewardStage(REWARD_STEPS, labelNoise);
+        }
+
+        /** @return whether the reward stage runs */
+        public boolean on() {
+            return steps > 0;
+        }
+    }
+
+    /** Reward-model steps of the README's RLHF run. */
+    public static final int REWARD_STEPS = 1000;
+
+    /**
+     * What the reward model did.
+     *
+     * @param heldoutRankingAccuracy share of held-out pairs whose right answer it rewards strictly above the one-off answer
+     * @param meanPreference mean p = σ(r_c − r_r) over the training pairs as labelled
+     * @param labelAgreement share of training pairs with p &gt; ½: where the reward model agrees with the label
+     * @param flippedCorrected share of the flipped training labels whose p is below ½ (the reward model sides with the
+     *     right answer); NaN without label noise
+     */
+    public record RewardRow(double heldoutRankingAccuracy, double meanPreference, double labelAgreement, double flippedCorrected) {}
 
     /**
      * One model's held-out numbers.
@@ -131,6 +184,29 @@ public final class Quickstart {
      * @throws IOException when the output folder cannot be written
      */
     public static Map<String, Row> run(Settings s, java.util.function.Function<String, TrainingListener> listener) throws IOException {
+        return run(s, RewardStage.NONE, listener).rows();
+    }
+
+    /**
+     * What a run produced.
+     *
+     * @param rows held-out numbers of sft, dpo, ipo (and ipo-soft with the reward stage)
+     * @param reward what the reward model did, or null without the reward stage
+     */
+    public record Result(Map<String, Row> rows, RewardRow reward) {}
+
+    /**
+     * Runs the whole demonstration, with the reward stage when asked: a reward model on the pairs, its soft
+     * labels, and soft-label IPO beside DPO and IPO; every preference run's evaluations then also judge 64
+     * held-out answers against the SFT model's with the reward model ({@code eval_win_rate}).
+     *
+     * @param s settings
+     * @param rlhf the reward stage ({@link RewardStage#NONE}: the plain quickstart)
+     * @param listener hears each training run's progress (may be null)
+     * @return the rows and the reward model's numbers
+     * @throws IOException when the output folder cannot be written
+     */
+    public static Result run(Settings s, RewardStage rlhf, java.util.function.Function<String, TrainingListener> listener) throws IOException {
         Path out = s.output().toAbsolutePath();
         Files.createDirectories(out);
         List<Problem> all = new ArrayList<>();
@@ -151,7 +227,21 @@ public final class Quickstart {
         writeJsonl(data.resolve("sft.jsonl"), train, p -> Map.of("prompt", p.prompt(), "completion", p.teacherAnswer(teacher)));
         writeJsonl(data.resolve("sft_eval.jsonl"), heldOut, p -> Map.of("prompt", p.prompt(), "completion", p.teacherAnswer(teacher)));
         Random wrong = new Random(s.seed() + 2);
-        writeJsonl(data.resolve("prefs.jsonl"), train, p -> Map.of("prompt", p.prompt(), "chosen", p.answer(), "rejected", p.wrongAnswer(wrong)));
+        List<String[]> trainPairs = new ArrayList<>();
+        for (Problem p : train) {
+            trainPairs.add(new String[] {p.prompt(), p.answer(), p.wrongAnswer(wrong)});
+        }
+        // a careless annotator: a share of the training labels flipped (its own random stream: the pairs stay the same)
+        boolean[] flipped = new boolean[trainPairs.size()];
+        Random noise = new Random(s.seed() + 3);
+        for (int i = 0; i < trainPairs.size() && rlhf.labelNoise() > 0; i++) {
+            if (noise.nextDouble() < rlhf.labelNoise()) {
+                flipped[i] = true;
+                String[] t = trainPairs.get(i);
+                trainPairs.set(i, new String[] {t[0], t[2], t[1]});
+            }
+        }
+        writePairs(data.resolve("prefs.jsonl"), trainPairs, null);
         List<String> heldOutWrong = new ArrayList<>();
         for (Problem p : heldOut) {
             heldOutWrong.add(p.wrongAnswer(wrong));
@@ -175,16 +265,29 @@ public final class Quickstart {
         }
         Path sftModel = out.resolve("sft/final");
 
-        for (LossType loss : List.of(LossType.DPO, LossType.IPO)) {
+        RewardRow rewardRow = null;
+        Path rewardModel = out.resolve("reward/final");
+        List<LossType> objectives = new ArrayList<>(List.of(LossType.DPO, LossType.IPO));
+        if (rlhf.on()) {
+            rewardRow = rewardStage(s, rlhf, out, data, sftModel, trainPairs, flipped, listener);
+            objectives.add(LossType.IPO_SOFT);
+        }
+
+        for (LossType loss : objectives) {
             LOG.info("{} on right-vs-one-off pairs: {} steps", loss, s.preferenceSteps());
-            try (PreferenceTrainer t = PreferenceTrainer.builder()
-                    .model(sftModel).data(data.resolve("prefs.jsonl")).evalData(data.resolve("prefs_eval.jsonl"))
+            TrainConfig.Builder<PreferenceTrainer> b = PreferenceTrainer.builder()
+                    .model(sftModel).data(data.resolve(loss == LossType.IPO_SOFT ? "prefs_soft.jsonl" : "prefs.jsonl"))
+                    .evalData(data.resolve("prefs_eval.jsonl"))
                     .output(out.resolve(loss.toString()))
                     .loss(loss).beta(0.5).learningRate(5e-5).batchSize(32).maxSteps(s.preferenceSteps())
                     .warmupSteps(Math.min(20, s.preferenceSteps() / 10)).schedule(TrainConfig.Schedule.LINEAR)
                     .reference(TrainConfig.Reference.PRECOMPUTED).evalBatchSize(250).evalEvery(Math.max(1, s.preferenceSteps() / 12))
-                    .logEvery(Math.max(1, Math.min(5, s.preferenceSteps() / 50))).seed(s.seed())
-                    .build()) {
+                    .logEvery(Math.max(1, Math.min(5, s.preferenceSteps() / 50))).seed(s.seed());
+            if (rlhf.on()) {
+                // the reward model judges the policy's answers against the SFT model's at every evaluation
+                b.evalSamples(Math.min(64, s.heldOut())).evalJudge("reward-model:" + rewardModel).evalMaxNewTokens(4);
+            }
+            try (PreferenceTrainer t = b.build()) {
                 if (listener != null) {
                     t.addListener(listener.apply(loss.toString()));
                 }
@@ -197,7 +300,7 @@ public final class Quickstart {
                 CausalLm reference = CausalLm.load(sftModel, Device.cpu())) {
             reference.setTrainable(false);
             HeldOut h = HeldOut.of(reference, tk, heldOut, heldOutWrong);
-            for (String name : List.of("sft", "dpo", "ipo")) {
+            for (String name : rlhf.on() ? List.of("sft", "dpo", "ipo", "ipo-soft") : List.of("sft", "dpo", "ipo")) {
                 Path dir = "sft".equals(name) ? sftModel : out.resolve(name).resolve("final");
                 try (CausalLm policy = CausalLm.load(dir, Device.cpu())) {
                     policy.setTrainable(false);
@@ -224,14 +327,92 @@ public final class Quickstart {
             o.put("win_rate_ci95", JSON.valueToTree(new double[] {r.winRate().lower(), r.winRate().upper()}));
             o.put("model", "sft".equals(name) ? sftModel.toString() : out.resolve(name).resolve("final").toString());
         });
+        if (rewardRow != null) {
+            ObjectNode o = summary.putObject("reward_model");
+            o.put("heldout_ranking_accuracy", rewardRow.heldoutRankingAccuracy());
+            o.put("mean_preference", rewardRow.meanPreference());
+            o.put("label_agreement", rewardRow.labelAgreement());
+            if (!Double.isNaN(rewardRow.flippedCorrected())) {
+                o.put("flipped_labels_corrected", rewardRow.flippedCorrected());
+            }
+            o.put("label_noise", rlhf.labelNoise());
+            o.put("model", rewardModel.toString());
+        }
         AtomicDirectory.writeFile(out.resolve("summary.json"),
                 (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(summary) + "\n").getBytes(StandardCharsets.UTF_8));
-        writeReport(out, rows);
-        return rows;
+        writeReport(out, rows, rewardRow);
+        return new Result(rows, rewardRow);
     }
 
-    /** The report: DPO and IPO overlaid, the held-out table, sample answers of SFT, DPO and IPO. */
-    static Path writeReport(Path out, Map<String, Row> rows) throws IOException {
+    /**
+     * The reward stage: a reward model trained from the SFT model on the training pairs (held-out pairs for
+     * its evaluation), then every training pair labelled with p = σ(r_c − r_r) in {@code
+     * data/prefs_soft.jsonl}.
+     */
+    private static RewardRow rewardStage(Settings s, RewardStage rlhf, Path out, Path data, Path sftModel, List<String[]> trainPairs,
+            boolean[] flipped, java.util.function.Function<String, TrainingListener> listener) throws IOException {
+        LOG.info("Reward model on the {} training pairs{}: {} steps", trainPairs.size(),
+                rlhf.labelNoise() > 0 ? " (" + Math.round(100 * rlhf.labelNoise()) + "% of labels flipped)" : "", rlhf.steps());
+        double heldOut;
+        try (RewardTrainer t = RewardTrainer.builder()
+                .model(sftModel).data(data.resolve("prefs.jsonl")).evalData(data.resolve("prefs_eval.jsonl")).output(out.resolve("reward"))
+                // a constant rate: the new head starts near 0, and the loss sits at ln 2 until it has grown
+                .learningRate(1e-3).batchSize(32).maxSteps(rlhf.steps()).warmupSteps(Math.min(20, rlhf.steps() / 10))
+                .schedule(TrainConfig.Schedule.CONSTANT).evalBatchSize(250).evalEvery(Math.max(1, rlhf.steps() / 10))
+                .logEvery(Math.max(1, Math.min(5, rlhf.steps() / 50))).seed(s.seed())
+                .build()) {
+            if (listener != null) {
+                t.addListener(listener.apply("reward"));
+            }
+            heldOut = t.train().evalMetrics().get("eval_accuracy");
+        }
+        List<RewardScorer.PairRewards> rewards;
+        try (TextTokenizer tk = TextTokenizer.load(sftModel);
+                CausalLm rm = CausalLm.load(out.resolve("reward/final"), Device.cpu())) {
+            rm.setTrainable(false);
+            PreferenceEncoder encoder = new PreferenceEncoder(tk, org.align4j.data.EncodingOptions.unlimited());
+            List<EncodedPair> sequences = new ArrayList<>();
+            for (String[] p : trainPairs) {
+                sequences.add(encoder.encodeSequences(org.align4j.data.PreferenceExample.text(p[0], p[1], p[2], null, data, 0)).orElseThrow());
+            }
+            rewards = RewardScorer.score(rm, sequences, 250, RewardScorer.padId(rm, tk.padId()));
+        }
+        double[] p = new double[trainPairs.size()];
+        double sum = 0;
+        int agree = 0;
+        int flips = 0;
+        int corrected = 0;
+        for (int i = 0; i < p.length; i++) {
+            p[i] = rewards.get(i).preference(1.0);
+            sum += p[i];
+            agree += p[i] > 0.5 ? 1 : 0;
+            if (flipped[i]) {
+                flips++;
+                corrected += p[i] < 0.5 ? 1 : 0;
+            }
+        }
+        writePairs(data.resolve("prefs_soft.jsonl"), trainPairs, p);
+        return new RewardRow(heldOut, sum / p.length, (double) agree / p.length, flips == 0 ? Double.NaN : (double) corrected / flips);
+    }
+
+    /** Pairs as JSON lines, keys sorted (prompt, chosen, rejected, and preference when given). */
+    private static void writePairs(Path file, List<String[]> pairs, double[] preference) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < pairs.size(); i++) {
+            java.util.TreeMap<String, Object> row = new java.util.TreeMap<>();
+            row.put("prompt", pairs.get(i)[0]);
+            row.put("chosen", pairs.get(i)[1]);
+            row.put("rejected", pairs.get(i)[2]);
+            if (preference != null) {
+                row.put("preference", preference[i]);
+            }
+            sb.append(JSON.writeValueAsString(row)).append('\n');
+        }
+        AtomicDirectory.writeFile(file, sb.toString().getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** The report: DPO and IPO (and soft-label IPO, the reward model) overlaid, the held-out table, sample answers. */
+    static Path writeReport(Path out, Map<String, Row> rows, RewardRow reward) throws IOException {
         Map<String, Map<String, Double>> headline = new LinkedHashMap<>();
         rows.forEach((name, r) -> {
             Map<String, Double> cols = new LinkedHashMap<>();
@@ -248,8 +429,21 @@ public final class Quickstart {
                 + "reference policy. Headline numbers, over the " + "held-out problems (never trained on): greedy accuracy, "
                 + "implicit-reward accuracy, KL to the SFT model along each model's own greedy answers, and the win rate of each "
                 + "model's greedy answer against the SFT model's (a right answer beats a wrong one, ties count half).";
-        return RunReport.write(List.of(RunReport.read(out.resolve("dpo")), RunReport.read(out.resolve("ipo"))), out.resolve("report"),
-                "align4j quickstart: DPO vs IPO", intro, headline);
+        if (reward == null) {
+            return RunReport.write(List.of(RunReport.read(out.resolve("dpo")), RunReport.read(out.resolve("ipo"))), out.resolve("report"),
+                    "align4j quickstart: DPO vs IPO", intro, headline);
+        }
+        Map<String, Double> rm = new LinkedHashMap<>();
+        rm.put("held-out accuracy", reward.heldoutRankingAccuracy());
+        headline.put("reward model (ranks right above one-off)", rm);
+        String rlhfIntro = intro + " <p>RLHF's first stage ran too: a reward model trained from the SFT model on the same pairs"
+                + (reward.flippedCorrected() == reward.flippedCorrected() ? " (with a share of their labels flipped)" : "")
+                + " ranks the held-out right answer above the one-off answer in " + String.format(Locale.ROOT, "%.1f%%", 100 * reward.heldoutRankingAccuracy())
+                + " of pairs; its preference probabilities p = σ(r_c − r_r) labelled the training pairs, and soft-label IPO (ipo-soft, target"
+                + " (2p − 1)/(2β)) trained on them. The preference runs' win rates during training are judged by the reward model.</p>";
+        return RunReport.write(List.of(RunReport.read(out.resolve("dpo")), RunReport.read(out.resolve("ipo")), RunReport.read(out.resolve("ipo-soft")),
+                RunReport.read(out.resolve("reward"))), out.resolve("report"), "align4j quickstart: reward model, then DPO vs IPO vs soft-label IPO",
+                rlhfIntro, headline);
     }
 
     /**

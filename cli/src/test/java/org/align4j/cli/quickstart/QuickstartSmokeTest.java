@@ -46,6 +46,37 @@ class QuickstartSmokeTest {
         }
     }
 
+    @Test
+    void shortRlhfQuickstartTrainsARewardModelLabelsThePairsAndTrainsSoftIpo(@TempDir Path tmp) throws Exception {
+        Quickstart.Result r = Quickstart.run(new Quickstart.Settings(tmp, 20, 4, 40, 7), new Quickstart.RewardStage(6, 0.2), null);
+        assertThat(r.rows()).containsOnlyKeys("sft", "dpo", "ipo", "ipo-soft");
+        assertThat(r.reward().heldoutRankingAccuracy()).isBetween(0.0, 1.0);
+        assertThat(r.reward().flippedCorrected()).as("some labels were flipped").isBetween(0.0, 1.0);
+        ObjectMapper json = new ObjectMapper();
+        java.util.List<String> hard = java.nio.file.Files.readAllLines(tmp.resolve("data/prefs.jsonl"));
+        java.util.List<String> soft = java.nio.file.Files.readAllLines(tmp.resolve("data/prefs_soft.jsonl"));
+        assertThat(soft).hasSameSizeAs(hard);
+        int flipped = 0;
+        for (int i = 0; i < hard.size(); i++) {
+            JsonNode h = json.readTree(hard.get(i));
+            JsonNode s = json.readTree(soft.get(i));
+            assertThat(s.get("chosen").asText()).isEqualTo(h.get("chosen").asText());
+            assertThat(s.get("preference").asDouble()).isStrictlyBetween(0.0, 1.0);
+            // the right answer is the sum; a flipped label prefers the one-off answer
+            String prompt = h.get("prompt").asText();
+            int sum = Integer.parseInt(prompt.substring(0, 2)) + Integer.parseInt(prompt.substring(3, 5));
+            flipped += Integer.parseInt(h.get("chosen").asText()) != sum ? 1 : 0;
+        }
+        assertThat((double) flipped / hard.size()).as("the share of flipped labels").isCloseTo(0.2, org.assertj.core.data.Offset.offset(0.03));
+        JsonNode summary = json.readTree(tmp.resolve("summary.json").toFile());
+        assertThat(summary.get("reward_model").get("heldout_ranking_accuracy").isNumber()).isTrue();
+        assertThat(summary.get("ipo-soft").get("heldout_accuracy").isNumber()).isTrue();
+        assertThat(tmp.resolve("reward/final/config.json")).content().contains("GPT2ForSequenceClassification");
+        assertThat(java.nio.file.Files.readString(tmp.resolve("dpo/metrics.jsonl"))).contains("eval_win_rate");
+        assertThat(tmp.resolve("report/charts/eval_win_rate.png")).exists();
+        assertThat(tmp.resolve("report/charts/eval_accuracy.png")).exists();
+    }
+
     private static int pixelsNear(java.awt.image.BufferedImage img, int rgb) {
         int n = 0;
         for (int y = 0; y < img.getHeight(); y++) {

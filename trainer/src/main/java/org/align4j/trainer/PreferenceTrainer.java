@@ -87,6 +87,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
      * @throws IOException when the run folder or the reference cache cannot be written
      */
     public static PreferenceTrainer create(TrainConfig config, RunFolder.Mode mode) throws IOException {
+        requirePreference(config); // before the run folder is claimed (and created)
         return create(config, RunFolder.claim(config, mode));
     }
 
@@ -104,9 +105,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         CausalLm policy = null;
         ReferencePolicy reference = null;
         try {
-            if (!config.loss().isPreference()) {
-                throw new IllegalArgumentException("key 'loss': " + config.loss() + " is not a preference objective; SftTrainer (align4j sft) trains it");
-            }
+            requirePreference(config);
             Device device = Devices.resolve(config.device());
             PreferenceLoss objective = config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
             tokenizer = TextTokenizer.load(Path.of(config.model()));
@@ -143,6 +142,12 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             }
             folder.close();
             throw e;
+        }
+    }
+
+    private static void requirePreference(TrainConfig config) {
+        if (!config.loss().isPreference()) {
+            throw new IllegalArgumentException("key 'loss': " + config.loss() + " is not a preference objective; SftTrainer (align4j sft) trains it");
         }
     }
 

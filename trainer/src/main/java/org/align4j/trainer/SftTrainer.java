@@ -66,6 +66,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
      * @throws IOException when the run folder cannot be written
      */
     public static SftTrainer create(TrainConfig config, RunFolder.Mode mode) throws IOException {
+        requireSft(config); // before the run folder is claimed (and created)
         return create(config, RunFolder.claim(config, mode));
     }
 
@@ -81,9 +82,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     public static SftTrainer create(TrainConfig config, RunFolder folder) throws IOException {
         TextTokenizer tokenizer = null;
         try {
-            if (config.loss() != LossType.SFT) {
-                throw new IllegalArgumentException("key 'loss': SFT trains loss sft, got " + config.loss() + " (align4j train / PreferenceTrainer trains it)");
-            }
+            requireSft(config);
             Device device = Devices.resolve(config.device());
             tokenizer = TextTokenizer.load(Path.of(config.model()));
             RunData data = RunData.load(config, tokenizer, SftTrainer::load);
@@ -96,6 +95,12 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
             }
             folder.close();
             throw e;
+        }
+    }
+
+    private static void requireSft(TrainConfig config) {
+        if (config.loss() != LossType.SFT) {
+            throw new IllegalArgumentException("key 'loss': SFT trains loss sft, got " + config.loss() + " (align4j train / PreferenceTrainer trains it)");
         }
     }
 

@@ -31,6 +31,9 @@ public abstract class CausalLmBlock extends AbstractBlock {
 
     private final Map<String, Shape> shapes = new LinkedHashMap<>();
     private final Map<String, Parameter> byName = new LinkedHashMap<>();
+    private final Map<String, Projection> projections = new LinkedHashMap<>();
+    private final Map<String, Parameter> adapterParameters = new LinkedHashMap<>();
+    private boolean adaptersEnabled = true;
 
     /**
      * The output of one forward pass.
@@ -82,6 +85,130 @@ public abstract class CausalLmBlock extends AbstractBlock {
         shapes.put(name, shape);
         byName.put(name, p);
         return addParameter(p);
+    }
+
+    /**
+     * Declares a linear map of a layer: its weight {@code MODULE.weight} and, if asked, its bias
+     * {@code MODULE.bias}.
+     *
+     * @param module the HF module name, e.g. {@code model.layers.0.self_attn.q_proj}
+     * @param layout how the weight is stored
+     * @param in input width
+     * @param out output width
+     * @param withBias whether it has a bias
+     * @return the projection
+     */
+    protected final Projection projection(String module, Projection.Layout layout, long in, long out, boolean withBias) {
+        Shape shape = layout == Projection.Layout.LINEAR ? new Shape(out, in) : new Shape(in, out);
+        Parameter w = declare(module + ".weight", shape, Parameter.Type.WEIGHT);
+        Parameter b = withBias ? declare(module + ".bias", new Shape(out), Parameter.Type.BIAS) : null;
+        Projection p = new Projection(module, layout, in, out, w, b);
+        projections.put(module, p);
+        return p;
+    }
+
+    /** @return the linear maps of the layers by HF module name, in declaration order (the LM head is not one) */
+    public Map<String, Projection> projections() {
+        return Collections.unmodifiableMap(projections);
+    }
+
+    /**
+     * Puts a LoRA adapter on a projection: its A and B become parameters of this block named {@code
+     * MODULE.lora_A.weight} and {@code MODULE.lora_B.weight} (PEFT's names without the {@code
+     * base_model.model.} prefix).
+     *
+     * @param module the projection's HF module name
+     * @param a A, [r, in] float32, owned by the model's manager from now on
+     * @param b B, [out, r] float32, owned likewise
+     * @param scale s = α/r (or α/√r)
+     * @param dropout dropout probability on the adapter's input in training passes, in [0, 1)
+     * @return the adapter
+     * @throws IllegalArgumentException when the module is not a projection, already carries an
+     *     adapter, or A and B do not fit it
+     */
+    public LoraAdapter addAdapter(String module, NDArray a, NDArray b, double scale, double dropout) {
+        Projection p = projections.get(module);
+        if (p == null) {
+            throw new IllegalArgumentException("no projection '" + module + "' in this " + config.modelType() + " model");
+        }
+        if (p.adapter() != null) {
+            throw new IllegalArgumentException("projection '" + module + "' already carries an adapter");
+        }
+        Shape as = a.getShape();
+        Shape bs = b.getShape();
+        if (as.dimension() != 2 || bs.dimension() != 2 || as.get(0) < 1 || as.get(1) != p.inFeatures() || bs.get(0) != p.outFeatures()
+                || bs.get(1) != as.get(0)) {
+            throw new IllegalArgumentException("adapter of '" + module + "': lora_A " + as + " and lora_B " + bs + " do not fit a projection of "
+                    + p.inFeatures() + " inputs and " + p.outFeatures() + " outputs (want [r, " + p.inFeatures() + "] and [" + p.outFeatures()
+                    + ", r])");
+        }
+        if (!(dropout >= 0 && dropout < 1)) {
+            throw new IllegalArgumentException("adapter of '" + module + "': dropout must be in [0, 1), got " + dropout);
+        }
+        Parameter pa = Parameter.builder().setName(module + ".lora_A.weight").setType(Parameter.Type.WEIGHT).build();
+        Parameter pb = Parameter.builder().setName(module + ".lora_B.weight").setType(Parameter.Type.WEIGHT).build();
+        pa.setArray(a);
+        pb.setArray(b);
+        addParameter(pa);
+        addParameter(pb);
+        adapterParameters.put(pa.getName(), pa);
+        adapterParameters.put(pb.getName(), pb);
+        LoraAdapter adapter = new LoraAdapter(pa, pb, scale, dropout);
+        p.setAdapter(adapter);
+        return adapter;
+    }
+
+    /** @return the adapters' parameters by name ({@code MODULE.lora_A.weight}, ...), empty without adapters */
+    public Map<String, Parameter> adapterParameters() {
+        return Collections.unmodifiableMap(adapterParameters);
+    }
+
+    /** @return whether any projection carries an adapter */
+    public boolean hasAdapters() {
+        return !adapterParameters.isEmpty();
+    }
+
+    /**
+     * Switches the adapters on or off for the following passes (off: the base model, as PEFT's
+     * {@code disable_adapter()}); they stay attached either way.
+     *
+     * @param enabled whether passes apply the adapters
+     */
+    public void setAdaptersEnabled(boolean enabled) {
+        this.adaptersEnabled = enabled;
+    }
+
+    /** @return whether passes apply the adapters */
+    public boolean adaptersEnabled() {
+        return adaptersEnabled;
+    }
+
+    /**
+     * Adds every adapter's delta into its projection's weight (W += s·B·A, transposed for Conv1D, as
+     * PEFT's {@code merge_and_unload}) and removes the adapters. Run it outside a gradient collector.
+     */
+    public void mergeAdapters() {
+        for (Projection p : projections.values()) {
+            p.merge();
+        }
+        removeAdapters();
+    }
+
+    /** Removes every adapter without merging it and frees its arrays. */
+    public void removeAdapters() {
+        for (Projection p : projections.values()) {
+            p.setAdapter(null);
+        }
+        for (Parameter p : adapterParameters.values()) {
+            parameters.remove(p.getName());
+            p.close();
+        }
+        adapterParameters.clear();
+    }
+
+    /** The context of one pass. */
+    final Forward forwardContext(ParameterStore ps, boolean training) {
+        return new Forward(ps, compute, training, adaptersEnabled);
     }
 
     /** @return the architecture */

@@ -198,50 +198,57 @@ public final class Compute implements AutoCloseable {
 
     /**
      * The gated MLP of the Llama family, down(act(gate(x)) · up(x)), as one kernel when it can be
-     * (SiLU, no biases): in bf16 the [tokens, intermediate] activations then stay bf16 and x is cast
-     * once.
+     * (SiLU, no biases, no adapter in this pass): in bf16 the [tokens, intermediate] activations then
+     * stay bf16 and x is cast once. Otherwise each projection applies itself, adapters included.
      *
+     * @param f the pass
      * @param activation the HF activation name
      * @param x the input
-     * @param gate gate_proj weight [I, H]
-     * @param gateBias or null
-     * @param up up_proj weight [I, H]
-     * @param upBias or null
-     * @param down down_proj weight [H, I]
-     * @param downBias or null
+     * @param gate gate_proj, weight [I, H]
+     * @param up up_proj, weight [I, H]
+     * @param down down_proj, weight [H, I]
      * @return the MLP's output
      */
-    public NDArray gatedMlp(String activation, NDArray x, NDArray gate, NDArray gateBias, NDArray up, NDArray upBias, NDArray down,
-            NDArray downBias) {
-        boolean fusable = this != EAGER && ("silu".equals(activation) || "swish".equals(activation)) && gateBias == null && upBias == null
-                && downBias == null;
+    NDArray gatedMlp(Forward f, String activation, NDArray x, Projection gate, Projection up, Projection down) {
+        boolean fusable = this != EAGER && ("silu".equals(activation) || "swish".equals(activation)) && plain(f, gate, up, down);
         if (!fusable) {
-            NDArray g = activation(activation, linear(x, gate, gateBias));
-            return linear(g.mul(linear(x, up, upBias)), down, downBias);
+            NDArray g = activation(activation, gate.apply(f, x));
+            return down.apply(f, g.mul(up.apply(f, x)));
         }
         String name = precision == Precision.BF16 ? "GatedMlpBf16" : "GatedMlp";
-        return fixed(name).forward(true, x, gate, up, down).head();
+        return fixed(name).forward(true, x, f.value(gate.weight(), x), f.value(up.weight(), x), f.value(down.weight(), x)).head();
+    }
+
+    /** No bias and no adapter in this pass on any of them. */
+    private static boolean plain(Forward f, Projection... ps) {
+        for (Projection p : ps) {
+            if (p.bias() != null || p.adapted(f)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**
      * GPT-2's MLP, proj(act(fc(x))) with Conv1D weights stored [in, out], as one kernel when it can be
-     * (tanh GELU).
+     * (tanh GELU, no adapter in this pass).
      *
+     * @param f the pass
      * @param activation the HF activation name
      * @param x the input
-     * @param fcW c_fc weight [H, I]
-     * @param fcB c_fc bias
-     * @param projW c_proj weight [I, H]
-     * @param projB c_proj bias
+     * @param fc c_fc, weight [H, I]
+     * @param proj c_proj, weight [I, H]
      * @return the MLP's output
      */
-    public NDArray conv1dMlp(String activation, NDArray x, NDArray fcW, NDArray fcB, NDArray projW, NDArray projB) {
-        boolean fusable = this != EAGER && ("gelu_new".equals(activation) || "gelu_pytorch_tanh".equals(activation));
+    NDArray conv1dMlp(Forward f, String activation, NDArray x, Projection fc, Projection proj) {
+        boolean fusable = this != EAGER && ("gelu_new".equals(activation) || "gelu_pytorch_tanh".equals(activation)) && !fc.adapted(f)
+                && !proj.adapted(f);
         if (!fusable) {
-            return conv1d(activation(activation, conv1d(x, fcW, fcB)), projW, projB);
+            return proj.apply(f, activation(activation, fc.apply(f, x)));
         }
         String name = precision == Precision.BF16 ? "Conv1dMlpBf16" : "Conv1dMlp";
-        return fixed(name).forward(true, x, fcW, fcB, projW, projB).head();
+        return fixed(name).forward(true, x, f.value(fc.weight(), x), f.value(fc.bias(), x), f.value(proj.weight(), x), f.value(proj.bias(), x))
+                .head();
     }
 
     /**
@@ -250,9 +257,12 @@ public final class Compute implements AutoCloseable {
      * projection. In bf16 everything between the cast of x and the output stays bf16, as under
      * autocast. Biases are all present or all null on q/k/v; the output bias may be null.
      *
+     * @param f the pass
      * @param x [B, T, width] the normed input
-     * @param weights q, k, v, o projection weights
-     * @param biases q, k, v, o biases (each may be null)
+     * @param q q_proj
+     * @param k k_proj
+     * @param v v_proj
+     * @param o o_proj
      * @param cos rotary cos [B, 1, T, D]
      * @param sin rotary sin [B, 1, T, D]
      * @param heads H
@@ -260,25 +270,28 @@ public final class Compute implements AutoCloseable {
      * @param headDim D
      * @param scale the score scale
      * @return [B, T, width] the attention output after o_proj, or null when this setting cannot fuse it
+     *     (eager attention, mixed q/k/v biases, an adapter in this pass)
      */
-    public NDArray causalSelfAttention(NDArray x, NDArray[] weights, NDArray[] biases, NDArray cos, NDArray sin, long heads, long kvHeads,
-            long headDim, double scale) {
-        boolean qkvBias = biases[0] != null;
-        if (this == EAGER || attention != Attention.SDPA || qkvBias != (biases[1] != null) || qkvBias != (biases[2] != null)) {
+    NDArray causalSelfAttention(Forward f, NDArray x, Projection q, Projection k, Projection v, Projection o, NDArray cos, NDArray sin,
+            long heads, long kvHeads, long headDim, double scale) {
+        boolean qkvBias = q.bias() != null;
+        if (this == EAGER || attention != Attention.SDPA || qkvBias != (k.bias() != null) || qkvBias != (v.bias() != null)
+                || q.adapted(f) || k.adapted(f) || v.adapted(f) || o.adapted(f)) {
             return null;
         }
-        boolean oBias = biases[3] != null;
+        boolean oBias = o.bias() != null;
         boolean bf16 = precision == Precision.BF16;
         String key = "CausalSelfAttention:" + qkvBias + oBias + bf16 + heads + "," + kvHeads + "," + headDim + "," + scale;
-        TorchScriptKernel k = kernel(key, () -> attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale));
-        java.util.List<NDArray> in = new java.util.ArrayList<>(java.util.List.of(x, weights[0], weights[1], weights[2], weights[3], cos, sin));
+        TorchScriptKernel kernel = kernel(key, () -> attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale));
+        java.util.List<NDArray> in = new java.util.ArrayList<>(java.util.List.of(x, f.value(q.weight(), x), f.value(k.weight(), x),
+                f.value(v.weight(), x), f.value(o.weight(), x), cos, sin));
         if (qkvBias) {
-            in.addAll(java.util.List.of(biases[0], biases[1], biases[2]));
+            in.addAll(java.util.List.of(f.value(q.bias(), x), f.value(k.bias(), x), f.value(v.bias(), x)));
         }
         if (oBias) {
-            in.add(biases[3]);
+            in.add(f.value(o.bias(), x));
         }
-        return k.forward(true, in.toArray(new NDArray[0])).head();
+        return kernel.forward(true, in.toArray(new NDArray[0])).head();
     }
 
     static String attentionSource(boolean qkvBias, boolean oBias, boolean bf16, long heads, long kvHeads, long headDim, double scale) {

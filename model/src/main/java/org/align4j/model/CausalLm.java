@@ -29,6 +29,8 @@ import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.align4j.model.io.TensorSource;
+import org.align4j.model.lora.LoraConfig;
+import org.align4j.model.lora.PeftAdapter;
 import org.align4j.model.nn.CausalLmBlock;
 import org.align4j.model.nn.Compute;
 import org.align4j.model.nn.Gpt2Block;
@@ -66,6 +68,8 @@ public final class CausalLm implements AutoCloseable {
     private final Model torchScript;
     private final ParameterStore store;
     private final Path source;
+    private LoraConfig lora;
+    private boolean trainable = true;
 
     private CausalLm(NDManager manager, Block block, ModelConfig config, Model torchScript, Path source) {
         this.manager = manager;
@@ -78,7 +82,8 @@ public final class CausalLm implements AutoCloseable {
 
     /**
      * Loads an HF model folder ({@code config.json} + safetensors weights) as a native model whose
-     * parameters train.
+     * parameters train; or a PEFT adapter folder ({@code adapter_config.json}, no {@code config.json}):
+     * its base model ({@code base_model_name_or_path}, a local folder) with the adapter on.
      *
      * @param dir the folder
      * @param device where the weights live
@@ -102,6 +107,16 @@ public final class CausalLm implements AutoCloseable {
     public static CausalLm load(Path dir, Device device, DataType dtype) {
         if (dtype != DataType.FLOAT32 && dtype != DataType.FLOAT16) {
             throw new IllegalArgumentException("dtype: FLOAT32 or FLOAT16 (DJL 0.36 cannot hold bf16), got " + dtype);
+        }
+        if (PeftAdapter.isAdapterFolder(dir) && !Files.isRegularFile(dir.resolve("config.json"))) {
+            CausalLm base = load(adapterBase(dir), device, dtype);
+            try {
+                base.loadAdapter(dir);
+            } catch (RuntimeException e) {
+                base.close();
+                throw e;
+            }
+            return base;
         }
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
         CausalLmBlock block = newBlock(config);
@@ -136,6 +151,26 @@ public final class CausalLm implements AutoCloseable {
         LOG.info("Loaded {} ({} layers, {} parameters) from {} on {}", config.modelType(), config.numLayers(),
                 countParameters(block), dir, device);
         return new CausalLm(manager, block, config, null, dir);
+    }
+
+    /**
+     * The base model folder an adapter folder names in {@code base_model_name_or_path}: a path as
+     * given, else relative to the adapter folder.
+     */
+    private static Path adapterBase(Path adapterDir) {
+        Path file = adapterDir.resolve(PeftAdapter.CONFIG_FILE);
+        String base = PeftAdapter.baseModel(adapterDir);
+        if (base == null || base.isBlank()) {
+            throw new CheckpointException(file, "key 'base_model_name_or_path': missing, so the base model is unknown; load the base model "
+                    + "and add the adapter to it (--model BASE --adapter DIR)");
+        }
+        for (Path candidate : new Path[] {Path.of(base), adapterDir.resolve(base)}) {
+            if (Files.isRegularFile(candidate.resolve("config.json"))) {
+                return candidate;
+            }
+        }
+        throw new CheckpointException(file, "key 'base_model_name_or_path': '" + base + "' is not a local model folder; load the base model "
+                + "and add the adapter to it (--model BASE --adapter DIR)");
     }
 
     /** HF names, or the old GPT-2 names without the {@code transformer.} prefix. */
@@ -261,7 +296,7 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
-     * @return the trainable parameters by name (HF names for native models)
+     * @return the model's own parameters by name (HF names for native models; adapters not included)
      */
     public Map<String, Parameter> parameters() {
         if (block instanceof CausalLmBlock native_) {
@@ -275,12 +310,117 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
-     * Freezes or unfreezes every parameter.
+     * The parameters an optimizer updates: the adapters' A and B when the model carries adapters (the
+     * base weights are then frozen), otherwise every parameter.
      *
-     * @param trainable whether parameters should receive gradients
+     * @return parameters by name ({@code MODULE.lora_A.weight}, ... or HF names)
+     */
+    public Map<String, Parameter> trainableParameters() {
+        if (block instanceof CausalLmBlock native_ && native_.hasAdapters()) {
+            return native_.adapterParameters();
+        }
+        return parameters();
+    }
+
+    /**
+     * Freezes or unfreezes what trains: the adapters when there are adapters (the base weights stay
+     * frozen), otherwise every parameter.
+     *
+     * @param trainable whether those parameters should receive gradients
      */
     public void setTrainable(boolean trainable) {
-        block.freezeParameters(!trainable);
+        this.trainable = trainable;
+        if (block instanceof CausalLmBlock native_ && native_.hasAdapters()) {
+            native_.parametersByName().values().forEach(p -> p.freeze(true));
+            native_.adapterParameters().values().forEach(p -> p.freeze(!trainable));
+        } else {
+            block.freezeParameters(!trainable);
+        }
+    }
+
+    /**
+     * Adds new LoRA adapters (Hu et al., 2021) to the projections the configuration selects,
+     * initialised as PEFT does (A Kaiming-uniform, B zero: the model's outputs do not change). From
+     * now on only the adapters train; {@link #trainableParameters()} returns them.
+     *
+     * @param config the LoRA configuration
+     * @param seed seeds A
+     * @throws IllegalArgumentException when a target module matches nothing (the message lists the
+     *     model's modules)
+     * @throws IllegalStateException when the model already carries adapters
+     */
+    public void addLora(LoraConfig config, long seed) {
+        CausalLmBlock native_ = nativeBlock();
+        PeftAdapter.attach(native_, config, seed, manager);
+        this.lora = config;
+        setTrainable(trainable);
+        LOG.info("LoRA r={} alpha={} on {} projections: {} trainable parameters of {}", config.r(), config.alpha(),
+                native_.adapterParameters().size() / 2, count(native_.adapterParameters()), count(native_.parametersByName()));
+    }
+
+    /**
+     * Loads a PEFT adapter folder ({@code adapter_config.json} + {@code adapter_model.safetensors})
+     * onto this model; only the adapters train from now on.
+     *
+     * @param dir the adapter folder
+     * @return its configuration
+     * @throws CheckpointException naming the file and key or tensor when the folder is broken, asks for
+     *     an option align4j lacks, or was made for another base model
+     */
+    public LoraConfig loadAdapter(Path dir) {
+        CausalLmBlock native_ = nativeBlock();
+        this.lora = PeftAdapter.load(native_, dir, manager);
+        setTrainable(trainable);
+        LOG.info("Loaded LoRA adapter {} (r={}, alpha={}, {} projections)", dir, lora.r(), lora.alpha(), native_.adapterParameters().size() / 2);
+        return lora;
+    }
+
+    /** @return the configuration of the adapters this model carries, or null */
+    public LoraConfig lora() {
+        return lora;
+    }
+
+    /** @return whether the model carries adapters */
+    public boolean hasAdapters() {
+        return block instanceof CausalLmBlock native_ && native_.hasAdapters();
+    }
+
+    /**
+     * Switches the adapters on or off for the following passes. Off, the model is its base model: the
+     * reference policy of a LoRA run, with no copy of the weights. Passes run the same base operations
+     * either way, so with B = 0 (new adapters) both give identical outputs.
+     *
+     * @param enabled whether passes apply the adapters
+     */
+    public void setAdaptersEnabled(boolean enabled) {
+        if (block instanceof CausalLmBlock native_) {
+            native_.setAdaptersEnabled(enabled);
+        }
+    }
+
+    /** @return whether passes apply the adapters (true for a model without adapters) */
+    public boolean adaptersEnabled() {
+        return !(block instanceof CausalLmBlock native_) || native_.adaptersEnabled();
+    }
+
+    /**
+     * Merges the adapters into the weights, W ← W + (α/r)·B·A (transposed for GPT-2's Conv1D), as PEFT's
+     * {@code merge_and_unload()}, and removes them: the model is then a plain model again and {@link
+     * #save} writes a full HF folder. Every parameter is trainable afterwards.
+     */
+    public void mergeAdapters() {
+        CausalLmBlock native_ = nativeBlock();
+        native_.mergeAdapters();
+        lora = null;
+        setTrainable(trainable);
+    }
+
+    private static long count(Map<String, Parameter> params) {
+        long n = 0;
+        for (Parameter p : params.values()) {
+            n += p.getArray().size();
+        }
+        return n;
     }
 
     /**
@@ -376,8 +516,12 @@ public final class CausalLm implements AutoCloseable {
 
     /**
      * Saves an HF model folder: {@code config.json}, the weights as float32 safetensors (sharded
-     * above {@code maxShardBytes}), and the tokenizer files of {@code tokenizerFrom}. The folder is
-     * written to a temp folder and renamed, so a crash never leaves half a checkpoint.
+     * above {@code maxShardBytes}), and the tokenizer files of {@code tokenizerFrom}. A model with
+     * adapters saves them instead, as a PEFT adapter folder ({@code adapter_config.json} naming this
+     * model's base folder, {@code adapter_model.safetensors}) plus the tokenizer files: {@link #load}
+     * and PEFT's {@code PeftModel.from_pretrained} read it; {@link #mergeAdapters} first gives a full
+     * model instead. The folder is written to a temp folder and renamed, so a crash never leaves half
+     * a checkpoint.
      *
      * @param dir the target folder (replaced if it exists)
      * @param tokenizerFrom a folder whose tokenizer files are copied along, or null
@@ -390,8 +534,9 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
-     * Writes the HF files into an existing folder, without the temp-and-rename step (for callers that
-     * write a larger folder atomically, such as a training checkpoint).
+     * Writes the HF files (or, with adapters, the PEFT adapter files) into an existing folder, without
+     * the temp-and-rename step (for callers that write a larger folder atomically, such as a training
+     * checkpoint).
      *
      * @param dir the folder
      * @param tokenizerFrom a folder whose tokenizer files are copied along, or null
@@ -400,6 +545,11 @@ public final class CausalLm implements AutoCloseable {
      */
     public void writeTo(Path dir, Path tokenizerFrom, long maxShardBytes) throws IOException {
         CausalLmBlock native_ = nativeBlock();
+        if (native_.hasAdapters()) {
+            PeftAdapter.write(native_, lora, dir, source == null ? null : source.toAbsolutePath().normalize().toString());
+            copyTokenizerFiles(tokenizerFrom, dir);
+            return;
+        }
         Map<String, NDArray> tensors = new LinkedHashMap<>();
         List<NDArray> converted = new ArrayList<>();
         for (Map.Entry<String, Parameter> e : native_.parametersByName().entrySet()) {
@@ -414,16 +564,21 @@ public final class CausalLm implements AutoCloseable {
             Files.writeString(dir.resolve("config.json"),
                     JSON.writerWithDefaultPrettyPrinter().writeValueAsString(config.toJsonForFloat32()) + "\n");
             SafetensorsWriter.writeCheckpoint(dir, tensors, maxShardBytes);
-            if (tokenizerFrom != null) {
-                for (String f : TOKENIZER_FILES) {
-                    Path src = tokenizerFrom.resolve(f);
-                    if (Files.isRegularFile(src)) {
-                        Files.copy(src, dir.resolve(f));
-                    }
-                }
-            }
+            copyTokenizerFiles(tokenizerFrom, dir);
         } finally {
             converted.forEach(NDArray::close);
+        }
+    }
+
+    private static void copyTokenizerFiles(Path from, Path to) throws IOException {
+        if (from == null) {
+            return;
+        }
+        for (String f : TOKENIZER_FILES) {
+            Path src = from.resolve(f);
+            if (Files.isRegularFile(src)) {
+                Files.copy(src, to.resolve(f));
+            }
         }
     }
 

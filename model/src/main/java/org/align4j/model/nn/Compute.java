@@ -198,7 +198,7 @@ public final class Compute implements AutoCloseable {
 
     /**
      * The gated MLP of the Llama family, down(act(gate(x)) · up(x)), as one kernel when it can be
-     * (SiLU, no biases, no adapter in this pass): in bf16 the [tokens, intermediate] activations then
+     * (SiLU, no biases, no adapter attached): in bf16 the [tokens, intermediate] activations then
      * stay bf16 and x is cast once. Otherwise each projection applies itself, adapters included.
      *
      * @param f the pass
@@ -219,10 +219,10 @@ public final class Compute implements AutoCloseable {
         return fixed(name).forward(true, x, f.value(gate.weight(), x), f.value(up.weight(), x), f.value(down.weight(), x)).head();
     }
 
-    /** No bias and no adapter in this pass on any of them. */
+    /** No bias and no adapter on any of them. */
     private static boolean plain(Forward f, Projection... ps) {
         for (Projection p : ps) {
-            if (p.bias() != null || p.adapted(f)) {
+            if (p.bias() != null || p.hasAdapter()) {
                 return false;
             }
         }
@@ -231,7 +231,7 @@ public final class Compute implements AutoCloseable {
 
     /**
      * GPT-2's MLP, proj(act(fc(x))) with Conv1D weights stored [in, out], as one kernel when it can be
-     * (tanh GELU, no adapter in this pass).
+     * (tanh GELU, no adapter attached).
      *
      * @param f the pass
      * @param activation the HF activation name
@@ -241,8 +241,8 @@ public final class Compute implements AutoCloseable {
      * @return the MLP's output
      */
     NDArray conv1dMlp(Forward f, String activation, NDArray x, Projection fc, Projection proj) {
-        boolean fusable = this != EAGER && ("gelu_new".equals(activation) || "gelu_pytorch_tanh".equals(activation)) && !fc.adapted(f)
-                && !proj.adapted(f);
+        boolean fusable = this != EAGER && ("gelu_new".equals(activation) || "gelu_pytorch_tanh".equals(activation)) && !fc.hasAdapter()
+                && !proj.hasAdapter();
         if (!fusable) {
             return proj.apply(f, activation(activation, fc.apply(f, x)));
         }
@@ -270,13 +270,13 @@ public final class Compute implements AutoCloseable {
      * @param headDim D
      * @param scale the score scale
      * @return [B, T, width] the attention output after o_proj, or null when this setting cannot fuse it
-     *     (eager attention, mixed q/k/v biases, an adapter in this pass)
+     *     (eager attention, mixed q/k/v biases, an adapter attached)
      */
     NDArray causalSelfAttention(Forward f, NDArray x, Projection q, Projection k, Projection v, Projection o, NDArray cos, NDArray sin,
             long heads, long kvHeads, long headDim, double scale) {
         boolean qkvBias = q.bias() != null;
         if (this == EAGER || attention != Attention.SDPA || qkvBias != (k.bias() != null) || qkvBias != (v.bias() != null)
-                || q.adapted(f) || k.adapted(f) || v.adapted(f) || o.adapted(f)) {
+                || q.hasAdapter() || k.hasAdapter() || v.hasAdapter() || o.hasAdapter()) {
             return null;
         }
         boolean oBias = o.bias() != null;

@@ -80,9 +80,14 @@ public final class Projection {
         this.adapter = adapter;
     }
 
-    /** Whether this pass applies an adapter here (fused kernels take only plain projections). */
-    boolean adapted(Forward f) {
-        return adapter != null && f.adapters();
+    /**
+     * Whether an adapter is attached. Fused kernels take only projections without one, whether or not
+     * the pass applies it: a pass with adapters switched off then runs the very same base operations
+     * as a pass with them on, so B = 0 gives identical outputs (the reference policy of a LoRA run at
+     * step 0 equals the policy exactly).
+     */
+    boolean hasAdapter() {
+        return adapter != null;
     }
 
     /**
@@ -96,7 +101,7 @@ public final class Projection {
         NDArray w = f.value(weight, x);
         NDArray b = f.value(bias, x);
         NDArray y = layout == Layout.LINEAR ? f.compute().linear(x, w, b) : f.compute().conv1d(x, w, b);
-        return adapted(f) ? y.add(adapter.apply(f, x)) : y;
+        return adapter != null && f.adapters() ? y.add(adapter.apply(f, x)) : y;
     }
 
     /**

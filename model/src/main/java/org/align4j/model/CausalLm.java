@@ -70,6 +70,7 @@ public final class CausalLm implements AutoCloseable {
     private final Path source;
     private LoraConfig lora;
     private boolean trainable = true;
+    private long logitsChunkElements = LogProbs.DEFAULT_CHUNK_ELEMENTS;
 
     private CausalLm(NDManager manager, Block block, ModelConfig config, Model torchScript, Path source) {
         this.manager = manager;
@@ -453,8 +454,9 @@ public final class CausalLm implements AutoCloseable {
     /**
      * Sequence log-probs of the completion tokens of a right-padded batch (prompt, completion, then
      * padding in every row), as {@link LogProbs#of} on the logits, but the LM head runs only where a
-     * completion token is predicted, and SDPA attention may use its causal kernels. For TorchScript
-     * models this is {@code LogProbs.of(logits(...))}.
+     * completion token is predicted, in chunks of positions ({@link #setLogitsChunkElements}), and SDPA
+     * attention may use its causal kernels. For TorchScript models this is {@code
+     * LogProbs.of(logits(...))}.
      *
      * @param ids [B, T] int64
      * @param attentionMask [B, T] int64, ones then zeros in every row
@@ -467,7 +469,28 @@ public final class CausalLm implements AutoCloseable {
             return LogProbs.of(logits(ids, attentionMask, training), ids, completionMask);
         }
         CausalLmBlock.Output out = native_.forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false));
-        return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask);
+        return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask,
+                LogProbs.chunkPositions(logitsChunkElements, config.vocabSize()));
+    }
+
+    /**
+     * Sets how many logits {@link #completionLogProbs} makes at once: the LM head and log-softmax run
+     * over chunks of positions with at most this many [position × vocab] elements each, so the
+     * [tokens × vocab] logits of a batch never exist at once. Same values and gradients either way.
+     *
+     * @param elements elements per chunk ({@link LogProbs#DEFAULT_CHUNK_ELEMENTS} by default, 64 MiB);
+     *     0 for one piece
+     */
+    public void setLogitsChunkElements(long elements) {
+        if (elements < 0) {
+            throw new IllegalArgumentException("logits chunk: 0 (one piece) or a positive number of elements, got " + elements);
+        }
+        this.logitsChunkElements = elements;
+    }
+
+    /** @return elements per chunk of logits in {@link #completionLogProbs} (0: one piece) */
+    public long logitsChunkElements() {
+        return logitsChunkElements;
     }
 
     /** @return how attention and projections are computed (eager fp32 for TorchScript models) */

@@ -68,17 +68,57 @@ public final class CausalLm implements AutoCloseable {
     private final Model torchScript;
     private final ParameterStore store;
     private final Path source;
+    /** The model this one is a view of ({@link #withoutAdapters}), or null. */
+    private final CausalLm viewOf;
     private LoraConfig lora;
     private boolean trainable = true;
+    private boolean adapters = true;
     private long logitsChunkElements = LogProbs.DEFAULT_CHUNK_ELEMENTS;
 
     private CausalLm(NDManager manager, Block block, ModelConfig config, Model torchScript, Path source) {
+        this(manager, block, config, torchScript, source, null);
+    }
+
+    private CausalLm(NDManager manager, Block block, ModelConfig config, Model torchScript, Path source, CausalLm viewOf) {
         this.manager = manager;
         this.block = block;
         this.config = config;
         this.torchScript = torchScript;
         this.source = source;
+        this.viewOf = viewOf;
         this.store = new ParameterStore(manager, false);
+    }
+
+    /**
+     * This model with its adapters off, sharing its weights: the base model of a LoRA run, which is the
+     * run's reference policy without a copy. Its passes run the same base operations as this model's,
+     * so with B = 0 both give identical outputs. The view owns nothing: closing it, or setting what
+     * trains through it, changes nothing; adding, loading or merging adapters through it is refused.
+     *
+     * @return the view
+     */
+    public CausalLm withoutAdapters() {
+        CausalLm view = new CausalLm(manager, block, config, null, source, viewOf != null ? viewOf : this);
+        view.adapters = false;
+        view.logitsChunkElements = logitsChunkElements;
+        return view;
+    }
+
+    /** @return whether this is a view of another model ({@link #withoutAdapters}) */
+    public boolean isView() {
+        return viewOf != null;
+    }
+
+    private void requireOwner(String what) {
+        if (viewOf != null) {
+            throw new IllegalStateException(what + ": this is a view of another model (withoutAdapters()); do it on that model");
+        }
+    }
+
+    /** Points the shared block at this instance's adapter switch before a pass. */
+    private CausalLmBlock ready(CausalLmBlock native_) {
+        native_.setAdaptersEnabled(adapters);
+        return native_;
     }
 
     /**
@@ -330,6 +370,9 @@ public final class CausalLm implements AutoCloseable {
      * @param trainable whether those parameters should receive gradients
      */
     public void setTrainable(boolean trainable) {
+        if (viewOf != null) {
+            return;
+        }
         this.trainable = trainable;
         if (block instanceof CausalLmBlock native_ && native_.hasAdapters()) {
             native_.parametersByName().values().forEach(p -> p.freeze(true));
@@ -351,6 +394,7 @@ public final class CausalLm implements AutoCloseable {
      * @throws IllegalStateException when the model already carries adapters
      */
     public void addLora(LoraConfig config, long seed) {
+        requireOwner("addLora");
         CausalLmBlock native_ = nativeBlock();
         PeftAdapter.attach(native_, config, seed, manager);
         this.lora = config;
@@ -369,6 +413,7 @@ public final class CausalLm implements AutoCloseable {
      *     an option align4j lacks, or was made for another base model
      */
     public LoraConfig loadAdapter(Path dir) {
+        requireOwner("loadAdapter");
         CausalLmBlock native_ = nativeBlock();
         this.lora = PeftAdapter.load(native_, dir, manager);
         setTrainable(trainable);
@@ -394,14 +439,12 @@ public final class CausalLm implements AutoCloseable {
      * @param enabled whether passes apply the adapters
      */
     public void setAdaptersEnabled(boolean enabled) {
-        if (block instanceof CausalLmBlock native_) {
-            native_.setAdaptersEnabled(enabled);
-        }
+        this.adapters = enabled;
     }
 
-    /** @return whether passes apply the adapters (true for a model without adapters) */
+    /** @return whether this model's passes apply its adapters (true for a model without adapters) */
     public boolean adaptersEnabled() {
-        return !(block instanceof CausalLmBlock native_) || native_.adaptersEnabled();
+        return adapters;
     }
 
     /**
@@ -410,6 +453,7 @@ public final class CausalLm implements AutoCloseable {
      * #save} writes a full HF folder. Every parameter is trainable afterwards.
      */
     public void mergeAdapters() {
+        requireOwner("mergeAdapters");
         CausalLmBlock native_ = nativeBlock();
         native_.mergeAdapters();
         lora = null;
@@ -435,7 +479,7 @@ public final class CausalLm implements AutoCloseable {
      */
     public NDArray logits(NDArray ids, NDArray attentionMask, boolean training) {
         if (block instanceof CausalLmBlock native_) {
-            NDArray logits = native_.forward(store, ids, attentionMask, null, false, training).logits();
+            NDArray logits = ready(native_).forward(store, ids, attentionMask, null, false, training).logits();
             return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
         }
         try {
@@ -468,7 +512,7 @@ public final class CausalLm implements AutoCloseable {
         if (!(block instanceof CausalLmBlock native_)) {
             return LogProbs.of(logits(ids, attentionMask, training), ids, completionMask);
         }
-        CausalLmBlock.Output out = native_.forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false));
+        CausalLmBlock.Output out = ready(native_).forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false));
         return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask,
                 LogProbs.chunkPositions(logitsChunkElements, config.vocabSize()));
     }
@@ -522,7 +566,7 @@ public final class CausalLm implements AutoCloseable {
      * @return logits and hidden states
      */
     public CausalLmBlock.Output forward(NDArray ids, NDArray attentionMask, KvCache cache, boolean withHiddenStates) {
-        return nativeBlock().forward(store, ids, attentionMask, cache, withHiddenStates, false);
+        return ready(nativeBlock()).forward(store, ids, attentionMask, cache, withHiddenStates, false);
     }
 
     /** @return a new empty KV cache for this model */
@@ -568,7 +612,7 @@ public final class CausalLm implements AutoCloseable {
      */
     public void writeTo(Path dir, Path tokenizerFrom, long maxShardBytes) throws IOException {
         CausalLmBlock native_ = nativeBlock();
-        if (native_.hasAdapters()) {
+        if (native_.hasAdapters() && viewOf == null) {
             PeftAdapter.write(native_, lora, dir, source == null ? null : source.toAbsolutePath().normalize().toString());
             copyTokenizerFiles(tokenizerFrom, dir);
             return;
@@ -618,6 +662,9 @@ public final class CausalLm implements AutoCloseable {
 
     @Override
     public void close() {
+        if (viewOf != null) {
+            return;
+        }
         if (block instanceof CausalLmBlock native_ && native_.compute() != Compute.EAGER) {
             native_.compute().close();
         }

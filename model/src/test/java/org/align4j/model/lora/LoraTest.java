@@ -64,6 +64,37 @@ class LoraTest {
         }
     }
 
+    /** The reference of a LoRA run is a view of the policy: adapters off, same weights, nothing owned. */
+    @Test
+    void theViewWithoutAdaptersIsTheBaseModelAndOwnsNothing() throws IOException {
+        try (NDManager m = NDManager.newBaseManager(Device.cpu());
+                CausalLm base = CausalLm.load(Fixtures.model("llama-tiny"), Device.cpu());
+                CausalLm lm = CausalLm.load(Fixtures.model("llama-tiny"), Device.cpu())) {
+            lm.loadAdapter(Fixtures.lora("peft-written/llama-tiny"));
+            Map<String, NDArray> ref = Fixtures.reference("llama-tiny", m);
+            float[] withAdapters = logProbs(lm, ref, false).sum().toFloatArray();
+            CausalLm view = lm.withoutAdapters();
+            assertThat(view.isView()).isTrue();
+            float[] viewLogps = logProbs(view, ref, false).sum().toFloatArray();
+            // the view switches the adapters off for its own passes only
+            assertThat(logProbs(lm, ref, false).sum().toFloatArray()).containsExactly(withAdapters);
+            float[] baseLogps = logProbs(base, ref, false).sum().toFloatArray();
+            for (int i = 0; i < baseLogps.length; i++) {
+                assertThat((double) viewLogps[i]).isCloseTo(baseLogps[i], org.assertj.core.data.Offset.offset(1e-5 * Math.abs(baseLogps[i])));
+                assertThat(viewLogps[i]).isNotEqualTo(withAdapters[i]);
+            }
+            view.setTrainable(false);
+            view.close();
+            assertThat(lm.trainableParameters().values()).allMatch(Parameter::requiresGradient);
+            assertThat(logProbs(lm, ref, false).sum().toFloatArray()).containsExactly(withAdapters);
+            assertThatThrownBy(view::mergeAdapters).isInstanceOf(IllegalStateException.class).hasMessageContaining("view");
+            // saved through the view, the model is its base: a full HF folder
+            view.save(tmp.resolve("base"), null);
+            assertThat(tmp.resolve("base/model.safetensors")).exists();
+            assertThat(tmp.resolve("base/adapter_config.json")).doesNotExist();
+        }
+    }
+
     @Test
     void newAdaptersAreInitialisedAsPeftDoes() {
         try (CausalLm a = CausalLm.load(Fixtures.model("llama-tiny"), Device.cpu());

@@ -100,6 +100,12 @@ def peft_written(kind):
         model.eval()
         model.save_pretrained(out)
         os.remove(os.path.join(out, "README.md"))  # PEFT's model card template, not needed
+        # PEFT records the base model's path as given (absolute here); point it at the fixture relative to
+        # the adapter folder, so the folder loads on its own on any machine
+        config_file = os.path.join(out, "adapter_config.json")
+        config = json.load(open(config_file))
+        config["base_model_name_or_path"] = "../../../hf-tiny/" + kind
+        json.dump(config, open(config_file, "w"), indent=2, sort_keys=True)
         expected = {}
         expected["policy_logps"], expected["policy_logps_mean"] = seq_logps(model, ids, att, cm)
         with model.disable_adapter():
@@ -139,6 +145,12 @@ def align4j_written(kind):
     os.makedirs(out)
     for f in ("adapter_config.json", "adapter_model.safetensors"):
         shutil.copy(os.path.join(src, f), os.path.join(out, f))
+    # align4j wrote the absolute path of the base model on the machine that ran the test: keep the
+    # fixture free of it (the test ignores this key)
+    config_file = os.path.join(out, "adapter_config.json")
+    config = json.load(open(config_file))
+    config["base_model_name_or_path"] = "../../../hf-tiny/" + kind
+    json.dump(config, open(config_file, "w"), indent=2, sort_keys=True)
     ids, att, cm = pref_batch(kind)
     model = PeftModel.from_pretrained(load_base(kind), out).eval()
     expected = {}

@@ -21,6 +21,7 @@ import picocli.CommandLine.Command;
             GenerateCommand.class,
             EvaluateCommand.class,
             BenchCommand.class,
+            MergeCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class Align4j implements Runnable {

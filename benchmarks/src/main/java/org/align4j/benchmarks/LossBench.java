@@ -7,7 +7,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import java.util.concurrent.TimeUnit;
-import org.align4j.losses.Objectives;
+import org.align4j.losses.LossType;
 import org.align4j.losses.PreferenceLoss;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -51,7 +51,7 @@ public class LossBench {
     @Setup(Level.Trial)
     public void setUp() {
         manager = NDManager.newBaseManager(Device.cpu());
-        objective = Objectives.create(loss, 0.1, 0.1, 1, 0.5);
+        objective = LossType.parse(loss).create(0.1, 0.1, 1, 0.5);
         policy = manager.randomNormal(new Shape(2 * pairs)).sub(20);
         reference = manager.randomNormal(new Shape(2 * pairs)).sub(20);
     }

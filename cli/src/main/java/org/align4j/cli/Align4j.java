@@ -41,6 +41,22 @@ public final class Align4j implements Runnable {
      */
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Align4j());
+        CommandLine train = cl.getSubcommands().get("train");
+        TrainOptions.register(train.getCommandSpec(), ((TrainCommand) train.getCommand()).options, false);
+        CommandLine sft = cl.getSubcommands().get("sft");
+        TrainOptions.register(sft.getCommandSpec(), ((SftCommand) sft.getCommand()).options, true);
+        // a flag picocli cannot parse: one line with its guess, not the whole usage text
+        cl.setParameterExceptionHandler((ex, args) -> {
+            PrintWriter err = ex.getCommandLine().getErr();
+            String guess = "";
+            if (ex instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()) {
+                guess = " (did you mean " + String.join(" or ", u.getSuggestions().subList(0, Math.min(2, u.getSuggestions().size()))) + "?)";
+            }
+            err.println("error: " + ex.getMessage().lines().findFirst().orElse("") + guess + "; see " + ex.getCommandLine().getCommandName()
+                    + " --help");
+            err.flush();
+            return 2;
+        });
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             PrintWriter err = cmd.getErr();
             if (ex instanceof ConfigException || ex instanceof CheckpointException || ex instanceof org.align4j.data.DataException

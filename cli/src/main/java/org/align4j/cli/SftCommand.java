@@ -2,7 +2,9 @@ package org.align4j.cli;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.Callable;
+import org.align4j.losses.LossType;
 import org.align4j.trainer.SftTrainer;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrainResult;
@@ -11,7 +13,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Spec;
 
 /** Supervised fine-tuning from the command line. */
-@Command(name = "sft", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "sft", mixinStandardHelpOptions = true, sortOptions = false, abbreviateSynopsis = true,
         description = {"Supervised fine-tuning on prompt/completion data (or the chosen side of preference pairs):",
             "next-token loss on completion tokens. Same flags and outputs as train."})
 final class SftCommand implements Callable<Integer> {
@@ -23,7 +25,7 @@ final class SftCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        TrainConfig config = options.resolve("sft");
+        TrainConfig config = options.resolve(Map.of("loss", LossType.SFT));
         Threads.apply(options.threads, null);
         Path output = Path.of(config.output());
         Files.createDirectories(output);

@@ -2,7 +2,9 @@ package org.align4j.cli;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.Callable;
+import org.align4j.losses.LossType;
 import org.align4j.trainer.PreferenceTrainer;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrainResult;
@@ -11,7 +13,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Spec;
 
 /** Preference fine-tuning from the command line. */
-@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false, abbreviateSynopsis = true,
         description = {"Align a model with preference pairs: DPO, IPO and relatives.",
             "Writes OUTPUT/metrics.jsonl, OUTPUT/train.log, OUTPUT/checkpoint-N/ and OUTPUT/final/ (an HF model folder)."})
 final class TrainCommand implements Callable<Integer> {
@@ -23,8 +25,8 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        TrainConfig config = options.resolve(null);
-        if ("sft".equals(config.loss())) {
+        TrainConfig config = options.resolve(Map.of());
+        if (config.loss() == LossType.SFT) {
             throw new IllegalArgumentException("--loss: sft is the align4j sft command");
         }
         Threads.apply(options.threads, null);
@@ -33,7 +35,7 @@ final class TrainCommand implements Callable<Integer> {
         RunConsole.logTo(output);
         warnTf32(config, spec.commandLine().getErr());
         try (PreferenceTrainer trainer = PreferenceTrainer.create(config, options.resume)) {
-            trainer.addListener(new RunConsole(config.loss()));
+            trainer.addListener(new RunConsole(config.loss().toString()));
             TrainResult r = trainer.train(options.resume);
             RunConsole.summary(spec.commandLine().getOut(), r);
         }

@@ -1,17 +1,31 @@
 package org.align4j.cli;
 
+import java.lang.reflect.RecordComponent;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
+import org.align4j.losses.LossType;
 import org.align4j.trainer.TrainConfig;
+import org.align4j.trainer.TrlNames;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.ISetter;
+import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
 
 /**
- * The flags of {@code train} and {@code sft}. Each maps onto a {@link TrainConfig} key; only flags
- * given on the command line override the YAML file.
+ * The flags of {@code train} and {@code sft}. The config flags are made from {@link TrainConfig}'s
+ * table, not written out here: each key is {@code --kebab-case} and {@code --snake_case}, TRL's name
+ * for it ({@code --per_device_train_batch_size}) is a hidden alias, and a TRL option with no align4j
+ * meaning is a hidden flag that is refused with the reason. Only flags given on the command line
+ * override the YAML file.
  */
 final class TrainOptions {
-    @Option(names = "--config", paramLabel = "FILE.yaml", description = "YAML config (snake_case keys); flags override it")
+    @Option(names = "--config", paramLabel = "FILE.yaml", description = "YAML config (align4j or TRL key names); flags override it")
     Path config;
 
     @Option(names = "--resume", description = "Continue from the newest checkpoint in --output")
@@ -20,98 +34,89 @@ final class TrainOptions {
     @Option(names = "--threads", description = "libtorch intra-op threads on the CPU (default: libtorch's; 1 is bit-reproducible)")
     Integer threads;
 
-    @Option(names = "--model", paramLabel = "DIR", description = "Starting model (HF folder)") String model;
-    @Option(names = "--data", paramLabel = "PATH", description = "Training data (file or folder)") String data;
-    @Option(names = "--eval-data", paramLabel = "PATH", description = "Held-out data") String evalData;
-    @Option(names = "--eval-fraction", description = "Hold out this share of --data when no --eval-data") Double evalFraction;
-    @Option(names = "--output", paramLabel = "DIR", description = "Run folder (checkpoints, metrics.jsonl, train.log, final/)") String output;
-    @Option(names = "--loss", description = "dpo, cdpo, robust, hinge, ipo, ipo-sum, ipo-soft, simpo") String loss;
-    @Option(names = "--beta", description = "Inverse temperature beta (default 0.1)") Double beta;
-    @Option(names = "--label-smoothing", description = "Label noise epsilon for cdpo and robust") Double labelSmoothing;
-    @Option(names = "--preference", description = "Default preference probability for ipo-soft") Double preference;
-    @Option(names = "--gamma", description = "Target margin gamma for simpo") Double gamma;
-    @Option(names = {"--lr", "--learning-rate"}, description = "Peak learning rate") Double learningRate;
-    @Option(names = "--weight-decay", description = "Decoupled weight decay") Double weightDecay;
-    @Option(names = "--batch-size", description = "Pairs (or SFT examples) per micro-batch") Integer batchSize;
-    @Option(names = "--grad-accum", description = "Micro-batches per optimizer step") Integer gradAccum;
-    @Option(names = "--max-steps", description = "Optimizer steps (overrides --epochs)") Integer maxSteps;
-    @Option(names = "--epochs", description = "Passes over the data") Integer epochs;
-    @Option(names = "--warmup-steps", description = "Linear warm-up steps") Integer warmupSteps;
-    @Option(names = "--schedule", description = "constant, linear or cosine") String schedule;
-    @Option(names = "--max-grad-norm", description = "Global gradient-norm clip (0 = off)") Double maxGradNorm;
-    @Option(names = "--save-every", description = "Checkpoint every N steps (0 = at the end)") Integer saveEvery;
-    @Option(names = "--keep-last", description = "Checkpoints to keep") Integer keepLast;
-    @Option(names = "--eval-every", description = "Evaluate every N steps (0 = at the end)") Integer evalEvery;
-    @Option(names = "--log-every", description = "Write metrics every N steps") Integer logEvery;
-    @Option(names = "--seed", description = "Seed of the data order") Long seed;
-    @Option(names = "--reference", description = "copy (frozen model) or precomputed (cached log-probs)") String reference;
-    @Option(names = "--reference-model", paramLabel = "DIR", description = "Reference model (default: --model)") String referenceModel;
-    @Option(names = "--reference-dtype", description = "fp32 or fp16 for the frozen copy") String referenceDtype;
-    @Option(names = "--cache-dir", paramLabel = "DIR", description = "Cache of precomputed reference log-probs") String cacheDir;
-    @Option(names = "--device", description = "cpu or gpu") String device;
-    @Option(names = "--no-tf32", description = "Keep fp32 matmuls exact on a GPU") Boolean noTf32;
-    @Option(names = "--max-length", description = "Longest prompt + completion in tokens") Integer maxLength;
-    @Option(names = "--max-prompt-length", description = "Longest prompt in tokens") Integer maxPromptLength;
-    @Option(names = "--truncation", description = "keep_end or keep_start") String truncation;
-    @Option(names = "--format", description = "auto, standard, conversational, implicit_prompt") String format;
-    @Option(names = "--skip-invalid", description = "Skip bad records") Boolean skipInvalid;
-    @Option(names = "--chat-template", description = "Render plain prompts through the chat template") Boolean chatTemplate;
-    @Option(names = "--group-by-length", description = "Batch examples of similar length") Boolean groupByLength;
-    @Option(names = "--eval-batch-size", description = "Pairs per evaluation forward pass") Integer evalBatchSize;
-    @Option(names = "--eval-kl", negatable = true, description = "Log eval_kl, the KL to the reference along held-out chosen answers (default: on)")
-    Boolean evalKl;
-    @Option(names = "--attention", description = "eager (DJL ops) or sdpa (fused attention kernel; default)") String attention;
-    @Option(names = "--precision", description = "fp32 (default) or bf16 (mixed precision inside kernels, fp32 master weights)") String precision;
+    /** Config key or TRL name → the value given on the command line (a string, or a Boolean for switches). */
+    private final Map<String, Object> given = new LinkedHashMap<>();
 
-    TrainConfig resolve(String forcedLoss) {
-        Map<String, Object> o = new LinkedHashMap<>();
-        put(o, "model", model);
-        put(o, "data", data);
-        put(o, "eval_data", evalData);
-        put(o, "eval_fraction", evalFraction);
-        put(o, "output", output);
-        put(o, "loss", forcedLoss != null ? forcedLoss : loss);
-        put(o, "beta", beta);
-        put(o, "label_smoothing", labelSmoothing);
-        put(o, "preference", preference);
-        put(o, "gamma", gamma);
-        put(o, "learning_rate", learningRate);
-        put(o, "weight_decay", weightDecay);
-        put(o, "batch_size", batchSize);
-        put(o, "grad_accum", gradAccum);
-        put(o, "max_steps", maxSteps);
-        put(o, "epochs", epochs);
-        put(o, "warmup_steps", warmupSteps);
-        put(o, "schedule", schedule);
-        put(o, "max_grad_norm", maxGradNorm);
-        put(o, "save_every", saveEvery);
-        put(o, "keep_last", keepLast);
-        put(o, "eval_every", evalEvery);
-        put(o, "log_every", logEvery);
-        put(o, "seed", seed);
-        put(o, "reference", reference);
-        put(o, "reference_model", referenceModel);
-        put(o, "reference_dtype", referenceDtype);
-        put(o, "cache_dir", cacheDir);
-        put(o, "device", device);
-        put(o, "tf32", noTf32 == null ? null : !noTf32);
-        put(o, "max_length", maxLength);
-        put(o, "max_prompt_length", maxPromptLength);
-        put(o, "truncation", truncation);
-        put(o, "format", format);
-        put(o, "skip_invalid", skipInvalid);
-        put(o, "chat_template", chatTemplate);
-        put(o, "group_by_length", groupByLength);
-        put(o, "eval_batch_size", evalBatchSize);
-        put(o, "eval_kl", evalKl);
-        put(o, "attention", attention);
-        put(o, "precision", precision);
-        return TrainConfig.resolve(config, o);
+    /**
+     * Adds a flag for every config key and TRL name to a command.
+     *
+     * @param spec the command ({@code train} or {@code sft})
+     * @param options the command's options object, which collects the values
+     * @param sft whether the command is {@code sft} (its defaults differ: learning rate 2e-5)
+     */
+    static void register(CommandSpec spec, TrainOptions options, boolean sft) {
+        Set<String> taken = new LinkedHashSet<>();
+        for (OptionSpec o : spec.options()) {
+            taken.addAll(List.of(o.names()));
+        }
+        for (String key : TrainConfig.keys()) {
+            RecordComponent rc = TrainConfig.component(key);
+            TrainConfig.Key doc = rc.getAnnotation(TrainConfig.Key.class);
+            List<String> names = new ArrayList<>();
+            names.add("--" + key.replace('_', '-'));
+            if (key.contains("_")) {
+                names.add("--" + key);
+            }
+            names.addAll(List.of(doc.flags()));
+            Object dflt = TrainConfig.defaultOf(key, sft ? LossType.SFT : LossType.DPO);
+            String help = doc.help() + (dflt == null ? "" : " (default: " + dflt + ")");
+            boolean flag = rc.getType() == boolean.class;
+            spec.addOption(option(names, flag, label(rc, doc), help, false, options, key, taken));
+        }
+        for (String trl : TrlNames.names()) {
+            List<String> names = new ArrayList<>(List.of("--" + trl, "--" + trl.replace('_', '-')));
+            boolean flag = List.of("precompute_ref_log_probs", "bf16", "do_train", "fp16", "completion_only_loss", "gradient_checkpointing",
+                    "use_peft", "push_to_hub", "padding_free", "use_liger_kernel", "packing").contains(trl);
+            spec.addOption(option(names, flag, "VALUE", "TRL's " + trl, true, options, trl, taken));
+        }
     }
 
-    private static void put(Map<String, Object> o, String key, Object value) {
-        if (value != null) {
-            o.put(key, value);
+    private static OptionSpec option(List<String> names, boolean flag, String label, String help, boolean hidden, TrainOptions options,
+            String key, Set<String> taken) {
+        List<String> free = new ArrayList<>(new LinkedHashSet<>(names));
+        free.removeIf(taken::contains);
+        taken.addAll(free);
+        ISetter setter = new ISetter() {
+            @Override
+            public <T> T set(T value) {
+                if (value != null) {
+                    options.given.put(key, value);
+                }
+                return null;
+            }
+        };
+        OptionSpec.Builder b = OptionSpec.builder(free.toArray(String[]::new)).description(help).hidden(hidden).setter(setter);
+        if (flag) {
+            // --bf16, --bf16 true, --bf16=false and --no-bf16, as HF's parser and picocli both read them
+            b.type(Boolean.class).arity("0..1").negatable(!hidden).fallbackValue("true");
+        } else {
+            b.type(String.class).paramLabel(label);
         }
+        return b.build();
+    }
+
+    private static String label(RecordComponent rc, TrainConfig.Key doc) {
+        if (!doc.label().isEmpty()) {
+            return doc.label();
+        }
+        Class<?> t = rc.getType();
+        if (t == int.class || t == long.class) {
+            return "N";
+        }
+        if (t == double.class) {
+            return "X";
+        }
+        if (t.isEnum()) {
+            return t.getSimpleName().toUpperCase(Locale.ROOT);
+        }
+        return "VALUE";
+    }
+
+    /**
+     * @param base the command's own defaults (the sft command's {@code loss: sft})
+     * @return the resolved config: defaults, then {@code --config}, then the flags given
+     */
+    TrainConfig resolve(Map<String, ?> base) {
+        return TrainConfig.resolve(base, config, given, key -> TrainConfig.keys().contains(key) ? "--" + key.replace('_', '-') : "--" + key);
     }
 }

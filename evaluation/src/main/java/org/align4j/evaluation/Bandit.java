@@ -9,7 +9,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import java.util.ArrayList;
 import java.util.List;
-import org.align4j.losses.Objectives;
+import org.align4j.losses.LossType;
 import org.align4j.losses.PreferenceLoss;
 
 /**
@@ -32,7 +32,7 @@ public final class Bandit {
     /**
      * One learning curve.
      *
-     * @param method the loss name ({@code dpo} or {@code ipo}, or any name {@link Objectives} knows)
+     * @param method the loss name ({@code dpo} or {@code ipo}, or any name {@link LossType#parse} knows)
      * @param beta β
      * @param steps the steps at which π was recorded (0 = the start)
      * @param probabilities π(a), π(b), π(c) at each recorded step
@@ -77,7 +77,7 @@ public final class Bandit {
         if (steps <= 0 || recordEvery <= 0) {
             throw new IllegalArgumentException("steps and recordEvery: must be > 0, got " + steps + " and " + recordEvery);
         }
-        PreferenceLoss loss = Objectives.create(method, beta, 0, 1, 0);
+        PreferenceLoss loss = LossType.parse(method).create(beta);
         List<Integer> at = new ArrayList<>();
         List<double[]> probs = new ArrayList<>();
         try (NDManager m = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {

@@ -111,7 +111,11 @@ class LossGradientTest {
         assertThatThrownBy(() -> new RobustDpoLoss(0.1, -0.1)).hasMessageStartingWith("labelSmoothing");
         assertThatThrownBy(() -> IpoLoss.soft(0.1, 1.5)).hasMessageStartingWith("preference");
         assertThatThrownBy(() -> new SimPoLoss(2, -1)).hasMessageStartingWith("gamma");
-        assertThatThrownBy(() -> Objectives.create("kto", 0.1, 0, 1, 0)).hasMessageStartingWith("loss").hasMessageContaining("kto");
+        assertThatThrownBy(() -> LossType.parse("kto")).hasMessageContaining("'kto'").hasMessageContaining("ipo-soft");
+        assertThat(LossType.parse("sigmoid")).as("TRL's loss_type name").isEqualTo(LossType.DPO);
+        assertThat(LossType.parse("IPO_SUM")).isEqualTo(LossType.IPO_SUM);
+        assertThat(LossType.CDPO.create(0.1)).isInstanceOfSatisfying(DpoLoss.class, d -> assertThat(d.labelSmoothing()).isEqualTo(0.1));
+        assertThat(LossType.DPO.create(0.1)).isInstanceOfSatisfying(DpoLoss.class, d -> assertThat(d.labelSmoothing()).isZero());
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
             NDArray two = m.create(new double[] {-1, -2});
             NDArray three = m.create(new double[] {-1, -2, -3});

@@ -7,9 +7,9 @@ package org.align4j.trainer;
  * @param peak the peak learning rate
  * @param warmup warm-up steps
  * @param total total optimizer steps
- * @param kind constant, linear or cosine
+ * @param kind constant, linear or cosine decay after warm-up
  */
-public record LrSchedule(double peak, int warmup, int total, String kind) {
+public record LrSchedule(double peak, int warmup, int total, TrainConfig.Schedule kind) {
     /**
      * @param step optimizer steps already taken (0 for the first update)
      * @return the learning rate of that update
@@ -19,15 +19,10 @@ public record LrSchedule(double peak, int warmup, int total, String kind) {
             return peak * step / Math.max(1, warmup);
         }
         double progress = (double) (step - warmup) / Math.max(1, total - warmup);
-        switch (kind) {
-            case "constant":
-                return peak;
-            case "linear":
-                return peak * Math.max(0, 1 - progress);
-            case "cosine":
-                return peak * Math.max(0, 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress))));
-            default:
-                throw new IllegalArgumentException("schedule: constant, linear or cosine, got '" + kind + "'");
-        }
+        return switch (kind) {
+            case CONSTANT -> peak;
+            case LINEAR -> peak * Math.max(0, 1 - progress);
+            case COSINE -> peak * Math.max(0, 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress))));
+        };
     }
 }

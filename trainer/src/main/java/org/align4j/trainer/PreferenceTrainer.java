@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -15,7 +16,6 @@ import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.data.PreferenceData;
 import org.align4j.evaluation.Divergence;
-import org.align4j.losses.Objectives;
 import org.align4j.losses.PreferenceLoss;
 import org.align4j.losses.RewardMetrics;
 import org.align4j.model.CausalLm;
@@ -29,9 +29,10 @@ import org.slf4j.LoggerFactory;
  * Preference fine-tuning (DPO, IPO and their relatives) of a causal LM against a reference policy.
  *
  * <pre>{@code
- * TrainConfig config = TrainConfig.resolve(null, Map.of("model", "models/base", "data", "prefs.jsonl",
- *         "output", "runs/dpo", "loss", "dpo", "beta", 0.1, "max_steps", 100));
- * try (PreferenceTrainer trainer = PreferenceTrainer.create(config, false)) {
+ * try (PreferenceTrainer trainer = PreferenceTrainer.builder()
+ *         .model(Path.of("models/base")).data(Path.of("prefs.jsonl")).output(Path.of("runs/dpo"))
+ *         .loss(LossType.DPO).beta(0.1).maxSteps(100)
+ *         .build()) {
  *     TrainResult result = trainer.train(false);
  * }
  * }</pre>
@@ -67,8 +68,11 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
      * @throws IOException when the reference cache cannot be written
      */
     public static PreferenceTrainer create(TrainConfig config, boolean resume) throws IOException {
+        if (!config.loss().isPreference()) {
+            throw new IllegalArgumentException("key 'loss': " + config.loss() + " is not a preference objective; SftTrainer (align4j sft) trains it");
+        }
         Device device = Devices.resolve(config.device());
-        PreferenceLoss objective = Objectives.create(config.loss(), config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
+        PreferenceLoss objective = config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
         TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()));
         CausalLm policy = null;
         ReferencePolicy reference = null;
@@ -82,12 +86,12 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             Path referenceDir = Path.of(config.referenceModelOrModel());
             if (!objective.usesReference()) {
                 reference = null;
-            } else if ("precomputed".equals(config.reference())) {
+            } else if (config.reference() == TrainConfig.Reference.PRECOMPUTED) {
                 Path cache = config.cacheDir() != null ? Path.of(config.cacheDir()) : Path.of(config.output(), "cache");
                 reference = PrecomputedReference.load(referenceDir, device, data.train(), data.eval(), cache, tokenizer.padId(),
                         config.evalBatchSize());
             } else {
-                DataType dtype = "fp16".equals(config.referenceDtype()) ? DataType.FLOAT16 : DataType.FLOAT32;
+                DataType dtype = config.referenceDtype() == TrainConfig.ReferenceDtype.FP16 ? DataType.FLOAT16 : DataType.FLOAT32;
                 reference = new FrozenReference(config.loadModel(referenceDir, device, dtype));
             }
             return new PreferenceTrainer(config, policy, tokenizer, data, reference, objective);
@@ -98,6 +102,22 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             tokenizer.close();
             throw e;
         }
+    }
+
+    /**
+     * A typed builder over {@link TrainConfig}'s keys whose {@code build()} loads the trainer (not resuming).
+     *
+     * @return the builder
+     * @throws java.io.UncheckedIOException from {@code build()} when the reference cache cannot be written
+     */
+    public static TrainConfig.Builder<PreferenceTrainer> builder() {
+        return new TrainConfig.Builder<>(Map.of(), config -> {
+            try {
+                return create(config, false);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
     }
 
     /** @return the objective */

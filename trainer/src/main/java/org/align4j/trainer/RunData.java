@@ -3,7 +3,6 @@ package org.align4j.trainer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import org.align4j.data.DataFormat;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.EncodingOptions;
@@ -31,7 +30,7 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
     }
 
     static RunData load(TrainConfig c, TextTokenizer tokenizer, Loader loader) {
-        DataFormat format = DataFormat.valueOf(c.format().toUpperCase(Locale.ROOT).replace('-', '_'));
+        DataFormat format = c.format();
         List<PreferenceExample> train = loader.load(Path.of(c.data()), format, c.skipInvalid());
         List<PreferenceExample> eval = List.of();
         if (c.evalData() != null) {
@@ -41,9 +40,7 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
             train = split.train();
             eval = split.eval();
         }
-        EncodingOptions options = new EncodingOptions(c.maxLength(), c.maxPromptLength(),
-                "keep_start".equals(c.truncation()) ? EncodingOptions.Truncation.KEEP_START : EncodingOptions.Truncation.KEEP_END,
-                c.chatTemplate());
+        EncodingOptions options = new EncodingOptions(c.maxLength(), c.maxPromptLength(), c.truncation(), c.chatTemplate());
         PreferenceEncoder encoder = new PreferenceEncoder(tokenizer, options);
         List<EncodedPair> trainPairs = new ArrayList<>();
         List<String> trainSources = new ArrayList<>();

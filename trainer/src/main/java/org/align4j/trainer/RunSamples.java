@@ -10,6 +10,7 @@ import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceData;
 import org.align4j.evaluation.WinRate;
 import org.align4j.evaluation.report.RunReport;
+import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.generate.GenerationConfig;
@@ -39,9 +40,9 @@ public final class RunSamples {
             throw new IllegalArgumentException(run + ": samples need a finished run (config.yaml and final/ are missing)");
         }
         TrainConfig config = TrainConfig.resolve(configFile, Map.of());
-        Path referenceDir = Path.of("sft".equals(config.loss()) ? config.model() : config.referenceModelOrModel());
+        Path referenceDir = Path.of(config.loss() == LossType.SFT ? config.model() : config.referenceModelOrModel());
         try (TextTokenizer tk = TextTokenizer.load(policyDir)) {
-            RunData data = RunData.load(config, tk, "sft".equals(config.loss()) ? SftTrainer::load
+            RunData data = RunData.load(config, tk, config.loss() == LossType.SFT ? SftTrainer::load
                     : (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
             List<EncodedPair> pairs = data.eval().isEmpty() ? data.train() : data.eval();
             pairs = pairs.subList(0, Math.min(count, pairs.size()));

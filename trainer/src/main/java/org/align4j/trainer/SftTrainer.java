@@ -19,6 +19,7 @@ import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceExample;
 import org.align4j.data.PreferenceParser;
 import org.align4j.data.io.RawRecord;
+import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.LogProbs;
@@ -43,11 +44,15 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     }
 
     /**
-     * @param config the resolved config (its loss is ignored)
+     * @param config the resolved config, with {@code loss: sft}
      * @param resume start from the newest checkpoint, if any
      * @return the trainer
+     * @throws IllegalArgumentException when the config names a preference objective
      */
     public static SftTrainer create(TrainConfig config, boolean resume) {
+        if (config.loss() != LossType.SFT) {
+            throw new IllegalArgumentException("key 'loss': SFT trains loss sft, got " + config.loss() + " (align4j train / PreferenceTrainer trains it)");
+        }
         Device device = Devices.resolve(config.device());
         TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()));
         try {
@@ -61,6 +66,16 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
             tokenizer.close();
             throw e;
         }
+    }
+
+    /**
+     * A typed builder over {@link TrainConfig}'s keys with {@code loss: sft} and TRL SFT's learning rate (2e-5) as
+     * defaults; {@code build()} loads the trainer (not resuming).
+     *
+     * @return the builder
+     */
+    public static TrainConfig.Builder<SftTrainer> builder() {
+        return new TrainConfig.Builder<>(Map.of("loss", LossType.SFT), config -> create(config, false));
     }
 
     /** Reads prompt/completion examples (or the chosen side of preference pairs) as examples without a rejected side. */

@@ -1,26 +1,55 @@
 package org.align4j.trainer;
 
-import com.fasterxml.jackson.annotation.JsonInclude;
-import com.fasterxml.jackson.databind.DeserializationFeature;
+import ai.djl.Device;
+import ai.djl.ndarray.types.DataType;
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.PropertyNamingStrategies;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import java.io.IOException;
+import java.lang.annotation.ElementType;
+import java.lang.annotation.Retention;
+import java.lang.annotation.RetentionPolicy;
+import java.lang.annotation.Target;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.RecordComponent;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Iterator;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
-import org.align4j.losses.Objectives;
+import java.util.Optional;
+import java.util.Set;
+import java.util.function.Function;
+import org.align4j.data.DataFormat;
+import org.align4j.data.EncodingOptions.Truncation;
+import org.align4j.losses.LossType;
+import org.align4j.model.CausalLm;
+import org.align4j.model.nn.Compute;
+import org.align4j.model.nn.Compute.Attention;
+import org.align4j.model.nn.Compute.Precision;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * Everything a training run is told, as one immutable record. A YAML file (snake_case keys, e.g.
- * {@code learning_rate: 5.0e-7}) and CLI flags map onto the same fields; flags override the file,
- * the file overrides the defaults. The resolved record is saved as {@code config.yaml} next to every
+ * Everything a training run is told, as one immutable typed record. A YAML file (snake_case keys,
+ * e.g. {@code learning_rate: 5.0e-7}), CLI flags ({@code --learning-rate} or {@code --learning_rate})
+ * and the Java {@link Builder} all map onto these fields through one path, {@link #resolve}: defaults,
+ * then the file, then the overrides; then every value is checked, and a value given for an option the
+ * run never reads (label smoothing for IPO, a reference for SFT) is refused by name. TRL's names for the
+ * same options ({@code per_device_train_batch_size}, {@code loss_type: sigmoid}, ...) are accepted as
+ * aliases ({@link TrlNames}). The resolved record is saved as {@code config.yaml} next to every
  * checkpoint.
  *
  * @param model the starting model folder (HF)
@@ -28,12 +57,12 @@ import org.align4j.losses.Objectives;
  * @param evalData held-out data, or null
  * @param evalFraction share of {@code data} held out when {@code evalData} is null (0 = none)
  * @param output the run folder
- * @param loss objective: dpo, cdpo, robust, hinge, ipo, ipo-sum, ipo-soft, simpo (sft for SFT runs)
- * @param beta β
- * @param labelSmoothing ε for cdpo/robust
- * @param preference default p for ipo-soft
+ * @param loss the objective ({@link LossType#SFT} for SFT runs)
+ * @param beta β of the preference objectives
+ * @param labelSmoothing ε for dpo (cDPO), cdpo and robust
+ * @param preference p for pairs without their own, for ipo-soft
  * @param gamma γ for simpo
- * @param learningRate peak learning rate
+ * @param learningRate peak learning rate (TRL's defaults: 1e-6 for preference objectives, 2e-5 for SFT)
  * @param weightDecay decoupled weight decay (not applied to biases and norm weights)
  * @param adamBeta1 AdamW β₁
  * @param adamBeta2 AdamW β₂
@@ -41,28 +70,29 @@ import org.align4j.losses.Objectives;
  * @param batchSize pairs (or SFT examples) per micro-batch
  * @param gradAccum micro-batches per optimizer step
  * @param maxSteps optimizer steps (0 = use epochs)
- * @param epochs passes over the data when maxSteps is 0
+ * @param epochs passes over the data when maxSteps is 0 (may be fractional, as TRL's num_train_epochs)
  * @param warmupSteps linear warm-up steps
- * @param schedule constant, linear or cosine
+ * @param warmupRatio warm-up as a share of all optimizer steps (HF's warmup_ratio), when warmupSteps is 0
+ * @param schedule the learning-rate schedule after warm-up
  * @param maxGradNorm global gradient-norm clip (0 = off)
  * @param saveEvery checkpoint every N steps (0 = only at the end)
  * @param keepLast checkpoints to keep
  * @param evalEvery evaluate every N steps (0 = only at the end)
  * @param logEvery write metrics every N steps
  * @param seed data order and initialisation seed
- * @param reference copy (a frozen model) or precomputed (cached log-probs)
+ * @param reference a frozen copy of the reference model, or its log-probs precomputed once
  * @param referenceModel the reference folder (default: {@code model})
- * @param referenceDtype fp32 or fp16 for the frozen copy
+ * @param referenceDtype the frozen copy's weights: fp32 or fp16
  * @param cacheDir where precomputed reference log-probs are cached (default: OUTPUT/cache)
- * @param device cpu or gpu
+ * @param device cpu, gpu or gpu:N
  * @param tf32 allow TF32 matmuls on a GPU
- * @param maxLength longest prompt + completion (0 = no limit)
- * @param maxPromptLength longest prompt (0 = no limit)
- * @param truncation keep_end or keep_start
- * @param format auto, standard, conversational or implicit_prompt
- * @param skipInvalid skip bad records instead of stopping
- * @param chatTemplate render plain prompts through the chat template
- * @param groupByLength batch pairs of similar length
+ * @param maxLength longest prompt + completion in tokens (0 = no limit)
+ * @param maxPromptLength longest prompt in tokens (0 = no limit)
+ * @param truncation which end of a long prompt to keep
+ * @param format the record format (auto-detected per record by default)
+ * @param skipInvalid skip bad records (counted, the first named) instead of stopping
+ * @param chatTemplate render plain-string prompts through the model's chat template
+ * @param groupByLength batch examples of similar length
  * @param evalBatchSize pairs per evaluation forward pass
  * @param evalKl add {@code eval_kl} to evaluation: the exact per-token KL(π ‖ π_ref) summed along the
  *     held-out chosen answers; with {@code reference: precomputed} this loads the reference model for
@@ -72,176 +102,609 @@ import org.align4j.losses.Objectives;
  * @param precision fp32, or bf16: projections and attention computed in bfloat16 inside kernels with
  *     fp32 master weights (mixed precision, like autocast)
  */
-@JsonInclude(JsonInclude.Include.ALWAYS)
 public record TrainConfig(
-        String model,
-        String data,
-        String evalData,
-        double evalFraction,
-        String output,
-        String loss,
-        double beta,
+        @Key(label = "DIR", help = "Starting model (HF folder)") String model,
+        @Key(label = "PATH", help = "Training data (file or folder)") String data,
+        @Key(label = "PATH", help = "Held-out data") String evalData,
+        @Key(help = "Hold out this share of --data when no --eval-data") double evalFraction,
+        @Key(label = "DIR", help = "Run folder (checkpoints, metrics.jsonl, train.log, final/)") String output,
+        @Key(help = "Objective: dpo, cdpo, robust, hinge, ipo, ipo-sum, ipo-soft, simpo (TRL's sigmoid is dpo)") LossType loss,
+        @Key(help = "Inverse temperature beta of the preference objectives") double beta,
+        @Key(help = "Label smoothing epsilon: cDPO for dpo/cdpo, the flip rate for robust (0.1 for cdpo and robust unless given)")
         double labelSmoothing,
-        double preference,
-        double gamma,
-        double learningRate,
-        double weightDecay,
-        double adamBeta1,
-        double adamBeta2,
-        double adamEpsilon,
-        int batchSize,
-        int gradAccum,
-        int maxSteps,
-        int epochs,
-        int warmupSteps,
-        String schedule,
-        double maxGradNorm,
-        int saveEvery,
-        int keepLast,
-        int evalEvery,
-        int logEvery,
-        long seed,
-        String reference,
-        String referenceModel,
-        String referenceDtype,
-        String cacheDir,
-        String device,
-        boolean tf32,
-        int maxLength,
-        int maxPromptLength,
-        String truncation,
-        String format,
-        boolean skipInvalid,
-        boolean chatTemplate,
-        boolean groupByLength,
-        int evalBatchSize,
-        boolean evalKl,
-        String attention,
-        String precision) {
+        @Key(help = "Preference probability p for ipo-soft pairs that carry none") double preference,
+        @Key(help = "Target margin gamma of simpo") double gamma,
+        @Key(flags = "--lr", help = "Peak learning rate (TRL's defaults: 1e-6, and 2e-5 for sft)") double learningRate,
+        @Key(help = "Decoupled weight decay (not on biases and norm weights)") double weightDecay,
+        @Key(help = "AdamW beta1") double adamBeta1,
+        @Key(help = "AdamW beta2") double adamBeta2,
+        @Key(help = "AdamW epsilon") double adamEpsilon,
+        @Key(help = "Pairs (or SFT examples) per micro-batch") int batchSize,
+        @Key(help = "Micro-batches per optimizer step") int gradAccum,
+        @Key(help = "Optimizer steps (0: use --epochs)") int maxSteps,
+        @Key(help = "Passes over the data when --max-steps is 0 (may be fractional)") double epochs,
+        @Key(help = "Linear warm-up steps") int warmupSteps,
+        @Key(help = "Warm-up as a share of all steps (when --warmup-steps is 0)") double warmupRatio,
+        @Key(help = "Learning-rate schedule after warm-up: constant, linear or cosine") Schedule schedule,
+        @Key(help = "Global gradient-norm clip (0 = off)") double maxGradNorm,
+        @Key(help = "Checkpoint every N steps (0 = at the end)") int saveEvery,
+        @Key(help = "Checkpoints to keep") int keepLast,
+        @Key(help = "Evaluate every N steps (0 = at the end)") int evalEvery,
+        @Key(help = "Write metrics every N steps") int logEvery,
+        @Key(help = "Seed of the data order and the held-out split") long seed,
+        @Key(help = "copy (a frozen model) or precomputed (its log-probs, cached once)") Reference reference,
+        @Key(label = "DIR", help = "Reference model (default: --model)") String referenceModel,
+        @Key(help = "Weights of the frozen copy: fp32 or fp16") ReferenceDtype referenceDtype,
+        @Key(label = "DIR", help = "Cache of precomputed reference log-probs (default: OUTPUT/cache)") String cacheDir,
+        @Key(help = "cpu, gpu or gpu:N") String device,
+        @Key(help = "TF32 matmuls on a GPU (--no-tf32 keeps fp32 exact)") boolean tf32,
+        @Key(help = "Longest prompt + completion in tokens (0 = no limit)") int maxLength,
+        @Key(help = "Longest prompt in tokens (0 = no limit)") int maxPromptLength,
+        @Key(help = "Which end of a long prompt to keep: keep_end or keep_start") Truncation truncation,
+        @Key(help = "Record format: auto, standard, conversational, implicit_prompt") DataFormat format,
+        @Key(help = "Skip bad records (counted, the first named) instead of stopping") boolean skipInvalid,
+        @Key(help = "Render plain-string prompts through the model's chat template") boolean chatTemplate,
+        @Key(help = "Batch examples of similar length") boolean groupByLength,
+        @Key(help = "Pairs per evaluation forward pass") int evalBatchSize,
+        @Key(help = "Log eval_kl, the KL to the reference along held-out chosen answers") boolean evalKl,
+        @Key(help = "eager (DJL ops) or sdpa (fused attention kernel)") Attention attention,
+        @Key(help = "fp32, or bf16 (mixed precision inside kernels, fp32 master weights)") Precision precision) {
 
-    static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory())
-            .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
-            .configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, true)
-            .configure(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES, true);
+    /** Describes a config key for {@code --help}, the README and the flag names. */
+    @Retention(RetentionPolicy.RUNTIME)
+    @Target(ElementType.RECORD_COMPONENT)
+    public @interface Key {
+        /** @return one line of help */
+        String help();
 
-    /** @return TRL-like defaults (DPO, β 0.1, lr 5e-7 is TRL's; align4j uses 1e-6 for small models) */
-    public static TrainConfig defaults() {
-        return new TrainConfig(null, null, null, 0.0, "runs/align4j", "dpo", 0.1, 0.0, 1.0, 0.5, 1e-6, 0.0, 0.9, 0.999, 1e-8,
-                4, 1, 0, 1, 0, "linear", 1.0, 0, 2, 0, 1, 42, "copy", null, "fp32", null, "cpu", true, 0, 0, "keep_end",
-                "auto", false, false, false, 8, true, "sdpa", "fp32");
+        /** @return the value's label in {@code --help} (DIR, PATH), or empty for the type's */
+        String label() default "";
+
+        /** @return flag names besides {@code --kebab-case} and {@code --snake_case} */
+        String[] flags() default {};
+    }
+
+    /** Where the reference policy's log-probs come from. */
+    public enum Reference {
+        /** A frozen copy of the reference model, run beside the policy. */
+        COPY,
+        /** The reference model's log-probs, computed once before training and cached (TRL's precompute_ref_log_probs). */
+        PRECOMPUTED
+    }
+
+    /** The dtype of a frozen reference copy's weights. */
+    public enum ReferenceDtype {
+        /** float32. */
+        FP32,
+        /** float16: half the memory. */
+        FP16
+    }
+
+    /** The learning-rate schedule after warm-up, as HF's {@code get_*_schedule_with_warmup}. */
+    public enum Schedule {
+        /** The peak rate. */
+        CONSTANT,
+        /** Linear decay to 0 at the last step. */
+        LINEAR,
+        /** Cosine decay to 0 at the last step. */
+        COSINE
+    }
+
+    private static final Logger LOG = LoggerFactory.getLogger(TrainConfig.class);
+
+    static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory().disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER)
+            .enable(YAMLGenerator.Feature.MINIMIZE_QUOTES));
+
+    /** The defaults, by key: TRL's where TRL has the option, except the learning rate, which depends on the loss. */
+    private static final Map<String, Object> DEFAULTS = defaultsByKey();
+
+    private static final RecordComponent[] COMPONENTS = TrainConfig.class.getRecordComponents();
+
+    private static Map<String, Object> defaultsByKey() {
+        Map<String, Object> d = new LinkedHashMap<>();
+        d.put("model", null);
+        d.put("data", null);
+        d.put("eval_data", null);
+        d.put("eval_fraction", 0.0);
+        d.put("output", null);
+        d.put("loss", LossType.DPO);
+        d.put("beta", 0.1);
+        d.put("label_smoothing", 0.0);
+        d.put("preference", 1.0);
+        d.put("gamma", 0.5);
+        d.put("learning_rate", 1e-6);
+        d.put("weight_decay", 0.0);
+        d.put("adam_beta1", 0.9);
+        d.put("adam_beta2", 0.999);
+        d.put("adam_epsilon", 1e-8);
+        d.put("batch_size", 4);
+        d.put("grad_accum", 1);
+        d.put("max_steps", 0);
+        d.put("epochs", 1.0);
+        d.put("warmup_steps", 0);
+        d.put("warmup_ratio", 0.0);
+        d.put("schedule", Schedule.LINEAR);
+        d.put("max_grad_norm", 1.0);
+        d.put("save_every", 0);
+        d.put("keep_last", 2);
+        d.put("eval_every", 0);
+        d.put("log_every", 1);
+        d.put("seed", 42L);
+        d.put("reference", Reference.COPY);
+        d.put("reference_model", null);
+        d.put("reference_dtype", ReferenceDtype.FP32);
+        d.put("cache_dir", null);
+        d.put("device", "cpu");
+        d.put("tf32", true);
+        d.put("max_length", 0);
+        d.put("max_prompt_length", 0);
+        d.put("truncation", Truncation.KEEP_END);
+        d.put("format", DataFormat.AUTO);
+        d.put("skip_invalid", false);
+        d.put("chat_template", false);
+        d.put("group_by_length", false);
+        d.put("eval_batch_size", 8);
+        d.put("eval_kl", true);
+        d.put("attention", Attention.SDPA);
+        d.put("precision", Precision.FP32);
+        return d;
+    }
+
+    /** @return every config key (snake_case), in the record's order */
+    public static List<String> keys() {
+        return List.copyOf(DEFAULTS.keySet());
     }
 
     /**
-     * Resolves a config: defaults, then the YAML file (if any), then the given overrides (CLI flags
-     * that were set), then checks every value.
+     * @param key a config key
+     * @param loss the objective of the run (some defaults depend on it, as in TRL)
+     * @return its default, as {@code --help} shows it (an enum's config spelling; 1e-6 rather than 1.0E-6), or null
+     */
+    public static Object defaultOf(String key, LossType loss) {
+        Object v = key.equals("loss") ? loss : objectiveDefaults(loss).getOrDefault(key, DEFAULTS.get(key));
+        if (v instanceof Double d) {
+            String s = d == Math.rint(d) && Math.abs(d) < 1e6 ? Long.toString(d.longValue()) : d.toString();
+            return s.replace(".0E", "E").replace("E", "e");
+        }
+        return v instanceof Enum<?> e ? configName(e) : v;
+    }
+
+    /**
+     * @param key a config key
+     * @return the key's Java type and its {@link Key} description
+     * @throws IllegalArgumentException for an unknown key
+     */
+    public static RecordComponent component(String key) {
+        for (RecordComponent rc : COMPONENTS) {
+            if (snake(rc.getName()).equals(key)) {
+                return rc;
+            }
+        }
+        throw new IllegalArgumentException("unknown config key '" + key + "'");
+    }
+
+    /** @return the defaults, with no model, data or output (not a valid config on its own) */
+    public static TrainConfig defaults() {
+        return construct(new LinkedHashMap<>(DEFAULTS));
+    }
+
+    /**
+     * Where a value came from, for error messages.
+     *
+     * @param describe key → how to name it to the user ({@code --beta}, {@code dpo.yaml:7: key 'beta'})
+     */
+    private record Origin(Function<String, String> describe) {}
+
+    /**
+     * Resolves a config: defaults, then the YAML file (if any), then the given overrides, then checks
+     * every value. Keys may be align4j's or TRL's names; an override named by the user is described as
+     * {@code key 'name'} in errors.
      *
      * @param yaml a YAML file, or null
-     * @param overrides snake_case key → value
+     * @param overrides key → value (Java values or strings, as typed on a command line)
      * @return the resolved config
-     * @throws IllegalArgumentException naming the file and key, or the flag, at fault
+     * @throws IllegalArgumentException naming the file, line and key, or the key, at fault
      */
-    public static TrainConfig resolve(Path yaml, Map<String, Object> overrides) {
-        ObjectNode node = YAML.valueToTree(defaults());
+    public static TrainConfig resolve(Path yaml, Map<String, ?> overrides) {
+        return resolve(yaml, overrides, key -> "key '" + key + "'");
+    }
+
+    /**
+     * As {@link #resolve(Path, Map)}, with the overrides' names as the caller knows them (the CLI passes
+     * {@code key -> "--" + key} so that errors name the flag).
+     *
+     * @param yaml a YAML file, or null
+     * @param overrides key → value
+     * @param overrideName key → how to name that override in an error
+     * @return the resolved config
+     * @throws IllegalArgumentException naming the file, line and key, or the override, at fault
+     */
+    public static TrainConfig resolve(Path yaml, Map<String, ?> overrides, Function<String, String> overrideName) {
+        return resolve(Map.of(), yaml, overrides, overrideName);
+    }
+
+    /**
+     * The one resolution path: the defaults, replaced by {@code base} (a trainer's own defaults, such as
+     * {@code loss: sft}, which count as not given), then the YAML file, then the overrides.
+     *
+     * @param base defaults of the caller, key → value
+     * @param yaml a YAML file, or null
+     * @param overrides key → value
+     * @param overrideName key → how to name that override in an error
+     * @return the resolved config
+     * @throws IllegalArgumentException naming the file, line and key, or the override, at fault
+     */
+    public static TrainConfig resolve(Map<String, ?> base, Path yaml, Map<String, ?> overrides, Function<String, String> overrideName) {
+        Map<String, Object> values = mergeBase(base);
+        Map<String, String> given = new LinkedHashMap<>(); // key → how to name it to the user
         if (yaml != null) {
-            JsonNode file;
-            try {
-                file = YAML.readTree(Files.readString(yaml));
-            } catch (NoSuchFileException e) {
-                throw new IllegalArgumentException(yaml + ": file not found");
-            } catch (IOException e) {
-                throw new IllegalArgumentException(yaml + ": not valid YAML: " + e.getMessage().lines().findFirst().orElse(""));
-            }
-            if (file != null && !file.isNull()) {
-                if (!file.isObject()) {
-                    throw new IllegalArgumentException(yaml + ": expected a mapping of keys to values");
-                }
-                overlay(node, (ObjectNode) file, yaml + ": key '");
+            YamlFile file = YamlFile.read(yaml);
+            Map<String, String> fromFile = new HashMap<>();
+            file.values().forEach((name, node) -> set(values, fromFile, name, node, yaml + ":" + file.lines().get(name) + ": key '" + name + "'"));
+            given.putAll(fromFile);
+        }
+        Map<String, String> fromOverrides = new HashMap<>();
+        overrides.forEach((name, value) -> set(values, fromOverrides, name, YAML.valueToTree(value), overrideName.apply(name)));
+        given.putAll(fromOverrides);
+        LossType loss = (LossType) values.get("loss");
+        Object fixedLoss = mergeBase(base).get("loss");
+        if (base.containsKey("loss") && given.containsKey("loss") && loss != fixedLoss) {
+            throw new IllegalArgumentException(given.get("loss") + ": this command trains loss " + fixedLoss + " only, got " + loss);
+        }
+        // defaults that depend on the objective, where the user gave none (TRL's SFT and DPO defaults differ)
+        for (Map.Entry<String, Object> d : objectiveDefaults(loss).entrySet()) {
+            if (!given.containsKey(d.getKey())) {
+                values.put(d.getKey(), d.getValue());
             }
         }
-        overlay(node, YAML.valueToTree(overrides), "flag for key '");
-        TrainConfig c;
-        try {
-            c = YAML.treeToValue(node, TrainConfig.class);
-        } catch (IOException e) {
-            String where = yaml != null ? yaml.toString() : "config";
-            throw new IllegalArgumentException(where + ": " + e.getMessage().lines().findFirst().orElse(""));
-        }
-        c.validate();
+        TrainConfig c = construct(values);
+        // a key given at its default changes nothing, so only the others count as given (a saved config.yaml resolves again)
+        Map<String, Object> defaults = mergeBase(base);
+        defaults.put("loss", loss);
+        defaults.putAll(objectiveDefaults(loss));
+        given.keySet().removeIf(k -> java.util.Objects.equals(values.get(k), defaults.get(k)) && !k.equals("loss"));
+        c.validate(given);
         return c;
     }
 
-    private static void overlay(ObjectNode base, ObjectNode over, String where) {
-        for (Iterator<Map.Entry<String, JsonNode>> it = over.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            if (!base.has(e.getKey())) {
-                List<String> known = new ArrayList<>();
-                base.fieldNames().forEachRemaining(known::add);
-                throw new IllegalArgumentException(where + e.getKey() + "': unknown; known keys: " + String.join(", ", known));
+    private static Map<String, Object> mergeBase(Map<String, ?> base) {
+        Map<String, Object> values = new LinkedHashMap<>(DEFAULTS);
+        base.forEach((key, value) -> set(values, new HashMap<>(), key, YAML.valueToTree(value), "default of key '" + key + "'"));
+        return values;
+    }
+
+    /** @return the defaults that differ by objective: TRL SFT's learning rate, and cDPO's and robust DPO's ε */
+    private static Map<String, Object> objectiveDefaults(LossType loss) {
+        return switch (loss) {
+            case SFT -> Map.of("learning_rate", 2e-5);
+            case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
+            default -> Map.of();
+        };
+    }
+
+    /** Sets one key of one source, translating TRL's name and value, and records how to name it. */
+    private static void set(Map<String, Object> values, Map<String, String> source, String name, JsonNode value, String where) {
+        String key = name;
+        JsonNode node = value;
+        if (!DEFAULTS.containsKey(name)) {
+            Optional<String> refusal = TrlNames.refusal(name, node);
+            if (refusal.isPresent()) {
+                throw new IllegalArgumentException(where + ": " + refusal.get());
             }
-            base.set(e.getKey(), e.getValue());
+            if (TrlNames.acceptedWithoutEffect(name)) {
+                return;
+            }
+            Optional<TrlNames.Alias> alias = TrlNames.alias(name);
+            if (alias.isEmpty()) {
+                throw new IllegalArgumentException(where + ": unknown" + suggestion(name) + "; align4j keys: " + String.join(", ", keys()));
+            }
+            key = alias.get().key();
+            try {
+                node = alias.get().translate(node);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(where + ": " + e.getMessage());
+            }
+        }
+        if (source.containsKey(key)) {
+            throw new IllegalArgumentException(where + ": sets '" + key + "' again (" + source.get(key) + ")");
+        }
+        values.put(key, convert(component(key), node, where));
+        source.put(key, where);
+    }
+
+    /** @return " (did you mean 'x'?)" for the nearest known names (one or two), or "" */
+    static String suggestion(String name) {
+        List<String> known = new ArrayList<>(keys());
+        known.addAll(TrlNames.names());
+        String n = name.toLowerCase(Locale.ROOT).replace('-', '_');
+        int limit = Math.max(2, n.length() / 3);
+        List<String> near = known.stream().filter(k -> editDistance(n, k) <= limit)
+                .sorted(java.util.Comparator.comparingInt(k -> editDistance(n, k))).limit(2).toList();
+        return near.isEmpty() ? "" : " (did you mean '" + String.join("' or '", near) + "'?)";
+    }
+
+    private static int editDistance(String a, String b) {
+        int[] prev = new int[b.length() + 1];
+        int[] cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) {
+            prev[j] = j;
+        }
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            for (int j = 1; j <= b.length(); j++) {
+                int sub = prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
+                cur[j] = Math.min(sub, Math.min(prev[j] + 1, cur[j - 1] + 1));
+            }
+            int[] t = prev;
+            prev = cur;
+            cur = t;
+        }
+        return prev[b.length()];
+    }
+
+    /** Converts a YAML or override value to the key's Java type, naming the key when it cannot. */
+    private static Object convert(RecordComponent rc, JsonNode v, String where) {
+        Class<?> type = rc.getType();
+        if (v == null || v.isNull()) {
+            if (type.isPrimitive() || type.isEnum()) {
+                throw new IllegalArgumentException(where + ": needs a value");
+            }
+            return null;
+        }
+        if (v.isContainerNode()) {
+            throw new IllegalArgumentException(where + ": expected a single value, got " + (v.isArray() ? "a list" : "a mapping"));
+        }
+        String text = v.asText().trim();
+        if (type == String.class) {
+            return text;
+        }
+        if (type == boolean.class) {
+            if (v.isBoolean()) {
+                return v.booleanValue();
+            }
+            return switch (text.toLowerCase(Locale.ROOT)) {
+                case "true", "yes", "on", "1" -> true;
+                case "false", "no", "off", "0" -> false;
+                default -> throw new IllegalArgumentException(where + ": expected true or false, got '" + text + "'");
+            };
+        }
+        if (type == int.class || type == long.class) {
+            long n;
+            if (v.isIntegralNumber()) {
+                n = v.longValue();
+            } else {
+                double d = number(text, where);
+                if (d != Math.rint(d) || Math.abs(d) > Long.MAX_VALUE / 2) {
+                    throw new IllegalArgumentException(where + ": expected a whole number, got " + text);
+                }
+                n = (long) d;
+            }
+            if (type == int.class && (n > Integer.MAX_VALUE || n < Integer.MIN_VALUE)) {
+                throw new IllegalArgumentException(where + ": " + n + " is out of range");
+            }
+            return type == int.class ? (Object) (int) n : (Object) n;
+        }
+        if (type == double.class) {
+            double d = v.isNumber() ? v.doubleValue() : number(text, where);
+            if (!Double.isFinite(d)) {
+                throw new IllegalArgumentException(where + ": must be a finite number, got " + text);
+            }
+            return d;
+        }
+        if (type.isEnum()) {
+            return parseEnum(type, text, where);
+        }
+        throw new IllegalStateException("no conversion for " + type);
+    }
+
+    private static double number(String text, String where) {
+        try {
+            return Double.parseDouble(text);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(where + ": expected a number, got '" + text + "'");
         }
     }
 
-    /** Checks every value and names the key at fault. */
-    public void validate() {
-        require(model != null, "model", "missing: the starting model folder");
-        require(data != null, "data", "missing: the training data");
-        require(output != null, "output", "missing: the run folder");
-        require(loss.equals("sft") || Objectives.NAMES.contains(loss), "loss", "unknown objective '" + loss + "'; choose one of " + Objectives.NAMES);
-        require(beta > 0, "beta", "must be > 0, got " + beta);
-        require(learningRate > 0, "learning_rate", "must be > 0, got " + learningRate);
-        require(weightDecay >= 0, "weight_decay", "must be >= 0, got " + weightDecay);
-        require(batchSize > 0, "batch_size", "must be > 0, got " + batchSize);
-        require(gradAccum > 0, "grad_accum", "must be > 0, got " + gradAccum);
-        require(maxSteps >= 0, "max_steps", "must be >= 0, got " + maxSteps);
-        require(maxSteps > 0 || epochs > 0, "epochs", "give max_steps or a positive epochs");
-        require(warmupSteps >= 0, "warmup_steps", "must be >= 0, got " + warmupSteps);
-        require(List.of("constant", "linear", "cosine").contains(schedule), "schedule", "constant, linear or cosine, got '" + schedule + "'");
-        require(maxGradNorm >= 0, "max_grad_norm", "must be >= 0, got " + maxGradNorm);
-        require(saveEvery >= 0, "save_every", "must be >= 0, got " + saveEvery);
-        require(keepLast >= 1, "keep_last", "must be >= 1, got " + keepLast);
-        require(evalEvery >= 0, "eval_every", "must be >= 0, got " + evalEvery);
-        require(logEvery >= 1, "log_every", "must be >= 1, got " + logEvery);
-        require(List.of("copy", "precomputed").contains(reference), "reference", "copy or precomputed, got '" + reference + "'");
-        require(List.of("fp32", "fp16").contains(referenceDtype), "reference_dtype", "fp32 or fp16, got '" + referenceDtype + "'");
-        require(evalFraction >= 0 && evalFraction < 1, "eval_fraction", "must lie in [0, 1), got " + evalFraction);
-        require(evalBatchSize > 0, "eval_batch_size", "must be > 0, got " + evalBatchSize);
-        require(List.of("keep_end", "keep_start").contains(truncation), "truncation", "keep_end or keep_start, got '" + truncation + "'");
-        require(adamBeta1 >= 0 && adamBeta1 < 1, "adam_beta1", "must lie in [0, 1)");
-        require(List.of("eager", "sdpa").contains(attention), "attention", "eager or sdpa, got '" + attention + "'");
-        require(List.of("fp32", "bf16").contains(precision), "precision", "fp32 or bf16, got '" + precision + "'");
-        require(adamBeta2 >= 0 && adamBeta2 < 1, "adam_beta2", "must lie in [0, 1)");
+    private static Object parseEnum(Class<?> type, String text, String where) {
+        if (type == LossType.class) {
+            try {
+                return LossType.parse(text);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(where + ": " + e.getMessage());
+            }
+        }
+        String n = text.toLowerCase(Locale.ROOT).replace('-', '_');
+        List<String> choices = new ArrayList<>();
+        for (Object c : type.getEnumConstants()) {
+            String name = configName((Enum<?>) c);
+            choices.add(name);
+            if (name.replace('-', '_').equals(n)) {
+                return c;
+            }
+        }
+        throw new IllegalArgumentException(where + ": '" + text + "' is not one of " + String.join(", ", choices));
     }
 
-    private static void require(boolean ok, String key, String message) {
-        if (!ok) {
-            throw new IllegalArgumentException("key '" + key + "': " + message);
+    /**
+     * @param e an enum constant of a config field
+     * @return how the config spells it: its {@code toString()} where the enum defines one, else its name in lower case
+     */
+    static String configName(Enum<?> e) {
+        String s = e.toString();
+        return s.equals(e.name()) ? e.name().toLowerCase(Locale.ROOT) : s;
+    }
+
+    private static TrainConfig construct(Map<String, Object> values) {
+        Object[] args = new Object[COMPONENTS.length];
+        Class<?>[] types = new Class<?>[COMPONENTS.length];
+        for (int i = 0; i < COMPONENTS.length; i++) {
+            args[i] = values.get(snake(COMPONENTS[i].getName()));
+            types[i] = COMPONENTS[i].getType();
+        }
+        try {
+            return TrainConfig.class.getDeclaredConstructor(types).newInstance(args);
+        } catch (InvocationTargetException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static String snake(String camel) {
+        StringBuilder sb = new StringBuilder();
+        for (char ch : camel.toCharArray()) {
+            if (Character.isUpperCase(ch)) {
+                sb.append('_').append(Character.toLowerCase(ch));
+            } else {
+                sb.append(ch);
+            }
+        }
+        return sb.toString();
+    }
+
+    /** Checks every value with the keys the user gave, naming the key at fault. */
+    private void validate(Map<String, String> given) {
+        Function<String, String> name = key -> given.getOrDefault(key, "key '" + key + "'");
+        require(model != null, name.apply("model"), "missing: the starting model folder");
+        require(data != null, name.apply("data"), "missing: the training data");
+        require(output != null, name.apply("output"), "missing: the run folder");
+        validate();
+        for (LossType.Hyperparameter h : LossType.Hyperparameter.values()) {
+            if (given.containsKey(h.key()) && !loss.uses(h)) {
+                List<String> users = Arrays.stream(LossType.values()).filter(t -> t.uses(h)).map(LossType::toString).toList();
+                String who = h == LossType.Hyperparameter.BETA ? "every preference objective does"
+                        : String.join(", ", users) + (users.size() == 1 ? " does" : " do");
+                throw new IllegalArgumentException(given.get(h.key()) + ": loss " + loss + " does not use it (" + who + ")");
+            }
+        }
+        if (loss == LossType.SFT) {
+            for (String k : List.of("reference", "reference_model", "reference_dtype", "cache_dir", "eval_kl")) {
+                refuseIf(given, k, "sft has no reference policy");
+            }
+        } else if (loss == LossType.SIMPO) {
+            for (String k : List.of("reference", "reference_dtype", "cache_dir")) {
+                refuseIf(given, k, "simpo is reference-free (eval_kl still reads reference_model)");
+            }
+        } else if (reference == Reference.PRECOMPUTED) {
+            refuseIf(given, "reference_dtype", "the precomputed reference is scored once in fp32; reference_dtype is for reference: copy");
+        } else {
+            refuseIf(given, "cache_dir", "only reference: precomputed reads a cache");
+        }
+        if (evalData == null && evalFraction == 0) {
+            for (String k : List.of("eval_every", "eval_batch_size")) {
+                if (given.containsKey(k)) {
+                    LOG.warn("{}: has no effect: there is no held-out set (give eval_data or eval_fraction)", given.get(k));
+                }
+            }
+        }
+        if (given.containsKey("warmup_steps") && given.containsKey("warmup_ratio") && warmupSteps > 0 && warmupRatio > 0) {
+            throw new IllegalArgumentException(given.get("warmup_ratio") + ": give warmup_steps or warmup_ratio, not both");
+        }
+        if (given.containsKey("epochs") && given.containsKey("max_steps") && maxSteps > 0) {
+            throw new IllegalArgumentException(given.get("epochs") + ": max_steps " + maxSteps + " is also given and would override it; give one");
+        }
+        if (maxLength > 0 && maxPromptLength > maxLength) {
+            throw new IllegalArgumentException(name.apply("max_prompt_length") + ": " + maxPromptLength + " exceeds max_length " + maxLength);
+        }
+    }
+
+    private static void refuseIf(Map<String, String> given, String key, String why) {
+        if (given.containsKey(key)) {
+            throw new IllegalArgumentException(given.get(key) + ": has no effect here: " + why);
         }
     }
 
     /**
-     * @return the config as YAML (what {@code config.yaml} in a checkpoint holds)
+     * Checks every value that does not depend on what the user gave.
+     *
+     * @throws IllegalArgumentException naming the key at fault
      */
+    public void validate() {
+        require(beta > 0, "key 'beta'", "must be > 0, got " + beta);
+        require(labelSmoothing >= 0 && labelSmoothing < 0.5, "key 'label_smoothing'", "must lie in [0, 0.5), got " + labelSmoothing);
+        require(preference >= 0 && preference <= 1, "key 'preference'", "must lie in [0, 1], got " + preference);
+        require(gamma >= 0, "key 'gamma'", "must be >= 0, got " + gamma);
+        require(learningRate > 0, "key 'learning_rate'", "must be > 0, got " + learningRate);
+        require(weightDecay >= 0, "key 'weight_decay'", "must be >= 0, got " + weightDecay);
+        require(adamBeta1 >= 0 && adamBeta1 < 1, "key 'adam_beta1'", "must lie in [0, 1), got " + adamBeta1);
+        require(adamBeta2 >= 0 && adamBeta2 < 1, "key 'adam_beta2'", "must lie in [0, 1), got " + adamBeta2);
+        require(adamEpsilon > 0, "key 'adam_epsilon'", "must be > 0, got " + adamEpsilon);
+        require(batchSize > 0, "key 'batch_size'", "must be > 0, got " + batchSize);
+        require(gradAccum > 0, "key 'grad_accum'", "must be > 0, got " + gradAccum);
+        require(maxSteps >= 0, "key 'max_steps'", "must be >= 0, got " + maxSteps);
+        require(maxSteps > 0 || epochs > 0, "key 'epochs'", "give max_steps or a positive epochs");
+        require(warmupSteps >= 0, "key 'warmup_steps'", "must be >= 0, got " + warmupSteps);
+        require(warmupRatio >= 0 && warmupRatio < 1, "key 'warmup_ratio'", "must lie in [0, 1), got " + warmupRatio);
+        require(maxGradNorm >= 0, "key 'max_grad_norm'", "must be >= 0, got " + maxGradNorm);
+        require(saveEvery >= 0, "key 'save_every'", "must be >= 0, got " + saveEvery);
+        require(keepLast >= 1, "key 'keep_last'", "must be >= 1, got " + keepLast);
+        require(evalEvery >= 0, "key 'eval_every'", "must be >= 0, got " + evalEvery);
+        require(logEvery >= 1, "key 'log_every'", "must be >= 1, got " + logEvery);
+        require(evalFraction >= 0 && evalFraction < 1, "key 'eval_fraction'", "must lie in [0, 1), got " + evalFraction);
+        require(evalBatchSize > 0, "key 'eval_batch_size'", "must be > 0, got " + evalBatchSize);
+        require(maxLength >= 0, "key 'max_length'", "must be >= 0, got " + maxLength);
+        require(maxPromptLength >= 0, "key 'max_prompt_length'", "must be >= 0, got " + maxPromptLength);
+        require(device != null && device.matches("cpu|gpu(:\\d+)?"), "key 'device'", "cpu, gpu or gpu:N, got '" + device + "'");
+    }
+
+    private static void require(boolean ok, String where, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException(where + ": " + message);
+        }
+    }
+
+    /** @return the config as YAML (what {@code config.yaml} in a checkpoint holds), keys in the record's order */
     public String toYaml() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (RecordComponent rc : COMPONENTS) {
+            try {
+                Object v = rc.getAccessor().invoke(this);
+                m.put(snake(rc.getName()), v instanceof Enum<?> e ? configName(e) : v);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException(e);
+            }
+        }
         try {
-            return YAML.writeValueAsString(this);
-        } catch (IOException e) {
+            return YAML.writeValueAsString(m);
+        } catch (JsonProcessingException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /**
+     * The keys whose values differ between two configs (for a resumed run told something new).
+     *
+     * @param other another config
+     * @return key → [this value, other value], in the record's order
+     */
+    public Map<String, List<Object>> differences(TrainConfig other) {
+        Map<String, List<Object>> out = new LinkedHashMap<>();
+        for (RecordComponent rc : COMPONENTS) {
+            try {
+                Object a = rc.getAccessor().invoke(this);
+                Object b = rc.getAccessor().invoke(other);
+                if (!java.util.Objects.equals(a, b)) {
+                    out.put(snake(rc.getName()), Arrays.asList(a, b));
+                }
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        return out;
     }
 
     /**
      * Loads a model for this run with the configured attention and precision.
      *
      * @param dir the model folder
-     * @param device where it runs
+     * @param dev where it runs
      * @param dtype the weights' type (FLOAT32, or FLOAT16 for a frozen reference)
      * @return the model
      */
-    public org.align4j.model.CausalLm loadModel(Path dir, ai.djl.Device device, ai.djl.ndarray.types.DataType dtype) {
-        org.align4j.model.CausalLm lm = org.align4j.model.CausalLm.load(dir, device, dtype);
+    public CausalLm loadModel(Path dir, Device dev, DataType dtype) {
+        CausalLm lm = CausalLm.load(dir, dev, dtype);
         try {
-            lm.setCompute(org.align4j.model.nn.Compute.parse(attention, precision, device));
+            lm.setCompute(Compute.of(attention, precision, dev));
         } catch (RuntimeException e) {
             lm.close();
             throw e;
@@ -252,5 +715,342 @@ public record TrainConfig(
     /** @return the reference folder: {@code referenceModel}, or {@code model} */
     public String referenceModelOrModel() {
         return referenceModel != null ? referenceModel : model;
+    }
+
+    /**
+     * Optimizer steps of the run: {@code maxSteps}, or the steps {@code epochs} passes over {@code
+     * examples} take.
+     *
+     * @param examples training examples (pairs or sequences)
+     * @return the number of optimizer steps
+     */
+    public long totalSteps(int examples) {
+        if (maxSteps > 0) {
+            return maxSteps;
+        }
+        int batchesPerEpoch = (examples + batchSize - 1) / batchSize;
+        return Math.max(1, (long) Math.ceil(epochs * batchesPerEpoch / gradAccum));
+    }
+
+    /**
+     * @param totalSteps the run's optimizer steps
+     * @return warm-up steps: {@code warmupSteps}, or {@code ceil(warmupRatio × totalSteps)} as HF computes it
+     */
+    public int warmupStepsOf(long totalSteps) {
+        return warmupSteps > 0 ? warmupSteps : (int) Math.ceil(warmupRatio * totalSteps);
+    }
+
+    /** @return a builder with the defaults */
+    public static Builder<TrainConfig> builder() {
+        return new Builder<>(Map.of(), c -> c);
+    }
+
+    /**
+     * Typed setters for every key, resolved through the same path as YAML and flags when built.
+     *
+     * <pre>{@code
+     * TrainConfig c = TrainConfig.builder().model(base).data(prefs).output(run)
+     *         .loss(LossType.IPO).beta(0.1).learningRate(1e-6).batchSize(8).maxSteps(1000).build();
+     * }</pre>
+     *
+     * @param <T> what {@link #build} makes from the resolved config
+     */
+    public static final class Builder<T> {
+        private final Map<String, Object> values = new LinkedHashMap<>();
+        private final Map<String, ?> base;
+        private final Function<TrainConfig, T> finish;
+        private Path yaml;
+
+        /**
+         * @param base the product's own defaults (such as {@code loss: sft}), key → value
+         * @param finish makes the product from the resolved config
+         */
+        public Builder(Map<String, ?> base, Function<TrainConfig, T> finish) {
+            this.base = base;
+            this.finish = finish;
+        }
+
+        private Builder<T> put(String key, Object value) {
+            values.put(key, value instanceof Enum<?> e ? configName(e) : value instanceof Path p ? p.toString() : value);
+            return this;
+        }
+
+        /**
+         * Sets any key by name (align4j's or TRL's), as a YAML file would.
+         *
+         * @param key the key
+         * @param value its value
+         * @return this
+         */
+        public Builder<T> set(String key, Object value) {
+            return put(key, value);
+        }
+
+        /** @param file a YAML file the builder's own values override @return this */
+        public Builder<T> yaml(Path file) {
+            this.yaml = file;
+            return this;
+        }
+
+        /** @param v {@link TrainConfig#model} @return this */
+        public Builder<T> model(Path v) {
+            return put("model", v);
+        }
+
+        /** @param v {@link TrainConfig#data} @return this */
+        public Builder<T> data(Path v) {
+            return put("data", v);
+        }
+
+        /** @param v {@link TrainConfig#evalData} @return this */
+        public Builder<T> evalData(Path v) {
+            return put("eval_data", v);
+        }
+
+        /** @param v {@link TrainConfig#evalFraction} @return this */
+        public Builder<T> evalFraction(double v) {
+            return put("eval_fraction", v);
+        }
+
+        /** @param v {@link TrainConfig#output} @return this */
+        public Builder<T> output(Path v) {
+            return put("output", v);
+        }
+
+        /** @param v {@link TrainConfig#loss} @return this */
+        public Builder<T> loss(LossType v) {
+            return put("loss", v);
+        }
+
+        /** @param v {@link TrainConfig#beta} @return this */
+        public Builder<T> beta(double v) {
+            return put("beta", v);
+        }
+
+        /** @param v {@link TrainConfig#labelSmoothing} @return this */
+        public Builder<T> labelSmoothing(double v) {
+            return put("label_smoothing", v);
+        }
+
+        /** @param v {@link TrainConfig#preference} @return this */
+        public Builder<T> preference(double v) {
+            return put("preference", v);
+        }
+
+        /** @param v {@link TrainConfig#gamma} @return this */
+        public Builder<T> gamma(double v) {
+            return put("gamma", v);
+        }
+
+        /** @param v {@link TrainConfig#learningRate} @return this */
+        public Builder<T> learningRate(double v) {
+            return put("learning_rate", v);
+        }
+
+        /** @param v {@link TrainConfig#weightDecay} @return this */
+        public Builder<T> weightDecay(double v) {
+            return put("weight_decay", v);
+        }
+
+        /** @param beta1 AdamW β₁ @param beta2 AdamW β₂ @param epsilon AdamW ε @return this */
+        public Builder<T> adam(double beta1, double beta2, double epsilon) {
+            return put("adam_beta1", beta1).put("adam_beta2", beta2).put("adam_epsilon", epsilon);
+        }
+
+        /** @param v {@link TrainConfig#batchSize} @return this */
+        public Builder<T> batchSize(int v) {
+            return put("batch_size", v);
+        }
+
+        /** @param v {@link TrainConfig#gradAccum} @return this */
+        public Builder<T> gradAccum(int v) {
+            return put("grad_accum", v);
+        }
+
+        /** @param v {@link TrainConfig#maxSteps} @return this */
+        public Builder<T> maxSteps(int v) {
+            return put("max_steps", v);
+        }
+
+        /** @param v {@link TrainConfig#epochs} @return this */
+        public Builder<T> epochs(double v) {
+            return put("epochs", v);
+        }
+
+        /** @param v {@link TrainConfig#warmupSteps} @return this */
+        public Builder<T> warmupSteps(int v) {
+            return put("warmup_steps", v);
+        }
+
+        /** @param v {@link TrainConfig#warmupRatio} @return this */
+        public Builder<T> warmupRatio(double v) {
+            return put("warmup_ratio", v);
+        }
+
+        /** @param v {@link TrainConfig#schedule} @return this */
+        public Builder<T> schedule(Schedule v) {
+            return put("schedule", v);
+        }
+
+        /** @param v {@link TrainConfig#maxGradNorm} @return this */
+        public Builder<T> maxGradNorm(double v) {
+            return put("max_grad_norm", v);
+        }
+
+        /** @param v {@link TrainConfig#saveEvery} @return this */
+        public Builder<T> saveEvery(int v) {
+            return put("save_every", v);
+        }
+
+        /** @param v {@link TrainConfig#keepLast} @return this */
+        public Builder<T> keepLast(int v) {
+            return put("keep_last", v);
+        }
+
+        /** @param v {@link TrainConfig#evalEvery} @return this */
+        public Builder<T> evalEvery(int v) {
+            return put("eval_every", v);
+        }
+
+        /** @param v {@link TrainConfig#logEvery} @return this */
+        public Builder<T> logEvery(int v) {
+            return put("log_every", v);
+        }
+
+        /** @param v {@link TrainConfig#seed} @return this */
+        public Builder<T> seed(long v) {
+            return put("seed", v);
+        }
+
+        /** @param v {@link TrainConfig#reference} @return this */
+        public Builder<T> reference(Reference v) {
+            return put("reference", v);
+        }
+
+        /** @param v {@link TrainConfig#referenceModel} @return this */
+        public Builder<T> referenceModel(Path v) {
+            return put("reference_model", v);
+        }
+
+        /** @param v {@link TrainConfig#referenceDtype} @return this */
+        public Builder<T> referenceDtype(ReferenceDtype v) {
+            return put("reference_dtype", v);
+        }
+
+        /** @param v {@link TrainConfig#cacheDir} @return this */
+        public Builder<T> cacheDir(Path v) {
+            return put("cache_dir", v);
+        }
+
+        /** @param v {@link TrainConfig#device} @return this */
+        public Builder<T> device(String v) {
+            return put("device", v);
+        }
+
+        /** @param v {@link TrainConfig#maxLength} @return this */
+        public Builder<T> maxLength(int v) {
+            return put("max_length", v);
+        }
+
+        /** @param v {@link TrainConfig#maxPromptLength} @return this */
+        public Builder<T> maxPromptLength(int v) {
+            return put("max_prompt_length", v);
+        }
+
+        /** @param v {@link TrainConfig#truncation} @return this */
+        public Builder<T> truncation(Truncation v) {
+            return put("truncation", v);
+        }
+
+        /** @param v {@link TrainConfig#format} @return this */
+        public Builder<T> format(DataFormat v) {
+            return put("format", v);
+        }
+
+        /** @param v {@link TrainConfig#skipInvalid} @return this */
+        public Builder<T> skipInvalid(boolean v) {
+            return put("skip_invalid", v);
+        }
+
+        /** @param v {@link TrainConfig#chatTemplate} @return this */
+        public Builder<T> chatTemplate(boolean v) {
+            return put("chat_template", v);
+        }
+
+        /** @param v {@link TrainConfig#groupByLength} @return this */
+        public Builder<T> groupByLength(boolean v) {
+            return put("group_by_length", v);
+        }
+
+        /** @param v {@link TrainConfig#evalBatchSize} @return this */
+        public Builder<T> evalBatchSize(int v) {
+            return put("eval_batch_size", v);
+        }
+
+        /** @param v {@link TrainConfig#evalKl} @return this */
+        public Builder<T> evalKl(boolean v) {
+            return put("eval_kl", v);
+        }
+
+        /** @param v {@link TrainConfig#attention} @return this */
+        public Builder<T> attention(Attention v) {
+            return put("attention", v);
+        }
+
+        /** @param v {@link TrainConfig#precision} @return this */
+        public Builder<T> precision(Precision v) {
+            return put("precision", v);
+        }
+
+        /**
+         * @return the product of the resolved config
+         * @throws IllegalArgumentException naming the key at fault
+         */
+        public T build() {
+            return finish.apply(resolve(base, yaml, values, key -> "key '" + key + "'"));
+        }
+    }
+
+    /** A YAML file's top-level keys with their values and line numbers. */
+    private record YamlFile(Map<String, JsonNode> values, Map<String, Integer> lines) {
+        static YamlFile read(Path yaml) {
+            String text;
+            try {
+                text = Files.readString(yaml);
+            } catch (NoSuchFileException e) {
+                throw new IllegalArgumentException(yaml + ": file not found");
+            } catch (IOException e) {
+                throw new IllegalArgumentException(yaml + ": cannot read: " + e.getMessage());
+            }
+            Map<String, JsonNode> values = new LinkedHashMap<>();
+            Map<String, Integer> lines = new HashMap<>();
+            try (JsonParser p = YAML.getFactory().createParser(text)) {
+                JsonToken t = p.nextToken();
+                if (t == null) {
+                    return new YamlFile(values, lines);
+                }
+                if (t != JsonToken.START_OBJECT) {
+                    throw new IllegalArgumentException(yaml + ": expected a mapping of keys to values");
+                }
+                Set<String> seen = new LinkedHashSet<>();
+                while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
+                    String name = p.currentName();
+                    int line = p.currentTokenLocation().getLineNr();
+                    if (!seen.add(name)) {
+                        throw new IllegalArgumentException(yaml + ":" + line + ": key '" + name + "' appears twice");
+                    }
+                    p.nextToken();
+                    values.put(name, YAML.readTree(p));
+                    lines.put(name, line);
+                }
+            } catch (JsonProcessingException e) {
+                JsonLocation at = e.getLocation();
+                String msg = e.getOriginalMessage().lines().findFirst().orElse("");
+                throw new IllegalArgumentException(yaml + (at != null ? ":" + at.getLineNr() : "") + ": not valid YAML: " + msg);
+            } catch (IOException e) {
+                throw new IllegalArgumentException(yaml + ": cannot read: " + e.getMessage());
+            }
+            return new YamlFile(values, lines);
+        }
     }
 }

@@ -139,11 +139,8 @@ public abstract class TrainingLoop {
             }
         }
         int[] lengths = trainLengths();
-        int batchesPerEpoch = (trainSize() + config.batchSize() - 1) / config.batchSize();
-        long totalSteps = config.maxSteps() > 0
-                ? config.maxSteps()
-                : (long) Math.ceil((double) config.epochs() * batchesPerEpoch / config.gradAccum());
-        LrSchedule schedule = new LrSchedule(config.learningRate(), config.warmupSteps(), (int) totalSteps, config.schedule());
+        long totalSteps = config.totalSteps(trainSize());
+        LrSchedule schedule = new LrSchedule(config.learningRate(), config.warmupStepsOf(totalSteps), (int) totalSteps, config.schedule());
         Thread hook = new Thread(this::onSignal, "align4j-stop");
         Runtime.getRuntime().addShutdownHook(hook);
         Files.writeString(output.resolve("config.yaml"), config.toYaml(), StandardCharsets.UTF_8);

@@ -230,7 +230,7 @@ class PreferenceTrainerTest {
         Files.writeString(yaml, "model: m\ndata: d\noutput: o\nbeta: 0.3\nloss: ipo\n");
         TrainConfig c = TrainConfig.resolve(yaml, Map.of("beta", 0.5));
         assertThat(c.beta()).isEqualTo(0.5);
-        assertThat(c.loss()).isEqualTo("ipo");
+        assertThat(c.loss()).isEqualTo(org.align4j.losses.LossType.IPO);
         assertThat(TrainConfig.resolve(null, Map.of("model", "m", "data", "d", "output", "o")).toYaml()).contains("learning_rate");
     }
 }

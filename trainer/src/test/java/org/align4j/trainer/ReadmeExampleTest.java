@@ -6,6 +6,7 @@ import ai.djl.Device;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Fixtures;
 import org.align4j.model.generate.GenerationConfig;
@@ -36,19 +37,19 @@ class ReadmeExampleTest {
 
     @Test
     void readmeTrainingExampleRuns(@TempDir Path tmp) throws Exception {
-        String base = Fixtures.model("gpt2-tiny").toString();
-        String prefs = Fixtures.root().resolve("prefs.jsonl").toString();
-        String runs = tmp.toString();
+        Path base = Fixtures.model("gpt2-tiny");
+        Path prefs = Fixtures.root().resolve("prefs.jsonl");
+        Path runs = tmp;
         // README training example start
-        TrainConfig config = TrainConfig.resolve(null, java.util.Map.of(
-                "model", base, "data", prefs, "output", runs + "/dpo",
-                "loss", "dpo", "beta", 0.1, "learning_rate", 1e-4, "batch_size", 4, "max_steps", 2));
-        try (PreferenceTrainer trainer = PreferenceTrainer.create(config, false)) {
+        try (PreferenceTrainer trainer = PreferenceTrainer.builder()
+                .model(base).data(prefs).output(runs.resolve("dpo"))
+                .loss(LossType.DPO).beta(0.1).learningRate(1e-4).batchSize(4).maxSteps(2)
+                .build()) {
             TrainResult result = trainer.train(false);
             System.out.println(result.lastMetrics().get("rewards/accuracies") + " -> " + result.finalModel());
         }
         // README training example end
-        assertThat(Path.of(runs, "dpo", "final", "model.safetensors")).exists();
+        assertThat(runs.resolve("dpo/final/model.safetensors")).exists();
     }
 
     @Test
@@ -59,12 +60,19 @@ class ReadmeExampleTest {
         }
         String text = Files.readString(readme);
         String source = Files.readString(Path.of("src/test/java/org/align4j/trainer/ReadmeExampleTest.java"));
+        // the consumer project (it/) compiles the training example against the installed artifacts
+        String consumer = Files.readString(readme.resolveSibling("it/src/it/readme-consumer/src/main/java/example/ReadmeExample.java"));
         for (String marker : new String[] {"README example", "README training example"}) {
-            String body = source.substring(source.indexOf("// " + marker + " start") + ("// " + marker + " start").length(),
-                    source.indexOf("        // " + marker + " end"));
-            for (String line : body.strip().lines().map(String::strip).toList()) {
+            for (String line : between(source, marker)) {
                 assertThat(text).as("README contains: %s", line).contains(line);
             }
         }
+        assertThat(between(consumer, "README training example")).isEqualTo(between(source, "README training example"));
+    }
+
+    private static java.util.List<String> between(String source, String marker) {
+        String body = source.substring(source.indexOf("// " + marker + " start") + ("// " + marker + " start").length(),
+                source.indexOf("// " + marker + " end"));
+        return body.strip().lines().map(String::strip).toList();
     }
 }

@@ -17,7 +17,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
-import org.align4j.losses.Objectives;
+import org.align4j.losses.LossType;
 import org.align4j.losses.PreferenceLoss;
 import org.align4j.model.CausalLm;
 import org.align4j.model.LogProbs;
@@ -58,7 +58,7 @@ public final class StepBench {
      * @param precision fp32, tf32 or bf16
      * @param attention eager or sdpa
      * @param reference copy or precomputed
-     * @param loss a loss name ({@link Objectives#NAMES})
+     * @param loss a loss name ({@link LossType})
      * @param memoryEvery record the resident set size every this many steps (0 = never)
      * @param loraRank train LoRA adapters of this rank on every linear map (α = 2r) instead of every
      *     weight, the reference being the same model with adapters off; 0 for full fine-tuning
@@ -158,7 +158,7 @@ public final class StepBench {
         int rows = 2 * s.pairs();
         int len = s.seqLen();
         int prompt = len / 4;
-        PreferenceLoss loss = Objectives.create(s.loss(), 0.1, 0, 1, 0);
+        PreferenceLoss loss = LossType.parse(s.loss()).create(0.1);
         boolean mean = loss.reduction() == PreferenceLoss.Reduction.MEAN;
         AdamW opt = new AdamW(policy.trainableParameters(), 0.9, 0.999, 1e-8, 0.0);
         // with LoRA the frozen reference is the policy with its adapters off: no second model

@@ -20,6 +20,7 @@ import org.align4j.evaluation.Divergence;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.evaluation.WinRate;
 import org.align4j.evaluation.report.RunReport;
+import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.generate.GenerationConfig;
@@ -160,23 +161,12 @@ public final class Quickstart {
         }
         writeJsonl(data.resolve("prefs_eval.jsonl"), heldOut, p -> Map.of("prompt", p.prompt(), "chosen", p.answer(), "rejected", wrongByProblem.get(p)));
 
-        Map<String, Object> sft = new LinkedHashMap<>();
-        sft.put("model", base.toString());
-        sft.put("data", data.resolve("sft.jsonl").toString());
-        sft.put("eval_data", data.resolve("sft_eval.jsonl").toString());
-        sft.put("output", out.resolve("sft").toString());
-        sft.put("loss", "sft");
-        sft.put("learning_rate", 3e-3);
-        sft.put("weight_decay", 0.01);
-        sft.put("batch_size", 64);
-        sft.put("max_steps", s.sftSteps());
-        sft.put("warmup_steps", Math.min(100, s.sftSteps() / 10));
-        sft.put("schedule", "cosine");
-        sft.put("eval_batch_size", 250);
-        sft.put("log_every", 10);
-        sft.put("seed", s.seed());
         LOG.info("SFT on the teacher's answers: {} steps", s.sftSteps());
-        try (SftTrainer t = SftTrainer.create(TrainConfig.resolve(null, sft), false)) {
+        try (SftTrainer t = SftTrainer.builder()
+                .model(base).data(data.resolve("sft.jsonl")).evalData(data.resolve("sft_eval.jsonl")).output(out.resolve("sft"))
+                .learningRate(3e-3).weightDecay(0.01).batchSize(64).maxSteps(s.sftSteps()).warmupSteps(Math.min(100, s.sftSteps() / 10))
+                .schedule(TrainConfig.Schedule.COSINE).evalBatchSize(250).logEvery(10).seed(s.seed())
+                .build()) {
             if (listener != null) {
                 t.addListener(listener.apply("sft"));
             }
@@ -184,28 +174,18 @@ public final class Quickstart {
         }
         Path sftModel = out.resolve("sft/final");
 
-        for (String loss : List.of("dpo", "ipo")) {
-            Map<String, Object> c = new LinkedHashMap<>();
-            c.put("model", sftModel.toString());
-            c.put("data", data.resolve("prefs.jsonl").toString());
-            c.put("eval_data", data.resolve("prefs_eval.jsonl").toString());
-            c.put("output", out.resolve(loss).toString());
-            c.put("loss", loss);
-            c.put("beta", 0.5);
-            c.put("learning_rate", 5e-5);
-            c.put("batch_size", 32);
-            c.put("max_steps", s.preferenceSteps());
-            c.put("warmup_steps", Math.min(20, s.preferenceSteps() / 10));
-            c.put("schedule", "linear");
-            c.put("reference", "precomputed");
-            c.put("eval_batch_size", 250);
-            c.put("eval_every", Math.max(1, s.preferenceSteps() / 12));
-            c.put("log_every", Math.max(1, Math.min(5, s.preferenceSteps() / 50)));
-            c.put("seed", s.seed());
+        for (LossType loss : List.of(LossType.DPO, LossType.IPO)) {
             LOG.info("{} on right-vs-one-off pairs: {} steps", loss, s.preferenceSteps());
-            try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, c), false)) {
+            try (PreferenceTrainer t = PreferenceTrainer.builder()
+                    .model(sftModel).data(data.resolve("prefs.jsonl")).evalData(data.resolve("prefs_eval.jsonl"))
+                    .output(out.resolve(loss.toString()))
+                    .loss(loss).beta(0.5).learningRate(5e-5).batchSize(32).maxSteps(s.preferenceSteps())
+                    .warmupSteps(Math.min(20, s.preferenceSteps() / 10)).schedule(TrainConfig.Schedule.LINEAR)
+                    .reference(TrainConfig.Reference.PRECOMPUTED).evalBatchSize(250).evalEvery(Math.max(1, s.preferenceSteps() / 12))
+                    .logEvery(Math.max(1, Math.min(5, s.preferenceSteps() / 50))).seed(s.seed())
+                    .build()) {
                 if (listener != null) {
-                    t.addListener(listener.apply(loss));
+                    t.addListener(listener.apply(loss.toString()));
                 }
                 t.train(false);
             }

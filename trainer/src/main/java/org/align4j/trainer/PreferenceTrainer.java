@@ -83,6 +83,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 start = Checkpoints.latest(Path.of(config.output())).orElse(start);
             }
             policy = config.loadModel(start, device, DataType.FLOAT32);
+            prepareAdapters(policy, config);
             Path referenceDir = Path.of(config.referenceModelOrModel());
             if (!objective.usesReference()) {
                 reference = null;
@@ -90,6 +91,10 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 Path cache = config.cacheDir() != null ? Path.of(config.cacheDir()) : Path.of(config.output(), "cache");
                 reference = PrecomputedReference.load(referenceDir, device, data.train(), data.eval(), cache, tokenizer.padId(),
                         config.evalBatchSize());
+            } else if (policy.hasAdapters() && config.referenceModel() == null) {
+                // LoRA: the reference is the policy with its adapters off, sharing its weights (TRL with a new PEFT adapter)
+                reference = new FrozenReference(policy.withoutAdapters());
+                LOG.info("Reference policy: {} with the adapters off (no copy)", config.model());
             } else {
                 DataType dtype = config.referenceDtype() == TrainConfig.ReferenceDtype.FP16 ? DataType.FLOAT16 : DataType.FLOAT32;
                 reference = new FrozenReference(config.loadModel(referenceDir, device, dtype));
@@ -223,6 +228,9 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         }
         if (reference == null) {
             return null;
+        }
+        if (policy.hasAdapters() && config.referenceModel() == null) {
+            return policy.withoutAdapters();
         }
         if (klReference == null) {
             LOG.info("eval_kl: loading the reference model {} for evaluation (eval_kl: false skips this)", config.referenceModelOrModel());

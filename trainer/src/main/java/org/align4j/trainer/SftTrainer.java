@@ -61,7 +61,14 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
             if (resume) {
                 start = Checkpoints.latest(Path.of(config.output())).orElse(start);
             }
-            return new SftTrainer(config, config.loadModel(start, device, ai.djl.ndarray.types.DataType.FLOAT32), tokenizer, data);
+            CausalLm policy = config.loadModel(start, device, ai.djl.ndarray.types.DataType.FLOAT32);
+            try {
+                prepareAdapters(policy, config);
+            } catch (RuntimeException e) {
+                policy.close();
+                throw e;
+            }
+            return new SftTrainer(config, policy, tokenizer, data);
         } catch (RuntimeException e) {
             tokenizer.close();
             throw e;

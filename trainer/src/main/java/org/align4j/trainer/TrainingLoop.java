@@ -86,6 +86,30 @@ public abstract class TrainingLoop {
         this.output = output;
     }
 
+    /**
+     * Puts LoRA adapters on a freshly loaded policy as the config asks: the adapter folder it names, or
+     * new adapters of rank {@code lora_r} (seeded by {@code seed}). A policy resumed from a LoRA
+     * checkpoint already carries its adapters and is left as it is.
+     *
+     * @param policy the loaded policy
+     * @param config the run's config
+     * @throws IllegalArgumentException naming {@code lora_target} when a target module matches nothing
+     */
+    protected static void prepareAdapters(CausalLm policy, TrainConfig config) {
+        if (policy.hasAdapters()) {
+            return;
+        }
+        if (config.adapter() != null) {
+            policy.loadAdapter(Path.of(config.adapter()));
+        } else if (config.loraR() > 0) {
+            try {
+                policy.addLora(config.loraConfig(), config.seed());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("key 'lora_target': " + e.getMessage(), e);
+            }
+        }
+    }
+
     /** @param listener hears the run's progress */
     public void addListener(TrainingListener listener) {
         listeners.add(listener);
@@ -129,7 +153,9 @@ public abstract class TrainingLoop {
     public TrainResult train(boolean resume) throws IOException {
         Files.createDirectories(output);
         Checkpoints.State state = new Checkpoints.State(0, 0, 0);
-        AdamW optimizer = new AdamW(policy.parameters(), config.adamBeta1(), config.adamBeta2(), config.adamEpsilon(), config.weightDecay());
+        // with LoRA adapters only they train: neither gradients nor optimizer state for the base weights
+        AdamW optimizer = new AdamW(policy.trainableParameters(), config.adamBeta1(), config.adamBeta2(), config.adamEpsilon(),
+                config.weightDecay());
         if (resume) {
             var latest = Checkpoints.latest(output);
             if (latest.isPresent()) {
@@ -285,7 +311,7 @@ public abstract class TrainingLoop {
 
     private Map<String, Double> gradientNorms() {
         Map<String, Double> norms = new LinkedHashMap<>();
-        policy.parameters().forEach((name, param) -> {
+        policy.trainableParameters().forEach((name, param) -> {
             NDArray p = param.getArray();
             if (p.hasGradient()) {
                 try (NDArray g = p.getGradient(); NDArray sq = g.square(); NDArray s = sq.sum()) {

@@ -512,9 +512,48 @@ public final class CausalLm implements AutoCloseable {
         if (!(block instanceof CausalLmBlock native_)) {
             return LogProbs.of(logits(ids, attentionMask, training), ids, completionMask);
         }
+        if (training || !graphFree(native_)) {
+            return nativeLogProbs(native_, ids, attentionMask, completionMask, training);
+        }
+        // nothing records a graph (a frozen reference, the base of a LoRA model, evaluation): run the pass
+        // in its own scope and keep only the result, so its activations do not live until the step ends
+        NDManager owner = ids.getManager();
+        try (NDManager pass = owner.newSubManager()) {
+            NDArray i = ids.duplicate();
+            NDArray a = attentionMask.duplicate();
+            NDArray c = completionMask.duplicate();
+            i.attach(pass);
+            a.attach(pass);
+            c.attach(pass);
+            LogProbs lp = nativeLogProbs(native_, i, a, c, false);
+            lp.sum().attach(owner);
+            lp.mean().attach(owner);
+            lp.tokens().attach(owner);
+            return lp;
+        }
+    }
+
+    private LogProbs nativeLogProbs(CausalLmBlock native_, NDArray ids, NDArray attentionMask, NDArray completionMask, boolean training) {
         CausalLmBlock.Output out = ready(native_).forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false));
         return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask,
                 LogProbs.chunkPositions(logitsChunkElements, config.vocabSize()));
+    }
+
+    /** Whether a pass of this instance records no graph: no parameter it uses requires a gradient. */
+    private boolean graphFree(CausalLmBlock native_) {
+        for (Parameter p : native_.parametersByName().values()) {
+            if (p.requiresGradient()) {
+                return false;
+            }
+        }
+        if (adapters) {
+            for (Parameter p : native_.adapterParameters().values()) {
+                if (p.requiresGradient()) {
+                    return false;
+                }
+            }
+        }
+        return true;
     }
 
     /**

@@ -206,6 +206,17 @@ public abstract class CausalLmBlock extends AbstractBlock {
         adapterParameters.clear();
     }
 
+    /**
+     * x + branch, the residual connection: the branch's output is freed at once. The sum's backward
+     * needs neither operand, and nothing else refers to the branch, so holding it until the step ends
+     * would only keep [tokens × width] per layer alive.
+     */
+    static NDArray residual(NDArray x, NDArray branch) {
+        NDArray out = x.add(branch);
+        branch.close();
+        return out;
+    }
+
     /** The context of one pass. */
     final Forward forwardContext(ParameterStore ps, boolean training) {
         return new Forward(ps, compute, training, adaptersEnabled);

@@ -102,9 +102,9 @@ public final class Gpt2Block extends CausalLmBlock {
                 scale /= i + 1;
             }
             NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
-            x = x.add(l.proj.apply(f, attn));
+            x = residual(x, l.proj.apply(f, attn));
             NDArray m = Ops.layerNorm(x, f.value(l.ln2w, x), f.value(l.ln2b, x), eps);
-            x = x.add(c.conv1dMlp(f, config.activation(), m, l.fc, l.mlpProj));
+            x = residual(x, c.conv1dMlp(f, config.activation(), m, l.fc, l.mlpProj));
         }
         x = Ops.layerNorm(x, f.value(lnFw, x), f.value(lnFb, x), eps);
         if (withHiddenStates) {

@@ -99,12 +99,12 @@ public final class LlamaBlock extends CausalLmBlock {
                     ? c.causalSelfAttention(f, a, l.q, l.k, l.v, l.o, cosSin[0], cosSin[1], heads, kvHeads, d, scale)
                     : null;
             if (fused != null) {
-                x = x.add(fused);
+                x = residual(x, fused);
             } else {
-                x = x.add(attention(f, l, a, cosSin, mask, cache, i, causalOnly));
+                x = residual(x, attention(f, l, a, cosSin, mask, cache, i, causalOnly));
             }
             NDArray m = c.rmsNorm(x, f.value(l.postNorm, x), eps);
-            x = x.add(c.gatedMlp(f, config.activation(), m, l.gate, l.up, l.down));
+            x = residual(x, c.gatedMlp(f, config.activation(), m, l.gate, l.up, l.down));
         }
         x = c.rmsNorm(x, f.value(norm, x), eps);
         if (withHiddenStates) {

@@ -62,11 +62,23 @@ public final class LoraAdapter {
         return dropout;
     }
 
-    /** s · B · A · dropout(x): the adapter's addition to the projection's output, [..., out]. */
+    /**
+     * s · B · A · dropout(x): the adapter's addition to the projection's output, [..., out]. The
+     * intermediate arrays are closed at once: autograd keeps its own references to what the backward
+     * pass needs (and frees them as it goes), so a step does not hold [tokens × out] arrays per
+     * adapter until it ends. The scale's scalar stays in x's manager (see {@link ScalarOps}).
+     */
     NDArray apply(Forward f, NDArray x) {
         NDArray in = dropout > 0 && f.training() ? Dropout.dropout(x, dropout, true).singletonOrThrow() : x;
         NDArray down = f.compute().linear(in, f.value(a, x), null);
-        return ScalarOps.times(f.compute().linear(down, f.value(b, x), null), scale);
+        if (in != x) {
+            in.close();
+        }
+        NDArray up = f.compute().linear(down, f.value(b, x), null);
+        down.close();
+        NDArray scaled = ScalarOps.times(up, scale);
+        up.close();
+        return scaled;
     }
 
     /**

@@ -101,7 +101,15 @@ public final class Projection {
         NDArray w = f.value(weight, x);
         NDArray b = f.value(bias, x);
         NDArray y = layout == Layout.LINEAR ? f.compute().linear(x, w, b) : f.compute().conv1d(x, w, b);
-        return adapter != null && f.adapters() ? y.add(adapter.apply(f, x)) : y;
+        if (adapter == null || !f.adapters()) {
+            return y;
+        }
+        NDArray delta = adapter.apply(f, x);
+        NDArray out = y.add(delta);
+        // the sum's backward needs neither operand: free both now rather than when the step ends
+        y.close();
+        delta.close();
+        return out;
     }
 
     /**

@@ -11,7 +11,7 @@ import org.junit.jupiter.api.io.TempDir;
 class QuickstartLoraTest {
     @Test
     void shortQuickstartWithLoraTrainsAdaptersOnTheSftModel(@TempDir Path tmp) throws Exception {
-        Map<String, Quickstart.Row> rows = Quickstart.run(new Quickstart.Settings(tmp, 20, 5, 50, 7, 4), null);
+        Map<String, Quickstart.Row> rows = Quickstart.run(new Quickstart.Settings(tmp, 10, 4, 20, 7, 4), null);
         assertThat(rows).containsOnlyKeys("sft", "dpo", "ipo");
         for (String name : new String[] {"dpo", "ipo"}) {
             Path last = tmp.resolve(name).resolve("final");

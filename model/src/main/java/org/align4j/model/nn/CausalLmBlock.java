@@ -217,6 +217,36 @@ public abstract class CausalLmBlock extends AbstractBlock {
         return out;
     }
 
+    /**
+     * Opens the scope of one layer of a pass: the layer's input and every array the layer makes live
+     * in it, so that {@link #closeLayer} frees them all at the end of the layer. Autograd keeps its own
+     * references to what the backward pass needs (and frees each as the backward pass passes it), so a
+     * training step holds what autograd saved, not every intermediate array of every layer until the
+     * step ends. Scalars that autograd saves are native tensors ({@link org.align4j.model.ScalarOps}
+     * casts them), never views of Java memory, so closing their Java handles is safe.
+     *
+     * @param x the layer's input (moved into the scope)
+     * @return the scope
+     */
+    static NDManager openLayer(NDArray x) {
+        NDManager scope = x.getManager().newSubManager();
+        x.attach(scope);
+        return scope;
+    }
+
+    /**
+     * Closes a layer's scope, keeping only its output.
+     *
+     * @param scope the layer's scope
+     * @param x the layer's output (moved out of the scope)
+     * @return x
+     */
+    static NDArray closeLayer(NDManager scope, NDArray x) {
+        x.attach(scope.getParentManager());
+        scope.close();
+        return x;
+    }
+
     /** The context of one pass. */
     final Forward forwardContext(ParameterStore ps, boolean training) {
         return new Forward(ps, compute, training, adaptersEnabled);

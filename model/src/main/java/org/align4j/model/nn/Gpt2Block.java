@@ -1,6 +1,7 @@
 package org.align4j.model.nn;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.Parameter;
@@ -81,12 +82,15 @@ public final class Gpt2Block extends CausalLmBlock {
         NDArray x = Embedding.embedding(ids, f.value(wte, ids), SparseFormat.DENSE).singletonOrThrow()
                 .add(Embedding.embedding(positions, f.value(wpe, ids), SparseFormat.DENSE).singletonOrThrow());
         List<NDArray> hidden = new ArrayList<>();
+        // a layer's arrays are freed when it ends, except where they must outlive it (hidden states, a cache)
+        boolean layerScopes = cache == null && !withHiddenStates;
         double eps = config.normEps();
         for (int i = 0; i < layers.length; i++) {
             if (withHiddenStates) {
                 hidden.add(x);
             }
             Layer l = layers[i];
+            NDManager layer = layerScopes ? openLayer(x) : null;
             NDArray a = Ops.layerNorm(x, f.value(l.ln1w, x), f.value(l.ln1b, x), eps);
             NDArray qkv = l.attn.apply(f, a);
             NDArray q = Attention.splitHeads(qkv.get(":, :, 0:" + width), heads, headDim);
@@ -105,6 +109,9 @@ public final class Gpt2Block extends CausalLmBlock {
             x = residual(x, l.proj.apply(f, attn));
             NDArray m = Ops.layerNorm(x, f.value(l.ln2w, x), f.value(l.ln2b, x), eps);
             x = residual(x, c.conv1dMlp(f, config.activation(), m, l.fc, l.mlpProj));
+            if (layer != null) {
+                x = closeLayer(layer, x);
+            }
         }
         x = Ops.layerNorm(x, f.value(lnFw, x), f.value(lnFb, x), eps);
         if (withHiddenStates) {

@@ -3,6 +3,7 @@ package org.align4j.model.nn;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
@@ -88,12 +89,15 @@ public final class LlamaBlock extends CausalLmBlock {
         NDArray[] cosSin = rotaryTables(Attention.positions(attentionMask, t));
         NDArray x = Embedding.embedding(ids, f.value(embed, ids), SparseFormat.DENSE).singletonOrThrow();
         List<NDArray> hidden = new ArrayList<>();
+        // a layer's arrays are freed when it ends, except where they must outlive it (hidden states, a cache)
+        boolean layerScopes = cache == null && !withHiddenStates;
         double scale = 1.0 / Math.sqrt(d);
         for (int i = 0; i < layers.length; i++) {
             if (withHiddenStates) {
                 hidden.add(x);
             }
             Layer l = layers[i];
+            NDManager layer = layerScopes ? openLayer(x) : null;
             NDArray a = c.rmsNorm(x, f.value(l.inputNorm, x), eps);
             NDArray fused = causalOnly && l.qNorm == null
                     ? c.causalSelfAttention(f, a, l.q, l.k, l.v, l.o, cosSin[0], cosSin[1], heads, kvHeads, d, scale)
@@ -105,6 +109,9 @@ public final class LlamaBlock extends CausalLmBlock {
             }
             NDArray m = c.rmsNorm(x, f.value(l.postNorm, x), eps);
             x = residual(x, c.gatedMlp(f, config.activation(), m, l.gate, l.up, l.down));
+            if (layer != null) {
+                x = closeLayer(layer, x);
+            }
         }
         x = c.rmsNorm(x, f.value(norm, x), eps);
         if (withHiddenStates) {

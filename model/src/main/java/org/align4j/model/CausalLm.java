@@ -535,8 +535,15 @@ public final class CausalLm implements AutoCloseable {
 
     private LogProbs nativeLogProbs(CausalLmBlock native_, NDArray ids, NDArray attentionMask, NDArray completionMask, boolean training) {
         CausalLmBlock.Output out = ready(native_).forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false));
+        long chunk = LogProbs.chunkPositions(logitsChunkElements, config.vocabSize());
+        Parameter head = native_.headWeight();
+        if (training && !head.requiresGradient()) {
+            // a frozen head (LoRA): autograd keeps each position's [H] gradient direction, not its [V] log-softmax
+            return LogProbs.fromHiddenFrozenHead(out.last(), x -> native_.head(store, x, training), head.getArray(),
+                    native_.compute()::tokenLogProbs, ids, completionMask, chunk);
+        }
         return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask,
-                LogProbs.chunkPositions(logitsChunkElements, config.vocabSize()));
+                chunk);
     }
 
     /** Whether a pass of this instance records no graph: no parameter it uses requires a gradient. */

@@ -38,7 +38,7 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @return sum, mean and count per row
      */
     public static LogProbs of(NDArray logits, NDArray ids, NDArray completionMask) {
-        return score(logits, UnaryOperator.identity(), LogProbs::tokenLogProbs, ids, completionMask, Long.MAX_VALUE);
+        return score(logits, UnaryOperator.identity(), LogProbs::tokenLogProbs, null, ids, completionMask, Long.MAX_VALUE);
     }
 
     /**
@@ -90,7 +90,32 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
         if (chunkPositions < 1) {
             throw new IllegalArgumentException("chunkPositions: at least 1, got " + chunkPositions);
         }
-        return score(hidden, head, tokenLogProbs, ids, completionMask, chunkPositions);
+        return score(hidden, head, tokenLogProbs, null, ids, completionMask, chunkPositions);
+    }
+
+    /**
+     * As {@link #fromHidden(NDArray, UnaryOperator, BinaryOperator, NDArray, NDArray, long)}, for a head
+     * whose weight W [V, H] receives no gradient (the base model of a LoRA run). The gradient of a
+     * token's log-prob with respect to its hidden state is then W[target] − softmax(W·h)·W, an [H]
+     * vector: it is computed with the log-prob, chunk by chunk, and the chunk's logits are freed, so
+     * autograd keeps [n, H] instead of a [n, V] log-softmax per chunk. Values are identical to the
+     * other path's; gradients equal up to floating-point rounding.
+     *
+     * @param hidden [B, T, H] final hidden states
+     * @param head the LM head, [n, H] → [n, V]
+     * @param headWeight W, the head's weight [V, H] (frozen)
+     * @param tokenLogProbs ([n, V] logits, [n] targets) → [n] log-probs
+     * @param ids [B, T] int64
+     * @param completionMask [B, T]
+     * @param chunkPositions positions per chunk, at least 1
+     * @return sum, mean and count per row
+     */
+    public static LogProbs fromHiddenFrozenHead(NDArray hidden, UnaryOperator<NDArray> head, NDArray headWeight,
+            BinaryOperator<NDArray> tokenLogProbs, NDArray ids, NDArray completionMask, long chunkPositions) {
+        if (chunkPositions < 1) {
+            throw new IllegalArgumentException("chunkPositions: at least 1, got " + chunkPositions);
+        }
+        return score(hidden, head, tokenLogProbs, headWeight, ids, completionMask, chunkPositions);
     }
 
     /**
@@ -110,8 +135,8 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * map them to logits and score the targets (chunk by chunk above {@code chunk} positions), and sum
      * each row's tokens with a [B, N] one-hot matmul.
      */
-    private static LogProbs score(NDArray perPosition, UnaryOperator<NDArray> toLogits, BinaryOperator<NDArray> tokenLogProbs, NDArray ids,
-            NDArray completionMask, long chunk) {
+    private static LogProbs score(NDArray perPosition, UnaryOperator<NDArray> toLogits, BinaryOperator<NDArray> tokenLogProbs,
+            NDArray frozenHead, NDArray ids, NDArray completionMask, long chunk) {
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
         long x = perPosition.getShape().get(2);
@@ -121,7 +146,7 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
         NDArray targets = ids.get(":, 1:").reshape(b * (t - 1)).get(scored);
         long n = targets.getShape().get(0);
         NDArray perToken;
-        if (n <= chunk) {
+        if (n <= chunk && frozenHead == null) {
             perToken = tokenLogProbs.apply(toLogits.apply(selected), targets);
         } else {
             NDManager owner = selected.getManager();
@@ -133,12 +158,14 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
                 try (NDManager scope = owner.newSubManager()) {
                     NDArray rows = selected.get(range);
                     rows.attach(scope);
-                    NDArray part = tokenLogProbs.apply(toLogits.apply(rows), targets.get(range));
+                    NDArray part = frozenHead == null ? tokenLogProbs.apply(toLogits.apply(rows), targets.get(range))
+                            : frozenHeadLogProbs(rows, toLogits, tokenLogProbs, frozenHead, targets.get(range), scope);
                     part.attach(owner);
                     parts.add(part);
                 }
             }
-            perToken = NDArrays.concat(parts);
+            // NDArrays.concat of a single array returns a copy cut from autograd
+            perToken = parts.size() == 1 ? parts.head() : NDArrays.concat(parts);
         }
         NDArray rowIds = perPosition.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
         NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
@@ -146,6 +173,21 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
         NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);
         NDArray tokens = mask.toType(DataType.FLOAT32, false).sum(new int[] {1});
         return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens);
+    }
+
+    /**
+     * One chunk's log-probs with a frozen head: the value without a graph, plus h·g − stop(h·g) (zero in
+     * value) whose gradient with respect to h is g = W[target] − softmax(W·h)·W.
+     */
+    private static NDArray frozenHeadLogProbs(NDArray rows, UnaryOperator<NDArray> toLogits, BinaryOperator<NDArray> tokenLogProbs,
+            NDArray weight, NDArray targets, NDManager scope) {
+        NDArray logits = toLogits.apply(rows.stopGradient());
+        NDArray value = tokenLogProbs.apply(logits, targets).stopGradient();
+        NDArray targetRows = weight.get(targets);
+        targetRows.attach(scope);
+        NDArray direction = targetRows.sub(logits.softmax(1).matMul(weight)).stopGradient();
+        NDArray dot = rows.mul(direction).sum(new int[] {1});
+        return value.add(dot.sub(dot.stopGradient()));
     }
 
     /**

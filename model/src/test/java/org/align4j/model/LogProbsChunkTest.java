@@ -75,6 +75,53 @@ class LogProbsChunkTest {
         }
     }
 
+    /**
+     * A frozen head (LoRA) takes the path that keeps [H] per position instead of a [V] log-softmax; its
+     * adapter gradients equal autograd's through the log-softmax (the head made trainable to force
+     * that path).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama-tiny", "gpt2-tiny"})
+    void aFrozenHeadGivesAutogradsGradients(String kind) {
+        Map<String, float[]> frozen = adapterGradients(kind, false);
+        Map<String, float[]> autograd = adapterGradients(kind, true);
+        assertThat(frozen.keySet()).containsExactlyElementsOf(autograd.keySet());
+        autograd.forEach((name, g) -> {
+            float[] f = frozen.get(name);
+            double largest = 0;
+            double worst = 0;
+            for (int i = 0; i < g.length; i++) {
+                largest = Math.max(largest, Math.abs(g[i]));
+                worst = Math.max(worst, Math.abs(g[i] - f[i]));
+            }
+            assertThat(largest).as(name).isGreaterThan(0);
+            assertThat(worst).as("%s: largest difference (largest entry %s)", name, largest).isLessThanOrEqualTo(1e-5 * largest);
+        });
+    }
+
+    static Map<String, float[]> adapterGradients(String kind, boolean trainableHead) {
+        try (NDManager m = NDManager.newBaseManager(Device.cpu());
+                CausalLm lm = CausalLm.load(Fixtures.model(kind), Device.cpu())) {
+            lm.setCompute(Compute.parse("sdpa", "fp32", Device.cpu()));
+            lm.loadAdapter(Fixtures.lora("peft-written/" + kind));
+            lm.setLogitsChunkElements(7 * 600);
+            ((org.align4j.model.nn.CausalLmBlock) lm.block()).headWeight().freeze(!trainableHead);
+            Map<String, NDArray> ref = Fixtures.reference(kind, m);
+            try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                LogProbs lp = lm.completionLogProbs(ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), true);
+                NDArray w = m.create(new float[] {1, -2, 3, -4, 5, -6, 7, -8});
+                gc.backward(lp.sum().mul(w).sum());
+            }
+            Map<String, float[]> grads = new LinkedHashMap<>();
+            lm.trainableParameters().forEach((name, p) -> {
+                NDArray g = p.getArray().getGradient();
+                grads.put(name, g.toFloatArray());
+                g.close();
+            });
+            return grads;
+        }
+    }
+
     @org.junit.jupiter.api.Test
     void chunkSizesFollowTheVocabulary() {
         assertThat(LogProbs.chunkPositions(LogProbs.DEFAULT_CHUNK_ELEMENTS, 151_936)).isEqualTo(110);

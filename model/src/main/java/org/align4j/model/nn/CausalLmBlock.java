@@ -339,6 +339,9 @@ public abstract class CausalLmBlock extends AbstractBlock {
      */
     public abstract NDArray head(ParameterStore ps, NDArray hidden, boolean training);
 
+    /** @return the LM head's weight [V, H] (the embedding's where they are tied) */
+    public abstract Parameter headWeight();
+
     /** @return how attention and projections are computed */
     public Compute compute() {
         return compute;

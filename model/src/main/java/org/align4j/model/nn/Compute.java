@@ -282,7 +282,7 @@ public final class Compute implements AutoCloseable {
         boolean oBias = o.bias() != null;
         boolean bf16 = precision == Precision.BF16;
         String key = "CausalSelfAttention:" + qkvBias + oBias + bf16 + heads + "," + kvHeads + "," + headDim + "," + scale;
-        TorchScriptKernel kernel = kernel(key, () -> attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale));
+        TorchScriptKernel kernel = kernel(key, () -> attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale, expandsKeyValueHeads()));
         java.util.List<NDArray> in = new java.util.ArrayList<>(java.util.List.of(x, f.value(q.weight(), x), f.value(k.weight(), x),
                 f.value(v.weight(), x), f.value(o.weight(), x), cos, sin));
         if (qkvBias) {
@@ -294,7 +294,8 @@ public final class Compute implements AutoCloseable {
         return kernel.forward(true, in.toArray(new NDArray[0])).head();
     }
 
-    static String attentionSource(boolean qkvBias, boolean oBias, boolean bf16, long heads, long kvHeads, long headDim, double scale) {
+    static String attentionSource(boolean qkvBias, boolean oBias, boolean bf16, long heads, long kvHeads, long headDim, double scale,
+            boolean expandKv) {
         StringBuilder sb = new StringBuilder("def forward(self: __torch__.SELF,\n    x: Tensor,\n    wq: Tensor,\n    wk: Tensor,\n    wv: Tensor,\n"
                 + "    wo: Tensor,\n    cos: Tensor,\n    sin: Tensor");
         if (qkvBias) {
@@ -322,8 +323,14 @@ public final class Compute implements AutoCloseable {
                     .append(r).append(", -1, ").append(half).append(", ").append(half).append(")), torch.narrow(").append(r).append(", -1, 0, ")
                     .append(half).append(")], -1), sn))\n");
         }
+        boolean gqa = kvHeads != heads;
+        if (gqa && expandKv) {
+            for (String r : new String[] {"k", "v"}) {
+                sb.append("  ").append(r).append(" = torch.repeat_interleave(").append(r).append(", ").append(heads / kvHeads).append(", 1)\n");
+            }
+        }
         sb.append(String.format(Locale.ROOT, "  o = torch.scaled_dot_product_attention(q, k, v, None, 0., True, scale=%.17g%s)\n", scale,
-                kvHeads != heads ? ", enable_gqa=True" : ""));
+                gqa && !expandKv ? ", enable_gqa=True" : ""));
         sb.append("  o = torch.flatten(torch.transpose(o, 1, 2), 2)\n");
         String out = oBias ? "torch.linear(o, " + String.format(c, "wo") + ", " + String.format(c, "bo") + ")" : "torch.linear(o, " + String.format(c, "wo") + ")";
         sb.append("  return ").append(bf16 ? "torch.to(" + out + ", 6)" : out).append("\n");
@@ -366,7 +373,7 @@ public final class Compute implements AutoCloseable {
         // in bf16, rows with every key masked gave NaN gradients on an H200
         boolean bf16 = precision == Precision.BF16 && causalOnly;
         String key = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "") + ":" + scale;
-        TorchScriptKernel kernel = kernel(key, () -> sdpaSource(causalOnly, bf16, gqa, scale));
+        TorchScriptKernel kernel = kernel(key, () -> sdpaSource(causalOnly, bf16, gqa, scale, expandsKeyValueHeads()));
         return causalOnly ? kernel.forward(true, q, k, v).head() : kernel.forward(true, q, k, v, mask).head();
     }
 
@@ -377,15 +384,20 @@ public final class Compute implements AutoCloseable {
      * @param bf16 compute in bfloat16
      * @param gqa fewer key/value heads than query heads
      * @param scale the score scale
+     * @param expandKv with GQA in the causal kernel, repeat the key/value heads first instead of
+     *     passing {@code enable_gqa} (see {@link #expandsKeyValueHeads})
      * @return the methods (see {@link TorchScriptKernel#archive})
      */
-    static String sdpaSource(boolean causalOnly, boolean bf16, boolean gqa, double scale) {
+    static String sdpaSource(boolean causalOnly, boolean bf16, boolean gqa, double scale, boolean expandKv) {
         String s = String.format(Locale.ROOT, "%.17g", scale);
         String in = bf16 ? "torch.to(q, 15), torch.to(k, 15), torch.to(v, 15)" : "q, k, v";
-        String tail = ", scale=" + s + (gqa ? ", enable_gqa=True" : "") + ")";
+        boolean expand = gqa && expandKv && causalOnly;
+        String tail = ", scale=" + s + (gqa && !expand ? ", enable_gqa=True" : "") + ")";
         String body;
         if (causalOnly) {
             body = "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor) -> Tensor:\n"
+                    + (expand ? "  g = torch.floordiv(torch.size(q, 1), torch.size(k, 1))\n  k = torch.repeat_interleave(k, g, 1)\n"
+                            + "  v = torch.repeat_interleave(v, g, 1)\n" : "")
                     + "  o = torch.scaled_dot_product_attention(" + in + ", None, 0., True" + tail + "\n";
         } else {
             // the additive mask uses −max-float; in bf16 that rounds to −inf, so clamp it first
@@ -408,13 +420,23 @@ public final class Compute implements AutoCloseable {
     public static Map<String, String> kernelSources(double scale) {
         Map<String, String> m = new java.util.TreeMap<>(SOURCES);
         for (boolean bf16 : new boolean[] {false, true}) {
-            m.put("SdpaCausal" + (bf16 ? "Bf16" : ""), sdpaSource(true, bf16, false, scale));
-            m.put("SdpaMasked" + (bf16 ? "Bf16" : ""), sdpaSource(false, bf16, false, scale));
+            m.put("SdpaCausal" + (bf16 ? "Bf16" : ""), sdpaSource(true, bf16, false, scale, false));
+            m.put("SdpaMasked" + (bf16 ? "Bf16" : ""), sdpaSource(false, bf16, false, scale, false));
             // a Qwen2-like layer: q/k/v biases, no output bias, 4 query heads sharing 2 key/value heads of 16
-            m.put("CausalSelfAttention" + (bf16 ? "Bf16" : ""), attentionSource(true, false, bf16, 4, 2, 16, scale));
+            m.put("CausalSelfAttention" + (bf16 ? "Bf16" : ""), attentionSource(true, false, bf16, 4, 2, 16, scale, false));
         }
         m.put("RmsNorm", rmsNormSource(1e-6));
         return m;
+    }
+
+    /**
+     * Whether causal grouped-query attention repeats the key/value heads itself: on the CPU, libtorch
+     * 2.7 serves {@code enable_gqa} with its math kernel, which keeps the [B, H, T, T] attention
+     * weights for the backward pass (about 1 GiB for a Qwen2-0.5B step of 4 × 256 tokens); with the
+     * heads repeated it takes the flash kernel, which keeps [B, H, T, D]. GPUs keep {@code enable_gqa}.
+     */
+    private boolean expandsKeyValueHeads() {
+        return device == null || !device.isGpu();
     }
 
     /** One of the kernels of {@link #SOURCES}. */

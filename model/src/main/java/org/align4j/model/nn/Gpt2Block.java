@@ -125,6 +125,11 @@ public final class Gpt2Block extends CausalLmBlock {
 
     @Override
     public NDArray head(ParameterStore ps, NDArray hidden, boolean training) {
-        return compute().linear(hidden, value(ps, lmHead == null ? wte : lmHead, hidden, training), null);
+        return compute().linear(hidden, value(ps, headWeight(), hidden, training), null);
+    }
+
+    @Override
+    public Parameter headWeight() {
+        return lmHead == null ? wte : lmHead;
     }
 }

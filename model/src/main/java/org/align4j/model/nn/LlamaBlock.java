@@ -125,7 +125,12 @@ public final class LlamaBlock extends CausalLmBlock {
 
     @Override
     public NDArray head(ParameterStore ps, NDArray hidden, boolean training) {
-        return compute().linear(hidden, value(ps, lmHead == null ? embed : lmHead, hidden, training), null);
+        return compute().linear(hidden, value(ps, headWeight(), hidden, training), null);
+    }
+
+    @Override
+    public Parameter headWeight() {
+        return lmHead == null ? embed : lmHead;
     }
 
     /** The attention of layer {@code i} op by op (any compute setting, cache, mask, q/k norm, adapters). */

@@ -1,16 +1,26 @@
 package org.align4j.cli;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
+import org.align4j.data.DataException;
 import org.align4j.model.config.ConfigException;
 import org.align4j.model.io.CheckpointException;
+import org.align4j.trainer.TrainingDivergedException;
+import org.apache.logging.log4j.LogManager;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 /** The {@code align4j} command line: a thin recipe layer over the library modules. */
 @Command(
         name = "align4j",
         mixinStandardHelpOptions = true,
-        version = "align4j 0.1.0",
+        version = "align4j " + Align4j.VERSION,
         description = "Preference alignment (DPO, IPO and relatives) of causal language models on DJL.",
         subcommands = {
             QuickstartCommand.class,
@@ -22,9 +32,13 @@ import picocli.CommandLine.Command;
             EvaluateCommand.class,
             BenchCommand.class,
             MergeCommand.class,
+            EnvCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class Align4j implements Runnable {
+    /** The release, as {@code --version} and {@code env} print it. */
+    static final String VERSION = "0.1.0";
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -59,16 +73,69 @@ public final class Align4j implements Runnable {
         });
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             PrintWriter err = cmd.getErr();
-            if (ex instanceof ConfigException || ex instanceof CheckpointException || ex instanceof org.align4j.data.DataException
-                    || ex instanceof IllegalArgumentException || ex instanceof org.align4j.trainer.TrainingDivergedException
-                    || ex instanceof IllegalStateException) {
-                err.println("error: " + ex.getMessage());
-                err.flush();
-                return 2;
+            Failure f = Failure.of(ex);
+            // the whole story goes to the run's train.log (when there is one); the console gets one line
+            FAILURES.error(f.message(), ex);
+            err.println("error: " + f.message() + (f.code() == 1 && !debug() ? hint(ex) : ""));
+            if (debug()) {
+                ex.printStackTrace(err);
             }
-            throw ex;
+            err.flush();
+            return f.code();
         });
         return cl;
+    }
+
+    /** Logs failures with their stack traces to train.log only (log4j2.xml gives it no console appender). */
+    private static final Logger FAILURES = LoggerFactory.getLogger("org.align4j.cli.Failure");
+
+    /** {@code --debug} anywhere on the command line, or ALIGN4J_DEBUG=1: stack traces on the console too. */
+    @Option(names = "--debug", scope = CommandLine.ScopeType.INHERIT, description = "Print stack traces of errors on the console")
+    static void setDebug(boolean on) {
+        debugFlag = on;
+    }
+
+    private static boolean debugFlag;
+
+    static boolean debug() {
+        return debugFlag || "1".equals(System.getenv("ALIGN4J_DEBUG"));
+    }
+
+    private static String hint(Exception ex) {
+        return RunConsole.logFile().map(f -> " (stack trace in " + f + ")").orElse(" (--debug prints the stack trace)");
+    }
+
+    /**
+     * How a command failed: bad input (a file, key, flag or record at fault, named in the message) exits with
+     * 2; a run that failed (divergence) or a fault of the machine (disk full, permissions) exits with 1, as
+     * does anything unexpected.
+     *
+     * @param code the exit status
+     * @param message one line
+     */
+    record Failure(int code, String message) {
+        static Failure of(Exception ex) {
+            if (ex instanceof ConfigException || ex instanceof CheckpointException || ex instanceof DataException
+                    || ex instanceof IllegalArgumentException) {
+                return new Failure(2, firstLine(ex.getMessage()));
+            }
+            if (ex instanceof TrainingDivergedException) {
+                return new Failure(1, firstLine(ex.getMessage()));
+            }
+            Throwable io = ex instanceof UncheckedIOException u ? u.getCause() : ex;
+            if (io instanceof FileSystemException fs) {
+                String reason = fs instanceof AccessDeniedException ? "permission denied" : fs.getReason() != null ? fs.getReason() : fs.getClass().getSimpleName();
+                return new Failure(1, "cannot write or read " + fs.getFile() + ": " + reason);
+            }
+            if (io instanceof IOException) {
+                return new Failure(1, "input/output failed: " + firstLine(io.getMessage()));
+            }
+            return new Failure(1, "internal error: " + ex.getClass().getName() + ": " + firstLine(String.valueOf(ex.getMessage())));
+        }
+
+        private static String firstLine(String s) {
+            return s == null ? "" : s.lines().findFirst().orElse("");
+        }
     }
 
     /**
@@ -77,6 +144,8 @@ public final class Align4j implements Runnable {
      * @param args the arguments
      */
     public static void main(String[] args) {
-        System.exit(commandLine().execute(args));
+        int code = commandLine().execute(args);
+        LogManager.shutdown(); // log4j2.xml leaves shutdown to us, so a signal's last lines still reach train.log
+        System.exit(code);
     }
 }

@@ -73,6 +73,7 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Flags.refuseUnless(spec, model == null, "with --model, which gives the shape", "--preset");
         Threads.apply(threads, null);
         if ("tf32".equals(precision) && "gpu".equals(device) && !"1".equals(System.getenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"))) {
             throw new IllegalArgumentException("--precision tf32: needs TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 in the environment (the ./align4j launcher sets it on GPU runs)");

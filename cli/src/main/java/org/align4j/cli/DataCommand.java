@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import org.align4j.data.DataException;
 import org.align4j.data.EncodedPair;
+import org.align4j.data.Message;
 import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.data.PreferenceExample;
@@ -43,7 +44,8 @@ final class DataCommand implements Runnable {
         @Option(names = "--show", defaultValue = "0", description = "Show the first N parsed pairs")
         int show;
 
-        @Option(names = "--json", description = "Print {\"pairs\", \"invalid\", \"dropped\", \"examples\": [{prompt, chosen, rejected}]}")
+        @Option(names = "--json", description = "Print {\"pairs\", \"invalid\", \"dropped\", \"examples\": [{source, prompt_text, chosen_text, "
+                + "rejected_text, prompt_ids, chosen_ids, rejected_ids}]}: the texts after templating and the ids training scores")
         boolean json;
 
         @Mixin
@@ -56,30 +58,25 @@ final class DataCommand implements Runnable {
         public Integer call() {
             PreferenceData.Loaded loaded = dataOptions.load(data);
             try (TextTokenizer tk = TextTokenizer.load(model)) {
-                DataOptions.Encoded enc = dataOptions.encode(tk, loaded.examples());
+                PreferenceEncoder encoder = new PreferenceEncoder(tk, dataOptions.encodingOptions());
+                PreferenceEncoder.Encoded enc = encoder.encodeAll(loaded.examples(), dataOptions.skipInvalid);
+                List<DataException> invalid = new ArrayList<>(loaded.invalid());
+                invalid.addAll(enc.invalid());
                 var w = spec.commandLine().getOut();
-                List<PreferenceExample> shown = loaded.examples().subList(0, Math.min(show, loaded.examples().size()));
+                List<Map<String, Object>> examples = new ArrayList<>();
+                for (PreferenceExample e : loaded.examples().subList(0, Math.min(show, loaded.examples().size()))) {
+                    examples.add(shown(encoder, e));
+                }
                 if (json) {
                     Map<String, Object> o = new LinkedHashMap<>();
                     o.put("pairs", enc.pairs().size());
-                    o.put("invalid", loaded.invalid().size());
+                    o.put("invalid", invalid.size());
                     o.put("dropped", enc.dropped());
-                    List<Map<String, Object>> examples = new ArrayList<>();
-                    for (PreferenceExample e : shown) {
-                        Map<String, Object> x = new LinkedHashMap<>();
-                        x.put("prompt", e.promptText());
-                        x.put("chosen", e.chosenText());
-                        x.put("rejected", e.rejectedText());
-                        if (e.preference() != null) {
-                            x.put("preference", e.preference());
-                        }
-                        examples.add(x);
-                    }
                     o.put("examples", examples);
                     w.println(Json.write(o));
                 } else {
-                    w.printf("pairs %d   invalid %d   dropped by truncation %d%n", enc.pairs().size(), loaded.invalid().size(), enc.dropped());
-                    for (DataException e : loaded.invalid().subList(0, Math.min(5, loaded.invalid().size()))) {
+                    w.printf("pairs %d   invalid %d   dropped by truncation %d%n", enc.pairs().size(), invalid.size(), enc.dropped());
+                    for (DataException e : invalid.subList(0, Math.min(5, invalid.size()))) {
                         w.println("  invalid: " + e.getMessage());
                     }
                     if (!enc.pairs().isEmpty()) {
@@ -89,15 +86,55 @@ final class DataCommand implements Runnable {
                         row(w, "rejected", enc.pairs().stream().mapToInt(p -> p.rejected().length).toArray());
                         row(w, "longest row", enc.pairs().stream().mapToInt(EncodedPair::maxLength).toArray());
                     }
-                    for (int i = 0; i < shown.size(); i++) {
-                        PreferenceExample e = shown.get(i);
-                        w.printf("%n[%d] %s:%d%n  prompt:   %s%n  chosen:   %s%n  rejected: %s%n", i, e.file().getFileName(), e.line(),
-                                e.promptText(), e.chosenText(), e.rejectedText());
+                    for (int i = 0; i < examples.size(); i++) {
+                        Map<String, Object> x = examples.get(i);
+                        w.printf("%n[%d] %s%n", i, x.get("source"));
+                        if (x.containsKey("error")) {
+                            w.printf("  invalid: %s%n", x.get("error"));
+                            continue;
+                        }
+                        for (String part : List.of("prompt", "chosen", "rejected")) {
+                            w.printf("  %s_text:%n%s%n  %s_ids: %s%n", part, indent((String) x.get(part + "_text")), part,
+                                    Arrays.toString((int[]) x.get(part + "_ids")));
+                        }
+                        if (x.containsKey("dropped")) {
+                            w.println("  dropped: cannot fit --max-length with one completion token");
+                        }
                     }
                 }
                 w.flush();
             }
             return 0;
+        }
+
+        /** One pair as training sees it: texts after templating, ids after truncation (empty when dropped). */
+        private static Map<String, Object> shown(PreferenceEncoder encoder, PreferenceExample e) {
+            Map<String, Object> x = new LinkedHashMap<>();
+            x.put("source", e.file().getFileName() + ":" + e.line());
+            try {
+                PreferenceEncoder.Texts t = encoder.texts(e);
+                var p = encoder.encode(e);
+                x.put("prompt_text", t.prompt());
+                x.put("chosen_text", t.chosen());
+                x.put("rejected_text", t.rejected());
+                x.put("prompt_ids", p.map(EncodedPair::prompt).orElse(new int[0]));
+                x.put("chosen_ids", p.map(EncodedPair::chosen).orElse(new int[0]));
+                x.put("rejected_ids", p.map(EncodedPair::rejected).orElse(new int[0]));
+                if (p.isEmpty()) {
+                    x.put("dropped", true);
+                }
+            } catch (DataException ex) {
+                x.put("error", ex.getMessage());
+            }
+            if (e.preference() != null) {
+                x.put("preference", e.preference());
+            }
+            return x;
+        }
+
+        /** Template text shown as is, each line indented, with its line breaks visible. */
+        private static String indent(String text) {
+            return "    | " + text.replace("\n", "\u21b5\n    | ");
         }
 
         private static void row(java.io.PrintWriter w, String name, int[] values) {
@@ -127,6 +164,9 @@ final class DataCommand implements Runnable {
         @Option(names = "--json", description = "Print {\"pairs_per_s\": x, \"tokens_per_s\": x}")
         boolean json;
 
+        @Option(names = "--chat", description = "Conversational pairs (system, user, assistant, user; then the answers) through the model's chat template")
+        boolean chat;
+
         @Spec
         picocli.CommandLine.Model.CommandSpec spec;
 
@@ -139,8 +179,16 @@ final class DataCommand implements Runnable {
                 String body = words.repeat(Math.max(1, tokens / 3 / perWord));
                 List<PreferenceExample> ex = new ArrayList<>();
                 for (int i = 0; i < pairs; i++) {
-                    ex.add(PreferenceExample.text("Question " + i + ": " + body, " Answer " + i + " " + body, " Other " + i + " " + body,
-                            null, Path.of("synthetic"), i + 1));
+                    if (chat) {
+                        List<Message> prompt = List.of(new Message("system", "You are a helpful assistant."),
+                                new Message("user", "Question " + i + ": " + body), new Message("assistant", "Let me think. " + body),
+                                new Message("user", "Answer briefly."));
+                        ex.add(PreferenceExample.conversation(prompt, List.of(new Message("assistant", "Answer " + i + " " + body)),
+                                List.of(new Message("assistant", "Other " + i + " " + body)), null, Path.of("synthetic"), i + 1));
+                    } else {
+                        ex.add(PreferenceExample.text("Question " + i + ": " + body, " Answer " + i + " " + body, " Other " + i + " " + body,
+                                null, Path.of("synthetic"), i + 1));
+                    }
                 }
                 for (int i = 0; i < Math.min(500, pairs); i++) {
                     enc.encode(ex.get(i)); // warm-up

@@ -1,10 +1,8 @@
 package org.align4j.cli;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import org.align4j.data.DataFormat;
-import org.align4j.data.EncodedPair;
 import org.align4j.data.EncodingOptions;
 import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceEncoder;
@@ -34,6 +32,10 @@ final class DataOptions {
     @Option(names = "--chat-template", description = "Render plain-text prompts through the model's chat template")
     boolean chatTemplate;
 
+    @Option(names = "--chat-template-kwargs", paramLabel = "JSON",
+            description = "Chat-template variables for every pair, e.g. '{\"enable_thinking\": false}' (a record's own tools and chat_template_kwargs win)")
+    String chatTemplateKwargs;
+
     DataFormat dataFormat() {
         try {
             return DataFormat.valueOf(format.toUpperCase(java.util.Locale.ROOT).replace('-', '_'));
@@ -55,9 +57,25 @@ final class DataOptions {
                 throw new IllegalArgumentException("--truncation: expected keep_end or keep_start, got '" + truncation + "'");
         }
         try {
-            return new EncodingOptions(maxLength, maxPromptLength, t, chatTemplate);
+            return new EncodingOptions(maxLength, maxPromptLength, t, chatTemplate, chatTemplateKwargs());
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("--" + e.getMessage().replace("maxPromptLength", "max-prompt-length").replace("maxLength", "max-length"));
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    java.util.Map<String, Object> chatTemplateKwargs() {
+        if (chatTemplateKwargs == null || chatTemplateKwargs.isBlank()) {
+            return java.util.Map.of();
+        }
+        try {
+            Object v = new com.fasterxml.jackson.databind.ObjectMapper().readValue(chatTemplateKwargs, Object.class);
+            if (!(v instanceof java.util.Map)) {
+                throw new IllegalArgumentException("--chat-template-kwargs: expected a JSON object, got " + chatTemplateKwargs);
+            }
+            return (java.util.Map<String, Object>) v;
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException("--chat-template-kwargs: not JSON: " + e.getOriginalMessage());
         }
     }
 
@@ -65,23 +83,12 @@ final class DataOptions {
         return PreferenceData.load(data, dataFormat(), skipInvalid);
     }
 
-    /** Encoded pairs and how many were dropped by truncation. */
-    record Encoded(List<EncodedPair> pairs, List<PreferenceExample> kept, int dropped) {}
-
-    Encoded encode(TextTokenizer tokenizer, List<PreferenceExample> examples) {
-        PreferenceEncoder encoder = new PreferenceEncoder(tokenizer, encodingOptions());
-        List<EncodedPair> pairs = new ArrayList<>();
-        List<PreferenceExample> kept = new ArrayList<>();
-        int dropped = 0;
-        for (PreferenceExample e : examples) {
-            var p = encoder.encode(e);
-            if (p.isPresent()) {
-                pairs.add(p.get());
-                kept.add(e);
-            } else {
-                dropped++;
-            }
-        }
-        return new Encoded(pairs, kept, dropped);
+    /**
+     * @param tokenizer the model's tokenizer
+     * @param examples the parsed examples
+     * @return their ids, the count dropped by truncation, and the records skipped with --skip-invalid
+     */
+    PreferenceEncoder.Encoded encode(TextTokenizer tokenizer, List<PreferenceExample> examples) {
+        return new PreferenceEncoder(tokenizer, encodingOptions()).encodeAll(examples, skipInvalid);
     }
 }

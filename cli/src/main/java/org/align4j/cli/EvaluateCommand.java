@@ -82,11 +82,13 @@ final class EvaluateCommand implements Runnable {
             if (batchSize <= 0) {
                 throw new IllegalArgumentException("--batch-size: must be > 0, got " + batchSize);
             }
+            Flags.refuseUnless(spec, klPrompts > 0 && klSamples > 0, "without sampled KL (--kl-prompts and --kl-samples above 0)",
+                    "--max-new-tokens", "--seed");
             try (PolicyReferenceOptions.Loaded m = models.load()) {
                 TextTokenizer tk = m.tokenizer();
                 CausalLm pol = m.policy();
                 CausalLm ref = m.reference();
-                DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
+                org.align4j.data.PreferenceEncoder.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
                 if (enc.pairs().isEmpty()) {
                     throw new IllegalArgumentException("--data: " + models.data + " has no pair left to evaluate after encoding");
                 }
@@ -172,7 +174,7 @@ final class EvaluateCommand implements Runnable {
             }
             try (PolicyReferenceOptions.Loaded m = models.load()) {
                 TextTokenizer tk = m.tokenizer();
-                DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
+                org.align4j.data.PreferenceEncoder.Encoded enc = dataOptions.encode(tk, dataOptions.load(models.data).examples());
                 int n = limit > 0 ? Math.min(limit, enc.pairs().size()) : enc.pairs().size();
                 if (n == 0) {
                     throw new IllegalArgumentException("--data: " + models.data + " has no pair to judge after encoding");
@@ -241,7 +243,7 @@ final class EvaluateCommand implements Runnable {
         @Option(names = "--output", paramLabel = "DIR", description = "Write curves.csv, bandit.png and bandit.html here")
         Path output;
 
-        @Option(names = "--json", description = "Print the final probabilities as {\"dpo\": {\"0.1\": [pa, pb, pc], ...}, \"ipo\": {...}}")
+        @Option(names = "--json", description = "Print {\"dpo\": {\"0.1\": {\"pi\": [pa, pb, pc], \"steps\": n, \"converged\": false}, ...}, \"ipo\": {...}}")
         boolean json;
 
         @Spec
@@ -258,12 +260,16 @@ final class EvaluateCommand implements Runnable {
                 }
             }
             List<Bandit.Curve> curves = new ArrayList<>();
-            Map<String, Map<String, double[]>> finals = new LinkedHashMap<>();
+            Map<String, Map<String, Map<String, Object>>> finals = new LinkedHashMap<>();
             for (String method : methods) {
                 for (double beta : betas) {
                     Bandit.Curve c = Bandit.train(method.trim(), beta, steps, learningRate, Math.max(1, steps / 200));
                     curves.add(c);
-                    finals.computeIfAbsent(method.trim(), k -> new LinkedHashMap<>()).put(betaKey(beta), c.last());
+                    Map<String, Object> f = new LinkedHashMap<>();
+                    f.put("pi", c.last());
+                    f.put("steps", c.steps()[c.steps().length - 1]);
+                    f.put("converged", c.converged());
+                    finals.computeIfAbsent(method.trim(), k -> new LinkedHashMap<>()).put(betaKey(beta), f);
                 }
             }
             PrintWriter w = spec.commandLine().getOut();
@@ -272,7 +278,8 @@ final class EvaluateCommand implements Runnable {
             } else {
                 for (Bandit.Curve c : curves) {
                     double[] p = c.last();
-                    w.printf(Locale.ROOT, "%-4s β=%-5s π(a)=%.6f π(b)=%.6f π(c)=%.6f", c.method(), betaKey(c.beta()), p[0], p[1], p[2]);
+                    w.printf(Locale.ROOT, "%-4s β=%-5s π(a)=%.6f π(b)=%.6f π(c)=%.6f %s after %d steps", c.method(), betaKey(c.beta()), p[0], p[1],
+                            p[2], c.converged() ? "at a minimum" : "still moving", c.steps()[c.steps().length - 1]);
                     if (c.method().startsWith("ipo")) {
                         double[] q = Bandit.ipoClosedForm(c.beta());
                         w.printf(Locale.ROOT, "   closed form %.6f %.6f %.6f", q[0], q[1], q[2]);
@@ -322,6 +329,7 @@ final class EvaluateCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
+            Flags.refuseUnless(spec, samples > 0, "without --samples N", "--max-new-tokens");
             List<RunReport.Run> read = new ArrayList<>();
             for (Path r : runs) {
                 if (samples > 0) {

@@ -1,5 +1,6 @@
 package org.align4j.cli;
 
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -56,6 +57,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        Flags.refuseUnless(spec, !greedy, "with --greedy, which takes the most likely token", "--temperature", "--top-k", "--top-p", "--seed");
         GenerationConfig cfg = greedy
                 ? GenerationConfig.greedy(maxNewTokens)
                 : GenerationConfig.sample(maxNewTokens, temperature, topK, topP, seed);
@@ -68,6 +70,13 @@ final class GenerateCommand implements Callable<Integer> {
             int[] ids = tk.encode(text);
             if (ids.length == 0) {
                 throw new IllegalArgumentException("--prompt: encodes to no tokens");
+            }
+            if (lm.config() != null) {
+                // the longest sequence generation can reach must fit the model (GPT-2's learned positions)
+                lm.config().problemWith(Arrays.copyOf(ids, ids.length + maxNewTokens)).ifPresent(problem -> {
+                    throw new IllegalArgumentException("--prompt and --max-new-tokens: " + ids.length + " prompt tokens + " + maxNewTokens
+                            + " new ones: " + problem.replace("set max_length to", "keep the sum at"));
+                });
             }
             int[] generated = new Generator(lm, tk.padId(), tk.eosIds()).generate(List.of(ids), cfg).get(0);
             String out = tk.decode(generated, true);

@@ -11,6 +11,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.PreferenceEncoder;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.LogProbs;
@@ -58,6 +60,10 @@ final class LogprobsCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        Flags.refuseUnless(spec, data == null, "with --data, whose pairs are encoded as training encodes them (one eos per completion)",
+                "--no-eos");
+        Flags.refuseUnless(spec, data != null, "without --data", "--output", "--batch-size", "--format", "--skip-invalid", "--max-length",
+                "--max-prompt-length", "--truncation", "--chat-template");
         if (data != null) {
             if (prompt != null || completion != null) {
                 throw new IllegalArgumentException("--data: give either --data or --prompt with --completion, not both");
@@ -75,8 +81,9 @@ final class LogprobsCommand implements Callable<Integer> {
             if (p.length == 0) {
                 throw new IllegalArgumentException("--prompt: encodes to no tokens; the first completion token needs a prompt token before it");
             }
-            boolean eos = !noEos;
-            if (eos && tk.eosId() < 0) {
+            // one eos after the completion, unless its text already ends with one (as TRL appends it only when missing)
+            boolean eos = !noEos && (c.length == 0 || c[c.length - 1] != tk.eosId());
+            if (!noEos && tk.eosId() < 0) {
                 throw new IllegalArgumentException("--model: the tokenizer names no eos token; pass --no-eos");
             }
             int n = p.length + c.length + (eos ? 1 : 0);
@@ -84,10 +91,17 @@ final class LogprobsCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--completion: encodes to no tokens");
             }
             long[] ids = new long[n];
+            int[] row = new int[n];
             long[] completionMask = new long[n];
             for (int i = 0; i < n; i++) {
-                ids[i] = i < p.length ? p[i] : i < p.length + c.length ? c[i - p.length] : tk.eosId();
+                row[i] = i < p.length ? p[i] : i < p.length + c.length ? c[i - p.length] : tk.eosId();
+                ids[i] = row[i];
                 completionMask[i] = i < p.length ? 0 : 1;
+            }
+            if (lm.config() != null) {
+                lm.config().problemWith(row).ifPresent(problem -> {
+                    throw new IllegalArgumentException("--prompt and --completion: " + problem);
+                });
             }
             NDArray idArr = m.create(ids, new Shape(1, n));
             NDArray mask = idArr.onesLike();
@@ -110,7 +124,10 @@ final class LogprobsCommand implements Callable<Integer> {
     private int scoreDataset() throws IOException {
         try (TextTokenizer tk = modelOptions.loadTokenizer();
                 CausalLm lm = modelOptions.loadModel()) {
-            DataOptions.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+            PreferenceEncoder.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+            if (lm.config() != null) {
+                EncodedPair.checkFits(lm.config(), enc.pairs(), enc.kept().stream().map(e -> e.file() + ":" + e.line()).toList());
+            }
             List<PairScorer.PairScore> scores = PairScorer.score(lm, enc.pairs(), batchSize, tk.padId());
             StringBuilder lines = new StringBuilder();
             for (PairScorer.PairScore s : scores) {

@@ -32,7 +32,7 @@ final class QuickstartCommand implements Callable<Integer> {
             + "instead of every weight (default: full fine-tuning, the README's numbers)")
     Integer lora;
 
-    @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores; 1 gives the same numbers on any machine)")
+    @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores; 1 makes the numbers independent of the core count)")
     Integer threads;
 
     @Spec
@@ -60,7 +60,7 @@ final class QuickstartCommand implements Callable<Integer> {
         rows.forEach((name, r) -> w.printf(Locale.ROOT, "%-6s %18.3f %18.3f %16.3f %8.3f [%.3f, %.3f]%n", name, r.heldoutAccuracy(),
                 r.rewardAccuracy(), r.klToReference(), r.winRate().rate(), r.winRate().lower(), r.winRate().upper()));
         w.printf(Locale.ROOT, "%nheld-out: %d problems never trained on; reward accuracy ranks the right answer above a one-off one by%n"
-                + "beta*log(pi/pi_sft) (ties count half); KL is summed over the model's own greedy answer; the win rate compares%n"
+                + "beta*log(pi/pi_sft) (a tie counts 0, as in TRL); KL is summed over the model's own greedy answer; the win rate compares%n"
                 + "greedy answers with the SFT model's (right beats wrong, ties half; 95%% Wilson interval).%n", s.heldOut());
         w.printf(Locale.ROOT, "summary: %s  (%.0f s)%n", output.resolve("summary.json").toAbsolutePath(), (System.nanoTime() - t0) / 1e9);
         w.printf(Locale.ROOT, "report:  %s%n", output.resolve("report").resolve("index.html").toAbsolutePath());

@@ -2,8 +2,10 @@ package org.align4j.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
@@ -31,6 +33,9 @@ final class RunConsole implements TrainingListener {
         Configuration cfg = ctx.getConfiguration();
         if (cfg.getAppender("run-file") != null) {
             cfg.getRootLogger().removeAppender("run-file");
+            if (cfg.getLoggers().containsKey("org.align4j.cli.Failure")) {
+                cfg.getLoggers().get("org.align4j.cli.Failure").removeAppender("run-file");
+            }
             cfg.getAppender("run-file").stop();
         }
         FileAppender file = FileAppender.newBuilder()
@@ -43,6 +48,10 @@ final class RunConsole implements TrainingListener {
         file.start();
         cfg.addAppender(file);
         cfg.getRootLogger().addAppender(file, Level.INFO, null);
+        if (cfg.getLoggers().containsKey("org.align4j.cli.Failure")) {
+            cfg.getLoggers().get("org.align4j.cli.Failure").addAppender(file, Level.ERROR, null);
+        }
+        logFile = output.resolve("train.log");
         if (cfg.getRootLogger().getLevel().isMoreSpecificThan(Level.INFO)) {
             cfg.getRootLogger().setLevel(Level.INFO);
             cfg.getRootLogger().getAppenders().forEach((name, appender) -> {
@@ -84,6 +93,18 @@ final class RunConsole implements TrainingListener {
             bar.close();
             bar = null;
         }
+    }
+
+    /** @return the run's train.log, once a training command has sent its log there */
+    static Optional<Path> logFile() {
+        return Optional.ofNullable(logFile);
+    }
+
+    private static Path logFile;
+
+    static void header(PrintWriter w, List<String> lines) {
+        lines.forEach(w::println);
+        w.flush();
     }
 
     static void summary(PrintWriter w, TrainResult r) {

@@ -1,11 +1,10 @@
 package org.align4j.cli;
 
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.align4j.losses.LossType;
 import org.align4j.trainer.SftTrainer;
+import org.align4j.trainer.RunFolder;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrainResult;
 import picocli.CommandLine.Command;
@@ -27,13 +26,13 @@ final class SftCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         TrainConfig config = options.resolve(Map.of("loss", LossType.SFT));
         Threads.apply(options.threads, null);
-        Path output = Path.of(config.output());
-        Files.createDirectories(output);
-        RunConsole.logTo(output);
+        RunFolder folder = RunFolder.claim(config, options.mode());
+        RunConsole.logTo(folder.output());
         TrainCommand.warnTf32(config, spec.commandLine().getErr());
-        try (SftTrainer trainer = SftTrainer.create(config, options.resume)) {
+        try (SftTrainer trainer = SftTrainer.create(config, folder)) {
+            RunConsole.header(spec.commandLine().getErr(), trainer.header());
             trainer.addListener(new RunConsole("sft"));
-            TrainResult r = trainer.train(options.resume);
+            TrainResult r = trainer.train();
             RunConsole.summary(spec.commandLine().getOut(), r);
         }
         return 0;

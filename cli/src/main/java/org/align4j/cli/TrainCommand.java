@@ -1,11 +1,10 @@
 package org.align4j.cli;
 
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.align4j.losses.LossType;
 import org.align4j.trainer.PreferenceTrainer;
+import org.align4j.trainer.RunFolder;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrainResult;
 import picocli.CommandLine.Command;
@@ -30,13 +29,13 @@ final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--loss: sft is the align4j sft command");
         }
         Threads.apply(options.threads, null);
-        Path output = Path.of(config.output());
-        Files.createDirectories(output);
-        RunConsole.logTo(output);
+        RunFolder folder = RunFolder.claim(config, options.mode());
+        RunConsole.logTo(folder.output());
         warnTf32(config, spec.commandLine().getErr());
-        try (PreferenceTrainer trainer = PreferenceTrainer.create(config, options.resume)) {
+        try (PreferenceTrainer trainer = PreferenceTrainer.create(config, folder)) {
+            RunConsole.header(spec.commandLine().getErr(), trainer.header());
             trainer.addListener(new RunConsole(config.loss().toString()));
-            TrainResult r = trainer.train(options.resume);
+            TrainResult r = trainer.train();
             RunConsole.summary(spec.commandLine().getOut(), r);
         }
         return 0;

@@ -10,6 +10,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import org.align4j.losses.LossType;
+import org.align4j.trainer.RunFolder;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrlNames;
 import picocli.CommandLine.Model.CommandSpec;
@@ -28,8 +29,12 @@ final class TrainOptions {
     @Option(names = "--config", paramLabel = "FILE.yaml", description = "YAML config (align4j or TRL key names); flags override it")
     Path config;
 
-    @Option(names = "--resume", description = "Continue from the newest checkpoint in --output")
-    boolean resume;
+    @Option(names = "--resume", arity = "0..1", fallbackValue = "", paramLabel = "CHECKPOINT",
+            description = "Continue from the newest checkpoint in --output (which must exist), or from the checkpoint folder given")
+    String resume;
+
+    @Option(names = "--overwrite", description = "Delete the run already in --output (its checkpoints, final/, logs) and start afresh")
+    boolean overwrite;
 
     @Option(names = "--threads", description = "libtorch intra-op threads on the CPU (default: libtorch's; 1 is bit-reproducible)")
     Integer threads;
@@ -110,6 +115,20 @@ final class TrainOptions {
             return t.getSimpleName().toUpperCase(Locale.ROOT);
         }
         return "VALUE";
+    }
+
+    /**
+     * @return how the run uses its folder: fresh, overwrite, or resume (the newest checkpoint or the one given)
+     * @throws IllegalArgumentException for --resume with --overwrite
+     */
+    RunFolder.Mode mode() {
+        if (resume != null && overwrite) {
+            throw new IllegalArgumentException("--overwrite: cannot be combined with --resume");
+        }
+        if (resume != null) {
+            return resume.isEmpty() ? RunFolder.Mode.resumeLatest() : RunFolder.Mode.resumeFrom(Path.of(resume));
+        }
+        return overwrite ? RunFolder.Mode.overwrite() : RunFolder.Mode.fresh();
     }
 
     /**

@@ -110,9 +110,19 @@ class CliTest {
         Result r = run("logprobs", "--model", tmp.toString(), "--prompt", "a", "--completion", "b");
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("config.json").contains("not found");
-        Result noTok = run("generate", "--model", tmp.resolve("nothing").toString(), "--prompt", "a");
-        assertThat(noTok.code()).isEqualTo(2);
-        assertThat(noTok.err()).contains("tokenizer.json");
+        Result noFolder = run("generate", "--model", tmp.resolve("nothing").toString(), "--prompt", "a");
+        assertThat(noFolder.code()).isEqualTo(2);
+        assertThat(noFolder.err().strip()).isEqualTo("error: " + tmp.resolve("nothing") + ": no such folder");
+        Result hubId = run("generate", "--model", "Qwen/Qwen3-0.6B", "--prompt", "a");
+        assertThat(hubId.err()).contains("looks like a Hugging Face Hub id").contains("download it first");
+        // a run folder where its final/ model was meant
+        Path run = tmp.resolve("run");
+        Files.createDirectories(run.resolve("final"));
+        for (String f : new String[] {"config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"}) {
+            Files.copy(Fixtures.model("gpt2-tiny").resolve(f), run.resolve("final").resolve(f));
+        }
+        Result runFolder = run("generate", "--model", run.toString(), "--prompt", "a");
+        assertThat(runFolder.err()).contains("is a run folder; did you mean " + run.resolve("final") + "?");
     }
 
     @Test
@@ -171,12 +181,52 @@ class CliTest {
         assertThat(o.get("pairs").asInt()).isEqualTo(1);
         assertThat(o.get("invalid").asInt()).isEqualTo(1);
         assertThat(o.get("dropped").asInt()).isEqualTo(1);
-        assertThat(o.get("examples").get(0).get("prompt").asText()).isEqualTo("2+2=");
-        assertThat(o.get("examples").get(0).get("rejected").asText()).isEqualTo(" 5");
+        String eos = JSON.readTree(Fixtures.model("gpt2-tiny").resolve("tokenizer_config.json").toFile()).get("eos_token").asText();
+        JsonNode shown = o.get("examples").get(0);
+        assertThat(shown.get("prompt_text").asText()).isEqualTo("2+2=");
+        assertThat(shown.get("rejected_text").asText()).isEqualTo(" 5" + eos);
+        assertThat(shown.get("chosen_ids").size()).isPositive();
+        assertThat(shown.get("prompt_ids").size()).isPositive();
         Result text = run("data", "inspect", "--data", Fixtures.root().resolve("prefs.jsonl").toString(), "--model",
                 Fixtures.model("gpt2-tiny").toString(), "--show", "2");
         assertThat(text.code()).isZero();
-        assertThat(text.out()).contains("p50").contains("prompt:   How do I reset my password?");
+        assertThat(text.out()).contains("p50").contains("prompt_text:").contains("    | How do I reset my password?").contains("chosen_ids: [");
+    }
+
+    @Test
+    void dataInspectShowsTemplatedTextsAndNamesARecordTheTemplateRefuses(@TempDir Path tmp) throws Exception {
+        // gpt2-tiny's tokenizer with Mistral v0.1's template, which raises on two user turns in a row
+        Path model = tmp.resolve("model");
+        Files.createDirectories(model);
+        Files.copy(Fixtures.model("gpt2-tiny").resolve("tokenizer.json"), model.resolve("tokenizer.json"));
+        var cfg = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(Fixtures.model("gpt2-tiny").resolve("tokenizer_config.json").toFile());
+        cfg.put("chat_template", "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                + "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+                + "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+                + "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}{% endif %}{% endfor %}");
+        Files.writeString(model.resolve("tokenizer_config.json"), JSON.writeValueAsString(cfg));
+        Path f = tmp.resolve("chat.jsonl");
+        Files.writeString(f, String.join("\n",
+                "{\"prompt\": [{\"role\": \"user\", \"content\": \"Say {{ 7*7 }}\"}], \"chosen\": [{\"role\": \"assistant\", \"content\": \"{{ 7*7 }}\"}],"
+                        + " \"rejected\": [{\"role\": \"assistant\", \"content\": \"49\"}]}",
+                "{\"prompt\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b {{\"}],"
+                        + " \"chosen\": [{\"role\": \"assistant\", \"content\": \"x\"}], \"rejected\": [{\"role\": \"assistant\", \"content\": \"y\"}]}") + "\n");
+        Result strict = run("data", "inspect", "--data", f.toString(), "--model", model.toString());
+        assertThat(strict.code()).isEqualTo(2);
+        assertThat(strict.err()).contains("chat.jsonl:2").contains("field 'prompt'").contains("Conversation roles must alternate")
+                .contains(model.resolve("tokenizer_config.json").toString());
+        Result r = run("data", "inspect", "--data", f.toString(), "--model", model.toString(), "--skip-invalid", "--show", "2", "--json");
+        assertThat(r.code()).as(r.err()).isZero();
+        JsonNode o = JSON.readTree(r.out());
+        assertThat(o.get("pairs").asInt()).isEqualTo(1);
+        assertThat(o.get("invalid").asInt()).isEqualTo(1);
+        String eos = cfg.get("eos_token").asText();
+        String bos = cfg.get("bos_token").asText();
+        JsonNode first = o.get("examples").get(0);
+        assertThat(first.get("prompt_text").asText()).isEqualTo(bos + "[INST] Say {{ 7*7 }} [/INST]");
+        assertThat(first.get("chosen_text").asText()).isEqualTo("{{ 7*7 }}" + eos + " ");
+        assertThat(first.get("rejected_text").asText()).isEqualTo("49" + eos + " ");
+        assertThat(o.get("examples").get(1).get("error").asText()).contains("chat.jsonl:2").contains("Conversation roles must alternate");
     }
 
     @Test

@@ -8,8 +8,32 @@ package org.align4j.data;
  * @param truncation which end of an over-long prompt to keep
  * @param chatTemplateForText render plain-text prompts as one user message through the chat
  *     template (conversational pairs always use it)
+ * @param chatTemplateKwargs chat-template variables for every pair of the run ({@code
+ *     enable_thinking}, {@code tools}, ...); a record's own {@code tools} and {@code
+ *     chat_template_kwargs} win over them; never null
  */
-public record EncodingOptions(int maxLength, int maxPromptLength, Truncation truncation, boolean chatTemplateForText) {
+public record EncodingOptions(int maxLength, int maxPromptLength, Truncation truncation, boolean chatTemplateForText,
+        java.util.Map<String, Object> chatTemplateKwargs) {
+
+    /**
+     * Options without run-wide chat-template variables.
+     *
+     * @param maxLength longest prompt + completion (0 = no limit)
+     * @param maxPromptLength longest prompt (0 = no limit)
+     * @param truncation which end of a long prompt to keep
+     * @param chatTemplateForText template plain prompts
+     */
+    public EncodingOptions(int maxLength, int maxPromptLength, Truncation truncation, boolean chatTemplateForText) {
+        this(maxLength, maxPromptLength, truncation, chatTemplateForText, java.util.Map.of());
+    }
+
+    /**
+     * @param kwargs chat-template variables for every pair
+     * @return these options with them
+     */
+    public EncodingOptions withChatTemplateKwargs(java.util.Map<String, Object> kwargs) {
+        return new EncodingOptions(maxLength, maxPromptLength, truncation, chatTemplateForText, kwargs);
+    }
 
     /** Which end of an over-long prompt survives. */
     public enum Truncation {
@@ -21,6 +45,8 @@ public record EncodingOptions(int maxLength, int maxPromptLength, Truncation tru
 
     /** Checks the values. */
     public EncodingOptions {
+        chatTemplateKwargs = chatTemplateKwargs == null ? java.util.Map.of()
+                : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(chatTemplateKwargs));
         if (maxLength < 0) {
             throw new IllegalArgumentException("maxLength: must be >= 0, got " + maxLength);
         }

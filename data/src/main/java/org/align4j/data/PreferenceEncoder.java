@@ -2,40 +2,76 @@ package org.align4j.data;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import org.align4j.data.template.ChatTemplate;
 import org.align4j.model.tokenizer.TextTokenizer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The one place that turns a {@link PreferenceExample} into token ids: chat template, tokenization,
- * one eos after each completion, truncation.
+ * truncation.
+ *
+ * <p>Conversational pairs follow TRL 1.13's {@code DPOTrainer._prepare_dataset} exactly: with {@code
+ * kwargs = {tools: record.tools, **record.chat_template_kwargs}} (over the run's {@link
+ * EncodingOptions#chatTemplateKwargs}), {@code prompt_ids = tok(template(prompt,
+ * add_generation_prompt=True, **kwargs))}, {@code full = tok(template(prompt + chosen, **kwargs))} and
+ * {@code chosen_ids = full[len(prompt_ids):]}; nothing is appended or stripped (the template ends the
+ * turn as the model was trained to see it, {@code <|im_end|>\n} or {@code <end_of_turn>\n}). Like TRL,
+ * a full conversation whose ids do not start with the prompt's ids is split at the prompt's length all
+ * the same, with a warning naming the record; where that leaves a completion with no ids (TRL then
+ * trains on an empty completion) the record is refused with a {@link DataException} instead.
+ * Tokenization adds no special tokens (the template places them), as {@code
+ * apply_chat_template(tokenize=True)}.
  *
  * <p>Plain pairs: prompt and completions are tokenized separately, without special tokens, and eos is
- * appended to each completion (as TRL does and as the fixtures do). Conversational pairs: the prompt
- * messages are rendered with {@code add_generation_prompt}; each completion is the text the full
- * conversation adds after the prompt, stripped of trailing whitespace; eos is appended unless the
- * template already ended the turn with it. Truncation: the prompt is cut to {@code maxPromptLength}
- * (keeping its end or its start), then completions to what {@code maxLength} leaves; a pair whose
- * completion would lose every token is dropped, never trained on.
+ * appended to each completion (as the fixtures do). Truncation: the prompt is cut to {@code
+ * maxPromptLength} (keeping its end or its start), then completions to what {@code maxLength} leaves;
+ * a pair whose completion would lose every token is dropped, never trained on.
  *
  * <p>An example without a rejected response (an SFT prompt/completion example) encodes with an empty
- * rejected completion.
+ * rejected completion. A template that raises or fails for a record is reported as a {@link
+ * DataException} naming the record's file, line and field and the template's file and line.
  */
 public final class PreferenceEncoder {
+    private static final Logger LOG = LoggerFactory.getLogger(PreferenceEncoder.class);
+
     private final TextTokenizer tokenizer;
     private final ChatTemplate template;
     private final EncodingOptions options;
     private final int eos;
 
     /**
+     * The texts of a pair after templating, as training sees them.
+     *
+     * @param prompt the prompt text (rendered with the generation prompt for conversations)
+     * @param chosen the chosen completion: for a conversation, what the full rendered conversation adds
+     *     after the rendered prompt; for a plain pair, the text and the eos token
+     * @param rejected the rejected completion, likewise (empty when there is none)
+     */
+    public record Texts(String prompt, String chosen, String rejected) {}
+
+    /**
      * @param tokenizer the model's tokenizer
      * @param options limits and templating
      */
     public PreferenceEncoder(TextTokenizer tokenizer, EncodingOptions options) {
+        this(tokenizer, options, tokenizer.chatTemplate().isPresent() ? ChatTemplate.of(tokenizer) : null);
+    }
+
+    /**
+     * @param tokenizer the model's tokenizer
+     * @param options limits and templating
+     * @param template the chat template to render conversations with (e.g. {@code
+     *     ChatTemplate.of(tokenizer).withClock(clock)}), or null when the model has none
+     */
+    public PreferenceEncoder(TextTokenizer tokenizer, EncodingOptions options, ChatTemplate template) {
         this.tokenizer = tokenizer;
         this.options = options;
-        this.template = tokenizer.chatTemplate().isPresent() ? ChatTemplate.of(tokenizer) : null;
+        this.template = template;
         this.eos = tokenizer.eosId();
         if (eos < 0) {
             throw new IllegalArgumentException(tokenizer.dir().resolve("tokenizer_config.json")
@@ -55,25 +91,21 @@ public final class PreferenceEncoder {
     /**
      * @param e a pair
      * @return its ids, or empty when it cannot fit {@code maxLength} (dropped)
+     * @throws DataException when the chat template refuses the record, or a part encodes to no tokens
      */
     public Optional<EncodedPair> encode(PreferenceExample e) {
         int[] prompt;
         int[] chosen;
         int[] rejected;
         if (e.conversational()) {
-            if (template == null) {
-                throw new DataException(e.file(), e.line(), "prompt",
-                        "conversational pair, but the model has no chat_template in tokenizer_config.json");
-            }
-            String promptText = template.render(toTemplate(e.promptMessages()), true);
-            prompt = tokenizer.encode(promptText);
-            chosen = completion(e, "chosen", promptText, e.chosenMessages());
-            rejected = e.rejectedMessages() == null ? new int[0] : completion(e, "rejected", promptText, e.rejectedMessages());
+            Map<String, Object> kwargs = kwargs(e);
+            String promptText = render(e, "prompt", e.promptMessages(), true, kwargs);
+            Head head = head(promptText);
+            prompt = head.encode(promptText);
+            chosen = completion(e, "chosen", prompt, head, e.chosenMessages(), kwargs);
+            rejected = e.rejectedMessages() == null ? new int[0] : completion(e, "rejected", prompt, head, e.rejectedMessages(), kwargs);
         } else {
-            String promptText = options.chatTemplateForText()
-                    ? template.render(List.of(new ChatTemplate.Message("user", e.prompt())), true)
-                    : e.prompt();
-            prompt = tokenizer.encode(promptText);
+            prompt = tokenizer.encode(plainPrompt(e));
             chosen = withEos(tokenizer.encode(e.chosen()));
             rejected = e.rejected() == null ? new int[0] : withEos(tokenizer.encode(e.rejected()));
         }
@@ -92,6 +124,188 @@ public final class PreferenceEncoder {
         return Optional.of(new EncodedPair(prompt, chosen, rejected, e.preference()));
     }
 
+    /**
+     * The pairs of a dataset as ids, and what became of the others.
+     *
+     * @param pairs the encoded pairs, in order
+     * @param kept the examples they came from, one per pair
+     * @param dropped how many could not fit {@code maxLength}
+     * @param invalid the records the chat template or tokenizer refused (empty unless skipping)
+     */
+    public record Encoded(List<EncodedPair> pairs, List<PreferenceExample> kept, int dropped, List<DataException> invalid) {}
+
+    /**
+     * Encodes every example: the one loop behind training, evaluation and {@code data inspect}.
+     *
+     * @param examples the examples
+     * @param skipInvalid skip and collect a record the template refuses (e.g. two user turns in a row
+     *     where the template raises) instead of stopping at it
+     * @return the pairs, the examples kept, the count dropped by truncation, and the skipped records
+     * @throws DataException at the first refused record unless skipping
+     */
+    public Encoded encodeAll(List<PreferenceExample> examples, boolean skipInvalid) {
+        List<EncodedPair> pairs = new ArrayList<>();
+        List<PreferenceExample> kept = new ArrayList<>();
+        List<DataException> invalid = new ArrayList<>();
+        int dropped = 0;
+        for (PreferenceExample e : examples) {
+            Optional<EncodedPair> p;
+            try {
+                p = encode(e);
+            } catch (DataException ex) {
+                if (!skipInvalid) {
+                    throw ex;
+                }
+                invalid.add(ex);
+                continue;
+            }
+            if (p.isPresent()) {
+                pairs.add(p.get());
+                kept.add(e);
+            } else {
+                dropped++;
+            }
+        }
+        if (!invalid.isEmpty()) {
+            LOG.warn("Skipped {} record(s) the chat template or tokenizer refused; first: {}", invalid.size(), invalid.get(0).getMessage());
+        }
+        return new Encoded(pairs, kept, dropped, invalid);
+    }
+
+    /**
+     * The texts {@link #encode} tokenizes, for showing a pair as training sees it ({@code data inspect}).
+     *
+     * @param e a pair
+     * @return the prompt and completion texts (before truncation)
+     * @throws DataException when the chat template refuses the record
+     */
+    public Texts texts(PreferenceExample e) {
+        if (!e.conversational()) {
+            String eosText = tokenizer.decode(new int[] {eos}, false);
+            return new Texts(plainPrompt(e), e.chosen() + eosText, e.rejected() == null ? "" : e.rejected() + eosText);
+        }
+        Map<String, Object> kwargs = kwargs(e);
+        String prompt = render(e, "prompt", e.promptMessages(), true, kwargs);
+        return new Texts(prompt, completionText(e, "chosen", prompt, e.chosenMessages(), kwargs),
+                e.rejectedMessages() == null ? "" : completionText(e, "rejected", prompt, e.rejectedMessages(), kwargs));
+    }
+
+    private String plainPrompt(PreferenceExample e) {
+        if (!options.chatTemplateForText()) {
+            return e.prompt();
+        }
+        return render(e, "prompt", List.of(new Message("user", e.prompt())), true, options.chatTemplateKwargs());
+    }
+
+    /** The run's variables, then the record's tools and chat_template_kwargs over them (TRL's order). */
+    private Map<String, Object> kwargs(PreferenceExample e) {
+        if (e.templateArgs() == null) {
+            return options.chatTemplateKwargs();
+        }
+        Map<String, Object> k = new LinkedHashMap<>(options.chatTemplateKwargs());
+        k.putAll(e.templateArgs());
+        return k;
+    }
+
+    private String render(PreferenceExample e, String field, List<Message> messages, boolean addGenerationPrompt, Map<String, Object> kwargs) {
+        if (template == null) {
+            throw new DataException(e.file(), e.line(), field,
+                    "conversational pair, but the model has no chat_template in " + tokenizer.dir().resolve("tokenizer_config.json"));
+        }
+        List<Map<String, Object>> maps = new ArrayList<>(messages.size());
+        for (Message m : messages) {
+            maps.add(m.toTemplate());
+        }
+        try {
+            return template.render(maps, addGenerationPrompt, kwargs);
+        } catch (ChatTemplate.TemplateException ex) {
+            throw new DataException(e.file(), e.line(), field, ex.getMessage() + " in the chat template of " + templateFile());
+        }
+    }
+
+    /** Where the template came from, for errors: chat_template.jinja when the model has one. */
+    private java.nio.file.Path templateFile() {
+        java.nio.file.Path jinja = tokenizer.dir().resolve("chat_template.jinja");
+        return java.nio.file.Files.isRegularFile(jinja) ? jinja : tokenizer.dir().resolve("tokenizer_config.json");
+    }
+
+    private String fullText(PreferenceExample e, String field, List<Message> response, Map<String, Object> kwargs) {
+        List<Message> all = new ArrayList<>(e.promptMessages());
+        all.addAll(response);
+        return render(e, field, all, false, kwargs);
+    }
+
+    /**
+     * The ids of a prompt's text up to its last added token, shared by the prompt and both full
+     * conversations: they start with the same text, and HF tokenizers tokenize the text after an added
+     * token apart from what precedes it ({@link TextTokenizer#cutAfterLastAddedToken}), so each full
+     * conversation is tokenized only from there, as fast as the completions alone. The first {@value
+     * #VERIFIED_PAIRS} pairs are also tokenized whole and compared; any difference turns the shortcut off.
+     */
+    private final class Head {
+        private final String text;
+        private final int[] ids;
+
+        Head(String text, int[] ids) {
+            this.text = text;
+            this.ids = ids;
+        }
+
+        int[] encode(String whole) {
+            if (ids == null || !whole.startsWith(text)) {
+                return tokenizer.encode(whole);
+            }
+            int[] tail = tokenizer.encode(whole.substring(text.length()));
+            int[] out = Arrays.copyOf(ids, ids.length + tail.length);
+            System.arraycopy(tail, 0, out, ids.length, tail.length);
+            if (verified.get() < VERIFIED_PAIRS) {
+                int[] direct = tokenizer.encode(whole);
+                verified.incrementAndGet();
+                if (!Arrays.equals(direct, out)) {
+                    cutAtAddedTokens = false;
+                    LOG.warn("{}: tokenizing after the last added token differs from tokenizing the whole text; tokenizing whole texts from now on",
+                            tokenizer.dir().resolve("tokenizer.json"));
+                    return direct;
+                }
+            }
+            return out;
+        }
+    }
+
+    private static final int VERIFIED_PAIRS = 16;
+    private final java.util.concurrent.atomic.AtomicInteger verified = new java.util.concurrent.atomic.AtomicInteger();
+    private volatile boolean cutAtAddedTokens = true;
+
+    private Head head(String promptText) {
+        int cut = cutAtAddedTokens ? tokenizer.cutAfterLastAddedToken(promptText) : -1;
+        if (cut <= 0) {
+            return new Head("", null);
+        }
+        String text = promptText.substring(0, cut);
+        return new Head(text, tokenizer.encode(text));
+    }
+
+    private int[] completion(PreferenceExample e, String field, int[] prompt, Head head, List<Message> response, Map<String, Object> kwargs) {
+        int[] full = head.encode(fullText(e, field, response, kwargs));
+        if (full.length < prompt.length || !Arrays.equals(full, 0, prompt.length, prompt, 0, prompt.length)) {
+            LOG.warn("{}:{}: field '{}': the ids of prompt + {} do not start with the prompt's ids; split at the prompt's length as TRL does",
+                    e.file(), e.line(), field, field);
+        }
+        int[] ids = Arrays.copyOfRange(full, Math.min(prompt.length, full.length), full.length);
+        if (ids.length == 0) {
+            // TRL keeps such a pair with an empty completion, which trains nothing; it is refused here instead
+            throw new DataException(e.file(), e.line(), field, "no " + field + " tokens: the chat template renders prompt + " + field
+                    + " to " + full.length + " ids, no more than the prompt's " + prompt.length
+                    + " (it renders the prompt differently inside the whole conversation)");
+        }
+        return ids;
+    }
+
+    private String completionText(PreferenceExample e, String field, String prompt, List<Message> response, Map<String, Object> kwargs) {
+        String full = fullText(e, field, response, kwargs);
+        return full.startsWith(prompt) ? full.substring(prompt.length()) : full;
+    }
+
     private int[] truncatePrompt(int[] prompt) {
         int max = options.maxPromptLength();
         if (max == 0 || prompt.length <= max) {
@@ -100,26 +314,6 @@ public final class PreferenceEncoder {
         return options.truncation() == EncodingOptions.Truncation.KEEP_END
                 ? Arrays.copyOfRange(prompt, prompt.length - max, prompt.length)
                 : Arrays.copyOf(prompt, max);
-    }
-
-    private int[] completion(PreferenceExample e, String field, String promptText, List<Message> response) {
-        List<Message> all = new ArrayList<>(e.promptMessages());
-        all.addAll(response);
-        String full = template.render(toTemplate(all), false);
-        if (!full.startsWith(promptText)) {
-            throw new DataException(e.file(), e.line(), field,
-                    "the chat template renders the conversation with a different beginning than the prompt alone; cannot split off the response");
-        }
-        String text = full.substring(promptText.length()).stripTrailing();
-        int[] ids = tokenizer.encode(text);
-        if (ids.length == 0) {
-            throw new DataException(e.file(), e.line(), field, "the response renders to no tokens");
-        }
-        return ids[ids.length - 1] == eos ? ids : withEos(ids);
-    }
-
-    private static List<ChatTemplate.Message> toTemplate(List<Message> messages) {
-        return messages.stream().map(m -> new ChatTemplate.Message(m.role(), m.content())).toList();
     }
 
     private int[] withEos(int[] ids) {

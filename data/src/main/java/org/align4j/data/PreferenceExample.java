@@ -16,6 +16,8 @@ import java.util.List;
  * @param preference P(chosen ≻ rejected) in [0, 1] when the data gives one, else null
  * @param file where it came from
  * @param line its line, element or row (1-based)
+ * @param templateArgs the record's own chat-template variables, or null: TRL's {@code tools} (a list of
+ *     JSON schemas) and the entries of {@code chat_template_kwargs} (e.g. {@code enable_thinking})
  */
 public record PreferenceExample(
         String prompt,
@@ -26,7 +28,39 @@ public record PreferenceExample(
         List<Message> rejectedMessages,
         Double preference,
         Path file,
-        long line) {
+        long line,
+        java.util.Map<String, Object> templateArgs) {
+
+    /** Keeps the template variables read-only. */
+    public PreferenceExample {
+        templateArgs = templateArgs == null ? null : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(templateArgs));
+    }
+
+    /**
+     * A pair without chat-template variables of its own.
+     *
+     * @param prompt prompt text or null
+     * @param chosen chosen text or null
+     * @param rejected rejected text or null
+     * @param promptMessages prompt messages or null
+     * @param chosenMessages chosen messages or null
+     * @param rejectedMessages rejected messages or null
+     * @param preference p or null
+     * @param file source file
+     * @param line source line
+     */
+    public PreferenceExample(String prompt, String chosen, String rejected, List<Message> promptMessages, List<Message> chosenMessages,
+            List<Message> rejectedMessages, Double preference, Path file, long line) {
+        this(prompt, chosen, rejected, promptMessages, chosenMessages, rejectedMessages, preference, file, line, null);
+    }
+
+    /**
+     * @param args chat-template variables for this pair (null for none)
+     * @return this pair with them
+     */
+    public PreferenceExample withTemplateArgs(java.util.Map<String, Object> args) {
+        return new PreferenceExample(prompt, chosen, rejected, promptMessages, chosenMessages, rejectedMessages, preference, file, line, args);
+    }
 
     /** @return whether this pair is a conversation (rendered through the chat template) */
     public boolean conversational() {

@@ -2,7 +2,9 @@ package org.align4j.data;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.align4j.data.io.RawRecord;
 
 /**
@@ -36,16 +38,84 @@ public final class PreferenceParser {
         }
         DataFormat f = format == DataFormat.AUTO ? detect(r) : format;
         Double p = preference(r);
+        PreferenceExample e;
         switch (f) {
             case STANDARD:
-                return standard(r, p);
+                e = standard(r, p);
+                break;
             case CONVERSATIONAL:
-                return conversational(r, p);
+                e = conversational(r, p);
+                break;
             case IMPLICIT_PROMPT:
-                return v.path("chosen").isArray() ? implicitConversation(r, p) : implicitText(r, p);
+                e = v.path("chosen").isArray() ? implicitConversation(r, p) : implicitText(r, p);
+                break;
             default:
                 throw new IllegalStateException(f.name());
         }
+        return e.conversational() ? e.withTemplateArgs(templateArgs(r)) : e;
+    }
+
+    /**
+     * A record's chat-template variables as TRL 1.13's DPOTrainer reads them: {@code tools} (a list, or
+     * a JSON string of one) and the entries of {@code chat_template_kwargs}, which win.
+     */
+    static Map<String, Object> templateArgs(RawRecord r) {
+        JsonNode tools = r.value().get("tools");
+        JsonNode kwargs = r.value().get("chat_template_kwargs");
+        if ((tools == null || tools.isNull()) && (kwargs == null || kwargs.isNull())) {
+            return null;
+        }
+        Map<String, Object> args = new LinkedHashMap<>();
+        if (tools != null && !tools.isNull()) {
+            JsonNode list = tools;
+            if (tools.isTextual()) {
+                try {
+                    list = JSON.readTree(tools.asText());
+                } catch (com.fasterxml.jackson.core.JsonProcessingException ex) {
+                    throw error(r, "tools", "a string, but not JSON: " + ex.getOriginalMessage());
+                }
+            }
+            if (!list.isArray()) {
+                throw error(r, "tools", "expected a list of tool JSON schemas, got " + kind(list));
+            }
+            args.put("tools", toJava(list));
+        }
+        if (kwargs != null && !kwargs.isNull()) {
+            if (!kwargs.isObject()) {
+                throw error(r, "chat_template_kwargs", "expected an object, got " + kind(kwargs));
+            }
+            kwargs.fields().forEachRemaining(k -> args.put(k.getKey(), toJava(k.getValue())));
+        }
+        return args;
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+    /** JSON as the plain Java values a template reads: Map (in order), List, String, Long, Double, Boolean, null. */
+    static Object toJava(JsonNode n) {
+        if (n == null || n.isNull() || n.isMissingNode()) {
+            return null;
+        }
+        if (n.isTextual()) {
+            return n.asText();
+        }
+        if (n.isBoolean()) {
+            return n.asBoolean();
+        }
+        if (n.isIntegralNumber()) {
+            return n.asLong();
+        }
+        if (n.isNumber()) {
+            return n.asDouble();
+        }
+        if (n.isArray()) {
+            List<Object> l = new ArrayList<>();
+            n.forEach(x -> l.add(toJava(x)));
+            return l;
+        }
+        Map<String, Object> m = new LinkedHashMap<>();
+        n.fields().forEachRemaining(f -> m.put(f.getKey(), toJava(f.getValue())));
+        return m;
     }
 
     private DataFormat detect(RawRecord r) {
@@ -219,10 +289,17 @@ public final class PreferenceParser {
             if (role == null || !role.isTextual() || role.asText().isEmpty()) {
                 throw error(r, where + ".role", "missing or not a string");
             }
-            if (content == null || !content.isTextual()) {
+            boolean callsTools = m.hasNonNull("tool_calls");
+            if (!(content != null && content.isTextual()) && !(callsTools && (content == null || content.isNull()))) {
                 throw error(r, where + ".content", "missing or not a string");
             }
-            out.add(new Message(role.asText(), content.asText()));
+            Map<String, Object> fields = new LinkedHashMap<>();
+            m.fields().forEachRemaining(f -> {
+                if (!f.getKey().equals("role") && !f.getKey().equals("content")) {
+                    fields.put(f.getKey(), toJava(f.getValue()));
+                }
+            });
+            out.add(new Message(role.asText(), content == null || content.isNull() ? null : content.asText(), fields));
         }
         return out;
     }
@@ -232,7 +309,7 @@ public final class PreferenceParser {
             if (!"assistant".equals(messages.get(i).role())) {
                 throw error(r, field + "[" + i + "].role", "a response must be assistant messages, got '" + messages.get(i).role() + "'");
             }
-            if (messages.get(i).content().isEmpty()) {
+            if (messages.get(i).content() != null && messages.get(i).content().isEmpty() && messages.get(i).fields().get("tool_calls") == null) {
                 throw error(r, field + "[" + i + "].content", "empty");
             }
         }

@@ -29,7 +29,7 @@ class ChatTemplateTest {
 
     @Test
     void raiseExceptionInATemplateBecomesAClearError() {
-        ChatTemplate t = new ChatTemplate("{% if messages[0]['role'] != 'user' %}{{ raise_exception('first message must be from the user') }}{% endif %}ok", null, null);
+        ChatTemplate t = new ChatTemplate("{% if messages[0]['role'] != 'user' %}{{ raise_exception('first message must be from the user') }}{% endif %}ok", java.util.Map.of());
         assertThat(t.render(List.of(new ChatTemplate.Message("user", "hi")), false)).isEqualTo("ok");
         assertThatThrownBy(() -> t.render(List.of(new ChatTemplate.Message("system", "hi")), false))
                 .hasMessageContaining("first message must be from the user");

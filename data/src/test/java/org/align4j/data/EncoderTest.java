@@ -74,19 +74,43 @@ class EncoderTest {
     }
 
     @Test
-    void conversationalPairsUseTheTemplateAndEndWithOneEos() {
+    void conversationalPairsTakeWhatTheFullConversationAddsAfterThePromptAsTrlDoes() {
         PreferenceExample e = PreferenceExample.conversation(List.of(new Message("user", "What is the capital of France?")),
                 List.of(new Message("assistant", "Paris.")), List.of(new Message("assistant", "Lyon.")), null, Path.of("mem"), 1);
         EncodedPair p = encode(EncodingOptions.unlimited(), e);
         String promptText = ChatTemplate.of(tk).render(List.of(new ChatTemplate.Message("user", "What is the capital of France?")), true);
         assertThat(p.prompt()).containsExactly(tk.encode(promptText));
-        // ChatML closes the turn with <|im_end|>, which is eos: it is not doubled
-        assertThat(tk.decode(p.chosen(), false)).isEqualTo("Paris.<|im_end|>");
+        // ChatML closes the turn with "<|im_end|>\n": the completion is exactly that, nothing appended or stripped
+        assertThat(tk.decode(p.chosen(), false)).isEqualTo("Paris.<|im_end|>\n");
         assertThat(Arrays.stream(p.chosen()).filter(i -> i == tk.eosId()).count()).isEqualTo(1);
         // plain prompts go through the template only when asked
         EncodedPair templated = encode(new EncodingOptions(0, 0, EncodingOptions.Truncation.KEEP_END, true),
                 text("What is the capital of France?", " Paris.", " Lyon."));
         assertThat(templated.prompt()).containsExactly(tk.encode(promptText));
+    }
+
+    @Test
+    void runWideChatTemplateKwargsApplyAndARecordsOwnWin() {
+        com.fasterxml.jackson.databind.JsonNode fx = ChatModels.fixture("qwen3");
+        String thinkingOff = null;
+        String thinkingOn = null;
+        for (com.fasterxml.jackson.databind.JsonNode c : fx.get("cases")) {
+            if (c.get("add_generation_prompt").asBoolean() && c.get("name").asText().equals("enable_thinking_false")) {
+                thinkingOff = c.get("text").asText(); // transformers' text with enable_thinking=False
+            }
+            if (c.get("add_generation_prompt").asBoolean() && c.get("name").asText().equals("one_user_turn")) {
+                thinkingOn = c.get("text").asText(); // the same question without it
+            }
+        }
+        try (TextTokenizer qwen = TextTokenizer.load(ChatModels.model("qwen3"))) {
+            PreferenceExample e = PreferenceExample.conversation(List.of(new Message("user", "What is 2+2?")),
+                    List.of(new Message("assistant", "4")), List.of(new Message("assistant", "5")), null, Path.of("mem"), 1);
+            PreferenceEncoder run = new PreferenceEncoder(qwen, EncodingOptions.unlimited().withChatTemplateKwargs(java.util.Map.of("enable_thinking", false)));
+            assertThat(run.texts(e).prompt()).isEqualTo(thinkingOff);
+            PreferenceExample own = e.withTemplateArgs(java.util.Map.of("enable_thinking", true));
+            assertThat(run.texts(own).prompt()).isEqualTo(thinkingOn);
+            assertThat(run.encode(e).orElseThrow().prompt()).containsExactly(qwen.encode(thinkingOff));
+        }
     }
 
     @Test

@@ -63,6 +63,28 @@ class FormatsTest {
     }
 
     @Test
+    void messageFieldsBeyondRoleAndContentAndTheRecordsTemplateArgsAreKept() throws IOException {
+        Path f = write("fields.jsonl",
+                "{\"prompt\": [{\"role\": \"user\", \"content\": \"Weather?\"},"
+                        + " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"type\": \"function\", \"function\": {\"name\": \"w\", \"arguments\": {\"c\": 1}}}]},"
+                        + " {\"role\": \"tool\", \"content\": \"21\", \"tool_call_id\": \"a1\"}],"
+                        + " \"chosen\": [{\"role\": \"assistant\", \"content\": \"21 C\", \"reasoning_content\": \"read it\"}],"
+                        + " \"rejected\": [{\"role\": \"assistant\", \"content\": \"cold\"}],"
+                        + " \"tools\": \"[{\\\"type\\\": \\\"function\\\"}]\", \"chat_template_kwargs\": {\"enable_thinking\": false}}",
+                "{\"prompt\": [{\"role\": \"user\", \"content\": \"a\"}], \"chosen\": [{\"role\": \"assistant\", \"content\": \"b\"}],"
+                        + " \"rejected\": [{\"role\": \"assistant\", \"content\": \"c\"}], \"tools\": \"not json\"}");
+        assertThatThrownBy(() -> load(f)).isInstanceOf(DataException.class).hasMessageContaining("fields.jsonl:2").hasMessageContaining("field 'tools'");
+        PreferenceExample e = PreferenceData.load(f, DataFormat.AUTO, true).examples().get(0);
+        Message call = e.promptMessages().get(1);
+        assertThat(call.content()).isNull();
+        assertThat(call.toTemplate()).containsEntry("tool_calls",
+                List.of(java.util.Map.of("type", "function", "function", java.util.Map.of("name", "w", "arguments", java.util.Map.of("c", 1L)))));
+        assertThat(e.promptMessages().get(2).fields()).containsEntry("tool_call_id", "a1");
+        assertThat(e.chosenMessages().get(0).toTemplate()).containsEntry("reasoning_content", "read it");
+        assertThat(e.templateArgs()).containsEntry("tools", List.of(java.util.Map.of("type", "function"))).containsEntry("enable_thinking", false);
+    }
+
+    @Test
     void hhDialoguesSplitAtTheLastSharedAssistantTurn() throws IOException {
         String shared = "\\n\\nHuman: Hi there\\n\\nAssistant: Hello! How can I help?\\n\\nHuman: What is 2+2?\\n\\nAssistant:";
         Path f = write("hh.jsonl", "{\"chosen\": \"" + shared + " It is 4.\", \"rejected\": \"" + shared + " It is 5.\"}");

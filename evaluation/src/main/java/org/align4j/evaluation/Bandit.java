@@ -23,6 +23,12 @@ import org.align4j.losses.PreferenceLoss;
  * preferences. IPO's loss (Δ − 1/(2β))² has a minimiser: with x = θ_a − θ_b and y = θ_b − θ_c,
  * minimising (x − τ)² + (y − τ)² + (x + y − τ)² with τ = 1/(2β) gives x = y = 2τ/3 = 1/(3β), so π(a) :
  * π(b) : π(c) = e^{2/(3β)} : e^{1/(3β)} : 1. A larger β keeps the policy closer to the reference.
+ *
+ * <p>How long it trains. Each run stops at a criterion, not after a number of steps chosen to make a
+ * picture: when the gradient's norm falls below {@link #TOLERANCE} (a minimum is reached: IPO's loss is
+ * a quadratic in θ, so this happens at any β) or after {@code maxSteps}. DPO's gradient, β·σ(−βΔ),
+ * never vanishes at a finite margin, so a DPO run never meets the criterion: it ends at {@code
+ * maxSteps} with π(a) still rising, for every β (how far it got depends on β and the step budget).
  */
 public final class Bandit {
     /** Index of a, b, c. */
@@ -36,18 +42,22 @@ public final class Bandit {
      * @param beta β
      * @param steps the steps at which π was recorded (0 = the start)
      * @param probabilities π(a), π(b), π(c) at each recorded step
+     * @param converged whether the gradient's norm fell below {@link #TOLERANCE} (the run stopped at a minimum)
+     * @param gradientNorm the gradient's norm at the last step
      */
-    public record Curve(String method, double beta, int[] steps, double[][] probabilities) {
+    public record Curve(String method, double beta, int[] steps, double[][] probabilities, boolean converged, double gradientNorm) {
         /** @return π at the last recorded step */
         public double[] last() {
             return probabilities[probabilities.length - 1];
         }
     }
 
-    /** Steps that bring IPO within 1e-6 of its minimiser and DPO's π(a) past 0.99 for β from 0.1 to 1. */
-    public static final int DEFAULT_STEPS = 6000;
+    /** The step budget: IPO meets the criterion well within it for every β; DPO never does. */
+    public static final int DEFAULT_STEPS = 2000;
+    /** A run has reached a minimum when the gradient's norm falls below this (float64). */
+    public static final double TOLERANCE = 1e-12;
     /** Step size of plain gradient descent on the logits. */
-    public static final double DEFAULT_LEARNING_RATE = 0.5;
+    public static final double DEFAULT_LEARNING_RATE = 0.1;
 
     private Bandit() {}
 
@@ -64,11 +74,11 @@ public final class Bandit {
     }
 
     /**
-     * Trains one policy.
+     * Trains one policy until its gradient vanishes ({@link #TOLERANCE}) or for {@code steps} steps.
      *
      * @param method loss name
      * @param beta β
-     * @param steps gradient steps
+     * @param steps the most gradient steps
      * @param learningRate step size of plain gradient descent on θ
      * @param recordEvery record π every this many steps (and at the end)
      * @return the learning curve
@@ -80,6 +90,8 @@ public final class Bandit {
         PreferenceLoss loss = LossType.parse(method).create(beta);
         List<Integer> at = new ArrayList<>();
         List<double[]> probs = new ArrayList<>();
+        boolean converged = false;
+        double gradientNorm = Double.NaN;
         try (NDManager m = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
             NDArray theta = m.zeros(new Shape(3), DataType.FLOAT64);
             NDArray chosen = m.create(CHOSEN);
@@ -96,17 +108,22 @@ public final class Bandit {
                         gc.backward(loss.compute(logPi.get(chosen), logPi.get(rejected), reference.get(chosen), reference.get(rejected), null)
                                 .meanLoss());
                     }
+                    gradientNorm = theta.getGradient().norm().getDouble();
+                    converged = gradientNorm < TOLERANCE;
                     NDArray next = theta.sub(theta.getGradient().mul(lr));
                     next.attach(m);
                     theta.close();
                     theta = next;
                 }
-                if (step % recordEvery == 0 || step == steps) {
+                if (step % recordEvery == 0 || step == steps || converged) {
                     at.add(step);
                     probs.add(theta.softmax(0).toDoubleArray());
                 }
+                if (converged) {
+                    break;
+                }
             }
         }
-        return new Curve(method, beta, at.stream().mapToInt(Integer::intValue).toArray(), probs.toArray(new double[0][]));
+        return new Curve(method, beta, at.stream().mapToInt(Integer::intValue).toArray(), probs.toArray(new double[0][]), converged, gradientNorm);
     }
 }

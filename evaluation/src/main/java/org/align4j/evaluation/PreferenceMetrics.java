@@ -5,15 +5,16 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.align4j.data.EncodedPair;
+import org.align4j.losses.RewardMetrics;
 import org.align4j.model.CausalLm;
 
 /**
  * Held-out preference metrics of a policy against its reference, with the names TRL logs.
  *
- * <p>The implicit reward of a completion is r = β·(log π(y∣x) − log π_ref(y∣x)). A pair counts as
- * ranked right when the chosen reward exceeds the rejected one (a tie counts half, so an unchanged
- * policy scores 0.5 rather than 0). {@code kl} is the exact per-token KL(π ‖ π_ref) summed along the
- * chosen completion, averaged over pairs.
+ * <p>The implicit reward of a completion is r = β·(log π(y∣x) − log π_ref(y∣x)) on summed log-probs.
+ * The metrics are {@link RewardMetrics}'s, the trainer's and TRL's: a pair counts as ranked right only
+ * when the chosen reward is strictly greater, so a tie counts 0 and an unchanged policy scores 0.
+ * {@code kl} is the exact per-token KL(π ‖ π_ref) summed along the chosen completion, averaged over pairs.
  *
  * @param pairs pairs scored
  * @param rewardAccuracy share of pairs ranked right
@@ -48,26 +49,21 @@ public record PreferenceMetrics(int pairs, double rewardAccuracy, double rewardM
         List<PairScorer.PairScore> pol = PairScorer.score(policy, pairs, batchSize, padId);
         List<PairScorer.PairScore> ref = PairScorer.score(reference, pairs, batchSize, padId);
         int n = pairs.size();
-        double right = 0;
-        double margin = 0;
-        double chosen = 0;
-        double rejected = 0;
-        double pc = 0;
-        double pr = 0;
+        double[] chosen = new double[n];
+        double[] rejected = new double[n];
+        double[] pc = new double[n];
+        double[] pr = new double[n];
         double rc = 0;
         double rr = 0;
         for (int i = 0; i < n; i++) {
-            double c = beta * (pol.get(i).chosenLogps() - ref.get(i).chosenLogps());
-            double r = beta * (pol.get(i).rejectedLogps() - ref.get(i).rejectedLogps());
-            right += c > r ? 1 : c == r ? 0.5 : 0;
-            margin += c - r;
-            chosen += c;
-            rejected += r;
-            pc += pol.get(i).chosenLogps();
-            pr += pol.get(i).rejectedLogps();
+            pc[i] = pol.get(i).chosenLogps();
+            pr[i] = pol.get(i).rejectedLogps();
+            chosen[i] = beta * (pc[i] - ref.get(i).chosenLogps());
+            rejected[i] = beta * (pr[i] - ref.get(i).rejectedLogps());
             rc += ref.get(i).chosenLogps();
             rr += ref.get(i).rejectedLogps();
         }
+        Map<String, Double> m = RewardMetrics.of(chosen, rejected, pc, pr);
         List<int[]> prompts = new ArrayList<>(n);
         List<int[]> completions = new ArrayList<>(n);
         for (EncodedPair p : pairs) {
@@ -75,7 +71,8 @@ public record PreferenceMetrics(int pairs, double rewardAccuracy, double rewardM
             completions.add(p.chosen());
         }
         double kl = Divergence.mean(Divergence.perSequenceKl(policy, reference, prompts, completions, padId, batchSize));
-        return new PreferenceMetrics(n, right / n, margin / n, chosen / n, rejected / n, pc / n, pr / n, rc / n, rr / n, kl);
+        return new PreferenceMetrics(n, m.get("rewards/accuracies"), m.get("rewards/margins"), m.get("rewards/chosen"), m.get("rewards/rejected"),
+                m.get("logps/chosen"), m.get("logps/rejected"), rc / n, rr / n, kl);
     }
 
     /** @return the metrics under TRL's names (plus {@code kl} and the reference log-probs) */

@@ -75,7 +75,9 @@ class FixtureLossTest {
                 assertRel(c[i], json.get("rewards_chosen").get(i).asDouble(), "rewards_chosen[" + i + "]");
                 assertRel(r[i], json.get("rewards_rejected").get(i).asDouble(), "rewards_rejected[" + i + "]");
             }
-            Map<String, Double> metrics = RewardMetrics.of(out, x[0], x[1]);
+            Map<String, Double> metrics = RewardMetrics.of(out.chosenRewards(), out.rejectedRewards(), x[0], x[1]);
+            Map<String, Double> host = RewardMetrics.of(c, r, x[0].toDoubleArray(), x[1].toDoubleArray());
+            host.forEach((k, v) -> assertThat(v).as("host and device agree on %s", k).isCloseTo(metrics.get(k), org.assertj.core.data.Offset.offset(1e-6)));
             assertThat(metrics).containsOnlyKeys("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
                     "logps/chosen", "logps/rejected");
             double accuracy = 0;
@@ -83,6 +85,11 @@ class FixtureLossTest {
                 accuracy += json.get("rewards_chosen").get(i).asDouble() > json.get("rewards_rejected").get(i).asDouble() ? 0.25 : 0;
             }
             assertThat(metrics.get("rewards/accuracies")).isEqualTo(accuracy);
+            // IPO reads mean log-probs, but reports rewards on sums, as TRL does
+            PreferenceLoss ipo = new IpoLoss(BETA);
+            NDArray[] mean = logps(Fixtures.reference(model, m), "policy_logps_mean", "reference_logps_mean");
+            var ipoRewards = RewardMetrics.rewards(ipo, ipo.compute(mean[0], mean[1], mean[2], mean[3], null), x[0], x[1], x[2], x[3]);
+            assertThat(ipoRewards.get(0).toDoubleArray()).containsExactly(c, org.assertj.core.data.Offset.offset(1e-6));
             assertThat(metrics.get("rewards/margins")).isCloseTo(metrics.get("rewards/chosen") - metrics.get("rewards/rejected"),
                     org.assertj.core.data.Offset.offset(1e-9));
         }

@@ -26,6 +26,7 @@ import org.align4j.model.config.ConfigException;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.align4j.model.io.TensorSource;
@@ -159,6 +160,7 @@ public final class CausalLm implements AutoCloseable {
             }
             return base;
         }
+        ModelFolder.check(dir, "config.json");
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
         CausalLmBlock block = newBlock(config);
         NDManager manager = NDManager.newBaseManager(device, "PyTorch");
@@ -175,8 +177,12 @@ public final class CausalLm implements AutoCloseable {
                     throw new CheckpointException(dir, "tensor '" + tensor + "' has shape " + Arrays.toString(info.shape())
                             + " but config.json implies " + want);
                 }
+                if (!List.of("F32", "F16", "BF16", "F64").contains(info.dtype())) {
+                    throw new CheckpointException(dir, "tensor '" + tensor + "' has dtype " + info.dtype() + "; a weight must be floating point"
+                            + " (F32, F16, BF16 or F64)");
+                }
                 NDArray w = weights.read(tensor, manager);
-                if (dtype != DataType.FLOAT32) {
+                if (w.getDataType() != dtype) { // F64 weights are cast to the model's dtype, as transformers casts them
                     NDArray cast = w.toType(dtype, false);
                     w.close();
                     w = cast;
@@ -419,6 +425,16 @@ public final class CausalLm implements AutoCloseable {
         setTrainable(trainable);
         LOG.info("Loaded LoRA adapter {} (r={}, alpha={}, {} projections)", dir, lora.r(), lora.alpha(), native_.adapterParameters().size() / 2);
         return lora;
+    }
+
+    /**
+     * Sets the dropout on the adapters' input for training passes, without changing their recorded
+     * configuration ({@code lora_dropout} in a saved adapter_config.json).
+     *
+     * @param p the probability, in [0, 1); 0 turns it off
+     */
+    public void setAdapterDropout(double p) {
+        nativeBlock().setAdapterDropout(p);
     }
 
     /** @return the configuration of the adapters this model carries, or null */

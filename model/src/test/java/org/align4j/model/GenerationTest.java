@@ -35,6 +35,28 @@ class GenerationTest {
     }
 
     @Test
+    void generationConfigStopIdsWinAndAListStopsAtAnyOfThem(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        JsonNode ref = Fixtures.referenceJson("llama-tiny");
+        int[] prompt = ints(ref.get("chat_template_ids"));
+        int[] greedy = ints(ref.get("greedy_new_tokens"));
+        int stop = greedy[3]; // transformers' 4th greedy token, not seen earlier in the continuation
+        assertThat(java.util.Arrays.stream(greedy, 0, 3).noneMatch(t -> t == stop)).isTrue();
+        try (var files = java.nio.file.Files.list(Fixtures.model("llama-tiny"))) {
+            for (java.nio.file.Path f : files.toList()) {
+                java.nio.file.Files.copy(f, dir.resolve(f.getFileName()));
+            }
+        }
+        java.nio.file.Files.writeString(dir.resolve("generation_config.json"), "{\"eos_token_id\": [2, " + stop + "]}");
+        try (org.align4j.model.tokenizer.TextTokenizer tk = org.align4j.model.tokenizer.TextTokenizer.load(dir);
+                CausalLm lm = CausalLm.load(dir, Device.cpu())) {
+            assertThat(tk.eosIds()).containsExactly(2, stop);
+            assertThat(tk.eosId()).isEqualTo(2); // what plain completions end with stays the tokenizer's eos
+            int[] out = new Generator(lm, tk.padId(), tk.eosIds()).generate(List.of(prompt), GenerationConfig.greedy(greedy.length)).get(0);
+            assertThat(out).containsExactly(java.util.Arrays.copyOf(greedy, 4));
+        }
+    }
+
+    @Test
     void leftPaddedBatchGivesEachRowsOwnContinuation() {
         JsonNode ref = Fixtures.referenceJson("llama-tiny");
         int[] longPrompt = ints(ref.get("chat_template_ids"));

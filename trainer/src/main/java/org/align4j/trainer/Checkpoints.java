@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.stream.Stream;
 import org.align4j.model.io.AtomicDirectory;
+import org.align4j.model.io.CheckpointException;
 
 /**
  * The checkpoints of a run folder: {@code checkpoint-STEP/} holding the policy as an HF folder,
@@ -73,7 +74,7 @@ public final class Checkpoints {
             JsonNode n = JSON.readTree(f.toFile());
             return new State(n.get("step").asLong(), n.get("epoch").asInt(), n.get("batch_in_epoch").asInt());
         } catch (IOException | NullPointerException e) {
-            throw new IllegalStateException(f + ": unreadable trainer state (" + e + ")", e);
+            throw new CheckpointException(f, "unreadable trainer state (" + e.getMessage() + ")", e);
         }
     }
 
@@ -92,16 +93,20 @@ public final class Checkpoints {
     }
 
     /**
-     * Deletes all but the newest {@code keep} checkpoints.
+     * Deletes all but the newest {@code keep} checkpoints, and never one of {@code never}.
      *
      * @param output the run folder
      * @param keep how many to keep
+     * @param never absolute paths never to delete (the run's inputs, the checkpoint it resumed from, the last verified one)
      * @throws IOException on failure
      */
-    public static void prune(Path output, int keep) throws IOException {
+    public static void prune(Path output, int keep, List<Path> never) throws IOException {
         List<Path> all = new ArrayList<>(list(output));
-        while (all.size() > keep) {
-            AtomicDirectory.deleteRecursively(all.remove(0));
+        for (int i = 0; i < all.size() - keep; i++) {
+            Path p = all.get(i).toAbsolutePath().normalize();
+            if (never.stream().noneMatch(n -> n.startsWith(p))) {
+                AtomicDirectory.deleteRecursively(p);
+            }
         }
     }
 }

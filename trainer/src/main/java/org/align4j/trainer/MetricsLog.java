@@ -1,5 +1,6 @@
 package org.align4j.trainer;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.BufferedWriter;
@@ -12,21 +13,40 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.align4j.model.io.AtomicDirectory;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** {@code OUTPUT/metrics.jsonl}: one JSON object per logged step (and per evaluation), each with {@code step}. */
 final class MetricsLog implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(MetricsLog.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     private final BufferedWriter out;
 
     /**
      * Opens the log; on resume, lines after the resumed step (logged by the interrupted run after its
-     * last checkpoint) are dropped so the file reads as one uninterrupted run.
+     * last checkpoint) are dropped so the file reads as one uninterrupted run. A last line cut short by
+     * a kill is dropped too; a broken line before it is an error naming the line.
      */
     MetricsLog(Path file, long resumedStep) throws IOException {
         if (resumedStep >= 0 && Files.exists(file)) {
             List<String> kept = new ArrayList<>();
-            for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-                if (!line.isBlank() && JSON.readTree(line).path("step").asLong() <= resumedStep) {
+            List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+            for (int i = 0; i < lines.size(); i++) {
+                String line = lines.get(i);
+                if (line.isBlank()) {
+                    continue;
+                }
+                JsonNode row;
+                try {
+                    row = JSON.readTree(line);
+                } catch (IOException e) {
+                    if (i == lines.size() - 1) {
+                        LOG.warn("{}:{}: a line cut short (the run was killed while writing it); dropped", file, i + 1);
+                        continue;
+                    }
+                    throw new IllegalArgumentException(file + ":" + (i + 1) + ": not valid JSON; the metrics log of this run is damaged");
+                }
+                if (row.path("step").asLong() <= resumedStep) {
                     kept.add(line);
                 }
             }

@@ -4,7 +4,6 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,6 +19,7 @@ import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
+import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.slf4j.Logger;
@@ -27,12 +27,18 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Reference log-probs computed once over the whole dataset and cached on disk, so that only the
- * policy is in memory while training. The cache file's name is a SHA-256 over the encoded pairs
- * (which captures data, tokenizer and encoding settings) and the reference model's config and weight
- * headers and sizes; a changed dataset, model or setting gets a new file.
+ * policy is in memory while training. The cache file's name is a SHA-256 over everything the
+ * log-probs depend on: the encoded pairs (which capture data, tokenizer and encoding settings), the
+ * reference model's config and the full content of its weight files (and adapter, if the folder is a
+ * PEFT adapter), and how they are scored ({@link #SCORING}). Hashing a multi-gigabyte checkpoint takes
+ * seconds, so each file's digest is remembered in {@code CACHE/weight-digests.json} under its path,
+ * size and modification time; a changed file is hashed again.
  */
 public final class PrecomputedReference implements ReferencePolicy {
     private static final Logger LOG = LoggerFactory.getLogger(PrecomputedReference.class);
+
+    /** How the cached values are computed: fp32 weights, the default compute path, summed and mean log-probs. Change it when that changes. */
+    static final String SCORING = "align4j-reference-logps/2: fp32, default compute, sum and mean";
 
     private final Map<Split, float[][]> values = new LinkedHashMap<>();
 
@@ -54,7 +60,7 @@ public final class PrecomputedReference implements ReferencePolicy {
     public static PrecomputedReference load(Path modelDir, Device device, List<EncodedPair> train, List<EncodedPair> eval, Path cacheDir,
             int padId, int batchSize) throws IOException {
         PrecomputedReference ref = new PrecomputedReference();
-        String modelKey = modelKey(modelDir);
+        String modelKey = modelKey(modelDir, cacheDir);
         CausalLm lm = null;
         try {
             for (Split split : Split.values()) {
@@ -104,7 +110,7 @@ public final class PrecomputedReference implements ReferencePolicy {
             for (int i = 0; i < 4; i++) {
                 v[i] = f.read(NAMES[i], m).toFloatArray();
                 if (v[i].length != n) {
-                    throw new IllegalStateException(file + ": tensor '" + NAMES[i] + "' has " + v[i].length + " values for " + n + " pairs");
+                    throw new CheckpointException(file, "tensor '" + NAMES[i] + "' has " + v[i].length + " values for " + n + " pairs");
                 }
             }
         }
@@ -126,23 +132,28 @@ public final class PrecomputedReference implements ReferencePolicy {
         }
     }
 
-    /** Config, weight headers and file sizes of the model folder: cheap, and changes whenever the weights do. */
-    static String modelKey(Path dir) throws IOException {
+    /**
+     * The files of a model folder that decide its log-probs: its config, every safetensors weight file
+     * (single or sharded, with the index) and a PEFT adapter's config and weights, hashed in full
+     * (digests remembered in the cache folder).
+     */
+    static String modelKey(Path dir, Path cacheDir) throws IOException {
         MessageDigest d = sha256();
+        d.update(SCORING.getBytes(StandardCharsets.UTF_8));
         List<Path> files = new ArrayList<>();
         try (Stream<Path> s = Files.list(dir)) {
-            s.filter(p -> p.getFileName().toString().endsWith(".safetensors") || p.getFileName().toString().equals("config.json"))
-                    .filter(p -> !p.getFileName().toString().equals("reference.safetensors"))
-                    .sorted()
-                    .forEach(files::add);
+            s.filter(p -> {
+                String n = p.getFileName().toString();
+                return n.equals("config.json") || n.equals("adapter_config.json") || n.equals("model.safetensors.index.json")
+                        || n.startsWith("model") && n.endsWith(".safetensors") || n.equals("adapter_model.safetensors");
+            }).sorted().forEach(files::add);
         }
+        WeightDigests digests = WeightDigests.open(cacheDir.resolve("weight-digests.json"));
         for (Path f : files) {
             d.update(f.getFileName().toString().getBytes(StandardCharsets.UTF_8));
-            d.update(Long.toString(Files.size(f)).getBytes(StandardCharsets.UTF_8));
-            try (InputStream in = Files.newInputStream(f)) {
-                d.update(in.readNBytes(1 << 20));
-            }
+            d.update(digests.of(f).getBytes(StandardCharsets.UTF_8));
         }
+        digests.save();
         return HexFormat.of().formatHex(d.digest());
     }
 

@@ -2,11 +2,13 @@ package org.align4j.trainer;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -16,11 +18,14 @@ import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.data.PreferenceData;
 import org.align4j.evaluation.Divergence;
+import org.align4j.losses.LossType;
 import org.align4j.losses.PreferenceLoss;
 import org.align4j.losses.RewardMetrics;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
+import org.align4j.model.config.ModelConfig;
 import org.align4j.model.LogProbs;
+import org.align4j.model.ScalarOps;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -33,7 +38,7 @@ import org.slf4j.LoggerFactory;
  *         .model(Path.of("models/base")).data(Path.of("prefs.jsonl")).output(Path.of("runs/dpo"))
  *         .loss(LossType.DPO).beta(0.1).maxSteps(100)
  *         .build()) {
- *     TrainResult result = trainer.train(false);
+ *     TrainResult result = trainer.train();
  * }
  * }</pre>
  *
@@ -49,9 +54,9 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
     private final PreferenceLoss objective;
     private CausalLm klReference;
 
-    private PreferenceTrainer(TrainConfig config, CausalLm policy, TextTokenizer tokenizer, RunData data, ReferencePolicy reference,
-            PreferenceLoss objective) {
-        super(config, policy, Path.of(config.model()), Path.of(config.output()));
+    private PreferenceTrainer(TrainConfig config, RunFolder folder, CausalLm policy, TextTokenizer tokenizer, RunData data,
+            ReferencePolicy reference, PreferenceLoss objective) {
+        super(config, policy, Path.of(config.model()), folder);
         this.tokenizer = tokenizer;
         this.data = data;
         this.reference = reference;
@@ -63,26 +68,60 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
      * when resuming), the reference policy and the objective.
      *
      * @param config the resolved config
-     * @param resume start the policy from the newest checkpoint in the run folder, if any
-     * @return the trainer; close it to free the models
-     * @throws IOException when the reference cache cannot be written
+     * @param resume continue from the newest checkpoint in the run folder (which must exist), or start a fresh run
+     *     (in a folder that holds no run)
+     * @return the trainer; close it to free the models and the run folder
+     * @throws IOException when the run folder or the reference cache cannot be written
      */
     public static PreferenceTrainer create(TrainConfig config, boolean resume) throws IOException {
-        if (!config.loss().isPreference()) {
-            throw new IllegalArgumentException("key 'loss': " + config.loss() + " is not a preference objective; SftTrainer (align4j sft) trains it");
-        }
-        Device device = Devices.resolve(config.device());
-        PreferenceLoss objective = config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
-        TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()));
+        return create(config, RunFolder.Mode.of(resume));
+    }
+
+    /**
+     * As {@link #create(TrainConfig, boolean)}, with every way to start: fresh, overwrite, resume the
+     * newest checkpoint, or resume a given one ({@link RunFolder.Mode}).
+     *
+     * @param config the resolved config
+     * @param mode how the run uses its folder
+     * @return the trainer; close it to free the models and the run folder
+     * @throws IllegalArgumentException naming the key or flag when the folder cannot be used that way
+     * @throws IOException when the run folder or the reference cache cannot be written
+     */
+    public static PreferenceTrainer create(TrainConfig config, RunFolder.Mode mode) throws IOException {
+        return create(config, RunFolder.claim(config, mode));
+    }
+
+    /**
+     * As {@link #create(TrainConfig, RunFolder.Mode)}, in a run folder already claimed (the CLI claims it
+     * first, to send the log there); the trainer owns the folder from here and releases it when closed.
+     *
+     * @param config the resolved config
+     * @param folder the claimed run folder of {@code config.output()}
+     * @return the trainer
+     * @throws IOException when the run folder or a cache cannot be written
+     */
+    public static PreferenceTrainer create(TrainConfig config, RunFolder folder) throws IOException {
+        TextTokenizer tokenizer = null;
         CausalLm policy = null;
         ReferencePolicy reference = null;
         try {
-            RunData data = RunData.load(config, tokenizer, (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
-            Path start = Path.of(config.model());
-            if (resume) {
-                start = Checkpoints.latest(Path.of(config.output())).orElse(start);
+            if (!config.loss().isPreference()) {
+                throw new IllegalArgumentException("key 'loss': " + config.loss() + " is not a preference objective; SftTrainer (align4j sft) trains it");
             }
-            policy = config.loadModel(start, device, DataType.FLOAT32);
+            Device device = Devices.resolve(config.device());
+            PreferenceLoss objective = config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
+            tokenizer = TextTokenizer.load(Path.of(config.model()));
+            RunData data = RunData.load(config, tokenizer, (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
+            long withPreference = data.train().stream().filter(p -> p.preference() != null).count();
+            if (withPreference > 0 && !config.loss().readsPairPreference()) {
+                LOG.warn("{} of {} training pairs carry a preference probability; loss {} does not read it ({} do)", withPreference,
+                        data.train().size(), config.loss(), String.join(", ", LossType.preferenceTypes().stream()
+                                .filter(LossType::readsPairPreference).map(LossType::toString).toList()));
+            }
+            // a LoRA checkpoint is an adapter folder: its architecture is the base model's
+            data.checkFits(ModelConfig.read(folder.resumeFrom().filter(p -> Files.isRegularFile(p.resolve("config.json")))
+                    .orElse(Path.of(config.model())).resolve("config.json")));
+            policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
             prepareAdapters(policy, config);
             Path referenceDir = Path.of(config.referenceModelOrModel());
             if (!objective.usesReference()) {
@@ -99,12 +138,18 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 DataType dtype = config.referenceDtype() == TrainConfig.ReferenceDtype.FP16 ? DataType.FLOAT16 : DataType.FLOAT32;
                 reference = new FrozenReference(config.loadModel(referenceDir, device, dtype));
             }
-            return new PreferenceTrainer(config, policy, tokenizer, data, reference, objective);
+            return new PreferenceTrainer(config, folder, policy, tokenizer, data, reference, objective);
         } catch (RuntimeException | IOException e) {
+            if (reference != null) {
+                reference.close();
+            }
             if (policy != null) {
                 policy.close();
             }
-            tokenizer.close();
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
+            folder.close();
             throw e;
         }
     }
@@ -141,6 +186,19 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
     }
 
     @Override
+    protected int evalSize() {
+        return data.eval().size();
+    }
+
+    @Override
+    protected String objectiveSummary() {
+        String ref = reference == null ? "no reference (reference-free)"
+                : config.reference() == TrainConfig.Reference.PRECOMPUTED ? "reference log-probs precomputed from " + config.referenceModelOrModel()
+                : "a frozen copy of " + config.referenceModelOrModel() + " (" + TrainConfig.configName(config.referenceDtype()) + ")";
+        return config.loss() + ", beta " + TrainConfig.defaultFormat(config.beta()) + "; " + ref;
+    }
+
+    @Override
     protected int[] trainLengths() {
         return data.train().stream().mapToInt(EncodedPair::maxLength).toArray();
     }
@@ -150,20 +208,36 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         return data.trainSources().get(i);
     }
 
-    /** Policy and reference log-probs of a batch, the objective, and its metrics. */
-    private record Scored(PreferenceLoss.Output out, NDArray policyChosen, NDArray policyRejected) {}
+    /**
+     * A batch scored: the objective's output and TRL's metrics as one device array.
+     *
+     * @param out the objective on the log-probs it reads (summed, or length-averaged for IPO and SimPO)
+     * @param metrics [6] {@link RewardMetrics#NAMES}: rewards on summed log-probs for every objective with a reference, as TRL logs them
+     */
+    private record Scored(PreferenceLoss.Output out, NDArray metrics) {}
 
     private Scored score(PreferenceBatch b, ReferencePolicy.Split split, int[] indices, NDManager scope, boolean training) {
         ReferencePolicy.LogProbs ref = reference == null ? null : reference.logProbs(b, split, indices, scope);
         LogProbs lp = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), training);
         boolean mean = objective.reduction() == PreferenceLoss.Reduction.MEAN;
-        NDArray perRow = mean ? lp.mean() : lp.sum();
         int n = b.pairs();
-        NDArray pc = perRow.get("0:" + n);
-        NDArray pr = perRow.get(n + ":");
+        NDArray sum = lp.sum();
+        NDArray perRow = mean ? lp.mean() : sum;
         NDArray rc = ref == null ? null : mean ? ref.chosenMean() : ref.chosenSum();
         NDArray rr = ref == null ? null : mean ? ref.rejectedMean() : ref.rejectedSum();
-        return new Scored(objective.compute(pc, pr, rc, rr, b.preference()), pc, pr);
+        PreferenceLoss.Output out = objective.compute(perRow.get("0:" + n), perRow.get(n + ":"), rc, rr, b.preference());
+        // TRL reports log-probs and rewards on summed log-probs for every loss; a reference-free objective reports its own
+        NDArray reported = objective.usesReference() ? sum : perRow;
+        NDArray pc = reported.get("0:" + n);
+        NDArray pr = reported.get(n + ":");
+        NDList rewards = RewardMetrics.rewards(objective, out, pc, pr, ref == null ? null : ref.chosenSum(), ref == null ? null : ref.rejectedSum());
+        return new Scored(out, RewardMetrics.tensor(rewards.get(0), rewards.get(1), pc, pr));
+    }
+
+    /** A micro-batch weighs its pairs: the step's loss is the mean over all of its pairs. */
+    @Override
+    protected long weight(int[] indices) {
+        return indices.length;
     }
 
     @Override
@@ -175,9 +249,8 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         PreferenceBatch b = PreferenceBatch.of(scope, pairs, tokenizer.padId());
         Scored s = score(b, ReferencePolicy.Split.TRAIN, indices, scope, true);
         NDArray loss = s.out().meanLoss();
-        collector.backward(org.align4j.model.ScalarOps.times(loss, scale));
-        return MicroResult.of(loss, RewardMetrics.tensor(s.out(), s.policyChosen(), s.policyRejected()), RewardMetrics.NAMES, b.pairs(),
-                b.tokens());
+        collector.backward(ScalarOps.times(loss, scale));
+        return MicroResult.of(loss, s.metrics(), RewardMetrics.NAMES, b.tokens());
     }
 
     @Override
@@ -196,7 +269,10 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 Scored s = score(b, ReferencePolicy.Split.EVAL, indices, scope, false);
                 Map<String, Double> m = new LinkedHashMap<>();
                 m.put("loss", s.out().meanLoss().toType(DataType.FLOAT64, false).getDouble());
-                m.putAll(RewardMetrics.of(s.out(), s.policyChosen(), s.policyRejected()));
+                double[] metrics = s.metrics().toDoubleArray();
+                for (int k = 0; k < metrics.length; k++) {
+                    m.put(RewardMetrics.NAMES.get(k), metrics[k]);
+                }
                 CausalLm klReference = config.evalKl() ? referenceModelForKl() : null;
                 if (klReference != null) {
                     List<int[]> prompts = new ArrayList<>();
@@ -250,5 +326,6 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         }
         policy.close();
         tokenizer.close();
+        super.close();
     }
 }

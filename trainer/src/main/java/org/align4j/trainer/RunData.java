@@ -9,6 +9,7 @@ import org.align4j.data.EncodingOptions;
 import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.data.PreferenceExample;
+import org.align4j.model.config.ModelConfig;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -40,13 +41,14 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
             train = split.train();
             eval = split.eval();
         }
-        EncodingOptions options = new EncodingOptions(c.maxLength(), c.maxPromptLength(), c.truncation(), c.chatTemplate());
+        EncodingOptions options = new EncodingOptions(c.maxLength(), c.maxPromptLength(), c.truncation(), c.chatTemplate(),
+                c.chatTemplateKwargs());
         PreferenceEncoder encoder = new PreferenceEncoder(tokenizer, options);
         List<EncodedPair> trainPairs = new ArrayList<>();
         List<String> trainSources = new ArrayList<>();
         List<EncodedPair> evalPairs = new ArrayList<>();
         List<String> evalSources = new ArrayList<>();
-        int dropped = encode(encoder, train, trainPairs, trainSources) + encode(encoder, eval, evalPairs, evalSources);
+        int dropped = encode(encoder, train, trainPairs, trainSources, c.skipInvalid()) + encode(encoder, eval, evalPairs, evalSources, c.skipInvalid());
         if (dropped > 0) {
             LOG.warn("{} example(s) dropped: they cannot fit max_length {} with at least one completion token", dropped, c.maxLength());
         }
@@ -57,17 +59,24 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
         return new RunData(trainPairs, trainSources, evalPairs, evalSources);
     }
 
-    private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources) {
-        int dropped = 0;
-        for (PreferenceExample e : in) {
-            var p = encoder.encode(e);
-            if (p.isPresent()) {
-                out.add(p.get());
-                sources.add(e.file().getFileName() + ":" + e.line());
-            } else {
-                dropped++;
-            }
+    /**
+     * Checks every encoded sequence against the model it will run through, before any step: a pair
+     * longer than learned position embeddings, or an id outside the vocabulary, is named by its record.
+     *
+     * @param model the model's config
+     * @throws IllegalArgumentException naming the record (file:line), the length or id, and the limit
+     */
+    void checkFits(ModelConfig model) {
+        EncodedPair.checkFits(model, train, trainSources);
+        EncodedPair.checkFits(model, eval, evalSources);
+    }
+
+    private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources, boolean skipInvalid) {
+        PreferenceEncoder.Encoded encoded = encoder.encodeAll(in, skipInvalid);
+        out.addAll(encoded.pairs());
+        for (PreferenceExample e : encoded.kept()) {
+            sources.add(e.file().getFileName() + ":" + e.line());
         }
-        return dropped;
+        return encoded.dropped();
     }
 }

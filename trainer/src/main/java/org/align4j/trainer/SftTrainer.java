@@ -6,6 +6,9 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -22,7 +25,9 @@ import org.align4j.data.io.RawRecord;
 import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
+import org.align4j.model.config.ModelConfig;
 import org.align4j.model.LogProbs;
+import org.align4j.model.ScalarOps;
 import org.align4j.model.tokenizer.TextTokenizer;
 
 /**
@@ -37,40 +42,68 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     private final TextTokenizer tokenizer;
     private final RunData data;
 
-    private SftTrainer(TrainConfig config, CausalLm policy, TextTokenizer tokenizer, RunData data) {
-        super(config, policy, Path.of(config.model()), Path.of(config.output()));
+    private SftTrainer(TrainConfig config, RunFolder folder, CausalLm policy, TextTokenizer tokenizer, RunData data) {
+        super(config, policy, Path.of(config.model()), folder);
         this.tokenizer = tokenizer;
         this.data = data;
     }
 
     /**
      * @param config the resolved config, with {@code loss: sft}
-     * @param resume start from the newest checkpoint, if any
-     * @return the trainer
-     * @throws IllegalArgumentException when the config names a preference objective
+     * @param resume continue from the newest checkpoint (which must exist), or start a fresh run
+     * @return the trainer; close it to free the model and the run folder
+     * @throws IllegalArgumentException when the config names a preference objective, or the folder cannot be used
+     * @throws IOException when the run folder cannot be written
      */
-    public static SftTrainer create(TrainConfig config, boolean resume) {
-        if (config.loss() != LossType.SFT) {
-            throw new IllegalArgumentException("key 'loss': SFT trains loss sft, got " + config.loss() + " (align4j train / PreferenceTrainer trains it)");
-        }
-        Device device = Devices.resolve(config.device());
-        TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()));
+    public static SftTrainer create(TrainConfig config, boolean resume) throws IOException {
+        return create(config, RunFolder.Mode.of(resume));
+    }
+
+    /**
+     * @param config the resolved config, with {@code loss: sft}
+     * @param mode how the run uses its folder: fresh, overwrite or resume ({@link RunFolder.Mode})
+     * @return the trainer; close it to free the model and the run folder
+     * @throws IllegalArgumentException when the config names a preference objective, or the folder cannot be used that way
+     * @throws IOException when the run folder cannot be written
+     */
+    public static SftTrainer create(TrainConfig config, RunFolder.Mode mode) throws IOException {
+        return create(config, RunFolder.claim(config, mode));
+    }
+
+    /**
+     * As {@link #create(TrainConfig, RunFolder.Mode)}, in a run folder already claimed (the CLI claims it
+     * first, to send the log there); the trainer owns the folder from here and releases it when closed.
+     *
+     * @param config the resolved config
+     * @param folder the claimed run folder of {@code config.output()}
+     * @return the trainer
+     * @throws IOException when the run folder or a cache cannot be written
+     */
+    public static SftTrainer create(TrainConfig config, RunFolder folder) throws IOException {
+        TextTokenizer tokenizer = null;
         try {
-            RunData data = RunData.load(config, tokenizer, SftTrainer::load);
-            Path start = Path.of(config.model());
-            if (resume) {
-                start = Checkpoints.latest(Path.of(config.output())).orElse(start);
+            if (config.loss() != LossType.SFT) {
+                throw new IllegalArgumentException("key 'loss': SFT trains loss sft, got " + config.loss() + " (align4j train / PreferenceTrainer trains it)");
             }
-            CausalLm policy = config.loadModel(start, device, ai.djl.ndarray.types.DataType.FLOAT32);
+            Device device = Devices.resolve(config.device());
+            tokenizer = TextTokenizer.load(Path.of(config.model()));
+            RunData data = RunData.load(config, tokenizer, SftTrainer::load);
+            // a LoRA checkpoint is an adapter folder: its architecture is the base model's
+            data.checkFits(ModelConfig.read(folder.resumeFrom().filter(p -> Files.isRegularFile(p.resolve("config.json")))
+                    .orElse(Path.of(config.model())).resolve("config.json")));
+            CausalLm policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
             try {
                 prepareAdapters(policy, config);
             } catch (RuntimeException e) {
                 policy.close();
                 throw e;
             }
-            return new SftTrainer(config, policy, tokenizer, data);
+            return new SftTrainer(config, folder, policy, tokenizer, data);
         } catch (RuntimeException e) {
-            tokenizer.close();
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
+            folder.close();
             throw e;
         }
     }
@@ -82,7 +115,13 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
      * @return the builder
      */
     public static TrainConfig.Builder<SftTrainer> builder() {
-        return new TrainConfig.Builder<>(Map.of("loss", LossType.SFT), config -> create(config, false));
+        return new TrainConfig.Builder<>(Map.of("loss", LossType.SFT), config -> {
+            try {
+                return create(config, false);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
     }
 
     /** Reads prompt/completion examples (or the chosen side of preference pairs) as examples without a rejected side. */
@@ -138,6 +177,16 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     }
 
     @Override
+    protected int evalSize() {
+        return data.eval().size();
+    }
+
+    @Override
+    protected String objectiveSummary() {
+        return "sft: next-token loss on completion tokens";
+    }
+
+    @Override
     protected int trainSize() {
         return data.train().size();
     }
@@ -158,6 +207,21 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
         return new NDArray[] {lp.sum().sum().neg(), lp.tokens().sum()};
     }
 
+    /**
+     * A micro-batch weighs the completion tokens it scores, so the step's loss is the mean over all of
+     * its tokens, as transformers computes it with {@code num_items_in_batch}.
+     */
+    @Override
+    protected long weight(int[] indices) {
+        long tokens = 0;
+        for (int i : indices) {
+            EncodedPair e = data.train().get(i);
+            // the first token of a sequence has no logits before it (LogProbs never scores position 0)
+            tokens += e.chosen().length - (e.prompt().length == 0 ? 1 : 0);
+        }
+        return Math.max(1, tokens);
+    }
+
     @Override
     protected MicroResult microStep(int[] indices, NDManager scope, GradientCollector collector, double scale) {
         List<EncodedPair> examples = new ArrayList<>();
@@ -167,8 +231,8 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
         PreferenceBatch b = PreferenceBatch.completions(scope, examples, tokenizer.padId());
         NDArray[] nll = nll(b, true);
         NDArray loss = nll[0].div(nll[1]);
-        collector.backward(org.align4j.model.ScalarOps.times(loss, scale));
-        return MicroResult.of(loss, null, List.of(), b.pairs(), b.tokens());
+        collector.backward(ScalarOps.times(loss, scale));
+        return MicroResult.of(loss, null, List.of(), b.tokens());
     }
 
     @Override
@@ -194,5 +258,6 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     public void close() {
         policy.close();
         tokenizer.close();
+        super.close();
     }
 }

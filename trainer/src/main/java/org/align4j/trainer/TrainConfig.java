@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
@@ -23,6 +24,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -101,6 +103,10 @@ import org.slf4j.LoggerFactory;
  *     TorchScript kernel), as HF's attn_implementation
  * @param precision fp32, or bf16: projections and attention computed in bfloat16 inside kernels with
  *     fp32 master weights (mixed precision, like autocast)
+ * @param disableDropout train without the model config's dropout (TRL's disable_dropout: on for the
+ *     preference objectives, off for SFT, as TRL's DPOTrainer and SFTTrainer)
+ * @param chatTemplateKwargs chat-template variables for every conversation of the run (e.g. {@code
+ *     enable_thinking: false}); a record's own {@code tools} and {@code chat_template_kwargs} win
  * @param loraR LoRA rank r (Hu et al., 2021): train adapters of this rank on the {@code loraTarget}
  *     projections instead of every weight, the reference being the same model with its adapters off
  *     (no copy); 0 trains every weight
@@ -158,6 +164,9 @@ public record TrainConfig(
         @Key(help = "Log eval_kl, the KL to the reference along held-out chosen answers") boolean evalKl,
         @Key(help = "eager (DJL ops) or sdpa (fused attention kernel)") Attention attention,
         @Key(help = "fp32, or bf16 (mixed precision inside kernels, fp32 master weights)") Precision precision,
+        @Key(help = "Train without the model's dropout (TRL: on for preference objectives, off for sft)") boolean disableDropout,
+        @Key(label = "JSON", help = "Chat-template variables for every conversation, as a JSON object (e.g. {\"enable_thinking\": false})")
+        Map<String, Object> chatTemplateKwargs,
         @Key(help = "LoRA rank r: train adapters of rank r instead of every weight; the reference is the model with adapters off (0 = off)")
         int loraR,
         @Key(help = "LoRA alpha: adapters' output scaled by alpha/r") double loraAlpha,
@@ -263,6 +272,8 @@ public record TrainConfig(
         d.put("eval_kl", true);
         d.put("attention", Attention.SDPA);
         d.put("precision", Precision.FP32);
+        d.put("disable_dropout", true);
+        d.put("chat_template_kwargs", Map.of());
         d.put("lora_r", 0);
         d.put("lora_alpha", 32.0);
         d.put("lora_dropout", 0.05);
@@ -284,10 +295,18 @@ public record TrainConfig(
     public static Object defaultOf(String key, LossType loss) {
         Object v = key.equals("loss") ? loss : objectiveDefaults(loss).getOrDefault(key, DEFAULTS.get(key));
         if (v instanceof Double d) {
-            String s = d == Math.rint(d) && Math.abs(d) < 1e6 ? Long.toString(d.longValue()) : d.toString();
-            return s.replace(".0E", "E").replace("E", "e");
+            return defaultFormat(d);
         }
         return v instanceof Enum<?> e ? configName(e) : v;
+    }
+
+    /**
+     * @param d a number
+     * @return it as a person writes it: 1e-6, 0.999, 1 (not Java's 1.0E-6 and 1.0)
+     */
+    public static String defaultFormat(double d) {
+        String s = d == Math.rint(d) && Math.abs(d) < 1e6 ? Long.toString((long) d) : Double.toString(d);
+        return s.replace(".0E", "E").replace("E", "e");
     }
 
     /**
@@ -397,7 +416,7 @@ public record TrainConfig(
     /** @return the defaults that differ by objective: TRL SFT's learning rate, and cDPO's and robust DPO's ε */
     private static Map<String, Object> objectiveDefaults(LossType loss) {
         return switch (loss) {
-            case SFT -> Map.of("learning_rate", 2e-5);
+            case SFT -> Map.of("learning_rate", 2e-5, "disable_dropout", false);
             case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
             default -> Map.of();
         };
@@ -470,7 +489,10 @@ public record TrainConfig(
             if (type.isPrimitive() || type.isEnum()) {
                 throw new IllegalArgumentException(where + ": needs a value");
             }
-            return null;
+            return type == Map.class ? Map.of() : null;
+        }
+        if (type == Map.class) {
+            return mapping(v, where);
         }
         if (v.isContainerNode()) {
             throw new IllegalArgumentException(where + ": expected a single value, got " + (v.isArray() ? "a list" : "a mapping"));
@@ -518,6 +540,22 @@ public record TrainConfig(
         throw new IllegalStateException("no conversion for " + type);
     }
 
+    /** A mapping: a YAML mapping, a Java map, or (from a flag) its JSON text. */
+    private static Map<String, Object> mapping(JsonNode v, String where) {
+        JsonNode n = v;
+        if (v.isTextual()) {
+            try {
+                n = YAML.readTree(v.asText());
+            } catch (JsonProcessingException e) {
+                throw new IllegalArgumentException(where + ": expected a JSON object, got '" + v.asText() + "'");
+            }
+        }
+        if (n == null || !n.isObject()) {
+            throw new IllegalArgumentException(where + ": expected a mapping of names to values, got " + v);
+        }
+        return Collections.unmodifiableMap(YAML.convertValue(n, new TypeReference<LinkedHashMap<String, Object>>() {}));
+    }
+
     private static double number(String text, String where) {
         try {
             return Double.parseDouble(text);
@@ -550,7 +588,7 @@ public record TrainConfig(
      * @param e an enum constant of a config field
      * @return how the config spells it: its {@code toString()} where the enum defines one, else its name in lower case
      */
-    static String configName(Enum<?> e) {
+    public static String configName(Enum<?> e) {
         String s = e.toString();
         return s.equals(e.name()) ? e.name().toLowerCase(Locale.ROOT) : s;
     }
@@ -636,6 +674,9 @@ public record TrainConfig(
             for (String k : List.of("lora_alpha", "lora_dropout", "lora_target")) {
                 refuseIf(given, k, "LoRA is off: give lora_r (or an adapter)");
             }
+        }
+        if (loraR > 0 && disableDropout) {
+            refuseIf(given, "lora_dropout", "disable_dropout is on, which turns the adapters' dropout off too (as TRL); give disable_dropout: false");
         }
         if (usesLora() && referenceModel == null) {
             refuseIf(given, "reference_dtype", "a LoRA run's reference is the policy with its adapters off, no copy");
@@ -1086,6 +1127,16 @@ public record TrainConfig(
         /** @param v {@link TrainConfig#precision} @return this */
         public Builder<T> precision(Precision v) {
             return put("precision", v);
+        }
+
+        /** @param v {@link TrainConfig#chatTemplateKwargs} @return this */
+        public Builder<T> chatTemplateKwargs(Map<String, Object> v) {
+            return put("chat_template_kwargs", v);
+        }
+
+        /** @param v {@link TrainConfig#disableDropout} @return this */
+        public Builder<T> disableDropout(boolean v) {
+            return put("disable_dropout", v);
         }
 
         /**

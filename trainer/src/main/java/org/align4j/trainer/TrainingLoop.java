@@ -1,8 +1,12 @@
 package org.align4j.trainer;
 
+import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -11,6 +15,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -18,6 +23,8 @@ import org.align4j.data.PairOrder;
 import org.align4j.model.CausalLm;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.io.AtomicDirectory;
+import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -27,7 +34,7 @@ import org.slf4j.LoggerFactory;
  * clipping, AdamW under a schedule, metrics, evaluation, atomic checkpoints, exact resume, and a clean
  * stop on SIGINT/SIGTERM. Subclasses say what one micro-batch computes.
  */
-public abstract class TrainingLoop {
+public abstract class TrainingLoop implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TrainingLoop.class);
 
     /** Test aid: slows every step by this many milliseconds, so an interruption can be timed. */
@@ -40,7 +47,12 @@ public abstract class TrainingLoop {
     protected final CausalLm policy;
 
     private final Path output;
+    private final RunFolder folder;
     private final Path tokenizerDir;
+    /** The newest checkpoint whose weights have since given a finite loss: the one a diverged run names as good. */
+    private Path verified;
+    /** The newest checkpoint saved whose weights no step has used yet. */
+    private Path unverified;
     private final List<TrainingListener> listeners = new ArrayList<>();
     private volatile boolean stopRequested;
     private final CountDownLatch finished = new CountDownLatch(1);
@@ -48,28 +60,27 @@ public abstract class TrainingLoop {
     /**
      * What one micro-batch contributed.
      *
-     * @param values [1 + k] on the device: the micro-batch's mean loss (already back-propagated), then
-     *     its k metrics; read to the host only when the step logs
+     * @param values [1 + k] on the device: the micro-batch's loss (already back-propagated), then its k
+     *     metrics, each the mean over the micro-batch's examples (or, for the loss of SFT, its tokens);
+     *     read to the host only when the step logs
      * @param names the names of {@code values}' entries, "loss" first
-     * @param count examples in it (pairs or sequences), the weight of its values
      * @param tokens tokens processed
      */
-    protected record MicroResult(NDArray values, List<String> names, int count, long tokens) {
+    protected record MicroResult(NDArray values, List<String> names, long tokens) {
         /**
          * @param loss the micro-batch's loss (a scalar on the device)
          * @param metrics further metrics as a 1-D device array, or null
          * @param names the names of {@code metrics}' entries
-         * @param count pairs or examples
          * @param tokens tokens
          * @return the result, loss first, detached from autograd, nothing read to the host
          */
-        public static MicroResult of(NDArray loss, NDArray metrics, List<String> names, int count, long tokens) {
-            NDArray l = loss.stopGradient().toType(ai.djl.ndarray.types.DataType.FLOAT64, false).reshape(1);
-            NDArray values = metrics == null ? l : ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(l, metrics));
+        public static MicroResult of(NDArray loss, NDArray metrics, List<String> names, long tokens) {
+            NDArray l = loss.stopGradient().toType(DataType.FLOAT64, false).reshape(1);
+            NDArray values = metrics == null ? l : NDArrays.concat(new NDList(l, metrics));
             List<String> all = new ArrayList<>();
             all.add("loss");
             all.addAll(names);
-            return new MicroResult(values, all, count, tokens);
+            return new MicroResult(values, all, tokens);
         }
     }
 
@@ -77,36 +88,47 @@ public abstract class TrainingLoop {
      * @param config the resolved config
      * @param policy the model to train (trainable)
      * @param tokenizerDir whose tokenizer files are copied into checkpoints
-     * @param output the run folder
+     * @param folder the claimed run folder (released by {@link #close})
      */
-    protected TrainingLoop(TrainConfig config, CausalLm policy, Path tokenizerDir, Path output) {
+    protected TrainingLoop(TrainConfig config, CausalLm policy, Path tokenizerDir, RunFolder folder) {
         this.config = config;
         this.policy = policy;
         this.tokenizerDir = tokenizerDir;
-        this.output = output;
+        this.folder = folder;
+        this.output = folder.output();
+    }
+
+    /** Releases the run folder; subclasses free their models, then call this. */
+    @Override
+    public void close() {
+        folder.close();
     }
 
     /**
      * Puts LoRA adapters on a freshly loaded policy as the config asks: the adapter folder it names, or
      * new adapters of rank {@code lora_r} (seeded by {@code seed}). A policy resumed from a LoRA
-     * checkpoint already carries its adapters and is left as it is.
+     * checkpoint already carries its adapters. With {@code disable_dropout} the adapters' dropout is
+     * off, as TRL's.
      *
      * @param policy the loaded policy
      * @param config the run's config
      * @throws IllegalArgumentException naming {@code lora_target} when a target module matches nothing
      */
     protected static void prepareAdapters(CausalLm policy, TrainConfig config) {
-        if (policy.hasAdapters()) {
-            return;
-        }
-        if (config.adapter() != null) {
-            policy.loadAdapter(Path.of(config.adapter()));
-        } else if (config.loraR() > 0) {
-            try {
-                policy.addLora(config.loraConfig(), config.seed());
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("key 'lora_target': " + e.getMessage(), e);
+        if (!policy.hasAdapters()) {
+            if (config.adapter() != null) {
+                policy.loadAdapter(Path.of(config.adapter()));
+            } else if (config.loraR() > 0) {
+                try {
+                    policy.addLora(config.loraConfig(), config.seed());
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("key 'lora_target': " + e.getMessage(), e);
+                }
             }
+        }
+        if (policy.hasAdapters() && config.disableDropout()) {
+            // TRL's disable_dropout zeroes every dropout module, PEFT's lora_dropout included
+            policy.setAdapterDropout(0);
         }
     }
 
@@ -123,6 +145,34 @@ public abstract class TrainingLoop {
     /** @return training examples (pairs or sequences) */
     protected abstract int trainSize();
 
+    /** @return held-out examples (pairs or sequences) */
+    protected abstract int evalSize();
+
+    /** @return what is optimised, in a few words: the objective, its β, the reference policy */
+    protected abstract String objectiveSummary();
+
+    /**
+     * What this run will do, before it starts: model, objective, data, steps and batch, output. The
+     * loop logs it when training starts; the CLI prints it.
+     *
+     * @return a few lines
+     */
+    public List<String> header() {
+        long total = config.totalSteps(trainSize());
+        int perStep = config.batchSize() * config.gradAccum();
+        String unit = config.loss().isPreference() ? "pairs" : "examples";
+        return List.of(
+                String.format(Locale.ROOT, "model: %s (%s, %d layers, %,d parameters) on %s, %s, %s attention", config.model(),
+                        policy.config().modelType(), policy.config().numLayers(), policy.parameterCount(), policy.device(),
+                        TrainConfig.configName(config.precision()), TrainConfig.configName(config.attention())),
+                "objective: " + objectiveSummary(),
+                String.format(Locale.ROOT, "data: %,d training %s, %,d held out", trainSize(), unit, evalSize()),
+                String.format(Locale.ROOT, "steps: %,d of %d %s (batch %d x grad_accum %d), %.2f epochs; lr %s, %s schedule, %d warm-up",
+                        total, perStep, unit, config.batchSize(), config.gradAccum(), (double) total * perStep / trainSize(),
+                        TrainConfig.defaultFormat(config.learningRate()), TrainConfig.configName(config.schedule()), config.warmupStepsOf(total)),
+                "output: " + output);
+    }
+
     /** @return each training example's padded length, for length grouping */
     protected abstract int[] trainLengths();
 
@@ -130,12 +180,22 @@ public abstract class TrainingLoop {
     protected abstract String describe(int i);
 
     /**
+     * How much a micro-batch weighs in its optimizer step: its pairs for a preference objective, its
+     * scored completion tokens for SFT (as transformers weighs by {@code num_items_in_batch}). The step's
+     * loss is the weighted mean of its micro-batches' losses, so it does not depend on how a step is split.
+     *
+     * @param indices the examples of the micro-batch
+     * @return its weight, &gt; 0
+     */
+    protected abstract long weight(int[] indices);
+
+    /**
      * Forward and backward pass of one micro-batch inside {@code collector}.
      *
      * @param indices the examples
      * @param scope owner of every array made
-     * @param collector the gradient collector (call its backward with the loss scaled by {@code scale})
-     * @param scale 1/gradAccum
+     * @param collector the gradient collector (call its backward with the micro-batch's mean loss times {@code scale})
+     * @param scale the micro-batch's share of the step: its {@link #weight} over the step's total
      * @return what it contributed
      */
     protected abstract MicroResult microStep(int[] indices, NDManager scope, GradientCollector collector, double scale);
@@ -143,28 +203,80 @@ public abstract class TrainingLoop {
     /** @return held-out metrics (names without prefix), or an empty map without an eval set */
     protected abstract Map<String, Double> evaluate();
 
+    /** Where the run is in its data: the epoch, the order of its micro-batches, and the next one. */
+    private final class Cursor {
+        private final int[] lengths = trainLengths();
+        private int epoch;
+        private int batchInEpoch;
+        private List<int[]> order;
+
+        Cursor(Checkpoints.State state) {
+            epoch = state.epoch();
+            batchInEpoch = state.batchInEpoch();
+            order = PairOrder.epoch(lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
+        }
+
+        int[] next() {
+            if (batchInEpoch >= order.size()) {
+                epoch++;
+                batchInEpoch = 0;
+                order = PairOrder.epoch(lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
+            }
+            return order.get(batchInEpoch++);
+        }
+
+        double epochs() {
+            return epoch + (double) batchInEpoch / order.size();
+        }
+
+        Checkpoints.State state(long step) {
+            return new Checkpoints.State(step, epoch, batchInEpoch);
+        }
+    }
+
     /**
-     * Runs (or resumes) training.
+     * One optimizer step's forward and backward passes, their results still on the device.
      *
-     * @param resume continue from the newest checkpoint in the run folder, if any
+     * @param batches the step's micro-batches
+     * @param weights each one's {@link #weight}
+     * @param values each one's values times its weight ({@link MicroResult#values})
+     * @param names the names of the values
+     * @param total the sum of the weights
+     * @param tokens tokens processed
+     * @param stats owner of the values until the step logs
+     */
+    private record Accumulated(List<int[]> batches, long[] weights, List<NDArray> values, List<String> names, long total, long tokens,
+            NDManager stats) {
+        /** @return the weighted means of the step's values, read to the host (the logged loss is the one differentiated) */
+        double[] means() {
+            NDArray sum = values.get(0);
+            for (int i = 1; i < values.size(); i++) {
+                sum = sum.add(values.get(i));
+            }
+            double[] v = sum.toDoubleArray();
+            for (int i = 0; i < v.length; i++) {
+                v[i] /= total;
+            }
+            return v;
+        }
+    }
+
+    /**
+     * Runs training: from the start, or from the checkpoint the trainer was created to resume.
+     *
      * @return how it ended
      * @throws IOException when the run folder cannot be written
+     * @throws TrainingDivergedException when a loss or gradient becomes NaN or infinite (naming the step, the
+     *     records of the batch and the last checkpoint that gave a finite loss)
      */
-    public TrainResult train(boolean resume) throws IOException {
+    public TrainResult train() throws IOException {
+        boolean resume = folder.resumeFrom().isPresent();
         Files.createDirectories(output);
-        Checkpoints.State state = new Checkpoints.State(0, 0, 0);
+        header().forEach(line -> LOG.info("{}", line));
         // with LoRA adapters only they train: neither gradients nor optimizer state for the base weights
         AdamW optimizer = new AdamW(policy.trainableParameters(), config.adamBeta1(), config.adamBeta2(), config.adamEpsilon(),
                 config.weightDecay());
-        if (resume) {
-            var latest = Checkpoints.latest(output);
-            if (latest.isPresent()) {
-                state = Checkpoints.readState(latest.get());
-                loadOptimizer(optimizer, latest.get(), state.step());
-                LOG.info("Resuming from {} (step {}, epoch {}, batch {})", latest.get(), state.step(), state.epoch(), state.batchInEpoch());
-            }
-        }
-        int[] lengths = trainLengths();
+        Checkpoints.State state = resume ? restore(optimizer, folder.resumeFrom().get()) : new Checkpoints.State(0, 0, 0);
         long totalSteps = config.totalSteps(trainSize());
         LrSchedule schedule = new LrSchedule(config.learningRate(), config.warmupStepsOf(totalSteps), (int) totalSteps, config.schedule());
         Thread hook = new Thread(this::onSignal, "align4j-stop");
@@ -172,109 +284,37 @@ public abstract class TrainingLoop {
         Files.writeString(output.resolve("config.yaml"), config.toYaml(), StandardCharsets.UTF_8);
         Map<String, Double> lastMetrics = Map.of();
         Map<String, Double> evalMetrics = Map.of();
-        Path lastCheckpoint = Checkpoints.latest(output).orElse(null);
+        Path lastCheckpoint = folder.resumeFrom().orElse(null);
+        unverified = lastCheckpoint;
         boolean interrupted = false;
-        int epoch = state.epoch();
-        int batchInEpoch = state.batchInEpoch();
-        List<int[]> order = PairOrder.epoch(lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
+        Cursor cursor = new Cursor(state);
         long step = state.step();
-        final long firstStep = state.step() + 1;
+        final long firstStep = step + 1;
         listeners.forEach(l -> l.onStart(firstStep, totalSteps));
-        try (MetricsLog metrics = new MetricsLog(output.resolve("metrics.jsonl"), resume ? state.step() : -1)) {
+        try (MetricsLog metrics = new MetricsLog(output.resolve("metrics.jsonl"), resume ? step : -1)) {
             while (step < totalSteps) {
                 if (stopRequested) {
                     interrupted = true;
                     break;
                 }
                 long t0 = System.nanoTime();
-                // each micro-batch's loss and metrics stay on the device until this step logs (or fails)
-                NDManager stats = policy.manager().newSubManager();
-                List<NDArray> microValues = new ArrayList<>();
-                List<int[]> microBatches = new ArrayList<>();
-                List<String> names = List.of();
-                int count = 0;
-                long tokens = 0;
-                for (int a = 0; a < config.gradAccum(); a++) {
-                    if (batchInEpoch >= order.size()) {
-                        epoch++;
-                        batchInEpoch = 0;
-                        order = PairOrder.epoch(lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
-                    }
-                    int[] batch = order.get(batchInEpoch++);
-                    MicroResult r;
-                    try (NDManager scope = policy.manager().newSubManager();
-                            GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
-                        r = microStep(batch, scope, gc, 1.0 / config.gradAccum());
-                        r.values().attach(stats);
-                    }
-                    microValues.add(ScalarOps.times(r.values(), r.count()));
-                    microBatches.add(batch);
-                    names = r.names();
-                    count += r.count();
-                    tokens += r.tokens();
-                }
-                if (listeners.stream().anyMatch(TrainingListener::wantsGradientNorms)) {
-                    Map<String, Double> norms = gradientNorms();
-                    final long next = step + 1;
-                    listeners.forEach(l -> l.onGradientNorms(next, norms));
-                }
+                Accumulated acc = forwardBackward(cursor);
+                reportGradientNorms(step + 1);
                 double lr = schedule.at(step);
-                // the one host read of a step that does not log: the gradient norm, which a NaN loss also makes NaN
-                double gradNorm = optimizer.clipGradients(config.maxGradNorm());
-                if (!Double.isFinite(gradNorm)) {
-                    for (int i = 0; i < microValues.size(); i++) {
-                        double loss = microValues.get(i).getDouble(0);
-                        if (!Double.isFinite(loss)) {
-                            optimizer.zeroGradients();
-                            stats.close();
-                            throw diverged(step + 1, microBatches.get(i), "loss is " + loss);
-                        }
-                    }
-                    double lossSum = 0;
-                    for (NDArray v : microValues) {
-                        lossSum += v.getDouble(0);
-                    }
-                    List<String> bad = new ArrayList<>();
-                    gradientNorms().forEach((name, norm) -> {
-                        if (!Double.isFinite(norm)) {
-                            bad.add(name);
-                        }
-                    });
-                    optimizer.zeroGradients();
-                    stats.close();
-                    throw diverged(step + 1, order.get(batchInEpoch - 1), "gradient norm is " + gradNorm + " (loss " + lossSum / count
-                            + "; non-finite gradients in " + bad.size() + " parameter(s), first: " + bad.subList(0, Math.min(3, bad.size())) + ")");
+                double gradNorm = clipOrStop(optimizer, acc, step + 1);
+                if (unverified != null) {
+                    verified = unverified; // its weights have just given a finite loss and gradient
+                    unverified = null;
                 }
                 optimizer.step(lr);
                 step++;
-                if (STEP_DELAY_MS > 0) {
-                    try {
-                        Thread.sleep(STEP_DELAY_MS);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                Map<String, Double> m = new LinkedHashMap<>();
+                delayForTests();
                 boolean logs = step % config.logEvery() == 0 || step == totalSteps;
-                if (logs) {
-                    NDArray sum = microValues.get(0);
-                    for (int i = 1; i < microValues.size(); i++) {
-                        sum = sum.add(microValues.get(i));
-                    }
-                    double[] values = sum.toDoubleArray();
-                    for (int i = 0; i < values.length; i++) {
-                        m.put(names.get(i), values[i] / count);
-                    }
-                }
-                stats.close();
-                m.put("learning_rate", lr);
-                m.put("grad_norm", gradNorm);
-                m.put("tokens_per_second", tokens / seconds);
-                m.put("epoch", epoch + (double) batchInEpoch / order.size());
+                Map<String, Double> m = stepMetrics(acc, logs, lr, gradNorm, (System.nanoTime() - t0) / 1e9, cursor.epochs());
                 if (logs) {
                     lastMetrics = m;
                     metrics.write(step, m);
+                    LOG.info("step {}/{}: {}", step, totalSteps, format(m));
                 }
                 final long s = step;
                 listeners.forEach(l -> l.onStep(s, m));
@@ -282,18 +322,19 @@ public abstract class TrainingLoop {
                     evalMetrics = runEval(metrics, step);
                 }
                 if (config.saveEvery() > 0 && step % config.saveEvery() == 0 && step < totalSteps) {
-                    lastCheckpoint = save(optimizer, new Checkpoints.State(step, epoch, batchInEpoch));
+                    lastCheckpoint = save(optimizer, cursor.state(step));
                 }
             }
-            Checkpoints.State end = new Checkpoints.State(step, epoch, batchInEpoch);
             Path finalModel = null;
             if (!interrupted) {
                 evalMetrics = runEval(metrics, step);
-                lastCheckpoint = save(optimizer, end);
+                lastCheckpoint = save(optimizer, cursor.state(step));
                 finalModel = output.resolve("final");
                 policy.save(finalModel, tokenizerDir);
+                // the run is complete: keep_last alone decides now (the last good checkpoint was kept only to recover from a divergence)
+                Checkpoints.prune(output, config.keepLast(), folder.protectedPaths());
             } else if (lastCheckpoint == null || Checkpoints.stepOf(lastCheckpoint) != step) {
-                lastCheckpoint = save(optimizer, end);
+                lastCheckpoint = save(optimizer, cursor.state(step));
                 LOG.warn("Stopped at step {}: checkpoint saved to {}; run again with --resume to continue", step, lastCheckpoint);
             }
             return new TrainResult(step, interrupted, lastMetrics, evalMetrics, finalModel, lastCheckpoint);
@@ -309,13 +350,118 @@ public abstract class TrainingLoop {
         }
     }
 
+    /** Loads a checkpoint's optimizer state and says where its run stood (the policy was loaded from it). */
+    private Checkpoints.State restore(AdamW optimizer, Path checkpoint) {
+        Checkpoints.State state = Checkpoints.readState(checkpoint);
+        loadOptimizer(optimizer, checkpoint, state.step());
+        LOG.info("Resuming from {} (step {}, epoch {}, batch {})", checkpoint, state.step(), state.epoch(), state.batchInEpoch());
+        return state;
+    }
+
+    /**
+     * The forward and backward passes of one optimizer step: its micro-batches are chosen first, so each
+     * one's gradient is scaled by its share of the whole step's weight (pairs, or SFT's tokens).
+     */
+    private Accumulated forwardBackward(Cursor cursor) {
+        List<int[]> batches = new ArrayList<>(config.gradAccum());
+        long[] weights = new long[config.gradAccum()];
+        long total = 0;
+        for (int a = 0; a < config.gradAccum(); a++) {
+            batches.add(cursor.next());
+            weights[a] = weight(batches.get(a));
+            total += weights[a];
+        }
+        // each micro-batch's loss and metrics stay on the device until this step logs (or fails)
+        NDManager stats = policy.manager().newSubManager();
+        List<NDArray> values = new ArrayList<>();
+        List<String> names = List.of();
+        long tokens = 0;
+        for (int a = 0; a < batches.size(); a++) {
+            MicroResult r;
+            try (NDManager scope = policy.manager().newSubManager();
+                    GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                r = microStep(batches.get(a), scope, gc, (double) weights[a] / total);
+                r.values().attach(stats);
+            }
+            values.add(ScalarOps.times(r.values(), weights[a]));
+            names = r.names();
+            tokens += r.tokens();
+        }
+        return new Accumulated(batches, weights, values, names, total, tokens, stats);
+    }
+
+    private void reportGradientNorms(long step) {
+        if (listeners.stream().anyMatch(TrainingListener::wantsGradientNorms)) {
+            Map<String, Double> norms = gradientNorms();
+            listeners.forEach(l -> l.onGradientNorms(step, norms));
+        }
+    }
+
+    /**
+     * Clips the gradients to {@code max_grad_norm} and returns their norm: the one host read of a step
+     * that does not log. A NaN or Inf loss makes it non-finite too; then the run stops, naming the
+     * records of the batch at fault.
+     */
+    private double clipOrStop(AdamW optimizer, Accumulated acc, long step) {
+        double gradNorm = optimizer.clipGradients(config.maxGradNorm());
+        if (Double.isFinite(gradNorm)) {
+            return gradNorm;
+        }
+        try {
+            for (int i = 0; i < acc.values().size(); i++) {
+                double loss = acc.values().get(i).getDouble(0) / acc.weights()[i];
+                if (!Double.isFinite(loss)) {
+                    throw diverged(step, acc.batches().get(i), "loss is " + loss);
+                }
+            }
+            List<String> bad = new ArrayList<>();
+            gradientNorms().forEach((name, norm) -> {
+                if (!Double.isFinite(norm)) {
+                    bad.add(name);
+                }
+            });
+            throw diverged(step, acc.batches().get(acc.batches().size() - 1), "gradient norm is " + gradNorm + " (loss " + acc.means()[0]
+                    + "; non-finite gradients in " + bad.size() + " parameter(s), first: " + bad.subList(0, Math.min(3, bad.size())) + ")");
+        } finally {
+            optimizer.zeroGradients();
+            acc.stats().close();
+        }
+    }
+
+    /** The step's metrics: the accumulated values when the step logs, and what the host knows anyway. */
+    private static Map<String, Double> stepMetrics(Accumulated acc, boolean logs, double lr, double gradNorm, double seconds, double epochs) {
+        Map<String, Double> m = new LinkedHashMap<>();
+        if (logs) {
+            double[] values = acc.means();
+            for (int i = 0; i < values.length; i++) {
+                m.put(acc.names().get(i), values[i]);
+            }
+        }
+        acc.stats().close();
+        m.put("learning_rate", lr);
+        m.put("grad_norm", gradNorm);
+        m.put("tokens_per_second", acc.tokens() / seconds);
+        m.put("epoch", epochs);
+        return m;
+    }
+
+    private static void delayForTests() {
+        if (STEP_DELAY_MS > 0) {
+            try {
+                Thread.sleep(STEP_DELAY_MS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
     private Map<String, Double> gradientNorms() {
         Map<String, Double> norms = new LinkedHashMap<>();
         policy.trainableParameters().forEach((name, param) -> {
             NDArray p = param.getArray();
             if (p.hasGradient()) {
                 try (NDArray g = p.getGradient(); NDArray sq = g.square(); NDArray s = sq.sum()) {
-                    norms.put(name, Math.sqrt(s.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).getDouble()));
+                    norms.put(name, Math.sqrt(s.toType(DataType.FLOAT64, false).getDouble()));
                 }
             }
         });
@@ -330,8 +476,15 @@ public abstract class TrainingLoop {
         Map<String, Double> m = new LinkedHashMap<>();
         raw.forEach((k, v) -> m.put("eval_" + k, v));
         metrics.write(step, m);
+        LOG.info("eval at step {}: {}", step, format(m));
         listeners.forEach(l -> l.onEval(step, m));
         return m;
+    }
+
+    private static String format(Map<String, Double> m) {
+        StringBuilder sb = new StringBuilder();
+        m.forEach((k, v) -> sb.append(sb.length() == 0 ? "" : ", ").append(k).append(' ').append(String.format(Locale.ROOT, "%.6g", v)));
+        return sb.toString();
     }
 
     private TrainingDivergedException diverged(long step, int[] batch, String what) {
@@ -339,21 +492,71 @@ public abstract class TrainingLoop {
         for (int i = 0; i < Math.min(batch.length, 8); i++) {
             sb.append(i == 0 ? "" : ", ").append(describe(batch[i]));
         }
-        String msg = "step " + step + ": " + what + " on the batch of " + sb + (batch.length > 8 ? ", ..." : "")
-                + "; training stopped, the last good checkpoint is kept" + Checkpoints.latest(output).map(p -> " (" + p + ")").orElse("");
-        LOG.error(msg);
-        return new TrainingDivergedException(msg);
+        // not logged here: whoever catches it reports it once (the CLI: on the console and in train.log)
+        return new TrainingDivergedException("step " + step + ": " + what + " on the batch of " + sb + (batch.length > 8 ? ", ..." : "")
+                + "; training stopped; " + setAsideUnverified());
+    }
+
+    /**
+     * A diverged run: the checkpoint saved since the last finite step holds the weights that diverged,
+     * so it is renamed {@code checkpoint-N.diverged} (kept for a look, never resumed); the message names
+     * the newest checkpoint whose weights gave a finite loss.
+     */
+    private String setAsideUnverified() {
+        if (unverified != null && Files.isDirectory(unverified) && !folder.protectedPaths().contains(unverified.toAbsolutePath().normalize())) {
+            Path aside = unverified.resolveSibling(unverified.getFileName() + ".diverged");
+            try {
+                AtomicDirectory.deleteRecursively(aside);
+                Files.move(unverified, aside);
+                LOG.warn("{} holds the weights that diverged: renamed to {}", unverified, aside.getFileName());
+            } catch (IOException e) {
+                LOG.warn("Cannot rename {}: {}", unverified, e.getMessage());
+            }
+        }
+        return verified != null ? "the last checkpoint whose weights gave a finite loss is " + verified
+                : "no checkpoint of this run has given a finite loss; start again from the model (a lower learning rate?)";
+    }
+
+    /** Every parameter and optimizer moment finite: a checkpoint never holds NaN or Inf. */
+    private void requireFinite(AdamW optimizer, long step) {
+        List<String> bad = new ArrayList<>();
+        policy.parameters().forEach((name, p) -> {
+            if (!isFinite(p.getArray())) {
+                bad.add(name);
+            }
+        });
+        optimizer.state().forEach((name, a) -> {
+            if (!isFinite(a)) {
+                bad.add(name);
+            }
+        });
+        if (!bad.isEmpty()) {
+            throw new TrainingDivergedException("step " + step + ": non-finite values in " + bad.size() + " tensor(s) (first: "
+                    + bad.subList(0, Math.min(3, bad.size())) + "), so nothing was saved; training stopped; " + setAsideUnverified());
+        }
+    }
+
+    private static boolean isFinite(NDArray a) {
+        try (NDArray sum = a.abs().sum()) {
+            return Double.isFinite(sum.toType(DataType.FLOAT64, false).getDouble());
+        }
     }
 
     private Path save(AdamW optimizer, Checkpoints.State state) throws IOException {
+        requireFinite(optimizer, state.step());
         Path dir = output.resolve(Checkpoints.PREFIX + state.step());
         AtomicDirectory.write(dir, tmp -> {
-            policy.writeTo(tmp, tokenizerDir, org.align4j.model.CausalLm.DEFAULT_SHARD_BYTES);
+            policy.writeTo(tmp, tokenizerDir, CausalLm.DEFAULT_SHARD_BYTES);
             SafetensorsWriter.write(tmp.resolve(Checkpoints.OPTIMIZER), onCpu(optimizer.state()));
             Files.writeString(tmp.resolve(Checkpoints.STATE), Checkpoints.stateJson(state, config.seed()));
             Files.writeString(tmp.resolve("config.yaml"), config.toYaml());
         });
-        Checkpoints.prune(output, config.keepLast());
+        unverified = dir;
+        List<Path> keep = new ArrayList<>(folder.protectedPaths());
+        if (verified != null) {
+            keep.add(verified.toAbsolutePath().normalize());
+        }
+        Checkpoints.prune(output, config.keepLast(), keep);
         LOG.info("Checkpoint {} saved", dir);
         listeners.forEach(l -> l.onCheckpoint(state.step(), dir));
         return dir;
@@ -361,21 +564,21 @@ public abstract class TrainingLoop {
 
     private static Map<String, NDArray> onCpu(Map<String, NDArray> tensors) {
         Map<String, NDArray> out = new LinkedHashMap<>();
-        tensors.forEach((k, v) -> out.put(k, v.getDevice().isGpu() ? v.toDevice(ai.djl.Device.cpu(), true) : v));
+        tensors.forEach((k, v) -> out.put(k, v.getDevice().isGpu() ? v.toDevice(Device.cpu(), true) : v));
         return out;
     }
 
     private void loadOptimizer(AdamW optimizer, Path checkpoint, long steps) {
         Path f = checkpoint.resolve(Checkpoints.OPTIMIZER);
         try (NDManager m = policy.manager().newSubManager();
-                org.align4j.model.io.SafetensorsFile file = org.align4j.model.io.SafetensorsFile.open(f)) {
+                SafetensorsFile file = SafetensorsFile.open(f)) {
             Map<String, NDArray> tensors = new LinkedHashMap<>();
             for (String name : file.tensors().keySet()) {
                 tensors.put(name, file.read(name, m));
             }
             optimizer.load(tensors, steps);
         } catch (IllegalArgumentException e) {
-            throw new IllegalStateException(f + ": " + e.getMessage(), e);
+            throw new CheckpointException(f, e.getMessage(), e);
         }
     }
 

@@ -65,7 +65,7 @@ class LoraTrainerTest {
         PreferenceTrainerTest.Recorder rec = new PreferenceTrainerTest.Recorder();
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false)) {
             t.addListener(rec);
-            t.train(false);
+            t.train();
         }
         Map<String, Double> step = rec.steps.get(0);
         assertRel(step.get("loss"), expected.get("loss").asDouble(), 1e-4, "loss");
@@ -106,7 +106,7 @@ class LoraTrainerTest {
         PreferenceTrainerTest.Recorder rec = new PreferenceTrainerTest.Recorder();
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false)) {
             t.addListener(rec);
-            t.train(false);
+            t.train();
         }
         Map<String, Double> step = rec.steps.get(0);
         assertThat(step.get("loss")).isEqualTo((double) (float) Math.log(2));
@@ -138,7 +138,7 @@ class LoraTrainerTest {
         PreferenceTrainerTest.Recorder rec = new PreferenceTrainerTest.Recorder();
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false)) {
             t.addListener(rec);
-            t.train(false);
+            t.train();
         }
         assertThat(rec.steps).hasSize(2);
         assertThat(rec.steps.get(1).get("loss")).isFinite().isNotEqualTo(rec.steps.get(0).get("loss"));
@@ -153,7 +153,6 @@ class LoraTrainerTest {
     void aLoraRunResumesWithTheLossesOfAnUninterruptedOne() throws IOException {
         Map<String, Object> straight = base("qwen2-tiny", "straight");
         straight.put("lora_r", 8);
-        straight.put("lora_dropout", 0.0);
         straight.put("max_steps", 3);
         straight.put("batch_size", 2);
         straight.put("learning_rate", 1e-2);
@@ -178,7 +177,7 @@ class LoraTrainerTest {
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, cfg), resume)) {
             assertThat(t.policy().hasAdapters()).isTrue();
             t.addListener(rec);
-            t.train(resume);
+            t.train();
         }
         return rec.steps.stream().map(m -> m.get("loss")).toList();
     }
@@ -202,7 +201,7 @@ class LoraTrainerTest {
         PreferenceTrainerTest.Recorder rec = new PreferenceTrainerTest.Recorder();
         try (SftTrainer t = SftTrainer.create(TrainConfig.resolve(Map.of("loss", "sft"), null, cfg, k -> "key '" + k + "'"), false)) {
             t.addListener(rec);
-            t.train(false);
+            t.train();
         }
         assertThat(rec.steps.get(2).get("loss")).isLessThan(rec.steps.get(0).get("loss"));
         assertThat(rec.firstNorms.keySet()).allMatch(k -> k.contains(".lora_"));
@@ -233,6 +232,8 @@ class LoraTrainerTest {
         cfg.put("lora_dropout", 1.5);
         assertThatThrownBy(() -> TrainConfig.resolve(null, cfg)).hasMessageContaining("lora_dropout");
         cfg.put("lora_dropout", 0.1);
+        assertThatThrownBy(() -> TrainConfig.resolve(null, cfg)).hasMessageContaining("key 'lora_dropout'").hasMessageContaining("disable_dropout");
+        cfg.put("disable_dropout", false);
         cfg.put("lora_target", "q_proj,lm_head");
         assertThatThrownBy(() -> PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false)).hasMessageContaining("key 'lora_target'")
                 .hasMessageContaining("'lm_head'");

@@ -71,7 +71,7 @@ class PreferenceTrainerTest {
         Recorder rec = new Recorder();
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, base("run")), false)) {
             t.addListener(rec);
-            t.train(false);
+            t.train();
         }
         double expectedLoss = ref.get("dpo_sigmoid_loss_for_gradients").asDouble();
         assertThat(Math.abs(rec.steps.get(0).get("loss") - expectedLoss) / expectedLoss).isLessThan(1e-4);
@@ -107,7 +107,7 @@ class PreferenceTrainerTest {
         Recorder rec = new Recorder();
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false)) {
             t.addListener(rec);
-            t.train(false);
+            t.train();
         }
         return rec.steps.stream().map(m -> m.get("loss")).toList();
     }
@@ -147,11 +147,11 @@ class PreferenceTrainerTest {
         Recorder b = new Recorder();
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, full), false)) {
             t.addListener(a);
-            t.train(false);
+            t.train();
         }
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, halves), false)) {
             t.addListener(b);
-            t.train(false);
+            t.train();
         }
         for (int i = 0; i < 2; i++) {
             assertThat(b.steps.get(i).get("loss")).isCloseTo(a.steps.get(i).get("loss"), org.assertj.core.data.Offset.offset(1e-5));
@@ -160,7 +160,7 @@ class PreferenceTrainerTest {
     }
 
     @Test
-    void nanLossStopsNamingStepAndBatchAndKeepsTheLastGoodCheckpoint() throws IOException {
+    void aNanLossStopsNamingStepAndBatchAndSetsTheDivergedWeightsAside() throws IOException {
         Map<String, Object> cfg = base("nan");
         cfg.put("max_steps", 5);
         cfg.put("learning_rate", 1e30);
@@ -168,11 +168,38 @@ class PreferenceTrainerTest {
         cfg.put("keep_last", 5);
         cfg.put("schedule", "constant");
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false)) {
-            assertThatThrownBy(() -> t.train(false)).isInstanceOf(TrainingDivergedException.class)
-                    .hasMessageContaining("step 2").hasMessageContaining("four.jsonl:").hasMessageContaining("checkpoint-1");
+            assertThatThrownBy(() -> t.train()).isInstanceOf(TrainingDivergedException.class).hasMessageContaining("four.jsonl:")
+                    .hasMessageContaining("no checkpoint of this run has given a finite loss");
         }
-        assertThat(tmp.resolve("nan/checkpoint-1/model.safetensors")).exists();
-        assertThat(tmp.resolve("nan/checkpoint-2")).doesNotExist();
+        // the weights saved after step 1 are what diverged: never offered as good, never resumed
+        assertThat(tmp.resolve("nan/checkpoint-1")).doesNotExist();
+        assertThat(Checkpoints.latest(tmp.resolve("nan"))).isEmpty();
+    }
+
+    @Test
+    void theCheckpointNamedAsLastGoodLoadsAndGivesAFiniteLoss() throws IOException {
+        Map<String, Object> cfg = base("late-nan");
+        cfg.put("max_steps", 8);
+        cfg.put("learning_rate", 1e30); // reached after a warm-up of 4 steps from 0: step 1 is harmless, step 2 is not
+        cfg.put("warmup_steps", 4);
+        cfg.put("save_every", 1);
+        cfg.put("keep_last", 1);
+        cfg.put("schedule", "constant");
+        String message;
+        try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false)) {
+            message = org.assertj.core.api.Assertions.catchThrowableOfType(t::train, TrainingDivergedException.class).getMessage();
+        }
+        assertThat(message).contains("the last checkpoint whose weights gave a finite loss is " + tmp.resolve("late-nan/checkpoint-1"));
+        // keep_last 1 did not prune it, and it is good: it loads and scores finite log-probs
+        try (var lm = org.align4j.model.CausalLm.load(tmp.resolve("late-nan/checkpoint-1"), ai.djl.Device.cpu());
+                var tk = org.align4j.model.tokenizer.TextTokenizer.load(tmp.resolve("late-nan/checkpoint-1"));
+                var m = ai.djl.ndarray.NDManager.newBaseManager(ai.djl.Device.cpu())) {
+            var batch = org.align4j.data.PreferenceBatch.of(m, java.util.List.of(new org.align4j.data.EncodedPair(tk.encode("Hi"), tk.encode(" there"),
+                    tk.encode(" no"), null)), tk.padId());
+            double logps = lm.completionLogProbs(batch.ids(), batch.attentionMask(), batch.completionMask(), false).sum().sum().getFloat();
+            assertThat(logps).isFinite();
+        }
+        assertThat(Checkpoints.latest(tmp.resolve("late-nan"))).hasValueSatisfying(p -> assertThat(p.getFileName().toString()).isEqualTo("checkpoint-1"));
     }
 
     @Test
@@ -198,14 +225,14 @@ class PreferenceTrainerTest {
                     }
                 }
             });
-            TrainResult r = t.train(false);
+            TrainResult r = t.train();
             assertThat(r.interrupted()).isTrue();
             assertThat(r.lastCheckpoint().getFileName().toString()).isEqualTo("checkpoint-2");
         }
         Recorder second = new Recorder();
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, stopped), true)) {
             t.addListener(second);
-            t.train(true);
+            t.train();
         }
         List<Double> got = new ArrayList<>();
         first.steps.forEach(m -> got.add(m.get("loss")));

@@ -176,6 +176,19 @@ class TrainConfigTest {
     }
 
     @Test
+    void theReadmeTableListsEveryTrlAlias() throws IOException {
+        Path readme = Path.of(System.getProperty("maven.multiModuleProjectDirectory", "..")).resolve("README.md");
+        String text = Files.readString(Files.exists(readme) ? readme : Path.of("..", "README.md"));
+        String table = text.substring(text.indexOf("### Coming from TRL"), text.indexOf("What a run writes"));
+        for (TrlNames.Alias a : TrlNames.aliases()) {
+            assertThat(table).as("README's TRL table").contains("| `" + a.trlName() + "` | `" + a.key() + "` |");
+        }
+        for (String name : TrlNames.acceptedWithoutEffectValues().keySet()) {
+            assertThat(table).contains("`" + name + "`");
+        }
+    }
+
+    @Test
     void theTrainersRefuseTheOtherKindOfObjective() {
         TrainConfig sft = TrainConfig.resolve(Map.of("loss", "sft"), null, Map.of("model", "m", "data", "d", "output", "o"), k -> k);
         assertThatThrownBy(() -> PreferenceTrainer.create(sft, false)).hasMessageContaining("key 'loss': sft is not a preference objective");

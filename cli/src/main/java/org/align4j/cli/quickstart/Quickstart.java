@@ -21,6 +21,7 @@ import org.align4j.evaluation.PairScorer;
 import org.align4j.evaluation.WinRate;
 import org.align4j.evaluation.report.RunReport;
 import org.align4j.losses.LossType;
+import org.align4j.losses.RewardMetrics;
 import org.align4j.model.CausalLm;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.generate.GenerationConfig;
@@ -94,7 +95,7 @@ public final class Quickstart {
      *
      * @param heldoutAccuracy share of held-out problems answered right (greedy)
      * @param rewardAccuracy share of held-out pairs whose implicit reward β·log(π/π_ref) ranks the
-     *     right answer above the one-off answer (ties count half; π_ref is the SFT model)
+     *     right answer above the one-off answer (strictly: a tie counts 0, as TRL counts; π_ref is the SFT model)
      * @param klToReference mean over held-out prompts of Σ_t KL(π ‖ π_ref) along the model's own
      *     greedy answer, in nats
      * @param winRate how often the model's greedy answer beats the SFT model's (right beats wrong,
@@ -185,7 +186,7 @@ public final class Quickstart {
             if (listener != null) {
                 t.addListener(listener.apply("sft"));
             }
-            t.train(false);
+            t.train();
         }
         Path sftModel = out.resolve("sft/final");
 
@@ -206,7 +207,7 @@ public final class Quickstart {
                 if (listener != null) {
                     t.addListener(listener.apply(loss.toString()));
                 }
-                t.train(false);
+                t.train();
             }
         }
 
@@ -314,14 +315,19 @@ public final class Quickstart {
         }
         List<PairScorer.PairScore> pol = PairScorer.score(policy, h.pairs(), 250, tk.padId());
         List<PairScorer.PairScore> ref = h.referenceScores();
-        double rewardRight = 0;
+        double[] chosen = new double[pol.size()];
+        double[] rejected = new double[pol.size()];
+        double[] policyChosen = new double[pol.size()];
+        double[] policyRejected = new double[pol.size()];
         for (int i = 0; i < pol.size(); i++) {
-            double chosen = pol.get(i).chosenLogps() - ref.get(i).chosenLogps();
-            double rejected = pol.get(i).rejectedLogps() - ref.get(i).rejectedLogps();
-            rewardRight += chosen > rejected ? 1 : chosen == rejected ? 0.5 : 0;
+            policyChosen[i] = pol.get(i).chosenLogps();
+            policyRejected[i] = pol.get(i).rejectedLogps();
+            chosen[i] = policyChosen[i] - ref.get(i).chosenLogps();
+            rejected[i] = policyRejected[i] - ref.get(i).rejectedLogps();
         }
+        double rewardAccuracy = RewardMetrics.of(chosen, rejected, policyChosen, policyRejected).get("rewards/accuracies");
         double[] kl = Divergence.perSequenceKl(policy, reference, h.prompts(), answers, tk.padId(), 250);
-        Row row = new Row((double) right / problems.size(), rewardRight / problems.size(), Divergence.mean(kl), WinRate.of(verdicts));
+        Row row = new Row((double) right / problems.size(), rewardAccuracy, Divergence.mean(kl), WinRate.of(verdicts));
         return new Evaluated(row, texts);
     }
 

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.function.Consumer;
+import org.align4j.data.DataException;
 import org.apache.parquet.column.page.PageReadStore;
 import org.apache.parquet.example.data.Group;
 import org.apache.parquet.example.data.simple.convert.GroupRecordConverter;
@@ -29,20 +30,50 @@ final class ParquetRecords {
 
     private ParquetRecords() {}
 
+    /**
+     * Reads every row. A file that is not Parquet, or is cut short or damaged, is a {@link DataException}
+     * naming it (and the row reached), whatever the Parquet library throws.
+     */
     static void read(Path file, Consumer<RawRecord> onRecord) throws IOException {
-        try (ParquetFileReader reader = ParquetFileReader.open(new LocalInputFile(file))) {
+        ParquetFileReader reader;
+        try {
+            reader = ParquetFileReader.open(new LocalInputFile(file));
+        } catch (IOException | RuntimeException e) {
+            throw damaged(file, 0, e);
+        }
+        try (reader) {
             var schema = reader.getFooter().getFileMetaData().getSchema();
             MessageColumnIO io = new ColumnIOFactory().getColumnIO(schema);
             long row = 0;
-            PageReadStore pages;
-            while ((pages = reader.readNextRowGroup()) != null) {
-                RecordReader<Group> records = io.getRecordReader(pages, new GroupRecordConverter(schema));
+            while (true) {
+                PageReadStore pages;
+                RecordReader<Group> records;
+                try {
+                    pages = reader.readNextRowGroup();
+                    if (pages == null) {
+                        break;
+                    }
+                    records = io.getRecordReader(pages, new GroupRecordConverter(schema));
+                } catch (IOException | RuntimeException e) {
+                    throw damaged(file, row + 1, e);
+                }
                 for (long i = 0; i < pages.getRowCount(); i++) {
                     row++;
-                    onRecord.accept(new RawRecord(toJson(records.read()), file, row));
+                    ObjectNode value;
+                    try {
+                        value = toJson(records.read());
+                    } catch (RuntimeException e) {
+                        throw damaged(file, row, e);
+                    }
+                    onRecord.accept(new RawRecord(value, file, row));
                 }
             }
         }
+    }
+
+    private static DataException damaged(Path file, long row, Exception e) {
+        String what = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
+        return new DataException(file, row, null, "not a readable Parquet file (truncated or damaged?): " + what);
     }
 
     static ObjectNode toJson(Group g) {

@@ -5,11 +5,14 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.BufferedReader;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -105,12 +108,58 @@ public final class RecordReader {
         return f.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".gz") ? new GZIPInputStream(in, 1 << 16) : in;
     }
 
+    /**
+     * One record per line. Each line is decoded strictly: bytes that are not UTF-8 make that line
+     * malformed (named, never replaced by U+FFFD and trained on); a UTF-8 byte-order mark at the start of
+     * the file is skipped, as HF datasets does.
+     */
     private static void readJsonLines(Path f, Consumer<RawRecord> onRecord, Consumer<Malformed> onMalformed) throws IOException {
-        try (BufferedReader r = new BufferedReader(new InputStreamReader(open(f), StandardCharsets.UTF_8), 1 << 16)) {
-            String line;
+        CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        try (InputStream in = open(f)) {
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream(4096);
+            byte[] buf = new byte[1 << 16];
+            int len = 0;
+            int pos = 0;
             long no = 0;
-            while ((line = r.readLine()) != null) {
+            boolean more = true;
+            while (more) {
+                bytes.reset();
+                boolean lineEnded = false;
+                while (!lineEnded) {
+                    if (pos == len) {
+                        len = in.read(buf);
+                        pos = 0;
+                        if (len <= 0) {
+                            len = 0;
+                            more = false;
+                            break;
+                        }
+                    }
+                    int start = pos;
+                    while (pos < len && buf[pos] != '\n') {
+                        pos++;
+                    }
+                    bytes.write(buf, start, pos - start);
+                    if (pos < len) {
+                        pos++; // the newline
+                        lineEnded = true;
+                    }
+                }
+                if (!more && bytes.size() == 0) {
+                    break;
+                }
                 no++;
+                byte[] raw = bytes.toByteArray();
+                int from = no == 1 && raw.length >= 3 && (raw[0] & 0xff) == 0xEF && (raw[1] & 0xff) == 0xBB && (raw[2] & 0xff) == 0xBF ? 3 : 0;
+                int to = raw.length > from && raw[raw.length - 1] == '\r' ? raw.length - 1 : raw.length;
+                String line;
+                try {
+                    line = utf8.reset().decode(ByteBuffer.wrap(raw, from, to - from)).toString();
+                } catch (CharacterCodingException e) {
+                    onMalformed.accept(new Malformed(f, no, "not valid UTF-8 (the file's encoding is not UTF-8, or it is damaged)"));
+                    continue;
+                }
                 if (line.isBlank()) {
                     continue;
                 }

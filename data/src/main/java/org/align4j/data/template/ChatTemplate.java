@@ -2,60 +2,161 @@ package org.align4j.data.template;
 
 import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
+import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
+import com.hubspot.jinjava.interpret.Context;
+import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+import com.hubspot.jinjava.lib.tag.Tag;
+import com.hubspot.jinjava.objects.date.StrftimeFormatter;
+import com.hubspot.jinjava.tree.Node;
+import com.hubspot.jinjava.tree.TagNode;
+import com.hubspot.jinjava.util.ObjectTruthValue;
+import java.time.Clock;
+import java.time.Instant;
+import java.time.ZonedDateTime;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import jinjava.javax.el.CompositeELResolver;
 import org.align4j.model.tokenizer.TextTokenizer;
 
 /**
- * A model's Jinja chat template, rendered as transformers' {@code apply_chat_template} renders it:
- * {@code trim_blocks} and {@code lstrip_blocks} on, {@code messages}, {@code add_generation_prompt},
- * {@code bos_token} and {@code eos_token} in scope, and {@code raise_exception(msg)} available.
+ * A model's Jinja chat template, rendered exactly as transformers' {@code apply_chat_template} renders
+ * it with jinja2 (transformers 5.17 {@code utils/chat_template_utils.py}): an immutable sandbox with
+ * {@code trim_blocks}, {@code lstrip_blocks} and loop controls; in scope {@code messages}, {@code
+ * add_generation_prompt}, {@code tools}, {@code documents}, every special token of the tokenizer
+ * ({@code bos_token}, {@code eos_token}, {@code pad_token}, ...; a token the tokenizer lacks is
+ * undefined, not empty) and any extra keyword ({@code enable_thinking}, {@code date_string}, ...);
+ * the functions {@code raise_exception(msg)} and {@code strftime_now(fmt)}, the {@code tojson} filter
+ * as Python's {@code json.dumps(ensure_ascii=False)}, Python's str/list/dict methods, slicing and
+ * {@code namespace(...)}, and the {@code {% generation %}} tag.
+ *
+ * <p>Engine: Jinjava, with nested interpretation off (message content is data, never template code:
+ * {@code {{ 7*7 }}} in a message stays {@code {{ 7*7 }}}), whitespace control on expressions and
+ * comments, and the syntax differences rewritten by {@link PythonSyntax}. The template is parsed once;
+ * {@link #render} is safe to call from several threads.
  */
 public final class ChatTemplate {
     private final String source;
-    private final String bosToken;
-    private final String eosToken;
+    private final Map<String, String> specialTokens;
     private final Jinjava jinjava;
+    private final Node root;
 
     /**
-     * One chat message.
+     * One chat message with only a role and text. Messages with more fields ({@code tool_calls},
+     * {@code reasoning_content}, ...) are passed to {@link #render(List, boolean, Map)} as maps.
      *
-     * @param role system, user, assistant, ...
+     * @param role system, user, assistant, tool, ...
      * @param content the text
      */
-    public record Message(String role, String content) {}
+    public record Message(String role, String content) {
+        /** @return the message as the template sees it */
+        public Map<String, Object> toMap() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("role", role);
+            m.put("content", content);
+            return m;
+        }
+    }
 
-    /**
-     * @param source the Jinja template text
-     * @param bosToken bos token text (may be null)
-     * @param eosToken eos token text (may be null)
-     */
-    public ChatTemplate(String source, String bosToken, String eosToken) {
-        this.source = source;
-        this.bosToken = bosToken == null ? "" : bosToken;
-        this.eosToken = eosToken == null ? "" : eosToken;
-        JinjavaConfig config = JinjavaConfig.newBuilder().withTrimBlocks(true).withLstripBlocks(true).build();
-        this.jinjava = new Jinjava(config);
-        jinjava.getGlobalContext().registerFunction(
-                new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", String.class));
+    /** A template that fails: it does not parse, or raises, or evaluates an expression it cannot. */
+    public static final class TemplateException extends IllegalArgumentException {
+        private static final long serialVersionUID = 1L;
+        private final int templateLine;
+
+        TemplateException(String message, int templateLine) {
+            super(message);
+            this.templateLine = templateLine;
+        }
+
+        /** @return the template line at fault (1-based), or 0 when unknown */
+        public int templateLine() {
+            return templateLine;
+        }
     }
 
     /**
-     * The template of a tokenizer.
+     * A template whose {@code strftime_now} reads the system clock.
+     *
+     * @param source the Jinja template text
+     * @param specialTokens special tokens by name ({@code bos_token}, ...); a token not named is undefined
+     * @throws TemplateException if the template does not parse
+     */
+    public ChatTemplate(String source, Map<String, String> specialTokens) {
+        this(source, specialTokens, Clock.systemDefaultZone());
+    }
+
+    /**
+     * @param source the Jinja template text
+     * @param specialTokens special tokens by name ({@code bos_token}, {@code eos_token}, ...), as
+     *     transformers' {@code special_tokens_map}
+     * @param clock the clock {@code strftime_now} reads (local date and time in the clock's zone)
+     * @throws TemplateException if the template does not parse
+     */
+    public ChatTemplate(String source, Map<String, String> specialTokens, Clock clock) {
+        this.source = source;
+        this.specialTokens = Map.copyOf(specialTokens);
+        CompositeELResolver resolver = new CompositeELResolver();
+        resolver.add(new PythonResolver());
+        resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
+        JinjavaConfig config = JinjavaConfig.newBuilder()
+                .withTrimBlocks(false) // PythonSyntax applies trim_blocks, keeping line numbers
+                .withLstripBlocks(true)
+                .withNestedInterpretationEnabled(false)
+                .withElResolver(resolver)
+                .withDateTimeProvider(clock::millis)
+                .withTimeZone(clock.getZone())
+                .withLegacyOverrides(LegacyOverrides.newBuilder()
+                        .withUseTrimmingForNotesAndExpressions(true)
+                        .withUseNaturalOperatorPrecedence(true)
+                        .withParseWhitespaceControlStrictly(true)
+                        .withKeepNullableLoopValues(true)
+                        .build())
+                .build();
+        this.jinjava = new Jinjava(config);
+        Context global = jinjava.getGlobalContext();
+        global.registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", Object.class));
+        global.registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
+        global.registerFilter(new ToJson());
+        global.registerFilter(new Length());
+        global.registerFilter(new Trim());
+        global.registerFilter(new LoopFilter());
+        global.registerFilter(new StringFilter());
+        global.registerTag(new Generation());
+        global.registerExpTest(new IterableTest("iterable"));
+        global.registerExpTest(new IterableTest("sequence"));
+        JinjavaInterpreter parser = jinjava.newInterpreter();
+        this.root = parser.parse(PythonSyntax.rewrite(source));
+        failOnErrors(parser.getErrors());
+    }
+
+    /**
+     * The template of a tokenizer, with every special token of its {@code tokenizer_config.json}.
      *
      * @param tokenizer a loaded tokenizer
      * @return its template
-     * @throws IllegalArgumentException if the tokenizer has no chat template
+     * @throws IllegalArgumentException if the tokenizer has no chat template, or it does not parse
      */
     public static ChatTemplate of(TextTokenizer tokenizer) {
         String t = tokenizer.chatTemplate().orElseThrow(() -> new IllegalArgumentException(
                 tokenizer.dir().resolve("tokenizer_config.json") + ": key 'chat_template': the model has no chat template"));
-        return new ChatTemplate(t, tokenizer.bosToken(), tokenizer.eosToken());
+        return new ChatTemplate(t, tokenizer.specialTokens(), Clock.systemDefaultZone());
+    }
+
+    /**
+     * This template with another clock for {@code strftime_now}.
+     *
+     * @param clock the clock
+     * @return a new template
+     */
+    public ChatTemplate withClock(Clock clock) {
+        return new ChatTemplate(source, specialTokens, clock);
     }
 
     /**
@@ -64,46 +165,288 @@ public final class ChatTemplate {
      * @param message the template's message
      * @return never
      */
-    public static String raiseException(String message) {
-        throw new IllegalArgumentException("chat template: " + message);
+    public static String raiseException(Object message) {
+        throw new Raised(String.valueOf(message));
     }
 
     /**
-     * Renders messages.
+     * Called from templates as {@code strftime_now('%d %b %Y')}: now, in the template's clock and zone.
+     *
+     * @param format a Python strftime format
+     * @return the formatted local time
+     */
+    public static String strftimeNow(String format) {
+        JinjavaInterpreter interpreter = JinjavaInterpreter.getCurrent();
+        long millis = interpreter.getConfig().getDateTimeProvider().getCurrentTimeMillis();
+        ZonedDateTime now = ZonedDateTime.ofInstant(Instant.ofEpochMilli(millis), interpreter.getConfig().getTimeZone());
+        return StrftimeFormatter.format(now, format, java.util.Locale.ENGLISH);
+    }
+
+    /** What {@code raise_exception} throws, carried out of Jinjava to {@link #render}. */
+    private static final class Raised extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        Raised(String message) {
+            super(message, null, false, false);
+        }
+    }
+
+    /**
+     * Renders messages with only a role and text.
      *
      * @param messages the conversation
      * @param addGenerationPrompt append the assistant turn's opening
      * @return the text
+     * @throws TemplateException if the template raises or fails
      */
     public String render(List<Message> messages, boolean addGenerationPrompt) {
-        List<Map<String, Object>> msgs = new ArrayList<>();
+        List<Map<String, Object>> maps = new ArrayList<>();
         for (Message m : messages) {
-            Map<String, Object> map = new LinkedHashMap<>();
-            map.put("role", m.role());
-            map.put("content", m.content());
-            msgs.add(map);
+            maps.add(m.toMap());
         }
-        Map<String, Object> ctx = new HashMap<>();
-        ctx.put("messages", msgs);
-        ctx.put("add_generation_prompt", addGenerationPrompt);
-        ctx.put("bos_token", bosToken);
-        ctx.put("eos_token", eosToken);
-        var result = jinjava.renderForResult(source, ctx);
-        for (TemplateError e : result.getErrors()) {
-            if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
-                for (Throwable c = e.getException(); c != null; c = c.getCause()) {
-                    if (c instanceof IllegalArgumentException iae && String.valueOf(iae.getMessage()).startsWith("chat template: ")) {
-                        throw iae;
-                    }
-                }
-                throw new IllegalArgumentException("chat template: " + e.getMessage() + " (line " + e.getLineno() + ")");
+        return render(maps, addGenerationPrompt, Map.of());
+    }
+
+    /**
+     * Renders a conversation as {@code tokenizer.apply_chat_template(messages, add_generation_prompt=...,
+     * tokenize=False, **kwargs)} does.
+     *
+     * @param messages the messages, each a map of JSON-like values (strings, numbers, booleans, nulls,
+     *     lists, maps) with at least {@code role}; every field reaches the template
+     * @param addGenerationPrompt append the assistant turn's opening
+     * @param kwargs further template variables: {@code tools} (a list of JSON schemas), {@code
+     *     documents}, {@code enable_thinking}, ...; they override special tokens of the same name
+     * @return the text
+     * @throws TemplateException if the template raises ({@code raise_exception}) or fails to evaluate
+     */
+    public String render(List<? extends Map<String, ?>> messages, boolean addGenerationPrompt, Map<String, ?> kwargs) {
+        Map<String, Object> bindings = new HashMap<>(specialTokens);
+        // functions are defined names in jinja2 ("strftime_now is defined"); calls still go to the functions
+        bindings.put("raise_exception", "<function raise_exception>");
+        bindings.put("strftime_now", "<function strftime_now>");
+        bindings.put("tools", null);
+        bindings.put("documents", null);
+        bindings.putAll(immutable(kwargs));
+        bindings.put("messages", immutable(messages));
+        bindings.put("add_generation_prompt", addGenerationPrompt);
+        Context context = new Context(jinjava.getGlobalContext(), bindings, jinjava.getGlobalConfig().getDisabled());
+        JinjavaInterpreter interpreter = new PythonInterpreter(jinjava, context, jinjava.getGlobalConfig());
+        JinjavaInterpreter.pushCurrent(interpreter);
+        String out;
+        try {
+            out = interpreter.render(root);
+        } finally {
+            JinjavaInterpreter.popCurrent();
+        }
+        failOnErrors(interpreter.getErrors());
+        return out;
+    }
+
+    private static void failOnErrors(List<TemplateError> errors) {
+        for (TemplateError e : errors) {
+            if (e.getSeverity() != TemplateError.ErrorType.FATAL) {
+                continue;
             }
+            for (Throwable c = e.getException(); c != null; c = c.getCause()) {
+                if (c instanceof Raised r) {
+                    throw new TemplateException("chat template raised: " + r.getMessage() + " (template line " + e.getLineno() + ")",
+                            e.getLineno());
+                }
+            }
+            throw new TemplateException("chat template: " + e.getMessage() + " (template line " + e.getLineno() + ")", e.getLineno());
         }
-        return result.getOutput();
+    }
+
+    /** Read-only copies: jinja2's immutable sandbox lets no template change the chat. */
+    @SuppressWarnings("unchecked")
+    private static <T> T immutable(T value) {
+        if (value instanceof Map<?, ?> m) {
+            Map<Object, Object> copy = new LinkedHashMap<>();
+            m.forEach((k, v) -> copy.put(k, immutable(v)));
+            return (T) Collections.unmodifiableMap(copy);
+        }
+        if (value instanceof List<?> l) {
+            List<Object> copy = new ArrayList<>(l.size());
+            l.forEach(v -> copy.add(immutable(v)));
+            return (T) Collections.unmodifiableList(copy);
+        }
+        return value;
     }
 
     /** @return the template text */
     public String source() {
         return source;
+    }
+
+    /** @return the special tokens in scope, by name */
+    public Map<String, String> specialTokens() {
+        return specialTokens;
+    }
+
+    /**
+     * Prints values as Python's {@code str} does ({@code True}, {@code ['a', 1]}, {@code {'k': 'v'}}), except
+     * null, which prints as nothing: Jinjava cannot tell None from undefined, and jinja2 prints an undefined
+     * value as nothing.
+     */
+    private static final class PythonInterpreter extends JinjavaInterpreter {
+        PythonInterpreter(Jinjava jinjava, Context context, JinjavaConfig config) {
+            super(jinjava, context, config);
+        }
+
+        @Override
+        public String getAsString(Object object) {
+            return object == null ? "" : PythonValues.str(object);
+        }
+    }
+
+    /** {@code string}: Python's {@code str} (null prints as nothing, see {@link PythonInterpreter}). */
+    private static final class StringFilter implements Filter {
+        @Override
+        public String getName() {
+            return "string";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            return var == null ? "" : PythonValues.str(var);
+        }
+    }
+
+    /** {@code tojson(indent=None, separators=None, sort_keys=False)} as transformers defines it. */
+    private static final class ToJson implements Filter {
+        @Override
+        public String getName() {
+            return "tojson";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, Object[] args, Map<String, Object> kwargs) {
+            Object indent = kwargs.getOrDefault("indent", args.length > 0 ? args[0] : null);
+            Object separators = kwargs.getOrDefault("separators", args.length > 1 ? args[1] : null);
+            Object sort = kwargs.getOrDefault("sort_keys", args.length > 2 ? args[2] : false);
+            List<Object> seps = separators == null ? null : PythonResolver.asList(separators);
+            List<String> sepStrings = seps == null ? null : seps.stream().map(String::valueOf).toList();
+            return PythonJson.dumps(var, indent == null ? null : ((Number) indent).intValue(), sepStrings, ObjectTruthValue.evaluate(sort));
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            return filter(var, interpreter, args, Map.of());
+        }
+    }
+
+    /** {@code length}: code points for strings, as Python's {@code len}. */
+    private static final class Length implements Filter {
+        @Override
+        public String getName() {
+            return "length";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            if (var == null) {
+                return 0;
+            }
+            if (var instanceof String s) {
+                return s.codePointCount(0, s.length());
+            }
+            if (var instanceof Map<?, ?> m) {
+                return m.size();
+            }
+            List<Object> l = PythonResolver.asList(var);
+            return l == null ? 0 : l.size();
+        }
+    }
+
+    /** {@code trim(chars=None)}: Python's {@code str.strip}. */
+    private static final class Trim implements Filter {
+        @Override
+        public String getName() {
+            return "trim";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            return var == null ? null : PythonResolver.strip(String.valueOf(var), args.length > 0 ? args[0] : null, true, true);
+        }
+    }
+
+    /**
+     * The condition of {@code {% for x in items if cond %}} (see {@link PythonSyntax}): the items for
+     * which {@code cond} is true with the loop target bound.
+     */
+    private static final class LoopFilter implements Filter {
+        @Override
+        public String getName() {
+            return "py_loop_filter";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            String[] targets = args[0].split(",");
+            String cond = args[1];
+            Iterable<?> items = var instanceof Map<?, ?> m ? m.keySet() : PythonResolver.asList(var);
+            List<Object> kept = new ArrayList<>();
+            if (items == null) {
+                return kept;
+            }
+            for (Object item : items) {
+                try (var scope = interpreter.enterScope()) {
+                    if (targets.length == 1) {
+                        interpreter.getContext().put(targets[0].strip(), item);
+                    } else {
+                        List<Object> parts = item instanceof Map.Entry<?, ?> e ? java.util.Arrays.asList(e.getKey(), e.getValue()) : PythonResolver.asList(item);
+                        for (int i = 0; i < targets.length; i++) {
+                            interpreter.getContext().put(targets[i].strip(), parts == null || i >= parts.size() ? null : parts.get(i));
+                        }
+                    }
+                    if (ObjectTruthValue.evaluate(interpreter.resolveELExpression(cond, interpreter.getLineNumber()))) {
+                        kept.add(item);
+                    }
+                }
+            }
+            return kept;
+        }
+    }
+
+    /**
+     * jinja2's {@code iterable} and {@code sequence} tests: strings are iterable sequences in Python
+     * (Llama 3.2 writes {@code message.content is mapping or message.content is iterable}).
+     */
+    private record IterableTest(String name) implements com.hubspot.jinjava.lib.exptest.ExpTest {
+        @Override
+        public String getName() {
+            return name;
+        }
+
+        @Override
+        public boolean evaluate(Object var, JinjavaInterpreter interpreter, Object... args) {
+            return var instanceof String || var instanceof java.lang.Iterable<?> || var instanceof Object[]
+                    || (name.equals("iterable") && var instanceof Map<?, ?>);
+        }
+    }
+
+    /** transformers' {@code {% generation %}...{% endgeneration %}}: renders its body (the mask it marks is not used here). */
+    private static final class Generation implements Tag {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public String getName() {
+            return "generation";
+        }
+
+        @Override
+        public String getEndTagName() {
+            return "endgeneration";
+        }
+
+        @Override
+        public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
+            StringBuilder sb = new StringBuilder();
+            for (Node child : tagNode.getChildren()) {
+                sb.append(child.render(interpreter).getValue());
+            }
+            return sb.toString();
+        }
     }
 }

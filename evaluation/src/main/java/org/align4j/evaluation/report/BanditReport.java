@@ -72,19 +72,22 @@ public final class BanditReport {
         body.append("<h2>What it shows</h2>\n<ul>\n");
         for (Bandit.Curve c : curves) {
             double[] p = c.last();
-            String line = String.format(Locale.ROOT, "%s, β = %s: after %d steps π = (%.4f, %.4f, %.4f)", c.method().toUpperCase(Locale.ROOT),
-                    c.beta(), c.steps()[c.steps().length - 1], p[0], p[1], p[2]);
+            int last = c.steps()[c.steps().length - 1];
+            String line = String.format(Locale.ROOT, "%s, β = %s: %s %d steps π = (%.4f, %.4f, %.4f)", c.method().toUpperCase(Locale.ROOT),
+                    c.beta(), c.converged() ? "at a minimum (gradient below 1e-12) after" : "still moving (gradient " + String.format(Locale.ROOT,
+                            "%.1e", c.gradientNorm()) + ") when the budget ended at", last, p[0], p[1], p[2]);
             if (c.method().startsWith("ipo")) {
                 double[] q = Bandit.ipoClosedForm(c.beta());
                 double err = Math.max(Math.abs(p[0] - q[0]), Math.max(Math.abs(p[1] - q[1]), Math.abs(p[2] - q[2])));
                 line += String.format(Locale.ROOT, "; closed form (%.4f, %.4f, %.4f), largest difference %.1e.", q[0], q[1], q[2], err);
             } else {
-                line += String.format(Locale.ROOT, "; π(c) = %.1e and still falling.", p[2]);
+                line += String.format(Locale.ROOT, "; π(c) = %.1e and still falling: log π(a)/π(c) = %.2f and growing.", p[2], Math.log(p[0] / p[2]));
             }
             body.append("<li>").append(Html.escape(line)).append("</li>\n");
         }
-        body.append("</ul>\n<p>DPO ends with nearly all probability on a for every β: on deterministic preferences its loss has no ")
-                .append("minimum, the log-ratio margins grow without bound, and β only changes how fast. The regularisation towards ")
+        body.append("</ul>\n<p>DPO never stops moving towards a: on deterministic preferences its loss has no minimum, its gradient ")
+                .append("β·σ(−βΔ) never vanishes, the log-ratio margins grow without bound for every β, and β only changes how fast (the ")
+                .append("run ends at its step budget, not at a minimum). The regularisation towards ")
                 .append("π_ref has no effect. IPO settles at its closed-form minimiser, a distribution that depends on β: the larger ")
                 .append("β, the closer it stays to the uniform reference, which is the behaviour a KL-regularised objective should ")
                 .append("have.</p>\n");

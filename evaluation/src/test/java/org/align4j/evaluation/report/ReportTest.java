@@ -76,14 +76,18 @@ class ReportTest {
 
     @Test
     void banditReportWritesCsvPngAndWords() throws IOException {
-        List<Bandit.Curve> curves = List.of(Bandit.train("dpo", 0.5, 400, 0.5, 50), Bandit.train("ipo", 0.5, 400, 0.5, 50));
+        List<Bandit.Curve> curves = List.of(Bandit.train("dpo", 0.5, 400, 0.1, 50), Bandit.train("ipo", 0.5, 400, 0.1, 50));
         Path html = BanditReport.write(curves, tmp.resolve("bandit"));
         List<String> csv = Files.readAllLines(tmp.resolve("bandit/curves.csv"));
         assertThat(csv.get(0)).isEqualTo("method,beta,step,pi_a,pi_b,pi_c");
-        assertThat(csv).hasSize(1 + 2 * 9);
+        // DPO uses the whole budget (records at 0, 50, ..., 400); IPO stops at its minimum, with a last record there
+        assertThat(csv.stream().filter(l -> l.startsWith("dpo"))).hasSize(9);
+        assertThat(curves.get(1).converged()).isTrue();
+        assertThat(csv.stream().filter(l -> l.startsWith("ipo"))).hasSize(curves.get(1).steps().length);
         assertThat(csv.get(1)).startsWith("dpo,0.5,0,0.333333333");
         String page = Files.readString(html);
-        assertThat(page).contains("IPO, β = 0.5: after 400 steps").contains("closed form").contains("DPO ends with nearly all probability");
+        assertThat(page).contains("IPO, β = 0.5: at a minimum").contains("closed form").contains("DPO never stops moving towards a")
+                .contains("DPO, β = 0.5: still moving");
         BufferedImage img = ImageIO.read(tmp.resolve("bandit/bandit.png").toFile());
         assertThat(img.getWidth()).isEqualTo(420);
         assertThat(img.getHeight()).isEqualTo(2 * 320);

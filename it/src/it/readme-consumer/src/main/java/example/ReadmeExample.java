@@ -23,7 +23,7 @@ public final class ReadmeExample {
                 .model(base).data(prefs).output(runs.resolve("dpo"))
                 .loss(LossType.DPO).beta(0.1).learningRate(1e-4).batchSize(4).maxSteps(2)
                 .build()) {
-            TrainResult result = trainer.train(false);
+            TrainResult result = trainer.train();
             System.out.println(result.lastMetrics().get("rewards/accuracies") + " -> " + result.finalModel());
         }
         // README training example end

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -129,28 +130,28 @@ public record ModelConfig(
     }
 
     private static ModelConfig gpt2(Reader r, ObjectNode root) {
-        int hidden = r.requireInt("n_embd");
-        int heads = r.requireInt("n_head");
+        int hidden = r.requireSize("n_embd");
+        int heads = r.requireSize("n_head");
         if (hidden % heads != 0) {
             throw r.error("n_head", "n_embd " + hidden + " is not divisible by n_head " + heads);
         }
         String act = r.optText("activation_function", "gelu_new");
         r.checkActivation("activation_function", act);
-        int inner = r.node("n_inner") == null || r.node("n_inner").isNull() ? 4 * hidden : r.requireInt("n_inner");
+        int inner = r.node("n_inner") == null || r.node("n_inner").isNull() ? 4 * hidden : r.requireSize("n_inner");
         if (r.optBool("add_cross_attention", false)) {
             throw r.error("add_cross_attention", "cross-attention is not supported");
         }
         return new ModelConfig(
                 Family.GPT2,
                 "gpt2",
-                r.requireInt("vocab_size"),
+                r.requireSize("vocab_size"),
                 hidden,
-                r.requireInt("n_layer"),
+                r.requireSize("n_layer"),
                 heads,
                 heads,
                 hidden / heads,
                 inner,
-                r.requireInt("n_positions"),
+                r.requireSize("n_positions"),
                 r.optDouble("layer_norm_epsilon", 1e-5),
                 act,
                 r.optBool("tie_word_embeddings", true),
@@ -169,9 +170,9 @@ public record ModelConfig(
     }
 
     private static ModelConfig llama(Reader r, ObjectNode root, String type) {
-        int hidden = r.requireInt("hidden_size");
-        int heads = r.requireInt("num_attention_heads");
-        int kvHeads = r.optInt("num_key_value_heads", heads);
+        int hidden = r.requireSize("hidden_size");
+        int heads = r.requireSize("num_attention_heads");
+        int kvHeads = r.optSize("num_key_value_heads", heads);
         if (kvHeads <= 0 || heads % kvHeads != 0) {
             throw r.error(
                     "num_key_value_heads",
@@ -179,7 +180,7 @@ public record ModelConfig(
         }
         int headDim;
         if (r.node("head_dim") != null && !r.node("head_dim").isNull()) {
-            headDim = r.requireInt("head_dim");
+            headDim = r.requireSize("head_dim");
         } else {
             if (hidden % heads != 0) {
                 throw r.error("num_attention_heads", "hidden_size is not divisible by num_attention_heads");
@@ -209,19 +210,19 @@ public record ModelConfig(
                 }
             }
         } else if (r.node("sliding_window") != null && !r.node("sliding_window").isNull()) {
-            window = r.requireInt("sliding_window");
+            window = r.requireSize("sliding_window");
         }
-        int maxPositions = r.optInt("max_position_embeddings", 2048);
+        int maxPositions = r.optSize("max_position_embeddings", 2048);
         return new ModelConfig(
                 Family.LLAMA,
                 type,
-                r.requireInt("vocab_size"),
+                r.requireSize("vocab_size"),
                 hidden,
-                r.requireInt("num_hidden_layers"),
+                r.requireSize("num_hidden_layers"),
                 heads,
                 kvHeads,
                 headDim,
-                r.requireInt("intermediate_size"),
+                r.requireSize("intermediate_size"),
                 maxPositions,
                 r.optDouble("rms_norm_eps", 1e-6),
                 act,
@@ -393,6 +394,19 @@ public record ModelConfig(
             return n.asText();
         }
 
+        /** A size (heads, layers, widths, vocabulary, positions): an integer of at least 1. */
+        int requireSize(String key) {
+            int v = requireInt(key);
+            if (v < 1) {
+                throw error(key, "must be at least 1, got " + v);
+            }
+            return v;
+        }
+
+        int optSize(String key, int fallback) {
+            return root.get(key) == null || root.get(key).isNull() ? fallback : requireSize(key);
+        }
+
         int requireInt(String key) {
             JsonNode n = root.get(key);
             if (n == null || n.isNull()) {
@@ -471,5 +485,28 @@ public record ModelConfig(
             }
             return List.copyOf(ids);
         }
+    }
+
+    /**
+     * Why a sequence cannot run through this model, checked where data meets the model so that the
+     * answer names the record instead of libtorch's "index out of range in self": more tokens than
+     * learned position embeddings (GPT-2's {@code n_positions}; rotary models extrapolate and are not
+     * refused), or a token id outside the vocabulary (a tokenizer of another model).
+     *
+     * @param ids the sequence (prompt and completion)
+     * @return the problem in words, or empty when the sequence fits
+     */
+    public Optional<String> problemWith(int[] ids) {
+        if (rope == null && ids.length > maxPositions) {
+            return Optional.of(ids.length + " tokens, more than the model's " + maxPositions + " positions (config.json "
+                    + "n_positions); set max_length to " + maxPositions + " or less");
+        }
+        for (int id : ids) {
+            if (id < 0 || id >= vocabSize) {
+                return Optional.of("token id " + id + " is outside the model's vocabulary of " + vocabSize
+                        + " (config.json vocab_size): is the tokenizer this model's?");
+            }
+        }
+        return Optional.empty();
     }
 }

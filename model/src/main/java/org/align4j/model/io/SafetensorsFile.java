@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -15,9 +16,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -33,8 +37,11 @@ import java.util.Map;
  * F16} tensors are widened to FLOAT32 unless asked to keep them, integer types are read as they are.
  */
 public final class SafetensorsFile implements AutoCloseable {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Duplicate names in a header are an error, not "the last one wins". */
+    private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
     private static final long MAX_HEADER = 100L * 1024 * 1024;
+    /** No real tensor has 2^48 elements; beyond it a shape only overflows libtorch's strides. */
+    private static final long MAX_ELEMENTS = 1L << 48;
 
     /**
      * One tensor's entry in the header.
@@ -133,25 +140,39 @@ public final class SafetensorsFile implements AutoCloseable {
             String name = e.getKey();
             JsonNode v = e.getValue();
             if ("__metadata__".equals(name)) {
+                if (!v.isObject()) {
+                    throw new CheckpointException(path, "__metadata__: expected an object of strings");
+                }
                 v.fields().forEachRemaining(m -> metadata.put(m.getKey(), m.getValue().asText()));
                 continue;
+            }
+            if (!v.isObject()) {
+                throw new CheckpointException(path, "tensor '" + name + "': header entry is not an object");
             }
             JsonNode dt = v.get("dtype");
             JsonNode sh = v.get("shape");
             JsonNode off = v.get("data_offsets");
-            if (dt == null || sh == null || off == null || !sh.isArray() || !off.isArray() || off.size() != 2) {
+            if (dt == null || sh == null || off == null || !dt.isTextual() || !sh.isArray() || !off.isArray() || off.size() != 2
+                    || !off.get(0).canConvertToExactIntegral() || !off.get(1).canConvertToExactIntegral()) {
                 throw new CheckpointException(path, "tensor '" + name + "': header entry needs dtype, shape and data_offsets [begin, end]");
             }
             long[] shape = new long[sh.size()];
+            long expected = 1;
+            long extent = 1; // the product of the non-zero sizes: what strides are made of, even when a size is 0
             for (int i = 0; i < shape.length; i++) {
-                shape[i] = sh.get(i).asLong(-1);
+                shape[i] = sh.get(i).canConvertToExactIntegral() ? sh.get(i).asLong(-1) : -1;
                 if (shape[i] < 0) {
                     throw new CheckpointException(path, "tensor '" + name + "': bad shape " + sh);
                 }
+                expected = saturatedMultiply(expected, shape[i]);
+                extent = saturatedMultiply(extent, Math.max(1, shape[i]));
+            }
+            if (extent > MAX_ELEMENTS) {
+                throw new CheckpointException(path, "tensor '" + name + "': shape " + sh + " is too large to be a tensor");
             }
             TensorInfo info = new TensorInfo(name, dt.asText(), shape, off.get(0).asLong(-1), off.get(1).asLong(-1));
             int width = bytesPerElement(path, info);
-            long expected = info.numel() * width;
+            expected = saturatedMultiply(expected, width);
             if (info.begin < 0 || info.end < info.begin || info.end - info.begin != expected) {
                 throw new CheckpointException(
                         path,
@@ -166,7 +187,42 @@ public final class SafetensorsFile implements AutoCloseable {
             }
             tensors.put(name, info);
         }
+        checkTiling(path, tensors, dataSize);
         return new SafetensorsFile(path, ch, dataStart, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
+    }
+
+    /** a·b, or Long.MAX_VALUE when it overflows (a lying shape must not wrap around to a small size). */
+    private static long saturatedMultiply(long a, long b) {
+        long hi = Math.multiplyHigh(a, b);
+        long lo = a * b;
+        return hi != 0 || lo < 0 ? Long.MAX_VALUE : lo;
+    }
+
+    /**
+     * The format requires the tensors' byte ranges to cover the data section exactly, without holes or
+     * overlaps; two tensors that share bytes would load with each other's weights.
+     */
+    private static void checkTiling(Path path, Map<String, TensorInfo> tensors, long dataSize) {
+        List<TensorInfo> byOffset = new ArrayList<>(tensors.values());
+        byOffset.sort(Comparator.comparingLong(TensorInfo::begin).thenComparingLong(TensorInfo::end));
+        long at = 0;
+        TensorInfo previous = null;
+        for (TensorInfo t : byOffset) {
+            if (t.begin() < at) {
+                throw new CheckpointException(path, "tensor '" + t.name() + "': data_offsets [" + t.begin() + ", " + t.end() + "] overlap tensor '"
+                        + previous.name() + "' [" + previous.begin() + ", " + previous.end() + "]");
+            }
+            if (t.begin() > at) {
+                throw new CheckpointException(path, "data section has a hole at bytes [" + at + ", " + t.begin() + ") before tensor '" + t.name()
+                        + "' (safetensors requires the tensors to cover it exactly)");
+            }
+            at = t.end();
+            previous = t;
+        }
+        if (at != dataSize) {
+            throw new CheckpointException(path, "data section has " + dataSize + " bytes but the tensors cover " + at
+                    + " (safetensors requires the tensors to cover it exactly)");
+        }
     }
 
     private static void readFully(FileChannel ch, ByteBuffer buf, long pos) throws IOException {

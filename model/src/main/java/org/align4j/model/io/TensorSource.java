@@ -13,12 +13,16 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The weights of an HF checkpoint folder: {@code model.safetensors}, or the shards named by {@code
  * model.safetensors.index.json}. Tensors are read one at a time, on demand.
  */
 public final class TensorSource implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(TensorSource.class);
+
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Path dir;
@@ -44,7 +48,18 @@ public final class TensorSource implements AutoCloseable {
         List<SafetensorsFile> files = new ArrayList<>();
         Map<String, SafetensorsFile> byName = new LinkedHashMap<>();
         try {
-            if (Files.isRegularFile(index)) {
+            if (Files.isRegularFile(single)) {
+                // what transformers loads when both are there: the single file; the shards are left alone
+                if (Files.isRegularFile(index)) {
+                    LOG.warn("{}: both {} and {}; reading {} as transformers does", dir, SafetensorsWriter.SINGLE_FILE, SafetensorsWriter.INDEX_FILE,
+                            SafetensorsWriter.SINGLE_FILE);
+                }
+                SafetensorsFile f = SafetensorsFile.open(single);
+                files.add(f);
+                for (String name : f.tensors().keySet()) {
+                    byName.put(name, f);
+                }
+            } else if (Files.isRegularFile(index)) {
                 JsonNode root;
                 try {
                     root = JSON.readTree(Files.readString(index));
@@ -59,6 +74,10 @@ public final class TensorSource implements AutoCloseable {
                 for (var it = map.fields(); it.hasNext(); ) {
                     var e = it.next();
                     String shard = e.getValue().asText();
+                    if (!e.getValue().isTextual() || !shard.matches("[^/\\\\]+") || shard.equals("..") || shard.equals(".")) {
+                        throw new CheckpointException(index, "key 'weight_map." + e.getKey() + "': shard '" + shard
+                                + "' is not a file name in this folder (paths outside the model folder are refused)");
+                    }
                     SafetensorsFile f = opened.get(shard);
                     if (f == null) {
                         f = SafetensorsFile.open(dir.resolve(shard));
@@ -70,12 +89,6 @@ public final class TensorSource implements AutoCloseable {
                                 index, "key 'weight_map." + e.getKey() + "': shard " + shard + " has no such tensor");
                     }
                     byName.put(e.getKey(), f);
-                }
-            } else if (Files.isRegularFile(single)) {
-                SafetensorsFile f = SafetensorsFile.open(single);
-                files.add(f);
-                for (String name : f.tensors().keySet()) {
-                    byName.put(name, f);
                 }
             } else {
                 throw new CheckpointException(

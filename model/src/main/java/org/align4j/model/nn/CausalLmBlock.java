@@ -158,6 +158,23 @@ public abstract class CausalLmBlock extends AbstractBlock {
         return adapter;
     }
 
+    /**
+     * Sets the dropout of every adapter's input for the following training passes (TRL's {@code
+     * disable_dropout} sets it to 0, as it does every dropout module).
+     *
+     * @param p the probability, in [0, 1)
+     */
+    public void setAdapterDropout(double p) {
+        if (!(p >= 0 && p < 1)) {
+            throw new IllegalArgumentException("adapter dropout must be in [0, 1), got " + p);
+        }
+        for (Projection proj : projections.values()) {
+            if (proj.adapter() != null) {
+                proj.adapter().setDropout(p);
+            }
+        }
+    }
+
     /** @return the adapters' parameters by name ({@code MODULE.lora_A.weight}, ...), empty without adapters */
     public Map<String, Parameter> adapterParameters() {
         return Collections.unmodifiableMap(adapterParameters);

@@ -22,7 +22,7 @@ public final class LoraAdapter {
     private final Parameter a;
     private final Parameter b;
     private final double scale;
-    private final float dropout;
+    private float dropout;
 
     /**
      * @param a A, [r, in], already holding its array
@@ -60,6 +60,10 @@ public final class LoraAdapter {
     /** @return the dropout probability on the adapter's input */
     public double dropout() {
         return dropout;
+    }
+
+    void setDropout(double p) {
+        this.dropout = (float) p;
     }
 
     /**

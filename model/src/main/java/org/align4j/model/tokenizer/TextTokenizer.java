@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.ModelFolder;
 
 /**
  * The tokenizer of an HF model folder: {@code tokenizer.json} through DJL's HF tokenizers, plus the
@@ -24,22 +25,28 @@ public final class TextTokenizer implements AutoCloseable {
     private final HuggingFaceTokenizer tokenizer;
     private final Path dir;
     private final int bosId;
+    private final int eosId;
     private final List<Integer> eosIds;
     private final int padId;
     private final String chatTemplate;
     private final String bosToken;
     private final String eosToken;
+    private final Map<String, String> specialTokens;
+    private final AddedTokens addedTokens;
 
-    private TextTokenizer(HuggingFaceTokenizer tokenizer, Path dir, int bosId, List<Integer> eosIds, int padId,
-            String chatTemplate, String bosToken, String eosToken) {
+    private TextTokenizer(HuggingFaceTokenizer tokenizer, Path dir, int bosId, int eosId, List<Integer> eosIds, int padId,
+            String chatTemplate, String bosToken, String eosToken, Map<String, String> specialTokens) {
         this.tokenizer = tokenizer;
         this.dir = dir;
         this.bosId = bosId;
+        this.eosId = eosId;
         this.eosIds = List.copyOf(eosIds);
         this.padId = padId;
         this.chatTemplate = chatTemplate;
         this.bosToken = bosToken;
         this.eosToken = eosToken;
+        this.specialTokens = Map.copyOf(specialTokens);
+        this.addedTokens = AddedTokens.read(dir.resolve("tokenizer.json"));
     }
 
     /**
@@ -50,10 +57,8 @@ public final class TextTokenizer implements AutoCloseable {
      * @throws CheckpointException naming the missing or broken file
      */
     public static TextTokenizer load(Path dir) {
+        ModelFolder.check(dir, "tokenizer.json");
         Path file = dir.resolve("tokenizer.json");
-        if (!Files.isRegularFile(file)) {
-            throw new CheckpointException(file, "file not found (align4j needs a fast tokenizer's tokenizer.json)");
-        }
         HuggingFaceTokenizer tk;
         try {
             tk = HuggingFaceTokenizer.newInstance(file, Map.of(
@@ -86,7 +91,49 @@ public final class TextTokenizer implements AutoCloseable {
             padId = eosIds.isEmpty() ? 0 : eosIds.get(0); // HF's usual fallback: pad with eos
         }
         String template = chatTemplate(dir, cfg);
-        return new TextTokenizer(tk, dir, bosId, eosIds, padId, template, bos, eos);
+        int eosId = eosIds.isEmpty() ? -1 : eosIds.get(0);
+        List<Integer> stopIds = generationEos(dir.resolve("generation_config.json"));
+        return new TextTokenizer(tk, dir, bosId, eosId, stopIds != null ? stopIds : eosIds, padId, template, bos, eos, specialTokens(cfg));
+    }
+
+    /** {@code eos_token_id} of generation_config.json (an id or a list), or null when it names none. */
+    private static List<Integer> generationEos(Path file) {
+        JsonNode eos = readJson(file).get("eos_token_id");
+        if (eos == null || eos.isNull()) {
+            return null;
+        }
+        List<Integer> ids = new ArrayList<>();
+        for (JsonNode e : eos.isArray() ? eos : JSON.createArrayNode().add(eos)) {
+            if (!e.isIntegralNumber()) {
+                throw new CheckpointException(file, "key 'eos_token_id': expected an id or a list of ids, got " + eos);
+            }
+            ids.add(e.asInt());
+        }
+        return ids.isEmpty() ? null : ids;
+    }
+
+    /**
+     * transformers 5's {@code special_tokens_map}: the named tokens (bos, eos, unk, sep, pad, cls, mask),
+     * every other {@code *_token} key whose value is a token, and a named {@code extra_special_tokens} map.
+     */
+    private static Map<String, String> specialTokens(JsonNode cfg) {
+        Map<String, String> out = new java.util.LinkedHashMap<>();
+        cfg.fields().forEachRemaining(e -> {
+            String token = e.getValue().isTextual() || e.getValue().has("content") ? tokenString(e.getValue()) : null;
+            if (e.getKey().endsWith("_token") && token != null) {
+                out.put(e.getKey(), token);
+            }
+        });
+        JsonNode extra = cfg.get("extra_special_tokens");
+        if (extra != null && extra.isObject()) {
+            extra.fields().forEachRemaining(e -> {
+                String token = tokenString(e.getValue());
+                if (token != null) {
+                    out.put(e.getKey(), token);
+                }
+            });
+        }
+        return out;
     }
 
     private static JsonNode readJson(Path file) {
@@ -162,6 +209,23 @@ public final class TextTokenizer implements AutoCloseable {
     }
 
     /**
+     * Where a text may be cut so that its ids are the ids of the part before the cut followed by those of
+     * the part after it: right after the last added token (special tokens such as {@code <|im_end|>} or
+     * {@code <|end_header_id|>}), which HF tokenizers split out of the text before normalizing and
+     * pre-tokenizing the pieces between them one by one. An added token that a longer one could continue
+     * ({@code \n} where {@code \n\n} is a token too) is passed over for an earlier one. None when the
+     * tokenizer treats a piece differently by its place in the text (Metaspace that prepends to the first
+     * piece only, added tokens that strip neighbouring whitespace, normalized added tokens under a
+     * normalizer).
+     *
+     * @param text a text
+     * @return the cut (a char index, 0 &lt; cut &lt;= length), or -1
+     */
+    public int cutAfterLastAddedToken(String text) {
+        return addedTokens.cutAfterLast(text);
+    }
+
+    /**
      * @param ids token ids
      * @param skipSpecial drop special tokens
      * @return the text
@@ -184,12 +248,19 @@ public final class TextTokenizer implements AutoCloseable {
         return bosId;
     }
 
-    /** @return the first eos id (what align4j appends after a completion), or -1 */
+    /**
+     * @return the eos id align4j appends after a plain completion: the tokenizer's {@code eos_token},
+     *     else config.json's first {@code eos_token_id}; -1 when neither names one
+     */
     public int eosId() {
-        return eosIds.isEmpty() ? -1 : eosIds.get(0);
+        return eosId;
     }
 
-    /** @return every id that ends generation */
+    /**
+     * @return every id that ends generation: generation_config.json's {@code eos_token_id} (an id or a
+     *     list) when it names any, as transformers' {@code generate} uses it; else the tokenizer's eos
+     *     and config.json's {@code eos_token_id}
+     */
     public List<Integer> eosIds() {
         return eosIds;
     }
@@ -214,8 +285,128 @@ public final class TextTokenizer implements AutoCloseable {
         return eosToken;
     }
 
+    /**
+     * @return the special tokens a chat template sees, by name ({@code bos_token}, {@code eos_token},
+     *     {@code pad_token}, model-specific ones such as {@code image_token}), as transformers 5's
+     *     {@code special_tokens_map}; a token the config does not name is absent
+     */
+    public Map<String, String> specialTokens() {
+        return specialTokens;
+    }
+
     @Override
     public void close() {
         tokenizer.close();
+    }
+
+    /** The added tokens of tokenizer.json, for {@link #cutAfterLastAddedToken}. */
+    private static final class AddedTokens {
+        private final Map<Character, List<String>> byLastChar;
+        private final java.util.Set<String> extendable;
+        private final boolean independent;
+
+        private AddedTokens(List<String> tokens, boolean independent) {
+            this.independent = independent;
+            this.byLastChar = new java.util.HashMap<>();
+            for (String t : tokens) {
+                byLastChar.computeIfAbsent(t.charAt(t.length() - 1), c -> new ArrayList<>()).add(t);
+            }
+            this.extendable = new java.util.HashSet<>();
+            for (String t : tokens) {
+                for (String u : tokens) {
+                    if (u.length() > t.length() && u.startsWith(t)) {
+                        extendable.add(t);
+                        break;
+                    }
+                }
+            }
+        }
+
+        /** Reads added_tokens, normalizer and pre_tokenizer, streaming past the (large) model. */
+        static AddedTokens read(Path file) {
+            List<String> tokens = new ArrayList<>();
+            boolean independent = true;
+            JsonNode normalizer = null;
+            JsonNode preTokenizer = null;
+            boolean normalizedTokens = false;
+            try (com.fasterxml.jackson.core.JsonParser p = JSON.getFactory().createParser(file.toFile())) {
+                if (p.nextToken() != com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
+                    return new AddedTokens(List.of(), false);
+                }
+                while (p.nextToken() == com.fasterxml.jackson.core.JsonToken.FIELD_NAME) {
+                    String name = p.getCurrentName();
+                    p.nextToken();
+                    switch (name) {
+                        case "added_tokens" -> {
+                            for (JsonNode t : (JsonNode) JSON.readTree(p)) {
+                                String content = t.path("content").asText("");
+                                if (t.path("lstrip").asBoolean() || t.path("rstrip").asBoolean() || t.path("single_word").asBoolean()) {
+                                    independent = false;
+                                }
+                                normalizedTokens |= t.path("normalized").asBoolean();
+                                if (!content.isEmpty()) {
+                                    tokens.add(content);
+                                }
+                            }
+                        }
+                        case "normalizer" -> normalizer = JSON.readTree(p);
+                        case "pre_tokenizer" -> preTokenizer = JSON.readTree(p);
+                        default -> p.skipChildren();
+                    }
+                }
+            } catch (IOException | RuntimeException e) {
+                return new AddedTokens(List.of(), false);
+            }
+            if (firstPieceOnly(preTokenizer) || (normalizedTokens && !identity(normalizer))) {
+                independent = false;
+            }
+            return new AddedTokens(tokens, independent);
+        }
+
+        /** Metaspace with prepend_scheme "first" (or add_prefix_space without a scheme, the old "first") treats the first piece apart. */
+        private static boolean firstPieceOnly(JsonNode pre) {
+            if (pre == null || pre.isNull()) {
+                return false;
+            }
+            if (pre.has("pretokenizers")) {
+                for (JsonNode p : pre.get("pretokenizers")) {
+                    if (firstPieceOnly(p)) {
+                        return true;
+                    }
+                }
+                return false;
+            }
+            return "Metaspace".equals(pre.path("type").asText()) && "first".equals(pre.path("prepend_scheme").asText("first"));
+        }
+
+        private static boolean identity(JsonNode normalizer) {
+            return normalizer == null || normalizer.isNull()
+                    || ("Sequence".equals(normalizer.path("type").asText()) && normalizer.path("normalizers").isEmpty());
+        }
+
+        int cutAfterLast(String text) {
+            if (!independent) {
+                return -1;
+            }
+            for (int end = text.length(); end > 0; end--) {
+                List<String> candidates = byLastChar.get(text.charAt(end - 1));
+                if (candidates == null) {
+                    continue;
+                }
+                String longest = null;
+                for (String t : candidates) {
+                    if (t.length() <= end && text.startsWith(t, end - t.length()) && (longest == null || t.length() > longest.length())) {
+                        longest = t;
+                    }
+                }
+                if (longest != null && !extendable.contains(longest)) {
+                    return end;
+                }
+                if (longest != null) { // another added token might continue it past this point: cut before it
+                    end -= longest.length() - 1;
+                }
+            }
+            return -1;
+        }
     }
 }

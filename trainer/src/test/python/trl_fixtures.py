@@ -1,0 +1,150 @@
+"""TRL 1.13's per-step metrics on the hf-tiny fixture models: the guard TrlParityTest compares align4j with.
+
+Runs HF TRL's DPOTrainer (loss_type sigmoid, ipo, hinge, robust) and SFTTrainer for 10 steps on the
+gpt2, llama and qwen2 fixtures of model/src/test/resources/hf-tiny, with every pair in every step
+(batch 8, no accumulation), AdamW at lr 1e-3, β 0.1, a linear schedule without warm-up, and writes
+every metric TRL logs at every step to trainer/src/test/resources/trl/<model>-<run>.json, with the
+settings used. align4j's test runs its own trainer with the same settings and compares.
+
+Dropout: DPOTrainer turns it off (disable_dropout=True, its default). SFTTrainer keeps the model's
+(GPT-2: 0.1); for the run with dropout the global torch generator is seeded right before each
+forward pass with seed + 1000003 * step, the rule align4j follows, so that both draw the same masks
+(libtorch 2.7.1 and torch 2.13 produce the same random stream on the CPU), and attention is eager
+on both sides (the SDPA kernels' internal dropout differs between versions).
+
+Rerun (CPU, a few minutes):
+    python3 -m venv v && v/bin/pip install torch==2.13.0+cpu transformers==5.17.0 trl==1.13.0
+    v/bin/python trainer/src/test/python/trl_fixtures.py
+"""
+
+import json
+import os
+import sys
+
+import torch
+import transformers
+import trl
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, TrainerCallback
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+ROOT = os.path.dirname(os.path.abspath(__file__)) + "/../../../.."
+FIXTURES = ROOT + "/model/src/test/resources/hf-tiny"
+OUT = ROOT + "/trainer/src/test/resources/trl"
+SEED = 42
+STEPS = 10
+COMMON = dict(
+    per_device_train_batch_size=8,
+    gradient_accumulation_steps=1,
+    max_steps=STEPS,
+    learning_rate=1e-3,
+    lr_scheduler_type="linear",
+    warmup_steps=0,
+    weight_decay=0.0,
+    max_grad_norm=1.0,
+    logging_steps=1,
+    save_strategy="no",
+    report_to="none",
+    seed=SEED,
+    use_cpu=True,
+    bf16=False,
+    gradient_checkpointing=False,
+    dataloader_drop_last=False,
+)
+
+
+class Record(TrainerCallback):
+    def __init__(self):
+        self.steps = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            row = {"step": state.global_step}
+            row.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
+            self.steps.append(row)
+
+
+def reseeding(cls):
+    """The trainer class with the global generator seeded before each forward pass (the dropout runs)."""
+
+    class Reseeding(cls):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            torch.manual_seed(SEED + 1000003 * self.state.global_step)
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    return Reseeding
+
+
+def tokenizer(model_name):
+    """The class tokenizer_config.json names: AutoTokenizer in transformers 5 picks Qwen2Tokenizer from
+    config.json's model_type for qwen2-tiny and replaces the tokenizer.json's pre-tokenizer with Qwen's
+    digit-splitting rule; the file's own rule is what the fixture (and DJL's tokenizers) define."""
+    return PreTrainedTokenizerFast.from_pretrained(f"{FIXTURES}/{model_name}")
+
+
+def prefs():
+    with open(FIXTURES + "/prefs.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def write(name, settings, steps):
+    os.makedirs(OUT, exist_ok=True)
+    doc = {
+        "made_by": "trainer/src/test/python/trl_fixtures.py",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
+        "settings": settings,
+        "steps": steps,
+    }
+    with open(f"{OUT}/{name}.json", "w") as f:
+        json.dump(doc, f, indent=1)
+    print(name, "loss", [round(s["loss"], 6) for s in steps], file=sys.stderr)
+
+
+def dpo(model_name, loss_type, label_smoothing=0.0):
+    torch.manual_seed(SEED)
+    tok = tokenizer(model_name)
+    policy = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}", dtype=torch.float32)
+    ref = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}-ref", dtype=torch.float32)
+    args = DPOConfig(output_dir="/tmp/trl-fixtures", loss_type=[loss_type], beta=0.1, label_smoothing=label_smoothing, **COMMON)
+    rec = Record()
+    trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=Dataset.from_list(prefs()),
+                         processing_class=tok, callbacks=[rec])
+    trainer.train()
+    settings = {"trainer": "dpo", "model": model_name, "reference_model": model_name + "-ref", "loss_type": loss_type,
+                "beta": 0.1, "label_smoothing": label_smoothing, "attention": policy.config._attn_implementation}
+    settings.update({k: v for k, v in COMMON.items() if isinstance(v, (int, float, str))})
+    return settings, rec.steps
+
+
+def sft(model_name, dropout):
+    torch.manual_seed(SEED)
+    tok = tokenizer(model_name)
+    kwargs = {"dtype": torch.float32}
+    if model_name.startswith("gpt2"):
+        kwargs["attn_implementation"] = "eager"
+        if not dropout:
+            kwargs.update(attn_pdrop=0.0, embd_pdrop=0.0, resid_pdrop=0.0)
+    model = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}", **kwargs)
+    data = [{"prompt": p["prompt"], "completion": p["chosen"]} for p in prefs()]
+    args = SFTConfig(output_dir="/tmp/trl-fixtures", **COMMON)
+    rec = Record()
+    cls = reseeding(SFTTrainer) if dropout else SFTTrainer
+    trainer = cls(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok, callbacks=[rec])
+    trainer.train()
+    settings = {"trainer": "sft", "model": model_name, "dropout": dropout, "attention": model.config._attn_implementation,
+                "seed_rule": "seed + 1000003 * step before each forward" if dropout else None}
+    settings.update({k: v for k, v in COMMON.items() if isinstance(v, (int, float, str))})
+    return settings, rec.steps
+
+
+def main():
+    torch.set_num_threads(1)
+    for m in ["gpt2-tiny", "llama-tiny", "qwen2-tiny"]:
+        for loss_type, eps in [("sigmoid", 0.0), ("ipo", 0.0), ("hinge", 0.0), ("robust", 0.1)]:
+            write(f"{m}-dpo-{loss_type}", *dpo(m, loss_type, eps))
+        write(f"{m}-sft", *sft(m, dropout=False))
+    write("gpt2-tiny-sft-dropout", *sft("gpt2-tiny", dropout=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -201,7 +201,7 @@ public final class Quickstart {
                     .logEvery(Math.max(1, Math.min(5, s.preferenceSteps() / 50))).seed(s.seed());
             if (s.loraRank() > 0) {
                 // adapters train at a larger rate than full fine-tuning, as usual for LoRA
-                b.loraR(s.loraRank()).loraAlpha(2.0 * s.loraRank()).loraDropout(0).loraTarget("all-linear").learningRate(1e-3);
+                b.loraR(s.loraRank()).loraAlpha(2.0 * s.loraRank()).loraTarget("all-linear").learningRate(1e-3);
             }
             try (PreferenceTrainer t = b.build()) {
                 if (listener != null) {

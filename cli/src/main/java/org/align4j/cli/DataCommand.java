@@ -1,5 +1,6 @@
 package org.align4j.cli;
 
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -58,53 +59,60 @@ final class DataCommand implements Runnable {
         public Integer call() {
             PreferenceData.Loaded loaded = dataOptions.load(data);
             try (TextTokenizer tk = TextTokenizer.load(model)) {
-                PreferenceEncoder encoder = new PreferenceEncoder(tk, dataOptions.encodingOptions());
-                PreferenceEncoder.Encoded enc = encoder.encodeAll(loaded.examples(), dataOptions.skipInvalid);
-                List<DataException> invalid = new ArrayList<>(loaded.invalid());
-                invalid.addAll(enc.invalid());
-                var w = spec.commandLine().getOut();
-                List<Map<String, Object>> examples = new ArrayList<>();
-                for (PreferenceExample e : loaded.examples().subList(0, Math.min(show, loaded.examples().size()))) {
-                    examples.add(shown(encoder, e));
-                }
-                if (json) {
-                    Map<String, Object> o = new LinkedHashMap<>();
-                    o.put("pairs", enc.pairs().size());
-                    o.put("invalid", invalid.size());
-                    o.put("dropped", enc.dropped());
-                    o.put("examples", examples);
-                    w.println(Json.write(o));
-                } else {
-                    w.printf("pairs %d   invalid %d   dropped by truncation %d%n", enc.pairs().size(), invalid.size(), enc.dropped());
-                    for (DataException e : invalid.subList(0, Math.min(5, invalid.size()))) {
-                        w.println("  invalid: " + e.getMessage());
-                    }
-                    if (!enc.pairs().isEmpty()) {
-                        w.println("tokens            p50     p90     p99     max");
-                        row(w, "prompt", enc.pairs().stream().mapToInt(p -> p.prompt().length).toArray());
-                        row(w, "chosen", enc.pairs().stream().mapToInt(p -> p.chosen().length).toArray());
-                        row(w, "rejected", enc.pairs().stream().mapToInt(p -> p.rejected().length).toArray());
-                        row(w, "longest row", enc.pairs().stream().mapToInt(EncodedPair::maxLength).toArray());
-                    }
-                    for (int i = 0; i < examples.size(); i++) {
-                        Map<String, Object> x = examples.get(i);
-                        w.printf("%n[%d] %s%n", i, x.get("source"));
-                        if (x.containsKey("error")) {
-                            w.printf("  invalid: %s%n", x.get("error"));
-                            continue;
-                        }
-                        for (String part : List.of("prompt", "chosen", "rejected")) {
-                            w.printf("  %s_text:%n%s%n  %s_ids: %s%n", part, indent((String) x.get(part + "_text")), part,
-                                    Arrays.toString((int[]) x.get(part + "_ids")));
-                        }
-                        if (x.containsKey("dropped")) {
-                            w.println("  dropped: cannot fit --max-length with one completion token");
-                        }
-                    }
-                }
-                w.flush();
+                report(spec.commandLine().getOut(), new PreferenceEncoder(tk, dataOptions.encodingOptions()), loaded, dataOptions.skipInvalid,
+                        show, json);
             }
             return 0;
+        }
+
+        /**
+         * Counts, token-length percentiles and the first {@code show} pairs as training sees them: what
+         * {@code data inspect} prints, and {@code train --dry-run} too.
+         */
+        static void report(PrintWriter w, PreferenceEncoder encoder, PreferenceData.Loaded loaded, boolean skipInvalid, int show, boolean json) {
+            PreferenceEncoder.Encoded enc = encoder.encodeAll(loaded.examples(), skipInvalid);
+            List<DataException> invalid = new ArrayList<>(loaded.invalid());
+            invalid.addAll(enc.invalid());
+            List<Map<String, Object>> examples = new ArrayList<>();
+            for (PreferenceExample e : loaded.examples().subList(0, Math.min(show, loaded.examples().size()))) {
+                examples.add(shown(encoder, e));
+            }
+            if (json) {
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("pairs", enc.pairs().size());
+                o.put("invalid", invalid.size());
+                o.put("dropped", enc.dropped());
+                o.put("examples", examples);
+                w.println(Json.write(o));
+            } else {
+                w.printf("pairs %d   invalid %d   dropped by truncation %d%n", enc.pairs().size(), invalid.size(), enc.dropped());
+                for (DataException e : invalid.subList(0, Math.min(5, invalid.size()))) {
+                    w.println("  invalid: " + e.getMessage());
+                }
+                if (!enc.pairs().isEmpty()) {
+                    w.println("tokens            p50     p90     p99     max");
+                    row(w, "prompt", enc.pairs().stream().mapToInt(p -> p.prompt().length).toArray());
+                    row(w, "chosen", enc.pairs().stream().mapToInt(p -> p.chosen().length).toArray());
+                    row(w, "rejected", enc.pairs().stream().mapToInt(p -> p.rejected().length).toArray());
+                    row(w, "longest row", enc.pairs().stream().mapToInt(EncodedPair::maxLength).toArray());
+                }
+                for (int i = 0; i < examples.size(); i++) {
+                    Map<String, Object> x = examples.get(i);
+                    w.printf("%n[%d] %s%n", i, x.get("source"));
+                    if (x.containsKey("error")) {
+                        w.printf("  invalid: %s%n", x.get("error"));
+                        continue;
+                    }
+                    for (String part : List.of("prompt", "chosen", "rejected")) {
+                        w.printf("  %s_text:%n%s%n  %s_ids: %s%n", part, indent((String) x.get(part + "_text")), part,
+                                Arrays.toString((int[]) x.get(part + "_ids")));
+                    }
+                    if (x.containsKey("dropped")) {
+                        w.println("  dropped: cannot fit --max-length with one completion token");
+                    }
+                }
+            }
+            w.flush();
         }
 
         /** One pair as training sees it: texts after templating, ids after truncation (empty when dropped). */
@@ -137,7 +145,7 @@ final class DataCommand implements Runnable {
             return "    | " + text.replace("\n", "\u21b5\n    | ");
         }
 
-        private static void row(java.io.PrintWriter w, String name, int[] values) {
+        private static void row(PrintWriter w, String name, int[] values) {
             int[] s = values.clone();
             Arrays.sort(s);
             w.printf("%-14s %7d %7d %7d %7d%n", name, pct(s, 50), pct(s, 90), pct(s, 99), s[s.length - 1]);

@@ -25,6 +25,10 @@ final class SftCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         TrainConfig config = options.resolve(Map.of("loss", LossType.SFT));
+        if (options.dryRun) {
+            DryRun.print(spec.commandLine().getOut(), config);
+            return 0;
+        }
         Threads.apply(options.threads, null);
         RunFolder folder = RunFolder.claim(config, options.mode());
         RunConsole.logTo(folder.output());

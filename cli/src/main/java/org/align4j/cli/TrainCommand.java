@@ -28,6 +28,10 @@ final class TrainCommand implements Callable<Integer> {
         if (config.loss() == LossType.SFT) {
             throw new IllegalArgumentException("--loss: sft is the align4j sft command");
         }
+        if (options.dryRun) {
+            DryRun.print(spec.commandLine().getOut(), config);
+            return 0;
+        }
         Threads.apply(options.threads, null);
         RunFolder folder = RunFolder.claim(config, options.mode());
         RunConsole.logTo(folder.output());

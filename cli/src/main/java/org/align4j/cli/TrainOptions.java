@@ -36,6 +36,9 @@ final class TrainOptions {
     @Option(names = "--overwrite", description = "Delete the run already in --output (its checkpoints, final/, logs) and start afresh")
     boolean overwrite;
 
+    @Option(names = "--dry-run", description = "Print the resolved config, the data's counts and token lengths and the first example as training sees it; train nothing")
+    boolean dryRun;
+
     @Option(names = "--threads", description = "libtorch intra-op threads on the CPU (default: libtorch's; 1 is bit-reproducible)")
     Integer threads;
 

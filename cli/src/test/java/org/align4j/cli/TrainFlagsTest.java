@@ -80,4 +80,19 @@ class TrainFlagsTest {
         CliTest.Result sft = CliTest.run("sft", "--help");
         assertThat(sft.out().replaceAll("\\s+", " ")).contains("(default: 2e-5)");
     }
+
+    @Test
+    void aDryRunShowsTheConfigDataAndFirstExampleAndWritesNothing() {
+        Path out = tmp.resolve("dry");
+        CliTest.Result r = CliTest.run("train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", Fixtures.root().resolve("prefs.jsonl")
+                .toString(), "--output", out.toString(), "--eval-fraction", "0.25", "--loss", "ipo", "--dry-run");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).contains("loss: ipo", "# model: gpt2, 2 layers", "# held out: 2 of 8 examples", "pairs 6", "p50", "prompt_text:",
+                "chosen_ids: [");
+        assertThat(out).doesNotExist();
+        CliTest.Result sft = CliTest.run("sft", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", Fixtures.root().resolve("prefs.jsonl")
+                .toString(), "--output", out.toString(), "--dry-run");
+        assertThat(sft.code()).as(sft.err()).isZero();
+        assertThat(sft.out()).contains("loss: sft", "learning_rate: 2.0E-5", "pairs 8");
+    }
 }

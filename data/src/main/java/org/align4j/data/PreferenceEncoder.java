@@ -28,7 +28,8 @@ import org.slf4j.LoggerFactory;
  * apply_chat_template(tokenize=True)}.
  *
  * <p>Plain pairs: prompt and completions are tokenized separately, without special tokens, and eos is
- * appended to each completion (as the fixtures do). Truncation: the prompt is cut to {@code
+ * appended to each completion that does not already end with it (as TRL appends it only when missing;
+ * an empty completion is its eos alone). Truncation: the prompt is cut to {@code
  * maxPromptLength} (keeping its end or its start), then completions to what {@code maxLength} leaves;
  * a pair whose completion would lose every token is dropped, never trained on.
  *
@@ -182,7 +183,7 @@ public final class PreferenceEncoder {
     public Texts texts(PreferenceExample e) {
         if (!e.conversational()) {
             String eosText = tokenizer.decode(new int[] {eos}, false);
-            return new Texts(plainPrompt(e), e.chosen() + eosText, e.rejected() == null ? "" : e.rejected() + eosText);
+            return new Texts(plainPrompt(e), withEosText(e.chosen(), eosText), e.rejected() == null ? "" : withEosText(e.rejected(), eosText));
         }
         Map<String, Object> kwargs = kwargs(e);
         String prompt = render(e, "prompt", e.promptMessages(), true, kwargs);
@@ -316,7 +317,15 @@ public final class PreferenceEncoder {
                 : Arrays.copyOf(prompt, max);
     }
 
+    private static String withEosText(String text, String eosText) {
+        return text.endsWith(eosText) ? text : text + eosText;
+    }
+
+    /** One eos after a completion: appended only when the completion does not already end with it, as TRL adds it. */
     private int[] withEos(int[] ids) {
+        if (ids.length > 0 && ids[ids.length - 1] == eos) {
+            return ids;
+        }
         int[] out = Arrays.copyOf(ids, ids.length + 1);
         out[ids.length] = eos;
         return out;

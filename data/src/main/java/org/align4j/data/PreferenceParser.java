@@ -141,9 +141,10 @@ public final class PreferenceParser {
     }
 
     private PreferenceExample standard(RawRecord r, Double p) {
-        String prompt = text(r, "prompt");
-        String chosen = text(r, "chosen");
-        String rejected = text(r, "rejected");
+        String prompt = text(r, "prompt", false);
+        // an empty response is allowed, as TRL allows it: the completion is then its eos alone
+        String chosen = text(r, "chosen", true);
+        String rejected = text(r, "rejected", true);
         if (chosen.equals(rejected)) {
             throw error(r, "rejected", "identical to chosen; a pair must differ");
         }
@@ -163,8 +164,8 @@ public final class PreferenceParser {
     }
 
     private PreferenceExample implicitText(RawRecord r, Double p) {
-        String chosen = text(r, "chosen");
-        String rejected = text(r, "rejected");
+        String chosen = text(r, "chosen", false);
+        String rejected = text(r, "rejected", false);
         if (chosen.equals(rejected)) {
             throw error(r, "rejected", "identical to chosen; a pair must differ");
         }
@@ -178,14 +179,10 @@ public final class PreferenceParser {
             throw error(r, "chosen", "no shared prompt: chosen and rejected share no text ending in \"\\n\\nAssistant:\"");
         }
         int end = cut + ASSISTANT_MARKER.length();
+        // a response that is nothing after the shared prompt (HH-RLHF has such chosen answers) is a
+        // completion of its eos alone, as in TRL, not an error
         String chosenTail = chosen.substring(end);
         String rejectedTail = rejected.substring(end);
-        if (chosenTail.isBlank()) {
-            throw error(r, "chosen", "empty response after the shared prompt");
-        }
-        if (rejectedTail.isBlank()) {
-            throw error(r, "rejected", "empty response after the shared prompt");
-        }
         return PreferenceExample.text(chosen.substring(0, end), chosenTail, rejectedTail, p, r.file(), r.line());
     }
 
@@ -252,7 +249,7 @@ public final class PreferenceParser {
         return null;
     }
 
-    private static String text(RawRecord r, String field) {
+    private static String text(RawRecord r, String field, boolean mayBeEmpty) {
         JsonNode n = r.value().get(field);
         if (n == null || n.isNull()) {
             throw error(r, field, "missing");
@@ -260,7 +257,7 @@ public final class PreferenceParser {
         if (!n.isTextual()) {
             throw error(r, field, "expected a string, got " + kind(n));
         }
-        if (n.asText().isEmpty()) {
+        if (!mayBeEmpty && n.asText().isEmpty()) {
             throw error(r, field, "empty");
         }
         return n.asText();

@@ -8,6 +8,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import org.align4j.model.Fixtures;
+import org.align4j.model.tokenizer.TextTokenizer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -72,5 +74,39 @@ class DataInputTest {
         assertThatThrownBy(() -> PreferenceData.load(junk, DataFormat.AUTO, false)).isInstanceOf(DataException.class)
                 .hasMessageContaining("junk.parquet").hasMessageContaining("not a readable Parquet file");
         assertThat(good).isNotNull();
+    }
+
+    @Test
+    void aPlainCompletionEndingInEosGetsNoSecondOne() throws Exception {
+        try (TextTokenizer tk = TextTokenizer.load(Fixtures.model("gpt2-tiny"))) {
+            PreferenceEncoder encoder = new PreferenceEncoder(tk, EncodingOptions.unlimited());
+            Path f = tmp.resolve("eos.jsonl");
+            Files.writeString(f, "{\"prompt\": \"Hi\", \"chosen\": \" there<|im_end|>\", \"rejected\": \" no\"}\n");
+            EncodedPair p = encoder.encode(PreferenceData.load(f, DataFormat.AUTO, false).examples().get(0)).orElseThrow();
+            assertThat(p.chosen()).isEqualTo(concat(tk.encode(" there"), tk.eosId())).as("as TRL: eos only when missing");
+            assertThat(p.rejected()).isEqualTo(concat(tk.encode(" no"), tk.eosId()));
+            assertThat(encoder.texts(PreferenceData.load(f, DataFormat.AUTO, false).examples().get(0)).chosen()).isEqualTo(" there<|im_end|>");
+        }
+    }
+
+    @Test
+    void anHhAnswerThatIsEmptyAfterTheSharedPromptIsACompletionOfItsEos() throws Exception {
+        // HH-RLHF's harmless-base test split has chosen answers that are nothing after "Assistant: "
+        String prompt = "\\n\\nHuman: Can you help me hide something?\\n\\nAssistant:";
+        Path f = tmp.resolve("hh.jsonl");
+        Files.writeString(f, "{\"chosen\": \"" + prompt + " \", \"rejected\": \"" + prompt + " Sure, bury it.\"}\n");
+        try (TextTokenizer tk = TextTokenizer.load(Fixtures.model("gpt2-tiny"))) {
+            PreferenceExample e = PreferenceData.load(f, DataFormat.AUTO, false).examples().get(0);
+            EncodedPair p = new PreferenceEncoder(tk, EncodingOptions.unlimited()).encode(e).orElseThrow();
+            assertThat(p.chosen()[p.chosen().length - 1]).isEqualTo(tk.eosId());
+            assertThat(p.chosen().length).as("TRL's completion: the space after 'Assistant:', then eos").isLessThanOrEqualTo(2);
+            assertThat(p.rejected().length).isGreaterThan(2);
+        }
+    }
+
+    private static int[] concat(int[] ids, int last) {
+        int[] out = Arrays.copyOf(ids, ids.length + 1);
+        out[ids.length] = last;
+        return out;
     }
 }

@@ -5,7 +5,6 @@ import java.util.ArrayList;
 import java.util.List;
 import org.align4j.data.DataFormat;
 import org.align4j.data.EncodedPair;
-import org.align4j.data.EncodingOptions;
 import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.data.PreferenceExample;
@@ -41,9 +40,7 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
             train = split.train();
             eval = split.eval();
         }
-        EncodingOptions options = new EncodingOptions(c.maxLength(), c.maxPromptLength(), c.truncation(), c.chatTemplate(),
-                c.chatTemplateKwargs());
-        PreferenceEncoder encoder = new PreferenceEncoder(tokenizer, options);
+        PreferenceEncoder encoder = new PreferenceEncoder(tokenizer, c.encodingOptions());
         List<EncodedPair> trainPairs = new ArrayList<>();
         List<String> trainSources = new ArrayList<>();
         List<EncodedPair> evalPairs = new ArrayList<>();

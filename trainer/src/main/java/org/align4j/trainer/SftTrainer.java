@@ -124,8 +124,16 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
         });
     }
 
-    /** Reads prompt/completion examples (or the chosen side of preference pairs) as examples without a rejected side. */
-    static List<PreferenceExample> load(Path path, DataFormat format, boolean skipInvalid) {
+    /**
+     * Reads SFT examples: prompt/completion records (strings or message lists), or the chosen side of
+     * preference pairs, as examples without a rejected side.
+     *
+     * @param path file or folder
+     * @param format the record format
+     * @param skipInvalid skip and count bad records instead of stopping
+     * @return the examples
+     */
+    public static List<PreferenceExample> load(Path path, DataFormat format, boolean skipInvalid) {
         PreferenceParser preferences = new PreferenceParser(format);
         return PreferenceData.load(path, r -> parse(r, preferences), skipInvalid, "examples").examples();
     }

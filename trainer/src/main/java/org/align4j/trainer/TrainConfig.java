@@ -35,6 +35,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.function.Function;
 import org.align4j.data.DataFormat;
+import org.align4j.data.EncodingOptions;
 import org.align4j.data.EncodingOptions.Truncation;
 import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
@@ -812,6 +813,11 @@ public record TrainConfig(
             throw e;
         }
         return lm;
+    }
+
+    /** @return how this run's data is encoded: lengths, truncation, chat template and its variables */
+    public EncodingOptions encodingOptions() {
+        return new EncodingOptions(maxLength, maxPromptLength, truncation, chatTemplate, chatTemplateKwargs);
     }
 
     /** @return the reference folder: {@code referenceModel}, or {@code model} */

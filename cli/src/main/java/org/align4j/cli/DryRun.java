@@ -1,0 +1,58 @@
+package org.align4j.cli;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import org.align4j.data.PreferenceData;
+import org.align4j.data.PreferenceEncoder;
+import org.align4j.data.PreferenceExample;
+import org.align4j.losses.LossType;
+import org.align4j.model.config.ModelConfig;
+import org.align4j.model.tokenizer.TextTokenizer;
+import org.align4j.trainer.SftTrainer;
+import org.align4j.trainer.TrainConfig;
+
+/**
+ * {@code train --dry-run} and {@code sft --dry-run}: everything a run would start from, without loading
+ * weights or touching the run folder: the resolved config, the model's shape, the data's counts and
+ * token lengths, and the first example as training sees it. Bad input fails here as it would in the run.
+ */
+final class DryRun {
+    private DryRun() {}
+
+    static void print(PrintWriter w, TrainConfig config) {
+        w.println("# the resolved config (what OUTPUT/config.yaml will hold)");
+        w.print(config.toYaml());
+        Path modelDir = Path.of(config.model());
+        TextTokenizer.load(modelDir).close(); // the same errors as the run for a wrong folder
+        ModelConfig m = ModelConfig.read(modelDir.resolve("config.json"));
+        w.printf(Locale.ROOT, "%n# model: %s, %d layers, width %d, vocabulary %d, %d positions%n", m.modelType(), m.numLayers(), m.hiddenSize(),
+                m.vocabSize(), m.maxPositions());
+        try (TextTokenizer tk = TextTokenizer.load(modelDir)) {
+            PreferenceEncoder encoder = new PreferenceEncoder(tk, config.encodingOptions());
+            PreferenceData.Loaded data = load(config, Path.of(config.data()));
+            if (config.evalData() == null && config.evalFraction() > 0) {
+                PreferenceData.Split split = PreferenceData.split(data.examples(), config.evalFraction(), config.seed());
+                w.printf(Locale.ROOT, "%n# held out: %d of %d examples (eval_fraction %s)%n", split.eval().size(), data.examples().size(),
+                        TrainConfig.defaultFormat(config.evalFraction()));
+                data = new PreferenceData.Loaded(split.train(), data.invalid());
+            }
+            w.printf("%n# training data: %s%n", config.data());
+            DataCommand.Inspect.report(w, encoder, data, config.skipInvalid(), 1, false);
+            if (config.evalData() != null) {
+                w.printf("%n# held-out data: %s%n", config.evalData());
+                DataCommand.Inspect.report(w, encoder, load(config, Path.of(config.evalData())), config.skipInvalid(), 0, false);
+            }
+        }
+        w.flush();
+    }
+
+    private static PreferenceData.Loaded load(TrainConfig config, Path path) {
+        if (config.loss() == LossType.SFT) {
+            List<PreferenceExample> examples = SftTrainer.load(path, config.format(), config.skipInvalid());
+            return new PreferenceData.Loaded(examples, List.of());
+        }
+        return PreferenceData.load(path, config.format(), config.skipInvalid());
+    }
+}

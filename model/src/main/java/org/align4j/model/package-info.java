@@ -1,0 +1,8 @@
+/**
+ * Causal language models on DJL: {@link org.align4j.model.CausalLm} loads HF checkpoint folders (and
+ * TorchScript traces) into native GPT-2 and Llama-family blocks with HF parameter names, computes
+ * completion log-probs ({@link org.align4j.model.LogProbs}), saves HF folders, and chooses the device
+ * ({@link org.align4j.model.Devices}); {@link org.align4j.model.ScalarOps} works around DJL's
+ * scalar-freeing {@code mul(Number)}.
+ */
+package org.align4j.model;

@@ -51,6 +51,32 @@ class LoraCliTest {
     }
 
     @Test
+    void badLoraFlagsGiveOneErrorNamingTheFlag() throws Exception {
+        Path data = tmp.resolve("prefs.jsonl");
+        Files.write(data, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
+        String[] base = {"train", "--model", Fixtures.model("llama-tiny").toString(), "--data", data.toString(), "--max-steps", "1"};
+        CliTest.Result r = CliTest.run(concat(base, "--output", tmp.resolve("a").toString(), "--lora-r", "-1"));
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--lora-r").contains("at least 1");
+        r = CliTest.run(concat(base, "--output", tmp.resolve("b").toString(), "--lora-alpha", "16"));
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--lora-alpha").contains("LoRA is off");
+        r = CliTest.run(concat(base, "--output", tmp.resolve("c").toString(), "--lora-r", "4", "--lora-target", "q_proj,mlp"));
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("lora_target").contains("'mlp'").contains("q_proj, k_proj");
+        // an adapter made for GPT-2 on a Llama base
+        r = CliTest.run(concat(base, "--output", tmp.resolve("d").toString(), "--adapter", Fixtures.lora("peft-written/gpt2-tiny").toString()));
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("adapter_config.json").contains("target_modules");
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    @Test
     void mergeRefusesAnExistingOutputAndAFolderThatIsNoAdapter() throws Exception {
         Path adapter = Fixtures.lora("peft-written/gpt2-tiny");
         Files.createDirectories(tmp.resolve("taken"));

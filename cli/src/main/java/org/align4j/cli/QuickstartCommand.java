@@ -28,6 +28,10 @@ final class QuickstartCommand implements Callable<Integer> {
     @Option(names = "--seed", description = "Seed (default: 1234)")
     Long seed;
 
+    @Option(names = "--lora", paramLabel = "R", description = "DPO and IPO train LoRA adapters of rank R (alpha 2R, all linear maps, lr 1e-3) "
+            + "instead of every weight (default: full fine-tuning, the README's numbers)")
+    Integer lora;
+
     @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores; 1 makes the numbers independent of the core count)")
     Integer threads;
 
@@ -36,9 +40,13 @@ final class QuickstartCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (lora != null && lora < 1) {
+            throw new IllegalArgumentException("--lora: a LoRA rank of at least 1, got " + lora);
+        }
         Quickstart.Settings d = Quickstart.Settings.standard(output);
         Quickstart.Settings s = new Quickstart.Settings(output, sftSteps != null ? sftSteps : d.sftSteps(),
-                preferenceSteps != null ? preferenceSteps : d.preferenceSteps(), d.heldOut(), seed != null ? seed : d.seed());
+                preferenceSteps != null ? preferenceSteps : d.preferenceSteps(), d.heldOut(), seed != null ? seed : d.seed(),
+                lora != null ? lora : 0);
         Threads.apply(threads, null);
         Files.createDirectories(output);
         RunConsole.logTo(output);

@@ -33,6 +33,7 @@ import picocli.CommandLine.Option;
             GenerateCommand.class,
             EvaluateCommand.class,
             BenchCommand.class,
+            MergeCommand.class,
             EnvCommand.class,
             CommandLine.HelpCommand.class
         })

@@ -53,6 +53,15 @@ final class BenchCommand implements Callable<Integer> {
             description = "Record the resident set size every N steps and report first/last/max (0 = off)")
     int memoryEvery;
 
+    @Option(names = "--lora", paramLabel = "R", defaultValue = "0",
+            description = "Train LoRA adapters of rank R on every linear map (alpha 2R) instead of every weight; the reference is then the "
+                    + "same model with adapters off (0 = full fine-tuning, the default)")
+    int lora;
+
+    @Option(names = "--logits-chunk-mib", paramLabel = "MIB", defaultValue = "64",
+            description = "Log-probs make at most this many MiB of float32 logits at once (0 = all positions at once; default: ${DEFAULT-VALUE})")
+    long logitsChunkMib;
+
     @Option(names = "--threads", description = "CPU threads for libtorch (default: all cores)")
     Integer threads;
 
@@ -70,13 +79,13 @@ final class BenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--precision tf32: needs TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 in the environment (the ./align4j launcher sets it on GPU runs)");
         }
         StepBench.Result r = StepBench.run(new StepBench.Settings(model, model != null ? null : preset, pairs, seqLen, Devices.resolve(device),
-                steps, warmup, precision, attention, reference, loss, memoryEvery));
+                steps, warmup, precision, attention, reference, loss, memoryEvery, lora, logitsChunkMib * (1L << 20) / 4));
         var w = spec.commandLine().getOut();
         if (json) {
             w.println(Json.write(r.values()));
         } else {
             w.println(r.values().get("model") + " on " + r.values().get("device") + ", " + pairs + " pairs x " + seqLen + " tokens, " + precision
-                    + ", " + attention + ", reference " + reference + ":");
+                    + ", " + attention + ", reference " + r.values().get("reference") + (lora > 0 ? ", LoRA r=" + lora : "") + ":");
             w.println("  " + StepBench.describe(r.values()));
         }
         w.flush();

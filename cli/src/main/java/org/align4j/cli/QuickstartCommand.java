@@ -38,6 +38,10 @@ final class QuickstartCommand implements Callable<Integer> {
     @Option(names = "--label-noise", paramLabel = "F", description = "With --rlhf: flip this share of the training labels, a careless annotator (default: 0)")
     Double labelNoise;
 
+    @Option(names = "--lora", paramLabel = "R", description = "DPO and IPO train LoRA adapters of rank R (alpha 2R, all linear maps, lr 1e-3) "
+            + "instead of every weight (default: full fine-tuning, the README's numbers)")
+    Integer lora;
+
     @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores; 1 makes the numbers independent of the core count)")
     Integer threads;
 
@@ -46,9 +50,13 @@ final class QuickstartCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (lora != null && lora < 1) {
+            throw new IllegalArgumentException("--lora: a LoRA rank of at least 1, got " + lora);
+        }
         Quickstart.Settings d = Quickstart.Settings.standard(output);
         Quickstart.Settings s = new Quickstart.Settings(output, sftSteps != null ? sftSteps : d.sftSteps(),
-                preferenceSteps != null ? preferenceSteps : d.preferenceSteps(), d.heldOut(), seed != null ? seed : d.seed());
+                preferenceSteps != null ? preferenceSteps : d.preferenceSteps(), d.heldOut(), seed != null ? seed : d.seed(),
+                lora != null ? lora : 0);
         Flags.refuseUnless(spec, rlhf, "without --rlhf", "--reward-steps", "--label-noise");
         Quickstart.RewardStage stage = !rlhf ? Quickstart.RewardStage.NONE
                 : new Quickstart.RewardStage(rewardSteps != null ? rewardSteps : Quickstart.REWARD_STEPS, labelNoise != null ? labelNoise : 0);

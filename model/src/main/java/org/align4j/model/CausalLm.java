@@ -30,6 +30,8 @@ import org.align4j.model.io.ModelFolder;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.align4j.model.io.TensorSource;
+import org.align4j.model.lora.LoraConfig;
+import org.align4j.model.lora.PeftAdapter;
 import org.align4j.model.nn.CausalLmBlock;
 import org.align4j.model.nn.Compute;
 import org.align4j.model.nn.Gpt2Block;
@@ -71,19 +73,63 @@ public final class CausalLm implements AutoCloseable {
     private final Model torchScript;
     private final ParameterStore store;
     private final Path source;
+    /** The model this one is a view of ({@link #withoutAdapters}), or null. */
+    private final CausalLm viewOf;
+    private LoraConfig lora;
+    private boolean trainable = true;
+    private boolean adapters = true;
+    private long logitsChunkElements = LogProbs.DEFAULT_CHUNK_ELEMENTS;
 
     private CausalLm(NDManager manager, Block block, ModelConfig config, Model torchScript, Path source) {
+        this(manager, block, config, torchScript, source, null);
+    }
+
+    private CausalLm(NDManager manager, Block block, ModelConfig config, Model torchScript, Path source, CausalLm viewOf) {
         this.manager = manager;
         this.block = block;
         this.config = config;
         this.torchScript = torchScript;
         this.source = source;
+        this.viewOf = viewOf;
         this.store = new ParameterStore(manager, false);
     }
 
     /**
+     * This model with its adapters off, sharing its weights: the base model of a LoRA run, which is the
+     * run's reference policy without a copy. Its passes run the same base operations as this model's,
+     * so with B = 0 both give identical outputs. The view owns nothing: closing it, or setting what
+     * trains through it, changes nothing; adding, loading or merging adapters through it is refused.
+     *
+     * @return the view
+     */
+    public CausalLm withoutAdapters() {
+        CausalLm view = new CausalLm(manager, block, config, null, source, viewOf != null ? viewOf : this);
+        view.adapters = false;
+        view.logitsChunkElements = logitsChunkElements;
+        return view;
+    }
+
+    /** @return whether this is a view of another model ({@link #withoutAdapters}) */
+    public boolean isView() {
+        return viewOf != null;
+    }
+
+    private void requireOwner(String what) {
+        if (viewOf != null) {
+            throw new IllegalStateException(what + ": this is a view of another model (withoutAdapters()); do it on that model");
+        }
+    }
+
+    /** Points the shared block at this instance's adapter switch before a pass. */
+    private CausalLmBlock ready(CausalLmBlock native_) {
+        native_.setAdaptersEnabled(adapters);
+        return native_;
+    }
+
+    /**
      * Loads an HF model folder ({@code config.json} + safetensors weights) as a native model whose
-     * parameters train.
+     * parameters train; or a PEFT adapter folder ({@code adapter_config.json}, no {@code config.json}):
+     * its base model ({@code base_model_name_or_path}, a local folder) with the adapter on.
      *
      * @param dir the folder
      * @param device where the weights live
@@ -107,6 +153,16 @@ public final class CausalLm implements AutoCloseable {
     public static CausalLm load(Path dir, Device device, DataType dtype) {
         if (dtype != DataType.FLOAT32 && dtype != DataType.FLOAT16) {
             throw new IllegalArgumentException("dtype: FLOAT32 or FLOAT16 (DJL 0.36 cannot hold bf16), got " + dtype);
+        }
+        if (PeftAdapter.isAdapterFolder(dir) && !Files.isRegularFile(dir.resolve("config.json"))) {
+            CausalLm base = load(adapterBase(dir), device, dtype);
+            try {
+                base.loadAdapter(dir);
+            } catch (RuntimeException e) {
+                base.close();
+                throw e;
+            }
+            return base;
         }
         ModelFolder.check(dir, "config.json");
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
@@ -187,6 +243,26 @@ public final class CausalLm implements AutoCloseable {
         LOG.info("Loaded {} ({} layers, {} parameters) from {} on {}", config.modelType(), config.numLayers(),
                 countParameters(block), dir, device);
         return new CausalLm(manager, block, config, null, dir);
+    }
+
+    /**
+     * The base model folder an adapter folder names in {@code base_model_name_or_path}: a path as
+     * given, else relative to the adapter folder.
+     */
+    private static Path adapterBase(Path adapterDir) {
+        Path file = adapterDir.resolve(PeftAdapter.CONFIG_FILE);
+        String base = PeftAdapter.baseModel(adapterDir);
+        if (base == null || base.isBlank()) {
+            throw new CheckpointException(file, "key 'base_model_name_or_path': missing, so the base model is unknown; load the base model "
+                    + "and add the adapter to it (--model BASE --adapter DIR)");
+        }
+        for (Path candidate : new Path[] {Path.of(base), adapterDir.resolve(base)}) {
+            if (Files.isRegularFile(candidate.resolve("config.json"))) {
+                return candidate;
+            }
+        }
+        throw new CheckpointException(file, "key 'base_model_name_or_path': '" + base + "' is not a local model folder; load the base model "
+                + "and add the adapter to it (--model BASE --adapter DIR)");
     }
 
     /** HF names, or the old GPT-2 names without the {@code transformer.} prefix. */
@@ -313,7 +389,7 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
-     * @return the trainable parameters by name (HF names for native models)
+     * @return the model's own parameters by name (HF names for native models; adapters not included)
      */
     public Map<String, Parameter> parameters() {
         if (block instanceof CausalLmBlock native_) {
@@ -327,12 +403,131 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
-     * Freezes or unfreezes every parameter.
+     * The parameters an optimizer updates: the adapters' A and B when the model carries adapters (the
+     * base weights are then frozen), otherwise every parameter.
      *
-     * @param trainable whether parameters should receive gradients
+     * @return parameters by name ({@code MODULE.lora_A.weight}, ... or HF names)
+     */
+    public Map<String, Parameter> trainableParameters() {
+        if (block instanceof CausalLmBlock native_ && native_.hasAdapters()) {
+            return native_.adapterParameters();
+        }
+        return parameters();
+    }
+
+    /**
+     * Freezes or unfreezes what trains: the adapters when there are adapters (the base weights stay
+     * frozen), otherwise every parameter.
+     *
+     * @param trainable whether those parameters should receive gradients
      */
     public void setTrainable(boolean trainable) {
-        block.freezeParameters(!trainable);
+        if (viewOf != null) {
+            return;
+        }
+        this.trainable = trainable;
+        if (block instanceof CausalLmBlock native_ && native_.hasAdapters()) {
+            native_.parametersByName().values().forEach(p -> p.freeze(true));
+            native_.adapterParameters().values().forEach(p -> p.freeze(!trainable));
+        } else {
+            block.freezeParameters(!trainable);
+        }
+    }
+
+    /**
+     * Adds new LoRA adapters (Hu et al., 2021) to the projections the configuration selects,
+     * initialised as PEFT does (A Kaiming-uniform, B zero: the model's outputs do not change). From
+     * now on only the adapters train; {@link #trainableParameters()} returns them.
+     *
+     * @param config the LoRA configuration
+     * @param seed seeds A
+     * @throws IllegalArgumentException when a target module matches nothing (the message lists the
+     *     model's modules)
+     * @throws IllegalStateException when the model already carries adapters
+     */
+    public void addLora(LoraConfig config, long seed) {
+        requireOwner("addLora");
+        CausalLmBlock native_ = nativeBlock();
+        PeftAdapter.attach(native_, config, seed, manager);
+        this.lora = config;
+        setTrainable(trainable);
+        LOG.info("LoRA r={} alpha={} on {} projections: {} trainable parameters of {}", config.r(), config.alpha(),
+                native_.adapterParameters().size() / 2, count(native_.adapterParameters()), count(native_.parametersByName()));
+    }
+
+    /**
+     * Loads a PEFT adapter folder ({@code adapter_config.json} + {@code adapter_model.safetensors})
+     * onto this model; only the adapters train from now on.
+     *
+     * @param dir the adapter folder
+     * @return its configuration
+     * @throws CheckpointException naming the file and key or tensor when the folder is broken, asks for
+     *     an option align4j lacks, or was made for another base model
+     */
+    public LoraConfig loadAdapter(Path dir) {
+        requireOwner("loadAdapter");
+        CausalLmBlock native_ = nativeBlock();
+        this.lora = PeftAdapter.load(native_, dir, manager);
+        setTrainable(trainable);
+        LOG.info("Loaded LoRA adapter {} (r={}, alpha={}, {} projections)", dir, lora.r(), lora.alpha(), native_.adapterParameters().size() / 2);
+        return lora;
+    }
+
+    /**
+     * Sets the dropout on the adapters' input for training passes, without changing their recorded
+     * configuration ({@code lora_dropout} in a saved adapter_config.json).
+     *
+     * @param p the probability, in [0, 1); 0 turns it off
+     */
+    public void setAdapterDropout(double p) {
+        nativeBlock().setAdapterDropout(p);
+    }
+
+    /** @return the configuration of the adapters this model carries, or null */
+    public LoraConfig lora() {
+        return lora;
+    }
+
+    /** @return whether the model carries adapters */
+    public boolean hasAdapters() {
+        return block instanceof CausalLmBlock native_ && native_.hasAdapters();
+    }
+
+    /**
+     * Switches the adapters on or off for the following passes. Off, the model is its base model: the
+     * reference policy of a LoRA run, with no copy of the weights. Passes run the same base operations
+     * either way, so with B = 0 (new adapters) both give identical outputs.
+     *
+     * @param enabled whether passes apply the adapters
+     */
+    public void setAdaptersEnabled(boolean enabled) {
+        this.adapters = enabled;
+    }
+
+    /** @return whether this model's passes apply its adapters (true for a model without adapters) */
+    public boolean adaptersEnabled() {
+        return adapters;
+    }
+
+    /**
+     * Merges the adapters into the weights, W ← W + (α/r)·B·A (transposed for GPT-2's Conv1D), as PEFT's
+     * {@code merge_and_unload()}, and removes them: the model is then a plain model again and {@link
+     * #save} writes a full HF folder. Every parameter is trainable afterwards.
+     */
+    public void mergeAdapters() {
+        requireOwner("mergeAdapters");
+        CausalLmBlock native_ = nativeBlock();
+        native_.mergeAdapters();
+        lora = null;
+        setTrainable(trainable);
+    }
+
+    private static long count(Map<String, Parameter> params) {
+        long n = 0;
+        for (Parameter p : params.values()) {
+            n += p.getArray().size();
+        }
+        return n;
     }
 
     /**
@@ -346,7 +541,7 @@ public final class CausalLm implements AutoCloseable {
      */
     public NDArray logits(NDArray ids, NDArray attentionMask, boolean training) {
         if (block instanceof CausalLmBlock native_) {
-            NDArray logits = native_.forward(store, ids, attentionMask, null, false, training).logits();
+            NDArray logits = ready(native_).forward(store, ids, attentionMask, null, false, training).logits();
             return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
         }
         try {
@@ -416,8 +611,9 @@ public final class CausalLm implements AutoCloseable {
     /**
      * Sequence log-probs of the completion tokens of a right-padded batch (prompt, completion, then
      * padding in every row), as {@link LogProbs#of} on the logits, but the LM head runs only where a
-     * completion token is predicted, and SDPA attention may use its causal kernels. For TorchScript
-     * models this is {@code LogProbs.of(logits(...))}.
+     * completion token is predicted, in chunks of positions ({@link #setLogitsChunkElements}), and SDPA
+     * attention may use its causal kernels. For TorchScript models this is {@code
+     * LogProbs.of(logits(...))}.
      *
      * @param ids [B, T] int64
      * @param attentionMask [B, T] int64, ones then zeros in every row
@@ -429,8 +625,75 @@ public final class CausalLm implements AutoCloseable {
         if (!(block instanceof CausalLmBlock native_)) {
             return LogProbs.of(logits(ids, attentionMask, training), ids, completionMask);
         }
-        CausalLmBlock.Output out = native_.forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false));
-        return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask);
+        if (training || !graphFree(native_)) {
+            return nativeLogProbs(native_, ids, attentionMask, completionMask, training);
+        }
+        // nothing records a graph (a frozen reference, the base of a LoRA model, evaluation): run the pass
+        // in its own scope and keep only the result, so its activations do not live until the step ends
+        NDManager owner = ids.getManager();
+        try (NDManager pass = owner.newSubManager()) {
+            NDArray i = ids.duplicate();
+            NDArray a = attentionMask.duplicate();
+            NDArray c = completionMask.duplicate();
+            i.attach(pass);
+            a.attach(pass);
+            c.attach(pass);
+            LogProbs lp = nativeLogProbs(native_, i, a, c, false);
+            lp.sum().attach(owner);
+            lp.mean().attach(owner);
+            lp.tokens().attach(owner);
+            return lp;
+        }
+    }
+
+    private LogProbs nativeLogProbs(CausalLmBlock native_, NDArray ids, NDArray attentionMask, NDArray completionMask, boolean training) {
+        CausalLmBlock.Output out = ready(native_).forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false));
+        long chunk = LogProbs.chunkPositions(logitsChunkElements, config.vocabSize());
+        Parameter head = native_.headWeight();
+        if (training && !head.requiresGradient()) {
+            // a frozen head (LoRA): autograd keeps each position's [H] gradient direction, not its [V] log-softmax
+            return LogProbs.fromHiddenFrozenHead(out.last(), x -> native_.head(store, x, training), head.getArray(),
+                    native_.compute()::tokenLogProbs, ids, completionMask, chunk);
+        }
+        return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask,
+                chunk);
+    }
+
+    /** Whether a pass of this instance records no graph: no parameter it uses requires a gradient. */
+    private boolean graphFree(CausalLmBlock native_) {
+        for (Parameter p : native_.parametersByName().values()) {
+            if (p.requiresGradient()) {
+                return false;
+            }
+        }
+        if (adapters) {
+            for (Parameter p : native_.adapterParameters().values()) {
+                if (p.requiresGradient()) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Sets how many logits {@link #completionLogProbs} makes at once: the LM head and log-softmax run
+     * over chunks of positions with at most this many [position × vocab] elements each, so the
+     * [tokens × vocab] logits of a batch never exist at once. Same values and gradients either way.
+     *
+     * @param elements elements per chunk ({@link LogProbs#DEFAULT_CHUNK_ELEMENTS} by default, 64 MiB);
+     *     0 for one piece
+     */
+    public void setLogitsChunkElements(long elements) {
+        if (elements < 0) {
+            throw new IllegalArgumentException("logits chunk: 0 (one piece) or a positive number of elements, got " + elements);
+        }
+        this.logitsChunkElements = elements;
+    }
+
+    /** @return elements per chunk of logits in {@link #completionLogProbs} (0: one piece) */
+    public long logitsChunkElements() {
+        return logitsChunkElements;
     }
 
     /** @return how attention and projections are computed (eager fp32 for TorchScript models) */
@@ -462,7 +725,7 @@ public final class CausalLm implements AutoCloseable {
      * @return logits and hidden states
      */
     public CausalLmBlock.Output forward(NDArray ids, NDArray attentionMask, KvCache cache, boolean withHiddenStates) {
-        return nativeBlock().forward(store, ids, attentionMask, cache, withHiddenStates, false);
+        return ready(nativeBlock()).forward(store, ids, attentionMask, cache, withHiddenStates, false);
     }
 
     /** @return a new empty KV cache for this model */
@@ -479,8 +742,12 @@ public final class CausalLm implements AutoCloseable {
 
     /**
      * Saves an HF model folder: {@code config.json}, the weights as float32 safetensors (sharded
-     * above {@code maxShardBytes}), and the tokenizer files of {@code tokenizerFrom}. The folder is
-     * written to a temp folder and renamed, so a crash never leaves half a checkpoint.
+     * above {@code maxShardBytes}), and the tokenizer files of {@code tokenizerFrom}. A model with
+     * adapters saves them instead, as a PEFT adapter folder ({@code adapter_config.json} naming this
+     * model's base folder, {@code adapter_model.safetensors}) plus the tokenizer files: {@link #load}
+     * and PEFT's {@code PeftModel.from_pretrained} read it; {@link #mergeAdapters} first gives a full
+     * model instead. The folder is written to a temp folder and renamed, so a crash never leaves half
+     * a checkpoint.
      *
      * @param dir the target folder (replaced if it exists)
      * @param tokenizerFrom a folder whose tokenizer files are copied along, or null
@@ -493,8 +760,9 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
-     * Writes the HF files into an existing folder, without the temp-and-rename step (for callers that
-     * write a larger folder atomically, such as a training checkpoint).
+     * Writes the HF files (or, with adapters, the PEFT adapter files) into an existing folder, without
+     * the temp-and-rename step (for callers that write a larger folder atomically, such as a training
+     * checkpoint).
      *
      * @param dir the folder
      * @param tokenizerFrom a folder whose tokenizer files are copied along, or null
@@ -503,6 +771,11 @@ public final class CausalLm implements AutoCloseable {
      */
     public void writeTo(Path dir, Path tokenizerFrom, long maxShardBytes) throws IOException {
         CausalLmBlock native_ = nativeBlock();
+        if (native_.hasAdapters() && viewOf == null) {
+            PeftAdapter.write(native_, lora, dir, source == null ? null : source.toAbsolutePath().normalize().toString());
+            copyTokenizerFiles(tokenizerFrom, dir);
+            return;
+        }
         Map<String, NDArray> tensors = new LinkedHashMap<>();
         List<NDArray> converted = new ArrayList<>();
         for (Map.Entry<String, Parameter> e : native_.parametersByName().entrySet()) {
@@ -517,16 +790,21 @@ public final class CausalLm implements AutoCloseable {
             Files.writeString(dir.resolve("config.json"),
                     JSON.writerWithDefaultPrettyPrinter().writeValueAsString(config.toJsonForFloat32()) + "\n");
             SafetensorsWriter.writeCheckpoint(dir, tensors, maxShardBytes);
-            if (tokenizerFrom != null) {
-                for (String f : TOKENIZER_FILES) {
-                    Path src = tokenizerFrom.resolve(f);
-                    if (Files.isRegularFile(src)) {
-                        Files.copy(src, dir.resolve(f));
-                    }
-                }
-            }
+            copyTokenizerFiles(tokenizerFrom, dir);
         } finally {
             converted.forEach(NDArray::close);
+        }
+    }
+
+    private static void copyTokenizerFiles(Path from, Path to) throws IOException {
+        if (from == null) {
+            return;
+        }
+        for (String f : TOKENIZER_FILES) {
+            Path src = from.resolve(f);
+            if (Files.isRegularFile(src)) {
+                Files.copy(src, to.resolve(f));
+            }
         }
     }
 
@@ -543,6 +821,9 @@ public final class CausalLm implements AutoCloseable {
 
     @Override
     public void close() {
+        if (viewOf != null) {
+            return;
+        }
         if (block instanceof CausalLmBlock native_ && native_.compute() != Compute.EAGER) {
             native_.compute().close();
         }

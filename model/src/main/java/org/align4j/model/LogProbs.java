@@ -1,7 +1,11 @@
 package org.align4j.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import java.util.function.BinaryOperator;
 import java.util.function.UnaryOperator;
 
 /**
@@ -12,11 +16,18 @@ import java.util.function.UnaryOperator;
  * that position's logits; the log-sum-exp is computed only over the positions that count, so no
  * second [B, T, V] array (such as a full log-softmax) is made.
  *
+ * <p>From final hidden states ({@link #fromHidden}), the LM head and the log-softmax run in chunks of
+ * positions, each chunk's logits freed before the next is made, so the [tokens × vocab] logits never
+ * exist at once (151,936 columns for Qwen: 0.6 MB a token). Values and gradients are those of the
+ * unchunked computation; only the order of floating-point sums over chunks differs.
+ *
  * @param sum [B] summed log-probs
  * @param mean [B] sum divided by the number of completion tokens
  * @param tokens [B] completion token counts (float)
  */
 public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
+    /** The default size of one chunk of logits: 2^24 elements, 64 MiB in float32. */
+    public static final long DEFAULT_CHUNK_ELEMENTS = 1L << 24;
 
     /**
      * Computes sequence log-probs; gradients flow back to {@code logits}.
@@ -27,7 +38,7 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @return sum, mean and count per row
      */
     public static LogProbs of(NDArray logits, NDArray ids, NDArray completionMask) {
-        return score(logits, UnaryOperator.identity(), LogProbs::tokenLogProbs, ids, completionMask);
+        return score(logits, UnaryOperator.identity(), LogProbs::tokenLogProbs, null, ids, completionMask, Long.MAX_VALUE);
     }
 
     /**
@@ -58,29 +69,125 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      */
     public static LogProbs fromHidden(NDArray hidden, java.util.function.UnaryOperator<NDArray> head,
             java.util.function.BinaryOperator<NDArray> tokenLogProbs, NDArray ids, NDArray completionMask) {
-        return score(hidden, head, tokenLogProbs, ids, completionMask);
+        return fromHidden(hidden, head, tokenLogProbs, ids, completionMask, Long.MAX_VALUE);
+    }
+
+    /**
+     * As {@link #fromHidden(NDArray, UnaryOperator, BinaryOperator, NDArray, NDArray)}, with the LM head
+     * and the per-token log-probs applied to at most {@code chunkPositions} positions at a time: peak
+     * memory holds one chunk's [chunk, V] logits (and what autograd keeps of each chunk), not [N, V].
+     *
+     * @param hidden [B, T, H] final hidden states
+     * @param head the LM head, [n, H] → [n, V]
+     * @param tokenLogProbs ([n, V] logits, [n] targets) → [n] log-probs
+     * @param ids [B, T] int64
+     * @param completionMask [B, T]
+     * @param chunkPositions positions per chunk, at least 1 ({@code Long.MAX_VALUE}: one piece)
+     * @return sum, mean and count per row
+     */
+    public static LogProbs fromHidden(NDArray hidden, UnaryOperator<NDArray> head, BinaryOperator<NDArray> tokenLogProbs, NDArray ids,
+            NDArray completionMask, long chunkPositions) {
+        if (chunkPositions < 1) {
+            throw new IllegalArgumentException("chunkPositions: at least 1, got " + chunkPositions);
+        }
+        return score(hidden, head, tokenLogProbs, null, ids, completionMask, chunkPositions);
+    }
+
+    /**
+     * As {@link #fromHidden(NDArray, UnaryOperator, BinaryOperator, NDArray, NDArray, long)}, for a head
+     * whose weight W [V, H] receives no gradient (the base model of a LoRA run). The gradient of a
+     * token's log-prob with respect to its hidden state is then W[target] − softmax(W·h)·W, an [H]
+     * vector: it is computed with the log-prob, chunk by chunk, and the chunk's logits are freed, so
+     * autograd keeps [n, H] instead of a [n, V] log-softmax per chunk. Values are identical to the
+     * other path's; gradients equal up to floating-point rounding.
+     *
+     * @param hidden [B, T, H] final hidden states
+     * @param head the LM head, [n, H] → [n, V]
+     * @param headWeight W, the head's weight [V, H] (frozen)
+     * @param tokenLogProbs ([n, V] logits, [n] targets) → [n] log-probs
+     * @param ids [B, T] int64
+     * @param completionMask [B, T]
+     * @param chunkPositions positions per chunk, at least 1
+     * @return sum, mean and count per row
+     */
+    public static LogProbs fromHiddenFrozenHead(NDArray hidden, UnaryOperator<NDArray> head, NDArray headWeight,
+            BinaryOperator<NDArray> tokenLogProbs, NDArray ids, NDArray completionMask, long chunkPositions) {
+        if (chunkPositions < 1) {
+            throw new IllegalArgumentException("chunkPositions: at least 1, got " + chunkPositions);
+        }
+        return score(hidden, head, tokenLogProbs, headWeight, ids, completionMask, chunkPositions);
+    }
+
+    /**
+     * Positions per chunk for a vocabulary: as many as keep one chunk's logits within {@code
+     * chunkElements}, at least one.
+     *
+     * @param chunkElements elements of one chunk of logits; {@code Long.MAX_VALUE} or 0 for no chunking
+     * @param vocab V
+     * @return positions per chunk
+     */
+    public static long chunkPositions(long chunkElements, long vocab) {
+        return chunkElements <= 0 || chunkElements == Long.MAX_VALUE ? Long.MAX_VALUE : Math.max(1, chunkElements / vocab);
     }
 
     /**
      * The shared path: take the positions that predict a completion token ([N, X] out of [B, T, X]),
-     * map them to logits, score the targets, and sum each row's tokens with a [B, N] one-hot matmul.
+     * map them to logits and score the targets (chunk by chunk above {@code chunk} positions), and sum
+     * each row's tokens with a [B, N] one-hot matmul.
      */
-    private static LogProbs score(NDArray perPosition, UnaryOperator<NDArray> toLogits, java.util.function.BinaryOperator<NDArray> tokenLogProbs,
-            NDArray ids, NDArray completionMask) {
+    private static LogProbs score(NDArray perPosition, UnaryOperator<NDArray> toLogits, BinaryOperator<NDArray> tokenLogProbs,
+            NDArray frozenHead, NDArray ids, NDArray completionMask, long chunk) {
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
         long x = perPosition.getShape().get(2);
         NDArray mask = completionMask.get(":, 1:").toType(DataType.BOOLEAN, false);
         NDArray scored = mask.reshape(b * (t - 1)).nonzero().reshape(-1);
-        NDArray rows = toLogits.apply(perPosition.get(":, :-1, :").reshape(b * (t - 1), x).get(scored));
+        NDArray selected = perPosition.get(":, :-1, :").reshape(b * (t - 1), x).get(scored);
         NDArray targets = ids.get(":, 1:").reshape(b * (t - 1)).get(scored);
-        NDArray perToken = tokenLogProbs.apply(rows, targets);
+        long n = targets.getShape().get(0);
+        NDArray perToken;
+        if (n <= chunk && frozenHead == null) {
+            perToken = tokenLogProbs.apply(toLogits.apply(selected), targets);
+        } else {
+            NDManager owner = selected.getManager();
+            NDList parts = new NDList();
+            for (long from = 0; from < n; from += chunk) {
+                String range = from + ":" + Math.min(n, from + chunk);
+                // a chunk's logits and temporaries live in their own scope, closed before the next chunk;
+                // autograd keeps its own references to what the backward pass needs
+                try (NDManager scope = owner.newSubManager()) {
+                    NDArray rows = selected.get(range);
+                    rows.attach(scope);
+                    NDArray part = frozenHead == null ? tokenLogProbs.apply(toLogits.apply(rows), targets.get(range))
+                            : frozenHeadLogProbs(rows, toLogits, tokenLogProbs, frozenHead, targets.get(range), scope);
+                    part.attach(owner);
+                    parts.add(part);
+                }
+            }
+            // NDArrays.concat of a single array returns a copy cut from autograd
+            perToken = parts.size() == 1 ? parts.head() : NDArrays.concat(parts);
+        }
         NDArray rowIds = perPosition.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
         NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
         NDArray owner = rowIds.eq(rowOfToken.reshape(1, -1)).toType(DataType.FLOAT32, false);
         NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);
         NDArray tokens = mask.toType(DataType.FLOAT32, false).sum(new int[] {1});
         return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens);
+    }
+
+    /**
+     * One chunk's log-probs with a frozen head: the value without a graph, plus h·g − stop(h·g) (zero in
+     * value) whose gradient with respect to h is g = W[target] − softmax(W·h)·W.
+     */
+    private static NDArray frozenHeadLogProbs(NDArray rows, UnaryOperator<NDArray> toLogits, BinaryOperator<NDArray> tokenLogProbs,
+            NDArray weight, NDArray targets, NDManager scope) {
+        NDArray logits = toLogits.apply(rows.stopGradient());
+        NDArray value = tokenLogProbs.apply(logits, targets).stopGradient();
+        NDArray targetRows = weight.get(targets);
+        targetRows.attach(scope);
+        NDArray direction = targetRows.sub(logits.softmax(1).matMul(weight)).stopGradient();
+        NDArray dot = rows.mul(direction).sum(new int[] {1});
+        return value.add(dot.sub(dot.stopGradient()));
     }
 
     /**

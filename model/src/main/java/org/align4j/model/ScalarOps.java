@@ -10,7 +10,9 @@ import ai.djl.ndarray.NDArray;
  * at once, which drops the only reference to the buffer. PyTorch keeps the scalar tensor for the
  * backward pass (d(x·s)/dx = s), so after a garbage collection the backward pass reads freed memory:
  * gradients come out slightly wrong or NaN, at random. Here the scalar is created in the operand's
- * manager and lives until that manager (the step's scope) is closed, after the backward pass.
+ * manager and lives until that manager (the step's scope) is closed, after the backward pass; and the
+ * tensor the product uses is a native copy (libtorch's memory, not Java's), so autograd's reference
+ * keeps it valid even when its Java handle is closed earlier (a layer's scope, see CausalLmBlock).
  */
 public final class ScalarOps {
     private ScalarOps() {}
@@ -21,6 +23,6 @@ public final class ScalarOps {
      * @return x·s, with the constant kept alive for the backward pass
      */
     public static NDArray times(NDArray x, double s) {
-        return x.mul(x.getManager().create(s).toType(x.getDataType(), false));
+        return x.mul(x.getManager().create(s).toType(x.getDataType(), true));
     }
 }

@@ -72,6 +72,33 @@ public final class Fixtures {
         }
     }
 
+    /**
+     * The LoRA fixtures made by {@code model/src/test/python/lora_fixtures.py} (see LORA.md there).
+     *
+     * @param path e.g. {@code peft-written/gpt2-tiny}
+     * @return the folder
+     */
+    public static Path lora(String path) {
+        return root().resolveSibling("lora").resolve(path);
+    }
+
+    /**
+     * Reads every tensor of a safetensors file.
+     *
+     * @param file the file
+     * @param manager owner of the arrays
+     * @return tensors by name
+     */
+    public static Map<String, NDArray> tensors(Path file, NDManager manager) {
+        Map<String, NDArray> out = new HashMap<>();
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            for (String t : f.tensors().keySet()) {
+                out.put(t, f.read(t, manager));
+            }
+        }
+        return out;
+    }
+
     /** @return the parsed lines of prefs.jsonl */
     public static java.util.List<JsonNode> prefs() {
         try {

@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -87,6 +88,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
      * @throws IOException when the run folder or the reference cache cannot be written
      */
     public static PreferenceTrainer create(TrainConfig config, RunFolder.Mode mode) throws IOException {
+        requirePreference(config); // before the run folder is claimed (and created)
         return create(config, RunFolder.claim(config, mode));
     }
 
@@ -104,9 +106,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         CausalLm policy = null;
         ReferencePolicy reference = null;
         try {
-            if (!config.loss().isPreference()) {
-                throw new IllegalArgumentException("key 'loss': " + config.loss() + " is not a preference objective; SftTrainer (align4j sft) trains it");
-            }
+            requirePreference(config);
             Device device = Devices.resolve(config.device());
             PreferenceLoss objective = config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
             tokenizer = TextTokenizer.load(Path.of(config.model()));
@@ -117,8 +117,11 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                         data.train().size(), config.loss(), String.join(", ", LossType.preferenceTypes().stream()
                                 .filter(LossType::readsPairPreference).map(LossType::toString).toList()));
             }
-            data.checkFits(ModelConfig.read(folder.resumeFrom().orElse(Path.of(config.model())).resolve("config.json")));
+            // a LoRA checkpoint is an adapter folder: its architecture is the base model's
+            data.checkFits(ModelConfig.read(folder.resumeFrom().filter(p -> Files.isRegularFile(p.resolve("config.json")))
+                    .orElse(Path.of(config.model())).resolve("config.json")));
             policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
+            prepareAdapters(policy, config);
             Path referenceDir = Path.of(config.referenceModelOrModel());
             if (!objective.usesReference()) {
                 reference = null;
@@ -126,6 +129,10 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 Path cache = config.cacheDir() != null ? Path.of(config.cacheDir()) : Path.of(config.output(), "cache");
                 reference = PrecomputedReference.load(referenceDir, device, data.train(), data.eval(), cache, tokenizer.padId(),
                         config.evalBatchSize());
+            } else if (policy.hasAdapters() && config.referenceModel() == null) {
+                // LoRA: the reference is the policy with its adapters off, sharing its weights (TRL with a new PEFT adapter)
+                reference = new FrozenReference(policy.withoutAdapters());
+                LOG.info("Reference policy: {} with the adapters off (no copy)", config.model());
             } else {
                 DataType dtype = config.referenceDtype() == TrainConfig.ReferenceDtype.FP16 ? DataType.FLOAT16 : DataType.FLOAT32;
                 reference = new FrozenReference(config.loadModel(referenceDir, device, dtype));
@@ -143,6 +150,12 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             }
             folder.close();
             throw e;
+        }
+    }
+
+    private static void requirePreference(TrainConfig config) {
+        if (!config.loss().isPreference()) {
+            throw new IllegalArgumentException("key 'loss': " + config.loss() + " is not a preference objective; SftTrainer (align4j sft) trains it");
         }
     }
 
@@ -306,6 +319,9 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         }
         if (reference == null) {
             return null;
+        }
+        if (policy.hasAdapters() && config.referenceModel() == null) {
+            return policy.withoutAdapters();
         }
         if (klReference == null) {
             LOG.info("eval_kl: loading the reference model {} for evaluation (eval_kl: false skips this)", config.referenceModelOrModel());

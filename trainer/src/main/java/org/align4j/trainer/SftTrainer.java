@@ -8,6 +8,7 @@ import ai.djl.training.GradientCollector;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -66,6 +67,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
      * @throws IOException when the run folder cannot be written
      */
     public static SftTrainer create(TrainConfig config, RunFolder.Mode mode) throws IOException {
+        requireSft(config); // before the run folder is claimed (and created)
         return create(config, RunFolder.claim(config, mode));
     }
 
@@ -81,14 +83,20 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     public static SftTrainer create(TrainConfig config, RunFolder folder) throws IOException {
         TextTokenizer tokenizer = null;
         try {
-            if (config.loss() != LossType.SFT) {
-                throw new IllegalArgumentException("key 'loss': SFT trains loss sft, got " + config.loss() + " (align4j train / PreferenceTrainer trains it)");
-            }
+            requireSft(config);
             Device device = Devices.resolve(config.device());
             tokenizer = TextTokenizer.load(Path.of(config.model()));
             RunData data = RunData.load(config, tokenizer, SftTrainer::load);
-            data.checkFits(ModelConfig.read(folder.resumeFrom().orElse(Path.of(config.model())).resolve("config.json")));
+            // a LoRA checkpoint is an adapter folder: its architecture is the base model's
+            data.checkFits(ModelConfig.read(folder.resumeFrom().filter(p -> Files.isRegularFile(p.resolve("config.json")))
+                    .orElse(Path.of(config.model())).resolve("config.json")));
             CausalLm policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
+            try {
+                prepareAdapters(policy, config);
+            } catch (RuntimeException e) {
+                policy.close();
+                throw e;
+            }
             return new SftTrainer(config, folder, policy, tokenizer, data);
         } catch (RuntimeException e) {
             if (tokenizer != null) {
@@ -96,6 +104,12 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
             }
             folder.close();
             throw e;
+        }
+    }
+
+    private static void requireSft(TrainConfig config) {
+        if (config.loss() != LossType.SFT) {
+            throw new IllegalArgumentException("key 'loss': SFT trains loss sft, got " + config.loss() + " (align4j train / PreferenceTrainer trains it)");
         }
     }
 

@@ -115,6 +115,15 @@ import org.slf4j.LoggerFactory;
  *     preference objectives, off for SFT, as TRL's DPOTrainer and SFTTrainer)
  * @param chatTemplateKwargs chat-template variables for every conversation of the run (e.g. {@code
  *     enable_thinking: false}); a record's own {@code tools} and {@code chat_template_kwargs} win
+ * @param loraR LoRA rank r (Hu et al., 2021): train adapters of this rank on the {@code loraTarget}
+ *     projections instead of every weight, the reference being the same model with its adapters off
+ *     (no copy); 0 trains every weight
+ * @param loraAlpha LoRA α: the adapters' output is scaled by α/r (TRL's default 32)
+ * @param loraDropout dropout on the adapters' input in training (TRL's default 0.05)
+ * @param loraTarget the projections that get adapters: {@code all-linear}, or PEFT module names such
+ *     as {@code q_proj,v_proj}; null for PEFT's defaults per architecture
+ * @param adapter a PEFT adapter folder to continue training (its own r, α, dropout and targets); its
+ *     base is {@code model}
  */
 public record TrainConfig(
         @Key(label = "DIR", help = "Starting model (HF folder)") String model,
@@ -172,7 +181,14 @@ public record TrainConfig(
         @Key(help = "fp32, or bf16 (mixed precision inside kernels, fp32 master weights)") Precision precision,
         @Key(help = "Train without the model's dropout (TRL: on for preference objectives, off for sft)") boolean disableDropout,
         @Key(label = "JSON", help = "Chat-template variables for every conversation, as a JSON object (e.g. {\"enable_thinking\": false})")
-        Map<String, Object> chatTemplateKwargs) {
+        Map<String, Object> chatTemplateKwargs,
+        @Key(help = "LoRA rank r: train adapters of rank r instead of every weight; the reference is the model with adapters off (0 = off)")
+        int loraR,
+        @Key(help = "LoRA alpha: adapters' output scaled by alpha/r") double loraAlpha,
+        @Key(help = "Dropout on the LoRA adapters' input") double loraDropout,
+        @Key(label = "MODULES", help = "Projections that get adapters: all-linear, or names like q_proj,v_proj (default: PEFT's for the model)")
+        String loraTarget,
+        @Key(label = "DIR", help = "A LoRA adapter (PEFT folder) to continue training on --model") String adapter) {
 
     /** Describes a config key for {@code --help}, the README and the flag names. */
     @Retention(RetentionPolicy.RUNTIME)
@@ -277,6 +293,11 @@ public record TrainConfig(
         d.put("precision", Precision.FP32);
         d.put("disable_dropout", true);
         d.put("chat_template_kwargs", Map.of());
+        d.put("lora_r", 0);
+        d.put("lora_alpha", 32.0);
+        d.put("lora_dropout", 0.05);
+        d.put("lora_target", null);
+        d.put("adapter", null);
         return d;
     }
 
@@ -681,6 +702,48 @@ public record TrainConfig(
         if (maxLength > 0 && maxPromptLength > maxLength) {
             throw new IllegalArgumentException(name.apply("max_prompt_length") + ": " + maxPromptLength + " exceeds max_length " + maxLength);
         }
+        require(loraR >= 0, name.apply("lora_r"), "the LoRA rank must be at least 1 (0 trains every weight), got " + loraR);
+        if (adapter != null) {
+            for (String k : List.of("lora_r", "lora_alpha", "lora_dropout", "lora_target")) {
+                refuseIf(given, k, "the adapter's adapter_config.json sets it");
+            }
+        } else if (loraR == 0) {
+            for (String k : List.of("lora_alpha", "lora_dropout", "lora_target")) {
+                refuseIf(given, k, "LoRA is off: give lora_r (or an adapter)");
+            }
+        }
+        if (loraR > 0 && disableDropout) {
+            refuseIf(given, "lora_dropout", "disable_dropout is on, which turns the adapters' dropout off too (as TRL); give disable_dropout: false");
+        }
+        if (usesLora() && referenceModel == null) {
+            refuseIf(given, "reference_dtype", "a LoRA run's reference is the policy with its adapters off, no copy");
+        }
+        if (loraR > 0) {
+            try {
+                loraConfig();
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(name.apply(e.getMessage().contains("dropout") ? "lora_dropout" : "lora_target") + ": "
+                        + e.getMessage());
+            }
+        }
+    }
+
+    /** @return whether the run trains LoRA adapters (new ones, or an adapter it continues) */
+    public boolean usesLora() {
+        return loraR > 0 || adapter != null;
+    }
+
+    /**
+     * @return the LoRA configuration of new adapters ({@code lora_r}, {@code lora_alpha}, {@code
+     *     lora_dropout}, {@code lora_target})
+     * @throws IllegalStateException when {@code lora_r} is 0
+     */
+    public org.align4j.model.lora.LoraConfig loraConfig() {
+        if (loraR == 0) {
+            throw new IllegalStateException("lora_r is 0: this run trains every weight");
+        }
+        return new org.align4j.model.lora.LoraConfig(loraR, loraAlpha, loraDropout, org.align4j.model.lora.LoraConfig.parseTargets(loraTarget),
+                false);
     }
 
     private static void refuseIf(Map<String, String> given, String key, String why) {
@@ -726,6 +789,7 @@ public record TrainConfig(
         require(maxLength >= 0, "key 'max_length'", "must be >= 0, got " + maxLength);
         require(maxPromptLength >= 0, "key 'max_prompt_length'", "must be >= 0, got " + maxPromptLength);
         require(device != null && device.matches("cpu|gpu(:\\d+)?"), "key 'device'", "cpu, gpu or gpu:N, got '" + device + "'");
+        require(loraDropout >= 0 && loraDropout < 1, "key 'lora_dropout'", "must lie in [0, 1), got " + loraDropout);
     }
 
     private static void require(boolean ok, String where, String message) {
@@ -1101,6 +1165,31 @@ public record TrainConfig(
         /** @param v {@link TrainConfig#attention} @return this */
         public Builder<T> attention(Attention v) {
             return put("attention", v);
+        }
+
+        /** @param v {@link TrainConfig#loraR} @return this */
+        public Builder<T> loraR(int v) {
+            return put("lora_r", v);
+        }
+
+        /** @param v {@link TrainConfig#loraAlpha} @return this */
+        public Builder<T> loraAlpha(double v) {
+            return put("lora_alpha", v);
+        }
+
+        /** @param v {@link TrainConfig#loraDropout} @return this */
+        public Builder<T> loraDropout(double v) {
+            return put("lora_dropout", v);
+        }
+
+        /** @param v {@link TrainConfig#loraTarget}: all-linear or comma-separated module names @return this */
+        public Builder<T> loraTarget(String v) {
+            return put("lora_target", v);
+        }
+
+        /** @param v {@link TrainConfig#adapter} @return this */
+        public Builder<T> adapter(Path v) {
+            return put("adapter", v);
         }
 
         /** @param v {@link TrainConfig#precision} @return this */

@@ -106,6 +106,34 @@ public abstract class TrainingLoop implements AutoCloseable {
         folder.close();
     }
 
+    /**
+     * Puts LoRA adapters on a freshly loaded policy as the config asks: the adapter folder it names, or
+     * new adapters of rank {@code lora_r} (seeded by {@code seed}). A policy resumed from a LoRA
+     * checkpoint already carries its adapters. With {@code disable_dropout} the adapters' dropout is
+     * off, as TRL's.
+     *
+     * @param policy the loaded policy
+     * @param config the run's config
+     * @throws IllegalArgumentException naming {@code lora_target} when a target module matches nothing
+     */
+    protected static void prepareAdapters(CausalLm policy, TrainConfig config) {
+        if (!policy.hasAdapters()) {
+            if (config.adapter() != null) {
+                policy.loadAdapter(Path.of(config.adapter()));
+            } else if (config.loraR() > 0) {
+                try {
+                    policy.addLora(config.loraConfig(), config.seed());
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("key 'lora_target': " + e.getMessage(), e);
+                }
+            }
+        }
+        if (policy.hasAdapters() && config.disableDropout()) {
+            // TRL's disable_dropout zeroes every dropout module, PEFT's lora_dropout included
+            policy.setAdapterDropout(0);
+        }
+    }
+
     /** @param listener hears the run's progress */
     public void addListener(TrainingListener listener) {
         listeners.add(listener);
@@ -260,7 +288,9 @@ public abstract class TrainingLoop implements AutoCloseable {
         boolean resume = folder.resumeFrom().isPresent();
         Files.createDirectories(output);
         header().forEach(line -> LOG.info("{}", line));
-        AdamW optimizer = new AdamW(policy.parameters(), config.adamBeta1(), config.adamBeta2(), config.adamEpsilon(), config.weightDecay());
+        // with LoRA adapters only they train: neither gradients nor optimizer state for the base weights
+        AdamW optimizer = new AdamW(policy.trainableParameters(), config.adamBeta1(), config.adamBeta2(), config.adamEpsilon(),
+                config.weightDecay());
         Checkpoints.State state = resume ? restore(optimizer, folder.resumeFrom().get()) : new Checkpoints.State(0, 0, 0);
         long totalSteps = config.totalSteps(trainSize());
         LrSchedule schedule = new LrSchedule(config.learningRate(), config.warmupStepsOf(totalSteps), (int) totalSteps, config.schedule());
@@ -449,7 +479,7 @@ public abstract class TrainingLoop implements AutoCloseable {
 
     private Map<String, Double> gradientNorms() {
         Map<String, Double> norms = new LinkedHashMap<>();
-        policy.parameters().forEach((name, param) -> {
+        policy.trainableParameters().forEach((name, param) -> {
             NDArray p = param.getArray();
             if (p.hasGradient()) {
                 try (NDArray g = p.getGradient(); NDArray sq = g.square(); NDArray s = sq.sum()) {

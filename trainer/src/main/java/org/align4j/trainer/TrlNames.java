@@ -115,9 +115,16 @@ public final class TrlNames {
         for (String k : List.of("deepspeed", "fsdp", "local_rank", "ddp_backend")) {
             refuse(k, "distributed training is not implemented");
         }
-        for (String k : List.of("use_peft", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")) {
-            refuse(k, "LoRA is not implemented");
-        }
+        // lora_r, lora_alpha and lora_dropout are align4j's names too
+        refuse("use_peft", "align4j trains LoRA adapters when lora_r > 0: give lora_r (16 with TRL's use_peft)");
+        ALIASES.put("lora_target_modules", new Alias("lora_target_modules", "lora_target", v -> {
+            if (!v.isArray()) {
+                return v;
+            }
+            List<String> names = new ArrayList<>();
+            v.forEach(n -> names.add(n.asText()));
+            return TextNode.valueOf(String.join(",", names));
+        }));
     }
 
     private TrlNames() {}

@@ -190,9 +190,11 @@ class TrainConfigTest {
 
     @Test
     void theTrainersRefuseTheOtherKindOfObjective() {
-        TrainConfig sft = TrainConfig.resolve(Map.of("loss", "sft"), null, Map.of("model", "m", "data", "d", "output", "o"), k -> k);
+        String out = tmp.resolve("o").toString();
+        TrainConfig sft = TrainConfig.resolve(Map.of("loss", "sft"), null, Map.of("model", "m", "data", "d", "output", out), k -> k);
         assertThatThrownBy(() -> PreferenceTrainer.create(sft, false)).hasMessageContaining("key 'loss': sft is not a preference objective");
-        TrainConfig dpo = TrainConfig.resolve(null, Map.of("model", "m", "data", "d", "output", "o"));
+        TrainConfig dpo = TrainConfig.resolve(null, Map.of("model", "m", "data", "d", "output", out));
         assertThatThrownBy(() -> SftTrainer.create(dpo, false)).hasMessageContaining("key 'loss': SFT trains loss sft, got dpo");
+        assertThat(tmp.resolve("o")).as("refused before the run folder is made").doesNotExist();
     }
 }

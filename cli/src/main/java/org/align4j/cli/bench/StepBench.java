@@ -22,6 +22,7 @@ import org.align4j.losses.PreferenceLoss;
 import org.align4j.model.CausalLm;
 import org.align4j.model.LogProbs;
 import org.align4j.model.config.ModelConfig;
+import org.align4j.model.lora.LoraConfig;
 import org.align4j.model.kernels.TorchScriptKernel;
 import org.align4j.model.nn.Compute;
 import org.align4j.trainer.AdamW;
@@ -59,9 +60,19 @@ public final class StepBench {
      * @param reference copy or precomputed
      * @param loss a loss name ({@link LossType})
      * @param memoryEvery record the resident set size every this many steps (0 = never)
+     * @param loraRank train LoRA adapters of this rank on every linear map (α = 2r) instead of every
+     *     weight, the reference being the same model with adapters off; 0 for full fine-tuning
+     * @param logitsChunkElements logits made at once by the log-probs (0: all at once)
      */
     public record Settings(Path model, String preset, int pairs, int seqLen, Device device, int steps, int warmup, String precision,
-            String attention, String reference, String loss, int memoryEvery) {}
+            String attention, String reference, String loss, int memoryEvery, int loraRank, long logitsChunkElements) {
+        /** The settings of the benchmark before LoRA and chunked log-probs: full fine-tuning, default chunks. */
+        public Settings(Path model, String preset, int pairs, int seqLen, Device device, int steps, int warmup, String precision,
+                String attention, String reference, String loss, int memoryEvery) {
+            this(model, preset, pairs, seqLen, device, steps, warmup, precision, attention, reference, loss, memoryEvery, 0,
+                    LogProbs.DEFAULT_CHUNK_ELEMENTS);
+        }
+    }
 
     /**
      * The measurement.
@@ -92,6 +103,9 @@ public final class StepBench {
      * @throws IOException when /proc cannot be read
      */
     public static Result run(Settings s) throws IOException {
+        if (s.loraRank() < 0) {
+            throw new IllegalArgumentException("--lora: a rank of at least 1 (or 0 for full fine-tuning), got " + s.loraRank());
+        }
         if (s.pairs() <= 0 || s.seqLen() < 4 || s.steps() <= 0 || s.warmup() < 0) {
             throw new IllegalArgumentException("--batch-pairs, --seq-len (>= 4), --steps: must be positive, got " + s.pairs() + ", "
                     + s.seqLen() + ", " + s.steps());
@@ -116,10 +130,17 @@ public final class StepBench {
         CausalLm reference = null;
         try {
             policy.setCompute(Compute.parse(s.attention(), s.precision(), s.device()));
+            policy.setLogitsChunkElements(s.logitsChunkElements());
             policy.setTrainable(true);
-            if ("copy".equals(s.reference())) {
+            if (s.loraRank() > 0) {
+                policy.addLora(new LoraConfig(s.loraRank(), 2.0 * s.loraRank(), 0, new LoraConfig.AllLinear(), false), 0);
+                if (!"copy".equals(s.reference()) && !"precomputed".equals(s.reference())) {
+                    throw new IllegalArgumentException("--reference: copy or precomputed, got '" + s.reference() + "'");
+                }
+            } else if ("copy".equals(s.reference())) {
                 reference = s.model() != null ? CausalLm.load(s.model(), s.device()) : CausalLm.create(config, s.device(), 0);
                 reference.setCompute(Compute.parse(s.attention(), s.precision(), s.device()));
+                reference.setLogitsChunkElements(s.logitsChunkElements());
                 reference.setTrainable(false);
             } else if (!"precomputed".equals(s.reference())) {
                 throw new IllegalArgumentException("--reference: copy or precomputed, got '" + s.reference() + "'");
@@ -139,7 +160,9 @@ public final class StepBench {
         int prompt = len / 4;
         PreferenceLoss loss = LossType.parse(s.loss()).create(0.1);
         boolean mean = loss.reduction() == PreferenceLoss.Reduction.MEAN;
-        AdamW opt = new AdamW(policy.parameters(), 0.9, 0.999, 1e-8, 0.0);
+        AdamW opt = new AdamW(policy.trainableParameters(), 0.9, 0.999, 1e-8, 0.0);
+        // with LoRA the frozen reference is the policy with its adapters off: no second model
+        boolean adaptersOffReference = s.loraRank() > 0 && "copy".equals(s.reference());
         Random random = new Random(0);
         long[] ids = new long[rows * len];
         for (int i = 0; i < ids.length; i++) {
@@ -172,8 +195,15 @@ public final class StepBench {
                     NDArray cm = scope.create(completion, new Shape(rows, len));
                     NDArray rc = scope.zeros(new Shape(s.pairs()));
                     NDArray rr = rc;
-                    if (reference != null) {
-                        LogProbs r = reference.completionLogProbs(idArr, att, cm, false);
+                    if (reference != null || adaptersOffReference) {
+                        LogProbs r;
+                        if (adaptersOffReference) {
+                            policy.setAdaptersEnabled(false);
+                            r = policy.completionLogProbs(idArr, att, cm, false);
+                            policy.setAdaptersEnabled(true);
+                        } else {
+                            r = reference.completionLogProbs(idArr, att, cm, false);
+                        }
                         NDArray v = mean ? r.mean() : r.sum();
                         rc = v.get("0:" + s.pairs()).stopGradient();
                         rr = v.get(s.pairs() + ":").stopGradient();
@@ -203,7 +233,8 @@ public final class StepBench {
             }
             double seconds = (System.nanoTime() - t0All) / 1e9;
             double ceiling = matmulCeiling(policy.manager(), s.device(), bf16);
-            double flops = stepFlops(config, policy.parameters(), rows, len, len - prompt, reference != null);
+            double flops = stepFlops(config, policy.parameters(), policy.hasAdapters() ? policy.trainableParameters() : Map.of(), rows, len,
+                    len - prompt, reference != null || adaptersOffReference);
             double[] sorted = times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
             double stepSeconds = seconds / s.steps();
             Map<String, Object> v = new LinkedHashMap<>();
@@ -222,7 +253,10 @@ public final class StepBench {
             v.put("device", s.device().toString());
             v.put("precision", s.precision());
             v.put("attention", s.attention());
-            v.put("reference", s.reference());
+            v.put("reference", adaptersOffReference ? "adapters-off" : s.reference());
+            v.put("lora_rank", s.loraRank());
+            v.put("trainable_parameters", count(policy.trainableParameters()));
+            v.put("logits_chunk_elements", s.logitsChunkElements());
             v.put("loss", s.loss());
             v.put("steps", s.steps());
             v.put("warmup", s.warmup());
@@ -246,18 +280,21 @@ public final class StepBench {
     }
 
     /**
-     * Model FLOPs of one step (see the class comment).
+     * Model FLOPs of one step (see the class comment). With LoRA adapters the frozen weights need no
+     * weight gradient: forward and input gradient, 4·N per token instead of 6·N, plus 6 per adapter
+     * parameter per token.
      *
      * @param config the architecture
      * @param parameters the policy's parameters by HF name
+     * @param adapters the adapters' parameters (empty for full fine-tuning)
      * @param rows sequences (2B)
      * @param len L
      * @param completion completion tokens per row (the positions whose prediction is scored)
-     * @param referenceCopy whether a frozen copy runs a forward pass
+     * @param referencePass whether a reference forward pass runs (a frozen copy, or adapters off)
      * @return FLOPs
      */
-    static double stepFlops(ModelConfig config, java.util.Map<String, ai.djl.nn.Parameter> parameters, int rows, int len, int completion,
-            boolean referenceCopy) {
+    static double stepFlops(ModelConfig config, Map<String, ai.djl.nn.Parameter> parameters, Map<String, ai.djl.nn.Parameter> adapters, int rows,
+            int len, int completion, boolean referencePass) {
         long embedding = 0;
         long all = 0;
         for (var e : parameters.entrySet()) {
@@ -273,8 +310,18 @@ public final class StepBench {
         double scored = (double) rows * completion;
         double head = (double) config.vocabSize() * config.hiddenSize();
         double attention = 12.0 * config.numLayers() * config.numHeads() * config.headDim() * len;
-        double train = 6 * body * tokens + 6 * head * scored + attention * tokens;
-        return referenceCopy ? train * 4 / 3 : train;
+        double perWeight = adapters.isEmpty() ? 6 : 4;
+        double train = perWeight * body * tokens + perWeight * head * scored + attention * tokens + 6.0 * count(adapters) * tokens;
+        double forward = 2 * body * tokens + 2 * head * scored + attention * tokens / 3;
+        return referencePass ? train + forward : train;
+    }
+
+    private static long count(Map<String, ai.djl.nn.Parameter> params) {
+        long n = 0;
+        for (ai.djl.nn.Parameter p : params.values()) {
+            n += p.getArray().size();
+        }
+        return n;
     }
 
     /** FLOP/s of a large square matmul, best of nine after one warm-up, through DJL (fp32) or a bf16 kernel. */

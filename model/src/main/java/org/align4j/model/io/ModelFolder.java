@@ -44,13 +44,18 @@ public final class ModelFolder {
         throw new CheckpointException(file, "file not found" + (needed.equals("tokenizer.json") ? " (align4j needs a fast tokenizer's tokenizer.json)" : ""));
     }
 
+    /** A model folder, or a LoRA run's PEFT adapter folder (which loads as its base plus the adapter). */
+    private static boolean isModel(Path dir) {
+        return Files.isRegularFile(dir.resolve("config.json")) || Files.isRegularFile(dir.resolve("adapter_config.json"));
+    }
+
     /** @return the run folder's final/ model, or its newest checkpoint, if {@code dir} is an align4j run folder */
     private static Optional<Path> runFolderModel(Path dir) {
-        if (Files.isRegularFile(dir.resolve("final/config.json"))) {
+        if (isModel(dir.resolve("final"))) {
             return Optional.of(dir.resolve("final"));
         }
         try (Stream<Path> s = Files.list(dir)) {
-            return s.filter(p -> p.getFileName().toString().matches("checkpoint-\\d+") && Files.isRegularFile(p.resolve("config.json")))
+            return s.filter(p -> p.getFileName().toString().matches("checkpoint-\\d+") && isModel(p))
                     .max(Comparator.comparingLong(p -> Long.parseLong(p.getFileName().toString().substring("checkpoint-".length()))));
         } catch (IOException e) {
             return Optional.empty();

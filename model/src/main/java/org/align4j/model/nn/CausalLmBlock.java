@@ -31,6 +31,9 @@ public abstract class CausalLmBlock extends AbstractBlock {
 
     private final Map<String, Shape> shapes = new LinkedHashMap<>();
     private final Map<String, Parameter> byName = new LinkedHashMap<>();
+    private final Map<String, Projection> projections = new LinkedHashMap<>();
+    private final Map<String, Parameter> adapterParameters = new LinkedHashMap<>();
+    private boolean adaptersEnabled = true;
 
     /**
      * The output of one forward pass.
@@ -82,6 +85,188 @@ public abstract class CausalLmBlock extends AbstractBlock {
         shapes.put(name, shape);
         byName.put(name, p);
         return addParameter(p);
+    }
+
+    /**
+     * Declares a linear map of a layer: its weight {@code MODULE.weight} and, if asked, its bias
+     * {@code MODULE.bias}.
+     *
+     * @param module the HF module name, e.g. {@code model.layers.0.self_attn.q_proj}
+     * @param layout how the weight is stored
+     * @param in input width
+     * @param out output width
+     * @param withBias whether it has a bias
+     * @return the projection
+     */
+    protected final Projection projection(String module, Projection.Layout layout, long in, long out, boolean withBias) {
+        Shape shape = layout == Projection.Layout.LINEAR ? new Shape(out, in) : new Shape(in, out);
+        Parameter w = declare(module + ".weight", shape, Parameter.Type.WEIGHT);
+        Parameter b = withBias ? declare(module + ".bias", new Shape(out), Parameter.Type.BIAS) : null;
+        Projection p = new Projection(module, layout, in, out, w, b);
+        projections.put(module, p);
+        return p;
+    }
+
+    /** @return the linear maps of the layers by HF module name, in declaration order (the LM head is not one) */
+    public Map<String, Projection> projections() {
+        return Collections.unmodifiableMap(projections);
+    }
+
+    /**
+     * Puts a LoRA adapter on a projection: its A and B become parameters of this block named {@code
+     * MODULE.lora_A.weight} and {@code MODULE.lora_B.weight} (PEFT's names without the {@code
+     * base_model.model.} prefix).
+     *
+     * @param module the projection's HF module name
+     * @param a A, [r, in] float32, owned by the model's manager from now on
+     * @param b B, [out, r] float32, owned likewise
+     * @param scale s = α/r (or α/√r)
+     * @param dropout dropout probability on the adapter's input in training passes, in [0, 1)
+     * @return the adapter
+     * @throws IllegalArgumentException when the module is not a projection, already carries an
+     *     adapter, or A and B do not fit it
+     */
+    public LoraAdapter addAdapter(String module, NDArray a, NDArray b, double scale, double dropout) {
+        Projection p = projections.get(module);
+        if (p == null) {
+            throw new IllegalArgumentException("no projection '" + module + "' in this " + config.modelType() + " model");
+        }
+        if (p.adapter() != null) {
+            throw new IllegalArgumentException("projection '" + module + "' already carries an adapter");
+        }
+        Shape as = a.getShape();
+        Shape bs = b.getShape();
+        if (as.dimension() != 2 || bs.dimension() != 2 || as.get(0) < 1 || as.get(1) != p.inFeatures() || bs.get(0) != p.outFeatures()
+                || bs.get(1) != as.get(0)) {
+            throw new IllegalArgumentException("adapter of '" + module + "': lora_A " + as + " and lora_B " + bs + " do not fit a projection of "
+                    + p.inFeatures() + " inputs and " + p.outFeatures() + " outputs (want [r, " + p.inFeatures() + "] and [" + p.outFeatures()
+                    + ", r])");
+        }
+        if (!(dropout >= 0 && dropout < 1)) {
+            throw new IllegalArgumentException("adapter of '" + module + "': dropout must be in [0, 1), got " + dropout);
+        }
+        Parameter pa = Parameter.builder().setName(module + ".lora_A.weight").setType(Parameter.Type.WEIGHT).build();
+        Parameter pb = Parameter.builder().setName(module + ".lora_B.weight").setType(Parameter.Type.WEIGHT).build();
+        pa.setArray(a);
+        pb.setArray(b);
+        addParameter(pa);
+        addParameter(pb);
+        adapterParameters.put(pa.getName(), pa);
+        adapterParameters.put(pb.getName(), pb);
+        LoraAdapter adapter = new LoraAdapter(pa, pb, scale, dropout);
+        p.setAdapter(adapter);
+        return adapter;
+    }
+
+    /**
+     * Sets the dropout of every adapter's input for the following training passes (TRL's {@code
+     * disable_dropout} sets it to 0, as it does every dropout module).
+     *
+     * @param p the probability, in [0, 1)
+     */
+    public void setAdapterDropout(double p) {
+        if (!(p >= 0 && p < 1)) {
+            throw new IllegalArgumentException("adapter dropout must be in [0, 1), got " + p);
+        }
+        for (Projection proj : projections.values()) {
+            if (proj.adapter() != null) {
+                proj.adapter().setDropout(p);
+            }
+        }
+    }
+
+    /** @return the adapters' parameters by name ({@code MODULE.lora_A.weight}, ...), empty without adapters */
+    public Map<String, Parameter> adapterParameters() {
+        return Collections.unmodifiableMap(adapterParameters);
+    }
+
+    /** @return whether any projection carries an adapter */
+    public boolean hasAdapters() {
+        return !adapterParameters.isEmpty();
+    }
+
+    /**
+     * Switches the adapters on or off for the following passes (off: the base model, as PEFT's
+     * {@code disable_adapter()}); they stay attached either way.
+     *
+     * @param enabled whether passes apply the adapters
+     */
+    public void setAdaptersEnabled(boolean enabled) {
+        this.adaptersEnabled = enabled;
+    }
+
+    /** @return whether passes apply the adapters */
+    public boolean adaptersEnabled() {
+        return adaptersEnabled;
+    }
+
+    /**
+     * Adds every adapter's delta into its projection's weight (W += s·B·A, transposed for Conv1D, as
+     * PEFT's {@code merge_and_unload}) and removes the adapters. Run it outside a gradient collector.
+     */
+    public void mergeAdapters() {
+        for (Projection p : projections.values()) {
+            p.merge();
+        }
+        removeAdapters();
+    }
+
+    /** Removes every adapter without merging it and frees its arrays. */
+    public void removeAdapters() {
+        for (Projection p : projections.values()) {
+            p.setAdapter(null);
+        }
+        for (Parameter p : adapterParameters.values()) {
+            parameters.remove(p.getName());
+            p.close();
+        }
+        adapterParameters.clear();
+    }
+
+    /**
+     * x + branch, the residual connection: the branch's output is freed at once. The sum's backward
+     * needs neither operand, and nothing else refers to the branch, so holding it until the step ends
+     * would only keep [tokens × width] per layer alive.
+     */
+    static NDArray residual(NDArray x, NDArray branch) {
+        NDArray out = x.add(branch);
+        branch.close();
+        return out;
+    }
+
+    /**
+     * Opens the scope of one layer of a pass: the layer's input and every array the layer makes live
+     * in it, so that {@link #closeLayer} frees them all at the end of the layer. Autograd keeps its own
+     * references to what the backward pass needs (and frees each as the backward pass passes it), so a
+     * training step holds what autograd saved, not every intermediate array of every layer until the
+     * step ends. Scalars that autograd saves are native tensors ({@link org.align4j.model.ScalarOps}
+     * casts them), never views of Java memory, so closing their Java handles is safe.
+     *
+     * @param x the layer's input (moved into the scope)
+     * @return the scope
+     */
+    static NDManager openLayer(NDArray x) {
+        NDManager scope = x.getManager().newSubManager();
+        x.attach(scope);
+        return scope;
+    }
+
+    /**
+     * Closes a layer's scope, keeping only its output.
+     *
+     * @param scope the layer's scope
+     * @param x the layer's output (moved out of the scope)
+     * @return x
+     */
+    static NDArray closeLayer(NDManager scope, NDArray x) {
+        x.attach(scope.getParentManager());
+        scope.close();
+        return x;
+    }
+
+    /** The context of one pass. */
+    final Forward forwardContext(ParameterStore ps, boolean training) {
+        return new Forward(ps, compute, training, adaptersEnabled);
     }
 
     /** @return the architecture */
@@ -214,6 +399,9 @@ public abstract class CausalLmBlock extends AbstractBlock {
      * @return [..., V] logits
      */
     public abstract NDArray head(ParameterStore ps, NDArray hidden, boolean training);
+
+    /** @return the LM head's weight [V, H] (the embedding's where they are tied) */
+    public abstract Parameter headWeight();
 
     /** @return how attention and projections are computed */
     public Compute compute() {

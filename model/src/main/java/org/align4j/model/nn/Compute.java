@@ -198,50 +198,57 @@ public final class Compute implements AutoCloseable {
 
     /**
      * The gated MLP of the Llama family, down(act(gate(x)) · up(x)), as one kernel when it can be
-     * (SiLU, no biases): in bf16 the [tokens, intermediate] activations then stay bf16 and x is cast
-     * once.
+     * (SiLU, no biases, no adapter attached): in bf16 the [tokens, intermediate] activations then
+     * stay bf16 and x is cast once. Otherwise each projection applies itself, adapters included.
      *
+     * @param f the pass
      * @param activation the HF activation name
      * @param x the input
-     * @param gate gate_proj weight [I, H]
-     * @param gateBias or null
-     * @param up up_proj weight [I, H]
-     * @param upBias or null
-     * @param down down_proj weight [H, I]
-     * @param downBias or null
+     * @param gate gate_proj, weight [I, H]
+     * @param up up_proj, weight [I, H]
+     * @param down down_proj, weight [H, I]
      * @return the MLP's output
      */
-    public NDArray gatedMlp(String activation, NDArray x, NDArray gate, NDArray gateBias, NDArray up, NDArray upBias, NDArray down,
-            NDArray downBias) {
-        boolean fusable = this != EAGER && ("silu".equals(activation) || "swish".equals(activation)) && gateBias == null && upBias == null
-                && downBias == null;
+    NDArray gatedMlp(Forward f, String activation, NDArray x, Projection gate, Projection up, Projection down) {
+        boolean fusable = this != EAGER && ("silu".equals(activation) || "swish".equals(activation)) && plain(f, gate, up, down);
         if (!fusable) {
-            NDArray g = activation(activation, linear(x, gate, gateBias));
-            return linear(g.mul(linear(x, up, upBias)), down, downBias);
+            NDArray g = activation(activation, gate.apply(f, x));
+            return down.apply(f, g.mul(up.apply(f, x)));
         }
         String name = precision == Precision.BF16 ? "GatedMlpBf16" : "GatedMlp";
-        return fixed(name).forward(true, x, gate, up, down).head();
+        return fixed(name).forward(true, x, f.value(gate.weight(), x), f.value(up.weight(), x), f.value(down.weight(), x)).head();
+    }
+
+    /** No bias and no adapter on any of them. */
+    private static boolean plain(Forward f, Projection... ps) {
+        for (Projection p : ps) {
+            if (p.bias() != null || p.hasAdapter()) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**
      * GPT-2's MLP, proj(act(fc(x))) with Conv1D weights stored [in, out], as one kernel when it can be
-     * (tanh GELU).
+     * (tanh GELU, no adapter attached).
      *
+     * @param f the pass
      * @param activation the HF activation name
      * @param x the input
-     * @param fcW c_fc weight [H, I]
-     * @param fcB c_fc bias
-     * @param projW c_proj weight [I, H]
-     * @param projB c_proj bias
+     * @param fc c_fc, weight [H, I]
+     * @param proj c_proj, weight [I, H]
      * @return the MLP's output
      */
-    public NDArray conv1dMlp(String activation, NDArray x, NDArray fcW, NDArray fcB, NDArray projW, NDArray projB) {
-        boolean fusable = this != EAGER && ("gelu_new".equals(activation) || "gelu_pytorch_tanh".equals(activation));
+    NDArray conv1dMlp(Forward f, String activation, NDArray x, Projection fc, Projection proj) {
+        boolean fusable = this != EAGER && ("gelu_new".equals(activation) || "gelu_pytorch_tanh".equals(activation)) && !fc.hasAdapter()
+                && !proj.hasAdapter();
         if (!fusable) {
-            return conv1d(activation(activation, conv1d(x, fcW, fcB)), projW, projB);
+            return proj.apply(f, activation(activation, fc.apply(f, x)));
         }
         String name = precision == Precision.BF16 ? "Conv1dMlpBf16" : "Conv1dMlp";
-        return fixed(name).forward(true, x, fcW, fcB, projW, projB).head();
+        return fixed(name).forward(true, x, f.value(fc.weight(), x), f.value(fc.bias(), x), f.value(proj.weight(), x), f.value(proj.bias(), x))
+                .head();
     }
 
     /**
@@ -250,9 +257,12 @@ public final class Compute implements AutoCloseable {
      * projection. In bf16 everything between the cast of x and the output stays bf16, as under
      * autocast. Biases are all present or all null on q/k/v; the output bias may be null.
      *
+     * @param f the pass
      * @param x [B, T, width] the normed input
-     * @param weights q, k, v, o projection weights
-     * @param biases q, k, v, o biases (each may be null)
+     * @param q q_proj
+     * @param k k_proj
+     * @param v v_proj
+     * @param o o_proj
      * @param cos rotary cos [B, 1, T, D]
      * @param sin rotary sin [B, 1, T, D]
      * @param heads H
@@ -260,28 +270,32 @@ public final class Compute implements AutoCloseable {
      * @param headDim D
      * @param scale the score scale
      * @return [B, T, width] the attention output after o_proj, or null when this setting cannot fuse it
+     *     (eager attention, mixed q/k/v biases, an adapter attached)
      */
-    public NDArray causalSelfAttention(NDArray x, NDArray[] weights, NDArray[] biases, NDArray cos, NDArray sin, long heads, long kvHeads,
-            long headDim, double scale) {
-        boolean qkvBias = biases[0] != null;
-        if (this == EAGER || attention != Attention.SDPA || qkvBias != (biases[1] != null) || qkvBias != (biases[2] != null)) {
+    NDArray causalSelfAttention(Forward f, NDArray x, Projection q, Projection k, Projection v, Projection o, NDArray cos, NDArray sin,
+            long heads, long kvHeads, long headDim, double scale) {
+        boolean qkvBias = q.bias() != null;
+        if (this == EAGER || attention != Attention.SDPA || qkvBias != (k.bias() != null) || qkvBias != (v.bias() != null)
+                || q.hasAdapter() || k.hasAdapter() || v.hasAdapter() || o.hasAdapter()) {
             return null;
         }
-        boolean oBias = biases[3] != null;
+        boolean oBias = o.bias() != null;
         boolean bf16 = precision == Precision.BF16;
         String key = "CausalSelfAttention:" + qkvBias + oBias + bf16 + heads + "," + kvHeads + "," + headDim + "," + scale;
-        TorchScriptKernel k = kernel(key, () -> attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale));
-        java.util.List<NDArray> in = new java.util.ArrayList<>(java.util.List.of(x, weights[0], weights[1], weights[2], weights[3], cos, sin));
+        TorchScriptKernel kernel = kernel(key, () -> attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale, expandsKeyValueHeads()));
+        java.util.List<NDArray> in = new java.util.ArrayList<>(java.util.List.of(x, f.value(q.weight(), x), f.value(k.weight(), x),
+                f.value(v.weight(), x), f.value(o.weight(), x), cos, sin));
         if (qkvBias) {
-            in.addAll(java.util.List.of(biases[0], biases[1], biases[2]));
+            in.addAll(java.util.List.of(f.value(q.bias(), x), f.value(k.bias(), x), f.value(v.bias(), x)));
         }
         if (oBias) {
-            in.add(biases[3]);
+            in.add(f.value(o.bias(), x));
         }
-        return k.forward(true, in.toArray(new NDArray[0])).head();
+        return kernel.forward(true, in.toArray(new NDArray[0])).head();
     }
 
-    static String attentionSource(boolean qkvBias, boolean oBias, boolean bf16, long heads, long kvHeads, long headDim, double scale) {
+    static String attentionSource(boolean qkvBias, boolean oBias, boolean bf16, long heads, long kvHeads, long headDim, double scale,
+            boolean expandKv) {
         StringBuilder sb = new StringBuilder("def forward(self: __torch__.SELF,\n    x: Tensor,\n    wq: Tensor,\n    wk: Tensor,\n    wv: Tensor,\n"
                 + "    wo: Tensor,\n    cos: Tensor,\n    sin: Tensor");
         if (qkvBias) {
@@ -309,8 +323,14 @@ public final class Compute implements AutoCloseable {
                     .append(r).append(", -1, ").append(half).append(", ").append(half).append(")), torch.narrow(").append(r).append(", -1, 0, ")
                     .append(half).append(")], -1), sn))\n");
         }
+        boolean gqa = kvHeads != heads;
+        if (gqa && expandKv) {
+            for (String r : new String[] {"k", "v"}) {
+                sb.append("  ").append(r).append(" = torch.repeat_interleave(").append(r).append(", ").append(heads / kvHeads).append(", 1)\n");
+            }
+        }
         sb.append(String.format(Locale.ROOT, "  o = torch.scaled_dot_product_attention(q, k, v, None, 0., True, scale=%.17g%s)\n", scale,
-                kvHeads != heads ? ", enable_gqa=True" : ""));
+                gqa && !expandKv ? ", enable_gqa=True" : ""));
         sb.append("  o = torch.flatten(torch.transpose(o, 1, 2), 2)\n");
         String out = oBias ? "torch.linear(o, " + String.format(c, "wo") + ", " + String.format(c, "bo") + ")" : "torch.linear(o, " + String.format(c, "wo") + ")";
         sb.append("  return ").append(bf16 ? "torch.to(" + out + ", 6)" : out).append("\n");
@@ -353,7 +373,7 @@ public final class Compute implements AutoCloseable {
         // in bf16, rows with every key masked gave NaN gradients on an H200
         boolean bf16 = precision == Precision.BF16 && causalOnly;
         String key = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "") + ":" + scale;
-        TorchScriptKernel kernel = kernel(key, () -> sdpaSource(causalOnly, bf16, gqa, scale));
+        TorchScriptKernel kernel = kernel(key, () -> sdpaSource(causalOnly, bf16, gqa, scale, expandsKeyValueHeads()));
         return causalOnly ? kernel.forward(true, q, k, v).head() : kernel.forward(true, q, k, v, mask).head();
     }
 
@@ -364,15 +384,20 @@ public final class Compute implements AutoCloseable {
      * @param bf16 compute in bfloat16
      * @param gqa fewer key/value heads than query heads
      * @param scale the score scale
+     * @param expandKv with GQA in the causal kernel, repeat the key/value heads first instead of
+     *     passing {@code enable_gqa} (see {@link #expandsKeyValueHeads})
      * @return the methods (see {@link TorchScriptKernel#archive})
      */
-    static String sdpaSource(boolean causalOnly, boolean bf16, boolean gqa, double scale) {
+    static String sdpaSource(boolean causalOnly, boolean bf16, boolean gqa, double scale, boolean expandKv) {
         String s = String.format(Locale.ROOT, "%.17g", scale);
         String in = bf16 ? "torch.to(q, 15), torch.to(k, 15), torch.to(v, 15)" : "q, k, v";
-        String tail = ", scale=" + s + (gqa ? ", enable_gqa=True" : "") + ")";
+        boolean expand = gqa && expandKv && causalOnly;
+        String tail = ", scale=" + s + (gqa && !expand ? ", enable_gqa=True" : "") + ")";
         String body;
         if (causalOnly) {
             body = "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor) -> Tensor:\n"
+                    + (expand ? "  g = torch.floordiv(torch.size(q, 1), torch.size(k, 1))\n  k = torch.repeat_interleave(k, g, 1)\n"
+                            + "  v = torch.repeat_interleave(v, g, 1)\n" : "")
                     + "  o = torch.scaled_dot_product_attention(" + in + ", None, 0., True" + tail + "\n";
         } else {
             // the additive mask uses −max-float; in bf16 that rounds to −inf, so clamp it first
@@ -395,13 +420,23 @@ public final class Compute implements AutoCloseable {
     public static Map<String, String> kernelSources(double scale) {
         Map<String, String> m = new java.util.TreeMap<>(SOURCES);
         for (boolean bf16 : new boolean[] {false, true}) {
-            m.put("SdpaCausal" + (bf16 ? "Bf16" : ""), sdpaSource(true, bf16, false, scale));
-            m.put("SdpaMasked" + (bf16 ? "Bf16" : ""), sdpaSource(false, bf16, false, scale));
+            m.put("SdpaCausal" + (bf16 ? "Bf16" : ""), sdpaSource(true, bf16, false, scale, false));
+            m.put("SdpaMasked" + (bf16 ? "Bf16" : ""), sdpaSource(false, bf16, false, scale, false));
             // a Qwen2-like layer: q/k/v biases, no output bias, 4 query heads sharing 2 key/value heads of 16
-            m.put("CausalSelfAttention" + (bf16 ? "Bf16" : ""), attentionSource(true, false, bf16, 4, 2, 16, scale));
+            m.put("CausalSelfAttention" + (bf16 ? "Bf16" : ""), attentionSource(true, false, bf16, 4, 2, 16, scale, false));
         }
         m.put("RmsNorm", rmsNormSource(1e-6));
         return m;
+    }
+
+    /**
+     * Whether causal grouped-query attention repeats the key/value heads itself: on the CPU, libtorch
+     * 2.7 serves {@code enable_gqa} with its math kernel, which keeps the [B, H, T, T] attention
+     * weights for the backward pass (about 1 GiB for a Qwen2-0.5B step of 4 × 256 tokens); with the
+     * heads repeated it takes the flash kernel, which keeps [B, H, T, D]. GPUs keep {@code enable_gqa}.
+     */
+    private boolean expandsKeyValueHeads() {
+        return device == null || !device.isGpu();
     }
 
     /** One of the kernels of {@link #SOURCES}. */

@@ -1,6 +1,7 @@
 package org.align4j.model.nn;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.Parameter;
@@ -22,9 +23,8 @@ public final class Gpt2Block extends CausalLmBlock {
     private final Parameter lmHead;
     private final Layer[] layers;
 
-    private record Layer(
-            Parameter ln1w, Parameter ln1b, Parameter attnW, Parameter attnB, Parameter projW, Parameter projB,
-            Parameter ln2w, Parameter ln2b, Parameter fcW, Parameter fcB, Parameter mlpProjW, Parameter mlpProjB) {}
+    private record Layer(Parameter ln1w, Parameter ln1b, Projection attn, Projection proj, Parameter ln2w, Parameter ln2b, Projection fc,
+            Projection mlpProj) {}
 
     /** @param config a gpt2 config */
     public Gpt2Block(ModelConfig config) {
@@ -36,19 +36,16 @@ public final class Gpt2Block extends CausalLmBlock {
         layers = new Layer[config.numLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = "transformer.h." + i + ".";
+            Projection.Layout conv1d = Projection.Layout.CONV1D;
             layers[i] = new Layer(
                     declare(p + "ln_1.weight", new Shape(h), Parameter.Type.GAMMA),
                     declare(p + "ln_1.bias", new Shape(h), Parameter.Type.BETA),
-                    declare(p + "attn.c_attn.weight", new Shape(h, 3 * h), Parameter.Type.WEIGHT),
-                    declare(p + "attn.c_attn.bias", new Shape(3 * h), Parameter.Type.BIAS),
-                    declare(p + "attn.c_proj.weight", new Shape(h, h), Parameter.Type.WEIGHT),
-                    declare(p + "attn.c_proj.bias", new Shape(h), Parameter.Type.BIAS),
+                    projection(p + "attn.c_attn", conv1d, h, 3 * h, true),
+                    projection(p + "attn.c_proj", conv1d, h, h, true),
                     declare(p + "ln_2.weight", new Shape(h), Parameter.Type.GAMMA),
                     declare(p + "ln_2.bias", new Shape(h), Parameter.Type.BETA),
-                    declare(p + "mlp.c_fc.weight", new Shape(h, inner), Parameter.Type.WEIGHT),
-                    declare(p + "mlp.c_fc.bias", new Shape(inner), Parameter.Type.BIAS),
-                    declare(p + "mlp.c_proj.weight", new Shape(inner, h), Parameter.Type.WEIGHT),
-                    declare(p + "mlp.c_proj.bias", new Shape(h), Parameter.Type.BIAS));
+                    projection(p + "mlp.c_fc", conv1d, h, inner, true),
+                    projection(p + "mlp.c_proj", conv1d, inner, h, true));
         }
         lnFw = declare("transformer.ln_f.weight", new Shape(h), Parameter.Type.GAMMA);
         lnFb = declare("transformer.ln_f.bias", new Shape(h), Parameter.Type.BETA);
@@ -74,9 +71,9 @@ public final class Gpt2Block extends CausalLmBlock {
 
     @Override
     public Output forward(ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, Pass pass) {
-        boolean training = pass.training();
+        Forward f = forwardContext(ps, pass.training());
         boolean withHiddenStates = pass.withHiddenStates();
-        Compute c = compute();
+        Compute c = f.compute();
         boolean causalOnly = causalOnly(pass, cache, ids.getShape().get(1));
         long t = ids.getShape().get(1);
         long heads = config.numHeads();
@@ -84,17 +81,20 @@ public final class Gpt2Block extends CausalLmBlock {
         long width = config.hiddenSize();
         NDArray mask = causalOnly ? null : Attention.mask(attentionMask, t, 0);
         NDArray positions = Attention.positions(attentionMask, t);
-        NDArray x = Embedding.embedding(ids, value(ps, wte, ids, training), SparseFormat.DENSE).singletonOrThrow()
-                .add(Embedding.embedding(positions, value(ps, wpe, ids, training), SparseFormat.DENSE).singletonOrThrow());
+        NDArray x = Embedding.embedding(ids, f.value(wte, ids), SparseFormat.DENSE).singletonOrThrow()
+                .add(Embedding.embedding(positions, f.value(wpe, ids), SparseFormat.DENSE).singletonOrThrow());
         List<NDArray> hidden = new ArrayList<>();
+        // a layer's arrays are freed when it ends, except where they must outlive it (hidden states, a cache)
+        boolean layerScopes = cache == null && !withHiddenStates;
         double eps = config.normEps();
         for (int i = 0; i < layers.length; i++) {
             if (withHiddenStates) {
                 hidden.add(x);
             }
             Layer l = layers[i];
-            NDArray a = Ops.layerNorm(x, value(ps, l.ln1w, x, training), value(ps, l.ln1b, x, training), eps);
-            NDArray qkv = c.conv1d(a, value(ps, l.attnW, x, training), value(ps, l.attnB, x, training));
+            NDManager layer = layerScopes ? openLayer(x) : null;
+            NDArray a = Ops.layerNorm(x, f.value(l.ln1w, x), f.value(l.ln1b, x), eps);
+            NDArray qkv = l.attn.apply(f, a);
             NDArray q = Attention.splitHeads(qkv.get(":, :, 0:" + width), heads, headDim);
             NDArray k = Attention.splitHeads(qkv.get(":, :, " + width + ":" + 2 * width), heads, headDim);
             NDArray v = Attention.splitHeads(qkv.get(":, :, " + 2 * width + ":"), heads, headDim);
@@ -108,24 +108,31 @@ public final class Gpt2Block extends CausalLmBlock {
                 scale /= i + 1;
             }
             NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
-            x = x.add(c.conv1d(attn, value(ps, l.projW, x, training), value(ps, l.projB, x, training)));
-            NDArray m = Ops.layerNorm(x, value(ps, l.ln2w, x, training), value(ps, l.ln2b, x, training), eps);
-            x = x.add(c.conv1dMlp(config.activation(), m, value(ps, l.fcW, x, training), value(ps, l.fcB, x, training),
-                    value(ps, l.mlpProjW, x, training), value(ps, l.mlpProjB, x, training)));
+            x = residual(x, l.proj.apply(f, attn));
+            NDArray m = Ops.layerNorm(x, f.value(l.ln2w, x), f.value(l.ln2b, x), eps);
+            x = residual(x, c.conv1dMlp(f, config.activation(), m, l.fc, l.mlpProj));
+            if (layer != null) {
+                x = closeLayer(layer, x);
+            }
         }
-        x = Ops.layerNorm(x, value(ps, lnFw, x, training), value(ps, lnFb, x, training), eps);
+        x = Ops.layerNorm(x, f.value(lnFw, x), f.value(lnFb, x), eps);
         if (withHiddenStates) {
             hidden.add(x);
         }
         if (!pass.withLogits()) {
             return new Output(null, hidden, x);
         }
-        return new Output(head(ps, x, training), hidden, x);
+        return new Output(head(ps, x, pass.training()), hidden, x);
     }
 
     @Override
     public NDArray head(ParameterStore ps, NDArray hidden, boolean training) {
+        return compute().linear(hidden, value(ps, headWeight(), hidden, training), null);
+    }
+
+    @Override
+    public Parameter headWeight() {
         requireLmHead();
-        return compute().linear(hidden, value(ps, lmHead == null ? wte : lmHead, hidden, training), null);
+        return lmHead == null ? wte : lmHead;
     }
 }

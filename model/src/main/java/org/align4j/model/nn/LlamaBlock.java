@@ -3,6 +3,7 @@ package org.align4j.model.nn;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
@@ -26,10 +27,8 @@ public final class LlamaBlock extends CausalLmBlock {
     private final Layer[] layers;
     private final float[] inverseFrequencies;
 
-    private record Layer(
-            Parameter inputNorm, Parameter q, Parameter qBias, Parameter k, Parameter kBias, Parameter v, Parameter vBias,
-            Parameter o, Parameter oBias, Parameter qNorm, Parameter kNorm, Parameter postNorm,
-            Parameter gate, Parameter gateBias, Parameter up, Parameter upBias, Parameter down, Parameter downBias) {}
+    private record Layer(Parameter inputNorm, Projection q, Projection k, Projection v, Projection o, Parameter qNorm, Parameter kNorm,
+            Parameter postNorm, Projection gate, Projection up, Projection down) {}
 
     /** @param config a Llama-family config */
     public LlamaBlock(ModelConfig config) {
@@ -39,6 +38,7 @@ public final class LlamaBlock extends CausalLmBlock {
         long qOut = config.numHeads() * d;
         long kvOut = config.numKvHeads() * d;
         long inner = config.intermediateSize();
+        Projection.Layout linear = Projection.Layout.LINEAR;
         embed = declare("model.embed_tokens.weight", new Shape(config.vocabSize(), h), Parameter.Type.WEIGHT);
         layers = new Layer[config.numLayers()];
         for (int i = 0; i < layers.length; i++) {
@@ -46,25 +46,17 @@ public final class LlamaBlock extends CausalLmBlock {
             String a = p + "self_attn.";
             String m = p + "mlp.";
             Parameter inputNorm = declare(p + "input_layernorm.weight", new Shape(h), Parameter.Type.GAMMA);
-            Parameter q = declare(a + "q_proj.weight", new Shape(qOut, h), Parameter.Type.WEIGHT);
-            Parameter qb = config.qkvBias() ? declare(a + "q_proj.bias", new Shape(qOut), Parameter.Type.BIAS) : null;
-            Parameter k = declare(a + "k_proj.weight", new Shape(kvOut, h), Parameter.Type.WEIGHT);
-            Parameter kb = config.qkvBias() ? declare(a + "k_proj.bias", new Shape(kvOut), Parameter.Type.BIAS) : null;
-            Parameter v = declare(a + "v_proj.weight", new Shape(kvOut, h), Parameter.Type.WEIGHT);
-            Parameter vb = config.qkvBias() ? declare(a + "v_proj.bias", new Shape(kvOut), Parameter.Type.BIAS) : null;
-            Parameter o = declare(a + "o_proj.weight", new Shape(h, qOut), Parameter.Type.WEIGHT);
-            Parameter ob = config.outputBias() ? declare(a + "o_proj.bias", new Shape(h), Parameter.Type.BIAS) : null;
+            Projection q = projection(a + "q_proj", linear, h, qOut, config.qkvBias());
+            Projection k = projection(a + "k_proj", linear, h, kvOut, config.qkvBias());
+            Projection v = projection(a + "v_proj", linear, h, kvOut, config.qkvBias());
+            Projection o = projection(a + "o_proj", linear, qOut, h, config.outputBias());
             Parameter qn = config.qkNorm() ? declare(a + "q_norm.weight", new Shape(d), Parameter.Type.GAMMA) : null;
             Parameter kn = config.qkNorm() ? declare(a + "k_norm.weight", new Shape(d), Parameter.Type.GAMMA) : null;
             Parameter postNorm = declare(p + "post_attention_layernorm.weight", new Shape(h), Parameter.Type.GAMMA);
-            boolean mb = config.mlpBias();
-            Parameter gate = declare(m + "gate_proj.weight", new Shape(inner, h), Parameter.Type.WEIGHT);
-            Parameter gateB = mb ? declare(m + "gate_proj.bias", new Shape(inner), Parameter.Type.BIAS) : null;
-            Parameter up = declare(m + "up_proj.weight", new Shape(inner, h), Parameter.Type.WEIGHT);
-            Parameter upB = mb ? declare(m + "up_proj.bias", new Shape(inner), Parameter.Type.BIAS) : null;
-            Parameter down = declare(m + "down_proj.weight", new Shape(h, inner), Parameter.Type.WEIGHT);
-            Parameter downB = mb ? declare(m + "down_proj.bias", new Shape(h), Parameter.Type.BIAS) : null;
-            layers[i] = new Layer(inputNorm, q, qb, k, kb, v, vb, o, ob, qn, kn, postNorm, gate, gateB, up, upB, down, downB);
+            Projection gate = projection(m + "gate_proj", linear, h, inner, config.mlpBias());
+            Projection up = projection(m + "up_proj", linear, h, inner, config.mlpBias());
+            Projection down = projection(m + "down_proj", linear, inner, h, config.mlpBias());
+            layers[i] = new Layer(inputNorm, q, k, v, o, qn, kn, postNorm, gate, up, down);
         }
         norm = declare("model.norm.weight", new Shape(h), Parameter.Type.GAMMA);
         lmHead = config.tieWordEmbeddings() || config.isSequenceClassifier() ? null
@@ -87,9 +79,9 @@ public final class LlamaBlock extends CausalLmBlock {
 
     @Override
     public Output forward(ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, Pass pass) {
-        boolean training = pass.training();
+        Forward f = forwardContext(ps, pass.training());
         boolean withHiddenStates = pass.withHiddenStates();
-        Compute c = compute();
+        Compute c = f.compute();
         boolean causalOnly = causalOnly(pass, cache, ids.getShape().get(1));
         long t = ids.getShape().get(1);
         long heads = config.numHeads();
@@ -98,51 +90,56 @@ public final class LlamaBlock extends CausalLmBlock {
         double eps = config.normEps();
         NDArray mask = causalOnly ? null : Attention.mask(attentionMask, t, config.slidingWindow());
         NDArray[] cosSin = rotaryTables(Attention.positions(attentionMask, t));
-        NDArray x = Embedding.embedding(ids, value(ps, embed, ids, training), SparseFormat.DENSE).singletonOrThrow();
+        NDArray x = Embedding.embedding(ids, f.value(embed, ids), SparseFormat.DENSE).singletonOrThrow();
         List<NDArray> hidden = new ArrayList<>();
+        // a layer's arrays are freed when it ends, except where they must outlive it (hidden states, a cache)
+        boolean layerScopes = cache == null && !withHiddenStates;
         double scale = 1.0 / Math.sqrt(d);
         for (int i = 0; i < layers.length; i++) {
             if (withHiddenStates) {
                 hidden.add(x);
             }
             Layer l = layers[i];
-            NDArray a = c.rmsNorm(x, value(ps, l.inputNorm, x, training), eps);
+            NDManager layer = layerScopes ? openLayer(x) : null;
+            NDArray a = c.rmsNorm(x, f.value(l.inputNorm, x), eps);
             NDArray fused = causalOnly && l.qNorm == null
-                    ? c.causalSelfAttention(a,
-                            new NDArray[] {value(ps, l.q, x, training), value(ps, l.k, x, training), value(ps, l.v, x, training), value(ps, l.o, x, training)},
-                            new NDArray[] {value(ps, l.qBias, x, training), value(ps, l.kBias, x, training), value(ps, l.vBias, x, training),
-                                value(ps, l.oBias, x, training)},
-                            cosSin[0], cosSin[1], heads, kvHeads, d, scale)
+                    ? c.causalSelfAttention(f, a, l.q, l.k, l.v, l.o, cosSin[0], cosSin[1], heads, kvHeads, d, scale)
                     : null;
             if (fused != null) {
-                x = x.add(fused);
+                x = residual(x, fused);
             } else {
-                x = x.add(attention(ps, c, l, a, x, cosSin, mask, cache, i, causalOnly, training));
+                x = residual(x, attention(f, l, a, cosSin, mask, cache, i, causalOnly));
             }
-            NDArray m = c.rmsNorm(x, value(ps, l.postNorm, x, training), eps);
-            x = x.add(c.gatedMlp(config.activation(), m, value(ps, l.gate, x, training), value(ps, l.gateBias, x, training),
-                    value(ps, l.up, x, training), value(ps, l.upBias, x, training), value(ps, l.down, x, training),
-                    value(ps, l.downBias, x, training)));
+            NDArray m = c.rmsNorm(x, f.value(l.postNorm, x), eps);
+            x = residual(x, c.gatedMlp(f, config.activation(), m, l.gate, l.up, l.down));
+            if (layer != null) {
+                x = closeLayer(layer, x);
+            }
         }
-        x = c.rmsNorm(x, value(ps, norm, x, training), eps);
+        x = c.rmsNorm(x, f.value(norm, x), eps);
         if (withHiddenStates) {
             hidden.add(x);
         }
         if (!pass.withLogits()) {
             return new Output(null, hidden, x);
         }
-        return new Output(head(ps, x, training), hidden, x);
+        return new Output(head(ps, x, pass.training()), hidden, x);
     }
 
     @Override
     public NDArray head(ParameterStore ps, NDArray hidden, boolean training) {
-        requireLmHead();
-        return compute().linear(hidden, value(ps, lmHead == null ? embed : lmHead, hidden, training), null);
+        return compute().linear(hidden, value(ps, headWeight(), hidden, training), null);
     }
 
-    /** The attention of layer {@code i} op by op (any compute setting, cache, mask, q/k norm). */
-    private NDArray attention(ParameterStore ps, Compute c, Layer l, NDArray a, NDArray x, NDArray[] cosSin, NDArray mask, KvCache cache, int i,
-            boolean causalOnly, boolean training) {
+    @Override
+    public Parameter headWeight() {
+        requireLmHead();
+        return lmHead == null ? embed : lmHead;
+    }
+
+    /** The attention of layer {@code i} op by op (any compute setting, cache, mask, q/k norm, adapters). */
+    private NDArray attention(Forward f, Layer l, NDArray a, NDArray[] cosSin, NDArray mask, KvCache cache, int i, boolean causalOnly) {
+        Compute c = f.compute();
         long b = a.getShape().get(0);
         long t = a.getShape().get(1);
         long heads = config.numHeads();
@@ -150,12 +147,12 @@ public final class LlamaBlock extends CausalLmBlock {
         long d = config.headDim();
         double eps = config.normEps();
         double scale = 1.0 / Math.sqrt(d);
-        NDArray q = c.linear(a, value(ps, l.q, x, training), value(ps, l.qBias, x, training)).reshape(b, t, heads, d);
-        NDArray k = c.linear(a, value(ps, l.k, x, training), value(ps, l.kBias, x, training)).reshape(b, t, kvHeads, d);
-        NDArray v = c.linear(a, value(ps, l.v, x, training), value(ps, l.vBias, x, training)).reshape(b, t, kvHeads, d);
+        NDArray q = l.q.apply(f, a).reshape(b, t, heads, d);
+        NDArray k = l.k.apply(f, a).reshape(b, t, kvHeads, d);
+        NDArray v = l.v.apply(f, a).reshape(b, t, kvHeads, d);
         if (l.qNorm != null) {
-            q = c.rmsNorm(q, value(ps, l.qNorm, x, training), eps);
-            k = c.rmsNorm(k, value(ps, l.kNorm, x, training), eps);
+            q = c.rmsNorm(q, f.value(l.qNorm, a), eps);
+            k = c.rmsNorm(k, f.value(l.kNorm, a), eps);
         }
         q = c.rotary(q.transpose(0, 2, 1, 3), cosSin[0], cosSin[1]);
         k = c.rotary(k.transpose(0, 2, 1, 3), cosSin[0], cosSin[1]);
@@ -166,7 +163,7 @@ public final class LlamaBlock extends CausalLmBlock {
             v = kv[1];
         }
         NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
-        return c.linear(attn, value(ps, l.o, x, training), value(ps, l.oBias, x, training));
+        return l.o.apply(f, attn);
     }
 
     /** cos and sin of position × inverse frequency, [B, 1, T, D], as HF's rotary embedding. */

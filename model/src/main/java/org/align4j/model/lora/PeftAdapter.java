@@ -1,0 +1,380 @@
+package org.align4j.model.lora;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.SafetensorsFile;
+import org.align4j.model.io.SafetensorsWriter;
+import org.align4j.model.nn.CausalLmBlock;
+import org.align4j.model.nn.LoraAdapter;
+import org.align4j.model.nn.Projection;
+
+/**
+ * LoRA adapters in PEFT's format, in and out: a folder with {@code adapter_config.json} and {@code
+ * adapter_model.safetensors}, whose tensors are named {@code base_model.model.MODULE.lora_A.weight}
+ * ([r, in]) and {@code base_model.model.MODULE.lora_B.weight} ([out, r]). A folder written here loads
+ * with PEFT's {@code PeftModel.from_pretrained(base, folder)}, and one PEFT writes loads here.
+ *
+ * <p>New adapters are initialised as PEFT's default ({@code init_lora_weights=True}): A from
+ * Kaiming-uniform with a = √5, which is U(−1/√in, 1/√in), and B zero, so a new adapter leaves the
+ * model's outputs unchanged.
+ */
+public final class PeftAdapter {
+    /** The configuration file of an adapter folder. */
+    public static final String CONFIG_FILE = "adapter_config.json";
+
+    /** The weights file of an adapter folder. */
+    public static final String WEIGHTS_FILE = "adapter_model.safetensors";
+
+    /** PEFT's prefix of every tensor name ({@code PeftModel.base_model.model}). */
+    public static final String PREFIX = "base_model.model.";
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private PeftAdapter() {}
+
+    /**
+     * Whether a folder holds an adapter rather than a model.
+     *
+     * @param dir a folder
+     * @return true when it has {@value #CONFIG_FILE}
+     */
+    public static boolean isAdapterFolder(Path dir) {
+        return Files.isRegularFile(dir.resolve(CONFIG_FILE));
+    }
+
+    /**
+     * Puts new adapters on the projections the configuration selects, initialised as PEFT does.
+     *
+     * @param block the model (without adapters)
+     * @param config the configuration
+     * @param seed seeds A's random values (the same seed gives the same adapters on any machine)
+     * @param manager owner of the new arrays (the model's)
+     * @return the adapters, in the model's order
+     * @throws IllegalArgumentException when a target matches nothing, or the model already has adapters
+     */
+    public static List<LoraAdapter> attach(CausalLmBlock block, LoraConfig config, long seed, NDManager manager) {
+        requireNoAdapters(block);
+        SplittableRandom random = new SplittableRandom(seed);
+        List<LoraAdapter> out = new ArrayList<>();
+        for (Projection p : config.select(block)) {
+            int in = Math.toIntExact(p.inFeatures());
+            float[] a = new float[config.r() * in];
+            // kaiming_uniform_(a=√5): gain √(2/(1+5)), bound gain·√(3/fan_in) = 1/√fan_in
+            double bound = 1.0 / Math.sqrt(in);
+            for (int i = 0; i < a.length; i++) {
+                a[i] = (float) ((2 * random.nextDouble() - 1) * bound);
+            }
+            NDArray aArr = manager.create(a, new Shape(config.r(), in));
+            NDArray bArr = manager.zeros(new Shape(p.outFeatures(), config.r()), DataType.FLOAT32);
+            out.add(block.addAdapter(p.module(), aArr, bArr, config.scale(), config.dropout()));
+        }
+        return out;
+    }
+
+    /**
+     * Writes an adapter folder's two files into an existing folder (callers that want it atomic write
+     * into a temp folder and rename, see {@code AtomicDirectory}).
+     *
+     * @param block the model with its adapters
+     * @param config their configuration
+     * @param dir the folder
+     * @param baseModel {@code base_model_name_or_path}: the base model's folder (or hub id)
+     * @throws IOException on write failure
+     * @throws IllegalStateException when the model has no adapters
+     */
+    public static void write(CausalLmBlock block, LoraConfig config, Path dir, String baseModel) throws IOException {
+        if (!block.hasAdapters()) {
+            throw new IllegalStateException("the model has no adapters to write");
+        }
+        Map<String, NDArray> tensors = new TreeMap<>();
+        List<NDArray> copies = new ArrayList<>();
+        List<String> modules = new ArrayList<>();
+        boolean conv1d = false;
+        try {
+            for (Projection p : block.projections().values()) {
+                LoraAdapter a = p.adapter();
+                if (a == null) {
+                    continue;
+                }
+                modules.add(p.module());
+                conv1d |= p.layout() == Projection.Layout.CONV1D;
+                tensors.put(PREFIX + p.module() + ".lora_A.weight", onCpu(a.a().getArray(), copies));
+                tensors.put(PREFIX + p.module() + ".lora_B.weight", onCpu(a.b().getArray(), copies));
+            }
+            Files.writeString(dir.resolve(CONFIG_FILE), configJson(config, modules, conv1d, baseModel));
+            SafetensorsWriter.write(dir.resolve(WEIGHTS_FILE), tensors);
+        } finally {
+            copies.forEach(NDArray::close);
+        }
+    }
+
+    private static NDArray onCpu(NDArray a, List<NDArray> copies) {
+        if (a.getDevice().isGpu()) {
+            NDArray c = a.toDevice(ai.djl.Device.cpu(), true);
+            copies.add(c);
+            return c;
+        }
+        return a;
+    }
+
+    /** {@value #CONFIG_FILE} as PEFT 0.21 writes it (keys sorted), with the options align4j has. */
+    static String configJson(LoraConfig config, List<String> modules, boolean conv1d, String baseModel) throws IOException {
+        ObjectNode o = JSON.createObjectNode();
+        o.putObject("alpha_pattern");
+        o.put("base_model_name_or_path", baseModel);
+        o.put("bias", "none");
+        o.putNull("exclude_modules");
+        o.put("fan_in_fan_out", conv1d);
+        o.put("inference_mode", true);
+        o.put("init_lora_weights", true);
+        o.putNull("layers_pattern");
+        o.putNull("layers_to_transform");
+        if (config.alpha() == Math.rint(config.alpha()) && Math.abs(config.alpha()) < 1e15) {
+            o.put("lora_alpha", (long) config.alpha());
+        } else {
+            o.put("lora_alpha", config.alpha());
+        }
+        o.put("lora_bias", false);
+        o.put("lora_dropout", config.dropout());
+        o.putNull("modules_to_save");
+        o.put("peft_type", "LORA");
+        o.put("r", config.r());
+        o.putObject("rank_pattern");
+        o.putNull("revision");
+        LoraConfig.Targets t = config.targets();
+        if (t instanceof LoraConfig.Regex re) {
+            o.put("target_modules", re.regex());
+        } else {
+            ArrayNode targets = o.putArray("target_modules");
+            if (t instanceof LoraConfig.Names names) {
+                names.names().forEach(targets::add);
+            } else if (t instanceof LoraConfig.AllLinear) {
+                // PEFT writes all-linear resolved into the full names of the modules it chose
+                modules.stream().sorted().forEach(targets::add);
+            } else {
+                // PEFT writes its default targets as the list of names
+                modules.stream().map(m -> m.substring(m.lastIndexOf('.') + 1)).distinct().forEach(targets::add);
+            }
+        }
+        o.put("task_type", "CAUSAL_LM");
+        o.put("use_dora", false);
+        o.put("use_rslora", config.useRslora());
+        return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o) + "\n";
+    }
+
+    /**
+     * Reads an adapter folder's configuration.
+     *
+     * @param dir the folder
+     * @return the configuration
+     * @throws CheckpointException naming the file and key when the file is missing, broken, not LoRA,
+     *     or asks for a PEFT option align4j does not implement
+     */
+    public static LoraConfig readConfig(Path dir) {
+        return parseConfig(dir.resolve(CONFIG_FILE), readJson(dir.resolve(CONFIG_FILE)));
+    }
+
+    /**
+     * The base model an adapter folder names ({@code base_model_name_or_path}).
+     *
+     * @param dir the folder
+     * @return the value, or null when absent
+     */
+    public static String baseModel(Path dir) {
+        JsonNode v = readJson(dir.resolve(CONFIG_FILE)).get("base_model_name_or_path");
+        return v == null || v.isNull() ? null : v.asText();
+    }
+
+    private static JsonNode readJson(Path file) {
+        if (!Files.isRegularFile(file)) {
+            throw new CheckpointException(file, "not found: an adapter folder has " + CONFIG_FILE + " and " + WEIGHTS_FILE);
+        }
+        try {
+            JsonNode n = JSON.readTree(Files.readString(file));
+            if (n == null || !n.isObject()) {
+                throw new CheckpointException(file, "not a JSON object");
+            }
+            return n;
+        } catch (IOException e) {
+            throw new CheckpointException(file, "not valid JSON: " + e.getMessage(), e);
+        }
+    }
+
+    static LoraConfig parseConfig(Path file, JsonNode n) {
+        String type = text(n, "peft_type", "LORA");
+        if (!"LORA".equals(type.toUpperCase(Locale.ROOT))) {
+            throw new CheckpointException(file, "key 'peft_type': align4j reads LoRA adapters only, got '" + type + "'");
+        }
+        unsupported(file, n, "use_dora", "DoRA adapters");
+        unsupported(file, n, "lora_bias", "adapters with a bias on lora_B");
+        unsupported(file, n, "use_qalora", "QA-LoRA adapters");
+        unsupported(file, n, "use_bdlora", "BD-LoRA adapters");
+        unsupported(file, n, "rank_pattern", "a rank per module");
+        unsupported(file, n, "alpha_pattern", "an alpha per module");
+        unsupported(file, n, "layers_to_transform", "adapters on some layers only");
+        unsupported(file, n, "modules_to_save", "fully trained extra modules");
+        unsupported(file, n, "exclude_modules", "excluded modules");
+        unsupported(file, n, "layer_replication", "replicated layers");
+        unsupported(file, n, "target_parameters", "adapters on parameters");
+        unsupported(file, n, "trainable_token_indices", "trainable token embeddings");
+        unsupported(file, n, "alora_invocation_tokens", "activated LoRA");
+        String bias = text(n, "bias", "none");
+        if (!"none".equals(bias)) {
+            throw new CheckpointException(file, "key 'bias': align4j trains no biases in LoRA runs ('none'), got '" + bias + "'");
+        }
+        JsonNode r = n.get("r");
+        if (r == null || !r.canConvertToInt() || !r.isIntegralNumber()) {
+            throw new CheckpointException(file, "key 'r': an integer rank is required, got " + r);
+        }
+        double alpha = number(file, n, "lora_alpha", 8);
+        double dropout = number(file, n, "lora_dropout", 0);
+        JsonNode rs = n.get("use_rslora");
+        boolean rslora = rs != null && rs.asBoolean(false);
+        LoraConfig.Targets targets;
+        JsonNode t = n.get("target_modules");
+        if (t == null || t.isNull()) {
+            targets = new LoraConfig.Default();
+        } else if (t.isTextual()) {
+            targets = LoraConfig.ALL_LINEAR.equals(t.asText().toLowerCase(Locale.ROOT)) ? new LoraConfig.AllLinear() : new LoraConfig.Regex(t.asText());
+        } else if (t.isArray() && t.size() > 0) {
+            List<String> names = new ArrayList<>();
+            t.forEach(x -> names.add(x.asText()));
+            targets = new LoraConfig.Names(names);
+        } else {
+            throw new CheckpointException(file, "key 'target_modules': a list of module names or a string, got " + t);
+        }
+        try {
+            return new LoraConfig(r.asInt(), alpha, dropout, targets, rslora);
+        } catch (IllegalArgumentException e) {
+            throw new CheckpointException(file, e.getMessage(), e);
+        }
+    }
+
+    private static void unsupported(Path file, JsonNode n, String key, String what) {
+        JsonNode v = n.get(key);
+        boolean set = v != null && !v.isNull() && !(v.isBoolean() && !v.asBoolean()) && !(v.isContainerNode() && v.isEmpty())
+                && !(v.isTextual() && v.asText().isEmpty());
+        if (set) {
+            throw new CheckpointException(file, "key '" + key + "': " + what + " are not supported by align4j (got " + v + ")");
+        }
+    }
+
+    private static String text(JsonNode n, String key, String fallback) {
+        JsonNode v = n.get(key);
+        return v == null || v.isNull() ? fallback : v.asText();
+    }
+
+    private static double number(Path file, JsonNode n, String key, double fallback) {
+        JsonNode v = n.get(key);
+        if (v == null || v.isNull()) {
+            return fallback;
+        }
+        if (!v.isNumber()) {
+            throw new CheckpointException(file, "key '" + key + "': a number is required, got " + v);
+        }
+        return v.asDouble();
+    }
+
+    /**
+     * Loads an adapter folder onto a model: the projections its configuration selects get its A and
+     * B.
+     *
+     * @param block the model (without adapters)
+     * @param dir the adapter folder
+     * @param manager owner of the arrays (the model's)
+     * @return the adapter's configuration
+     * @throws CheckpointException naming the file and tensor when a tensor is missing, unexpected, or
+     *     of a shape that does not fit the model (an adapter made for another base model)
+     */
+    public static LoraConfig load(CausalLmBlock block, Path dir, NDManager manager) {
+        requireNoAdapters(block);
+        Path configFile = dir.resolve(CONFIG_FILE);
+        LoraConfig config = readConfig(dir);
+        List<Projection> selected;
+        try {
+            selected = config.select(block);
+        } catch (IllegalArgumentException e) {
+            throw new CheckpointException(configFile, "key 'target_modules': " + e.getMessage() + " (an adapter made for another base model?)", e);
+        }
+        Path weights = dir.resolve(WEIGHTS_FILE);
+        if (!Files.isRegularFile(weights)) {
+            String hint = Files.isRegularFile(dir.resolve("adapter_model.bin"))
+                    ? ": this folder has adapter_model.bin (a pickle, not read by align4j); save it with safe_serialization=True" : "";
+            throw new CheckpointException(weights, "not found" + hint);
+        }
+        Map<String, Projection> byModule = new LinkedHashMap<>();
+        selected.forEach(p -> byModule.put(p.module(), p));
+        try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+            for (String name : f.tensors().keySet()) {
+                String module = moduleOf(name);
+                if (module == null || !byModule.containsKey(module)) {
+                    throw new CheckpointException(weights, "unexpected tensor '" + name + "': " + (module == null
+                            ? "not a LoRA weight (" + PREFIX + "MODULE.lora_A.weight or .lora_B.weight)"
+                            : "module '" + module + "' is not a target of " + CONFIG_FILE + " or not a linear map of this "
+                                    + block.config().modelType() + " model"));
+                }
+            }
+            List<NDArray> made = new ArrayList<>();
+            try {
+                for (Projection p : selected) {
+                    NDArray a = read(f, weights, PREFIX + p.module() + ".lora_A.weight", new long[] {config.r(), p.inFeatures()}, manager, made);
+                    NDArray b = read(f, weights, PREFIX + p.module() + ".lora_B.weight", new long[] {p.outFeatures(), config.r()}, manager, made);
+                    block.addAdapter(p.module(), a, b, config.scale(), config.dropout());
+                }
+            } catch (RuntimeException e) {
+                block.removeAdapters();
+                made.forEach(NDArray::close);
+                throw e;
+            }
+        }
+        return config;
+    }
+
+    private static NDArray read(SafetensorsFile f, Path file, String name, long[] shape, NDManager manager, List<NDArray> made) {
+        SafetensorsFile.TensorInfo info = f.tensors().get(name);
+        if (info == null) {
+            throw new CheckpointException(file, "missing tensor '" + name + "' (" + CONFIG_FILE + " selects this module)");
+        }
+        if (!Arrays.equals(info.shape(), shape)) {
+            throw new CheckpointException(file, "tensor '" + name + "' has shape " + Arrays.toString(info.shape()) + " but this model and r = "
+                    + shape[name.contains("lora_A") ? 0 : 1] + " want " + Arrays.toString(shape) + " (an adapter made for another base model?)");
+        }
+        NDArray a = f.read(name, manager);
+        made.add(a);
+        return a;
+    }
+
+    /** base_model.model.MODULE.lora_A.weight → MODULE; null for any other name. */
+    static String moduleOf(String tensor) {
+        for (String suffix : new String[] {".lora_A.weight", ".lora_B.weight"}) {
+            if (tensor.startsWith(PREFIX) && tensor.endsWith(suffix)) {
+                return tensor.substring(PREFIX.length(), tensor.length() - suffix.length());
+            }
+        }
+        return null;
+    }
+
+    private static void requireNoAdapters(CausalLmBlock block) {
+        if (block.hasAdapters()) {
+            throw new IllegalStateException("the model already carries adapters: merge or remove them first");
+        }
+    }
+}

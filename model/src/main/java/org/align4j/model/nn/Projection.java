@@ -1,0 +1,130 @@
+package org.align4j.model.nn;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.Parameter;
+
+/**
+ * One linear map of a decoder layer (q/k/v/o, gate/up/down; GPT-2's c_attn, c_proj and c_fc): it owns
+ * its weight and bias under their HF names ({@code MODULE.weight}, {@code MODULE.bias}), applies
+ * itself with the model's {@link Compute}, and may carry a {@link LoraAdapter}. Kernels that fuse
+ * several projections (an MLP, a self-attention) read the weights from here and fall back to calling
+ * each projection when one of them carries an active adapter.
+ */
+public final class Projection {
+    /** How the weight is stored. */
+    public enum Layout {
+        /** torch {@code Linear}: weight [out, in], y = x·Wᵀ + b */
+        LINEAR,
+        /** GPT-2's {@code Conv1D}: weight [in, out], y = x·W + b (PEFT's {@code fan_in_fan_out}) */
+        CONV1D
+    }
+
+    private final String module;
+    private final Layout layout;
+    private final long inFeatures;
+    private final long outFeatures;
+    private final Parameter weight;
+    private final Parameter bias;
+    private LoraAdapter adapter;
+
+    Projection(String module, Layout layout, long inFeatures, long outFeatures, Parameter weight, Parameter bias) {
+        this.module = module;
+        this.layout = layout;
+        this.inFeatures = inFeatures;
+        this.outFeatures = outFeatures;
+        this.weight = weight;
+        this.bias = bias;
+    }
+
+    /** @return the HF module name, e.g. {@code model.layers.0.self_attn.q_proj} (PEFT's key for it) */
+    public String module() {
+        return module;
+    }
+
+    /** @return the module's last name part, e.g. {@code q_proj} */
+    public String shortName() {
+        return module.substring(module.lastIndexOf('.') + 1);
+    }
+
+    /** @return how the weight is stored */
+    public Layout layout() {
+        return layout;
+    }
+
+    /** @return the input width */
+    public long inFeatures() {
+        return inFeatures;
+    }
+
+    /** @return the output width */
+    public long outFeatures() {
+        return outFeatures;
+    }
+
+    /** @return the weight, [out, in] for {@link Layout#LINEAR}, [in, out] for {@link Layout#CONV1D} */
+    public Parameter weight() {
+        return weight;
+    }
+
+    /** @return the bias [out], or null */
+    public Parameter bias() {
+        return bias;
+    }
+
+    /** @return the adapter, or null */
+    public LoraAdapter adapter() {
+        return adapter;
+    }
+
+    void setAdapter(LoraAdapter adapter) {
+        this.adapter = adapter;
+    }
+
+    /**
+     * Whether an adapter is attached. Fused kernels take only projections without one, whether or not
+     * the pass applies it: a pass with adapters switched off then runs the very same base operations
+     * as a pass with them on, so B = 0 gives identical outputs (the reference policy of a LoRA run at
+     * step 0 equals the policy exactly).
+     */
+    boolean hasAdapter() {
+        return adapter != null;
+    }
+
+    /**
+     * The projection of x, plus the adapter's term when the pass applies adapters.
+     *
+     * @param f the pass
+     * @param x [..., in]
+     * @return [..., out]
+     */
+    NDArray apply(Forward f, NDArray x) {
+        NDArray w = f.value(weight, x);
+        NDArray b = f.value(bias, x);
+        NDArray y = layout == Layout.LINEAR ? f.compute().linear(x, w, b) : f.compute().conv1d(x, w, b);
+        if (adapter == null || !f.adapters()) {
+            return y;
+        }
+        NDArray delta = adapter.apply(f, x);
+        NDArray out = y.add(delta);
+        // the sum's backward needs neither operand: free both now rather than when the step ends
+        y.close();
+        delta.close();
+        return out;
+    }
+
+    /**
+     * Adds the adapter's delta to the weight in place (PEFT's {@code merge}) and drops the adapter.
+     * Run it outside a gradient collector.
+     */
+    void merge() {
+        if (adapter == null) {
+            return;
+        }
+        NDArray w = weight.getArray();
+        try (ai.djl.ndarray.NDManager scope = w.getManager().newSubManager()) {
+            NDArray delta = adapter.delta(scope);
+            w.addi(layout == Layout.LINEAR ? delta : delta.transpose());
+        }
+        adapter = null;
+    }
+}

@@ -19,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -155,7 +156,9 @@ public final class CausalLm implements AutoCloseable {
             throw new IllegalArgumentException("dtype: FLOAT32 or FLOAT16 (DJL 0.36 cannot hold bf16), got " + dtype);
         }
         if (PeftAdapter.isAdapterFolder(dir) && !Files.isRegularFile(dir.resolve("config.json"))) {
-            CausalLm base = load(adapterBase(dir), device, dtype);
+            // a reward model's adapter (SEQ_CLS) goes on its base read as a reward model; its score head replaces the new one
+            CausalLm base = PeftAdapter.isSequenceClassifier(dir) ? loadRewardModel(adapterBase(dir), device, -1, 0)
+                    : load(adapterBase(dir), device, dtype);
             try {
                 base.loadAdapter(dir);
             } catch (RuntimeException e) {
@@ -404,13 +407,20 @@ public final class CausalLm implements AutoCloseable {
 
     /**
      * The parameters an optimizer updates: the adapters' A and B when the model carries adapters (the
-     * base weights are then frozen), otherwise every parameter.
+     * base weights are then frozen), and a reward model's score head beside them ({@code score.weight},
+     * trained in full as PEFT's task_type SEQ_CLS trains it); otherwise every parameter.
      *
      * @return parameters by name ({@code MODULE.lora_A.weight}, ... or HF names)
      */
     public Map<String, Parameter> trainableParameters() {
         if (block instanceof CausalLmBlock native_ && native_.hasAdapters()) {
-            return native_.adapterParameters();
+            if (native_.scoreWeight() == null) {
+                return native_.adapterParameters();
+            }
+            // a reward model's score head trains in full beside its adapters (PEFT's SEQ_CLS modules_to_save)
+            Map<String, Parameter> out = new LinkedHashMap<>(native_.adapterParameters());
+            out.put("score.weight", native_.scoreWeight());
+            return Collections.unmodifiableMap(out);
         }
         return parameters();
     }
@@ -429,6 +439,9 @@ public final class CausalLm implements AutoCloseable {
         if (block instanceof CausalLmBlock native_ && native_.hasAdapters()) {
             native_.parametersByName().values().forEach(p -> p.freeze(true));
             native_.adapterParameters().values().forEach(p -> p.freeze(!trainable));
+            if (native_.scoreWeight() != null) {
+                native_.scoreWeight().freeze(!trainable);
+            }
         } else {
             block.freezeParameters(!trainable);
         }

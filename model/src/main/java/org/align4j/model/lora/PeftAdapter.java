@@ -32,6 +32,12 @@ import org.align4j.model.nn.Projection;
  * ([r, in]) and {@code base_model.model.MODULE.lora_B.weight} ([out, r]). A folder written here loads
  * with PEFT's {@code PeftModel.from_pretrained(base, folder)}, and one PEFT writes loads here.
  *
+ * <p>On a reward model (a sequence classifier, {@code score.weight}) the adapters are PEFT's {@code
+ * task_type: SEQ_CLS}: the score head trains in full beside them and is saved with them as PEFT saves
+ * its {@code modules_to_save} ({@code base_model.model.score.weight}; {@code modules_to_save:
+ * ["classifier", "score"]}, as PEFT 0.21 writes it for SEQ_CLS), so {@code PeftModel.from_pretrained(
+ * AutoModelForSequenceClassification.from_pretrained(base, num_labels=1), folder)} gives the same rewards.
+ *
  * <p>New adapters are initialised as PEFT's default ({@code init_lora_weights=True}): A from
  * Kaiming-uniform with a = √5, which is U(−1/√in, 1/√in), and B zero, so a new adapter leaves the
  * model's outputs unchanged.
@@ -45,6 +51,12 @@ public final class PeftAdapter {
 
     /** PEFT's prefix of every tensor name ({@code PeftModel.base_model.model}). */
     public static final String PREFIX = "base_model.model.";
+
+    /** The score head of a reward model's adapter (PEFT's {@code modules_to_save} of task_type SEQ_CLS). */
+    public static final String SCORE_TENSOR = PREFIX + "score.weight";
+
+    /** PEFT's task type of a sequence classifier's adapter. */
+    public static final String SEQ_CLS = "SEQ_CLS";
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -119,7 +131,17 @@ public final class PeftAdapter {
                 tensors.put(PREFIX + p.module() + ".lora_A.weight", onCpu(a.a().getArray(), copies));
                 tensors.put(PREFIX + p.module() + ".lora_B.weight", onCpu(a.b().getArray(), copies));
             }
-            Files.writeString(dir.resolve(CONFIG_FILE), configJson(config, modules, conv1d, baseModel));
+            boolean classifier = block.scoreWeight() != null;
+            if (classifier) {
+                // a reward model: its score head trained in full, saved as PEFT saves modules_to_save
+                NDArray score = block.scoreWeight().getArray();
+                if (score.getDataType() != DataType.FLOAT32) {
+                    score = score.toType(DataType.FLOAT32, true);
+                    copies.add(score);
+                }
+                tensors.put(SCORE_TENSOR, onCpu(score, copies));
+            }
+            Files.writeString(dir.resolve(CONFIG_FILE), configJson(config, modules, conv1d, baseModel, classifier));
             SafetensorsWriter.write(dir.resolve(WEIGHTS_FILE), tensors);
         } finally {
             copies.forEach(NDArray::close);
@@ -137,6 +159,11 @@ public final class PeftAdapter {
 
     /** {@value #CONFIG_FILE} as PEFT 0.21 writes it (keys sorted), with the options align4j has. */
     static String configJson(LoraConfig config, List<String> modules, boolean conv1d, String baseModel) throws IOException {
+        return configJson(config, modules, conv1d, baseModel, false);
+    }
+
+    /** As above; a sequence classifier's adapter is PEFT's SEQ_CLS, with the score head in modules_to_save. */
+    static String configJson(LoraConfig config, List<String> modules, boolean conv1d, String baseModel, boolean classifier) throws IOException {
         ObjectNode o = JSON.createObjectNode();
         o.putObject("alpha_pattern");
         o.put("base_model_name_or_path", baseModel);
@@ -154,7 +181,12 @@ public final class PeftAdapter {
         }
         o.put("lora_bias", false);
         o.put("lora_dropout", config.dropout());
-        o.putNull("modules_to_save");
+        if (classifier) {
+            // what PEFT 0.21's LoraConfig(task_type=SEQ_CLS) writes: its classifier-head names
+            o.putArray("modules_to_save").add("classifier").add("score");
+        } else {
+            o.putNull("modules_to_save");
+        }
         o.put("peft_type", "LORA");
         o.put("r", config.r());
         o.putObject("rank_pattern");
@@ -174,7 +206,7 @@ public final class PeftAdapter {
                 modules.stream().map(m -> m.substring(m.lastIndexOf('.') + 1)).distinct().forEach(targets::add);
             }
         }
-        o.put("task_type", "CAUSAL_LM");
+        o.put("task_type", classifier ? SEQ_CLS : "CAUSAL_LM");
         o.put("use_dora", false);
         o.put("use_rslora", config.useRslora());
         return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o) + "\n";
@@ -190,6 +222,17 @@ public final class PeftAdapter {
      */
     public static LoraConfig readConfig(Path dir) {
         return parseConfig(dir.resolve(CONFIG_FILE), readJson(dir.resolve(CONFIG_FILE)));
+    }
+
+    /**
+     * Whether an adapter folder is a sequence classifier's (a reward model's): PEFT's {@code task_type:
+     * SEQ_CLS}, its score head saved beside the adapters.
+     *
+     * @param dir the folder
+     * @return true for task_type SEQ_CLS
+     */
+    public static boolean isSequenceClassifier(Path dir) {
+        return SEQ_CLS.equals(text(readJson(dir.resolve(CONFIG_FILE)), "task_type", ""));
     }
 
     /**
@@ -230,7 +273,23 @@ public final class PeftAdapter {
         unsupported(file, n, "rank_pattern", "a rank per module");
         unsupported(file, n, "alpha_pattern", "an alpha per module");
         unsupported(file, n, "layers_to_transform", "adapters on some layers only");
-        unsupported(file, n, "modules_to_save", "fully trained extra modules");
+        if (SEQ_CLS.equals(text(n, "task_type", ""))) {
+            // a reward model's adapter: the score head is the one fully trained module align4j knows
+            JsonNode m = n.get("modules_to_save");
+            if (m != null && !m.isNull()) {
+                if (!m.isArray()) {
+                    throw new CheckpointException(file, "key 'modules_to_save': a list of module names, got " + m);
+                }
+                for (JsonNode x : m) {
+                    if (!List.of("classifier", "score").contains(x.asText())) {
+                        throw new CheckpointException(file, "key 'modules_to_save': align4j trains the score head in full and nothing else, got '"
+                                + x.asText() + "'");
+                    }
+                }
+            }
+        } else {
+            unsupported(file, n, "modules_to_save", "fully trained extra modules");
+        }
         unsupported(file, n, "exclude_modules", "excluded modules");
         unsupported(file, n, "layer_replication", "replicated layers");
         unsupported(file, n, "target_parameters", "adapters on parameters");
@@ -322,8 +381,18 @@ public final class PeftAdapter {
         }
         Map<String, Projection> byModule = new LinkedHashMap<>();
         selected.forEach(p -> byModule.put(p.module(), p));
+        boolean classifier = isSequenceClassifier(dir);
+        if (classifier != (block.scoreWeight() != null)) {
+            throw new CheckpointException(configFile, "key 'task_type': " + (classifier
+                    ? "a sequence classifier's adapter (SEQ_CLS, a reward model) cannot go on a causal LM; load its base as a reward model"
+                    : "'" + text(readJson(configFile), "task_type", "") + "' adapter on a reward model: a reward model's adapter is task_type SEQ_CLS"
+                            + " and carries its score head"));
+        }
         try (SafetensorsFile f = SafetensorsFile.open(weights)) {
             for (String name : f.tensors().keySet()) {
+                if (classifier && name.equals(SCORE_TENSOR)) {
+                    continue;
+                }
                 String module = moduleOf(name);
                 if (module == null || !byModule.containsKey(module)) {
                     throw new CheckpointException(weights, "unexpected tensor '" + name + "': " + (module == null
@@ -338,6 +407,15 @@ public final class PeftAdapter {
                     NDArray a = read(f, weights, PREFIX + p.module() + ".lora_A.weight", new long[] {config.r(), p.inFeatures()}, manager, made);
                     NDArray b = read(f, weights, PREFIX + p.module() + ".lora_B.weight", new long[] {p.outFeatures(), config.r()}, manager, made);
                     block.addAdapter(p.module(), a, b, config.scale(), config.dropout());
+                }
+                if (classifier) {
+                    NDArray target = block.scoreWeight().getArray();
+                    NDArray score = read(f, weights, SCORE_TENSOR, target.getShape().getShape(), manager, made);
+                    // the score head as the adapter saved it, in place of the base's (PEFT's modules_to_save)
+                    try (NDArray cast = score.toType(target.getDataType(), true)) {
+                        target.set(cast.toByteBuffer());
+                    }
+                    score.close();
                 }
             } catch (RuntimeException e) {
                 block.removeAdapters();
@@ -354,8 +432,9 @@ public final class PeftAdapter {
             throw new CheckpointException(file, "missing tensor '" + name + "' (" + CONFIG_FILE + " selects this module)");
         }
         if (!Arrays.equals(info.shape(), shape)) {
-            throw new CheckpointException(file, "tensor '" + name + "' has shape " + Arrays.toString(info.shape()) + " but this model and r = "
-                    + shape[name.contains("lora_A") ? 0 : 1] + " want " + Arrays.toString(shape) + " (an adapter made for another base model?)");
+            String want = name.contains(".lora_") ? "this model and r = " + shape[name.contains("lora_A") ? 0 : 1] + " want " : "this model wants ";
+            throw new CheckpointException(file, "tensor '" + name + "' has shape " + Arrays.toString(info.shape()) + " but " + want
+                    + Arrays.toString(shape) + " (an adapter made for another base model?)");
         }
         NDArray a = f.read(name, manager);
         made.add(a);

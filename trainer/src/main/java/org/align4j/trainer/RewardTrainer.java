@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.training.GradientCollector;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -45,6 +46,11 @@ import org.align4j.model.tokenizer.TextTokenizer;
  * rewards/chosen} and {@code rewards/rejected}; checkpoints and {@code final/} are HF sequence-classifier
  * folders that {@code AutoModelForSequenceClassification} loads. Defaults as TRL's RewardConfig: learning
  * rate 1e-4, dropout off.
+ *
+ * <p>With LoRA ({@code lora_r}, or {@code adapter} to continue one) the decoder gets adapters and the
+ * score head trains in full beside them, as TRL with a PEFT config of task_type SEQ_CLS; checkpoints and
+ * {@code final/} are then PEFT adapter folders (the score head in them, as PEFT saves {@code
+ * modules_to_save}) that {@code PeftModel.from_pretrained} and {@link CausalLm#load} read.
  */
 public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
     private final TextTokenizer tokenizer;
@@ -93,9 +99,13 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
             RunData data = RunData.load(config, tokenizer, (path, format, skip) -> PreferenceData.load(path, format, skip).examples(),
                     PreferenceEncoder.Target.REWARD_MODEL);
             Path start = folder.resumeFrom().orElse(Path.of(config.model()));
-            data.checkFits(ModelConfig.read(start.resolve("config.json")));
+            // a LoRA checkpoint is an adapter folder: its architecture is the base model's
+            data.checkFits(ModelConfig.read((Files.isRegularFile(start.resolve("config.json")) ? start : Path.of(config.model()))
+                    .resolve("config.json")));
             model = folder.resumeFrom().isPresent() ? CausalLm.load(start, device)
                     : CausalLm.loadRewardModel(start, device, tokenizer.padId(), config.seed());
+            // LoRA (lora_r, or an adapter to continue): adapters on the decoder, the score head trained in full beside them
+            prepareAdapters(model, config);
             model.setCompute(org.align4j.model.nn.Compute.of(config.attention(), config.precision(), device));
             return new RewardTrainer(config, folder, model, tokenizer, data, new BradleyTerryLoss(config.centerRewardsCoefficient()));
         } catch (RuntimeException e) {

@@ -114,4 +114,54 @@ class RewardTrainerTest {
                 .learningRate()).as("TRL RewardConfig's default").isEqualTo(1e-4);
         assertThatThrownBy(() -> PreferenceTrainer.create(TrainConfig.resolve(null, base("x")), false)).hasMessageContaining("key 'loss'");
     }
+
+    @Test
+    void withLoraOnlyTheAdaptersAndTheScoreHeadTrainAndTheRunResumesExactly() throws IOException {
+        Map<String, Object> straight = base("lora");
+        straight.put("lora_r", 4);
+        straight.put("lora_alpha", 8);
+        straight.put("lora_target", "all-linear");
+        TrainConfig config = TrainConfig.resolve(null, straight);
+        List<Double> expected = losses(config, RunFolder.Mode.fresh());
+        assertThat(expected).hasSize(4);
+        Path fin = tmp.resolve("lora/final");
+        // a PEFT SEQ_CLS adapter folder: adapters and the score head, no full model
+        assertThat(fin.resolve("config.json")).doesNotExist();
+        JsonNode adapter = new ObjectMapper().readTree(fin.resolve("adapter_config.json").toFile());
+        assertThat(adapter.get("task_type").asText()).isEqualTo("SEQ_CLS");
+        try (CausalLm trained = CausalLm.load(fin, Device.cpu());
+                CausalLm start = CausalLm.loadRewardModel(Fixtures.model("gpt2-tiny"), Device.cpu(), 3, config.seed())) {
+            assertThat(trained.isRewardModel()).isTrue();
+            assertThat(trained.hasAdapters()).isTrue();
+            assertThat(trained.trainableParameters()).containsKey("score.weight");
+            // the decoder is the base's, bit for bit; the score head moved from where the run drew it
+            trained.parameters().forEach((name, p) -> {
+                boolean same = p.getArray().contentEquals(start.parameters().get(name).getArray());
+                assertThat(same).as(name + (name.equals("score.weight") ? " trained" : " frozen")).isEqualTo(!name.equals("score.weight"));
+            });
+        }
+        Map<String, Object> stopped = new HashMap<>(straight);
+        stopped.put("output", tmp.resolve("lora-stopped").toString());
+        TrainConfig c = TrainConfig.resolve(null, stopped);
+        List<Double> got = new ArrayList<>();
+        try (RewardTrainer t = RewardTrainer.create(c, RunFolder.Mode.fresh())) {
+            assertThat(t.model().trainableParameters().keySet()).as("AdamW's parameters")
+                    .allMatch(n -> n.equals("score.weight") || n.contains(".lora_"));
+            t.addListener(new TrainingListener() {
+                @Override
+                public void onStep(long step, Map<String, Double> metrics) {
+                    got.add(metrics.get("loss"));
+                    if (step == 2) {
+                        t.requestStop();
+                    }
+                }
+            });
+            t.train();
+        }
+        got.addAll(losses(c, RunFolder.Mode.resumeLatest()));
+        assertThat(got).hasSize(4);
+        for (int i = 0; i < 4; i++) {
+            assertThat(got.get(i)).as("step %d", i + 1).isCloseTo(expected.get(i), org.assertj.core.data.Offset.offset(1e-6));
+        }
+    }
 }

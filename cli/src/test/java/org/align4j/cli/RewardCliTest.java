@@ -117,6 +117,25 @@ class RewardCliTest {
     }
 
     @Test
+    void rewardTrainWithLoraWritesAnAdapterThatScoreAndLabelRead() throws IOException {
+        Path out = tmp.resolve("rm-lora");
+        CliTest.Result r = CliTest.run("reward", "train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", PREFS, "--output", out.toString(),
+                "--max-steps", "2", "--batch-size", "4", "--lr", "1e-3", "--lora-r", "2", "--lora-target", "c_attn");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(out.resolve("final/adapter_config.json")).content().contains("\"SEQ_CLS\"").contains("\"score\"");
+        assertThat(out.resolve("final/config.json")).doesNotExist();
+        CliTest.Result s = CliTest.run("reward", "score", "--model", out.resolve("final").toString(), "--data", PREFS, "--output",
+                tmp.resolve("s.jsonl").toString());
+        assertThat(s.code()).as(s.err()).isZero();
+        assertThat(lines(tmp.resolve("s.jsonl"))).hasSize(8);
+        CliTest.Result bad = CliTest.run("reward", "train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", PREFS, "--output",
+                tmp.resolve("bad").toString(), "--lora-r", "2", "--lora-target", "nope");
+        assertThat(bad.code()).isEqualTo(2);
+        assertThat(bad.err().strip().lines().count()).as(bad.err()).isEqualTo(1);
+        assertThat(bad.err()).contains("lora").contains("nope");
+    }
+
+    @Test
     void badInputIsOneLineWithStatusTwo() {
         String model = Fixtures.model("gpt2-tiny").toString();
         CliTest.Result causal = CliTest.run("reward", "score", "--model", model, "--data", PREFS);

@@ -35,7 +35,11 @@ final class MergeCommand implements Callable<Integer> {
         if (model != null && !Files.isRegularFile(model.resolve("config.json"))) {
             throw new IllegalArgumentException("--model: " + model + " is not a model folder (no config.json)");
         }
-        try (CausalLm lm = model != null ? CausalLm.load(model, Device.cpu()) : CausalLm.load(adapter, Device.cpu())) {
+        // a reward model's adapter (PEFT SEQ_CLS) goes on its base read as a reward model, its score head with it
+        boolean rewardModel = model != null && org.align4j.model.lora.PeftAdapter.isAdapterFolder(adapter)
+                && org.align4j.model.lora.PeftAdapter.isSequenceClassifier(adapter);
+        try (CausalLm lm = model == null ? CausalLm.load(adapter, Device.cpu())
+                : rewardModel ? CausalLm.loadRewardModel(model, Device.cpu(), -1, 0) : CausalLm.load(model, Device.cpu())) {
             LoraConfig lora = model != null ? lm.loadAdapter(adapter) : lm.lora();
             if (lora == null) {
                 throw new IllegalArgumentException("--adapter: " + adapter + " is not an adapter folder (no adapter_config.json)");

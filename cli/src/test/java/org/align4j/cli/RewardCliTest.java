@@ -117,7 +117,7 @@ class RewardCliTest {
     }
 
     @Test
-    void rewardTrainWithLoraWritesAnAdapterThatScoreAndLabelRead() throws IOException {
+    void rewardTrainWithLoraWritesAnAdapterThatScoreAndMergeRead() throws IOException {
         Path out = tmp.resolve("rm-lora");
         CliTest.Result r = CliTest.run("reward", "train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", PREFS, "--output", out.toString(),
                 "--max-steps", "2", "--batch-size", "4", "--lr", "1e-3", "--lora-r", "2", "--lora-target", "c_attn");
@@ -127,12 +127,48 @@ class RewardCliTest {
         CliTest.Result s = CliTest.run("reward", "score", "--model", out.resolve("final").toString(), "--data", PREFS, "--output",
                 tmp.resolve("s.jsonl").toString());
         assertThat(s.code()).as(s.err()).isZero();
-        assertThat(lines(tmp.resolve("s.jsonl"))).hasSize(8);
+        List<JsonNode> adapterScores = lines(tmp.resolve("s.jsonl"));
+        assertThat(adapterScores).hasSize(8);
+        // merged into the base (with and without naming it), a full sequence classifier with the same rewards
+        for (boolean named : new boolean[] {false, true}) {
+            Path merged = tmp.resolve("merged-" + named);
+            List<String> args = new ArrayList<>(List.of("merge", "--adapter", out.resolve("final").toString(), "--output", merged.toString()));
+            if (named) {
+                args.addAll(List.of("--model", Fixtures.model("gpt2-tiny").toString()));
+            }
+            CliTest.Result m = CliTest.run(args.toArray(String[]::new));
+            assertThat(m.code()).as(m.err()).isZero();
+            assertThat(merged.resolve("config.json")).content().contains("GPT2ForSequenceClassification");
+            CliTest.Result ms = CliTest.run("reward", "score", "--model", merged.toString(), "--data", PREFS, "--output",
+                    tmp.resolve("m.jsonl").toString());
+            assertThat(ms.code()).as(ms.err()).isZero();
+            List<JsonNode> mergedScores = lines(tmp.resolve("m.jsonl"));
+            for (int i = 0; i < 8; i++) {
+                for (String k : List.of("chosen_reward", "rejected_reward")) {
+                    double want = adapterScores.get(i).get(k).asDouble();
+                    assertThat(mergedScores.get(i).get(k).asDouble()).as("%s of pair %d", k, i).isCloseTo(want, within(1e-5 * Math.max(1, Math.abs(want))));
+                }
+            }
+        }
         CliTest.Result bad = CliTest.run("reward", "train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", PREFS, "--output",
                 tmp.resolve("bad").toString(), "--lora-r", "2", "--lora-target", "nope");
         assertThat(bad.code()).isEqualTo(2);
         assertThat(bad.err().strip().lines().count()).as(bad.err()).isEqualTo(1);
         assertThat(bad.err()).contains("lora").contains("nope");
+    }
+
+    @Test
+    void quickstartsRewardFlagsAreCheckedByName() {
+        CliTest.Result without = CliTest.run("quickstart", "--label-noise", "0.2", "--output", tmp.resolve("q1").toString());
+        assertThat(without.code()).isEqualTo(2);
+        assertThat(without.err()).contains("--label-noise").contains("--rlhf");
+        CliTest.Result noise = CliTest.run("quickstart", "--rlhf", "--label-noise", "0.7", "--output", tmp.resolve("q2").toString());
+        assertThat(noise.code()).isEqualTo(2);
+        assertThat(noise.err().strip()).isEqualTo("error: --label-noise: a share in [0, 0.5), got 0.7");
+        CliTest.Result steps = CliTest.run("quickstart", "--rlhf", "--reward-steps", "0", "--output", tmp.resolve("q3").toString());
+        assertThat(steps.code()).isEqualTo(2);
+        assertThat(steps.err()).contains("--reward-steps");
+        assertThat(tmp.resolve("q2")).doesNotExist();
     }
 
     @Test

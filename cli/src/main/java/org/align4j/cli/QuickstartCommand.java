@@ -58,11 +58,14 @@ final class QuickstartCommand implements Callable<Integer> {
                 preferenceSteps != null ? preferenceSteps : d.preferenceSteps(), d.heldOut(), seed != null ? seed : d.seed(),
                 lora != null ? lora : 0);
         Flags.refuseUnless(spec, rlhf, "without --rlhf", "--reward-steps", "--label-noise");
+        if (rewardSteps != null && rewardSteps < 1) {
+            throw new IllegalArgumentException("--reward-steps: at least 1, got " + rewardSteps);
+        }
+        if (labelNoise != null && !(labelNoise >= 0 && labelNoise < 0.5)) {
+            throw new IllegalArgumentException("--label-noise: a share in [0, 0.5), got " + labelNoise);
+        }
         Quickstart.RewardStage stage = !rlhf ? Quickstart.RewardStage.NONE
                 : new Quickstart.RewardStage(rewardSteps != null ? rewardSteps : Quickstart.REWARD_STEPS, labelNoise != null ? labelNoise : 0);
-        if (rlhf && stage.steps() == 0) {
-            throw new IllegalArgumentException("--reward-steps: must be > 0, got 0");
-        }
         Threads.apply(threads, null);
         Files.createDirectories(output);
         RunConsole.logTo(output);

@@ -375,9 +375,10 @@ public final class Quickstart {
         double heldOut;
         try (RewardTrainer t = RewardTrainer.builder()
                 .model(sftModel).data(data.resolve("prefs.jsonl")).evalData(data.resolve("prefs_eval.jsonl")).output(out.resolve("reward"))
-                // a constant rate: the new head starts near 0, and the loss sits at ln 2 until it has grown
-                .learningRate(1e-3).batchSize(32).maxSteps(rlhf.steps()).warmupSteps(Math.min(20, rlhf.steps() / 10))
-                .schedule(TrainConfig.Schedule.CONSTANT).evalBatchSize(250).evalEvery(Math.max(1, rlhf.steps() / 10))
+                // full fine-tuning from the SFT model at 5e-4, decaying linearly: at 1e-3 constant the loss still sat at ln 2 after
+                // 700 steps (held-out accuracy 0.40-0.52); 1e-4 had not left ln 2 by step 300; 3e-4 reached 0.85 by step 600
+                .learningRate(5e-4).batchSize(32).maxSteps(rlhf.steps()).warmupSteps(Math.min(20, rlhf.steps() / 10))
+                .schedule(TrainConfig.Schedule.LINEAR).evalBatchSize(250).evalEvery(Math.max(1, rlhf.steps() / 10))
                 .logEvery(Math.max(1, Math.min(5, rlhf.steps() / 50))).seed(s.seed())
                 .build()) {
             if (listener != null) {

@@ -244,6 +244,18 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
+     * Seeds libtorch's global generators (the CPU's and every CUDA device's), as {@code
+     * torch.manual_seed(seed)} does: the dropout masks of the following passes are then a function of
+     * the seed alone. The trainers seed {@code seed + 1000003 · step + micro-batch} before each training
+     * pass, so a resumed run draws the same masks as an uninterrupted one.
+     *
+     * @param seed any 64-bit value
+     */
+    public static void seedGenerators(long seed) {
+        ai.djl.pytorch.jni.JniUtils.setSeed(seed);
+    }
+
+    /**
      * Builds a native model from a config with random weights, initialised as HF initialises the
      * architecture, for training from scratch.
      *
@@ -435,6 +447,21 @@ public final class CausalLm implements AutoCloseable {
      */
     public void setAdapterDropout(double p) {
         nativeBlock().setAdapterDropout(p);
+    }
+
+    /**
+     * Turns the config's dropout ({@link org.align4j.model.config.ModelConfig#dropout()}: GPT-2's
+     * embd/attn/resid_pdrop, the Llama family's attention_dropout) on or off for training passes. Off
+     * when loaded, as a transformers model is in eval mode until a trainer calls {@code train()}; the
+     * trainers turn it on unless {@code disable_dropout}. Passes without training mode never drop. A
+     * TorchScript model keeps the dropout its trace was recorded with.
+     *
+     * @param enabled whether training passes apply the config's dropout
+     */
+    public void setDropout(boolean enabled) {
+        if (block instanceof CausalLmBlock native_) {
+            native_.setModelDropout(enabled);
+        }
     }
 
     /** @return the configuration of the adapters this model carries, or null */

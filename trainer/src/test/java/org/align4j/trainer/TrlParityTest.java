@@ -58,6 +58,22 @@ class TrlParityTest {
         compare(name, doc, run(doc));
     }
 
+    /**
+     * SFT with GPT-2's dropout (0.1 on embeddings, attention probabilities and residual branches): TRL
+     * keeps it for SFT. Both sides seed the generator with seed + 1000003 · step before the step's
+     * forward pass and use eager attention, so they draw the same masks.
+     */
+    @ParameterizedTest
+    @MethodSource("dropoutFixtures")
+    void sftWithDropoutDrawsTrlsMasks(String name) throws IOException {
+        JsonNode doc = fixture(name);
+        compare(name, doc, run(doc));
+    }
+
+    static Stream<String> dropoutFixtures() {
+        return Stream.of("gpt2-tiny-sft-dropout");
+    }
+
     private List<Map<String, Double>> run(JsonNode doc) throws IOException {
         JsonNode s = doc.get("settings");
         String model = s.get("model").asText();

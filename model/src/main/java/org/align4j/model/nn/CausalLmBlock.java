@@ -34,6 +34,7 @@ public abstract class CausalLmBlock extends AbstractBlock {
     private final Map<String, Projection> projections = new LinkedHashMap<>();
     private final Map<String, Parameter> adapterParameters = new LinkedHashMap<>();
     private boolean adaptersEnabled = true;
+    private boolean modelDropout;
 
     /**
      * The output of one forward pass.
@@ -264,9 +265,28 @@ public abstract class CausalLmBlock extends AbstractBlock {
         return x;
     }
 
+    /**
+     * Turns the config's dropout ({@link ModelConfig#dropout()}) on or off for the following training
+     * passes. Off by default, as a model transformers loads is in eval mode until a trainer calls
+     * {@code train()}; the trainers turn it on unless {@code disable_dropout} (TRL's switch). Passes
+     * that record no gradient never drop anything. The adapters' own dropout is separate ({@link
+     * #setAdapterDropout}).
+     *
+     * @param enabled whether training passes apply the config's dropout
+     */
+    public void setModelDropout(boolean enabled) {
+        this.modelDropout = enabled;
+    }
+
+    /** @return whether training passes apply the config's dropout */
+    public boolean modelDropout() {
+        return modelDropout;
+    }
+
     /** The context of one pass. */
     final Forward forwardContext(ParameterStore ps, boolean training) {
-        return new Forward(ps, compute, training, adaptersEnabled);
+        ModelConfig.Dropout dropout = training && modelDropout ? config.dropout() : ModelConfig.Dropout.NONE;
+        return new Forward(ps, compute, training, adaptersEnabled, dropout);
     }
 
     /** @return the architecture */

@@ -2,7 +2,9 @@ package org.align4j.model.nn;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.norm.Dropout;
 import ai.djl.training.ParameterStore;
+import org.align4j.model.config.ModelConfig;
 
 /**
  * What every piece of one forward pass needs: where parameter values come from, how the heavy pieces
@@ -13,10 +15,26 @@ import ai.djl.training.ParameterStore;
  * @param compute how attention and projections are computed
  * @param training training mode
  * @param adapters whether the adapters a projection carries are applied
+ * @param dropout the model's dropout in this pass ({@link ModelConfig.Dropout#NONE} outside training
+ *     or when switched off)
  */
-record Forward(ParameterStore store, Compute compute, boolean training, boolean adapters) {
+record Forward(ParameterStore store, Compute compute, boolean training, boolean adapters, ModelConfig.Dropout dropout) {
     /** A parameter's value on the device of {@code like}; null for a null parameter (an absent bias). */
     NDArray value(Parameter p, NDArray like) {
         return p == null ? null : store.getValue(p, like.getDevice(), training);
+    }
+
+    /**
+     * torch's {@code dropout(x, p, training=True)} (libtorch's own op, so it draws from the engine's
+     * generator as PyTorch does): each element zeroed with probability p, the rest scaled by 1/(1 − p).
+     * x itself when p is 0, and x is closed when it is replaced (autograd keeps what it needs).
+     */
+    NDArray drop(NDArray x, double p) {
+        if (p <= 0) {
+            return x;
+        }
+        NDArray out = Dropout.dropout(x, (float) p, true).singletonOrThrow();
+        x.close();
+        return out;
     }
 }

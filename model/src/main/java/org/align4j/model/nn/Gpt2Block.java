@@ -81,6 +81,8 @@ public final class Gpt2Block extends CausalLmBlock {
         NDArray positions = Attention.positions(attentionMask, t);
         NDArray x = Embedding.embedding(ids, f.value(wte, ids), SparseFormat.DENSE).singletonOrThrow()
                 .add(Embedding.embedding(positions, f.value(wpe, ids), SparseFormat.DENSE).singletonOrThrow());
+        ModelConfig.Dropout dropout = f.dropout();
+        x = f.drop(x, dropout.embedding());
         List<NDArray> hidden = new ArrayList<>();
         // a layer's arrays are freed when it ends, except where they must outlive it (hidden states, a cache)
         boolean layerScopes = cache == null && !withHiddenStates;
@@ -105,10 +107,12 @@ public final class Gpt2Block extends CausalLmBlock {
             if (config.gpt2ScaleByInverseLayerIdx()) {
                 scale /= i + 1;
             }
-            NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
-            x = residual(x, l.proj.apply(f, attn));
+            // HF's GPT-2 in training mode: attn_dropout on the probabilities, resid_dropout on c_proj's
+            // output, the MLP's dropout on its output, in that order (the order the masks are drawn)
+            NDArray attn = c.attend(q, k, v, mask, scale, causalOnly, dropout.attention());
+            x = residual(x, f.drop(l.proj.apply(f, attn), dropout.residual()));
             NDArray m = Ops.layerNorm(x, f.value(l.ln2w, x), f.value(l.ln2b, x), eps);
-            x = residual(x, c.conv1dMlp(f, config.activation(), m, l.fc, l.mlpProj));
+            x = residual(x, f.drop(c.conv1dMlp(f, config.activation(), m, l.fc, l.mlpProj), dropout.residual()));
             if (layer != null) {
                 x = closeLayer(layer, x);
             }

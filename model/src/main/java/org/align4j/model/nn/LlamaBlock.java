@@ -158,7 +158,7 @@ public final class LlamaBlock extends CausalLmBlock {
             k = kv[0];
             v = kv[1];
         }
-        NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
+        NDArray attn = c.attend(q, k, v, mask, scale, causalOnly, f.dropout().attention());
         return l.o.apply(f, attn);
     }
 

@@ -407,7 +407,7 @@ public abstract class CausalLmBlock extends AbstractBlock {
 
     /** Reads a parameter's value through the store (DJL's contract for blocks). */
     protected final NDArray value(ParameterStore ps, Parameter p, NDArray like, boolean training) {
-        return p == null ? null : ps.getValue(p, like.getDevice(), training);
+        return p == null ? null : Forward.float32(ps.getValue(p, like.getDevice(), training), like);
     }
 
     @Override

@@ -1,6 +1,7 @@
 package org.align4j.model.nn;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.norm.Dropout;
 import ai.djl.training.ParameterStore;
@@ -19,9 +20,27 @@ import org.align4j.model.config.ModelConfig;
  *     or when switched off)
  */
 record Forward(ParameterStore store, Compute compute, boolean training, boolean adapters, ModelConfig.Dropout dropout) {
-    /** A parameter's value on the device of {@code like}; null for a null parameter (an absent bias). */
+    /**
+     * A parameter's value on the device of {@code like}, in float32; null for a null parameter (an
+     * absent bias). See {@link #float32}.
+     */
     NDArray value(Parameter p, NDArray like) {
-        return p == null ? null : store.getValue(p, like.getDevice(), training);
+        return p == null ? null : float32(store.getValue(p, like.getDevice(), training), like);
+    }
+
+    /**
+     * A weight stored in float16 (a frozen reference loaded with {@code reference_dtype: fp16}) as a
+     * float32 copy owned by {@code like}'s manager, freed with the pass (or its layer): the model keeps
+     * half the bytes and computes as a float32 model whose weights were rounded to float16. Other
+     * arrays as they are.
+     */
+    static NDArray float32(NDArray w, NDArray like) {
+        if (w.getDataType() != DataType.FLOAT16) {
+            return w;
+        }
+        NDArray up = w.toType(DataType.FLOAT32, false);
+        up.attach(like.getManager());
+        return up;
     }
 
     /**

@@ -72,13 +72,17 @@ public final class Gpt2Block extends CausalLmBlock {
         Forward f = forwardContext(ps, pass.training());
         boolean withHiddenStates = pass.withHiddenStates();
         Compute c = f.compute();
-        boolean causalOnly = causalOnly(pass, cache, ids.getShape().get(1));
+        long[] packed = pass.sequences();
+        if (packed != null) {
+            checkPacked(pass, ids, cache);
+        }
+        boolean causalOnly = packed == null && causalOnly(pass, cache, ids.getShape().get(1));
         long t = ids.getShape().get(1);
         long heads = config.numHeads();
         long headDim = config.headDim();
         long width = config.hiddenSize();
-        NDArray mask = causalOnly ? null : Attention.mask(attentionMask, t, 0);
-        NDArray positions = Attention.positions(attentionMask, t);
+        NDArray mask = causalOnly || packed != null ? null : Attention.mask(attentionMask, t, 0);
+        NDArray positions = packed != null ? packedPositions(ids.getManager(), packed) : Attention.positions(attentionMask, t);
         NDArray x = Embedding.embedding(ids, f.value(wte, ids), SparseFormat.DENSE).singletonOrThrow()
                 .add(Embedding.embedding(positions, f.value(wpe, ids), SparseFormat.DENSE).singletonOrThrow());
         List<NDArray> hidden = new ArrayList<>();
@@ -105,7 +109,7 @@ public final class Gpt2Block extends CausalLmBlock {
             if (config.gpt2ScaleByInverseLayerIdx()) {
                 scale /= i + 1;
             }
-            NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
+            NDArray attn = packed != null ? attendPacked(c, q, k, v, packed, scale, 0) : c.attend(q, k, v, mask, scale, causalOnly);
             x = residual(x, l.proj.apply(f, attn));
             NDArray m = Ops.layerNorm(x, f.value(l.ln2w, x), f.value(l.ln2b, x), eps);
             x = residual(x, c.conv1dMlp(f, config.activation(), m, l.fc, l.mlpProj));

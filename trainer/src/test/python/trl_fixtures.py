@@ -9,8 +9,11 @@ settings used. align4j's test runs its own trainer with the same settings and co
 Dropout: DPOTrainer turns it off (disable_dropout=True, its default). SFTTrainer keeps the model's
 (GPT-2: 0.1); for the run with dropout the global torch generator is seeded right before each
 forward pass with seed + 1000003 * step, the rule align4j follows, so that both draw the same masks
-(libtorch 2.7.1 and torch 2.13 produce the same random stream on the CPU), and attention is eager
-on both sides (the SDPA kernels' internal dropout differs between versions).
+(libtorch 2.7.1 and torch 2.13 produce the same random stream on the CPU; align4j adds the index of
+the micro-batch within the step, 0 here), and attention is eager on both sides (the SDPA kernels'
+internal dropout differs between versions). Masks also depend on which row of the batch an example
+sits in, so every run takes the rows in align4j's order (java.util.Random and Collections.shuffle as
+their Javadoc specifies them, reimplemented below) instead of the Trainer's RandomSampler.
 
 Rerun (CPU, a few minutes):
     python3 -m venv v && v/bin/pip install torch==2.13.0+cpu transformers==5.17.0 trl==1.13.0
@@ -64,6 +67,67 @@ class Record(TrainerCallback):
             self.steps.append(row)
 
 
+class JavaRandom:
+    """java.util.Random as its Javadoc specifies it: a 48-bit linear congruential generator."""
+
+    MASK = (1 << 48) - 1
+
+    def __init__(self, seed):
+        self.seed = (seed ^ 0x5DEECE66D) & self.MASK
+
+    def next(self, bits):
+        self.seed = (self.seed * 0x5DEECE66D + 0xB) & self.MASK
+        r = self.seed >> (48 - bits)
+        return r - (1 << 32) if r >= 1 << 31 else r
+
+    def next_int(self, bound):
+        r = self.next(31)
+        m = bound - 1
+        if bound & m == 0:
+            return (bound * r) >> 31
+        u = r
+        while True:
+            r = u % bound
+            if u - r + m < (1 << 31):  # Java's int overflow test: u - r + m < 0 as a signed int
+                return r
+            u = self.next(31)
+
+
+def align4j_order(n, seed, epoch):
+    """The order align4j's trainers take a dataset's rows in (PairOrder, without length grouping):
+    java.util.Collections.shuffle of 0..n-1 with java.util.Random(seed * 1000003 + epoch)."""
+    order = list(range(n))
+    rnd = JavaRandom((seed * 1000003 + epoch) & ((1 << 64) - 1))
+    for i in range(n, 1, -1):
+        j = rnd.next_int(i)
+        order[i - 1], order[j] = order[j], order[i - 1]
+    return order
+
+
+class Align4jOrder(torch.utils.data.Sampler):
+    """Each pass over the data (an epoch) in align4j's order, so that both trainers put the same rows
+    in the same places of a batch: the sum of a loss does not care, dropout masks do."""
+
+    def __init__(self, n, seed):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __iter__(self):
+        order = align4j_order(self.n, self.seed, self.epoch)
+        self.epoch += 1
+        return iter(order)
+
+    def __len__(self):
+        return self.n
+
+
+def in_align4j_order(cls):
+    class InOrder(cls):
+        def _get_train_sampler(self, train_dataset=None):
+            return Align4jOrder(len(train_dataset if train_dataset is not None else self.train_dataset), self.args.seed)
+
+    return InOrder
+
+
 def reseeding(cls):
     """The trainer class with the global generator seeded before each forward pass (the dropout runs)."""
 
@@ -107,7 +171,7 @@ def dpo(model_name, loss_type, label_smoothing=0.0):
     ref = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}-ref", dtype=torch.float32)
     args = DPOConfig(output_dir="/tmp/trl-fixtures", loss_type=[loss_type], beta=0.1, label_smoothing=label_smoothing, **COMMON)
     rec = Record()
-    trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=Dataset.from_list(prefs()),
+    trainer = in_align4j_order(DPOTrainer)(model=policy, ref_model=ref, args=args, train_dataset=Dataset.from_list(prefs()),
                          processing_class=tok, callbacks=[rec])
     trainer.train()
     settings = {"trainer": "dpo", "model": model_name, "reference_model": model_name + "-ref", "loss_type": loss_type,
@@ -128,7 +192,7 @@ def sft(model_name, dropout):
     data = [{"prompt": p["prompt"], "completion": p["chosen"]} for p in prefs()]
     args = SFTConfig(output_dir="/tmp/trl-fixtures", **COMMON)
     rec = Record()
-    cls = reseeding(SFTTrainer) if dropout else SFTTrainer
+    cls = in_align4j_order(reseeding(SFTTrainer) if dropout else SFTTrainer)
     trainer = cls(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok, callbacks=[rec])
     trainer.train()
     settings = {"trainer": "sft", "model": model_name, "dropout": dropout, "attention": model.config._attn_implementation,

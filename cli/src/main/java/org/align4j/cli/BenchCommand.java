@@ -62,6 +62,28 @@ final class BenchCommand implements Callable<Integer> {
             description = "Log-probs make at most this many MiB of float32 logits at once (0 = all positions at once; default: ${DEFAULT-VALUE})")
     long logitsChunkMib;
 
+    @Option(names = "--data", paramLabel = "PATH",
+            description = "Real preference data (any format training reads): each step takes the next batch of an epoch's order, padded as "
+                    + "the trainer pads it (or packed with --padding-free); tokens/s counts real tokens only, and the padding share is reported")
+    Path data;
+
+    @Option(names = "--tokenizer", paramLabel = "DIR", description = "With --data and --preset: the tokenizer folder (the preset takes its vocabulary)")
+    Path tokenizer;
+
+    @Option(names = "--padding-free", negatable = true, defaultValue = "false", fallbackValue = "true",
+            description = "With --data: pack each batch's sequences into one row without padding (TRL's padding_free; default: ${DEFAULT-VALUE})")
+    boolean paddingFree;
+
+    @Option(names = "--group-by-length", negatable = true, defaultValue = "false", fallbackValue = "true",
+            description = "With --data: batch pairs of similar length, as the trainer's group_by_length (default: ${DEFAULT-VALUE})")
+    boolean groupByLength;
+
+    @Option(names = "--max-length", defaultValue = "0", description = "With --data: longest prompt + completion in tokens (0 = no limit)")
+    int maxLength;
+
+    @Option(names = "--seed", defaultValue = "42", description = "With --data: the seed of the batch order (default: ${DEFAULT-VALUE})")
+    long seed;
+
     @Option(names = "--threads", description = "CPU threads for libtorch (default: all cores)")
     Integer threads;
 
@@ -74,15 +96,27 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Flags.refuseUnless(spec, model == null, "with --model, which gives the shape", "--preset");
+        Flags.refuseUnless(spec, data != null, "without --data", "--tokenizer", "--padding-free", "--group-by-length", "--max-length", "--seed");
+        Flags.refuseUnless(spec, data == null, "with --data, whose rows give the lengths", "--seq-len");
         Threads.apply(threads, null);
         if ("tf32".equals(precision) && "gpu".equals(device) && !"1".equals(System.getenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"))) {
             throw new IllegalArgumentException("--precision tf32: needs TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 in the environment (the ./align4j launcher sets it on GPU runs)");
         }
         StepBench.Result r = StepBench.run(new StepBench.Settings(model, model != null ? null : preset, pairs, seqLen, Devices.resolve(device),
-                steps, warmup, precision, attention, reference, loss, memoryEvery, lora, logitsChunkMib * (1L << 20) / 4));
+                steps, warmup, precision, attention, reference, loss, memoryEvery, lora, logitsChunkMib * (1L << 20) / 4),
+                data == null ? null : new StepBench.Data(data, tokenizer, groupByLength, paddingFree, maxLength, seed));
         var w = spec.commandLine().getOut();
         if (json) {
             w.println(Json.write(r.values()));
+        } else if (data != null) {
+            var v = r.values();
+            w.println(v.get("model") + " on " + v.get("device") + ", " + data + ", " + pairs + " pairs a step, " + precision + ", " + attention
+                    + ", reference " + v.get("reference") + (paddingFree ? ", padding-free" : ", padded") + (groupByLength ? ", grouped by length" : "")
+                    + ":");
+            w.println("  " + StepBench.describe(v) + " (real tokens only)");
+            w.println(String.format(java.util.Locale.ROOT, "  padding: %.1f%% of the positions computed (a padded layout of these batches: %.1f%%; "
+                    + "of a whole epoch: %.1f%%)", 100 * (double) v.get("padding_share"), 100 * (double) v.get("padded_layout_share"),
+                    100 * (double) v.get("epoch_padded_layout_share")));
         } else {
             w.println(r.values().get("model") + " on " + r.values().get("device") + ", " + pairs + " pairs x " + seqLen + " tokens, " + precision
                     + ", " + attention + ", reference " + r.values().get("reference") + (lora > 0 ? ", LoRA r=" + lora : "") + ":");

@@ -16,6 +16,8 @@ class IgnoredFlagsTest {
         "logprobs --model m --prompt a --completion b --output o.jsonl|--output: has no effect without --data",
         "logprobs --model m --prompt a --completion b --max-length 5|--max-length: has no effect without --data",
         "bench --model m --preset gpt2-124m|--preset: has no effect with --model",
+        "bench --model m --padding-free|--padding-free: has no effect without --data",
+        "bench --model m --data d.jsonl --seq-len 64|--seq-len: has no effect with --data, whose rows give the lengths",
         "evaluate preferences --policy p --reference r --data d --kl-prompts 0 --seed 3|--seed: has no effect without sampled KL",
         "evaluate report run --output o --max-new-tokens 8|--max-new-tokens: has no effect without --samples N"})
     void aFlagThatWouldDoNothingIsRefused(String args, String message) {

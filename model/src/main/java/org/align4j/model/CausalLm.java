@@ -80,6 +80,7 @@ public final class CausalLm implements AutoCloseable {
     private boolean trainable = true;
     private boolean adapters = true;
     private long logitsChunkElements = LogProbs.DEFAULT_CHUNK_ELEMENTS;
+    private boolean paddingFree;
 
     private CausalLm(NDManager manager, Block block, ModelConfig config, Model torchScript, Path source) {
         this(manager, block, config, torchScript, source, null);
@@ -107,6 +108,7 @@ public final class CausalLm implements AutoCloseable {
         CausalLm view = new CausalLm(manager, block, config, null, source, viewOf != null ? viewOf : this);
         view.adapters = false;
         view.logitsChunkElements = logitsChunkElements;
+        view.paddingFree = paddingFree;
         return view;
     }
 
@@ -290,6 +292,18 @@ public final class CausalLm implements AutoCloseable {
                         + block.config().modelType() + " with this config.json has no such parameter");
             }
         }
+    }
+
+    /**
+     * Seeds libtorch's global generators (the CPU's and every CUDA device's), as {@code
+     * torch.manual_seed(seed)} does: the dropout masks of the following passes are then a function of
+     * the seed alone. The trainers seed {@code seed + 1000003 · step + micro-batch} before each training
+     * pass, so a resumed run draws the same masks as an uninterrupted one.
+     *
+     * @param seed any 64-bit value
+     */
+    public static void seedGenerators(long seed) {
+        ai.djl.pytorch.jni.JniUtils.setSeed(seed);
     }
 
     /**
@@ -496,6 +510,21 @@ public final class CausalLm implements AutoCloseable {
         nativeBlock().setAdapterDropout(p);
     }
 
+    /**
+     * Turns the config's dropout ({@link org.align4j.model.config.ModelConfig#dropout()}: GPT-2's
+     * embd/attn/resid_pdrop, the Llama family's attention_dropout) on or off for training passes. Off
+     * when loaded, as a transformers model is in eval mode until a trainer calls {@code train()}; the
+     * trainers turn it on unless {@code disable_dropout}. Passes without training mode never drop. A
+     * TorchScript model keeps the dropout its trace was recorded with.
+     *
+     * @param enabled whether training passes apply the config's dropout
+     */
+    public void setDropout(boolean enabled) {
+        if (block instanceof CausalLmBlock native_) {
+            native_.setModelDropout(enabled);
+        }
+    }
+
     /** @return the configuration of the adapters this model carries, or null */
     public LoraConfig lora() {
         return lora;
@@ -660,16 +689,96 @@ public final class CausalLm implements AutoCloseable {
     }
 
     private LogProbs nativeLogProbs(CausalLmBlock native_, NDArray ids, NDArray attentionMask, NDArray completionMask, boolean training) {
-        CausalLmBlock.Output out = ready(native_).forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false));
+        NDArray last = paddingFree ? packedHidden(native_, ids, attentionMask, training) : null;
+        if (last == null) {
+            last = ready(native_).forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false)).last();
+        }
         long chunk = LogProbs.chunkPositions(logitsChunkElements, config.vocabSize());
         Parameter head = native_.headWeight();
         if (training && !head.requiresGradient()) {
             // a frozen head (LoRA): autograd keeps each position's [H] gradient direction, not its [V] log-softmax
-            return LogProbs.fromHiddenFrozenHead(out.last(), x -> native_.head(store, x, training), head.getArray(),
+            return LogProbs.fromHiddenFrozenHead(last, x -> native_.head(store, x, training), head.getArray(),
                     native_.compute()::tokenLogProbs, ids, completionMask, chunk);
         }
-        return LogProbs.fromHidden(out.last(), x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask,
+        return LogProbs.fromHidden(last, x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask,
                 chunk);
+    }
+
+    /**
+     * The padding-free pass (TRL's {@code padding_free}): the real tokens of every row are laid end
+     * to end in one row of N tokens, without padding, and the model runs on that row with each
+     * sequence's own positions and attention confined to the sequence ({@link CausalLmBlock.Pass#sequences}).
+     * The final hidden states are then gathered back into the padded [B, T, H] layout (padding
+     * positions get a copy of some real position's, which nothing scores), so the log-probs are made
+     * exactly as for the padded pass.
+     *
+     * @return [B, T, H] final hidden states, or null when the batch has no padding to remove or is not
+     *     right-padded (the padded pass is then used)
+     */
+    private NDArray packedHidden(CausalLmBlock native_, NDArray ids, NDArray attentionMask, boolean training) {
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        long[] mask = attentionMask.toType(DataType.INT64, false).toLongArray();
+        long[] lengths = new long[Math.toIntExact(b)];
+        long total = 0;
+        for (int r = 0; r < b; r++) {
+            int len = 0;
+            while (len < t && mask[(int) (r * t + len)] != 0) {
+                len++;
+            }
+            for (int j = len; j < t; j++) {
+                if (mask[(int) (r * t + j)] != 0) {
+                    return null; // not right-padded
+                }
+            }
+            if (len == 0) {
+                return null; // an empty row: nothing to pack it as
+            }
+            lengths[r] = len;
+            total += len;
+        }
+        if (total == b * t) {
+            return null; // no padding: the batch of rows is the same work
+        }
+        long[] realPositions = new long[Math.toIntExact(total)];
+        long[] padded = new long[Math.toIntExact(b * t)];
+        int k = 0;
+        for (int r = 0; r < b; r++) {
+            int start = k;
+            for (int j = 0; j < t; j++) {
+                int at = (int) (r * t + j);
+                if (j < lengths[r]) {
+                    realPositions[k] = at;
+                    padded[at] = k++;
+                } else {
+                    padded[at] = start; // never scored
+                }
+            }
+        }
+        NDManager m = ids.getManager();
+        NDArray packedIds = ids.reshape(b * t).get(m.create(realPositions)).reshape(1, total);
+        NDArray packedMask = m.ones(new Shape(1, total), DataType.INT64);
+        NDArray last = ready(native_).forward(store, packedIds, packedMask, null, new CausalLmBlock.Pass(false, training, true, false, lengths))
+                .last();
+        long h = last.getShape().get(2);
+        return last.reshape(total, h).get(m.create(padded)).reshape(b, t, h);
+    }
+
+    /**
+     * Padding-free passes (TRL's {@code padding_free}) for {@link #completionLogProbs}: the real tokens
+     * of a right-padded batch run as one row without padding, each sequence with its own positions and
+     * attention confined to itself; values and gradients are those of the padded pass (up to the order of
+     * floating-point sums). TorchScript models always run padded.
+     *
+     * @param paddingFree on or off (off by default)
+     */
+    public void setPaddingFree(boolean paddingFree) {
+        this.paddingFree = paddingFree;
+    }
+
+    /** @return whether {@link #completionLogProbs} packs the batch without padding */
+    public boolean paddingFree() {
+        return paddingFree;
     }
 
     /** Whether a pass of this instance records no graph: no parameter it uses requires a gradient. */

@@ -17,11 +17,13 @@ import java.util.Map;
 import java.util.stream.Stream;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
+import org.align4j.data.PreferenceData;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
+import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -69,7 +71,7 @@ public final class PrecomputedReference implements ReferencePolicy {
                     ref.values.put(split, new float[4][0]);
                     continue;
                 }
-                Path file = cacheDir.resolve("reference-logps-" + key(modelKey, pairs) + ".safetensors");
+                Path file = cacheFile(cacheDir, modelKey, pairs);
                 if (Files.isRegularFile(file)) {
                     ref.values.put(split, read(file, pairs.size()));
                     LOG.info("Reference log-probs for {} {} pairs read from cache {}", pairs.size(), split, file);
@@ -100,6 +102,84 @@ public final class PrecomputedReference implements ReferencePolicy {
             }
         }
         return ref;
+    }
+
+    private static Path cacheFile(Path cacheDir, String modelKey, List<EncodedPair> pairs) {
+        return cacheDir.resolve("reference-logps-" + key(modelKey, pairs) + ".safetensors");
+    }
+
+    /**
+     * What a run needs precomputed, for scoring it elsewhere (on Spark, say): the reference model, and
+     * each split's pairs encoded exactly as the trainer will encode them, with the cache file it will
+     * read their log-probs from.
+     *
+     * @param modelDir the reference model folder
+     * @param cacheDir the cache folder ({@code cache_dir}, or OUTPUT/cache)
+     * @param padId the tokenizer's padding id
+     * @param batchSize pairs per forward pass ({@code eval_batch_size})
+     * @param splits the training split, then the held-out one when the run has one
+     */
+    public record Plan(Path modelDir, Path cacheDir, int padId, int batchSize, List<CacheEntry> splits) {}
+
+    /**
+     * One split of a {@link Plan}.
+     *
+     * @param split "train" or "eval"
+     * @param pairs the encoded pairs, in the trainer's order
+     * @param file the cache file the trainer reads for them; it exists when they are already scored
+     */
+    public record CacheEntry(String split, List<EncodedPair> pairs, Path file) {}
+
+    /**
+     * The {@link Plan} of a preference run: loads the policy's tokenizer and the data (held-out split
+     * included) as {@link PreferenceTrainer} does, and names each split's cache file by the same key
+     * (the reference's config and weights, hashed in full, and the encoded pairs).
+     *
+     * @param config a resolved config with a reference ({@code reference: precomputed} or not)
+     * @return the plan
+     * @throws IOException when the model folder or the cache folder cannot be read
+     * @throws IllegalArgumentException naming the key when the data cannot be loaded
+     */
+    public static Plan plan(TrainConfig config) throws IOException {
+        try (TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()))) {
+            RunData data = RunData.load(config, tokenizer,
+                    (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
+            Path modelDir = Path.of(config.referenceModelOrModel());
+            Path cacheDir = config.cacheDir() != null ? Path.of(config.cacheDir()) : Path.of(config.output(), "cache");
+            String modelKey = modelKey(modelDir, cacheDir);
+            List<CacheEntry> splits = new ArrayList<>();
+            splits.add(new CacheEntry("train", data.train(), cacheFile(cacheDir, modelKey, data.train())));
+            if (!data.eval().isEmpty()) {
+                splits.add(new CacheEntry("eval", data.eval(), cacheFile(cacheDir, modelKey, data.eval())));
+            }
+            return new Plan(modelDir, cacheDir, tokenizer.padId(), config.evalBatchSize(), splits);
+        }
+    }
+
+    /**
+     * Writes one split's cache file as the trainer reads it (written to a temporary name, then renamed).
+     *
+     * @param file the {@link CacheEntry#file}
+     * @param chosen summed log-probs of the chosen completions, one per pair in the split's order
+     * @param rejected summed log-probs of the rejected completions
+     * @param chosenMean mean log-probs per token of the chosen completions
+     * @param rejectedMean mean log-probs per token of the rejected completions
+     * @throws IOException when the file cannot be written
+     * @throws IllegalArgumentException when the arrays differ in length or hold a non-finite value
+     */
+    public static void writeCache(Path file, float[] chosen, float[] rejected, float[] chosenMean, float[] rejectedMean) throws IOException {
+        float[][] v = {chosen, rejected, chosenMean, rejectedMean};
+        for (int i = 0; i < 4; i++) {
+            if (v[i].length != chosen.length) {
+                throw new IllegalArgumentException(NAMES[i] + ": " + v[i].length + " values for " + chosen.length + " pairs");
+            }
+            for (float x : v[i]) {
+                if (!Float.isFinite(x)) {
+                    throw new IllegalArgumentException(NAMES[i] + ": a non-finite log-prob (" + x + ")");
+                }
+            }
+        }
+        write(file, v);
     }
 
     private static final String[] NAMES = {"chosen_logps", "rejected_logps", "chosen_logps_mean", "rejected_logps_mean"};

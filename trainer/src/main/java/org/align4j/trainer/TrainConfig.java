@@ -98,6 +98,9 @@ import org.slf4j.LoggerFactory;
  * @param skipInvalid skip bad records (counted, the first named) instead of stopping
  * @param chatTemplate render plain-string prompts through the model's chat template
  * @param groupByLength batch examples of similar length
+ * @param paddingFree TRL's padding_free: the sequences of a micro-batch run as one row of their real
+ *     tokens, without padding, each with its own position ids and attention confined to itself; the
+ *     values and gradients are the padded pass's (native models; TorchScript models run padded)
  * @param evalBatchSize pairs per evaluation forward pass
  * @param evalKl add {@code eval_kl} to evaluation: the exact per-token KL(π ‖ π_ref) summed along the
  *     held-out chosen answers; with {@code reference: precomputed} this loads the reference model for
@@ -170,6 +173,7 @@ public record TrainConfig(
         @Key(help = "Skip bad records (counted, the first named) instead of stopping") boolean skipInvalid,
         @Key(help = "Render plain-string prompts through the model's chat template") boolean chatTemplate,
         @Key(help = "Batch examples of similar length") boolean groupByLength,
+        @Key(help = "Run each micro-batch as one row of its real tokens, without padding (TRL's padding_free)") boolean paddingFree,
         @Key(help = "Pairs per evaluation forward pass") int evalBatchSize,
         @Key(help = "Log eval_kl, the KL to the reference along held-out chosen answers") boolean evalKl,
         @Key(help = "At each evaluation, judge greedy answers of policy and reference to the first N held-out prompts: eval_win_rate (0 = off)")
@@ -284,6 +288,7 @@ public record TrainConfig(
         d.put("skip_invalid", false);
         d.put("chat_template", false);
         d.put("group_by_length", false);
+        d.put("padding_free", false);
         d.put("eval_batch_size", 8);
         d.put("eval_kl", true);
         d.put("eval_samples", 0);
@@ -850,6 +855,7 @@ public record TrainConfig(
         CausalLm lm = CausalLm.load(dir, dev, dtype);
         try {
             lm.setCompute(Compute.of(attention, precision, dev));
+            lm.setPaddingFree(paddingFree);
         } catch (RuntimeException e) {
             lm.close();
             throw e;
@@ -1150,6 +1156,11 @@ public record TrainConfig(
         /** @param v {@link TrainConfig#groupByLength} @return this */
         public Builder<T> groupByLength(boolean v) {
             return put("group_by_length", v);
+        }
+
+        /** @param v {@link TrainConfig#paddingFree} @return this */
+        public Builder<T> paddingFree(boolean v) {
+            return put("padding_free", v);
         }
 
         /** @param v {@link TrainConfig#evalBatchSize} @return this */

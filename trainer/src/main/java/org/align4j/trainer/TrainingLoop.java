@@ -38,6 +38,8 @@ import org.slf4j.LoggerFactory;
  */
 public abstract class TrainingLoop implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TrainingLoop.class);
+    /** A prime stride between the generator seeds of consecutive steps (micro-batches take the seeds between). */
+    private static final long DROPOUT_SEED_STRIDE = 1_000_003L;
 
     /** Test aid: slows every step by this many milliseconds, so an interruption can be timed. */
     private static final long STEP_DELAY_MS = Long.getLong("align4j.stepDelayMs", 0);
@@ -288,6 +290,9 @@ public abstract class TrainingLoop implements AutoCloseable {
         boolean resume = folder.resumeFrom().isPresent();
         Files.createDirectories(output);
         header().forEach(line -> LOG.info("{}", line));
+        // the config's dropout in training passes unless disable_dropout, as TRL (model.train() vs
+        // disable_dropout_in_model); evaluation and reference passes never drop
+        policy.setDropout(!config.disableDropout());
         // with LoRA adapters only they train: neither gradients nor optimizer state for the base weights
         AdamW optimizer = new AdamW(policy.trainableParameters(), config.adamBeta1(), config.adamBeta2(), config.adamEpsilon(),
                 config.weightDecay());
@@ -317,7 +322,7 @@ public abstract class TrainingLoop implements AutoCloseable {
                     break;
                 }
                 long t0 = System.nanoTime();
-                Accumulated acc = forwardBackward(cursor);
+                Accumulated acc = forwardBackward(cursor, step);
                 reportGradientNorms(step + 1);
                 double lr = schedule.at(step);
                 double gradNorm = clipOrStop(optimizer, acc, step + 1);
@@ -384,7 +389,7 @@ public abstract class TrainingLoop implements AutoCloseable {
      * The forward and backward passes of one optimizer step: its micro-batches are chosen first, so each
      * one's gradient is scaled by its share of the whole step's weight (pairs, or SFT's tokens).
      */
-    private Accumulated forwardBackward(Cursor cursor) {
+    private Accumulated forwardBackward(Cursor cursor, long step) {
         List<int[]> batches = new ArrayList<>(config.gradAccum());
         long[] weights = new long[config.gradAccum()];
         long total = 0;
@@ -400,6 +405,9 @@ public abstract class TrainingLoop implements AutoCloseable {
         long tokens = 0;
         for (int a = 0; a < batches.size(); a++) {
             MicroResult r;
+            // dropout masks as a function of (seed, step, micro-batch) alone: a resumed run draws the
+            // same ones (the rule trl_fixtures.py seeds TRL with before each forward pass)
+            CausalLm.seedGenerators(config.seed() + DROPOUT_SEED_STRIDE * step + a);
             try (NDManager scope = policy.manager().newSubManager();
                     GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
                 r = microStep(batches.get(a), scope, gc, (double) weights[a] / total);

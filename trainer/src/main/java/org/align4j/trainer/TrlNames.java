@@ -82,7 +82,6 @@ public final class TrlNames {
 
         refuse("truncation_mode", "TRL cuts prompt + completion from one end; align4j cuts the prompt to max_prompt_length (keeping "
                 + "the end given by 'truncation') and the completions to max_length");
-        refuse("padding_free", "not implemented");
         refuse("pad_to_multiple_of", "not implemented");
         refuse("loss_weights", "combining loss types (MPO) is not implemented");
         for (String k : List.of("ld_alpha", "f_divergence_type", "f_alpha_divergence_coef", "use_weighting", "discopop_tau", "rpo_alpha")) {

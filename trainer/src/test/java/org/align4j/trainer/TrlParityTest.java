@@ -55,10 +55,42 @@ class TrlParityTest {
     @MethodSource("fixtures")
     void everyMetricEqualsTrlsAtEveryStep(String name) throws IOException {
         JsonNode doc = fixture(name);
-        compare(name, doc, run(doc));
+        compare(name, doc, run(doc, null));
     }
 
-    private List<Map<String, Double>> run(JsonNode doc) throws IOException {
+    /**
+     * SFT with GPT-2's dropout (0.1 on embeddings, attention probabilities and residual branches): TRL
+     * keeps it for SFT. Both sides seed the generator with seed + 1000003 · step before the step's
+     * forward pass and use eager attention, so they draw the same masks.
+     */
+    @ParameterizedTest
+    @MethodSource("dropoutFixtures")
+    void sftWithDropoutDrawsTrlsMasks(String name) throws IOException {
+        JsonNode doc = fixture(name);
+        compare(name, doc, run(doc, null));
+    }
+
+    static Stream<String> dropoutFixtures() {
+        return Stream.of("gpt2-tiny-sft-dropout");
+    }
+
+
+    static Stream<String> paddingFixtures() {
+        return Stream.of("gpt2-tiny", "llama-tiny", "qwen2-tiny").flatMap(m -> Stream.of(m + "-dpo-sigmoid", m + "-sft"));
+    }
+
+    /**
+     * The other setting of {@code padding_free} than the default: TRL's numbers (made on padded
+     * batches) hold with the micro-batches packed without padding, and with them padded.
+     */
+    @ParameterizedTest
+    @MethodSource("paddingFixtures")
+    void everyMetricEqualsTrlsWithTheOtherPaddingSetting(String name) throws IOException {
+        JsonNode doc = fixture(name);
+        compare(name + " (padding_free " + !TrainConfig.defaults().paddingFree() + ")", doc, run(doc, !TrainConfig.defaults().paddingFree()));
+    }
+
+    private List<Map<String, Double>> run(JsonNode doc, Boolean paddingFree) throws IOException {
         JsonNode s = doc.get("settings");
         String model = s.get("model").asText();
         boolean sft = "sft".equals(s.get("trainer").asText());
@@ -69,6 +101,9 @@ class TrlParityTest {
                 .schedule(TrainConfig.Schedule.LINEAR).warmupSteps(s.get("warmup_steps").asInt()).weightDecay(s.get("weight_decay").asDouble())
                 .maxGradNorm(s.get("max_grad_norm").asDouble()).seed(s.get("seed").asLong())
                 .attention("eager".equals(s.get("attention").asText()) ? Compute.Attention.EAGER : Compute.Attention.SDPA);
+        if (paddingFree != null) {
+            b.paddingFree(paddingFree);
+        }
         Recorder rec = new Recorder();
         if (sft) {
             b.loss(LossType.SFT).set("disable_dropout", !s.get("dropout").asBoolean());

@@ -17,6 +17,13 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
+import org.align4j.data.DataFormat;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.EncodingOptions;
+import org.align4j.data.PairOrder;
+import org.align4j.data.PreferenceBatch;
+import org.align4j.data.PreferenceData;
+import org.align4j.data.PreferenceEncoder;
 import org.align4j.losses.LossType;
 import org.align4j.losses.PreferenceLoss;
 import org.align4j.model.CausalLm;
@@ -25,6 +32,7 @@ import org.align4j.model.config.ModelConfig;
 import org.align4j.model.lora.LoraConfig;
 import org.align4j.model.kernels.TorchScriptKernel;
 import org.align4j.model.nn.Compute;
+import org.align4j.model.tokenizer.TextTokenizer;
 import org.align4j.trainer.AdamW;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -75,6 +83,21 @@ public final class StepBench {
     }
 
     /**
+     * Real preference data instead of synthetic rows ({@code bench --data}): the pairs are encoded with
+     * the model's tokenizer as training encodes them, ordered as a training epoch orders them (seeded
+     * shuffle, length grouping if asked), and each step takes the next batch of {@code pairs} pairs,
+     * padded to its longest row as the trainer pads it, or packed without padding.
+     *
+     * @param path a data file or folder (any format training reads)
+     * @param tokenizer the tokenizer folder (the model folder's when null)
+     * @param groupByLength batch pairs of similar length (the trainer's {@code group_by_length})
+     * @param paddingFree pack each batch's sequences into one row without padding (TRL's {@code padding_free})
+     * @param maxLength longest prompt + completion in tokens (0: no limit)
+     * @param seed the order's seed
+     */
+    public record Data(Path path, Path tokenizer, boolean groupByLength, boolean paddingFree, int maxLength, long seed) {}
+
+    /**
      * The measurement.
      *
      * @param values the JSON fields, in order (tokens_per_s, step_ms_median, peak_bytes, mfu,
@@ -103,10 +126,22 @@ public final class StepBench {
      * @throws IOException when /proc cannot be read
      */
     public static Result run(Settings s) throws IOException {
+        return run(s, null);
+    }
+
+    /**
+     * Runs the benchmark on synthetic rows, or on real data.
+     *
+     * @param s settings ({@code seqLen} is ignored with data)
+     * @param data real data, or null for synthetic rows
+     * @return the measurement
+     * @throws IOException when /proc cannot be read
+     */
+    public static Result run(Settings s, Data data) throws IOException {
         if (s.loraRank() < 0) {
             throw new IllegalArgumentException("--lora: a rank of at least 1 (or 0 for full fine-tuning), got " + s.loraRank());
         }
-        if (s.pairs() <= 0 || s.seqLen() < 4 || s.steps() <= 0 || s.warmup() < 0) {
+        if (s.pairs() <= 0 || (data == null && s.seqLen() < 4) || s.steps() <= 0 || s.warmup() < 0) {
             throw new IllegalArgumentException("--batch-pairs, --seq-len (>= 4), --steps: must be positive, got " + s.pairs() + ", "
                     + s.seqLen() + ", " + s.steps());
         }
@@ -121,9 +156,20 @@ public final class StepBench {
             if (config == null) {
                 throw new IllegalArgumentException("--preset: unknown '" + s.preset() + "'; choose one of " + PRESETS.keySet());
             }
+            if (data != null) {
+                config = withVocabulary(config, loadTokenizer(s, data), tokenizerDir(s, data));
+            }
             policy = CausalLm.create(config, s.device(), 0);
         }
-        if (s.seqLen() > config.maxPositions()) {
+        List<EncodedPair> pairs = null;
+        if (data != null) {
+            try {
+                pairs = encode(s, data, config);
+            } catch (RuntimeException e) {
+                policy.close();
+                throw e;
+            }
+        } else if (s.seqLen() > config.maxPositions()) {
             policy.close();
             throw new IllegalArgumentException("--seq-len: " + s.seqLen() + " exceeds the model's " + config.maxPositions() + " positions");
         }
@@ -131,6 +177,7 @@ public final class StepBench {
         try {
             policy.setCompute(Compute.parse(s.attention(), s.precision(), s.device()));
             policy.setLogitsChunkElements(s.logitsChunkElements());
+            policy.setPaddingFree(data != null && data.paddingFree());
             policy.setTrainable(true);
             if (s.loraRank() > 0) {
                 policy.addLora(new LoraConfig(s.loraRank(), 2.0 * s.loraRank(), 0, new LoraConfig.AllLinear(), false), 0);
@@ -141,11 +188,12 @@ public final class StepBench {
                 reference = s.model() != null ? CausalLm.load(s.model(), s.device()) : CausalLm.create(config, s.device(), 0);
                 reference.setCompute(Compute.parse(s.attention(), s.precision(), s.device()));
                 reference.setLogitsChunkElements(s.logitsChunkElements());
+                reference.setPaddingFree(data != null && data.paddingFree());
                 reference.setTrainable(false);
             } else if (!"precomputed".equals(s.reference())) {
                 throw new IllegalArgumentException("--reference: copy or precomputed, got '" + s.reference() + "'");
             }
-            return measure(s, config, policy, reference, bf16);
+            return data != null ? measureData(s, data, pairs, config, policy, reference, bf16) : measure(s, config, policy, reference, bf16);
         } finally {
             if (reference != null) {
                 reference.close();
@@ -277,6 +325,224 @@ public final class StepBench {
             opt.close();
             base.close();
         }
+    }
+
+    private static Path tokenizerDir(Settings s, Data d) {
+        return d.tokenizer() != null ? d.tokenizer() : s.model();
+    }
+
+    private static TextTokenizer loadTokenizer(Settings s, Data d) {
+        Path dir = tokenizerDir(s, d);
+        if (dir == null) {
+            throw new IllegalArgumentException("--tokenizer: a tokenizer folder is needed with --data and --preset (or give --model)");
+        }
+        return TextTokenizer.load(dir);
+    }
+
+    /** A preset's architecture with the data tokenizer's vocabulary (its embedding and head resized). */
+    private static ModelConfig withVocabulary(ModelConfig preset, TextTokenizer tk, Path dir) throws IOException {
+        // the vocabulary's size: one past the largest id of tokenizer.json's model vocabulary and added tokens
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(dir.resolve("tokenizer.json").toFile());
+        int vocab = 0;
+        for (var it = json.path("model").path("vocab").elements(); it.hasNext();) {
+            vocab = Math.max(vocab, it.next().asInt() + 1);
+        }
+        for (var t : json.path("added_tokens")) {
+            vocab = Math.max(vocab, t.path("id").asInt() + 1);
+        }
+        com.fasterxml.jackson.databind.node.ObjectNode c = preset.raw().deepCopy();
+        c.put("vocab_size", vocab);
+        c.put("eos_token_id", tk.eosId());
+        c.put("bos_token_id", tk.eosId());
+        if (c.has("pad_token_id")) {
+            c.put("pad_token_id", tk.padId());
+        }
+        return ModelConfig.fromJson(c, null);
+    }
+
+    private static List<EncodedPair> encode(Settings s, Data d, ModelConfig config) {
+        TextTokenizer tk = loadTokenizer(s, d);
+        PreferenceData.Loaded loaded = PreferenceData.load(d.path(), DataFormat.AUTO, false);
+        EncodingOptions options = new EncodingOptions(d.maxLength(), 0, EncodingOptions.Truncation.KEEP_END, false);
+        List<EncodedPair> pairs = new PreferenceEncoder(tk, options).encodeAll(loaded.examples(), false).pairs();
+        if (pairs.isEmpty()) {
+            throw new IllegalArgumentException("--data: no pairs in " + d.path());
+        }
+        List<String> sources = new ArrayList<>();
+        for (int i = 0; i < pairs.size(); i++) {
+            sources.add(d.path() + " pair " + (i + 1));
+        }
+        EncodedPair.checkFits(config, pairs, sources);
+        return pairs;
+    }
+
+    /**
+     * Padded positions against real tokens over every batch of one epoch, as the trainer would batch
+     * it: what a padded step computes for nothing.
+     */
+    static double[] epochPadding(List<EncodedPair> pairs, int batchPairs, long seed, boolean groupByLength) {
+        int[] lengths = pairs.stream().mapToInt(EncodedPair::maxLength).toArray();
+        long real = 0;
+        long padded = 0;
+        List<int[]> batches = PairOrder.epoch(lengths, batchPairs, seed, 0, true, groupByLength, false);
+        for (int[] b : batches) {
+            int t = 0;
+            for (int i : b) {
+                t = Math.max(t, lengths[i]);
+                real += pairs.get(i).tokens();
+            }
+            padded += 2L * b.length * t;
+        }
+        return new double[] {real, padded, batches.size()};
+    }
+
+    private static Result measureData(Settings s, Data d, List<EncodedPair> pairs, ModelConfig config, CausalLm policy, CausalLm reference,
+            boolean bf16) throws IOException {
+        PreferenceLoss loss = LossType.parse(s.loss()).create(0.1);
+        boolean mean = loss.reduction() == PreferenceLoss.Reduction.MEAN;
+        AdamW opt = new AdamW(policy.trainableParameters(), 0.9, 0.999, 1e-8, 0.0);
+        boolean adaptersOffReference = s.loraRank() > 0 && "copy".equals(s.reference());
+        boolean referencePass = reference != null || adaptersOffReference;
+        int[] lengths = pairs.stream().mapToInt(EncodedPair::maxLength).toArray();
+        List<int[]> order = new ArrayList<>();
+        int padId = loadTokenizer(s, d).padId();
+        NDManager base = policy.manager().newSubManager();
+        try {
+            List<Double> times = new ArrayList<>();
+            int total = s.warmup() + s.steps();
+            long realTokens = 0;
+            long paddedPositions = 0;
+            long computedPositions = 0;
+            double flops = 0;
+            double seconds = 0;
+            double lastLoss = Double.NaN;
+            int epoch = 0;
+            for (int step = 0; step < total; step++) {
+                if (order.isEmpty()) {
+                    order.addAll(PairOrder.epoch(lengths, s.pairs(), d.seed(), epoch++, true, d.groupByLength(), false));
+                }
+                List<EncodedPair> batchPairs = new ArrayList<>();
+                for (int i : order.remove(0)) {
+                    batchPairs.add(pairs.get(i));
+                }
+                long t0 = System.nanoTime();
+                PreferenceBatch b;
+                try (NDManager scope = base.newSubManager()) {
+                    b = PreferenceBatch.of(scope, batchPairs, padId);
+                    NDArray rc = scope.zeros(new Shape(b.pairs()));
+                    NDArray rr = rc;
+                    if (referencePass) {
+                        LogProbs r;
+                        if (adaptersOffReference) {
+                            policy.setAdaptersEnabled(false);
+                            r = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), false);
+                            policy.setAdaptersEnabled(true);
+                        } else {
+                            r = reference.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), false);
+                        }
+                        NDArray v = mean ? r.mean() : r.sum();
+                        rc = v.get("0:" + b.pairs()).stopGradient();
+                        rr = v.get(b.pairs() + ":").stopGradient();
+                    }
+                    NDArray value;
+                    try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                        LogProbs p = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), true);
+                        NDArray v = mean ? p.mean() : p.sum();
+                        value = loss.compute(v.get("0:" + b.pairs()), v.get(b.pairs() + ":"), rc, rr, null).meanLoss();
+                        gc.backward(value);
+                    }
+                    opt.clipGradients(1.0);
+                    opt.step(1e-6);
+                    lastLoss = value.toType(DataType.FLOAT64, false).getDouble();
+                }
+                long t1 = System.nanoTime();
+                if (step >= s.warmup()) {
+                    times.add((t1 - t0) / 1e6);
+                    seconds += (t1 - t0) / 1e9;
+                    long real = 0;
+                    long scored = 0;
+                    double attention = 0;
+                    for (EncodedPair p : batchPairs) {
+                        real += p.tokens();
+                        scored += p.chosen().length + p.rejected().length;
+                        long lc = p.prompt().length + p.chosen().length;
+                        long lr = p.prompt().length + p.rejected().length;
+                        attention += (double) lc * lc + (double) lr * lr;
+                    }
+                    realTokens += real;
+                    paddedPositions += 2L * b.pairs() * b.length();
+                    computedPositions += policy.paddingFree() && policy.isNative() ? real : 2L * b.pairs() * b.length();
+                    flops += dataStepFlops(config, policy.parameters(), policy.hasAdapters() ? policy.trainableParameters() : Map.of(), real, scored,
+                            attention, referencePass);
+                }
+            }
+            double ceiling = matmulCeiling(policy.manager(), s.device(), bf16);
+            double[] sorted = times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            double[] epochPad = epochPadding(pairs, s.pairs(), d.seed(), d.groupByLength());
+            Map<String, Object> v = new LinkedHashMap<>();
+            v.put("tokens_per_s", realTokens / seconds);
+            v.put("step_ms_median", percentile(sorted, 0.5));
+            v.put("peak_bytes", s.device().isGpu() ? gpuUsedBytes(s.device()) : peakResidentBytes());
+            v.put("mfu", flops / seconds / ceiling);
+            v.put("matmul_ceiling_flops", ceiling);
+            v.put("step_ms_p90", percentile(sorted, 0.9));
+            v.put("padding_share", 1 - (double) realTokens / computedPositions);
+            v.put("padded_layout_share", 1 - (double) realTokens / paddedPositions);
+            v.put("epoch_padded_layout_share", 1 - epochPad[0] / epochPad[1]);
+            v.put("real_tokens", realTokens);
+            v.put("computed_positions", computedPositions);
+            v.put("padded_positions", paddedPositions);
+            v.put("model_flops", flops);
+            v.put("achieved_flops", flops / seconds);
+            v.put("parameters", policy.parameterCount());
+            v.put("model", s.model() != null ? s.model().toString() : s.preset());
+            v.put("data", d.path().toString());
+            v.put("data_pairs", pairs.size());
+            v.put("pairs", s.pairs());
+            v.put("padding_free", policy.paddingFree());
+            v.put("group_by_length", d.groupByLength());
+            v.put("device", s.device().toString());
+            v.put("precision", s.precision());
+            v.put("attention", s.attention());
+            v.put("reference", adaptersOffReference ? "adapters-off" : s.reference());
+            v.put("lora_rank", s.loraRank());
+            v.put("loss", s.loss());
+            v.put("steps", s.steps());
+            v.put("warmup", s.warmup());
+            v.put("seed", d.seed());
+            v.put("last_loss", lastLoss);
+            v.put("peak_bytes_kind", s.device().isGpu() ? "gpu memory in use (cudaMemGetInfo) at the end" : "peak resident set size (VmHWM)");
+            LOG.info("bench: {}", v);
+            return new Result(v);
+        } finally {
+            opt.close();
+            base.close();
+        }
+    }
+
+    /**
+     * Model FLOPs of a step on real sequences: as {@link #stepFlops}, counting real tokens only, the LM
+     * head at completion tokens, and attention over each sequence's own length (Σ L² instead of tokens·L).
+     */
+    static double dataStepFlops(ModelConfig config, Map<String, ai.djl.nn.Parameter> parameters, Map<String, ai.djl.nn.Parameter> adapters,
+            long tokens, long scored, double sumSquaredLengths, boolean referencePass) {
+        long embedding = 0;
+        long all = 0;
+        for (var e : parameters.entrySet()) {
+            long n = e.getValue().getArray().size();
+            all += n;
+            String name = e.getKey();
+            if (name.endsWith("wte.weight") || name.endsWith("wpe.weight") || name.endsWith("embed_tokens.weight") || name.startsWith("lm_head")) {
+                embedding += n;
+            }
+        }
+        double body = all - embedding;
+        double head = (double) config.vocabSize() * config.hiddenSize();
+        double attention = 12.0 * config.numLayers() * config.numHeads() * config.headDim() * sumSquaredLengths;
+        double perWeight = adapters.isEmpty() ? 6 : 4;
+        double train = perWeight * body * tokens + perWeight * head * scored + attention + 6.0 * count(adapters) * tokens;
+        double forward = 2 * body * tokens + 2 * head * scored + attention / 3;
+        return referencePass ? train + forward : train;
     }
 
     /**

@@ -81,6 +81,7 @@ public record ModelConfig(
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final double GPT2_DROPOUT = 0.1;
     private static final Set<String> LLAMA_TYPES = Set.of("llama", "mistral", "qwen2", "qwen3");
     private static final Set<String> ACTIVATIONS =
             Set.of("gelu_new", "gelu_pytorch_tanh", "gelu", "relu", "silu", "swish");
@@ -142,6 +143,9 @@ public record ModelConfig(
         if (r.optBool("add_cross_attention", false)) {
             throw r.error("add_cross_attention", "cross-attention is not supported");
         }
+        for (String key : List.of("embd_pdrop", "attn_pdrop", "resid_pdrop")) {
+            r.checkProbability(key, GPT2_DROPOUT);
+        }
         return new ModelConfig(
                 Family.GPT2,
                 "gpt2",
@@ -171,6 +175,7 @@ public record ModelConfig(
     }
 
     private static ModelConfig llama(Reader r, ObjectNode root, String type) {
+        r.checkProbability("attention_dropout", 0.0);
         int hidden = r.requireSize("hidden_size");
         int heads = r.requireSize("num_attention_heads");
         int kvHeads = r.optSize("num_key_value_heads", heads);
@@ -412,6 +417,40 @@ public record ModelConfig(
         return fromJson(copy, null);
     }
 
+    /**
+     * The dropout probabilities transformers applies in training mode, from the config's keys with
+     * transformers' defaults: GPT-2's {@code embd_pdrop} (after the embeddings), {@code attn_pdrop} (on
+     * the attention probabilities) and {@code resid_pdrop} (on each attention and MLP output before it
+     * joins the residual stream), 0.1 each when absent; the Llama family's {@code attention_dropout}
+     * (attention probabilities only), 0 when absent.
+     *
+     * @return the probabilities, each in [0, 1)
+     */
+    public Dropout dropout() {
+        if (family == Family.GPT2) {
+            return new Dropout(raw.path("embd_pdrop").asDouble(GPT2_DROPOUT), raw.path("attn_pdrop").asDouble(GPT2_DROPOUT),
+                    raw.path("resid_pdrop").asDouble(GPT2_DROPOUT));
+        }
+        return new Dropout(0, raw.path("attention_dropout").asDouble(0), 0);
+    }
+
+    /**
+     * Dropout probabilities of a model in training mode.
+     *
+     * @param embedding on the summed token and position embeddings
+     * @param attention on the attention probabilities [B, H, T, Tk]
+     * @param residual on each attention and MLP output [B, T, hidden] before the residual addition
+     */
+    public record Dropout(double embedding, double attention, double residual) {
+        /** No dropout anywhere. */
+        public static final Dropout NONE = new Dropout(0, 0, 0);
+
+        /** @return whether any probability is above 0 */
+        public boolean any() {
+            return embedding > 0 || attention > 0 || residual > 0;
+        }
+    }
+
     /** @return the number of query heads sharing one key/value head */
     public int groupSize() {
         return numHeads / numKvHeads;
@@ -497,6 +536,13 @@ public record ModelConfig(
         int optInt(String key, int fallback) {
             JsonNode n = root.get(key);
             return n == null || n.isNull() ? fallback : asInt(key, n);
+        }
+
+        void checkProbability(String key, double fallback) {
+            double p = optDouble(key, fallback);
+            if (!(p >= 0 && p < 1)) {
+                throw error(key, "a dropout probability must be in [0, 1), got " + p);
+            }
         }
 
         double optDouble(String key, double fallback) {

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.norm.Dropout;
 import org.align4j.model.ScalarOps;
 
 /** Scaled dot-product attention and its mask, written with DJL ops (HF's "eager" attention). */
@@ -51,9 +52,11 @@ final class Attention {
      * @param v [B, KV, Tk, D]
      * @param mask [B, 1, T, Tk] additive
      * @param scale multiplies the scores
+     * @param dropout probability of zeroing an attention probability (training passes; 0 for none),
+     *     applied after the softmax as HF's eager attention does
      * @return [B, T, H·D]
      */
-    static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, double scale) {
+    static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, double scale, double dropout) {
         Shape qs = q.getShape();
         long b = qs.get(0);
         long h = qs.get(1);
@@ -66,6 +69,9 @@ final class Attention {
         }
         NDArray scores = ScalarOps.times(q.matMul(k.transpose(0, 1, 3, 2)), scale).add(mask);
         NDArray probs = scores.softmax(-1);
+        if (dropout > 0) {
+            probs = Dropout.dropout(probs, (float) dropout, true).singletonOrThrow();
+        }
         return probs.matMul(v).transpose(0, 2, 1, 3).reshape(b, t, h * d);
     }
 

@@ -34,6 +34,7 @@ public abstract class CausalLmBlock extends AbstractBlock {
     private final Map<String, Projection> projections = new LinkedHashMap<>();
     private final Map<String, Parameter> adapterParameters = new LinkedHashMap<>();
     private boolean adaptersEnabled = true;
+    private boolean modelDropout;
 
     /**
      * The output of one forward pass.
@@ -61,8 +62,29 @@ public abstract class CausalLmBlock extends AbstractBlock {
      *     exact for every real token (lets SDPA use its causal kernels)
      * @param withLogits apply the LM head; without it {@link Output#last} holds the final hidden state
      *     and {@link Output#logits} is null
+     * @param sequences null for a batch of rows; for a packed batch (TRL's {@code padding_free}) the
+     *     lengths of the sequences laid end to end in its single row, which must add up to T: each
+     *     sequence gets its own positions (HF's {@code position_ids}, restarting at 0) and attends only
+     *     to itself, causally
      */
-    public record Pass(boolean withHiddenStates, boolean training, boolean rightPadded, boolean withLogits) {}
+    public record Pass(boolean withHiddenStates, boolean training, boolean rightPadded, boolean withLogits, long[] sequences) {
+        /**
+         * A pass over a batch of rows.
+         *
+         * @param withHiddenStates also return every hidden state
+         * @param training training mode
+         * @param rightPadded padding (if any) after every row's tokens
+         * @param withLogits apply the LM head
+         */
+        public Pass(boolean withHiddenStates, boolean training, boolean rightPadded, boolean withLogits) {
+            this(withHiddenStates, training, rightPadded, withLogits, null);
+        }
+
+        /** @return whether the batch is one row of sequences laid end to end */
+        public boolean packed() {
+            return sequences != null;
+        }
+    }
 
     private Compute compute = Compute.EAGER;
 
@@ -264,9 +286,28 @@ public abstract class CausalLmBlock extends AbstractBlock {
         return x;
     }
 
+    /**
+     * Turns the config's dropout ({@link ModelConfig#dropout()}) on or off for the following training
+     * passes. Off by default, as a model transformers loads is in eval mode until a trainer calls
+     * {@code train()}; the trainers turn it on unless {@code disable_dropout} (TRL's switch). Passes
+     * that record no gradient never drop anything. The adapters' own dropout is separate ({@link
+     * #setAdapterDropout}).
+     *
+     * @param enabled whether training passes apply the config's dropout
+     */
+    public void setModelDropout(boolean enabled) {
+        this.modelDropout = enabled;
+    }
+
+    /** @return whether training passes apply the config's dropout */
+    public boolean modelDropout() {
+        return modelDropout;
+    }
+
     /** The context of one pass. */
     final Forward forwardContext(ParameterStore ps, boolean training) {
-        return new Forward(ps, compute, training, adaptersEnabled);
+        ModelConfig.Dropout dropout = training && modelDropout ? config.dropout() : ModelConfig.Dropout.NONE;
+        return new Forward(ps, compute, training, adaptersEnabled, dropout);
     }
 
     /** @return the architecture */
@@ -429,9 +470,96 @@ public abstract class CausalLmBlock extends AbstractBlock {
                 && (config.slidingWindow() <= 0 || length <= config.slidingWindow());
     }
 
+    /**
+     * Checks a packed pass: one row, no cache, sequence lengths adding up to T.
+     *
+     * @param pass the pass
+     * @param ids [1, T]
+     * @param cache must be null
+     */
+    protected static void checkPacked(Pass pass, NDArray ids, KvCache cache) {
+        long total = 0;
+        for (long l : pass.sequences()) {
+            if (l < 1) {
+                throw new IllegalArgumentException("packed pass: every sequence needs a token, got length " + l);
+            }
+            total += l;
+        }
+        if (cache != null || ids.getShape().get(0) != 1 || ids.getShape().get(1) != total) {
+            throw new IllegalArgumentException("packed pass: one row of " + total + " tokens and no cache, got ids " + ids.getShape()
+                    + (cache != null ? " and a cache" : ""));
+        }
+    }
+
+    /**
+     * HF's {@code position_ids} of a packed row: 0, 1, ... restarting at every sequence.
+     *
+     * @param manager owner
+     * @param sequences the lengths
+     * @return [1, T] int64
+     */
+    protected static NDArray packedPositions(NDManager manager, long[] sequences) {
+        long total = 0;
+        for (long l : sequences) {
+            total += l;
+        }
+        long[] pos = new long[Math.toIntExact(total)];
+        int k = 0;
+        for (long l : sequences) {
+            for (int j = 0; j < l; j++) {
+                pos[k++] = j;
+            }
+        }
+        return manager.create(pos, new Shape(1, total));
+    }
+
+    /**
+     * Attention of a packed row, each sequence to itself: q, k and v are split at the sequence
+     * boundaries, each piece attends causally (through the compute setting's causal kernel, or a
+     * sliding-window mask where a sequence is longer than the window), and the outputs are joined.
+     * No [T, T] mask and no score between two sequences is ever made.
+     *
+     * @param c the compute setting
+     * @param q [1, H, T, D]
+     * @param k [1, KV, T, D]
+     * @param v [1, KV, T, D]
+     * @param sequences the lengths
+     * @param scale the score scale
+     * @param window sliding window in tokens, 0 for none
+     * @return [1, T, H·D]
+     */
+    static NDArray attendPacked(Compute c, NDArray q, NDArray k, NDArray v, long[] sequences, double scale, int window, double dropout) {
+        if (sequences.length == 1) {
+            return attendOne(c, q, k, v, sequences[0], scale, window, dropout);
+        }
+        long[] cuts = new long[sequences.length - 1];
+        long at = 0;
+        for (int i = 0; i < cuts.length; i++) {
+            at += sequences[i];
+            cuts[i] = at;
+        }
+        NDList qs = q.split(cuts, 2);
+        NDList ks = k.split(cuts, 2);
+        NDList vs = v.split(cuts, 2);
+        NDList outs = new NDList(sequences.length);
+        for (int i = 0; i < sequences.length; i++) {
+            outs.add(attendOne(c, qs.get(i), ks.get(i), vs.get(i), sequences[i], scale, window, dropout));
+        }
+        return ai.djl.ndarray.NDArrays.concat(outs, 1);
+    }
+
+    private static NDArray attendOne(Compute c, NDArray q, NDArray k, NDArray v, long length, double scale, int window, double dropout) {
+        boolean causal = window <= 0 || length <= window;
+        if (causal && c.attention() == Compute.Attention.SDPA) {
+            return c.attend(q, k, v, null, scale, true, dropout);
+        }
+        NDArray mask = Attention.mask(q.getManager().ones(new Shape(1, length), DataType.INT64), length, causal ? 0 : window);
+        return c.attend(q, k, v, mask, scale, false, dropout);
+    }
+
     /** Reads a parameter's value through the store (DJL's contract for blocks). */
     protected final NDArray value(ParameterStore ps, Parameter p, NDArray like, boolean training) {
-        return p == null ? null : ps.getValue(p, like.getDevice(), training);
+        return p == null ? null : Forward.float32(ps.getValue(p, like.getDevice(), training), like);
     }
 
     @Override

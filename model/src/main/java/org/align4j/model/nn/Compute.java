@@ -270,13 +270,13 @@ public final class Compute implements AutoCloseable {
      * @param headDim D
      * @param scale the score scale
      * @return [B, T, width] the attention output after o_proj, or null when this setting cannot fuse it
-     *     (eager attention, mixed q/k/v biases, an adapter attached)
+     *     (eager attention, mixed q/k/v biases, an adapter attached, attention dropout in training)
      */
     NDArray causalSelfAttention(Forward f, NDArray x, Projection q, Projection k, Projection v, Projection o, NDArray cos, NDArray sin,
             long heads, long kvHeads, long headDim, double scale) {
         boolean qkvBias = q.bias() != null;
         if (this == EAGER || attention != Attention.SDPA || qkvBias != (k.bias() != null) || qkvBias != (v.bias() != null)
-                || q.hasAdapter() || k.hasAdapter() || v.hasAdapter() || o.hasAdapter()) {
+                || q.hasAdapter() || k.hasAdapter() || v.hasAdapter() || o.hasAdapter() || f.dropout().attention() > 0) {
             return null;
         }
         boolean oBias = o.bias() != null;
@@ -365,15 +365,34 @@ public final class Compute implements AutoCloseable {
      * @return [B, T, H·D]
      */
     public NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, double scale, boolean causalOnly) {
+        return attend(q, k, v, mask, scale, causalOnly, 0);
+    }
+
+    /**
+     * Attention over heads with dropout on the attention probabilities (a training pass of a model
+     * whose config has attention dropout): the eager path drops them after the softmax as HF's eager
+     * attention; SDPA gets {@code dropout_p} (its kernels draw their own masks).
+     *
+     * @param q [B, H, T, D]
+     * @param k [B, KV, Tk, D]
+     * @param v [B, KV, Tk, D]
+     * @param mask [B, 1, T, Tk] additive; ignored when {@code causalOnly}
+     * @param scale multiplies the scores
+     * @param causalOnly see {@link #attend(NDArray, NDArray, NDArray, NDArray, double, boolean)}
+     * @param dropout probability in [0, 1); 0 for none
+     * @return [B, T, H·D]
+     */
+    public NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, double scale, boolean causalOnly, double dropout) {
         if (attention == Attention.EAGER) {
-            return org.align4j.model.nn.Attention.attend(q, k, v, mask, scale);
+            return org.align4j.model.nn.Attention.attend(q, k, v, mask, scale, dropout);
         }
         boolean gqa = k.getShape().get(1) != q.getShape().get(1);
         // masked attention (left padding, a cache, a sliding window: inference, mostly) stays fp32:
         // in bf16, rows with every key masked gave NaN gradients on an H200
         boolean bf16 = precision == Precision.BF16 && causalOnly;
-        String key = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "") + ":" + scale;
-        TorchScriptKernel kernel = kernel(key, () -> sdpaSource(causalOnly, bf16, gqa, scale, expandsKeyValueHeads()));
+        String key = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "") + ":" + scale
+                + (dropout > 0 ? ":" + dropout : "");
+        TorchScriptKernel kernel = kernel(key, () -> sdpaSource(causalOnly, bf16, gqa, scale, expandsKeyValueHeads(), dropout));
         return causalOnly ? kernel.forward(true, q, k, v).head() : kernel.forward(true, q, k, v, mask).head();
     }
 
@@ -389,7 +408,19 @@ public final class Compute implements AutoCloseable {
      * @return the methods (see {@link TorchScriptKernel#archive})
      */
     static String sdpaSource(boolean causalOnly, boolean bf16, boolean gqa, double scale, boolean expandKv) {
+        return sdpaSource(causalOnly, bf16, gqa, scale, expandKv, 0);
+    }
+
+    /**
+     * The TorchScript source of the attention kernel with SDPA's {@code dropout_p}.
+     *
+     * @param dropout SDPA's dropout_p, in [0, 1)
+     * @return the methods
+     * @see #sdpaSource(boolean, boolean, boolean, double, boolean)
+     */
+    static String sdpaSource(boolean causalOnly, boolean bf16, boolean gqa, double scale, boolean expandKv, double dropout) {
         String s = String.format(Locale.ROOT, "%.17g", scale);
+        String p = dropout > 0 ? String.format(Locale.ROOT, "%.17g", dropout) : "0.";
         String in = bf16 ? "torch.to(q, 15), torch.to(k, 15), torch.to(v, 15)" : "q, k, v";
         boolean expand = gqa && expandKv && causalOnly;
         String tail = ", scale=" + s + (gqa && !expand ? ", enable_gqa=True" : "") + ")";
@@ -398,12 +429,12 @@ public final class Compute implements AutoCloseable {
             body = "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor) -> Tensor:\n"
                     + (expand ? "  g = torch.floordiv(torch.size(q, 1), torch.size(k, 1))\n  k = torch.repeat_interleave(k, g, 1)\n"
                             + "  v = torch.repeat_interleave(v, g, 1)\n" : "")
-                    + "  o = torch.scaled_dot_product_attention(" + in + ", None, 0., True" + tail + "\n";
+                    + "  o = torch.scaled_dot_product_attention(" + in + ", None, " + p + ", True" + tail + "\n";
         } else {
             // the additive mask uses −max-float; in bf16 that rounds to −inf, so clamp it first
             String m = bf16 ? "torch.to(torch.clamp(mask, -1.0e30), 15)" : "mask";
             body = "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor,\n    mask: Tensor) -> Tensor:\n"
-                    + "  o = torch.scaled_dot_product_attention(" + in + ", " + m + ", 0., False" + tail + "\n";
+                    + "  o = torch.scaled_dot_product_attention(" + in + ", " + m + ", " + p + ", False" + tail + "\n";
         }
         return body + "  return " + (bf16 ? "torch.to(torch.flatten(torch.transpose(o, 1, 2), 2), 6)" : "torch.flatten(torch.transpose(o, 1, 2), 2)")
                 + "\n";

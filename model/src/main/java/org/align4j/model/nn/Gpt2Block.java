@@ -74,15 +74,21 @@ public final class Gpt2Block extends CausalLmBlock {
         Forward f = forwardContext(ps, pass.training());
         boolean withHiddenStates = pass.withHiddenStates();
         Compute c = f.compute();
-        boolean causalOnly = causalOnly(pass, cache, ids.getShape().get(1));
+        long[] packed = pass.sequences();
+        if (packed != null) {
+            checkPacked(pass, ids, cache);
+        }
+        boolean causalOnly = packed == null && causalOnly(pass, cache, ids.getShape().get(1));
         long t = ids.getShape().get(1);
         long heads = config.numHeads();
         long headDim = config.headDim();
         long width = config.hiddenSize();
-        NDArray mask = causalOnly ? null : Attention.mask(attentionMask, t, 0);
-        NDArray positions = Attention.positions(attentionMask, t);
+        NDArray mask = causalOnly || packed != null ? null : Attention.mask(attentionMask, t, 0);
+        NDArray positions = packed != null ? packedPositions(ids.getManager(), packed) : Attention.positions(attentionMask, t);
         NDArray x = Embedding.embedding(ids, f.value(wte, ids), SparseFormat.DENSE).singletonOrThrow()
                 .add(Embedding.embedding(positions, f.value(wpe, ids), SparseFormat.DENSE).singletonOrThrow());
+        ModelConfig.Dropout dropout = f.dropout();
+        x = f.drop(x, dropout.embedding());
         List<NDArray> hidden = new ArrayList<>();
         // a layer's arrays are freed when it ends, except where they must outlive it (hidden states, a cache)
         boolean layerScopes = cache == null && !withHiddenStates;
@@ -107,10 +113,13 @@ public final class Gpt2Block extends CausalLmBlock {
             if (config.gpt2ScaleByInverseLayerIdx()) {
                 scale /= i + 1;
             }
-            NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
-            x = residual(x, l.proj.apply(f, attn));
+            // HF's GPT-2 in training mode: attn_dropout on the probabilities, resid_dropout on c_proj's
+            // output, the MLP's dropout on its output, in that order (the order the masks are drawn)
+            NDArray attn = packed != null ? attendPacked(c, q, k, v, packed, scale, 0, dropout.attention())
+                    : c.attend(q, k, v, mask, scale, causalOnly, dropout.attention());
+            x = residual(x, f.drop(l.proj.apply(f, attn), dropout.residual()));
             NDArray m = Ops.layerNorm(x, f.value(l.ln2w, x), f.value(l.ln2b, x), eps);
-            x = residual(x, c.conv1dMlp(f, config.activation(), m, l.fc, l.mlpProj));
+            x = residual(x, f.drop(c.conv1dMlp(f, config.activation(), m, l.fc, l.mlpProj), dropout.residual()));
             if (layer != null) {
                 x = closeLayer(layer, x);
             }

@@ -82,14 +82,18 @@ public final class LlamaBlock extends CausalLmBlock {
         Forward f = forwardContext(ps, pass.training());
         boolean withHiddenStates = pass.withHiddenStates();
         Compute c = f.compute();
-        boolean causalOnly = causalOnly(pass, cache, ids.getShape().get(1));
+        long[] packed = pass.sequences();
+        if (packed != null) {
+            checkPacked(pass, ids, cache);
+        }
+        boolean causalOnly = packed == null && causalOnly(pass, cache, ids.getShape().get(1));
         long t = ids.getShape().get(1);
         long heads = config.numHeads();
         long kvHeads = config.numKvHeads();
         long d = config.headDim();
         double eps = config.normEps();
-        NDArray mask = causalOnly ? null : Attention.mask(attentionMask, t, config.slidingWindow());
-        NDArray[] cosSin = rotaryTables(Attention.positions(attentionMask, t));
+        NDArray mask = causalOnly || packed != null ? null : Attention.mask(attentionMask, t, config.slidingWindow());
+        NDArray[] cosSin = rotaryTables(packed != null ? packedPositions(ids.getManager(), packed) : Attention.positions(attentionMask, t));
         NDArray x = Embedding.embedding(ids, f.value(embed, ids), SparseFormat.DENSE).singletonOrThrow();
         List<NDArray> hidden = new ArrayList<>();
         // a layer's arrays are freed when it ends, except where they must outlive it (hidden states, a cache)
@@ -108,7 +112,7 @@ public final class LlamaBlock extends CausalLmBlock {
             if (fused != null) {
                 x = residual(x, fused);
             } else {
-                x = residual(x, attention(f, l, a, cosSin, mask, cache, i, causalOnly));
+                x = residual(x, attention(f, l, a, cosSin, mask, cache, i, causalOnly, packed));
             }
             NDArray m = c.rmsNorm(x, f.value(l.postNorm, x), eps);
             x = residual(x, c.gatedMlp(f, config.activation(), m, l.gate, l.up, l.down));
@@ -138,7 +142,8 @@ public final class LlamaBlock extends CausalLmBlock {
     }
 
     /** The attention of layer {@code i} op by op (any compute setting, cache, mask, q/k norm, adapters). */
-    private NDArray attention(Forward f, Layer l, NDArray a, NDArray[] cosSin, NDArray mask, KvCache cache, int i, boolean causalOnly) {
+    private NDArray attention(Forward f, Layer l, NDArray a, NDArray[] cosSin, NDArray mask, KvCache cache, int i, boolean causalOnly,
+            long[] packed) {
         Compute c = f.compute();
         long b = a.getShape().get(0);
         long t = a.getShape().get(1);
@@ -162,7 +167,8 @@ public final class LlamaBlock extends CausalLmBlock {
             k = kv[0];
             v = kv[1];
         }
-        NDArray attn = c.attend(q, k, v, mask, scale, causalOnly);
+        NDArray attn = packed != null ? attendPacked(c, q, k, v, packed, scale, config.slidingWindow(), f.dropout().attention())
+                : c.attend(q, k, v, mask, scale, causalOnly, f.dropout().attention());
         return l.o.apply(f, attn);
     }
 

@@ -675,6 +675,9 @@ public record TrainConfig(
             for (String k : List.of("max_prompt_length", "truncation")) {
                 refuseIf(given, k, "a reward model reads whole sequences; a pair longer than max_length is dropped, never cut (as TRL)");
             }
+            if (paddingFree) {
+                refuseIf(given, "padding_free", "not built for reward models: a reward run pads its batches");
+            }
         } else if (loss == LossType.SIMPO) {
             for (String k : List.of("reference", "reference_dtype", "cache_dir")) {
                 refuseIf(given, k, "simpo is reference-free (eval_kl still reads reference_model)");

@@ -105,6 +105,9 @@ class RewardTrainerTest {
         Map<String, Object> prompt = base("x");
         prompt.put("max_prompt_length", 8);
         assertThatThrownBy(() -> TrainConfig.resolve(null, prompt)).hasMessageContaining("key 'max_prompt_length'").hasMessageContaining("never cut");
+        Map<String, Object> packed = base("x");
+        packed.put("padding_free", true);
+        assertThatThrownBy(() -> TrainConfig.resolve(null, packed)).hasMessageContaining("key 'padding_free'").hasMessageContaining("reward");
         Map<String, Object> center = base("x");
         center.put("loss", "dpo");
         center.put("center_rewards_coefficient", 0.01);

@@ -80,7 +80,9 @@ public class LogProbsBench {
                 LogProbs lp = switch (variant) {
                     case "all" -> LogProbs.of(h.matMul(head.transpose()), ids, completion);
                     case "completion" -> LogProbs.fromHidden(h, x -> x.matMul(head.transpose()), ids, completion);
-                    default -> LogProbs.fromHidden(h, x -> x.matMul(head.transpose()), kernels::tokenLogProbs, ids, completion);
+                    default ->
+                        LogProbs.fromHidden(
+                                h, x -> x.matMul(head.transpose()), kernels::tokenLogProbs, ids, completion);
                 };
                 NDArray sum = lp.sum().sum();
                 gc.backward(sum);

@@ -65,8 +65,14 @@ public class LossBench {
             p.setRequiresGradient(true);
             float out;
             try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
-                NDArray value = objective.compute(p.get("0:" + pairs), p.get(pairs + ":"), reference.get("0:" + pairs),
-                        reference.get(pairs + ":"), null).meanLoss();
+                NDArray value = objective
+                        .compute(
+                                p.get("0:" + pairs),
+                                p.get(pairs + ":"),
+                                reference.get("0:" + pairs),
+                                reference.get(pairs + ":"),
+                                null)
+                        .meanLoss();
                 gc.backward(value);
                 out = value.getFloat();
             }

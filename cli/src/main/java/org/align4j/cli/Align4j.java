@@ -62,16 +62,24 @@ public final class Align4j implements Runnable {
         CommandLine sft = cl.getSubcommands().get("sft");
         TrainOptions.register(sft.getCommandSpec(), ((SftCommand) sft.getCommand()).options, LossType.SFT);
         CommandLine reward = cl.getSubcommands().get("reward").getSubcommands().get("train");
-        TrainOptions.register(reward.getCommandSpec(), ((RewardCommand.Train) reward.getCommand()).options, LossType.REWARD);
+        TrainOptions.register(
+                reward.getCommandSpec(), ((RewardCommand.Train) reward.getCommand()).options, LossType.REWARD);
         // a flag picocli cannot parse: one line with its guess, not the whole usage text
         cl.setParameterExceptionHandler((ex, args) -> {
             PrintWriter err = ex.getCommandLine().getErr();
             String guess = "";
-            if (ex instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()) {
-                guess = " (did you mean " + String.join(" or ", u.getSuggestions().subList(0, Math.min(2, u.getSuggestions().size()))) + "?)";
+            if (ex instanceof CommandLine.UnmatchedArgumentException u
+                    && !u.getSuggestions().isEmpty()) {
+                guess = " (did you mean "
+                        + String.join(
+                                " or ",
+                                u.getSuggestions()
+                                        .subList(
+                                                0,
+                                                Math.min(2, u.getSuggestions().size()))) + "?)";
             }
-            err.println("error: " + ex.getMessage().lines().findFirst().orElse("") + guess + "; see " + ex.getCommandLine().getCommandName()
-                    + " --help");
+            err.println("error: " + ex.getMessage().lines().findFirst().orElse("") + guess + "; see "
+                    + ex.getCommandLine().getCommandName() + " --help");
             err.flush();
             return 2;
         });
@@ -94,7 +102,10 @@ public final class Align4j implements Runnable {
     private static final Logger FAILURES = LoggerFactory.getLogger("org.align4j.cli.Failure");
 
     /** {@code --debug} anywhere on the command line, or ALIGN4J_DEBUG=1: stack traces on the console too. */
-    @Option(names = "--debug", scope = CommandLine.ScopeType.INHERIT, description = "Print stack traces of errors on the console")
+    @Option(
+            names = "--debug",
+            scope = CommandLine.ScopeType.INHERIT,
+            description = "Print stack traces of errors on the console")
     static void setDebug(boolean on) {
         debugFlag = on;
     }
@@ -119,7 +130,9 @@ public final class Align4j implements Runnable {
      */
     record Failure(int code, String message) {
         static Failure of(Exception ex) {
-            if (ex instanceof ConfigException || ex instanceof CheckpointException || ex instanceof DataException
+            if (ex instanceof ConfigException
+                    || ex instanceof CheckpointException
+                    || ex instanceof DataException
                     || ex instanceof IllegalArgumentException) {
                 return new Failure(2, firstLine(ex.getMessage()));
             }
@@ -128,13 +141,19 @@ public final class Align4j implements Runnable {
             }
             Throwable io = ex instanceof UncheckedIOException u ? u.getCause() : ex;
             if (io instanceof FileSystemException fs) {
-                String reason = fs instanceof AccessDeniedException ? "permission denied" : fs.getReason() != null ? fs.getReason() : fs.getClass().getSimpleName();
+                String reason = fs instanceof AccessDeniedException
+                        ? "permission denied"
+                        : fs.getReason() != null
+                                ? fs.getReason()
+                                : fs.getClass().getSimpleName();
                 return new Failure(1, "cannot write or read " + fs.getFile() + ": " + reason);
             }
             if (io instanceof IOException) {
                 return new Failure(1, "input/output failed: " + firstLine(io.getMessage()));
             }
-            return new Failure(1, "internal error: " + ex.getClass().getName() + ": " + firstLine(String.valueOf(ex.getMessage())));
+            return new Failure(
+                    1,
+                    "internal error: " + ex.getClass().getName() + ": " + firstLine(String.valueOf(ex.getMessage())));
         }
 
         private static String firstLine(String s) {

@@ -1,32 +1,47 @@
 package org.align4j.cli;
 
 import java.nio.file.Path;
+import java.util.Locale;
 import java.util.concurrent.Callable;
-import org.align4j.model.Devices;
 import org.align4j.cli.bench.StepBench;
+import org.align4j.model.Devices;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** The training-step benchmark. */
-@Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Times DPO/IPO training steps on synthetic ids: tokens/s, step time (median, p90), peak memory, and",
+@Command(
+        name = "bench",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Times DPO/IPO training steps on synthetic ids: tokens/s, step time (median, p90), peak memory, and",
             "model-FLOPs utilisation against a matmul ceiling measured in the same run through the same engine.",
-            "Warm-up steps are not counted."})
+            "Warm-up steps are not counted."
+        })
 final class BenchCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "A model folder (or use --preset)")
     Path model;
 
-    @Option(names = "--preset", defaultValue = "tiny-10m", description = "tiny-10m, gpt2-124m or qwen2-0.5b (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--preset",
+            defaultValue = "tiny-10m",
+            description = "tiny-10m, gpt2-124m or qwen2-0.5b (default: ${DEFAULT-VALUE})")
     String preset;
 
-    @Option(names = "--batch-pairs", defaultValue = "8", description = "Preference pairs per step (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--batch-pairs",
+            defaultValue = "8",
+            description = "Preference pairs per step (default: ${DEFAULT-VALUE})")
     int pairs;
 
     @Option(names = "--seq-len", defaultValue = "512", description = "Tokens per sequence (default: ${DEFAULT-VALUE})")
     int seqLen;
 
-    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|gpu", description = "Where to run (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--device",
+            defaultValue = "cpu",
+            paramLabel = "cpu|gpu",
+            description = "Where to run (default: ${DEFAULT-VALUE})")
     String device;
 
     @Option(names = "--steps", defaultValue = "10", description = "Timed steps (default: ${DEFAULT-VALUE})")
@@ -35,59 +50,106 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--warmup", defaultValue = "2", description = "Untimed steps first (default: ${DEFAULT-VALUE})")
     int warmup;
 
-    @Option(names = "--precision", defaultValue = "fp32", paramLabel = "fp32|tf32|bf16",
-            description = "fp32; tf32 (fp32 with TF32 tensor-core matmuls on a GPU: the launcher's default there); bf16 (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--precision",
+            defaultValue = "fp32",
+            paramLabel = "fp32|tf32|bf16",
+            description =
+                    "fp32; tf32 (fp32 with TF32 tensor-core matmuls on a GPU: the launcher's default there); bf16 (default: ${DEFAULT-VALUE})")
     String precision;
 
-    @Option(names = "--attention", defaultValue = "sdpa", paramLabel = "eager|sdpa", description = "Attention implementation (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--attention",
+            defaultValue = "sdpa",
+            paramLabel = "eager|sdpa",
+            description = "Attention implementation (default: ${DEFAULT-VALUE})")
     String attention;
 
-    @Option(names = "--reference", defaultValue = "copy", paramLabel = "copy|precomputed",
-            description = "A frozen copy's forward pass each step, or precomputed log-probs (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--reference",
+            defaultValue = "copy",
+            paramLabel = "copy|precomputed",
+            description =
+                    "A frozen copy's forward pass each step, or precomputed log-probs (default: ${DEFAULT-VALUE})")
     String reference;
 
     @Option(names = "--loss", defaultValue = "dpo", description = "Objective (default: ${DEFAULT-VALUE})")
     String loss;
 
-    @Option(names = "--memory-every", defaultValue = "0",
+    @Option(
+            names = "--memory-every",
+            defaultValue = "0",
             description = "Record the resident set size every N steps and report first/last/max (0 = off)")
     int memoryEvery;
 
-    @Option(names = "--lora", paramLabel = "R", defaultValue = "0",
-            description = "Train LoRA adapters of rank R on every linear map (alpha 2R) instead of every weight; the reference is then the "
-                    + "same model with adapters off (0 = full fine-tuning, the default)")
+    @Option(
+            names = "--lora",
+            paramLabel = "R",
+            defaultValue = "0",
+            description =
+                    "Train LoRA adapters of rank R on every linear map (alpha 2R) instead of every weight; the reference is then the "
+                            + "same model with adapters off (0 = full fine-tuning, the default)")
     int lora;
 
-    @Option(names = "--logits-chunk-mib", paramLabel = "MIB", defaultValue = "64",
-            description = "Log-probs make at most this many MiB of float32 logits at once (0 = all positions at once; default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--logits-chunk-mib",
+            paramLabel = "MIB",
+            defaultValue = "64",
+            description =
+                    "Log-probs make at most this many MiB of float32 logits at once (0 = all positions at once; default: ${DEFAULT-VALUE})")
     long logitsChunkMib;
 
-    @Option(names = "--data", paramLabel = "PATH",
-            description = "Real preference data (any format training reads): each step takes the next batch of an epoch's order, padded as "
-                    + "the trainer pads it (or packed with --padding-free); tokens/s counts real tokens only, and the padding share is reported")
+    @Option(
+            names = "--data",
+            paramLabel = "PATH",
+            description =
+                    "Real preference data (any format training reads): each step takes the next batch of an epoch's order, padded as "
+                            + "the trainer pads it (or packed with --padding-free); tokens/s counts real tokens only, and the padding share is reported")
     Path data;
 
-    @Option(names = "--tokenizer", paramLabel = "DIR", description = "With --data and --preset: the tokenizer folder (the preset takes its vocabulary)")
+    @Option(
+            names = "--tokenizer",
+            paramLabel = "DIR",
+            description = "With --data and --preset: the tokenizer folder (the preset takes its vocabulary)")
     Path tokenizer;
 
-    @Option(names = "--padding-free", negatable = true, defaultValue = "false", fallbackValue = "true",
-            description = "With --data: pack each batch's sequences into one row without padding (TRL's padding_free; default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--padding-free",
+            negatable = true,
+            defaultValue = "false",
+            fallbackValue = "true",
+            description =
+                    "With --data: pack each batch's sequences into one row without padding (TRL's padding_free; default: ${DEFAULT-VALUE})")
     boolean paddingFree;
 
-    @Option(names = "--group-by-length", negatable = true, defaultValue = "false", fallbackValue = "true",
-            description = "With --data: batch pairs of similar length, as the trainer's group_by_length (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--group-by-length",
+            negatable = true,
+            defaultValue = "false",
+            fallbackValue = "true",
+            description =
+                    "With --data: batch pairs of similar length, as the trainer's group_by_length (default: ${DEFAULT-VALUE})")
     boolean groupByLength;
 
-    @Option(names = "--max-length", defaultValue = "0", description = "With --data: longest prompt + completion in tokens (0 = no limit)")
+    @Option(
+            names = "--max-length",
+            defaultValue = "0",
+            description = "With --data: longest prompt + completion in tokens (0 = no limit)")
     int maxLength;
 
-    @Option(names = "--seed", defaultValue = "42", description = "With --data: the seed of the batch order (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--seed",
+            defaultValue = "42",
+            description = "With --data: the seed of the batch order (default: ${DEFAULT-VALUE})")
     long seed;
 
     @Option(names = "--threads", description = "CPU threads for libtorch (default: all cores)")
     Integer threads;
 
-    @Option(names = "--json", description = "Print one JSON object: tokens_per_s, step_ms_median, peak_bytes, mfu, matmul_ceiling_flops, ...")
+    @Option(
+            names = "--json",
+            description =
+                    "Print one JSON object: tokens_per_s, step_ms_median, peak_bytes, mfu, matmul_ceiling_flops, ...")
     boolean json;
 
     @Spec
@@ -96,30 +158,62 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Flags.refuseUnless(spec, model == null, "with --model, which gives the shape", "--preset");
-        Flags.refuseUnless(spec, data != null, "without --data", "--tokenizer", "--padding-free", "--group-by-length", "--max-length", "--seed");
+        Flags.refuseUnless(
+                spec,
+                data != null,
+                "without --data",
+                "--tokenizer",
+                "--padding-free",
+                "--group-by-length",
+                "--max-length",
+                "--seed");
         Flags.refuseUnless(spec, data == null, "with --data, whose rows give the lengths", "--seq-len");
         Threads.apply(threads, null);
-        if ("tf32".equals(precision) && "gpu".equals(device) && !"1".equals(System.getenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"))) {
-            throw new IllegalArgumentException("--precision tf32: needs TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 in the environment (the ./align4j launcher sets it on GPU runs)");
+        if ("tf32".equals(precision)
+                && "gpu".equals(device)
+                && !"1".equals(System.getenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"))) {
+            throw new IllegalArgumentException(
+                    "--precision tf32: needs TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 in the environment (the ./align4j launcher sets it on GPU runs)");
         }
-        StepBench.Result r = StepBench.run(new StepBench.Settings(model, model != null ? null : preset, pairs, seqLen, Devices.resolve(device),
-                steps, warmup, precision, attention, reference, loss, memoryEvery, lora, logitsChunkMib * (1L << 20) / 4),
+        StepBench.Result r = StepBench.run(
+                new StepBench.Settings(
+                        model,
+                        model != null ? null : preset,
+                        pairs,
+                        seqLen,
+                        Devices.resolve(device),
+                        steps,
+                        warmup,
+                        precision,
+                        attention,
+                        reference,
+                        loss,
+                        memoryEvery,
+                        lora,
+                        logitsChunkMib * (1L << 20) / 4),
                 data == null ? null : new StepBench.Data(data, tokenizer, groupByLength, paddingFree, maxLength, seed));
         var w = spec.commandLine().getOut();
         if (json) {
             w.println(Json.write(r.values()));
         } else if (data != null) {
             var v = r.values();
-            w.println(v.get("model") + " on " + v.get("device") + ", " + data + ", " + pairs + " pairs a step, " + precision + ", " + attention
-                    + ", reference " + v.get("reference") + (paddingFree ? ", padding-free" : ", padded") + (groupByLength ? ", grouped by length" : "")
+            w.println(v.get("model") + " on " + v.get("device") + ", " + data + ", " + pairs + " pairs a step, "
+                    + precision + ", " + attention
+                    + ", reference " + v.get("reference") + (paddingFree ? ", padding-free" : ", padded")
+                    + (groupByLength ? ", grouped by length" : "")
                     + ":");
             w.println("  " + StepBench.describe(v) + " (real tokens only)");
-            w.println(String.format(java.util.Locale.ROOT, "  padding: %.1f%% of the positions computed (a padded layout of these batches: %.1f%%; "
-                    + "of a whole epoch: %.1f%%)", 100 * (double) v.get("padding_share"), 100 * (double) v.get("padded_layout_share"),
+            w.println(String.format(
+                    Locale.ROOT,
+                    "  padding: %.1f%% of the positions computed (a padded layout of these batches: %.1f%%; "
+                            + "of a whole epoch: %.1f%%)",
+                    100 * (double) v.get("padding_share"),
+                    100 * (double) v.get("padded_layout_share"),
                     100 * (double) v.get("epoch_padded_layout_share")));
         } else {
-            w.println(r.values().get("model") + " on " + r.values().get("device") + ", " + pairs + " pairs x " + seqLen + " tokens, " + precision
-                    + ", " + attention + ", reference " + r.values().get("reference") + (lora > 0 ? ", LoRA r=" + lora : "") + ":");
+            w.println(r.values().get("model") + " on " + r.values().get("device") + ", " + pairs + " pairs x " + seqLen
+                    + " tokens, " + precision + ", " + attention + ", reference "
+                    + r.values().get("reference") + (lora > 0 ? ", LoRA r=" + lora : "") + ":");
             w.println("  " + StepBench.describe(r.values()));
         }
         w.flush();

@@ -10,6 +10,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import org.align4j.data.DataException;
 import org.align4j.data.EncodedPair;
+import org.align4j.data.EncodingOptions;
 import org.align4j.data.Message;
 import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceEncoder;
@@ -21,7 +22,10 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** Dataset tools. */
-@Command(name = "data", mixinStandardHelpOptions = true, description = "Inspect preference datasets and measure encoding speed.",
+@Command(
+        name = "data",
+        mixinStandardHelpOptions = true,
+        description = "Inspect preference datasets and measure encoding speed.",
         subcommands = {DataCommand.Inspect.class, DataCommand.Bench.class})
 final class DataCommand implements Runnable {
     @Spec
@@ -33,20 +37,30 @@ final class DataCommand implements Runnable {
     }
 
     /** Counts, token lengths and parsed examples of a dataset. */
-    @Command(name = "inspect", mixinStandardHelpOptions = true,
-            description = "Count pairs (valid, invalid, dropped by truncation), token-length percentiles, and show parsed pairs.")
+    @Command(
+            name = "inspect",
+            mixinStandardHelpOptions = true,
+            description =
+                    "Count pairs (valid, invalid, dropped by truncation), token-length percentiles, and show parsed pairs.")
     static final class Inspect implements Callable<Integer> {
         @Option(names = "--data", required = true, paramLabel = "PATH", description = "Data file or folder of shards")
         Path data;
 
-        @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model folder (its tokenizer and chat template)")
+        @Option(
+                names = "--model",
+                required = true,
+                paramLabel = "DIR",
+                description = "Model folder (its tokenizer and chat template)")
         Path model;
 
         @Option(names = "--show", defaultValue = "0", description = "Show the first N parsed pairs")
         int show;
 
-        @Option(names = "--json", description = "Print {\"pairs\", \"invalid\", \"dropped\", \"examples\": [{source, prompt_text, chosen_text, "
-                + "rejected_text, prompt_ids, chosen_ids, rejected_ids}]}: the texts after templating and the ids training scores")
+        @Option(
+                names = "--json",
+                description =
+                        "Print {\"pairs\", \"invalid\", \"dropped\", \"examples\": [{source, prompt_text, chosen_text, "
+                                + "rejected_text, prompt_ids, chosen_ids, rejected_ids}]}: the texts after templating and the ids training scores")
         boolean json;
 
         @Mixin
@@ -59,8 +73,13 @@ final class DataCommand implements Runnable {
         public Integer call() {
             PreferenceData.Loaded loaded = dataOptions.load(data);
             try (TextTokenizer tk = TextTokenizer.load(model)) {
-                report(spec.commandLine().getOut(), new PreferenceEncoder(tk, dataOptions.encodingOptions()), loaded, dataOptions.skipInvalid,
-                        show, json);
+                report(
+                        spec.commandLine().getOut(),
+                        new PreferenceEncoder(tk, dataOptions.encodingOptions()),
+                        loaded,
+                        dataOptions.skipInvalid,
+                        show,
+                        json);
             }
             return 0;
         }
@@ -69,12 +88,19 @@ final class DataCommand implements Runnable {
          * Counts, token-length percentiles and the first {@code show} pairs as training sees them: what
          * {@code data inspect} prints, and {@code train --dry-run} too.
          */
-        static void report(PrintWriter w, PreferenceEncoder encoder, PreferenceData.Loaded loaded, boolean skipInvalid, int show, boolean json) {
+        static void report(
+                PrintWriter w,
+                PreferenceEncoder encoder,
+                PreferenceData.Loaded loaded,
+                boolean skipInvalid,
+                int show,
+                boolean json) {
             PreferenceEncoder.Encoded enc = encoder.encodeAll(loaded.examples(), skipInvalid);
             List<DataException> invalid = new ArrayList<>(loaded.invalid());
             invalid.addAll(enc.invalid());
             List<Map<String, Object>> examples = new ArrayList<>();
-            for (PreferenceExample e : loaded.examples().subList(0, Math.min(show, loaded.examples().size()))) {
+            for (PreferenceExample e : loaded.examples()
+                    .subList(0, Math.min(show, loaded.examples().size()))) {
                 examples.add(shown(encoder, e));
             }
             if (json) {
@@ -85,16 +111,38 @@ final class DataCommand implements Runnable {
                 o.put("examples", examples);
                 w.println(Json.write(o));
             } else {
-                w.printf("pairs %d   invalid %d   dropped by truncation %d%n", enc.pairs().size(), invalid.size(), enc.dropped());
+                w.printf(
+                        "pairs %d   invalid %d   dropped by truncation %d%n",
+                        enc.pairs().size(), invalid.size(), enc.dropped());
                 for (DataException e : invalid.subList(0, Math.min(5, invalid.size()))) {
                     w.println("  invalid: " + e.getMessage());
                 }
                 if (!enc.pairs().isEmpty()) {
                     w.println("tokens            p50     p90     p99     max");
-                    row(w, "prompt", enc.pairs().stream().mapToInt(p -> p.prompt().length).toArray());
-                    row(w, "chosen", enc.pairs().stream().mapToInt(p -> p.chosen().length).toArray());
-                    row(w, "rejected", enc.pairs().stream().mapToInt(p -> p.rejected().length).toArray());
-                    row(w, "longest row", enc.pairs().stream().mapToInt(EncodedPair::maxLength).toArray());
+                    row(
+                            w,
+                            "prompt",
+                            enc.pairs().stream()
+                                    .mapToInt(p -> p.prompt().length)
+                                    .toArray());
+                    row(
+                            w,
+                            "chosen",
+                            enc.pairs().stream()
+                                    .mapToInt(p -> p.chosen().length)
+                                    .toArray());
+                    row(
+                            w,
+                            "rejected",
+                            enc.pairs().stream()
+                                    .mapToInt(p -> p.rejected().length)
+                                    .toArray());
+                    row(
+                            w,
+                            "longest row",
+                            enc.pairs().stream()
+                                    .mapToInt(EncodedPair::maxLength)
+                                    .toArray());
                 }
                 for (int i = 0; i < examples.size(); i++) {
                     Map<String, Object> x = examples.get(i);
@@ -104,8 +152,10 @@ final class DataCommand implements Runnable {
                         continue;
                     }
                     for (String part : List.of("prompt", "chosen", "rejected")) {
-                        w.printf("  %s_text:%n%s%n  %s_ids: %s%n", part, indent((String) x.get(part + "_text")), part,
-                                Arrays.toString((int[]) x.get(part + "_ids")));
+                        w.printf(
+                                "  %s_text:%n%s%n  %s_ids: %s%n",
+                                part, indent((String) x.get(part + "_text")), part, Arrays.toString((int[])
+                                        x.get(part + "_ids")));
                     }
                     if (x.containsKey("dropped")) {
                         w.println("  dropped: cannot fit --max-length with one completion token");
@@ -157,8 +207,11 @@ final class DataCommand implements Runnable {
     }
 
     /** Encoding throughput on synthetic text. */
-    @Command(name = "bench", mixinStandardHelpOptions = true,
-            description = "Measure encoding throughput (pairs/s, one thread) on synthetic pairs of about --tokens tokens.")
+    @Command(
+            name = "bench",
+            mixinStandardHelpOptions = true,
+            description =
+                    "Measure encoding throughput (pairs/s, one thread) on synthetic pairs of about --tokens tokens.")
     static final class Bench implements Callable<Integer> {
         @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model folder (its tokenizer)")
         Path model;
@@ -166,13 +219,19 @@ final class DataCommand implements Runnable {
         @Option(names = "--pairs", defaultValue = "5000", description = "Pairs to encode (default: ${DEFAULT-VALUE})")
         int pairs;
 
-        @Option(names = "--tokens", defaultValue = "256", description = "Approximate tokens per pair (default: ${DEFAULT-VALUE})")
+        @Option(
+                names = "--tokens",
+                defaultValue = "256",
+                description = "Approximate tokens per pair (default: ${DEFAULT-VALUE})")
         int tokens;
 
         @Option(names = "--json", description = "Print {\"pairs_per_s\": x, \"tokens_per_s\": x}")
         boolean json;
 
-        @Option(names = "--chat", description = "Conversational pairs (system, user, assistant, user; then the answers) through the model's chat template")
+        @Option(
+                names = "--chat",
+                description =
+                        "Conversational pairs (system, user, assistant, user; then the answers) through the model's chat template")
         boolean chat;
 
         @Spec
@@ -181,21 +240,33 @@ final class DataCommand implements Runnable {
         @Override
         public Integer call() {
             try (TextTokenizer tk = TextTokenizer.load(model)) {
-                PreferenceEncoder enc = new PreferenceEncoder(tk, org.align4j.data.EncodingOptions.unlimited());
+                PreferenceEncoder enc = new PreferenceEncoder(tk, EncodingOptions.unlimited());
                 String words = "the quick brown fox jumps over the lazy dog while the capital of France is Paris and ";
                 int perWord = Math.max(1, tk.encode(words).length);
                 String body = words.repeat(Math.max(1, tokens / 3 / perWord));
                 List<PreferenceExample> ex = new ArrayList<>();
                 for (int i = 0; i < pairs; i++) {
                     if (chat) {
-                        List<Message> prompt = List.of(new Message("system", "You are a helpful assistant."),
-                                new Message("user", "Question " + i + ": " + body), new Message("assistant", "Let me think. " + body),
+                        List<Message> prompt = List.of(
+                                new Message("system", "You are a helpful assistant."),
+                                new Message("user", "Question " + i + ": " + body),
+                                new Message("assistant", "Let me think. " + body),
                                 new Message("user", "Answer briefly."));
-                        ex.add(PreferenceExample.conversation(prompt, List.of(new Message("assistant", "Answer " + i + " " + body)),
-                                List.of(new Message("assistant", "Other " + i + " " + body)), null, Path.of("synthetic"), i + 1));
+                        ex.add(PreferenceExample.conversation(
+                                prompt,
+                                List.of(new Message("assistant", "Answer " + i + " " + body)),
+                                List.of(new Message("assistant", "Other " + i + " " + body)),
+                                null,
+                                Path.of("synthetic"),
+                                i + 1));
                     } else {
-                        ex.add(PreferenceExample.text("Question " + i + ": " + body, " Answer " + i + " " + body, " Other " + i + " " + body,
-                                null, Path.of("synthetic"), i + 1));
+                        ex.add(PreferenceExample.text(
+                                "Question " + i + ": " + body,
+                                " Answer " + i + " " + body,
+                                " Other " + i + " " + body,
+                                null,
+                                Path.of("synthetic"),
+                                i + 1));
                     }
                 }
                 for (int i = 0; i < Math.min(500, pairs); i++) {
@@ -211,8 +282,9 @@ final class DataCommand implements Runnable {
                 if (json) {
                     w.println(Json.write(Map.of("pairs_per_s", pairs / s, "tokens_per_s", tokenCount / s)));
                 } else {
-                    w.printf("encoded %d pairs (%.0f tokens each, both rows) in %.2f s: %.0f pairs/s, %.0f tokens/s%n", pairs,
-                            (double) tokenCount / pairs, s, pairs / s, tokenCount / s);
+                    w.printf(
+                            "encoded %d pairs (%.0f tokens each, both rows) in %.2f s: %.0f pairs/s, %.0f tokens/s%n",
+                            pairs, (double) tokenCount / pairs, s, pairs / s, tokenCount / s);
                 }
                 w.flush();
             }

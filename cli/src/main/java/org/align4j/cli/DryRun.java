@@ -2,6 +2,7 @@ package org.align4j.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import org.align4j.data.PreferenceData;
@@ -27,14 +28,25 @@ final class DryRun {
         Path modelDir = Path.of(config.model());
         TextTokenizer.load(modelDir).close(); // the same errors as the run for a wrong folder
         ModelConfig m = ModelConfig.read(modelDir.resolve("config.json"));
-        w.printf(Locale.ROOT, "%n# model: %s, %d layers, width %d, vocabulary %d, %d positions%n", m.modelType(), m.numLayers(), m.hiddenSize(),
-                m.vocabSize(), m.maxPositions());
+        w.printf(
+                Locale.ROOT,
+                "%n# model: %s, %d layers, width %d, vocabulary %d, %d positions%n",
+                m.modelType(),
+                m.numLayers(),
+                m.hiddenSize(),
+                m.vocabSize(),
+                m.maxPositions());
         try (TextTokenizer tk = TextTokenizer.load(modelDir)) {
             PreferenceEncoder encoder = new PreferenceEncoder(tk, config.encodingOptions());
             PreferenceData.Loaded data = load(config, Path.of(config.data()));
             if (config.evalData() == null && config.evalFraction() > 0) {
-                PreferenceData.Split split = PreferenceData.split(data.examples(), config.evalFraction(), config.seed());
-                w.printf(Locale.ROOT, "%n# held out: %d of %d examples (eval_fraction %s)%n", split.eval().size(), data.examples().size(),
+                PreferenceData.Split split =
+                        PreferenceData.split(data.examples(), config.evalFraction(), config.seed());
+                w.printf(
+                        Locale.ROOT,
+                        "%n# held out: %d of %d examples (eval_fraction %s)%n",
+                        split.eval().size(),
+                        data.examples().size(),
                         TrainConfig.defaultFormat(config.evalFraction()));
                 data = new PreferenceData.Loaded(split.train(), data.invalid());
             }
@@ -48,27 +60,46 @@ final class DryRun {
         w.flush();
     }
 
-    private static void report(PrintWriter w, TrainConfig config, TextTokenizer tk, PreferenceEncoder encoder, PreferenceData.Loaded data,
+    private static void report(
+            PrintWriter w,
+            TrainConfig config,
+            TextTokenizer tk,
+            PreferenceEncoder encoder,
+            PreferenceData.Loaded data,
             int show) {
         if (config.loss() != LossType.REWARD) {
             DataCommand.Inspect.report(w, encoder, data, config.skipInvalid(), show, false);
             return;
         }
         // a reward model reads each side of a pair as one sequence, prompt and response together
-        PreferenceEncoder.Encoded enc = encoder.encodeAll(data.examples(), config.skipInvalid(), PreferenceEncoder.Target.REWARD_MODEL);
-        w.printf("pairs %d   invalid %d   dropped (a sequence longer than max_length) %d%n", enc.pairs().size(),
-                data.invalid().size() + enc.invalid().size(), enc.dropped());
+        PreferenceEncoder.Encoded enc =
+                encoder.encodeAll(data.examples(), config.skipInvalid(), PreferenceEncoder.Target.REWARD_MODEL);
+        w.printf(
+                "pairs %d   invalid %d   dropped (a sequence longer than max_length) %d%n",
+                enc.pairs().size(), data.invalid().size() + enc.invalid().size(), enc.dropped());
         if (enc.pairs().isEmpty()) {
             return;
         }
         w.println("tokens            p50     p90     p99     max");
-        DataCommand.Inspect.row(w, "chosen", enc.pairs().stream().mapToInt(p -> p.chosen().length).toArray());
-        DataCommand.Inspect.row(w, "rejected", enc.pairs().stream().mapToInt(p -> p.rejected().length).toArray());
+        DataCommand.Inspect.row(
+                w,
+                "chosen",
+                enc.pairs().stream().mapToInt(p -> p.chosen().length).toArray());
+        DataCommand.Inspect.row(
+                w,
+                "rejected",
+                enc.pairs().stream().mapToInt(p -> p.rejected().length).toArray());
         for (int i = 0; i < Math.min(show, enc.pairs().size()); i++) {
-            w.printf("%n[%d] %s:%d%n", i, enc.kept().get(i).file().getFileName(), enc.kept().get(i).line());
+            w.printf(
+                    "%n[%d] %s:%d%n",
+                    i, enc.kept().get(i).file().getFileName(), enc.kept().get(i).line());
             for (String part : List.of("chosen", "rejected")) {
-                int[] ids = part.equals("chosen") ? enc.pairs().get(i).chosen() : enc.pairs().get(i).rejected();
-                w.printf("  %s_text:%n%s%n  %s_ids: %s%n", part, DataCommand.Inspect.indent(tk.decode(ids, false)), part, java.util.Arrays.toString(ids));
+                int[] ids = part.equals("chosen")
+                        ? enc.pairs().get(i).chosen()
+                        : enc.pairs().get(i).rejected();
+                w.printf(
+                        "  %s_text:%n%s%n  %s_ids: %s%n",
+                        part, DataCommand.Inspect.indent(tk.decode(ids, false)), part, Arrays.toString(ids));
             }
         }
     }

@@ -4,6 +4,7 @@ import ai.djl.engine.Engine;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.pytorch.jni.LibUtils;
 import ai.djl.util.Utils;
+import com.sun.management.OperatingSystemMXBean;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.lang.management.ManagementFactory;
@@ -18,12 +19,17 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** What a bug report needs: versions, the engine and libtorch it loaded, devices, threads, the machine. */
-@Command(name = "env", mixinStandardHelpOptions = true, description = "Print versions, engine, libtorch, devices and threads (for bug reports).")
+@Command(
+        name = "env",
+        mixinStandardHelpOptions = true,
+        description = "Print versions, engine, libtorch, devices and threads (for bug reports).")
 final class EnvCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object")
     boolean json;
 
-    @Option(names = "--threads", description = "libtorch intra-op threads to report as the CLI would set them (default: libtorch's)")
+    @Option(
+            names = "--threads",
+            description = "libtorch intra-op threads to report as the CLI would set them (default: libtorch's)")
     Integer threads;
 
     @Spec
@@ -35,10 +41,13 @@ final class EnvCommand implements Callable<Integer> {
         Map<String, Object> v = new LinkedHashMap<>();
         v.put("align4j", Align4j.VERSION);
         v.put("java", System.getProperty("java.vendor") + " " + Runtime.version());
-        v.put("os", System.getProperty("os.name") + " " + System.getProperty("os.version") + " " + System.getProperty("os.arch"));
+        v.put(
+                "os",
+                System.getProperty("os.name") + " " + System.getProperty("os.version") + " "
+                        + System.getProperty("os.arch"));
         v.put("cpu", cpuModel());
         v.put("cores", Runtime.getRuntime().availableProcessors());
-        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof OperatingSystemMXBean os) {
             v.put("memory_gib", Math.round(os.getTotalMemorySize() / (double) (1L << 30) * 10) / 10.0);
         }
         v.put("max_heap_gib", Math.round(Runtime.getRuntime().maxMemory() / (double) (1L << 30) * 10) / 10.0);
@@ -50,7 +59,11 @@ final class EnvCommand implements Callable<Integer> {
         v.put("intra_op_threads", JniUtils.getNumThreads());
         v.put("inter_op_threads", JniUtils.getNumInteropThreads());
         v.put("djl_cache", Utils.getEngineCacheDir().toString());
-        for (String e : List.of("PYTORCH_LIBRARY_PATH", "OMP_NUM_THREADS", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "CUDA_VISIBLE_DEVICES")) {
+        for (String e : List.of(
+                "PYTORCH_LIBRARY_PATH",
+                "OMP_NUM_THREADS",
+                "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
+                "CUDA_VISIBLE_DEVICES")) {
             v.put(e, System.getenv(e));
         }
         PrintWriter out = spec.commandLine().getOut();

@@ -16,7 +16,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** Generates a continuation of a prompt. */
-@Command(name = "generate", mixinStandardHelpOptions = true,
+@Command(
+        name = "generate",
+        mixinStandardHelpOptions = true,
         description = "Continue a prompt, greedily or by sampling; stops at eos.")
 final class GenerateCommand implements Callable<Integer> {
     @Mixin
@@ -25,13 +27,19 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt", required = true, description = "Prompt text (encoded as is unless --chat)")
     String prompt;
 
-    @Option(names = "--max-new-tokens", defaultValue = "64", description = "At most this many new tokens (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--max-new-tokens",
+            defaultValue = "64",
+            description = "At most this many new tokens (default: ${DEFAULT-VALUE})")
     int maxNewTokens;
 
     @Option(names = "--greedy", description = "Take the most likely token (default: sample)")
     boolean greedy;
 
-    @Option(names = "--temperature", defaultValue = "1.0", description = "Sampling temperature (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--temperature",
+            defaultValue = "1.0",
+            description = "Sampling temperature (default: ${DEFAULT-VALUE})")
     double temperature;
 
     @Option(names = "--top-k", defaultValue = "0", description = "Sample from the K most likely tokens (0 = off)")
@@ -49,7 +57,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--no-cache", description = "Recompute every step without the KV cache (same output, slower)")
     boolean noCache;
 
-    @Option(names = "--json", description = "Print {\"prompt_ids\": [...], \"new_token_ids\": [...], \"text\": \"...\"}")
+    @Option(
+            names = "--json",
+            description = "Print {\"prompt_ids\": [...], \"new_token_ids\": [...], \"text\": \"...\"}")
     boolean json;
 
     @Spec
@@ -57,28 +67,39 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Flags.refuseUnless(spec, !greedy, "with --greedy, which takes the most likely token", "--temperature", "--top-k", "--top-p", "--seed");
+        Flags.refuseUnless(
+                spec,
+                !greedy,
+                "with --greedy, which takes the most likely token",
+                "--temperature",
+                "--top-k",
+                "--top-p",
+                "--seed");
         GenerationConfig cfg = greedy
                 ? GenerationConfig.greedy(maxNewTokens)
                 : GenerationConfig.sample(maxNewTokens, temperature, topK, topP, seed);
         cfg = cfg.withCache(!noCache);
         try (TextTokenizer tk = modelOptions.loadTokenizer();
                 CausalLm lm = modelOptions.loadModel()) {
-            String text = chat
-                    ? ChatTemplate.of(tk).render(List.of(new ChatTemplate.Message("user", prompt)), true)
-                    : prompt;
+            String text =
+                    chat ? ChatTemplate.of(tk).render(List.of(new ChatTemplate.Message("user", prompt)), true) : prompt;
             int[] ids = tk.encode(text);
             if (ids.length == 0) {
                 throw new IllegalArgumentException("--prompt: encodes to no tokens");
             }
             if (lm.config() != null) {
                 // the longest sequence generation can reach must fit the model (GPT-2's learned positions)
-                lm.config().problemWith(Arrays.copyOf(ids, ids.length + maxNewTokens)).ifPresent(problem -> {
-                    throw new IllegalArgumentException("--prompt and --max-new-tokens: " + ids.length + " prompt tokens + " + maxNewTokens
-                            + " new ones: " + problem.replace("set max_length to", "keep the sum at"));
-                });
+                lm.config()
+                        .problemWith(Arrays.copyOf(ids, ids.length + maxNewTokens))
+                        .ifPresent(problem -> {
+                            throw new IllegalArgumentException(
+                                    "--prompt and --max-new-tokens: " + ids.length + " prompt tokens + " + maxNewTokens
+                                            + " new ones: " + problem.replace("set max_length to", "keep the sum at"));
+                        });
             }
-            int[] generated = new Generator(lm, tk.padId(), tk.eosIds()).generate(List.of(ids), cfg).get(0);
+            int[] generated = new Generator(lm, tk.padId(), tk.eosIds())
+                    .generate(List.of(ids), cfg)
+                    .get(0);
             String out = tk.decode(generated, true);
             var w = spec.commandLine().getOut();
             if (json) {

@@ -24,9 +24,13 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** Scores completions: one prompt/completion, or every pair of a preference dataset. */
-@Command(name = "logprobs", mixinStandardHelpOptions = true,
-        description = {"Log-probability of a completion after a prompt (the completion is scored as its tokens plus one eos),",
-            "or, with --data, of the chosen and rejected completions of every pair (one JSON line per pair)."})
+@Command(
+        name = "logprobs",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Log-probability of a completion after a prompt (the completion is scored as its tokens plus one eos),",
+            "or, with --data, of the chosen and rejected completions of every pair (one JSON line per pair)."
+        })
 final class LogprobsCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
@@ -40,10 +44,16 @@ final class LogprobsCommand implements Callable<Integer> {
     @Option(names = "--data", paramLabel = "PATH", description = "Score every pair of this dataset (file or folder)")
     Path data;
 
-    @Option(names = "--output", paramLabel = "FILE", description = "With --data: write the JSON lines here (default: stdout)")
+    @Option(
+            names = "--output",
+            paramLabel = "FILE",
+            description = "With --data: write the JSON lines here (default: stdout)")
     Path output;
 
-    @Option(names = "--batch-size", defaultValue = "8", description = "With --data: pairs per forward pass (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--batch-size",
+            defaultValue = "8",
+            description = "With --data: pairs per forward pass (default: ${DEFAULT-VALUE})")
     int batchSize;
 
     @Mixin
@@ -60,13 +70,27 @@ final class LogprobsCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        Flags.refuseUnless(spec, data == null, "with --data, whose pairs are encoded as training encodes them (one eos per completion)",
+        Flags.refuseUnless(
+                spec,
+                data == null,
+                "with --data, whose pairs are encoded as training encodes them (one eos per completion)",
                 "--no-eos");
-        Flags.refuseUnless(spec, data != null, "without --data", "--output", "--batch-size", "--format", "--skip-invalid", "--max-length",
-                "--max-prompt-length", "--truncation", "--chat-template");
+        Flags.refuseUnless(
+                spec,
+                data != null,
+                "without --data",
+                "--output",
+                "--batch-size",
+                "--format",
+                "--skip-invalid",
+                "--max-length",
+                "--max-prompt-length",
+                "--truncation",
+                "--chat-template");
         if (data != null) {
             if (prompt != null || completion != null) {
-                throw new IllegalArgumentException("--data: give either --data or --prompt with --completion, not both");
+                throw new IllegalArgumentException(
+                        "--data: give either --data or --prompt with --completion, not both");
             }
             return scoreDataset();
         }
@@ -79,7 +103,8 @@ final class LogprobsCommand implements Callable<Integer> {
             int[] p = tk.encode(prompt);
             int[] c = tk.encode(completion);
             if (p.length == 0) {
-                throw new IllegalArgumentException("--prompt: encodes to no tokens; the first completion token needs a prompt token before it");
+                throw new IllegalArgumentException(
+                        "--prompt: encodes to no tokens; the first completion token needs a prompt token before it");
             }
             // one eos after the completion, unless its text already ends with one (as TRL appends it only when missing)
             boolean eos = !noEos && (c.length == 0 || c[c.length - 1] != tk.eosId());
@@ -114,7 +139,9 @@ final class LogprobsCommand implements Callable<Integer> {
             if (json) {
                 w.println(Json.write(out));
             } else {
-                w.printf("logps %.6f  mean %.6f  over %d tokens%n", out.get("logps"), out.get("logps_mean"), out.get("tokens"));
+                w.printf(
+                        "logps %.6f  mean %.6f  over %d tokens%n",
+                        out.get("logps"), out.get("logps_mean"), out.get("tokens"));
             }
             w.flush();
         }
@@ -124,9 +151,13 @@ final class LogprobsCommand implements Callable<Integer> {
     private int scoreDataset() throws IOException {
         try (TextTokenizer tk = modelOptions.loadTokenizer();
                 CausalLm lm = modelOptions.loadModel()) {
-            PreferenceEncoder.Encoded enc = dataOptions.encode(tk, dataOptions.load(data).examples());
+            PreferenceEncoder.Encoded enc =
+                    dataOptions.encode(tk, dataOptions.load(data).examples());
             if (lm.config() != null) {
-                EncodedPair.checkFits(lm.config(), enc.pairs(), enc.kept().stream().map(e -> e.file() + ":" + e.line()).toList());
+                EncodedPair.checkFits(
+                        lm.config(),
+                        enc.pairs(),
+                        enc.kept().stream().map(e -> e.file() + ":" + e.line()).toList());
             }
             List<PairScorer.PairScore> scores = PairScorer.score(lm, enc.pairs(), batchSize, tk.padId());
             StringBuilder lines = new StringBuilder();
@@ -148,7 +179,9 @@ final class LogprobsCommand implements Callable<Integer> {
                 w.flush();
             }
             if (enc.dropped() > 0) {
-                spec.commandLine().getErr().println("note: " + enc.dropped() + " pair(s) dropped by truncation were not scored");
+                spec.commandLine()
+                        .getErr()
+                        .println("note: " + enc.dropped() + " pair(s) dropped by truncation were not scored");
                 spec.commandLine().getErr().flush();
             }
         }

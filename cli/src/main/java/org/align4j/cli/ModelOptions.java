@@ -10,15 +10,23 @@ import picocli.CommandLine.Option;
 
 /** Options shared by commands that load a model. */
 final class ModelOptions {
-    @Option(names = "--model", required = true, paramLabel = "DIR|FILE.pt",
+    @Option(
+            names = "--model",
+            required = true,
+            paramLabel = "DIR|FILE.pt",
             description = "HF model folder (config.json + safetensors + tokenizer.json), or a TorchScript .pt file")
     Path model;
 
-    @Option(names = "--tokenizer", paramLabel = "DIR",
+    @Option(
+            names = "--tokenizer",
+            paramLabel = "DIR",
             description = "Folder with tokenizer.json (default: the model folder; required for a .pt file)")
     Path tokenizer;
 
-    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|gpu",
+    @Option(
+            names = "--device",
+            defaultValue = "cpu",
+            paramLabel = "cpu|gpu",
             description = "Where to run (default: ${DEFAULT-VALUE}); gpu refuses to fall back to the CPU")
     String device;
 
@@ -40,7 +48,8 @@ final class ModelOptions {
     TextTokenizer loadTokenizer() {
         Path dir = tokenizer != null ? tokenizer : model;
         if (Files.isRegularFile(dir)) {
-            throw new IllegalArgumentException("--tokenizer: a TorchScript model needs --tokenizer DIR with tokenizer.json");
+            throw new IllegalArgumentException(
+                    "--tokenizer: a TorchScript model needs --tokenizer DIR with tokenizer.json");
         }
         return TextTokenizer.load(dir);
     }

@@ -12,13 +12,25 @@ final class PolicyReferenceOptions {
     @Option(names = "--policy", required = true, paramLabel = "DIR", description = "The trained model folder")
     Path policy;
 
-    @Option(names = "--reference", required = true, paramLabel = "DIR", description = "The reference model folder (usually the starting model)")
+    @Option(
+            names = "--reference",
+            required = true,
+            paramLabel = "DIR",
+            description = "The reference model folder (usually the starting model)")
     Path reference;
 
-    @Option(names = "--data", required = true, paramLabel = "PATH", description = "Held-out preference pairs (file or folder)")
+    @Option(
+            names = "--data",
+            required = true,
+            paramLabel = "PATH",
+            description = "Held-out preference pairs (file or folder)")
     Path data;
 
-    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|gpu", description = "Where to run (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--device",
+            defaultValue = "cpu",
+            paramLabel = "cpu|gpu",
+            description = "Where to run (default: ${DEFAULT-VALUE})")
     String device;
 
     /** Both models, frozen, and the policy's tokenizer; close all three. */
@@ -33,8 +45,9 @@ final class PolicyReferenceOptions {
 
     Loaded load() {
         if (!Files.isDirectory(policy) || !Files.isDirectory(reference)) {
-            throw new IllegalArgumentException((Files.isDirectory(policy) ? "--reference: " + reference : "--policy: " + policy)
-                    + " is not a model folder");
+            throw new IllegalArgumentException(
+                    (Files.isDirectory(policy) ? "--reference: " + reference : "--policy: " + policy)
+                            + " is not a model folder");
         }
         var d = Devices.resolve(device);
         TextTokenizer tk = TextTokenizer.load(policy);

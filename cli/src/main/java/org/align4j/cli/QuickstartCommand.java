@@ -11,12 +11,19 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** The built-in end-to-end demo: SFT, then DPO and IPO, on a tiny model, offline on the CPU. */
-@Command(name = "quickstart", mixinStandardHelpOptions = true,
-        description = {"Train a tiny GPT from scratch on two-digit sums (SFT on a teacher who adds one to odd first numbers 60%% of the time), then align it with DPO and IPO",
+@Command(
+        name = "quickstart",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Train a tiny GPT from scratch on two-digit sums (SFT on a teacher who adds one to odd first numbers 60%% of the time), then align it with DPO and IPO",
             "on right-vs-one-off pairs; print held-out accuracy, reward accuracy and KL to the reference before and after.",
-            "Offline, on the CPU, a few minutes. Writes OUTPUT/summary.json next to the runs."})
+            "Offline, on the CPU, a few minutes. Writes OUTPUT/summary.json next to the runs."
+        })
 final class QuickstartCommand implements Callable<Integer> {
-    @Option(names = "--output", defaultValue = "quickstart-output", description = "Where data, runs and the summary go (default: ${DEFAULT-VALUE})")
+    @Option(
+            names = "--output",
+            defaultValue = "quickstart-output",
+            description = "Where data, runs and the summary go (default: ${DEFAULT-VALUE})")
     Path output;
 
     @Option(names = "--sft-steps", description = "SFT steps (default: 1500)")
@@ -28,21 +35,35 @@ final class QuickstartCommand implements Callable<Integer> {
     @Option(names = "--seed", description = "Seed (default: 1234)")
     Long seed;
 
-    @Option(names = "--rlhf", description = "Also train a reward model on the pairs (RLHF's first stage), label the pairs with its p = sigmoid(r_c - r_r),"
-            + " and train soft-label IPO on them beside DPO and IPO; the reward model judges the win rates during training")
+    @Option(
+            names = "--rlhf",
+            description =
+                    "Also train a reward model on the pairs (RLHF's first stage), label the pairs with its p = sigmoid(r_c - r_r),"
+                            + " and train soft-label IPO on them beside DPO and IPO; the reward model judges the win rates during training")
     boolean rlhf;
 
-    @Option(names = "--reward-steps", description = "With --rlhf: reward-model steps (default: " + Quickstart.REWARD_STEPS + ")")
+    @Option(
+            names = "--reward-steps",
+            description = "With --rlhf: reward-model steps (default: " + Quickstart.REWARD_STEPS + ")")
     Integer rewardSteps;
 
-    @Option(names = "--label-noise", paramLabel = "F", description = "With --rlhf: flip this share of the training labels, a careless annotator (default: 0)")
+    @Option(
+            names = "--label-noise",
+            paramLabel = "F",
+            description = "With --rlhf: flip this share of the training labels, a careless annotator (default: 0)")
     Double labelNoise;
 
-    @Option(names = "--lora", paramLabel = "R", description = "DPO and IPO train LoRA adapters of rank R (alpha 2R, all linear maps, lr 1e-3) "
-            + "instead of every weight (default: full fine-tuning, the README's numbers)")
+    @Option(
+            names = "--lora",
+            paramLabel = "R",
+            description = "DPO and IPO train LoRA adapters of rank R (alpha 2R, all linear maps, lr 1e-3) "
+                    + "instead of every weight (default: full fine-tuning, the README's numbers)")
     Integer lora;
 
-    @Option(names = "--threads", description = "libtorch intra-op threads (default: all cores; 1 makes the numbers independent of the core count)")
+    @Option(
+            names = "--threads",
+            description =
+                    "libtorch intra-op threads (default: all cores; 1 makes the numbers independent of the core count)")
     Integer threads;
 
     @Spec
@@ -54,8 +75,12 @@ final class QuickstartCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--lora: a LoRA rank of at least 1, got " + lora);
         }
         Quickstart.Settings d = Quickstart.Settings.standard(output);
-        Quickstart.Settings s = new Quickstart.Settings(output, sftSteps != null ? sftSteps : d.sftSteps(),
-                preferenceSteps != null ? preferenceSteps : d.preferenceSteps(), d.heldOut(), seed != null ? seed : d.seed(),
+        Quickstart.Settings s = new Quickstart.Settings(
+                output,
+                sftSteps != null ? sftSteps : d.sftSteps(),
+                preferenceSteps != null ? preferenceSteps : d.preferenceSteps(),
+                d.heldOut(),
+                seed != null ? seed : d.seed(),
                 lora != null ? lora : 0);
         Flags.refuseUnless(spec, rlhf, "without --rlhf", "--reward-steps", "--label-noise");
         if (rewardSteps != null && rewardSteps < 1) {
@@ -64,33 +89,66 @@ final class QuickstartCommand implements Callable<Integer> {
         if (labelNoise != null && !(labelNoise >= 0 && labelNoise < 0.5)) {
             throw new IllegalArgumentException("--label-noise: a share in [0, 0.5), got " + labelNoise);
         }
-        Quickstart.RewardStage stage = !rlhf ? Quickstart.RewardStage.NONE
-                : new Quickstart.RewardStage(rewardSteps != null ? rewardSteps : Quickstart.REWARD_STEPS, labelNoise != null ? labelNoise : 0);
+        Quickstart.RewardStage stage = !rlhf
+                ? Quickstart.RewardStage.NONE
+                : new Quickstart.RewardStage(
+                        rewardSteps != null ? rewardSteps : Quickstart.REWARD_STEPS,
+                        labelNoise != null ? labelNoise : 0);
         Threads.apply(threads, null);
         Files.createDirectories(output);
         RunConsole.logTo(output);
         var w = spec.commandLine().getOut();
-        w.printf("align4j quickstart: two-digit sums; SFT on a teacher who adds one to odd first numbers 60%% of the time; then DPO and IPO.%n");
+        w.printf(
+                "align4j quickstart: two-digit sums; SFT on a teacher who adds one to odd first numbers 60%% of the time; then DPO and IPO.%n");
         w.printf("Output: %s%n", output.toAbsolutePath());
         w.flush();
         long t0 = System.nanoTime();
         Quickstart.Result result = Quickstart.run(s, stage, RunConsole::new);
         Map<String, Quickstart.Row> rows = result.rows();
-        w.printf("%n%-8s %18s %18s %16s %22s%n", "model", "held-out accuracy", "reward accuracy", "KL to SFT (nats)", "win rate vs SFT");
-        rows.forEach((name, r) -> w.printf(Locale.ROOT, "%-8s %18.3f %18.3f %16.3f %8.3f [%.3f, %.3f]%n", name, r.heldoutAccuracy(),
-                r.rewardAccuracy(), r.klToReference(), r.winRate().rate(), r.winRate().lower(), r.winRate().upper()));
+        w.printf(
+                "%n%-8s %18s %18s %16s %22s%n",
+                "model", "held-out accuracy", "reward accuracy", "KL to SFT (nats)", "win rate vs SFT");
+        rows.forEach((name, r) -> w.printf(
+                Locale.ROOT,
+                "%-8s %18.3f %18.3f %16.3f %8.3f [%.3f, %.3f]%n",
+                name,
+                r.heldoutAccuracy(),
+                r.rewardAccuracy(),
+                r.klToReference(),
+                r.winRate().rate(),
+                r.winRate().lower(),
+                r.winRate().upper()));
         if (result.reward() != null) {
             Quickstart.RewardRow rm = result.reward();
-            w.printf(Locale.ROOT, "%nreward model: ranks the right answer above the one-off one in %.3f of held-out pairs; on the training pairs"
-                    + " mean p %.3f, agrees with %.3f of the labels%s%n", rm.heldoutRankingAccuracy(), rm.meanPreference(), rm.labelAgreement(),
-                    Double.isNaN(rm.flippedCorrected()) ? "" : String.format(Locale.ROOT, ", sides with the right answer on %.3f of the flipped ones",
-                            rm.flippedCorrected()));
+            w.printf(
+                    Locale.ROOT,
+                    "%nreward model: ranks the right answer above the one-off one in %.3f of held-out pairs; on the training pairs"
+                            + " mean p %.3f, agrees with %.3f of the labels%s%n",
+                    rm.heldoutRankingAccuracy(),
+                    rm.meanPreference(),
+                    rm.labelAgreement(),
+                    Double.isNaN(rm.flippedCorrected())
+                            ? ""
+                            : String.format(
+                                    Locale.ROOT,
+                                    ", sides with the right answer on %.3f of the flipped ones",
+                                    rm.flippedCorrected()));
         }
-        w.printf(Locale.ROOT, "%nheld-out: %d problems never trained on; reward accuracy ranks the right answer above a one-off one by%n"
-                + "beta*log(pi/pi_sft) (a tie counts 0, as in TRL); KL is summed over the model's own greedy answer; the win rate compares%n"
-                + "greedy answers with the SFT model's (right beats wrong, ties half; 95%% Wilson interval).%n", s.heldOut());
-        w.printf(Locale.ROOT, "summary: %s  (%.0f s)%n", output.resolve("summary.json").toAbsolutePath(), (System.nanoTime() - t0) / 1e9);
-        w.printf(Locale.ROOT, "report:  %s%n", output.resolve("report").resolve("index.html").toAbsolutePath());
+        w.printf(
+                Locale.ROOT,
+                "%nheld-out: %d problems never trained on; reward accuracy ranks the right answer above a one-off one by%n"
+                        + "beta*log(pi/pi_sft) (a tie counts 0, as in TRL); KL is summed over the model's own greedy answer; the win rate compares%n"
+                        + "greedy answers with the SFT model's (right beats wrong, ties half; 95%% Wilson interval).%n",
+                s.heldOut());
+        w.printf(
+                Locale.ROOT,
+                "summary: %s  (%.0f s)%n",
+                output.resolve("summary.json").toAbsolutePath(),
+                (System.nanoTime() - t0) / 1e9);
+        w.printf(
+                Locale.ROOT,
+                "report:  %s%n",
+                output.resolve("report").resolve("index.html").toAbsolutePath());
         w.flush();
         return 0;
     }

@@ -36,9 +36,13 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** Reward models: the first stage of RLHF, a judge of answers, and soft preference labels. */
-@Command(name = "reward", mixinStandardHelpOptions = true,
-        description = {"Reward models (Bradley-Terry, as TRL's RewardTrainer): train one on preference pairs, score pairs with it,",
-            "or label pairs with its preference probability p = sigmoid((r_c - r_r)/T) for ipo-soft and soft-label DPO."},
+@Command(
+        name = "reward",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Reward models (Bradley-Terry, as TRL's RewardTrainer): train one on preference pairs, score pairs with it,",
+            "or label pairs with its preference probability p = sigmoid((r_c - r_r)/T) for ipo-soft and soft-label DPO."
+        },
         subcommands = {RewardCommand.Train.class, RewardCommand.Score.class, RewardCommand.Label.class})
 final class RewardCommand implements Runnable {
     @Spec
@@ -50,10 +54,16 @@ final class RewardCommand implements Runnable {
     }
 
     /** Trains a reward model. */
-    @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false, abbreviateSynopsis = true,
-            description = {"Train a reward model on preference pairs: the model (a causal LM gets a new score head, or a reward model",
+    @Command(
+            name = "train",
+            mixinStandardHelpOptions = true,
+            sortOptions = false,
+            abbreviateSynopsis = true,
+            description = {
+                "Train a reward model on preference pairs: the model (a causal LM gets a new score head, or a reward model",
                 "continues) scores prompt + response; loss -log sigmoid(r_c - r_r - margin). Same data, YAML, resume and eval as train;",
-                "OUTPUT/final/ is an HF sequence classifier (AutoModelForSequenceClassification)."})
+                "OUTPUT/final/ is an HF sequence classifier (AutoModelForSequenceClassification)."
+            })
     static final class Train implements Callable<Integer> {
         @Mixin
         TrainOptions options;
@@ -84,16 +94,31 @@ final class RewardCommand implements Runnable {
 
     /** What score and label share: the reward model, the data, and how they are read. */
     static final class ScoringOptions {
-        @Option(names = "--model", required = true, paramLabel = "RM", description = "The reward model (an HF sequence-classifier folder)")
+        @Option(
+                names = "--model",
+                required = true,
+                paramLabel = "RM",
+                description = "The reward model (an HF sequence-classifier folder)")
         Path model;
 
-        @Option(names = "--data", required = true, paramLabel = "PATH", description = "Preference pairs (file or folder; any format train reads)")
+        @Option(
+                names = "--data",
+                required = true,
+                paramLabel = "PATH",
+                description = "Preference pairs (file or folder; any format train reads)")
         Path data;
 
-        @Option(names = "--batch-size", defaultValue = "16", description = "Pairs per forward pass (default: ${DEFAULT-VALUE})")
+        @Option(
+                names = "--batch-size",
+                defaultValue = "16",
+                description = "Pairs per forward pass (default: ${DEFAULT-VALUE})")
         int batchSize;
 
-        @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|gpu", description = "Where to run (default: ${DEFAULT-VALUE})")
+        @Option(
+                names = "--device",
+                defaultValue = "cpu",
+                paramLabel = "cpu|gpu",
+                description = "Where to run (default: ${DEFAULT-VALUE})")
         String device;
 
         @Mixin
@@ -106,7 +131,11 @@ final class RewardCommand implements Runnable {
          * @return the scored pairs, and what was skipped or dropped
          */
         Scored score(picocli.CommandLine.Model.CommandSpec spec) {
-            Flags.refuseUnless(spec, false, "for a reward model: it reads whole sequences, and --max-length drops a longer pair", "--max-prompt-length",
+            Flags.refuseUnless(
+                    spec,
+                    false,
+                    "for a reward model: it reads whole sequences, and --max-length drops a longer pair",
+                    "--max-prompt-length",
                     "--truncation");
             if (batchSize <= 0) {
                 throw new IllegalArgumentException("--batch-size: must be > 0, got " + batchSize);
@@ -137,14 +166,16 @@ final class RewardCommand implements Runnable {
             if (examples.isEmpty()) {
                 throw new IllegalArgumentException("--data: " + data + " has no valid preference pair");
             }
-            try (TextTokenizer tk = TextTokenizer.load(model); CausalLm rm = CausalLm.load(model, Devices.resolve(device))) {
+            try (TextTokenizer tk = TextTokenizer.load(model);
+                    CausalLm rm = CausalLm.load(model, Devices.resolve(device))) {
                 if (!rm.isRewardModel()) {
-                    throw new IllegalArgumentException("--model: " + model + " is a causal LM, not a reward model (its config.json names no"
-                            + " *ForSequenceClassification); train one with align4j reward train");
+                    throw new IllegalArgumentException(
+                            "--model: " + model + " is a causal LM, not a reward model (its config.json names no"
+                                    + " *ForSequenceClassification); train one with align4j reward train");
                 }
                 rm.setTrainable(false);
-                PreferenceEncoder.Encoded enc = new PreferenceEncoder(tk, dataOptions.encodingOptions()).encodeAll(examples, dataOptions.skipInvalid,
-                        PreferenceEncoder.Target.REWARD_MODEL);
+                PreferenceEncoder.Encoded enc = new PreferenceEncoder(tk, dataOptions.encodingOptions())
+                        .encodeAll(examples, dataOptions.skipInvalid, PreferenceEncoder.Target.REWARD_MODEL);
                 invalid.addAll(enc.invalid());
                 List<String> sources = new ArrayList<>();
                 List<RawRecord> records = new ArrayList<>();
@@ -153,7 +184,8 @@ final class RewardCommand implements Runnable {
                     records.add(bySource.get(e.file() + ":" + e.line()));
                 }
                 EncodedPair.checkFits(rm.config(), enc.pairs(), sources);
-                List<RewardScorer.PairRewards> rewards = RewardScorer.score(rm, enc.pairs(), batchSize, RewardScorer.padId(rm, tk.padId()));
+                List<RewardScorer.PairRewards> rewards =
+                        RewardScorer.score(rm, enc.pairs(), batchSize, RewardScorer.padId(rm, tk.padId()));
                 return new Scored(records, sources, rewards, enc.dropped(), invalid);
             }
         }
@@ -161,10 +193,14 @@ final class RewardCommand implements Runnable {
         /** A note on stderr about pairs not scored, or nothing. */
         void noteSkipped(PrintWriter err, Scored s) {
             if (s.dropped() > 0) {
-                err.printf("note: %d pair(s) longer than --max-length %d were not scored%n", s.dropped(), dataOptions.maxLength);
+                err.printf(
+                        "note: %d pair(s) longer than --max-length %d were not scored%n",
+                        s.dropped(), dataOptions.maxLength);
             }
             if (!s.invalid().isEmpty()) {
-                err.printf("note: %d invalid record(s) skipped; first: %s%n", s.invalid().size(), s.invalid().get(0).getMessage());
+                err.printf(
+                        "note: %d invalid record(s) skipped; first: %s%n",
+                        s.invalid().size(), s.invalid().get(0).getMessage());
             }
             err.flush();
         }
@@ -179,12 +215,20 @@ final class RewardCommand implements Runnable {
      * @param dropped pairs longer than --max-length
      * @param invalid records skipped with --skip-invalid
      */
-    record Scored(List<RawRecord> records, List<String> sources, List<RewardScorer.PairRewards> rewards, int dropped,
+    record Scored(
+            List<RawRecord> records,
+            List<String> sources,
+            List<RewardScorer.PairRewards> rewards,
+            int dropped,
             List<DataException> invalid) {
         /** @return TRL's metrics over the pairs: accuracy, margin, min/mean/max reward, mean chosen and rejected reward */
         Map<String, Object> summary() {
-            double[] c = rewards.stream().mapToDouble(RewardScorer.PairRewards::chosen).toArray();
-            double[] r = rewards.stream().mapToDouble(RewardScorer.PairRewards::rejected).toArray();
+            double[] c = rewards.stream()
+                    .mapToDouble(RewardScorer.PairRewards::chosen)
+                    .toArray();
+            double[] r = rewards.stream()
+                    .mapToDouble(RewardScorer.PairRewards::rejected)
+                    .toArray();
             double[] m = BradleyTerryLoss.metrics(c, r);
             Map<String, Object> o = new LinkedHashMap<>();
             o.put("pairs", rewards.size());
@@ -196,14 +240,21 @@ final class RewardCommand implements Runnable {
     }
 
     /** Rewards of every pair. */
-    @Command(name = "score", mixinStandardHelpOptions = true,
-            description = {"Score every pair with a reward model: one JSON line per pair (source, chosen_reward, rejected_reward,",
-                "reward_margin), then TRL's metrics over the pairs (accuracy, margin, min/mean/max reward)."})
+    @Command(
+            name = "score",
+            mixinStandardHelpOptions = true,
+            description = {
+                "Score every pair with a reward model: one JSON line per pair (source, chosen_reward, rejected_reward,",
+                "reward_margin), then TRL's metrics over the pairs (accuracy, margin, min/mean/max reward)."
+            })
     static final class Score implements Callable<Integer> {
         @Mixin
         ScoringOptions scoring;
 
-        @Option(names = "--output", paramLabel = "FILE", description = "Write the JSON lines here (default: the console, with the summary on stderr)")
+        @Option(
+                names = "--output",
+                paramLabel = "FILE",
+                description = "Write the JSON lines here (default: the console, with the summary on stderr)")
         Path output;
 
         @Spec
@@ -239,18 +290,30 @@ final class RewardCommand implements Runnable {
     }
 
     /** Soft labels: each pair with the reward model's preference probability. */
-    @Command(name = "label", mixinStandardHelpOptions = true,
-            description = {"Label every pair with the reward model's preference probability p = sigmoid((r_c - r_r)/T): each record as read,",
-                "plus 'preference' (what ipo-soft and soft-label DPO read), 'reward_chosen' and 'reward_rejected', as JSON lines."})
+    @Command(
+            name = "label",
+            mixinStandardHelpOptions = true,
+            description = {
+                "Label every pair with the reward model's preference probability p = sigmoid((r_c - r_r)/T): each record as read,",
+                "plus 'preference' (what ipo-soft and soft-label DPO read), 'reward_chosen' and 'reward_rejected', as JSON lines."
+            })
     static final class Label implements Callable<Integer> {
         @Mixin
         ScoringOptions scoring;
 
-        @Option(names = "--output", required = true, paramLabel = "FILE", description = "The labelled pairs (JSON lines)")
+        @Option(
+                names = "--output",
+                required = true,
+                paramLabel = "FILE",
+                description = "The labelled pairs (JSON lines)")
         Path output;
 
-        @Option(names = "--temperature", defaultValue = "1", paramLabel = "T",
-                description = "T > 0: 1 is the Bradley-Terry probability the model was trained for; above 1 softer, below sharper (default: ${DEFAULT-VALUE})")
+        @Option(
+                names = "--temperature",
+                defaultValue = "1",
+                paramLabel = "T",
+                description =
+                        "T > 0: 1 is the Bradley-Terry probability the model was trained for; above 1 softer, below sharper (default: ${DEFAULT-VALUE})")
         double temperature;
 
         @Spec
@@ -261,8 +324,11 @@ final class RewardCommand implements Runnable {
             if (!(temperature > 0) || Double.isInfinite(temperature)) {
                 throw new IllegalArgumentException("--temperature: must be a finite number > 0, got " + temperature);
             }
-            if (output.toAbsolutePath().normalize().equals(scoring.data.toAbsolutePath().normalize())) {
-                throw new IllegalArgumentException("--output: " + output + " is the --data file; write the labels elsewhere");
+            if (output.toAbsolutePath()
+                    .normalize()
+                    .equals(scoring.data.toAbsolutePath().normalize())) {
+                throw new IllegalArgumentException(
+                        "--output: " + output + " is the --data file; write the labels elsewhere");
             }
             Scored s = scoring.score(spec);
             StringBuilder lines = new StringBuilder();
@@ -279,8 +345,14 @@ final class RewardCommand implements Runnable {
             }
             AtomicDirectory.writeFile(output, lines.toString().getBytes(StandardCharsets.UTF_8));
             PrintWriter out = spec.commandLine().getOut();
-            out.printf(Locale.ROOT, "wrote %d pairs to %s: mean p %.4f at temperature %s; %s%n", s.rewards().size(), output, sum / s.rewards().size(),
-                    TrainConfig.defaultFormat(temperature), Json.write(s.summary()));
+            out.printf(
+                    Locale.ROOT,
+                    "wrote %d pairs to %s: mean p %.4f at temperature %s; %s%n",
+                    s.rewards().size(),
+                    output,
+                    sum / s.rewards().size(),
+                    TrainConfig.defaultFormat(temperature),
+                    Json.write(s.summary()));
             out.flush();
             scoring.noteSkipped(spec.commandLine().getErr(), s);
             return 0;

@@ -2,6 +2,7 @@ package org.align4j.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -42,7 +43,10 @@ final class RunConsole implements TrainingListener {
                 .setName("run-file")
                 .withFileName(output.resolve("train.log").toString())
                 .withAppend(true)
-                .setLayout(PatternLayout.newBuilder().withPattern("%d{yyyy-MM-dd HH:mm:ss} %-5level %c{1} - %msg%n").withConfiguration(cfg).build())
+                .setLayout(PatternLayout.newBuilder()
+                        .withPattern("%d{yyyy-MM-dd HH:mm:ss} %-5level %c{1} - %msg%n")
+                        .withConfiguration(cfg)
+                        .build())
                 .setConfiguration(cfg)
                 .build();
         file.start();
@@ -66,8 +70,14 @@ final class RunConsole implements TrainingListener {
 
     @Override
     public void onStart(long firstStep, long totalSteps) {
-        bar = new ProgressBarBuilder().setTaskName(task).setInitialMax(totalSteps).startsFrom(firstStep - 1, java.time.Duration.ZERO)
-                .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).setMaxRenderedLength(120).build();
+        bar = new ProgressBarBuilder()
+                .setTaskName(task)
+                .setInitialMax(totalSteps)
+                .startsFrom(firstStep - 1, Duration.ZERO)
+                .setStyle(ProgressBarStyle.ASCII)
+                .setUpdateIntervalMillis(500)
+                .setMaxRenderedLength(120)
+                .build();
     }
 
     @Override
@@ -80,7 +90,9 @@ final class RunConsole implements TrainingListener {
             return; // not a logging step: the loss stays on the device, the message keeps the last one
         }
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "loss %.4f", m.get("loss")));
-        Double accuracy = m.containsKey("rewards/accuracies") ? m.get("rewards/accuracies") : m.get("accuracy"); // a policy's, or a reward model's
+        Double accuracy = m.containsKey("rewards/accuracies")
+                ? m.get("rewards/accuracies")
+                : m.get("accuracy"); // a policy's, or a reward model's
         if (accuracy != null) {
             sb.append(String.format(Locale.ROOT, " acc %.2f", accuracy));
         }

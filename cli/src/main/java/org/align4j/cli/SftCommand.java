@@ -3,8 +3,8 @@ package org.align4j.cli;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.align4j.losses.LossType;
-import org.align4j.trainer.SftTrainer;
 import org.align4j.trainer.RunFolder;
+import org.align4j.trainer.SftTrainer;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrainResult;
 import picocli.CommandLine.Command;
@@ -12,9 +12,15 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Spec;
 
 /** Supervised fine-tuning from the command line. */
-@Command(name = "sft", mixinStandardHelpOptions = true, sortOptions = false, abbreviateSynopsis = true,
-        description = {"Supervised fine-tuning on prompt/completion data (or the chosen side of preference pairs):",
-            "next-token loss on completion tokens. Same flags and outputs as train."})
+@Command(
+        name = "sft",
+        mixinStandardHelpOptions = true,
+        sortOptions = false,
+        abbreviateSynopsis = true,
+        description = {
+            "Supervised fine-tuning on prompt/completion data (or the chosen side of preference pairs):",
+            "next-token loss on completion tokens. Same flags and outputs as train."
+        })
 final class SftCommand implements Callable<Integer> {
     @Mixin
     TrainOptions options;

@@ -1,5 +1,6 @@
 package org.align4j.cli;
 
+import java.io.PrintWriter;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.align4j.losses.LossType;
@@ -12,9 +13,15 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Spec;
 
 /** Preference fine-tuning from the command line. */
-@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false, abbreviateSynopsis = true,
-        description = {"Align a model with preference pairs: DPO, IPO and relatives.",
-            "Writes OUTPUT/metrics.jsonl, OUTPUT/train.log, OUTPUT/checkpoint-N/ and OUTPUT/final/ (an HF model folder)."})
+@Command(
+        name = "train",
+        mixinStandardHelpOptions = true,
+        sortOptions = false,
+        abbreviateSynopsis = true,
+        description = {
+            "Align a model with preference pairs: DPO, IPO and relatives.",
+            "Writes OUTPUT/metrics.jsonl, OUTPUT/train.log, OUTPUT/checkpoint-N/ and OUTPUT/final/ (an HF model folder)."
+        })
 final class TrainCommand implements Callable<Integer> {
     @Mixin
     TrainOptions options;
@@ -48,10 +55,13 @@ final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
-    static void warnTf32(TrainConfig config, java.io.PrintWriter err) {
-        if (config.device().startsWith("gpu") && config.tf32() && System.getenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE") == null) {
-            err.println("note: TF32 is read by libtorch at start-up; run through ./align4j (which sets TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1)"
-                    + " or set it yourself for ~7x faster fp32 matmuls");
+    static void warnTf32(TrainConfig config, PrintWriter err) {
+        if (config.device().startsWith("gpu")
+                && config.tf32()
+                && System.getenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE") == null) {
+            err.println(
+                    "note: TF32 is read by libtorch at start-up; run through ./align4j (which sets TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1)"
+                            + " or set it yourself for ~7x faster fp32 matmuls");
             err.flush();
         }
     }

@@ -26,20 +26,35 @@ import picocli.CommandLine.Option;
  * override the YAML file.
  */
 final class TrainOptions {
-    @Option(names = "--config", paramLabel = "FILE.yaml", description = "YAML config (align4j or TRL key names); flags override it")
+    @Option(
+            names = "--config",
+            paramLabel = "FILE.yaml",
+            description = "YAML config (align4j or TRL key names); flags override it")
     Path config;
 
-    @Option(names = "--resume", arity = "0..1", fallbackValue = "", paramLabel = "CHECKPOINT",
-            description = "Continue from the newest checkpoint in --output (which must exist), or from the checkpoint folder given")
+    @Option(
+            names = "--resume",
+            arity = "0..1",
+            fallbackValue = "",
+            paramLabel = "CHECKPOINT",
+            description =
+                    "Continue from the newest checkpoint in --output (which must exist), or from the checkpoint folder given")
     String resume;
 
-    @Option(names = "--overwrite", description = "Delete the run already in --output (its checkpoints, final/, logs) and start afresh")
+    @Option(
+            names = "--overwrite",
+            description = "Delete the run already in --output (its checkpoints, final/, logs) and start afresh")
     boolean overwrite;
 
-    @Option(names = "--dry-run", description = "Print the resolved config, the data's counts and token lengths and the first example as training sees it; train nothing")
+    @Option(
+            names = "--dry-run",
+            description =
+                    "Print the resolved config, the data's counts and token lengths and the first example as training sees it; train nothing")
     boolean dryRun;
 
-    @Option(names = "--threads", description = "libtorch intra-op threads on the CPU (default: libtorch's; 1 is bit-reproducible)")
+    @Option(
+            names = "--threads",
+            description = "libtorch intra-op threads on the CPU (default: libtorch's; 1 is bit-reproducible)")
     Integer threads;
 
     /** Config key or TRL name → the value given on the command line (a string, or a Boolean for switches). */
@@ -73,14 +88,32 @@ final class TrainOptions {
         }
         for (String trl : TrlNames.names()) {
             List<String> names = new ArrayList<>(List.of("--" + trl, "--" + trl.replace('_', '-')));
-            boolean flag = List.of("precompute_ref_log_probs", "bf16", "do_train", "fp16", "completion_only_loss", "gradient_checkpointing",
-                    "use_peft", "push_to_hub", "padding_free", "use_liger_kernel", "packing").contains(trl);
+            boolean flag = List.of(
+                            "precompute_ref_log_probs",
+                            "bf16",
+                            "do_train",
+                            "fp16",
+                            "completion_only_loss",
+                            "gradient_checkpointing",
+                            "use_peft",
+                            "push_to_hub",
+                            "padding_free",
+                            "use_liger_kernel",
+                            "packing")
+                    .contains(trl);
             spec.addOption(option(names, flag, "VALUE", "TRL's " + trl, true, options, trl, taken));
         }
     }
 
-    private static OptionSpec option(List<String> names, boolean flag, String label, String help, boolean hidden, TrainOptions options,
-            String key, Set<String> taken) {
+    private static OptionSpec option(
+            List<String> names,
+            boolean flag,
+            String label,
+            String help,
+            boolean hidden,
+            TrainOptions options,
+            String key,
+            Set<String> taken) {
         List<String> free = new ArrayList<>(new LinkedHashSet<>(names));
         free.removeIf(taken::contains);
         taken.addAll(free);
@@ -93,7 +126,10 @@ final class TrainOptions {
                 return null;
             }
         };
-        OptionSpec.Builder b = OptionSpec.builder(free.toArray(String[]::new)).description(help).hidden(hidden).setter(setter);
+        OptionSpec.Builder b = OptionSpec.builder(free.toArray(String[]::new))
+                .description(help)
+                .hidden(hidden)
+                .setter(setter);
         if (flag) {
             // --bf16, --bf16 true, --bf16=false and --no-bf16, as HF's parser and picocli both read them
             b.type(Boolean.class).arity("0..1").negatable(!hidden).fallbackValue("true");
@@ -139,6 +175,10 @@ final class TrainOptions {
      * @return the resolved config: defaults, then {@code --config}, then the flags given
      */
     TrainConfig resolve(Map<String, ?> base) {
-        return TrainConfig.resolve(base, config, given, key -> TrainConfig.keys().contains(key) ? "--" + key.replace('_', '-') : "--" + key);
+        return TrainConfig.resolve(
+                base,
+                config,
+                given,
+                key -> TrainConfig.keys().contains(key) ? "--" + key.replace('_', '-') : "--" + key);
     }
 }

@@ -2,14 +2,20 @@ package org.align4j.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import javax.xml.parsers.DocumentBuilderFactory;
 import org.align4j.model.Fixtures;
 import org.align4j.model.io.SafetensorsFile;
+import org.assertj.core.data.Percentage;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -32,7 +38,7 @@ class CliTest {
     }
 
     static float[] referenceVector(String model, String tensor) {
-        try (var m = ai.djl.ndarray.NDManager.newBaseManager(ai.djl.Device.cpu());
+        try (var m = NDManager.newBaseManager(Device.cpu());
                 SafetensorsFile f = SafetensorsFile.open(Fixtures.model(model).resolve("reference.safetensors"))) {
             return f.read(tensor, m).toFloatArray();
         }
@@ -42,36 +48,61 @@ class CliTest {
     @ValueSource(strings = {"gpt2-tiny", "qwen2-tiny"})
     void logprobsJsonReproducesTheFixture(String model) throws Exception {
         JsonNode pair = Fixtures.prefs().get(0);
-        Result r = run("logprobs", "--model", Fixtures.model(model).toString(), "--prompt", pair.get("prompt").asText(),
-                "--completion", pair.get("chosen").asText(), "--json");
+        Result r = run(
+                "logprobs",
+                "--model",
+                Fixtures.model(model).toString(),
+                "--prompt",
+                pair.get("prompt").asText(),
+                "--completion",
+                pair.get("chosen").asText(),
+                "--json");
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode out = JSON.readTree(r.out());
         float[] sum = referenceVector(model, "policy_logps");
         float[] mean = referenceVector(model, "policy_logps_mean");
         float[] tokens = referenceVector(model, "completion_tokens");
-        assertThat(out.get("logps").asDouble()).isCloseTo(sum[0], org.assertj.core.data.Percentage.withPercentage(0.01));
-        assertThat(out.get("logps_mean").asDouble()).isCloseTo(mean[0], org.assertj.core.data.Percentage.withPercentage(0.01));
+        assertThat(out.get("logps").asDouble()).isCloseTo(sum[0], Percentage.withPercentage(0.01));
+        assertThat(out.get("logps_mean").asDouble()).isCloseTo(mean[0], Percentage.withPercentage(0.01));
         assertThat(out.get("tokens").asInt()).isEqualTo((int) tokens[0]);
     }
 
     @Test
     void logprobsWithoutEosScoresOneTokenFewer() throws Exception {
         JsonNode pair = Fixtures.prefs().get(1);
-        String[] base = {"logprobs", "--model", Fixtures.model("gpt2-tiny").toString(), "--prompt", pair.get("prompt").asText(),
-            "--completion", pair.get("chosen").asText(), "--json"};
+        String[] base = {
+            "logprobs",
+            "--model",
+            Fixtures.model("gpt2-tiny").toString(),
+            "--prompt",
+            pair.get("prompt").asText(),
+            "--completion",
+            pair.get("chosen").asText(),
+            "--json"
+        };
         JsonNode with = JSON.readTree(run(base).out());
-        String[] noEos = java.util.Arrays.copyOf(base, base.length + 1);
+        String[] noEos = Arrays.copyOf(base, base.length + 1);
         noEos[base.length] = "--no-eos";
         JsonNode without = JSON.readTree(run(noEos).out());
         assertThat(without.get("tokens").asInt()).isEqualTo(with.get("tokens").asInt() - 1);
-        assertThat(without.get("logps").asDouble()).isGreaterThan(with.get("logps").asDouble());
+        assertThat(without.get("logps").asDouble())
+                .isGreaterThan(with.get("logps").asDouble());
     }
 
     @Test
     void generateChatGreedyReproducesTheFixture() throws Exception {
         JsonNode ref = Fixtures.referenceJson("llama-tiny");
-        Result r = run("generate", "--model", Fixtures.model("llama-tiny").toString(), "--prompt",
-                Fixtures.prefs().get(0).get("prompt").asText(), "--chat", "--greedy", "--max-new-tokens", "12", "--json");
+        Result r = run(
+                "generate",
+                "--model",
+                Fixtures.model("llama-tiny").toString(),
+                "--prompt",
+                Fixtures.prefs().get(0).get("prompt").asText(),
+                "--chat",
+                "--greedy",
+                "--max-new-tokens",
+                "12",
+                "--json");
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode out = JSON.readTree(r.out());
         assertThat(out.get("prompt_ids")).isEqualTo(ref.get("chat_template_ids"));
@@ -97,11 +128,20 @@ class CliTest {
         Result missing = run("logprobs", "--model", pt.toString(), "--prompt", "a", "--completion", "b");
         assertThat(missing.code()).isEqualTo(2);
         assertThat(missing.err()).contains("--tokenizer");
-        Result r = run("logprobs", "--model", pt.toString(), "--tokenizer", Fixtures.model("gpt2-tiny").toString(),
-                "--prompt", pair.get("prompt").asText(), "--completion", pair.get("chosen").asText(), "--json");
+        Result r = run(
+                "logprobs",
+                "--model",
+                pt.toString(),
+                "--tokenizer",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--prompt",
+                pair.get("prompt").asText(),
+                "--completion",
+                pair.get("chosen").asText(),
+                "--json");
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(JSON.readTree(r.out()).get("logps").asDouble())
-                .isCloseTo(referenceVector("gpt2-tiny", "policy_logps")[0], org.assertj.core.data.Percentage.withPercentage(0.01));
+                .isCloseTo(referenceVector("gpt2-tiny", "policy_logps")[0], Percentage.withPercentage(0.01));
     }
 
     @Test
@@ -119,7 +159,8 @@ class CliTest {
         Path run = tmp.resolve("run");
         Files.createDirectories(run.resolve("final"));
         for (String f : new String[] {"config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"}) {
-            Files.copy(Fixtures.model("gpt2-tiny").resolve(f), run.resolve("final").resolve(f));
+            Files.copy(
+                    Fixtures.model("gpt2-tiny").resolve(f), run.resolve("final").resolve(f));
         }
         Result runFolder = run("generate", "--model", run.toString(), "--prompt", "a");
         assertThat(runFolder.err()).contains("is a run folder; did you mean " + run.resolve("final") + "?");
@@ -127,7 +168,16 @@ class CliTest {
 
     @Test
     void askingForAGpuWithoutOneIsAnErrorNotACpuRun() {
-        Result r = run("logprobs", "--model", Fixtures.model("gpt2-tiny").toString(), "--prompt", "a", "--completion", "b", "--device", "gpu");
+        Result r = run(
+                "logprobs",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--prompt",
+                "a",
+                "--completion",
+                "b",
+                "--device",
+                "gpu");
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("GPU").contains("PYTORCH_LIBRARY_PATH").contains("Refusing");
     }
@@ -143,10 +193,19 @@ class CliTest {
     @Test
     void logprobsOverADatasetReproducesTheFixtureForEveryRow(@TempDir Path tmp) throws Exception {
         Path four = tmp.resolve("four.jsonl");
-        Files.write(four, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
+        Files.write(
+                four, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
         Path out = tmp.resolve("scores.jsonl");
-        Result r = run("logprobs", "--model", Fixtures.model("llama-tiny").toString(), "--data", four.toString(), "--output", out.toString(),
-                "--batch-size", "3");
+        Result r = run(
+                "logprobs",
+                "--model",
+                Fixtures.model("llama-tiny").toString(),
+                "--data",
+                four.toString(),
+                "--output",
+                out.toString(),
+                "--batch-size",
+                "3");
         assertThat(r.code()).as(r.err()).isZero();
         var lines = Files.readAllLines(out);
         assertThat(lines).hasSize(4);
@@ -155,10 +214,10 @@ class CliTest {
         float[] tokens = referenceVector("llama-tiny", "completion_tokens");
         for (int i = 0; i < 4; i++) {
             JsonNode s = JSON.readTree(lines.get(i));
-            assertThat(s.get("chosen_logps").asDouble()).isCloseTo(sum[i], org.assertj.core.data.Percentage.withPercentage(0.01));
-            assertThat(s.get("rejected_logps").asDouble()).isCloseTo(sum[4 + i], org.assertj.core.data.Percentage.withPercentage(0.01));
-            assertThat(s.get("chosen_logps_mean").asDouble()).isCloseTo(mean[i], org.assertj.core.data.Percentage.withPercentage(0.01));
-            assertThat(s.get("rejected_logps_mean").asDouble()).isCloseTo(mean[4 + i], org.assertj.core.data.Percentage.withPercentage(0.01));
+            assertThat(s.get("chosen_logps").asDouble()).isCloseTo(sum[i], Percentage.withPercentage(0.01));
+            assertThat(s.get("rejected_logps").asDouble()).isCloseTo(sum[4 + i], Percentage.withPercentage(0.01));
+            assertThat(s.get("chosen_logps_mean").asDouble()).isCloseTo(mean[i], Percentage.withPercentage(0.01));
+            assertThat(s.get("rejected_logps_mean").asDouble()).isCloseTo(mean[4 + i], Percentage.withPercentage(0.01));
             assertThat(s.get("chosen_tokens").asInt()).isEqualTo((int) tokens[i]);
             assertThat(s.get("rejected_tokens").asInt()).isEqualTo((int) tokens[4 + i]);
         }
@@ -167,30 +226,66 @@ class CliTest {
     @Test
     void dataInspectJsonCountsAndShowsParsedPairs(@TempDir Path tmp) throws Exception {
         Path f = tmp.resolve("mixed.jsonl");
-        Files.writeString(f, String.join("\n",
-                "{\"prompt\": \"2+2=\", \"chosen\": \" 4\", \"rejected\": \" 5\"}",
-                "{\"prompt\": \"broken\"",
-                "{\"prompt\": \"A long prompt that will not fit at all in eight tokens\", \"chosen\": \" yes\", \"rejected\": \" no\"}") + "\n");
-        Result strict = run("data", "inspect", "--data", f.toString(), "--model", Fixtures.model("gpt2-tiny").toString());
+        Files.writeString(
+                f,
+                String.join(
+                                "\n",
+                                "{\"prompt\": \"2+2=\", \"chosen\": \" 4\", \"rejected\": \" 5\"}",
+                                "{\"prompt\": \"broken\"",
+                                "{\"prompt\": \"A long prompt that will not fit at all in eight tokens\", \"chosen\": \" yes\", \"rejected\": \" no\"}")
+                        + "\n");
+        Result strict = run(
+                "data",
+                "inspect",
+                "--data",
+                f.toString(),
+                "--model",
+                Fixtures.model("gpt2-tiny").toString());
         assertThat(strict.code()).isEqualTo(2);
         assertThat(strict.err()).contains("mixed.jsonl:2");
-        Result r = run("data", "inspect", "--data", f.toString(), "--model", Fixtures.model("gpt2-tiny").toString(), "--skip-invalid",
-                "--max-length", "8", "--show", "1", "--json");
+        Result r = run(
+                "data",
+                "inspect",
+                "--data",
+                f.toString(),
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--skip-invalid",
+                "--max-length",
+                "8",
+                "--show",
+                "1",
+                "--json");
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode o = JSON.readTree(r.out());
         assertThat(o.get("pairs").asInt()).isEqualTo(1);
         assertThat(o.get("invalid").asInt()).isEqualTo(1);
         assertThat(o.get("dropped").asInt()).isEqualTo(1);
-        String eos = JSON.readTree(Fixtures.model("gpt2-tiny").resolve("tokenizer_config.json").toFile()).get("eos_token").asText();
+        String eos = JSON.readTree(Fixtures.model("gpt2-tiny")
+                        .resolve("tokenizer_config.json")
+                        .toFile())
+                .get("eos_token")
+                .asText();
         JsonNode shown = o.get("examples").get(0);
         assertThat(shown.get("prompt_text").asText()).isEqualTo("2+2=");
         assertThat(shown.get("rejected_text").asText()).isEqualTo(" 5" + eos);
         assertThat(shown.get("chosen_ids").size()).isPositive();
         assertThat(shown.get("prompt_ids").size()).isPositive();
-        Result text = run("data", "inspect", "--data", Fixtures.root().resolve("prefs.jsonl").toString(), "--model",
-                Fixtures.model("gpt2-tiny").toString(), "--show", "2");
+        Result text = run(
+                "data",
+                "inspect",
+                "--data",
+                Fixtures.root().resolve("prefs.jsonl").toString(),
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--show",
+                "2");
         assertThat(text.code()).isZero();
-        assertThat(text.out()).contains("p50").contains("prompt_text:").contains("    | How do I reset my password?").contains("chosen_ids: [");
+        assertThat(text.out())
+                .contains("p50")
+                .contains("prompt_text:")
+                .contains("    | How do I reset my password?")
+                .contains("chosen_ids: [");
     }
 
     @Test
@@ -199,23 +294,43 @@ class CliTest {
         Path model = tmp.resolve("model");
         Files.createDirectories(model);
         Files.copy(Fixtures.model("gpt2-tiny").resolve("tokenizer.json"), model.resolve("tokenizer.json"));
-        var cfg = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(Fixtures.model("gpt2-tiny").resolve("tokenizer_config.json").toFile());
-        cfg.put("chat_template", "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-                + "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
-                + "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
-                + "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}{% endif %}{% endfor %}");
+        var cfg = (ObjectNode) JSON.readTree(
+                Fixtures.model("gpt2-tiny").resolve("tokenizer_config.json").toFile());
+        cfg.put(
+                "chat_template",
+                "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                        + "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+                        + "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+                        + "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}{% endif %}{% endfor %}");
         Files.writeString(model.resolve("tokenizer_config.json"), JSON.writeValueAsString(cfg));
         Path f = tmp.resolve("chat.jsonl");
-        Files.writeString(f, String.join("\n",
-                "{\"prompt\": [{\"role\": \"user\", \"content\": \"Say {{ 7*7 }}\"}], \"chosen\": [{\"role\": \"assistant\", \"content\": \"{{ 7*7 }}\"}],"
-                        + " \"rejected\": [{\"role\": \"assistant\", \"content\": \"49\"}]}",
-                "{\"prompt\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b {{\"}],"
-                        + " \"chosen\": [{\"role\": \"assistant\", \"content\": \"x\"}], \"rejected\": [{\"role\": \"assistant\", \"content\": \"y\"}]}") + "\n");
+        Files.writeString(
+                f,
+                String.join(
+                                "\n",
+                                "{\"prompt\": [{\"role\": \"user\", \"content\": \"Say {{ 7*7 }}\"}], \"chosen\": [{\"role\": \"assistant\", \"content\": \"{{ 7*7 }}\"}],"
+                                        + " \"rejected\": [{\"role\": \"assistant\", \"content\": \"49\"}]}",
+                                "{\"prompt\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b {{\"}],"
+                                        + " \"chosen\": [{\"role\": \"assistant\", \"content\": \"x\"}], \"rejected\": [{\"role\": \"assistant\", \"content\": \"y\"}]}")
+                        + "\n");
         Result strict = run("data", "inspect", "--data", f.toString(), "--model", model.toString());
         assertThat(strict.code()).isEqualTo(2);
-        assertThat(strict.err()).contains("chat.jsonl:2").contains("field 'prompt'").contains("Conversation roles must alternate")
+        assertThat(strict.err())
+                .contains("chat.jsonl:2")
+                .contains("field 'prompt'")
+                .contains("Conversation roles must alternate")
                 .contains(model.resolve("tokenizer_config.json").toString());
-        Result r = run("data", "inspect", "--data", f.toString(), "--model", model.toString(), "--skip-invalid", "--show", "2", "--json");
+        Result r = run(
+                "data",
+                "inspect",
+                "--data",
+                f.toString(),
+                "--model",
+                model.toString(),
+                "--skip-invalid",
+                "--show",
+                "2",
+                "--json");
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode o = JSON.readTree(r.out());
         assertThat(o.get("pairs").asInt()).isEqualTo(1);
@@ -226,14 +341,16 @@ class CliTest {
         assertThat(first.get("prompt_text").asText()).isEqualTo(bos + "[INST] Say {{ 7*7 }} [/INST]");
         assertThat(first.get("chosen_text").asText()).isEqualTo("{{ 7*7 }}" + eos + " ");
         assertThat(first.get("rejected_text").asText()).isEqualTo("49" + eos + " ");
-        assertThat(o.get("examples").get(1).get("error").asText()).contains("chat.jsonl:2").contains("Conversation roles must alternate");
+        assertThat(o.get("examples").get(1).get("error").asText())
+                .contains("chat.jsonl:2")
+                .contains("Conversation roles must alternate");
     }
 
     @Test
     void shippedLoggingConfigParses() throws Exception {
         try (var in = CliTest.class.getResourceAsStream("/log4j2.xml")) {
             assertThat(in).isNotNull();
-            var doc = javax.xml.parsers.DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(in);
+            var doc = DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(in);
             assertThat(doc.getDocumentElement().getNodeName()).isEqualTo("Configuration");
         }
     }
@@ -243,5 +360,4 @@ class CliTest {
         Result r = run("--help");
         assertThat(r.out()).contains("logprobs").contains("generate").contains("quickstart");
     }
-
 }

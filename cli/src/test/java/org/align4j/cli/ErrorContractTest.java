@@ -2,6 +2,7 @@ package org.align4j.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
@@ -27,20 +28,44 @@ class ErrorContractTest {
     void aPairLongerThanTheModelsPositionsIsNamedBeforeAnyStep() throws Exception {
         // gpt2-tiny has 256 learned positions; one pair of ~400 tokens
         Path data = tmp.resolve("long.jsonl");
-        Files.writeString(data, Files.readString(Fixtures.root().resolve("prefs.jsonl")) + "{\"prompt\": \"" + "tell me more ".repeat(130)
-                + "\", \"chosen\": \" ok\", \"rejected\": \" no\"}\n");
-        CliTest.Result r = CliTest.run("train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", data.toString(), "--output",
-                tmp.resolve("run").toString(), "--max-steps", "1");
+        Files.writeString(
+                data,
+                Files.readString(Fixtures.root().resolve("prefs.jsonl")) + "{\"prompt\": \""
+                        + "tell me more ".repeat(130) + "\", \"chosen\": \" ok\", \"rejected\": \" no\"}\n");
+        CliTest.Result r = CliTest.run(
+                "train",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--data",
+                data.toString(),
+                "--output",
+                tmp.resolve("run").toString(),
+                "--max-steps",
+                "1");
         assertThat(r.code()).as(r.err()).isEqualTo(2);
-        assertThat(r.err().strip()).startsWith("error: long.jsonl:9: ").contains("more than the model's 256 positions (config.json n_positions)")
-                .contains("set max_length").doesNotContain("\n").doesNotContain("at org.");
+        assertThat(r.err().strip())
+                .startsWith("error: long.jsonl:9: ")
+                .contains("more than the model's 256 positions (config.json n_positions)")
+                .contains("set max_length")
+                .doesNotContain("\n")
+                .doesNotContain("at org.");
         // the same record through logprobs --data, and a long prompt through generate
-        CliTest.Result lp = CliTest.run("logprobs", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", data.toString());
+        CliTest.Result lp =
+                CliTest.run("logprobs", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", data.toString());
         assertThat(lp.err().strip()).contains("long.jsonl:9: ").contains("256 positions");
-        CliTest.Result gen = CliTest.run("generate", "--model", Fixtures.model("gpt2-tiny").toString(), "--prompt", "hello ".repeat(200),
-                "--greedy", "--max-new-tokens", "100");
+        CliTest.Result gen = CliTest.run(
+                "generate",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--prompt",
+                "hello ".repeat(200),
+                "--greedy",
+                "--max-new-tokens",
+                "100");
         assertThat(gen.code()).isEqualTo(2);
-        assertThat(gen.err().strip()).startsWith("error: --prompt and --max-new-tokens: ").contains("256 positions");
+        assertThat(gen.err().strip())
+                .startsWith("error: --prompt and --max-new-tokens: ")
+                .contains("256 positions");
     }
 
     @Test
@@ -53,8 +78,16 @@ class ErrorContractTest {
             }
         }
         // a config that claims 300 tokens: the tokenizer's ids go up to 599
-        Files.writeString(model.resolve("config.json"), Files.readString(model.resolve("config.json")).replace("\"vocab_size\": 600", "\"vocab_size\": 300"));
-        CliTest.Result r = CliTest.run("logprobs", "--model", model.toString(), "--prompt", "What is the capital of France?", "--completion",
+        Files.writeString(
+                model.resolve("config.json"),
+                Files.readString(model.resolve("config.json")).replace("\"vocab_size\": 600", "\"vocab_size\": 300"));
+        CliTest.Result r = CliTest.run(
+                "logprobs",
+                "--model",
+                model.toString(),
+                "--prompt",
+                "What is the capital of France?",
+                "--completion",
                 " Paris.");
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err().strip()).isNotEmpty().doesNotContain("\n");
@@ -63,29 +96,62 @@ class ErrorContractTest {
     @Test
     void aDivergedRunExitsWith1AndKeepsItsStackTraceInTrainLog() throws Exception {
         Path out = tmp.resolve("diverged");
-        CliTest.Result r = CliTest.run("train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", prefs(), "--output", out.toString(),
-                "--max-steps", "4", "--lr", "1e30", "--schedule", "constant", "--max-grad-norm", "0", "--save-every", "1");
+        CliTest.Result r = CliTest.run(
+                "train",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--data",
+                prefs(),
+                "--output",
+                out.toString(),
+                "--max-steps",
+                "4",
+                "--lr",
+                "1e30",
+                "--schedule",
+                "constant",
+                "--max-grad-norm",
+                "0",
+                "--save-every",
+                "1");
         assertThat(r.code()).as(r.err()).isEqualTo(1);
         assertThat(r.err().lines().filter(l -> l.startsWith("error: "))).hasSize(1);
-        assertThat(r.err()).contains("training stopped").contains("stack trace in " + out.toAbsolutePath().resolve("train.log"))
+        assertThat(r.err())
+                .contains("training stopped")
+                .contains("stack trace in " + out.toAbsolutePath().resolve("train.log"))
                 .doesNotContain("at org.align4j");
-        assertThat(Files.readString(out.resolve("train.log"))).contains(TrainingDivergedException.class.getName()).contains("at org.align4j");
+        assertThat(Files.readString(out.resolve("train.log")))
+                .contains(TrainingDivergedException.class.getName())
+                .contains("at org.align4j");
     }
 
     @Test
     void faultsOfTheMachineAreOneLineWithExit1() {
-        assertThat(Align4j.Failure.of(new FileSystemException("/runs/x/checkpoint-8/model.safetensors", null, "No space left on device")))
-                .isEqualTo(new Align4j.Failure(1, "cannot write or read /runs/x/checkpoint-8/model.safetensors: No space left on device"));
-        assertThat(Align4j.Failure.of(new java.io.UncheckedIOException(new AccessDeniedException("/runs/x"))))
+        assertThat(Align4j.Failure.of(new FileSystemException(
+                        "/runs/x/checkpoint-8/model.safetensors", null, "No space left on device")))
+                .isEqualTo(new Align4j.Failure(
+                        1, "cannot write or read /runs/x/checkpoint-8/model.safetensors: No space left on device"));
+        assertThat(Align4j.Failure.of(new UncheckedIOException(new AccessDeniedException("/runs/x"))))
                 .isEqualTo(new Align4j.Failure(1, "cannot write or read /runs/x: permission denied"));
-        assertThat(Align4j.Failure.of(new IllegalArgumentException("--device: expected cpu, gpu or gpu:N, got 'gpu:x'")).code()).isEqualTo(2);
-        assertThat(Align4j.Failure.of(new NullPointerException("x")).message()).startsWith("internal error: java.lang.NullPointerException");
+        assertThat(Align4j.Failure.of(new IllegalArgumentException("--device: expected cpu, gpu or gpu:N, got 'gpu:x'"))
+                        .code())
+                .isEqualTo(2);
+        assertThat(Align4j.Failure.of(new NullPointerException("x")).message())
+                .startsWith("internal error: java.lang.NullPointerException");
     }
 
     @Test
     void badDeviceNamesAreNamed() {
-        CliTest.Result r = CliTest.run("logprobs", "--model", Fixtures.model("gpt2-tiny").toString(), "--prompt", "a", "--completion", "b",
-                "--device", "gpu:x");
+        CliTest.Result r = CliTest.run(
+                "logprobs",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--prompt",
+                "a",
+                "--completion",
+                "b",
+                "--device",
+                "gpu:x");
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err().strip()).startsWith("error: device: expected cpu, gpu or gpu:N, got 'gpu:x'");
     }

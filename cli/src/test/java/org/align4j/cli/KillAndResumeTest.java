@@ -10,9 +10,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeMap;
+import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import org.align4j.model.Fixtures;
 import org.align4j.trainer.Checkpoints;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -27,11 +29,32 @@ class KillAndResumeTest {
     List<String> trainArgs(Path output, boolean resume) throws IOException {
         Path data = tmp.resolve("four.jsonl");
         if (!Files.exists(data)) {
-            Files.write(data, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
+            Files.write(
+                    data,
+                    Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
         }
-        List<String> a = new ArrayList<>(List.of("train", "--model", Fixtures.model("gpt2-tiny").toString(), "--reference-model",
-                Fixtures.model("gpt2-tiny-ref").toString(), "--data", data.toString(), "--output", output.toString(), "--loss", "dpo",
-                "--batch-size", "2", "--max-steps", Integer.toString(STEPS), "--lr", "1e-2", "--schedule", "cosine", "--save-every", "3"));
+        List<String> a = new ArrayList<>(List.of(
+                "train",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--reference-model",
+                Fixtures.model("gpt2-tiny-ref").toString(),
+                "--data",
+                data.toString(),
+                "--output",
+                output.toString(),
+                "--loss",
+                "dpo",
+                "--batch-size",
+                "2",
+                "--max-steps",
+                Integer.toString(STEPS),
+                "--lr",
+                "1e-2",
+                "--schedule",
+                "cosine",
+                "--save-every",
+                "3"));
         if (resume) {
             a.add("--resume");
         }
@@ -39,12 +62,26 @@ class KillAndResumeTest {
     }
 
     Process start(List<String> args, long stepDelayMs) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g",
-                "-Djava.io.tmpdir=" + tmp, "-Dalign4j.stepDelayMs=" + stepDelayMs, "-Dai.djl.pytorch.num_threads=1", "-cp", System.getProperty("java.class.path"),
+        List<String> cmd = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xmx1g",
+                "-Djava.io.tmpdir=" + tmp,
+                "-Dalign4j.stepDelayMs=" + stepDelayMs,
+                "-Dai.djl.pytorch.num_threads=1",
+                "-cp",
+                System.getProperty("java.class.path"),
                 "org.align4j.cli.Align4j"));
         cmd.addAll(args);
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("proc-" + System.nanoTime() + ".log").toFile());
-        pb.environment().put("DJL_CACHE_DIR", System.getenv().getOrDefault("DJL_CACHE_DIR", tmp.resolve("djl").toString()));
+        ProcessBuilder pb = new ProcessBuilder(cmd)
+                .redirectErrorStream(true)
+                .redirectOutput(
+                        tmp.resolve("proc-" + System.nanoTime() + ".log").toFile());
+        pb.environment()
+                .put(
+                        "DJL_CACHE_DIR",
+                        System.getenv()
+                                .getOrDefault(
+                                        "DJL_CACHE_DIR", tmp.resolve("djl").toString()));
         return pb.start();
     }
 
@@ -53,17 +90,20 @@ class KillAndResumeTest {
         for (String line : Files.readAllLines(metrics)) {
             JsonNode n = JSON.readTree(line);
             if (n.has("loss")) {
-                assertThat(out.put(n.get("step").asLong(), n.get("loss").asDouble())).as("step %s logged once", n.get("step")).isNull();
+                assertThat(out.put(n.get("step").asLong(), n.get("loss").asDouble()))
+                        .as("step %s logged once", n.get("step"))
+                        .isNull();
             }
         }
         return out;
     }
 
     static boolean logged(Path metrics, long step) throws IOException {
-        return Files.exists(metrics) && Files.readAllLines(metrics).stream().anyMatch(l -> l.startsWith("{\"step\":" + step + ","));
+        return Files.exists(metrics)
+                && Files.readAllLines(metrics).stream().anyMatch(l -> l.startsWith("{\"step\":" + step + ","));
     }
 
-    static void waitFor(java.util.concurrent.Callable<Boolean> condition, Process p) throws Exception {
+    static void waitFor(Callable<Boolean> condition, Process p) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         while (!condition.call()) {
             assertThat(p.isAlive()).as("process still running").isTrue();
@@ -98,7 +138,7 @@ class KillAndResumeTest {
         TreeMap<Long, Double> got = losses(metrics);
         assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
         for (long s : expected.keySet()) {
-            assertThat(got.get(s)).as("step %d", s).isCloseTo(expected.get(s), org.assertj.core.data.Offset.offset(1e-6));
+            assertThat(got.get(s)).as("step %d", s).isCloseTo(expected.get(s), Offset.offset(1e-6));
         }
     }
 
@@ -121,7 +161,7 @@ class KillAndResumeTest {
         assertThat(resumed.exitValue()).isZero();
         TreeMap<Long, Double> got = losses(metrics);
         for (long s : expected.keySet()) {
-            assertThat(got.get(s)).as("step %d", s).isCloseTo(expected.get(s), org.assertj.core.data.Offset.offset(1e-6));
+            assertThat(got.get(s)).as("step %d", s).isCloseTo(expected.get(s), Offset.offset(1e-6));
         }
     }
 }

@@ -42,8 +42,17 @@ class RewardCliTest {
 
     @Test
     void scoreGivesTransformersRewardsPerPair() throws IOException {
-        CliTest.Result r = CliTest.run("reward", "score", "--model", RM.toString(), "--data", PREFS, "--output", tmp.resolve("s.jsonl").toString(),
-                "--batch-size", "3");
+        CliTest.Result r = CliTest.run(
+                "reward",
+                "score",
+                "--model",
+                RM.toString(),
+                "--data",
+                PREFS,
+                "--output",
+                tmp.resolve("s.jsonl").toString(),
+                "--batch-size",
+                "3");
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode fx = oracle();
         List<JsonNode> scores = lines(tmp.resolve("s.jsonl"));
@@ -52,20 +61,36 @@ class RewardCliTest {
         for (int i = 0; i < n; i++) {
             JsonNode s = scores.get(i);
             assertThat(s.get("source").asText()).isEqualTo("prefs.jsonl:" + (i + 1));
-            assertThat(s.get("chosen_reward").asDouble()).isCloseTo(fx.get("unpadded").get(i).asDouble(), within(1e-5));
-            assertThat(s.get("rejected_reward").asDouble()).isCloseTo(fx.get("unpadded").get(n + i).asDouble(), within(1e-5));
-            assertThat(s.get("reward_margin").asDouble()).isCloseTo(s.get("chosen_reward").asDouble() - s.get("rejected_reward").asDouble(), within(1e-12));
+            assertThat(s.get("chosen_reward").asDouble())
+                    .isCloseTo(fx.get("unpadded").get(i).asDouble(), within(1e-5));
+            assertThat(s.get("rejected_reward").asDouble())
+                    .isCloseTo(fx.get("unpadded").get(n + i).asDouble(), within(1e-5));
+            assertThat(s.get("reward_margin").asDouble())
+                    .isCloseTo(
+                            s.get("chosen_reward").asDouble()
+                                    - s.get("rejected_reward").asDouble(),
+                            within(1e-12));
         }
         JsonNode summary = CliTest.JSON.readTree(r.out());
         assertThat(summary.get("pairs").asInt()).isEqualTo(8);
-        assertThat(summary.has("accuracy") && summary.has("margin") && summary.has("mean_reward")).isTrue();
+        assertThat(summary.has("accuracy") && summary.has("margin") && summary.has("mean_reward"))
+                .isTrue();
     }
 
     @Test
     void labelWritesTheSigmoidOfTheMarginOverTAndIpoSoftTrainsOnIt() throws IOException {
         Path labelled = tmp.resolve("labelled.jsonl");
-        CliTest.Result r = CliTest.run("reward", "label", "--model", RM.toString(), "--data", PREFS, "--output", labelled.toString(),
-                "--temperature", "0.5");
+        CliTest.Result r = CliTest.run(
+                "reward",
+                "label",
+                "--model",
+                RM.toString(),
+                "--data",
+                PREFS,
+                "--output",
+                labelled.toString(),
+                "--temperature",
+                "0.5");
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode fx = oracle();
         List<JsonNode> rows = lines(labelled);
@@ -76,55 +101,142 @@ class RewardCliTest {
         for (int i = 0; i < n; i++) {
             JsonNode row = rows.get(i);
             // the record as it was, plus the label
-            assertThat(row.get("prompt").asText()).isEqualTo(prefs.get(i).get("prompt").asText());
-            assertThat(row.get("chosen").asText()).isEqualTo(prefs.get(i).get("chosen").asText());
+            assertThat(row.get("prompt").asText())
+                    .isEqualTo(prefs.get(i).get("prompt").asText());
+            assertThat(row.get("chosen").asText())
+                    .isEqualTo(prefs.get(i).get("chosen").asText());
             double rc = fx.get("unpadded").get(i).asDouble();
             double rr = fx.get("unpadded").get(n + i).asDouble();
             assertThat(row.get("reward_chosen").asDouble()).isCloseTo(rc, within(1e-5));
             assertThat(row.get("reward_rejected").asDouble()).isCloseTo(rr, within(1e-5));
             double p = row.get("preference").asDouble();
-            assertThat(p).as("pair %d: p = sigmoid((r_c - r_r)/T)", i).isCloseTo(sigmoid((rc - rr) / 0.5), within(1e-5));
+            assertThat(p)
+                    .as("pair %d: p = sigmoid((r_c - r_r)/T)", i)
+                    .isCloseTo(sigmoid((rc - rr) / 0.5), within(1e-5));
             double target = (2 * p - 1) / (2 * 0.1);
             sumTarget += target * target;
         }
-        // ipo-soft reads the labels: at step 1 the policy is its reference, every margin 0, so the loss is the mean squared target
-        CliTest.Result t = CliTest.run("train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", labelled.toString(), "--output",
-                tmp.resolve("ipo-soft").toString(), "--loss", "ipo-soft", "--beta", "0.1", "--batch-size", "8", "--max-steps", "2");
+        // ipo-soft reads the labels: at step 1 the policy is its reference, every margin 0, so the loss is the mean
+        // squared target
+        CliTest.Result t = CliTest.run(
+                "train",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--data",
+                labelled.toString(),
+                "--output",
+                tmp.resolve("ipo-soft").toString(),
+                "--loss",
+                "ipo-soft",
+                "--beta",
+                "0.1",
+                "--batch-size",
+                "8",
+                "--max-steps",
+                "2");
         assertThat(t.code()).as(t.err()).isZero();
-        JsonNode step1 = CliTest.JSON.readTree(Files.readAllLines(tmp.resolve("ipo-soft/metrics.jsonl")).get(0));
+        JsonNode step1 = CliTest.JSON.readTree(
+                Files.readAllLines(tmp.resolve("ipo-soft/metrics.jsonl")).get(0));
         assertThat(step1.get("loss").asDouble()).isCloseTo(sumTarget / n, within(1e-4 * sumTarget / n));
     }
 
     @Test
     void trainWritesARewardModelThatScoresAndJudges() throws IOException {
         Path out = tmp.resolve("rm");
-        CliTest.Result r = CliTest.run("reward", "train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", PREFS, "--output", out.toString(),
-                "--max-steps", "3", "--batch-size", "4", "--lr", "1e-3", "--center-rewards-coefficient", "0.01");
+        CliTest.Result r = CliTest.run(
+                "reward",
+                "train",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--data",
+                PREFS,
+                "--output",
+                out.toString(),
+                "--max-steps",
+                "3",
+                "--batch-size",
+                "4",
+                "--lr",
+                "1e-3",
+                "--center-rewards-coefficient",
+                "0.01");
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(out.resolve("final/config.json")).content().contains("GPT2ForSequenceClassification");
         assertThat(lines(out.resolve("metrics.jsonl")).get(0).has("accuracy")).isTrue();
-        CliTest.Result w = CliTest.run("evaluate", "winrate", "--policy", Fixtures.model("gpt2-tiny").toString(), "--reference",
-                Fixtures.model("gpt2-tiny-ref").toString(), "--data", PREFS, "--max-new-tokens", "3", "--judge", "reward-model:" + out.resolve("final"),
+        CliTest.Result w = CliTest.run(
+                "evaluate",
+                "winrate",
+                "--policy",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--reference",
+                Fixtures.model("gpt2-tiny-ref").toString(),
+                "--data",
+                PREFS,
+                "--max-new-tokens",
+                "3",
+                "--judge",
+                "reward-model:" + out.resolve("final"),
                 "--json");
         assertThat(w.code()).as(w.err()).isZero();
         JsonNode o = CliTest.JSON.readTree(w.out());
-        assertThat(o.get("wins").asInt() + o.get("losses").asInt() + o.get("ties").asInt()).isEqualTo(8);
-        CliTest.Result dry = CliTest.run("reward", "train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", PREFS, "--output",
-                tmp.resolve("dry").toString(), "--dry-run");
+        assertThat(o.get("wins").asInt()
+                        + o.get("losses").asInt()
+                        + o.get("ties").asInt())
+                .isEqualTo(8);
+        CliTest.Result dry = CliTest.run(
+                "reward",
+                "train",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--data",
+                PREFS,
+                "--output",
+                tmp.resolve("dry").toString(),
+                "--dry-run");
         assertThat(dry.code()).as(dry.err()).isZero();
-        assertThat(dry.out()).contains("loss: reward").contains("learning_rate: 1.0E-4").contains("chosen_ids");
+        assertThat(dry.out())
+                .contains("loss: reward")
+                .contains("learning_rate: 1.0E-4")
+                .contains("chosen_ids");
         assertThat(tmp.resolve("dry")).doesNotExist();
     }
 
     @Test
     void rewardTrainWithLoraWritesAnAdapterThatScoreAndMergeRead() throws IOException {
         Path out = tmp.resolve("rm-lora");
-        CliTest.Result r = CliTest.run("reward", "train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", PREFS, "--output", out.toString(),
-                "--max-steps", "2", "--batch-size", "4", "--lr", "1e-3", "--lora-r", "2", "--lora-target", "c_attn");
+        CliTest.Result r = CliTest.run(
+                "reward",
+                "train",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--data",
+                PREFS,
+                "--output",
+                out.toString(),
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--lr",
+                "1e-3",
+                "--lora-r",
+                "2",
+                "--lora-target",
+                "c_attn");
         assertThat(r.code()).as(r.err()).isZero();
-        assertThat(out.resolve("final/adapter_config.json")).content().contains("\"SEQ_CLS\"").contains("\"score\"");
+        assertThat(out.resolve("final/adapter_config.json"))
+                .content()
+                .contains("\"SEQ_CLS\"")
+                .contains("\"score\"");
         assertThat(out.resolve("final/config.json")).doesNotExist();
-        CliTest.Result s = CliTest.run("reward", "score", "--model", out.resolve("final").toString(), "--data", PREFS, "--output",
+        CliTest.Result s = CliTest.run(
+                "reward",
+                "score",
+                "--model",
+                out.resolve("final").toString(),
+                "--data",
+                PREFS,
+                "--output",
                 tmp.resolve("s.jsonl").toString());
         assertThat(s.code()).as(s.err()).isZero();
         List<JsonNode> adapterScores = lines(tmp.resolve("s.jsonl"));
@@ -132,26 +244,47 @@ class RewardCliTest {
         // merged into the base (with and without naming it), a full sequence classifier with the same rewards
         for (boolean named : new boolean[] {false, true}) {
             Path merged = tmp.resolve("merged-" + named);
-            List<String> args = new ArrayList<>(List.of("merge", "--adapter", out.resolve("final").toString(), "--output", merged.toString()));
+            List<String> args = new ArrayList<>(
+                    List.of("merge", "--adapter", out.resolve("final").toString(), "--output", merged.toString()));
             if (named) {
                 args.addAll(List.of("--model", Fixtures.model("gpt2-tiny").toString()));
             }
             CliTest.Result m = CliTest.run(args.toArray(String[]::new));
             assertThat(m.code()).as(m.err()).isZero();
             assertThat(merged.resolve("config.json")).content().contains("GPT2ForSequenceClassification");
-            CliTest.Result ms = CliTest.run("reward", "score", "--model", merged.toString(), "--data", PREFS, "--output",
+            CliTest.Result ms = CliTest.run(
+                    "reward",
+                    "score",
+                    "--model",
+                    merged.toString(),
+                    "--data",
+                    PREFS,
+                    "--output",
                     tmp.resolve("m.jsonl").toString());
             assertThat(ms.code()).as(ms.err()).isZero();
             List<JsonNode> mergedScores = lines(tmp.resolve("m.jsonl"));
             for (int i = 0; i < 8; i++) {
                 for (String k : List.of("chosen_reward", "rejected_reward")) {
                     double want = adapterScores.get(i).get(k).asDouble();
-                    assertThat(mergedScores.get(i).get(k).asDouble()).as("%s of pair %d", k, i).isCloseTo(want, within(1e-5 * Math.max(1, Math.abs(want))));
+                    assertThat(mergedScores.get(i).get(k).asDouble())
+                            .as("%s of pair %d", k, i)
+                            .isCloseTo(want, within(1e-5 * Math.max(1, Math.abs(want))));
                 }
             }
         }
-        CliTest.Result bad = CliTest.run("reward", "train", "--model", Fixtures.model("gpt2-tiny").toString(), "--data", PREFS, "--output",
-                tmp.resolve("bad").toString(), "--lora-r", "2", "--lora-target", "nope");
+        CliTest.Result bad = CliTest.run(
+                "reward",
+                "train",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--data",
+                PREFS,
+                "--output",
+                tmp.resolve("bad").toString(),
+                "--lora-r",
+                "2",
+                "--lora-target",
+                "nope");
         assertThat(bad.code()).isEqualTo(2);
         assertThat(bad.err().strip().lines().count()).as(bad.err()).isEqualTo(1);
         assertThat(bad.err()).contains("lora").contains("nope");
@@ -159,13 +292,30 @@ class RewardCliTest {
 
     @Test
     void quickstartsRewardFlagsAreCheckedByName() {
-        CliTest.Result without = CliTest.run("quickstart", "--label-noise", "0.2", "--output", tmp.resolve("q1").toString());
+        CliTest.Result without = CliTest.run(
+                "quickstart",
+                "--label-noise",
+                "0.2",
+                "--output",
+                tmp.resolve("q1").toString());
         assertThat(without.code()).isEqualTo(2);
         assertThat(without.err()).contains("--label-noise").contains("--rlhf");
-        CliTest.Result noise = CliTest.run("quickstart", "--rlhf", "--label-noise", "0.7", "--output", tmp.resolve("q2").toString());
+        CliTest.Result noise = CliTest.run(
+                "quickstart",
+                "--rlhf",
+                "--label-noise",
+                "0.7",
+                "--output",
+                tmp.resolve("q2").toString());
         assertThat(noise.code()).isEqualTo(2);
         assertThat(noise.err().strip()).isEqualTo("error: --label-noise: a share in [0, 0.5), got 0.7");
-        CliTest.Result steps = CliTest.run("quickstart", "--rlhf", "--reward-steps", "0", "--output", tmp.resolve("q3").toString());
+        CliTest.Result steps = CliTest.run(
+                "quickstart",
+                "--rlhf",
+                "--reward-steps",
+                "0",
+                "--output",
+                tmp.resolve("q3").toString());
         assertThat(steps.code()).isEqualTo(2);
         assertThat(steps.err()).contains("--reward-steps");
         assertThat(tmp.resolve("q2")).doesNotExist();
@@ -177,20 +327,58 @@ class RewardCliTest {
         CliTest.Result causal = CliTest.run("reward", "score", "--model", model, "--data", PREFS);
         assertThat(causal.code()).isEqualTo(2);
         assertThat(causal.err()).contains("--model").contains("not a reward model");
-        CliTest.Result temperature = CliTest.run("reward", "label", "--model", RM.toString(), "--data", PREFS, "--output", tmp.resolve("l").toString(),
-                "--temperature", "0");
+        CliTest.Result temperature = CliTest.run(
+                "reward",
+                "label",
+                "--model",
+                RM.toString(),
+                "--data",
+                PREFS,
+                "--output",
+                tmp.resolve("l").toString(),
+                "--temperature",
+                "0");
         assertThat(temperature.code()).isEqualTo(2);
         assertThat(temperature.err()).contains("--temperature");
-        CliTest.Result cut = CliTest.run("reward", "score", "--model", RM.toString(), "--data", PREFS, "--max-prompt-length", "4");
+        CliTest.Result cut =
+                CliTest.run("reward", "score", "--model", RM.toString(), "--data", PREFS, "--max-prompt-length", "4");
         assertThat(cut.code()).isEqualTo(2);
         assertThat(cut.err()).contains("--max-prompt-length");
-        CliTest.Result loss = CliTest.run("train", "--model", model, "--data", PREFS, "--output", tmp.resolve("x").toString(), "--loss", "reward");
+        CliTest.Result loss = CliTest.run(
+                "train",
+                "--model",
+                model,
+                "--data",
+                PREFS,
+                "--output",
+                tmp.resolve("x").toString(),
+                "--loss",
+                "reward");
         assertThat(loss.code()).isEqualTo(2);
         assertThat(loss.err()).contains("reward train");
-        CliTest.Result beta = CliTest.run("reward", "train", "--model", model, "--data", PREFS, "--output", tmp.resolve("y").toString(), "--beta", "0.2");
+        CliTest.Result beta = CliTest.run(
+                "reward",
+                "train",
+                "--model",
+                model,
+                "--data",
+                PREFS,
+                "--output",
+                tmp.resolve("y").toString(),
+                "--beta",
+                "0.2");
         assertThat(beta.code()).isEqualTo(2);
         assertThat(beta.err()).contains("--beta").contains("does not use it");
-        CliTest.Result judge = CliTest.run("evaluate", "winrate", "--policy", model, "--reference", model, "--data", PREFS, "--judge",
+        CliTest.Result judge = CliTest.run(
+                "evaluate",
+                "winrate",
+                "--policy",
+                model,
+                "--reference",
+                model,
+                "--data",
+                PREFS,
+                "--judge",
                 "reward-model:" + model);
         assertThat(judge.code()).isEqualTo(2);
         assertThat(judge.err()).contains("--judge").contains("not a reward model");

@@ -1,5 +1,9 @@
 package org.align4j.data;
 
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
 /**
  * How pairs become token ids.
  *
@@ -12,8 +16,12 @@ package org.align4j.data;
  *     enable_thinking}, {@code tools}, ...); a record's own {@code tools} and {@code
  *     chat_template_kwargs} win over them; never null
  */
-public record EncodingOptions(int maxLength, int maxPromptLength, Truncation truncation, boolean chatTemplateForText,
-        java.util.Map<String, Object> chatTemplateKwargs) {
+public record EncodingOptions(
+        int maxLength,
+        int maxPromptLength,
+        Truncation truncation,
+        boolean chatTemplateForText,
+        Map<String, Object> chatTemplateKwargs) {
 
     /**
      * Options without run-wide chat-template variables.
@@ -24,14 +32,14 @@ public record EncodingOptions(int maxLength, int maxPromptLength, Truncation tru
      * @param chatTemplateForText template plain prompts
      */
     public EncodingOptions(int maxLength, int maxPromptLength, Truncation truncation, boolean chatTemplateForText) {
-        this(maxLength, maxPromptLength, truncation, chatTemplateForText, java.util.Map.of());
+        this(maxLength, maxPromptLength, truncation, chatTemplateForText, Map.of());
     }
 
     /**
      * @param kwargs chat-template variables for every pair
      * @return these options with them
      */
-    public EncodingOptions withChatTemplateKwargs(java.util.Map<String, Object> kwargs) {
+    public EncodingOptions withChatTemplateKwargs(Map<String, Object> kwargs) {
         return new EncodingOptions(maxLength, maxPromptLength, truncation, chatTemplateForText, kwargs);
     }
 
@@ -45,8 +53,9 @@ public record EncodingOptions(int maxLength, int maxPromptLength, Truncation tru
 
     /** Checks the values. */
     public EncodingOptions {
-        chatTemplateKwargs = chatTemplateKwargs == null ? java.util.Map.of()
-                : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(chatTemplateKwargs));
+        chatTemplateKwargs = chatTemplateKwargs == null
+                ? Map.of()
+                : Collections.unmodifiableMap(new LinkedHashMap<>(chatTemplateKwargs));
         if (maxLength < 0) {
             throw new IllegalArgumentException("maxLength: must be >= 0, got " + maxLength);
         }
@@ -54,8 +63,8 @@ public record EncodingOptions(int maxLength, int maxPromptLength, Truncation tru
             throw new IllegalArgumentException("maxPromptLength: must be >= 0, got " + maxPromptLength);
         }
         if (maxLength > 0 && maxPromptLength >= maxLength) {
-            throw new IllegalArgumentException("maxPromptLength: must be below maxLength (" + maxLength + ") to leave room for a response, got "
-                    + maxPromptLength);
+            throw new IllegalArgumentException("maxPromptLength: must be below maxLength (" + maxLength
+                    + ") to leave room for a response, got " + maxPromptLength);
         }
     }
 

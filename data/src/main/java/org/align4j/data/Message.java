@@ -1,5 +1,6 @@
 package org.align4j.data;
 
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -16,7 +17,9 @@ import java.util.Map;
 public record Message(String role, String content, Map<String, Object> fields) {
     /** Keeps the fields read-only. */
     public Message {
-        fields = fields == null || fields.isEmpty() ? Map.of() : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(fields));
+        fields = fields == null || fields.isEmpty()
+                ? Map.of()
+                : Collections.unmodifiableMap(new LinkedHashMap<>(fields));
     }
 
     /**

@@ -29,7 +29,14 @@ public final class PairOrder {
      * @param dropLast drop a last, smaller batch
      * @return the batches of the epoch, as pair indices
      */
-    public static List<int[]> epoch(int[] lengths, int batchSize, long seed, int epoch, boolean shuffle, boolean groupByLength, boolean dropLast) {
+    public static List<int[]> epoch(
+            int[] lengths,
+            int batchSize,
+            long seed,
+            int epoch,
+            boolean shuffle,
+            boolean groupByLength,
+            boolean dropLast) {
         if (batchSize <= 0) {
             throw new IllegalArgumentException("batchSize: must be > 0, got " + batchSize);
         }
@@ -54,7 +61,8 @@ public final class PairOrder {
             if (dropLast && to - from < batchSize) {
                 break;
             }
-            batches.add(order.subList(from, to).stream().mapToInt(Integer::intValue).toArray());
+            batches.add(
+                    order.subList(from, to).stream().mapToInt(Integer::intValue).toArray());
         }
         if (groupByLength && shuffle) {
             Collections.shuffle(batches, random);

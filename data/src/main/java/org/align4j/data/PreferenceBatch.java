@@ -3,6 +3,7 @@ package org.align4j.data;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -17,7 +18,8 @@ import java.util.List;
  * @param pairs B
  * @param tokens real tokens in the batch
  */
-public record PreferenceBatch(NDArray ids, NDArray attentionMask, NDArray completionMask, NDArray preference, int pairs, long tokens) {
+public record PreferenceBatch(
+        NDArray ids, NDArray attentionMask, NDArray completionMask, NDArray preference, int pairs, long tokens) {
 
     /**
      * The one place that pads.
@@ -39,7 +41,7 @@ public record PreferenceBatch(NDArray ids, NDArray attentionMask, NDArray comple
         long[] ids = new long[2 * b * t];
         long[] attention = new long[2 * b * t];
         long[] completion = new long[2 * b * t];
-        java.util.Arrays.fill(ids, padId);
+        Arrays.fill(ids, padId);
         float[] pref = new float[b];
         boolean anyPreference = false;
         long tokens = 0;
@@ -52,8 +54,13 @@ public record PreferenceBatch(NDArray ids, NDArray attentionMask, NDArray comple
             anyPreference |= p.preference() != null;
         }
         Shape shape = new Shape(2L * b, t);
-        return new PreferenceBatch(manager.create(ids, shape), manager.create(attention, shape), manager.create(completion, shape),
-                anyPreference ? manager.create(pref) : null, b, tokens);
+        return new PreferenceBatch(
+                manager.create(ids, shape),
+                manager.create(attention, shape),
+                manager.create(completion, shape),
+                anyPreference ? manager.create(pref) : null,
+                b,
+                tokens);
     }
 
     /**
@@ -76,7 +83,7 @@ public record PreferenceBatch(NDArray ids, NDArray attentionMask, NDArray comple
         long[] ids = new long[b * t];
         long[] attention = new long[b * t];
         long[] completion = new long[b * t];
-        java.util.Arrays.fill(ids, padId);
+        Arrays.fill(ids, padId);
         long tokens = 0;
         for (int i = 0; i < b; i++) {
             EncodedPair p = examples.get(i);
@@ -84,10 +91,17 @@ public record PreferenceBatch(NDArray ids, NDArray attentionMask, NDArray comple
             tokens += p.prompt().length + p.chosen().length;
         }
         Shape shape = new Shape(b, t);
-        return new PreferenceBatch(manager.create(ids, shape), manager.create(attention, shape), manager.create(completion, shape), null, b, tokens);
+        return new PreferenceBatch(
+                manager.create(ids, shape),
+                manager.create(attention, shape),
+                manager.create(completion, shape),
+                null,
+                b,
+                tokens);
     }
 
-    private static void fill(long[] ids, long[] attention, long[] completion, int offset, int[] prompt, int[] response) {
+    private static void fill(
+            long[] ids, long[] attention, long[] completion, int offset, int[] prompt, int[] response) {
         for (int j = 0; j < prompt.length; j++) {
             ids[offset + j] = prompt[j];
             attention[offset + j] = 1;

@@ -56,27 +56,35 @@ public final class PreferenceData {
      * @param what what the examples are, for the error when none is valid
      * @return the examples and the skipped records
      */
-    public static Loaded load(Path path, Function<RawRecord, PreferenceExample> parser, boolean skipInvalid, String what) {
+    public static Loaded load(
+            Path path, Function<RawRecord, PreferenceExample> parser, boolean skipInvalid, String what) {
         List<PreferenceExample> examples = new ArrayList<>();
         List<DataException> invalid = new ArrayList<>();
-        RecordReader.read(path, r -> {
-            try {
-                examples.add(parser.apply(r));
-            } catch (DataException e) {
-                if (!skipInvalid) {
-                    throw e;
-                }
-                invalid.add(e);
-            }
-        }, m -> {
-            DataException e = new DataException(m.file(), m.line(), null, m.message());
-            if (!skipInvalid) {
-                throw e;
-            }
-            invalid.add(e);
-        });
+        RecordReader.read(
+                path,
+                r -> {
+                    try {
+                        examples.add(parser.apply(r));
+                    } catch (DataException e) {
+                        if (!skipInvalid) {
+                            throw e;
+                        }
+                        invalid.add(e);
+                    }
+                },
+                m -> {
+                    DataException e = new DataException(m.file(), m.line(), null, m.message());
+                    if (!skipInvalid) {
+                        throw e;
+                    }
+                    invalid.add(e);
+                });
         if (!invalid.isEmpty()) {
-            LOG.warn("Skipped {} invalid record(s) in {}; first: {}", invalid.size(), path, invalid.get(0).getMessage());
+            LOG.warn(
+                    "Skipped {} invalid record(s) in {}; first: {}",
+                    invalid.size(),
+                    path,
+                    invalid.get(0).getMessage());
         }
         if (examples.isEmpty()) {
             throw new DataException(path, 0, null, "no valid " + what);
@@ -100,8 +108,10 @@ public final class PreferenceData {
         Collections.shuffle(shuffled, new Random(seed));
         int nEval = evalFraction == 0 ? 0 : Math.max(1, (int) Math.round(evalFraction * examples.size()));
         if (nEval >= examples.size()) {
-            throw new IllegalArgumentException("evalFraction: " + evalFraction + " of " + examples.size() + " pairs leaves none to train on");
+            throw new IllegalArgumentException(
+                    "evalFraction: " + evalFraction + " of " + examples.size() + " pairs leaves none to train on");
         }
-        return new Split(List.copyOf(shuffled.subList(nEval, shuffled.size())), List.copyOf(shuffled.subList(0, nEval)));
+        return new Split(
+                List.copyOf(shuffled.subList(nEval, shuffled.size())), List.copyOf(shuffled.subList(0, nEval)));
     }
 }

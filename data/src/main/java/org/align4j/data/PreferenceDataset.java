@@ -3,6 +3,7 @@ package org.align4j.data;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.training.dataset.RandomAccessDataset;
 import ai.djl.training.dataset.Record;
 import ai.djl.training.dataset.Sampler;
@@ -47,7 +48,8 @@ public final class PreferenceDataset extends RandomAccessDataset {
                 manager.create(toLong(p.prompt())),
                 manager.create(toLong(p.chosen())),
                 manager.create(toLong(p.rejected())),
-                manager.create(p.preference() == null ? Float.NaN : p.preference().floatValue()));
+                manager.create(
+                        p.preference() == null ? Float.NaN : p.preference().floatValue()));
         return new Record(data, new NDList());
     }
 
@@ -122,11 +124,12 @@ public final class PreferenceDataset extends RandomAccessDataset {
             List<EncodedPair> batch = new ArrayList<>();
             for (NDList r : inputs) {
                 float p = r.get(3).getFloat();
-                batch.add(new EncodedPair(ints(r.get(0)), ints(r.get(1)), ints(r.get(2)), Float.isNaN(p) ? null : (double) p));
+                batch.add(new EncodedPair(
+                        ints(r.get(0)), ints(r.get(1)), ints(r.get(2)), Float.isNaN(p) ? null : (double) p));
             }
             NDManager manager = inputs[0].get(0).getManager();
             PreferenceBatch b = PreferenceBatch.of(manager, batch, padId);
-            NDArray preference = b.preference() != null ? b.preference() : manager.ones(new ai.djl.ndarray.types.Shape(b.pairs()));
+            NDArray preference = b.preference() != null ? b.preference() : manager.ones(new Shape(b.pairs()));
             return new NDList(b.ids(), b.attentionMask(), b.completionMask(), preference);
         }
 

@@ -1,11 +1,14 @@
 package org.align4j.data;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.align4j.data.template.ChatTemplate;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
@@ -111,7 +114,9 @@ public final class PreferenceEncoder {
             Head head = head(promptText);
             prompt = head.encode(promptText);
             chosen = completion(e, "chosen", prompt, head, e.chosenMessages(), kwargs);
-            rejected = e.rejectedMessages() == null ? new int[0] : completion(e, "rejected", prompt, head, e.rejectedMessages(), kwargs);
+            rejected = e.rejectedMessages() == null
+                    ? new int[0]
+                    : completion(e, "rejected", prompt, head, e.rejectedMessages(), kwargs);
         } else {
             prompt = tokenizer.encode(plainPrompt(e));
             chosen = withEos(tokenizer.encode(e.chosen()));
@@ -155,12 +160,16 @@ public final class PreferenceEncoder {
         if (e.conversational()) {
             Map<String, Object> kwargs = kwargs(e);
             chosen = tokenizer.encode(fullText(e, "chosen", e.chosenMessages(), kwargs));
-            rejected = e.rejectedMessages() == null ? new int[0] : tokenizer.encode(fullText(e, "rejected", e.rejectedMessages(), kwargs));
+            rejected = e.rejectedMessages() == null
+                    ? new int[0]
+                    : tokenizer.encode(fullText(e, "rejected", e.rejectedMessages(), kwargs));
         } else {
             String eosText = tokenizer.decode(new int[] {eos}, false);
             String prompt = plainPrompt(e);
             chosen = tokenizer.encodeWithSpecialTokens(prompt + withEosText(e.chosen(), eosText));
-            rejected = e.rejected() == null ? new int[0] : tokenizer.encodeWithSpecialTokens(prompt + withEosText(e.rejected(), eosText));
+            rejected = e.rejected() == null
+                    ? new int[0]
+                    : tokenizer.encodeWithSpecialTokens(prompt + withEosText(e.rejected(), eosText));
         }
         if (chosen.length == 0) {
             throw new DataException(e.file(), e.line(), "chosen", "encodes to no tokens");
@@ -180,7 +189,8 @@ public final class PreferenceEncoder {
      * @return the sequence's ids
      */
     public int[] encodeSequence(String prompt, String response) {
-        return tokenizer.encodeWithSpecialTokens(prompt + withEosText(response, tokenizer.decode(new int[] {eos}, false)));
+        return tokenizer.encodeWithSpecialTokens(
+                prompt + withEosText(response, tokenizer.decode(new int[] {eos}, false)));
     }
 
     /**
@@ -191,7 +201,8 @@ public final class PreferenceEncoder {
      * @param dropped how many could not fit {@code maxLength}
      * @param invalid the records the chat template or tokenizer refused (empty unless skipping)
      */
-    public record Encoded(List<EncodedPair> pairs, List<PreferenceExample> kept, int dropped, List<DataException> invalid) {}
+    public record Encoded(
+            List<EncodedPair> pairs, List<PreferenceExample> kept, int dropped, List<DataException> invalid) {}
 
     /**
      * Encodes every example: the one loop behind training, evaluation and {@code data inspect}.
@@ -239,7 +250,10 @@ public final class PreferenceEncoder {
             }
         }
         if (!invalid.isEmpty()) {
-            LOG.warn("Skipped {} record(s) the chat template or tokenizer refused; first: {}", invalid.size(), invalid.get(0).getMessage());
+            LOG.warn(
+                    "Skipped {} record(s) the chat template or tokenizer refused; first: {}",
+                    invalid.size(),
+                    invalid.get(0).getMessage());
         }
         return new Encoded(pairs, kept, dropped, invalid);
     }
@@ -254,12 +268,19 @@ public final class PreferenceEncoder {
     public Texts texts(PreferenceExample e) {
         if (!e.conversational()) {
             String eosText = tokenizer.decode(new int[] {eos}, false);
-            return new Texts(plainPrompt(e), withEosText(e.chosen(), eosText), e.rejected() == null ? "" : withEosText(e.rejected(), eosText));
+            return new Texts(
+                    plainPrompt(e),
+                    withEosText(e.chosen(), eosText),
+                    e.rejected() == null ? "" : withEosText(e.rejected(), eosText));
         }
         Map<String, Object> kwargs = kwargs(e);
         String prompt = render(e, "prompt", e.promptMessages(), true, kwargs);
-        return new Texts(prompt, completionText(e, "chosen", prompt, e.chosenMessages(), kwargs),
-                e.rejectedMessages() == null ? "" : completionText(e, "rejected", prompt, e.rejectedMessages(), kwargs));
+        return new Texts(
+                prompt,
+                completionText(e, "chosen", prompt, e.chosenMessages(), kwargs),
+                e.rejectedMessages() == null
+                        ? ""
+                        : completionText(e, "rejected", prompt, e.rejectedMessages(), kwargs));
     }
 
     private String plainPrompt(PreferenceExample e) {
@@ -279,10 +300,19 @@ public final class PreferenceEncoder {
         return k;
     }
 
-    private String render(PreferenceExample e, String field, List<Message> messages, boolean addGenerationPrompt, Map<String, Object> kwargs) {
+    private String render(
+            PreferenceExample e,
+            String field,
+            List<Message> messages,
+            boolean addGenerationPrompt,
+            Map<String, Object> kwargs) {
         if (template == null) {
-            throw new DataException(e.file(), e.line(), field,
-                    "conversational pair, but the model has no chat_template in " + tokenizer.dir().resolve("tokenizer_config.json"));
+            throw new DataException(
+                    e.file(),
+                    e.line(),
+                    field,
+                    "conversational pair, but the model has no chat_template in "
+                            + tokenizer.dir().resolve("tokenizer_config.json"));
         }
         List<Map<String, Object>> maps = new ArrayList<>(messages.size());
         for (Message m : messages) {
@@ -291,14 +321,15 @@ public final class PreferenceEncoder {
         try {
             return template.render(maps, addGenerationPrompt, kwargs);
         } catch (ChatTemplate.TemplateException ex) {
-            throw new DataException(e.file(), e.line(), field, ex.getMessage() + " in the chat template of " + templateFile());
+            throw new DataException(
+                    e.file(), e.line(), field, ex.getMessage() + " in the chat template of " + templateFile());
         }
     }
 
     /** Where the template came from, for errors: chat_template.jinja when the model has one. */
-    private java.nio.file.Path templateFile() {
-        java.nio.file.Path jinja = tokenizer.dir().resolve("chat_template.jinja");
-        return java.nio.file.Files.isRegularFile(jinja) ? jinja : tokenizer.dir().resolve("tokenizer_config.json");
+    private Path templateFile() {
+        Path jinja = tokenizer.dir().resolve("chat_template.jinja");
+        return Files.isRegularFile(jinja) ? jinja : tokenizer.dir().resolve("tokenizer_config.json");
     }
 
     private String fullText(PreferenceExample e, String field, List<Message> response, Map<String, Object> kwargs) {
@@ -335,7 +366,8 @@ public final class PreferenceEncoder {
                 verified.incrementAndGet();
                 if (!Arrays.equals(direct, out)) {
                     cutAtAddedTokens = false;
-                    LOG.warn("{}: tokenizing after the last added token differs from tokenizing the whole text; tokenizing whole texts from now on",
+                    LOG.warn(
+                            "{}: tokenizing after the last added token differs from tokenizing the whole text; tokenizing whole texts from now on",
                             tokenizer.dir().resolve("tokenizer.json"));
                     return direct;
                 }
@@ -345,7 +377,7 @@ public final class PreferenceEncoder {
     }
 
     private static final int VERIFIED_PAIRS = 16;
-    private final java.util.concurrent.atomic.AtomicInteger verified = new java.util.concurrent.atomic.AtomicInteger();
+    private final AtomicInteger verified = new AtomicInteger();
     private volatile boolean cutAtAddedTokens = true;
 
     private Head head(String promptText) {
@@ -357,23 +389,38 @@ public final class PreferenceEncoder {
         return new Head(text, tokenizer.encode(text));
     }
 
-    private int[] completion(PreferenceExample e, String field, int[] prompt, Head head, List<Message> response, Map<String, Object> kwargs) {
+    private int[] completion(
+            PreferenceExample e,
+            String field,
+            int[] prompt,
+            Head head,
+            List<Message> response,
+            Map<String, Object> kwargs) {
         int[] full = head.encode(fullText(e, field, response, kwargs));
         if (full.length < prompt.length || !Arrays.equals(full, 0, prompt.length, prompt, 0, prompt.length)) {
-            LOG.warn("{}:{}: field '{}': the ids of prompt + {} do not start with the prompt's ids; split at the prompt's length as TRL does",
-                    e.file(), e.line(), field, field);
+            LOG.warn(
+                    "{}:{}: field '{}': the ids of prompt + {} do not start with the prompt's ids; split at the prompt's length as TRL does",
+                    e.file(),
+                    e.line(),
+                    field,
+                    field);
         }
         int[] ids = Arrays.copyOfRange(full, Math.min(prompt.length, full.length), full.length);
         if (ids.length == 0) {
             // TRL keeps such a pair with an empty completion, which trains nothing; it is refused here instead
-            throw new DataException(e.file(), e.line(), field, "no " + field + " tokens: the chat template renders prompt + " + field
-                    + " to " + full.length + " ids, no more than the prompt's " + prompt.length
-                    + " (it renders the prompt differently inside the whole conversation)");
+            throw new DataException(
+                    e.file(),
+                    e.line(),
+                    field,
+                    "no " + field + " tokens: the chat template renders prompt + " + field
+                            + " to " + full.length + " ids, no more than the prompt's " + prompt.length
+                            + " (it renders the prompt differently inside the whole conversation)");
         }
         return ids;
     }
 
-    private String completionText(PreferenceExample e, String field, String prompt, List<Message> response, Map<String, Object> kwargs) {
+    private String completionText(
+            PreferenceExample e, String field, String prompt, List<Message> response, Map<String, Object> kwargs) {
         String full = fullText(e, field, response, kwargs);
         return full.startsWith(prompt) ? full.substring(prompt.length()) : full;
     }

@@ -1,7 +1,10 @@
 package org.align4j.data;
 
 import java.nio.file.Path;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * One preference pair as parsed, before templating: either plain text (prompt, chosen, rejected
@@ -31,12 +34,12 @@ public record PreferenceExample(
         Double preference,
         Path file,
         long line,
-        java.util.Map<String, Object> templateArgs,
+        Map<String, Object> templateArgs,
         Double margin) {
 
     /** Keeps the template variables read-only. */
     public PreferenceExample {
-        templateArgs = templateArgs == null ? null : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(templateArgs));
+        templateArgs = templateArgs == null ? null : Collections.unmodifiableMap(new LinkedHashMap<>(templateArgs));
     }
 
     /**
@@ -53,9 +56,29 @@ public record PreferenceExample(
      * @param line source line
      * @param templateArgs chat-template variables or null
      */
-    public PreferenceExample(String prompt, String chosen, String rejected, List<Message> promptMessages, List<Message> chosenMessages,
-            List<Message> rejectedMessages, Double preference, Path file, long line, java.util.Map<String, Object> templateArgs) {
-        this(prompt, chosen, rejected, promptMessages, chosenMessages, rejectedMessages, preference, file, line, templateArgs, null);
+    public PreferenceExample(
+            String prompt,
+            String chosen,
+            String rejected,
+            List<Message> promptMessages,
+            List<Message> chosenMessages,
+            List<Message> rejectedMessages,
+            Double preference,
+            Path file,
+            long line,
+            Map<String, Object> templateArgs) {
+        this(
+                prompt,
+                chosen,
+                rejected,
+                promptMessages,
+                chosenMessages,
+                rejectedMessages,
+                preference,
+                file,
+                line,
+                templateArgs,
+                null);
     }
 
     /**
@@ -71,8 +94,16 @@ public record PreferenceExample(
      * @param file source file
      * @param line source line
      */
-    public PreferenceExample(String prompt, String chosen, String rejected, List<Message> promptMessages, List<Message> chosenMessages,
-            List<Message> rejectedMessages, Double preference, Path file, long line) {
+    public PreferenceExample(
+            String prompt,
+            String chosen,
+            String rejected,
+            List<Message> promptMessages,
+            List<Message> chosenMessages,
+            List<Message> rejectedMessages,
+            Double preference,
+            Path file,
+            long line) {
         this(prompt, chosen, rejected, promptMessages, chosenMessages, rejectedMessages, preference, file, line, null);
     }
 
@@ -80,8 +111,18 @@ public record PreferenceExample(
      * @param args chat-template variables for this pair (null for none)
      * @return this pair with them
      */
-    public PreferenceExample withTemplateArgs(java.util.Map<String, Object> args) {
-        return new PreferenceExample(prompt, chosen, rejected, promptMessages, chosenMessages, rejectedMessages, preference, file, line, args,
+    public PreferenceExample withTemplateArgs(Map<String, Object> args) {
+        return new PreferenceExample(
+                prompt,
+                chosen,
+                rejected,
+                promptMessages,
+                chosenMessages,
+                rejectedMessages,
+                preference,
+                file,
+                line,
+                args,
                 margin);
     }
 
@@ -90,8 +131,18 @@ public record PreferenceExample(
      * @return this pair with it
      */
     public PreferenceExample withMargin(Double m) {
-        return new PreferenceExample(prompt, chosen, rejected, promptMessages, chosenMessages, rejectedMessages, preference, file, line,
-                templateArgs, m);
+        return new PreferenceExample(
+                prompt,
+                chosen,
+                rejected,
+                promptMessages,
+                chosenMessages,
+                rejectedMessages,
+                preference,
+                file,
+                line,
+                templateArgs,
+                m);
     }
 
     /** @return whether this pair is a conversation (rendered through the chat template) */
@@ -110,7 +161,8 @@ public record PreferenceExample(
      * @param line source line
      * @return the pair
      */
-    public static PreferenceExample text(String prompt, String chosen, String rejected, Double preference, Path file, long line) {
+    public static PreferenceExample text(
+            String prompt, String chosen, String rejected, Double preference, Path file, long line) {
         return new PreferenceExample(prompt, chosen, rejected, null, null, null, preference, file, line);
     }
 
@@ -125,9 +177,23 @@ public record PreferenceExample(
      * @param line source line
      * @return the pair
      */
-    public static PreferenceExample conversation(List<Message> prompt, List<Message> chosen, List<Message> rejected, Double preference,
-            Path file, long line) {
-        return new PreferenceExample(null, null, null, List.copyOf(prompt), List.copyOf(chosen), List.copyOf(rejected), preference, file, line);
+    public static PreferenceExample conversation(
+            List<Message> prompt,
+            List<Message> chosen,
+            List<Message> rejected,
+            Double preference,
+            Path file,
+            long line) {
+        return new PreferenceExample(
+                null,
+                null,
+                null,
+                List.copyOf(prompt),
+                List.copyOf(chosen),
+                List.copyOf(rejected),
+                preference,
+                file,
+                line);
     }
 
     /** @return the prompt as displayed (text, or the messages' contents joined) */

@@ -1,9 +1,12 @@
 package org.align4j.data;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import org.align4j.data.io.RawRecord;
 
@@ -78,7 +81,7 @@ public final class PreferenceParser {
             if (tools.isTextual()) {
                 try {
                     list = JSON.readTree(tools.asText());
-                } catch (com.fasterxml.jackson.core.JsonProcessingException ex) {
+                } catch (JsonProcessingException ex) {
                     throw error(r, "tools", "a string, but not JSON: " + ex.getOriginalMessage());
                 }
             }
@@ -96,7 +99,7 @@ public final class PreferenceParser {
         return args;
     }
 
-    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     /** JSON as the plain Java values a template reads: Map (in order), List, String, Long, Double, Boolean, null. */
     static Object toJava(JsonNode n) {
@@ -183,7 +186,8 @@ public final class PreferenceParser {
         }
         int cut = chosen.lastIndexOf(ASSISTANT_MARKER, common - ASSISTANT_MARKER.length());
         if (cut < 0) {
-            throw error(r, "chosen", "no shared prompt: chosen and rejected share no text ending in \"\\n\\nAssistant:\"");
+            throw error(
+                    r, "chosen", "no shared prompt: chosen and rejected share no text ending in \"\\n\\nAssistant:\"");
         }
         int end = cut + ASSISTANT_MARKER.length();
         // a response that is nothing after the shared prompt (HH-RLHF has such chosen answers) is a
@@ -197,7 +201,8 @@ public final class PreferenceParser {
         List<Message> chosen = messages(r, "chosen");
         List<Message> rejected = messages(r, "rejected");
         int common = 0;
-        while (common < Math.min(chosen.size(), rejected.size()) && chosen.get(common).equals(rejected.get(common))) {
+        while (common < Math.min(chosen.size(), rejected.size())
+                && chosen.get(common).equals(rejected.get(common))) {
             common++;
         }
         // the prompt ends before the first assistant turn where the two differ
@@ -253,7 +258,10 @@ public final class PreferenceParser {
         JsonNode sc = v.get("score_chosen");
         JsonNode sr = v.get("score_rejected");
         if ((sc == null || sc.isNull()) != (sr == null || sr.isNull())) {
-            throw error(r, sc == null || sc.isNull() ? "score_chosen" : "score_rejected", "missing while the other score is given");
+            throw error(
+                    r,
+                    sc == null || sc.isNull() ? "score_chosen" : "score_rejected",
+                    "missing while the other score is given");
         }
         if (sc != null && !sc.isNull()) {
             if (!sc.isNumber()) {
@@ -322,9 +330,15 @@ public final class PreferenceParser {
     private static void assistantOnly(RawRecord r, String field, List<Message> messages) {
         for (int i = 0; i < messages.size(); i++) {
             if (!"assistant".equals(messages.get(i).role())) {
-                throw error(r, field + "[" + i + "].role", "a response must be assistant messages, got '" + messages.get(i).role() + "'");
+                throw error(
+                        r,
+                        field + "[" + i + "].role",
+                        "a response must be assistant messages, got '"
+                                + messages.get(i).role() + "'");
             }
-            if (messages.get(i).content() != null && messages.get(i).content().isEmpty() && messages.get(i).fields().get("tool_calls") == null) {
+            if (messages.get(i).content() != null
+                    && messages.get(i).content().isEmpty()
+                    && messages.get(i).fields().get("tool_calls") == null) {
                 throw error(r, field + "[" + i + "].content", "empty");
             }
         }
@@ -334,7 +348,7 @@ public final class PreferenceParser {
         if (n == null || n.isNull()) {
             return "null";
         }
-        return n.getNodeType().name().toLowerCase(java.util.Locale.ROOT);
+        return n.getNodeType().name().toLowerCase(Locale.ROOT);
     }
 
     static DataException error(RawRecord r, String field, String message) {

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -21,8 +22,18 @@ import org.tukaani.xz.XZInputStream;
  */
 public final class ChatModels {
     /** Every template of the corpus. */
-    public static final List<String> NAMES = List.of("qwen3", "llama3_1", "gemma3", "deepseek_v3", "llama3_2", "qwen2_5", "mistral_nemo",
-            "zephyr", "mistral_v0_1", "phi3_5", "smollm2");
+    public static final List<String> NAMES = List.of(
+            "qwen3",
+            "llama3_1",
+            "gemma3",
+            "deepseek_v3",
+            "llama3_2",
+            "qwen2_5",
+            "mistral_nemo",
+            "zephyr",
+            "mistral_v0_1",
+            "phi3_5",
+            "smollm2");
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -30,8 +41,12 @@ public final class ChatModels {
 
     private static Path resources() {
         try {
-            return Path.of(ChatModels.class.getResource("/chat/fixtures/qwen3.json").toURI()).getParent().getParent();
-        } catch (java.net.URISyntaxException e) {
+            return Path.of(ChatModels.class
+                            .getResource("/chat/fixtures/qwen3.json")
+                            .toURI())
+                    .getParent()
+                    .getParent();
+        } catch (URISyntaxException e) {
             throw new IllegalStateException(e);
         }
     }
@@ -43,18 +58,22 @@ public final class ChatModels {
     public static synchronized Path model(String name) {
         Path res = resources();
         Path dir = res.getParent().getParent().resolve("chat-models").resolve(name); // target/chat-models
-        if (Files.isRegularFile(dir.resolve("tokenizer_config.json")) && Files.isRegularFile(dir.resolve("tokenizer.json"))) {
+        if (Files.isRegularFile(dir.resolve("tokenizer_config.json"))
+                && Files.isRegularFile(dir.resolve("tokenizer.json"))) {
             return dir;
         }
         try {
             Files.createDirectories(dir);
-            String family = Files.readString(res.resolve("models").resolve(name).resolve("family")).strip();
+            String family = Files.readString(res.resolve("models").resolve(name).resolve("family"))
+                    .strip();
             unxz(res.resolve("tokenizers").resolve(family).resolve("tokenizer.json.xz"), dir.resolve("tokenizer.json"));
             Path cfg = res.resolve("models").resolve(name).resolve("tokenizer_config.json");
             if (Files.isRegularFile(cfg)) {
                 Files.copy(cfg, dir.resolve("tokenizer_config.json"), StandardCopyOption.REPLACE_EXISTING);
             } else {
-                unxz(res.resolve("models").resolve(name).resolve("tokenizer_config.json.xz"), dir.resolve("tokenizer_config.json"));
+                unxz(
+                        res.resolve("models").resolve(name).resolve("tokenizer_config.json.xz"),
+                        dir.resolve("tokenizer_config.json"));
             }
             return dir;
         } catch (IOException e) {
@@ -76,7 +95,8 @@ public final class ChatModels {
      */
     public static JsonNode fixture(String name) {
         try {
-            return JSON.readTree(resources().resolve("fixtures").resolve(name + ".json").toFile());
+            return JSON.readTree(
+                    resources().resolve("fixtures").resolve(name + ".json").toFile());
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.List;
+import java.util.Map;
 import org.align4j.data.template.ChatTemplate;
 import org.align4j.model.Fixtures;
 import org.align4j.model.tokenizer.TextTokenizer;
@@ -29,8 +30,11 @@ class ChatTemplateTest {
 
     @Test
     void raiseExceptionInATemplateBecomesAClearError() {
-        ChatTemplate t = new ChatTemplate("{% if messages[0]['role'] != 'user' %}{{ raise_exception('first message must be from the user') }}{% endif %}ok", java.util.Map.of());
-        assertThat(t.render(List.of(new ChatTemplate.Message("user", "hi")), false)).isEqualTo("ok");
+        ChatTemplate t = new ChatTemplate(
+                "{% if messages[0]['role'] != 'user' %}{{ raise_exception('first message must be from the user') }}{% endif %}ok",
+                Map.of());
+        assertThat(t.render(List.of(new ChatTemplate.Message("user", "hi")), false))
+                .isEqualTo("ok");
         assertThatThrownBy(() -> t.render(List.of(new ChatTemplate.Message("system", "hi")), false))
                 .hasMessageContaining("first message must be from the user");
     }

@@ -31,23 +31,35 @@ class DataInputTest {
         b.write(utf8("?\", \"chosen\": \" yes\", \"rejected\": \" no\"}\n"));
         Path f = tmp.resolve("latin1.jsonl");
         Files.write(f, b.toByteArray());
-        assertThatThrownBy(() -> PreferenceData.load(f, DataFormat.AUTO, false)).isInstanceOf(DataException.class)
-                .hasMessageContaining("latin1.jsonl:2").hasMessageContaining("not valid UTF-8");
+        assertThatThrownBy(() -> PreferenceData.load(f, DataFormat.AUTO, false))
+                .isInstanceOf(DataException.class)
+                .hasMessageContaining("latin1.jsonl:2")
+                .hasMessageContaining("not valid UTF-8");
         PreferenceData.Loaded skipped = PreferenceData.load(f, DataFormat.AUTO, true);
         assertThat(skipped.examples()).hasSize(1);
         assertThat(skipped.examples().get(0).prompt()).isEqualTo("caf\u00e9?");
         assertThat(skipped.invalid()).hasSize(1);
         // the same bytes in a .json array are refused too
         Path json = tmp.resolve("latin1.json");
-        Files.write(json, ("[" + new String(b.toByteArray(), StandardCharsets.ISO_8859_1).strip().replace("\n", ",") + "]").getBytes(StandardCharsets.ISO_8859_1));
-        assertThatThrownBy(() -> PreferenceData.load(json, DataFormat.AUTO, false)).isInstanceOf(DataException.class).hasMessageContaining("latin1.json");
+        Files.write(
+                json,
+                ("["
+                                + new String(b.toByteArray(), StandardCharsets.ISO_8859_1)
+                                        .strip()
+                                        .replace("\n", ",") + "]")
+                        .getBytes(StandardCharsets.ISO_8859_1));
+        assertThatThrownBy(() -> PreferenceData.load(json, DataFormat.AUTO, false))
+                .isInstanceOf(DataException.class)
+                .hasMessageContaining("latin1.json");
     }
 
     @Test
     void aUtf8ByteOrderMarkIsSkippedAsHfDatasetsDoes() throws Exception {
         ByteArrayOutputStream b = new ByteArrayOutputStream();
         b.write(new byte[] {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF});
-        b.write(utf8("{\"prompt\": \"2+2=\", \"chosen\": \" 4\", \"rejected\": \" 5\"}\r\n{\"prompt\": \"3+3=\", \"chosen\": \" 6\", \"rejected\": \" 7\"}"));
+        b.write(
+                utf8(
+                        "{\"prompt\": \"2+2=\", \"chosen\": \" 4\", \"rejected\": \" 5\"}\r\n{\"prompt\": \"3+3=\", \"chosen\": \" 6\", \"rejected\": \" 7\"}"));
         Path f = tmp.resolve("bom.jsonl");
         Files.write(f, b.toByteArray());
         var ex = PreferenceData.load(f, DataFormat.AUTO, false).examples();
@@ -63,16 +75,20 @@ class DataInputTest {
         byte[] parquetMagic = utf8("PAR1");
         Path tiny = tmp.resolve("tiny.parquet");
         Files.write(tiny, parquetMagic);
-        assertThatThrownBy(() -> PreferenceData.load(tiny, DataFormat.AUTO, false)).isInstanceOf(DataException.class)
-                .hasMessageContaining("tiny.parquet").hasMessageContaining("not a readable Parquet file");
+        assertThatThrownBy(() -> PreferenceData.load(tiny, DataFormat.AUTO, false))
+                .isInstanceOf(DataException.class)
+                .hasMessageContaining("tiny.parquet")
+                .hasMessageContaining("not a readable Parquet file");
         Path junk = tmp.resolve("junk.parquet");
         byte[] bytes = new byte[4096];
         Arrays.fill(bytes, (byte) 7);
         System.arraycopy(parquetMagic, 0, bytes, 0, 4);
         System.arraycopy(parquetMagic, 0, bytes, bytes.length - 4, 4);
         Files.write(junk, bytes);
-        assertThatThrownBy(() -> PreferenceData.load(junk, DataFormat.AUTO, false)).isInstanceOf(DataException.class)
-                .hasMessageContaining("junk.parquet").hasMessageContaining("not a readable Parquet file");
+        assertThatThrownBy(() -> PreferenceData.load(junk, DataFormat.AUTO, false))
+                .isInstanceOf(DataException.class)
+                .hasMessageContaining("junk.parquet")
+                .hasMessageContaining("not a readable Parquet file");
         assertThat(good).isNotNull();
     }
 
@@ -82,10 +98,19 @@ class DataInputTest {
             PreferenceEncoder encoder = new PreferenceEncoder(tk, EncodingOptions.unlimited());
             Path f = tmp.resolve("eos.jsonl");
             Files.writeString(f, "{\"prompt\": \"Hi\", \"chosen\": \" there<|im_end|>\", \"rejected\": \" no\"}\n");
-            EncodedPair p = encoder.encode(PreferenceData.load(f, DataFormat.AUTO, false).examples().get(0)).orElseThrow();
-            assertThat(p.chosen()).isEqualTo(concat(tk.encode(" there"), tk.eosId())).as("as TRL: eos only when missing");
+            EncodedPair p = encoder.encode(PreferenceData.load(f, DataFormat.AUTO, false)
+                            .examples()
+                            .get(0))
+                    .orElseThrow();
+            assertThat(p.chosen())
+                    .isEqualTo(concat(tk.encode(" there"), tk.eosId()))
+                    .as("as TRL: eos only when missing");
             assertThat(p.rejected()).isEqualTo(concat(tk.encode(" no"), tk.eosId()));
-            assertThat(encoder.texts(PreferenceData.load(f, DataFormat.AUTO, false).examples().get(0)).chosen()).isEqualTo(" there<|im_end|>");
+            assertThat(encoder.texts(PreferenceData.load(f, DataFormat.AUTO, false)
+                                    .examples()
+                                    .get(0))
+                            .chosen())
+                    .isEqualTo(" there<|im_end|>");
         }
     }
 
@@ -96,10 +121,15 @@ class DataInputTest {
         Path f = tmp.resolve("hh.jsonl");
         Files.writeString(f, "{\"chosen\": \"" + prompt + " \", \"rejected\": \"" + prompt + " Sure, bury it.\"}\n");
         try (TextTokenizer tk = TextTokenizer.load(Fixtures.model("gpt2-tiny"))) {
-            PreferenceExample e = PreferenceData.load(f, DataFormat.AUTO, false).examples().get(0);
-            EncodedPair p = new PreferenceEncoder(tk, EncodingOptions.unlimited()).encode(e).orElseThrow();
+            PreferenceExample e =
+                    PreferenceData.load(f, DataFormat.AUTO, false).examples().get(0);
+            EncodedPair p = new PreferenceEncoder(tk, EncodingOptions.unlimited())
+                    .encode(e)
+                    .orElseThrow();
             assertThat(p.chosen()[p.chosen().length - 1]).isEqualTo(tk.eosId());
-            assertThat(p.chosen().length).as("TRL's completion: the space after 'Assistant:', then eos").isLessThanOrEqualTo(2);
+            assertThat(p.chosen().length)
+                    .as("TRL's completion: the space after 'Assistant:', then eos")
+                    .isLessThanOrEqualTo(2);
             assertThat(p.rejected().length).isGreaterThan(2);
         }
     }

@@ -34,33 +34,53 @@ class TrlDpoParityTest {
     void conversationalPairsEncodeAsTrlDpoTrainerTokenizesThem(String name) throws IOException {
         JsonNode fx = ChatModels.fixture(name);
         try (TextTokenizer tk = TextTokenizer.load(ChatModels.model(name))) {
-            PreferenceEncoder encoder = new PreferenceEncoder(tk, EncodingOptions.unlimited(),
-                    ChatTemplate.of(tk).withClock(ChatModels.frozenClock(fx)));
+            PreferenceEncoder encoder = new PreferenceEncoder(
+                    tk, EncodingOptions.unlimited(), ChatTemplate.of(tk).withClock(ChatModels.frozenClock(fx)));
             for (JsonNode d : fx.get("dpo")) {
                 String what = name + "/" + d.get("name").asText();
                 Path file = tmp.resolve(name + "-" + d.get("name").asText() + ".jsonl");
-                Files.writeString(file, "{\"prompt\": \"ok\", \"chosen\": \"a\", \"rejected\": \"b\"}\n" + JSON.writeValueAsString(d.get("record")) + "\n");
-                PreferenceExample e = PreferenceData.load(file, DataFormat.AUTO, false).examples().get(1);
+                Files.writeString(
+                        file,
+                        "{\"prompt\": \"ok\", \"chosen\": \"a\", \"rejected\": \"b\"}\n"
+                                + JSON.writeValueAsString(d.get("record")) + "\n");
+                PreferenceExample e = PreferenceData.load(file, DataFormat.AUTO, false)
+                        .examples()
+                        .get(1);
                 if (d.has("error")) {
-                    assertThatThrownBy(() -> encoder.encode(e)).as(what).isInstanceOf(DataException.class)
-                            .hasMessageContaining(file + ":2").hasMessageContaining(d.get("error").asText())
+                    assertThatThrownBy(() -> encoder.encode(e))
+                            .as(what)
+                            .isInstanceOf(DataException.class)
+                            .hasMessageContaining(file + ":2")
+                            .hasMessageContaining(d.get("error").asText())
                             .hasMessageContaining("tokenizer_config.json");
                     continue;
                 }
                 if (d.get("chosen_ids").isEmpty() || d.get("rejected_ids").isEmpty()) {
                     // TRL keeps a pair with an empty completion (it trains nothing); align4j names and refuses it
-                    assertThatThrownBy(() -> encoder.encode(e)).as(what).isInstanceOf(DataException.class)
-                            .hasMessageContaining(file + ":2").hasMessageContaining("no more than the prompt's " + d.get("prompt_ids").size());
+                    assertThatThrownBy(() -> encoder.encode(e))
+                            .as(what)
+                            .isInstanceOf(DataException.class)
+                            .hasMessageContaining(file + ":2")
+                            .hasMessageContaining("no more than the prompt's "
+                                    + d.get("prompt_ids").size());
                     continue;
                 }
                 EncodedPair p = encoder.encode(e).orElseThrow();
                 assertThat(p.prompt()).as(what + " prompt_ids").containsExactly(ChatModels.ids(d.get("prompt_ids")));
                 assertThat(p.chosen()).as(what + " chosen_ids").containsExactly(ChatModels.ids(d.get("chosen_ids")));
-                assertThat(p.rejected()).as(what + " rejected_ids").containsExactly(ChatModels.ids(d.get("rejected_ids")));
+                assertThat(p.rejected())
+                        .as(what + " rejected_ids")
+                        .containsExactly(ChatModels.ids(d.get("rejected_ids")));
                 PreferenceEncoder.Texts t = encoder.texts(e);
-                assertThat(t.prompt()).as(what + " prompt_text").isEqualTo(d.get("prompt_text").asText());
-                assertThat(t.chosen()).as(what + " chosen_text").isEqualTo(d.get("chosen_text").asText());
-                assertThat(t.rejected()).as(what + " rejected_text").isEqualTo(d.get("rejected_text").asText());
+                assertThat(t.prompt())
+                        .as(what + " prompt_text")
+                        .isEqualTo(d.get("prompt_text").asText());
+                assertThat(t.chosen())
+                        .as(what + " chosen_text")
+                        .isEqualTo(d.get("chosen_text").asText());
+                assertThat(t.rejected())
+                        .as(what + " rejected_text")
+                        .isEqualTo(d.get("rejected_text").asText());
             }
         }
     }

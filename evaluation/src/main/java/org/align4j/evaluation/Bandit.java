@@ -33,6 +33,7 @@ import org.align4j.losses.PreferenceLoss;
 public final class Bandit {
     /** Index of a, b, c. */
     private static final long[] CHOSEN = {0, 1, 0};
+
     private static final long[] REJECTED = {1, 2, 2};
 
     /**
@@ -45,7 +46,8 @@ public final class Bandit {
      * @param converged whether the gradient's norm fell below {@link #TOLERANCE} (the run stopped at a minimum)
      * @param gradientNorm the gradient's norm at the last step
      */
-    public record Curve(String method, double beta, int[] steps, double[][] probabilities, boolean converged, double gradientNorm) {
+    public record Curve(
+            String method, double beta, int[] steps, double[][] probabilities, boolean converged, double gradientNorm) {
         /** @return π at the last recorded step */
         public double[] last() {
             return probabilities[probabilities.length - 1];
@@ -85,7 +87,8 @@ public final class Bandit {
      */
     public static Curve train(String method, double beta, int steps, double learningRate, int recordEvery) {
         if (steps <= 0 || recordEvery <= 0) {
-            throw new IllegalArgumentException("steps and recordEvery: must be > 0, got " + steps + " and " + recordEvery);
+            throw new IllegalArgumentException(
+                    "steps and recordEvery: must be > 0, got " + steps + " and " + recordEvery);
         }
         PreferenceLoss loss = LossType.parse(method).create(beta);
         List<Integer> at = new ArrayList<>();
@@ -105,7 +108,12 @@ public final class Bandit {
                     theta.setRequiresGradient(true);
                     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
                         NDArray logPi = theta.logSoftmax(0);
-                        gc.backward(loss.compute(logPi.get(chosen), logPi.get(rejected), reference.get(chosen), reference.get(rejected), null)
+                        gc.backward(loss.compute(
+                                        logPi.get(chosen),
+                                        logPi.get(rejected),
+                                        reference.get(chosen),
+                                        reference.get(rejected),
+                                        null)
                                 .meanLoss());
                     }
                     gradientNorm = theta.getGradient().norm().getDouble();
@@ -124,6 +132,12 @@ public final class Bandit {
                 }
             }
         }
-        return new Curve(method, beta, at.stream().mapToInt(Integer::intValue).toArray(), probs.toArray(new double[0][]), converged, gradientNorm);
+        return new Curve(
+                method,
+                beta,
+                at.stream().mapToInt(Integer::intValue).toArray(),
+                probs.toArray(new double[0][]),
+                converged,
+                gradientNorm);
     }
 }

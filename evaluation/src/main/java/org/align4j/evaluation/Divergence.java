@@ -8,7 +8,6 @@ import java.util.List;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.model.CausalLm;
-import org.align4j.model.LogProbs;
 import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.generate.Generator;
 
@@ -63,7 +62,12 @@ public final class Divergence {
      * @param batchSize sequences per forward pass
      * @return the summed KL of each sequence, in nats
      */
-    public static double[] perSequenceKl(CausalLm policy, CausalLm reference, List<int[]> prompts, List<int[]> completions, int padId,
+    public static double[] perSequenceKl(
+            CausalLm policy,
+            CausalLm reference,
+            List<int[]> prompts,
+            List<int[]> completions,
+            int padId,
             int batchSize) {
         checkSizes(prompts, completions, batchSize);
         double[] out = new double[prompts.size()];
@@ -71,8 +75,13 @@ public final class Divergence {
             int to = Math.min(prompts.size(), from + batchSize);
             try (NDManager m = policy.manager().newSubManager()) {
                 PreferenceBatch b = PreferenceBatch.completions(m, rows(prompts, completions, from, to), padId);
-                NDArray lp = policy.logits(b.ids(), b.attentionMask(), false).get(":, :-1, :").logSoftmax(-1);
-                NDArray lq = reference.logits(b.ids(), b.attentionMask(), false).get(":, :-1, :").logSoftmax(-1);
+                NDArray lp = policy.logits(b.ids(), b.attentionMask(), false)
+                        .get(":, :-1, :")
+                        .logSoftmax(-1);
+                NDArray lq = reference
+                        .logits(b.ids(), b.attentionMask(), false)
+                        .get(":, :-1, :")
+                        .logSoftmax(-1);
                 NDArray klPerPosition = lp.exp().mul(lp.sub(lq)).sum(new int[] {2});
                 // the logits at t−1 predict token t: position t−1 counts when token t is a completion token
                 NDArray counted = b.completionMask().get(":, 1:").toType(klPerPosition.getDataType(), false);
@@ -95,14 +104,17 @@ public final class Divergence {
      * @param batchSize sequences per forward pass
      * @return Σ log p over each completion's tokens
      */
-    public static double[] sequenceLogProbs(CausalLm lm, List<int[]> prompts, List<int[]> completions, int padId, int batchSize) {
+    public static double[] sequenceLogProbs(
+            CausalLm lm, List<int[]> prompts, List<int[]> completions, int padId, int batchSize) {
         checkSizes(prompts, completions, batchSize);
         double[] out = new double[prompts.size()];
         for (int from = 0; from < prompts.size(); from += batchSize) {
             int to = Math.min(prompts.size(), from + batchSize);
             try (NDManager m = lm.manager().newSubManager()) {
                 PreferenceBatch b = PreferenceBatch.completions(m, rows(prompts, completions, from, to), padId);
-                float[] sum = lm.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), false).sum().toFloatArray();
+                float[] sum = lm.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), false)
+                        .sum()
+                        .toFloatArray();
                 for (int r = 0; r < sum.length; r++) {
                     out[from + r] = sum[r];
                 }
@@ -126,8 +138,15 @@ public final class Divergence {
      * @param batchSize sequences per forward pass
      * @return the mean over all samples with its standard error
      */
-    public static Estimate sampledSequenceKl(CausalLm policy, CausalLm reference, List<int[]> prompts, int samplesPerPrompt,
-            GenerationConfig sampling, int padId, Collection<Integer> eosIds, int batchSize) {
+    public static Estimate sampledSequenceKl(
+            CausalLm policy,
+            CausalLm reference,
+            List<int[]> prompts,
+            int samplesPerPrompt,
+            GenerationConfig sampling,
+            int padId,
+            Collection<Integer> eosIds,
+            int batchSize) {
         if (sampling.greedy() || sampling.temperature() != 1.0 || sampling.topK() != 0 || sampling.topP() != 1.0) {
             throw new IllegalArgumentException("sampling: the Monte-Carlo KL needs samples from the policy itself "
                     + "(temperature 1, top_k 0, top_p 1, not greedy), got " + sampling);
@@ -145,8 +164,15 @@ public final class Divergence {
         List<int[]> samples = new ArrayList<>();
         for (int from = 0; from < repeated.size(); from += batchSize) {
             int to = Math.min(repeated.size(), from + batchSize);
-            GenerationConfig c = new GenerationConfig(sampling.maxNewTokens(), false, 1.0, 0, 1.0, sampling.seed() + from,
-                    sampling.stopAtEos(), sampling.useCache());
+            GenerationConfig c = new GenerationConfig(
+                    sampling.maxNewTokens(),
+                    false,
+                    1.0,
+                    0,
+                    1.0,
+                    sampling.seed() + from,
+                    sampling.stopAtEos(),
+                    sampling.useCache());
             samples.addAll(generator.generate(repeated.subList(from, to), c));
         }
         double[] lp = sequenceLogProbs(policy, repeated, samples, padId, batchSize);
@@ -180,8 +206,8 @@ public final class Divergence {
 
     private static void checkSizes(List<int[]> prompts, List<int[]> completions, int batchSize) {
         if (prompts.size() != completions.size()) {
-            throw new IllegalArgumentException("prompts and completions: " + prompts.size() + " prompts but " + completions.size()
-                    + " completions");
+            throw new IllegalArgumentException("prompts and completions: " + prompts.size() + " prompts but "
+                    + completions.size() + " completions");
         }
         if (batchSize <= 0) {
             throw new IllegalArgumentException("batchSize: must be > 0, got " + batchSize);

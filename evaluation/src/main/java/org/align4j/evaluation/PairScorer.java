@@ -20,8 +20,13 @@ public final class PairScorer {
      * @param chosenTokens chosen completion tokens
      * @param rejectedTokens rejected completion tokens
      */
-    public record PairScore(double chosenLogps, double rejectedLogps, double chosenLogpsMean, double rejectedLogpsMean,
-            int chosenTokens, int rejectedTokens) {}
+    public record PairScore(
+            double chosenLogps,
+            double rejectedLogps,
+            double chosenLogpsMean,
+            double rejectedLogpsMean,
+            int chosenTokens,
+            int rejectedTokens) {}
 
     private PairScorer() {}
 
@@ -47,7 +52,8 @@ public final class PairScorer {
                 float[] tokens = lp.tokens().toFloatArray();
                 int n = chunk.size();
                 for (int i = 0; i < n; i++) {
-                    out.add(new PairScore(sum[i], sum[n + i], mean[i], mean[n + i], (int) tokens[i], (int) tokens[n + i]));
+                    out.add(new PairScore(
+                            sum[i], sum[n + i], mean[i], mean[n + i], (int) tokens[i], (int) tokens[n + i]));
                 }
             }
         }

@@ -27,8 +27,17 @@ import org.align4j.model.CausalLm;
  * @param referenceRejectedLogps the same under the reference
  * @param kl mean Σ_t KL(π ‖ π_ref) along the chosen completion, nats
  */
-public record PreferenceMetrics(int pairs, double rewardAccuracy, double rewardMargin, double chosenReward, double rejectedReward,
-        double chosenLogps, double rejectedLogps, double referenceChosenLogps, double referenceRejectedLogps, double kl) {
+public record PreferenceMetrics(
+        int pairs,
+        double rewardAccuracy,
+        double rewardMargin,
+        double chosenReward,
+        double rejectedReward,
+        double chosenLogps,
+        double rejectedLogps,
+        double referenceChosenLogps,
+        double referenceRejectedLogps,
+        double kl) {
 
     /**
      * Scores every pair under both models (no gradients, batched).
@@ -41,8 +50,8 @@ public record PreferenceMetrics(int pairs, double rewardAccuracy, double rewardM
      * @param padId padding id
      * @return the metrics
      */
-    public static PreferenceMetrics evaluate(CausalLm policy, CausalLm reference, List<EncodedPair> pairs, double beta, int batchSize,
-            int padId) {
+    public static PreferenceMetrics evaluate(
+            CausalLm policy, CausalLm reference, List<EncodedPair> pairs, double beta, int batchSize, int padId) {
         if (pairs.isEmpty()) {
             throw new IllegalArgumentException("pairs: nothing to evaluate");
         }
@@ -70,9 +79,19 @@ public record PreferenceMetrics(int pairs, double rewardAccuracy, double rewardM
             prompts.add(p.prompt());
             completions.add(p.chosen());
         }
-        double kl = Divergence.mean(Divergence.perSequenceKl(policy, reference, prompts, completions, padId, batchSize));
-        return new PreferenceMetrics(n, m.get("rewards/accuracies"), m.get("rewards/margins"), m.get("rewards/chosen"), m.get("rewards/rejected"),
-                m.get("logps/chosen"), m.get("logps/rejected"), rc / n, rr / n, kl);
+        double kl =
+                Divergence.mean(Divergence.perSequenceKl(policy, reference, prompts, completions, padId, batchSize));
+        return new PreferenceMetrics(
+                n,
+                m.get("rewards/accuracies"),
+                m.get("rewards/margins"),
+                m.get("rewards/chosen"),
+                m.get("rewards/rejected"),
+                m.get("logps/chosen"),
+                m.get("logps/rejected"),
+                rc / n,
+                rr / n,
+                kl);
     }
 
     /** @return the metrics under TRL's names (plus {@code kl} and the reference log-probs) */

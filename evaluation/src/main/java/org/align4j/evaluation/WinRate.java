@@ -2,6 +2,10 @@ package org.align4j.evaluation;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.ToDoubleBiFunction;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.EncodingOptions;
+import org.align4j.data.PreferenceEncoder;
 import org.align4j.model.CausalLm;
 import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.generate.Generator;
@@ -29,7 +33,11 @@ public record WinRate(int wins, int losses, int ties, double rate, double lower,
     @FunctionalInterface
     public interface Judge {
         /** A judge's verdict. */
-        enum Verdict { FIRST, SECOND, TIE }
+        enum Verdict {
+            FIRST,
+            SECOND,
+            TIE
+        }
 
         /**
          * @param prompt the prompt text
@@ -43,7 +51,7 @@ public record WinRate(int wins, int losses, int ties, double rate, double lower,
          * @param score a score per answer, higher is better (e.g. 1 when correct, else 0)
          * @return a judge preferring the higher score, a tie when equal
          */
-        static Judge byScore(java.util.function.ToDoubleBiFunction<String, String> score) {
+        static Judge byScore(ToDoubleBiFunction<String, String> score) {
             return (prompt, first, second) -> {
                 int c = Double.compare(score.applyAsDouble(prompt, first), score.applyAsDouble(prompt, second));
                 return c > 0 ? Verdict.FIRST : c < 0 ? Verdict.SECOND : Verdict.TIE;
@@ -64,19 +72,23 @@ public record WinRate(int wins, int losses, int ties, double rate, double lower,
          */
         static Judge byRewardModel(CausalLm rewardModel, TextTokenizer tokenizer) {
             if (!rewardModel.isRewardModel()) {
-                throw new IllegalArgumentException(rewardModel.source() + ": not a reward model (config.json's architectures names no "
-                        + "*ForSequenceClassification); train one with align4j reward train");
+                throw new IllegalArgumentException(
+                        rewardModel.source() + ": not a reward model (config.json's architectures names no "
+                                + "*ForSequenceClassification); train one with align4j reward train");
             }
-            org.align4j.data.PreferenceEncoder encoder = new org.align4j.data.PreferenceEncoder(tokenizer,
-                    org.align4j.data.EncodingOptions.unlimited());
+            PreferenceEncoder encoder = new PreferenceEncoder(tokenizer, EncodingOptions.unlimited());
             int pad = RewardScorer.padId(rewardModel, tokenizer.padId());
             return (prompt, first, second) -> {
                 if (first.equals(second)) {
                     return Verdict.TIE; // one text, one reward (two rows of a batch may round apart)
                 }
-                org.align4j.data.EncodedPair pair = new org.align4j.data.EncodedPair(new int[0], encoder.encodeSequence(prompt, first),
-                        encoder.encodeSequence(prompt, second), null);
-                RewardScorer.PairRewards r = RewardScorer.score(rewardModel, List.of(pair), 1, pad).get(0);
+                EncodedPair pair = new EncodedPair(
+                        new int[0],
+                        encoder.encodeSequence(prompt, first),
+                        encoder.encodeSequence(prompt, second),
+                        null);
+                RewardScorer.PairRewards r =
+                        RewardScorer.score(rewardModel, List.of(pair), 1, pad).get(0);
                 int c = Double.compare(r.chosen(), r.rejected());
                 return c > 0 ? Verdict.FIRST : c < 0 ? Verdict.SECOND : Verdict.TIE;
             };
@@ -139,8 +151,14 @@ public record WinRate(int wins, int losses, int ties, double rate, double lower,
      * @param batchSize prompts per generation batch
      * @return the win rate and the judged samples
      */
-    public static Result evaluate(CausalLm policy, CausalLm reference, TextTokenizer tokenizer, List<String> prompts,
-            GenerationConfig decoding, Judge judge, int batchSize) {
+    public static Result evaluate(
+            CausalLm policy,
+            CausalLm reference,
+            TextTokenizer tokenizer,
+            List<String> prompts,
+            GenerationConfig decoding,
+            Judge judge,
+            int batchSize) {
         List<String> mine = generate(policy, tokenizer, prompts, decoding, batchSize);
         List<String> theirs = generate(reference, tokenizer, prompts, decoding, batchSize);
         List<Sample> samples = new ArrayList<>(prompts.size());
@@ -161,8 +179,8 @@ public record WinRate(int wins, int losses, int ties, double rate, double lower,
      * @param batchSize prompts per batch
      * @return the decoded answers (special tokens skipped)
      */
-    public static List<String> generate(CausalLm lm, TextTokenizer tokenizer, List<String> prompts, GenerationConfig decoding,
-            int batchSize) {
+    public static List<String> generate(
+            CausalLm lm, TextTokenizer tokenizer, List<String> prompts, GenerationConfig decoding, int batchSize) {
         List<int[]> ids = new ArrayList<>(prompts.size());
         for (String p : prompts) {
             ids.add(tokenizer.encode(p));
@@ -178,12 +196,13 @@ public record WinRate(int wins, int losses, int ties, double rate, double lower,
      * @param batchSize prompts per batch
      * @return the decoded answers (special tokens skipped)
      */
-    public static List<String> generateFromIds(CausalLm lm, TextTokenizer tokenizer, List<int[]> prompts, GenerationConfig decoding,
-            int batchSize) {
+    public static List<String> generateFromIds(
+            CausalLm lm, TextTokenizer tokenizer, List<int[]> prompts, GenerationConfig decoding, int batchSize) {
         Generator g = new Generator(lm, tokenizer.padId(), tokenizer.eosIds());
         List<String> out = new ArrayList<>(prompts.size());
         for (int from = 0; from < prompts.size(); from += batchSize) {
-            for (int[] answer : g.generate(prompts.subList(from, Math.min(prompts.size(), from + batchSize)), decoding)) {
+            for (int[] answer :
+                    g.generate(prompts.subList(from, Math.min(prompts.size(), from + batchSize)), decoding)) {
                 out.add(tokenizer.decode(answer, true));
             }
         }

@@ -36,7 +36,10 @@ class PreferenceMetricsTest {
                         (comp[r * t + j] == 1 ? completion : prompt).add((int) ids[r * t + j]);
                     }
                 }
-                parts.add(new int[][] {prompt.stream().mapToInt(i -> i).toArray(), completion.stream().mapToInt(i -> i).toArray()});
+                parts.add(new int[][] {
+                    prompt.stream().mapToInt(i -> i).toArray(),
+                    completion.stream().mapToInt(i -> i).toArray()
+                });
             }
             List<EncodedPair> pairs = new ArrayList<>();
             int n = rows / 2;
@@ -79,7 +82,8 @@ class PreferenceMetricsTest {
             assertThat(self.rewardAccuracy()).as("a tie counts 0, as in TRL").isZero();
             assertThat(self.rewardMargin()).isZero();
             assertThat(self.kl()).isZero();
-            assertThat(Arrays.asList(self.chosenLogps(), self.referenceChosenLogps())).containsOnly(self.chosenLogps());
+            assertThat(Arrays.asList(self.chosenLogps(), self.referenceChosenLogps()))
+                    .containsOnly(self.chosenLogps());
         }
     }
 }

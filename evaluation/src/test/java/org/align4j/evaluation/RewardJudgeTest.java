@@ -21,7 +21,10 @@ import org.junit.jupiter.api.Test;
 class RewardJudgeTest {
     @Test
     void theVerdictFollowsTransformersRewards() throws IOException {
-        JsonNode fx = new ObjectMapper().readTree(Fixtures.reward("transformers-written/gpt2-tiny").resolve("rewards.json").toFile());
+        JsonNode fx = new ObjectMapper()
+                .readTree(Fixtures.reward("transformers-written/gpt2-tiny")
+                        .resolve("rewards.json")
+                        .toFile());
         List<JsonNode> prefs = Fixtures.prefs();
         int n = prefs.size();
         try (CausalLm rm = CausalLm.load(Fixtures.reward("transformers-written/gpt2-tiny"), Device.cpu());
@@ -33,17 +36,27 @@ class RewardJudgeTest {
                 double rc = fx.get("unpadded").get(i).asDouble();
                 double rr = fx.get("unpadded").get(n + i).asDouble();
                 WinRate.Judge.Verdict want = rc > rr ? WinRate.Judge.Verdict.FIRST : WinRate.Judge.Verdict.SECOND;
-                assertThat(judge.compare(p.get("prompt").asText(), p.get("chosen").asText(), p.get("rejected").asText())).as("pair %d", i)
+                assertThat(judge.compare(
+                                p.get("prompt").asText(),
+                                p.get("chosen").asText(),
+                                p.get("rejected").asText()))
+                        .as("pair %d", i)
                         .isEqualTo(want);
-                assertThat(judge.compare(p.get("prompt").asText(), p.get("rejected").asText(), p.get("chosen").asText())).as("pair %d swapped", i)
+                assertThat(judge.compare(
+                                p.get("prompt").asText(),
+                                p.get("rejected").asText(),
+                                p.get("chosen").asText()))
+                        .as("pair %d swapped", i)
                         .isNotEqualTo(want);
                 first += want == WinRate.Judge.Verdict.FIRST ? 1 : 0;
             }
             assertThat(first).as("the fixture has pairs either way").isBetween(1, n - 1);
             assertThat(judge.compare("a", " b", " b")).isEqualTo(WinRate.Judge.Verdict.TIE);
         }
-        try (CausalLm lm = CausalLm.load(Fixtures.model("gpt2-tiny"), Device.cpu()); TextTokenizer tk = TextTokenizer.load(Fixtures.model("gpt2-tiny"))) {
-            assertThatThrownBy(() -> WinRate.Judge.byRewardModel(lm, tk)).isInstanceOf(IllegalArgumentException.class)
+        try (CausalLm lm = CausalLm.load(Fixtures.model("gpt2-tiny"), Device.cpu());
+                TextTokenizer tk = TextTokenizer.load(Fixtures.model("gpt2-tiny"))) {
+            assertThatThrownBy(() -> WinRate.Judge.byRewardModel(lm, tk))
+                    .isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining("not a reward model");
         }
     }
@@ -56,7 +69,8 @@ class RewardJudgeTest {
         assertThat(RewardScorer.preference(-Math.log(3), 1)).isCloseTo(0.25, within(1e-15));
         assertThat(RewardScorer.preference(-1e4, 1)).isZero();
         assertThat(RewardScorer.preference(1e4, 0.5)).isEqualTo(1.0);
-        assertThat(new RewardScorer.PairRewards(1.5, 0.5).preference(1)).isCloseTo(1 / (1 + Math.exp(-1)), within(1e-15));
+        assertThat(new RewardScorer.PairRewards(1.5, 0.5).preference(1))
+                .isCloseTo(1 / (1 + Math.exp(-1)), within(1e-15));
         assertThatThrownBy(() -> RewardScorer.preference(1, 0)).hasMessageStartingWith("temperature");
     }
 }

@@ -60,19 +60,22 @@ class WinRateTest {
             List<String> prompts = List.of("The cat", "A dog is", "hello", "Preference");
             GenerationConfig greedy = GenerationConfig.greedy(5).withStopAtEos(false);
             // a judge that prefers the longer answer (in characters)
-            WinRate.Result same = WinRate.evaluate(policy, policy, tk, prompts, greedy,
-                    WinRate.Judge.byScore((p, a) -> a.length()), 2);
+            WinRate.Result same = WinRate.evaluate(
+                    policy, policy, tk, prompts, greedy, WinRate.Judge.byScore((p, a) -> a.length()), 2);
             assertThat(same.winRate().ties()).isEqualTo(4);
             assertThat(same.samples()).extracting(WinRate.Sample::prompt).containsExactlyElementsOf(prompts);
-            WinRate.Result r = WinRate.evaluate(policy, reference, tk, prompts, greedy, WinRate.Judge.byScore((p, a) -> a.length()), 3);
+            WinRate.Result r = WinRate.evaluate(
+                    policy, reference, tk, prompts, greedy, WinRate.Judge.byScore((p, a) -> a.length()), 3);
             List<String> mine = WinRate.generate(policy, tk, prompts, greedy, 4);
             List<String> theirs = WinRate.generate(reference, tk, prompts, greedy, 1);
             for (int i = 0; i < prompts.size(); i++) {
                 WinRate.Sample s = r.samples().get(i);
                 assertThat(s.policy()).isEqualTo(mine.get(i));
                 assertThat(s.reference()).isEqualTo(theirs.get(i));
-                Verdict expected = Integer.compare(mine.get(i).length(), theirs.get(i).length()) > 0 ? Verdict.FIRST
-                        : mine.get(i).length() < theirs.get(i).length() ? Verdict.SECOND : Verdict.TIE;
+                Verdict expected =
+                        Integer.compare(mine.get(i).length(), theirs.get(i).length()) > 0
+                                ? Verdict.FIRST
+                                : mine.get(i).length() < theirs.get(i).length() ? Verdict.SECOND : Verdict.TIE;
                 assertThat(s.verdict()).isEqualTo(expected);
             }
         }

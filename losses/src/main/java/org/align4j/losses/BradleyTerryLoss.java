@@ -36,8 +36,8 @@ public final class BradleyTerryLoss extends Loss {
      * min_reward}, {@code mean_reward}, {@code max_reward} (over the 2B rewards of the batch), then
      * align4j's {@code rewards/chosen} and {@code rewards/rejected} (mean r_c and mean r_r).
      */
-    public static final List<String> METRIC_NAMES = List.of("accuracy", "margin", "min_reward", "mean_reward", "max_reward",
-            "rewards/chosen", "rewards/rejected");
+    public static final List<String> METRIC_NAMES = List.of(
+            "accuracy", "margin", "min_reward", "mean_reward", "max_reward", "rewards/chosen", "rewards/rejected");
 
     private final double centerCoefficient;
 
@@ -68,7 +68,8 @@ public final class BradleyTerryLoss extends Loss {
     public BradleyTerryLoss(double centerCoefficient) {
         super("bradley-terry");
         if (!(centerCoefficient >= 0) || Double.isInfinite(centerCoefficient)) {
-            throw new IllegalArgumentException("centerCoefficient: must be a finite number >= 0, got " + centerCoefficient);
+            throw new IllegalArgumentException(
+                    "centerCoefficient: must be a finite number >= 0, got " + centerCoefficient);
         }
         this.centerCoefficient = centerCoefficient;
     }
@@ -93,12 +94,14 @@ public final class BradleyTerryLoss extends Loss {
             throw new IllegalArgumentException("chosenRewards: expected shape [B], got " + shape);
         }
         if (!rejectedRewards.getShape().equals(shape)) {
-            throw new IllegalArgumentException("rejectedRewards: shape " + rejectedRewards.getShape() + " disagrees with chosenRewards " + shape);
+            throw new IllegalArgumentException(
+                    "rejectedRewards: shape " + rejectedRewards.getShape() + " disagrees with chosenRewards " + shape);
         }
         NDArray difference = chosenRewards.sub(rejectedRewards);
         if (margin != null) {
             if (!margin.getShape().equals(shape)) {
-                throw new IllegalArgumentException("margin: shape " + margin.getShape() + " disagrees with chosenRewards " + shape);
+                throw new IllegalArgumentException(
+                        "margin: shape " + margin.getShape() + " disagrees with chosenRewards " + shape);
             }
             if (margin.isInfinite().any().getBoolean() || margin.isNaN().any().getBoolean()) {
                 throw new IllegalArgumentException("margin: every margin must be a finite number");
@@ -107,7 +110,8 @@ public final class BradleyTerryLoss extends Loss {
         }
         NDArray loss = PreferenceLoss.negLogSigmoid(difference);
         if (centerCoefficient > 0) {
-            loss = loss.add(PreferenceLoss.times(chosenRewards.add(rejectedRewards).square(), centerCoefficient));
+            loss = loss.add(
+                    PreferenceLoss.times(chosenRewards.add(rejectedRewards).square(), centerCoefficient));
         }
         return new Output(loss, chosenRewards.stopGradient(), rejectedRewards.stopGradient());
     }
@@ -123,8 +127,14 @@ public final class BradleyTerryLoss extends Loss {
         NDArray c = chosenRewards.stopGradient().toType(DataType.FLOAT64, false);
         NDArray r = rejectedRewards.stopGradient().toType(DataType.FLOAT64, false);
         NDArray all = NDArrays.concat(new NDList(c, r));
-        return NDArrays.stack(new NDList(c.gt(r).toType(DataType.FLOAT64, false).mean(), c.sub(r).mean(), all.min(), all.mean(), all.max(),
-                c.mean(), r.mean()));
+        return NDArrays.stack(new NDList(
+                c.gt(r).toType(DataType.FLOAT64, false).mean(),
+                c.sub(r).mean(),
+                all.min(),
+                all.mean(),
+                all.max(),
+                c.mean(),
+                r.mean()));
     }
 
     /**
@@ -137,8 +147,8 @@ public final class BradleyTerryLoss extends Loss {
     public static double[] metrics(double[] chosenRewards, double[] rejectedRewards) {
         int n = chosenRewards.length;
         if (n == 0 || rejectedRewards.length != n) {
-            throw new IllegalArgumentException("rewards: need as many rejected as chosen rewards, at least one; got " + n + " and "
-                    + rejectedRewards.length);
+            throw new IllegalArgumentException("rewards: need as many rejected as chosen rewards, at least one; got "
+                    + n + " and " + rejectedRewards.length);
         }
         double accuracy = 0;
         double margin = 0;
@@ -154,13 +164,15 @@ public final class BradleyTerryLoss extends Loss {
             chosen += chosenRewards[i];
             rejected += rejectedRewards[i];
         }
-        return new double[] {accuracy / n, margin / n, min, (chosen + rejected) / (2 * n), max, chosen / n, rejected / n};
+        return new double[] {accuracy / n, margin / n, min, (chosen + rejected) / (2 * n), max, chosen / n, rejected / n
+        };
     }
 
     @Override
     public NDArray evaluate(NDList labels, NDList predictions) {
         if (predictions.size() != 2) {
-            throw new IllegalArgumentException("predictions: expected [chosenRewards, rejectedRewards], got " + predictions.size() + " arrays");
+            throw new IllegalArgumentException(
+                    "predictions: expected [chosenRewards, rejectedRewards], got " + predictions.size() + " arrays");
         }
         NDArray m = labels == null || labels.isEmpty() ? null : labels.get(0);
         return compute(predictions.get(0), predictions.get(1), m).meanLoss();

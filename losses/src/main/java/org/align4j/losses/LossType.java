@@ -17,30 +17,65 @@ import java.util.Set;
  */
 public enum LossType {
     /** DPO (Rafailov et al., 2023): −log σ(βΔ); with label smoothing ε it is cDPO; per-pair p gives soft labels. */
-    DPO("dpo", "sigmoid", "DPO: -log sigmoid(beta * margin); with --label-smoothing it is cDPO", EnumSet.of(Hyperparameter.LABEL_SMOOTHING),
+    DPO(
+            "dpo",
+            "sigmoid",
+            "DPO: -log sigmoid(beta * margin); with --label-smoothing it is cDPO",
+            EnumSet.of(Hyperparameter.LABEL_SMOOTHING),
             true),
     /** Conservative DPO: DPO with label smoothing ε (0.1 unless given). */
-    CDPO("cdpo", null, "conservative DPO: DPO with label smoothing (0.1 unless given)", EnumSet.of(Hyperparameter.LABEL_SMOOTHING), true),
+    CDPO(
+            "cdpo",
+            null,
+            "conservative DPO: DPO with label smoothing (0.1 unless given)",
+            EnumSet.of(Hyperparameter.LABEL_SMOOTHING),
+            true),
     /** Robust DPO (Chowdhury et al., 2024): unbiased under label-flip noise ε (0.1 unless given). */
-    ROBUST("robust", "robust", "robust DPO: unbiased under a label-flip rate (--label-smoothing, 0.1 unless given)",
-            EnumSet.of(Hyperparameter.LABEL_SMOOTHING), false),
+    ROBUST(
+            "robust",
+            "robust",
+            "robust DPO: unbiased under a label-flip rate (--label-smoothing, 0.1 unless given)",
+            EnumSet.of(Hyperparameter.LABEL_SMOOTHING),
+            false),
     /** SLiC's hinge (Zhao et al., 2023): relu(1 − βΔ). */
     HINGE("hinge", "hinge", "hinge (SLiC): relu(1 - beta * margin)", EnumSet.noneOf(Hyperparameter.class), false),
     /** IPO (Azar et al., 2023): (Δ − 1/(2β))² on length-averaged log-probs, as the authors and TRL. */
-    IPO("ipo", "ipo", "IPO: (margin - 1/(2 beta))^2 on length-averaged log-probs (as TRL)", EnumSet.noneOf(Hyperparameter.class), false),
+    IPO(
+            "ipo",
+            "ipo",
+            "IPO: (margin - 1/(2 beta))^2 on length-averaged log-probs (as TRL)",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
     /** IPO on summed log-probs. */
     IPO_SUM("ipo-sum", null, "IPO on summed log-probs", EnumSet.noneOf(Hyperparameter.class), false),
     /** Soft-label IPO: target (2p − 1)/(2β) for a pair's preference probability p. */
-    IPO_SOFT("ipo-soft", null, "soft-label IPO: target (2p - 1)/(2 beta) for each pair's preference p (--preference when a pair has none)",
-            EnumSet.of(Hyperparameter.PREFERENCE), true),
+    IPO_SOFT(
+            "ipo-soft",
+            null,
+            "soft-label IPO: target (2p - 1)/(2 beta) for each pair's preference p (--preference when a pair has none)",
+            EnumSet.of(Hyperparameter.PREFERENCE),
+            true),
     /** SimPO (Meng et al., 2024): −log σ(β·(mean log-prob margin) − γ), reference-free. */
-    SIMPO("simpo", null, "SimPO: reference-free, -log sigmoid(beta * mean-logp margin - gamma)", EnumSet.of(Hyperparameter.GAMMA), false),
+    SIMPO(
+            "simpo",
+            null,
+            "SimPO: reference-free, -log sigmoid(beta * mean-logp margin - gamma)",
+            EnumSet.of(Hyperparameter.GAMMA),
+            false),
     /** Supervised fine-tuning: next-token negative log-likelihood of the completion tokens (the sft command). */
-    SFT("sft", null, "supervised fine-tuning: next-token NLL on completion tokens (the sft command)", EnumSet.noneOf(Hyperparameter.class),
+    SFT(
+            "sft",
+            null,
+            "supervised fine-tuning: next-token NLL on completion tokens (the sft command)",
+            EnumSet.noneOf(Hyperparameter.class),
             false),
     /** A reward model: Bradley–Terry on its scalar rewards, {@link BradleyTerryLoss} (the reward train command). */
-    REWARD("reward", null, "reward model: Bradley-Terry -log sigmoid(r_c - r_r - margin) (the reward train command)",
-            EnumSet.of(Hyperparameter.CENTER_REWARDS_COEFFICIENT), false);
+    REWARD(
+            "reward",
+            null,
+            "reward model: Bradley-Terry -log sigmoid(r_c - r_r - margin) (the reward train command)",
+            EnumSet.of(Hyperparameter.CENTER_REWARDS_COEFFICIENT),
+            false);
 
     /** The hyperparameters some objectives read and others do not. */
     public enum Hyperparameter {
@@ -73,7 +108,12 @@ public enum LossType {
     private final Set<Hyperparameter> extra;
     private final boolean readsPairPreference;
 
-    LossType(String configName, String trlName, String description, Set<Hyperparameter> extra, boolean readsPairPreference) {
+    LossType(
+            String configName,
+            String trlName,
+            String description,
+            Set<Hyperparameter> extra,
+            boolean readsPairPreference) {
         this.configName = configName;
         this.trlName = trlName;
         this.description = description;
@@ -163,8 +203,11 @@ public enum LossType {
             case IPO_SUM -> new IpoLoss(beta, PreferenceLoss.Reduction.SUM);
             case IPO_SOFT -> IpoLoss.soft(beta, preference);
             case SIMPO -> new SimPoLoss(beta, gamma);
-            case SFT -> throw new IllegalArgumentException("loss: sft is not a preference objective (it is the sft command)");
-            case REWARD -> throw new IllegalArgumentException("loss: reward trains a reward model (BradleyTerryLoss; the reward train command)");
+            case SFT ->
+                throw new IllegalArgumentException("loss: sft is not a preference objective (it is the sft command)");
+            case REWARD ->
+                throw new IllegalArgumentException(
+                        "loss: reward trains a reward model (BradleyTerryLoss; the reward train command)");
         };
     }
 

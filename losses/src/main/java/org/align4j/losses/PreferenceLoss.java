@@ -3,6 +3,7 @@ package org.align4j.losses;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
 import ai.djl.training.loss.Loss;
 
 /**
@@ -87,7 +88,11 @@ public abstract class PreferenceLoss extends Loss {
      * @return per-pair loss and rewards
      * @throws IllegalArgumentException naming the input whose shape or values are wrong
      */
-    public Output compute(NDArray policyChosen, NDArray policyRejected, NDArray referenceChosen, NDArray referenceRejected,
+    public Output compute(
+            NDArray policyChosen,
+            NDArray policyRejected,
+            NDArray referenceChosen,
+            NDArray referenceRejected,
             NDArray preference) {
         Shape shape = policyChosen.getShape();
         if (shape.dimension() != 1) {
@@ -104,12 +109,17 @@ public abstract class PreferenceLoss extends Loss {
         }
         if (preference != null) {
             checkShape("preference", preference, shape);
-            if (preference.lt(0).any().getBoolean() || preference.gt(1).any().getBoolean() || preference.isNaN().any().getBoolean()) {
+            if (preference.lt(0).any().getBoolean()
+                    || preference.gt(1).any().getBoolean()
+                    || preference.isNaN().any().getBoolean()) {
                 throw new IllegalArgumentException("preference: every p must lie in [0, 1]");
             }
         }
         NDArray loss = pairLoss(chosenRatio.sub(rejectedRatio), preference);
-        return new Output(loss, chosenRatio.stopGradient().mul(beta), rejectedRatio.stopGradient().mul(beta));
+        return new Output(
+                loss,
+                chosenRatio.stopGradient().mul(beta),
+                rejectedRatio.stopGradient().mul(beta));
     }
 
     private static void checkShape(String name, NDArray a, Shape expected) {
@@ -117,7 +127,8 @@ public abstract class PreferenceLoss extends Loss {
             throw new IllegalArgumentException(name + ": missing");
         }
         if (!a.getShape().equals(expected)) {
-            throw new IllegalArgumentException(name + ": shape " + a.getShape() + " disagrees with policyChosen " + expected);
+            throw new IllegalArgumentException(
+                    name + ": shape " + a.getShape() + " disagrees with policyChosen " + expected);
         }
     }
 
@@ -136,14 +147,15 @@ public abstract class PreferenceLoss extends Loss {
 
     /** −log σ(x), computed as softplus(−x) so it never overflows. */
     protected static NDArray negLogSigmoid(NDArray x) {
-        return ai.djl.nn.Activation.softPlus(x.neg());
+        return Activation.softPlus(x.neg());
     }
 
     @Override
     public NDArray evaluate(NDList labels, NDList predictions) {
         if (predictions.size() != 4 && !(predictions.size() == 2 && !usesReference())) {
-            throw new IllegalArgumentException("predictions: expected [policyChosen, policyRejected, referenceChosen, referenceRejected], got "
-                    + predictions.size() + " arrays");
+            throw new IllegalArgumentException(
+                    "predictions: expected [policyChosen, policyRejected, referenceChosen, referenceRejected], got "
+                            + predictions.size() + " arrays");
         }
         NDArray p = labels == null || labels.isEmpty() ? null : labels.get(0);
         NDArray rc = predictions.size() > 2 ? predictions.get(2) : null;

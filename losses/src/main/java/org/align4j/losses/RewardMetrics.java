@@ -22,8 +22,13 @@ import java.util.Map;
  */
 public final class RewardMetrics {
     /** The names of {@link #tensor}'s entries, in order. */
-    public static final List<String> NAMES = List.of("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-            "logps/chosen", "logps/rejected");
+    public static final List<String> NAMES = List.of(
+            "rewards/chosen",
+            "rewards/rejected",
+            "rewards/margins",
+            "rewards/accuracies",
+            "logps/chosen",
+            "logps/rejected");
 
     private RewardMetrics() {}
 
@@ -40,8 +45,13 @@ public final class RewardMetrics {
      * @param referenceRejectedSum [B] the rejected ones
      * @return [chosen rewards, rejected rewards], each [B], without gradient
      */
-    public static NDList rewards(PreferenceLoss objective, PreferenceLoss.Output out, NDArray policyChosenSum, NDArray policyRejectedSum,
-            NDArray referenceChosenSum, NDArray referenceRejectedSum) {
+    public static NDList rewards(
+            PreferenceLoss objective,
+            PreferenceLoss.Output out,
+            NDArray policyChosenSum,
+            NDArray policyRejectedSum,
+            NDArray referenceChosenSum,
+            NDArray referenceRejectedSum) {
         if (!objective.usesReference()) {
             return new NDList(out.chosenRewards(), out.rejectedRewards());
         }
@@ -63,10 +73,15 @@ public final class RewardMetrics {
      * @param policyRejected [B] of the rejected ones
      * @return [6] float64 batch means, in the order of {@link #NAMES}, without gradient
      */
-    public static NDArray tensor(NDArray chosenRewards, NDArray rejectedRewards, NDArray policyChosen, NDArray policyRejected) {
+    public static NDArray tensor(
+            NDArray chosenRewards, NDArray rejectedRewards, NDArray policyChosen, NDArray policyRejected) {
         NDArray c = chosenRewards.stopGradient().toType(DataType.FLOAT64, false);
         NDArray r = rejectedRewards.stopGradient().toType(DataType.FLOAT64, false);
-        return NDArrays.stack(new NDList(c.mean(), r.mean(), c.sub(r).mean(), c.gt(r).toType(DataType.FLOAT64, false).mean(),
+        return NDArrays.stack(new NDList(
+                c.mean(),
+                r.mean(),
+                c.sub(r).mean(),
+                c.gt(r).toType(DataType.FLOAT64, false).mean(),
                 policyChosen.stopGradient().toType(DataType.FLOAT64, false).mean(),
                 policyRejected.stopGradient().toType(DataType.FLOAT64, false).mean()));
     }
@@ -80,8 +95,10 @@ public final class RewardMetrics {
      * @param policyRejected [B] of the rejected ones
      * @return metric name → value, in TRL's order
      */
-    public static Map<String, Double> of(NDArray chosenRewards, NDArray rejectedRewards, NDArray policyChosen, NDArray policyRejected) {
-        return named(tensor(chosenRewards, rejectedRewards, policyChosen, policyRejected).toDoubleArray());
+    public static Map<String, Double> of(
+            NDArray chosenRewards, NDArray rejectedRewards, NDArray policyChosen, NDArray policyRejected) {
+        return named(tensor(chosenRewards, rejectedRewards, policyChosen, policyRejected)
+                .toDoubleArray());
     }
 
     /**
@@ -93,7 +110,8 @@ public final class RewardMetrics {
      * @param policyRejected of the rejected ones
      * @return metric name → value, in TRL's order
      */
-    public static Map<String, Double> of(double[] chosenRewards, double[] rejectedRewards, double[] policyChosen, double[] policyRejected) {
+    public static Map<String, Double> of(
+            double[] chosenRewards, double[] rejectedRewards, double[] policyChosen, double[] policyRejected) {
         int n = chosenRewards.length;
         double[] sums = new double[NAMES.size()];
         for (int i = 0; i < n; i++) {

@@ -6,7 +6,11 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import org.assertj.core.data.Offset;
+import org.assertj.core.data.Percentage;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -32,16 +36,17 @@ class BanditTest {
     /** Gradient descent on θ (starting at the uniform policy) through the loss class under test. */
     static double[] train(PreferenceLoss loss, int steps, double lr) {
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
-            NDArray theta = m.zeros(new ai.djl.ndarray.types.Shape(3), ai.djl.ndarray.types.DataType.FLOAT64);
+            NDArray theta = m.zeros(new Shape(3), DataType.FLOAT64);
             NDArray chosen = m.create(CHOSEN);
             NDArray rejected = m.create(REJECTED);
-            NDArray reference = m.ones(new ai.djl.ndarray.types.Shape(3), ai.djl.ndarray.types.DataType.FLOAT64).mul(Math.log(1.0 / 3));
+            NDArray reference = m.ones(new Shape(3), DataType.FLOAT64).mul(Math.log(1.0 / 3));
             for (int step = 0; step < steps; step++) {
                 try (NDManager s = m.newSubManager()) {
                     theta.setRequiresGradient(true);
                     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
                         NDArray logPi = theta.logSoftmax(0);
-                        NDArray value = loss.compute(logPi.get(chosen), logPi.get(rejected), reference, reference, null).meanLoss();
+                        NDArray value = loss.compute(logPi.get(chosen), logPi.get(rejected), reference, reference, null)
+                                .meanLoss();
                         gc.backward(value);
                     }
                     NDArray next = theta.sub(theta.getGradient().mul(lr));
@@ -61,11 +66,11 @@ class BanditTest {
         double z = Math.exp(2 * x) + Math.exp(x) + 1;
         double[] expected = {Math.exp(2 * x) / z, Math.exp(x) / z, 1 / z};
         for (int i = 0; i < 3; i++) {
-            assertThat(pi[i]).as("beta %s, pi[%d]", beta, i).isCloseTo(expected[i], org.assertj.core.data.Offset.offset(1e-4));
+            assertThat(pi[i]).as("beta %s, pi[%d]", beta, i).isCloseTo(expected[i], Offset.offset(1e-4));
         }
         // margins recovered from the policy: log π(a)/π(b) = log π(b)/π(c) = 1/(3β)
-        assertThat(Math.log(pi[0] / pi[1])).isCloseTo(x, org.assertj.core.data.Percentage.withPercentage(0.1));
-        assertThat(Math.log(pi[1] / pi[2])).isCloseTo(x, org.assertj.core.data.Percentage.withPercentage(0.1));
+        assertThat(Math.log(pi[0] / pi[1])).isCloseTo(x, Percentage.withPercentage(0.1));
+        assertThat(Math.log(pi[1] / pi[2])).isCloseTo(x, Percentage.withPercentage(0.1));
     }
 
     @ParameterizedTest

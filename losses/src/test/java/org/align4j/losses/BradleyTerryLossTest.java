@@ -9,6 +9,7 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import org.junit.jupiter.api.Test;
 
@@ -25,13 +26,19 @@ class BradleyTerryLossTest {
     void lossIsTheNegativeLogLikelihoodOfTheLabelPlusTheCentringTerm() {
         double c = 0.01;
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
-            double[] got = new BradleyTerryLoss(c).compute(m.create(RC), m.create(RR), m.create(M)).loss().toDoubleArray();
+            double[] got = new BradleyTerryLoss(c)
+                    .compute(m.create(RC), m.create(RR), m.create(M))
+                    .loss()
+                    .toDoubleArray();
             for (int i = 0; i < RC.length; i++) {
                 double want = -Math.log(sigmoid(RC[i] - RR[i] - M[i])) + c * Math.pow(RC[i] + RR[i], 2);
                 assertThat(got[i]).as("pair %d", i).isCloseTo(want, within(1e-12));
             }
             // equal rewards and no margin: ln 2, the loss of a coin
-            assertThat(new BradleyTerryLoss().compute(m.create(new double[] {0.7}), m.create(new double[] {0.7}), null).meanLoss().getDouble())
+            assertThat(new BradleyTerryLoss()
+                            .compute(m.create(new double[] {0.7}), m.create(new double[] {0.7}), null)
+                            .meanLoss()
+                            .getDouble())
                     .isCloseTo(Math.log(2), within(1e-12));
         }
     }
@@ -47,7 +54,9 @@ class BradleyTerryLossTest {
             try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
                 gc.backward(l.compute(rc, rr, m.create(M)).meanLoss());
             }
-            double[][] analytic = {rc.getGradient().toDoubleArray(), rr.getGradient().toDoubleArray()};
+            double[][] analytic = {
+                rc.getGradient().toDoubleArray(), rr.getGradient().toDoubleArray()
+            };
             double h = 1e-6;
             for (int which = 0; which < 2; which++) {
                 for (int i = 0; i < RC.length; i++) {
@@ -55,9 +64,12 @@ class BradleyTerryLossTest {
                     double[] minus = plus.clone();
                     plus[i] += h;
                     minus[i] -= h;
-                    double fd = which == 0 ? (loss(l, m, plus, RR) - loss(l, m, minus, RR)) / (2 * h)
+                    double fd = which == 0
+                            ? (loss(l, m, plus, RR) - loss(l, m, minus, RR)) / (2 * h)
                             : (loss(l, m, RC, plus) - loss(l, m, RC, minus)) / (2 * h);
-                    assertThat(analytic[which][i]).as("d/d%s[%d]", which == 0 ? "chosen" : "rejected", i).isCloseTo(fd, within(1e-7));
+                    assertThat(analytic[which][i])
+                            .as("d/d%s[%d]", which == 0 ? "chosen" : "rejected", i)
+                            .isCloseTo(fd, within(1e-7));
                 }
             }
         }
@@ -72,8 +84,12 @@ class BradleyTerryLossTest {
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
             NDArray rc = m.create(new double[] {1.0});
             NDArray rr = m.create(new double[] {0.0});
-            double without = new BradleyTerryLoss().compute(rc, rr, null).meanLoss().getDouble();
-            double with = new BradleyTerryLoss().compute(rc, rr, m.create(new double[] {1.0})).meanLoss().getDouble();
+            double without =
+                    new BradleyTerryLoss().compute(rc, rr, null).meanLoss().getDouble();
+            double with = new BradleyTerryLoss()
+                    .compute(rc, rr, m.create(new double[] {1.0}))
+                    .meanLoss()
+                    .getDouble();
             assertThat(with).isCloseTo(Math.log(2), within(1e-12)).isGreaterThan(without);
         }
     }
@@ -81,8 +97,11 @@ class BradleyTerryLossTest {
     @Test
     void finiteForHugeRewardDifferences() {
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
-            double[] loss = new BradleyTerryLoss().compute(m.create(new float[] {1e4f, -1e4f}), m.create(new float[] {-1e4f, 1e4f}), null)
-                    .loss().toType(ai.djl.ndarray.types.DataType.FLOAT64, false).toDoubleArray();
+            double[] loss = new BradleyTerryLoss()
+                    .compute(m.create(new float[] {1e4f, -1e4f}), m.create(new float[] {-1e4f, 1e4f}), null)
+                    .loss()
+                    .toType(DataType.FLOAT64, false)
+                    .toDoubleArray();
             assertThat(loss[0]).isEqualTo(0.0);
             assertThat(loss[1]).isEqualTo(2e4);
         }
@@ -91,7 +110,8 @@ class BradleyTerryLossTest {
     @Test
     void metricsAreTrlsAndTheDeviceAndHostVersionsAgree() {
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
-            double[] device = BradleyTerryLoss.metrics(m.create(RC), m.create(RR)).toDoubleArray();
+            double[] device =
+                    BradleyTerryLoss.metrics(m.create(RC), m.create(RR)).toDoubleArray();
             double[] host = BradleyTerryLoss.metrics(RC, RR);
             assertThat(device).containsExactly(host, within(1e-12));
             // a tie (pair 3) counts 0, as in TRL: two of four pairs have r_c > r_r
@@ -100,21 +120,27 @@ class BradleyTerryLossTest {
             assertThat(host[2]).isEqualTo(-1.0);
             assertThat(host[4]).isEqualTo(2.5);
             assertThat(host[3]).isCloseTo((3.5 + -0.1) / 8, within(1e-12));
-            assertThat(BradleyTerryLoss.METRIC_NAMES).hasSize(host.length).startsWith("accuracy", "margin", "min_reward", "mean_reward", "max_reward");
+            assertThat(BradleyTerryLoss.METRIC_NAMES)
+                    .hasSize(host.length)
+                    .startsWith("accuracy", "margin", "min_reward", "mean_reward", "max_reward");
         }
     }
 
     @Test
     void badInputIsNamed() {
-        assertThatThrownBy(() -> new BradleyTerryLoss(-0.1)).isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("centerCoefficient");
+        assertThatThrownBy(() -> new BradleyTerryLoss(-0.1))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("centerCoefficient");
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
             NDArray two = m.create(new double[] {1, 2});
             NDArray three = m.create(new double[] {1, 2, 3});
             BradleyTerryLoss l = new BradleyTerryLoss();
             assertThatThrownBy(() -> l.compute(two, three, null)).hasMessageStartingWith("rejectedRewards");
             assertThatThrownBy(() -> l.compute(two, two, three)).hasMessageStartingWith("margin");
-            assertThatThrownBy(() -> l.compute(two, two, m.create(new double[] {1, Double.NaN}))).hasMessageStartingWith("margin");
-            assertThat(l.evaluate(new NDList(), new NDList(two, two)).getDouble()).isCloseTo(Math.log(2), within(1e-12));
+            assertThatThrownBy(() -> l.compute(two, two, m.create(new double[] {1, Double.NaN})))
+                    .hasMessageStartingWith("margin");
+            assertThat(l.evaluate(new NDList(), new NDList(two, two)).getDouble())
+                    .isCloseTo(Math.log(2), within(1e-12));
         }
     }
 }

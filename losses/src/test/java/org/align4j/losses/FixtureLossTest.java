@@ -11,9 +11,11 @@ import java.util.Map;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 import org.align4j.model.Fixtures;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Every loss in reference.json, recomputed from the fixture's log-prob tensors (1e-5 relative). */
 class FixtureLossTest {
@@ -29,7 +31,8 @@ class FixtureLossTest {
                 "ipo_sum_logps", () -> new IpoLoss(BETA, PreferenceLoss.Reduction.SUM),
                 "ipo_soft_p0.8", () -> IpoLoss.soft(BETA, 0.8),
                 "robust_0.2", () -> new RobustDpoLoss(BETA, 0.2));
-        return Stream.of(MODELS).flatMap(m -> objectives.entrySet().stream().map(e -> Arguments.of(m, e.getKey(), e.getValue())));
+        return Stream.of(MODELS)
+                .flatMap(m -> objectives.entrySet().stream().map(e -> Arguments.of(m, e.getKey(), e.getValue())));
     }
 
     /** The fixture's [8] log-probs as float64: rows 0–3 chosen, 4–7 rejected. */
@@ -40,7 +43,9 @@ class FixtureLossTest {
     }
 
     static void assertRel(double actual, double expected, String what) {
-        assertThat(Math.abs(actual - expected) / Math.abs(expected)).as("%s: %s vs %s", what, actual, expected).isLessThan(1e-5);
+        assertThat(Math.abs(actual - expected) / Math.abs(expected))
+                .as("%s: %s vs %s", what, actual, expected)
+                .isLessThan(1e-5);
     }
 
     @ParameterizedTest(name = "{0} {1}")
@@ -57,13 +62,16 @@ class FixtureLossTest {
             assertRel(value, expected.get(key).asDouble(), model + " " + key);
             if (key.startsWith("ipo_soft")) {
                 NDArray p = m.ones(x[0].getShape(), DataType.FLOAT64).mul(0.8);
-                assertRel(loss.compute(x[0], x[1], x[2], x[3], p).meanLoss().getDouble(), expected.get(key).asDouble(), key + " per-pair p");
+                assertRel(
+                        loss.compute(x[0], x[1], x[2], x[3], p).meanLoss().getDouble(),
+                        expected.get(key).asDouble(),
+                        key + " per-pair p");
             }
         }
     }
 
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"gpt2-tiny", "llama-tiny", "qwen2-tiny"})
+    @ValueSource(strings = {"gpt2-tiny", "llama-tiny", "qwen2-tiny"})
     void rewardsAreBetaTimesLogRatios(String model) {
         JsonNode json = Fixtures.referenceJson(model);
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
@@ -77,21 +85,32 @@ class FixtureLossTest {
             }
             Map<String, Double> metrics = RewardMetrics.of(out.chosenRewards(), out.rejectedRewards(), x[0], x[1]);
             Map<String, Double> host = RewardMetrics.of(c, r, x[0].toDoubleArray(), x[1].toDoubleArray());
-            host.forEach((k, v) -> assertThat(v).as("host and device agree on %s", k).isCloseTo(metrics.get(k), org.assertj.core.data.Offset.offset(1e-6)));
-            assertThat(metrics).containsOnlyKeys("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                    "logps/chosen", "logps/rejected");
+            host.forEach((k, v) ->
+                    assertThat(v).as("host and device agree on %s", k).isCloseTo(metrics.get(k), Offset.offset(1e-6)));
+            assertThat(metrics)
+                    .containsOnlyKeys(
+                            "rewards/chosen",
+                            "rewards/rejected",
+                            "rewards/margins",
+                            "rewards/accuracies",
+                            "logps/chosen",
+                            "logps/rejected");
             double accuracy = 0;
             for (int i = 0; i < 4; i++) {
-                accuracy += json.get("rewards_chosen").get(i).asDouble() > json.get("rewards_rejected").get(i).asDouble() ? 0.25 : 0;
+                accuracy += json.get("rewards_chosen").get(i).asDouble()
+                                > json.get("rewards_rejected").get(i).asDouble()
+                        ? 0.25
+                        : 0;
             }
             assertThat(metrics.get("rewards/accuracies")).isEqualTo(accuracy);
             // IPO reads mean log-probs, but reports rewards on sums, as TRL does
             PreferenceLoss ipo = new IpoLoss(BETA);
             NDArray[] mean = logps(Fixtures.reference(model, m), "policy_logps_mean", "reference_logps_mean");
-            var ipoRewards = RewardMetrics.rewards(ipo, ipo.compute(mean[0], mean[1], mean[2], mean[3], null), x[0], x[1], x[2], x[3]);
-            assertThat(ipoRewards.get(0).toDoubleArray()).containsExactly(c, org.assertj.core.data.Offset.offset(1e-6));
-            assertThat(metrics.get("rewards/margins")).isCloseTo(metrics.get("rewards/chosen") - metrics.get("rewards/rejected"),
-                    org.assertj.core.data.Offset.offset(1e-9));
+            var ipoRewards = RewardMetrics.rewards(
+                    ipo, ipo.compute(mean[0], mean[1], mean[2], mean[3], null), x[0], x[1], x[2], x[3]);
+            assertThat(ipoRewards.get(0).toDoubleArray()).containsExactly(c, Offset.offset(1e-6));
+            assertThat(metrics.get("rewards/margins"))
+                    .isCloseTo(metrics.get("rewards/chosen") - metrics.get("rewards/rejected"), Offset.offset(1e-9));
         }
     }
 }

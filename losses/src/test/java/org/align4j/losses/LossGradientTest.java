@@ -13,6 +13,7 @@ import ai.djl.training.GradientCollector;
 import java.util.List;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -21,8 +22,13 @@ import org.junit.jupiter.params.provider.MethodSource;
 class LossGradientTest {
     static Stream<Arguments> objectives() {
         List<Supplier<PreferenceLoss>> all = List.of(
-                () -> new DpoLoss(0.5), () -> new DpoLoss(0.5, 0.2), () -> new RobustDpoLoss(0.5, 0.2), () -> new HingeLoss(0.5),
-                () -> new IpoLoss(0.5), () -> new IpoLoss(0.5, PreferenceLoss.Reduction.SUM), () -> IpoLoss.soft(0.5, 0.8),
+                () -> new DpoLoss(0.5),
+                () -> new DpoLoss(0.5, 0.2),
+                () -> new RobustDpoLoss(0.5, 0.2),
+                () -> new HingeLoss(0.5),
+                () -> new IpoLoss(0.5),
+                () -> new IpoLoss(0.5, PreferenceLoss.Reduction.SUM),
+                () -> IpoLoss.soft(0.5, 0.8),
                 () -> new SimPoLoss(2.0, 0.5));
         return all.stream().map(s -> Arguments.of(s.get().getName(), s));
     }
@@ -35,7 +41,9 @@ class LossGradientTest {
     static final double[] P = {0.9, 0.6, 1.0, 0.3};
 
     static double loss(PreferenceLoss l, NDManager m, double[] pc, double[] pr) {
-        return l.compute(m.create(pc), m.create(pr), m.create(RC), m.create(RR), m.create(P)).meanLoss().getDouble();
+        return l.compute(m.create(pc), m.create(pr), m.create(RC), m.create(RR), m.create(P))
+                .meanLoss()
+                .getDouble();
     }
 
     @ParameterizedTest(name = "{0}")
@@ -48,9 +56,12 @@ class LossGradientTest {
             pc.setRequiresGradient(true);
             pr.setRequiresGradient(true);
             try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
-                gc.backward(l.compute(pc, pr, m.create(RC), m.create(RR), m.create(P)).meanLoss());
+                gc.backward(l.compute(pc, pr, m.create(RC), m.create(RR), m.create(P))
+                        .meanLoss());
             }
-            double[][] analytic = {pc.getGradient().toDoubleArray(), pr.getGradient().toDoubleArray()};
+            double[][] analytic = {
+                pc.getGradient().toDoubleArray(), pr.getGradient().toDoubleArray()
+            };
             double h = 1e-6;
             for (int which = 0; which < 2; which++) {
                 for (int i = 0; i < 4; i++) {
@@ -62,8 +73,11 @@ class LossGradientTest {
                             ? (loss(l, m, plus, PR) - loss(l, m, minus, PR)) / (2 * h)
                             : (loss(l, m, PC, plus) - loss(l, m, PC, minus)) / (2 * h);
                     double err = Math.abs(analytic[which][i] - fd) / Math.max(Math.abs(fd), 1e-8);
-                    assertThat(err).as("%s d/d%s[%d]: %s vs %s", name, which == 0 ? "policyChosen" : "policyRejected", i,
-                            analytic[which][i], fd).isLessThan(1e-3);
+                    assertThat(err)
+                            .as(
+                                    "%s d/d%s[%d]: %s vs %s",
+                                    name, which == 0 ? "policyChosen" : "policyRejected", i, analytic[which][i], fd)
+                            .isLessThan(1e-3);
                 }
             }
         }
@@ -86,18 +100,34 @@ class LossGradientTest {
                         value = l.compute(pc, pr, zero, zero, null).meanLoss();
                         gc.backward(value);
                     }
-                    assertThat(Double.isFinite(value.toType(DataType.FLOAT64, false).getDouble())).as("%s loss at %s", name, sign).isTrue();
-                    for (double g : pc.getGradient().toType(DataType.FLOAT64, false).toDoubleArray()) {
-                        assertThat(Double.isFinite(g)).as("%s gradient at %s", name, sign).isTrue();
+                    assertThat(Double.isFinite(
+                                    value.toType(DataType.FLOAT64, false).getDouble()))
+                            .as("%s loss at %s", name, sign)
+                            .isTrue();
+                    for (double g :
+                            pc.getGradient().toType(DataType.FLOAT64, false).toDoubleArray()) {
+                        assertThat(Double.isFinite(g))
+                                .as("%s gradient at %s", name, sign)
+                                .isTrue();
                     }
                 }
             }
             // DPO's exact values there: 0 when the pair is won by 1e4, 1e4 when lost by it
             DpoLoss dpo = new DpoLoss(1.0);
-            NDArray won = dpo.compute(m.create(new double[] {1e4}), m.create(new double[] {0}), m.create(new double[] {0}),
-                    m.create(new double[] {0}), null).loss();
-            NDArray lost = dpo.compute(m.create(new double[] {-1e4}), m.create(new double[] {0}), m.create(new double[] {0}),
-                    m.create(new double[] {0}), null).loss();
+            NDArray won = dpo.compute(
+                            m.create(new double[] {1e4}),
+                            m.create(new double[] {0}),
+                            m.create(new double[] {0}),
+                            m.create(new double[] {0}),
+                            null)
+                    .loss();
+            NDArray lost = dpo.compute(
+                            m.create(new double[] {-1e4}),
+                            m.create(new double[] {0}),
+                            m.create(new double[] {0}),
+                            m.create(new double[] {0}),
+                            null)
+                    .loss();
             assertThat(won.getDouble(0)).isEqualTo(0.0);
             assertThat(lost.getDouble(0)).isEqualTo(1e4);
         }
@@ -105,25 +135,36 @@ class LossGradientTest {
 
     @Test
     void badParametersAreNamed() {
-        assertThatThrownBy(() -> new DpoLoss(0)).isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("beta");
+        assertThatThrownBy(() -> new DpoLoss(0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("beta");
         assertThatThrownBy(() -> new IpoLoss(-1)).hasMessageStartingWith("beta");
         assertThatThrownBy(() -> new DpoLoss(0.1, 0.5)).hasMessageStartingWith("labelSmoothing");
         assertThatThrownBy(() -> new RobustDpoLoss(0.1, -0.1)).hasMessageStartingWith("labelSmoothing");
         assertThatThrownBy(() -> IpoLoss.soft(0.1, 1.5)).hasMessageStartingWith("preference");
         assertThatThrownBy(() -> new SimPoLoss(2, -1)).hasMessageStartingWith("gamma");
-        assertThatThrownBy(() -> LossType.parse("kto")).hasMessageContaining("'kto'").hasMessageContaining("ipo-soft");
+        assertThatThrownBy(() -> LossType.parse("kto"))
+                .hasMessageContaining("'kto'")
+                .hasMessageContaining("ipo-soft");
         assertThat(LossType.parse("sigmoid")).as("TRL's loss_type name").isEqualTo(LossType.DPO);
         assertThat(LossType.parse("IPO_SUM")).isEqualTo(LossType.IPO_SUM);
-        assertThat(LossType.CDPO.create(0.1)).isInstanceOfSatisfying(DpoLoss.class, d -> assertThat(d.labelSmoothing()).isEqualTo(0.1));
-        assertThat(LossType.DPO.create(0.1)).isInstanceOfSatisfying(DpoLoss.class, d -> assertThat(d.labelSmoothing()).isZero());
+        assertThat(LossType.CDPO.create(0.1))
+                .isInstanceOfSatisfying(
+                        DpoLoss.class, d -> assertThat(d.labelSmoothing()).isEqualTo(0.1));
+        assertThat(LossType.DPO.create(0.1))
+                .isInstanceOfSatisfying(
+                        DpoLoss.class, d -> assertThat(d.labelSmoothing()).isZero());
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
             NDArray two = m.create(new double[] {-1, -2});
             NDArray three = m.create(new double[] {-1, -2, -3});
             DpoLoss dpo = new DpoLoss(0.1);
             assertThatThrownBy(() -> dpo.compute(two, three, two, two, null)).hasMessageStartingWith("policyRejected");
-            assertThatThrownBy(() -> dpo.compute(two, two, two, three, null)).hasMessageStartingWith("referenceRejected");
-            assertThatThrownBy(() -> dpo.compute(two, two, two, two, m.create(new double[] {0.5, 1.2}))).hasMessageStartingWith("preference");
-            assertThatThrownBy(() -> dpo.compute(two, two, two, two, m.create(new double[] {-0.1, 1}))).hasMessageStartingWith("preference");
+            assertThatThrownBy(() -> dpo.compute(two, two, two, three, null))
+                    .hasMessageStartingWith("referenceRejected");
+            assertThatThrownBy(() -> dpo.compute(two, two, two, two, m.create(new double[] {0.5, 1.2})))
+                    .hasMessageStartingWith("preference");
+            assertThatThrownBy(() -> dpo.compute(two, two, two, two, m.create(new double[] {-0.1, 1})))
+                    .hasMessageStartingWith("preference");
             assertThatThrownBy(() -> dpo.compute(two, two, null, two, null)).hasMessageStartingWith("referenceChosen");
         }
     }
@@ -137,17 +178,35 @@ class LossGradientTest {
             NDArray rr = m.create(RR);
             NDArray ones = m.ones(pc.getShape(), DataType.FLOAT64);
             NDArray halves = ones.mul(0.5);
-            double hard = new IpoLoss(0.5).compute(pc, pr, rc, rr, null).meanLoss().getDouble();
-            assertThat(IpoLoss.soft(0.5, 0.7).compute(pc, pr, rc, rr, ones).meanLoss().getDouble()).isEqualTo(hard);
+            double hard =
+                    new IpoLoss(0.5).compute(pc, pr, rc, rr, null).meanLoss().getDouble();
+            assertThat(IpoLoss.soft(0.5, 0.7)
+                            .compute(pc, pr, rc, rr, ones)
+                            .meanLoss()
+                            .getDouble())
+                    .isEqualTo(hard);
             // plain IPO ignores per-pair p; soft IPO at p = 1/2 regresses the margin to 0
-            assertThat(new IpoLoss(0.5).compute(pc, pr, rc, rr, halves).meanLoss().getDouble()).isEqualTo(hard);
+            assertThat(new IpoLoss(0.5)
+                            .compute(pc, pr, rc, rr, halves)
+                            .meanLoss()
+                            .getDouble())
+                    .isEqualTo(hard);
             NDArray margin = pc.sub(rc).sub(pr.sub(rr));
-            assertThat(IpoLoss.soft(0.5, 1).compute(pc, pr, rc, rr, halves).meanLoss().getDouble())
-                    .isCloseTo(margin.square().mean().getDouble(), org.assertj.core.data.Offset.offset(1e-12));
+            assertThat(IpoLoss.soft(0.5, 1)
+                            .compute(pc, pr, rc, rr, halves)
+                            .meanLoss()
+                            .getDouble())
+                    .isCloseTo(margin.square().mean().getDouble(), Offset.offset(1e-12));
             // DPO with p = 1 − ε per pair equals conservative DPO with ε
-            double cdpo = new DpoLoss(0.5, 0.2).compute(pc, pr, rc, rr, null).meanLoss().getDouble();
-            assertThat(new DpoLoss(0.5).compute(pc, pr, rc, rr, ones.mul(0.8)).meanLoss().getDouble())
-                    .isCloseTo(cdpo, org.assertj.core.data.Offset.offset(1e-12));
+            double cdpo = new DpoLoss(0.5, 0.2)
+                    .compute(pc, pr, rc, rr, null)
+                    .meanLoss()
+                    .getDouble();
+            assertThat(new DpoLoss(0.5)
+                            .compute(pc, pr, rc, rr, ones.mul(0.8))
+                            .meanLoss()
+                            .getDouble())
+                    .isCloseTo(cdpo, Offset.offset(1e-12));
         }
     }
 
@@ -156,11 +215,17 @@ class LossGradientTest {
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
             DpoLoss dpo = new DpoLoss(0.5);
             NDList predictions = new NDList(m.create(PC), m.create(PR), m.create(RC), m.create(RR));
-            double direct = dpo.compute(predictions.get(0), predictions.get(1), predictions.get(2), predictions.get(3), null).meanLoss().getDouble();
+            double direct = dpo.compute(
+                            predictions.get(0), predictions.get(1), predictions.get(2), predictions.get(3), null)
+                    .meanLoss()
+                    .getDouble();
             assertThat(dpo.evaluate(new NDList(), predictions).getDouble()).isEqualTo(direct);
             SimPoLoss simpo = new SimPoLoss(2, 0.5);
-            assertThat(simpo.evaluate(new NDList(), new NDList(m.create(PC), m.create(PR))).getDouble())
-                    .isEqualTo(simpo.compute(m.create(PC), m.create(PR), null, null, null).meanLoss().getDouble());
+            assertThat(simpo.evaluate(new NDList(), new NDList(m.create(PC), m.create(PR)))
+                            .getDouble())
+                    .isEqualTo(simpo.compute(m.create(PC), m.create(PR), null, null, null)
+                            .meanLoss()
+                            .getDouble());
         }
     }
 }

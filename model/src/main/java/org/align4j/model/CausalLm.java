@@ -12,6 +12,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -62,8 +63,15 @@ public final class CausalLm implements AutoCloseable {
 
     /** Files that travel with the weights so the saved folder is a complete HF model folder. */
     public static final List<String> TOKENIZER_FILES = List.of(
-            "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
-            "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja");
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+            "generation_config.json",
+            "vocab.json",
+            "merges.txt",
+            "tokenizer.model",
+            "added_tokens.json",
+            "chat_template.jinja");
 
     /** Default shard limit when saving: 2 GiB per file, below the limits of common readers. */
     public static final long DEFAULT_SHARD_BYTES = 2L << 30;
@@ -76,6 +84,7 @@ public final class CausalLm implements AutoCloseable {
     private final Path source;
     /** The model this one is a view of ({@link #withoutAdapters}), or null. */
     private final CausalLm viewOf;
+
     private LoraConfig lora;
     private boolean trainable = true;
     private boolean adapters = true;
@@ -86,7 +95,8 @@ public final class CausalLm implements AutoCloseable {
         this(manager, block, config, torchScript, source, null);
     }
 
-    private CausalLm(NDManager manager, Block block, ModelConfig config, Model torchScript, Path source, CausalLm viewOf) {
+    private CausalLm(
+            NDManager manager, Block block, ModelConfig config, Model torchScript, Path source, CausalLm viewOf) {
         this.manager = manager;
         this.block = block;
         this.config = config;
@@ -119,7 +129,8 @@ public final class CausalLm implements AutoCloseable {
 
     private void requireOwner(String what) {
         if (viewOf != null) {
-            throw new IllegalStateException(what + ": this is a view of another model (withoutAdapters()); do it on that model");
+            throw new IllegalStateException(
+                    what + ": this is a view of another model (withoutAdapters()); do it on that model");
         }
     }
 
@@ -158,8 +169,10 @@ public final class CausalLm implements AutoCloseable {
             throw new IllegalArgumentException("dtype: FLOAT32 or FLOAT16 (DJL 0.36 cannot hold bf16), got " + dtype);
         }
         if (PeftAdapter.isAdapterFolder(dir) && !Files.isRegularFile(dir.resolve("config.json"))) {
-            // a reward model's adapter (SEQ_CLS) goes on its base read as a reward model; its score head replaces the new one
-            CausalLm base = PeftAdapter.isSequenceClassifier(dir) ? loadRewardModel(adapterBase(dir), device, -1, 0)
+            // a reward model's adapter (SEQ_CLS) goes on its base read as a reward model; its score head replaces the
+            // new one
+            CausalLm base = PeftAdapter.isSequenceClassifier(dir)
+                    ? loadRewardModel(adapterBase(dir), device, -1, 0)
                     : load(adapterBase(dir), device, dtype);
             try {
                 base.loadAdapter(dir);
@@ -213,23 +226,33 @@ public final class CausalLm implements AutoCloseable {
             for (Map.Entry<String, Parameter> e : block.parametersByName().entrySet()) {
                 if (newHeadSeed != null && e.getKey().equals("score.weight")) {
                     Engine.getEngine("PyTorch").setRandomSeed((int) (long) newHeadSeed);
-                    e.getValue().setArray(manager.randomNormal(0f, (float) block.initStd(e.getKey()), expected.get(e.getKey()), DataType.FLOAT32)
-                            .toType(dtype, false));
+                    e.getValue()
+                            .setArray(manager.randomNormal(
+                                            0f,
+                                            (float) block.initStd(e.getKey()),
+                                            expected.get(e.getKey()),
+                                            DataType.FLOAT32)
+                                    .toType(dtype, false));
                     continue;
                 }
                 String tensor = findTensor(weights, e.getKey());
                 if (tensor == null) {
-                    throw new CheckpointException(dir, "missing tensor '" + e.getKey() + "' required by model_type " + config.modelType());
+                    throw new CheckpointException(
+                            dir, "missing tensor '" + e.getKey() + "' required by model_type " + config.modelType());
                 }
                 SafetensorsFile.TensorInfo info = weights.info(tensor);
                 Shape want = expected.get(e.getKey());
                 if (!Arrays.equals(info.shape(), want.getShape())) {
-                    throw new CheckpointException(dir, "tensor '" + tensor + "' has shape " + Arrays.toString(info.shape())
-                            + " but config.json implies " + want);
+                    throw new CheckpointException(
+                            dir,
+                            "tensor '" + tensor + "' has shape " + Arrays.toString(info.shape())
+                                    + " but config.json implies " + want);
                 }
                 if (!List.of("F32", "F16", "BF16", "F64").contains(info.dtype())) {
-                    throw new CheckpointException(dir, "tensor '" + tensor + "' has dtype " + info.dtype() + "; a weight must be floating point"
-                            + " (F32, F16, BF16 or F64)");
+                    throw new CheckpointException(
+                            dir,
+                            "tensor '" + tensor + "' has dtype " + info.dtype() + "; a weight must be floating point"
+                                    + " (F32, F16, BF16 or F64)");
                 }
                 NDArray w = weights.read(tensor, manager);
                 if (w.getDataType() != dtype) { // F64 weights are cast to the model's dtype, as transformers casts them
@@ -245,8 +268,13 @@ public final class CausalLm implements AutoCloseable {
             throw ex;
         }
         prepareParameters(block, manager, true);
-        LOG.info("Loaded {} ({} layers, {} parameters) from {} on {}", config.modelType(), config.numLayers(),
-                countParameters(block), dir, device);
+        LOG.info(
+                "Loaded {} ({} layers, {} parameters) from {} on {}",
+                config.modelType(),
+                config.numLayers(),
+                countParameters(block),
+                dir,
+                device);
         return new CausalLm(manager, block, config, null, dir);
     }
 
@@ -258,16 +286,20 @@ public final class CausalLm implements AutoCloseable {
         Path file = adapterDir.resolve(PeftAdapter.CONFIG_FILE);
         String base = PeftAdapter.baseModel(adapterDir);
         if (base == null || base.isBlank()) {
-            throw new CheckpointException(file, "key 'base_model_name_or_path': missing, so the base model is unknown; load the base model "
-                    + "and add the adapter to it (--model BASE --adapter DIR)");
+            throw new CheckpointException(
+                    file,
+                    "key 'base_model_name_or_path': missing, so the base model is unknown; load the base model "
+                            + "and add the adapter to it (--model BASE --adapter DIR)");
         }
         for (Path candidate : new Path[] {Path.of(base), adapterDir.resolve(base)}) {
             if (Files.isRegularFile(candidate.resolve("config.json"))) {
                 return candidate;
             }
         }
-        throw new CheckpointException(file, "key 'base_model_name_or_path': '" + base + "' is not a local model folder; load the base model "
-                + "and add the adapter to it (--model BASE --adapter DIR)");
+        throw new CheckpointException(
+                file,
+                "key 'base_model_name_or_path': '" + base + "' is not a local model folder; load the base model "
+                        + "and add the adapter to it (--model BASE --adapter DIR)");
     }
 
     /** HF names, or the old GPT-2 names without the {@code transformer.} prefix. */
@@ -288,8 +320,10 @@ public final class CausalLm implements AutoCloseable {
             // a causal LM's head where a new score head replaces it (TRL ignores it as unexpected too)
             boolean tiedHead = "lm_head.weight".equals(name) && (block.config().tieWordEmbeddings() || headReplaced);
             if (!known && !tiedHead && !block.isIgnoredBuffer(name)) {
-                throw new CheckpointException(dir, "unexpected tensor '" + name + "': model_type "
-                        + block.config().modelType() + " with this config.json has no such parameter");
+                throw new CheckpointException(
+                        dir,
+                        "unexpected tensor '" + name + "': model_type "
+                                + block.config().modelType() + " with this config.json has no such parameter");
             }
         }
     }
@@ -303,7 +337,7 @@ public final class CausalLm implements AutoCloseable {
      * @param seed any 64-bit value
      */
     public static void seedGenerators(long seed) {
-        ai.djl.pytorch.jni.JniUtils.setSeed(seed);
+        JniUtils.setSeed(seed);
     }
 
     /**
@@ -341,7 +375,10 @@ public final class CausalLm implements AutoCloseable {
         try {
             String name = file.getFileName().toString();
             String prefix = name.endsWith(".pt") ? name.substring(0, name.length() - 3) : name;
-            model.load(file.toAbsolutePath().getParent(), prefix, Map.of("trainParam", Boolean.toString(trainable), "mapLocation", "true"));
+            model.load(
+                    file.toAbsolutePath().getParent(),
+                    prefix,
+                    Map.of("trainParam", Boolean.toString(trainable), "mapLocation", "true"));
         } catch (IOException | MalformedModelException | EngineException e) {
             model.close();
             throw new CheckpointException(file, "not a loadable TorchScript file: " + e.getMessage(), e);
@@ -478,8 +515,13 @@ public final class CausalLm implements AutoCloseable {
         PeftAdapter.attach(native_, config, seed, manager);
         this.lora = config;
         setTrainable(trainable);
-        LOG.info("LoRA r={} alpha={} on {} projections: {} trainable parameters of {}", config.r(), config.alpha(),
-                native_.adapterParameters().size() / 2, count(native_.adapterParameters()), count(native_.parametersByName()));
+        LOG.info(
+                "LoRA r={} alpha={} on {} projections: {} trainable parameters of {}",
+                config.r(),
+                config.alpha(),
+                native_.adapterParameters().size() / 2,
+                count(native_.adapterParameters()),
+                count(native_.parametersByName()));
     }
 
     /**
@@ -496,7 +538,12 @@ public final class CausalLm implements AutoCloseable {
         CausalLmBlock native_ = nativeBlock();
         this.lora = PeftAdapter.load(native_, dir, manager);
         setTrainable(trainable);
-        LOG.info("Loaded LoRA adapter {} (r={}, alpha={}, {} projections)", dir, lora.r(), lora.alpha(), native_.adapterParameters().size() / 2);
+        LOG.info(
+                "Loaded LoRA adapter {} (r={}, alpha={}, {} projections)",
+                dir,
+                lora.r(),
+                lora.alpha(),
+                native_.adapterParameters().size() / 2);
         return lora;
     }
 
@@ -583,17 +630,23 @@ public final class CausalLm implements AutoCloseable {
      */
     public NDArray logits(NDArray ids, NDArray attentionMask, boolean training) {
         if (block instanceof CausalLmBlock native_) {
-            NDArray logits = ready(native_).forward(store, ids, attentionMask, null, false, training).logits();
+            NDArray logits = ready(native_)
+                    .forward(store, ids, attentionMask, null, false, training)
+                    .logits();
             return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
         }
         try {
-            return block.forward(store, new NDList(ids, attentionMask), training).singletonOrThrow();
+            return block.forward(store, new NDList(ids, attentionMask), training)
+                    .singletonOrThrow();
         } catch (EngineException e) {
             String msg = String.valueOf(e.getMessage());
             if (msg.contains("same device") || msg.contains("Expected all tensors")) {
-                throw new IllegalStateException(source + ": the TorchScript model failed on " + device()
-                        + ". A model traced on one device bakes that device's constants into the trace: "
-                        + "trace it on the device you run it on. (" + msg.lines().findFirst().orElse("") + ")", e);
+                throw new IllegalStateException(
+                        source + ": the TorchScript model failed on " + device()
+                                + ". A model traced on one device bakes that device's constants into the trace: "
+                                + "trace it on the device you run it on. ("
+                                + msg.lines().findFirst().orElse("") + ")",
+                        e);
             }
             throw e;
         }
@@ -641,10 +694,14 @@ public final class CausalLm implements AutoCloseable {
         }
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
-        CausalLmBlock.Output out = native_.forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, rightPadded, false));
+        CausalLmBlock.Output out = native_.forward(
+                store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, rightPadded, false));
         NDManager m = ids.getManager();
         NDArray counted = config.padTokenId() >= 0 ? ids.neq(config.padTokenId()) : attentionMask.eq(1);
-        NDArray last = m.arange(0, t, 1, DataType.INT64).reshape(1, t).mul(counted.toType(DataType.INT64, false)).argMax(1);
+        NDArray last = m.arange(0, t, 1, DataType.INT64)
+                .reshape(1, t)
+                .mul(counted.toType(DataType.INT64, false))
+                .argMax(1);
         NDArray rows = m.arange(0, b, 1, DataType.INT64).mul(t).add(last.toType(DataType.INT64, false));
         NDArray hidden = out.last().reshape(b * t, out.last().getShape().get(2)).get(rows);
         return native_.score(store, hidden, training).reshape(b);
@@ -688,19 +745,33 @@ public final class CausalLm implements AutoCloseable {
         }
     }
 
-    private LogProbs nativeLogProbs(CausalLmBlock native_, NDArray ids, NDArray attentionMask, NDArray completionMask, boolean training) {
+    private LogProbs nativeLogProbs(
+            CausalLmBlock native_, NDArray ids, NDArray attentionMask, NDArray completionMask, boolean training) {
         NDArray last = paddingFree ? packedHidden(native_, ids, attentionMask, training) : null;
         if (last == null) {
-            last = ready(native_).forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false)).last();
+            last = ready(native_)
+                    .forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false))
+                    .last();
         }
         long chunk = LogProbs.chunkPositions(logitsChunkElements, config.vocabSize());
         Parameter head = native_.headWeight();
         if (training && !head.requiresGradient()) {
             // a frozen head (LoRA): autograd keeps each position's [H] gradient direction, not its [V] log-softmax
-            return LogProbs.fromHiddenFrozenHead(last, x -> native_.head(store, x, training), head.getArray(),
-                    native_.compute()::tokenLogProbs, ids, completionMask, chunk);
+            return LogProbs.fromHiddenFrozenHead(
+                    last,
+                    x -> native_.head(store, x, training),
+                    head.getArray(),
+                    native_.compute()::tokenLogProbs,
+                    ids,
+                    completionMask,
+                    chunk);
         }
-        return LogProbs.fromHidden(last, x -> native_.head(store, x, training), native_.compute()::tokenLogProbs, ids, completionMask,
+        return LogProbs.fromHidden(
+                last,
+                x -> native_.head(store, x, training),
+                native_.compute()::tokenLogProbs,
+                ids,
+                completionMask,
                 chunk);
     }
 
@@ -758,7 +829,13 @@ public final class CausalLm implements AutoCloseable {
         NDManager m = ids.getManager();
         NDArray packedIds = ids.reshape(b * t).get(m.create(realPositions)).reshape(1, total);
         NDArray packedMask = m.ones(new Shape(1, total), DataType.INT64);
-        NDArray last = ready(native_).forward(store, packedIds, packedMask, null, new CausalLmBlock.Pass(false, training, true, false, lengths))
+        NDArray last = ready(native_)
+                .forward(
+                        store,
+                        packedIds,
+                        packedMask,
+                        null,
+                        new CausalLmBlock.Pass(false, training, true, false, lengths))
                 .last();
         long h = last.getShape().get(2);
         return last.reshape(total, h).get(m.create(padded)).reshape(b, t, h);
@@ -808,7 +885,8 @@ public final class CausalLm implements AutoCloseable {
      */
     public void setLogitsChunkElements(long elements) {
         if (elements < 0) {
-            throw new IllegalArgumentException("logits chunk: 0 (one piece) or a positive number of elements, got " + elements);
+            throw new IllegalArgumentException(
+                    "logits chunk: 0 (one piece) or a positive number of elements, got " + elements);
         }
         this.logitsChunkElements = elements;
     }
@@ -859,7 +937,8 @@ public final class CausalLm implements AutoCloseable {
         if (block instanceof CausalLmBlock native_) {
             return native_;
         }
-        throw new UnsupportedOperationException(source + ": TorchScript models have no KV cache, hidden states or HF saving");
+        throw new UnsupportedOperationException(
+                source + ": TorchScript models have no KV cache, hidden states or HF saving");
     }
 
     /**
@@ -894,7 +973,11 @@ public final class CausalLm implements AutoCloseable {
     public void writeTo(Path dir, Path tokenizerFrom, long maxShardBytes) throws IOException {
         CausalLmBlock native_ = nativeBlock();
         if (native_.hasAdapters() && viewOf == null) {
-            PeftAdapter.write(native_, lora, dir, source == null ? null : source.toAbsolutePath().normalize().toString());
+            PeftAdapter.write(
+                    native_,
+                    lora,
+                    dir,
+                    source == null ? null : source.toAbsolutePath().normalize().toString());
             copyTokenizerFiles(tokenizerFrom, dir);
             return;
         }
@@ -909,7 +992,8 @@ public final class CausalLm implements AutoCloseable {
             tensors.put(e.getKey(), a);
         }
         try {
-            Files.writeString(dir.resolve("config.json"),
+            Files.writeString(
+                    dir.resolve("config.json"),
                     JSON.writerWithDefaultPrettyPrinter().writeValueAsString(config.toJsonForFloat32()) + "\n");
             SafetensorsWriter.writeCheckpoint(dir, tensors, maxShardBytes);
             copyTokenizerFiles(tokenizerFrom, dir);

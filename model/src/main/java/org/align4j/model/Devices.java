@@ -31,9 +31,11 @@ public final class Devices {
         try {
             engine = Engine.getEngine("PyTorch");
         } catch (RuntimeException e) {
-            throw new IllegalArgumentException("device: cannot load the PyTorch engine for '" + name + "' (" + e.getMessage() + "); without the "
-                    + "CPU jar DJL downloads a CUDA libtorch at first use, which needs the internet: point PYTORCH_LIBRARY_PATH at a CUDA "
-                    + "libtorch 2.7.1 lib/ folder instead", e);
+            throw new IllegalArgumentException(
+                    "device: cannot load the PyTorch engine for '" + name + "' (" + e.getMessage() + "); without the "
+                            + "CPU jar DJL downloads a CUDA libtorch at first use, which needs the internet: point PYTORCH_LIBRARY_PATH at a CUDA "
+                            + "libtorch 2.7.1 lib/ folder instead",
+                    e);
         }
         int gpus = engine.getGpuCount();
         if (gpus <= id) {

@@ -38,7 +38,8 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @return sum, mean and count per row
      */
     public static LogProbs of(NDArray logits, NDArray ids, NDArray completionMask) {
-        return score(logits, UnaryOperator.identity(), LogProbs::tokenLogProbs, null, ids, completionMask, Long.MAX_VALUE);
+        return score(
+                logits, UnaryOperator.identity(), LogProbs::tokenLogProbs, null, ids, completionMask, Long.MAX_VALUE);
     }
 
     /**
@@ -52,7 +53,8 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @param completionMask [B, T], 1 on the tokens to score; position 0 is never scored
      * @return sum, mean and count per row
      */
-    public static LogProbs fromHidden(NDArray hidden, java.util.function.UnaryOperator<NDArray> head, NDArray ids, NDArray completionMask) {
+    public static LogProbs fromHidden(
+            NDArray hidden, UnaryOperator<NDArray> head, NDArray ids, NDArray completionMask) {
         return fromHidden(hidden, head, LogProbs::tokenLogProbs, ids, completionMask);
     }
 
@@ -67,8 +69,12 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @param completionMask [B, T]
      * @return sum, mean and count per row
      */
-    public static LogProbs fromHidden(NDArray hidden, java.util.function.UnaryOperator<NDArray> head,
-            java.util.function.BinaryOperator<NDArray> tokenLogProbs, NDArray ids, NDArray completionMask) {
+    public static LogProbs fromHidden(
+            NDArray hidden,
+            UnaryOperator<NDArray> head,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray ids,
+            NDArray completionMask) {
         return fromHidden(hidden, head, tokenLogProbs, ids, completionMask, Long.MAX_VALUE);
     }
 
@@ -85,8 +91,13 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @param chunkPositions positions per chunk, at least 1 ({@code Long.MAX_VALUE}: one piece)
      * @return sum, mean and count per row
      */
-    public static LogProbs fromHidden(NDArray hidden, UnaryOperator<NDArray> head, BinaryOperator<NDArray> tokenLogProbs, NDArray ids,
-            NDArray completionMask, long chunkPositions) {
+    public static LogProbs fromHidden(
+            NDArray hidden,
+            UnaryOperator<NDArray> head,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray ids,
+            NDArray completionMask,
+            long chunkPositions) {
         if (chunkPositions < 1) {
             throw new IllegalArgumentException("chunkPositions: at least 1, got " + chunkPositions);
         }
@@ -110,8 +121,14 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @param chunkPositions positions per chunk, at least 1
      * @return sum, mean and count per row
      */
-    public static LogProbs fromHiddenFrozenHead(NDArray hidden, UnaryOperator<NDArray> head, NDArray headWeight,
-            BinaryOperator<NDArray> tokenLogProbs, NDArray ids, NDArray completionMask, long chunkPositions) {
+    public static LogProbs fromHiddenFrozenHead(
+            NDArray hidden,
+            UnaryOperator<NDArray> head,
+            NDArray headWeight,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray ids,
+            NDArray completionMask,
+            long chunkPositions) {
         if (chunkPositions < 1) {
             throw new IllegalArgumentException("chunkPositions: at least 1, got " + chunkPositions);
         }
@@ -127,7 +144,9 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @return positions per chunk
      */
     public static long chunkPositions(long chunkElements, long vocab) {
-        return chunkElements <= 0 || chunkElements == Long.MAX_VALUE ? Long.MAX_VALUE : Math.max(1, chunkElements / vocab);
+        return chunkElements <= 0 || chunkElements == Long.MAX_VALUE
+                ? Long.MAX_VALUE
+                : Math.max(1, chunkElements / vocab);
     }
 
     /**
@@ -135,8 +154,14 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * map them to logits and score the targets (chunk by chunk above {@code chunk} positions), and sum
      * each row's tokens with a [B, N] one-hot matmul.
      */
-    private static LogProbs score(NDArray perPosition, UnaryOperator<NDArray> toLogits, BinaryOperator<NDArray> tokenLogProbs,
-            NDArray frozenHead, NDArray ids, NDArray completionMask, long chunk) {
+    private static LogProbs score(
+            NDArray perPosition,
+            UnaryOperator<NDArray> toLogits,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray frozenHead,
+            NDArray ids,
+            NDArray completionMask,
+            long chunk) {
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
         long x = perPosition.getShape().get(2);
@@ -158,7 +183,8 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
                 try (NDManager scope = owner.newSubManager()) {
                     NDArray rows = selected.get(range);
                     rows.attach(scope);
-                    NDArray part = frozenHead == null ? tokenLogProbs.apply(toLogits.apply(rows), targets.get(range))
+                    NDArray part = frozenHead == null
+                            ? tokenLogProbs.apply(toLogits.apply(rows), targets.get(range))
                             : frozenHeadLogProbs(rows, toLogits, tokenLogProbs, frozenHead, targets.get(range), scope);
                     part.attach(owner);
                     parts.add(part);
@@ -167,7 +193,8 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             // NDArrays.concat of a single array returns a copy cut from autograd
             perToken = parts.size() == 1 ? parts.head() : NDArrays.concat(parts);
         }
-        NDArray rowIds = perPosition.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
+        NDArray rowIds =
+                perPosition.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
         NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
         NDArray owner = rowIds.eq(rowOfToken.reshape(1, -1)).toType(DataType.FLOAT32, false);
         NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);
@@ -179,8 +206,13 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * One chunk's log-probs with a frozen head: the value without a graph, plus h·g − stop(h·g) (zero in
      * value) whose gradient with respect to h is g = W[target] − softmax(W·h)·W.
      */
-    private static NDArray frozenHeadLogProbs(NDArray rows, UnaryOperator<NDArray> toLogits, BinaryOperator<NDArray> tokenLogProbs,
-            NDArray weight, NDArray targets, NDManager scope) {
+    private static NDArray frozenHeadLogProbs(
+            NDArray rows,
+            UnaryOperator<NDArray> toLogits,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray weight,
+            NDArray targets,
+            NDManager scope) {
         NDArray logits = toLogits.apply(rows.stopGradient());
         NDArray value = tokenLogProbs.apply(logits, targets).stopGradient();
         NDArray targetRows = weight.get(targets);

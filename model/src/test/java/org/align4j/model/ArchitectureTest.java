@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -17,6 +18,7 @@ import org.align4j.model.config.ModelConfig;
 import org.align4j.model.config.RopeConfig;
 import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.generate.Generator;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -28,7 +30,9 @@ class ArchitectureTest {
     Path tmp;
 
     static ObjectNode llamaJson(String type) {
-        return ModelConfig.newLlama(type, 50, 32, 2, 4, 2, 48, 64, false, 0, 1, 2).raw().deepCopy();
+        return ModelConfig.newLlama(type, 50, 32, 2, 4, 2, 48, 64, false, 0, 1, 2)
+                .raw()
+                .deepCopy();
     }
 
     @Test
@@ -36,7 +40,10 @@ class ArchitectureTest {
         ObjectNode c = llamaJson("llama");
         c.put("rope_theta", 500000.0);
         ObjectNode s = c.putObject("rope_scaling");
-        s.put("rope_type", "llama3").put("factor", 8.0).put("low_freq_factor", 1.0).put("high_freq_factor", 4.0)
+        s.put("rope_type", "llama3")
+                .put("factor", 8.0)
+                .put("low_freq_factor", 1.0)
+                .put("high_freq_factor", 4.0)
                 .put("original_max_position_embeddings", 8192);
         RopeConfig rope = ModelConfig.fromJson(c, null).rope();
         assertThat(rope.type()).isEqualTo("llama3");
@@ -48,7 +55,7 @@ class ArchitectureTest {
             if (wavelen < 2048) {
                 assertThat(scaled[i]).isEqualTo(plain[i]);
             } else if (wavelen > 8192) {
-                assertThat((double) scaled[i]).isCloseTo(plain[i] / 8.0, org.assertj.core.data.Offset.offset(1e-12));
+                assertThat((double) scaled[i]).isCloseTo(plain[i] / 8.0, Offset.offset(1e-12));
             } else {
                 assertThat(scaled[i]).isBetween(plain[i] / 8f, plain[i]);
             }
@@ -59,7 +66,10 @@ class ArchitectureTest {
     void transformers5RopeParametersAreRead() {
         ObjectNode c = llamaJson("llama");
         c.remove("rope_theta");
-        c.putObject("rope_parameters").put("rope_theta", 1234.0).put("rope_type", "linear").put("factor", 2.0);
+        c.putObject("rope_parameters")
+                .put("rope_theta", 1234.0)
+                .put("rope_type", "linear")
+                .put("factor", 2.0);
         RopeConfig rope = ModelConfig.fromJson(c, null).rope();
         assertThat(rope.theta()).isEqualTo(1234.0);
         assertThat(rope.inverseFrequencies(8)[0]).isEqualTo(0.5f);
@@ -72,10 +82,23 @@ class ArchitectureTest {
         ModelConfig cfg = ModelConfig.fromJson(c, null);
         try (CausalLm lm = CausalLm.create(cfg, Device.cpu(), 1);
                 NDManager m = NDManager.newBaseManager(Device.cpu())) {
-            assertThat(lm.parameters()).containsKeys("model.layers.0.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight");
-            assertThat(lm.parameters().get("model.layers.0.self_attn.q_proj.weight").getArray().getShape()).isEqualTo(new Shape(96, 32));
-            assertThat(lm.parameters().get("model.layers.0.self_attn.k_proj.weight").getArray().getShape()).isEqualTo(new Shape(48, 32));
-            assertThat(lm.parameters().get("model.layers.0.self_attn.o_proj.weight").getArray().getShape()).isEqualTo(new Shape(32, 96));
+            assertThat(lm.parameters())
+                    .containsKeys("model.layers.0.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight");
+            assertThat(lm.parameters()
+                            .get("model.layers.0.self_attn.q_proj.weight")
+                            .getArray()
+                            .getShape())
+                    .isEqualTo(new Shape(96, 32));
+            assertThat(lm.parameters()
+                            .get("model.layers.0.self_attn.k_proj.weight")
+                            .getArray()
+                            .getShape())
+                    .isEqualTo(new Shape(48, 32));
+            assertThat(lm.parameters()
+                            .get("model.layers.0.self_attn.o_proj.weight")
+                            .getArray()
+                            .getShape())
+                    .isEqualTo(new Shape(32, 96));
             NDArray ids = m.create(new long[] {5, 6, 7, 8}, new Shape(1, 4));
             assertThat(lm.logits(ids, ids.onesLike(), false).getShape()).isEqualTo(new Shape(1, 4, 50));
         }
@@ -86,9 +109,16 @@ class ArchitectureTest {
         ObjectNode c = llamaJson("llama");
         c.put("num_key_value_heads", 1);
         try (CausalLm lm = CausalLm.create(ModelConfig.fromJson(c, null), Device.cpu(), 1)) {
-            int[] out = new Generator(lm, 2, List.of(1)).generate(List.of(new int[] {3, 4, 5}), GenerationConfig.greedy(5).withStopAtEos(false)).get(0);
+            int[] out = new Generator(lm, 2, List.of(1))
+                    .generate(
+                            List.of(new int[] {3, 4, 5}),
+                            GenerationConfig.greedy(5).withStopAtEos(false))
+                    .get(0);
             int[] noCache = new Generator(lm, 2, List.of(1))
-                    .generate(List.of(new int[] {3, 4, 5}), GenerationConfig.greedy(5).withStopAtEos(false).withCache(false)).get(0);
+                    .generate(
+                            List.of(new int[] {3, 4, 5}),
+                            GenerationConfig.greedy(5).withStopAtEos(false).withCache(false))
+                    .get(0);
             assertThat(out).hasSize(5).containsExactly(noCache);
         }
     }
@@ -103,11 +133,13 @@ class ArchitectureTest {
             long[] a = {5, 6, 7, 8, 9, 10, 11, 12};
             long[] b = a.clone();
             b[0] = 40;
-            NDArray la = lm.logits(m.create(a, new Shape(1, 8)), m.ones(new Shape(1, 8), ai.djl.ndarray.types.DataType.INT64), false);
-            NDArray lb = lm.logits(m.create(b, new Shape(1, 8)), m.ones(new Shape(1, 8), ai.djl.ndarray.types.DataType.INT64), false);
+            NDArray la = lm.logits(m.create(a, new Shape(1, 8)), m.ones(new Shape(1, 8), DataType.INT64), false);
+            NDArray lb = lm.logits(m.create(b, new Shape(1, 8)), m.ones(new Shape(1, 8), DataType.INT64), false);
             // two layers of window 3 see 2·(3−1) = 4 tokens back: position 5 onwards cannot see token 0
-            assertThat(la.get(":, 5:, :").sub(lb.get(":, 5:, :")).abs().max().getFloat()).isEqualTo(0f);
-            assertThat(la.get(":, 1:5, :").sub(lb.get(":, 1:5, :")).abs().max().getFloat()).isGreaterThan(0f);
+            assertThat(la.get(":, 5:, :").sub(lb.get(":, 5:, :")).abs().max().getFloat())
+                    .isEqualTo(0f);
+            assertThat(la.get(":, 1:5, :").sub(lb.get(":, 1:5, :")).abs().max().getFloat())
+                    .isGreaterThan(0f);
         }
     }
 
@@ -120,10 +152,24 @@ class ArchitectureTest {
             assertThat(wte.getShape()).isEqualTo(new Shape(300, 64));
             float std = wte.sub(wte.mean()).square().mean().sqrt().getFloat();
             assertThat(std).isBetween(0.018f, 0.022f);
-            float projStd = lm.parameters().get("transformer.h.0.attn.c_proj.weight").getArray().square().mean().sqrt().getFloat();
+            float projStd = lm.parameters()
+                    .get("transformer.h.0.attn.c_proj.weight")
+                    .getArray()
+                    .square()
+                    .mean()
+                    .sqrt()
+                    .getFloat();
             assertThat(projStd).isBetween(0.008f, 0.012f); // 0.02 / sqrt(2 * layers)
-            assertThat(lm.parameters().get("transformer.h.0.ln_1.weight").getArray().toFloatArray()).containsOnly(1f);
-            assertThat(lm.parameters().get("transformer.h.0.attn.c_attn.bias").getArray().toFloatArray()).containsOnly(0f);
+            assertThat(lm.parameters()
+                            .get("transformer.h.0.ln_1.weight")
+                            .getArray()
+                            .toFloatArray())
+                    .containsOnly(1f);
+            assertThat(lm.parameters()
+                            .get("transformer.h.0.attn.c_attn.bias")
+                            .getArray()
+                            .toFloatArray())
+                    .containsOnly(0f);
             lm.save(out, null);
             try (CausalLm back = CausalLm.load(out, Device.cpu())) {
                 CheckpointIoTest.assertSameWeights(lm, back);
@@ -135,12 +181,18 @@ class ArchitectureTest {
     void badValuesInConfigsAreNamed() {
         ObjectNode c = llamaJson("llama");
         c.put("num_key_value_heads", 3);
-        assertThatThrownBy(() -> ModelConfig.fromJson(c, null)).isInstanceOf(ConfigException.class).hasMessageContaining("num_key_value_heads");
+        assertThatThrownBy(() -> ModelConfig.fromJson(c, null))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("num_key_value_heads");
         ObjectNode d = llamaJson("llama");
         d.put("hidden_act", "tanhshrink");
-        assertThatThrownBy(() -> ModelConfig.fromJson(d, null)).hasMessageContaining("hidden_act").hasMessageContaining("tanhshrink");
+        assertThatThrownBy(() -> ModelConfig.fromJson(d, null))
+                .hasMessageContaining("hidden_act")
+                .hasMessageContaining("tanhshrink");
         ObjectNode e = llamaJson("llama");
         e.put("vocab_size", "big");
-        assertThatThrownBy(() -> ModelConfig.fromJson(e, null)).hasMessageContaining("vocab_size").hasMessageContaining("integer");
+        assertThatThrownBy(() -> ModelConfig.fromJson(e, null))
+                .hasMessageContaining("vocab_size")
+                .hasMessageContaining("integer");
     }
 }

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -46,7 +47,8 @@ class CheckpointIoTest {
     }
 
     static void assertSameWeights(CausalLm a, CausalLm b) {
-        assertThat(b.parameters().keySet()).containsExactlyElementsOf(a.parameters().keySet());
+        assertThat(b.parameters().keySet())
+                .containsExactlyElementsOf(a.parameters().keySet());
         for (Map.Entry<String, Parameter> e : a.parameters().entrySet()) {
             NDArray x = e.getValue().getArray();
             NDArray y = b.parameters().get(e.getKey()).getArray();
@@ -80,7 +82,8 @@ class CheckpointIoTest {
             lm.save(out, null);
         }
         byte[] bytes = Files.readAllBytes(out.resolve("model.safetensors"));
-        long headerLen = ByteBuffer.wrap(bytes, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+        long headerLen =
+                ByteBuffer.wrap(bytes, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
         assertThat(headerLen % 8).isZero();
         String header = new String(bytes, 8, (int) headerLen, StandardCharsets.UTF_8);
         assertThat(header).startsWith("{\"__metadata__\":{\"format\":\"pt\"}");
@@ -111,10 +114,12 @@ class CheckpointIoTest {
         Path out = tmp.resolve("sharded");
         try (CausalLm lm = CausalLm.load(Fixtures.model("llama-tiny"), Device.cpu())) {
             lm.save(out, null, 100_000);
-            JsonNode index = JSON.readTree(out.resolve("model.safetensors.index.json").toFile());
+            JsonNode index =
+                    JSON.readTree(out.resolve("model.safetensors.index.json").toFile());
             assertThat(index.get("weight_map").size()).isEqualTo(lm.parameters().size());
             try (Stream<Path> files = Files.list(out)) {
-                assertThat(files.filter(p -> p.getFileName().toString().matches("model-\\d{5}-of-\\d{5}\\.safetensors")).count())
+                assertThat(files.filter(p -> p.getFileName().toString().matches("model-\\d{5}-of-\\d{5}\\.safetensors"))
+                                .count())
                         .isGreaterThan(2);
             }
             try (CausalLm back = CausalLm.load(out, Device.cpu())) {
@@ -130,14 +135,16 @@ class CheckpointIoTest {
                 NDManager m = NDManager.newBaseManager(Device.cpu())) {
             Map<String, NDArray> ref = Fixtures.reference(name, m);
             NDArray logits = lm.logits(ref.get("input_ids"), ref.get("attention_mask"), false);
-            assertThat(HfParityTest.maxAbsOnValid(logits, ref.get("logits"), ref.get("attention_mask"))).isLessThan(1e-4);
+            assertThat(HfParityTest.maxAbsOnValid(logits, ref.get("logits"), ref.get("attention_mask")))
+                    .isLessThan(1e-4);
         }
     }
 
     /** Writes a one-tensor safetensors file by hand. */
-    static void writeSafetensors(Path file, String dtype, long[] shape, byte[] data, long claimedBytes) throws IOException {
-        String header = "{\"w\":{\"dtype\":\"" + dtype + "\",\"shape\":" + Arrays.toString(shape).replace(" ", "")
-                + ",\"data_offsets\":[0," + claimedBytes + "]}}";
+    static void writeSafetensors(Path file, String dtype, long[] shape, byte[] data, long claimedBytes)
+            throws IOException {
+        String header = "{\"w\":{\"dtype\":\"" + dtype + "\",\"shape\":"
+                + Arrays.toString(shape).replace(" ", "") + ",\"data_offsets\":[0," + claimedBytes + "]}}";
         byte[] h = header.getBytes(StandardCharsets.UTF_8);
         ByteBuffer buf = ByteBuffer.allocate(8 + h.length + data.length).order(ByteOrder.LITTLE_ENDIAN);
         buf.putLong(h.length).put(h).put(data);
@@ -163,7 +170,7 @@ class CheckpointIoTest {
                 SafetensorsFile fb = SafetensorsFile.open(b);
                 SafetensorsFile fh = SafetensorsFile.open(h)) {
             NDArray wb = fb.read("w", m);
-            assertThat(wb.getDataType()).isEqualTo(ai.djl.ndarray.types.DataType.FLOAT32);
+            assertThat(wb.getDataType()).isEqualTo(DataType.FLOAT32);
             assertThat(wb.getShape().getShape()).containsExactly(2, 3);
             assertThat(wb.toFloatArray()).containsExactly(values);
             assertThat(fh.read("w", m).toFloatArray()).containsExactly(values);
@@ -193,7 +200,10 @@ class CheckpointIoTest {
                 .hasMessageContaining("tensor 'w'")
                 .hasMessageContaining("needs 16");
         Path g = tmp.resolve("huge-header.safetensors");
-        ByteBuffer buf = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(1 << 20).putLong(0);
+        ByteBuffer buf = ByteBuffer.allocate(16)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putLong(1 << 20)
+                .putLong(0);
         Files.write(g, buf.array());
         assertThatThrownBy(() -> SafetensorsFile.open(g))
                 .isInstanceOf(CheckpointException.class)
@@ -251,7 +261,9 @@ class CheckpointIoTest {
         c.put("use_sliding_window", false);
         ((ObjectNode) c.get("rope_parameters")).put("rope_type", "yarn");
         writeConfig(dir, c);
-        assertThatThrownBy(() -> CausalLm.load(dir, Device.cpu())).hasMessageContaining("yarn").hasMessageContaining("rope_type");
+        assertThatThrownBy(() -> CausalLm.load(dir, Device.cpu()))
+                .hasMessageContaining("yarn")
+                .hasMessageContaining("rope_type");
     }
 
     @Test
@@ -279,10 +291,12 @@ class CheckpointIoTest {
         writeConfig(dir, c);
         try (CausalLm lm = CausalLm.load(dir, Device.cpu());
                 NDManager m = NDManager.newBaseManager(Device.cpu())) {
-            assertThat(lm.config().rope().theta()).isEqualTo(rope.get("rope_theta").asDouble());
+            assertThat(lm.config().rope().theta())
+                    .isEqualTo(rope.get("rope_theta").asDouble());
             Map<String, NDArray> ref = Fixtures.reference(name, m);
             NDArray logits = lm.logits(ref.get("input_ids"), ref.get("attention_mask"), false);
-            assertThat(HfParityTest.maxAbsOnValid(logits, ref.get("logits"), ref.get("attention_mask"))).isLessThan(1e-4);
+            assertThat(HfParityTest.maxAbsOnValid(logits, ref.get("logits"), ref.get("attention_mask")))
+                    .isLessThan(1e-4);
         }
     }
 }

@@ -9,7 +9,9 @@ import java.io.UncheckedIOException;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import org.align4j.model.io.SafetensorsFile;
 
@@ -38,7 +40,8 @@ public final class Fixtures {
                 return candidate;
             }
         }
-        throw new IllegalStateException("hf-tiny fixtures not found from " + Path.of("").toAbsolutePath());
+        throw new IllegalStateException(
+                "hf-tiny fixtures not found from " + Path.of("").toAbsolutePath());
     }
 
     /**
@@ -100,10 +103,10 @@ public final class Fixtures {
     }
 
     /** @return the parsed lines of prefs.jsonl */
-    public static java.util.List<JsonNode> prefs() {
+    public static List<JsonNode> prefs() {
         try {
             ObjectMapper json = new ObjectMapper();
-            java.util.List<JsonNode> out = new java.util.ArrayList<>();
+            List<JsonNode> out = new ArrayList<>();
             for (String line : Files.readAllLines(root().resolve("prefs.jsonl"))) {
                 if (!line.isBlank()) {
                     out.add(json.readTree(line));

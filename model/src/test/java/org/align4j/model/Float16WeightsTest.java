@@ -9,6 +9,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
 import java.util.Map;
 import org.align4j.model.nn.Compute;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -35,16 +36,20 @@ class Float16WeightsTest {
                 r.close();
             }
             Map<String, NDArray> ref = Fixtures.reference(kind, m);
-            LogProbs a = half.completionLogProbs(ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), false);
-            LogProbs b = rounded.completionLogProbs(ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), false);
+            LogProbs a = half.completionLogProbs(
+                    ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), false);
+            LogProbs b = rounded.completionLogProbs(
+                    ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), false);
             float[] got = a.sum().toFloatArray();
             float[] want = b.sum().toFloatArray();
             float[] transformers = ref.get("policy_logps").toFloatArray();
             for (int i = 0; i < got.length; i++) {
-                assertThat((double) got[i]).as("row %d against the fp16-rounded fp32 model", i)
-                        .isCloseTo(want[i], org.assertj.core.data.Offset.offset(1e-5 * Math.abs(want[i])));
-                assertThat((double) got[i]).as("row %d against transformers' fp32", i)
-                        .isCloseTo(transformers[i], org.assertj.core.data.Offset.offset(1e-2 * Math.abs(transformers[i])));
+                assertThat((double) got[i])
+                        .as("row %d against the fp16-rounded fp32 model", i)
+                        .isCloseTo(want[i], Offset.offset(1e-5 * Math.abs(want[i])));
+                assertThat((double) got[i])
+                        .as("row %d against transformers' fp32", i)
+                        .isCloseTo(transformers[i], Offset.offset(1e-2 * Math.abs(transformers[i])));
             }
         }
     }

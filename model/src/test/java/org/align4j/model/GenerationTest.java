@@ -4,10 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.generate.Generator;
+import org.align4j.model.tokenizer.TextTokenizer;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -35,24 +40,26 @@ class GenerationTest {
     }
 
     @Test
-    void generationConfigStopIdsWinAndAListStopsAtAnyOfThem(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    void generationConfigStopIdsWinAndAListStopsAtAnyOfThem(@TempDir Path dir) throws Exception {
         JsonNode ref = Fixtures.referenceJson("llama-tiny");
         int[] prompt = ints(ref.get("chat_template_ids"));
         int[] greedy = ints(ref.get("greedy_new_tokens"));
         int stop = greedy[3]; // transformers' 4th greedy token, not seen earlier in the continuation
-        assertThat(java.util.Arrays.stream(greedy, 0, 3).noneMatch(t -> t == stop)).isTrue();
-        try (var files = java.nio.file.Files.list(Fixtures.model("llama-tiny"))) {
-            for (java.nio.file.Path f : files.toList()) {
-                java.nio.file.Files.copy(f, dir.resolve(f.getFileName()));
+        assertThat(Arrays.stream(greedy, 0, 3).noneMatch(t -> t == stop)).isTrue();
+        try (var files = Files.list(Fixtures.model("llama-tiny"))) {
+            for (Path f : files.toList()) {
+                Files.copy(f, dir.resolve(f.getFileName()));
             }
         }
-        java.nio.file.Files.writeString(dir.resolve("generation_config.json"), "{\"eos_token_id\": [2, " + stop + "]}");
-        try (org.align4j.model.tokenizer.TextTokenizer tk = org.align4j.model.tokenizer.TextTokenizer.load(dir);
+        Files.writeString(dir.resolve("generation_config.json"), "{\"eos_token_id\": [2, " + stop + "]}");
+        try (TextTokenizer tk = TextTokenizer.load(dir);
                 CausalLm lm = CausalLm.load(dir, Device.cpu())) {
             assertThat(tk.eosIds()).containsExactly(2, stop);
             assertThat(tk.eosId()).isEqualTo(2); // what plain completions end with stays the tokenizer's eos
-            int[] out = new Generator(lm, tk.padId(), tk.eosIds()).generate(List.of(prompt), GenerationConfig.greedy(greedy.length)).get(0);
-            assertThat(out).containsExactly(java.util.Arrays.copyOf(greedy, 4));
+            int[] out = new Generator(lm, tk.padId(), tk.eosIds())
+                    .generate(List.of(prompt), GenerationConfig.greedy(greedy.length))
+                    .get(0);
+            assertThat(out).containsExactly(Arrays.copyOf(greedy, 4));
         }
     }
 
@@ -69,7 +76,9 @@ class GenerationTest {
             List<int[]> batch = g.generate(List.of(longPrompt, shortPrompt), cfg);
             assertThat(batch.get(0)).containsExactly(aloneLong);
             assertThat(batch.get(1)).containsExactly(aloneShort);
-            assertThat(g.generate(List.of(longPrompt, shortPrompt), cfg.withCache(false)).get(1)).containsExactly(aloneShort);
+            assertThat(g.generate(List.of(longPrompt, shortPrompt), cfg.withCache(false))
+                            .get(1))
+                    .containsExactly(aloneShort);
         }
     }
 
@@ -84,10 +93,14 @@ class GenerationTest {
             assertThat(g.generate(List.of(prompt), a.withCache(false)).get(0)).containsExactly(first);
             GenerationConfig other = GenerationConfig.sample(16, 1.5, 0, 1.0, 8).withStopAtEos(false);
             assertThat(g.generate(List.of(prompt), other).get(0)).isNotEqualTo(first);
-            int[] greedy = g.generate(List.of(prompt), GenerationConfig.greedy(16).withStopAtEos(false)).get(0);
-            GenerationConfig topOne = GenerationConfig.sample(16, 1.0, 1, 1.0, 3).withStopAtEos(false);
+            int[] greedy = g.generate(
+                            List.of(prompt), GenerationConfig.greedy(16).withStopAtEos(false))
+                    .get(0);
+            GenerationConfig topOne =
+                    GenerationConfig.sample(16, 1.0, 1, 1.0, 3).withStopAtEos(false);
             assertThat(g.generate(List.of(prompt), topOne).get(0)).containsExactly(greedy);
-            GenerationConfig tinyP = GenerationConfig.sample(16, 1.0, 0, 1e-6, 3).withStopAtEos(false);
+            GenerationConfig tinyP =
+                    GenerationConfig.sample(16, 1.0, 0, 1e-6, 3).withStopAtEos(false);
             assertThat(g.generate(List.of(prompt), tinyP).get(0)).containsExactly(greedy);
         }
     }
@@ -96,14 +109,18 @@ class GenerationTest {
     void stopsAtEos() {
         int[] prompt = ints(Fixtures.referenceJson("gpt2-tiny").get("chat_template_ids"));
         try (CausalLm lm = CausalLm.load(Fixtures.model("gpt2-tiny"), Device.cpu())) {
-            int[] free = new Generator(lm, 3, List.of(2)).generate(List.of(prompt), GenerationConfig.greedy(12).withStopAtEos(false)).get(0);
+            int[] free = new Generator(lm, 3, List.of(2))
+                    .generate(List.of(prompt), GenerationConfig.greedy(12).withStopAtEos(false))
+                    .get(0);
             // declare the third generated token an eos: generation must end right after it
-            int[] stopped = new Generator(lm, 3, List.of(free[2])).generate(List.of(prompt), GenerationConfig.greedy(12)).get(0);
+            int[] stopped = new Generator(lm, 3, List.of(free[2]))
+                    .generate(List.of(prompt), GenerationConfig.greedy(12))
+                    .get(0);
             int firstHit = 0;
             while (free[firstHit] != free[2]) {
                 firstHit++;
             }
-            assertThat(stopped).hasSize(firstHit + 1).containsExactly(java.util.Arrays.copyOf(free, firstHit + 1));
+            assertThat(stopped).hasSize(firstHit + 1).containsExactly(Arrays.copyOf(free, firstHit + 1));
         }
     }
 }

@@ -59,7 +59,8 @@ class HfParityTest {
             assertRelClose(p.mean(), ref.get("policy_logps_mean"), "policy_logps_mean");
             assertRelClose(r.sum(), ref.get("reference_logps"), "reference_logps");
             assertRelClose(r.mean(), ref.get("reference_logps_mean"), "reference_logps_mean");
-            assertThat(p.tokens().toFloatArray()).containsExactly(ref.get("completion_tokens").toFloatArray());
+            assertThat(p.tokens().toFloatArray())
+                    .containsExactly(ref.get("completion_tokens").toFloatArray());
         }
     }
 

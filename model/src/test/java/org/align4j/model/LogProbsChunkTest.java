@@ -10,7 +10,10 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.training.GradientCollector;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import org.align4j.model.nn.CausalLmBlock;
 import org.align4j.model.nn.Compute;
+import org.assertj.core.data.Offset;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -29,7 +32,11 @@ class LogProbsChunkTest {
             Map<String, NDArray> ref = Fixtures.reference(kind, m);
             LogProbs lp;
             try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
-                lp = lm.completionLogProbs(ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), true);
+                lp = lm.completionLogProbs(
+                        ref.get("pref_input_ids"),
+                        ref.get("pref_attention_mask"),
+                        ref.get("pref_completion_mask"),
+                        true);
                 // weights per row, so that rows' gradients do not simply add up
                 NDArray w = m.create(new float[] {1, -2, 3, -4, 5, -6, 7, -8});
                 gc.backward(lp.sum().mul(w).sum().add(lp.mean().sum()));
@@ -45,7 +52,14 @@ class LogProbsChunkTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2-tiny:eager:full", "llama-tiny:sdpa:full", "qwen2-tiny:sdpa:full", "llama-tiny:sdpa:lora", "gpt2-tiny:sdpa:lora"})
+    @ValueSource(
+            strings = {
+                "gpt2-tiny:eager:full",
+                "llama-tiny:sdpa:full",
+                "qwen2-tiny:sdpa:full",
+                "llama-tiny:sdpa:lora",
+                "gpt2-tiny:sdpa:lora"
+            })
     void chunkedLogProbsEqualUnchunkedValuesAndGradients(String spec) {
         String[] s = spec.split(":");
         boolean lora = "lora".equals(s[2]);
@@ -54,12 +68,15 @@ class LogProbsChunkTest {
             // the fixture's vocabulary has 600 tokens; its batch predicts about a hundred completion tokens
             Result chunked = run(s[0], s[1], lora, positions * 600);
             for (int i = 0; i < whole.sum().length; i++) {
-                assertThat((double) chunked.sum()[i]).as("sum[%d], %d per chunk", i, positions)
-                        .isCloseTo(whole.sum()[i], org.assertj.core.data.Offset.offset(1e-6 * Math.abs(whole.sum()[i])));
-                assertThat((double) chunked.mean()[i]).as("mean[%d]", i)
-                        .isCloseTo(whole.mean()[i], org.assertj.core.data.Offset.offset(1e-6 * Math.abs(whole.mean()[i])));
+                assertThat((double) chunked.sum()[i])
+                        .as("sum[%d], %d per chunk", i, positions)
+                        .isCloseTo(whole.sum()[i], Offset.offset(1e-6 * Math.abs(whole.sum()[i])));
+                assertThat((double) chunked.mean()[i])
+                        .as("mean[%d]", i)
+                        .isCloseTo(whole.mean()[i], Offset.offset(1e-6 * Math.abs(whole.mean()[i])));
             }
-            assertThat(chunked.gradients().keySet()).containsExactlyElementsOf(whole.gradients().keySet());
+            assertThat(chunked.gradients().keySet())
+                    .containsExactlyElementsOf(whole.gradients().keySet());
             whole.gradients().forEach((name, g) -> {
                 float[] c = chunked.gradients().get(name);
                 double largest = 0;
@@ -69,7 +86,8 @@ class LogProbsChunkTest {
                     worst = Math.max(worst, Math.abs(g[i] - c[i]));
                 }
                 assertThat(largest).as("%s has a gradient", name).isGreaterThan(0);
-                assertThat(worst).as("%s: largest difference, %d per chunk (largest entry %s)", name, positions, largest)
+                assertThat(worst)
+                        .as("%s: largest difference, %d per chunk (largest entry %s)", name, positions, largest)
                         .isLessThanOrEqualTo(1e-5 * largest);
             });
         }
@@ -95,7 +113,9 @@ class LogProbsChunkTest {
                 worst = Math.max(worst, Math.abs(g[i] - f[i]));
             }
             assertThat(largest).as(name).isGreaterThan(0);
-            assertThat(worst).as("%s: largest difference (largest entry %s)", name, largest).isLessThanOrEqualTo(1e-5 * largest);
+            assertThat(worst)
+                    .as("%s: largest difference (largest entry %s)", name, largest)
+                    .isLessThanOrEqualTo(1e-5 * largest);
         });
     }
 
@@ -105,10 +125,14 @@ class LogProbsChunkTest {
             lm.setCompute(Compute.parse("sdpa", "fp32", Device.cpu()));
             lm.loadAdapter(Fixtures.lora("peft-written/" + kind));
             lm.setLogitsChunkElements(7 * 600);
-            ((org.align4j.model.nn.CausalLmBlock) lm.block()).headWeight().freeze(!trainableHead);
+            ((CausalLmBlock) lm.block()).headWeight().freeze(!trainableHead);
             Map<String, NDArray> ref = Fixtures.reference(kind, m);
             try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
-                LogProbs lp = lm.completionLogProbs(ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), true);
+                LogProbs lp = lm.completionLogProbs(
+                        ref.get("pref_input_ids"),
+                        ref.get("pref_attention_mask"),
+                        ref.get("pref_completion_mask"),
+                        true);
                 NDArray w = m.create(new float[] {1, -2, 3, -4, 5, -6, 7, -8});
                 gc.backward(lp.sum().mul(w).sum());
             }
@@ -122,9 +146,10 @@ class LogProbsChunkTest {
         }
     }
 
-    @org.junit.jupiter.api.Test
+    @Test
     void chunkSizesFollowTheVocabulary() {
-        assertThat(LogProbs.chunkPositions(LogProbs.DEFAULT_CHUNK_ELEMENTS, 151_936)).isEqualTo(110);
+        assertThat(LogProbs.chunkPositions(LogProbs.DEFAULT_CHUNK_ELEMENTS, 151_936))
+                .isEqualTo(110);
         assertThat(LogProbs.chunkPositions(10, 600)).isEqualTo(1);
         assertThat(LogProbs.chunkPositions(0, 600)).isEqualTo(Long.MAX_VALUE);
         try (CausalLm lm = CausalLm.load(Fixtures.model("gpt2-tiny"), Device.cpu())) {

@@ -50,10 +50,15 @@ class PaddingFreeTest {
     static void assertSame(Result padded, Result free) {
         assertThat(free.sum().length).isEqualTo(padded.sum().length);
         for (int i = 0; i < padded.sum().length; i++) {
-            assertThat((double) free.sum()[i]).as("sum[%d]", i).isCloseTo(padded.sum()[i], Offset.offset(1e-5 * Math.abs(padded.sum()[i]) + 1e-5));
-            assertThat((double) free.mean()[i]).as("mean[%d]", i).isCloseTo(padded.mean()[i], Offset.offset(1e-5 * Math.abs(padded.mean()[i]) + 1e-5));
+            assertThat((double) free.sum()[i])
+                    .as("sum[%d]", i)
+                    .isCloseTo(padded.sum()[i], Offset.offset(1e-5 * Math.abs(padded.sum()[i]) + 1e-5));
+            assertThat((double) free.mean()[i])
+                    .as("mean[%d]", i)
+                    .isCloseTo(padded.mean()[i], Offset.offset(1e-5 * Math.abs(padded.mean()[i]) + 1e-5));
         }
-        assertThat(free.grads().keySet()).containsExactlyElementsOf(padded.grads().keySet());
+        assertThat(free.grads().keySet())
+                .containsExactlyElementsOf(padded.grads().keySet());
         padded.grads().forEach((name, g) -> {
             float[] h = free.grads().get(name);
             double worst = 0;
@@ -62,12 +67,22 @@ class PaddingFreeTest {
                 worst = Math.max(worst, Math.abs(g[i] - h[i]));
                 largest = Math.max(largest, Math.abs(g[i]));
             }
-            assertThat(worst).as("largest gradient difference of %s (largest element %s)", name, largest).isLessThan(1e-5 * Math.max(1, largest));
+            assertThat(worst)
+                    .as("largest gradient difference of %s (largest element %s)", name, largest)
+                    .isLessThan(1e-5 * Math.max(1, largest));
         });
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2-tiny:eager", "gpt2-tiny:sdpa", "llama-tiny:eager", "llama-tiny:sdpa", "qwen2-tiny:eager", "qwen2-tiny:sdpa"})
+    @ValueSource(
+            strings = {
+                "gpt2-tiny:eager",
+                "gpt2-tiny:sdpa",
+                "llama-tiny:eager",
+                "llama-tiny:sdpa",
+                "qwen2-tiny:eager",
+                "qwen2-tiny:sdpa"
+            })
     void equalsThePaddedPassOnTheFixtures(String spec) {
         String[] s = spec.split(":");
         try (NDManager m = NDManager.newBaseManager(Device.cpu());
@@ -87,7 +102,9 @@ class PaddingFreeTest {
             // and both are transformers' numbers (made by HF on the padded batch)
             float[] hf = ref.get("policy_logps").toFloatArray();
             for (int i = 0; i < hf.length; i++) {
-                assertThat((double) free.sum()[i]).as("logps[%d] vs transformers", i).isCloseTo(hf[i], Offset.offset(1e-4 * Math.abs(hf[i]) + 1e-5));
+                assertThat((double) free.sum()[i])
+                        .as("logps[%d] vs transformers", i)
+                        .isCloseTo(hf[i], Offset.offset(1e-4 * Math.abs(hf[i]) + 1e-5));
             }
         }
     }
@@ -107,8 +124,21 @@ class PaddingFreeTest {
             c.put("scale_attn_by_inverse_layer_idx", true);
             cfg = ModelConfig.fromJson(c, null);
         } else {
-            ObjectNode c = ModelConfig.newLlama(variant.startsWith("llama") ? "llama" : variant.replace("-window", ""), 50, 32, 2, 4, 2, 48, 64,
-                    false, 0, 1, 2).raw().deepCopy();
+            ObjectNode c = ModelConfig.newLlama(
+                            variant.startsWith("llama") ? "llama" : variant.replace("-window", ""),
+                            50,
+                            32,
+                            2,
+                            4,
+                            2,
+                            48,
+                            64,
+                            false,
+                            0,
+                            1,
+                            2)
+                    .raw()
+                    .deepCopy();
             switch (variant) {
                 case "qwen3" -> c.put("head_dim", 24);
                 case "mistral-window" -> c.put("sliding_window", 3);
@@ -126,17 +156,20 @@ class PaddingFreeTest {
                     5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
                     20, 21, 22, 2, 2, 2, 2, 2, 2, 2,
                     30, 31, 32, 33, 34, 35, 2, 2, 2, 2,
-                    40, 41, 2, 2, 2, 2, 2, 2, 2, 2};
+                    40, 41, 2, 2, 2, 2, 2, 2, 2, 2
+                };
                 long[] att = {
                     1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                     1, 1, 1, 0, 0, 0, 0, 0, 0, 0,
                     1, 1, 1, 1, 1, 1, 0, 0, 0, 0,
-                    1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+                    1, 1, 0, 0, 0, 0, 0, 0, 0, 0
+                };
                 long[] comp = {
                     0, 0, 0, 1, 1, 1, 1, 1, 1, 1,
                     0, 1, 1, 0, 0, 0, 0, 0, 0, 0,
                     0, 0, 0, 1, 1, 1, 0, 0, 0, 0,
-                    0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+                    0, 1, 0, 0, 0, 0, 0, 0, 0, 0
+                };
                 Shape shape = new Shape(4, 10);
                 NDArray i = m.create(ids, shape);
                 NDArray am = m.create(att, shape);
@@ -154,11 +187,21 @@ class PaddingFreeTest {
             lm.setCompute(Compute.parse("sdpa", "fp32", Device.cpu()));
             lm.setTrainable(false);
             Map<String, NDArray> ref = Fixtures.reference("llama-tiny", m);
-            float[] padded = lm.completionLogProbs(ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), false)
-                    .sum().toFloatArray();
+            float[] padded = lm.completionLogProbs(
+                            ref.get("pref_input_ids"),
+                            ref.get("pref_attention_mask"),
+                            ref.get("pref_completion_mask"),
+                            false)
+                    .sum()
+                    .toFloatArray();
             lm.setPaddingFree(true);
-            float[] free = lm.completionLogProbs(ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), false)
-                    .sum().toFloatArray();
+            float[] free = lm.completionLogProbs(
+                            ref.get("pref_input_ids"),
+                            ref.get("pref_attention_mask"),
+                            ref.get("pref_completion_mask"),
+                            false)
+                    .sum()
+                    .toFloatArray();
             for (int i = 0; i < padded.length; i++) {
                 assertThat((double) free[i]).isCloseTo(padded[i], Offset.offset(1e-5 * Math.abs(padded[i]) + 1e-5));
             }

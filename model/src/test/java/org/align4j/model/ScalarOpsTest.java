@@ -6,6 +6,7 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import java.util.function.BiFunction;
 import org.junit.jupiter.api.Test;
@@ -18,13 +19,13 @@ class ScalarOpsTest {
         try (NDManager base = NDManager.newBaseManager(Device.cpu())) {
             for (int i = 0; i < iterations; i++) {
                 try (NDManager step = base.newSubManager()) {
-                    NDArray x = step.ones(new ai.djl.ndarray.types.Shape(1024));
+                    NDArray x = step.ones(new Shape(1024));
                     x.setRequiresGradient(true);
                     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
                         NDArray y = scale.apply(x, 3.0).sum();
                         // churn allocations and collect, as a training step does between forward and backward
                         for (int j = 0; j < 20; j++) {
-                            step.zeros(new ai.djl.ndarray.types.Shape(8)).close();
+                            step.zeros(new Shape(8)).close();
                         }
                         System.gc();
                         gc.backward(y);

@@ -23,7 +23,8 @@ class TorchScriptTest {
                 NDManager m = NDManager.newBaseManager(Device.cpu())) {
             Map<String, NDArray> ref = Fixtures.reference("gpt2-tiny", m);
             NDArray logits = lm.logits(ref.get("input_ids"), ref.get("attention_mask"), false);
-            assertThat(HfParityTest.maxAbsOnValid(logits, ref.get("logits"), ref.get("attention_mask"))).isLessThan(1e-4);
+            assertThat(HfParityTest.maxAbsOnValid(logits, ref.get("logits"), ref.get("attention_mask")))
+                    .isLessThan(1e-4);
         }
     }
 

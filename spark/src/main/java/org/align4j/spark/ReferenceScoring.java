@@ -85,13 +85,21 @@ public final class ReferenceScoring {
             }
             long t0 = System.nanoTime();
             JavaRDD<Row> rows = sc.parallelize(items, Math.min(partitions, Math.max(1, items.size())))
-                    .mapPartitions(new ScorePartition(plan.modelDir().toString(), config.device(), plan.batchSize(), plan.padId()));
+                    .mapPartitions(new ScorePartition(
+                            plan.modelDir().toString(), config.device(), plan.batchSize(), plan.padId()));
             String name = entry.file().getFileName().toString();
-            Path parquet = entry.file().resolveSibling(name.substring(0, name.length() - ".safetensors".length()) + ".parquet");
+            Path parquet = entry.file()
+                    .resolveSibling(name.substring(0, name.length() - ".safetensors".length()) + ".parquet");
             spark.createDataFrame(rows, SCHEMA).write().mode(SaveMode.Overwrite).parquet(parquet.toString());
             writeCache(spark.read().parquet(parquet.toString()), entry);
-            LOG.info("Reference log-probs of {} {} pairs scored on Spark in {} s ({} partitions): {} and {}", items.size(), entry.split(),
-                    String.format("%.1f", (System.nanoTime() - t0) / 1e9), partitions, parquet, entry.file());
+            LOG.info(
+                    "Reference log-probs of {} {} pairs scored on Spark in {} s ({} partitions): {} and {}",
+                    items.size(),
+                    entry.split(),
+                    String.format("%.1f", (System.nanoTime() - t0) / 1e9),
+                    partitions,
+                    parquet,
+                    entry.file());
         }
         return files;
     }
@@ -104,7 +112,8 @@ public final class ReferenceScoring {
         for (Row r : scores.collectAsList()) {
             int i = r.getInt(0);
             if (i < 0 || i >= n || seen[i]) {
-                throw new IllegalStateException("scores of the " + entry.split() + " split: index " + i + " out of range or repeated");
+                throw new IllegalStateException(
+                        "scores of the " + entry.split() + " split: index " + i + " out of range or repeated");
             }
             seen[i] = true;
             for (int k = 0; k < 4; k++) {
@@ -113,7 +122,8 @@ public final class ReferenceScoring {
         }
         for (int i = 0; i < n; i++) {
             if (!seen[i]) {
-                throw new IllegalStateException("scores of the " + entry.split() + " split: pair " + i + " was not scored");
+                throw new IllegalStateException(
+                        "scores of the " + entry.split() + " split: pair " + i + " was not scored");
             }
         }
         PrecomputedReference.writeCache(entry.file(), v[0], v[1], v[2], v[3]);
@@ -167,7 +177,11 @@ public final class ReferenceScoring {
                 List<PairScorer.PairScore> scores = PairScorer.score(lm, pairs, batchSize, padId);
                 for (int i = 0; i < scores.size(); i++) {
                     PairScorer.PairScore s = scores.get(i);
-                    out.add(RowFactory.create(indices.get(i), (float) s.chosenLogps(), (float) s.rejectedLogps(), (float) s.chosenLogpsMean(),
+                    out.add(RowFactory.create(
+                            indices.get(i),
+                            (float) s.chosenLogps(),
+                            (float) s.rejectedLogps(),
+                            (float) s.chosenLogpsMean(),
                             (float) s.rejectedLogpsMean()));
                 }
             }
@@ -186,13 +200,17 @@ public final class ReferenceScoring {
      */
     public static void main(String[] args) throws IOException {
         if (args.length < 1 || args.length > 2) {
-            System.err.println("usage: spark-submit --class org.align4j.spark.ReferenceScoring align4j-spark.jar RUN.yaml [PARTITIONS]");
+            System.err.println(
+                    "usage: spark-submit --class org.align4j.spark.ReferenceScoring align4j-spark.jar RUN.yaml [PARTITIONS]");
             System.exit(2);
         }
         TrainConfig config = TrainConfig.resolve(Path.of(args[0]), Map.of());
-        SparkSession spark = SparkSession.builder().appName("align4j reference log-probs").getOrCreate();
+        SparkSession spark =
+                SparkSession.builder().appName("align4j reference log-probs").getOrCreate();
         try {
-            int partitions = args.length > 1 ? Integer.parseInt(args[1]) : spark.sparkContext().defaultParallelism();
+            int partitions = args.length > 1
+                    ? Integer.parseInt(args[1])
+                    : spark.sparkContext().defaultParallelism();
             score(spark, config, partitions).forEach(f -> LOG.info("cached: {}", f));
         } finally {
             spark.stop();

@@ -18,6 +18,7 @@ import org.align4j.trainer.PreferenceTrainer;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrainingListener;
 import org.apache.spark.sql.SparkSession;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -28,7 +29,8 @@ import org.junit.jupiter.api.io.TempDir;
  * those the trainer computes in one process, and the trainer reads them from the cache unchanged.
  */
 class ReferenceScoringTest {
-    private static final String[] NAMES = {"chosen_logps", "rejected_logps", "chosen_logps_mean", "rejected_logps_mean"};
+    private static final String[] NAMES = {"chosen_logps", "rejected_logps", "chosen_logps_mean", "rejected_logps_mean"
+    };
     private static SparkSession spark;
 
     @TempDir
@@ -37,11 +39,15 @@ class ReferenceScoringTest {
     @BeforeAll
     static void start() {
         Path target = Path.of(System.getProperty("java.io.tmpdir"));
-        spark = SparkSession.builder().master("local[2]").appName("align4j-test")
+        spark = SparkSession.builder()
+                .master("local[2]")
+                .appName("align4j-test")
                 .config("spark.ui.enabled", "false")
                 .config("spark.sql.shuffle.partitions", "2")
                 .config("spark.local.dir", target.resolve("spark-local").toString())
-                .config("spark.sql.warehouse.dir", target.resolve("spark-warehouse").toString())
+                .config(
+                        "spark.sql.warehouse.dir",
+                        target.resolve("spark-warehouse").toString())
                 .getOrCreate();
     }
 
@@ -79,14 +85,17 @@ class ReferenceScoringTest {
         List<Double> local = losses(run("local", "local-cache"));
         for (Path f : files) {
             Path mine = tmp.resolve("local-cache").resolve(f.getFileName());
-            assertThat(mine).as("the trainer names the cache file by the same key").isRegularFile();
+            assertThat(mine)
+                    .as("the trainer names the cache file by the same key")
+                    .isRegularFile();
             float[][] a = read(f);
             float[][] b = read(mine);
             for (int k = 0; k < 4; k++) {
                 assertThat(a[k]).hasSameSizeAs(b[k]);
                 for (int i = 0; i < a[k].length; i++) {
-                    assertThat((double) a[k][i]).as("%s %s[%d]", f.getFileName(), NAMES[k], i)
-                            .isCloseTo(b[k][i], org.assertj.core.data.Offset.offset(1e-6 * Math.abs(b[k][i])));
+                    assertThat((double) a[k][i])
+                            .as("%s %s[%d]", f.getFileName(), NAMES[k], i)
+                            .isCloseTo(b[k][i], Offset.offset(1e-6 * Math.abs(b[k][i])));
                 }
             }
         }
@@ -101,10 +110,11 @@ class ReferenceScoringTest {
         }
         assertThat(fromSpark).hasSize(2);
         for (int i = 0; i < 2; i++) {
-            assertThat(fromSpark.get(i)).as("step %d", i + 1).isCloseTo(local.get(i), org.assertj.core.data.Offset.offset(1e-6));
+            assertThat(fromSpark.get(i)).as("step %d", i + 1).isCloseTo(local.get(i), Offset.offset(1e-6));
         }
         // scoring again finds everything cached and computes nothing
-        assertThat(ReferenceScoring.score(spark, TrainConfig.resolve(null, run("unused", "spark-cache")), 2)).isEqualTo(files);
+        assertThat(ReferenceScoring.score(spark, TrainConfig.resolve(null, run("unused", "spark-cache")), 2))
+                .isEqualTo(files);
         for (int i = 0; i < files.size(); i++) {
             assertThat(Files.getLastModifiedTime(files.get(i))).isEqualTo(before.get(i));
         }
@@ -112,7 +122,8 @@ class ReferenceScoringTest {
 
     private static float[][] read(Path file) {
         float[][] v = new float[4][];
-        try (NDManager m = NDManager.newBaseManager(Device.cpu()); SafetensorsFile f = SafetensorsFile.open(file)) {
+        try (NDManager m = NDManager.newBaseManager(Device.cpu());
+                SafetensorsFile f = SafetensorsFile.open(file)) {
             for (int k = 0; k < 4; k++) {
                 v[k] = f.read(NAMES[k], m).toFloatArray();
             }

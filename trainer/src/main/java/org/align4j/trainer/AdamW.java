@@ -2,9 +2,14 @@ package org.align4j.trainer;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import org.align4j.model.kernels.TorchScriptKernel;
 
 /**
  * AdamW (Loshchilov and Hutter, 2019, "Decoupled Weight Decay Regularization"), as PyTorch's {@code
@@ -29,8 +34,9 @@ public final class AdamW implements AutoCloseable {
     private final Map<String, NDArray> expAvgSq = new LinkedHashMap<>();
     /** Per-parameter step counts as the fused kernel wants them (float scalars on the device). */
     private final Map<String, NDArray> stepTensors = new LinkedHashMap<>();
-    private org.align4j.model.kernels.TorchScriptKernel update;
-    private org.align4j.model.kernels.TorchScriptKernel clip;
+
+    private TorchScriptKernel update;
+    private TorchScriptKernel clip;
     private long step;
 
     /**
@@ -66,16 +72,16 @@ public final class AdamW implements AutoCloseable {
      */
     public void step(double lr) {
         step++;
-        java.util.List<NDArray> ps = new java.util.ArrayList<>();
-        java.util.List<NDArray> gs = new java.util.ArrayList<>();
-        java.util.List<NDArray> ms = new java.util.ArrayList<>();
-        java.util.List<NDArray> vs = new java.util.ArrayList<>();
-        java.util.List<NDArray> ts = new java.util.ArrayList<>();
-        java.util.List<NDArray> psNoDecay = new java.util.ArrayList<>();
-        java.util.List<NDArray> gsNoDecay = new java.util.ArrayList<>();
-        java.util.List<NDArray> msNoDecay = new java.util.ArrayList<>();
-        java.util.List<NDArray> vsNoDecay = new java.util.ArrayList<>();
-        java.util.List<NDArray> tsNoDecay = new java.util.ArrayList<>();
+        List<NDArray> ps = new ArrayList<>();
+        List<NDArray> gs = new ArrayList<>();
+        List<NDArray> ms = new ArrayList<>();
+        List<NDArray> vs = new ArrayList<>();
+        List<NDArray> ts = new ArrayList<>();
+        List<NDArray> psNoDecay = new ArrayList<>();
+        List<NDArray> gsNoDecay = new ArrayList<>();
+        List<NDArray> msNoDecay = new ArrayList<>();
+        List<NDArray> vsNoDecay = new ArrayList<>();
+        List<NDArray> tsNoDecay = new ArrayList<>();
         try {
             for (Map.Entry<String, Parameter> e : parameters.entrySet()) {
                 NDArray p = e.getValue().getArray();
@@ -113,9 +119,9 @@ public final class AdamW implements AutoCloseable {
         return t;
     }
 
-    private org.align4j.model.kernels.TorchScriptKernel updateKernel(NDManager manager) {
+    private TorchScriptKernel updateKernel(NDManager manager) {
         if (update == null) {
-            String src = String.format(java.util.Locale.ROOT, """
+            String src = String.format(Locale.ROOT, """
                     def forward(self: __torch__.SELF,
                         params: List[Tensor],
                         grads: List[Tensor],
@@ -129,7 +135,7 @@ public final class AdamW implements AutoCloseable {
                       torch._foreach_zero_(grads)
                       return steps[0]
                     """, beta1, beta2, epsilon);
-            update = org.align4j.model.kernels.TorchScriptKernel.load("FusedAdamW", src, manager.getDevice());
+            update = TorchScriptKernel.load("FusedAdamW", src, manager.getDevice());
         }
         return update;
     }
@@ -192,7 +198,7 @@ public final class AdamW implements AutoCloseable {
      * @return the norm before clipping
      */
     public double clipGradients(double maxNorm) {
-        java.util.List<NDArray> gs = new java.util.ArrayList<>();
+        List<NDArray> gs = new ArrayList<>();
         try {
             for (Parameter param : parameters.values()) {
                 NDArray p = param.getArray();
@@ -205,7 +211,7 @@ public final class AdamW implements AutoCloseable {
             }
             NDManager manager = parameters.values().iterator().next().getArray().getManager();
             if (clip == null) {
-                clip = org.align4j.model.kernels.TorchScriptKernel.load("ClipGradNorm", """
+                clip = TorchScriptKernel.load("ClipGradNorm", """
                         def forward(self: __torch__.SELF,
                             grads: List[Tensor],
                             max_norm: float) -> Tensor:
@@ -219,7 +225,7 @@ public final class AdamW implements AutoCloseable {
             }
             try (NDArray total = clip.call(manager, gs, maxNorm)[0]) {
                 // the one read of the step: the norm is logged, and a NaN norm stops training
-                return total.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).getDouble();
+                return total.toType(DataType.FLOAT64, false).getDouble();
             }
         } finally {
             gs.forEach(NDArray::close);
@@ -237,8 +243,10 @@ public final class AdamW implements AutoCloseable {
         for (Parameter param : parameters.values()) {
             NDArray p = param.getArray();
             if (p.hasGradient()) {
-                try (NDArray g = p.getGradient(); NDArray sq = g.square(); NDArray s = sq.sum()) {
-                    sumSq += s.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).getDouble();
+                try (NDArray g = p.getGradient();
+                        NDArray sq = g.square();
+                        NDArray s = sq.sum()) {
+                    sumSq += s.toType(DataType.FLOAT64, false).getDouble();
                 }
             }
         }
@@ -301,7 +309,8 @@ public final class AdamW implements AutoCloseable {
             throw new IllegalArgumentException("optimizer state: missing tensor '" + name + "'");
         }
         if (!source.getShape().equals(target.getShape())) {
-            throw new IllegalArgumentException("optimizer state: tensor '" + name + "' has shape " + source.getShape() + ", expected " + target.getShape());
+            throw new IllegalArgumentException("optimizer state: tensor '" + name + "' has shape " + source.getShape()
+                    + ", expected " + target.getShape());
         }
         target.muli(0).addi(source.toDevice(target.getDevice(), false));
     }

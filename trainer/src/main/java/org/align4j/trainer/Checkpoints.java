@@ -3,6 +3,7 @@ package org.align4j.trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -43,11 +44,12 @@ public final class Checkpoints {
             return List.of();
         }
         try (Stream<Path> s = Files.list(output)) {
-            return s.filter(p -> p.getFileName().toString().matches(PREFIX + "\\d+") && Files.isRegularFile(p.resolve(STATE)))
+            return s.filter(p -> p.getFileName().toString().matches(PREFIX + "\\d+")
+                            && Files.isRegularFile(p.resolve(STATE)))
                     .sorted(Comparator.comparingLong(Checkpoints::stepOf))
                     .toList();
         } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
+            throw new UncheckedIOException(e);
         }
     }
 
@@ -72,7 +74,10 @@ public final class Checkpoints {
         Path f = checkpoint.resolve(STATE);
         try {
             JsonNode n = JSON.readTree(f.toFile());
-            return new State(n.get("step").asLong(), n.get("epoch").asInt(), n.get("batch_in_epoch").asInt());
+            return new State(
+                    n.get("step").asLong(),
+                    n.get("epoch").asInt(),
+                    n.get("batch_in_epoch").asInt());
         } catch (IOException | NullPointerException e) {
             throw new CheckpointException(f, "unreadable trainer state (" + e.getMessage() + ")", e);
         }

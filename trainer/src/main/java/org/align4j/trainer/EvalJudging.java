@@ -1,5 +1,6 @@
 package org.align4j.trainer;
 
+import ai.djl.ndarray.types.DataType;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -39,8 +40,14 @@ final class EvalJudging implements AutoCloseable {
     private final CausalLm rewardModel;
     private final TextTokenizer rewardTokenizer;
 
-    private EvalJudging(TextTokenizer tokenizer, List<EncodedPair> pairs, List<String> referenceAnswers, GenerationConfig decoding,
-            int batchSize, CausalLm rewardModel, TextTokenizer rewardTokenizer) {
+    private EvalJudging(
+            TextTokenizer tokenizer,
+            List<EncodedPair> pairs,
+            List<String> referenceAnswers,
+            GenerationConfig decoding,
+            int batchSize,
+            CausalLm rewardModel,
+            TextTokenizer rewardTokenizer) {
         this.tokenizer = tokenizer;
         for (EncodedPair p : pairs) {
             prompts.add(p.prompt());
@@ -82,20 +89,26 @@ final class EvalJudging implements AutoCloseable {
                     throw new IllegalArgumentException("key 'eval_judge': " + e.getMessage(), e);
                 }
                 if (!rm.isRewardModel()) {
-                    throw new IllegalArgumentException("key 'eval_judge': " + dir + " is a causal LM, not a reward model (its config.json names no"
-                            + " *ForSequenceClassification); train one with align4j reward train");
+                    throw new IllegalArgumentException(
+                            "key 'eval_judge': " + dir + " is a causal LM, not a reward model (its config.json names no"
+                                    + " *ForSequenceClassification); train one with align4j reward train");
                 }
                 rm.setTrainable(false);
             }
-            Path referenceDir = Path.of(config.loss() == LossType.SFT ? config.model() : config.referenceModelOrModel());
+            Path referenceDir =
+                    Path.of(config.loss() == LossType.SFT ? config.model() : config.referenceModelOrModel());
             List<int[]> prompts = new ArrayList<>();
             pairs.forEach(p -> prompts.add(p.prompt()));
             List<String> theirs;
-            try (CausalLm reference = config.loadModel(referenceDir, policy.device(), ai.djl.ndarray.types.DataType.FLOAT32)) {
+            try (CausalLm reference = config.loadModel(referenceDir, policy.device(), DataType.FLOAT32)) {
                 reference.setTrainable(false);
                 theirs = WinRate.generateFromIds(reference, tokenizer, prompts, decoding, config.evalBatchSize());
             }
-            LOG.info("eval_samples: {} held-out prompts, judged by {} against the answers of {}", pairs.size(), judge, referenceDir);
+            LOG.info(
+                    "eval_samples: {} held-out prompts, judged by {} against the answers of {}",
+                    pairs.size(),
+                    judge,
+                    referenceDir);
             return new EvalJudging(tokenizer, pairs, theirs, decoding, config.evalBatchSize(), rm, rmTokenizer);
         } catch (RuntimeException e) {
             if (rm != null) {
@@ -126,13 +139,15 @@ final class EvalJudging implements AutoCloseable {
             WinRate.Judge.Verdict v;
             if (byChosenAnswer) {
                 String want = chosen.get(i);
-                v = WinRate.Judge.byScore((prompt, answer) -> (exact ? answer.trim().equals(want) : answer.contains(want)) ? 1 : 0)
+                v = WinRate.Judge.byScore((prompt, answer) ->
+                                (exact ? answer.trim().equals(want) : answer.contains(want)) ? 1 : 0)
                         .compare(null, mine.get(i), referenceAnswers.get(i));
             } else {
                 v = judge.compare(promptTexts.get(i), mine.get(i), referenceAnswers.get(i));
             }
             verdicts.add(v);
-            samples.add(new RunReport.Sample(promptTexts.get(i), null, chosen.get(i), referenceAnswers.get(i), mine.get(i)));
+            samples.add(new RunReport.Sample(
+                    promptTexts.get(i), null, chosen.get(i), referenceAnswers.get(i), mine.get(i)));
         }
         RunReport.writeSamples(samplesFile, samples);
         WinRate w = WinRate.of(verdicts);

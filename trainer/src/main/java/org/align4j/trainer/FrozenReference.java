@@ -1,6 +1,5 @@
 package org.align4j.trainer;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.model.CausalLm;
@@ -17,12 +16,15 @@ public final class FrozenReference implements ReferencePolicy {
 
     @Override
     public LogProbs logProbs(PreferenceBatch batch, Split split, int[] pairIndices, NDManager scope) {
-        org.align4j.model.LogProbs lp = model.completionLogProbs(batch.ids(), batch.attentionMask(), batch.completionMask(), false);
+        var lp = model.completionLogProbs(batch.ids(), batch.attentionMask(), batch.completionMask(), false);
         int b = batch.pairs();
         String chosen = "0:" + b;
         String rejected = b + ":";
-        return new LogProbs(lp.sum().get(chosen).stopGradient(), lp.sum().get(rejected).stopGradient(),
-                lp.mean().get(chosen).stopGradient(), lp.mean().get(rejected).stopGradient());
+        return new LogProbs(
+                lp.sum().get(chosen).stopGradient(),
+                lp.sum().get(rejected).stopGradient(),
+                lp.mean().get(chosen).stopGradient(),
+                lp.mean().get(rejected).stopGradient());
     }
 
     /** @return the frozen model */

@@ -44,17 +44,20 @@ final class MetricsLog implements AutoCloseable {
                         LOG.warn("{}:{}: a line cut short (the run was killed while writing it); dropped", file, i + 1);
                         continue;
                     }
-                    throw new IllegalArgumentException(file + ":" + (i + 1) + ": not valid JSON; the metrics log of this run is damaged");
+                    throw new IllegalArgumentException(
+                            file + ":" + (i + 1) + ": not valid JSON; the metrics log of this run is damaged");
                 }
                 if (row.path("step").asLong() <= resumedStep) {
                     kept.add(line);
                 }
             }
-            AtomicDirectory.writeFile(file, (String.join("\n", kept) + (kept.isEmpty() ? "" : "\n")).getBytes(StandardCharsets.UTF_8));
+            AtomicDirectory.writeFile(
+                    file, (String.join("\n", kept) + (kept.isEmpty() ? "" : "\n")).getBytes(StandardCharsets.UTF_8));
         } else {
             Files.deleteIfExists(file);
         }
-        out = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        out = Files.newBufferedWriter(
+                file, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
     }
 
     void write(long step, Map<String, Double> metrics) throws IOException {

@@ -4,9 +4,11 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -59,8 +61,15 @@ public final class PrecomputedReference implements ReferencePolicy {
      * @return the reference
      * @throws IOException on cache read/write failure
      */
-    public static PrecomputedReference load(Path modelDir, Device device, List<EncodedPair> train, List<EncodedPair> eval, Path cacheDir,
-            int padId, int batchSize) throws IOException {
+    public static PrecomputedReference load(
+            Path modelDir,
+            Device device,
+            List<EncodedPair> train,
+            List<EncodedPair> eval,
+            Path cacheDir,
+            int padId,
+            int batchSize)
+            throws IOException {
         PrecomputedReference ref = new PrecomputedReference();
         String modelKey = modelKey(modelDir, cacheDir);
         CausalLm lm = null;
@@ -93,8 +102,12 @@ public final class PrecomputedReference implements ReferencePolicy {
                 }
                 write(file, v);
                 ref.values.put(split, v);
-                LOG.info("Reference log-probs for {} {} pairs computed in {} s, cached in {}", pairs.size(), split,
-                        String.format("%.1f", (System.nanoTime() - t0) / 1e9), file);
+                LOG.info(
+                        "Reference log-probs for {} {} pairs computed in {} s, cached in {}",
+                        pairs.size(),
+                        split,
+                        String.format("%.1f", (System.nanoTime() - t0) / 1e9),
+                        file);
             }
         } finally {
             if (lm != null) {
@@ -142,8 +155,11 @@ public final class PrecomputedReference implements ReferencePolicy {
      */
     public static Plan plan(TrainConfig config) throws IOException {
         try (TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()))) {
-            RunData data = RunData.load(config, tokenizer,
-                    (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
+            RunData data = RunData.load(
+                    config,
+                    tokenizer,
+                    (path, format, skip) ->
+                            PreferenceData.load(path, format, skip).examples());
             Path modelDir = Path.of(config.referenceModelOrModel());
             Path cacheDir = config.cacheDir() != null ? Path.of(config.cacheDir()) : Path.of(config.output(), "cache");
             String modelKey = modelKey(modelDir, cacheDir);
@@ -167,11 +183,13 @@ public final class PrecomputedReference implements ReferencePolicy {
      * @throws IOException when the file cannot be written
      * @throws IllegalArgumentException when the arrays differ in length or hold a non-finite value
      */
-    public static void writeCache(Path file, float[] chosen, float[] rejected, float[] chosenMean, float[] rejectedMean) throws IOException {
+    public static void writeCache(Path file, float[] chosen, float[] rejected, float[] chosenMean, float[] rejectedMean)
+            throws IOException {
         float[][] v = {chosen, rejected, chosenMean, rejectedMean};
         for (int i = 0; i < 4; i++) {
             if (v[i].length != chosen.length) {
-                throw new IllegalArgumentException(NAMES[i] + ": " + v[i].length + " values for " + chosen.length + " pairs");
+                throw new IllegalArgumentException(
+                        NAMES[i] + ": " + v[i].length + " values for " + chosen.length + " pairs");
             }
             for (float x : v[i]) {
                 if (!Float.isFinite(x)) {
@@ -182,15 +200,18 @@ public final class PrecomputedReference implements ReferencePolicy {
         write(file, v);
     }
 
-    private static final String[] NAMES = {"chosen_logps", "rejected_logps", "chosen_logps_mean", "rejected_logps_mean"};
+    private static final String[] NAMES = {"chosen_logps", "rejected_logps", "chosen_logps_mean", "rejected_logps_mean"
+    };
 
     private static float[][] read(Path file, int n) {
         float[][] v = new float[4][];
-        try (NDManager m = NDManager.newBaseManager(Device.cpu()); SafetensorsFile f = SafetensorsFile.open(file)) {
+        try (NDManager m = NDManager.newBaseManager(Device.cpu());
+                SafetensorsFile f = SafetensorsFile.open(file)) {
             for (int i = 0; i < 4; i++) {
                 v[i] = f.read(NAMES[i], m).toFloatArray();
                 if (v[i].length != n) {
-                    throw new CheckpointException(file, "tensor '" + NAMES[i] + "' has " + v[i].length + " values for " + n + " pairs");
+                    throw new CheckpointException(
+                            file, "tensor '" + NAMES[i] + "' has " + v[i].length + " values for " + n + " pairs");
                 }
             }
         }
@@ -206,7 +227,7 @@ public final class PrecomputedReference implements ReferencePolicy {
                 tensors.put(NAMES[i], m.create(v[i]));
             }
             SafetensorsWriter.write(tmp, tensors);
-            Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
         } finally {
             Files.deleteIfExists(tmp);
         }
@@ -223,10 +244,15 @@ public final class PrecomputedReference implements ReferencePolicy {
         List<Path> files = new ArrayList<>();
         try (Stream<Path> s = Files.list(dir)) {
             s.filter(p -> {
-                String n = p.getFileName().toString();
-                return n.equals("config.json") || n.equals("adapter_config.json") || n.equals("model.safetensors.index.json")
-                        || n.startsWith("model") && n.endsWith(".safetensors") || n.equals("adapter_model.safetensors");
-            }).sorted().forEach(files::add);
+                        String n = p.getFileName().toString();
+                        return n.equals("config.json")
+                                || n.equals("adapter_config.json")
+                                || n.equals("model.safetensors.index.json")
+                                || n.startsWith("model") && n.endsWith(".safetensors")
+                                || n.equals("adapter_model.safetensors");
+                    })
+                    .sorted()
+                    .forEach(files::add);
         }
         WeightDigests digests = WeightDigests.open(cacheDir.resolve("weight-digests.json"));
         for (Path f : files) {
@@ -240,7 +266,7 @@ public final class PrecomputedReference implements ReferencePolicy {
     static String key(String modelKey, List<EncodedPair> pairs) {
         MessageDigest d = sha256();
         d.update(modelKey.getBytes(StandardCharsets.UTF_8));
-        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(4);
+        ByteBuffer buf = ByteBuffer.allocate(4);
         for (EncodedPair p : pairs) {
             for (int[] ids : new int[][] {p.prompt(), p.chosen(), p.rejected()}) {
                 buf.clear();
@@ -271,7 +297,8 @@ public final class PrecomputedReference implements ReferencePolicy {
                 picked[k][i] = v[k][pairIndices[i]];
             }
         }
-        return new LogProbs(scope.create(picked[0]), scope.create(picked[1]), scope.create(picked[2]), scope.create(picked[3]));
+        return new LogProbs(
+                scope.create(picked[0]), scope.create(picked[1]), scope.create(picked[2]), scope.create(picked[3]));
     }
 
     @Override

@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.IntStream;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.data.PreferenceData;
@@ -23,9 +24,9 @@ import org.align4j.losses.PreferenceLoss;
 import org.align4j.losses.RewardMetrics;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
-import org.align4j.model.config.ModelConfig;
 import org.align4j.model.LogProbs;
 import org.align4j.model.ScalarOps;
+import org.align4j.model.config.ModelConfig;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -54,8 +55,14 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
     private final PreferenceLoss objective;
     private CausalLm klReference;
 
-    private PreferenceTrainer(TrainConfig config, RunFolder folder, CausalLm policy, TextTokenizer tokenizer, RunData data,
-            ReferencePolicy reference, PreferenceLoss objective) {
+    private PreferenceTrainer(
+            TrainConfig config,
+            RunFolder folder,
+            CausalLm policy,
+            TextTokenizer tokenizer,
+            RunData data,
+            ReferencePolicy reference,
+            PreferenceLoss objective) {
         super(config, policy, Path.of(config.model()), folder);
         this.tokenizer = tokenizer;
         this.data = data;
@@ -108,18 +115,34 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         try {
             requirePreference(config);
             Device device = Devices.resolve(config.device());
-            PreferenceLoss objective = config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
+            PreferenceLoss objective =
+                    config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
             tokenizer = TextTokenizer.load(Path.of(config.model()));
-            RunData data = RunData.load(config, tokenizer, (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
-            long withPreference = data.train().stream().filter(p -> p.preference() != null).count();
+            RunData data = RunData.load(
+                    config,
+                    tokenizer,
+                    (path, format, skip) ->
+                            PreferenceData.load(path, format, skip).examples());
+            long withPreference =
+                    data.train().stream().filter(p -> p.preference() != null).count();
             if (withPreference > 0 && !config.loss().readsPairPreference()) {
-                LOG.warn("{} of {} training pairs carry a preference probability; loss {} does not read it ({} do)", withPreference,
-                        data.train().size(), config.loss(), String.join(", ", LossType.preferenceTypes().stream()
-                                .filter(LossType::readsPairPreference).map(LossType::toString).toList()));
+                LOG.warn(
+                        "{} of {} training pairs carry a preference probability; loss {} does not read it ({} do)",
+                        withPreference,
+                        data.train().size(),
+                        config.loss(),
+                        String.join(
+                                ", ",
+                                LossType.preferenceTypes().stream()
+                                        .filter(LossType::readsPairPreference)
+                                        .map(LossType::toString)
+                                        .toList()));
             }
             // a LoRA checkpoint is an adapter folder: its architecture is the base model's
-            data.checkFits(ModelConfig.read(folder.resumeFrom().filter(p -> Files.isRegularFile(p.resolve("config.json")))
-                    .orElse(Path.of(config.model())).resolve("config.json")));
+            data.checkFits(ModelConfig.read(folder.resumeFrom()
+                    .filter(p -> Files.isRegularFile(p.resolve("config.json")))
+                    .orElse(Path.of(config.model()))
+                    .resolve("config.json")));
             policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
             prepareAdapters(policy, config);
             Path referenceDir = Path.of(config.referenceModelOrModel());
@@ -127,14 +150,23 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 reference = null;
             } else if (config.reference() == TrainConfig.Reference.PRECOMPUTED) {
                 Path cache = config.cacheDir() != null ? Path.of(config.cacheDir()) : Path.of(config.output(), "cache");
-                reference = PrecomputedReference.load(referenceDir, device, data.train(), data.eval(), cache, tokenizer.padId(),
+                reference = PrecomputedReference.load(
+                        referenceDir,
+                        device,
+                        data.train(),
+                        data.eval(),
+                        cache,
+                        tokenizer.padId(),
                         config.evalBatchSize());
             } else if (policy.hasAdapters() && config.referenceModel() == null) {
-                // LoRA: the reference is the policy with its adapters off, sharing its weights (TRL with a new PEFT adapter)
+                // LoRA: the reference is the policy with its adapters off, sharing its weights (TRL with a new PEFT
+                // adapter)
                 reference = new FrozenReference(policy.withoutAdapters());
                 LOG.info("Reference policy: {} with the adapters off (no copy)", config.model());
             } else {
-                DataType dtype = config.referenceDtype() == TrainConfig.ReferenceDtype.FP16 ? DataType.FLOAT16 : DataType.FLOAT32;
+                DataType dtype = config.referenceDtype() == TrainConfig.ReferenceDtype.FP16
+                        ? DataType.FLOAT16
+                        : DataType.FLOAT32;
                 reference = new FrozenReference(config.loadModel(referenceDir, device, dtype));
             }
             return new PreferenceTrainer(config, folder, policy, tokenizer, data, reference, objective);
@@ -155,7 +187,8 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
 
     private static void requirePreference(TrainConfig config) {
         if (!config.loss().isPreference()) {
-            throw new IllegalArgumentException("key 'loss': " + config.loss() + " is not a preference objective; SftTrainer (align4j sft) trains it");
+            throw new IllegalArgumentException("key 'loss': " + config.loss()
+                    + " is not a preference objective; SftTrainer (align4j sft) trains it");
         }
     }
 
@@ -197,9 +230,12 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
 
     @Override
     protected String objectiveSummary() {
-        String ref = reference == null ? "no reference (reference-free)"
-                : config.reference() == TrainConfig.Reference.PRECOMPUTED ? "reference log-probs precomputed from " + config.referenceModelOrModel()
-                : "a frozen copy of " + config.referenceModelOrModel() + " (" + TrainConfig.configName(config.referenceDtype()) + ")";
+        String ref = reference == null
+                ? "no reference (reference-free)"
+                : config.reference() == TrainConfig.Reference.PRECOMPUTED
+                        ? "reference log-probs precomputed from " + config.referenceModelOrModel()
+                        : "a frozen copy of " + config.referenceModelOrModel() + " ("
+                                + TrainConfig.configName(config.referenceDtype()) + ")";
         return config.loss() + ", beta " + TrainConfig.defaultFormat(config.beta()) + "; " + ref;
     }
 
@@ -231,7 +267,8 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
      */
     private record Scored(PreferenceLoss.Output out, NDArray metrics) {}
 
-    private Scored score(PreferenceBatch b, ReferencePolicy.Split split, int[] indices, NDManager scope, boolean training) {
+    private Scored score(
+            PreferenceBatch b, ReferencePolicy.Split split, int[] indices, NDManager scope, boolean training) {
         ReferencePolicy.LogProbs ref = reference == null ? null : reference.logProbs(b, split, indices, scope);
         LogProbs lp = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), training);
         boolean mean = objective.reduction() == PreferenceLoss.Reduction.MEAN;
@@ -240,12 +277,15 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         NDArray perRow = mean ? lp.mean() : sum;
         NDArray rc = ref == null ? null : mean ? ref.chosenMean() : ref.chosenSum();
         NDArray rr = ref == null ? null : mean ? ref.rejectedMean() : ref.rejectedSum();
-        PreferenceLoss.Output out = objective.compute(perRow.get("0:" + n), perRow.get(n + ":"), rc, rr, b.preference());
-        // TRL reports log-probs and rewards on summed log-probs for every loss; a reference-free objective reports its own
+        PreferenceLoss.Output out =
+                objective.compute(perRow.get("0:" + n), perRow.get(n + ":"), rc, rr, b.preference());
+        // TRL reports log-probs and rewards on summed log-probs for every loss; a reference-free objective reports its
+        // own
         NDArray reported = objective.usesReference() ? sum : perRow;
         NDArray pc = reported.get("0:" + n);
         NDArray pr = reported.get(n + ":");
-        NDList rewards = RewardMetrics.rewards(objective, out, pc, pr, ref == null ? null : ref.chosenSum(), ref == null ? null : ref.rejectedSum());
+        NDList rewards = RewardMetrics.rewards(
+                objective, out, pc, pr, ref == null ? null : ref.chosenSum(), ref == null ? null : ref.rejectedSum());
         return new Scored(out, RewardMetrics.tensor(rewards.get(0), rewards.get(1), pc, pr));
     }
 
@@ -278,7 +318,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         int bs = config.evalBatchSize();
         for (int from = 0; from < data.eval().size(); from += bs) {
             int to = Math.min(data.eval().size(), from + bs);
-            int[] indices = java.util.stream.IntStream.range(from, to).toArray();
+            int[] indices = IntStream.range(from, to).toArray();
             try (NDManager scope = policy.manager().newSubManager()) {
                 PreferenceBatch b = PreferenceBatch.of(scope, data.eval().subList(from, to), tokenizer.padId());
                 Scored s = score(b, ReferencePolicy.Split.EVAL, indices, scope, false);
@@ -296,7 +336,10 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                         prompts.add(p.prompt());
                         chosen.add(p.chosen());
                     }
-                    m.put("kl", Divergence.mean(Divergence.perSequenceKl(policy, klReference, prompts, chosen, tokenizer.padId(), bs)));
+                    m.put(
+                            "kl",
+                            Divergence.mean(Divergence.perSequenceKl(
+                                    policy, klReference, prompts, chosen, tokenizer.padId(), bs)));
                 }
                 int n = to - from;
                 m.forEach((k, v) -> sums.merge(k, v * n, Double::sum));
@@ -324,7 +367,9 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             return policy.withoutAdapters();
         }
         if (klReference == null) {
-            LOG.info("eval_kl: loading the reference model {} for evaluation (eval_kl: false skips this)", config.referenceModelOrModel());
+            LOG.info(
+                    "eval_kl: loading the reference model {} for evaluation (eval_kl: false skips this)",
+                    config.referenceModelOrModel());
             klReference = config.loadModel(Path.of(config.referenceModelOrModel()), policy.device(), DataType.FLOAT32);
             klReference.setTrainable(false);
         }

@@ -3,6 +3,7 @@ package org.align4j.trainer;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -22,6 +23,7 @@ import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.config.ModelConfig;
+import org.align4j.model.nn.Compute;
 import org.align4j.model.tokenizer.TextTokenizer;
 
 /**
@@ -58,12 +60,19 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
     private final BradleyTerryLoss objective;
     private final int padId;
 
-    private RewardTrainer(TrainConfig config, RunFolder folder, CausalLm model, TextTokenizer tokenizer, RunData data, BradleyTerryLoss objective) {
+    private RewardTrainer(
+            TrainConfig config,
+            RunFolder folder,
+            CausalLm model,
+            TextTokenizer tokenizer,
+            RunData data,
+            BradleyTerryLoss objective) {
         super(config, model, Path.of(config.model()), folder);
         this.tokenizer = tokenizer;
         this.data = data;
         this.objective = objective;
-        // batches are padded with the pad id the model locates its rewards by (TRL sets the tokenizer's into the config)
+        // batches are padded with the pad id the model locates its rewards by (TRL sets the tokenizer's into the
+        // config)
         this.padId = model.config().padTokenId() >= 0 ? model.config().padTokenId() : tokenizer.padId();
     }
 
@@ -92,22 +101,31 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
         CausalLm model = null;
         try {
             if (config.loss() != LossType.REWARD) {
-                throw new IllegalArgumentException("key 'loss': a reward model trains loss reward, got " + config.loss());
+                throw new IllegalArgumentException(
+                        "key 'loss': a reward model trains loss reward, got " + config.loss());
             }
             Device device = Devices.resolve(config.device());
             tokenizer = TextTokenizer.load(Path.of(config.model()));
-            RunData data = RunData.load(config, tokenizer, (path, format, skip) -> PreferenceData.load(path, format, skip).examples(),
+            RunData data = RunData.load(
+                    config,
+                    tokenizer,
+                    (path, format, skip) ->
+                            PreferenceData.load(path, format, skip).examples(),
                     PreferenceEncoder.Target.REWARD_MODEL);
             Path start = folder.resumeFrom().orElse(Path.of(config.model()));
             // a LoRA checkpoint is an adapter folder: its architecture is the base model's
-            data.checkFits(ModelConfig.read((Files.isRegularFile(start.resolve("config.json")) ? start : Path.of(config.model()))
-                    .resolve("config.json")));
-            model = folder.resumeFrom().isPresent() ? CausalLm.load(start, device)
+            data.checkFits(ModelConfig.read(
+                    (Files.isRegularFile(start.resolve("config.json")) ? start : Path.of(config.model()))
+                            .resolve("config.json")));
+            model = folder.resumeFrom().isPresent()
+                    ? CausalLm.load(start, device)
                     : CausalLm.loadRewardModel(start, device, tokenizer.padId(), config.seed());
-            // LoRA (lora_r, or an adapter to continue): adapters on the decoder, the score head trained in full beside them
+            // LoRA (lora_r, or an adapter to continue): adapters on the decoder, the score head trained in full beside
+            // them
             prepareAdapters(model, config);
-            model.setCompute(org.align4j.model.nn.Compute.of(config.attention(), config.precision(), device));
-            return new RewardTrainer(config, folder, model, tokenizer, data, new BradleyTerryLoss(config.centerRewardsCoefficient()));
+            model.setCompute(Compute.of(config.attention(), config.precision(), device));
+            return new RewardTrainer(
+                    config, folder, model, tokenizer, data, new BradleyTerryLoss(config.centerRewardsCoefficient()));
         } catch (RuntimeException e) {
             if (model != null) {
                 model.close();
@@ -158,8 +176,11 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
 
     @Override
     protected String objectiveSummary() {
-        return "reward model, Bradley-Terry -log sigmoid(r_c - r_r" + (hasMargins(data.train()) ? " - margin" : "") + ")"
-                + (objective.centerCoefficient() > 0 ? " + " + TrainConfig.defaultFormat(objective.centerCoefficient()) + "*(r_c + r_r)^2" : "")
+        return "reward model, Bradley-Terry -log sigmoid(r_c - r_r" + (hasMargins(data.train()) ? " - margin" : "")
+                + ")"
+                + (objective.centerCoefficient() > 0
+                        ? " + " + TrainConfig.defaultFormat(objective.centerCoefficient()) + "*(r_c + r_r)^2"
+                        : "")
                 + "; reward at the last token that is not pad id " + padId;
     }
 
@@ -192,7 +213,9 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
         if (hasMargins(pairs)) {
             float[] m = new float[n];
             for (int i = 0; i < n; i++) {
-                m[i] = pairs.get(i).margin() == null ? 0f : pairs.get(i).margin().floatValue();
+                m[i] = pairs.get(i).margin() == null
+                        ? 0f
+                        : pairs.get(i).margin().floatValue();
             }
             margin = scope.create(m);
         }
@@ -210,7 +233,11 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
         BradleyTerryLoss.Output out = score(pairs, scope, true);
         NDArray loss = out.meanLoss();
         collector.backward(ScalarOps.times(loss, scale));
-        return MicroResult.of(loss, BradleyTerryLoss.metrics(out.chosenRewards(), out.rejectedRewards()), BradleyTerryLoss.METRIC_NAMES, tokens);
+        return MicroResult.of(
+                loss,
+                BradleyTerryLoss.metrics(out.chosenRewards(), out.rejectedRewards()),
+                BradleyTerryLoss.METRIC_NAMES,
+                tokens);
     }
 
     @Override
@@ -227,7 +254,7 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
             int to = Math.min(n, from + bs);
             try (NDManager scope = policy.manager().newSubManager()) {
                 BradleyTerryLoss.Output out = score(data.eval().subList(from, to), scope, false);
-                lossSum += out.loss().sum().toType(ai.djl.ndarray.types.DataType.FLOAT64, false).getDouble();
+                lossSum += out.loss().sum().toType(DataType.FLOAT64, false).getDouble();
                 float[] c = out.chosenRewards().toFloatArray();
                 float[] r = out.rejectedRewards().toFloatArray();
                 for (int i = 0; i < c.length; i++) {

@@ -59,11 +59,16 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
         int dropped = encode(encoder, train, trainPairs, trainSources, c.skipInvalid(), target)
                 + encode(encoder, eval, evalPairs, evalSources, c.skipInvalid(), target);
         if (dropped > 0) {
-            LOG.warn(target == PreferenceEncoder.Target.REWARD_MODEL ? "{} pair(s) dropped: a sequence is longer than max_length {}"
-                    : "{} example(s) dropped: they cannot fit max_length {} with at least one completion token", dropped, c.maxLength());
+            LOG.warn(
+                    target == PreferenceEncoder.Target.REWARD_MODEL
+                            ? "{} pair(s) dropped: a sequence is longer than max_length {}"
+                            : "{} example(s) dropped: they cannot fit max_length {} with at least one completion token",
+                    dropped,
+                    c.maxLength());
         }
         if (trainPairs.isEmpty()) {
-            throw new IllegalArgumentException("key 'data': no training examples left after truncation (max_length " + c.maxLength() + ")");
+            throw new IllegalArgumentException(
+                    "key 'data': no training examples left after truncation (max_length " + c.maxLength() + ")");
         }
         LOG.info("{} training and {} held-out examples", trainPairs.size(), evalPairs.size());
         return new RunData(trainPairs, trainSources, evalPairs, evalSources);
@@ -81,7 +86,12 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
         EncodedPair.checkFits(model, eval, evalSources);
     }
 
-    private static int encode(PreferenceEncoder encoder, List<PreferenceExample> in, List<EncodedPair> out, List<String> sources, boolean skipInvalid,
+    private static int encode(
+            PreferenceEncoder encoder,
+            List<PreferenceExample> in,
+            List<EncodedPair> out,
+            List<String> sources,
+            boolean skipInvalid,
             PreferenceEncoder.Target target) {
         PreferenceEncoder.Encoded encoded = encoder.encodeAll(in, skipInvalid, target);
         out.addAll(encoded.pairs());

@@ -96,7 +96,13 @@ public final class RunFolder implements AutoCloseable {
     private final List<Path> protectedPaths;
     private final List<String> changes;
 
-    private RunFolder(Path output, FileChannel channel, FileLock lock, Path resumeFrom, List<Path> protectedPaths, List<String> changes) {
+    private RunFolder(
+            Path output,
+            FileChannel channel,
+            FileLock lock,
+            Path resumeFrom,
+            List<Path> protectedPaths,
+            List<String> changes) {
         this.output = output;
         this.channel = channel;
         this.lock = lock;
@@ -133,7 +139,8 @@ public final class RunFolder implements AutoCloseable {
                 inputs.add(Path.of(p).toAbsolutePath().normalize());
             }
         }
-        FileChannel channel = FileChannel.open(output.resolve(LOCK), StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        FileChannel channel = FileChannel.open(
+                output.resolve(LOCK), StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
         FileLock lock = null;
         try {
             try {
@@ -142,9 +149,10 @@ public final class RunFolder implements AutoCloseable {
                 lock = null; // held by this very process
             }
             if (lock == null) {
-                String holder = Files.readString(output.resolve(LOCK), StandardCharsets.UTF_8).strip();
-                throw new IllegalArgumentException("key 'output': " + output + " is in use by another run (" + (holder.isEmpty() ? "a process" : holder)
-                        + "); wait for it to end or choose another output");
+                String holder = Files.readString(output.resolve(LOCK), StandardCharsets.UTF_8)
+                        .strip();
+                throw new IllegalArgumentException("key 'output': " + output + " is in use by another run ("
+                        + (holder.isEmpty() ? "a process" : holder) + "); wait for it to end or choose another output");
             }
             channel.truncate(0);
             channel.write(ByteBuffer.wrap(holder().getBytes(StandardCharsets.UTF_8)), 0);
@@ -180,13 +188,16 @@ public final class RunFolder implements AutoCloseable {
     }
 
     private static String reason(FileSystemException e) {
-        return e instanceof AccessDeniedException ? "permission denied" : e.getReason() != null ? e.getReason() : e.getClass().getSimpleName();
+        return e instanceof AccessDeniedException
+                ? "permission denied"
+                : e.getReason() != null ? e.getReason() : e.getClass().getSimpleName();
     }
 
     /** What an interrupted save leaves: {@code .checkpoint-N.tmp-*}, {@code .final.tmp-*} and temp files of atomic writes. */
     private static void removeLeftovers(Path output) throws IOException {
         try (Stream<Path> s = Files.list(output)) {
-            for (Path p : s.filter(p -> p.getFileName().toString().matches("\\..+\\.tmp-[0-9a-z]+")).toList()) {
+            for (Path p : s.filter(p -> p.getFileName().toString().matches("\\..+\\.tmp-[0-9a-z]+"))
+                    .toList()) {
                 LOG.warn("Removing {}, left by a save that was interrupted", p);
                 AtomicDirectory.deleteRecursively(p);
             }
@@ -197,10 +208,16 @@ public final class RunFolder implements AutoCloseable {
     private static List<Path> runFiles(Path output) throws IOException {
         try (Stream<Path> s = Files.list(output)) {
             return s.filter(p -> {
-                String n = p.getFileName().toString();
-                return n.equals("metrics.jsonl") || n.equals("config.yaml") || n.equals("train.log") || n.equals("final") || n.equals("samples.jsonl")
-                        || n.matches(Checkpoints.PREFIX + "\\d+(\\.diverged)?");
-            }).sorted().toList();
+                        String n = p.getFileName().toString();
+                        return n.equals("metrics.jsonl")
+                                || n.equals("config.yaml")
+                                || n.equals("train.log")
+                                || n.equals("final")
+                                || n.equals("samples.jsonl")
+                                || n.matches(Checkpoints.PREFIX + "\\d+(\\.diverged)?");
+                    })
+                    .sorted()
+                    .toList();
         }
     }
 
@@ -208,8 +225,13 @@ public final class RunFolder implements AutoCloseable {
         List<Path> used = runFiles(output);
         if (mode instanceof Fresh) {
             if (!used.isEmpty()) {
-                throw new IllegalArgumentException("key 'output': " + output + " already holds a run (" + String.join(", ", used.stream()
-                        .map(p -> p.getFileName().toString()).limit(4).toList()) + (used.size() > 4 ? ", ..." : "")
+                throw new IllegalArgumentException("key 'output': " + output + " already holds a run ("
+                        + String.join(
+                                ", ",
+                                used.stream()
+                                        .map(p -> p.getFileName().toString())
+                                        .limit(4)
+                                        .toList()) + (used.size() > 4 ? ", ..." : "")
                         + "); continue it with --resume, or start over with --overwrite");
             }
             return null;
@@ -218,7 +240,8 @@ public final class RunFolder implements AutoCloseable {
             for (Path p : used) {
                 for (Path in : inputs) {
                     if (in.startsWith(p.toAbsolutePath().normalize())) {
-                        throw new IllegalArgumentException("--overwrite: would delete " + p + ", which this run reads (" + in + ")");
+                        throw new IllegalArgumentException(
+                                "--overwrite: would delete " + p + ", which this run reads (" + in + ")");
                     }
                 }
             }
@@ -226,18 +249,29 @@ public final class RunFolder implements AutoCloseable {
                 AtomicDirectory.deleteRecursively(p);
             }
             if (!used.isEmpty()) {
-                LOG.warn("Overwrote the earlier run in {}: deleted {}", output, used.stream().map(p -> p.getFileName().toString()).toList());
+                LOG.warn(
+                        "Overwrote the earlier run in {}: deleted {}",
+                        output,
+                        used.stream().map(p -> p.getFileName().toString()).toList());
             }
             return null;
         }
         Path requested = ((Resume) mode).checkpoint();
         if (requested == null) {
-            return Checkpoints.latest(output).orElseThrow(() -> new IllegalArgumentException("--resume: " + output
-                    + " has no checkpoint to resume from" + (used.isEmpty() ? "" : " (it holds " + used.stream().map(p -> p.getFileName().toString())
-                            .toList() + ")") + "; run without --resume to start afresh"));
+            return Checkpoints.latest(output)
+                    .orElseThrow(() -> new IllegalArgumentException("--resume: " + output
+                            + " has no checkpoint to resume from"
+                            + (used.isEmpty()
+                                    ? ""
+                                    : " (it holds "
+                                            + used.stream()
+                                                    .map(p -> p.getFileName().toString())
+                                                    .toList() + ")")
+                            + "; run without --resume to start afresh"));
         }
         if (!Files.isRegularFile(requested.resolve(Checkpoints.STATE))) {
-            throw new IllegalArgumentException("--resume: " + requested + " is not a checkpoint (no " + Checkpoints.STATE + ")");
+            throw new IllegalArgumentException(
+                    "--resume: " + requested + " is not a checkpoint (no " + Checkpoints.STATE + ")");
         }
         return requested;
     }
@@ -258,7 +292,8 @@ public final class RunFolder implements AutoCloseable {
         List<String> out = new ArrayList<>();
         before.differences(config).forEach((key, values) -> {
             if (!key.equals("output")) {
-                out.add(key + " = " + values.get(1) + " where " + checkpoint.getFileName() + " ran with " + values.get(0));
+                out.add(key + " = " + values.get(1) + " where " + checkpoint.getFileName() + " ran with "
+                        + values.get(0));
             }
         });
         return List.copyOf(out);

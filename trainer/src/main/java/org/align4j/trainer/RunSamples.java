@@ -37,13 +37,19 @@ public final class RunSamples {
         Path configFile = run.resolve("config.yaml");
         Path policyDir = run.resolve("final");
         if (!Files.isRegularFile(configFile) || !Files.isDirectory(policyDir)) {
-            throw new IllegalArgumentException(run + ": samples need a finished run (config.yaml and final/ are missing)");
+            throw new IllegalArgumentException(
+                    run + ": samples need a finished run (config.yaml and final/ are missing)");
         }
         TrainConfig config = TrainConfig.resolve(configFile, Map.of());
         Path referenceDir = Path.of(config.loss() == LossType.SFT ? config.model() : config.referenceModelOrModel());
         try (TextTokenizer tk = TextTokenizer.load(policyDir)) {
-            RunData data = RunData.load(config, tk, config.loss() == LossType.SFT ? SftTrainer::load
-                    : (path, format, skip) -> PreferenceData.load(path, format, skip).examples());
+            RunData data = RunData.load(
+                    config,
+                    tk,
+                    config.loss() == LossType.SFT
+                            ? SftTrainer::load
+                            : (path, format, skip) ->
+                                    PreferenceData.load(path, format, skip).examples());
             List<EncodedPair> pairs = data.eval().isEmpty() ? data.train() : data.eval();
             pairs = pairs.subList(0, Math.min(count, pairs.size()));
             List<int[]> prompts = new ArrayList<>();
@@ -61,8 +67,12 @@ public final class RunSamples {
             }
             List<RunReport.Sample> samples = new ArrayList<>();
             for (int i = 0; i < pairs.size(); i++) {
-                samples.add(new RunReport.Sample(tk.decode(pairs.get(i).prompt(), false), null, tk.decode(pairs.get(i).chosen(), true),
-                        theirs.get(i), mine.get(i)));
+                samples.add(new RunReport.Sample(
+                        tk.decode(pairs.get(i).prompt(), false),
+                        null,
+                        tk.decode(pairs.get(i).chosen(), true),
+                        theirs.get(i),
+                        mine.get(i)));
             }
             Path file = run.resolve("samples.jsonl");
             RunReport.writeSamples(file, samples);

@@ -25,9 +25,9 @@ import org.align4j.data.io.RawRecord;
 import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
-import org.align4j.model.config.ModelConfig;
 import org.align4j.model.LogProbs;
 import org.align4j.model.ScalarOps;
+import org.align4j.model.config.ModelConfig;
 import org.align4j.model.tokenizer.TextTokenizer;
 
 /**
@@ -88,9 +88,12 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
             tokenizer = TextTokenizer.load(Path.of(config.model()));
             RunData data = RunData.load(config, tokenizer, SftTrainer::load);
             // a LoRA checkpoint is an adapter folder: its architecture is the base model's
-            data.checkFits(ModelConfig.read(folder.resumeFrom().filter(p -> Files.isRegularFile(p.resolve("config.json")))
-                    .orElse(Path.of(config.model())).resolve("config.json")));
-            CausalLm policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
+            data.checkFits(ModelConfig.read(folder.resumeFrom()
+                    .filter(p -> Files.isRegularFile(p.resolve("config.json")))
+                    .orElse(Path.of(config.model()))
+                    .resolve("config.json")));
+            CausalLm policy =
+                    config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
             try {
                 prepareAdapters(policy, config);
             } catch (RuntimeException e) {
@@ -109,7 +112,8 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
 
     private static void requireSft(TrainConfig config) {
         if (config.loss() != LossType.SFT) {
-            throw new IllegalArgumentException("key 'loss': SFT trains loss sft, got " + config.loss() + " (align4j train / PreferenceTrainer trains it)");
+            throw new IllegalArgumentException("key 'loss': SFT trains loss sft, got " + config.loss()
+                    + " (align4j train / PreferenceTrainer trains it)");
         }
     }
 
@@ -140,7 +144,8 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
      */
     public static List<PreferenceExample> load(Path path, DataFormat format, boolean skipInvalid) {
         PreferenceParser preferences = new PreferenceParser(format);
-        return PreferenceData.load(path, r -> parse(r, preferences), skipInvalid, "examples").examples();
+        return PreferenceData.load(path, r -> parse(r, preferences), skipInvalid, "examples")
+                .examples();
     }
 
     private static PreferenceExample parse(RawRecord r, PreferenceParser preferences) {
@@ -155,17 +160,31 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
                 if (completion.asText().isEmpty()) {
                     throw new DataException(r.file(), r.line(), "completion", "empty");
                 }
-                return new PreferenceExample(prompt.asText(), completion.asText(), null, null, null, null, null, r.file(), r.line());
+                return new PreferenceExample(
+                        prompt.asText(), completion.asText(), null, null, null, null, null, r.file(), r.line());
             }
             if (completion.isArray() && prompt.isArray()) {
-                return new PreferenceExample(null, null, null, messages(r, "prompt", prompt), messages(r, "completion", completion), null, null,
-                        r.file(), r.line());
+                return new PreferenceExample(
+                        null,
+                        null,
+                        null,
+                        messages(r, "prompt", prompt),
+                        messages(r, "completion", completion),
+                        null,
+                        null,
+                        r.file(),
+                        r.line());
             }
-            throw new DataException(r.file(), r.line(), "completion", "expected prompt and completion both strings or both message lists");
+            throw new DataException(
+                    r.file(),
+                    r.line(),
+                    "completion",
+                    "expected prompt and completion both strings or both message lists");
         }
         PreferenceExample p = preferences.parse(r);
         return p.conversational()
-                ? new PreferenceExample(null, null, null, p.promptMessages(), p.chosenMessages(), null, null, p.file(), p.line())
+                ? new PreferenceExample(
+                        null, null, null, p.promptMessages(), p.chosenMessages(), null, null, p.file(), p.line())
                 : new PreferenceExample(p.prompt(), p.chosen(), null, null, null, null, null, p.file(), p.line());
     }
 
@@ -216,7 +235,9 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
 
     @Override
     protected int[] trainLengths() {
-        return data.train().stream().mapToInt(p -> p.prompt().length + p.chosen().length).toArray();
+        return data.train().stream()
+                .mapToInt(p -> p.prompt().length + p.chosen().length)
+                .toArray();
     }
 
     @Override
@@ -268,8 +289,12 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
         int bs = config.evalBatchSize();
         for (int from = 0; from < data.eval().size(); from += bs) {
             try (NDManager scope = policy.manager().newSubManager()) {
-                NDArray[] r = nll(PreferenceBatch.completions(scope, data.eval().subList(from, Math.min(data.eval().size(), from + bs)),
-                        tokenizer.padId()), false);
+                NDArray[] r = nll(
+                        PreferenceBatch.completions(
+                                scope,
+                                data.eval().subList(from, Math.min(data.eval().size(), from + bs)),
+                                tokenizer.padId()),
+                        false);
                 nll += r[0].toType(DataType.FLOAT64, false).getDouble();
                 tokens += r[1].toType(DataType.FLOAT64, false).getDouble();
             }

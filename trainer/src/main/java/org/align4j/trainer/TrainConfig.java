@@ -9,7 +9,6 @@ import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import java.io.IOException;
@@ -25,12 +24,14 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.Function;
@@ -39,6 +40,7 @@ import org.align4j.data.EncodingOptions;
 import org.align4j.data.EncodingOptions.Truncation;
 import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
+import org.align4j.model.lora.LoraConfig;
 import org.align4j.model.nn.Compute;
 import org.align4j.model.nn.Compute.Attention;
 import org.align4j.model.nn.Compute.Precision;
@@ -129,70 +131,175 @@ import org.slf4j.LoggerFactory;
  *     base is {@code model}
  */
 public record TrainConfig(
-        @Key(label = "DIR", help = "Starting model (HF folder)") String model,
-        @Key(label = "PATH", help = "Training data (file or folder)") String data,
+        @Key(label = "DIR", help = "Starting model (HF folder)")
+        String model,
+
+        @Key(label = "PATH", help = "Training data (file or folder)")
+        String data,
+
         @Key(label = "PATH", help = "Held-out data") String evalData,
-        @Key(help = "Hold out this share of --data when no --eval-data") double evalFraction,
-        @Key(label = "DIR", help = "Run folder (checkpoints, metrics.jsonl, train.log, final/)") String output,
-        @Key(help = "Objective: dpo, cdpo, robust, hinge, ipo, ipo-sum, ipo-soft, simpo (TRL's sigmoid is dpo)") LossType loss,
-        @Key(help = "Inverse temperature beta of the preference objectives") double beta,
-        @Key(help = "Label smoothing epsilon: cDPO for dpo/cdpo, the flip rate for robust (0.1 for cdpo and robust unless given)")
+
+        @Key(help = "Hold out this share of --data when no --eval-data")
+        double evalFraction,
+
+        @Key(label = "DIR", help = "Run folder (checkpoints, metrics.jsonl, train.log, final/)")
+        String output,
+
+        @Key(help = "Objective: dpo, cdpo, robust, hinge, ipo, ipo-sum, ipo-soft, simpo (TRL's sigmoid is dpo)")
+        LossType loss,
+
+        @Key(help = "Inverse temperature beta of the preference objectives")
+        double beta,
+
+        @Key(
+                help =
+                        "Label smoothing epsilon: cDPO for dpo/cdpo, the flip rate for robust (0.1 for cdpo and robust unless given)")
         double labelSmoothing,
-        @Key(help = "Preference probability p for ipo-soft pairs that carry none") double preference,
+
+        @Key(help = "Preference probability p for ipo-soft pairs that carry none")
+        double preference,
+
         @Key(help = "Target margin gamma of simpo") double gamma,
-        @Key(help = "Reward model: weight c of c*(r_c + r_r)^2, pulling rewards to mean zero (TRL recommends 0.01; 0 = off)")
+
+        @Key(
+                help =
+                        "Reward model: weight c of c*(r_c + r_r)^2, pulling rewards to mean zero (TRL recommends 0.01; 0 = off)")
         double centerRewardsCoefficient,
-        @Key(flags = "--lr", help = "Peak learning rate (TRL's defaults: 1e-6, and 2e-5 for sft)") double learningRate,
-        @Key(help = "Decoupled weight decay (not on biases and norm weights)") double weightDecay,
+
+        @Key(flags = "--lr", help = "Peak learning rate (TRL's defaults: 1e-6, and 2e-5 for sft)")
+        double learningRate,
+
+        @Key(help = "Decoupled weight decay (not on biases and norm weights)")
+        double weightDecay,
+
         @Key(help = "AdamW beta1") double adamBeta1,
         @Key(help = "AdamW beta2") double adamBeta2,
         @Key(help = "AdamW epsilon") double adamEpsilon,
-        @Key(help = "Pairs (or SFT examples) per micro-batch") int batchSize,
+
+        @Key(help = "Pairs (or SFT examples) per micro-batch")
+        int batchSize,
+
         @Key(help = "Micro-batches per optimizer step") int gradAccum,
         @Key(help = "Optimizer steps (0: use --epochs)") int maxSteps,
-        @Key(help = "Passes over the data when --max-steps is 0 (may be fractional)") double epochs,
+
+        @Key(help = "Passes over the data when --max-steps is 0 (may be fractional)")
+        double epochs,
+
         @Key(help = "Linear warm-up steps") int warmupSteps,
-        @Key(help = "Warm-up as a share of all steps (when --warmup-steps is 0)") double warmupRatio,
-        @Key(help = "Learning-rate schedule after warm-up: constant, linear or cosine") Schedule schedule,
+
+        @Key(help = "Warm-up as a share of all steps (when --warmup-steps is 0)")
+        double warmupRatio,
+
+        @Key(help = "Learning-rate schedule after warm-up: constant, linear or cosine")
+        Schedule schedule,
+
         @Key(help = "Global gradient-norm clip (0 = off)") double maxGradNorm,
-        @Key(help = "Checkpoint every N steps (0 = at the end)") int saveEvery,
+
+        @Key(help = "Checkpoint every N steps (0 = at the end)")
+        int saveEvery,
+
         @Key(help = "Checkpoints to keep") int keepLast,
-        @Key(help = "Evaluate every N steps (0 = at the end)") int evalEvery,
+
+        @Key(help = "Evaluate every N steps (0 = at the end)")
+        int evalEvery,
+
         @Key(help = "Write metrics every N steps") int logEvery,
-        @Key(help = "Seed of the data order and the held-out split") long seed,
-        @Key(help = "copy (a frozen model) or precomputed (its log-probs, cached once)") Reference reference,
-        @Key(label = "DIR", help = "Reference model (default: --model)") String referenceModel,
-        @Key(help = "Weights of the frozen copy: fp32 or fp16") ReferenceDtype referenceDtype,
-        @Key(label = "DIR", help = "Cache of precomputed reference log-probs (default: OUTPUT/cache)") String cacheDir,
+
+        @Key(help = "Seed of the data order and the held-out split")
+        long seed,
+
+        @Key(help = "copy (a frozen model) or precomputed (its log-probs, cached once)")
+        Reference reference,
+
+        @Key(label = "DIR", help = "Reference model (default: --model)")
+        String referenceModel,
+
+        @Key(help = "Weights of the frozen copy: fp32 or fp16")
+        ReferenceDtype referenceDtype,
+
+        @Key(label = "DIR", help = "Cache of precomputed reference log-probs (default: OUTPUT/cache)")
+        String cacheDir,
+
         @Key(help = "cpu, gpu or gpu:N") String device,
-        @Key(help = "TF32 matmuls on a GPU (--no-tf32 keeps fp32 exact)") boolean tf32,
-        @Key(help = "Longest prompt + completion in tokens (0 = no limit)") int maxLength,
-        @Key(help = "Longest prompt in tokens (0 = no limit)") int maxPromptLength,
-        @Key(help = "Which end of a long prompt to keep: keep_end or keep_start") Truncation truncation,
-        @Key(help = "Record format: auto, standard, conversational, implicit_prompt") DataFormat format,
-        @Key(help = "Skip bad records (counted, the first named) instead of stopping") boolean skipInvalid,
-        @Key(help = "Render plain-string prompts through the model's chat template") boolean chatTemplate,
+
+        @Key(help = "TF32 matmuls on a GPU (--no-tf32 keeps fp32 exact)")
+        boolean tf32,
+
+        @Key(help = "Longest prompt + completion in tokens (0 = no limit)")
+        int maxLength,
+
+        @Key(help = "Longest prompt in tokens (0 = no limit)")
+        int maxPromptLength,
+
+        @Key(help = "Which end of a long prompt to keep: keep_end or keep_start")
+        Truncation truncation,
+
+        @Key(help = "Record format: auto, standard, conversational, implicit_prompt")
+        DataFormat format,
+
+        @Key(help = "Skip bad records (counted, the first named) instead of stopping")
+        boolean skipInvalid,
+
+        @Key(help = "Render plain-string prompts through the model's chat template")
+        boolean chatTemplate,
+
         @Key(help = "Batch examples of similar length") boolean groupByLength,
-        @Key(help = "Run each micro-batch as one row of its real tokens, without padding (TRL's padding_free)") boolean paddingFree,
+
+        @Key(help = "Run each micro-batch as one row of its real tokens, without padding (TRL's padding_free)")
+        boolean paddingFree,
+
         @Key(help = "Pairs per evaluation forward pass") int evalBatchSize,
-        @Key(help = "Log eval_kl, the KL to the reference along held-out chosen answers") boolean evalKl,
-        @Key(help = "At each evaluation, judge greedy answers of policy and reference to the first N held-out prompts: eval_win_rate (0 = off)")
+
+        @Key(help = "Log eval_kl, the KL to the reference along held-out chosen answers")
+        boolean evalKl,
+
+        @Key(
+                help =
+                        "At each evaluation, judge greedy answers of policy and reference to the first N held-out prompts: eval_win_rate (0 = off)")
         int evalSamples,
-        @Key(label = "JUDGE", help = "How eval_samples are judged: exact, contains (against the pair's chosen answer) or reward-model:DIR")
+
+        @Key(
+                label = "JUDGE",
+                help =
+                        "How eval_samples are judged: exact, contains (against the pair's chosen answer) or reward-model:DIR")
         String evalJudge,
-        @Key(help = "Longest generated answer of eval_samples") int evalMaxNewTokens,
-        @Key(help = "eager (DJL ops) or sdpa (fused attention kernel)") Attention attention,
-        @Key(help = "fp32, or bf16 (mixed precision inside kernels, fp32 master weights)") Precision precision,
-        @Key(help = "Train without the model's dropout (TRL: on for preference objectives, off for sft)") boolean disableDropout,
-        @Key(label = "JSON", help = "Chat-template variables for every conversation, as a JSON object (e.g. {\"enable_thinking\": false})")
+
+        @Key(help = "Longest generated answer of eval_samples")
+        int evalMaxNewTokens,
+
+        @Key(help = "eager (DJL ops) or sdpa (fused attention kernel)")
+        Attention attention,
+
+        @Key(help = "fp32, or bf16 (mixed precision inside kernels, fp32 master weights)")
+        Precision precision,
+
+        @Key(help = "Train without the model's dropout (TRL: on for preference objectives, off for sft)")
+        boolean disableDropout,
+
+        @Key(
+                label = "JSON",
+                help =
+                        "Chat-template variables for every conversation, as a JSON object (e.g. {\"enable_thinking\": false})")
         Map<String, Object> chatTemplateKwargs,
-        @Key(help = "LoRA rank r: train adapters of rank r instead of every weight; the reference is the model with adapters off (0 = off)")
+
+        @Key(
+                help =
+                        "LoRA rank r: train adapters of rank r instead of every weight; the reference is the model with adapters off (0 = off)")
         int loraR,
-        @Key(help = "LoRA alpha: adapters' output scaled by alpha/r") double loraAlpha,
+
+        @Key(help = "LoRA alpha: adapters' output scaled by alpha/r")
+        double loraAlpha,
+
         @Key(help = "Dropout on the LoRA adapters' input") double loraDropout,
-        @Key(label = "MODULES", help = "Projections that get adapters: all-linear, or names like q_proj,v_proj (default: PEFT's for the model)")
+
+        @Key(
+                label = "MODULES",
+                help =
+                        "Projections that get adapters: all-linear, or names like q_proj,v_proj (default: PEFT's for the model)")
         String loraTarget,
-        @Key(label = "DIR", help = "A LoRA adapter (PEFT folder) to continue training on --model") String adapter) {
+
+        @Key(label = "DIR", help = "A LoRA adapter (PEFT folder) to continue training on --model")
+        String adapter) {
 
     /** Describes a config key for {@code --help}, the README and the flag names. */
     @Retention(RetentionPolicy.RUNTIME)
@@ -236,7 +343,8 @@ public record TrainConfig(
 
     private static final Logger LOG = LoggerFactory.getLogger(TrainConfig.class);
 
-    static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory().disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER)
+    static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory()
+            .disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER)
             .enable(YAMLGenerator.Feature.MINIMIZE_QUOTES));
 
     /** The defaults, by key: TRL's where TRL has the option, except the learning rate, which depends on the loss. */
@@ -398,22 +506,31 @@ public record TrainConfig(
      * @return the resolved config
      * @throws IllegalArgumentException naming the file, line and key, or the override, at fault
      */
-    public static TrainConfig resolve(Map<String, ?> base, Path yaml, Map<String, ?> overrides, Function<String, String> overrideName) {
+    public static TrainConfig resolve(
+            Map<String, ?> base, Path yaml, Map<String, ?> overrides, Function<String, String> overrideName) {
         Map<String, Object> values = mergeBase(base);
         Map<String, String> given = new LinkedHashMap<>(); // key → how to name it to the user
         if (yaml != null) {
             YamlFile file = YamlFile.read(yaml);
             Map<String, String> fromFile = new HashMap<>();
-            file.values().forEach((name, node) -> set(values, fromFile, name, node, yaml + ":" + file.lines().get(name) + ": key '" + name + "'"));
+            file.values()
+                    .forEach((name, node) -> set(
+                            values,
+                            fromFile,
+                            name,
+                            node,
+                            yaml + ":" + file.lines().get(name) + ": key '" + name + "'"));
             given.putAll(fromFile);
         }
         Map<String, String> fromOverrides = new HashMap<>();
-        overrides.forEach((name, value) -> set(values, fromOverrides, name, YAML.valueToTree(value), overrideName.apply(name)));
+        overrides.forEach(
+                (name, value) -> set(values, fromOverrides, name, YAML.valueToTree(value), overrideName.apply(name)));
         given.putAll(fromOverrides);
         LossType loss = (LossType) values.get("loss");
         Object fixedLoss = mergeBase(base).get("loss");
         if (base.containsKey("loss") && given.containsKey("loss") && loss != fixedLoss) {
-            throw new IllegalArgumentException(given.get("loss") + ": this command trains loss " + fixedLoss + " only, got " + loss);
+            throw new IllegalArgumentException(
+                    given.get("loss") + ": this command trains loss " + fixedLoss + " only, got " + loss);
         }
         // defaults that depend on the objective, where the user gave none (TRL's SFT and DPO defaults differ)
         for (Map.Entry<String, Object> d : objectiveDefaults(loss).entrySet()) {
@@ -422,18 +539,20 @@ public record TrainConfig(
             }
         }
         TrainConfig c = construct(values);
-        // a key given at its default changes nothing, so only the others count as given (a saved config.yaml resolves again)
+        // a key given at its default changes nothing, so only the others count as given (a saved config.yaml resolves
+        // again)
         Map<String, Object> defaults = mergeBase(base);
         defaults.put("loss", loss);
         defaults.putAll(objectiveDefaults(loss));
-        given.keySet().removeIf(k -> java.util.Objects.equals(values.get(k), defaults.get(k)) && !k.equals("loss"));
+        given.keySet().removeIf(k -> Objects.equals(values.get(k), defaults.get(k)) && !k.equals("loss"));
         c.validate(given);
         return c;
     }
 
     private static Map<String, Object> mergeBase(Map<String, ?> base) {
         Map<String, Object> values = new LinkedHashMap<>(DEFAULTS);
-        base.forEach((key, value) -> set(values, new HashMap<>(), key, YAML.valueToTree(value), "default of key '" + key + "'"));
+        base.forEach((key, value) ->
+                set(values, new HashMap<>(), key, YAML.valueToTree(value), "default of key '" + key + "'"));
         return values;
     }
 
@@ -448,7 +567,8 @@ public record TrainConfig(
     }
 
     /** Sets one key of one source, translating TRL's name and value, and records how to name it. */
-    private static void set(Map<String, Object> values, Map<String, String> source, String name, JsonNode value, String where) {
+    private static void set(
+            Map<String, Object> values, Map<String, String> source, String name, JsonNode value, String where) {
         String key = name;
         JsonNode node = value;
         if (!DEFAULTS.containsKey(name)) {
@@ -461,7 +581,8 @@ public record TrainConfig(
             }
             Optional<TrlNames.Alias> alias = TrlNames.alias(name);
             if (alias.isEmpty()) {
-                throw new IllegalArgumentException(where + ": unknown" + suggestion(name) + "; align4j keys: " + String.join(", ", keys()));
+                throw new IllegalArgumentException(
+                        where + ": unknown" + suggestion(name) + "; align4j keys: " + String.join(", ", keys()));
             }
             key = alias.get().key();
             try {
@@ -483,8 +604,11 @@ public record TrainConfig(
         known.addAll(TrlNames.names());
         String n = name.toLowerCase(Locale.ROOT).replace('-', '_');
         int limit = Math.max(2, n.length() / 3);
-        List<String> near = known.stream().filter(k -> editDistance(n, k) <= limit)
-                .sorted(java.util.Comparator.comparingInt(k -> editDistance(n, k))).limit(2).toList();
+        List<String> near = known.stream()
+                .filter(k -> editDistance(n, k) <= limit)
+                .sorted(Comparator.comparingInt(k -> editDistance(n, k)))
+                .limit(2)
+                .toList();
         return near.isEmpty() ? "" : " (did you mean '" + String.join("' or '", near) + "'?)";
     }
 
@@ -520,7 +644,8 @@ public record TrainConfig(
             return mapping(v, where);
         }
         if (v.isContainerNode()) {
-            throw new IllegalArgumentException(where + ": expected a single value, got " + (v.isArray() ? "a list" : "a mapping"));
+            throw new IllegalArgumentException(
+                    where + ": expected a single value, got " + (v.isArray() ? "a list" : "a mapping"));
         }
         String text = v.asText().trim();
         if (type == String.class) {
@@ -655,10 +780,15 @@ public record TrainConfig(
         validate();
         for (LossType.Hyperparameter h : LossType.Hyperparameter.values()) {
             if (given.containsKey(h.key()) && !loss.uses(h)) {
-                List<String> users = Arrays.stream(LossType.values()).filter(t -> t.uses(h)).map(LossType::toString).toList();
-                String who = h == LossType.Hyperparameter.BETA ? "every preference objective does"
+                List<String> users = Arrays.stream(LossType.values())
+                        .filter(t -> t.uses(h))
+                        .map(LossType::toString)
+                        .toList();
+                String who = h == LossType.Hyperparameter.BETA
+                        ? "every preference objective does"
                         : String.join(", ", users) + (users.size() == 1 ? " does" : " do");
-                throw new IllegalArgumentException(given.get(h.key()) + ": loss " + loss + " does not use it (" + who + ")");
+                throw new IllegalArgumentException(
+                        given.get(h.key()) + ": loss " + loss + " does not use it (" + who + ")");
             }
         }
         if (loss == LossType.SFT) {
@@ -673,7 +803,10 @@ public record TrainConfig(
                 refuseIf(given, k, "a reward model generates nothing to judge");
             }
             for (String k : List.of("max_prompt_length", "truncation")) {
-                refuseIf(given, k, "a reward model reads whole sequences; a pair longer than max_length is dropped, never cut (as TRL)");
+                refuseIf(
+                        given,
+                        k,
+                        "a reward model reads whole sequences; a pair longer than max_length is dropped, never cut (as TRL)");
             }
             if (paddingFree) {
                 refuseIf(given, "padding_free", "not built for reward models: a reward run pads its batches");
@@ -683,14 +816,19 @@ public record TrainConfig(
                 refuseIf(given, k, "simpo is reference-free (eval_kl still reads reference_model)");
             }
         } else if (reference == Reference.PRECOMPUTED) {
-            refuseIf(given, "reference_dtype", "the precomputed reference is scored once in fp32; reference_dtype is for reference: copy");
+            refuseIf(
+                    given,
+                    "reference_dtype",
+                    "the precomputed reference is scored once in fp32; reference_dtype is for reference: copy");
         } else {
             refuseIf(given, "cache_dir", "only reference: precomputed reads a cache");
         }
         if (evalData == null && evalFraction == 0) {
             for (String k : List.of("eval_every", "eval_batch_size")) {
                 if (given.containsKey(k)) {
-                    LOG.warn("{}: has no effect: there is no held-out set (give eval_data or eval_fraction)", given.get(k));
+                    LOG.warn(
+                            "{}: has no effect: there is no held-out set (give eval_data or eval_fraction)",
+                            given.get(k));
                 }
             }
         }
@@ -701,16 +839,25 @@ public record TrainConfig(
             throw new IllegalArgumentException(given.getOrDefault("eval_samples", "key 'eval_samples'")
                     + ": there is no held-out set to take prompts from (give eval_data or eval_fraction)");
         }
-        if (given.containsKey("warmup_steps") && given.containsKey("warmup_ratio") && warmupSteps > 0 && warmupRatio > 0) {
-            throw new IllegalArgumentException(given.get("warmup_ratio") + ": give warmup_steps or warmup_ratio, not both");
+        if (given.containsKey("warmup_steps")
+                && given.containsKey("warmup_ratio")
+                && warmupSteps > 0
+                && warmupRatio > 0) {
+            throw new IllegalArgumentException(
+                    given.get("warmup_ratio") + ": give warmup_steps or warmup_ratio, not both");
         }
         if (given.containsKey("epochs") && given.containsKey("max_steps") && maxSteps > 0) {
-            throw new IllegalArgumentException(given.get("epochs") + ": max_steps " + maxSteps + " is also given and would override it; give one");
+            throw new IllegalArgumentException(
+                    given.get("epochs") + ": max_steps " + maxSteps + " is also given and would override it; give one");
         }
         if (maxLength > 0 && maxPromptLength > maxLength) {
-            throw new IllegalArgumentException(name.apply("max_prompt_length") + ": " + maxPromptLength + " exceeds max_length " + maxLength);
+            throw new IllegalArgumentException(
+                    name.apply("max_prompt_length") + ": " + maxPromptLength + " exceeds max_length " + maxLength);
         }
-        require(loraR >= 0, name.apply("lora_r"), "the LoRA rank must be at least 1 (0 trains every weight), got " + loraR);
+        require(
+                loraR >= 0,
+                name.apply("lora_r"),
+                "the LoRA rank must be at least 1 (0 trains every weight), got " + loraR);
         if (adapter != null) {
             for (String k : List.of("lora_r", "lora_alpha", "lora_dropout", "lora_target")) {
                 refuseIf(given, k, "the adapter's adapter_config.json sets it");
@@ -721,7 +868,10 @@ public record TrainConfig(
             }
         }
         if (loraR > 0 && disableDropout) {
-            refuseIf(given, "lora_dropout", "disable_dropout is on, which turns the adapters' dropout off too (as TRL); give disable_dropout: false");
+            refuseIf(
+                    given,
+                    "lora_dropout",
+                    "disable_dropout is on, which turns the adapters' dropout off too (as TRL); give disable_dropout: false");
         }
         if (usesLora() && referenceModel == null) {
             refuseIf(given, "reference_dtype", "a LoRA run's reference is the policy with its adapters off, no copy");
@@ -730,8 +880,9 @@ public record TrainConfig(
             try {
                 loraConfig();
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException(name.apply(e.getMessage().contains("dropout") ? "lora_dropout" : "lora_target") + ": "
-                        + e.getMessage());
+                throw new IllegalArgumentException(
+                        name.apply(e.getMessage().contains("dropout") ? "lora_dropout" : "lora_target") + ": "
+                                + e.getMessage());
             }
         }
     }
@@ -746,12 +897,11 @@ public record TrainConfig(
      *     lora_dropout}, {@code lora_target})
      * @throws IllegalStateException when {@code lora_r} is 0
      */
-    public org.align4j.model.lora.LoraConfig loraConfig() {
+    public LoraConfig loraConfig() {
         if (loraR == 0) {
             throw new IllegalStateException("lora_r is 0: this run trains every weight");
         }
-        return new org.align4j.model.lora.LoraConfig(loraR, loraAlpha, loraDropout, org.align4j.model.lora.LoraConfig.parseTargets(loraTarget),
-                false);
+        return new LoraConfig(loraR, loraAlpha, loraDropout, LoraConfig.parseTargets(loraTarget), false);
     }
 
     private static void refuseIf(Map<String, String> given, String key, String why) {
@@ -767,14 +917,25 @@ public record TrainConfig(
      */
     public void validate() {
         require(beta > 0, "key 'beta'", "must be > 0, got " + beta);
-        require(labelSmoothing >= 0 && labelSmoothing < 0.5, "key 'label_smoothing'", "must lie in [0, 0.5), got " + labelSmoothing);
+        require(
+                labelSmoothing >= 0 && labelSmoothing < 0.5,
+                "key 'label_smoothing'",
+                "must lie in [0, 0.5), got " + labelSmoothing);
         require(preference >= 0 && preference <= 1, "key 'preference'", "must lie in [0, 1], got " + preference);
         require(gamma >= 0, "key 'gamma'", "must be >= 0, got " + gamma);
-        require(centerRewardsCoefficient >= 0, "key 'center_rewards_coefficient'", "must be >= 0, got " + centerRewardsCoefficient);
+        require(
+                centerRewardsCoefficient >= 0,
+                "key 'center_rewards_coefficient'",
+                "must be >= 0, got " + centerRewardsCoefficient);
         require(evalSamples >= 0, "key 'eval_samples'", "must be >= 0, got " + evalSamples);
         require(evalMaxNewTokens > 0, "key 'eval_max_new_tokens'", "must be > 0, got " + evalMaxNewTokens);
-        require(evalJudge != null && (evalJudge.equals("exact") || evalJudge.equals("contains")
-                || evalJudge.startsWith("reward-model:") && evalJudge.length() > "reward-model:".length()), "key 'eval_judge'",
+        require(
+                evalJudge != null
+                        && (evalJudge.equals("exact")
+                                || evalJudge.equals("contains")
+                                || evalJudge.startsWith("reward-model:")
+                                        && evalJudge.length() > "reward-model:".length()),
+                "key 'eval_judge'",
                 "exact, contains or reward-model:DIR, got '" + evalJudge + "'");
         require(learningRate > 0, "key 'learning_rate'", "must be > 0, got " + learningRate);
         require(weightDecay >= 0, "key 'weight_decay'", "must be >= 0, got " + weightDecay);
@@ -792,11 +953,17 @@ public record TrainConfig(
         require(keepLast >= 1, "key 'keep_last'", "must be >= 1, got " + keepLast);
         require(evalEvery >= 0, "key 'eval_every'", "must be >= 0, got " + evalEvery);
         require(logEvery >= 1, "key 'log_every'", "must be >= 1, got " + logEvery);
-        require(evalFraction >= 0 && evalFraction < 1, "key 'eval_fraction'", "must lie in [0, 1), got " + evalFraction);
+        require(
+                evalFraction >= 0 && evalFraction < 1,
+                "key 'eval_fraction'",
+                "must lie in [0, 1), got " + evalFraction);
         require(evalBatchSize > 0, "key 'eval_batch_size'", "must be > 0, got " + evalBatchSize);
         require(maxLength >= 0, "key 'max_length'", "must be >= 0, got " + maxLength);
         require(maxPromptLength >= 0, "key 'max_prompt_length'", "must be >= 0, got " + maxPromptLength);
-        require(device != null && device.matches("cpu|gpu(:\\d+)?"), "key 'device'", "cpu, gpu or gpu:N, got '" + device + "'");
+        require(
+                device != null && device.matches("cpu|gpu(:\\d+)?"),
+                "key 'device'",
+                "cpu, gpu or gpu:N, got '" + device + "'");
         require(loraDropout >= 0 && loraDropout < 1, "key 'lora_dropout'", "must lie in [0, 1), got " + loraDropout);
     }
 
@@ -836,7 +1003,7 @@ public record TrainConfig(
             try {
                 Object a = rc.getAccessor().invoke(this);
                 Object b = rc.getAccessor().invoke(other);
-                if (!java.util.Objects.equals(a, b)) {
+                if (!Objects.equals(a, b)) {
                     out.put(snake(rc.getName()), Arrays.asList(a, b));
                 }
             } catch (ReflectiveOperationException e) {
@@ -930,7 +1097,8 @@ public record TrainConfig(
         }
 
         private Builder<T> put(String key, Object value) {
-            values.put(key, value instanceof Enum<?> e ? configName(e) : value instanceof Path p ? p.toString() : value);
+            values.put(
+                    key, value instanceof Enum<?> e ? configName(e) : value instanceof Path p ? p.toString() : value);
             return this;
         }
 
@@ -1265,7 +1433,8 @@ public record TrainConfig(
             } catch (JsonProcessingException e) {
                 JsonLocation at = e.getLocation();
                 String msg = e.getOriginalMessage().lines().findFirst().orElse("");
-                throw new IllegalArgumentException(yaml + (at != null ? ":" + at.getLineNr() : "") + ": not valid YAML: " + msg);
+                throw new IllegalArgumentException(
+                        yaml + (at != null ? ":" + at.getLineNr() : "") + ": not valid YAML: " + msg);
             } catch (IOException e) {
                 throw new IllegalArgumentException(yaml + ": cannot read: " + e.getMessage());
             }

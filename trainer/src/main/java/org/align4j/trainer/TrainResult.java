@@ -13,5 +13,10 @@ import java.util.Map;
  * @param finalModel the HF folder of the trained model ({@code OUTPUT/final}), or null if interrupted
  * @param lastCheckpoint the newest checkpoint folder
  */
-public record TrainResult(long lastStep, boolean interrupted, Map<String, Double> lastMetrics, Map<String, Double> evalMetrics,
-        Path finalModel, Path lastCheckpoint) {}
+public record TrainResult(
+        long lastStep,
+        boolean interrupted,
+        Map<String, Double> lastMetrics,
+        Map<String, Double> evalMetrics,
+        Path finalModel,
+        Path lastCheckpoint) {}

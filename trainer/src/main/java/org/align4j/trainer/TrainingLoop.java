@@ -57,6 +57,7 @@ public abstract class TrainingLoop implements AutoCloseable {
     private Path verified;
     /** The newest checkpoint saved whose weights no step has used yet. */
     private Path unverified;
+
     private final List<TrainingListener> listeners = new ArrayList<>();
     private volatile boolean stopRequested;
     private final CountDownLatch finished = new CountDownLatch(1);
@@ -166,14 +167,30 @@ public abstract class TrainingLoop implements AutoCloseable {
         int perStep = config.batchSize() * config.gradAccum();
         String unit = config.loss().isPairwise() ? "pairs" : "examples";
         return List.of(
-                String.format(Locale.ROOT, "model: %s (%s, %d layers, %,d parameters) on %s, %s, %s attention", config.model(),
-                        policy.config().modelType(), policy.config().numLayers(), policy.parameterCount(), policy.device(),
-                        TrainConfig.configName(config.precision()), TrainConfig.configName(config.attention())),
+                String.format(
+                        Locale.ROOT,
+                        "model: %s (%s, %d layers, %,d parameters) on %s, %s, %s attention",
+                        config.model(),
+                        policy.config().modelType(),
+                        policy.config().numLayers(),
+                        policy.parameterCount(),
+                        policy.device(),
+                        TrainConfig.configName(config.precision()),
+                        TrainConfig.configName(config.attention())),
                 "objective: " + objectiveSummary(),
                 String.format(Locale.ROOT, "data: %,d training %s, %,d held out", trainSize(), unit, evalSize()),
-                String.format(Locale.ROOT, "steps: %,d of %d %s (batch %d x grad_accum %d), %.2f epochs; lr %s, %s schedule, %d warm-up",
-                        total, perStep, unit, config.batchSize(), config.gradAccum(), (double) total * perStep / trainSize(),
-                        TrainConfig.defaultFormat(config.learningRate()), TrainConfig.configName(config.schedule()), config.warmupStepsOf(total)),
+                String.format(
+                        Locale.ROOT,
+                        "steps: %,d of %d %s (batch %d x grad_accum %d), %.2f epochs; lr %s, %s schedule, %d warm-up",
+                        total,
+                        perStep,
+                        unit,
+                        config.batchSize(),
+                        config.gradAccum(),
+                        (double) total * perStep / trainSize(),
+                        TrainConfig.defaultFormat(config.learningRate()),
+                        TrainConfig.configName(config.schedule()),
+                        config.warmupStepsOf(total)),
                 "output: " + output);
     }
 
@@ -230,14 +247,16 @@ public abstract class TrainingLoop implements AutoCloseable {
         Cursor(Checkpoints.State state) {
             epoch = state.epoch();
             batchInEpoch = state.batchInEpoch();
-            order = PairOrder.epoch(lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
+            order = PairOrder.epoch(
+                    lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
         }
 
         int[] next() {
             if (batchInEpoch >= order.size()) {
                 epoch++;
                 batchInEpoch = 0;
-                order = PairOrder.epoch(lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
+                order = PairOrder.epoch(
+                        lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
             }
             return order.get(batchInEpoch++);
         }
@@ -262,7 +281,13 @@ public abstract class TrainingLoop implements AutoCloseable {
      * @param tokens tokens processed
      * @param stats owner of the values until the step logs
      */
-    private record Accumulated(List<int[]> batches, long[] weights, List<NDArray> values, List<String> names, long total, long tokens,
+    private record Accumulated(
+            List<int[]> batches,
+            long[] weights,
+            List<NDArray> values,
+            List<String> names,
+            long total,
+            long tokens,
             NDManager stats) {
         /** @return the weighted means of the step's values, read to the host (the logged loss is the one differentiated) */
         double[] means() {
@@ -294,11 +319,17 @@ public abstract class TrainingLoop implements AutoCloseable {
         // disable_dropout_in_model); evaluation and reference passes never drop
         policy.setDropout(!config.disableDropout());
         // with LoRA adapters only they train: neither gradients nor optimizer state for the base weights
-        AdamW optimizer = new AdamW(policy.trainableParameters(), config.adamBeta1(), config.adamBeta2(), config.adamEpsilon(),
+        AdamW optimizer = new AdamW(
+                policy.trainableParameters(),
+                config.adamBeta1(),
+                config.adamBeta2(),
+                config.adamEpsilon(),
                 config.weightDecay());
-        Checkpoints.State state = resume ? restore(optimizer, folder.resumeFrom().get()) : new Checkpoints.State(0, 0, 0);
+        Checkpoints.State state =
+                resume ? restore(optimizer, folder.resumeFrom().get()) : new Checkpoints.State(0, 0, 0);
         long totalSteps = config.totalSteps(trainSize());
-        LrSchedule schedule = new LrSchedule(config.learningRate(), config.warmupStepsOf(totalSteps), (int) totalSteps, config.schedule());
+        LrSchedule schedule = new LrSchedule(
+                config.learningRate(), config.warmupStepsOf(totalSteps), (int) totalSteps, config.schedule());
         Thread hook = new Thread(this::onSignal, "align4j-stop");
         Runtime.getRuntime().addShutdownHook(hook);
         Files.writeString(output.resolve("config.yaml"), config.toYaml(), StandardCharsets.UTF_8);
@@ -334,7 +365,8 @@ public abstract class TrainingLoop implements AutoCloseable {
                 step++;
                 delayForTests();
                 boolean logs = step % config.logEvery() == 0 || step == totalSteps;
-                Map<String, Double> m = stepMetrics(acc, logs, lr, gradNorm, (System.nanoTime() - t0) / 1e9, cursor.epochs());
+                Map<String, Double> m =
+                        stepMetrics(acc, logs, lr, gradNorm, (System.nanoTime() - t0) / 1e9, cursor.epochs());
                 if (logs) {
                     lastMetrics = m;
                     metrics.write(step, m);
@@ -355,11 +387,15 @@ public abstract class TrainingLoop implements AutoCloseable {
                 lastCheckpoint = save(optimizer, cursor.state(step));
                 finalModel = output.resolve("final");
                 policy.save(finalModel, tokenizerDir);
-                // the run is complete: keep_last alone decides now (the last good checkpoint was kept only to recover from a divergence)
+                // the run is complete: keep_last alone decides now (the last good checkpoint was kept only to recover
+                // from a divergence)
                 Checkpoints.prune(output, config.keepLast(), folder.protectedPaths());
             } else if (lastCheckpoint == null || Checkpoints.stepOf(lastCheckpoint) != step) {
                 lastCheckpoint = save(optimizer, cursor.state(step));
-                LOG.warn("Stopped at step {}: checkpoint saved to {}; run again with --resume to continue", step, lastCheckpoint);
+                LOG.warn(
+                        "Stopped at step {}: checkpoint saved to {}; run again with --resume to continue",
+                        step,
+                        lastCheckpoint);
             }
             return new TrainResult(step, interrupted, lastMetrics, evalMetrics, finalModel, lastCheckpoint);
         } finally {
@@ -381,7 +417,12 @@ public abstract class TrainingLoop implements AutoCloseable {
     private Checkpoints.State restore(AdamW optimizer, Path checkpoint) {
         Checkpoints.State state = Checkpoints.readState(checkpoint);
         loadOptimizer(optimizer, checkpoint, state.step());
-        LOG.info("Resuming from {} (step {}, epoch {}, batch {})", checkpoint, state.step(), state.epoch(), state.batchInEpoch());
+        LOG.info(
+                "Resuming from {} (step {}, epoch {}, batch {})",
+                checkpoint,
+                state.step(),
+                state.epoch(),
+                state.batchInEpoch());
         return state;
     }
 
@@ -450,8 +491,11 @@ public abstract class TrainingLoop implements AutoCloseable {
                     bad.add(name);
                 }
             });
-            throw diverged(step, acc.batches().get(acc.batches().size() - 1), "gradient norm is " + gradNorm + " (loss " + acc.means()[0]
-                    + "; non-finite gradients in " + bad.size() + " parameter(s), first: " + bad.subList(0, Math.min(3, bad.size())) + ")");
+            throw diverged(
+                    step,
+                    acc.batches().get(acc.batches().size() - 1),
+                    "gradient norm is " + gradNorm + " (loss " + acc.means()[0] + "; non-finite gradients in "
+                            + bad.size() + " parameter(s), first: " + bad.subList(0, Math.min(3, bad.size())) + ")");
         } finally {
             optimizer.zeroGradients();
             acc.stats().close();
@@ -459,7 +503,8 @@ public abstract class TrainingLoop implements AutoCloseable {
     }
 
     /** The step's metrics: the accumulated values when the step logs, and what the host knows anyway. */
-    private static Map<String, Double> stepMetrics(Accumulated acc, boolean logs, double lr, double gradNorm, double seconds, double epochs) {
+    private static Map<String, Double> stepMetrics(
+            Accumulated acc, boolean logs, double lr, double gradNorm, double seconds, double epochs) {
         Map<String, Double> m = new LinkedHashMap<>();
         if (logs) {
             double[] values = acc.means();
@@ -490,7 +535,9 @@ public abstract class TrainingLoop implements AutoCloseable {
         policy.trainableParameters().forEach((name, param) -> {
             NDArray p = param.getArray();
             if (p.hasGradient()) {
-                try (NDArray g = p.getGradient(); NDArray sq = g.square(); NDArray s = sq.sum()) {
+                try (NDArray g = p.getGradient();
+                        NDArray sq = g.square();
+                        NDArray s = sq.sum()) {
                     norms.put(name, Math.sqrt(s.toType(DataType.FLOAT64, false).getDouble()));
                 }
             }
@@ -516,7 +563,10 @@ public abstract class TrainingLoop implements AutoCloseable {
 
     private static String format(Map<String, Double> m) {
         StringBuilder sb = new StringBuilder();
-        m.forEach((k, v) -> sb.append(sb.length() == 0 ? "" : ", ").append(k).append(' ').append(String.format(Locale.ROOT, "%.6g", v)));
+        m.forEach((k, v) -> sb.append(sb.length() == 0 ? "" : ", ")
+                .append(k)
+                .append(' ')
+                .append(String.format(Locale.ROOT, "%.6g", v)));
         return sb.toString();
     }
 
@@ -526,8 +576,8 @@ public abstract class TrainingLoop implements AutoCloseable {
             sb.append(i == 0 ? "" : ", ").append(describe(batch[i]));
         }
         // not logged here: whoever catches it reports it once (the CLI: on the console and in train.log)
-        return new TrainingDivergedException("step " + step + ": " + what + " on the batch of " + sb + (batch.length > 8 ? ", ..." : "")
-                + "; training stopped; " + setAsideUnverified());
+        return new TrainingDivergedException("step " + step + ": " + what + " on the batch of " + sb
+                + (batch.length > 8 ? ", ..." : "") + "; training stopped; " + setAsideUnverified());
     }
 
     /**
@@ -536,7 +586,9 @@ public abstract class TrainingLoop implements AutoCloseable {
      * the newest checkpoint whose weights gave a finite loss.
      */
     private String setAsideUnverified() {
-        if (unverified != null && Files.isDirectory(unverified) && !folder.protectedPaths().contains(unverified.toAbsolutePath().normalize())) {
+        if (unverified != null
+                && Files.isDirectory(unverified)
+                && !folder.protectedPaths().contains(unverified.toAbsolutePath().normalize())) {
             Path aside = unverified.resolveSibling(unverified.getFileName() + ".diverged");
             try {
                 AtomicDirectory.deleteRecursively(aside);
@@ -546,7 +598,8 @@ public abstract class TrainingLoop implements AutoCloseable {
                 LOG.warn("Cannot rename {}: {}", unverified, e.getMessage());
             }
         }
-        return verified != null ? "the last checkpoint whose weights gave a finite loss is " + verified
+        return verified != null
+                ? "the last checkpoint whose weights gave a finite loss is " + verified
                 : "no checkpoint of this run has given a finite loss; start again from the model (a lower learning rate?)";
     }
 
@@ -564,8 +617,9 @@ public abstract class TrainingLoop implements AutoCloseable {
             }
         });
         if (!bad.isEmpty()) {
-            throw new TrainingDivergedException("step " + step + ": non-finite values in " + bad.size() + " tensor(s) (first: "
-                    + bad.subList(0, Math.min(3, bad.size())) + "), so nothing was saved; training stopped; " + setAsideUnverified());
+            throw new TrainingDivergedException("step " + step + ": non-finite values in " + bad.size()
+                    + " tensor(s) (first: " + bad.subList(0, Math.min(3, bad.size()))
+                    + "), so nothing was saved; training stopped; " + setAsideUnverified());
         }
     }
 
@@ -635,5 +689,4 @@ public abstract class TrainingLoop implements AutoCloseable {
     public Path output() {
         return output;
     }
-
 }

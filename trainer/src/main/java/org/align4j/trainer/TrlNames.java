@@ -53,7 +53,8 @@ public final class TrlNames {
         ALIASES.put("loss_type", new Alias("loss_type", "loss", v -> {
             if (v.isArray()) {
                 if (v.size() != 1) {
-                    throw new IllegalArgumentException("combining " + v.size() + " loss types (TRL's loss_weights, MPO) is not implemented; give one");
+                    throw new IllegalArgumentException("combining " + v.size()
+                            + " loss types (TRL's loss_weights, MPO) is not implemented; give one");
                 }
                 return v.get(0);
             }
@@ -64,11 +65,17 @@ public final class TrlNames {
             return switch (s) {
                 case "linear", "cosine", "constant" -> v;
                 case "constant_with_warmup" -> TextNode.valueOf("constant");
-                default -> throw new IllegalArgumentException("'" + v.asText() + "' is not implemented; linear, cosine, constant or constant_with_warmup");
+                default ->
+                    throw new IllegalArgumentException("'" + v.asText()
+                            + "' is not implemented; linear, cosine, constant or constant_with_warmup");
             };
         }));
-        ALIASES.put("precompute_ref_log_probs", new Alias("precompute_ref_log_probs", "reference",
-                v -> TextNode.valueOf(bool(v) ? "precomputed" : "copy")));
+        ALIASES.put(
+                "precompute_ref_log_probs",
+                new Alias(
+                        "precompute_ref_log_probs",
+                        "reference",
+                        v -> TextNode.valueOf(bool(v) ? "precomputed" : "copy")));
         ALIASES.put("bf16", new Alias("bf16", "precision", v -> TextNode.valueOf(bool(v) ? "bf16" : "fp32")));
 
         ACCEPTED.put("optim", Set.of("adamw_torch", "adamw_torch_fused", "adamw_hf"));
@@ -80,11 +87,19 @@ public final class TrlNames {
         ACCEPTED.put("completion_only_loss", Set.of("true"));
         ACCEPTED.put("fp16", Set.of("false"));
 
-        refuse("truncation_mode", "TRL cuts prompt + completion from one end; align4j cuts the prompt to max_prompt_length (keeping "
-                + "the end given by 'truncation') and the completions to max_length");
+        refuse(
+                "truncation_mode",
+                "TRL cuts prompt + completion from one end; align4j cuts the prompt to max_prompt_length (keeping "
+                        + "the end given by 'truncation') and the completions to max_length");
         refuse("pad_to_multiple_of", "not implemented");
         refuse("loss_weights", "combining loss types (MPO) is not implemented");
-        for (String k : List.of("ld_alpha", "f_divergence_type", "f_alpha_divergence_coef", "use_weighting", "discopop_tau", "rpo_alpha")) {
+        for (String k : List.of(
+                "ld_alpha",
+                "f_divergence_type",
+                "f_alpha_divergence_coef",
+                "use_weighting",
+                "discopop_tau",
+                "rpo_alpha")) {
             refuse(k, "this DPO variant is not implemented");
         }
         for (String k : List.of("sync_ref_model", "ref_model_mixup_alpha", "ref_model_sync_steps")) {
@@ -150,7 +165,8 @@ public final class TrlNames {
     /** HF's logging/save/eval steps may be a share of all steps (&lt; 1); align4j takes whole steps. */
     private static JsonNode wholeSteps(JsonNode v) {
         if (v.isNumber() && v.doubleValue() > 0 && v.doubleValue() < 1) {
-            throw new IllegalArgumentException(v.asText() + " as a share of all steps is not supported; give whole steps");
+            throw new IllegalArgumentException(
+                    v.asText() + " as a share of all steps is not supported; give whole steps");
         }
         return v;
     }
@@ -176,8 +192,13 @@ public final class TrlNames {
         }
         Set<String> ok = ACCEPTED.get(name);
         if (ok != null) {
-            String v = value == null || value.isNull() ? "none" : value.isArray() && value.isEmpty() ? "[]" : value.asText().toLowerCase(Locale.ROOT);
-            return ok.contains(v) ? Optional.empty() : Optional.of("TRL's '" + name + "': only " + ok + " (what align4j does) is accepted, got '" + v + "'");
+            String v = value == null || value.isNull()
+                    ? "none"
+                    : value.isArray() && value.isEmpty() ? "[]" : value.asText().toLowerCase(Locale.ROOT);
+            return ok.contains(v)
+                    ? Optional.empty()
+                    : Optional.of(
+                            "TRL's '" + name + "': only " + ok + " (what align4j does) is accepted, got '" + v + "'");
         }
         return Optional.empty();
     }

@@ -60,7 +60,10 @@ final class WeightDigests {
         long size = Files.size(real);
         long modified = Files.getLastModifiedTime(real).toMillis();
         JsonNode e = entries.get(real.toString());
-        if (e != null && e.path("size").asLong(-1) == size && e.path("modified").asLong(-1) == modified && e.hasNonNull("sha256")) {
+        if (e != null
+                && e.path("size").asLong(-1) == size
+                && e.path("modified").asLong(-1) == modified
+                && e.hasNonNull("sha256")) {
             return e.get("sha256").asText();
         }
         long t0 = System.nanoTime();
@@ -69,9 +72,16 @@ final class WeightDigests {
             in.transferTo(OutputStream.nullOutputStream());
         }
         String hex = HexFormat.of().formatHex(d.digest());
-        entries.putObject(real.toString()).put("size", size).put("modified", modified).put("sha256", hex);
+        entries.putObject(real.toString())
+                .put("size", size)
+                .put("modified", modified)
+                .put("sha256", hex);
         changed = true;
-        LOG.info("SHA-256 of {} ({} MB) in {} s", real, size >> 20, String.format("%.1f", (System.nanoTime() - t0) / 1e9));
+        LOG.info(
+                "SHA-256 of {} ({} MB) in {} s",
+                real,
+                size >> 20,
+                String.format("%.1f", (System.nanoTime() - t0) / 1e9));
         return hex;
     }
 
@@ -82,7 +92,11 @@ final class WeightDigests {
         }
         try {
             Files.createDirectories(memo.getParent());
-            AtomicDirectory.writeFile(memo, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(entries).getBytes(StandardCharsets.UTF_8));
+            AtomicDirectory.writeFile(
+                    memo,
+                    JSON.writerWithDefaultPrettyPrinter()
+                            .writeValueAsString(entries)
+                            .getBytes(StandardCharsets.UTF_8));
             changed = false;
         } catch (IOException e) {
             LOG.warn("{}: cannot remember the digests ({})", memo, e.getMessage());

@@ -11,6 +11,8 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import org.assertj.core.data.Offset;
+import org.assertj.core.data.Percentage;
 import org.junit.jupiter.api.Test;
 
 /** The fused kernels (clip, AdamW) against the same update written with DJL ops. */
@@ -19,7 +21,10 @@ class AdamWTest {
         Map<String, Parameter> ps = new LinkedHashMap<>();
         m.getEngine().setRandomSeed(3);
         for (String name : new String[] {"w", "b", "emb"}) {
-            Parameter p = Parameter.builder().setName(name).setType(Parameter.Type.WEIGHT).build();
+            Parameter p = Parameter.builder()
+                    .setName(name)
+                    .setType(Parameter.Type.WEIGHT)
+                    .build();
             Shape shape = "b".equals(name) ? new Shape(7) : "w".equals(name) ? new Shape(7, 5) : new Shape(11, 7);
             NDArray a = m.randomNormal(shape);
             a.setRequiresGradient(true);
@@ -35,7 +40,12 @@ class AdamWTest {
             NDArray loss = null;
             for (Parameter p : ps.values()) {
                 NDArray a = p.getArray();
-                NDArray c = a.getManager().arange((float) a.size()).add(step).sin().mul(scale).reshape(a.getShape());
+                NDArray c = a.getManager()
+                        .arange((float) a.size())
+                        .add(step)
+                        .sin()
+                        .mul(scale)
+                        .reshape(a.getShape());
                 NDArray term = a.mul(c).sum();
                 loss = loss == null ? term : loss.add(term);
             }
@@ -45,7 +55,8 @@ class AdamWTest {
 
     @Test
     void fusedKernelsMatchTheDjlOpsUpdate() {
-        try (NDManager m1 = NDManager.newBaseManager(Device.cpu()); NDManager m2 = NDManager.newBaseManager(Device.cpu())) {
+        try (NDManager m1 = NDManager.newBaseManager(Device.cpu());
+                NDManager m2 = NDManager.newBaseManager(Device.cpu())) {
             Map<String, Parameter> a = params(m1);
             Map<String, Parameter> b = params(m2);
             AdamW fused = new AdamW(a, 0.9, 0.95, 1e-8, 0.1);
@@ -56,7 +67,7 @@ class AdamWTest {
                 backward(b, step, scale);
                 double na = fused.clipGradients(3.0);
                 double nb = reference.clipGradientsWithDjlOps(3.0);
-                assertThat(na).isCloseTo(nb, org.assertj.core.data.Percentage.withPercentage(1e-4));
+                assertThat(na).isCloseTo(nb, Percentage.withPercentage(1e-4));
                 fused.step(1e-2);
                 reference.stepWithDjlOps(1e-2);
             }
@@ -65,14 +76,15 @@ class AdamWTest {
                 float[] x = a.get(name).getArray().toFloatArray();
                 float[] y = b.get(name).getArray().toFloatArray();
                 for (int i = 0; i < x.length; i++) {
-                    assertThat(x[i]).as("%s[%d]", name, i).isCloseTo(y[i], org.assertj.core.data.Offset.offset(2e-6f));
+                    assertThat(x[i]).as("%s[%d]", name, i).isCloseTo(y[i], Offset.offset(2e-6f));
                 }
                 // the kernel zeroed the gradients, as the DJL-ops update does
-                assertThat(a.get(name).getArray().getGradient().abs().sum().getFloat()).isZero();
+                assertThat(a.get(name).getArray().getGradient().abs().sum().getFloat())
+                        .isZero();
                 float[] mx = fused.state().get("exp_avg." + name).toFloatArray();
                 float[] my = reference.state().get("exp_avg." + name).toFloatArray();
                 for (int i = 0; i < mx.length; i++) {
-                    assertThat(mx[i]).isCloseTo(my[i], org.assertj.core.data.Offset.offset(1e-6f));
+                    assertThat(mx[i]).isCloseTo(my[i], Offset.offset(1e-6f));
                 }
             }
         }

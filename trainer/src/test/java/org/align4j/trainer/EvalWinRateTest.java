@@ -64,16 +64,22 @@ class EvalWinRateTest {
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, m), false)) {
             t.train();
         }
-        List<JsonNode> evals = lines(tmp.resolve("dpo/metrics.jsonl")).stream().filter(o -> o.has("eval_win_rate")).toList();
+        List<JsonNode> evals = lines(tmp.resolve("dpo/metrics.jsonl")).stream()
+                .filter(o -> o.has("eval_win_rate"))
+                .toList();
         assertThat(evals).hasSize(2);
         List<JsonNode> samples = lines(tmp.resolve("dpo/samples.jsonl"));
         assertThat(samples).hasSize(3);
         List<WinRate.Judge.Verdict> verdicts = new ArrayList<>();
-        try (CausalLm rm = CausalLm.load(rmDir, Device.cpu()); TextTokenizer tk = TextTokenizer.load(rmDir)) {
+        try (CausalLm rm = CausalLm.load(rmDir, Device.cpu());
+                TextTokenizer tk = TextTokenizer.load(rmDir)) {
             WinRate.Judge judge = WinRate.Judge.byRewardModel(rm, tk);
             for (JsonNode s : samples) {
                 assertThat(s.get("prompt").asText()).isNotEmpty();
-                verdicts.add(judge.compare(s.get("prompt").asText(), s.get("policy").asText(), s.get("reference").asText()));
+                verdicts.add(judge.compare(
+                        s.get("prompt").asText(),
+                        s.get("policy").asText(),
+                        s.get("reference").asText()));
             }
         }
         WinRate w = WinRate.of(verdicts);
@@ -94,21 +100,30 @@ class EvalWinRateTest {
         List<WinRate.Judge.Verdict> verdicts = new ArrayList<>();
         for (JsonNode s : samples) {
             String want = s.get("chosen").asText();
-            verdicts.add(WinRate.Judge.byScore((p, a) -> a.contains(want) ? 1 : 0).compare(null, s.get("policy").asText(), s.get("reference").asText()));
+            verdicts.add(WinRate.Judge.byScore((p, a) -> a.contains(want) ? 1 : 0)
+                    .compare(null, s.get("policy").asText(), s.get("reference").asText()));
         }
-        JsonNode last = lines(tmp.resolve("sft/metrics.jsonl")).stream().filter(o -> o.has("eval_win_rate")).reduce((a, b) -> b).orElseThrow();
-        assertThat(last.get("eval_win_rate").asDouble()).isCloseTo(WinRate.of(verdicts).rate(), within(1e-12));
+        JsonNode last = lines(tmp.resolve("sft/metrics.jsonl")).stream()
+                .filter(o -> o.has("eval_win_rate"))
+                .reduce((a, b) -> b)
+                .orElseThrow();
+        assertThat(last.get("eval_win_rate").asDouble())
+                .isCloseTo(WinRate.of(verdicts).rate(), within(1e-12));
 
         Map<String, Object> bad = run("bad", "dpo");
         bad.put("eval_judge", "gpt4");
-        assertThatThrownBy(() -> TrainConfig.resolve(null, bad)).hasMessageContaining("key 'eval_judge'").hasMessageContaining("reward-model:DIR");
+        assertThatThrownBy(() -> TrainConfig.resolve(null, bad))
+                .hasMessageContaining("key 'eval_judge'")
+                .hasMessageContaining("reward-model:DIR");
         Map<String, Object> causal = run("causal", "dpo");
         causal.put("eval_judge", "reward-model:" + Fixtures.model("gpt2-tiny"));
         assertThatThrownBy(() -> {
-            try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, causal), false)) {
-                t.train();
-            }
-        }).hasMessageContaining("key 'eval_judge'").hasMessageContaining("not a reward model");
+                    try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, causal), false)) {
+                        t.train();
+                    }
+                })
+                .hasMessageContaining("key 'eval_judge'")
+                .hasMessageContaining("not a reward model");
         Map<String, Object> alone = run("alone", "dpo");
         alone.remove("eval_samples");
         alone.remove("eval_max_new_tokens");
@@ -116,6 +131,8 @@ class EvalWinRateTest {
         // 'exact' is the default: given at its default it counts as not given
         TrainConfig.resolve(null, alone);
         alone.put("eval_judge", "contains");
-        assertThatThrownBy(() -> TrainConfig.resolve(null, alone)).hasMessageContaining("key 'eval_judge'").hasMessageContaining("no eval_samples");
+        assertThatThrownBy(() -> TrainConfig.resolve(null, alone))
+                .hasMessageContaining("key 'eval_judge'")
+                .hasMessageContaining("no eval_samples");
     }
 }

@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.util.Map;
 import org.align4j.losses.LossType;
 import org.align4j.model.Fixtures;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -20,10 +21,18 @@ class GradientAccumulationTest {
     Path tmp;
 
     private Map<String, Double> firstStep(LossType loss, int batchSize, int gradAccum) throws Exception {
-        TrainConfig.Builder<TrainConfig> b = TrainConfig.builder().model(Fixtures.model("gpt2-tiny")).data(Fixtures.root().resolve("prefs.jsonl"))
-                .output(tmp.resolve(loss + "-" + batchSize + "x" + gradAccum)).loss(loss).learningRate(1e-3).batchSize(batchSize)
-                .gradAccum(gradAccum).maxSteps(1).maxGradNorm(0)
-                // dropout masks follow the micro-batches' shapes, so only a step without dropout is the same however split
+        TrainConfig.Builder<TrainConfig> b = TrainConfig.builder()
+                .model(Fixtures.model("gpt2-tiny"))
+                .data(Fixtures.root().resolve("prefs.jsonl"))
+                .output(tmp.resolve(loss + "-" + batchSize + "x" + gradAccum))
+                .loss(loss)
+                .learningRate(1e-3)
+                .batchSize(batchSize)
+                .gradAccum(gradAccum)
+                .maxSteps(1)
+                .maxGradNorm(0)
+                // dropout masks follow the micro-batches' shapes, so only a step without dropout is the same however
+                // split
                 .disableDropout(true);
         TrlParityTest.Recorder rec = new TrlParityTest.Recorder();
         if (loss == LossType.SFT) {
@@ -32,7 +41,8 @@ class GradientAccumulationTest {
                 t.train();
             }
         } else {
-            try (PreferenceTrainer t = PreferenceTrainer.create(b.referenceModel(Fixtures.model("gpt2-tiny-ref")).build(), false)) {
+            try (PreferenceTrainer t = PreferenceTrainer.create(
+                    b.referenceModel(Fixtures.model("gpt2-tiny-ref")).build(), false)) {
                 t.addListener(rec);
                 t.train();
             }
@@ -49,8 +59,10 @@ class GradientAccumulationTest {
         "dpo, 1, 8, 1 each",
         "dpo, 4, 2, 4 each",
         "dpo, 3, 3, '3, 3, 2'",
-        "ipo, 5, 2, '5, 3'"})
-    void everySplitOfAStepGivesTheSameLossAndGradientNorm(String loss, int batchSize, int gradAccum, String microBatches) throws Exception {
+        "ipo, 5, 2, '5, 3'"
+    })
+    void everySplitOfAStepGivesTheSameLossAndGradientNorm(
+            String loss, int batchSize, int gradAccum, String microBatches) throws Exception {
         LossType type = LossType.parse(loss);
         Map<String, Double> whole = firstStep(type, 8, 1);
         Map<String, Double> split = firstStep(type, batchSize, gradAccum);
@@ -58,8 +70,9 @@ class GradientAccumulationTest {
             if (metric.equals("tokens_per_second")) {
                 continue;
             }
-            assertThat(split.get(metric)).as("%s with %d x %d: %s", loss, batchSize, gradAccum, metric)
-                    .isCloseTo(whole.get(metric), org.assertj.core.data.Offset.offset(1e-5 * Math.max(1, Math.abs(whole.get(metric)))));
+            assertThat(split.get(metric))
+                    .as("%s with %d x %d: %s", loss, batchSize, gradAccum, metric)
+                    .isCloseTo(whole.get(metric), Offset.offset(1e-5 * Math.max(1, Math.abs(whole.get(metric)))));
         }
     }
 }

@@ -19,6 +19,7 @@ import java.util.Map;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Fixtures;
 import org.align4j.model.io.SafetensorsFile;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -37,7 +38,8 @@ class LoraTrainerTest {
 
     Map<String, Object> base(String kind, String output) throws IOException {
         Path data = tmp.resolve("four.jsonl");
-        Files.write(data, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
+        Files.write(
+                data, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
         Map<String, Object> o = new LinkedHashMap<>();
         o.put("model", Fixtures.model(kind).toString());
         o.put("data", data.toString());
@@ -53,13 +55,16 @@ class LoraTrainerTest {
     }
 
     static void assertRel(double actual, double expected, double rel, String what) {
-        assertThat(Math.abs(actual - expected)).as("%s: %s vs %s", what, actual, expected).isLessThanOrEqualTo(rel * Math.abs(expected));
+        assertThat(Math.abs(actual - expected))
+                .as("%s: %s vs %s", what, actual, expected)
+                .isLessThanOrEqualTo(rel * Math.abs(expected));
     }
 
     @ParameterizedTest
     @ValueSource(strings = {"gpt2-tiny", "llama-tiny", "qwen2-tiny"})
     void firstLoraDpoStepMatchesTrlAndPeft(String kind) throws IOException {
-        JsonNode expected = JSON.readTree(Files.readString(Fixtures.lora("peft-written/" + kind + "/expected.json"))).get("dpo_step");
+        JsonNode expected = JSON.readTree(Files.readString(Fixtures.lora("peft-written/" + kind + "/expected.json")))
+                .get("dpo_step");
         Map<String, Object> cfg = base(kind, "run-" + kind);
         cfg.put("adapter", Fixtures.lora("peft-written/" + kind).toString());
         PreferenceTrainerTest.Recorder rec = new PreferenceTrainerTest.Recorder();
@@ -75,13 +80,16 @@ class LoraTrainerTest {
         // a reward is β times a difference of log-probs near -100: a mean reward near 0 is compared absolutely
         for (String k : List.of("rewards/chosen", "rewards/rejected", "rewards/margins")) {
             double want = expected.get("metrics").get(k).asDouble();
-            assertThat(step.get(k)).as(k).isCloseTo(want, org.assertj.core.data.Offset.offset(Math.max(1e-4 * Math.abs(want), 1e-5)));
+            assertThat(step.get(k)).as(k).isCloseTo(want, Offset.offset(Math.max(1e-4 * Math.abs(want), 1e-5)));
         }
-        assertThat(step.get("rewards/accuracies")).isEqualTo(expected.get("metrics").get("rewards/accuracies").asDouble());
+        assertThat(step.get("rewards/accuracies"))
+                .isEqualTo(expected.get("metrics").get("rewards/accuracies").asDouble());
         JsonNode norms = expected.get("grad_norm_by_param");
         List<String> names = new ArrayList<>();
         norms.fieldNames().forEachRemaining(names::add);
-        assertThat(rec.firstNorms.keySet()).as("only the adapters have gradients").containsExactlyInAnyOrderElementsOf(names);
+        assertThat(rec.firstNorms.keySet())
+                .as("only the adapters have gradients")
+                .containsExactlyInAnyOrderElementsOf(names);
         for (String name : names) {
             assertRel(rec.firstNorms.get(name), norms.get(name).asDouble(), 1e-4, "gradient norm of " + name);
         }
@@ -141,12 +149,15 @@ class LoraTrainerTest {
             t.train();
         }
         assertThat(rec.steps).hasSize(2);
-        assertThat(rec.steps.get(1).get("loss")).isFinite().isNotEqualTo(rec.steps.get(0).get("loss"));
+        assertThat(rec.steps.get(1).get("loss"))
+                .isFinite()
+                .isNotEqualTo(rec.steps.get(0).get("loss"));
         if (!"simpo".equals(loss)) {
             assertThat(rec.steps.get(0).get("rewards/chosen")).isEqualTo(0.0);
             assertThat(rec.steps.get(0).get("rewards/rejected")).isEqualTo(0.0);
         }
-        assertThat(tmp.resolve("loss-" + loss + "/final/adapter_model.safetensors")).exists();
+        assertThat(tmp.resolve("loss-" + loss + "/final/adapter_model.safetensors"))
+                .exists();
     }
 
     @Test
@@ -167,7 +178,7 @@ class LoraTrainerTest {
         got.addAll(losses(second, true));
         assertThat(got).hasSize(3);
         for (int i = 0; i < 3; i++) {
-            assertThat(got.get(i)).as("step %d", i + 1).isCloseTo(expected.get(i), org.assertj.core.data.Offset.offset(1e-6));
+            assertThat(got.get(i)).as("step %d", i + 1).isCloseTo(expected.get(i), Offset.offset(1e-6));
         }
         assertThat(expected.get(2)).isNotEqualTo(expected.get(0));
     }
@@ -187,7 +198,11 @@ class LoraTrainerTest {
         Path data = tmp.resolve("sft.jsonl");
         List<String> lines = new ArrayList<>();
         for (JsonNode p : Fixtures.prefs().subList(0, 4)) {
-            lines.add(JSON.writeValueAsString(Map.of("prompt", p.get("prompt").asText(), "completion", p.get("chosen").asText())));
+            lines.add(JSON.writeValueAsString(Map.of(
+                    "prompt",
+                    p.get("prompt").asText(),
+                    "completion",
+                    p.get("chosen").asText())));
         }
         Files.write(data, lines);
         Map<String, Object> cfg = new LinkedHashMap<>();
@@ -199,7 +214,8 @@ class LoraTrainerTest {
         cfg.put("learning_rate", 1e-2);
         cfg.put("lora_r", 4);
         PreferenceTrainerTest.Recorder rec = new PreferenceTrainerTest.Recorder();
-        try (SftTrainer t = SftTrainer.create(TrainConfig.resolve(Map.of("loss", "sft"), null, cfg, k -> "key '" + k + "'"), false)) {
+        try (SftTrainer t = SftTrainer.create(
+                TrainConfig.resolve(Map.of("loss", "sft"), null, cfg, k -> "key '" + k + "'"), false)) {
             t.addListener(rec);
             t.train();
         }
@@ -210,9 +226,14 @@ class LoraTrainerTest {
                 CausalLm base = CausalLm.load(Fixtures.model("gpt2-tiny"), Device.cpu())) {
             assertThat(trained.hasAdapters()).isTrue();
             assertThat(trained.lora().r()).isEqualTo(4);
-            base.parameters().forEach((name, p) -> assertThat(trained.parameters().get(name).getArray().contentEquals(p.getArray()))
-                    .as("%s unchanged", name).isTrue());
-            NDArray b = trained.trainableParameters().get("transformer.h.0.attn.c_attn.lora_B.weight").getArray();
+            base.parameters()
+                    .forEach((name, p) -> assertThat(
+                                    trained.parameters().get(name).getArray().contentEquals(p.getArray()))
+                            .as("%s unchanged", name)
+                            .isTrue());
+            NDArray b = trained.trainableParameters()
+                    .get("transformer.h.0.attn.c_attn.lora_B.weight")
+                    .getArray();
             assertThat(b.abs().max().getFloat()).as("B trained").isPositive();
         }
     }
@@ -221,21 +242,30 @@ class LoraTrainerTest {
     void loraKeysAreCheckedByName() throws IOException {
         Map<String, Object> cfg = base("llama-tiny", "bad");
         cfg.put("lora_alpha", 16);
-        assertThatThrownBy(() -> TrainConfig.resolve(null, cfg)).hasMessageContaining("key 'lora_alpha'").hasMessageContaining("LoRA is off");
+        assertThatThrownBy(() -> TrainConfig.resolve(null, cfg))
+                .hasMessageContaining("key 'lora_alpha'")
+                .hasMessageContaining("LoRA is off");
         cfg.remove("lora_alpha");
         cfg.put("lora_r", -1);
-        assertThatThrownBy(() -> TrainConfig.resolve(null, cfg)).hasMessageContaining("key 'lora_r'").hasMessageContaining("at least 1");
+        assertThatThrownBy(() -> TrainConfig.resolve(null, cfg))
+                .hasMessageContaining("key 'lora_r'")
+                .hasMessageContaining("at least 1");
         cfg.put("lora_r", 4);
         cfg.put("adapter", Fixtures.lora("peft-written/llama-tiny").toString());
-        assertThatThrownBy(() -> TrainConfig.resolve(null, cfg)).hasMessageContaining("key 'lora_r'").hasMessageContaining("adapter_config.json");
+        assertThatThrownBy(() -> TrainConfig.resolve(null, cfg))
+                .hasMessageContaining("key 'lora_r'")
+                .hasMessageContaining("adapter_config.json");
         cfg.remove("adapter");
         cfg.put("lora_dropout", 1.5);
         assertThatThrownBy(() -> TrainConfig.resolve(null, cfg)).hasMessageContaining("lora_dropout");
         cfg.put("lora_dropout", 0.1);
-        assertThatThrownBy(() -> TrainConfig.resolve(null, cfg)).hasMessageContaining("key 'lora_dropout'").hasMessageContaining("disable_dropout");
+        assertThatThrownBy(() -> TrainConfig.resolve(null, cfg))
+                .hasMessageContaining("key 'lora_dropout'")
+                .hasMessageContaining("disable_dropout");
         cfg.put("disable_dropout", false);
         cfg.put("lora_target", "q_proj,lm_head");
-        assertThatThrownBy(() -> PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false)).hasMessageContaining("key 'lora_target'")
+        assertThatThrownBy(() -> PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false))
+                .hasMessageContaining("key 'lora_target'")
                 .hasMessageContaining("'lm_head'");
         // TRL's names: lora_target_modules as a list
         Path yaml = tmp.resolve("trl.yaml");
@@ -247,6 +277,8 @@ class LoraTrainerTest {
         assertThat(c.loraTarget()).isEqualTo("q_proj,v_proj");
         assertThat(c.loraConfig().scale()).isEqualTo(2.0);
         Files.writeString(yaml, "use_peft: true\n");
-        assertThatThrownBy(() -> TrainConfig.resolve(yaml, cfg)).hasMessageContaining("use_peft").hasMessageContaining("lora_r");
+        assertThatThrownBy(() -> TrainConfig.resolve(yaml, cfg))
+                .hasMessageContaining("use_peft")
+                .hasMessageContaining("lora_r");
     }
 }

@@ -3,6 +3,8 @@ package org.align4j.trainer;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -10,10 +12,19 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.PreferenceBatch;
+import org.align4j.losses.LossType;
+import org.align4j.model.CausalLm;
 import org.align4j.model.Fixtures;
+import org.align4j.model.tokenizer.TextTokenizer;
+import org.assertj.core.api.Assertions;
+import org.assertj.core.data.Offset;
+import org.assertj.core.data.Percentage;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -25,7 +36,8 @@ class PreferenceTrainerTest {
 
     Path firstFourPairs() throws IOException {
         Path f = tmp.resolve("four.jsonl");
-        Files.write(f, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
+        Files.write(
+                f, Files.readAllLines(Fixtures.root().resolve("prefs.jsonl")).subList(0, 4));
         return f;
     }
 
@@ -74,21 +86,34 @@ class PreferenceTrainerTest {
             t.train();
         }
         double expectedLoss = ref.get("dpo_sigmoid_loss_for_gradients").asDouble();
-        assertThat(Math.abs(rec.steps.get(0).get("loss") - expectedLoss) / expectedLoss).isLessThan(1e-4);
+        assertThat(Math.abs(rec.steps.get(0).get("loss") - expectedLoss) / expectedLoss)
+                .isLessThan(1e-4);
         JsonNode norms = ref.get("grad_norm_by_param");
         assertThat(rec.firstNorms.keySet()).containsExactlyInAnyOrderElementsOf(iterable(norms.fieldNames()));
         for (var it = norms.fields(); it.hasNext(); ) {
             var e = it.next();
             double expected = e.getValue().asDouble();
-            assertThat(Math.abs(rec.firstNorms.get(e.getKey()) - expected) / expected).as(e.getKey()).isLessThan(1e-4);
+            assertThat(Math.abs(rec.firstNorms.get(e.getKey()) - expected) / expected)
+                    .as(e.getKey())
+                    .isLessThan(1e-4);
         }
-        assertThat(rec.steps.get(0).get("grad_norm")).isCloseTo(ref.get("grad_norm_total").asDouble(),
-                org.assertj.core.data.Percentage.withPercentage(0.01));
+        assertThat(rec.steps.get(0).get("grad_norm"))
+                .isCloseTo(ref.get("grad_norm_total").asDouble(), Percentage.withPercentage(0.01));
         // TRL's metric names in metrics.jsonl, each line with its step
         List<String> lines = Files.readAllLines(tmp.resolve("run/metrics.jsonl"));
         JsonNode first = JSON.readTree(lines.get(0));
-        for (String key : List.of("step", "loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                "logps/chosen", "logps/rejected", "learning_rate", "grad_norm", "tokens_per_second")) {
+        for (String key : List.of(
+                "step",
+                "loss",
+                "rewards/chosen",
+                "rewards/rejected",
+                "rewards/margins",
+                "rewards/accuracies",
+                "logps/chosen",
+                "logps/rejected",
+                "learning_rate",
+                "grad_norm",
+                "tokens_per_second")) {
             assertThat(first.has(key)).as(key).isTrue();
         }
         assertThat(tmp.resolve("run/final/model.safetensors")).exists();
@@ -97,7 +122,7 @@ class PreferenceTrainerTest {
         assertThat(tmp.resolve("run/checkpoint-1/config.yaml")).exists();
     }
 
-    static Iterable<String> iterable(java.util.Iterator<String> it) {
+    static Iterable<String> iterable(Iterator<String> it) {
         List<String> l = new ArrayList<>();
         it.forEachRemaining(l::add);
         return l;
@@ -125,8 +150,10 @@ class PreferenceTrainerTest {
         assertThat(b).hasSize(3);
         for (int i = 0; i < 3; i++) {
             // float16 weights move each summed log-prob by about 1e-3 relative; β = 0.1 shrinks that in the loss
-            assertThat(b.get(i)).as("step %d", i + 1).isCloseTo(a.get(i), org.assertj.core.data.Offset.offset(5e-3));
-            assertThat(b.get(i)).as("step %d differs: the reference really is float16", i + 1).isNotEqualTo(a.get(i));
+            assertThat(b.get(i)).as("step %d", i + 1).isCloseTo(a.get(i), Offset.offset(5e-3));
+            assertThat(b.get(i))
+                    .as("step %d differs: the reference really is float16", i + 1)
+                    .isNotEqualTo(a.get(i));
         }
     }
 
@@ -144,10 +171,14 @@ class PreferenceTrainerTest {
             List<Double> b = losses(pre);
             assertThat(a).hasSize(3);
             for (int i = 0; i < 3; i++) {
-                assertThat(b.get(i)).as("%s step %d", loss, i + 1).isCloseTo(a.get(i), org.assertj.core.data.Offset.offset(1e-6 * Math.max(1, Math.abs(a.get(i)))));
+                assertThat(b.get(i))
+                        .as("%s step %d", loss, i + 1)
+                        .isCloseTo(a.get(i), Offset.offset(1e-6 * Math.max(1, Math.abs(a.get(i)))));
             }
             try (var files = Files.list(tmp.resolve("pre-" + loss + "/cache"))) {
-                assertThat(files.filter(p -> p.getFileName().toString().startsWith("reference-logps-")).count()).isEqualTo(1);
+                assertThat(files.filter(p -> p.getFileName().toString().startsWith("reference-logps-"))
+                                .count())
+                        .isEqualTo(1);
             }
         }
     }
@@ -172,8 +203,9 @@ class PreferenceTrainerTest {
             t.train();
         }
         for (int i = 0; i < 2; i++) {
-            assertThat(b.steps.get(i).get("loss")).isCloseTo(a.steps.get(i).get("loss"), org.assertj.core.data.Offset.offset(1e-5));
-            assertThat(b.steps.get(i).get("grad_norm")).isCloseTo(a.steps.get(i).get("grad_norm"), org.assertj.core.data.Percentage.withPercentage(1e-3));
+            assertThat(b.steps.get(i).get("loss")).isCloseTo(a.steps.get(i).get("loss"), Offset.offset(1e-5));
+            assertThat(b.steps.get(i).get("grad_norm"))
+                    .isCloseTo(a.steps.get(i).get("grad_norm"), Percentage.withPercentage(1e-3));
         }
     }
 
@@ -186,7 +218,9 @@ class PreferenceTrainerTest {
         cfg.put("keep_last", 5);
         cfg.put("schedule", "constant");
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false)) {
-            assertThatThrownBy(() -> t.train()).isInstanceOf(TrainingDivergedException.class).hasMessageContaining("four.jsonl:")
+            assertThatThrownBy(() -> t.train())
+                    .isInstanceOf(TrainingDivergedException.class)
+                    .hasMessageContaining("four.jsonl:")
                     .hasMessageContaining("no checkpoint of this run has given a finite loss");
         }
         // the weights saved after step 1 are what diverged: never offered as good, never resumed
@@ -205,19 +239,28 @@ class PreferenceTrainerTest {
         cfg.put("schedule", "constant");
         String message;
         try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, cfg), false)) {
-            message = org.assertj.core.api.Assertions.catchThrowableOfType(t::train, TrainingDivergedException.class).getMessage();
+            message = Assertions.catchThrowableOfType(t::train, TrainingDivergedException.class)
+                    .getMessage();
         }
-        assertThat(message).contains("the last checkpoint whose weights gave a finite loss is " + tmp.resolve("late-nan/checkpoint-1"));
+        assertThat(message)
+                .contains("the last checkpoint whose weights gave a finite loss is "
+                        + tmp.resolve("late-nan/checkpoint-1"));
         // keep_last 1 did not prune it, and it is good: it loads and scores finite log-probs
-        try (var lm = org.align4j.model.CausalLm.load(tmp.resolve("late-nan/checkpoint-1"), ai.djl.Device.cpu());
-                var tk = org.align4j.model.tokenizer.TextTokenizer.load(tmp.resolve("late-nan/checkpoint-1"));
-                var m = ai.djl.ndarray.NDManager.newBaseManager(ai.djl.Device.cpu())) {
-            var batch = org.align4j.data.PreferenceBatch.of(m, java.util.List.of(new org.align4j.data.EncodedPair(tk.encode("Hi"), tk.encode(" there"),
-                    tk.encode(" no"), null)), tk.padId());
-            double logps = lm.completionLogProbs(batch.ids(), batch.attentionMask(), batch.completionMask(), false).sum().sum().getFloat();
+        try (var lm = CausalLm.load(tmp.resolve("late-nan/checkpoint-1"), Device.cpu());
+                var tk = TextTokenizer.load(tmp.resolve("late-nan/checkpoint-1"));
+                var m = NDManager.newBaseManager(Device.cpu())) {
+            var batch = PreferenceBatch.of(
+                    m,
+                    List.of(new EncodedPair(tk.encode("Hi"), tk.encode(" there"), tk.encode(" no"), null)),
+                    tk.padId());
+            double logps = lm.completionLogProbs(batch.ids(), batch.attentionMask(), batch.completionMask(), false)
+                    .sum()
+                    .sum()
+                    .getFloat();
             assertThat(logps).isFinite();
         }
-        assertThat(Checkpoints.latest(tmp.resolve("late-nan"))).hasValueSatisfying(p -> assertThat(p.getFileName().toString()).isEqualTo("checkpoint-1"));
+        assertThat(Checkpoints.latest(tmp.resolve("late-nan")))
+                .hasValueSatisfying(p -> assertThat(p.getFileName().toString()).isEqualTo("checkpoint-1"));
     }
 
     @Test
@@ -257,7 +300,7 @@ class PreferenceTrainerTest {
         second.steps.forEach(m -> got.add(m.get("loss")));
         assertThat(got).hasSize(4);
         for (int i = 0; i < 4; i++) {
-            assertThat(got.get(i)).as("step %d", i + 1).isCloseTo(expected.get(i), org.assertj.core.data.Offset.offset(1e-6));
+            assertThat(got.get(i)).as("step %d", i + 1).isCloseTo(expected.get(i), Offset.offset(1e-6));
         }
         assertThat(Files.readAllLines(tmp.resolve("stopped/metrics.jsonl"))).hasSize(4);
     }
@@ -266,7 +309,9 @@ class PreferenceTrainerTest {
     void configKeysAndValuesAreCheckedByName() throws IOException {
         Path yaml = tmp.resolve("c.yaml");
         Files.writeString(yaml, "model: m\ndata: d\noutput: o\nlearning_rat: 0.1\n");
-        assertThatThrownBy(() -> TrainConfig.resolve(yaml, Map.of())).hasMessageContaining("c.yaml").hasMessageContaining("learning_rat")
+        assertThatThrownBy(() -> TrainConfig.resolve(yaml, Map.of()))
+                .hasMessageContaining("c.yaml")
+                .hasMessageContaining("learning_rat")
                 .hasMessageContaining("unknown");
         Files.writeString(yaml, "model: m\ndata: d\noutput: o\nbeta: -1\n");
         assertThatThrownBy(() -> TrainConfig.resolve(yaml, Map.of())).hasMessageContaining("beta");
@@ -275,7 +320,9 @@ class PreferenceTrainerTest {
         Files.writeString(yaml, "model: m\ndata: d\noutput: o\nbeta: 0.3\nloss: ipo\n");
         TrainConfig c = TrainConfig.resolve(yaml, Map.of("beta", 0.5));
         assertThat(c.beta()).isEqualTo(0.5);
-        assertThat(c.loss()).isEqualTo(org.align4j.losses.LossType.IPO);
-        assertThat(TrainConfig.resolve(null, Map.of("model", "m", "data", "d", "output", "o")).toYaml()).contains("learning_rate");
+        assertThat(c.loss()).isEqualTo(LossType.IPO);
+        assertThat(TrainConfig.resolve(null, Map.of("model", "m", "data", "d", "output", "o"))
+                        .toYaml())
+                .contains("learning_rate");
     }
 }

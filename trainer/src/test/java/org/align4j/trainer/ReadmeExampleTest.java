@@ -26,7 +26,9 @@ class ReadmeExampleTest {
                 CausalLm lm = CausalLm.load(modelDir, Device.cpu())) {
             int[] prompt = tokenizer.encode("What is the capital of France?");
             Generator generator = new Generator(lm, tokenizer.padId(), tokenizer.eosIds());
-            int[] answer = generator.generate(List.of(prompt), GenerationConfig.greedy(16)).get(0);
+            int[] answer = generator
+                    .generate(List.of(prompt), GenerationConfig.greedy(16))
+                    .get(0);
             System.out.println(tokenizer.decode(answer, true));
             lm.save(outputDir, modelDir); // an HF folder transformers loads, tokenizer files included
         }
@@ -42,8 +44,14 @@ class ReadmeExampleTest {
         Path runs = tmp;
         // README training example start
         try (PreferenceTrainer trainer = PreferenceTrainer.builder()
-                .model(base).data(prefs).output(runs.resolve("dpo"))
-                .loss(LossType.DPO).beta(0.1).learningRate(1e-4).batchSize(4).maxSteps(2)
+                .model(base)
+                .data(prefs)
+                .output(runs.resolve("dpo"))
+                .loss(LossType.DPO)
+                .beta(0.1)
+                .learningRate(1e-4)
+                .batchSize(4)
+                .maxSteps(2)
                 .build()) {
             TrainResult result = trainer.train();
             System.out.println(result.lastMetrics().get("rewards/accuracies") + " -> " + result.finalModel());
@@ -54,14 +62,16 @@ class ReadmeExampleTest {
 
     @Test
     void exampleInTheReadmeIsTheOneTested() throws Exception {
-        Path readme = Path.of(System.getProperty("maven.multiModuleProjectDirectory", "..")).resolve("README.md");
+        Path readme = Path.of(System.getProperty("maven.multiModuleProjectDirectory", ".."))
+                .resolve("README.md");
         if (!Files.exists(readme)) {
             readme = Path.of("..", "README.md");
         }
         String text = Files.readString(readme);
         String source = Files.readString(Path.of("src/test/java/org/align4j/trainer/ReadmeExampleTest.java"));
         // the consumer project (it/) compiles the training example against the installed artifacts
-        String consumer = Files.readString(readme.resolveSibling("it/src/it/readme-consumer/src/main/java/example/ReadmeExample.java"));
+        String consumer = Files.readString(
+                readme.resolveSibling("it/src/it/readme-consumer/src/main/java/example/ReadmeExample.java"));
         for (String marker : new String[] {"README example", "README training example"}) {
             for (String line : between(source, marker)) {
                 assertThat(text).as("README contains: %s", line).contains(line);
@@ -70,8 +80,9 @@ class ReadmeExampleTest {
         assertThat(between(consumer, "README training example")).isEqualTo(between(source, "README training example"));
     }
 
-    private static java.util.List<String> between(String source, String marker) {
-        String body = source.substring(source.indexOf("// " + marker + " start") + ("// " + marker + " start").length(),
+    private static List<String> between(String source, String marker) {
+        String body = source.substring(
+                source.indexOf("// " + marker + " start") + ("// " + marker + " start").length(),
                 source.indexOf("// " + marker + " end"));
         return body.strip().lines().map(String::strip).toList();
     }

@@ -3,12 +3,14 @@ package org.align4j.trainer;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Stream;
 import org.align4j.data.EncodedPair;
+import org.align4j.data.PreferenceBatch;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Fixtures;
 import org.align4j.model.config.ModelConfig;
@@ -26,7 +28,10 @@ class ReferenceCacheTest {
         // a GPT-2 of 12 layers (2.4 MB of weights) from the fixture's config, and a copy whose last float differs
         Path config = tmp.resolve("config/config.json");
         Files.createDirectories(config.getParent());
-        Files.writeString(config, Files.readString(Fixtures.model("gpt2-tiny").resolve("config.json")).replace("\"n_layer\": 2", "\"n_layer\": 12"));
+        Files.writeString(
+                config,
+                Files.readString(Fixtures.model("gpt2-tiny").resolve("config.json"))
+                        .replace("\"n_layer\": 2", "\"n_layer\": 12"));
         Path a = tmp.resolve("a");
         try (CausalLm lm = CausalLm.create(ModelConfig.read(config), Device.cpu(), 7)) {
             lm.save(a, Fixtures.model("gpt2-tiny"));
@@ -43,29 +48,41 @@ class ReferenceCacheTest {
         try (RandomAccessFile f = new RandomAccessFile(weights.toFile(), "rw")) {
             f.seek(f.length() - (64 << 10));
             for (int i = 0; i < (16 << 10); i++) {
-                f.writeFloat(0.5f); // the last 64 KiB of weights (rows of the tied embedding and LM head), far past the first MiB
+                f.writeFloat(0.5f); // the last 64 KiB of weights (rows of the tied embedding and LM head), far past the
+                // first MiB
             }
         }
         List<EncodedPair> pairs;
         try (TextTokenizer tk = TextTokenizer.load(a)) {
-            pairs = List.of(new EncodedPair(tk.encode("What is 2+2?"), tk.encode(" 4<|im_end|>"), tk.encode(" 5<|im_end|>"), null));
+            pairs = List.of(new EncodedPair(
+                    tk.encode("What is 2+2?"), tk.encode(" 4<|im_end|>"), tk.encode(" 5<|im_end|>"), null));
         }
         Path cache = tmp.resolve("cache");
         PrecomputedReference ra = PrecomputedReference.load(a, Device.cpu(), pairs, List.of(), cache, 3, 8);
         PrecomputedReference rb = PrecomputedReference.load(b, Device.cpu(), pairs, List.of(), cache, 3, 8);
         try (Stream<Path> files = Files.list(cache)) {
-            assertThat(files.filter(p -> p.getFileName().toString().startsWith("reference-logps-")).count()).as("one cache file each").isEqualTo(2);
+            assertThat(files.filter(p -> p.getFileName().toString().startsWith("reference-logps-"))
+                            .count())
+                    .as("one cache file each")
+                    .isEqualTo(2);
         }
         assertThat(PrecomputedReference.modelKey(a, cache)).isNotEqualTo(PrecomputedReference.modelKey(b, cache));
         // and a second run reads its own file back, without hashing the weights again
         PrecomputedReference again = PrecomputedReference.load(b, Device.cpu(), pairs, List.of(), cache, 3, 8);
-        try (var m = ai.djl.ndarray.NDManager.newBaseManager(Device.cpu())) {
-            var batch = org.align4j.data.PreferenceBatch.of(m, pairs, 3);
-            float chosenA = ra.logProbs(batch, ReferencePolicy.Split.TRAIN, new int[] {0}, m).chosenSum().getFloat(0);
-            float chosenB = rb.logProbs(batch, ReferencePolicy.Split.TRAIN, new int[] {0}, m).chosenSum().getFloat(0);
-            float chosenAgain = again.logProbs(batch, ReferencePolicy.Split.TRAIN, new int[] {0}, m).chosenSum().getFloat(0);
+        try (var m = NDManager.newBaseManager(Device.cpu())) {
+            var batch = PreferenceBatch.of(m, pairs, 3);
+            float chosenA = ra.logProbs(batch, ReferencePolicy.Split.TRAIN, new int[] {0}, m)
+                    .chosenSum()
+                    .getFloat(0);
+            float chosenB = rb.logProbs(batch, ReferencePolicy.Split.TRAIN, new int[] {0}, m)
+                    .chosenSum()
+                    .getFloat(0);
+            float chosenAgain = again.logProbs(batch, ReferencePolicy.Split.TRAIN, new int[] {0}, m)
+                    .chosenSum()
+                    .getFloat(0);
             assertThat(chosenB).isEqualTo(chosenAgain);
-            assertThat(Files.readString(cache.resolve("weight-digests.json"))).contains(b.resolve("model.safetensors").toRealPath().toString());
+            assertThat(Files.readString(cache.resolve("weight-digests.json")))
+                    .contains(b.resolve("model.safetensors").toRealPath().toString());
             assertThat(chosenB).as("B's own log-probs, not A's from the cache").isNotEqualTo(chosenA);
         }
     }

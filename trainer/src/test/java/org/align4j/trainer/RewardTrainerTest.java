@@ -16,6 +16,7 @@ import java.util.Map;
 import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Fixtures;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -65,8 +66,14 @@ class RewardTrainerTest {
             assertThat(rm.isRewardModel()).isTrue();
         }
         List<String> lines = Files.readAllLines(tmp.resolve("straight/metrics.jsonl"));
-        assertThat(lines.stream().filter(l -> l.contains("\"eval_accuracy\"")).count()).as("evaluations at steps 2 and 4").isEqualTo(2);
-        assertThat(lines.get(0)).contains("\"accuracy\"").contains("\"margin\"").contains("\"min_reward\"").contains("\"rewards/chosen\"");
+        assertThat(lines.stream().filter(l -> l.contains("\"eval_accuracy\"")).count())
+                .as("evaluations at steps 2 and 4")
+                .isEqualTo(2);
+        assertThat(lines.get(0))
+                .contains("\"accuracy\"")
+                .contains("\"margin\"")
+                .contains("\"min_reward\"")
+                .contains("\"rewards/chosen\"");
 
         Map<String, Object> stopped = new HashMap<>(straight);
         stopped.put("output", tmp.resolve("stopped").toString());
@@ -87,7 +94,7 @@ class RewardTrainerTest {
         got.addAll(losses(c, RunFolder.Mode.resumeLatest()));
         assertThat(got).hasSize(4);
         for (int i = 0; i < 4; i++) {
-            assertThat(got.get(i)).as("step %d", i + 1).isCloseTo(expected.get(i), org.assertj.core.data.Offset.offset(1e-6));
+            assertThat(got.get(i)).as("step %d", i + 1).isCloseTo(expected.get(i), Offset.offset(1e-6));
         }
     }
 
@@ -95,27 +102,43 @@ class RewardTrainerTest {
     void optionsARewardRunWouldNotReadAreRefusedByName() {
         Map<String, Object> beta = base("x");
         beta.put("beta", 0.3);
-        assertThatThrownBy(() -> TrainConfig.resolve(null, beta)).hasMessageContaining("key 'beta'").hasMessageContaining("loss reward does not use it");
+        assertThatThrownBy(() -> TrainConfig.resolve(null, beta))
+                .hasMessageContaining("key 'beta'")
+                .hasMessageContaining("loss reward does not use it");
         Map<String, Object> ref = base("x");
         ref.put("reference", "precomputed");
-        assertThatThrownBy(() -> TrainConfig.resolve(null, ref)).hasMessageContaining("key 'reference'").hasMessageContaining("no reference policy");
+        assertThatThrownBy(() -> TrainConfig.resolve(null, ref))
+                .hasMessageContaining("key 'reference'")
+                .hasMessageContaining("no reference policy");
         Map<String, Object> samples = base("x");
         samples.put("eval_samples", 4);
         assertThatThrownBy(() -> TrainConfig.resolve(null, samples)).hasMessageContaining("key 'eval_samples'");
         Map<String, Object> prompt = base("x");
         prompt.put("max_prompt_length", 8);
-        assertThatThrownBy(() -> TrainConfig.resolve(null, prompt)).hasMessageContaining("key 'max_prompt_length'").hasMessageContaining("never cut");
+        assertThatThrownBy(() -> TrainConfig.resolve(null, prompt))
+                .hasMessageContaining("key 'max_prompt_length'")
+                .hasMessageContaining("never cut");
         Map<String, Object> packed = base("x");
         packed.put("padding_free", true);
-        assertThatThrownBy(() -> TrainConfig.resolve(null, packed)).hasMessageContaining("key 'padding_free'").hasMessageContaining("reward");
+        assertThatThrownBy(() -> TrainConfig.resolve(null, packed))
+                .hasMessageContaining("key 'padding_free'")
+                .hasMessageContaining("reward");
         Map<String, Object> center = base("x");
         center.put("loss", "dpo");
         center.put("center_rewards_coefficient", 0.01);
-        assertThatThrownBy(() -> TrainConfig.resolve(null, center)).hasMessageContaining("key 'center_rewards_coefficient'")
+        assertThatThrownBy(() -> TrainConfig.resolve(null, center))
+                .hasMessageContaining("key 'center_rewards_coefficient'")
                 .hasMessageContaining("reward does");
-        assertThat(TrainConfig.resolve(Map.of("loss", LossType.REWARD), null, Map.of("model", "m", "data", "d", "output", "o"), k -> k)
-                .learningRate()).as("TRL RewardConfig's default").isEqualTo(1e-4);
-        assertThatThrownBy(() -> PreferenceTrainer.create(TrainConfig.resolve(null, base("x")), false)).hasMessageContaining("key 'loss'");
+        assertThat(TrainConfig.resolve(
+                                Map.of("loss", LossType.REWARD),
+                                null,
+                                Map.of("model", "m", "data", "d", "output", "o"),
+                                k -> k)
+                        .learningRate())
+                .as("TRL RewardConfig's default")
+                .isEqualTo(1e-4);
+        assertThatThrownBy(() -> PreferenceTrainer.create(TrainConfig.resolve(null, base("x")), false))
+                .hasMessageContaining("key 'loss'");
     }
 
     @Test
@@ -130,17 +153,22 @@ class RewardTrainerTest {
         Path fin = tmp.resolve("lora/final");
         // a PEFT SEQ_CLS adapter folder: adapters and the score head, no full model
         assertThat(fin.resolve("config.json")).doesNotExist();
-        JsonNode adapter = new ObjectMapper().readTree(fin.resolve("adapter_config.json").toFile());
+        JsonNode adapter =
+                new ObjectMapper().readTree(fin.resolve("adapter_config.json").toFile());
         assertThat(adapter.get("task_type").asText()).isEqualTo("SEQ_CLS");
         try (CausalLm trained = CausalLm.load(fin, Device.cpu());
-                CausalLm start = CausalLm.loadRewardModel(Fixtures.model("gpt2-tiny"), Device.cpu(), 3, config.seed())) {
+                CausalLm start =
+                        CausalLm.loadRewardModel(Fixtures.model("gpt2-tiny"), Device.cpu(), 3, config.seed())) {
             assertThat(trained.isRewardModel()).isTrue();
             assertThat(trained.hasAdapters()).isTrue();
             assertThat(trained.trainableParameters()).containsKey("score.weight");
             // the decoder is the base's, bit for bit; the score head moved from where the run drew it
             trained.parameters().forEach((name, p) -> {
-                boolean same = p.getArray().contentEquals(start.parameters().get(name).getArray());
-                assertThat(same).as(name + (name.equals("score.weight") ? " trained" : " frozen")).isEqualTo(!name.equals("score.weight"));
+                boolean same =
+                        p.getArray().contentEquals(start.parameters().get(name).getArray());
+                assertThat(same)
+                        .as(name + (name.equals("score.weight") ? " trained" : " frozen"))
+                        .isEqualTo(!name.equals("score.weight"));
             });
         }
         Map<String, Object> stopped = new HashMap<>(straight);
@@ -148,7 +176,8 @@ class RewardTrainerTest {
         TrainConfig c = TrainConfig.resolve(null, stopped);
         List<Double> got = new ArrayList<>();
         try (RewardTrainer t = RewardTrainer.create(c, RunFolder.Mode.fresh())) {
-            assertThat(t.model().trainableParameters().keySet()).as("AdamW's parameters")
+            assertThat(t.model().trainableParameters().keySet())
+                    .as("AdamW's parameters")
                     .allMatch(n -> n.equals("score.weight") || n.contains(".lora_"));
             t.addListener(new TrainingListener() {
                 @Override
@@ -164,7 +193,7 @@ class RewardTrainerTest {
         got.addAll(losses(c, RunFolder.Mode.resumeLatest()));
         assertThat(got).hasSize(4);
         for (int i = 0; i < 4; i++) {
-            assertThat(got.get(i)).as("step %d", i + 1).isCloseTo(expected.get(i), org.assertj.core.data.Offset.offset(1e-6));
+            assertThat(got.get(i)).as("step %d", i + 1).isCloseTo(expected.get(i), Offset.offset(1e-6));
         }
     }
 }

@@ -31,8 +31,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 class RewardTrlParityTest {
     private static final double RELATIVE = 1e-4;
     private static final double ABSOLUTE = 1e-6;
-    private static final List<String> COMPARED = List.of("loss", "grad_norm", "learning_rate", "accuracy", "margin", "min_reward",
-            "mean_reward", "max_reward");
+    private static final List<String> COMPARED = List.of(
+            "loss", "grad_norm", "learning_rate", "accuracy", "margin", "min_reward", "mean_reward", "max_reward");
 
     @TempDir
     Path tmp;
@@ -44,15 +44,26 @@ class RewardTrlParityTest {
         JsonNode s = doc.get("settings");
         String model = s.get("model").asText();
         boolean margin = s.get("margin").asBoolean();
-        Path data = margin ? Path.of(RewardTrlParityTest.class.getResource("/trl/reward-prefs-margin.jsonl").getPath())
+        Path data = margin
+                ? Path.of(RewardTrlParityTest.class
+                        .getResource("/trl/reward-prefs-margin.jsonl")
+                        .getPath())
                 : Fixtures.root().resolve("prefs.jsonl");
         TrainConfig.Builder<RewardTrainer> b = RewardTrainer.builder()
-                .model(Fixtures.reward(model.substring(model.indexOf("reward/") + "reward/".length()))).data(data).output(tmp.resolve("run"))
-                .learningRate(s.get("learning_rate").asDouble()).batchSize(s.get("per_device_train_batch_size").asInt())
-                .gradAccum(s.get("gradient_accumulation_steps").asInt()).maxSteps(s.get("max_steps").asInt())
-                .schedule(TrainConfig.Schedule.LINEAR).warmupSteps(s.get("warmup_steps").asInt()).weightDecay(s.get("weight_decay").asDouble())
-                .maxGradNorm(s.get("max_grad_norm").asDouble()).seed(s.get("seed").asLong())
-                .attention("eager".equals(s.get("attention").asText()) ? Compute.Attention.EAGER : Compute.Attention.SDPA);
+                .model(Fixtures.reward(model.substring(model.indexOf("reward/") + "reward/".length())))
+                .data(data)
+                .output(tmp.resolve("run"))
+                .learningRate(s.get("learning_rate").asDouble())
+                .batchSize(s.get("per_device_train_batch_size").asInt())
+                .gradAccum(s.get("gradient_accumulation_steps").asInt())
+                .maxSteps(s.get("max_steps").asInt())
+                .schedule(TrainConfig.Schedule.LINEAR)
+                .warmupSteps(s.get("warmup_steps").asInt())
+                .weightDecay(s.get("weight_decay").asDouble())
+                .maxGradNorm(s.get("max_grad_norm").asDouble())
+                .seed(s.get("seed").asLong())
+                .attention(
+                        "eager".equals(s.get("attention").asText()) ? Compute.Attention.EAGER : Compute.Attention.SDPA);
         if (s.has("center_rewards_coefficient")) {
             b.centerRewardsCoefficient(s.get("center_rewards_coefficient").asDouble());
         }
@@ -62,11 +73,20 @@ class RewardTrlParityTest {
             t.train();
         }
         JsonNode step1 = doc.get("step1");
-        close(name + " step 1 loss", rec.steps.get(0).get("loss"), step1.get("loss").asDouble());
+        close(
+                name + " step 1 loss",
+                rec.steps.get(0).get("loss"),
+                step1.get("loss").asDouble());
         Map<String, Double> norms = rec.firstNorms;
-        assertThat(norms.keySet()).as("parameters with a gradient").containsExactlyInAnyOrderElementsOf(iterable(step1.get("grad_norm_by_param")));
-        step1.get("grad_norm_by_param").fields().forEachRemaining(e -> close(name + " step 1 gradient norm of " + e.getKey(),
-                norms.get(e.getKey()), e.getValue().asDouble()));
+        assertThat(norms.keySet())
+                .as("parameters with a gradient")
+                .containsExactlyInAnyOrderElementsOf(iterable(step1.get("grad_norm_by_param")));
+        step1.get("grad_norm_by_param")
+                .fields()
+                .forEachRemaining(e -> close(
+                        name + " step 1 gradient norm of " + e.getKey(),
+                        norms.get(e.getKey()),
+                        e.getValue().asDouble()));
         JsonNode steps = doc.get("steps");
         assertThat(rec.steps).hasSize(steps.size());
         boolean levelIdentified = s.has("center_rewards_coefficient") || !model.contains("gpt2");
@@ -76,11 +96,16 @@ class RewardTrlParityTest {
             for (String metric : COMPARED) {
                 assertThat(got).as("step %d", i + 1).containsKey(metric);
                 if (i == 0 || levelIdentified || !metric.endsWith("_reward")) {
-                    close(name + " step " + (i + 1) + " " + metric, got.get(metric), want.get(metric).asDouble());
+                    close(
+                            name + " step " + (i + 1) + " " + metric,
+                            got.get(metric),
+                            want.get(metric).asDouble());
                 }
             }
             for (String extreme : List.of("min_reward", "max_reward")) {
-                close(name + " step " + (i + 1) + " " + extreme + " - mean_reward", got.get(extreme) - got.get("mean_reward"),
+                close(
+                        name + " step " + (i + 1) + " " + extreme + " - mean_reward",
+                        got.get(extreme) - got.get("mean_reward"),
                         want.get(extreme).asDouble() - want.get("mean_reward").asDouble());
             }
         }
@@ -94,7 +119,9 @@ class RewardTrlParityTest {
 
     private static void close(String what, Double got, double want) {
         assertThat(got).as(what).isNotNull();
-        assertThat(Math.abs(got - want)).as("%s: align4j %.8g, TRL %.8g", what, got, want).isLessThanOrEqualTo(Math.max(ABSOLUTE, RELATIVE * Math.abs(want)));
+        assertThat(Math.abs(got - want))
+                .as("%s: align4j %.8g, TRL %.8g", what, got, want)
+                .isLessThanOrEqualTo(Math.max(ABSOLUTE, RELATIVE * Math.abs(want)));
     }
 
     /** Every step's metrics and the first step's per-parameter gradient norms. */

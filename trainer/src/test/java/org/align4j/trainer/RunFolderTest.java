@@ -43,16 +43,20 @@ class RunFolderTest {
         Path out = tmp.resolve("run");
         train(config(out, 2), RunFolder.Mode.fresh());
         List<String> before = Files.readAllLines(out.resolve("metrics.jsonl"));
-        assertThatThrownBy(() -> train(config(out, 3), RunFolder.Mode.fresh())).isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("key 'output': " + out).hasMessageContaining("already holds a run")
-                .hasMessageContaining("--resume").hasMessageContaining("--overwrite");
+        assertThatThrownBy(() -> train(config(out, 3), RunFolder.Mode.fresh()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("key 'output': " + out)
+                .hasMessageContaining("already holds a run")
+                .hasMessageContaining("--resume")
+                .hasMessageContaining("--overwrite");
         assertThat(Files.readAllLines(out.resolve("metrics.jsonl"))).isEqualTo(before);
         assertThat(out.resolve("checkpoint-2")).isDirectory();
         // --overwrite starts over; --resume without a checkpoint is an error, not a fresh start
         train(config(out, 1), RunFolder.Mode.overwrite());
         assertThat(Files.readAllLines(out.resolve("metrics.jsonl"))).hasSize(1);
         Path empty = tmp.resolve("empty");
-        assertThatThrownBy(() -> train(config(empty, 1), RunFolder.Mode.resumeLatest())).hasMessageContaining("--resume: ")
+        assertThatThrownBy(() -> train(config(empty, 1), RunFolder.Mode.resumeLatest()))
+                .hasMessageContaining("--resume: ")
                 .hasMessageContaining("has no checkpoint to resume from");
     }
 
@@ -60,11 +64,14 @@ class RunFolderTest {
     void aSecondRunOnAFolderInUseIsRefusedNamingTheHolder() throws IOException {
         Path out = tmp.resolve("busy");
         try (RunFolder first = RunFolder.claim(TrainConfig.resolve(null, config(out, 1)), RunFolder.Mode.fresh())) {
-            assertThat(Files.readString(out.resolve(RunFolder.LOCK))).contains("pid " + ProcessHandle.current().pid());
+            assertThat(Files.readString(out.resolve(RunFolder.LOCK)))
+                    .contains("pid " + ProcessHandle.current().pid());
             assertThatThrownBy(() -> RunFolder.claim(TrainConfig.resolve(null, config(out, 1)), RunFolder.Mode.fresh()))
-                    .hasMessageContaining("is in use by another run (pid " + ProcessHandle.current().pid());
+                    .hasMessageContaining("is in use by another run (pid "
+                            + ProcessHandle.current().pid());
         }
-        RunFolder.claim(TrainConfig.resolve(null, config(out, 1)), RunFolder.Mode.fresh()).close(); // released
+        RunFolder.claim(TrainConfig.resolve(null, config(out, 1)), RunFolder.Mode.fresh())
+                .close(); // released
     }
 
     @Test
@@ -77,20 +84,24 @@ class RunFolderTest {
         c.put("batch_size", 2);
         Files.createDirectories(out.resolve(".checkpoint-3.tmp-killed")); // what kill -9 during a save leaves
         try (RunFolder folder = RunFolder.claim(TrainConfig.resolve(null, c), RunFolder.Mode.resumeLatest())) {
-            assertThat(folder.changes()).anySatisfy(s -> assertThat(s).startsWith("batch_size = 2 where checkpoint-2 ran with 4"))
+            assertThat(folder.changes())
+                    .anySatisfy(s -> assertThat(s).startsWith("batch_size = 2 where checkpoint-2 ran with 4"))
                     .anySatisfy(s -> assertThat(s).startsWith("model = "));
             assertThat(out.resolve(".checkpoint-3.tmp-killed")).doesNotExist();
             try (PreferenceTrainer t = PreferenceTrainer.create(TrainConfig.resolve(null, c), folder)) {
                 t.train();
             }
         }
-        assertThat(out.resolve("checkpoint-2/model.safetensors")).as("an input of the run").exists();
+        assertThat(out.resolve("checkpoint-2/model.safetensors"))
+                .as("an input of the run")
+                .exists();
         assertThat(out.resolve("checkpoint-5")).isDirectory();
         assertThat(out.resolve("checkpoint-4")).doesNotExist();
         assertThat(out.resolve("final/tokenizer.json")).exists();
         // and --overwrite would delete that input: refused
         assertThatThrownBy(() -> RunFolder.claim(TrainConfig.resolve(null, c), RunFolder.Mode.overwrite()))
-                .hasMessageContaining("--overwrite: would delete").hasMessageContaining("checkpoint-2");
+                .hasMessageContaining("--overwrite: would delete")
+                .hasMessageContaining("checkpoint-2");
     }
 
     @Test

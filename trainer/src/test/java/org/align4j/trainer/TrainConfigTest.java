@@ -75,66 +75,84 @@ class TrainConfigTest {
     }
 
     @ParameterizedTest
-    @CsvSource(delimiter = '|', value = {
-        "learning_rat: 0.1|did you mean 'learning_rate'",
-        "per_device_batch_size: 8|did you mean 'per_device_eval_batch_size' or 'per_device_train_batch_size'",
-        "bta: 0.2|did you mean 'beta'",
-        "max_stpes: 3|did you mean 'max_steps'"})
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "learning_rat: 0.1|did you mean 'learning_rate'",
+                "per_device_batch_size: 8|did you mean 'per_device_eval_batch_size' or 'per_device_train_batch_size'",
+                "bta: 0.2|did you mean 'beta'",
+                "max_stpes: 3|did you mean 'max_steps'"
+            })
     void aTypoGetsTheNearestName(String line, String suggestion) throws IOException {
         assertThatThrownBy(() -> TrainConfig.resolve(yaml(REQUIRED + line + "\n"), Map.of()))
-                .hasMessageStartingWith(tmp.resolve("c.yaml") + ":4: key '").hasMessageContaining("unknown").hasMessageContaining(suggestion);
+                .hasMessageStartingWith(tmp.resolve("c.yaml") + ":4: key '")
+                .hasMessageContaining("unknown")
+                .hasMessageContaining(suggestion);
     }
 
     @ParameterizedTest
-    @CsvSource(delimiter = '|', value = {
-        "batch_size: 2.7|:4: key 'batch_size': expected a whole number, got 2.7",
-        "batch_size: many|:4: key 'batch_size': expected a number, got 'many'",
-        "learning_rate: Infinity|:4: key 'learning_rate': must be a finite number, got Infinity",
-        "learning_rate: NaN|:4: key 'learning_rate': must be a finite number, got NaN",
-        "loss: kto|:4: key 'loss': unknown objective 'kto'",
-        "schedule: exponential|:4: key 'schedule': 'exponential' is not one of constant, linear, cosine",
-        "eval_kl: maybe|:4: key 'eval_kl': expected true or false, got 'maybe'",
-        "beta: [1, 2]|:4: key 'beta': expected a single value, got a list",
-        "lr_scheduler_type: polynomial|:4: key 'lr_scheduler_type': 'polynomial' is not implemented",
-        "gradient_checkpointing: true|:4: key 'gradient_checkpointing': TRL's 'gradient_checkpointing' has no align4j meaning",
-        "report_to: wandb|:4: key 'report_to': TRL's 'report_to': only",
-        "logging_steps: 0.1|:4: key 'logging_steps': 0.1 as a share of all steps is not supported"})
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "batch_size: 2.7|:4: key 'batch_size': expected a whole number, got 2.7",
+                "batch_size: many|:4: key 'batch_size': expected a number, got 'many'",
+                "learning_rate: Infinity|:4: key 'learning_rate': must be a finite number, got Infinity",
+                "learning_rate: NaN|:4: key 'learning_rate': must be a finite number, got NaN",
+                "loss: kto|:4: key 'loss': unknown objective 'kto'",
+                "schedule: exponential|:4: key 'schedule': 'exponential' is not one of constant, linear, cosine",
+                "eval_kl: maybe|:4: key 'eval_kl': expected true or false, got 'maybe'",
+                "beta: [1, 2]|:4: key 'beta': expected a single value, got a list",
+                "lr_scheduler_type: polynomial|:4: key 'lr_scheduler_type': 'polynomial' is not implemented",
+                "gradient_checkpointing: true|:4: key 'gradient_checkpointing': TRL's 'gradient_checkpointing' has no align4j meaning",
+                "report_to: wandb|:4: key 'report_to': TRL's 'report_to': only",
+                "logging_steps: 0.1|:4: key 'logging_steps': 0.1 as a share of all steps is not supported"
+            })
     void aBadValueNamesFileLineAndKey(String line, String message) throws IOException {
         Path f = yaml(REQUIRED + line + "\n");
-        assertThatThrownBy(() -> TrainConfig.resolve(f, Map.of())).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> TrainConfig.resolve(f, Map.of()))
+                .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageStartingWith(f + message);
     }
 
     @Test
     void aYamlSyntaxErrorKeepsItsLine() throws IOException {
         Path f = yaml(REQUIRED + "beta: 0.1\nloss: [dpo\n");
-        assertThatThrownBy(() -> TrainConfig.resolve(f, Map.of())).hasMessageStartingWith(f + ":").hasMessageContaining("not valid YAML");
+        assertThatThrownBy(() -> TrainConfig.resolve(f, Map.of()))
+                .hasMessageStartingWith(f + ":")
+                .hasMessageContaining("not valid YAML");
         Path twice = yaml(REQUIRED + "batch_size: 4\nper_device_train_batch_size: 8\n");
-        assertThatThrownBy(() -> TrainConfig.resolve(twice, Map.of())).hasMessageContaining(":5: key 'per_device_train_batch_size': sets 'batch_size' again");
+        assertThatThrownBy(() -> TrainConfig.resolve(twice, Map.of()))
+                .hasMessageContaining(":5: key 'per_device_train_batch_size': sets 'batch_size' again");
     }
 
     @ParameterizedTest
-    @CsvSource(delimiter = '|', value = {
-        "loss: ipo;label_smoothing: 0.2|key 'label_smoothing': loss ipo does not use it (dpo, cdpo, robust do)",
-        "loss: hinge;label_smoothing: 0.2|key 'label_smoothing': loss hinge does not use it",
-        "loss: dpo;gamma: 5|key 'gamma': loss dpo does not use it (simpo does)",
-        "loss: dpo;preference: 0.6|key 'preference': loss dpo does not use it (ipo-soft does)",
-        "loss: sft;beta: 0.2|key 'beta': loss sft does not use it",
-        "loss: sft;reference: precomputed|key 'reference': has no effect here: sft has no reference policy",
-        "loss: simpo;reference: precomputed|key 'reference': has no effect here: simpo is reference-free",
-        "reference: precomputed;reference_dtype: fp16|key 'reference_dtype': has no effect here",
-        "reference: copy;cache_dir: c|key 'cache_dir': has no effect here: only reference: precomputed reads a cache",
-        "warmup_steps: 10;warmup_ratio: 0.1|key 'warmup_ratio': give warmup_steps or warmup_ratio, not both",
-        "max_steps: 10;epochs: 3|key 'epochs': max_steps 10 is also given",
-        "max_length: 64;max_prompt_length: 128|key 'max_prompt_length': 128 exceeds max_length 64"})
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "loss: ipo;label_smoothing: 0.2|key 'label_smoothing': loss ipo does not use it (dpo, cdpo, robust do)",
+                "loss: hinge;label_smoothing: 0.2|key 'label_smoothing': loss hinge does not use it",
+                "loss: dpo;gamma: 5|key 'gamma': loss dpo does not use it (simpo does)",
+                "loss: dpo;preference: 0.6|key 'preference': loss dpo does not use it (ipo-soft does)",
+                "loss: sft;beta: 0.2|key 'beta': loss sft does not use it",
+                "loss: sft;reference: precomputed|key 'reference': has no effect here: sft has no reference policy",
+                "loss: simpo;reference: precomputed|key 'reference': has no effect here: simpo is reference-free",
+                "reference: precomputed;reference_dtype: fp16|key 'reference_dtype': has no effect here",
+                "reference: copy;cache_dir: c|key 'cache_dir': has no effect here: only reference: precomputed reads a cache",
+                "warmup_steps: 10;warmup_ratio: 0.1|key 'warmup_ratio': give warmup_steps or warmup_ratio, not both",
+                "max_steps: 10;epochs: 3|key 'epochs': max_steps 10 is also given",
+                "max_length: 64;max_prompt_length: 128|key 'max_prompt_length': 128 exceeds max_length 64"
+            })
     void anOptionThatWouldDoNothingIsRefusedByName(String lines, String message) throws IOException {
         Path f = yaml(REQUIRED + lines.replace(";", "\n") + "\n");
-        assertThatThrownBy(() -> TrainConfig.resolve(f, Map.of())).isInstanceOf(IllegalArgumentException.class).hasMessageContaining(message);
+        assertThatThrownBy(() -> TrainConfig.resolve(f, Map.of()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining(message);
     }
 
     @Test
     void flagsAreNamedAsTheUserTypedThem() {
-        Map<String, Object> flags = Map.of("model", "m", "data", "d", "output", "o", "loss", "ipo", "label_smoothing", "0.2");
+        Map<String, Object> flags =
+                Map.of("model", "m", "data", "d", "output", "o", "loss", "ipo", "label_smoothing", "0.2");
         assertThatThrownBy(() -> TrainConfig.resolve(Map.of(), null, flags, k -> "--" + k.replace('_', '-')))
                 .hasMessageStartingWith("--label-smoothing: loss ipo does not use it");
     }
@@ -142,18 +160,39 @@ class TrainConfigTest {
     @Test
     void defaultsDependOnTheObjectiveAsInTrl() {
         Map<String, Object> base = Map.of("model", "m", "data", "d", "output", "o");
-        assertThat(TrainConfig.resolve(Map.of("loss", LossType.SFT), null, base, k -> k).learningRate()).as("TRL SFTConfig").isEqualTo(2e-5);
-        assertThat(TrainConfig.resolve(null, base).learningRate()).as("TRL DPOConfig").isEqualTo(1e-6);
-        assertThat(TrainConfig.resolve(null, Map.of("model", "m", "data", "d", "output", "o", "loss", "cdpo")).labelSmoothing()).isEqualTo(0.1);
-        assertThat(TrainConfig.resolve(null, Map.of("model", "m", "data", "d", "output", "o", "loss", "robust")).labelSmoothing()).isEqualTo(0.1);
+        assertThat(TrainConfig.resolve(Map.of("loss", LossType.SFT), null, base, k -> k)
+                        .learningRate())
+                .as("TRL SFTConfig")
+                .isEqualTo(2e-5);
+        assertThat(TrainConfig.resolve(null, base).learningRate())
+                .as("TRL DPOConfig")
+                .isEqualTo(1e-6);
+        assertThat(TrainConfig.resolve(null, Map.of("model", "m", "data", "d", "output", "o", "loss", "cdpo"))
+                        .labelSmoothing())
+                .isEqualTo(0.1);
+        assertThat(TrainConfig.resolve(null, Map.of("model", "m", "data", "d", "output", "o", "loss", "robust"))
+                        .labelSmoothing())
+                .isEqualTo(0.1);
         assertThat(TrainConfig.resolve(null, base).labelSmoothing()).isZero();
     }
 
     @Test
     void theBuilderYamlAndToYamlAgree() throws IOException {
-        TrainConfig built = TrainConfig.builder().model(Path.of("m")).data(Path.of("d")).output(Path.of("o"))
-                .loss(LossType.IPO_SOFT).beta(0.2).preference(0.7).learningRate(3e-6).batchSize(2).gradAccum(8).maxSteps(40)
-                .schedule(TrainConfig.Schedule.COSINE).format(DataFormat.CONVERSATIONAL).attention(Compute.Attention.EAGER).build();
+        TrainConfig built = TrainConfig.builder()
+                .model(Path.of("m"))
+                .data(Path.of("d"))
+                .output(Path.of("o"))
+                .loss(LossType.IPO_SOFT)
+                .beta(0.2)
+                .preference(0.7)
+                .learningRate(3e-6)
+                .batchSize(2)
+                .gradAccum(8)
+                .maxSteps(40)
+                .schedule(TrainConfig.Schedule.COSINE)
+                .format(DataFormat.CONVERSATIONAL)
+                .attention(Compute.Attention.EAGER)
+                .build();
         TrainConfig fromYaml = TrainConfig.resolve(yaml("""
                 model: m
                 data: d
@@ -171,13 +210,19 @@ class TrainConfigTest {
                 """), Map.of());
         assertThat(built).isEqualTo(fromYaml);
         assertThat(TrainConfig.resolve(yaml(built.toYaml()), Map.of())).isEqualTo(built);
-        assertThat(built.differences(TrainConfig.builder().model(Path.of("m")).data(Path.of("d")).output(Path.of("o")).build()))
-                .containsKeys("loss", "beta", "preference", "learning_rate", "batch_size").doesNotContainKey("model");
+        assertThat(built.differences(TrainConfig.builder()
+                        .model(Path.of("m"))
+                        .data(Path.of("d"))
+                        .output(Path.of("o"))
+                        .build()))
+                .containsKeys("loss", "beta", "preference", "learning_rate", "batch_size")
+                .doesNotContainKey("model");
     }
 
     @Test
     void theReadmeTableListsEveryTrlAlias() throws IOException {
-        Path readme = Path.of(System.getProperty("maven.multiModuleProjectDirectory", "..")).resolve("README.md");
+        Path readme = Path.of(System.getProperty("maven.multiModuleProjectDirectory", ".."))
+                .resolve("README.md");
         String text = Files.readString(Files.exists(readme) ? readme : Path.of("..", "README.md"));
         String table = text.substring(text.indexOf("### Coming from TRL"), text.indexOf("What a run writes"));
         for (TrlNames.Alias a : TrlNames.aliases()) {
@@ -191,10 +236,13 @@ class TrainConfigTest {
     @Test
     void theTrainersRefuseTheOtherKindOfObjective() {
         String out = tmp.resolve("o").toString();
-        TrainConfig sft = TrainConfig.resolve(Map.of("loss", "sft"), null, Map.of("model", "m", "data", "d", "output", out), k -> k);
-        assertThatThrownBy(() -> PreferenceTrainer.create(sft, false)).hasMessageContaining("key 'loss': sft is not a preference objective");
+        TrainConfig sft = TrainConfig.resolve(
+                Map.of("loss", "sft"), null, Map.of("model", "m", "data", "d", "output", out), k -> k);
+        assertThatThrownBy(() -> PreferenceTrainer.create(sft, false))
+                .hasMessageContaining("key 'loss': sft is not a preference objective");
         TrainConfig dpo = TrainConfig.resolve(null, Map.of("model", "m", "data", "d", "output", out));
-        assertThatThrownBy(() -> SftTrainer.create(dpo, false)).hasMessageContaining("key 'loss': SFT trains loss sft, got dpo");
+        assertThatThrownBy(() -> SftTrainer.create(dpo, false))
+                .hasMessageContaining("key 'loss': SFT trains loss sft, got dpo");
         assertThat(tmp.resolve("o")).as("refused before the run folder is made").doesNotExist();
     }
 }

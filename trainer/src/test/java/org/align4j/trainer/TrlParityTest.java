@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -34,15 +35,24 @@ class TrlParityTest {
     private static final double ABSOLUTE = 1e-6;
 
     /** The metrics align4j logs under TRL's names; TRL's entropy, logits/* and mean_token_accuracy it does not compute. */
-    private static final List<String> COMPARED = List.of("loss", "grad_norm", "learning_rate", "rewards/chosen", "rewards/rejected",
-            "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected");
+    private static final List<String> COMPARED = List.of(
+            "loss",
+            "grad_norm",
+            "learning_rate",
+            "rewards/chosen",
+            "rewards/rejected",
+            "rewards/margins",
+            "rewards/accuracies",
+            "logps/chosen",
+            "logps/rejected");
 
     @TempDir
     Path tmp;
 
     static Stream<String> fixtures() {
-        return Stream.of("gpt2-tiny", "llama-tiny", "qwen2-tiny").flatMap(m -> Stream.of(m + "-dpo-sigmoid", m + "-dpo-ipo", m + "-dpo-hinge",
-                m + "-dpo-robust", m + "-sft"));
+        return Stream.of("gpt2-tiny", "llama-tiny", "qwen2-tiny")
+                .flatMap(m ->
+                        Stream.of(m + "-dpo-sigmoid", m + "-dpo-ipo", m + "-dpo-hinge", m + "-dpo-robust", m + "-sft"));
     }
 
     static JsonNode fixture(String name) throws IOException {
@@ -74,9 +84,9 @@ class TrlParityTest {
         return Stream.of("gpt2-tiny-sft-dropout");
     }
 
-
     static Stream<String> paddingFixtures() {
-        return Stream.of("gpt2-tiny", "llama-tiny", "qwen2-tiny").flatMap(m -> Stream.of(m + "-dpo-sigmoid", m + "-sft"));
+        return Stream.of("gpt2-tiny", "llama-tiny", "qwen2-tiny")
+                .flatMap(m -> Stream.of(m + "-dpo-sigmoid", m + "-sft"));
     }
 
     /**
@@ -87,7 +97,10 @@ class TrlParityTest {
     @MethodSource("paddingFixtures")
     void everyMetricEqualsTrlsWithTheOtherPaddingSetting(String name) throws IOException {
         JsonNode doc = fixture(name);
-        compare(name + " (padding_free " + !TrainConfig.defaults().paddingFree() + ")", doc, run(doc, !TrainConfig.defaults().paddingFree()));
+        compare(
+                name + " (padding_free " + !TrainConfig.defaults().paddingFree() + ")",
+                doc,
+                run(doc, !TrainConfig.defaults().paddingFree()));
     }
 
     private List<Map<String, Double>> run(JsonNode doc, Boolean paddingFree) throws IOException {
@@ -95,12 +108,20 @@ class TrlParityTest {
         String model = s.get("model").asText();
         boolean sft = "sft".equals(s.get("trainer").asText());
         TrainConfig.Builder<TrainConfig> b = TrainConfig.builder()
-                .model(Fixtures.model(model)).data(Fixtures.root().resolve("prefs.jsonl")).output(tmp.resolve("run"))
-                .learningRate(s.get("learning_rate").asDouble()).batchSize(s.get("per_device_train_batch_size").asInt())
-                .gradAccum(s.get("gradient_accumulation_steps").asInt()).maxSteps(s.get("max_steps").asInt())
-                .schedule(TrainConfig.Schedule.LINEAR).warmupSteps(s.get("warmup_steps").asInt()).weightDecay(s.get("weight_decay").asDouble())
-                .maxGradNorm(s.get("max_grad_norm").asDouble()).seed(s.get("seed").asLong())
-                .attention("eager".equals(s.get("attention").asText()) ? Compute.Attention.EAGER : Compute.Attention.SDPA);
+                .model(Fixtures.model(model))
+                .data(Fixtures.root().resolve("prefs.jsonl"))
+                .output(tmp.resolve("run"))
+                .learningRate(s.get("learning_rate").asDouble())
+                .batchSize(s.get("per_device_train_batch_size").asInt())
+                .gradAccum(s.get("gradient_accumulation_steps").asInt())
+                .maxSteps(s.get("max_steps").asInt())
+                .schedule(TrainConfig.Schedule.LINEAR)
+                .warmupSteps(s.get("warmup_steps").asInt())
+                .weightDecay(s.get("weight_decay").asDouble())
+                .maxGradNorm(s.get("max_grad_norm").asDouble())
+                .seed(s.get("seed").asLong())
+                .attention(
+                        "eager".equals(s.get("attention").asText()) ? Compute.Attention.EAGER : Compute.Attention.SDPA);
         if (paddingFree != null) {
             b.paddingFree(paddingFree);
         }
@@ -112,7 +133,8 @@ class TrlParityTest {
                 t.train();
             }
         } else {
-            b.loss(LossType.parse(s.get("loss_type").asText())).beta(s.get("beta").asDouble())
+            b.loss(LossType.parse(s.get("loss_type").asText()))
+                    .beta(s.get("beta").asDouble())
                     .referenceModel(Fixtures.model(s.get("reference_model").asText()));
             if (s.get("label_smoothing").asDouble() > 0) {
                 b.labelSmoothing(s.get("label_smoothing").asDouble());
@@ -137,7 +159,8 @@ class TrlParityTest {
                 double w = want.get(metric).asDouble();
                 Double g = got.get(i).get(metric);
                 assertThat(g).as("%s step %d %s", name, i + 1, metric).isNotNull();
-                assertThat(Math.abs(g - w)).as("%s step %d %s: align4j %.8g, TRL %.8g", name, i + 1, metric, g, w)
+                assertThat(Math.abs(g - w))
+                        .as("%s step %d %s: align4j %.8g, TRL %.8g", name, i + 1, metric, g, w)
                         .isLessThanOrEqualTo(Math.max(ABSOLUTE, RELATIVE * Math.abs(w)));
             }
         }
@@ -145,7 +168,7 @@ class TrlParityTest {
 
     /** Keeps every step's metrics. */
     static final class Recorder implements TrainingListener {
-        final List<Map<String, Double>> steps = new java.util.ArrayList<>();
+        final List<Map<String, Double>> steps = new ArrayList<>();
 
         @Override
         public void onStep(long step, Map<String, Double> metrics) {

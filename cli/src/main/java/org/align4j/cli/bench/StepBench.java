@@ -6,7 +6,11 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
+import ai.djl.util.cuda.CudaUtils;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,8 +33,8 @@ import org.align4j.losses.PreferenceLoss;
 import org.align4j.model.CausalLm;
 import org.align4j.model.LogProbs;
 import org.align4j.model.config.ModelConfig;
-import org.align4j.model.lora.LoraConfig;
 import org.align4j.model.kernels.TorchScriptKernel;
+import org.align4j.model.lora.LoraConfig;
 import org.align4j.model.nn.Compute;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.align4j.trainer.AdamW;
@@ -72,12 +76,49 @@ public final class StepBench {
      *     weight, the reference being the same model with adapters off; 0 for full fine-tuning
      * @param logitsChunkElements logits made at once by the log-probs (0: all at once)
      */
-    public record Settings(Path model, String preset, int pairs, int seqLen, Device device, int steps, int warmup, String precision,
-            String attention, String reference, String loss, int memoryEvery, int loraRank, long logitsChunkElements) {
+    public record Settings(
+            Path model,
+            String preset,
+            int pairs,
+            int seqLen,
+            Device device,
+            int steps,
+            int warmup,
+            String precision,
+            String attention,
+            String reference,
+            String loss,
+            int memoryEvery,
+            int loraRank,
+            long logitsChunkElements) {
         /** The settings of the benchmark before LoRA and chunked log-probs: full fine-tuning, default chunks. */
-        public Settings(Path model, String preset, int pairs, int seqLen, Device device, int steps, int warmup, String precision,
-                String attention, String reference, String loss, int memoryEvery) {
-            this(model, preset, pairs, seqLen, device, steps, warmup, precision, attention, reference, loss, memoryEvery, 0,
+        public Settings(
+                Path model,
+                String preset,
+                int pairs,
+                int seqLen,
+                Device device,
+                int steps,
+                int warmup,
+                String precision,
+                String attention,
+                String reference,
+                String loss,
+                int memoryEvery) {
+            this(
+                    model,
+                    preset,
+                    pairs,
+                    seqLen,
+                    device,
+                    steps,
+                    warmup,
+                    precision,
+                    attention,
+                    reference,
+                    loss,
+                    memoryEvery,
+                    0,
                     LogProbs.DEFAULT_CHUNK_ELEMENTS);
         }
     }
@@ -95,7 +136,8 @@ public final class StepBench {
      * @param maxLength longest prompt + completion in tokens (0: no limit)
      * @param seed the order's seed
      */
-    public record Data(Path path, Path tokenizer, boolean groupByLength, boolean paddingFree, int maxLength, long seed) {}
+    public record Data(
+            Path path, Path tokenizer, boolean groupByLength, boolean paddingFree, int maxLength, long seed) {}
 
     /**
      * The measurement.
@@ -112,7 +154,9 @@ public final class StepBench {
         Map<String, ModelConfig> p = new LinkedHashMap<>();
         p.put("tiny-10m", ModelConfig.newGpt2(16384, 256, 8, 4, 1024, 0, 0, 0));
         p.put("gpt2-124m", ModelConfig.newGpt2(50257, 768, 12, 12, 1024, 50256, 50256, 50256));
-        p.put("qwen2-0.5b", ModelConfig.newLlama("qwen2", 151936, 896, 24, 14, 2, 4864, 32768, true, 151643, 151645, 151643));
+        p.put(
+                "qwen2-0.5b",
+                ModelConfig.newLlama("qwen2", 151936, 896, 24, 14, 2, 4864, 32768, true, 151643, 151645, 151643));
         return p;
     }
 
@@ -139,11 +183,12 @@ public final class StepBench {
      */
     public static Result run(Settings s, Data data) throws IOException {
         if (s.loraRank() < 0) {
-            throw new IllegalArgumentException("--lora: a rank of at least 1 (or 0 for full fine-tuning), got " + s.loraRank());
+            throw new IllegalArgumentException(
+                    "--lora: a rank of at least 1 (or 0 for full fine-tuning), got " + s.loraRank());
         }
         if (s.pairs() <= 0 || (data == null && s.seqLen() < 4) || s.steps() <= 0 || s.warmup() < 0) {
-            throw new IllegalArgumentException("--batch-pairs, --seq-len (>= 4), --steps: must be positive, got " + s.pairs() + ", "
-                    + s.seqLen() + ", " + s.steps());
+            throw new IllegalArgumentException("--batch-pairs, --seq-len (>= 4), --steps: must be positive, got "
+                    + s.pairs() + ", " + s.seqLen() + ", " + s.steps());
         }
         boolean bf16 = "bf16".equals(s.precision());
         ModelConfig config;
@@ -154,7 +199,8 @@ public final class StepBench {
         } else {
             config = PRESETS.get(s.preset());
             if (config == null) {
-                throw new IllegalArgumentException("--preset: unknown '" + s.preset() + "'; choose one of " + PRESETS.keySet());
+                throw new IllegalArgumentException(
+                        "--preset: unknown '" + s.preset() + "'; choose one of " + PRESETS.keySet());
             }
             if (data != null) {
                 config = withVocabulary(config, loadTokenizer(s, data), tokenizerDir(s, data));
@@ -171,7 +217,8 @@ public final class StepBench {
             }
         } else if (s.seqLen() > config.maxPositions()) {
             policy.close();
-            throw new IllegalArgumentException("--seq-len: " + s.seqLen() + " exceeds the model's " + config.maxPositions() + " positions");
+            throw new IllegalArgumentException(
+                    "--seq-len: " + s.seqLen() + " exceeds the model's " + config.maxPositions() + " positions");
         }
         CausalLm reference = null;
         try {
@@ -180,12 +227,15 @@ public final class StepBench {
             policy.setPaddingFree(data != null && data.paddingFree());
             policy.setTrainable(true);
             if (s.loraRank() > 0) {
-                policy.addLora(new LoraConfig(s.loraRank(), 2.0 * s.loraRank(), 0, new LoraConfig.AllLinear(), false), 0);
+                policy.addLora(
+                        new LoraConfig(s.loraRank(), 2.0 * s.loraRank(), 0, new LoraConfig.AllLinear(), false), 0);
                 if (!"copy".equals(s.reference()) && !"precomputed".equals(s.reference())) {
                     throw new IllegalArgumentException("--reference: copy or precomputed, got '" + s.reference() + "'");
                 }
             } else if ("copy".equals(s.reference())) {
-                reference = s.model() != null ? CausalLm.load(s.model(), s.device()) : CausalLm.create(config, s.device(), 0);
+                reference = s.model() != null
+                        ? CausalLm.load(s.model(), s.device())
+                        : CausalLm.create(config, s.device(), 0);
                 reference.setCompute(Compute.parse(s.attention(), s.precision(), s.device()));
                 reference.setLogitsChunkElements(s.logitsChunkElements());
                 reference.setPaddingFree(data != null && data.paddingFree());
@@ -193,7 +243,9 @@ public final class StepBench {
             } else if (!"precomputed".equals(s.reference())) {
                 throw new IllegalArgumentException("--reference: copy or precomputed, got '" + s.reference() + "'");
             }
-            return data != null ? measureData(s, data, pairs, config, policy, reference, bf16) : measure(s, config, policy, reference, bf16);
+            return data != null
+                    ? measureData(s, data, pairs, config, policy, reference, bf16)
+                    : measure(s, config, policy, reference, bf16);
         } finally {
             if (reference != null) {
                 reference.close();
@@ -202,7 +254,8 @@ public final class StepBench {
         }
     }
 
-    private static Result measure(Settings s, ModelConfig config, CausalLm policy, CausalLm reference, boolean bf16) throws IOException {
+    private static Result measure(Settings s, ModelConfig config, CausalLm policy, CausalLm reference, boolean bf16)
+            throws IOException {
         int rows = 2 * s.pairs();
         int len = s.seqLen();
         int prompt = len / 4;
@@ -260,7 +313,8 @@ public final class StepBench {
                     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
                         LogProbs p = policy.completionLogProbs(idArr, att, cm, true);
                         NDArray v = mean ? p.mean() : p.sum();
-                        value = loss.compute(v.get("0:" + s.pairs()), v.get(s.pairs() + ":"), rc, rr, null).meanLoss();
+                        value = loss.compute(v.get("0:" + s.pairs()), v.get(s.pairs() + ":"), rc, rr, null)
+                                .meanLoss();
                         gc.backward(value);
                     }
                     opt.clipGradients(1.0);
@@ -281,9 +335,16 @@ public final class StepBench {
             }
             double seconds = (System.nanoTime() - t0All) / 1e9;
             double ceiling = matmulCeiling(policy.manager(), s.device(), bf16);
-            double flops = stepFlops(config, policy.parameters(), policy.hasAdapters() ? policy.trainableParameters() : Map.of(), rows, len,
-                    len - prompt, reference != null || adaptersOffReference);
-            double[] sorted = times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            double flops = stepFlops(
+                    config,
+                    policy.parameters(),
+                    policy.hasAdapters() ? policy.trainableParameters() : Map.of(),
+                    rows,
+                    len,
+                    len - prompt,
+                    reference != null || adaptersOffReference);
+            double[] sorted =
+                    times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
             double stepSeconds = seconds / s.steps();
             Map<String, Object> v = new LinkedHashMap<>();
             v.put("tokens_per_s", rows * (double) len / stepSeconds);
@@ -309,7 +370,11 @@ public final class StepBench {
             v.put("steps", s.steps());
             v.put("warmup", s.warmup());
             v.put("last_loss", lastLoss);
-            v.put("peak_bytes_kind", s.device().isGpu() ? "gpu memory in use (cudaMemGetInfo), highest seen after a step" : "peak resident set size (VmHWM)");
+            v.put(
+                    "peak_bytes_kind",
+                    s.device().isGpu()
+                            ? "gpu memory in use (cudaMemGetInfo), highest seen after a step"
+                            : "peak resident set size (VmHWM)");
             if (!rss.isEmpty()) {
                 // resident set size on the CPU, GPU memory in use on a GPU, every memory_every steps
                 String k = s.device().isGpu() ? "gpu_bytes_" : "rss_bytes_";
@@ -334,7 +399,8 @@ public final class StepBench {
     private static TextTokenizer loadTokenizer(Settings s, Data d) {
         Path dir = tokenizerDir(s, d);
         if (dir == null) {
-            throw new IllegalArgumentException("--tokenizer: a tokenizer folder is needed with --data and --preset (or give --model)");
+            throw new IllegalArgumentException(
+                    "--tokenizer: a tokenizer folder is needed with --data and --preset (or give --model)");
         }
         return TextTokenizer.load(dir);
     }
@@ -342,15 +408,15 @@ public final class StepBench {
     /** A preset's architecture with the data tokenizer's vocabulary (its embedding and head resized). */
     private static ModelConfig withVocabulary(ModelConfig preset, TextTokenizer tk, Path dir) throws IOException {
         // the vocabulary's size: one past the largest id of tokenizer.json's model vocabulary and added tokens
-        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(dir.resolve("tokenizer.json").toFile());
+        var json = new ObjectMapper().readTree(dir.resolve("tokenizer.json").toFile());
         int vocab = 0;
-        for (var it = json.path("model").path("vocab").elements(); it.hasNext();) {
+        for (var it = json.path("model").path("vocab").elements(); it.hasNext(); ) {
             vocab = Math.max(vocab, it.next().asInt() + 1);
         }
         for (var t : json.path("added_tokens")) {
             vocab = Math.max(vocab, t.path("id").asInt() + 1);
         }
-        com.fasterxml.jackson.databind.node.ObjectNode c = preset.raw().deepCopy();
+        ObjectNode c = preset.raw().deepCopy();
         c.put("vocab_size", vocab);
         c.put("eos_token_id", tk.eosId());
         c.put("bos_token_id", tk.eosId());
@@ -364,7 +430,9 @@ public final class StepBench {
         TextTokenizer tk = loadTokenizer(s, d);
         PreferenceData.Loaded loaded = PreferenceData.load(d.path(), DataFormat.AUTO, false);
         EncodingOptions options = new EncodingOptions(d.maxLength(), 0, EncodingOptions.Truncation.KEEP_END, false);
-        List<EncodedPair> pairs = new PreferenceEncoder(tk, options).encodeAll(loaded.examples(), false).pairs();
+        List<EncodedPair> pairs = new PreferenceEncoder(tk, options)
+                .encodeAll(loaded.examples(), false)
+                .pairs();
         if (pairs.isEmpty()) {
             throw new IllegalArgumentException("--data: no pairs in " + d.path());
         }
@@ -396,8 +464,15 @@ public final class StepBench {
         return new double[] {real, padded, batches.size()};
     }
 
-    private static Result measureData(Settings s, Data d, List<EncodedPair> pairs, ModelConfig config, CausalLm policy, CausalLm reference,
-            boolean bf16) throws IOException {
+    private static Result measureData(
+            Settings s,
+            Data d,
+            List<EncodedPair> pairs,
+            ModelConfig config,
+            CausalLm policy,
+            CausalLm reference,
+            boolean bf16)
+            throws IOException {
         PreferenceLoss loss = LossType.parse(s.loss()).create(0.1);
         boolean mean = loss.reduction() == PreferenceLoss.Reduction.MEAN;
         AdamW opt = new AdamW(policy.trainableParameters(), 0.9, 0.999, 1e-8, 0.0);
@@ -419,7 +494,8 @@ public final class StepBench {
             int epoch = 0;
             for (int step = 0; step < total; step++) {
                 if (order.isEmpty()) {
-                    order.addAll(PairOrder.epoch(lengths, s.pairs(), d.seed(), epoch++, true, d.groupByLength(), false));
+                    order.addAll(
+                            PairOrder.epoch(lengths, s.pairs(), d.seed(), epoch++, true, d.groupByLength(), false));
                 }
                 List<EncodedPair> batchPairs = new ArrayList<>();
                 for (int i : order.remove(0)) {
@@ -448,7 +524,8 @@ public final class StepBench {
                     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
                         LogProbs p = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), true);
                         NDArray v = mean ? p.mean() : p.sum();
-                        value = loss.compute(v.get("0:" + b.pairs()), v.get(b.pairs() + ":"), rc, rr, null).meanLoss();
+                        value = loss.compute(v.get("0:" + b.pairs()), v.get(b.pairs() + ":"), rc, rr, null)
+                                .meanLoss();
                         gc.backward(value);
                     }
                     opt.clipGradients(1.0);
@@ -472,12 +549,19 @@ public final class StepBench {
                     realTokens += real;
                     paddedPositions += 2L * b.pairs() * b.length();
                     computedPositions += policy.paddingFree() && policy.isNative() ? real : 2L * b.pairs() * b.length();
-                    flops += dataStepFlops(config, policy.parameters(), policy.hasAdapters() ? policy.trainableParameters() : Map.of(), real, scored,
-                            attention, referencePass);
+                    flops += dataStepFlops(
+                            config,
+                            policy.parameters(),
+                            policy.hasAdapters() ? policy.trainableParameters() : Map.of(),
+                            real,
+                            scored,
+                            attention,
+                            referencePass);
                 }
             }
             double ceiling = matmulCeiling(policy.manager(), s.device(), bf16);
-            double[] sorted = times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            double[] sorted =
+                    times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
             double[] epochPad = epochPadding(pairs, s.pairs(), d.seed(), d.groupByLength());
             Map<String, Object> v = new LinkedHashMap<>();
             v.put("tokens_per_s", realTokens / seconds);
@@ -511,7 +595,11 @@ public final class StepBench {
             v.put("warmup", s.warmup());
             v.put("seed", d.seed());
             v.put("last_loss", lastLoss);
-            v.put("peak_bytes_kind", s.device().isGpu() ? "gpu memory in use (cudaMemGetInfo) at the end" : "peak resident set size (VmHWM)");
+            v.put(
+                    "peak_bytes_kind",
+                    s.device().isGpu()
+                            ? "gpu memory in use (cudaMemGetInfo) at the end"
+                            : "peak resident set size (VmHWM)");
             LOG.info("bench: {}", v);
             return new Result(v);
         } finally {
@@ -524,15 +612,24 @@ public final class StepBench {
      * Model FLOPs of a step on real sequences: as {@link #stepFlops}, counting real tokens only, the LM
      * head at completion tokens, and attention over each sequence's own length (Σ L² instead of tokens·L).
      */
-    static double dataStepFlops(ModelConfig config, Map<String, ai.djl.nn.Parameter> parameters, Map<String, ai.djl.nn.Parameter> adapters,
-            long tokens, long scored, double sumSquaredLengths, boolean referencePass) {
+    static double dataStepFlops(
+            ModelConfig config,
+            Map<String, Parameter> parameters,
+            Map<String, Parameter> adapters,
+            long tokens,
+            long scored,
+            double sumSquaredLengths,
+            boolean referencePass) {
         long embedding = 0;
         long all = 0;
         for (var e : parameters.entrySet()) {
             long n = e.getValue().getArray().size();
             all += n;
             String name = e.getKey();
-            if (name.endsWith("wte.weight") || name.endsWith("wpe.weight") || name.endsWith("embed_tokens.weight") || name.startsWith("lm_head")) {
+            if (name.endsWith("wte.weight")
+                    || name.endsWith("wpe.weight")
+                    || name.endsWith("embed_tokens.weight")
+                    || name.startsWith("lm_head")) {
                 embedding += n;
             }
         }
@@ -540,7 +637,8 @@ public final class StepBench {
         double head = (double) config.vocabSize() * config.hiddenSize();
         double attention = 12.0 * config.numLayers() * config.numHeads() * config.headDim() * sumSquaredLengths;
         double perWeight = adapters.isEmpty() ? 6 : 4;
-        double train = perWeight * body * tokens + perWeight * head * scored + attention + 6.0 * count(adapters) * tokens;
+        double train =
+                perWeight * body * tokens + perWeight * head * scored + attention + 6.0 * count(adapters) * tokens;
         double forward = 2 * body * tokens + 2 * head * scored + attention / 3;
         return referencePass ? train + forward : train;
     }
@@ -559,15 +657,24 @@ public final class StepBench {
      * @param referencePass whether a reference forward pass runs (a frozen copy, or adapters off)
      * @return FLOPs
      */
-    static double stepFlops(ModelConfig config, Map<String, ai.djl.nn.Parameter> parameters, Map<String, ai.djl.nn.Parameter> adapters, int rows,
-            int len, int completion, boolean referencePass) {
+    static double stepFlops(
+            ModelConfig config,
+            Map<String, Parameter> parameters,
+            Map<String, Parameter> adapters,
+            int rows,
+            int len,
+            int completion,
+            boolean referencePass) {
         long embedding = 0;
         long all = 0;
         for (var e : parameters.entrySet()) {
             long n = e.getValue().getArray().size();
             all += n;
             String name = e.getKey();
-            if (name.endsWith("wte.weight") || name.endsWith("wpe.weight") || name.endsWith("embed_tokens.weight") || name.startsWith("lm_head")) {
+            if (name.endsWith("wte.weight")
+                    || name.endsWith("wpe.weight")
+                    || name.endsWith("embed_tokens.weight")
+                    || name.startsWith("lm_head")) {
                 embedding += n;
             }
         }
@@ -577,14 +684,17 @@ public final class StepBench {
         double head = (double) config.vocabSize() * config.hiddenSize();
         double attention = 12.0 * config.numLayers() * config.numHeads() * config.headDim() * len;
         double perWeight = adapters.isEmpty() ? 6 : 4;
-        double train = perWeight * body * tokens + perWeight * head * scored + attention * tokens + 6.0 * count(adapters) * tokens;
+        double train = perWeight * body * tokens
+                + perWeight * head * scored
+                + attention * tokens
+                + 6.0 * count(adapters) * tokens;
         double forward = 2 * body * tokens + 2 * head * scored + attention * tokens / 3;
         return referencePass ? train + forward : train;
     }
 
-    private static long count(Map<String, ai.djl.nn.Parameter> params) {
+    private static long count(Map<String, Parameter> params) {
         long n = 0;
-        for (ai.djl.nn.Parameter p : params.values()) {
+        for (Parameter p : params.values()) {
             n += p.getArray().size();
         }
         return n;
@@ -594,8 +704,13 @@ public final class StepBench {
     static double matmulCeiling(NDManager parent, Device device, boolean bf16) {
         int n = device.isGpu() ? 8192 : 1536;
         try (NDManager m = parent.newSubManager();
-                TorchScriptKernel k = bf16 ? TorchScriptKernel.load("MatMulBf16", "def forward(self: __torch__.SELF,\n    a: Tensor,\n    b: Tensor) -> Tensor:\n"
-                        + "  return torch.to(torch.matmul(torch.to(a, 15), torch.to(b, 15)), 6)\n", device) : null) {
+                TorchScriptKernel k = bf16
+                        ? TorchScriptKernel.load(
+                                "MatMulBf16",
+                                "def forward(self: __torch__.SELF,\n    a: Tensor,\n    b: Tensor) -> Tensor:\n"
+                                        + "  return torch.to(torch.matmul(torch.to(a, 15), torch.to(b, 15)), 6)\n",
+                                device)
+                        : null) {
             NDArray a = m.randomNormal(new Shape(n, n));
             NDArray b = m.randomNormal(new Shape(n, n));
             double best = Double.MAX_VALUE;
@@ -645,7 +760,7 @@ public final class StepBench {
     }
 
     private static long gpuUsedBytes(Device device) {
-        var usage = ai.djl.util.cuda.CudaUtils.getGpuMemory(device);
+        var usage = CudaUtils.getGpuMemory(device);
         return usage.getCommitted();
     }
 
@@ -654,9 +769,14 @@ public final class StepBench {
      * @return a short human-readable summary
      */
     public static String describe(Map<String, Object> values) {
-        return String.format(Locale.ROOT, "%,.0f tokens/s, step %.1f ms median (p90 %.1f), peak %.2f GiB, MFU %.1f%% of a %.2f TFLOP/s matmul",
-                (double) values.get("tokens_per_s"), (double) values.get("step_ms_median"), (double) values.get("step_ms_p90"),
-                ((Number) values.get("peak_bytes")).doubleValue() / (1L << 30), 100 * (double) values.get("mfu"),
+        return String.format(
+                Locale.ROOT,
+                "%,.0f tokens/s, step %.1f ms median (p90 %.1f), peak %.2f GiB, MFU %.1f%% of a %.2f TFLOP/s matmul",
+                (double) values.get("tokens_per_s"),
+                (double) values.get("step_ms_median"),
+                (double) values.get("step_ms_p90"),
+                ((Number) values.get("peak_bytes")).doubleValue() / (1L << 30),
+                100 * (double) values.get("mfu"),
                 (double) values.get("matmul_ceiling_flops") / 1e12);
     }
 }

@@ -9,15 +9,23 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
+import java.util.TreeMap;
+import java.util.function.Function;
 import org.align4j.data.EncodedPair;
+import org.align4j.data.EncodingOptions;
+import org.align4j.data.PreferenceEncoder;
+import org.align4j.data.PreferenceExample;
 import org.align4j.evaluation.Divergence;
 import org.align4j.evaluation.PairScorer;
+import org.align4j.evaluation.RewardScorer;
 import org.align4j.evaluation.WinRate;
 import org.align4j.evaluation.report.RunReport;
 import org.align4j.losses.LossType;
@@ -28,8 +36,6 @@ import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.generate.Generator;
 import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.tokenizer.TextTokenizer;
-import org.align4j.data.PreferenceEncoder;
-import org.align4j.evaluation.RewardScorer;
 import org.align4j.trainer.PreferenceTrainer;
 import org.align4j.trainer.RewardTrainer;
 import org.align4j.trainer.SftTrainer;
@@ -57,7 +63,9 @@ public final class Quickstart {
     /** How often the SFT teacher adds one to a sum whose first number is odd. */
     static final double TEACHER_ERROR = 0.6;
 
-    private static final String[] TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
+    private static final String[] TOKENIZER_FILES = {
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"
+    };
 
     /**
      * How much to train.
@@ -141,7 +149,8 @@ public final class Quickstart {
      * @param flippedCorrected share of the flipped training labels whose p is below ½ (the reward model sides with the
      *     right answer); NaN without label noise
      */
-    public record RewardRow(double heldoutRankingAccuracy, double meanPreference, double labelAgreement, double flippedCorrected) {}
+    public record RewardRow(
+            double heldoutRankingAccuracy, double meanPreference, double labelAgreement, double flippedCorrected) {}
 
     /**
      * One model's held-out numbers.
@@ -198,7 +207,7 @@ public final class Quickstart {
      * @return rows for sft, dpo and ipo
      * @throws IOException when the output folder cannot be written
      */
-    public static Map<String, Row> run(Settings s, java.util.function.Function<String, TrainingListener> listener) throws IOException {
+    public static Map<String, Row> run(Settings s, Function<String, TrainingListener> listener) throws IOException {
         return run(s, RewardStage.NONE, listener).rows();
     }
 
@@ -221,7 +230,8 @@ public final class Quickstart {
      * @return the rows and the reward model's numbers
      * @throws IOException when the output folder cannot be written
      */
-    public static Result run(Settings s, RewardStage rlhf, java.util.function.Function<String, TrainingListener> listener) throws IOException {
+    public static Result run(Settings s, RewardStage rlhf, Function<String, TrainingListener> listener)
+            throws IOException {
         Path out = s.output().toAbsolutePath();
         Files.createDirectories(out);
         List<Problem> all = new ArrayList<>();
@@ -239,8 +249,14 @@ public final class Quickstart {
         Path data = out.resolve("data");
         Files.createDirectories(data);
         Random teacher = new Random(s.seed() + 1);
-        writeJsonl(data.resolve("sft.jsonl"), train, p -> Map.of("prompt", p.prompt(), "completion", p.teacherAnswer(teacher)));
-        writeJsonl(data.resolve("sft_eval.jsonl"), heldOut, p -> Map.of("prompt", p.prompt(), "completion", p.teacherAnswer(teacher)));
+        writeJsonl(
+                data.resolve("sft.jsonl"),
+                train,
+                p -> Map.of("prompt", p.prompt(), "completion", p.teacherAnswer(teacher)));
+        writeJsonl(
+                data.resolve("sft_eval.jsonl"),
+                heldOut,
+                p -> Map.of("prompt", p.prompt(), "completion", p.teacherAnswer(teacher)));
         Random wrong = new Random(s.seed() + 2);
         List<String[]> trainPairs = new ArrayList<>();
         for (Problem p : train) {
@@ -261,17 +277,30 @@ public final class Quickstart {
         for (Problem p : heldOut) {
             heldOutWrong.add(p.wrongAnswer(wrong));
         }
-        Map<Problem, String> wrongByProblem = new java.util.HashMap<>();
+        Map<Problem, String> wrongByProblem = new HashMap<>();
         for (int i = 0; i < heldOut.size(); i++) {
             wrongByProblem.put(heldOut.get(i), heldOutWrong.get(i));
         }
-        writeJsonl(data.resolve("prefs_eval.jsonl"), heldOut, p -> Map.of("prompt", p.prompt(), "chosen", p.answer(), "rejected", wrongByProblem.get(p)));
+        writeJsonl(
+                data.resolve("prefs_eval.jsonl"),
+                heldOut,
+                p -> Map.of("prompt", p.prompt(), "chosen", p.answer(), "rejected", wrongByProblem.get(p)));
 
         LOG.info("SFT on the teacher's answers: {} steps", s.sftSteps());
         try (SftTrainer t = SftTrainer.builder()
-                .model(base).data(data.resolve("sft.jsonl")).evalData(data.resolve("sft_eval.jsonl")).output(out.resolve("sft"))
-                .learningRate(3e-3).weightDecay(0.01).batchSize(64).maxSteps(s.sftSteps()).warmupSteps(Math.min(100, s.sftSteps() / 10))
-                .schedule(TrainConfig.Schedule.COSINE).evalBatchSize(250).logEvery(10).seed(s.seed())
+                .model(base)
+                .data(data.resolve("sft.jsonl"))
+                .evalData(data.resolve("sft_eval.jsonl"))
+                .output(out.resolve("sft"))
+                .learningRate(3e-3)
+                .weightDecay(0.01)
+                .batchSize(64)
+                .maxSteps(s.sftSteps())
+                .warmupSteps(Math.min(100, s.sftSteps() / 10))
+                .schedule(TrainConfig.Schedule.COSINE)
+                .evalBatchSize(250)
+                .logEvery(10)
+                .seed(s.seed())
                 .build()) {
             if (listener != null) {
                 t.addListener(listener.apply("sft"));
@@ -289,22 +318,40 @@ public final class Quickstart {
         }
 
         for (LossType loss : objectives) {
-            LOG.info("{} on right-vs-one-off pairs: {} steps{}", loss, s.preferenceSteps(), s.loraRank() > 0 ? ", LoRA r=" + s.loraRank() : "");
+            LOG.info(
+                    "{} on right-vs-one-off pairs: {} steps{}",
+                    loss,
+                    s.preferenceSteps(),
+                    s.loraRank() > 0 ? ", LoRA r=" + s.loraRank() : "");
             TrainConfig.Builder<PreferenceTrainer> b = PreferenceTrainer.builder()
-                    .model(sftModel).data(data.resolve(loss == LossType.IPO_SOFT ? "prefs_soft.jsonl" : "prefs.jsonl"))
+                    .model(sftModel)
+                    .data(data.resolve(loss == LossType.IPO_SOFT ? "prefs_soft.jsonl" : "prefs.jsonl"))
                     .evalData(data.resolve("prefs_eval.jsonl"))
                     .output(out.resolve(loss.toString()))
-                    .loss(loss).beta(0.5).learningRate(5e-5).batchSize(32).maxSteps(s.preferenceSteps())
-                    .warmupSteps(Math.min(20, s.preferenceSteps() / 10)).schedule(TrainConfig.Schedule.LINEAR)
-                    .reference(TrainConfig.Reference.PRECOMPUTED).evalBatchSize(250).evalEvery(Math.max(1, s.preferenceSteps() / 12))
-                    .logEvery(Math.max(1, Math.min(5, s.preferenceSteps() / 50))).seed(s.seed());
+                    .loss(loss)
+                    .beta(0.5)
+                    .learningRate(5e-5)
+                    .batchSize(32)
+                    .maxSteps(s.preferenceSteps())
+                    .warmupSteps(Math.min(20, s.preferenceSteps() / 10))
+                    .schedule(TrainConfig.Schedule.LINEAR)
+                    .reference(TrainConfig.Reference.PRECOMPUTED)
+                    .evalBatchSize(250)
+                    .evalEvery(Math.max(1, s.preferenceSteps() / 12))
+                    .logEvery(Math.max(1, Math.min(5, s.preferenceSteps() / 50)))
+                    .seed(s.seed());
             if (s.loraRank() > 0) {
                 // adapters train at a larger rate than full fine-tuning, as usual for LoRA
-                b.loraR(s.loraRank()).loraAlpha(2.0 * s.loraRank()).loraTarget("all-linear").learningRate(1e-3);
+                b.loraR(s.loraRank())
+                        .loraAlpha(2.0 * s.loraRank())
+                        .loraTarget("all-linear")
+                        .learningRate(1e-3);
             }
             if (rlhf.on()) {
                 // the reward model judges the policy's answers against the SFT model's at every evaluation
-                b.evalSamples(Math.min(64, s.heldOut())).evalJudge("reward-model:" + rewardModel).evalMaxNewTokens(4);
+                b.evalSamples(Math.min(64, s.heldOut()))
+                        .evalJudge("reward-model:" + rewardModel)
+                        .evalMaxNewTokens(4);
             }
             try (PreferenceTrainer t = b.build()) {
                 if (listener != null) {
@@ -328,7 +375,11 @@ public final class Quickstart {
                     if (!"sft".equals(name)) {
                         List<RunReport.Sample> samples = new ArrayList<>();
                         for (int i = 0; i < Math.min(16, heldOut.size()); i++) {
-                            samples.add(new RunReport.Sample(heldOut.get(i).prompt(), heldOut.get(i).answer(), null, h.referenceAnswers().get(i),
+                            samples.add(new RunReport.Sample(
+                                    heldOut.get(i).prompt(),
+                                    heldOut.get(i).answer(),
+                                    null,
+                                    h.referenceAnswers().get(i),
                                     e.answers().get(i)));
                         }
                         RunReport.writeSamples(out.resolve(name).resolve("samples.jsonl"), samples);
@@ -343,8 +394,14 @@ public final class Quickstart {
             o.put("reward_accuracy", r.rewardAccuracy());
             o.put("kl_to_reference", r.klToReference());
             o.put("win_rate_vs_sft", r.winRate().rate());
-            o.put("win_rate_ci95", JSON.valueToTree(new double[] {r.winRate().lower(), r.winRate().upper()}));
-            o.put("model", "sft".equals(name) ? sftModel.toString() : out.resolve(name).resolve("final").toString());
+            o.put("win_rate_ci95", JSON.valueToTree(new double[] {
+                r.winRate().lower(), r.winRate().upper()
+            }));
+            o.put(
+                    "model",
+                    "sft".equals(name)
+                            ? sftModel.toString()
+                            : out.resolve(name).resolve("final").toString());
         });
         if (rewardRow != null) {
             ObjectNode o = summary.putObject("reward_model");
@@ -357,8 +414,10 @@ public final class Quickstart {
             o.put("label_noise", rlhf.labelNoise());
             o.put("model", rewardModel.toString());
         }
-        AtomicDirectory.writeFile(out.resolve("summary.json"),
-                (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(summary) + "\n").getBytes(StandardCharsets.UTF_8));
+        AtomicDirectory.writeFile(
+                out.resolve("summary.json"),
+                (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(summary) + "\n")
+                        .getBytes(StandardCharsets.UTF_8));
         writeReport(out, rows, rewardRow);
         return new Result(rows, rewardRow);
     }
@@ -368,18 +427,40 @@ public final class Quickstart {
      * its evaluation), then every training pair labelled with p = σ(r_c − r_r) in {@code
      * data/prefs_soft.jsonl}.
      */
-    private static RewardRow rewardStage(Settings s, RewardStage rlhf, Path out, Path data, Path sftModel, List<String[]> trainPairs,
-            boolean[] flipped, java.util.function.Function<String, TrainingListener> listener) throws IOException {
-        LOG.info("Reward model on the {} training pairs{}: {} steps", trainPairs.size(),
-                rlhf.labelNoise() > 0 ? " (" + Math.round(100 * rlhf.labelNoise()) + "% of labels flipped)" : "", rlhf.steps());
+    private static RewardRow rewardStage(
+            Settings s,
+            RewardStage rlhf,
+            Path out,
+            Path data,
+            Path sftModel,
+            List<String[]> trainPairs,
+            boolean[] flipped,
+            Function<String, TrainingListener> listener)
+            throws IOException {
+        LOG.info(
+                "Reward model on the {} training pairs{}: {} steps",
+                trainPairs.size(),
+                rlhf.labelNoise() > 0 ? " (" + Math.round(100 * rlhf.labelNoise()) + "% of labels flipped)" : "",
+                rlhf.steps());
         double heldOut;
         try (RewardTrainer t = RewardTrainer.builder()
-                .model(sftModel).data(data.resolve("prefs.jsonl")).evalData(data.resolve("prefs_eval.jsonl")).output(out.resolve("reward"))
-                // full fine-tuning from the SFT model at 5e-4, decaying linearly: at 1e-3 constant the loss still sat at ln 2 after
-                // 700 steps (held-out accuracy 0.40-0.52); 1e-4 had not left ln 2 by step 300; 3e-4 reached 0.85 by step 600
-                .learningRate(5e-4).batchSize(32).maxSteps(rlhf.steps()).warmupSteps(Math.min(20, rlhf.steps() / 10))
-                .schedule(TrainConfig.Schedule.LINEAR).evalBatchSize(250).evalEvery(Math.max(1, rlhf.steps() / 10))
-                .logEvery(Math.max(1, Math.min(5, rlhf.steps() / 50))).seed(s.seed())
+                .model(sftModel)
+                .data(data.resolve("prefs.jsonl"))
+                .evalData(data.resolve("prefs_eval.jsonl"))
+                .output(out.resolve("reward"))
+                // full fine-tuning from the SFT model at 5e-4, decaying linearly: at 1e-3 constant the loss still sat
+                // at ln 2 after
+                // 700 steps (held-out accuracy 0.40-0.52); 1e-4 had not left ln 2 by step 300; 3e-4 reached 0.85 by
+                // step 600
+                .learningRate(5e-4)
+                .batchSize(32)
+                .maxSteps(rlhf.steps())
+                .warmupSteps(Math.min(20, rlhf.steps() / 10))
+                .schedule(TrainConfig.Schedule.LINEAR)
+                .evalBatchSize(250)
+                .evalEvery(Math.max(1, rlhf.steps() / 10))
+                .logEvery(Math.max(1, Math.min(5, rlhf.steps() / 50)))
+                .seed(s.seed())
                 .build()) {
             if (listener != null) {
                 t.addListener(listener.apply("reward"));
@@ -390,10 +471,11 @@ public final class Quickstart {
         try (TextTokenizer tk = TextTokenizer.load(sftModel);
                 CausalLm rm = CausalLm.load(out.resolve("reward/final"), Device.cpu())) {
             rm.setTrainable(false);
-            PreferenceEncoder encoder = new PreferenceEncoder(tk, org.align4j.data.EncodingOptions.unlimited());
+            PreferenceEncoder encoder = new PreferenceEncoder(tk, EncodingOptions.unlimited());
             List<EncodedPair> sequences = new ArrayList<>();
             for (String[] p : trainPairs) {
-                sequences.add(encoder.encodeSequences(org.align4j.data.PreferenceExample.text(p[0], p[1], p[2], null, data, 0)).orElseThrow());
+                sequences.add(encoder.encodeSequences(PreferenceExample.text(p[0], p[1], p[2], null, data, 0))
+                        .orElseThrow());
             }
             rewards = RewardScorer.score(rm, sequences, 250, RewardScorer.padId(rm, tk.padId()));
         }
@@ -412,14 +494,18 @@ public final class Quickstart {
             }
         }
         writePairs(data.resolve("prefs_soft.jsonl"), trainPairs, p);
-        return new RewardRow(heldOut, sum / p.length, (double) agree / p.length, flips == 0 ? Double.NaN : (double) corrected / flips);
+        return new RewardRow(
+                heldOut,
+                sum / p.length,
+                (double) agree / p.length,
+                flips == 0 ? Double.NaN : (double) corrected / flips);
     }
 
     /** Pairs as JSON lines, keys sorted (prompt, chosen, rejected, and preference when given). */
     private static void writePairs(Path file, List<String[]> pairs, double[] preference) throws IOException {
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < pairs.size(); i++) {
-            java.util.TreeMap<String, Object> row = new java.util.TreeMap<>();
+            TreeMap<String, Object> row = new TreeMap<>();
             row.put("prompt", pairs.get(i)[0]);
             row.put("chosen", pairs.get(i)[1]);
             row.put("rejected", pairs.get(i)[2]);
@@ -444,33 +530,54 @@ public final class Quickstart {
             cols.put("95% CI high", r.winRate().upper());
             headline.put(name, cols);
         });
-        String intro = "Two-digit sums (<code>07+35=042</code>). The SFT model learned a teacher's habit of adding one to sums whose "
-                + "first number is odd; DPO and IPO then trained on pairs right answer ≻ answer one off, with the SFT model as the "
-                + "reference policy. Headline numbers, over the " + "held-out problems (never trained on): greedy accuracy, "
-                + "implicit-reward accuracy, KL to the SFT model along each model's own greedy answers, and the win rate of each "
-                + "model's greedy answer against the SFT model's (a right answer beats a wrong one, ties count half).";
+        String intro =
+                "Two-digit sums (<code>07+35=042</code>). The SFT model learned a teacher's habit of adding one to sums whose "
+                        + "first number is odd; DPO and IPO then trained on pairs right answer ≻ answer one off, with the SFT model as the "
+                        + "reference policy. Headline numbers, over the "
+                        + "held-out problems (never trained on): greedy accuracy, "
+                        + "implicit-reward accuracy, KL to the SFT model along each model's own greedy answers, and the win rate of each "
+                        + "model's greedy answer against the SFT model's (a right answer beats a wrong one, ties count half).";
         if (reward == null) {
-            return RunReport.write(List.of(RunReport.read(out.resolve("dpo")), RunReport.read(out.resolve("ipo"))), out.resolve("report"),
-                    "align4j quickstart: DPO vs IPO", intro, headline);
+            return RunReport.write(
+                    List.of(RunReport.read(out.resolve("dpo")), RunReport.read(out.resolve("ipo"))),
+                    out.resolve("report"),
+                    "align4j quickstart: DPO vs IPO",
+                    intro,
+                    headline);
         }
         Map<String, Double> rm = new LinkedHashMap<>();
         rm.put("held-out accuracy", reward.heldoutRankingAccuracy());
         headline.put("reward model (ranks right above one-off)", rm);
-        String rlhfIntro = intro + " <p>RLHF's first stage ran too: a reward model trained from the SFT model on the same pairs"
-                + (reward.flippedCorrected() == reward.flippedCorrected() ? " (with a share of their labels flipped)" : "")
-                + " ranks the held-out right answer above the one-off answer in " + String.format(Locale.ROOT, "%.1f%%", 100 * reward.heldoutRankingAccuracy())
-                + " of pairs; its preference probabilities p = σ(r_c − r_r) labelled the training pairs, and soft-label IPO (ipo-soft, target"
-                + " (2p − 1)/(2β)) trained on them. The preference runs' win rates during training are judged by the reward model.</p>";
-        return RunReport.write(List.of(RunReport.read(out.resolve("dpo")), RunReport.read(out.resolve("ipo")), RunReport.read(out.resolve("ipo-soft")),
-                RunReport.read(out.resolve("reward"))), out.resolve("report"), "align4j quickstart: reward model, then DPO vs IPO vs soft-label IPO",
-                rlhfIntro, headline);
+        String rlhfIntro =
+                intro + " <p>RLHF's first stage ran too: a reward model trained from the SFT model on the same pairs"
+                        + (reward.flippedCorrected() == reward.flippedCorrected()
+                                ? " (with a share of their labels flipped)"
+                                : "")
+                        + " ranks the held-out right answer above the one-off answer in "
+                        + String.format(Locale.ROOT, "%.1f%%", 100 * reward.heldoutRankingAccuracy())
+                        + " of pairs; its preference probabilities p = σ(r_c − r_r) labelled the training pairs, and soft-label IPO (ipo-soft, target"
+                        + " (2p − 1)/(2β)) trained on them. The preference runs' win rates during training are judged by the reward model.</p>";
+        return RunReport.write(
+                List.of(
+                        RunReport.read(out.resolve("dpo")),
+                        RunReport.read(out.resolve("ipo")),
+                        RunReport.read(out.resolve("ipo-soft")),
+                        RunReport.read(out.resolve("reward"))),
+                out.resolve("report"),
+                "align4j quickstart: reward model, then DPO vs IPO vs soft-label IPO",
+                rlhfIntro,
+                headline);
     }
 
     /**
      * What every model is evaluated on, computed once: the held-out prompts, the right-vs-one-off
      * pairs, the reference's log-probs of those pairs, and the reference's greedy answers.
      */
-    record HeldOut(List<Problem> problems, List<int[]> prompts, List<EncodedPair> pairs, List<PairScorer.PairScore> referenceScores,
+    record HeldOut(
+            List<Problem> problems,
+            List<int[]> prompts,
+            List<EncodedPair> pairs,
+            List<PairScorer.PairScore> referenceScores,
             List<String> referenceAnswers) {
         static HeldOut of(CausalLm reference, TextTokenizer tk, List<Problem> problems, List<String> wrongAnswers) {
             List<int[]> prompts = new ArrayList<>();
@@ -478,10 +585,17 @@ public final class Quickstart {
             for (int i = 0; i < problems.size(); i++) {
                 Problem p = problems.get(i);
                 prompts.add(tk.encode(p.prompt()));
-                pairs.add(new EncodedPair(prompts.get(i), withEos(tk.encode(p.answer()), tk.eosId()),
-                        withEos(tk.encode(wrongAnswers.get(i)), tk.eosId()), null));
+                pairs.add(new EncodedPair(
+                        prompts.get(i),
+                        withEos(tk.encode(p.answer()), tk.eosId()),
+                        withEos(tk.encode(wrongAnswers.get(i)), tk.eosId()),
+                        null));
             }
-            return new HeldOut(problems, prompts, pairs, PairScorer.score(reference, pairs, 250, tk.padId()),
+            return new HeldOut(
+                    problems,
+                    prompts,
+                    pairs,
+                    PairScorer.score(reference, pairs, 250, tk.padId()),
                     WinRate.generateFromIds(reference, tk, prompts, GenerationConfig.greedy(4), 250));
         }
     }
@@ -494,19 +608,22 @@ public final class Quickstart {
         Generator g = new Generator(policy, tk.padId(), tk.eosIds());
         List<int[]> answers = new ArrayList<>();
         for (int from = 0; from < h.prompts().size(); from += 250) {
-            answers.addAll(g.generate(h.prompts().subList(from, Math.min(h.prompts().size(), from + 250)), GenerationConfig.greedy(4)));
+            answers.addAll(g.generate(
+                    h.prompts().subList(from, Math.min(h.prompts().size(), from + 250)), GenerationConfig.greedy(4)));
         }
         int right = 0;
         List<String> texts = new ArrayList<>();
         List<WinRate.Judge.Verdict> verdicts = new ArrayList<>();
-        WinRate.Judge judge = WinRate.Judge.byScore((prompt, answer) -> answer.equals(Problem.parse(prompt).answer()) ? 1 : 0);
+        WinRate.Judge judge = WinRate.Judge.byScore(
+                (prompt, answer) -> answer.equals(Problem.parse(prompt).answer()) ? 1 : 0);
         for (int i = 0; i < problems.size(); i++) {
             String answer = tk.decode(answers.get(i), true);
             texts.add(answer);
             if (answer.equals(problems.get(i).answer())) {
                 right++;
             }
-            verdicts.add(judge.compare(problems.get(i).prompt(), answer, h.referenceAnswers().get(i)));
+            verdicts.add(judge.compare(
+                    problems.get(i).prompt(), answer, h.referenceAnswers().get(i)));
         }
         List<PairScorer.PairScore> pol = PairScorer.score(policy, h.pairs(), 250, tk.padId());
         List<PairScorer.PairScore> ref = h.referenceScores();
@@ -520,14 +637,15 @@ public final class Quickstart {
             chosen[i] = policyChosen[i] - ref.get(i).chosenLogps();
             rejected[i] = policyRejected[i] - ref.get(i).rejectedLogps();
         }
-        double rewardAccuracy = RewardMetrics.of(chosen, rejected, policyChosen, policyRejected).get("rewards/accuracies");
+        double rewardAccuracy =
+                RewardMetrics.of(chosen, rejected, policyChosen, policyRejected).get("rewards/accuracies");
         double[] kl = Divergence.perSequenceKl(policy, reference, h.prompts(), answers, tk.padId(), 250);
         Row row = new Row((double) right / problems.size(), rewardAccuracy, Divergence.mean(kl), WinRate.of(verdicts));
         return new Evaluated(row, texts);
     }
 
     private static int[] withEos(int[] ids, int eos) {
-        int[] out = java.util.Arrays.copyOf(ids, ids.length + 1);
+        int[] out = Arrays.copyOf(ids, ids.length + 1);
         out[ids.length] = eos;
         return out;
     }
@@ -553,11 +671,11 @@ public final class Quickstart {
         }
     }
 
-    private static void writeJsonl(Path file, List<Problem> problems, java.util.function.Function<Problem, Map<String, String>> row)
+    private static void writeJsonl(Path file, List<Problem> problems, Function<Problem, Map<String, String>> row)
             throws IOException {
         StringBuilder sb = new StringBuilder();
         for (Problem p : problems) {
-            sb.append(JSON.writeValueAsString(new java.util.TreeMap<>(row.apply(p)))).append('\n');
+            sb.append(JSON.writeValueAsString(new TreeMap<>(row.apply(p)))).append('\n');
         }
         AtomicDirectory.writeFile(file, sb.toString().getBytes(StandardCharsets.UTF_8));
     }

@@ -17,7 +17,9 @@ class QuickstartLoraTest {
             Path last = tmp.resolve(name).resolve("final");
             assertThat(last.resolve("adapter_config.json")).as(name).exists();
             assertThat(last.resolve("adapter_model.safetensors")).as(name).exists();
-            assertThat(last.resolve("model.safetensors")).as(name + " saves the adapter only").doesNotExist();
+            assertThat(last.resolve("model.safetensors"))
+                    .as(name + " saves the adapter only")
+                    .doesNotExist();
             // the adapters moved the policy away from the SFT model it started from
             assertThat(rows.get(name).klToReference()).as(name).isPositive();
         }

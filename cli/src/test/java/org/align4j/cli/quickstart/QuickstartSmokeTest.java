@@ -4,8 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.awt.image.BufferedImage;
+import java.io.ByteArrayInputStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
+import javax.imageio.ImageIO;
+import org.align4j.evaluation.report.Chromium;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -16,11 +23,16 @@ class QuickstartSmokeTest {
         Map<String, Quickstart.Row> rows = Quickstart.run(new Quickstart.Settings(tmp, 20, 5, 50, 7), null);
         assertThat(rows).containsOnlyKeys("sft", "dpo", "ipo");
         assertThat(rows.get("sft").klToReference()).isZero();
-        assertThat(rows.get("sft").rewardAccuracy()).as("SFT against itself: every pair ties, and a tie counts 0 as in TRL").isZero();
-        JsonNode summary = new ObjectMapper().readTree(tmp.resolve("summary.json").toFile());
+        assertThat(rows.get("sft").rewardAccuracy())
+                .as("SFT against itself: every pair ties, and a tie counts 0 as in TRL")
+                .isZero();
+        JsonNode summary =
+                new ObjectMapper().readTree(tmp.resolve("summary.json").toFile());
         for (String name : new String[] {"sft", "dpo", "ipo"}) {
             for (String key : new String[] {"heldout_accuracy", "reward_accuracy", "kl_to_reference"}) {
-                assertThat(summary.get(name).get(key).isNumber()).as(name + "." + key).isTrue();
+                assertThat(summary.get(name).get(key).isNumber())
+                        .as(name + "." + key)
+                        .isTrue();
             }
         }
         assertThat(rows.get("dpo").klToReference()).isPositive();
@@ -31,16 +43,19 @@ class QuickstartSmokeTest {
         assertThat(rows.get("sft").winRate().ties()).isEqualTo(50);
         assertThat(summary.get("dpo").get("win_rate_ci95")).hasSize(2);
         // the report: DPO and IPO overlaid, eval_kl logged during training, samples side by side
-        String page = java.nio.file.Files.readString(tmp.resolve("report/index.html"));
-        assertThat(page).contains("Headline numbers").contains("KL(π ‖ π_ref) along held-out chosen answers").contains("Sample generations");
+        String page = Files.readString(tmp.resolve("report/index.html"));
+        assertThat(page)
+                .contains("Headline numbers")
+                .contains("KL(π ‖ π_ref) along held-out chosen answers")
+                .contains("Sample generations");
         assertThat(tmp.resolve("report/charts/eval_kl.png")).exists();
         assertThat(tmp.resolve("dpo/samples.jsonl")).exists();
         // and it renders in headless Chromium with both runs' chart lines on screen (where Chromium is installed)
         Path chromium = Path.of(System.getenv().getOrDefault("CHROMIUM", "/usr/bin/chromium"));
-        if (java.nio.file.Files.isExecutable(chromium)) {
-            byte[] png = org.align4j.evaluation.report.Chromium.screenshot(chromium, tmp.resolve("report/index.html"),
-                    tmp.resolve("screenshot.png"), 1000, 3000);
-            java.awt.image.BufferedImage img = javax.imageio.ImageIO.read(new java.io.ByteArrayInputStream(png));
+        if (Files.isExecutable(chromium)) {
+            byte[] png = Chromium.screenshot(
+                    chromium, tmp.resolve("report/index.html"), tmp.resolve("screenshot.png"), 1000, 3000);
+            BufferedImage img = ImageIO.read(new ByteArrayInputStream(png));
             assertThat(pixelsNear(img, 0x0072B2)).as("DPO's lines on screen").isGreaterThan(500);
             assertThat(pixelsNear(img, 0xD55E00)).as("IPO's lines on screen").isGreaterThan(500);
         }
@@ -48,13 +63,14 @@ class QuickstartSmokeTest {
 
     @Test
     void shortRlhfQuickstartTrainsARewardModelLabelsThePairsAndTrainsSoftIpo(@TempDir Path tmp) throws Exception {
-        Quickstart.Result r = Quickstart.run(new Quickstart.Settings(tmp, 20, 4, 40, 7), new Quickstart.RewardStage(6, 0.2), null);
+        Quickstart.Result r =
+                Quickstart.run(new Quickstart.Settings(tmp, 20, 4, 40, 7), new Quickstart.RewardStage(6, 0.2), null);
         assertThat(r.rows()).containsOnlyKeys("sft", "dpo", "ipo", "ipo-soft");
         assertThat(r.reward().heldoutRankingAccuracy()).isBetween(0.0, 1.0);
         assertThat(r.reward().flippedCorrected()).as("some labels were flipped").isBetween(0.0, 1.0);
         ObjectMapper json = new ObjectMapper();
-        java.util.List<String> hard = java.nio.file.Files.readAllLines(tmp.resolve("data/prefs.jsonl"));
-        java.util.List<String> soft = java.nio.file.Files.readAllLines(tmp.resolve("data/prefs_soft.jsonl"));
+        List<String> hard = Files.readAllLines(tmp.resolve("data/prefs.jsonl"));
+        List<String> soft = Files.readAllLines(tmp.resolve("data/prefs_soft.jsonl"));
         assertThat(soft).hasSameSizeAs(hard);
         int flipped = 0;
         for (int i = 0; i < hard.size(); i++) {
@@ -67,22 +83,26 @@ class QuickstartSmokeTest {
             int sum = Integer.parseInt(prompt.substring(0, 2)) + Integer.parseInt(prompt.substring(3, 5));
             flipped += Integer.parseInt(h.get("chosen").asText()) != sum ? 1 : 0;
         }
-        assertThat((double) flipped / hard.size()).as("the share of flipped labels").isCloseTo(0.2, org.assertj.core.data.Offset.offset(0.03));
+        assertThat((double) flipped / hard.size())
+                .as("the share of flipped labels")
+                .isCloseTo(0.2, Offset.offset(0.03));
         JsonNode summary = json.readTree(tmp.resolve("summary.json").toFile());
-        assertThat(summary.get("reward_model").get("heldout_ranking_accuracy").isNumber()).isTrue();
+        assertThat(summary.get("reward_model").get("heldout_ranking_accuracy").isNumber())
+                .isTrue();
         assertThat(summary.get("ipo-soft").get("heldout_accuracy").isNumber()).isTrue();
         assertThat(tmp.resolve("reward/final/config.json")).content().contains("GPT2ForSequenceClassification");
-        assertThat(java.nio.file.Files.readString(tmp.resolve("dpo/metrics.jsonl"))).contains("eval_win_rate");
+        assertThat(Files.readString(tmp.resolve("dpo/metrics.jsonl"))).contains("eval_win_rate");
         assertThat(tmp.resolve("report/charts/eval_win_rate.png")).exists();
         assertThat(tmp.resolve("report/charts/eval_accuracy.png")).exists();
     }
 
-    private static int pixelsNear(java.awt.image.BufferedImage img, int rgb) {
+    private static int pixelsNear(BufferedImage img, int rgb) {
         int n = 0;
         for (int y = 0; y < img.getHeight(); y++) {
             for (int x = 0; x < img.getWidth(); x++) {
                 int p = img.getRGB(x, y);
-                int d = Math.abs(((p >> 16) & 255) - ((rgb >> 16) & 255)) + Math.abs(((p >> 8) & 255) - ((rgb >> 8) & 255))
+                int d = Math.abs(((p >> 16) & 255) - ((rgb >> 16) & 255))
+                        + Math.abs(((p >> 8) & 255) - ((rgb >> 8) & 255))
                         + Math.abs((p & 255) - (rgb & 255));
                 n += d < 60 ? 1 : 0;
             }

@@ -72,7 +72,9 @@ final class ParquetRecords {
     }
 
     private static DataException damaged(Path file, long row, Exception e) {
-        String what = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
+        String what = e.getMessage() == null
+                ? e.getClass().getSimpleName()
+                : e.getMessage().lines().findFirst().orElse("");
         return new DataException(file, row, null, "not a readable Parquet file (truncated or damaged?): " + what);
     }
 
@@ -131,7 +133,8 @@ final class ParquetRecords {
         Type repeated = list.getType().getType(0);
         int n = list.getFieldRepetitionCount(0);
         for (int i = 0; i < n; i++) {
-            if (!repeated.isPrimitive() && repeated.asGroupType().getFieldCount() == 1
+            if (!repeated.isPrimitive()
+                    && repeated.asGroupType().getFieldCount() == 1
                     && repeated.getLogicalTypeAnnotation() == null) {
                 Group wrapper = list.getGroup(0, i);
                 Type element = wrapper.getType().getType(0);

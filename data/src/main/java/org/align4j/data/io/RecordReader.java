@@ -57,9 +57,12 @@ public final class RecordReader {
             throw new DataException(path, 0, null, "no such file or folder");
         }
         try (Stream<Path> s = Files.list(path)) {
-            List<Path> files = s.filter(p -> Files.isRegularFile(p) && isDataFile(p)).sorted().toList();
+            List<Path> files = s.filter(p -> Files.isRegularFile(p) && isDataFile(p))
+                    .sorted()
+                    .toList();
             if (files.isEmpty()) {
-                throw new DataException(path, 0, null, "folder holds no .jsonl, .json or .parquet files (optionally .gz)");
+                throw new DataException(
+                        path, 0, null, "folder holds no .jsonl, .json or .parquet files (optionally .gz)");
             }
             return files;
         } catch (IOException e) {
@@ -69,7 +72,10 @@ public final class RecordReader {
 
     static boolean isDataFile(Path p) {
         String n = p.getFileName().toString().toLowerCase(Locale.ROOT);
-        return n.endsWith(".jsonl") || n.endsWith(".jsonl.gz") || n.endsWith(".json") || n.endsWith(".json.gz")
+        return n.endsWith(".jsonl")
+                || n.endsWith(".jsonl.gz")
+                || n.endsWith(".json")
+                || n.endsWith(".json.gz")
                 || n.endsWith(".parquet");
     }
 
@@ -105,7 +111,9 @@ public final class RecordReader {
 
     private static InputStream open(Path f) throws IOException {
         InputStream in = Files.newInputStream(f);
-        return f.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".gz") ? new GZIPInputStream(in, 1 << 16) : in;
+        return f.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".gz")
+                ? new GZIPInputStream(in, 1 << 16)
+                : in;
     }
 
     /**
@@ -113,8 +121,11 @@ public final class RecordReader {
      * malformed (named, never replaced by U+FFFD and trained on); a UTF-8 byte-order mark at the start of
      * the file is skipped, as HF datasets does.
      */
-    private static void readJsonLines(Path f, Consumer<RawRecord> onRecord, Consumer<Malformed> onMalformed) throws IOException {
-        CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+    private static void readJsonLines(Path f, Consumer<RawRecord> onRecord, Consumer<Malformed> onMalformed)
+            throws IOException {
+        CharsetDecoder utf8 = StandardCharsets.UTF_8
+                .newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
                 .onUnmappableCharacter(CodingErrorAction.REPORT);
         try (InputStream in = open(f)) {
             ByteArrayOutputStream bytes = new ByteArrayOutputStream(4096);
@@ -151,13 +162,22 @@ public final class RecordReader {
                 }
                 no++;
                 byte[] raw = bytes.toByteArray();
-                int from = no == 1 && raw.length >= 3 && (raw[0] & 0xff) == 0xEF && (raw[1] & 0xff) == 0xBB && (raw[2] & 0xff) == 0xBF ? 3 : 0;
+                int from = no == 1
+                                && raw.length >= 3
+                                && (raw[0] & 0xff) == 0xEF
+                                && (raw[1] & 0xff) == 0xBB
+                                && (raw[2] & 0xff) == 0xBF
+                        ? 3
+                        : 0;
                 int to = raw.length > from && raw[raw.length - 1] == '\r' ? raw.length - 1 : raw.length;
                 String line;
                 try {
-                    line = utf8.reset().decode(ByteBuffer.wrap(raw, from, to - from)).toString();
+                    line = utf8.reset()
+                            .decode(ByteBuffer.wrap(raw, from, to - from))
+                            .toString();
                 } catch (CharacterCodingException e) {
-                    onMalformed.accept(new Malformed(f, no, "not valid UTF-8 (the file's encoding is not UTF-8, or it is damaged)"));
+                    onMalformed.accept(new Malformed(
+                            f, no, "not valid UTF-8 (the file's encoding is not UTF-8, or it is damaged)"));
                     continue;
                 }
                 if (line.isBlank()) {
@@ -173,9 +193,14 @@ public final class RecordReader {
     }
 
     private static void readJsonArray(Path f, Consumer<RawRecord> onRecord) throws IOException {
-        try (InputStream in = open(f); JsonParser p = JSON.getFactory().createParser(in)) {
+        try (InputStream in = open(f);
+                JsonParser p = JSON.getFactory().createParser(in)) {
             if (p.nextToken() != JsonToken.START_ARRAY) {
-                throw new DataException(f, 0, null, "a .json file must hold one JSON array of records (use .jsonl for one record per line)");
+                throw new DataException(
+                        f,
+                        0,
+                        null,
+                        "a .json file must hold one JSON array of records (use .jsonl for one record per line)");
             }
             long element = 0;
             while (p.nextToken() != JsonToken.END_ARRAY) {

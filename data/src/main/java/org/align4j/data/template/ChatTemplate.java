@@ -7,6 +7,7 @@ import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.lib.exptest.ExpTest;
 import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import com.hubspot.jinjava.lib.tag.Tag;
@@ -18,10 +19,12 @@ import java.time.Clock;
 import java.time.Instant;
 import java.time.ZonedDateTime;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import jinjava.javax.el.CompositeELResolver;
 import org.align4j.model.tokenizer.TextTokenizer;
@@ -121,8 +124,10 @@ public final class ChatTemplate {
                 .build();
         this.jinjava = new Jinjava(config);
         Context global = jinjava.getGlobalContext();
-        global.registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", Object.class));
-        global.registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
+        global.registerFunction(
+                new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", Object.class));
+        global.registerFunction(
+                new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
         global.registerFilter(new ToJson());
         global.registerFilter(new Length());
         global.registerFilter(new Trim());
@@ -144,8 +149,10 @@ public final class ChatTemplate {
      * @throws IllegalArgumentException if the tokenizer has no chat template, or it does not parse
      */
     public static ChatTemplate of(TextTokenizer tokenizer) {
-        String t = tokenizer.chatTemplate().orElseThrow(() -> new IllegalArgumentException(
-                tokenizer.dir().resolve("tokenizer_config.json") + ": key 'chat_template': the model has no chat template"));
+        String t = tokenizer
+                .chatTemplate()
+                .orElseThrow(() -> new IllegalArgumentException(tokenizer.dir().resolve("tokenizer_config.json")
+                        + ": key 'chat_template': the model has no chat template"));
         return new ChatTemplate(t, tokenizer.specialTokens(), Clock.systemDefaultZone());
     }
 
@@ -178,8 +185,9 @@ public final class ChatTemplate {
     public static String strftimeNow(String format) {
         JinjavaInterpreter interpreter = JinjavaInterpreter.getCurrent();
         long millis = interpreter.getConfig().getDateTimeProvider().getCurrentTimeMillis();
-        ZonedDateTime now = ZonedDateTime.ofInstant(Instant.ofEpochMilli(millis), interpreter.getConfig().getTimeZone());
-        return StrftimeFormatter.format(now, format, java.util.Locale.ENGLISH);
+        ZonedDateTime now = ZonedDateTime.ofInstant(
+                Instant.ofEpochMilli(millis), interpreter.getConfig().getTimeZone());
+        return StrftimeFormatter.format(now, format, Locale.ENGLISH);
     }
 
     /** What {@code raise_exception} throws, carried out of Jinjava to {@link #render}. */
@@ -229,7 +237,8 @@ public final class ChatTemplate {
         bindings.putAll(immutable(kwargs));
         bindings.put("messages", immutable(messages));
         bindings.put("add_generation_prompt", addGenerationPrompt);
-        Context context = new Context(jinjava.getGlobalContext(), bindings, jinjava.getGlobalConfig().getDisabled());
+        Context context = new Context(
+                jinjava.getGlobalContext(), bindings, jinjava.getGlobalConfig().getDisabled());
         JinjavaInterpreter interpreter = new PythonInterpreter(jinjava, context, jinjava.getGlobalConfig());
         JinjavaInterpreter.pushCurrent(interpreter);
         String out;
@@ -249,11 +258,13 @@ public final class ChatTemplate {
             }
             for (Throwable c = e.getException(); c != null; c = c.getCause()) {
                 if (c instanceof Raised r) {
-                    throw new TemplateException("chat template raised: " + r.getMessage() + " (template line " + e.getLineno() + ")",
+                    throw new TemplateException(
+                            "chat template raised: " + r.getMessage() + " (template line " + e.getLineno() + ")",
                             e.getLineno());
                 }
             }
-            throw new TemplateException("chat template: " + e.getMessage() + " (template line " + e.getLineno() + ")", e.getLineno());
+            throw new TemplateException(
+                    "chat template: " + e.getMessage() + " (template line " + e.getLineno() + ")", e.getLineno());
         }
     }
 
@@ -325,8 +336,13 @@ public final class ChatTemplate {
             Object separators = kwargs.getOrDefault("separators", args.length > 1 ? args[1] : null);
             Object sort = kwargs.getOrDefault("sort_keys", args.length > 2 ? args[2] : false);
             List<Object> seps = separators == null ? null : PythonResolver.asList(separators);
-            List<String> sepStrings = seps == null ? null : seps.stream().map(String::valueOf).toList();
-            return PythonJson.dumps(var, indent == null ? null : ((Number) indent).intValue(), sepStrings, ObjectTruthValue.evaluate(sort));
+            List<String> sepStrings =
+                    seps == null ? null : seps.stream().map(String::valueOf).toList();
+            return PythonJson.dumps(
+                    var,
+                    indent == null ? null : ((Number) indent).intValue(),
+                    sepStrings,
+                    ObjectTruthValue.evaluate(sort));
         }
 
         @Override
@@ -367,7 +383,9 @@ public final class ChatTemplate {
 
         @Override
         public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
-            return var == null ? null : PythonResolver.strip(String.valueOf(var), args.length > 0 ? args[0] : null, true, true);
+            return var == null
+                    ? null
+                    : PythonResolver.strip(String.valueOf(var), args.length > 0 ? args[0] : null, true, true);
         }
     }
 
@@ -395,9 +413,13 @@ public final class ChatTemplate {
                     if (targets.length == 1) {
                         interpreter.getContext().put(targets[0].strip(), item);
                     } else {
-                        List<Object> parts = item instanceof Map.Entry<?, ?> e ? java.util.Arrays.asList(e.getKey(), e.getValue()) : PythonResolver.asList(item);
+                        List<Object> parts = item instanceof Map.Entry<?, ?> e
+                                ? Arrays.asList(e.getKey(), e.getValue())
+                                : PythonResolver.asList(item);
                         for (int i = 0; i < targets.length; i++) {
-                            interpreter.getContext().put(targets[i].strip(), parts == null || i >= parts.size() ? null : parts.get(i));
+                            interpreter
+                                    .getContext()
+                                    .put(targets[i].strip(), parts == null || i >= parts.size() ? null : parts.get(i));
                         }
                     }
                     if (ObjectTruthValue.evaluate(interpreter.resolveELExpression(cond, interpreter.getLineNumber()))) {
@@ -413,7 +435,7 @@ public final class ChatTemplate {
      * jinja2's {@code iterable} and {@code sequence} tests: strings are iterable sequences in Python
      * (Llama 3.2 writes {@code message.content is mapping or message.content is iterable}).
      */
-    private record IterableTest(String name) implements com.hubspot.jinjava.lib.exptest.ExpTest {
+    private record IterableTest(String name) implements ExpTest {
         @Override
         public String getName() {
             return name;
@@ -421,7 +443,9 @@ public final class ChatTemplate {
 
         @Override
         public boolean evaluate(Object var, JinjavaInterpreter interpreter, Object... args) {
-            return var instanceof String || var instanceof java.lang.Iterable<?> || var instanceof Object[]
+            return var instanceof String
+                    || var instanceof Iterable<?>
+                    || var instanceof Object[]
                     || (name.equals("iterable") && var instanceof Map<?, ?>);
         }
     }

@@ -28,7 +28,8 @@ final class PythonJson {
         return sb.toString();
     }
 
-    private static void write(StringBuilder sb, Object v, Integer indent, String item, String key, boolean sort, int level) {
+    private static void write(
+            StringBuilder sb, Object v, Integer indent, String item, String key, boolean sort, int level) {
         if (v == null) {
             sb.append("null");
         } else if (v instanceof String s) {
@@ -75,7 +76,8 @@ final class PythonJson {
             newline(sb, indent, level);
             sb.append(']');
         } else {
-            throw new IllegalArgumentException("Object of type " + v.getClass().getSimpleName() + " is not JSON serializable");
+            throw new IllegalArgumentException(
+                    "Object of type " + v.getClass().getSimpleName() + " is not JSON serializable");
         }
     }
 

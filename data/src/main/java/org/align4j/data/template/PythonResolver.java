@@ -1,10 +1,12 @@
 package org.align4j.data.template;
 
+import com.hubspot.jinjava.util.ForLoop;
 import java.beans.FeatureDescriptor;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import jinjava.javax.el.ELContext;
 import jinjava.javax.el.ELResolver;
@@ -65,7 +67,9 @@ final class PythonResolver extends ELResolver {
     static Object getItem(Object base, Object key) {
         if (base instanceof Map<?, ?> m) {
             Object v = m.get(key);
-            if (v == null && key instanceof Number k && !m.containsKey(key)) { // JSON keys are strings; ints from templates are longs
+            if (v == null
+                    && key instanceof Number k
+                    && !m.containsKey(key)) { // JSON keys are strings; ints from templates are longs
                 for (Map.Entry<?, ?> e : m.entrySet()) {
                     if (e.getKey() instanceof Number ek && ek.longValue() == k.longValue()) {
                         return e.getValue();
@@ -84,7 +88,7 @@ final class PythonResolver extends ELResolver {
             int i = n.intValue() < 0 ? n.intValue() + items.size() : n.intValue();
             return i < 0 || i >= items.size() ? null : items.get(i);
         }
-        if (base instanceof com.hubspot.jinjava.util.ForLoop loop && key instanceof String k) {
+        if (base instanceof ForLoop loop && key instanceof String k) {
             return switch (k) {
                 case "index" -> loop.getIndex();
                 case "index0" -> loop.getIndex0();
@@ -126,7 +130,8 @@ final class PythonResolver extends ELResolver {
         }
         List<Object> items = asList(base);
         if (items == null) {
-            throw new IllegalArgumentException("cannot slice a " + base.getClass().getSimpleName());
+            throw new IllegalArgumentException(
+                    "cannot slice a " + base.getClass().getSimpleName());
         }
         List<Object> out = new ArrayList<>();
         for (int i : sliceIndices(items.size(), start, stop, step)) {
@@ -201,22 +206,26 @@ final class PythonResolver extends ELResolver {
             case "split":
                 return split(s, p.length > 0 ? (String) p[0] : null, p.length > 1 ? ((Number) p[1]).intValue() : -1);
             case "splitlines":
-                return s.isEmpty() ? List.of() : List.of(s.split("\r\n|[\n\r\u000b\u000c\u001c\u001d\u001e\u0085\u2028\u2029]", -1))
-                        .subList(0, countLines(s));
+                return s.isEmpty()
+                        ? List.of()
+                        : List.of(s.split("\r\n|[\n\r\u000b\u000c\u001c\u001d\u001e\u0085\u2028\u2029]", -1))
+                                .subList(0, countLines(s));
             case "replace":
                 if (p.length == 2) {
                     return s.replace(String.valueOf(p[0]), String.valueOf(p[1]));
                 }
                 return NOT_MINE;
             case "lower":
-                return s.toLowerCase(java.util.Locale.ROOT);
+                return s.toLowerCase(Locale.ROOT);
             case "upper":
-                return s.toUpperCase(java.util.Locale.ROOT);
+                return s.toUpperCase(Locale.ROOT);
             case "title":
                 return title(s);
             case "capitalize":
-                return s.isEmpty() ? s : s.substring(0, s.offsetByCodePoints(0, 1)).toUpperCase(java.util.Locale.ROOT)
-                        + s.substring(s.offsetByCodePoints(0, 1)).toLowerCase(java.util.Locale.ROOT);
+                return s.isEmpty()
+                        ? s
+                        : s.substring(0, s.offsetByCodePoints(0, 1)).toUpperCase(Locale.ROOT)
+                                + s.substring(s.offsetByCodePoints(0, 1)).toLowerCase(Locale.ROOT);
             case "find":
                 return p.length == 1 ? (Object) codePointIndex(s, s.indexOf(String.valueOf(p[0]))) : NOT_MINE;
             case "rfind":

@@ -1,6 +1,9 @@
 package org.align4j.data.template;
 
+import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Rewrites the three pieces of jinja2 expression syntax that Jinjava's parser reads differently into
@@ -82,11 +85,15 @@ final class PythonSyntax {
                         inside.append('\n');
                         after++;
                     }
-                    out.append("{#").append(inside.toString().replace("#}", "# }")).append("#}");
+                    out.append("{#")
+                            .append(inside.toString().replace("#}", "# }"))
+                            .append("#}");
                     i = after;
                     continue;
                 }
-                out.append(source, open, end).append(trimBlock(source, end, n) ? "\n" : "").append("#}");
+                out.append(source, open, end)
+                        .append(trimBlock(source, end, n) ? "\n" : "")
+                        .append("#}");
                 i = end + 2 + (trimBlock(source, end, n) ? 1 : 0);
                 continue;
             } else if (kind == '%' && isTag(body, "raw")) {
@@ -97,12 +104,19 @@ final class PythonSyntax {
                 continue;
             } else if (kind == '%') {
                 boolean trim = trimBlock(source, end, n);
-                out.append("{%").append(isTag(body, "for") ? rewriteFor(notIs(body)) : isTag(body, "macro") ? body : rewriteExpression(notIs(body)))
-                        .append(trim ? "\n" : "").append("%}");
+                out.append("{%")
+                        .append(
+                                isTag(body, "for")
+                                        ? rewriteFor(notIs(body))
+                                        : isTag(body, "macro") ? body : rewriteExpression(notIs(body)))
+                        .append(trim ? "\n" : "")
+                        .append("%}");
                 i = end + 2 + (trim ? 1 : 0);
                 continue;
             } else {
-                out.append(source, open, open + 2).append(rewriteExpression(notIs(body))).append(close);
+                out.append(source, open, open + 2)
+                        .append(rewriteExpression(notIs(body)))
+                        .append(close);
             }
             i = end + 2;
         }
@@ -152,8 +166,14 @@ final class PythonSyntax {
         if (t.startsWith("-") || t.startsWith("+")) {
             t = t.substring(1).strip();
         }
-        return t.equals(name) || t.startsWith(name + " ") || t.startsWith(name + "\t") || t.startsWith(name + "\n") || t.startsWith(name + "-")
-                || (t.startsWith(name) && t.length() > name.length() && (t.charAt(name.length()) == '-' || t.charAt(name.length()) == '+'));
+        return t.equals(name)
+                || t.startsWith(name + " ")
+                || t.startsWith(name + "\t")
+                || t.startsWith(name + "\n")
+                || t.startsWith(name + "-")
+                || (t.startsWith(name)
+                        && t.length() > name.length()
+                        && (t.charAt(name.length()) == '-' || t.charAt(name.length()) == '+'));
     }
 
     /** Index of the closing quote of the string literal opening at {@code start}. */
@@ -207,7 +227,9 @@ final class PythonSyntax {
                 depth++;
             } else if (c == ')' || c == ']' || c == '}') {
                 depth--;
-            } else if (depth == 0 && s.startsWith(word, i) && (i == 0 || !isIdent(s.charAt(i - 1)))
+            } else if (depth == 0
+                    && s.startsWith(word, i)
+                    && (i == 0 || !isIdent(s.charAt(i - 1)))
                     && (i + word.length() >= s.length() || !isIdent(s.charAt(i + word.length())))) {
                 return i;
             }
@@ -224,7 +246,7 @@ final class PythonSyntax {
      * {@code not}); Jinjava reads {@code (not x) is defined}. The operand is a name with attribute and
      * subscript accesses, as templates write it.
      */
-    private static final java.util.regex.Pattern NOT_IS = java.util.regex.Pattern.compile(
+    private static final Pattern NOT_IS = Pattern.compile(
             "\\bnot\\s+([A-Za-z_]\\w*(?:\\s*(?:\\.\\s*[A-Za-z_]\\w*|\\[[^\\[\\]]*\\]))*)\\s+is\\s+(not\\s+)?([A-Za-z_]\\w*)\\b");
 
     static String notIs(String e) {
@@ -232,7 +254,7 @@ final class PythonSyntax {
             return e;
         }
         // string literals masked so that the pattern never matches inside one
-        List<String> literals = new java.util.ArrayList<>();
+        List<String> literals = new ArrayList<>();
         StringBuilder masked = new StringBuilder();
         for (int i = 0; i < e.length(); i++) {
             char c = e.charAt(i);
@@ -245,8 +267,9 @@ final class PythonSyntax {
                 masked.append(c);
             }
         }
-        String r = NOT_IS.matcher(masked).replaceAll(m -> java.util.regex.Matcher.quoteReplacement(
-                "not (" + m.group(1) + " is " + (m.group(2) == null ? "" : "not ") + m.group(3) + ")"));
+        String r = NOT_IS.matcher(masked)
+                .replaceAll(m -> Matcher.quoteReplacement(
+                        "not (" + m.group(1) + " is " + (m.group(2) == null ? "" : "not ") + m.group(3) + ")"));
         StringBuilder out = new StringBuilder();
         for (int i = 0; i < r.length(); i++) {
             char c = r.charAt(i);
@@ -319,8 +342,13 @@ final class PythonSyntax {
         }
         String word = out.substring(start, k + 1);
         // "in [..]", "not (..)", "and (..)": an operator keyword, not an operand
-        return !(word.equals("in") || word.equals("not") || word.equals("and") || word.equals("or") || word.equals("if")
-                || word.equals("else") || word.equals("is"));
+        return !(word.equals("in")
+                || word.equals("not")
+                || word.equals("and")
+                || word.equals("or")
+                || word.equals("if")
+                || word.equals("else")
+                || word.equals("is"));
     }
 
     private static int matching(String s, int open) {
@@ -341,8 +369,8 @@ final class PythonSyntax {
         return -1;
     }
 
-    private static java.util.List<Integer> topLevelColons(String s) {
-        java.util.List<Integer> at = new java.util.ArrayList<>();
+    private static List<Integer> topLevelColons(String s) {
+        List<Integer> at = new ArrayList<>();
         int depth = 0;
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
@@ -360,8 +388,8 @@ final class PythonSyntax {
     }
 
     private static String sliceArgs(String inner) {
-        java.util.List<Integer> colons = topLevelColons(inner);
-        java.util.List<String> parts = new java.util.ArrayList<>();
+        List<Integer> colons = topLevelColons(inner);
+        List<String> parts = new ArrayList<>();
         int from = 0;
         for (int c : colons) {
             parts.add(inner.substring(from, c));
@@ -406,15 +434,16 @@ final class PythonSyntax {
     }
 
     private static String keywordArg(String arg) {
-        java.util.regex.Matcher m = KEYWORD.matcher(arg);
+        Matcher m = KEYWORD.matcher(arg);
         if (m.lookingAt()) {
             String value = arg.substring(m.end());
-            String lead = value.substring(0, value.length() - value.stripLeading().length());
+            String lead =
+                    value.substring(0, value.length() - value.stripLeading().length());
             String trail = value.substring(value.stripTrailing().length());
             return arg.substring(0, m.end()) + lead + "(" + rewriteExpression(value.strip()) + ")" + trail;
         }
         return rewriteExpression(arg);
     }
 
-    private static final java.util.regex.Pattern KEYWORD = java.util.regex.Pattern.compile("\\s*[A-Za-z_][A-Za-z0-9_]*\\s*=(?!=)");
+    private static final Pattern KEYWORD = Pattern.compile("\\s*[A-Za-z_][A-Za-z0-9_]*\\s*=(?!=)");
 }

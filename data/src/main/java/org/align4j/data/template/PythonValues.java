@@ -1,5 +1,6 @@
 package org.align4j.data.template;
 
+import com.hubspot.jinjava.objects.SafeString;
 import java.util.List;
 import java.util.Map;
 
@@ -38,11 +39,14 @@ final class PythonValues {
         if (v instanceof Map<?, ?> m) {
             StringBuilder sb = new StringBuilder("{");
             for (Map.Entry<?, ?> e : m.entrySet()) {
-                sb.append(sb.length() > 1 ? ", " : "").append(repr(e.getKey())).append(": ").append(repr(e.getValue()));
+                sb.append(sb.length() > 1 ? ", " : "")
+                        .append(repr(e.getKey()))
+                        .append(": ")
+                        .append(repr(e.getValue()));
             }
             return sb.append('}').toString();
         }
-        List<Object> l = v instanceof com.hubspot.jinjava.objects.SafeString ? null : PythonResolver.asList(v);
+        List<Object> l = v instanceof SafeString ? null : PythonResolver.asList(v);
         if (l != null) {
             StringBuilder sb = new StringBuilder("[");
             for (int i = 0; i < l.size(); i++) {

@@ -5,6 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.align4j.data.ChatModels;
@@ -22,9 +25,10 @@ class ChatTemplateParityTest {
 
     static JsonNode readConfig(String name) {
         try {
-            return JSON.readTree(ChatModels.model(name).resolve("tokenizer_config.json").toFile());
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
+            return JSON.readTree(
+                    ChatModels.model(name).resolve("tokenizer_config.json").toFile());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 
@@ -41,20 +45,25 @@ class ChatTemplateParityTest {
             JsonNode config = readConfig(name);
             for (String missing : expected.keySet()) {
                 if (!tk.specialTokens().containsKey(missing)) {
-                    assertThat(config.has(missing)).as(name + ": " + missing + " is in tokenizer_config.json but not read").isFalse();
+                    assertThat(config.has(missing))
+                            .as(name + ": " + missing + " is in tokenizer_config.json but not read")
+                            .isFalse();
                 }
             }
             ChatTemplate template = ChatTemplate.of(tk).withClock(ChatModels.frozenClock(fx));
             int checked = 0;
             int cuts = 0;
             for (JsonNode c : fx.get("cases")) {
-                String what = name + "/" + c.get("name").asText() + " add_generation_prompt=" + c.get("add_generation_prompt");
+                String what = name + "/" + c.get("name").asText() + " add_generation_prompt="
+                        + c.get("add_generation_prompt");
                 List<Map<String, Object>> messages = JSON.convertValue(c.get("messages"), List.class);
                 Map<String, Object> kwargs = JSON.convertValue(c.get("kwargs"), Map.class);
                 boolean agp = c.get("add_generation_prompt").asBoolean();
                 if (c.has("error")) {
-                    assertThatThrownBy(() -> template.render(messages, agp, kwargs)).as(what)
-                            .isInstanceOf(ChatTemplate.TemplateException.class).hasMessageContaining(c.get("error").asText());
+                    assertThatThrownBy(() -> template.render(messages, agp, kwargs))
+                            .as(what)
+                            .isInstanceOf(ChatTemplate.TemplateException.class)
+                            .hasMessageContaining(c.get("error").asText());
                 } else {
                     String text = template.render(messages, agp, kwargs);
                     assertThat(text).as(what).isEqualTo(c.get("text").asText());
@@ -63,7 +72,7 @@ class ChatTemplateParityTest {
                     if (cut > 0) { // the encoder's shortcut: the two sides of the cut tokenize apart
                         int[] head = tk.encode(text.substring(0, cut));
                         int[] tail = tk.encode(text.substring(cut));
-                        int[] joined = java.util.Arrays.copyOf(head, head.length + tail.length);
+                        int[] joined = Arrays.copyOf(head, head.length + tail.length);
                         System.arraycopy(tail, 0, joined, head.length, tail.length);
                         assertThat(joined).as(what + " cut at " + cut).containsExactly(ChatModels.ids(c.get("ids")));
                         cuts++;

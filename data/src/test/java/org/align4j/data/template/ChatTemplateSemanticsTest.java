@@ -47,7 +47,9 @@ class ChatTemplateSemanticsTest {
             String src = p.get("template").asText();
             ChatTemplate t = new ChatTemplate(src, tokens, ChatModels.frozenClock(fx));
             if (p.has("error")) {
-                assertThatThrownBy(() -> t.render(messages, true, kwargs)).as(src).hasMessageContaining(p.get("error").asText());
+                assertThatThrownBy(() -> t.render(messages, true, kwargs))
+                        .as(src)
+                        .hasMessageContaining(p.get("error").asText());
                 same++;
                 continue;
             }
@@ -69,7 +71,8 @@ class ChatTemplateSemanticsTest {
 
     @Test
     void messageContentIsNeverTemplateCode() {
-        ChatTemplate t = new ChatTemplate("{% for m in messages %}[{{ m.content }}]{% endfor %}{{ eos_token }}", Map.of("eos_token", "</s>"));
+        ChatTemplate t = new ChatTemplate(
+                "{% for m in messages %}[{{ m.content }}]{% endfor %}{{ eos_token }}", Map.of("eos_token", "</s>"));
         List<Map<String, Object>> messages = List.of(
                 Map.of("role", "user", "content", "{{ 7*7 }}"),
                 Map.of("role", "user", "content", "{{ eos_token }}"),
@@ -81,10 +84,16 @@ class ChatTemplateSemanticsTest {
 
     @Test
     void aTemplateErrorNamesTheTemplateLine() {
-        ChatTemplate t = new ChatTemplate("line one\n{% if messages|length > 1 %}\n{{ raise_exception('one message only') }}\n{% endif %}", Map.of());
-        List<Map<String, Object>> two = List.of(Map.of("role", "user", "content", "a"), Map.of("role", "user", "content", "b"));
-        assertThatThrownBy(() -> t.render(two, false, Map.of())).isInstanceOf(ChatTemplate.TemplateException.class)
-                .hasMessageContaining("one message only").hasMessageContaining("template line 3")
-                .satisfies(e -> assertThat(((ChatTemplate.TemplateException) e).templateLine()).isEqualTo(3));
+        ChatTemplate t = new ChatTemplate(
+                "line one\n{% if messages|length > 1 %}\n{{ raise_exception('one message only') }}\n{% endif %}",
+                Map.of());
+        List<Map<String, Object>> two =
+                List.of(Map.of("role", "user", "content", "a"), Map.of("role", "user", "content", "b"));
+        assertThatThrownBy(() -> t.render(two, false, Map.of()))
+                .isInstanceOf(ChatTemplate.TemplateException.class)
+                .hasMessageContaining("one message only")
+                .hasMessageContaining("template line 3")
+                .satisfies(e -> assertThat(((ChatTemplate.TemplateException) e).templateLine())
+                        .isEqualTo(3));
     }
 }

@@ -19,8 +19,16 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
 /** Line charts with XChart, rendered off-screen to PNG bytes (no display needed). */
 public final class Charts {
     /** A colour per series, in order: readable on white and for the common colour-blindnesses. */
-    private static final Color[] PALETTE = {new Color(0x0072B2), new Color(0xD55E00), new Color(0x009E73), new Color(0xCC79A7),
-        new Color(0xE69F00), new Color(0x56B4E9), new Color(0x000000), new Color(0xF0E442)};
+    private static final Color[] PALETTE = {
+        new Color(0x0072B2),
+        new Color(0xD55E00),
+        new Color(0x009E73),
+        new Color(0xCC79A7),
+        new Color(0xE69F00),
+        new Color(0x56B4E9),
+        new Color(0x000000),
+        new Color(0xF0E442)
+    };
 
     static {
         System.setProperty("java.awt.headless", "true");
@@ -96,7 +104,8 @@ public final class Charts {
         g.setColor(Color.WHITE);
         g.fillRect(0, 0, image.getWidth(), image.getHeight());
         for (int i = 0; i < specs.size(); i++) {
-            Graphics2D cell = (Graphics2D) g.create((i % columns) * cellWidth, (i / columns) * cellHeight, cellWidth, cellHeight);
+            Graphics2D cell =
+                    (Graphics2D) g.create((i % columns) * cellWidth, (i / columns) * cellHeight, cellWidth, cellHeight);
             chart(specs.get(i), cellWidth, cellHeight).paint(cell, cellWidth, cellHeight);
             cell.dispose();
         }
@@ -111,8 +120,13 @@ public final class Charts {
     }
 
     private static XYChart chart(Spec spec, int width, int height) {
-        XYChart chart = new XYChartBuilder().width(width).height(height).title(spec.title()).xAxisTitle(spec.xTitle())
-                .yAxisTitle(spec.yTitle()).build();
+        XYChart chart = new XYChartBuilder()
+                .width(width)
+                .height(height)
+                .title(spec.title())
+                .xAxisTitle(spec.xTitle())
+                .yAxisTitle(spec.yTitle())
+                .build();
         var st = chart.getStyler();
         st.setChartBackgroundColor(Color.WHITE);
         st.setPlotBackgroundColor(Color.WHITE);
@@ -137,9 +151,11 @@ public final class Charts {
             XYSeries xy = chart.addSeries(s.name(), s.x(), s.y());
             xy.setMarker(SeriesMarkers.NONE);
             xy.setLineColor(PALETTE[i++ % PALETTE.length]);
-            xy.setLineStyle(s.dashed()
-                    ? new BasicStroke(2f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_ROUND, 10f, new float[] {6f, 4f}, 0f)
-                    : new BasicStroke(2f));
+            xy.setLineStyle(
+                    s.dashed()
+                            ? new BasicStroke(
+                                    2f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_ROUND, 10f, new float[] {6f, 4f}, 0f)
+                            : new BasicStroke(2f));
         }
         return chart;
     }

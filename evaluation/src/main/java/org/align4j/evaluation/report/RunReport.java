@@ -1,7 +1,9 @@
 package org.align4j.evaluation.report;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -37,7 +39,8 @@ public final class RunReport {
         {"eval_rewards/accuracies", "Reward accuracy (held out)", "share of pairs ranked right"},
         {"eval_rewards/margins", "Reward margin (held out)", "β·Δ log-ratio"},
         {"eval_kl", "KL(π ‖ π_ref) along held-out chosen answers", "nats per sequence"},
-        {"eval_win_rate", "Win rate against the reference (held-out prompts, judged)", "wins + ties/2, share of prompts"},
+        {"eval_win_rate", "Win rate against the reference (held-out prompts, judged)", "wins + ties/2, share of prompts"
+        },
         {"accuracy", "Reward-model accuracy (training batches)", "share of pairs with r_c > r_r"},
         {"margin", "Reward-model margin (training batches)", "mean r_c − r_r"},
         {"eval_accuracy", "Reward-model accuracy (held out)", "share of pairs with r_c > r_r"},
@@ -102,12 +105,16 @@ public final class RunReport {
     public static Run read(Path dir) throws IOException {
         Path metrics = dir.resolve("metrics.jsonl");
         if (!Files.isRegularFile(metrics)) {
-            throw new DataException(metrics, 0, null, "not found; a run folder is the 'output' of align4j train, with metrics.jsonl in it");
+            throw new DataException(
+                    metrics,
+                    0,
+                    null,
+                    "not found; a run folder is the 'output' of align4j train, with metrics.jsonl in it");
         }
         List<Point> points = new ArrayList<>();
         for (JsonNode o : jsonLines(metrics)) {
             Map<String, Double> values = new LinkedHashMap<>();
-            for (Iterator<Map.Entry<String, JsonNode>> it = o.fields(); it.hasNext();) {
+            for (Iterator<Map.Entry<String, JsonNode>> it = o.fields(); it.hasNext(); ) {
                 Map.Entry<String, JsonNode> e = it.next();
                 if (e.getValue().isNumber() && !"step".equals(e.getKey())) {
                     values.put(e.getKey(), e.getValue().asDouble());
@@ -119,14 +126,23 @@ public final class RunReport {
         Path sampleFile = dir.resolve("samples.jsonl");
         if (Files.isRegularFile(sampleFile)) {
             for (JsonNode o : jsonLines(sampleFile)) {
-                samples.add(new Sample(o.path("prompt").asText(), o.hasNonNull("expected") ? o.get("expected").asText() : null,
-                        o.hasNonNull("chosen") ? o.get("chosen").asText() : null, o.path("reference").asText(), o.path("policy").asText()));
+                samples.add(new Sample(
+                        o.path("prompt").asText(),
+                        o.hasNonNull("expected") ? o.get("expected").asText() : null,
+                        o.hasNonNull("chosen") ? o.get("chosen").asText() : null,
+                        o.path("reference").asText(),
+                        o.path("policy").asText()));
             }
         }
         Path config = dir.resolve("config.yaml");
         String configText = Files.isRegularFile(config) ? Files.readString(config) : "";
         Path abs = dir.toAbsolutePath().normalize();
-        return new Run(abs.getFileName() == null ? abs.toString() : abs.getFileName().toString(), dir, configText, points, samples);
+        return new Run(
+                abs.getFileName() == null ? abs.toString() : abs.getFileName().toString(),
+                dir,
+                configText,
+                points,
+                samples);
     }
 
     /**
@@ -139,7 +155,7 @@ public final class RunReport {
     public static void writeSamples(Path file, List<Sample> samples) throws IOException {
         StringBuilder sb = new StringBuilder();
         for (Sample s : samples) {
-            com.fasterxml.jackson.databind.node.ObjectNode o = JSON.createObjectNode();
+            ObjectNode o = JSON.createObjectNode();
             o.put("prompt", s.prompt());
             if (s.expected() != null) {
                 o.put("expected", s.expected());
@@ -167,7 +183,7 @@ public final class RunReport {
                     throw new DataException(file, i + 1, null, "expected a JSON object");
                 }
                 out.add(o);
-            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            } catch (JsonProcessingException e) {
                 throw new DataException(file, i + 1, null, "not JSON: " + e.getOriginalMessage());
             }
         }
@@ -193,7 +209,9 @@ public final class RunReport {
                     }
                 }
                 if (!xy.isEmpty()) {
-                    series.add(new Charts.Series(r.name(), xy.stream().mapToDouble(a -> a[0]).toArray(),
+                    series.add(new Charts.Series(
+                            r.name(),
+                            xy.stream().mapToDouble(a -> a[0]).toArray(),
                             xy.stream().mapToDouble(a -> a[1]).toArray()));
                 }
             }
@@ -215,7 +233,8 @@ public final class RunReport {
      * @return the HTML file
      * @throws IOException when the files cannot be written
      */
-    public static Path write(List<Run> runs, Path out, String title, String introHtml, Map<String, Map<String, Double>> headline)
+    public static Path write(
+            List<Run> runs, Path out, String title, String introHtml, Map<String, Map<String, Double>> headline)
             throws IOException {
         if (runs.isEmpty()) {
             throw new IllegalArgumentException("runs: nothing to report");
@@ -248,8 +267,13 @@ public final class RunReport {
         body.append("<p>Last step: ");
         for (int i = 0; i < runs.size(); i++) {
             Run r = runs.get(i);
-            body.append(i == 0 ? "" : ", ").append(Html.escape(r.name())).append(" ")
-                    .append(r.points().isEmpty() ? "–" : r.points().get(r.points().size() - 1).step());
+            body.append(i == 0 ? "" : ", ")
+                    .append(Html.escape(r.name()))
+                    .append(" ")
+                    .append(
+                            r.points().isEmpty()
+                                    ? "–"
+                                    : r.points().get(r.points().size() - 1).step());
         }
         body.append(".</p>\n<h2>Charts</h2>\n");
         for (Map.Entry<String, Charts.Spec> e : charts(runs).entrySet()) {
@@ -260,8 +284,12 @@ public final class RunReport {
         appendSamples(body, runs);
         body.append("<h2>Configuration</h2>\n");
         for (Run r : runs) {
-            body.append("<details open><summary>").append(Html.escape(r.name())).append(" (").append(Html.escape(r.dir().toString()))
-                    .append(")</summary><pre>").append(Html.escape(r.config().isEmpty() ? "(no config.yaml)" : r.config()))
+            body.append("<details open><summary>")
+                    .append(Html.escape(r.name()))
+                    .append(" (")
+                    .append(Html.escape(r.dir().toString()))
+                    .append(")</summary><pre>")
+                    .append(Html.escape(r.config().isEmpty() ? "(no config.yaml)" : r.config()))
                     .append("</pre></details>\n");
         }
         Path html = out.resolve("index.html");
@@ -270,7 +298,8 @@ public final class RunReport {
     }
 
     private static void appendSamples(StringBuilder body, List<Run> runs) {
-        List<Run> withSamples = runs.stream().filter(r -> !r.samples().isEmpty()).toList();
+        List<Run> withSamples =
+                runs.stream().filter(r -> !r.samples().isEmpty()).toList();
         body.append("<h2>Sample generations</h2>\n");
         if (withSamples.isEmpty()) {
             body.append("<p>No run folder has a samples.jsonl.</p>\n");
@@ -283,22 +312,31 @@ public final class RunReport {
                 byPrompt.computeIfAbsent(s.prompt(), k -> new LinkedHashMap<>()).put(r.name(), s);
             }
         }
-        boolean expected = withSamples.stream().flatMap(r -> r.samples().stream()).anyMatch(s -> s.expected() != null);
+        boolean expected =
+                withSamples.stream().flatMap(r -> r.samples().stream()).anyMatch(s -> s.expected() != null);
         boolean chosen = withSamples.stream().flatMap(r -> r.samples().stream()).anyMatch(s -> s.chosen() != null);
-        body.append("<table><tr><th>prompt</th>").append(expected ? "<th>right answer</th>" : "")
-                .append(chosen ? "<th>chosen (data)</th>" : "").append("<th>reference</th>");
+        body.append("<table><tr><th>prompt</th>")
+                .append(expected ? "<th>right answer</th>" : "")
+                .append(chosen ? "<th>chosen (data)</th>" : "")
+                .append("<th>reference</th>");
         for (Run r : withSamples) {
             body.append("<th>").append(Html.escape(r.name())).append("</th>");
         }
         body.append("</tr>\n");
         for (Map.Entry<String, Map<String, Sample>> e : byPrompt.entrySet()) {
             Sample any = e.getValue().values().iterator().next();
-            body.append("<tr><td class=\"text\">").append(Html.escape(e.getKey())).append("</td>");
+            body.append("<tr><td class=\"text\">")
+                    .append(Html.escape(e.getKey()))
+                    .append("</td>");
             if (expected) {
-                body.append("<td class=\"text\">").append(Html.escape(any.expected())).append("</td>");
+                body.append("<td class=\"text\">")
+                        .append(Html.escape(any.expected()))
+                        .append("</td>");
             }
             if (chosen) {
-                body.append("<td class=\"text\">").append(Html.escape(any.chosen())).append("</td>");
+                body.append("<td class=\"text\">")
+                        .append(Html.escape(any.chosen()))
+                        .append("</td>");
             }
             body.append(cell(any.reference(), any.expected()));
             for (Run r : withSamples) {
@@ -330,7 +368,9 @@ public final class RunReport {
         for (Map.Entry<String, Map<String, Double>> r : rows.entrySet()) {
             sb.append("<tr><th>").append(Html.escape(r.getKey())).append("</th>");
             for (String c : columns) {
-                sb.append("<td class=\"num\">").append(Html.number(r.getValue().get(c))).append("</td>");
+                sb.append("<td class=\"num\">")
+                        .append(Html.number(r.getValue().get(c)))
+                        .append("</td>");
             }
             sb.append("</tr>\n");
         }

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 
@@ -316,14 +317,13 @@ public record ModelConfig(
             int eos,
             int pad) {
         ObjectNode n = JSON.createObjectNode();
-        String arch =
-                switch (modelType) {
-                    case "llama" -> "LlamaForCausalLM";
-                    case "mistral" -> "MistralForCausalLM";
-                    case "qwen2" -> "Qwen2ForCausalLM";
-                    case "qwen3" -> "Qwen3ForCausalLM";
-                    default -> throw new IllegalArgumentException("modelType: unsupported '" + modelType + "'");
-                };
+        String arch = switch (modelType) {
+            case "llama" -> "LlamaForCausalLM";
+            case "mistral" -> "MistralForCausalLM";
+            case "qwen2" -> "Qwen2ForCausalLM";
+            case "qwen3" -> "Qwen3ForCausalLM";
+            default -> throw new IllegalArgumentException("modelType: unsupported '" + modelType + "'");
+        };
         n.putArray("architectures").add(arch);
         n.put("model_type", modelType);
         n.put("vocab_size", vocabSize);
@@ -347,8 +347,16 @@ public record ModelConfig(
     }
 
     /** The {@code architectures} names of the sequence classifiers, by {@code model_type}. */
-    private static final java.util.Map<String, String> CLASSIFIERS = java.util.Map.of("gpt2", "GPT2ForSequenceClassification", "llama",
-            "LlamaForSequenceClassification", "mistral", "MistralForSequenceClassification", "qwen2", "Qwen2ForSequenceClassification", "qwen3",
+    private static final Map<String, String> CLASSIFIERS = Map.of(
+            "gpt2",
+            "GPT2ForSequenceClassification",
+            "llama",
+            "LlamaForSequenceClassification",
+            "mistral",
+            "MistralForSequenceClassification",
+            "qwen2",
+            "Qwen2ForSequenceClassification",
+            "qwen3",
             "Qwen3ForSequenceClassification");
 
     /**
@@ -363,13 +371,17 @@ public record ModelConfig(
         }
         String type = root.path("model_type").asText();
         if (!arch.get(0).asText().equals(CLASSIFIERS.get(type))) {
-            throw r.error("architectures", "'" + arch.get(0).asText() + "' with model_type '" + type + "'; the sequence classifier of "
-                    + type + " is " + CLASSIFIERS.get(type));
+            throw r.error(
+                    "architectures",
+                    "'" + arch.get(0).asText() + "' with model_type '" + type + "'; the sequence classifier of " + type
+                            + " is " + CLASSIFIERS.get(type));
         }
         int labels = numLabels(root);
         if (labels != 1) {
-            throw r.error(root.has("num_labels") ? "num_labels" : "id2label", labels + " labels; align4j reads sequence classifiers with one"
-                    + " label, as reward models (num_labels: 1)");
+            throw r.error(
+                    root.has("num_labels") ? "num_labels" : "id2label",
+                    labels + " labels; align4j reads sequence classifiers with one"
+                            + " label, as reward models (num_labels: 1)");
         }
     }
 
@@ -428,7 +440,9 @@ public record ModelConfig(
      */
     public Dropout dropout() {
         if (family == Family.GPT2) {
-            return new Dropout(raw.path("embd_pdrop").asDouble(GPT2_DROPOUT), raw.path("attn_pdrop").asDouble(GPT2_DROPOUT),
+            return new Dropout(
+                    raw.path("embd_pdrop").asDouble(GPT2_DROPOUT),
+                    raw.path("attn_pdrop").asDouble(GPT2_DROPOUT),
                     raw.path("resid_pdrop").asDouble(GPT2_DROPOUT));
         }
         return new Dropout(0, raw.path("attention_dropout").asDouble(0), 0);
@@ -616,8 +630,8 @@ public record ModelConfig(
      */
     public Optional<String> problemWith(int[] ids) {
         if (rope == null && ids.length > maxPositions) {
-            return Optional.of(ids.length + " tokens, more than the model's " + maxPositions + " positions (config.json "
-                    + "n_positions); set max_length to " + maxPositions + " or less");
+            return Optional.of(ids.length + " tokens, more than the model's " + maxPositions
+                    + " positions (config.json " + "n_positions); set max_length to " + maxPositions + " or less");
         }
         for (int id : ids) {
             if (id < 0 || id >= vocabSize) {

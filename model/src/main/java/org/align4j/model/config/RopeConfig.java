@@ -63,7 +63,9 @@ public record RopeConfig(
                         need(r, where, src, "high_freq_factor"),
                         (int) need(r, where, src, "original_max_position_embeddings"));
             default:
-                throw r.error(where + ".rope_type", "unsupported rope type '" + type + "'; supported: default, linear, llama3");
+                throw r.error(
+                        where + ".rope_type",
+                        "unsupported rope type '" + type + "'; supported: default, linear, llama3");
         }
     }
 

@@ -13,7 +13,14 @@ package org.align4j.model.generate;
  * @param useCache reuse keys and values of earlier tokens (native models); output is identical
  */
 public record GenerationConfig(
-        int maxNewTokens, boolean greedy, double temperature, int topK, double topP, long seed, boolean stopAtEos, boolean useCache) {
+        int maxNewTokens,
+        boolean greedy,
+        double temperature,
+        int topK,
+        double topP,
+        long seed,
+        boolean stopAtEos,
+        boolean useCache) {
 
     /** Checks the values. */
     public GenerationConfig {

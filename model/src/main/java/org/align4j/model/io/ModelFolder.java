@@ -28,25 +28,39 @@ public final class ModelFolder {
         if (!Files.exists(dir)) {
             String s = dir.toString();
             if (!dir.isAbsolute() && s.matches("[A-Za-z0-9][\\w.-]*/[\\w.-]+") && !s.startsWith(".")) {
-                throw new CheckpointException(dir, "no such folder; it looks like a Hugging Face Hub id, and align4j reads local folders "
-                        + "only: download it first (e.g. `huggingface-cli download " + s + " --local-dir models/" + dir.getFileName() + "`)");
+                throw new CheckpointException(
+                        dir,
+                        "no such folder; it looks like a Hugging Face Hub id, and align4j reads local folders "
+                                + "only: download it first (e.g. `huggingface-cli download " + s
+                                + " --local-dir models/" + dir.getFileName() + "`)");
             }
             throw new CheckpointException(dir, "no such folder");
         }
         if (!Files.isDirectory(dir)) {
-            throw new CheckpointException(dir, "a file, not a model folder (HF folder with config.json" + (dir.toString().endsWith(".pt")
-                    ? "; a TorchScript .pt file is loaded with --tokenizer DIR beside it)" : ")"));
+            throw new CheckpointException(
+                    dir,
+                    "a file, not a model folder (HF folder with config.json"
+                            + (dir.toString().endsWith(".pt")
+                                    ? "; a TorchScript .pt file is loaded with --tokenizer DIR beside it)"
+                                    : ")"));
         }
         Optional<Path> inside = runFolderModel(dir);
         if (inside.isPresent()) {
-            throw new CheckpointException(file, "file not found: " + dir + " is a run folder; did you mean " + inside.get() + "?");
+            throw new CheckpointException(
+                    file, "file not found: " + dir + " is a run folder; did you mean " + inside.get() + "?");
         }
-        throw new CheckpointException(file, "file not found" + (needed.equals("tokenizer.json") ? " (align4j needs a fast tokenizer's tokenizer.json)" : ""));
+        throw new CheckpointException(
+                file,
+                "file not found"
+                        + (needed.equals("tokenizer.json")
+                                ? " (align4j needs a fast tokenizer's tokenizer.json)"
+                                : ""));
     }
 
     /** A model folder, or a LoRA run's PEFT adapter folder (which loads as its base plus the adapter). */
     private static boolean isModel(Path dir) {
-        return Files.isRegularFile(dir.resolve("config.json")) || Files.isRegularFile(dir.resolve("adapter_config.json"));
+        return Files.isRegularFile(dir.resolve("config.json"))
+                || Files.isRegularFile(dir.resolve("adapter_config.json"));
     }
 
     /** @return the run folder's final/ model, or its newest checkpoint, if {@code dir} is an align4j run folder */
@@ -56,7 +70,8 @@ public final class ModelFolder {
         }
         try (Stream<Path> s = Files.list(dir)) {
             return s.filter(p -> p.getFileName().toString().matches("checkpoint-\\d+") && isModel(p))
-                    .max(Comparator.comparingLong(p -> Long.parseLong(p.getFileName().toString().substring("checkpoint-".length()))));
+                    .max(Comparator.comparingLong(
+                            p -> Long.parseLong(p.getFileName().toString().substring("checkpoint-".length()))));
         } catch (IOException e) {
             return Optional.empty();
         }

@@ -23,6 +23,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
  * One {@code .safetensors} file, read through a memory map tensor by tensor, so files of any size
@@ -39,6 +40,7 @@ import java.util.Map;
 public final class SafetensorsFile implements AutoCloseable {
     /** Duplicate names in a header are an error, not "the last one wins". */
     private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+
     private static final long MAX_HEADER = 100L * 1024 * 1024;
     /** No real tensor has 2^48 elements; beyond it a shape only overflows libtorch's strides. */
     private static final long MAX_ELEMENTS = 1L << 48;
@@ -69,7 +71,12 @@ public final class SafetensorsFile implements AutoCloseable {
     private final Map<String, TensorInfo> tensors;
     private final Map<String, String> metadata;
 
-    private SafetensorsFile(Path path, FileChannel channel, long dataStart, Map<String, TensorInfo> tensors, Map<String, String> metadata) {
+    private SafetensorsFile(
+            Path path,
+            FileChannel channel,
+            long dataStart,
+            Map<String, TensorInfo> tensors,
+            Map<String, String> metadata) {
         this.path = path;
         this.channel = channel;
         this.dataStart = dataStart;
@@ -118,7 +125,9 @@ public final class SafetensorsFile implements AutoCloseable {
         long headerLen = lenBuf.getLong(0);
         if (headerLen <= 0 || headerLen > MAX_HEADER || headerLen > size - 8) {
             throw new CheckpointException(
-                    path, "header length " + headerLen + " does not fit a file of " + size + " bytes (truncated or not safetensors)");
+                    path,
+                    "header length " + headerLen + " does not fit a file of " + size
+                            + " bytes (truncated or not safetensors)");
         }
         ByteBuffer hb = ByteBuffer.allocate((int) headerLen);
         readFully(ch, hb, 8);
@@ -143,7 +152,9 @@ public final class SafetensorsFile implements AutoCloseable {
                 if (!v.isObject()) {
                     throw new CheckpointException(path, "__metadata__: expected an object of strings");
                 }
-                v.fields().forEachRemaining(m -> metadata.put(m.getKey(), m.getValue().asText()));
+                v.fields()
+                        .forEachRemaining(
+                                m -> metadata.put(m.getKey(), m.getValue().asText()));
                 continue;
             }
             if (!v.isObject()) {
@@ -152,9 +163,17 @@ public final class SafetensorsFile implements AutoCloseable {
             JsonNode dt = v.get("dtype");
             JsonNode sh = v.get("shape");
             JsonNode off = v.get("data_offsets");
-            if (dt == null || sh == null || off == null || !dt.isTextual() || !sh.isArray() || !off.isArray() || off.size() != 2
-                    || !off.get(0).canConvertToExactIntegral() || !off.get(1).canConvertToExactIntegral()) {
-                throw new CheckpointException(path, "tensor '" + name + "': header entry needs dtype, shape and data_offsets [begin, end]");
+            if (dt == null
+                    || sh == null
+                    || off == null
+                    || !dt.isTextual()
+                    || !sh.isArray()
+                    || !off.isArray()
+                    || off.size() != 2
+                    || !off.get(0).canConvertToExactIntegral()
+                    || !off.get(1).canConvertToExactIntegral()) {
+                throw new CheckpointException(
+                        path, "tensor '" + name + "': header entry needs dtype, shape and data_offsets [begin, end]");
             }
             long[] shape = new long[sh.size()];
             long expected = 1;
@@ -168,9 +187,11 @@ public final class SafetensorsFile implements AutoCloseable {
                 extent = saturatedMultiply(extent, Math.max(1, shape[i]));
             }
             if (extent > MAX_ELEMENTS) {
-                throw new CheckpointException(path, "tensor '" + name + "': shape " + sh + " is too large to be a tensor");
+                throw new CheckpointException(
+                        path, "tensor '" + name + "': shape " + sh + " is too large to be a tensor");
             }
-            TensorInfo info = new TensorInfo(name, dt.asText(), shape, off.get(0).asLong(-1), off.get(1).asLong(-1));
+            TensorInfo info = new TensorInfo(
+                    name, dt.asText(), shape, off.get(0).asLong(-1), off.get(1).asLong(-1));
             int width = bytesPerElement(path, info);
             expected = saturatedMultiply(expected, width);
             if (info.begin < 0 || info.end < info.begin || info.end - info.begin != expected) {
@@ -188,7 +209,8 @@ public final class SafetensorsFile implements AutoCloseable {
             tensors.put(name, info);
         }
         checkTiling(path, tensors, dataSize);
-        return new SafetensorsFile(path, ch, dataStart, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
+        return new SafetensorsFile(
+                path, ch, dataStart, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
     }
 
     /** a·b, or Long.MAX_VALUE when it overflows (a lying shape must not wrap around to a small size). */
@@ -209,19 +231,25 @@ public final class SafetensorsFile implements AutoCloseable {
         TensorInfo previous = null;
         for (TensorInfo t : byOffset) {
             if (t.begin() < at) {
-                throw new CheckpointException(path, "tensor '" + t.name() + "': data_offsets [" + t.begin() + ", " + t.end() + "] overlap tensor '"
-                        + previous.name() + "' [" + previous.begin() + ", " + previous.end() + "]");
+                throw new CheckpointException(
+                        path,
+                        "tensor '" + t.name() + "': data_offsets [" + t.begin() + ", " + t.end() + "] overlap tensor '"
+                                + previous.name() + "' [" + previous.begin() + ", " + previous.end() + "]");
             }
             if (t.begin() > at) {
-                throw new CheckpointException(path, "data section has a hole at bytes [" + at + ", " + t.begin() + ") before tensor '" + t.name()
-                        + "' (safetensors requires the tensors to cover it exactly)");
+                throw new CheckpointException(
+                        path,
+                        "data section has a hole at bytes [" + at + ", " + t.begin() + ") before tensor '" + t.name()
+                                + "' (safetensors requires the tensors to cover it exactly)");
             }
             at = t.end();
             previous = t;
         }
         if (at != dataSize) {
-            throw new CheckpointException(path, "data section has " + dataSize + " bytes but the tensors cover " + at
-                    + " (safetensors requires the tensors to cover it exactly)");
+            throw new CheckpointException(
+                    path,
+                    "data section has " + dataSize + " bytes but the tensors cover " + at
+                            + " (safetensors requires the tensors to cover it exactly)");
         }
     }
 
@@ -301,7 +329,8 @@ public final class SafetensorsFile implements AutoCloseable {
         long bytes = info.end - info.begin;
         long outBytes = "BF16".equals(info.dtype) || ("F16".equals(info.dtype) && !keepFloat16) ? bytes * 2 : bytes;
         if (outBytes > Integer.MAX_VALUE) {
-            throw new CheckpointException(path, "tensor '" + name + "' is over 2 GiB once widened; DJL cannot create it from one buffer");
+            throw new CheckpointException(
+                    path, "tensor '" + name + "' is over 2 GiB once widened; DJL cannot create it from one buffer");
         }
         Shape shape = new Shape(info.shape);
         MappedByteBuffer src;
@@ -341,7 +370,8 @@ public final class SafetensorsFile implements AutoCloseable {
             case "BOOL":
                 return DataType.BOOLEAN;
             default:
-                throw new CheckpointException(path, "tensor '" + info.name + "': dtype " + info.dtype + " cannot be read into DJL");
+                throw new CheckpointException(
+                        path, "tensor '" + info.name + "': dtype " + info.dtype + " cannot be read into DJL");
         }
     }
 
@@ -377,7 +407,8 @@ public final class SafetensorsFile implements AutoCloseable {
      * Fills a scratch direct buffer and hands the array a copy of it: a CPU tensor made from a
      * direct buffer shares its memory, and the scratch buffer is reused for the next tensor.
      */
-    private static NDArray fromScratch(NDManager manager, Shape shape, DataType type, int bytes, java.util.function.Consumer<ByteBuffer> fill) {
+    private static NDArray fromScratch(
+            NDManager manager, Shape shape, DataType type, int bytes, Consumer<ByteBuffer> fill) {
         ByteBuffer scratch = Scratch.get(bytes);
         fill.accept(scratch);
         scratch.flip();

@@ -64,7 +64,8 @@ public final class SafetensorsWriter {
         byte[] json = JSON.writeValueAsBytes(header);
         int padded = (json.length + 7) / 8 * 8;
         try (OutputStream out = Files.newOutputStream(file)) {
-            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded);
+            ByteBuffer len =
+                    ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded);
             out.write(len.array());
             out.write(json);
             for (int i = json.length; i < padded; i++) {
@@ -93,7 +94,8 @@ public final class SafetensorsWriter {
      * @return the files written, relative to {@code dir}
      * @throws IOException on write failure
      */
-    public static List<String> writeCheckpoint(Path dir, Map<String, NDArray> tensors, long maxShardBytes) throws IOException {
+    public static List<String> writeCheckpoint(Path dir, Map<String, NDArray> tensors, long maxShardBytes)
+            throws IOException {
         Map<String, NDArray> sorted = new TreeMap<>(tensors);
         List<Map<String, NDArray>> shards = new ArrayList<>();
         Map<String, NDArray> current = new LinkedHashMap<>();
@@ -129,7 +131,10 @@ public final class SafetensorsWriter {
             }
         }
         byName.forEach(weightMap::put);
-        Files.writeString(dir.resolve(INDEX_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index) + "\n", StandardCharsets.UTF_8);
+        Files.writeString(
+                dir.resolve(INDEX_FILE),
+                JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index) + "\n",
+                StandardCharsets.UTF_8);
         files.add(INDEX_FILE);
         return files;
     }

@@ -51,7 +51,11 @@ public final class TensorSource implements AutoCloseable {
             if (Files.isRegularFile(single)) {
                 // what transformers loads when both are there: the single file; the shards are left alone
                 if (Files.isRegularFile(index)) {
-                    LOG.warn("{}: both {} and {}; reading {} as transformers does", dir, SafetensorsWriter.SINGLE_FILE, SafetensorsWriter.INDEX_FILE,
+                    LOG.warn(
+                            "{}: both {} and {}; reading {} as transformers does",
+                            dir,
+                            SafetensorsWriter.SINGLE_FILE,
+                            SafetensorsWriter.INDEX_FILE,
                             SafetensorsWriter.SINGLE_FILE);
                 }
                 SafetensorsFile f = SafetensorsFile.open(single);
@@ -74,9 +78,14 @@ public final class TensorSource implements AutoCloseable {
                 for (var it = map.fields(); it.hasNext(); ) {
                     var e = it.next();
                     String shard = e.getValue().asText();
-                    if (!e.getValue().isTextual() || !shard.matches("[^/\\\\]+") || shard.equals("..") || shard.equals(".")) {
-                        throw new CheckpointException(index, "key 'weight_map." + e.getKey() + "': shard '" + shard
-                                + "' is not a file name in this folder (paths outside the model folder are refused)");
+                    if (!e.getValue().isTextual()
+                            || !shard.matches("[^/\\\\]+")
+                            || shard.equals("..")
+                            || shard.equals(".")) {
+                        throw new CheckpointException(
+                                index,
+                                "key 'weight_map." + e.getKey() + "': shard '" + shard
+                                        + "' is not a file name in this folder (paths outside the model folder are refused)");
                     }
                     SafetensorsFile f = opened.get(shard);
                     if (f == null) {
@@ -92,7 +101,9 @@ public final class TensorSource implements AutoCloseable {
                 }
             } else {
                 throw new CheckpointException(
-                        dir, "no " + SafetensorsWriter.SINGLE_FILE + " or " + SafetensorsWriter.INDEX_FILE + " in this folder");
+                        dir,
+                        "no " + SafetensorsWriter.SINGLE_FILE + " or " + SafetensorsWriter.INDEX_FILE
+                                + " in this folder");
             }
         } catch (RuntimeException e) {
             files.forEach(SafetensorsFile::close);

@@ -6,13 +6,20 @@ import ai.djl.Model;
 import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Block;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.IValue;
 import ai.djl.training.ParameterStore;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Pattern;
 import java.util.zip.CRC32;
@@ -59,12 +66,15 @@ public final class TorchScriptKernel implements AutoCloseable {
     public static String moduleSource(String name, String methods) {
         checkName(name);
         StringBuilder sb = new StringBuilder();
-        sb.append("class ").append(name).append("(Module):\n")
+        sb.append("class ")
+                .append(name)
+                .append("(Module):\n")
                 .append("  __parameters__ = []\n")
                 .append("  __buffers__ = []\n")
                 .append("  training : bool\n")
                 .append("  _is_full_backward_hook : Optional[bool]\n");
-        for (String line : methods.replace("__torch__.SELF", "__torch__." + name).split("\n", -1)) {
+        for (String line :
+                methods.replace("__torch__.SELF", "__torch__." + name).split("\n", -1)) {
             sb.append(line.isEmpty() ? "" : "  " + line).append('\n');
         }
         return sb.toString();
@@ -106,8 +116,10 @@ public final class TorchScriptKernel implements AutoCloseable {
             model.load(new ByteArrayInputStream(archive(name, methods)), Map.of("mapLocation", "true"));
         } catch (IOException | MalformedModelException | EngineException e) {
             model.close();
-            throw new IllegalArgumentException("TorchScript kernel " + name + " does not compile: " + e.getMessage()
-                    + "\nsource:\n" + moduleSource(name, methods), e);
+            throw new IllegalArgumentException(
+                    "TorchScript kernel " + name + " does not compile: " + e.getMessage() + "\nsource:\n"
+                            + moduleSource(name, methods),
+                    e);
         }
         return new TorchScriptKernel(name, model);
     }
@@ -121,7 +133,7 @@ public final class TorchScriptKernel implements AutoCloseable {
      */
     public NDList forward(boolean training, NDArray... inputs) {
         NDList in = new NDList(inputs.length);
-        java.util.List<NDArray> views = new java.util.ArrayList<>();
+        List<NDArray> views = new ArrayList<>();
         for (NDArray a : inputs) {
             // DJL passes a named array whose name has a dot (a parameter's) as an entry of a dict
             // input; an unnamed view (which autograd follows) goes as a plain tensor
@@ -153,15 +165,15 @@ public final class TorchScriptKernel implements AutoCloseable {
      * @param args {@link NDArray}, {@code List<NDArray>}, {@link Double}, {@link Long} or {@link Boolean}
      * @return the returned tensors: none for {@code -> None}, one for a tensor, several for a tuple or list
      */
-    public NDArray[] call(ai.djl.ndarray.NDManager manager, Object... args) {
-        java.util.List<ai.djl.pytorch.jni.IValue> values = new java.util.ArrayList<>(args.length);
-        ai.djl.pytorch.jni.IValue result = null;
+    public NDArray[] call(NDManager manager, Object... args) {
+        List<IValue> values = new ArrayList<>(args.length);
+        IValue result = null;
         try {
             for (Object a : args) {
                 values.add(toValue(a));
             }
-            result = ((ai.djl.pytorch.engine.PtSymbolBlock) block).forward(values.toArray(new ai.djl.pytorch.jni.IValue[0]));
-            ai.djl.pytorch.engine.PtNDManager m = (ai.djl.pytorch.engine.PtNDManager) manager;
+            result = ((PtSymbolBlock) block).forward(values.toArray(new IValue[0]));
+            PtNDManager m = (PtNDManager) manager;
             if (result.isTensor()) {
                 return new NDArray[] {result.toTensor(m)};
             }
@@ -170,30 +182,31 @@ public final class TorchScriptKernel implements AutoCloseable {
             }
             return new NDArray[0];
         } finally {
-            values.forEach(ai.djl.pytorch.jni.IValue::close);
+            values.forEach(IValue::close);
             if (result != null) {
                 result.close();
             }
         }
     }
 
-    private static ai.djl.pytorch.jni.IValue toValue(Object a) {
+    private static IValue toValue(Object a) {
         if (a instanceof NDArray n) {
-            return ai.djl.pytorch.jni.IValue.from((ai.djl.pytorch.engine.PtNDArray) n);
-        } else if (a instanceof java.util.List<?> list) {
-            ai.djl.pytorch.engine.PtNDArray[] arrays = new ai.djl.pytorch.engine.PtNDArray[list.size()];
+            return IValue.from((PtNDArray) n);
+        } else if (a instanceof List<?> list) {
+            PtNDArray[] arrays = new PtNDArray[list.size()];
             for (int i = 0; i < arrays.length; i++) {
-                arrays[i] = (ai.djl.pytorch.engine.PtNDArray) list.get(i);
+                arrays[i] = (PtNDArray) list.get(i);
             }
-            return ai.djl.pytorch.jni.IValue.listFrom(arrays);
+            return IValue.listFrom(arrays);
         } else if (a instanceof Double d) {
-            return ai.djl.pytorch.jni.IValue.from(d.doubleValue());
+            return IValue.from(d.doubleValue());
         } else if (a instanceof Long l) {
-            return ai.djl.pytorch.jni.IValue.from(l.longValue());
+            return IValue.from(l.longValue());
         } else if (a instanceof Boolean b) {
-            return ai.djl.pytorch.jni.IValue.from(b.booleanValue());
+            return IValue.from(b.booleanValue());
         }
-        throw new IllegalArgumentException("kernel argument: unsupported type " + (a == null ? "null" : a.getClass().getName()));
+        throw new IllegalArgumentException("kernel argument: unsupported type "
+                + (a == null ? "null" : a.getClass().getName()));
     }
 
     /** @return the class name */
@@ -208,7 +221,8 @@ public final class TorchScriptKernel implements AutoCloseable {
 
     private static void checkName(String name) {
         if (!NAME.matcher(name).matches()) {
-            throw new IllegalArgumentException("kernel name '" + name + "': use letters, digits and '_', starting with a capital");
+            throw new IllegalArgumentException(
+                    "kernel name '" + name + "': use letters, digits and '_', starting with a capital");
         }
     }
 

@@ -49,7 +49,8 @@ public record LoraConfig(int r, double alpha, double dropout, Targets targets, b
         public Names {
             names = List.copyOf(names);
             if (names.isEmpty()) {
-                throw new IllegalArgumentException("LoRA target modules: give at least one module name (or all-linear)");
+                throw new IllegalArgumentException(
+                        "LoRA target modules: give at least one module name (or all-linear)");
             }
         }
 
@@ -187,7 +188,9 @@ public record LoraConfig(int r, double alpha, double dropout, Targets targets, b
     public List<Projection> select(CausalLmBlock block) {
         List<Projection> all = new ArrayList<>(block.projections().values());
         List<Projection> out = new ArrayList<>();
-        Targets t = targets instanceof Default ? new Names(defaultTargets(block.config().modelType())) : targets;
+        Targets t = targets instanceof Default
+                ? new Names(defaultTargets(block.config().modelType()))
+                : targets;
         if (t instanceof AllLinear) {
             return all;
         }
@@ -199,15 +202,17 @@ public record LoraConfig(int r, double alpha, double dropout, Targets targets, b
                 }
             }
             if (out.isEmpty()) {
-                throw new IllegalArgumentException("LoRA target modules: the expression '" + re.regex() + "' matches no linear map of this "
-                        + block.config().modelType() + " model; its modules are named like " + all.get(0).module());
+                throw new IllegalArgumentException("LoRA target modules: the expression '" + re.regex()
+                        + "' matches no linear map of this " + block.config().modelType()
+                        + " model; its modules are named like " + all.get(0).module());
             }
             return out;
         }
         List<String> names = ((Names) t).names();
         for (String name : names) {
             if (all.stream().noneMatch(p -> matches(p.module(), name))) {
-                throw new IllegalArgumentException("LoRA target module '" + name + "': no linear map of this " + block.config().modelType()
+                throw new IllegalArgumentException("LoRA target module '" + name + "': no linear map of this "
+                        + block.config().modelType()
                         + " model is called that; choose from " + shortNames(all) + " or " + ALL_LINEAR
                         + " (the LM head and embeddings cannot carry an adapter)");
             }

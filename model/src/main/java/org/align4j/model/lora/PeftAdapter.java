@@ -1,5 +1,6 @@
 package org.align4j.model.lora;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -150,7 +151,7 @@ public final class PeftAdapter {
 
     private static NDArray onCpu(NDArray a, List<NDArray> copies) {
         if (a.getDevice().isGpu()) {
-            NDArray c = a.toDevice(ai.djl.Device.cpu(), true);
+            NDArray c = a.toDevice(Device.cpu(), true);
             copies.add(c);
             return c;
         }
@@ -158,12 +159,15 @@ public final class PeftAdapter {
     }
 
     /** {@value #CONFIG_FILE} as PEFT 0.21 writes it (keys sorted), with the options align4j has. */
-    static String configJson(LoraConfig config, List<String> modules, boolean conv1d, String baseModel) throws IOException {
+    static String configJson(LoraConfig config, List<String> modules, boolean conv1d, String baseModel)
+            throws IOException {
         return configJson(config, modules, conv1d, baseModel, false);
     }
 
     /** As above; a sequence classifier's adapter is PEFT's SEQ_CLS, with the score head in modules_to_save. */
-    static String configJson(LoraConfig config, List<String> modules, boolean conv1d, String baseModel, boolean classifier) throws IOException {
+    static String configJson(
+            LoraConfig config, List<String> modules, boolean conv1d, String baseModel, boolean classifier)
+            throws IOException {
         ObjectNode o = JSON.createObjectNode();
         o.putObject("alpha_pattern");
         o.put("base_model_name_or_path", baseModel);
@@ -203,7 +207,10 @@ public final class PeftAdapter {
                 modules.stream().sorted().forEach(targets::add);
             } else {
                 // PEFT writes its default targets as the list of names
-                modules.stream().map(m -> m.substring(m.lastIndexOf('.') + 1)).distinct().forEach(targets::add);
+                modules.stream()
+                        .map(m -> m.substring(m.lastIndexOf('.') + 1))
+                        .distinct()
+                        .forEach(targets::add);
             }
         }
         o.put("task_type", classifier ? SEQ_CLS : "CAUSAL_LM");
@@ -248,7 +255,8 @@ public final class PeftAdapter {
 
     private static JsonNode readJson(Path file) {
         if (!Files.isRegularFile(file)) {
-            throw new CheckpointException(file, "not found: an adapter folder has " + CONFIG_FILE + " and " + WEIGHTS_FILE);
+            throw new CheckpointException(
+                    file, "not found: an adapter folder has " + CONFIG_FILE + " and " + WEIGHTS_FILE);
         }
         try {
             JsonNode n = JSON.readTree(Files.readString(file));
@@ -264,7 +272,8 @@ public final class PeftAdapter {
     static LoraConfig parseConfig(Path file, JsonNode n) {
         String type = text(n, "peft_type", "LORA");
         if (!"LORA".equals(type.toUpperCase(Locale.ROOT))) {
-            throw new CheckpointException(file, "key 'peft_type': align4j reads LoRA adapters only, got '" + type + "'");
+            throw new CheckpointException(
+                    file, "key 'peft_type': align4j reads LoRA adapters only, got '" + type + "'");
         }
         unsupported(file, n, "use_dora", "DoRA adapters");
         unsupported(file, n, "lora_bias", "adapters with a bias on lora_B");
@@ -282,8 +291,10 @@ public final class PeftAdapter {
                 }
                 for (JsonNode x : m) {
                     if (!List.of("classifier", "score").contains(x.asText())) {
-                        throw new CheckpointException(file, "key 'modules_to_save': align4j trains the score head in full and nothing else, got '"
-                                + x.asText() + "'");
+                        throw new CheckpointException(
+                                file,
+                                "key 'modules_to_save': align4j trains the score head in full and nothing else, got '"
+                                        + x.asText() + "'");
                     }
                 }
             }
@@ -297,7 +308,8 @@ public final class PeftAdapter {
         unsupported(file, n, "alora_invocation_tokens", "activated LoRA");
         String bias = text(n, "bias", "none");
         if (!"none".equals(bias)) {
-            throw new CheckpointException(file, "key 'bias': align4j trains no biases in LoRA runs ('none'), got '" + bias + "'");
+            throw new CheckpointException(
+                    file, "key 'bias': align4j trains no biases in LoRA runs ('none'), got '" + bias + "'");
         }
         JsonNode r = n.get("r");
         if (r == null || !r.canConvertToInt() || !r.isIntegralNumber()) {
@@ -312,7 +324,9 @@ public final class PeftAdapter {
         if (t == null || t.isNull()) {
             targets = new LoraConfig.Default();
         } else if (t.isTextual()) {
-            targets = LoraConfig.ALL_LINEAR.equals(t.asText().toLowerCase(Locale.ROOT)) ? new LoraConfig.AllLinear() : new LoraConfig.Regex(t.asText());
+            targets = LoraConfig.ALL_LINEAR.equals(t.asText().toLowerCase(Locale.ROOT))
+                    ? new LoraConfig.AllLinear()
+                    : new LoraConfig.Regex(t.asText());
         } else if (t.isArray() && t.size() > 0) {
             List<String> names = new ArrayList<>();
             t.forEach(x -> names.add(x.asText()));
@@ -329,10 +343,14 @@ public final class PeftAdapter {
 
     private static void unsupported(Path file, JsonNode n, String key, String what) {
         JsonNode v = n.get(key);
-        boolean set = v != null && !v.isNull() && !(v.isBoolean() && !v.asBoolean()) && !(v.isContainerNode() && v.isEmpty())
+        boolean set = v != null
+                && !v.isNull()
+                && !(v.isBoolean() && !v.asBoolean())
+                && !(v.isContainerNode() && v.isEmpty())
                 && !(v.isTextual() && v.asText().isEmpty());
         if (set) {
-            throw new CheckpointException(file, "key '" + key + "': " + what + " are not supported by align4j (got " + v + ")");
+            throw new CheckpointException(
+                    file, "key '" + key + "': " + what + " are not supported by align4j (got " + v + ")");
         }
     }
 
@@ -371,22 +389,30 @@ public final class PeftAdapter {
         try {
             selected = config.select(block);
         } catch (IllegalArgumentException e) {
-            throw new CheckpointException(configFile, "key 'target_modules': " + e.getMessage() + " (an adapter made for another base model?)", e);
+            throw new CheckpointException(
+                    configFile,
+                    "key 'target_modules': " + e.getMessage() + " (an adapter made for another base model?)",
+                    e);
         }
         Path weights = dir.resolve(WEIGHTS_FILE);
         if (!Files.isRegularFile(weights)) {
             String hint = Files.isRegularFile(dir.resolve("adapter_model.bin"))
-                    ? ": this folder has adapter_model.bin (a pickle, not read by align4j); save it with safe_serialization=True" : "";
+                    ? ": this folder has adapter_model.bin (a pickle, not read by align4j); save it with safe_serialization=True"
+                    : "";
             throw new CheckpointException(weights, "not found" + hint);
         }
         Map<String, Projection> byModule = new LinkedHashMap<>();
         selected.forEach(p -> byModule.put(p.module(), p));
         boolean classifier = isSequenceClassifier(dir);
         if (classifier != (block.scoreWeight() != null)) {
-            throw new CheckpointException(configFile, "key 'task_type': " + (classifier
-                    ? "a sequence classifier's adapter (SEQ_CLS, a reward model) cannot go on a causal LM; load its base as a reward model"
-                    : "'" + text(readJson(configFile), "task_type", "") + "' adapter on a reward model: a reward model's adapter is task_type SEQ_CLS"
-                            + " and carries its score head"));
+            throw new CheckpointException(
+                    configFile,
+                    "key 'task_type': "
+                            + (classifier
+                                    ? "a sequence classifier's adapter (SEQ_CLS, a reward model) cannot go on a causal LM; load its base as a reward model"
+                                    : "'" + text(readJson(configFile), "task_type", "")
+                                            + "' adapter on a reward model: a reward model's adapter is task_type SEQ_CLS"
+                                            + " and carries its score head"));
         }
         try (SafetensorsFile f = SafetensorsFile.open(weights)) {
             for (String name : f.tensors().keySet()) {
@@ -395,22 +421,39 @@ public final class PeftAdapter {
                 }
                 String module = moduleOf(name);
                 if (module == null || !byModule.containsKey(module)) {
-                    throw new CheckpointException(weights, "unexpected tensor '" + name + "': " + (module == null
-                            ? "not a LoRA weight (" + PREFIX + "MODULE.lora_A.weight or .lora_B.weight)"
-                            : "module '" + module + "' is not a target of " + CONFIG_FILE + " or not a linear map of this "
-                                    + block.config().modelType() + " model"));
+                    throw new CheckpointException(
+                            weights,
+                            "unexpected tensor '" + name + "': "
+                                    + (module == null
+                                            ? "not a LoRA weight (" + PREFIX + "MODULE.lora_A.weight or .lora_B.weight)"
+                                            : "module '" + module + "' is not a target of " + CONFIG_FILE
+                                                    + " or not a linear map of this "
+                                                    + block.config().modelType() + " model"));
                 }
             }
             List<NDArray> made = new ArrayList<>();
             try {
                 for (Projection p : selected) {
-                    NDArray a = read(f, weights, PREFIX + p.module() + ".lora_A.weight", new long[] {config.r(), p.inFeatures()}, manager, made);
-                    NDArray b = read(f, weights, PREFIX + p.module() + ".lora_B.weight", new long[] {p.outFeatures(), config.r()}, manager, made);
+                    NDArray a = read(
+                            f,
+                            weights,
+                            PREFIX + p.module() + ".lora_A.weight",
+                            new long[] {config.r(), p.inFeatures()},
+                            manager,
+                            made);
+                    NDArray b = read(
+                            f,
+                            weights,
+                            PREFIX + p.module() + ".lora_B.weight",
+                            new long[] {p.outFeatures(), config.r()},
+                            manager,
+                            made);
                     block.addAdapter(p.module(), a, b, config.scale(), config.dropout());
                 }
                 if (classifier) {
                     NDArray target = block.scoreWeight().getArray();
-                    NDArray score = read(f, weights, SCORE_TENSOR, target.getShape().getShape(), manager, made);
+                    NDArray score =
+                            read(f, weights, SCORE_TENSOR, target.getShape().getShape(), manager, made);
                     // the score head as the adapter saved it, in place of the base's (PEFT's modules_to_save)
                     try (NDArray cast = score.toType(target.getDataType(), true)) {
                         target.set(cast.toByteBuffer());
@@ -426,15 +469,21 @@ public final class PeftAdapter {
         return config;
     }
 
-    private static NDArray read(SafetensorsFile f, Path file, String name, long[] shape, NDManager manager, List<NDArray> made) {
+    private static NDArray read(
+            SafetensorsFile f, Path file, String name, long[] shape, NDManager manager, List<NDArray> made) {
         SafetensorsFile.TensorInfo info = f.tensors().get(name);
         if (info == null) {
-            throw new CheckpointException(file, "missing tensor '" + name + "' (" + CONFIG_FILE + " selects this module)");
+            throw new CheckpointException(
+                    file, "missing tensor '" + name + "' (" + CONFIG_FILE + " selects this module)");
         }
         if (!Arrays.equals(info.shape(), shape)) {
-            String want = name.contains(".lora_") ? "this model and r = " + shape[name.contains("lora_A") ? 0 : 1] + " want " : "this model wants ";
-            throw new CheckpointException(file, "tensor '" + name + "' has shape " + Arrays.toString(info.shape()) + " but " + want
-                    + Arrays.toString(shape) + " (an adapter made for another base model?)");
+            String want = name.contains(".lora_")
+                    ? "this model and r = " + shape[name.contains("lora_A") ? 0 : 1] + " want "
+                    : "this model wants ";
+            throw new CheckpointException(
+                    file,
+                    "tensor '" + name + "' has shape " + Arrays.toString(info.shape()) + " but " + want
+                            + Arrays.toString(shape) + " (an adapter made for another base model?)");
         }
         NDArray a = f.read(name, manager);
         made.add(a);

@@ -2,6 +2,7 @@ package org.align4j.model.nn;
 
 import ai.djl.MalformedModelException;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -11,11 +12,13 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import java.io.DataInputStream;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import org.align4j.model.config.ModelConfig;
 
 /**
@@ -67,7 +70,8 @@ public abstract class CausalLmBlock extends AbstractBlock {
      *     sequence gets its own positions (HF's {@code position_ids}, restarting at 0) and attends only
      *     to itself, causally
      */
-    public record Pass(boolean withHiddenStates, boolean training, boolean rightPadded, boolean withLogits, long[] sequences) {
+    public record Pass(
+            boolean withHiddenStates, boolean training, boolean rightPadded, boolean withLogits, long[] sequences) {
         /**
          * A pass over a batch of rows.
          *
@@ -120,7 +124,8 @@ public abstract class CausalLmBlock extends AbstractBlock {
      * @param withBias whether it has a bias
      * @return the projection
      */
-    protected final Projection projection(String module, Projection.Layout layout, long in, long out, boolean withBias) {
+    protected final Projection projection(
+            String module, Projection.Layout layout, long in, long out, boolean withBias) {
         Shape shape = layout == Projection.Layout.LINEAR ? new Shape(out, in) : new Shape(in, out);
         Parameter w = declare(module + ".weight", shape, Parameter.Type.WEIGHT);
         Parameter b = withBias ? declare(module + ".bias", new Shape(out), Parameter.Type.BIAS) : null;
@@ -151,24 +156,38 @@ public abstract class CausalLmBlock extends AbstractBlock {
     public LoraAdapter addAdapter(String module, NDArray a, NDArray b, double scale, double dropout) {
         Projection p = projections.get(module);
         if (p == null) {
-            throw new IllegalArgumentException("no projection '" + module + "' in this " + config.modelType() + " model");
+            throw new IllegalArgumentException(
+                    "no projection '" + module + "' in this " + config.modelType() + " model");
         }
         if (p.adapter() != null) {
             throw new IllegalArgumentException("projection '" + module + "' already carries an adapter");
         }
         Shape as = a.getShape();
         Shape bs = b.getShape();
-        if (as.dimension() != 2 || bs.dimension() != 2 || as.get(0) < 1 || as.get(1) != p.inFeatures() || bs.get(0) != p.outFeatures()
+        if (as.dimension() != 2
+                || bs.dimension() != 2
+                || as.get(0) < 1
+                || as.get(1) != p.inFeatures()
+                || bs.get(0) != p.outFeatures()
                 || bs.get(1) != as.get(0)) {
-            throw new IllegalArgumentException("adapter of '" + module + "': lora_A " + as + " and lora_B " + bs + " do not fit a projection of "
-                    + p.inFeatures() + " inputs and " + p.outFeatures() + " outputs (want [r, " + p.inFeatures() + "] and [" + p.outFeatures()
-                    + ", r])");
+            throw new IllegalArgumentException(
+                    "adapter of '" + module + "': lora_A " + as + " and lora_B " + bs + " do not fit a projection of "
+                            + p.inFeatures() + " inputs and " + p.outFeatures() + " outputs (want [r, " + p.inFeatures()
+                            + "] and [" + p.outFeatures()
+                            + ", r])");
         }
         if (!(dropout >= 0 && dropout < 1)) {
-            throw new IllegalArgumentException("adapter of '" + module + "': dropout must be in [0, 1), got " + dropout);
+            throw new IllegalArgumentException(
+                    "adapter of '" + module + "': dropout must be in [0, 1), got " + dropout);
         }
-        Parameter pa = Parameter.builder().setName(module + ".lora_A.weight").setType(Parameter.Type.WEIGHT).build();
-        Parameter pb = Parameter.builder().setName(module + ".lora_B.weight").setType(Parameter.Type.WEIGHT).build();
+        Parameter pa = Parameter.builder()
+                .setName(module + ".lora_A.weight")
+                .setType(Parameter.Type.WEIGHT)
+                .build();
+        Parameter pb = Parameter.builder()
+                .setName(module + ".lora_B.weight")
+                .setType(Parameter.Type.WEIGHT)
+                .build();
         pa.setArray(a);
         pb.setArray(b);
         addParameter(pa);
@@ -346,7 +365,8 @@ public abstract class CausalLmBlock extends AbstractBlock {
      */
     public NDArray score(ParameterStore ps, NDArray hidden, boolean training) {
         if (score == null) {
-            throw new IllegalStateException(config.modelType() + " causal LM: no score head (not a sequence classifier)");
+            throw new IllegalStateException(
+                    config.modelType() + " causal LM: no score head (not a sequence classifier)");
         }
         return compute.linear(hidden, value(ps, score, hidden, training), null);
     }
@@ -354,8 +374,9 @@ public abstract class CausalLmBlock extends AbstractBlock {
     /** Refuses the LM head of a sequence classifier, which has none. */
     protected final void requireLmHead() {
         if (score != null) {
-            throw new IllegalStateException(config.raw().path("architectures").path(0).asText()
-                    + ": a sequence classifier (reward model) has no LM head: it scores sequences, it does not predict tokens");
+            throw new IllegalStateException(
+                    config.raw().path("architectures").path(0).asText()
+                            + ": a sequence classifier (reward model) has no LM head: it scores sequences, it does not predict tokens");
         }
     }
 
@@ -415,7 +436,12 @@ public abstract class CausalLmBlock extends AbstractBlock {
      * @return logits and, if asked, hidden states
      */
     public final Output forward(
-            ParameterStore ps, NDArray ids, NDArray attentionMask, KvCache cache, boolean withHiddenStates, boolean training) {
+            ParameterStore ps,
+            NDArray ids,
+            NDArray attentionMask,
+            KvCache cache,
+            boolean withHiddenStates,
+            boolean training) {
         return forward(ps, ids, attentionMask, cache, new Pass(withHiddenStates, training, false, true));
     }
 
@@ -454,7 +480,7 @@ public abstract class CausalLmBlock extends AbstractBlock {
      *     ownership: close it after the model)
      */
     public void setCompute(Compute compute) {
-        this.compute = java.util.Objects.requireNonNull(compute, "compute");
+        this.compute = Objects.requireNonNull(compute, "compute");
     }
 
     /**
@@ -466,7 +492,9 @@ public abstract class CausalLmBlock extends AbstractBlock {
      * @return true when nothing but causality masks a real token's attention
      */
     protected final boolean causalOnly(Pass pass, KvCache cache, long length) {
-        return compute.attention() == Compute.Attention.SDPA && pass.rightPadded() && cache == null
+        return compute.attention() == Compute.Attention.SDPA
+                && pass.rightPadded()
+                && cache == null
                 && (config.slidingWindow() <= 0 || length <= config.slidingWindow());
     }
 
@@ -486,8 +514,8 @@ public abstract class CausalLmBlock extends AbstractBlock {
             total += l;
         }
         if (cache != null || ids.getShape().get(0) != 1 || ids.getShape().get(1) != total) {
-            throw new IllegalArgumentException("packed pass: one row of " + total + " tokens and no cache, got ids " + ids.getShape()
-                    + (cache != null ? " and a cache" : ""));
+            throw new IllegalArgumentException("packed pass: one row of " + total + " tokens and no cache, got ids "
+                    + ids.getShape() + (cache != null ? " and a cache" : ""));
         }
     }
 
@@ -528,7 +556,8 @@ public abstract class CausalLmBlock extends AbstractBlock {
      * @param window sliding window in tokens, 0 for none
      * @return [1, T, H·D]
      */
-    static NDArray attendPacked(Compute c, NDArray q, NDArray k, NDArray v, long[] sequences, double scale, int window, double dropout) {
+    static NDArray attendPacked(
+            Compute c, NDArray q, NDArray k, NDArray v, long[] sequences, double scale, int window, double dropout) {
         if (sequences.length == 1) {
             return attendOne(c, q, k, v, sequences[0], scale, window, dropout);
         }
@@ -545,15 +574,17 @@ public abstract class CausalLmBlock extends AbstractBlock {
         for (int i = 0; i < sequences.length; i++) {
             outs.add(attendOne(c, qs.get(i), ks.get(i), vs.get(i), sequences[i], scale, window, dropout));
         }
-        return ai.djl.ndarray.NDArrays.concat(outs, 1);
+        return NDArrays.concat(outs, 1);
     }
 
-    private static NDArray attendOne(Compute c, NDArray q, NDArray k, NDArray v, long length, double scale, int window, double dropout) {
+    private static NDArray attendOne(
+            Compute c, NDArray q, NDArray k, NDArray v, long length, double scale, int window, double dropout) {
         boolean causal = window <= 0 || length <= window;
         if (causal && c.attention() == Compute.Attention.SDPA) {
             return c.attend(q, k, v, null, scale, true, dropout);
         }
-        NDArray mask = Attention.mask(q.getManager().ones(new Shape(1, length), DataType.INT64), length, causal ? 0 : window);
+        NDArray mask = EagerAttention.mask(
+                q.getManager().ones(new Shape(1, length), DataType.INT64), length, causal ? 0 : window);
         return c.attend(q, k, v, mask, scale, false, dropout);
     }
 
@@ -563,7 +594,8 @@ public abstract class CausalLmBlock extends AbstractBlock {
     }
 
     @Override
-    protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         NDArray ids = inputs.get(0);
         NDArray mask = inputs.size() > 1 ? inputs.get(1) : ids.onesLike();
         return new NDList(forward(ps, ids, mask, null, false, training).logits());
@@ -576,7 +608,7 @@ public abstract class CausalLmBlock extends AbstractBlock {
     }
 
     @Override
-    public void loadMetadata(byte loadVersion, DataInputStream is) throws java.io.IOException, MalformedModelException {
+    public void loadMetadata(byte loadVersion, DataInputStream is) throws IOException, MalformedModelException {
         if (loadVersion != VERSION) {
             throw new MalformedModelException("Unsupported encoding version: " + loadVersion);
         }

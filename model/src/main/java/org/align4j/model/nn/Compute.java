@@ -2,9 +2,14 @@ package org.align4j.model.nn;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
+import org.align4j.model.LogProbs;
 import org.align4j.model.kernels.TorchScriptKernel;
 
 /**
@@ -19,40 +24,66 @@ import org.align4j.model.kernels.TorchScriptKernel;
  */
 public final class Compute implements AutoCloseable {
     /** The attention implementation. */
-    public enum Attention { EAGER, SDPA }
+    public enum Attention {
+        EAGER,
+        SDPA
+    }
 
     /** The precision of matrix products. */
-    public enum Precision { FP32, BF16 }
+    public enum Precision {
+        FP32,
+        BF16
+    }
 
     /** The fixed kernels by class name (attention kernels depend on their scale: {@link #sdpaSource}). */
     private static final Map<String, String> SOURCES = Map.ofEntries(
-            Map.entry("LinearBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
-                    + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15)), 6)\n"),
-            Map.entry("LinearBiasBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
-                    + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15), torch.to(b, 15)), 6)\n"),
-            Map.entry("Conv1dBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
-                    + "  return torch.to(torch.add(torch.matmul(torch.to(x, 15), torch.to(w, 15)), torch.to(b, 15)), 6)\n"),
-            Map.entry("GeluTanh", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n  return torch.gelu(x, approximate=\"tanh\")\n"),
+            Map.entry(
+                    "LinearBf16",
+                    "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
+                            + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15)), 6)\n"),
+            Map.entry(
+                    "LinearBiasBf16",
+                    "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
+                            + "  return torch.to(torch.linear(torch.to(x, 15), torch.to(w, 15), torch.to(b, 15)), 6)\n"),
+            Map.entry(
+                    "Conv1dBf16",
+                    "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor,\n    b: Tensor) -> Tensor:\n"
+                            + "  return torch.to(torch.add(torch.matmul(torch.to(x, 15), torch.to(w, 15)), torch.to(b, 15)), 6)\n"),
+            Map.entry(
+                    "GeluTanh",
+                    "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n  return torch.gelu(x, approximate=\"tanh\")\n"),
             Map.entry("Silu", "def forward(self: __torch__.SELF,\n    x: Tensor) -> Tensor:\n  return torch.silu(x)\n"),
-            Map.entry("TokenLogProbs", "def forward(self: __torch__.SELF,\n    rows: Tensor,\n    targets: Tensor) -> Tensor:\n"
-                    + "  logp = torch.log_softmax(rows, 1)\n"
-                    + "  return torch.squeeze(torch.gather(logp, 1, torch.unsqueeze(targets, 1)), 1)\n"),
-            Map.entry("Rotary", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    cos: Tensor,\n    sin: Tensor) -> Tensor:\n"
-                    + "  half = torch.floordiv(torch.size(x, -1), 2)\n"
-                    + "  rotated = torch.cat([torch.neg(torch.narrow(x, -1, half, half)), torch.narrow(x, -1, 0, half)], -1)\n"
-                    + "  return torch.add(torch.mul(x, cos), torch.mul(rotated, sin))\n"),
-            Map.entry("GatedMlp", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    wg: Tensor,\n    wu: Tensor,\n    wd: Tensor) -> Tensor:\n"
-                    + "  return torch.linear(torch.mul(torch.silu(torch.linear(x, wg)), torch.linear(x, wu)), wd)\n"),
-            Map.entry("GatedMlpBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    wg: Tensor,\n    wu: Tensor,\n    wd: Tensor) -> Tensor:\n"
-                    + "  xb = torch.to(x, 15)\n"
-                    + "  h = torch.mul(torch.silu(torch.linear(xb, torch.to(wg, 15))), torch.linear(xb, torch.to(wu, 15)))\n"
-                    + "  return torch.to(torch.linear(h, torch.to(wd, 15)), 6)\n"),
-            Map.entry("Conv1dMlp", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w1: Tensor,\n    b1: Tensor,\n    w2: Tensor,\n    b2: Tensor) -> Tensor:\n"
-                    + "  h = torch.gelu(torch.add(torch.matmul(x, w1), b1), approximate=\"tanh\")\n"
-                    + "  return torch.add(torch.matmul(h, w2), b2)\n"),
-            Map.entry("Conv1dMlpBf16", "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w1: Tensor,\n    b1: Tensor,\n    w2: Tensor,\n    b2: Tensor) -> Tensor:\n"
-                    + "  h = torch.gelu(torch.add(torch.matmul(torch.to(x, 15), torch.to(w1, 15)), torch.to(b1, 15)), approximate=\"tanh\")\n"
-                    + "  return torch.to(torch.add(torch.matmul(h, torch.to(w2, 15)), torch.to(b2, 15)), 6)\n"));
+            Map.entry(
+                    "TokenLogProbs",
+                    "def forward(self: __torch__.SELF,\n    rows: Tensor,\n    targets: Tensor) -> Tensor:\n"
+                            + "  logp = torch.log_softmax(rows, 1)\n"
+                            + "  return torch.squeeze(torch.gather(logp, 1, torch.unsqueeze(targets, 1)), 1)\n"),
+            Map.entry(
+                    "Rotary",
+                    "def forward(self: __torch__.SELF,\n    x: Tensor,\n    cos: Tensor,\n    sin: Tensor) -> Tensor:\n"
+                            + "  half = torch.floordiv(torch.size(x, -1), 2)\n"
+                            + "  rotated = torch.cat([torch.neg(torch.narrow(x, -1, half, half)), torch.narrow(x, -1, 0, half)], -1)\n"
+                            + "  return torch.add(torch.mul(x, cos), torch.mul(rotated, sin))\n"),
+            Map.entry(
+                    "GatedMlp",
+                    "def forward(self: __torch__.SELF,\n    x: Tensor,\n    wg: Tensor,\n    wu: Tensor,\n    wd: Tensor) -> Tensor:\n"
+                            + "  return torch.linear(torch.mul(torch.silu(torch.linear(x, wg)), torch.linear(x, wu)), wd)\n"),
+            Map.entry(
+                    "GatedMlpBf16",
+                    "def forward(self: __torch__.SELF,\n    x: Tensor,\n    wg: Tensor,\n    wu: Tensor,\n    wd: Tensor) -> Tensor:\n"
+                            + "  xb = torch.to(x, 15)\n"
+                            + "  h = torch.mul(torch.silu(torch.linear(xb, torch.to(wg, 15))), torch.linear(xb, torch.to(wu, 15)))\n"
+                            + "  return torch.to(torch.linear(h, torch.to(wd, 15)), 6)\n"),
+            Map.entry(
+                    "Conv1dMlp",
+                    "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w1: Tensor,\n    b1: Tensor,\n    w2: Tensor,\n    b2: Tensor) -> Tensor:\n"
+                            + "  h = torch.gelu(torch.add(torch.matmul(x, w1), b1), approximate=\"tanh\")\n"
+                            + "  return torch.add(torch.matmul(h, w2), b2)\n"),
+            Map.entry(
+                    "Conv1dMlpBf16",
+                    "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w1: Tensor,\n    b1: Tensor,\n    w2: Tensor,\n    b2: Tensor) -> Tensor:\n"
+                            + "  h = torch.gelu(torch.add(torch.matmul(torch.to(x, 15), torch.to(w1, 15)), torch.to(b1, 15)), approximate=\"tanh\")\n"
+                            + "  return torch.to(torch.add(torch.matmul(h, torch.to(w2, 15)), torch.to(b2, 15)), 6)\n"));
 
     /** DJL ops in fp32: the reference every other setting is tested against. */
     public static final Compute EAGER = new Compute(Attention.EAGER, Precision.FP32, null);
@@ -75,7 +106,9 @@ public final class Compute implements AutoCloseable {
      * @return the setting ({@link #EAGER} for eager fp32)
      */
     public static Compute of(Attention attention, Precision precision, Device device) {
-        return attention == Attention.EAGER && precision == Precision.FP32 ? EAGER : new Compute(attention, precision, device);
+        return attention == Attention.EAGER && precision == Precision.FP32
+                ? EAGER
+                : new Compute(attention, precision, device);
     }
 
     /**
@@ -108,7 +141,7 @@ public final class Compute implements AutoCloseable {
      * @return the mask
      */
     public static NDArray mask(NDArray attentionMask, long queryLength, int window) {
-        return org.align4j.model.nn.Attention.mask(attentionMask, queryLength, window);
+        return EagerAttention.mask(attentionMask, queryLength, window);
     }
 
     /** @return the attention implementation */
@@ -128,8 +161,7 @@ public final class Compute implements AutoCloseable {
         }
         return bias == null
                 ? fixed("LinearBf16").forward(true, x, weight).head()
-                : fixed("LinearBiasBf16")
-                        .forward(true, x, weight, bias).head();
+                : fixed("LinearBiasBf16").forward(true, x, weight, bias).head();
     }
 
     /** x·W + b with W stored [in, out] (GPT-2's Conv1D). */
@@ -137,8 +169,7 @@ public final class Compute implements AutoCloseable {
         if (precision == Precision.FP32) {
             return Ops.conv1d(x, weight, bias);
         }
-        return fixed("Conv1dBf16")
-                .forward(true, x, weight, bias).head();
+        return fixed("Conv1dBf16").forward(true, x, weight, bias).head();
     }
 
     /**
@@ -154,7 +185,8 @@ public final class Compute implements AutoCloseable {
             return Ops.activation(name, x);
         }
         return switch (name) {
-            case "gelu_new", "gelu_pytorch_tanh" -> fixed("GeluTanh").forward(true, x).head();
+            case "gelu_new", "gelu_pytorch_tanh" ->
+                fixed("GeluTanh").forward(true, x).head();
             case "silu", "swish" -> fixed("Silu").forward(true, x).head();
             default -> Ops.activation(name, x);
         };
@@ -173,12 +205,17 @@ public final class Compute implements AutoCloseable {
         if (this == EAGER) {
             return Ops.rmsNorm(x, weight, eps);
         }
-        return kernel("RmsNorm:" + eps, () -> rmsNormSource(eps)).forward(true, x, weight).head();
+        return kernel("RmsNorm:" + eps, () -> rmsNormSource(eps))
+                .forward(true, x, weight)
+                .head();
     }
 
     private static String rmsNormSource(double eps) {
-        return String.format(Locale.ROOT, "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
-                + "  return torch.rms_norm(x, [torch.size(x, -1)], w, %.17g)\n", eps);
+        return String.format(
+                Locale.ROOT,
+                "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n"
+                        + "  return torch.rms_norm(x, [torch.size(x, -1)], w, %.17g)\n",
+                eps);
     }
 
     /**
@@ -210,13 +247,16 @@ public final class Compute implements AutoCloseable {
      * @return the MLP's output
      */
     NDArray gatedMlp(Forward f, String activation, NDArray x, Projection gate, Projection up, Projection down) {
-        boolean fusable = this != EAGER && ("silu".equals(activation) || "swish".equals(activation)) && plain(f, gate, up, down);
+        boolean fusable =
+                this != EAGER && ("silu".equals(activation) || "swish".equals(activation)) && plain(f, gate, up, down);
         if (!fusable) {
             NDArray g = activation(activation, gate.apply(f, x));
             return down.apply(f, g.mul(up.apply(f, x)));
         }
         String name = precision == Precision.BF16 ? "GatedMlpBf16" : "GatedMlp";
-        return fixed(name).forward(true, x, f.value(gate.weight(), x), f.value(up.weight(), x), f.value(down.weight(), x)).head();
+        return fixed(name)
+                .forward(true, x, f.value(gate.weight(), x), f.value(up.weight(), x), f.value(down.weight(), x))
+                .head();
     }
 
     /** No bias and no adapter on any of them. */
@@ -241,13 +281,22 @@ public final class Compute implements AutoCloseable {
      * @return the MLP's output
      */
     NDArray conv1dMlp(Forward f, String activation, NDArray x, Projection fc, Projection proj) {
-        boolean fusable = this != EAGER && ("gelu_new".equals(activation) || "gelu_pytorch_tanh".equals(activation)) && !fc.hasAdapter()
+        boolean fusable = this != EAGER
+                && ("gelu_new".equals(activation) || "gelu_pytorch_tanh".equals(activation))
+                && !fc.hasAdapter()
                 && !proj.hasAdapter();
         if (!fusable) {
             return proj.apply(f, activation(activation, fc.apply(f, x)));
         }
         String name = precision == Precision.BF16 ? "Conv1dMlpBf16" : "Conv1dMlp";
-        return fixed(name).forward(true, x, f.value(fc.weight(), x), f.value(fc.bias(), x), f.value(proj.weight(), x), f.value(proj.bias(), x))
+        return fixed(name)
+                .forward(
+                        true,
+                        x,
+                        f.value(fc.weight(), x),
+                        f.value(fc.bias(), x),
+                        f.value(proj.weight(), x),
+                        f.value(proj.bias(), x))
                 .head();
     }
 
@@ -272,21 +321,48 @@ public final class Compute implements AutoCloseable {
      * @return [B, T, width] the attention output after o_proj, or null when this setting cannot fuse it
      *     (eager attention, mixed q/k/v biases, an adapter attached, attention dropout in training)
      */
-    NDArray causalSelfAttention(Forward f, NDArray x, Projection q, Projection k, Projection v, Projection o, NDArray cos, NDArray sin,
-            long heads, long kvHeads, long headDim, double scale) {
+    NDArray causalSelfAttention(
+            Forward f,
+            NDArray x,
+            Projection q,
+            Projection k,
+            Projection v,
+            Projection o,
+            NDArray cos,
+            NDArray sin,
+            long heads,
+            long kvHeads,
+            long headDim,
+            double scale) {
         boolean qkvBias = q.bias() != null;
-        if (this == EAGER || attention != Attention.SDPA || qkvBias != (k.bias() != null) || qkvBias != (v.bias() != null)
-                || q.hasAdapter() || k.hasAdapter() || v.hasAdapter() || o.hasAdapter() || f.dropout().attention() > 0) {
+        if (this == EAGER
+                || attention != Attention.SDPA
+                || qkvBias != (k.bias() != null)
+                || qkvBias != (v.bias() != null)
+                || q.hasAdapter()
+                || k.hasAdapter()
+                || v.hasAdapter()
+                || o.hasAdapter()
+                || f.dropout().attention() > 0) {
             return null;
         }
         boolean oBias = o.bias() != null;
         boolean bf16 = precision == Precision.BF16;
-        String key = "CausalSelfAttention:" + qkvBias + oBias + bf16 + heads + "," + kvHeads + "," + headDim + "," + scale;
-        TorchScriptKernel kernel = kernel(key, () -> attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale, expandsKeyValueHeads()));
-        java.util.List<NDArray> in = new java.util.ArrayList<>(java.util.List.of(x, f.value(q.weight(), x), f.value(k.weight(), x),
-                f.value(v.weight(), x), f.value(o.weight(), x), cos, sin));
+        String key =
+                "CausalSelfAttention:" + qkvBias + oBias + bf16 + heads + "," + kvHeads + "," + headDim + "," + scale;
+        TorchScriptKernel kernel = kernel(
+                key,
+                () -> attentionSource(qkvBias, oBias, bf16, heads, kvHeads, headDim, scale, expandsKeyValueHeads()));
+        List<NDArray> in = new ArrayList<>(List.of(
+                x,
+                f.value(q.weight(), x),
+                f.value(k.weight(), x),
+                f.value(v.weight(), x),
+                f.value(o.weight(), x),
+                cos,
+                sin));
         if (qkvBias) {
-            in.addAll(java.util.List.of(f.value(q.bias(), x), f.value(k.bias(), x), f.value(v.bias(), x)));
+            in.addAll(List.of(f.value(q.bias(), x), f.value(k.bias(), x), f.value(v.bias(), x)));
         }
         if (oBias) {
             in.add(f.value(o.bias(), x));
@@ -294,10 +370,18 @@ public final class Compute implements AutoCloseable {
         return kernel.forward(true, in.toArray(new NDArray[0])).head();
     }
 
-    static String attentionSource(boolean qkvBias, boolean oBias, boolean bf16, long heads, long kvHeads, long headDim, double scale,
+    static String attentionSource(
+            boolean qkvBias,
+            boolean oBias,
+            boolean bf16,
+            long heads,
+            long kvHeads,
+            long headDim,
+            double scale,
             boolean expandKv) {
-        StringBuilder sb = new StringBuilder("def forward(self: __torch__.SELF,\n    x: Tensor,\n    wq: Tensor,\n    wk: Tensor,\n    wv: Tensor,\n"
-                + "    wo: Tensor,\n    cos: Tensor,\n    sin: Tensor");
+        StringBuilder sb = new StringBuilder(
+                "def forward(self: __torch__.SELF,\n    x: Tensor,\n    wq: Tensor,\n    wk: Tensor,\n    wv: Tensor,\n"
+                        + "    wo: Tensor,\n    cos: Tensor,\n    sin: Tensor");
         if (qkvBias) {
             sb.append(",\n    bq: Tensor,\n    bk: Tensor,\n    bv: Tensor");
         }
@@ -310,29 +394,64 @@ public final class Compute implements AutoCloseable {
         sb.append("  b = torch.size(x, 0)\n  t = torch.size(x, 1)\n");
         sb.append("  cs = ").append(String.format(c, "cos")).append("\n");
         sb.append("  sn = ").append(String.format(c, "sin")).append("\n");
-        String[][] proj = {{"q", "wq", "bq", Long.toString(heads)}, {"k", "wk", "bk", Long.toString(kvHeads)}, {"v", "wv", "bv", Long.toString(kvHeads)}};
+        String[][] proj = {
+            {"q", "wq", "bq", Long.toString(heads)},
+            {"k", "wk", "bk", Long.toString(kvHeads)},
+            {"v", "wv", "bv", Long.toString(kvHeads)}
+        };
         for (String[] p : proj) {
-            String lin = qkvBias ? "torch.linear(xb, " + String.format(c, p[1]) + ", " + String.format(c, p[2]) + ")"
+            String lin = qkvBias
+                    ? "torch.linear(xb, " + String.format(c, p[1]) + ", " + String.format(c, p[2]) + ")"
                     : "torch.linear(xb, " + String.format(c, p[1]) + ")";
-            sb.append("  ").append(p[0]).append(" = torch.transpose(torch.reshape(").append(lin).append(", [b, t, ").append(p[3]).append(", ")
-                    .append(headDim).append("]), 1, 2)\n");
+            sb.append("  ")
+                    .append(p[0])
+                    .append(" = torch.transpose(torch.reshape(")
+                    .append(lin)
+                    .append(", [b, t, ")
+                    .append(p[3])
+                    .append(", ")
+                    .append(headDim)
+                    .append("]), 1, 2)\n");
         }
         long half = headDim / 2;
         for (String r : new String[] {"q", "k"}) {
-            sb.append("  ").append(r).append(" = torch.add(torch.mul(").append(r).append(", cs), torch.mul(torch.cat([torch.neg(torch.narrow(")
-                    .append(r).append(", -1, ").append(half).append(", ").append(half).append(")), torch.narrow(").append(r).append(", -1, 0, ")
-                    .append(half).append(")], -1), sn))\n");
+            sb.append("  ")
+                    .append(r)
+                    .append(" = torch.add(torch.mul(")
+                    .append(r)
+                    .append(", cs), torch.mul(torch.cat([torch.neg(torch.narrow(")
+                    .append(r)
+                    .append(", -1, ")
+                    .append(half)
+                    .append(", ")
+                    .append(half)
+                    .append(")), torch.narrow(")
+                    .append(r)
+                    .append(", -1, 0, ")
+                    .append(half)
+                    .append(")], -1), sn))\n");
         }
         boolean gqa = kvHeads != heads;
         if (gqa && expandKv) {
             for (String r : new String[] {"k", "v"}) {
-                sb.append("  ").append(r).append(" = torch.repeat_interleave(").append(r).append(", ").append(heads / kvHeads).append(", 1)\n");
+                sb.append("  ")
+                        .append(r)
+                        .append(" = torch.repeat_interleave(")
+                        .append(r)
+                        .append(", ")
+                        .append(heads / kvHeads)
+                        .append(", 1)\n");
             }
         }
-        sb.append(String.format(Locale.ROOT, "  o = torch.scaled_dot_product_attention(q, k, v, None, 0., True, scale=%.17g%s)\n", scale,
+        sb.append(String.format(
+                Locale.ROOT,
+                "  o = torch.scaled_dot_product_attention(q, k, v, None, 0., True, scale=%.17g%s)\n",
+                scale,
                 gqa && !expandKv ? ", enable_gqa=True" : ""));
         sb.append("  o = torch.flatten(torch.transpose(o, 1, 2), 2)\n");
-        String out = oBias ? "torch.linear(o, " + String.format(c, "wo") + ", " + String.format(c, "bo") + ")" : "torch.linear(o, " + String.format(c, "wo") + ")";
+        String out = oBias
+                ? "torch.linear(o, " + String.format(c, "wo") + ", " + String.format(c, "bo") + ")"
+                : "torch.linear(o, " + String.format(c, "wo") + ")";
         sb.append("  return ").append(bf16 ? "torch.to(" + out + ", 6)" : out).append("\n");
         return sb.toString();
     }
@@ -346,7 +465,7 @@ public final class Compute implements AutoCloseable {
      */
     public NDArray tokenLogProbs(NDArray rows, NDArray targets) {
         if (this == EAGER) {
-            return org.align4j.model.LogProbs.tokenLogProbs(rows, targets);
+            return LogProbs.tokenLogProbs(rows, targets);
         }
         return fixed("TokenLogProbs").forward(true, rows, targets).head();
     }
@@ -357,7 +476,7 @@ public final class Compute implements AutoCloseable {
      * @param q [B, H, T, D]
      * @param k [B, KV, Tk, D]
      * @param v [B, KV, Tk, D]
-     * @param mask [B, 1, T, Tk] additive (see {@link org.align4j.model.nn.Attention#mask}); ignored when
+     * @param mask [B, 1, T, Tk] additive (see {@link EagerAttention#mask}); ignored when
      *     {@code causalOnly}
      * @param scale multiplies the scores
      * @param causalOnly the mask is exactly causal for every position that matters: no left padding,
@@ -382,18 +501,22 @@ public final class Compute implements AutoCloseable {
      * @param dropout probability in [0, 1); 0 for none
      * @return [B, T, H·D]
      */
-    public NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, double scale, boolean causalOnly, double dropout) {
+    public NDArray attend(
+            NDArray q, NDArray k, NDArray v, NDArray mask, double scale, boolean causalOnly, double dropout) {
         if (attention == Attention.EAGER) {
-            return org.align4j.model.nn.Attention.attend(q, k, v, mask, scale, dropout);
+            return EagerAttention.attend(q, k, v, mask, scale, dropout);
         }
         boolean gqa = k.getShape().get(1) != q.getShape().get(1);
         // masked attention (left padding, a cache, a sliding window: inference, mostly) stays fp32:
         // in bf16, rows with every key masked gave NaN gradients on an H200
         boolean bf16 = precision == Precision.BF16 && causalOnly;
-        String key = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "") + ":" + scale
-                + (dropout > 0 ? ":" + dropout : "");
-        TorchScriptKernel kernel = kernel(key, () -> sdpaSource(causalOnly, bf16, gqa, scale, expandsKeyValueHeads(), dropout));
-        return causalOnly ? kernel.forward(true, q, k, v).head() : kernel.forward(true, q, k, v, mask).head();
+        String key = "Sdpa" + (causalOnly ? "Causal" : "Masked") + (bf16 ? "Bf16" : "") + (gqa ? "Gqa" : "") + ":"
+                + scale + (dropout > 0 ? ":" + dropout : "");
+        TorchScriptKernel kernel =
+                kernel(key, () -> sdpaSource(causalOnly, bf16, gqa, scale, expandsKeyValueHeads(), dropout));
+        return causalOnly
+                ? kernel.forward(true, q, k, v).head()
+                : kernel.forward(true, q, k, v, mask).head();
     }
 
     /**
@@ -418,7 +541,8 @@ public final class Compute implements AutoCloseable {
      * @return the methods
      * @see #sdpaSource(boolean, boolean, boolean, double, boolean)
      */
-    static String sdpaSource(boolean causalOnly, boolean bf16, boolean gqa, double scale, boolean expandKv, double dropout) {
+    static String sdpaSource(
+            boolean causalOnly, boolean bf16, boolean gqa, double scale, boolean expandKv, double dropout) {
         String s = String.format(Locale.ROOT, "%.17g", scale);
         String p = dropout > 0 ? String.format(Locale.ROOT, "%.17g", dropout) : "0.";
         String in = bf16 ? "torch.to(q, 15), torch.to(k, 15), torch.to(v, 15)" : "q, k, v";
@@ -427,16 +551,23 @@ public final class Compute implements AutoCloseable {
         String body;
         if (causalOnly) {
             body = "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor) -> Tensor:\n"
-                    + (expand ? "  g = torch.floordiv(torch.size(q, 1), torch.size(k, 1))\n  k = torch.repeat_interleave(k, g, 1)\n"
-                            + "  v = torch.repeat_interleave(v, g, 1)\n" : "")
+                    + (expand
+                            ? "  g = torch.floordiv(torch.size(q, 1), torch.size(k, 1))\n  k = torch.repeat_interleave(k, g, 1)\n"
+                                    + "  v = torch.repeat_interleave(v, g, 1)\n"
+                            : "")
                     + "  o = torch.scaled_dot_product_attention(" + in + ", None, " + p + ", True" + tail + "\n";
         } else {
             // the additive mask uses −max-float; in bf16 that rounds to −inf, so clamp it first
             String m = bf16 ? "torch.to(torch.clamp(mask, -1.0e30), 15)" : "mask";
-            body = "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor,\n    mask: Tensor) -> Tensor:\n"
-                    + "  o = torch.scaled_dot_product_attention(" + in + ", " + m + ", " + p + ", False" + tail + "\n";
+            body =
+                    "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor,\n    mask: Tensor) -> Tensor:\n"
+                            + "  o = torch.scaled_dot_product_attention(" + in + ", " + m + ", " + p + ", False" + tail
+                            + "\n";
         }
-        return body + "  return " + (bf16 ? "torch.to(torch.flatten(torch.transpose(o, 1, 2), 2), 6)" : "torch.flatten(torch.transpose(o, 1, 2), 2)")
+        return body + "  return "
+                + (bf16
+                        ? "torch.to(torch.flatten(torch.transpose(o, 1, 2), 2), 6)"
+                        : "torch.flatten(torch.transpose(o, 1, 2), 2)")
                 + "\n";
     }
 
@@ -449,12 +580,14 @@ public final class Compute implements AutoCloseable {
      * @return class name → methods
      */
     public static Map<String, String> kernelSources(double scale) {
-        Map<String, String> m = new java.util.TreeMap<>(SOURCES);
+        Map<String, String> m = new TreeMap<>(SOURCES);
         for (boolean bf16 : new boolean[] {false, true}) {
             m.put("SdpaCausal" + (bf16 ? "Bf16" : ""), sdpaSource(true, bf16, false, scale, false));
             m.put("SdpaMasked" + (bf16 ? "Bf16" : ""), sdpaSource(false, bf16, false, scale, false));
             // a Qwen2-like layer: q/k/v biases, no output bias, 4 query heads sharing 2 key/value heads of 16
-            m.put("CausalSelfAttention" + (bf16 ? "Bf16" : ""), attentionSource(true, false, bf16, 4, 2, 16, scale, false));
+            m.put(
+                    "CausalSelfAttention" + (bf16 ? "Bf16" : ""),
+                    attentionSource(true, false, bf16, 4, 2, 16, scale, false));
         }
         m.put("RmsNorm", rmsNormSource(1e-6));
         return m;
@@ -479,9 +612,11 @@ public final class Compute implements AutoCloseable {
      * The kernel for a key, compiled on first use. The source text is built only then: a forward
      * pass asks for a kernel once per layer, and a lookup must cost no string formatting.
      */
-    private TorchScriptKernel kernel(String key, java.util.function.Supplier<String> source) {
+    private TorchScriptKernel kernel(String key, Supplier<String> source) {
         TorchScriptKernel k = kernels.get(key);
-        return k != null ? k : kernels.computeIfAbsent(key, n -> TorchScriptKernel.load(className(n), source.get(), device));
+        return k != null
+                ? k
+                : kernels.computeIfAbsent(key, n -> TorchScriptKernel.load(className(n), source.get(), device));
     }
 
     /** A key such as {@code RmsNorm:1.0E-6} as a class name: its leading identifier plus a hash of the rest. */
@@ -498,6 +633,7 @@ public final class Compute implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "attention " + attention.name().toLowerCase(Locale.ROOT) + ", " + precision.name().toLowerCase(Locale.ROOT);
+        return "attention " + attention.name().toLowerCase(Locale.ROOT) + ", "
+                + precision.name().toLowerCase(Locale.ROOT);
     }
 }

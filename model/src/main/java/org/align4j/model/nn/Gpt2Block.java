@@ -23,7 +23,14 @@ public final class Gpt2Block extends CausalLmBlock {
     private final Parameter lmHead;
     private final Layer[] layers;
 
-    private record Layer(Parameter ln1w, Parameter ln1b, Projection attn, Projection proj, Parameter ln2w, Parameter ln2b, Projection fc,
+    private record Layer(
+            Parameter ln1w,
+            Parameter ln1b,
+            Projection attn,
+            Projection proj,
+            Parameter ln2w,
+            Parameter ln2b,
+            Projection fc,
             Projection mlpProj) {}
 
     /** @param config a gpt2 config */
@@ -49,7 +56,8 @@ public final class Gpt2Block extends CausalLmBlock {
         }
         lnFw = declare("transformer.ln_f.weight", new Shape(h), Parameter.Type.GAMMA);
         lnFb = declare("transformer.ln_f.bias", new Shape(h), Parameter.Type.BETA);
-        lmHead = config.tieWordEmbeddings() || config.isSequenceClassifier() ? null
+        lmHead = config.tieWordEmbeddings() || config.isSequenceClassifier()
+                ? null
                 : declare("lm_head.weight", new Shape(config.vocabSize(), h), Parameter.Type.WEIGHT);
         declareScoreHead();
     }
@@ -78,15 +86,19 @@ public final class Gpt2Block extends CausalLmBlock {
         if (packed != null) {
             checkPacked(pass, ids, cache);
         }
-        boolean causalOnly = packed == null && causalOnly(pass, cache, ids.getShape().get(1));
+        boolean causalOnly =
+                packed == null && causalOnly(pass, cache, ids.getShape().get(1));
         long t = ids.getShape().get(1);
         long heads = config.numHeads();
         long headDim = config.headDim();
         long width = config.hiddenSize();
-        NDArray mask = causalOnly || packed != null ? null : Attention.mask(attentionMask, t, 0);
-        NDArray positions = packed != null ? packedPositions(ids.getManager(), packed) : Attention.positions(attentionMask, t);
-        NDArray x = Embedding.embedding(ids, f.value(wte, ids), SparseFormat.DENSE).singletonOrThrow()
-                .add(Embedding.embedding(positions, f.value(wpe, ids), SparseFormat.DENSE).singletonOrThrow());
+        NDArray mask = causalOnly || packed != null ? null : EagerAttention.mask(attentionMask, t, 0);
+        NDArray positions =
+                packed != null ? packedPositions(ids.getManager(), packed) : EagerAttention.positions(attentionMask, t);
+        NDArray x = Embedding.embedding(ids, f.value(wte, ids), SparseFormat.DENSE)
+                .singletonOrThrow()
+                .add(Embedding.embedding(positions, f.value(wpe, ids), SparseFormat.DENSE)
+                        .singletonOrThrow());
         ModelConfig.Dropout dropout = f.dropout();
         x = f.drop(x, dropout.embedding());
         List<NDArray> hidden = new ArrayList<>();
@@ -101,9 +113,9 @@ public final class Gpt2Block extends CausalLmBlock {
             NDManager layer = layerScopes ? openLayer(x) : null;
             NDArray a = Ops.layerNorm(x, f.value(l.ln1w, x), f.value(l.ln1b, x), eps);
             NDArray qkv = l.attn.apply(f, a);
-            NDArray q = Attention.splitHeads(qkv.get(":, :, 0:" + width), heads, headDim);
-            NDArray k = Attention.splitHeads(qkv.get(":, :, " + width + ":" + 2 * width), heads, headDim);
-            NDArray v = Attention.splitHeads(qkv.get(":, :, " + 2 * width + ":"), heads, headDim);
+            NDArray q = EagerAttention.splitHeads(qkv.get(":, :, 0:" + width), heads, headDim);
+            NDArray k = EagerAttention.splitHeads(qkv.get(":, :, " + width + ":" + 2 * width), heads, headDim);
+            NDArray v = EagerAttention.splitHeads(qkv.get(":, :, " + 2 * width + ":"), heads, headDim);
             if (cache != null) {
                 NDArray[] kv = cache.append(i, k, v);
                 k = kv[0];
@@ -115,7 +127,8 @@ public final class Gpt2Block extends CausalLmBlock {
             }
             // HF's GPT-2 in training mode: attn_dropout on the probabilities, resid_dropout on c_proj's
             // output, the MLP's dropout on its output, in that order (the order the masks are drawn)
-            NDArray attn = packed != null ? attendPacked(c, q, k, v, packed, scale, 0, dropout.attention())
+            NDArray attn = packed != null
+                    ? attendPacked(c, q, k, v, packed, scale, 0, dropout.attention())
                     : c.attend(q, k, v, mask, scale, causalOnly, dropout.attention());
             x = residual(x, f.drop(l.proj.apply(f, attn), dropout.residual()));
             NDArray m = Ops.layerNorm(x, f.value(l.ln2w, x), f.value(l.ln2b, x), eps);

@@ -27,8 +27,18 @@ public final class LlamaBlock extends CausalLmBlock {
     private final Layer[] layers;
     private final float[] inverseFrequencies;
 
-    private record Layer(Parameter inputNorm, Projection q, Projection k, Projection v, Projection o, Parameter qNorm, Parameter kNorm,
-            Parameter postNorm, Projection gate, Projection up, Projection down) {}
+    private record Layer(
+            Parameter inputNorm,
+            Projection q,
+            Projection k,
+            Projection v,
+            Projection o,
+            Parameter qNorm,
+            Parameter kNorm,
+            Parameter postNorm,
+            Projection gate,
+            Projection up,
+            Projection down) {}
 
     /** @param config a Llama-family config */
     public LlamaBlock(ModelConfig config) {
@@ -59,7 +69,8 @@ public final class LlamaBlock extends CausalLmBlock {
             layers[i] = new Layer(inputNorm, q, k, v, o, qn, kn, postNorm, gate, up, down);
         }
         norm = declare("model.norm.weight", new Shape(h), Parameter.Type.GAMMA);
-        lmHead = config.tieWordEmbeddings() || config.isSequenceClassifier() ? null
+        lmHead = config.tieWordEmbeddings() || config.isSequenceClassifier()
+                ? null
                 : declare("lm_head.weight", new Shape(config.vocabSize(), h), Parameter.Type.WEIGHT);
         declareScoreHead();
         inverseFrequencies = config.rope().inverseFrequencies((int) d);
@@ -67,7 +78,9 @@ public final class LlamaBlock extends CausalLmBlock {
 
     @Override
     public double initStd(String name) {
-        boolean matrix = name.endsWith("_proj.weight") || name.endsWith("embed_tokens.weight") || name.equals("lm_head.weight")
+        boolean matrix = name.endsWith("_proj.weight")
+                || name.endsWith("embed_tokens.weight")
+                || name.equals("lm_head.weight")
                 || name.equals("score.weight");
         return matrix ? config.raw().path("initializer_range").asDouble(0.02) : Double.NaN;
     }
@@ -86,15 +99,21 @@ public final class LlamaBlock extends CausalLmBlock {
         if (packed != null) {
             checkPacked(pass, ids, cache);
         }
-        boolean causalOnly = packed == null && causalOnly(pass, cache, ids.getShape().get(1));
+        boolean causalOnly =
+                packed == null && causalOnly(pass, cache, ids.getShape().get(1));
         long t = ids.getShape().get(1);
         long heads = config.numHeads();
         long kvHeads = config.numKvHeads();
         long d = config.headDim();
         double eps = config.normEps();
-        NDArray mask = causalOnly || packed != null ? null : Attention.mask(attentionMask, t, config.slidingWindow());
-        NDArray[] cosSin = rotaryTables(packed != null ? packedPositions(ids.getManager(), packed) : Attention.positions(attentionMask, t));
-        NDArray x = Embedding.embedding(ids, f.value(embed, ids), SparseFormat.DENSE).singletonOrThrow();
+        NDArray mask =
+                causalOnly || packed != null ? null : EagerAttention.mask(attentionMask, t, config.slidingWindow());
+        NDArray[] cosSin = rotaryTables(
+                packed != null
+                        ? packedPositions(ids.getManager(), packed)
+                        : EagerAttention.positions(attentionMask, t));
+        NDArray x = Embedding.embedding(ids, f.value(embed, ids), SparseFormat.DENSE)
+                .singletonOrThrow();
         List<NDArray> hidden = new ArrayList<>();
         // a layer's arrays are freed when it ends, except where they must outlive it (hidden states, a cache)
         boolean layerScopes = cache == null && !withHiddenStates;
@@ -142,7 +161,15 @@ public final class LlamaBlock extends CausalLmBlock {
     }
 
     /** The attention of layer {@code i} op by op (any compute setting, cache, mask, q/k norm, adapters). */
-    private NDArray attention(Forward f, Layer l, NDArray a, NDArray[] cosSin, NDArray mask, KvCache cache, int i, boolean causalOnly,
+    private NDArray attention(
+            Forward f,
+            Layer l,
+            NDArray a,
+            NDArray[] cosSin,
+            NDArray mask,
+            KvCache cache,
+            int i,
+            boolean causalOnly,
             long[] packed) {
         Compute c = f.compute();
         long b = a.getShape().get(0);
@@ -167,7 +194,16 @@ public final class LlamaBlock extends CausalLmBlock {
             k = kv[0];
             v = kv[1];
         }
-        NDArray attn = packed != null ? attendPacked(c, q, k, v, packed, scale, config.slidingWindow(), f.dropout().attention())
+        NDArray attn = packed != null
+                ? attendPacked(
+                        c,
+                        q,
+                        k,
+                        v,
+                        packed,
+                        scale,
+                        config.slidingWindow(),
+                        f.dropout().attention())
                 : c.attend(q, k, v, mask, scale, causalOnly, f.dropout().attention());
         return l.o.apply(f, attn);
     }

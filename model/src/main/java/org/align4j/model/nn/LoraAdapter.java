@@ -1,6 +1,7 @@
 package org.align4j.model.nn;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.norm.Dropout;
 import org.align4j.model.ScalarOps;
@@ -73,7 +74,8 @@ public final class LoraAdapter {
      * adapter until it ends. The scale's scalar stays in x's manager (see {@link ScalarOps}).
      */
     NDArray apply(Forward f, NDArray x) {
-        NDArray in = dropout > 0 && f.training() ? Dropout.dropout(x, dropout, true).singletonOrThrow() : x;
+        NDArray in =
+                dropout > 0 && f.training() ? Dropout.dropout(x, dropout, true).singletonOrThrow() : x;
         NDArray down = f.compute().linear(in, f.value(a, x), null);
         if (in != x) {
             in.close();
@@ -92,7 +94,7 @@ public final class LoraAdapter {
      * @param scope owner of the result and its temporaries
      * @return s·B·A
      */
-    NDArray delta(ai.djl.ndarray.NDManager scope) {
+    NDArray delta(NDManager scope) {
         NDArray product = b.getArray().matMul(a.getArray());
         product.attach(scope);
         return ScalarOps.times(product, scale);

@@ -59,7 +59,9 @@ final class Ops {
             case "gelu_pytorch_tanh":
                 // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
                 NDArray cube = x.square().mul(x);
-                NDArray inner = ScalarOps.times(ScalarOps.times(cube, 0.044715).add(x), SQRT_2_OVER_PI).tanh().add(1);
+                NDArray inner = ScalarOps.times(ScalarOps.times(cube, 0.044715).add(x), SQRT_2_OVER_PI)
+                        .tanh()
+                        .add(1);
                 return ScalarOps.times(inner.mul(x), 0.5);
             case "gelu":
                 return Activation.gelu(x);

@@ -1,6 +1,7 @@
 package org.align4j.model.nn;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
 
 /**
@@ -100,7 +101,9 @@ public final class Projection {
     NDArray apply(Forward f, NDArray x) {
         NDArray w = f.value(weight, x);
         NDArray b = f.value(bias, x);
-        NDArray y = layout == Layout.LINEAR ? f.compute().linear(x, w, b) : f.compute().conv1d(x, w, b);
+        NDArray y = layout == Layout.LINEAR
+                ? f.compute().linear(x, w, b)
+                : f.compute().conv1d(x, w, b);
         if (adapter == null || !f.adapters()) {
             return y;
         }
@@ -121,7 +124,7 @@ public final class Projection {
             return;
         }
         NDArray w = weight.getArray();
-        try (ai.djl.ndarray.NDManager scope = w.getManager().newSubManager()) {
+        try (NDManager scope = w.getManager().newSubManager()) {
             NDArray delta = adapter.delta(scope);
             w.addi(layout == Layout.LINEAR ? delta : delta.transpose());
         }

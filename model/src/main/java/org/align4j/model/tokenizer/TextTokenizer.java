@@ -2,15 +2,21 @@ package org.align4j.model.tokenizer;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.djl.huggingface.tokenizers.jni.TokenizersLibrary;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.ModelFolder;
 
@@ -34,8 +40,17 @@ public final class TextTokenizer implements AutoCloseable {
     private final Map<String, String> specialTokens;
     private final AddedTokens addedTokens;
 
-    private TextTokenizer(HuggingFaceTokenizer tokenizer, Path dir, int bosId, int eosId, List<Integer> eosIds, int padId,
-            String chatTemplate, String bosToken, String eosToken, Map<String, String> specialTokens) {
+    private TextTokenizer(
+            HuggingFaceTokenizer tokenizer,
+            Path dir,
+            int bosId,
+            int eosId,
+            List<Integer> eosIds,
+            int padId,
+            String chatTemplate,
+            String bosToken,
+            String eosToken,
+            Map<String, String> specialTokens) {
         this.tokenizer = tokenizer;
         this.dir = dir;
         this.bosId = bosId;
@@ -61,9 +76,19 @@ public final class TextTokenizer implements AutoCloseable {
         Path file = dir.resolve("tokenizer.json");
         HuggingFaceTokenizer tk;
         try {
-            tk = HuggingFaceTokenizer.newInstance(file, Map.of(
-                    "addSpecialTokens", "false", "truncation", "false", "padding", "false",
-                    "maxLength", "1000000000", "modelMaxLength", "1000000000"));
+            tk = HuggingFaceTokenizer.newInstance(
+                    file,
+                    Map.of(
+                            "addSpecialTokens",
+                            "false",
+                            "truncation",
+                            "false",
+                            "padding",
+                            "false",
+                            "maxLength",
+                            "1000000000",
+                            "modelMaxLength",
+                            "1000000000"));
         } catch (IOException | RuntimeException e) {
             throw new CheckpointException(file, "cannot load tokenizer: " + e.getMessage(), e);
         }
@@ -80,7 +105,8 @@ public final class TextTokenizer implements AutoCloseable {
         }
         JsonNode modelEos = modelCfg.get("eos_token_id");
         if (modelEos != null) {
-            for (JsonNode e : modelEos.isArray() ? modelEos : JSON.createArrayNode().add(modelEos)) {
+            for (JsonNode e :
+                    modelEos.isArray() ? modelEos : JSON.createArrayNode().add(modelEos)) {
                 if (e.isInt() && !eosIds.contains(e.asInt())) {
                     eosIds.add(e.asInt());
                 }
@@ -93,7 +119,17 @@ public final class TextTokenizer implements AutoCloseable {
         String template = chatTemplate(dir, cfg);
         int eosId = eosIds.isEmpty() ? -1 : eosIds.get(0);
         List<Integer> stopIds = generationEos(dir.resolve("generation_config.json"));
-        return new TextTokenizer(tk, dir, bosId, eosId, stopIds != null ? stopIds : eosIds, padId, template, bos, eos, specialTokens(cfg));
+        return new TextTokenizer(
+                tk,
+                dir,
+                bosId,
+                eosId,
+                stopIds != null ? stopIds : eosIds,
+                padId,
+                template,
+                bos,
+                eos,
+                specialTokens(cfg));
     }
 
     /** {@code eos_token_id} of generation_config.json (an id or a list), or null when it names none. */
@@ -117,7 +153,7 @@ public final class TextTokenizer implements AutoCloseable {
      * every other {@code *_token} key whose value is a token, and a named {@code extra_special_tokens} map.
      */
     private static Map<String, String> specialTokens(JsonNode cfg) {
-        Map<String, String> out = new java.util.LinkedHashMap<>();
+        Map<String, String> out = new LinkedHashMap<>();
         cfg.fields().forEachRemaining(e -> {
             String token = e.getValue().isTextual() || e.getValue().has("content") ? tokenString(e.getValue()) : null;
             if (e.getKey().endsWith("_token") && token != null) {
@@ -318,16 +354,18 @@ public final class TextTokenizer implements AutoCloseable {
     /** The added tokens of tokenizer.json, for {@link #cutAfterLastAddedToken}. */
     private static final class AddedTokens {
         private final Map<Character, List<String>> byLastChar;
-        private final java.util.Set<String> extendable;
+        private final Set<String> extendable;
         private final boolean independent;
 
         private AddedTokens(List<String> tokens, boolean independent) {
             this.independent = independent;
-            this.byLastChar = new java.util.HashMap<>();
+            this.byLastChar = new HashMap<>();
             for (String t : tokens) {
-                byLastChar.computeIfAbsent(t.charAt(t.length() - 1), c -> new ArrayList<>()).add(t);
+                byLastChar
+                        .computeIfAbsent(t.charAt(t.length() - 1), c -> new ArrayList<>())
+                        .add(t);
             }
-            this.extendable = new java.util.HashSet<>();
+            this.extendable = new HashSet<>();
             for (String t : tokens) {
                 for (String u : tokens) {
                     if (u.length() > t.length() && u.startsWith(t)) {
@@ -345,18 +383,20 @@ public final class TextTokenizer implements AutoCloseable {
             JsonNode normalizer = null;
             JsonNode preTokenizer = null;
             boolean normalizedTokens = false;
-            try (com.fasterxml.jackson.core.JsonParser p = JSON.getFactory().createParser(file.toFile())) {
-                if (p.nextToken() != com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
+            try (JsonParser p = JSON.getFactory().createParser(file.toFile())) {
+                if (p.nextToken() != JsonToken.START_OBJECT) {
                     return new AddedTokens(List.of(), false);
                 }
-                while (p.nextToken() == com.fasterxml.jackson.core.JsonToken.FIELD_NAME) {
+                while (p.nextToken() == JsonToken.FIELD_NAME) {
                     String name = p.getCurrentName();
                     p.nextToken();
                     switch (name) {
                         case "added_tokens" -> {
                             for (JsonNode t : (JsonNode) JSON.readTree(p)) {
                                 String content = t.path("content").asText("");
-                                if (t.path("lstrip").asBoolean() || t.path("rstrip").asBoolean() || t.path("single_word").asBoolean()) {
+                                if (t.path("lstrip").asBoolean()
+                                        || t.path("rstrip").asBoolean()
+                                        || t.path("single_word").asBoolean()) {
                                     independent = false;
                                 }
                                 normalizedTokens |= t.path("normalized").asBoolean();
@@ -392,12 +432,15 @@ public final class TextTokenizer implements AutoCloseable {
                 }
                 return false;
             }
-            return "Metaspace".equals(pre.path("type").asText()) && "first".equals(pre.path("prepend_scheme").asText("first"));
+            return "Metaspace".equals(pre.path("type").asText())
+                    && "first".equals(pre.path("prepend_scheme").asText("first"));
         }
 
         private static boolean identity(JsonNode normalizer) {
-            return normalizer == null || normalizer.isNull()
-                    || ("Sequence".equals(normalizer.path("type").asText()) && normalizer.path("normalizers").isEmpty());
+            return normalizer == null
+                    || normalizer.isNull()
+                    || ("Sequence".equals(normalizer.path("type").asText())
+                            && normalizer.path("normalizers").isEmpty());
         }
 
         int cutAfterLast(String text) {
@@ -411,7 +454,9 @@ public final class TextTokenizer implements AutoCloseable {
                 }
                 String longest = null;
                 for (String t : candidates) {
-                    if (t.length() <= end && text.startsWith(t, end - t.length()) && (longest == null || t.length() > longest.length())) {
+                    if (t.length() <= end
+                            && text.startsWith(t, end - t.length())
+                            && (longest == null || t.length() > longest.length())) {
                         longest = t;
                     }
                 }

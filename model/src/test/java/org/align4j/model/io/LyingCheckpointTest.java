@@ -41,33 +41,44 @@ class LyingCheckpointTest {
     void aShardOutsideTheFolderIsRefused(String shard) throws Exception {
         Path dir = copyOf("gpt2-tiny");
         Files.move(dir.resolve("model.safetensors"), tmp.resolve("outside.safetensors"));
-        Files.writeString(dir.resolve("model.safetensors.index.json"),
+        Files.writeString(
+                dir.resolve("model.safetensors.index.json"),
                 "{\"metadata\": {}, \"weight_map\": {\"transformer.wte.weight\": \"" + shard + "\"}}");
-        assertThatThrownBy(() -> TensorSource.open(dir)).isInstanceOf(CheckpointException.class)
-                .hasMessageContaining("model.safetensors.index.json").hasMessageContaining("is not a file name in this folder");
+        assertThatThrownBy(() -> TensorSource.open(dir))
+                .isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("model.safetensors.index.json")
+                .hasMessageContaining("is not a file name in this folder");
     }
 
     @Test
     void aSingleFileBesideShardsIsWhatLoadsAsInTransformers() throws Exception {
         Path dir = copyOf("gpt2-tiny");
-        // a stale index naming a shard that does not even exist: transformers reads model.safetensors and never opens it
-        Files.writeString(dir.resolve("model.safetensors.index.json"), "{\"weight_map\": {\"transformer.wte.weight\": \"model-00001-of-00002.safetensors\"}}");
+        // a stale index naming a shard that does not even exist: transformers reads model.safetensors and never opens
+        // it
+        Files.writeString(
+                dir.resolve("model.safetensors.index.json"),
+                "{\"weight_map\": {\"transformer.wte.weight\": \"model-00001-of-00002.safetensors\"}}");
         try (TensorSource s = TensorSource.open(dir)) {
             assertThat(s.names()).contains("transformer.wte.weight", "transformer.h.0.attn.c_attn.weight");
         }
     }
 
     @ParameterizedTest
-    @CsvSource(delimiter = '|', value = {
-        "\"n_head\": 4|\"n_head\": 0|key 'n_head': must be at least 1, got 0",
-        "\"n_layer\": 2|\"n_layer\": -2|key 'n_layer': must be at least 1, got -2",
-        "\"vocab_size\": 600|\"vocab_size\": 0|key 'vocab_size': must be at least 1, got 0",
-        "\"n_embd\": 64|\"n_embd\": 64.5|key 'n_embd': expected an integer, got 64.5"})
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "\"n_head\": 4|\"n_head\": 0|key 'n_head': must be at least 1, got 0",
+                "\"n_layer\": 2|\"n_layer\": -2|key 'n_layer': must be at least 1, got -2",
+                "\"vocab_size\": 600|\"vocab_size\": 0|key 'vocab_size': must be at least 1, got 0",
+                "\"n_embd\": 64|\"n_embd\": 64.5|key 'n_embd': expected an integer, got 64.5"
+            })
     void impossibleSizesInConfigAreNamed(String from, String to, String message) throws Exception {
         Path dir = copyOf("gpt2-tiny");
         Path config = dir.resolve("config.json");
         Files.writeString(config, Files.readString(config).replace(from, to));
-        assertThatThrownBy(() -> CausalLm.load(dir, Device.cpu())).isInstanceOf(ConfigException.class).hasMessageContaining(message);
+        assertThatThrownBy(() -> CausalLm.load(dir, Device.cpu()))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining(message);
     }
 
     @ParameterizedTest
@@ -75,7 +86,9 @@ class LyingCheckpointTest {
     void weightsOfAnotherDtypeLoadAsFp32OrAreRefusedByName(DataType dtype) throws Exception {
         Path dir = copyOf("gpt2-tiny");
         Path weights = dir.resolve("model.safetensors");
-        try (NDManager m = NDManager.newBaseManager(Device.cpu()); SafetensorsFile f = SafetensorsFile.open(Fixtures.model("gpt2-tiny").resolve("model.safetensors"))) {
+        try (NDManager m = NDManager.newBaseManager(Device.cpu());
+                SafetensorsFile f =
+                        SafetensorsFile.open(Fixtures.model("gpt2-tiny").resolve("model.safetensors"))) {
             Map<String, NDArray> tensors = new LinkedHashMap<>();
             for (String name : f.tensors().keySet()) {
                 NDArray a = f.read(name, m);
@@ -86,14 +99,22 @@ class LyingCheckpointTest {
         }
         if (dtype == DataType.FLOAT64) {
             // transformers casts floating weights to the model's dtype; so does align4j
-            try (CausalLm lm = CausalLm.load(dir, Device.cpu()); CausalLm ref = CausalLm.load(Fixtures.model("gpt2-tiny"), Device.cpu())) {
-                NDArray got = lm.parameters().get("transformer.h.0.mlp.c_fc.weight").getArray();
+            try (CausalLm lm = CausalLm.load(dir, Device.cpu());
+                    CausalLm ref = CausalLm.load(Fixtures.model("gpt2-tiny"), Device.cpu())) {
+                NDArray got =
+                        lm.parameters().get("transformer.h.0.mlp.c_fc.weight").getArray();
                 assertThat(got.getDataType()).isEqualTo(DataType.FLOAT32);
-                assertThat(got.toFloatArray()).containsExactly(ref.parameters().get("transformer.h.0.mlp.c_fc.weight").getArray().toFloatArray());
+                assertThat(got.toFloatArray())
+                        .containsExactly(ref.parameters()
+                                .get("transformer.h.0.mlp.c_fc.weight")
+                                .getArray()
+                                .toFloatArray());
             }
         } else {
-            assertThatThrownBy(() -> CausalLm.load(dir, Device.cpu())).isInstanceOf(CheckpointException.class)
-                    .hasMessageContaining("transformer.h.0.mlp.c_fc.weight").hasMessageContaining("I32");
+            assertThatThrownBy(() -> CausalLm.load(dir, Device.cpu()))
+                    .isInstanceOf(CheckpointException.class)
+                    .hasMessageContaining("transformer.h.0.mlp.c_fc.weight")
+                    .hasMessageContaining("I32");
         }
     }
 }

@@ -15,6 +15,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -29,7 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class SafetensorsFuzzTest {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final List<String> DTYPES = List.of("F32", "F16", "BF16", "F64", "I64", "I32", "I8", "U8", "BOOL", "F8_E4M3", "Q4", "");
+    private static final List<String> DTYPES =
+            List.of("F32", "F16", "BF16", "F64", "I64", "I32", "I8", "U8", "BOOL", "F8_E4M3", "Q4", "");
     private static final int CASES = 3000;
 
     @TempDir
@@ -47,7 +49,9 @@ class SafetensorsFuzzTest {
                 Files.write(file, bytes);
                 try (SafetensorsFile f = SafetensorsFile.open(file)) {
                     for (SafetensorsFile.TensorInfo t : f.tensors().values()) {
-                        assertThat(t.end()).as("case %d: tensor %s inside the file", c, t.name()).isLessThanOrEqualTo(bytes.length);
+                        assertThat(t.end())
+                                .as("case %d: tensor %s inside the file", c, t.name())
+                                .isLessThanOrEqualTo(bytes.length);
                         try (NDManager step = m.newSubManager()) {
                             f.read(t.name(), step);
                         }
@@ -57,8 +61,10 @@ class SafetensorsFuzzTest {
                     assertThat(e.getMessage()).as("case %d names the file", c).startsWith(file.toString());
                     refused++;
                 } catch (Throwable t) {
-                    fail("case " + c + ": " + t + " from a file of " + bytes.length + " bytes, header "
-                            + new String(bytes, 8, Math.min(bytes.length - 8, 400), StandardCharsets.UTF_8), t);
+                    fail(
+                            "case " + c + ": " + t + " from a file of " + bytes.length + " bytes, header "
+                                    + new String(bytes, 8, Math.min(bytes.length - 8, 400), StandardCharsets.UTF_8),
+                            t);
                 }
             }
         }
@@ -71,17 +77,33 @@ class SafetensorsFuzzTest {
     void overlappingOrHoledOffsetsAreRefusedByName() throws Exception {
         Path file = tmp.resolve("overlap.safetensors");
         // two F32[2] tensors on the same eight bytes: each would read the other's weights
-        Files.write(file, file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                + "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8));
-        assertThatThrownBy(() -> SafetensorsFile.open(file)).isInstanceOf(CheckpointException.class).hasMessageContaining("overlap");
-        Files.write(file, file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                + "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12));
-        assertThatThrownBy(() -> SafetensorsFile.open(file)).isInstanceOf(CheckpointException.class).hasMessageContaining("'b'")
+        Files.write(
+                file,
+                file(
+                        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                                + "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                        8));
+        assertThatThrownBy(() -> SafetensorsFile.open(file))
+                .isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("overlap");
+        Files.write(
+                file,
+                file(
+                        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                                + "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                        12));
+        assertThatThrownBy(() -> SafetensorsFile.open(file))
+                .isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("'b'")
                 .hasMessageContaining("overlap");
         Files.write(file, file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16));
         assertThatThrownBy(() -> SafetensorsFile.open(file)).hasMessageContaining("hole at bytes [0, 8)");
-        Files.write(file, file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
-                + "\"data_offsets\":[0,8]}}", 8));
+        Files.write(
+                file,
+                file(
+                        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
+                                + "\"data_offsets\":[0,8]}}",
+                        8));
         assertThatThrownBy(() -> SafetensorsFile.open(file)).hasMessageContaining("Duplicate field 'a'");
     }
 
@@ -129,21 +151,26 @@ class SafetensorsFuzzTest {
     private static byte[] mutate(ObjectNode header, Random r) throws Exception {
         long dataBytes = header.remove("__data_bytes__").asLong();
         int kind = r.nextInt(12);
-        List<String> names = new java.util.ArrayList<>();
+        List<String> names = new ArrayList<>();
         header.fieldNames().forEachRemaining(names::add);
         names.remove("__metadata__");
         ObjectNode victim = names.isEmpty() ? null : (ObjectNode) header.get(names.get(r.nextInt(names.size())));
         switch (kind) {
-            case 0 -> { } // left valid
-            case 1 -> victim.withArray("data_offsets").set(r.nextInt(2), JSON.getNodeFactory().numberNode(randomLong(r)));
+            case 0 -> {} // left valid
+            case 1 ->
+                victim.withArray("data_offsets")
+                        .set(r.nextInt(2), JSON.getNodeFactory().numberNode(randomLong(r)));
             case 2 -> victim.withArray("shape").add(randomLong(r));
             case 3 -> victim.put("dtype", DTYPES.get(r.nextInt(DTYPES.size())));
             case 4 -> victim.set("data_offsets", JSON.createArrayNode().add(0).add(dataBytes));
-            case 5 -> victim.set("shape", JSON.createArrayNode().add(1L << 31).add(1L << 31).add(1L << 31));
+            case 5 ->
+                victim.set(
+                        "shape",
+                        JSON.createArrayNode().add(1L << 31).add(1L << 31).add(1L << 31));
             case 6 -> victim.putArray("data_offsets").add(1.5).add("x");
             case 7 -> header.put(names.isEmpty() ? "x" : names.get(0), 7);
             case 8 -> header.put("__metadata__", 3);
-            default -> { } // valid header; the bytes are damaged below
+            default -> {} // valid header; the bytes are damaged below
         }
         byte[] h = JSON.writeValueAsBytes(header);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
@@ -151,7 +178,10 @@ class SafetensorsFuzzTest {
         if (kind == 9) {
             declared = r.nextBoolean() ? randomLong(r) : h.length + r.nextInt(64) - 32;
         }
-        out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(declared).array());
+        out.write(ByteBuffer.allocate(8)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putLong(declared)
+                .array());
         out.write(h);
         byte[] data = new byte[(int) dataBytes];
         r.nextBytes(data);

@@ -7,8 +7,12 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import java.lang.reflect.Field;
+import java.util.Map;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 
 class TorchScriptKernelTest {
@@ -34,8 +38,8 @@ class TorchScriptKernelTest {
             float[] v = out.toFloatArray();
             float[] g = x.getGradient().toFloatArray();
             for (int i = 0; i < 4; i++) {
-                assertThat(v[i]).isCloseTo((float) Math.sin(xs[i]) * (i + 1), org.assertj.core.data.Offset.offset(1e-6f));
-                assertThat(g[i]).as("d/dx sin(x)·y").isCloseTo((float) Math.cos(xs[i]) * (i + 1), org.assertj.core.data.Offset.offset(1e-6f));
+                assertThat(v[i]).isCloseTo((float) Math.sin(xs[i]) * (i + 1), Offset.offset(1e-6f));
+                assertThat(g[i]).as("d/dx sin(x)·y").isCloseTo((float) Math.cos(xs[i]) * (i + 1), Offset.offset(1e-6f));
             }
             assertThat(out.getManager()).isSameAs(x.getManager());
         }
@@ -59,18 +63,19 @@ class TorchScriptKernelTest {
                 out = k.forward(true, a, b).singletonOrThrow();
                 gc.backward(out.sum());
             }
-            assertThat(out.getDataType()).isEqualTo(ai.djl.ndarray.types.DataType.FLOAT32);
+            assertThat(out.getDataType()).isEqualTo(DataType.FLOAT32);
             float[] exact = a.matMul(b).toFloatArray();
             float[] got = out.toFloatArray();
             for (int i = 0; i < exact.length; i++) {
-                assertThat(got[i]).isCloseTo(exact[i], org.assertj.core.data.Offset.offset(0.05f + 0.02f * Math.abs(exact[i])));
+                assertThat(got[i]).isCloseTo(exact[i], Offset.offset(0.05f + 0.02f * Math.abs(exact[i])));
             }
             // d/da Σ(ab) = 1·bᵀ: every row of the gradient is the row sums of b
             float[] grad = a.getGradient().toFloatArray();
             float[] rowSums = b.sum(new int[] {1}).toFloatArray();
             for (int i = 0; i < 8; i++) {
                 for (int j = 0; j < 16; j++) {
-                    assertThat(grad[i * 16 + j]).isCloseTo(rowSums[j], org.assertj.core.data.Offset.offset(0.05f + 0.02f * Math.abs(rowSums[j])));
+                    assertThat(grad[i * 16 + j])
+                            .isCloseTo(rowSums[j], Offset.offset(0.05f + 0.02f * Math.abs(rowSums[j])));
                 }
             }
         }
@@ -82,7 +87,8 @@ class TorchScriptKernelTest {
      */
     @Test
     void parameterViewsDoNotAccumulateInTheModelsManager() throws Exception {
-        String src = "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n  return torch.mul(x, w)\n";
+        String src =
+                "def forward(self: __torch__.SELF,\n    x: Tensor,\n    w: Tensor) -> Tensor:\n  return torch.mul(x, w)\n";
         try (TorchScriptKernel k = TorchScriptKernel.load("MulParam", src, Device.cpu());
                 NDManager model = NDManager.newBaseManager(Device.cpu());
                 NDManager steps = NDManager.newBaseManager(Device.cpu())) {
@@ -92,7 +98,8 @@ class TorchScriptKernelTest {
             for (int i = 0; i < 50; i++) {
                 try (NDManager step = steps.newSubManager()) {
                     NDArray x = step.arange(4f);
-                    assertThat(k.forward(false, x, w).singletonOrThrow().toFloatArray()).containsExactly(0f, 1f, 2f, 3f);
+                    assertThat(k.forward(false, x, w).singletonOrThrow().toFloatArray())
+                            .containsExactly(0f, 1f, 2f, 3f);
                 }
             }
             assertThat(resources(model)).isEqualTo(before);
@@ -102,9 +109,9 @@ class TorchScriptKernelTest {
     private static int resources(NDManager m) throws ReflectiveOperationException {
         for (Class<?> c = m.getClass(); c != null; c = c.getSuperclass()) {
             try {
-                java.lang.reflect.Field f = c.getDeclaredField("resources");
+                Field f = c.getDeclaredField("resources");
                 f.setAccessible(true);
-                return ((java.util.Map<?, ?>) f.get(m)).size();
+                return ((Map<?, ?>) f.get(m)).size();
             } catch (NoSuchFieldException e) {
                 // look in the superclass
             }
@@ -114,8 +121,13 @@ class TorchScriptKernelTest {
 
     @Test
     void badSourceIsReportedWithTheSource() {
-        assertThatThrownBy(() -> TorchScriptKernel.load("Broken", "def forward(self: __torch__.SELF, x: Tensor) -> Tensor:\n  return torch.no_such_op(x)\n",
-                Device.cpu())).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("Broken").hasMessageContaining("no_such_op");
+        assertThatThrownBy(() -> TorchScriptKernel.load(
+                        "Broken",
+                        "def forward(self: __torch__.SELF, x: Tensor) -> Tensor:\n  return torch.no_such_op(x)\n",
+                        Device.cpu()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("Broken")
+                .hasMessageContaining("no_such_op");
         assertThatThrownBy(() -> TorchScriptKernel.archive("lower", "")).isInstanceOf(IllegalArgumentException.class);
     }
 }

@@ -10,14 +10,17 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Fixtures;
 import org.align4j.model.LogProbs;
+import org.align4j.model.nn.CausalLmBlock;
 import org.align4j.model.nn.Compute;
 import org.align4j.model.nn.LoraAdapter;
 import org.align4j.model.nn.Projection;
@@ -35,20 +38,30 @@ class LoraPeftFormatTest {
 
     /** Σ log-probs of the fixture's preference batch (right-padded), the LM head on completion positions. */
     static float[] logps(CausalLm lm, Map<String, NDArray> ref, boolean mean) {
-        LogProbs lp = lm.completionLogProbs(ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), false);
+        LogProbs lp = lm.completionLogProbs(
+                ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), false);
         return (mean ? lp.mean() : lp.sum()).toFloatArray();
     }
 
     static void assertRelClose(float[] actual, float[] expected, double rel, String what) {
         assertThat(actual).as(what).hasSameSizeAs(expected);
         for (int i = 0; i < actual.length; i++) {
-            assertThat((double) Math.abs(actual[i] - expected[i]) / Math.abs(expected[i])).as("%s[%d]: %s vs %s", what, i, actual[i], expected[i])
+            assertThat((double) Math.abs(actual[i] - expected[i]) / Math.abs(expected[i]))
+                    .as("%s[%d]: %s vs %s", what, i, actual[i], expected[i])
                     .isLessThan(rel);
         }
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2-tiny:eager", "llama-tiny:eager", "qwen2-tiny:eager", "gpt2-tiny:sdpa", "llama-tiny:sdpa", "qwen2-tiny:sdpa"})
+    @ValueSource(
+            strings = {
+                "gpt2-tiny:eager",
+                "llama-tiny:eager",
+                "qwen2-tiny:eager",
+                "gpt2-tiny:sdpa",
+                "llama-tiny:sdpa",
+                "qwen2-tiny:sdpa"
+            })
     void anAdapterPeftWroteGivesPeftsLogProbs(String spec) {
         String kind = spec.split(":")[0];
         try (NDManager m = NDManager.newBaseManager(Device.cpu());
@@ -56,16 +69,24 @@ class LoraPeftFormatTest {
             lm.setCompute(Compute.parse(spec.split(":")[1], "fp32", Device.cpu()));
             LoraConfig config = lm.loadAdapter(Fixtures.lora("peft-written/" + kind));
             Map<String, NDArray> ref = Fixtures.reference(kind, m);
-            Map<String, NDArray> expected = Fixtures.tensors(Fixtures.lora("peft-written/" + kind + "/expected.safetensors"), m);
+            Map<String, NDArray> expected =
+                    Fixtures.tensors(Fixtures.lora("peft-written/" + kind + "/expected.safetensors"), m);
             JsonNode meta = readJson(Fixtures.lora("peft-written/" + kind + "/expected.json"));
-            List<String> adapted = lm.trainableParameters().keySet().stream().filter(n -> n.endsWith("lora_A.weight"))
-                    .map(n -> n.substring(0, n.length() - ".lora_A.weight".length())).toList();
+            List<String> adapted = lm.trainableParameters().keySet().stream()
+                    .filter(n -> n.endsWith("lora_A.weight"))
+                    .map(n -> n.substring(0, n.length() - ".lora_A.weight".length()))
+                    .toList();
             assertThat(adapted).containsExactlyInAnyOrderElementsOf(iterable(meta.get("adapted_modules")));
             assertThat(config.r()).isEqualTo(meta.get("config").get("r").asInt());
             assertRelClose(logps(lm, ref, false), expected.get("policy_logps").toFloatArray(), 1e-5, "policy_logps");
-            assertRelClose(logps(lm, ref, true), expected.get("policy_logps_mean").toFloatArray(), 1e-5, "policy_logps_mean");
+            assertRelClose(
+                    logps(lm, ref, true), expected.get("policy_logps_mean").toFloatArray(), 1e-5, "policy_logps_mean");
             lm.setAdaptersEnabled(false);
-            assertRelClose(logps(lm, ref, false), expected.get("reference_logps").toFloatArray(), 1e-5, "adapters off: reference_logps");
+            assertRelClose(
+                    logps(lm, ref, false),
+                    expected.get("reference_logps").toFloatArray(),
+                    1e-5,
+                    "adapters off: reference_logps");
         }
     }
 
@@ -79,26 +100,39 @@ class LoraPeftFormatTest {
             lm.mergeAdapters();
             assertThat(lm.hasAdapters()).isFalse();
             assertThat(lm.trainableParameters()).isEqualTo(lm.parameters());
-            Map<String, NDArray> expected = Fixtures.tensors(Fixtures.lora("peft-written/" + kind + "/expected.safetensors"), m);
+            Map<String, NDArray> expected =
+                    Fixtures.tensors(Fixtures.lora("peft-written/" + kind + "/expected.safetensors"), m);
             int merged = 0;
             for (Map.Entry<String, Parameter> e : lm.parameters().entrySet()) {
                 NDArray want = expected.get("merged." + e.getKey());
                 NDArray got = e.getValue().getArray();
                 if (want == null) {
-                    assertThat(got.contentEquals(base.parameters().get(e.getKey()).getArray())).as("%s unchanged", e.getKey()).isTrue();
+                    assertThat(got.contentEquals(
+                                    base.parameters().get(e.getKey()).getArray()))
+                            .as("%s unchanged", e.getKey())
+                            .isTrue();
                 } else {
                     float worst = got.sub(want).abs().max().getFloat();
-                    assertThat(worst).as("%s: largest difference to PEFT's merged weight", e.getKey()).isLessThan(1e-6f);
+                    assertThat(worst)
+                            .as("%s: largest difference to PEFT's merged weight", e.getKey())
+                            .isLessThan(1e-6f);
                     if (e.getKey().endsWith(".weight")) {
                         merged++;
-                        assertThat(got.contentEquals(base.parameters().get(e.getKey()).getArray())).as("%s changed", e.getKey()).isFalse();
+                        assertThat(got.contentEquals(
+                                        base.parameters().get(e.getKey()).getArray()))
+                                .as("%s changed", e.getKey())
+                                .isFalse();
                     }
                 }
             }
-            assertThat(merged).isEqualTo(readJson(Fixtures.lora("peft-written/" + kind + "/expected.json")).get("adapted_modules").size());
+            assertThat(merged)
+                    .isEqualTo(readJson(Fixtures.lora("peft-written/" + kind + "/expected.json"))
+                            .get("adapted_modules")
+                            .size());
             // the merged model computes what the model with the adapter computes
             Map<String, NDArray> ref = Fixtures.reference(kind, m);
-            assertRelClose(logps(lm, ref, false), expected.get("policy_logps").toFloatArray(), 1e-5, "merged policy_logps");
+            assertRelClose(
+                    logps(lm, ref, false), expected.get("policy_logps").toFloatArray(), 1e-5, "merged policy_logps");
         }
     }
 
@@ -112,7 +146,7 @@ class LoraPeftFormatTest {
         try (CausalLm lm = CausalLm.load(Fixtures.model(kind), Device.cpu())) {
             lm.addLora(config, 17);
             SplittableRandom random = new SplittableRandom(5);
-            for (Projection p : ((org.align4j.model.nn.CausalLmBlock) lm.block()).projections().values()) {
+            for (Projection p : ((CausalLmBlock) lm.block()).projections().values()) {
                 LoraAdapter a = p.adapter();
                 if (a != null) {
                     NDArray b = a.b().getArray();
@@ -134,7 +168,9 @@ class LoraPeftFormatTest {
         Path written = Path.of("target", "lora-align4j-written", kind);
         writeAlign4jAdapter(kind, written);
         Path peftLoaded = Fixtures.lora("align4j-written/" + kind);
-        assertThat(peftLoaded.resolve("peft_logps.safetensors")).as("run model/src/test/python/lora_fixtures.py after this test once").exists();
+        assertThat(peftLoaded.resolve("peft_logps.safetensors"))
+                .as("run model/src/test/python/lora_fixtures.py after this test once")
+                .exists();
         // what align4j writes now is exactly what PEFT loaded
         ObjectNode now = (ObjectNode) readJson(written.resolve(PeftAdapter.CONFIG_FILE));
         ObjectNode then = (ObjectNode) readJson(peftLoaded.resolve(PeftAdapter.CONFIG_FILE));
@@ -146,17 +182,21 @@ class LoraPeftFormatTest {
             Map<String, NDArray> a = Fixtures.tensors(written.resolve(PeftAdapter.WEIGHTS_FILE), m);
             Map<String, NDArray> b = Fixtures.tensors(peftLoaded.resolve(PeftAdapter.WEIGHTS_FILE), m);
             assertThat(a.keySet()).isEqualTo(b.keySet());
-            a.forEach((name, arr) -> assertThat(arr.contentEquals(b.get(name))).as(name).isTrue());
+            a.forEach((name, arr) ->
+                    assertThat(arr.contentEquals(b.get(name))).as(name).isTrue());
             assertThat(lm.hasAdapters()).isTrue();
             Map<String, NDArray> ref = Fixtures.reference(kind, m);
             Map<String, NDArray> peft = Fixtures.tensors(peftLoaded.resolve("peft_logps.safetensors"), m);
             assertRelClose(logps(lm, ref, false), peft.get("policy_logps").toFloatArray(), 1e-5, "policy_logps");
-            assertRelClose(logps(lm, ref, true), peft.get("policy_logps_mean").toFloatArray(), 1e-5, "policy_logps_mean");
+            assertRelClose(
+                    logps(lm, ref, true), peft.get("policy_logps_mean").toFloatArray(), 1e-5, "policy_logps_mean");
             // and the adapter moved them: these are not the base model's
             float[] base = ref.get("policy_logps").toFloatArray();
             float[] got = logps(lm, ref, false);
             for (int i = 0; i < base.length; i++) {
-                assertThat(Math.abs(got[i] - base[i])).as("row %d moved by the adapter", i).isGreaterThan(1e-2f);
+                assertThat(Math.abs(got[i] - base[i]))
+                        .as("row %d moved by the adapter", i)
+                        .isGreaterThan(1e-2f);
             }
         }
     }
@@ -165,12 +205,12 @@ class LoraPeftFormatTest {
         try {
             return JSON.readTree(Files.readString(file));
         } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
+            throw new UncheckedIOException(e);
         }
     }
 
     static List<String> iterable(JsonNode array) {
-        List<String> out = new java.util.ArrayList<>();
+        List<String> out = new ArrayList<>();
         array.forEach(n -> out.add(n.asText()));
         return out;
     }

@@ -9,6 +9,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -26,6 +27,8 @@ import org.align4j.model.nn.CausalLmBlock;
 import org.align4j.model.nn.Compute;
 import org.align4j.model.nn.LoraAdapter;
 import org.align4j.model.nn.Projection;
+import org.assertj.core.api.Assertions;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -37,7 +40,8 @@ class LoraTest {
     Path tmp;
 
     static LogProbs logProbs(CausalLm lm, Map<String, NDArray> ref, boolean training) {
-        return lm.completionLogProbs(ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), training);
+        return lm.completionLogProbs(
+                ref.get("pref_input_ids"), ref.get("pref_attention_mask"), ref.get("pref_completion_mask"), training);
     }
 
     static CausalLmBlock block(CausalLm lm) {
@@ -46,7 +50,14 @@ class LoraTest {
 
     /** Step 0 of a LoRA run: B = 0, so the policy (adapters on) equals the reference (adapters off) bit for bit, in every compute setting. */
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2-tiny:eager:fp32", "llama-tiny:sdpa:fp32", "qwen2-tiny:sdpa:fp32", "gpt2-tiny:sdpa:bf16", "llama-tiny:sdpa:bf16"})
+    @ValueSource(
+            strings = {
+                "gpt2-tiny:eager:fp32",
+                "llama-tiny:sdpa:fp32",
+                "qwen2-tiny:sdpa:fp32",
+                "gpt2-tiny:sdpa:bf16",
+                "llama-tiny:sdpa:bf16"
+            })
     void aNewAdapterLeavesThePolicyExactlyEqualToTheReference(String spec) {
         String[] s = spec.split(":");
         try (NDManager m = NDManager.newBaseManager(Device.cpu());
@@ -59,8 +70,10 @@ class LoraTest {
             lm.setAdaptersEnabled(false);
             LogProbs reference = logProbs(lm, ref, false);
             lm.setAdaptersEnabled(true);
-            assertThat(policy.sum().toFloatArray()).containsExactly(reference.sum().toFloatArray());
-            assertThat(policy.mean().toFloatArray()).containsExactly(reference.mean().toFloatArray());
+            assertThat(policy.sum().toFloatArray())
+                    .containsExactly(reference.sum().toFloatArray());
+            assertThat(policy.mean().toFloatArray())
+                    .containsExactly(reference.mean().toFloatArray());
         }
     }
 
@@ -80,14 +93,16 @@ class LoraTest {
             assertThat(logProbs(lm, ref, false).sum().toFloatArray()).containsExactly(withAdapters);
             float[] baseLogps = logProbs(base, ref, false).sum().toFloatArray();
             for (int i = 0; i < baseLogps.length; i++) {
-                assertThat((double) viewLogps[i]).isCloseTo(baseLogps[i], org.assertj.core.data.Offset.offset(1e-5 * Math.abs(baseLogps[i])));
+                assertThat((double) viewLogps[i]).isCloseTo(baseLogps[i], Offset.offset(1e-5 * Math.abs(baseLogps[i])));
                 assertThat(viewLogps[i]).isNotEqualTo(withAdapters[i]);
             }
             view.setTrainable(false);
             view.close();
             assertThat(lm.trainableParameters().values()).allMatch(Parameter::requiresGradient);
             assertThat(logProbs(lm, ref, false).sum().toFloatArray()).containsExactly(withAdapters);
-            assertThatThrownBy(view::mergeAdapters).isInstanceOf(IllegalStateException.class).hasMessageContaining("view");
+            assertThatThrownBy(view::mergeAdapters)
+                    .isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("view");
             // saved through the view, the model is its base: a full HF folder
             view.save(tmp.resolve("base"), null);
             assertThat(tmp.resolve("base/model.safetensors")).exists();
@@ -104,11 +119,14 @@ class LoraTest {
             a.addLora(config, 1);
             b.addLora(config, 1);
             c.addLora(config, 2);
-            assertThat(a.trainableParameters().keySet()).containsExactly(
-                    "model.layers.0.self_attn.q_proj.lora_A.weight", "model.layers.0.self_attn.q_proj.lora_B.weight",
-                    "model.layers.0.mlp.down_proj.lora_A.weight", "model.layers.0.mlp.down_proj.lora_B.weight",
-                    "model.layers.1.self_attn.q_proj.lora_A.weight", "model.layers.1.self_attn.q_proj.lora_B.weight",
-                    "model.layers.1.mlp.down_proj.lora_A.weight", "model.layers.1.mlp.down_proj.lora_B.weight");
+            assertThat(a.trainableParameters().keySet())
+                    .containsExactly(
+                            "model.layers.0.self_attn.q_proj.lora_A.weight",
+                                    "model.layers.0.self_attn.q_proj.lora_B.weight",
+                            "model.layers.0.mlp.down_proj.lora_A.weight", "model.layers.0.mlp.down_proj.lora_B.weight",
+                            "model.layers.1.self_attn.q_proj.lora_A.weight",
+                                    "model.layers.1.self_attn.q_proj.lora_B.weight",
+                            "model.layers.1.mlp.down_proj.lora_A.weight", "model.layers.1.mlp.down_proj.lora_B.weight");
             for (Projection p : block(a).projections().values()) {
                 LoraAdapter adapter = p.adapter();
                 if (adapter == null) {
@@ -131,8 +149,18 @@ class LoraTest {
                 assertThat(max).isGreaterThan(0.9 * bound);
                 assertThat(adapter.b().getArray().toFloatArray()).containsOnly(0f);
                 String name = p.module() + ".lora_A.weight";
-                assertThat(b.trainableParameters().get(name).getArray().contentEquals(adapter.a().getArray())).as("same seed").isTrue();
-                assertThat(c.trainableParameters().get(name).getArray().contentEquals(adapter.a().getArray())).as("other seed").isFalse();
+                assertThat(b.trainableParameters()
+                                .get(name)
+                                .getArray()
+                                .contentEquals(adapter.a().getArray()))
+                        .as("same seed")
+                        .isTrue();
+                assertThat(c.trainableParameters()
+                                .get(name)
+                                .getArray()
+                                .contentEquals(adapter.a().getArray()))
+                        .as("other seed")
+                        .isFalse();
             }
             assertThat(new LoraConfig(8, 16, 0, null, true).scale()).isEqualTo(16 / Math.sqrt(8));
         }
@@ -145,7 +173,7 @@ class LoraTest {
         assertThat(eager).hasSize(14 * 2);
         eager.forEach((name, norm) -> {
             assertThat(norm).as(name).isGreaterThan(0);
-            assertThat(sdpa.get(name)).as(name).isCloseTo(norm, org.assertj.core.data.Offset.offset(1e-4 * norm));
+            assertThat(sdpa.get(name)).as(name).isCloseTo(norm, Offset.offset(1e-4 * norm));
         });
     }
 
@@ -159,7 +187,9 @@ class LoraTest {
                 gc.backward(logProbs(lm, ref, true).sum().sum());
             }
             for (Map.Entry<String, Parameter> e : lm.parameters().entrySet()) {
-                assertThat(e.getValue().requiresGradient()).as(e.getKey() + " frozen").isFalse();
+                assertThat(e.getValue().requiresGradient())
+                        .as(e.getKey() + " frozen")
+                        .isFalse();
             }
             Map<String, Double> norms = new LinkedHashMap<>();
             lm.trainableParameters().forEach((name, p) -> {
@@ -193,10 +223,13 @@ class LoraTest {
 
     @Test
     void badInputGivesOneClearError() throws IOException {
-        assertThatThrownBy(() -> new LoraConfig(0, 16, 0, null, false)).hasMessageContaining("rank r must be at least 1, got 0");
-        assertThatThrownBy(() -> new LoraConfig(8, 16, 1.0, null, false)).hasMessageContaining("dropout must be in [0, 1), got 1.0");
+        assertThatThrownBy(() -> new LoraConfig(0, 16, 0, null, false))
+                .hasMessageContaining("rank r must be at least 1, got 0");
+        assertThatThrownBy(() -> new LoraConfig(8, 16, 1.0, null, false))
+                .hasMessageContaining("dropout must be in [0, 1), got 1.0");
         try (CausalLm lm = CausalLm.load(Fixtures.model("llama-tiny"), Device.cpu())) {
-            assertThatThrownBy(() -> lm.addLora(new LoraConfig(4, 8, 0, LoraConfig.parseTargets("q_proj,lm_head"), false), 1))
+            assertThatThrownBy(() ->
+                            lm.addLora(new LoraConfig(4, 8, 0, LoraConfig.parseTargets("q_proj,lm_head"), false), 1))
                     .isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining("LoRA target module 'lm_head'")
                     .hasMessageContaining("q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
@@ -215,16 +248,21 @@ class LoraTest {
             assertThatThrownBy(() -> lm.loadAdapter(Fixtures.lora("peft-written/llama-tiny")))
                     .isInstanceOf(CheckpointException.class)
                     .hasMessageContaining("adapter_model.safetensors")
-                    .hasMessageContaining("tensor 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' has shape [8, 64]")
+                    .hasMessageContaining(
+                            "tensor 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' has shape [8, 64]")
                     .hasMessageContaining("another base model");
             assertThat(lm.hasAdapters()).isFalse();
         }
         assertThat(rejected("use_dora", true)).hasMessageContaining("key 'use_dora': DoRA adapters are not supported");
-        assertThat(rejected("r", 0)).hasMessageContaining("rank r must be at least 1, got 0").hasMessageContaining("adapter_config.json");
+        assertThat(rejected("r", 0))
+                .hasMessageContaining("rank r must be at least 1, got 0")
+                .hasMessageContaining("adapter_config.json");
         assertThat(rejected("bias", "all")).hasMessageContaining("key 'bias'");
-        assertThat(rejected("peft_type", "IA3")).hasMessageContaining("key 'peft_type': align4j reads LoRA adapters only");
+        assertThat(rejected("peft_type", "IA3"))
+                .hasMessageContaining("key 'peft_type': align4j reads LoRA adapters only");
         // the config selects fewer modules than the weights file has
-        assertThat(rejected("target_modules", List.of("q_proj"))).hasMessageContaining("unexpected tensor 'base_model.model.model.layers.0")
+        assertThat(rejected("target_modules", List.of("q_proj")))
+                .hasMessageContaining("unexpected tensor 'base_model.model.model.layers.0")
                 .hasMessageContaining("is not a target of adapter_config.json");
     }
 
@@ -235,12 +273,12 @@ class LoraTest {
         Files.createDirectories(dir);
         Path src = Fixtures.lora("peft-written/llama-tiny");
         Files.copy(src.resolve(PeftAdapter.WEIGHTS_FILE), dir.resolve(PeftAdapter.WEIGHTS_FILE));
-        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        ObjectMapper json = new ObjectMapper();
         ObjectNode config = (ObjectNode) json.readTree(Files.readString(src.resolve(PeftAdapter.CONFIG_FILE)));
         config.set(key, json.valueToTree(value));
         Files.writeString(dir.resolve(PeftAdapter.CONFIG_FILE), json.writeValueAsString(config));
         try (CausalLm lm = CausalLm.load(Fixtures.model("llama-tiny"), Device.cpu())) {
-            Throwable t = org.assertj.core.api.Assertions.catchThrowable(() -> lm.loadAdapter(dir));
+            Throwable t = Assertions.catchThrowable(() -> lm.loadAdapter(dir));
             assertThat(t).as(key).isInstanceOf(CheckpointException.class);
             assertThat(lm.hasAdapters()).isFalse();
             return t;

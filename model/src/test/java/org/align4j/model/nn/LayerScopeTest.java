@@ -23,7 +23,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * still read would show as wrong or NaN gradients after a collection, see ScalarOps).
  */
 class LayerScopeTest {
-    static Map<String, float[]> gradients(CausalLm lm, Map<String, NDArray> ref, boolean collectGarbage) throws InterruptedException {
+    static Map<String, float[]> gradients(CausalLm lm, Map<String, NDArray> ref, boolean collectGarbage)
+            throws InterruptedException {
         Map<String, float[]> out = new LinkedHashMap<>();
         try (NDManager step = ref.get("pref_input_ids").getManager().newSubManager();
                 GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
@@ -70,7 +71,8 @@ class LayerScopeTest {
             Map<String, float[]> quiet = gradients(lm, ref, false);
             for (int run = 0; run < 3; run++) {
                 Map<String, float[]> collected = gradients(lm, ref, true);
-                quiet.forEach((name, g) -> assertThat(collected.get(name)).as(name).containsExactly(g));
+                quiet.forEach(
+                        (name, g) -> assertThat(collected.get(name)).as(name).containsExactly(g));
             }
             assertThat(quiet).isNotEmpty();
         }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.nn.Parameter;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -34,13 +35,20 @@ class Align4jRewardModelTest {
         try (CausalLm rm = RewardModelFixtureWriter.fromCausalLm(name)) {
             rm.save(written, Fixtures.model(name));
         }
-        assertThat(Files.readString(written.resolve("config.json"))).isEqualTo(Files.readString(committed.resolve("config.json")));
-        assertThat(Files.mismatch(written.resolve("model.safetensors"), committed.resolve("model.safetensors"))).as("model.safetensors")
+        assertThat(Files.readString(written.resolve("config.json")))
+                .isEqualTo(Files.readString(committed.resolve("config.json")));
+        assertThat(Files.mismatch(written.resolve("model.safetensors"), committed.resolve("model.safetensors")))
+                .as("model.safetensors")
                 .isEqualTo(-1L);
         JsonNode oracle = RewardModels.json(committed.resolve("transformers_rewards.json"));
-        assertThat(oracle.get("class").asText()).isEqualTo(name.startsWith("gpt2") ? "GPT2ForSequenceClassification"
-                : "LlamaForSequenceClassification");
-        oracle.get("loading_info").fields().forEachRemaining(e -> assertThat(e.getValue()).as("transformers' " + e.getKey()).isEmpty());
+        assertThat(oracle.get("class").asText())
+                .isEqualTo(
+                        name.startsWith("gpt2") ? "GPT2ForSequenceClassification" : "LlamaForSequenceClassification");
+        oracle.get("loading_info")
+                .fields()
+                .forEachRemaining(e -> assertThat(e.getValue())
+                        .as("transformers' " + e.getKey())
+                        .isEmpty());
     }
 
     @ParameterizedTest
@@ -51,10 +59,15 @@ class Align4jRewardModelTest {
         int[][] rows = RewardModels.rows(fx.get("sequence_ids"));
         int pad = fx.get("pad_token_id").asInt();
         try (CausalLm rm = CausalLm.load(dir, Device.cpu())) {
-            TransformersRewardModelTest.assertClose(name + " unpadded", RewardModels.scoreOneByOne(rm, rows), RewardModels.doubles(fx.get("unpadded")));
-            TransformersRewardModelTest.assertClose(name + " right-padded", RewardModels.score(rm, rows, pad, false),
+            TransformersRewardModelTest.assertClose(
+                    name + " unpadded", RewardModels.scoreOneByOne(rm, rows), RewardModels.doubles(fx.get("unpadded")));
+            TransformersRewardModelTest.assertClose(
+                    name + " right-padded",
+                    RewardModels.score(rm, rows, pad, false),
                     RewardModels.doubles(fx.get("right_padded")));
-            TransformersRewardModelTest.assertClose(name + " left-padded", RewardModels.score(rm, rows, pad, true),
+            TransformersRewardModelTest.assertClose(
+                    name + " left-padded",
+                    RewardModels.score(rm, rows, pad, true),
                     RewardModels.doubles(fx.get("left_padded")));
         }
     }
@@ -62,14 +75,19 @@ class Align4jRewardModelTest {
     @ParameterizedTest
     @ValueSource(strings = {"gpt2-tiny", "llama-tiny"})
     void aNewHeadSitsOnTheCausalLmsDecoderAndIsDrawnAsTransformersDraws(String name) throws IOException {
-        try (CausalLm lm = CausalLm.load(Fixtures.model(name), Device.cpu()); CausalLm rm = RewardModelFixtureWriter.fromCausalLm(name)) {
-            Map<String, ai.djl.nn.Parameter> decoder = lm.parameters();
-            for (Map.Entry<String, ai.djl.nn.Parameter> e : rm.parameters().entrySet()) {
+        try (CausalLm lm = CausalLm.load(Fixtures.model(name), Device.cpu());
+                CausalLm rm = RewardModelFixtureWriter.fromCausalLm(name)) {
+            Map<String, Parameter> decoder = lm.parameters();
+            for (Map.Entry<String, Parameter> e : rm.parameters().entrySet()) {
                 if (e.getKey().equals("score.weight")) {
                     continue;
                 }
                 assertThat(decoder).containsKey(e.getKey());
-                assertThat(e.getValue().getArray().contentEquals(decoder.get(e.getKey()).getArray())).as(e.getKey()).isTrue();
+                assertThat(e.getValue()
+                                .getArray()
+                                .contentEquals(decoder.get(e.getKey()).getArray()))
+                        .as(e.getKey())
+                        .isTrue();
             }
             assertThat(rm.parameters()).doesNotContainKey("lm_head.weight");
             NDArray score = rm.parameters().get("score.weight").getArray();
@@ -80,7 +98,8 @@ class Align4jRewardModelTest {
             assertThat(rm.config().isSequenceClassifier()).isTrue();
             assertThat(rm.config().padTokenId()).isEqualTo(RewardModelFixtureWriter.PAD);
         }
-        JsonNode cfg = RewardModels.json(Fixtures.reward("align4j-written/" + name).resolve("config.json"));
+        JsonNode cfg =
+                RewardModels.json(Fixtures.reward("align4j-written/" + name).resolve("config.json"));
         assertThat(cfg.get("architectures").get(0).asText()).endsWith("ForSequenceClassification");
         assertThat(cfg.get("id2label").size()).isEqualTo(1);
         assertThat(cfg.get("label2id").get("LABEL_0").asInt()).isZero();

@@ -16,6 +16,7 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 class RewardModelFixtureWriter {
     /** The pad id of the fixtures' tokenizer ({@code <|pad|>}), and the seed of the new score heads. */
     static final int PAD = 3;
+
     static final long SEED = 17;
 
     /**

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import org.align4j.model.CausalLm;
 
@@ -48,7 +49,7 @@ final class RewardModels {
         }
         long[] ids = new long[rows.length * t];
         long[] mask = new long[rows.length * t];
-        java.util.Arrays.fill(ids, pad);
+        Arrays.fill(ids, pad);
         for (int i = 0; i < rows.length; i++) {
             int offset = i * t + (left ? t - rows[i].length : 0);
             for (int j = 0; j < rows[i].length; j++) {

@@ -15,9 +15,9 @@ import java.nio.file.Path;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Fixtures;
 import org.align4j.model.config.ConfigException;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A reward model transformers 5.17 saved ({@code AutoModelForSequenceClassification}, written by
@@ -28,6 +28,7 @@ import org.junit.jupiter.api.io.TempDir;
 class TransformersRewardModelTest {
     /** Relative tolerance of the acceptance, with an absolute floor for rewards near zero. */
     static final double RELATIVE = 1e-5;
+
     static final double ABSOLUTE = 1e-6;
 
     @TempDir
@@ -36,7 +37,8 @@ class TransformersRewardModelTest {
     static void assertClose(String what, double[] got, double[] want) {
         assertThat(got).as(what).hasSameSizeAs(want);
         for (int i = 0; i < want.length; i++) {
-            assertThat(Math.abs(got[i] - want[i])).as("%s row %d: align4j %.9g, transformers %.9g", what, i, got[i], want[i])
+            assertThat(Math.abs(got[i] - want[i]))
+                    .as("%s row %d: align4j %.9g, transformers %.9g", what, i, got[i], want[i])
                     .isLessThanOrEqualTo(Math.max(ABSOLUTE, RELATIVE * Math.abs(want[i])));
         }
     }
@@ -51,9 +53,16 @@ class TransformersRewardModelTest {
             assertThat(rm.isRewardModel()).isTrue();
             assertThat(rm.parameters()).containsKey("score.weight").doesNotContainKey("lm_head.weight");
             int pad = fx.get("pad_token_id").asInt();
-            assertClose(name + " unpadded", RewardModels.scoreOneByOne(rm, rows), RewardModels.doubles(fx.get("unpadded")));
-            assertClose(name + " right-padded", RewardModels.score(rm, rows, pad, false), RewardModels.doubles(fx.get("right_padded")));
-            assertClose(name + " left-padded", RewardModels.score(rm, rows, pad, true), RewardModels.doubles(fx.get("left_padded")));
+            assertClose(
+                    name + " unpadded", RewardModels.scoreOneByOne(rm, rows), RewardModels.doubles(fx.get("unpadded")));
+            assertClose(
+                    name + " right-padded",
+                    RewardModels.score(rm, rows, pad, false),
+                    RewardModels.doubles(fx.get("right_padded")));
+            assertClose(
+                    name + " left-padded",
+                    RewardModels.score(rm, rows, pad, true),
+                    RewardModels.doubles(fx.get("left_padded")));
             // transformers without position_ids shifts left-padded rows' positions; align4j takes them from the mask.
             // Rotary attention depends only on relative positions, so the shift changes Llama's rewards by rounding
             // alone; GPT-2's learned absolute positions change its rewards
@@ -63,7 +72,8 @@ class TransformersRewardModelTest {
             for (int i = 0; i < left.length; i++) {
                 differ += Math.abs(shifted[i] - left[i]) > 1e-3 ? 1 : 0;
             }
-            assertThat(differ).as("rows whose transformers reward moves when left padding shifts positions")
+            assertThat(differ)
+                    .as("rows whose transformers reward moves when left padding shifts positions")
                     .isEqualTo(name.startsWith("gpt2") ? left.length - countUnpadded(rows) : 0);
         }
     }
@@ -75,7 +85,9 @@ class TransformersRewardModelTest {
         JsonNode fx = RewardModels.json(src.resolve("rewards.json"));
         Path dir = copyWithConfig(src, "pad_token_id", 2);
         try (CausalLm rm = CausalLm.load(dir, Device.cpu())) {
-            assertClose(name + " pad = eos", RewardModels.score(rm, RewardModels.rows(fx.get("sequence_ids")), 2, false),
+            assertClose(
+                    name + " pad = eos",
+                    RewardModels.score(rm, RewardModels.rows(fx.get("sequence_ids")), 2, false),
                     RewardModels.doubles(fx.get("right_padded_pad_is_eos")));
         }
     }
@@ -87,8 +99,11 @@ class TransformersRewardModelTest {
         ObjectNode cfg = (ObjectNode) RewardModels.json(dir.resolve("config.json"));
         cfg.putObject("id2label").put("0", "NEG").put("1", "POS");
         Files.writeString(dir.resolve("config.json"), cfg.toString());
-        assertThatThrownBy(() -> CausalLm.load(dir, Device.cpu())).isInstanceOf(ConfigException.class)
-                .hasMessageContaining("config.json").hasMessageContaining("id2label").hasMessageContaining("2 labels");
+        assertThatThrownBy(() -> CausalLm.load(dir, Device.cpu()))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("config.json")
+                .hasMessageContaining("id2label")
+                .hasMessageContaining("2 labels");
     }
 
     @ParameterizedTest
@@ -97,13 +112,16 @@ class TransformersRewardModelTest {
         try (CausalLm rm = CausalLm.load(Fixtures.reward("transformers-written/" + name), Device.cpu());
                 NDManager m = rm.manager().newSubManager()) {
             NDArray ids = m.create(new long[] {5, 6, 7}, new Shape(1, 3));
-            assertThatThrownBy(() -> rm.logits(ids, ids.onesLike(), false)).isInstanceOf(IllegalStateException.class)
+            assertThatThrownBy(() -> rm.logits(ids, ids.onesLike(), false))
+                    .isInstanceOf(IllegalStateException.class)
                     .hasMessageContaining("no LM head");
         }
-        try (CausalLm lm = CausalLm.load(Fixtures.model(name), Device.cpu()); NDManager m = lm.manager().newSubManager()) {
+        try (CausalLm lm = CausalLm.load(Fixtures.model(name), Device.cpu());
+                NDManager m = lm.manager().newSubManager()) {
             NDArray ids = m.create(new long[] {5, 6, 7}, new Shape(1, 3));
             assertThat(lm.isRewardModel()).isFalse();
-            assertThatThrownBy(() -> lm.rewards(ids, ids.onesLike(), false)).isInstanceOf(IllegalStateException.class)
+            assertThatThrownBy(() -> lm.rewards(ids, ids.onesLike(), false))
+                    .isInstanceOf(IllegalStateException.class)
                     .hasMessageContaining("not a reward model");
         }
     }

@@ -8,8 +8,8 @@ import ai.djl.nn.norm.Dropout;
 import org.align4j.model.ScalarOps;
 
 /** Scaled dot-product attention and its mask, written with DJL ops (HF's "eager" attention). */
-final class Attention {
-    private Attention() {}
+final class EagerAttention {
+    private EagerAttention() {}
 
     /**
      * The additive mask [B, 1, T, Tk]: 0 where query i may attend to key j, −max-float elsewhere
@@ -40,7 +40,8 @@ final class Attention {
      */
     static NDArray positions(NDArray attentionMask, long queryLength) {
         long keyLength = attentionMask.getShape().get(1);
-        NDArray pos = attentionMask.toType(DataType.INT64, false).cumSum(1).sub(1).maximum(0);
+        NDArray pos =
+                attentionMask.toType(DataType.INT64, false).cumSum(1).sub(1).maximum(0);
         return keyLength == queryLength ? pos : pos.get(":, " + (keyLength - queryLength) + ":");
     }
 
@@ -67,7 +68,8 @@ final class Attention {
             k = repeatHeads(k, h / kvHeads);
             v = repeatHeads(v, h / kvHeads);
         }
-        NDArray scores = ScalarOps.times(q.matMul(k.transpose(0, 1, 3, 2)), scale).add(mask);
+        NDArray scores =
+                ScalarOps.times(q.matMul(k.transpose(0, 1, 3, 2)), scale).add(mask);
         NDArray probs = scores.softmax(-1);
         if (dropout > 0) {
             probs = Dropout.dropout(probs, (float) dropout, true).singletonOrThrow();

@@ -21,18 +21,18 @@ class ReadmeExampleTest {
     void readmeJavaExampleRuns(@TempDir Path tmp) throws Exception {
         Path modelDir = Fixtures.model("qwen2-tiny");
         Path outputDir = tmp.resolve("out");
+        // spotless:off (the README shows it as written here)
         // README example start
         try (TextTokenizer tokenizer = TextTokenizer.load(modelDir);
                 CausalLm lm = CausalLm.load(modelDir, Device.cpu())) {
             int[] prompt = tokenizer.encode("What is the capital of France?");
             Generator generator = new Generator(lm, tokenizer.padId(), tokenizer.eosIds());
-            int[] answer = generator
-                    .generate(List.of(prompt), GenerationConfig.greedy(16))
-                    .get(0);
+            int[] answer = generator.generate(List.of(prompt), GenerationConfig.greedy(16)).get(0);
             System.out.println(tokenizer.decode(answer, true));
             lm.save(outputDir, modelDir); // an HF folder transformers loads, tokenizer files included
         }
         // README example end
+        // spotless:on
         assertThat(outputDir.resolve("model.safetensors")).exists();
         assertThat(outputDir.resolve("tokenizer.json")).exists();
     }
@@ -42,21 +42,17 @@ class ReadmeExampleTest {
         Path base = Fixtures.model("gpt2-tiny");
         Path prefs = Fixtures.root().resolve("prefs.jsonl");
         Path runs = tmp;
+        // spotless:off (the README shows it as written here)
         // README training example start
         try (PreferenceTrainer trainer = PreferenceTrainer.builder()
-                .model(base)
-                .data(prefs)
-                .output(runs.resolve("dpo"))
-                .loss(LossType.DPO)
-                .beta(0.1)
-                .learningRate(1e-4)
-                .batchSize(4)
-                .maxSteps(2)
+                .model(base).data(prefs).output(runs.resolve("dpo"))
+                .loss(LossType.DPO).beta(0.1).learningRate(1e-4).batchSize(4).maxSteps(2)
                 .build()) {
             TrainResult result = trainer.train();
             System.out.println(result.lastMetrics().get("rewards/accuracies") + " -> " + result.finalModel());
         }
         // README training example end
+        // spotless:on
         assertThat(runs.resolve("dpo/final/model.safetensors")).exists();
     }
 

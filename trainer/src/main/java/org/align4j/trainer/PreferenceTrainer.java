@@ -234,8 +234,10 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 ? "no reference (reference-free)"
                 : config.reference() == TrainConfig.Reference.PRECOMPUTED
                         ? "reference log-probs precomputed from " + config.referenceModelOrModel()
-                        : "a frozen copy of " + config.referenceModelOrModel() + " ("
-                                + TrainConfig.configName(config.referenceDtype()) + ")";
+                        : policy.hasAdapters() && config.referenceModel() == null
+                                ? "the policy with its adapters off (no copy)"
+                                : "a frozen copy of " + config.referenceModelOrModel() + " ("
+                                        + TrainConfig.configName(config.referenceDtype()) + ")";
         return config.loss() + ", beta " + TrainConfig.defaultFormat(config.beta()) + "; " + ref;
     }
 

@@ -163,8 +163,7 @@ public final class RunFolder implements AutoCloseable {
             List<String> changes = List.of();
             if (resumeFrom != null) {
                 keep.add(resumeFrom.toAbsolutePath().normalize());
-                changes = changes(resumeFrom, config);
-                changes.forEach(c -> LOG.warn("Resuming with {}", c));
+                changes = changes(resumeFrom, config); // the trainer logs them, into the run's own log
             }
             return new RunFolder(output, channel, lock, resumeFrom, List.copyOf(keep), changes);
         } catch (IOException | RuntimeException e) {
@@ -224,7 +223,9 @@ public final class RunFolder implements AutoCloseable {
     private static Path prepare(Path output, Mode mode, List<Path> inputs) throws IOException {
         List<Path> used = runFiles(output);
         if (mode instanceof Fresh) {
-            if (!used.isEmpty()) {
+            // a log alone is what a run that failed before its first step leaves (bad data, a wrong
+            // model path): nothing of it is lost by starting again, and the new run appends to it
+            if (used.stream().anyMatch(p -> !p.getFileName().toString().equals("train.log"))) {
                 throw new IllegalArgumentException("key 'output': " + output + " already holds a run ("
                         + String.join(
                                 ", ",

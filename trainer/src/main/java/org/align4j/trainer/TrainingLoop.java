@@ -27,6 +27,7 @@ import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
+import org.align4j.model.lora.LoraConfig;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -191,7 +192,38 @@ public abstract class TrainingLoop implements AutoCloseable {
                         TrainConfig.defaultFormat(config.learningRate()),
                         TrainConfig.configName(config.schedule()),
                         config.warmupStepsOf(total)),
+                adapterSummary(),
                 "output: " + output);
+    }
+
+    private String targets(LoraConfig lora) {
+        Object v = lora.targets().peftValue();
+        if (v instanceof List<?> names) {
+            return String.join(", ", names.stream().map(String::valueOf).toList());
+        }
+        return v == null
+                ? String.join(", ", LoraConfig.defaultTargets(policy.config().modelType()))
+                : String.valueOf(v);
+    }
+
+    private String adapterSummary() {
+        if (!policy.hasAdapters()) {
+            return "adapters: none (full fine-tuning of " + String.format(Locale.ROOT, "%,d", policy.parameterCount())
+                    + " parameters)";
+        }
+        long trainable = policy.trainableParameters().values().stream()
+                .mapToLong(p -> p.getArray().size())
+                .sum();
+        LoraConfig lora = policy.lora();
+        return String.format(
+                Locale.ROOT,
+                "adapters: LoRA r %d, alpha %s, dropout %s on %s; %,d trainable of %,d parameters",
+                lora.r(),
+                TrainConfig.defaultFormat(lora.alpha()),
+                TrainConfig.defaultFormat(config.disableDropout() ? 0 : lora.dropout()),
+                targets(lora),
+                trainable,
+                policy.parameterCount() + trainable);
     }
 
     /** @return each training example's padded length, for length grouping */
@@ -315,6 +347,7 @@ public abstract class TrainingLoop implements AutoCloseable {
         boolean resume = folder.resumeFrom().isPresent();
         Files.createDirectories(output);
         header().forEach(line -> LOG.info("{}", line));
+        folder.changes().forEach(c -> LOG.warn("Resuming with {}", c));
         // the config's dropout in training passes unless disable_dropout, as TRL (model.train() vs
         // disable_dropout_in_model); evaluation and reference passes never drop
         policy.setDropout(!config.disableDropout());
@@ -328,6 +361,25 @@ public abstract class TrainingLoop implements AutoCloseable {
         Checkpoints.State state =
                 resume ? restore(optimizer, folder.resumeFrom().get()) : new Checkpoints.State(0, 0, 0);
         long totalSteps = config.totalSteps(trainSize());
+        Path done = output.resolve("final");
+        if (resume && state.step() >= totalSteps && Files.isDirectory(done)) {
+            LOG.warn(
+                    "Nothing to train: {} is at step {} of {} and {} is written; both are left as they are"
+                            + " (raise max_steps to train further)",
+                    folder.resumeFrom().get(),
+                    state.step(),
+                    totalSteps,
+                    done);
+            optimizer.close();
+            finished.countDown();
+            return new TrainResult(
+                    state.step(),
+                    false,
+                    Map.of(),
+                    Map.of(),
+                    done,
+                    folder.resumeFrom().get());
+        }
         LrSchedule schedule = new LrSchedule(
                 config.learningRate(), config.warmupStepsOf(totalSteps), (int) totalSteps, config.schedule());
         Thread hook = new Thread(this::onSignal, "align4j-stop");

@@ -61,6 +61,35 @@ class RunFolderTest {
     }
 
     @Test
+    void aRunThatFailedBeforeItsFirstStepLeavesAFolderANewRunMayUse() throws IOException {
+        Path out = tmp.resolve("failed");
+        Map<String, Object> bad = config(out, 1);
+        bad.put("data", tmp.resolve("missing.jsonl").toString());
+        assertThatThrownBy(() -> train(bad, RunFolder.Mode.fresh())).hasMessageContaining("missing.jsonl");
+        Files.writeString(
+                out.resolve("train.log"), "what the CLI logged of the failed attempt\n"); // as the CLI leaves it
+        train(config(out, 1), RunFolder.Mode.fresh());
+        assertThat(out.resolve("final")).isDirectory();
+    }
+
+    @Test
+    void resumingAFinishedRunTrainsNothingAndKeepsItsFinalModel() throws IOException {
+        Path out = tmp.resolve("done");
+        train(config(out, 2), RunFolder.Mode.fresh());
+        Path weights = out.resolve("final/model.safetensors");
+        var written = Files.getLastModifiedTime(weights);
+        List<String> metrics = Files.readAllLines(out.resolve("metrics.jsonl"));
+        try (PreferenceTrainer t =
+                PreferenceTrainer.create(TrainConfig.resolve(null, config(out, 2)), RunFolder.Mode.resumeLatest())) {
+            TrainResult r = t.train();
+            assertThat(r.lastStep()).isEqualTo(2);
+            assertThat(r.finalModel()).isEqualTo(out.resolve("final"));
+        }
+        assertThat(Files.getLastModifiedTime(weights)).isEqualTo(written);
+        assertThat(Files.readAllLines(out.resolve("metrics.jsonl"))).isEqualTo(metrics);
+    }
+
+    @Test
     void aSecondRunOnAFolderInUseIsRefusedNamingTheHolder() throws IOException {
         Path out = tmp.resolve("busy");
         try (RunFolder first = RunFolder.claim(TrainConfig.resolve(null, config(out, 1)), RunFolder.Mode.fresh())) {

@@ -13,6 +13,7 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "bench",
         mixinStandardHelpOptions = true,
+        header = "Time training steps: tokens/s, step time, peak memory, MFU.",
         description = {
             "Times DPO/IPO training steps on synthetic ids: tokens/s, step time (median, p90), peak memory, and",
             "model-FLOPs utilisation against a matmul ceiling measured in the same run through the same engine.",

@@ -15,6 +15,7 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "merge",
         mixinStandardHelpOptions = true,
+        header = "Merge a LoRA adapter into its base model, writing a full HF folder.",
         description = {
             "Merges a LoRA adapter (a PEFT folder: adapter_config.json + adapter_model.safetensors) into its base model,",
             "W + (alpha/r)·B·A as PEFT's merge_and_unload(), and writes a full HF model folder with the base's tokenizer files."

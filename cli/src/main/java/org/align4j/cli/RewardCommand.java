@@ -39,6 +39,7 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "reward",
         mixinStandardHelpOptions = true,
+        header = "Reward models: train one, score pairs, label pairs with preference probabilities.",
         description = {
             "Reward models (Bradley-Terry, as TRL's RewardTrainer): train one on preference pairs, score pairs with it,",
             "or label pairs with its preference probability p = sigmoid((r_c - r_r)/T) for ipo-soft and soft-label DPO."

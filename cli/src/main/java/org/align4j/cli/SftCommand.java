@@ -17,6 +17,7 @@ import picocli.CommandLine.Spec;
         mixinStandardHelpOptions = true,
         sortOptions = false,
         abbreviateSynopsis = true,
+        header = "Supervised fine-tuning: next-token loss on completion tokens.",
         description = {
             "Supervised fine-tuning on prompt/completion data (or the chosen side of preference pairs):",
             "next-token loss on completion tokens. Same flags and outputs as train."

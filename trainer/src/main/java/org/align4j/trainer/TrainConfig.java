@@ -35,6 +35,8 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.Function;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.align4j.data.DataFormat;
 import org.align4j.data.EncodingOptions;
 import org.align4j.data.EncodingOptions.Truncation;
@@ -771,13 +773,24 @@ public record TrainConfig(
         return sb.toString();
     }
 
+    private static final Pattern GIVEN_KEY = Pattern.compile("key '([a-z0-9_]+)'(:.*)", Pattern.DOTALL);
+
     /** Checks every value with the keys the user gave, naming the key at fault. */
     private void validate(Map<String, String> given) {
         Function<String, String> name = key -> given.getOrDefault(key, "key '" + key + "'");
         require(model != null, name.apply("model"), "missing: the starting model folder");
         require(data != null, name.apply("data"), "missing: the training data");
         require(output != null, name.apply("output"), "missing: the run folder");
-        validate();
+        try {
+            validate();
+        } catch (IllegalArgumentException e) {
+            // name the value as the user gave it: the flag, or the YAML file and line
+            Matcher m = GIVEN_KEY.matcher(e.getMessage());
+            if (m.matches() && given.containsKey(m.group(1))) {
+                throw new IllegalArgumentException(given.get(m.group(1)) + m.group(2), e);
+            }
+            throw e;
+        }
         for (LossType.Hyperparameter h : LossType.Hyperparameter.values()) {
             if (given.containsKey(h.key()) && !loss.uses(h)) {
                 List<String> users = Arrays.stream(LossType.values())

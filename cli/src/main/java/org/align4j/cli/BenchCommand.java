@@ -84,7 +84,7 @@ final class BenchCommand implements Callable<Integer> {
     int memoryEvery;
 
     @Option(
-            names = "--lora",
+            names = {"--lora-r", "--lora"},
             paramLabel = "R",
             defaultValue = "0",
             description =

@@ -54,7 +54,7 @@ final class QuickstartCommand implements Callable<Integer> {
     Double labelNoise;
 
     @Option(
-            names = "--lora",
+            names = {"--lora-r", "--lora"},
             paramLabel = "R",
             description = "DPO and IPO train LoRA adapters of rank R (alpha 2R, all linear maps, lr 1e-3) "
                     + "instead of every weight (default: full fine-tuning, the README's numbers)")
@@ -72,7 +72,7 @@ final class QuickstartCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (lora != null && lora < 1) {
-            throw new IllegalArgumentException("--lora: a LoRA rank of at least 1, got " + lora);
+            throw new IllegalArgumentException("--lora-r: a LoRA rank of at least 1, got " + lora);
         }
         Quickstart.Settings d = Quickstart.Settings.standard(output);
         Quickstart.Settings s = new Quickstart.Settings(

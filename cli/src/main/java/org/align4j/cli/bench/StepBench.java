@@ -184,7 +184,7 @@ public final class StepBench {
     public static Result run(Settings s, Data data) throws IOException {
         if (s.loraRank() < 0) {
             throw new IllegalArgumentException(
-                    "--lora: a rank of at least 1 (or 0 for full fine-tuning), got " + s.loraRank());
+                    "--lora-r: a rank of at least 1 (or 0 for full fine-tuning), got " + s.loraRank());
         }
         if (s.pairs() <= 0 || (data == null && s.seqLen() < 4) || s.steps() <= 0 || s.warmup() < 0) {
             throw new IllegalArgumentException("--batch-pairs, --seq-len (>= 4), --steps: must be positive, got "

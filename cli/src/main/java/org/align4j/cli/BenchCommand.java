@@ -117,10 +117,11 @@ final class BenchCommand implements Callable<Integer> {
     @Option(
             names = "--padding-free",
             negatable = true,
-            defaultValue = "false",
+            defaultValue = "true",
             fallbackValue = "true",
             description =
-                    "With --data: pack each batch's sequences into one row without padding (TRL's padding_free; default: ${DEFAULT-VALUE})")
+                    "With --data: pack each batch's sequences into one row without padding, as training does by default"
+                            + " (TRL's padding_free; default: ${DEFAULT-VALUE}; --no-padding-free pads)")
     boolean paddingFree;
 
     @Option(

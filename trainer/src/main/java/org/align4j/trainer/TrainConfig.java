@@ -398,7 +398,7 @@ public record TrainConfig(
         d.put("skip_invalid", false);
         d.put("chat_template", false);
         d.put("group_by_length", false);
-        d.put("padding_free", false);
+        d.put("padding_free", true);
         d.put("eval_batch_size", 8);
         d.put("eval_kl", true);
         d.put("eval_samples", 0);

@@ -301,6 +301,9 @@ public final class Quickstart {
                 .evalBatchSize(250)
                 .logEvery(10)
                 .seed(s.seed())
+                // every sequence here has the same length: nothing to unpad, and packing would run one
+                // attention call per sequence instead of one per batch
+                .paddingFree(false)
                 .build()) {
             if (listener != null) {
                 t.addListener(listener.apply("sft"));
@@ -339,7 +342,8 @@ public final class Quickstart {
                     .evalBatchSize(250)
                     .evalEvery(Math.max(1, s.preferenceSteps() / 12))
                     .logEvery(Math.max(1, Math.min(5, s.preferenceSteps() / 50)))
-                    .seed(s.seed());
+                    .seed(s.seed())
+                    .paddingFree(false); // equal lengths, as for SFT
             if (s.loraRank() > 0) {
                 // adapters train at a larger rate than full fine-tuning, as usual for LoRA
                 b.loraR(s.loraRank())

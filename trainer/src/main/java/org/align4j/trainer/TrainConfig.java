@@ -562,7 +562,7 @@ public record TrainConfig(
     private static Map<String, Object> objectiveDefaults(LossType loss) {
         return switch (loss) {
             case SFT -> Map.of("learning_rate", 2e-5, "disable_dropout", false);
-            case REWARD -> Map.of("learning_rate", 1e-4);
+            case REWARD -> Map.of("learning_rate", 1e-4, "padding_free", false); // a reward run pads its batches
             case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
             default -> Map.of();
         };

@@ -104,8 +104,8 @@ final class BenchCommand implements Callable<Integer> {
             names = "--data",
             paramLabel = "PATH",
             description =
-                    "Real preference data (any format training reads): each step takes the next batch of an epoch's order, padded as "
-                            + "the trainer pads it (or packed with --padding-free); tokens/s counts real tokens only, and the padding share is reported")
+                    "Real preference data (any format training reads): each step takes the next batch of an epoch's order, packed "
+                            + "as the trainer packs it by default (or padded with --no-padding-free); tokens/s counts real tokens only, and the padding share is reported")
     Path data;
 
     @Option(

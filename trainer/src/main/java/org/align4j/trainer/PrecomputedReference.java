@@ -19,7 +19,6 @@ import java.util.Map;
 import java.util.stream.Stream;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
-import org.align4j.data.PreferenceData;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.io.CheckpointException;
@@ -155,13 +154,9 @@ public final class PrecomputedReference implements ReferencePolicy {
      */
     public static Plan plan(TrainConfig config) throws IOException {
         try (TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()))) {
-            RunData data = RunData.load(
-                    config,
-                    tokenizer,
-                    (path, format, skip) ->
-                            PreferenceData.load(path, format, skip).examples());
+            RunData data = RunData.load(config, tokenizer, RunData.PAIRS);
             Path modelDir = Path.of(config.referenceModelOrModel());
-            Path cacheDir = config.cacheDir() != null ? Path.of(config.cacheDir()) : Path.of(config.output(), "cache");
+            Path cacheDir = config.referenceCacheDir();
             String modelKey = modelKey(modelDir, cacheDir);
             List<CacheEntry> splits = new ArrayList<>();
             splits.add(new CacheEntry("train", data.train(), cacheFile(cacheDir, modelKey, data.train())));

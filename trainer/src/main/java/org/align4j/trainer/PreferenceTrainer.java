@@ -17,7 +17,6 @@ import java.util.Map;
 import java.util.stream.IntStream;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
-import org.align4j.data.PreferenceData;
 import org.align4j.evaluation.Divergence;
 import org.align4j.losses.LossType;
 import org.align4j.losses.PreferenceLoss;
@@ -118,11 +117,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             PreferenceLoss objective =
                     config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
             tokenizer = TextTokenizer.load(Path.of(config.model()));
-            RunData data = RunData.load(
-                    config,
-                    tokenizer,
-                    (path, format, skip) ->
-                            PreferenceData.load(path, format, skip).examples());
+            RunData data = RunData.load(config, tokenizer, RunData.PAIRS);
             long withPreference =
                     data.train().stream().filter(p -> p.preference() != null).count();
             if (withPreference > 0 && !config.loss().readsPairPreference()) {
@@ -149,7 +144,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             if (!objective.usesReference()) {
                 reference = null;
             } else if (config.reference() == TrainConfig.Reference.PRECOMPUTED) {
-                Path cache = config.cacheDir() != null ? Path.of(config.cacheDir()) : Path.of(config.output(), "cache");
+                Path cache = config.referenceCacheDir();
                 reference = PrecomputedReference.load(
                         referenceDir,
                         device,

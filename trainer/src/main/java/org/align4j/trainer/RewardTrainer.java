@@ -15,7 +15,6 @@ import java.util.List;
 import java.util.Map;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
-import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.losses.BradleyTerryLoss;
 import org.align4j.losses.LossType;
@@ -106,12 +105,7 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
             }
             Device device = Devices.resolve(config.device());
             tokenizer = TextTokenizer.load(Path.of(config.model()));
-            RunData data = RunData.load(
-                    config,
-                    tokenizer,
-                    (path, format, skip) ->
-                            PreferenceData.load(path, format, skip).examples(),
-                    PreferenceEncoder.Target.REWARD_MODEL);
+            RunData data = RunData.load(config, tokenizer, RunData.PAIRS, PreferenceEncoder.Target.REWARD_MODEL);
             Path start = folder.resumeFrom().orElse(Path.of(config.model()));
             // a LoRA checkpoint is an adapter folder: its architecture is the base model's
             data.checkFits(ModelConfig.read(

@@ -29,6 +29,10 @@ record RunData(List<EncodedPair> train, List<String> trainSources, List<EncodedP
         List<PreferenceExample> load(Path path, DataFormat format, boolean skipInvalid);
     }
 
+    /** Preference pairs, in any format PreferenceData reads. */
+    static final Loader PAIRS =
+            (path, format, skip) -> PreferenceData.load(path, format, skip).examples();
+
     static RunData load(TrainConfig c, TextTokenizer tokenizer, Loader loader) {
         return load(c, tokenizer, loader, PreferenceEncoder.Target.POLICY);
     }

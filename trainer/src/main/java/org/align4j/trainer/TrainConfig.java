@@ -900,6 +900,11 @@ public record TrainConfig(
         }
     }
 
+    /** @return where precomputed reference log-probs are cached: {@code cache_dir}, or OUTPUT/cache */
+    public Path referenceCacheDir() {
+        return cacheDir != null ? Path.of(cacheDir) : Path.of(output, "cache");
+    }
+
     /** @return whether the run trains LoRA adapters (new ones, or an adapter it continues) */
     public boolean usesLora() {
         return loraR > 0 || adapter != null;

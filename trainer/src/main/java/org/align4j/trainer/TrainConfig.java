@@ -35,8 +35,6 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.Function;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.align4j.data.DataFormat;
 import org.align4j.data.EncodingOptions;
 import org.align4j.data.EncodingOptions.Truncation;
@@ -773,24 +771,13 @@ public record TrainConfig(
         return sb.toString();
     }
 
-    private static final Pattern GIVEN_KEY = Pattern.compile("key '([a-z0-9_]+)'(:.*)", Pattern.DOTALL);
-
     /** Checks every value with the keys the user gave, naming the key at fault. */
     private void validate(Map<String, String> given) {
         Function<String, String> name = key -> given.getOrDefault(key, "key '" + key + "'");
         require(model != null, name.apply("model"), "missing: the starting model folder");
         require(data != null, name.apply("data"), "missing: the training data");
         require(output != null, name.apply("output"), "missing: the run folder");
-        try {
-            validate();
-        } catch (IllegalArgumentException e) {
-            // name the value as the user gave it: the flag, or the YAML file and line
-            Matcher m = GIVEN_KEY.matcher(e.getMessage());
-            if (m.matches() && given.containsKey(m.group(1))) {
-                throw new IllegalArgumentException(given.get(m.group(1)) + m.group(2), e);
-            }
-            throw e;
-        }
+        validate(name);
         for (LossType.Hyperparameter h : LossType.Hyperparameter.values()) {
             if (given.containsKey(h.key()) && !loss.uses(h)) {
                 List<String> users = Arrays.stream(LossType.values())
@@ -934,55 +921,66 @@ public record TrainConfig(
      * @throws IllegalArgumentException naming the key at fault
      */
     public void validate() {
-        require(beta > 0, "key 'beta'", "must be > 0, got " + beta);
+        validate(key -> "key '" + key + "'");
+    }
+
+    /** As {@link #validate()}, naming each key by {@code name} (the flag or the YAML line it came from). */
+    private void validate(Function<String, String> name) {
+        require(beta > 0, name.apply("beta"), "must be > 0, got " + beta);
         require(
                 labelSmoothing >= 0 && labelSmoothing < 0.5,
-                "key 'label_smoothing'",
+                name.apply("label_smoothing"),
                 "must lie in [0, 0.5), got " + labelSmoothing);
-        require(preference >= 0 && preference <= 1, "key 'preference'", "must lie in [0, 1], got " + preference);
-        require(gamma >= 0, "key 'gamma'", "must be >= 0, got " + gamma);
+        require(preference >= 0 && preference <= 1, name.apply("preference"), "must lie in [0, 1], got " + preference);
+        require(gamma >= 0, name.apply("gamma"), "must be >= 0, got " + gamma);
         require(
                 centerRewardsCoefficient >= 0,
-                "key 'center_rewards_coefficient'",
+                name.apply("center_rewards_coefficient"),
                 "must be >= 0, got " + centerRewardsCoefficient);
-        require(evalSamples >= 0, "key 'eval_samples'", "must be >= 0, got " + evalSamples);
-        require(evalMaxNewTokens > 0, "key 'eval_max_new_tokens'", "must be > 0, got " + evalMaxNewTokens);
+        require(evalSamples >= 0, name.apply("eval_samples"), "must be >= 0, got " + evalSamples);
+        require(evalMaxNewTokens > 0, name.apply("eval_max_new_tokens"), "must be > 0, got " + evalMaxNewTokens);
         require(
                 evalJudge != null
                         && (evalJudge.equals("exact")
                                 || evalJudge.equals("contains")
                                 || evalJudge.startsWith("reward-model:")
                                         && evalJudge.length() > "reward-model:".length()),
-                "key 'eval_judge'",
+                name.apply("eval_judge"),
                 "exact, contains or reward-model:DIR, got '" + evalJudge + "'");
-        require(learningRate > 0, "key 'learning_rate'", "must be > 0, got " + learningRate);
-        require(weightDecay >= 0, "key 'weight_decay'", "must be >= 0, got " + weightDecay);
-        require(adamBeta1 >= 0 && adamBeta1 < 1, "key 'adam_beta1'", "must lie in [0, 1), got " + adamBeta1);
-        require(adamBeta2 >= 0 && adamBeta2 < 1, "key 'adam_beta2'", "must lie in [0, 1), got " + adamBeta2);
-        require(adamEpsilon > 0, "key 'adam_epsilon'", "must be > 0, got " + adamEpsilon);
-        require(batchSize > 0, "key 'batch_size'", "must be > 0, got " + batchSize);
-        require(gradAccum > 0, "key 'grad_accum'", "must be > 0, got " + gradAccum);
-        require(maxSteps >= 0, "key 'max_steps'", "must be >= 0, got " + maxSteps);
-        require(maxSteps > 0 || epochs > 0, "key 'epochs'", "give max_steps or a positive epochs");
-        require(warmupSteps >= 0, "key 'warmup_steps'", "must be >= 0, got " + warmupSteps);
-        require(warmupRatio >= 0 && warmupRatio < 1, "key 'warmup_ratio'", "must lie in [0, 1), got " + warmupRatio);
-        require(maxGradNorm >= 0, "key 'max_grad_norm'", "must be >= 0, got " + maxGradNorm);
-        require(saveEvery >= 0, "key 'save_every'", "must be >= 0, got " + saveEvery);
-        require(keepLast >= 1, "key 'keep_last'", "must be >= 1, got " + keepLast);
-        require(evalEvery >= 0, "key 'eval_every'", "must be >= 0, got " + evalEvery);
-        require(logEvery >= 1, "key 'log_every'", "must be >= 1, got " + logEvery);
+        require(learningRate > 0, name.apply("learning_rate"), "must be > 0, got " + learningRate);
+        require(weightDecay >= 0, name.apply("weight_decay"), "must be >= 0, got " + weightDecay);
+        require(adamBeta1 >= 0 && adamBeta1 < 1, name.apply("adam_beta1"), "must lie in [0, 1), got " + adamBeta1);
+        require(adamBeta2 >= 0 && adamBeta2 < 1, name.apply("adam_beta2"), "must lie in [0, 1), got " + adamBeta2);
+        require(adamEpsilon > 0, name.apply("adam_epsilon"), "must be > 0, got " + adamEpsilon);
+        require(batchSize > 0, name.apply("batch_size"), "must be > 0, got " + batchSize);
+        require(gradAccum > 0, name.apply("grad_accum"), "must be > 0, got " + gradAccum);
+        require(maxSteps >= 0, name.apply("max_steps"), "must be >= 0, got " + maxSteps);
+        require(maxSteps > 0 || epochs > 0, name.apply("epochs"), "give max_steps or a positive epochs");
+        require(warmupSteps >= 0, name.apply("warmup_steps"), "must be >= 0, got " + warmupSteps);
+        require(
+                warmupRatio >= 0 && warmupRatio < 1,
+                name.apply("warmup_ratio"),
+                "must lie in [0, 1), got " + warmupRatio);
+        require(maxGradNorm >= 0, name.apply("max_grad_norm"), "must be >= 0, got " + maxGradNorm);
+        require(saveEvery >= 0, name.apply("save_every"), "must be >= 0, got " + saveEvery);
+        require(keepLast >= 1, name.apply("keep_last"), "must be >= 1, got " + keepLast);
+        require(evalEvery >= 0, name.apply("eval_every"), "must be >= 0, got " + evalEvery);
+        require(logEvery >= 1, name.apply("log_every"), "must be >= 1, got " + logEvery);
         require(
                 evalFraction >= 0 && evalFraction < 1,
-                "key 'eval_fraction'",
+                name.apply("eval_fraction"),
                 "must lie in [0, 1), got " + evalFraction);
-        require(evalBatchSize > 0, "key 'eval_batch_size'", "must be > 0, got " + evalBatchSize);
-        require(maxLength >= 0, "key 'max_length'", "must be >= 0, got " + maxLength);
-        require(maxPromptLength >= 0, "key 'max_prompt_length'", "must be >= 0, got " + maxPromptLength);
+        require(evalBatchSize > 0, name.apply("eval_batch_size"), "must be > 0, got " + evalBatchSize);
+        require(maxLength >= 0, name.apply("max_length"), "must be >= 0, got " + maxLength);
+        require(maxPromptLength >= 0, name.apply("max_prompt_length"), "must be >= 0, got " + maxPromptLength);
         require(
                 device != null && device.matches("cpu|gpu(:\\d+)?"),
-                "key 'device'",
+                name.apply("device"),
                 "cpu, gpu or gpu:N, got '" + device + "'");
-        require(loraDropout >= 0 && loraDropout < 1, "key 'lora_dropout'", "must lie in [0, 1), got " + loraDropout);
+        require(
+                loraDropout >= 0 && loraDropout < 1,
+                name.apply("lora_dropout"),
+                "must lie in [0, 1), got " + loraDropout);
     }
 
     private static void require(boolean ok, String where, String message) {

@@ -105,7 +105,7 @@ public final class Align4j implements Runnable {
     @Option(
             names = "--debug",
             scope = CommandLine.ScopeType.INHERIT,
-            description = "Print stack traces of errors on the console")
+            description = "Print stack traces of errors on the console.")
     static void setDebug(boolean on) {
         debugFlag = on;
     }

@@ -37,6 +37,7 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "evaluate",
         mixinStandardHelpOptions = true,
+        header = "Evaluate alignment: held-out metrics, KL, win rates and the bandit reproduction.",
         description =
                 "Did alignment work, and what did it cost? Held-out metrics, KL, the bandit reproduction, reports.",
         subcommands = {

@@ -27,7 +27,7 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "logprobs",
         mixinStandardHelpOptions = true,
-        header = "Log-probabilities of completions under a model.",
+        header = "Score completions by their log-probabilities under a model.",
         description = {
             "Log-probability of a completion after a prompt (the completion is scored as its tokens plus one eos),",
             "or, with --data, of the chosen and rejected completions of every pair (one JSON line per pair)."

@@ -223,7 +223,7 @@ public abstract class TrainingLoop implements AutoCloseable {
                 TrainConfig.defaultFormat(config.disableDropout() ? 0 : lora.dropout()),
                 targets(lora),
                 trainable,
-                policy.parameterCount() + trainable);
+                policy.parameterCount()); // the count includes the adapters
     }
 
     /** @return each training example's padded length, for length grouping */

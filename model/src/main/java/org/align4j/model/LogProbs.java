@@ -162,6 +162,27 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             NDArray ids,
             NDArray completionMask,
             long chunk) {
+        TokenLogProbs t =
+                scoreTokens(perPosition, toLogits, tokenLogProbs, frozenHead, 1.0, false, ids, completionMask, chunk);
+        NDArray sum = t.sumPerRow(t.logProbs());
+        return new LogProbs(sum, sum.div(t.tokens().maximum(1f)), t.tokens());
+    }
+
+    /**
+     * The shared path of sequence and per-token log-probs: take the positions that predict a completion
+     * token ([N, X] out of [B, T, X]), map them to logits (÷ temperature inside {@code toLogits}) and score
+     * the targets chunk by chunk above {@code chunk} positions, with each position's entropy when asked.
+     */
+    static TokenLogProbs scoreTokens(
+            NDArray perPosition,
+            UnaryOperator<NDArray> toLogits,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray frozenHead,
+            double temperature,
+            boolean withEntropy,
+            NDArray ids,
+            NDArray completionMask,
+            long chunk) {
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
         long x = perPosition.getShape().get(2);
@@ -171,11 +192,15 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
         NDArray targets = ids.get(":, 1:").reshape(b * (t - 1)).get(scored);
         long n = targets.getShape().get(0);
         NDArray perToken;
+        NDArray entropy = null;
         if (n <= chunk && frozenHead == null) {
-            perToken = tokenLogProbs.apply(toLogits.apply(selected), targets);
+            NDArray logits = toLogits.apply(selected);
+            perToken = tokenLogProbs.apply(logits, targets);
+            entropy = withEntropy ? entropy(logits) : null;
         } else {
             NDManager owner = selected.getManager();
             NDList parts = new NDList();
+            NDList entropies = new NDList();
             for (long from = 0; from < n; from += chunk) {
                 String range = from + ":" + Math.min(n, from + chunk);
                 // a chunk's logits and temporaries live in their own scope, closed before the next chunk;
@@ -183,43 +208,78 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
                 try (NDManager scope = owner.newSubManager()) {
                     NDArray rows = selected.get(range);
                     rows.attach(scope);
-                    NDArray part = frozenHead == null
-                            ? tokenLogProbs.apply(toLogits.apply(rows), targets.get(range))
-                            : frozenHeadLogProbs(rows, toLogits, tokenLogProbs, frozenHead, targets.get(range), scope);
-                    part.attach(owner);
-                    parts.add(part);
+                    NDArray[] part = frozenHead == null
+                            ? plainChunk(rows, toLogits, tokenLogProbs, targets.get(range), withEntropy)
+                            : frozenHeadLogProbs(
+                                    rows,
+                                    toLogits,
+                                    tokenLogProbs,
+                                    frozenHead,
+                                    temperature,
+                                    targets.get(range),
+                                    withEntropy,
+                                    scope);
+                    part[0].attach(owner);
+                    parts.add(part[0]);
+                    if (part[1] != null) {
+                        part[1].attach(owner);
+                        entropies.add(part[1]);
+                    }
                 }
             }
             // NDArrays.concat of a single array returns a copy cut from autograd
             perToken = parts.size() == 1 ? parts.head() : NDArrays.concat(parts);
+            if (withEntropy) {
+                entropy = entropies.size() == 1 ? entropies.head() : NDArrays.concat(entropies);
+            }
         }
         NDArray rowIds =
                 perPosition.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
         NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
         NDArray owner = rowIds.eq(rowOfToken.reshape(1, -1)).toType(DataType.FLOAT32, false);
-        NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);
         NDArray tokens = mask.toType(DataType.FLOAT32, false).sum(new int[] {1});
-        return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens);
+        return new TokenLogProbs(perToken, entropy, rowOfToken, owner, tokens);
+    }
+
+    private static NDArray[] plainChunk(
+            NDArray rows,
+            UnaryOperator<NDArray> toLogits,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray targets,
+            boolean withEntropy) {
+        NDArray logits = toLogits.apply(rows);
+        return new NDArray[] {tokenLogProbs.apply(logits, targets), withEntropy ? entropy(logits) : null};
+    }
+
+    /** Σ −p·log p of each row's softmax, without a graph: lse(z) − Σ softmax(z)·z. */
+    static NDArray entropy(NDArray logits) {
+        NDArray z = logits.stopGradient();
+        return logSumExp(z).sub(z.softmax(1).mul(z).sum(new int[] {1}));
     }
 
     /**
      * One chunk's log-probs with a frozen head: the value without a graph, plus h·g − stop(h·g) (zero in
-     * value) whose gradient with respect to h is g = W[target] − softmax(W·h)·W.
+     * value) whose gradient with respect to h is g = (W[target] − softmax(W·h/τ)·W)/τ at temperature τ.
      */
-    private static NDArray frozenHeadLogProbs(
+    private static NDArray[] frozenHeadLogProbs(
             NDArray rows,
             UnaryOperator<NDArray> toLogits,
             BinaryOperator<NDArray> tokenLogProbs,
             NDArray weight,
+            double temperature,
             NDArray targets,
+            boolean withEntropy,
             NDManager scope) {
         NDArray logits = toLogits.apply(rows.stopGradient());
         NDArray value = tokenLogProbs.apply(logits, targets).stopGradient();
         NDArray targetRows = weight.get(targets);
         targetRows.attach(scope);
         NDArray direction = targetRows.sub(logits.softmax(1).matMul(weight)).stopGradient();
+        if (temperature != 1.0) {
+            direction = direction.div(temperature);
+        }
         NDArray dot = rows.mul(direction).sum(new int[] {1});
-        return value.add(dot.sub(dot.stopGradient()));
+        return new NDArray[] {value.add(dot.sub(dot.stopGradient())), withEntropy ? entropy(logits) : null};
     }
 
     /**

@@ -289,7 +289,7 @@ public final class PreferenceParser {
         return n.asText();
     }
 
-    private static List<Message> messages(RawRecord r, String field) {
+    static List<Message> messages(RawRecord r, String field) {
         JsonNode n = r.value().get(field);
         if (n == null || n.isNull()) {
             throw error(r, field, "missing");

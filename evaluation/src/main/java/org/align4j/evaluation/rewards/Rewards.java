@@ -188,8 +188,8 @@ public final class Rewards implements AutoCloseable {
         }
     }
 
-    /** A reward function that failed or returned what no reward may be. */
-    public static final class RewardException extends RuntimeException {
+    /** A reward function that failed or returned what no reward may be (bad input to the run: exit 2 on the CLI). */
+    public static final class RewardException extends IllegalArgumentException {
         private static final long serialVersionUID = 1L;
 
         RewardException(String message, Throwable cause) {

@@ -21,6 +21,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.function.Supplier;
@@ -38,6 +39,7 @@ import org.align4j.losses.rl.RlooLoss;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.TokenLogProbs;
+import org.align4j.model.config.ModelConfig;
 import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.generate.Generator;
 import org.align4j.model.generate.RowStream;
@@ -221,6 +223,8 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             }
             rewards = new Rewards(funcs, rl.rewardWeights());
             policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
+            checkFits(policy.config(), train, trainIds, rl.maxCompletionLength());
+            checkFits(policy.config(), eval, evalIds, rl.maxCompletionLength());
             prepareAdapters(policy, config);
             if (rl.beta() > 0) {
                 if (policy.hasAdapters() && config.referenceModel() == null) {
@@ -294,6 +298,19 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             throw new IllegalArgumentException("key 'batch_size': batch_size x grad_accum (" + completions
                     + " completions per generation) must be a multiple of num_generations (" + rl.numGenerations()
                     + ")");
+        }
+    }
+
+    /** Every prompt, followed by max_completion_length tokens, within the model's vocabulary and positions. */
+    private static void checkFits(ModelConfig model, List<PromptExample> prompts, List<int[]> ids, int maxCompletion) {
+        for (int i = 0; i < ids.size(); i++) {
+            int[] row = Arrays.copyOf(ids.get(i), ids.get(i).length + maxCompletion);
+            Optional<String> problem = model.problemWith(row);
+            if (problem.isPresent()) {
+                throw new IllegalArgumentException(prompts.get(i).source() + ": " + problem.get()
+                        + " (the prompt's " + ids.get(i).length + " tokens + max_completion_length " + maxCompletion
+                        + ")");
+            }
         }
     }
 

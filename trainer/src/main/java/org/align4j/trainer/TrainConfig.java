@@ -34,6 +34,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.BiFunction;
 import java.util.function.Function;
 import org.align4j.data.DataFormat;
 import org.align4j.data.EncodingOptions;
@@ -1157,7 +1158,8 @@ public record TrainConfig(
     public static final class Builder<T> {
         private final Map<String, Object> values = new LinkedHashMap<>();
         private final Map<String, ?> base;
-        private final Function<TrainConfig, T> finish;
+        private final Set<String> ownKeys;
+        private final BiFunction<TrainConfig, Map<String, Given>, T> finish;
         private Path yaml;
 
         /**
@@ -1165,7 +1167,20 @@ public record TrainConfig(
          * @param finish makes the product from the resolved config
          */
         public Builder(Map<String, ?> base, Function<TrainConfig, T> finish) {
+            this(base, Set.of(), (config, own) -> finish.apply(config));
+        }
+
+        /**
+         * A builder for a trainer whose method has options of its own ({@link #set} takes them too).
+         *
+         * @param base the product's own defaults, key → value
+         * @param ownKeys the method's own keys
+         * @param finish makes the product from the resolved config and the method's keys as given
+         */
+        public Builder(
+                Map<String, ?> base, Set<String> ownKeys, BiFunction<TrainConfig, Map<String, Given>, T> finish) {
             this.base = base;
+            this.ownKeys = ownKeys;
             this.finish = finish;
         }
 
@@ -1467,7 +1482,9 @@ public record TrainConfig(
          * @throws IllegalArgumentException naming the key at fault
          */
         public T build() {
-            return finish.apply(resolve(base, yaml, values, key -> "key '" + key + "'"));
+            Map<String, Given> own = new LinkedHashMap<>();
+            TrainConfig c = resolve(base, yaml, values, key -> "key '" + key + "'", ownKeys, own);
+            return finish.apply(c, own);
         }
     }
 

@@ -101,6 +101,44 @@ public final class Rewards implements AutoCloseable {
                 + String.join(", ", BuiltinRewards.forms()) + "), a class:NAME or a reward model folder");
     }
 
+    /**
+     * Checks a spec without loading anything heavy: a built-in's arguments, that a {@code class:} names a
+     * loadable class, that a folder exists and holds a config and a tokenizer.
+     *
+     * @param spec the spec
+     * @throws IllegalArgumentException saying what is wrong with it
+     */
+    public static void check(String spec) {
+        if (BuiltinRewards.parse(spec) != null) {
+            return;
+        }
+        if (spec.startsWith("class:")) {
+            String name = spec.substring("class:".length());
+            try {
+                Class<?> c = Class.forName(name);
+                if (!RewardFunction.class.isAssignableFrom(c)) {
+                    throw new IllegalArgumentException(
+                            "'" + spec + "': " + name + " does not implement " + RewardFunction.class.getName());
+                }
+                return;
+            } catch (ClassNotFoundException e) {
+                throw new IllegalArgumentException("'" + spec + "': no class " + name + " on the classpath");
+            }
+        }
+        Path dir = Path.of(spec);
+        if (!Files.isDirectory(dir)) {
+            throw new IllegalArgumentException("'" + spec + "': not a built-in reward ("
+                    + String.join(", ", BuiltinRewards.forms()) + "), a class:NAME or a reward model folder");
+        }
+        if (!Files.isRegularFile(dir.resolve("config.json"))) {
+            throw new IllegalArgumentException("'" + spec + "': a reward model folder needs its config.json");
+        }
+        if (!Files.isRegularFile(dir.resolve("tokenizer.json"))) {
+            throw new IllegalArgumentException("'" + spec + "': a reward model folder needs its tokenizer "
+                    + "(tokenizer.json is missing; reward train writes it beside the weights)");
+        }
+    }
+
     /** @return the functions, in order */
     public List<RewardFunction> functions() {
         return functions;

@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -268,6 +269,25 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             folder.close();
             throw e;
         }
+    }
+
+    /**
+     * A typed builder over the shared keys, with the method's own keys by name ({@code
+     * set("num_generations", 8)}, {@code set("reward_funcs", List.of("exact"))}); {@code build()} loads the
+     * trainer (a fresh run).
+     *
+     * @param method {@link LossType#GRPO} or {@link LossType#RLOO}
+     * @return the builder
+     * @throws java.io.UncheckedIOException from {@code build()} when the run folder cannot be written
+     */
+    public static TrainConfig.Builder<OnlineRlTrainer> builder(LossType method) {
+        return new TrainConfig.Builder<>(Map.of("loss", method), RlConfig.ownedKeys(), (config, own) -> {
+            try {
+                return create(new RlConfig.Run(config, RlConfig.of(method, own)), RunFolder.Mode.fresh());
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
     }
 
     private static void closeAll(List<RewardFunction> funcs) {

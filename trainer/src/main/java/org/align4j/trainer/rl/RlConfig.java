@@ -10,6 +10,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Function;
+import org.align4j.evaluation.rewards.Rewards;
 import org.align4j.losses.LossType;
 import org.align4j.losses.rl.Advantages;
 import org.align4j.losses.rl.GrpoLoss;
@@ -198,6 +199,13 @@ public record RlConfig(
         boolean mask = r.bool("mask_truncated_completions", false);
         boolean normalize = r.bool("normalize_advantages", false);
         List<String> funcs = r.strings("reward_funcs");
+        for (String f : funcs) {
+            try {
+                Rewards.check(f);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(r.where("reward_funcs") + ": " + e.getMessage(), e);
+            }
+        }
         List<Double> weights = new ArrayList<>();
         for (String w : r.strings("reward_weights")) {
             try {

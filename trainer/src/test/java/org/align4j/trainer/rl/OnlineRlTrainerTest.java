@@ -130,6 +130,25 @@ class OnlineRlTrainerTest {
     }
 
     @Test
+    void theBuilderTakesSharedAndMethodKeys() throws Exception {
+        Path data = prompts();
+        try (OnlineRlTrainer t = OnlineRlTrainer.builder(LossType.RLOO)
+                .model(Fixtures.model("gpt2-tiny"))
+                .data(data)
+                .output(tmp.resolve("built"))
+                .batchSize(4)
+                .maxSteps(1)
+                .set("num_generations", 4)
+                .set("max_completion_length", 3)
+                .set("reward_funcs", List.of("regex:.*"))
+                .build()) {
+            assertThat(t.rlConfig().numGenerations()).isEqualTo(4);
+            assertThat(t.rlConfig().beta()).isEqualTo(0.05); // RLOO's default
+            assertThat(t.train().lastStep()).isEqualTo(1);
+        }
+    }
+
+    @Test
     void pairsGivenToGrpoAndPromptsGivenToTrainAreNamed() throws Exception {
         Path pairs = Fixtures.root().resolve("prefs.jsonl");
         assertThatThrownBy(() -> OnlineRlTrainer.create(
@@ -207,9 +226,8 @@ class OnlineRlTrainerTest {
         Files.createDirectories(noTokenizer);
         Files.copy(RlTrlParityTest.resource("reward-gpt2-tiny/config.json"), noTokenizer.resolve("config.json"));
         rm.put("reward_funcs", List.of(noTokenizer.toString()));
-        assertThatThrownBy(() -> OnlineRlTrainer.create(
-                        RlConfig.resolve(LossType.GRPO, null, rm, k -> k), RunFolder.Mode.fresh()))
-                .hasMessageStartingWith("key 'reward_funcs': ")
+        assertThatThrownBy(() -> RlConfig.resolve(LossType.GRPO, null, rm, k -> "--" + k.replace('_', '-')))
+                .hasMessageStartingWith("--reward-funcs: ")
                 .hasMessageContaining("tokenizer.json is missing");
         Map<String, Object> loss = base(data, tmp.resolve("z"));
         loss.put("loss_type", "bnpo");

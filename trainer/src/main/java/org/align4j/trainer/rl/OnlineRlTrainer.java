@@ -31,6 +31,7 @@ import org.align4j.data.PreferenceBatch;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.data.PromptData;
 import org.align4j.data.PromptData.PromptExample;
+import org.align4j.evaluation.report.RunReport;
 import org.align4j.evaluation.rewards.RewardFunction;
 import org.align4j.evaluation.rewards.Rewards;
 import org.align4j.losses.LossType;
@@ -831,7 +832,8 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
 
     /**
      * Held-out prompts answered greedily ({@code max_completion_length} new tokens) and scored with the
-     * run's rewards: {@code reward}, {@code rewards/NAME/mean}, {@code completions/mean_length}.
+     * run's rewards: {@code reward}, {@code rewards/NAME/mean}, {@code completions/mean_length}; the first
+     * 16 answers go to {@code OUTPUT/samples.jsonl} (with the record's {@code answer} when it has one).
      */
     @Override
     protected Map<String, Double> evaluate() {
@@ -852,7 +854,23 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             int[] c = completions.get(i);
             truncated[i] = c.length == 0 || !eosIds.contains(c[c.length - 1]);
         }
-        double[][] perFunction = rewards.score(samples(rows, completions, truncated));
+        List<RewardFunction.Sample> scored = samples(rows, completions, truncated);
+        double[][] perFunction = rewards.score(scored);
+        List<RunReport.Sample> shown = new ArrayList<>();
+        for (int i = 0; i < Math.min(16, scored.size()); i++) {
+            Object answer = eval.get(i).fields().get("answer");
+            shown.add(new RunReport.Sample(
+                    scored.get(i).prompt(),
+                    answer == null ? null : String.valueOf(answer),
+                    null,
+                    "(not generated)", // an online run's evaluation answers with the policy only
+                    scored.get(i).completion()));
+        }
+        try {
+            RunReport.writeSamples(output().resolve("samples.jsonl"), shown);
+        } catch (IOException e) {
+            LOG.warn("Cannot write {}: {}", output().resolve("samples.jsonl"), e.getMessage());
+        }
         Map<String, Double> m = new LinkedHashMap<>();
         m.put("reward", Advantages.nanMean(rewards.combine(perFunction)));
         for (int k = 0; k < perFunction.length; k++) {

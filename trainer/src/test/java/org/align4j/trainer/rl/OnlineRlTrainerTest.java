@@ -129,6 +129,51 @@ class OnlineRlTrainerTest {
         }
     }
 
+    // spotless:off (the README shows it as written here)
+    // README RL example start
+    public static final class ShortAnswers implements RewardFunction {
+        public String name() { return "short"; }
+        public List<Double> score(List<Sample> samples) {
+            return samples.stream().map(s -> s.completionIds().length <= 4 ? 1.0 : 0.0).toList();
+        }
+    }
+    // README RL example end
+    // spotless:on
+
+    @Test
+    void theReadmeExampleRunsAndIsTheOneInTheReadme() throws Exception {
+        Path base = Fixtures.model("gpt2-tiny");
+        Path prompts = prompts();
+        Path runs = tmp.resolve("runs");
+        // spotless:off (the README shows it as written here)
+        // README RL training start
+        try (OnlineRlTrainer trainer = OnlineRlTrainer.builder(LossType.GRPO)
+                .model(base).data(prompts).output(runs.resolve("grpo")).batchSize(8).maxSteps(2)
+                .set("num_generations", 4).set("max_completion_length", 6)
+                .set("reward_funcs", List.of("class:" + ShortAnswers.class.getName(), "exact"))
+                .build()) {
+            System.out.println(trainer.train().lastMetrics().get("reward"));
+        }
+        // README RL training end
+        // spotless:on
+        assertThat(runs.resolve("grpo/final/model.safetensors")).exists();
+        Path readme = Path.of(System.getProperty("maven.multiModuleProjectDirectory", ".."))
+                .resolve("README.md");
+        if (!Files.exists(readme)) {
+            readme = Path.of("..", "README.md");
+        }
+        String text = Files.readString(readme);
+        String source = Files.readString(Path.of("src/test/java/org/align4j/trainer/rl/OnlineRlTrainerTest.java"));
+        for (String marker : List.of("README RL example", "README RL training")) {
+            String body = source.substring(
+                    source.indexOf("// " + marker + " start") + ("// " + marker + " start").length(),
+                    source.indexOf("// " + marker + " end"));
+            for (String line : body.strip().lines().map(String::strip).toList()) {
+                assertThat(text).as("README contains: %s", line).contains(line);
+            }
+        }
+    }
+
     @Test
     void theBuilderTakesSharedAndMethodKeys() throws Exception {
         Path data = prompts();

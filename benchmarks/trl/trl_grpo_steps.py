@@ -8,12 +8,16 @@ the steps after the first, the median step time, peak RSS.
     python trl_grpo_steps.py MODEL_DIR PROMPTS.jsonl BATCH G NEW STEPS OUT_DIR
 """
 import json
+import os
 import resource
 import statistics
 import sys
 import time
 
 import torch
+
+if os.environ.get("THREADS"):
+    torch.set_num_threads(int(os.environ["THREADS"]))
 import transformers
 import trl
 from datasets import Dataset

@@ -1008,6 +1008,27 @@ public final class CausalLm implements AutoCloseable {
         return ready(nativeBlock()).forward(store, ids, attentionMask, cache, withHiddenStates, false);
     }
 
+    /**
+     * The logits of the last position of each row only, for generation: the LM head runs on [B, H], not
+     * on every position of a prompt ([B, T, V] logits of a 64-token prompt over Llama-3's vocabulary are
+     * half a gigabyte for 16 rows, and the prefill's head matmul its largest cost).
+     *
+     * @param ids [B, T] the new tokens
+     * @param attentionMask [B, cached + T]
+     * @param cache the cache to read and append to, or null
+     * @return [B, V] float32 logits of each row's last position
+     */
+    public NDArray lastLogits(NDArray ids, NDArray attentionMask, KvCache cache) {
+        if (!(block instanceof CausalLmBlock native_)) {
+            return logits(ids, attentionMask, false).get(":, -1, :");
+        }
+        NDArray last = ready(native_)
+                .forward(store, ids, attentionMask, cache, new CausalLmBlock.Pass(false, false, false, false))
+                .last();
+        NDArray logits = native_.head(store, last.get(":, -1, :"), false);
+        return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
+    }
+
     /** @return a new empty KV cache for this model */
     public KvCache newCache() {
         return new KvCache(nativeBlock().config().numLayers());

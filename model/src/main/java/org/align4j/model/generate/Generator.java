@@ -116,13 +116,12 @@ public final class Generator {
                     int from = cached && step > 0 ? len - 1 : 0;
                     NDArray idArr = stepScope.create(slice(ids, b, total, from, len), new Shape(b, len - from));
                     NDArray maskArr = stepScope.create(slice(mask, b, total, 0, len), new Shape(b, len));
-                    NDArray logits = cached
-                            ? lm.forward(idArr, maskArr, cache, false).logits()
-                            : lm.logits(idArr, maskArr, false);
+                    // the head runs on each row's last position only
+                    NDArray logits = lm.lastLogits(idArr, maskArr, cached ? cache : null);
                     for (int i = 0; i < b; i++) {
                         uniforms[i] = streams[i].uniform(step);
                     }
-                    picked = Sampling.next(logits.get(":, -1, :"), cfg, uniforms);
+                    picked = Sampling.next(logits, cfg, uniforms);
                     if (cache != null) {
                         cache.attach(scope);
                     }

@@ -8,11 +8,13 @@ import java.util.Locale;
 import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.data.PreferenceExample;
+import org.align4j.data.PromptData;
 import org.align4j.losses.LossType;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.align4j.trainer.SftTrainer;
 import org.align4j.trainer.TrainConfig;
+import org.align4j.trainer.rl.RlConfig;
 
 /**
  * {@code train --dry-run} and {@code sft --dry-run}: everything a run would start from, without loading
@@ -55,6 +57,52 @@ final class DryRun {
             if (config.evalData() != null) {
                 w.printf("%n# held-out data: %s%n", config.evalData());
                 report(w, config, tk, encoder, load(config, Path.of(config.evalData())), 0);
+            }
+        }
+        w.flush();
+    }
+
+    /**
+     * {@code grpo --dry-run} and {@code rloo --dry-run}: both configs, the model's shape, the prompts' counts and
+     * token lengths (as the sampler gets them), and the first prompt with its fields.
+     */
+    static void print(PrintWriter w, RlConfig.Run run) {
+        TrainConfig config = run.train();
+        w.println("# the resolved config (what OUTPUT/config.yaml will hold, with the method's keys below)");
+        w.print(config.toYaml().replaceAll("(?m)^beta: .*\\R", ""));
+        run.rl().toMap().forEach((k, v) -> w.println(k + ": " + v));
+        Path modelDir = Path.of(config.model());
+        ModelConfig m = ModelConfig.read(modelDir.resolve("config.json"));
+        w.printf(
+                Locale.ROOT,
+                "%n# model: %s, %d layers, width %d, vocabulary %d, %d positions%n",
+                m.modelType(),
+                m.numLayers(),
+                m.hiddenSize(),
+                m.vocabSize(),
+                m.maxPositions());
+        try (TextTokenizer tk = TextTokenizer.load(modelDir)) {
+            PreferenceEncoder encoder = new PreferenceEncoder(tk, config.encodingOptions());
+            for (String part :
+                    config.evalData() == null ? List.of(config.data()) : List.of(config.data(), config.evalData())) {
+                List<PromptData.PromptExample> prompts = PromptData.load(Path.of(part), config.skipInvalid());
+                int[] lengths = new int[prompts.size()];
+                for (int i = 0; i < lengths.length; i++) {
+                    lengths[i] = encoder.encodePrompt(prompts.get(i).example()).length;
+                }
+                w.printf(
+                        "%n# prompts: %s: %d (eval_fraction %s of them held out when no eval_data)%n",
+                        part, prompts.size(), TrainConfig.defaultFormat(config.evalFraction()));
+                w.println("tokens            p50     p90     p99     max");
+                DataCommand.Inspect.row(w, "prompt", lengths);
+                PromptData.PromptExample first = prompts.get(0);
+                int[] ids = encoder.encodePrompt(first.example());
+                w.printf(
+                        "%n[0] %s%n  prompt_text:%n%s%n  prompt_ids: %s%n  fields: %s%n",
+                        first.source(),
+                        DataCommand.Inspect.indent(encoder.promptText(first.example())),
+                        Arrays.toString(ids),
+                        first.fields());
             }
         }
         w.flush();

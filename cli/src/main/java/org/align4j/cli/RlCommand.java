@@ -71,9 +71,7 @@ abstract class RlCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         RlConfig.Run run = options.resolveRl(method());
         if (options.dryRun) {
-            DryRun.print(spec.commandLine().getOut(), run.train());
-            spec.commandLine().getOut().println("method options: " + run.rl().toMap());
-            spec.commandLine().getOut().flush();
+            DryRun.print(spec.commandLine().getOut(), run);
             return 0;
         }
         Threads.apply(options.threads, null);

@@ -87,6 +87,19 @@ class RlCliTest {
     }
 
     @Test
+    void dryRunShowsBothConfigsAndThePromptsAsTheSamplerGetsThem() throws Exception {
+        CliTest.Result r = CliTest.run(args("grpo", prompts(), "--dry-run").toArray(String[]::new));
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out())
+                .contains("loss: grpo")
+                .contains("num_generations: 2")
+                .contains("beta: 0.0")
+                .contains("prompt_ids: [")
+                .contains("fields: {answer=1}");
+        assertThat(tmp.resolve("run-grpo")).doesNotExist();
+    }
+
+    @Test
     void badInputIsOneLineWithExitTwo() throws Exception {
         Path data = prompts();
         List<String[]> cases = List.of(

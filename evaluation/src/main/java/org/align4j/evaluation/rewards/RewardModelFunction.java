@@ -57,6 +57,23 @@ public final class RewardModelFunction implements RewardFunction, AutoCloseable 
                 : src.toAbsolutePath().normalize().getFileName().toString();
     }
 
+    /**
+     * The name metrics carry: the folder's name, as TRL names a reward model by the last part of its path;
+     * a run's {@code final} or {@code checkpoint-N} folder is named with its run ({@code reward_final}).
+     */
+    static String nameOf(Path source) {
+        if (source == null) {
+            return "reward_model";
+        }
+        Path p = source.toAbsolutePath().normalize();
+        String name = p.getFileName().toString();
+        if ((name.equals("final") || name.matches("checkpoint-\\d+")) && p.getParent() != null
+                && p.getParent().getFileName() != null) {
+            return p.getParent().getFileName() + "_" + name;
+        }
+        return name;
+    }
+
     @Override
     public String name() {
         return name;

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import java.util.List;
 import java.util.function.BinaryOperator;
 import java.util.function.UnaryOperator;
 
@@ -21,13 +22,39 @@ import java.util.function.UnaryOperator;
  * exist at once (151,936 columns for Qwen: 0.6 MB a token). Values and gradients are those of the
  * unchunked computation; only the order of floating-point sums over chunks differs.
  *
- * @param sum [B] summed log-probs
+ * <p>A floating-point completion mask weighs each token's log-prob by its value in the sum (LD-DPO's
+ * ld_alpha on the tokens past the shorter completion); tokens with weight 0 are not scored. Token
+ * statistics ({@link #STATISTICS}), when asked for, are made from each chunk's logits while they
+ * exist, without gradient.
+ *
+ * @param sum [B] summed log-probs (weighted by a floating-point completion mask)
  * @param mean [B] sum divided by the number of completion tokens
  * @param tokens [B] completion token counts (float)
+ * @param statistics [B, {@code STATISTICS.size()}] per-row sums of the token statistics, float32 without
+ *     gradient, or null when not asked for
  */
-public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
+public record LogProbs(NDArray sum, NDArray mean, NDArray tokens, NDArray statistics) {
     /** The default size of one chunk of logits: 2^24 elements, 64 MiB in float32. */
     public static final long DEFAULT_CHUNK_ELEMENTS = 1L << 24;
+
+    /**
+     * The columns of {@link #statistics}, each a per-row sum over the scored tokens of: the entropy of
+     * the next-token distribution (−Σ p log p), the mean logit over the vocabulary, whether the argmax
+     * is the target (1 or 0), log Σ_v p_v² (WPO's normaliser), and the token's log-prob unweighted.
+     */
+    public static final List<String> STATISTICS =
+            List.of("entropy", "mean_logit", "argmax_hit", "log_sum_p_squared", "unweighted_log_prob");
+
+    /**
+     * Without token statistics.
+     *
+     * @param sum [B] summed log-probs
+     * @param mean [B] sum divided by the number of completion tokens
+     * @param tokens [B] completion token counts
+     */
+    public LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
+        this(sum, mean, tokens, null);
+    }
 
     /**
      * Computes sequence log-probs; gradients flow back to {@code logits}.
@@ -38,8 +65,28 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @return sum, mean and count per row
      */
     public static LogProbs of(NDArray logits, NDArray ids, NDArray completionMask) {
+        return of(logits, ids, completionMask, false);
+    }
+
+    /**
+     * As {@link #of(NDArray, NDArray, NDArray)}, with the token statistics when asked for.
+     *
+     * @param logits [B, T, V]
+     * @param ids [B, T] int64
+     * @param completionMask [B, T]
+     * @param statistics also sum {@link #STATISTICS} per row
+     * @return sum, mean, count and statistics per row
+     */
+    public static LogProbs of(NDArray logits, NDArray ids, NDArray completionMask, boolean statistics) {
         return score(
-                logits, UnaryOperator.identity(), LogProbs::tokenLogProbs, null, ids, completionMask, Long.MAX_VALUE);
+                logits,
+                UnaryOperator.identity(),
+                LogProbs::tokenLogProbs,
+                null,
+                ids,
+                completionMask,
+                Long.MAX_VALUE,
+                statistics);
     }
 
     /**
@@ -98,10 +145,34 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             NDArray ids,
             NDArray completionMask,
             long chunkPositions) {
+        return fromHidden(hidden, head, tokenLogProbs, ids, completionMask, chunkPositions, false);
+    }
+
+    /**
+     * As {@link #fromHidden(NDArray, UnaryOperator, BinaryOperator, NDArray, NDArray, long)}, with the
+     * token statistics ({@link #STATISTICS}) made from each chunk's logits when asked for.
+     *
+     * @param hidden [B, T, H] final hidden states
+     * @param head the LM head
+     * @param tokenLogProbs ([n, V] logits, [n] targets) → [n] log-probs
+     * @param ids [B, T] int64
+     * @param completionMask [B, T]
+     * @param chunkPositions positions per chunk, at least 1
+     * @param statistics also sum {@link #STATISTICS} per row
+     * @return sum, mean, count and statistics per row
+     */
+    public static LogProbs fromHidden(
+            NDArray hidden,
+            UnaryOperator<NDArray> head,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray ids,
+            NDArray completionMask,
+            long chunkPositions,
+            boolean statistics) {
         if (chunkPositions < 1) {
             throw new IllegalArgumentException("chunkPositions: at least 1, got " + chunkPositions);
         }
-        return score(hidden, head, tokenLogProbs, null, ids, completionMask, chunkPositions);
+        return score(hidden, head, tokenLogProbs, null, ids, completionMask, chunkPositions, statistics);
     }
 
     /**
@@ -129,10 +200,37 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             NDArray ids,
             NDArray completionMask,
             long chunkPositions) {
+        return fromHiddenFrozenHead(
+                hidden, head, headWeight, tokenLogProbs, ids, completionMask, chunkPositions, false);
+    }
+
+    /**
+     * As {@link #fromHiddenFrozenHead(NDArray, UnaryOperator, NDArray, BinaryOperator, NDArray, NDArray,
+     * long)}, with the token statistics when asked for.
+     *
+     * @param hidden [B, T, H] final hidden states
+     * @param head the LM head, [n, H] → [n, V]
+     * @param headWeight W, the head's weight [V, H] (frozen)
+     * @param tokenLogProbs ([n, V] logits, [n] targets) → [n] log-probs
+     * @param ids [B, T] int64
+     * @param completionMask [B, T]
+     * @param chunkPositions positions per chunk, at least 1
+     * @param statistics also sum {@link #STATISTICS} per row
+     * @return sum, mean, count and statistics per row
+     */
+    public static LogProbs fromHiddenFrozenHead(
+            NDArray hidden,
+            UnaryOperator<NDArray> head,
+            NDArray headWeight,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray ids,
+            NDArray completionMask,
+            long chunkPositions,
+            boolean statistics) {
         if (chunkPositions < 1) {
             throw new IllegalArgumentException("chunkPositions: at least 1, got " + chunkPositions);
         }
-        return score(hidden, head, tokenLogProbs, headWeight, ids, completionMask, chunkPositions);
+        return score(hidden, head, tokenLogProbs, headWeight, ids, completionMask, chunkPositions, statistics);
     }
 
     /**
@@ -161,7 +259,8 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             NDArray frozenHead,
             NDArray ids,
             NDArray completionMask,
-            long chunk) {
+            long chunk,
+            boolean statistics) {
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
         long x = perPosition.getShape().get(2);
@@ -171,11 +270,17 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
         NDArray targets = ids.get(":, 1:").reshape(b * (t - 1)).get(scored);
         long n = targets.getShape().get(0);
         NDArray perToken;
+        NDArray tokenStatistics = null;
         if (n <= chunk && frozenHead == null) {
-            perToken = tokenLogProbs.apply(toLogits.apply(selected), targets);
+            NDArray logits = toLogits.apply(selected);
+            perToken = tokenLogProbs.apply(logits, targets);
+            if (statistics) {
+                tokenStatistics = statistics(logits, targets, perToken);
+            }
         } else {
             NDManager owner = selected.getManager();
             NDList parts = new NDList();
+            NDList statisticParts = new NDList();
             for (long from = 0; from < n; from += chunk) {
                 String range = from + ":" + Math.min(n, from + chunk);
                 // a chunk's logits and temporaries live in their own scope, closed before the next chunk;
@@ -183,23 +288,53 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
                 try (NDManager scope = owner.newSubManager()) {
                     NDArray rows = selected.get(range);
                     rows.attach(scope);
+                    NDArray logits = toLogits.apply(frozenHead == null ? rows : rows.stopGradient());
                     NDArray part = frozenHead == null
-                            ? tokenLogProbs.apply(toLogits.apply(rows), targets.get(range))
-                            : frozenHeadLogProbs(rows, toLogits, tokenLogProbs, frozenHead, targets.get(range), scope);
+                            ? tokenLogProbs.apply(logits, targets.get(range))
+                            : frozenHeadLogProbs(rows, logits, tokenLogProbs, frozenHead, targets.get(range), scope);
                     part.attach(owner);
                     parts.add(part);
+                    if (statistics) {
+                        NDArray s = statistics(logits, targets.get(range), part);
+                        s.attach(owner);
+                        statisticParts.add(s);
+                    }
                 }
             }
             // NDArrays.concat of a single array returns a copy cut from autograd
             perToken = parts.size() == 1 ? parts.head() : NDArrays.concat(parts);
+            if (statistics) {
+                tokenStatistics = statisticParts.size() == 1 ? statisticParts.head() : NDArrays.concat(statisticParts);
+            }
         }
         NDArray rowIds =
                 perPosition.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
         NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
         NDArray owner = rowIds.eq(rowOfToken.reshape(1, -1)).toType(DataType.FLOAT32, false);
+        if (completionMask.getDataType().isFloating()) {
+            NDArray weights =
+                    completionMask.get(":, 1:").reshape(b * (t - 1)).get(scored).toType(perToken.getDataType(), false);
+            perToken = perToken.mul(weights);
+        }
         NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);
         NDArray tokens = mask.toType(DataType.FLOAT32, false).sum(new int[] {1});
-        return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens);
+        NDArray rowStatistics = tokenStatistics == null ? null : owner.matMul(tokenStatistics);
+        return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens, rowStatistics);
+    }
+
+    /**
+     * [n, {@link #STATISTICS}] per token, without gradient: entropy, mean logit, argmax hit, log Σ p², log-prob.
+     */
+    private static NDArray statistics(NDArray logits, NDArray targets, NDArray tokenLogProbs) {
+        NDArray z = logits.stopGradient().toType(DataType.FLOAT32, false);
+        NDArray lse = logSumExp(z);
+        NDArray p = z.sub(lse.reshape(-1, 1)).exp();
+        NDArray entropy = lse.sub(p.mul(z).sum(new int[] {1}));
+        NDArray meanLogit = z.mean(new int[] {1});
+        NDArray hit = z.argMax(1).eq(targets).toType(DataType.FLOAT32, false);
+        NDArray logSumPSquared = logSumExp(z.mul(2)).sub(lse.mul(2));
+        NDArray logProb = tokenLogProbs.stopGradient().toType(DataType.FLOAT32, false);
+        return NDArrays.stack(new NDList(entropy, meanLogit, hit, logSumPSquared, logProb), 1);
     }
 
     /**
@@ -208,12 +343,11 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      */
     private static NDArray frozenHeadLogProbs(
             NDArray rows,
-            UnaryOperator<NDArray> toLogits,
+            NDArray logits,
             BinaryOperator<NDArray> tokenLogProbs,
             NDArray weight,
             NDArray targets,
             NDManager scope) {
-        NDArray logits = toLogits.apply(rows.stopGradient());
         NDArray value = tokenLogProbs.apply(logits, targets).stopGradient();
         NDArray targetRows = weight.get(targets);
         targetRows.attach(scope);

@@ -28,6 +28,7 @@ import picocli.CommandLine.Option;
             TrainCommand.class,
             SftCommand.class,
             RewardCommand.class,
+            LossesCommand.class,
             LogprobsCommand.class,
             DataCommand.class,
             GenerateCommand.class,

@@ -1,5 +1,6 @@
 package org.align4j.losses;
 
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
@@ -66,63 +67,63 @@ public enum LossType {
     EXO_PAIR(
             "exo-pair",
             "exo_pair",
-            "EXO (Ji et al., 2024): KL(softmax(beta*q) || [1-eps, eps]) over the pair; --label-smoothing eps > 0 (1e-3 unless given)",
+            "EXO: KL(softmax(beta*q) || [1-eps, eps]) over the pair; --label-smoothing eps > 0 (1e-3 unless given)",
             EnumSet.of(Hyperparameter.LABEL_SMOOTHING),
             false),
     /** NCA on pairs (Chen et al., 2024): each response's reward classified on its own. */
     NCA_PAIR(
             "nca-pair",
             "nca_pair",
-            "NCA (Chen et al., 2024): -log sigmoid(r_c) - (log sigmoid(-r_c) + log sigmoid(-r_r))/2",
+            "NCA: -log sigmoid(r_c) - (log sigmoid(-r_c) + log sigmoid(-r_r))/2",
             EnumSet.noneOf(Hyperparameter.class),
             false),
     /** BCO on pairs (Jung et al., 2024): chosen rewards classified positive, rejected negative. */
     BCO_PAIR(
             "bco-pair",
             "bco_pair",
-            "BCO (Jung et al., 2024): -log sigmoid(r_c) - log sigmoid(-r_r) (TRL 1.13: no running reward mean)",
+            "BCO: -log sigmoid(r_c) - log sigmoid(-r_r) (TRL 1.13: no running reward mean)",
             EnumSet.noneOf(Hyperparameter.class),
             false),
     /** SPPO with hard labels (Wu et al., 2024): log-ratios regressed on ±1/(2β). */
     SPPO_HARD(
             "sppo-hard",
             "sppo_hard",
-            "SPPO, hard labels (Wu et al., 2024): (q_c - 1/(2 beta))^2 + (q_r + 1/(2 beta))^2",
+            "SPPO, hard labels: (q_c - 1/(2 beta))^2 + (q_r + 1/(2 beta))^2",
             EnumSet.noneOf(Hyperparameter.class),
             false),
     /** AOT, paired (Melnyk et al., 2024): DPO on the batch's sorted policy and reference margins. */
     AOT(
             "aot",
             "aot",
-            "AOT (Melnyk et al., 2024): DPO on sorted policy vs sorted reference margins over the batch; --label-smoothing",
+            "AOT: DPO on sorted policy vs sorted reference margins over the batch; --label-smoothing",
             EnumSet.of(Hyperparameter.LABEL_SMOOTHING),
             false),
     /** AOT, unpaired (Melnyk et al., 2024): DPO on the batch's sorted chosen and rejected log-ratios. */
     AOT_UNPAIRED(
             "aot-unpaired",
             "aot_unpaired",
-            "AOT unpaired (Melnyk et al., 2024): DPO on sorted chosen vs sorted rejected log-ratios; --label-smoothing",
+            "AOT unpaired: DPO on sorted chosen vs sorted rejected log-ratios; --label-smoothing",
             EnumSet.of(Hyperparameter.LABEL_SMOOTHING),
             false),
     /** APO-zero (D'Oosterlinck et al., 2024): chosen likelihood up, rejected down. */
     APO_ZERO(
             "apo-zero",
             "apo_zero",
-            "APO-zero (D'Oosterlinck et al., 2024): 1 - sigmoid(beta q_c) + sigmoid(beta q_r)",
+            "APO-zero: 1 - sigmoid(beta q_c) + sigmoid(beta q_r)",
             EnumSet.noneOf(Hyperparameter.class),
             false),
     /** APO-down (D'Oosterlinck et al., 2024): both likelihoods down, the rejected one more. */
     APO_DOWN(
             "apo-down",
             "apo_down",
-            "APO-down (D'Oosterlinck et al., 2024): sigmoid(beta q_c) + 1 - sigmoid(beta margin)",
+            "APO-down: sigmoid(beta q_c) + 1 - sigmoid(beta margin)",
             EnumSet.noneOf(Hyperparameter.class),
             false),
     /** DiscoPOP (Chan Lu et al., 2024): logistic and exponential losses blended by σ(βΔ/τ). */
     DISCOPOP(
             "discopop",
             "discopop",
-            "DiscoPOP (Chan Lu et al., 2024): logistic/exponential blend by sigmoid(beta margin/tau); --discopop-tau",
+            "DiscoPOP: logistic/exponential blend by sigmoid(beta margin/tau); --discopop-tau",
             EnumSet.of(Hyperparameter.DISCOPOP_TAU),
             false),
     /** DPO on length-normalised log-ratios. */
@@ -136,7 +137,7 @@ public enum LossType {
     SFT(
             "sft",
             null,
-            "supervised fine-tuning: next-token NLL on completion tokens (the sft command)",
+            "supervised fine-tuning: next-token NLL on completion tokens (the sft command; in a mix, of the chosen ones)",
             EnumSet.noneOf(Hyperparameter.class),
             false),
     /** A reward model: Bradley–Terry on its scalar rewards, {@link BradleyTerryLoss} (the reward train command). */
@@ -287,6 +288,55 @@ public enum LossType {
      */
     public boolean takesPairWeights() {
         return mixable() && this != AOT && this != AOT_UNPAIRED;
+    }
+
+    /** @return the paper the objective comes from, as "Author et al., year" (TRL's own variant: "TRL") */
+    public String paper() {
+        return switch (this) {
+            case DPO -> "Rafailov et al., 2023";
+            case CDPO -> "Mitchell, 2023";
+            case ROBUST -> "Chowdhury et al., 2024";
+            case HINGE -> "Zhao et al., 2023 (SLiC)";
+            case IPO, IPO_SUM, IPO_SOFT -> "Azar et al., 2023";
+            case SIMPO -> "Meng et al., 2024";
+            case EXO_PAIR -> "Ji et al., 2024";
+            case NCA_PAIR -> "Chen et al., 2024";
+            case BCO_PAIR -> "Jung et al., 2024";
+            case SPPO_HARD -> "Wu et al., 2024";
+            case AOT, AOT_UNPAIRED -> "Melnyk et al., 2024";
+            case APO_ZERO, APO_DOWN -> "D'Oosterlinck et al., 2024";
+            case DISCOPOP -> "Chan Lu et al., 2024";
+            case SIGMOID_NORM -> "TRL";
+            case SFT -> "-";
+            case REWARD -> "Ouyang et al., 2022";
+        };
+    }
+
+    /**
+     * @return the config keys the objective reads besides the shared training options: β and its own
+     *     hyperparameters, then the modifiers it takes ({@code f_divergence_type}, {@code ld_alpha},
+     *     {@code use_weighting}, {@code loss_weights} as a term of a mix)
+     */
+    public List<String> options() {
+        List<String> keys = new ArrayList<>();
+        for (Hyperparameter h : Hyperparameter.values()) {
+            if (uses(h)) {
+                keys.add(h.key());
+            }
+        }
+        if (isPreference() && hasFDivergenceForm()) {
+            keys.add("f_divergence_type");
+        }
+        if (readsLdAlpha()) {
+            keys.add("ld_alpha");
+        }
+        if (isPreference() && takesPairWeights()) {
+            keys.add("use_weighting");
+        }
+        if (mixable()) {
+            keys.add("loss_weights");
+        }
+        return keys;
     }
 
     /** @return the objectives that can be terms of a mix, by name */

@@ -22,12 +22,16 @@ import picocli.CommandLine.Option;
         name = "align4j",
         mixinStandardHelpOptions = true,
         version = "align4j " + Align4j.VERSION,
-        description = "Preference alignment (DPO, IPO and relatives, reward models) of causal language models on DJL.",
+        description =
+                "Preference alignment (DPO, IPO and relatives, reward models, online RL with GRPO and RLOO) of causal"
+                        + " language models on DJL.",
         subcommands = {
             QuickstartCommand.class,
             TrainCommand.class,
             SftCommand.class,
             RewardCommand.class,
+            RlCommand.Grpo.class,
+            RlCommand.Rloo.class,
             LossesCommand.class,
             LogprobsCommand.class,
             DataCommand.class,
@@ -62,6 +66,11 @@ public final class Align4j implements Runnable {
         TrainOptions.register(train.getCommandSpec(), ((TrainCommand) train.getCommand()).options, LossType.DPO);
         CommandLine sft = cl.getSubcommands().get("sft");
         TrainOptions.register(sft.getCommandSpec(), ((SftCommand) sft.getCommand()).options, LossType.SFT);
+        for (String rl : new String[] {"grpo", "rloo"}) {
+            CommandLine c = cl.getSubcommands().get(rl);
+            RlCommand command = (RlCommand) c.getCommand();
+            RlCommand.register(c.getCommandSpec(), command.options, command.method());
+        }
         CommandLine reward = cl.getSubcommands().get("reward").getSubcommands().get("train");
         TrainOptions.register(
                 reward.getCommandSpec(), ((RewardCommand.Train) reward.getCommand()).options, LossType.REWARD);

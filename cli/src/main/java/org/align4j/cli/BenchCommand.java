@@ -2,7 +2,9 @@ package org.align4j.cli;
 
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
+import org.align4j.cli.bench.GenerateBench;
 import org.align4j.cli.bench.StepBench;
 import org.align4j.model.Devices;
 import picocli.CommandLine.Command;
@@ -145,6 +147,18 @@ final class BenchCommand implements Callable<Integer> {
             description = "With --data: the seed of the batch order (default: ${DEFAULT-VALUE})")
     long seed;
 
+    @Option(
+            names = "--generate",
+            description = "Time the sampler instead of a training step: --batch-pairs rows of --seq-len random prompt "
+                    + "tokens each, --new-tokens sampled per row (temperature 1, KV cache), with --model")
+    boolean generate;
+
+    @Option(
+            names = "--new-tokens",
+            defaultValue = "64",
+            description = "With --generate: tokens sampled per row (default: ${DEFAULT-VALUE})")
+    int newTokens;
+
     @Option(names = "--threads", description = "CPU threads for libtorch (default: all cores)")
     Integer threads;
 
@@ -157,8 +171,57 @@ final class BenchCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
+    private Integer generate() throws Exception {
+        if (model == null) {
+            throw new IllegalArgumentException("--generate: give --model (a model folder)");
+        }
+        Flags.refuseUnless(
+                spec,
+                false,
+                "with --generate",
+                "--data",
+                "--tokenizer",
+                "--reference",
+                "--loss",
+                "--lora-r",
+                "--precision",
+                "--memory-every",
+                "--padding-free",
+                "--group-by-length",
+                "--max-length");
+        Threads.apply(threads, null);
+        Map<String, Object> v =
+                GenerateBench.run(model, Devices.resolve(device), pairs, seqLen, newTokens, steps, warmup, seed);
+        var w = spec.commandLine().getOut();
+        if (json) {
+            w.println(Json.write(v));
+        } else {
+            w.println(String.format(
+                    Locale.ROOT,
+                    "%s on %s, %d rows x %d prompt tokens, %d new tokens each (temperature 1, KV cache):%n"
+                            + "  %.1f new tokens/s (median of %d runs: %.0f ms; min %.0f, max %.0f), peak RSS %.2f GiB",
+                    model,
+                    v.get("device"),
+                    pairs,
+                    seqLen,
+                    newTokens,
+                    (double) v.get("new_tokens_per_s"),
+                    steps,
+                    (double) v.get("run_ms_median"),
+                    (double) v.get("run_ms_min"),
+                    (double) v.get("run_ms_max"),
+                    (long) v.get("peak_rss_bytes") / (double) (1L << 30)));
+        }
+        w.flush();
+        return 0;
+    }
+
     @Override
     public Integer call() throws Exception {
+        Flags.refuseUnless(spec, generate, "without --generate", "--new-tokens");
+        if (generate) {
+            return generate();
+        }
         Flags.refuseUnless(spec, model == null, "with --model, which gives the shape", "--preset");
         Flags.refuseUnless(
                 spec,

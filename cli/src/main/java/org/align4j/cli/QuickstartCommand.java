@@ -44,6 +44,15 @@ final class QuickstartCommand implements Callable<Integer> {
     boolean rlhf;
 
     @Option(
+            names = "--rl",
+            description = "Also run online RL: GRPO from the SFT model rewarded by the exact-answer checker (and, with"
+                    + " --rlhf, by the reward model with the checker logged beside it)")
+    boolean rl;
+
+    @Option(names = "--rl-steps", description = "With --rl: GRPO steps (default: " + Quickstart.RL_STEPS + ")")
+    Integer rlSteps;
+
+    @Option(
             names = "--reward-steps",
             description = "With --rlhf: reward-model steps (default: " + Quickstart.REWARD_STEPS + ")")
     Integer rewardSteps;
@@ -84,6 +93,10 @@ final class QuickstartCommand implements Callable<Integer> {
                 seed != null ? seed : d.seed(),
                 lora != null ? lora : 0);
         Flags.refuseUnless(spec, rlhf, "without --rlhf", "--reward-steps", "--label-noise");
+        Flags.refuseUnless(spec, rl, "without --rl", "--rl-steps");
+        if (rlSteps != null && rlSteps < 1) {
+            throw new IllegalArgumentException("--rl-steps: at least 1, got " + rlSteps);
+        }
         if (rewardSteps != null && rewardSteps < 1) {
             throw new IllegalArgumentException("--reward-steps: at least 1, got " + rewardSteps);
         }
@@ -100,11 +113,13 @@ final class QuickstartCommand implements Callable<Integer> {
         RunConsole.logTo(output);
         var w = spec.commandLine().getOut();
         w.printf(
-                "align4j quickstart: two-digit sums; SFT on a teacher who adds one to odd first numbers 60%% of the time; then DPO and IPO.%n");
+                "align4j quickstart: two-digit sums; SFT on a teacher who adds one to odd first numbers 60%% of the time; then DPO and IPO%s.%n",
+                rl ? " and GRPO" : "");
         w.printf("Output: %s%n", output.toAbsolutePath());
         w.flush();
         long t0 = System.nanoTime();
-        Quickstart.Result result = Quickstart.run(s, stage, RunConsole::new);
+        Quickstart.Result result =
+                Quickstart.run(s, stage, rl ? (rlSteps != null ? rlSteps : Quickstart.RL_STEPS) : 0, RunConsole::new);
         Map<String, Quickstart.Row> rows = result.rows();
         w.printf(
                 "%n%-8s %18s %18s %16s %22s%n",

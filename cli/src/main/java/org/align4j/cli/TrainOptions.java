@@ -13,6 +13,7 @@ import org.align4j.losses.LossType;
 import org.align4j.trainer.RunFolder;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrlNames;
+import org.align4j.trainer.rl.RlConfig;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.ISetter;
 import picocli.CommandLine.Model.OptionSpec;
@@ -84,7 +85,10 @@ final class TrainOptions {
             Object dflt = TrainConfig.defaultOf(key, objective);
             String help = doc.help() + (dflt == null ? "" : " (default: " + dflt + ")");
             boolean flag = rc.getType() == boolean.class;
-            spec.addOption(option(names, flag, label(rc, doc), help, false, options, key, taken));
+            OptionSpec o = option(names, flag, label(rc, doc), help, false, options, key, taken);
+            if (o != null) { // an online method's own flag of the same name (--beta) came first
+                spec.addOption(o);
+            }
         }
         for (String trl : TrlNames.names()) {
             List<String> names = new ArrayList<>(List.of("--" + trl, "--" + trl.replace('_', '-')));
@@ -101,8 +105,26 @@ final class TrainOptions {
                             "use_liger_kernel",
                             "packing")
                     .contains(trl);
-            spec.addOption(option(names, flag, "VALUE", "TRL's " + trl, true, options, trl, taken));
+            OptionSpec o = option(names, flag, "VALUE", "TRL's " + trl, true, options, trl, taken);
+            if (o != null) {
+                spec.addOption(o);
+            }
         }
+    }
+
+    /**
+     * A visible flag that records its value under {@code key} (an online RL method's own option).
+     *
+     * @param names the flag's names (those already taken are dropped)
+     * @param flag a switch
+     * @param label the value's label
+     * @param help the help line
+     * @param key the config key it sets
+     * @param taken names already used by the command
+     * @return the option, or null when every name is taken
+     */
+    OptionSpec option(List<String> names, boolean flag, String label, String help, String key, Set<String> taken) {
+        return option(names, flag, label == null ? "VALUE" : label, help, false, this, key, taken);
     }
 
     private static OptionSpec option(
@@ -116,6 +138,9 @@ final class TrainOptions {
             Set<String> taken) {
         List<String> free = new ArrayList<>(new LinkedHashSet<>(names));
         free.removeIf(taken::contains);
+        if (free.isEmpty()) {
+            return null;
+        }
         taken.addAll(free);
         ISetter setter = new ISetter() {
             @Override
@@ -168,6 +193,20 @@ final class TrainOptions {
             return resume.isEmpty() ? RunFolder.Mode.resumeLatest() : RunFolder.Mode.resumeFrom(Path.of(resume));
         }
         return overwrite ? RunFolder.Mode.overwrite() : RunFolder.Mode.fresh();
+    }
+
+    /**
+     * @param method GRPO or RLOO
+     * @return the resolved shared and method options: defaults, then {@code --config}, then the flags given
+     */
+    RlConfig.Run resolveRl(LossType method) {
+        return RlConfig.resolve(
+                method,
+                config,
+                given,
+                key -> TrainConfig.keys().contains(key) || RlConfig.KEYS.containsKey(key)
+                        ? "--" + key.replace('_', '-')
+                        : "--" + key);
     }
 
     /**

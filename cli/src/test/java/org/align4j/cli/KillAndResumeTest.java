@@ -164,4 +164,98 @@ class KillAndResumeTest {
             assertThat(got.get(s)).as("step %d", s).isCloseTo(expected.get(s), Offset.offset(1e-6));
         }
     }
+
+    List<String> grpoArgs(Path output, boolean resume) throws IOException {
+        Path data = tmp.resolve("prompts.jsonl");
+        if (!Files.exists(data)) {
+            StringBuilder b = new StringBuilder();
+            for (int i = 0; i < 12; i++) {
+                b.append("{\"prompt\": \"").append(i).append("+3=\"}\n");
+            }
+            Files.writeString(data, b);
+        }
+        List<String> a = new ArrayList<>(List.of(
+                "grpo",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--data",
+                data.toString(),
+                "--output",
+                output.toString(),
+                "--batch-size",
+                "4",
+                "--num-generations",
+                "2",
+                "--max-completion-length",
+                "4",
+                "--num-iterations",
+                "2",
+                "--beta",
+                "0.1",
+                "--max-steps",
+                Integer.toString(STEPS),
+                "--lr",
+                "1e-2",
+                "--save-every",
+                "3",
+                "--reward-funcs",
+                "regex:.*[0-9a-m].*"));
+        if (resume) {
+            a.add("--resume");
+        }
+        return a;
+    }
+
+    /** Each logged step's loss, reward and completion length (a changed sample changes the last two). */
+    static TreeMap<Long, List<Double>> rlSteps(Path metrics) throws IOException {
+        TreeMap<Long, List<Double>> out = new TreeMap<>();
+        for (String line : Files.readAllLines(metrics)) {
+            JsonNode n = JSON.readTree(line);
+            if (n.has("loss")) {
+                out.put(
+                        n.get("step").asLong(),
+                        List.of(
+                                n.get("loss").asDouble(),
+                                n.path("reward").asDouble(Double.NaN),
+                                n.path("completions/mean_length").asDouble(Double.NaN)));
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void aKilledGrpoRunResumesMidGenerationWithTheSameSamplesAndLosses() throws Exception {
+        Path straight = tmp.resolve("grpo-straight");
+        Process s = start(grpoArgs(straight, false), 0);
+        assertThat(s.waitFor(180, TimeUnit.SECONDS)).isTrue();
+        assertThat(s.exitValue()).isZero();
+        TreeMap<Long, List<Double>> expected = rlSteps(straight.resolve("metrics.jsonl"));
+        assertThat(expected).hasSize(STEPS);
+
+        Path out = tmp.resolve("grpo-killed");
+        Process p = start(grpoArgs(out, false), 400);
+        Path metrics = out.resolve("metrics.jsonl");
+        // checkpoint-3 holds the rollout of steps 3 and 4 (num_iterations 2): kill after step 4
+        waitFor(() -> Files.isRegularFile(out.resolve("checkpoint-3/rollout.json")) && logged(metrics, 4), p);
+        p.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+        Process resumed = start(grpoArgs(out, true), 0);
+        assertThat(resumed.waitFor(180, TimeUnit.SECONDS)).isTrue();
+        assertThat(resumed.exitValue()).isZero();
+        TreeMap<Long, List<Double>> got = rlSteps(metrics);
+        assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
+        for (long step : expected.keySet()) {
+            for (int k = 0; k < 3; k++) {
+                double want = expected.get(step).get(k);
+                if (Double.isNaN(want)) {
+                    assertThat(got.get(step).get(k))
+                            .as("step %d value %d", step, k)
+                            .isNaN();
+                } else {
+                    assertThat(got.get(step).get(k))
+                            .as("step %d value %d", step, k)
+                            .isCloseTo(want, Offset.offset(1e-6));
+                }
+            }
+        }
+    }
 }

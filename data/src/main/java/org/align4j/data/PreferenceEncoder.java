@@ -137,6 +137,37 @@ public final class PreferenceEncoder {
         return Optional.of(new EncodedPair(prompt, chosen, rejected, e.preference(), e.margin()));
     }
 
+    /**
+     * The ids of a prompt alone, as {@link #encode} makes them for a pair (a conversation rendered with
+     * the generation prompt; plain text as it is, or through the template with {@code chat_template}),
+     * truncated to {@code max_prompt_length}: what an RL trainer samples completions after.
+     *
+     * @param e an example whose prompt is set (responses are not read)
+     * @return the prompt's ids
+     * @throws DataException when the chat template refuses the record or the prompt encodes to no tokens
+     */
+    public int[] encodePrompt(PreferenceExample e) {
+        int[] prompt;
+        if (e.conversational()) {
+            String text = render(e, "prompt", e.promptMessages(), true, kwargs(e));
+            prompt = head(text).encode(text);
+        } else {
+            prompt = tokenizer.encode(plainPrompt(e));
+        }
+        if (prompt.length == 0) {
+            throw new DataException(e.file(), e.line(), "prompt", "encodes to no tokens");
+        }
+        return truncatePrompt(prompt);
+    }
+
+    /**
+     * @param e an example whose prompt is set
+     * @return the prompt's text as {@link #encodePrompt} tokenizes it
+     */
+    public String promptText(PreferenceExample e) {
+        return e.conversational() ? render(e, "prompt", e.promptMessages(), true, kwargs(e)) : plainPrompt(e);
+    }
+
     /** What a pair's ids are for. */
     public enum Target {
         /** A policy's log-probs: the prompt once, each completion apart ({@link #encode}). */

@@ -130,6 +130,13 @@ public final class PreferenceParser {
 
     private DataFormat detect(RawRecord r) {
         JsonNode v = r.value();
+        if (!v.has("chosen") && !v.has("rejected") && v.has("prompt") && !v.has("completion")) {
+            throw error(
+                    r,
+                    "chosen",
+                    "missing: a prompt-only record (align4j grpo and rloo sample their own completions"
+                            + " from these); preference training needs pairs");
+        }
         if (!v.has("chosen")) {
             throw error(r, "chosen", "missing");
         }
@@ -289,7 +296,7 @@ public final class PreferenceParser {
         return n.asText();
     }
 
-    private static List<Message> messages(RawRecord r, String field) {
+    static List<Message> messages(RawRecord r, String field) {
         JsonNode n = r.value().get(field);
         if (n == null || n.isNull()) {
             throw error(r, field, "missing");

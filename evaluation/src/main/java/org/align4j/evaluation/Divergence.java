@@ -170,6 +170,7 @@ public final class Divergence {
                     1.0,
                     0,
                     1.0,
+                    0,
                     sampling.seed() + from,
                     sampling.stopAtEos(),
                     sampling.useCache());

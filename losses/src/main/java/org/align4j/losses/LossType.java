@@ -146,6 +146,20 @@ public enum LossType {
             null,
             "reward model: Bradley-Terry -log sigmoid(r_c - r_r - margin) (the reward train command)",
             EnumSet.of(Hyperparameter.CENTER_REWARDS_COEFFICIENT),
+            false),
+    /** GRPO (Shao et al., 2024): online RL with group-relative advantages, {@code rl.GrpoLoss} (the grpo command). */
+    GRPO(
+            "grpo",
+            null,
+            "GRPO: online RL, group-relative advantages, clipped per-token ratio, k3 KL in the loss (the grpo command)",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /** RLOO (Ahmadian et al., 2024): online RL with a leave-one-out baseline, {@code rl.RlooLoss} (the rloo command). */
+    RLOO(
+            "rloo",
+            null,
+            "RLOO: online RL, leave-one-out baseline, clipped sequence ratio, k1 KL in the reward (the rloo command)",
+            EnumSet.noneOf(Hyperparameter.class),
             false);
 
     /** The hyperparameters some objectives read and others do not. */
@@ -210,14 +224,22 @@ public enum LossType {
         return description;
     }
 
-    /** @return whether this is a preference objective of a policy (everything but {@link #SFT} and {@link #REWARD}) */
+    /**
+     * @return whether this is an offline preference objective of a policy (everything but {@link #SFT}, {@link
+     *     #REWARD} and the online {@link #GRPO} and {@link #RLOO})
+     */
     public boolean isPreference() {
-        return this != SFT && this != REWARD;
+        return this != SFT && this != REWARD && !isOnline();
     }
 
-    /** @return whether the objective trains on pairs (the preference objectives and {@link #REWARD}; not {@link #SFT}) */
+    /** @return whether the objective trains on pairs (the preference objectives and {@link #REWARD}) */
     public boolean isPairwise() {
-        return this != SFT;
+        return this != SFT && !isOnline();
+    }
+
+    /** @return whether the objective samples its own completions from prompts (online RL: grpo, rloo) */
+    public boolean isOnline() {
+        return this == GRPO || this == RLOO;
     }
 
     /**
@@ -309,6 +331,8 @@ public enum LossType {
             case SIGMOID_NORM -> "TRL";
             case SFT -> "-";
             case REWARD -> "Ouyang et al., 2022";
+            case GRPO -> "Shao et al., 2024";
+            case RLOO -> "Ahmadian et al., 2024";
         };
     }
 
@@ -398,6 +422,8 @@ public enum LossType {
             case REWARD ->
                 throw new IllegalArgumentException(
                         "loss: reward trains a reward model (BradleyTerryLoss; the reward train command)");
+            case GRPO, RLOO ->
+                throw new IllegalArgumentException("loss: " + this + " is online RL (the " + this + " command)");
         };
     }
 

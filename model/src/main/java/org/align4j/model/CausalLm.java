@@ -24,6 +24,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 import org.align4j.model.config.ConfigException;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.io.AtomicDirectory;
@@ -803,6 +804,85 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
+     * Per-token log-probs (and entropies) of the completion tokens of a right-padded batch at a sampling
+     * temperature: logits ÷ τ before the log-softmax, as TRL's GRPO and RLOO trainers score their samples.
+     * The same head path as {@link #completionLogProbs} (only positions that predict a completion token
+     * reach the head, in chunks; padding-free when on; LoRA's frozen head keeps [H] per position).
+     * Evaluation passes (not training, nothing recording a graph) run in their own scope.
+     *
+     * @param ids [B, T] int64: prompt, completion, then padding in every row
+     * @param attentionMask [B, T] int64, ones then zeros in every row
+     * @param completionMask [B, T], 1 on the completion tokens to score
+     * @param temperature τ &gt; 0
+     * @param withEntropy also compute each position's entropy (an extra softmax per chunk, no gradient)
+     * @param training training mode
+     * @return the flat per-token values ({@link TokenLogProbs})
+     * @throws UnsupportedOperationException for a TorchScript model
+     */
+    public TokenLogProbs completionTokenLogProbs(
+            NDArray ids,
+            NDArray attentionMask,
+            NDArray completionMask,
+            double temperature,
+            boolean withEntropy,
+            boolean training) {
+        CausalLmBlock native_ = nativeBlock();
+        if (!(temperature > 0)) {
+            throw new IllegalArgumentException("temperature: must be > 0, got " + temperature);
+        }
+        if (training || !graphFree(native_)) {
+            return nativeTokenLogProbs(native_, ids, attentionMask, completionMask, temperature, withEntropy, training);
+        }
+        NDManager owner = ids.getManager();
+        try (NDManager pass = owner.newSubManager()) {
+            NDArray i = ids.duplicate();
+            NDArray a = attentionMask.duplicate();
+            NDArray c = completionMask.duplicate();
+            i.attach(pass);
+            a.attach(pass);
+            c.attach(pass);
+            TokenLogProbs lp = nativeTokenLogProbs(native_, i, a, c, temperature, withEntropy, false);
+            for (NDArray x : new NDArray[] {lp.logProbs(), lp.entropy(), lp.row(), lp.owner(), lp.tokens()}) {
+                if (x != null) {
+                    x.attach(owner);
+                }
+            }
+            return lp;
+        }
+    }
+
+    private TokenLogProbs nativeTokenLogProbs(
+            CausalLmBlock native_,
+            NDArray ids,
+            NDArray attentionMask,
+            NDArray completionMask,
+            double temperature,
+            boolean withEntropy,
+            boolean training) {
+        NDArray last = paddingFree ? packedHidden(native_, ids, attentionMask, training) : null;
+        if (last == null) {
+            last = ready(native_)
+                    .forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false))
+                    .last();
+        }
+        long chunk = LogProbs.chunkPositions(logitsChunkElements, config.vocabSize());
+        Parameter head = native_.headWeight();
+        UnaryOperator<NDArray> toLogits = temperature == 1.0
+                ? x -> native_.head(store, x, training)
+                : x -> native_.head(store, x, training).div(temperature);
+        return LogProbs.scoreTokens(
+                last,
+                toLogits,
+                native_.compute()::tokenLogProbs,
+                training && !head.requiresGradient() ? head.getArray() : null,
+                temperature,
+                withEntropy,
+                ids,
+                completionMask,
+                chunk);
+    }
+
+    /**
      * The padding-free pass (TRL's {@code padding_free}): the real tokens of every row are laid end
      * to end in one row of N tokens, without padding, and the model runs on that row with each
      * sequence's own positions and attention confined to the sequence ({@link CausalLmBlock.Pass#sequences}).
@@ -958,6 +1038,14 @@ public final class CausalLm implements AutoCloseable {
     /** @return a new empty KV cache for this model */
     public KvCache newCache() {
         return new KvCache(nativeBlock().config().numLayers());
+    }
+
+    /**
+     * @param capacity the most tokens it will hold (prompt and new tokens)
+     * @return a new empty KV cache allocated once at that length ({@link KvCache#KvCache(int, long)})
+     */
+    public KvCache newCache(long capacity) {
+        return new KvCache(nativeBlock().config().numLayers(), capacity);
     }
 
     private CausalLmBlock nativeBlock() {

@@ -248,9 +248,8 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens, NDArray statis
     }
 
     /**
-     * The shared path: take the positions that predict a completion token ([N, X] out of [B, T, X]),
-     * map them to logits and score the targets (chunk by chunk above {@code chunk} positions), and sum
-     * each row's tokens with a [B, N] one-hot matmul.
+     * The sequence log-probs from {@link #scoreTokens}: each token's log-prob weighed by a floating-point
+     * completion mask, summed per row; the token statistics summed per row when asked for.
      */
     private static LogProbs score(
             NDArray perPosition,
@@ -261,6 +260,75 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens, NDArray statis
             NDArray completionMask,
             long chunk,
             boolean statistics) {
+        NDList tokenStatistics = statistics ? new NDList() : null;
+        TokenLogProbs t = scoreTokens(
+                perPosition,
+                toLogits,
+                tokenLogProbs,
+                frozenHead,
+                1.0,
+                false,
+                ids,
+                completionMask,
+                chunk,
+                tokenStatistics);
+        NDArray perToken = t.logProbs();
+        if (completionMask.getDataType().isFloating()) {
+            long b = ids.getShape().get(0);
+            long positions = ids.getShape().get(1) - 1;
+            NDArray weights = completionMask.get(":, 1:").reshape(b * positions);
+            NDArray scored = weights.toType(DataType.BOOLEAN, false).nonzero().reshape(-1);
+            perToken = perToken.mul(weights.get(scored).toType(perToken.getDataType(), false));
+        }
+        NDArray sum = t.sumPerRow(perToken);
+        NDArray rowStatistics = statistics ? t.owner().matMul(tokenStatistics.singletonOrThrow()) : null;
+        return new LogProbs(sum, sum.div(t.tokens().maximum(1f)), t.tokens(), rowStatistics);
+    }
+
+    /**
+     * The shared path of sequence and per-token log-probs: take the positions that predict a completion
+     * token ([N, X] out of [B, T, X]), map them to logits (÷ temperature inside {@code toLogits}) and score
+     * the targets chunk by chunk above {@code chunk} positions, with each position's entropy when asked.
+     */
+    static TokenLogProbs scoreTokens(
+            NDArray perPosition,
+            UnaryOperator<NDArray> toLogits,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray frozenHead,
+            double temperature,
+            boolean withEntropy,
+            NDArray ids,
+            NDArray completionMask,
+            long chunk) {
+        return scoreTokens(
+                perPosition,
+                toLogits,
+                tokenLogProbs,
+                frozenHead,
+                temperature,
+                withEntropy,
+                ids,
+                completionMask,
+                chunk,
+                null);
+    }
+
+    /**
+     * As {@link #scoreTokens(NDArray, UnaryOperator, BinaryOperator, NDArray, double, boolean, NDArray,
+     * NDArray, long)}, adding to {@code statistics} (when not null) one [N, {@link #STATISTICS}] array of
+     * each token's statistics, made from each chunk's logits.
+     */
+    static TokenLogProbs scoreTokens(
+            NDArray perPosition,
+            UnaryOperator<NDArray> toLogits,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray frozenHead,
+            double temperature,
+            boolean withEntropy,
+            NDArray ids,
+            NDArray completionMask,
+            long chunk,
+            NDList statistics) {
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
         long x = perPosition.getShape().get(2);
@@ -270,16 +338,18 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens, NDArray statis
         NDArray targets = ids.get(":, 1:").reshape(b * (t - 1)).get(scored);
         long n = targets.getShape().get(0);
         NDArray perToken;
-        NDArray tokenStatistics = null;
+        NDArray entropy = null;
         if (n <= chunk && frozenHead == null) {
             NDArray logits = toLogits.apply(selected);
             perToken = tokenLogProbs.apply(logits, targets);
-            if (statistics) {
-                tokenStatistics = statistics(logits, targets, perToken);
+            entropy = withEntropy ? entropy(logits) : null;
+            if (statistics != null) {
+                statistics.add(statistics(logits, targets, perToken));
             }
         } else {
             NDManager owner = selected.getManager();
             NDList parts = new NDList();
+            NDList entropies = new NDList();
             NDList statisticParts = new NDList();
             for (long from = 0; from < n; from += chunk) {
                 String range = from + ":" + Math.min(n, from + chunk);
@@ -288,38 +358,62 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens, NDArray statis
                 try (NDManager scope = owner.newSubManager()) {
                     NDArray rows = selected.get(range);
                     rows.attach(scope);
-                    NDArray logits = toLogits.apply(frozenHead == null ? rows : rows.stopGradient());
-                    NDArray part = frozenHead == null
-                            ? tokenLogProbs.apply(logits, targets.get(range))
-                            : frozenHeadLogProbs(rows, logits, tokenLogProbs, frozenHead, targets.get(range), scope);
-                    part.attach(owner);
-                    parts.add(part);
-                    if (statistics) {
-                        NDArray s = statistics(logits, targets.get(range), part);
-                        s.attach(owner);
-                        statisticParts.add(s);
+                    NDArray[] part = frozenHead == null
+                            ? plainChunk(
+                                    rows, toLogits, tokenLogProbs, targets.get(range), withEntropy, statistics != null)
+                            : frozenHeadLogProbs(
+                                    rows,
+                                    toLogits,
+                                    tokenLogProbs,
+                                    frozenHead,
+                                    temperature,
+                                    targets.get(range),
+                                    withEntropy,
+                                    statistics != null,
+                                    scope);
+                    part[0].attach(owner);
+                    parts.add(part[0]);
+                    if (part[1] != null) {
+                        part[1].attach(owner);
+                        entropies.add(part[1]);
+                    }
+                    if (part[2] != null) {
+                        part[2].attach(owner);
+                        statisticParts.add(part[2]);
                     }
                 }
             }
             // NDArrays.concat of a single array returns a copy cut from autograd
             perToken = parts.size() == 1 ? parts.head() : NDArrays.concat(parts);
-            if (statistics) {
-                tokenStatistics = statisticParts.size() == 1 ? statisticParts.head() : NDArrays.concat(statisticParts);
+            if (withEntropy) {
+                entropy = entropies.size() == 1 ? entropies.head() : NDArrays.concat(entropies);
+            }
+            if (statistics != null) {
+                statistics.add(statisticParts.size() == 1 ? statisticParts.head() : NDArrays.concat(statisticParts));
             }
         }
         NDArray rowIds =
                 perPosition.getManager().arange(0, b, 1, DataType.INT64).reshape(b, 1);
         NDArray rowOfToken = rowIds.broadcast(b, t - 1).reshape(b * (t - 1)).get(scored);
         NDArray owner = rowIds.eq(rowOfToken.reshape(1, -1)).toType(DataType.FLOAT32, false);
-        if (completionMask.getDataType().isFloating()) {
-            NDArray weights =
-                    completionMask.get(":, 1:").reshape(b * (t - 1)).get(scored).toType(perToken.getDataType(), false);
-            perToken = perToken.mul(weights);
-        }
-        NDArray sum = owner.matMul(perToken.reshape(-1, 1)).reshape(b);
         NDArray tokens = mask.toType(DataType.FLOAT32, false).sum(new int[] {1});
-        NDArray rowStatistics = tokenStatistics == null ? null : owner.matMul(tokenStatistics);
-        return new LogProbs(sum, sum.div(tokens.maximum(1f)), tokens, rowStatistics);
+        return new TokenLogProbs(perToken, entropy, rowOfToken, owner, tokens);
+    }
+
+    private static NDArray[] plainChunk(
+            NDArray rows,
+            UnaryOperator<NDArray> toLogits,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray targets,
+            boolean withEntropy,
+            boolean withStatistics) {
+        NDArray logits = toLogits.apply(rows);
+        NDArray logProbs = tokenLogProbs.apply(logits, targets);
+        return new NDArray[] {
+            logProbs,
+            withEntropy ? entropy(logits) : null,
+            withStatistics ? statistics(logits, targets, logProbs) : null
+        };
     }
 
     /**
@@ -337,23 +431,39 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens, NDArray statis
         return NDArrays.stack(new NDList(entropy, meanLogit, hit, logSumPSquared, logProb), 1);
     }
 
+    /** Σ −p·log p of each row's softmax, without a graph: lse(z) − Σ softmax(z)·z. */
+    static NDArray entropy(NDArray logits) {
+        NDArray z = logits.stopGradient();
+        return logSumExp(z).sub(z.softmax(1).mul(z).sum(new int[] {1}));
+    }
+
     /**
      * One chunk's log-probs with a frozen head: the value without a graph, plus h·g − stop(h·g) (zero in
-     * value) whose gradient with respect to h is g = W[target] − softmax(W·h)·W.
+     * value) whose gradient with respect to h is g = (W[target] − softmax(W·h/τ)·W)/τ at temperature τ.
      */
-    private static NDArray frozenHeadLogProbs(
+    private static NDArray[] frozenHeadLogProbs(
             NDArray rows,
-            NDArray logits,
+            UnaryOperator<NDArray> toLogits,
             BinaryOperator<NDArray> tokenLogProbs,
             NDArray weight,
+            double temperature,
             NDArray targets,
+            boolean withEntropy,
+            boolean withStatistics,
             NDManager scope) {
+        NDArray logits = toLogits.apply(rows.stopGradient());
         NDArray value = tokenLogProbs.apply(logits, targets).stopGradient();
         NDArray targetRows = weight.get(targets);
         targetRows.attach(scope);
         NDArray direction = targetRows.sub(logits.softmax(1).matMul(weight)).stopGradient();
+        if (temperature != 1.0) {
+            direction = direction.div(temperature);
+        }
         NDArray dot = rows.mul(direction).sum(new int[] {1});
-        return value.add(dot.sub(dot.stopGradient()));
+        NDArray logProbs = value.add(dot.sub(dot.stopGradient()));
+        return new NDArray[] {
+            logProbs, withEntropy ? entropy(logits) : null, withStatistics ? statistics(logits, targets, value) : null
+        };
     }
 
     /**

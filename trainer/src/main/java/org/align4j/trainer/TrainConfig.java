@@ -35,6 +35,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.BiFunction;
 import java.util.function.Function;
 import org.align4j.data.DataFormat;
 import org.align4j.data.EncodingOptions;
@@ -554,23 +555,62 @@ public record TrainConfig(
      */
     public static TrainConfig resolve(
             Map<String, ?> base, Path yaml, Map<String, ?> overrides, Function<String, String> overrideName) {
+        return resolve(base, yaml, overrides, overrideName, Set.of(), null);
+    }
+
+    /**
+     * A method's own key as the user gave it: its value and how to name it in an error.
+     *
+     * @param value the value as a plain Java value (string, number, boolean, list, map)
+     * @param where {@code FILE:LINE: key 'name'} or the flag
+     */
+    public record Given(Object value, String where) {}
+
+    /**
+     * The shared resolution for a trainer whose method has options of its own (as TRL's {@code GRPOConfig}
+     * extends {@code TrainingArguments}): the keys in {@code ownKeys}, from the YAML file or the overrides,
+     * are handed back in {@code own} instead of being set here; everything else resolves as in {@link
+     * #resolve(Map, Path, Map, Function)}.
+     *
+     * @param base defaults of the caller
+     * @param yaml a YAML file, or null
+     * @param overrides key → value
+     * @param overrideName key → how to name that override in an error
+     * @param ownKeys the method's own keys (snake_case)
+     * @param own receives the method's keys that were given, in the order given (the overrides after the file)
+     * @return the resolved shared config
+     * @throws IllegalArgumentException naming the file, line and key, or the override, at fault
+     */
+    public static TrainConfig resolve(
+            Map<String, ?> base,
+            Path yaml,
+            Map<String, ?> overrides,
+            Function<String, String> overrideName,
+            Set<String> ownKeys,
+            Map<String, Given> own) {
         Map<String, Object> values = mergeBase(base);
         Map<String, String> given = new LinkedHashMap<>(); // key → how to name it to the user
         if (yaml != null) {
             YamlFile file = YamlFile.read(yaml);
             Map<String, String> fromFile = new HashMap<>();
-            file.values()
-                    .forEach((name, node) -> set(
-                            values,
-                            fromFile,
-                            name,
-                            node,
-                            yaml + ":" + file.lines().get(name) + ": key '" + name + "'"));
+            file.values().forEach((name, node) -> {
+                String where = yaml + ":" + file.lines().get(name) + ": key '" + name + "'";
+                if (ownKeys.contains(name)) {
+                    own.put(name, new Given(YAML.convertValue(node, Object.class), where));
+                } else {
+                    set(values, fromFile, name, node, where);
+                }
+            });
             given.putAll(fromFile);
         }
         Map<String, String> fromOverrides = new HashMap<>();
-        overrides.forEach(
-                (name, value) -> set(values, fromOverrides, name, YAML.valueToTree(value), overrideName.apply(name)));
+        overrides.forEach((name, value) -> {
+            if (ownKeys.contains(name)) {
+                own.put(name, new Given(value, overrideName.apply(name)));
+            } else {
+                set(values, fromOverrides, name, YAML.valueToTree(value), overrideName.apply(name));
+            }
+        });
         given.putAll(fromOverrides);
         Object fixedLoss = mergeBase(base).get("loss");
         @SuppressWarnings("unchecked")
@@ -625,6 +665,8 @@ public record TrainConfig(
         return switch (loss) {
             case SFT -> Map.of("learning_rate", 2e-5, "disable_dropout", false);
             case REWARD -> Map.of("learning_rate", 1e-4, "padding_free", false); // a reward run pads its batches
+            // TRL's GRPOConfig/RLOOConfig: 8 completions per micro-batch, the model's dropout kept
+            case GRPO, RLOO -> Map.of("batch_size", 8, "disable_dropout", false);
             case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
             case EXO_PAIR -> Map.of("label_smoothing", 1e-3);
             default -> Map.of();
@@ -913,6 +955,22 @@ public record TrainConfig(
             if (paddingFree) {
                 refuseIf(given, "padding_free", "not built for reward models: a reward run pads its batches");
             }
+        } else if (loss.isOnline()) {
+            for (String k : List.of("reference", "cache_dir")) {
+                refuseIf(
+                        given,
+                        k,
+                        "an online run scores its own fresh samples: its reference is a frozen copy (or the "
+                                + "policy with adapters off), never precomputed");
+            }
+            for (String k : List.of("eval_samples", "eval_judge", "eval_max_new_tokens", "eval_kl")) {
+                refuseIf(
+                        given,
+                        k,
+                        "an online run evaluates by sampling held-out prompts and scoring them with its "
+                                + "rewards (eval_reward, eval_accuracy)");
+            }
+            refuseIf(given, "max_length", "an online run's lengths are max_prompt_length and max_completion_length");
         } else if (loss == LossType.SIMPO) {
             for (String k : List.of("reference", "reference_dtype", "cache_dir")) {
                 refuseIf(given, k, "simpo is reference-free (eval_kl still reads reference_model)");
@@ -1306,7 +1364,8 @@ public record TrainConfig(
     public static final class Builder<T> {
         private final Map<String, Object> values = new LinkedHashMap<>();
         private final Map<String, ?> base;
-        private final Function<TrainConfig, T> finish;
+        private final Set<String> ownKeys;
+        private final BiFunction<TrainConfig, Map<String, Given>, T> finish;
         private Path yaml;
 
         /**
@@ -1314,7 +1373,20 @@ public record TrainConfig(
          * @param finish makes the product from the resolved config
          */
         public Builder(Map<String, ?> base, Function<TrainConfig, T> finish) {
+            this(base, Set.of(), (config, own) -> finish.apply(config));
+        }
+
+        /**
+         * A builder for a trainer whose method has options of its own ({@link #set} takes them too).
+         *
+         * @param base the product's own defaults, key → value
+         * @param ownKeys the method's own keys
+         * @param finish makes the product from the resolved config and the method's keys as given
+         */
+        public Builder(
+                Map<String, ?> base, Set<String> ownKeys, BiFunction<TrainConfig, Map<String, Given>, T> finish) {
             this.base = base;
+            this.ownKeys = ownKeys;
             this.finish = finish;
         }
 
@@ -1656,7 +1728,9 @@ public record TrainConfig(
          * @throws IllegalArgumentException naming the key at fault
          */
         public T build() {
-            return finish.apply(resolve(base, yaml, values, key -> "key '" + key + "'"));
+            Map<String, Given> own = new LinkedHashMap<>();
+            TrainConfig c = resolve(base, yaml, values, key -> "key '" + key + "'", ownKeys, own);
+            return finish.apply(c, own);
         }
     }
 

@@ -19,6 +19,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PairOrder;
 import org.align4j.model.CausalLm;
@@ -167,7 +168,7 @@ public abstract class TrainingLoop implements AutoCloseable {
      * @return a few lines
      */
     public List<String> header() {
-        long total = config.totalSteps(trainSize());
+        long total = totalSteps();
         int perStep = config.batchSize() * config.gradAccum();
         String unit = config.loss().isPairwise() ? "pairs" : "examples";
         return List.of(
@@ -272,6 +273,70 @@ public abstract class TrainingLoop implements AutoCloseable {
         return null;
     }
 
+    /** @return examples the data order hands out at a time ({@code batch_size}; an RL run's prompts per generation) */
+    protected int examplesPerBatch() {
+        return config.batchSize();
+    }
+
+    /** @return whether each epoch's order is shuffled (by the seed and the epoch) */
+    protected boolean shuffle() {
+        return true;
+    }
+
+    /** @return the run's optimizer steps ({@code max_steps}, or what {@code epochs} of the data take) */
+    protected long totalSteps() {
+        return config.totalSteps(trainSize());
+    }
+
+    /**
+     * The micro-batches of one optimizer step, as indices {@link #microStep} understands: by default
+     * {@code grad_accum} batches of the data order. An online RL run takes a batch of prompts when it
+     * generates and hands out slices of its rollout instead.
+     *
+     * @param step the optimizer step about to run (0-based)
+     * @param nextBatch the next batch of the data order
+     * @return the micro-batches
+     */
+    protected List<int[]> stepBatches(long step, Supplier<int[]> nextBatch) {
+        List<int[]> batches = new ArrayList<>(config.gradAccum());
+        for (int a = 0; a < config.gradAccum(); a++) {
+            batches.add(nextBatch.get());
+        }
+        return batches;
+    }
+
+    /**
+     * Metrics of a step that no micro-batch computes (an RL run's rewards and completion lengths, made
+     * when it generated), logged with the step's own.
+     *
+     * @param step the step just taken (1-based)
+     * @return names and values, empty by default
+     */
+    protected Map<String, Double> stepExtras(long step) {
+        return Map.of();
+    }
+
+    /**
+     * Writes what the trainer needs beyond weights, optimizer and data position to continue exactly (an
+     * RL run's current rollout) into a checkpoint being written.
+     *
+     * @param checkpoint the checkpoint's temp folder
+     * @throws IOException on write failure
+     */
+    protected void saveState(Path checkpoint) throws IOException {}
+
+    /**
+     * Reads back what {@link #saveState} wrote, when resuming.
+     *
+     * @param checkpoint the checkpoint resumed from
+     */
+    protected void restoreState(Path checkpoint) {}
+
+    /** @return the run's settings as written to {@code config.yaml} (an RL run adds its method's own keys) */
+    protected String configYaml() {
+        return config.toYaml();
+    }
+
     /** Where the run is in its data: the epoch, the order of its micro-batches, and the next one. */
     private final class Cursor {
         private final int[] lengths = trainLengths();
@@ -283,7 +348,7 @@ public abstract class TrainingLoop implements AutoCloseable {
             epoch = state.epoch();
             batchInEpoch = state.batchInEpoch();
             order = PairOrder.epoch(
-                    lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
+                    lengths, examplesPerBatch(), config.seed(), epoch, shuffle(), config.groupByLength(), false);
         }
 
         int[] next() {
@@ -291,7 +356,7 @@ public abstract class TrainingLoop implements AutoCloseable {
                 epoch++;
                 batchInEpoch = 0;
                 order = PairOrder.epoch(
-                        lengths, config.batchSize(), config.seed(), epoch, true, config.groupByLength(), false);
+                        lengths, examplesPerBatch(), config.seed(), epoch, shuffle(), config.groupByLength(), false);
             }
             return order.get(batchInEpoch++);
         }
@@ -363,7 +428,7 @@ public abstract class TrainingLoop implements AutoCloseable {
                 config.weightDecay());
         Checkpoints.State state =
                 resume ? restore(optimizer, folder.resumeFrom().get()) : new Checkpoints.State(0, 0, 0);
-        long totalSteps = config.totalSteps(trainSize());
+        long totalSteps = totalSteps();
         Path done = output.resolve("final");
         if (resume && state.step() >= totalSteps && Files.isDirectory(done)) {
             LOG.warn(
@@ -387,7 +452,7 @@ public abstract class TrainingLoop implements AutoCloseable {
                 config.learningRate(), config.warmupStepsOf(totalSteps), (int) totalSteps, config.schedule());
         Thread hook = new Thread(this::onSignal, "align4j-stop");
         Runtime.getRuntime().addShutdownHook(hook);
-        Files.writeString(output.resolve("config.yaml"), config.toYaml(), StandardCharsets.UTF_8);
+        Files.writeString(output.resolve("config.yaml"), configYaml(), StandardCharsets.UTF_8);
         Map<String, Double> lastMetrics = Map.of();
         Map<String, Double> evalMetrics = Map.of();
         Path lastCheckpoint = folder.resumeFrom().orElse(null);
@@ -423,6 +488,9 @@ public abstract class TrainingLoop implements AutoCloseable {
                 boolean logs = step % config.logEvery() == 0 || step == totalSteps;
                 Map<String, Double> m = stepMetrics(
                         acc, logs, lr, gradNorm, (System.nanoTime() - t0) / 1e9, cursor.epochs(), tokensSeen);
+                if (logs) {
+                    m.putAll(stepExtras(step));
+                }
                 if (logs) {
                     lastMetrics = m;
                     metrics.write(step, m);
@@ -473,6 +541,7 @@ public abstract class TrainingLoop implements AutoCloseable {
     private Checkpoints.State restore(AdamW optimizer, Path checkpoint) {
         Checkpoints.State state = Checkpoints.readState(checkpoint);
         loadOptimizer(optimizer, checkpoint, state.step());
+        restoreState(checkpoint);
         LOG.info(
                 "Resuming from {} (step {}, epoch {}, batch {})",
                 checkpoint,
@@ -487,11 +556,10 @@ public abstract class TrainingLoop implements AutoCloseable {
      * one's gradient is scaled by its share of the whole step's weight (pairs, or SFT's tokens).
      */
     private Accumulated forwardBackward(Cursor cursor, long step) {
-        List<int[]> batches = new ArrayList<>(config.gradAccum());
-        long[] weights = new long[config.gradAccum()];
+        List<int[]> batches = stepBatches(step, cursor::next);
+        long[] weights = new long[batches.size()];
         long total = 0;
-        for (int a = 0; a < config.gradAccum(); a++) {
-            batches.add(cursor.next());
+        for (int a = 0; a < batches.size(); a++) {
             weights[a] = weight(batches.get(a));
             total += weights[a];
         }
@@ -693,7 +761,8 @@ public abstract class TrainingLoop implements AutoCloseable {
             policy.writeTo(tmp, tokenizerDir, CausalLm.DEFAULT_SHARD_BYTES);
             SafetensorsWriter.write(tmp.resolve(Checkpoints.OPTIMIZER), onCpu(optimizer.state()));
             Files.writeString(tmp.resolve(Checkpoints.STATE), Checkpoints.stateJson(state, config.seed()));
-            Files.writeString(tmp.resolve("config.yaml"), config.toYaml());
+            Files.writeString(tmp.resolve("config.yaml"), configYaml());
+            saveState(tmp);
         });
         unverified = dir;
         List<Path> keep = new ArrayList<>(folder.protectedPaths());

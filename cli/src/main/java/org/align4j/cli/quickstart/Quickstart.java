@@ -38,9 +38,12 @@ import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.align4j.trainer.PreferenceTrainer;
 import org.align4j.trainer.RewardTrainer;
+import org.align4j.trainer.RunFolder;
 import org.align4j.trainer.SftTrainer;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrainingListener;
+import org.align4j.trainer.rl.OnlineRlTrainer;
+import org.align4j.trainer.rl.RlConfig;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -232,6 +235,27 @@ public final class Quickstart {
      */
     public static Result run(Settings s, RewardStage rlhf, Function<String, TrainingListener> listener)
             throws IOException {
+        return run(s, rlhf, 0, listener);
+    }
+
+    /** GRPO steps of {@code quickstart --rl} when not given. */
+    public static final int RL_STEPS = 300;
+
+    /**
+     * Runs the whole demonstration, with the reward stage and the online RL stage when asked: GRPO from the
+     * SFT model on the training prompts, rewarded by the exact-answer checker; with the reward stage too, a
+     * second GRPO run rewarded by the reward model alone, the checker logged beside it at weight 0 (a gap
+     * between them is the policy exploiting its proxy).
+     *
+     * @param s settings
+     * @param rlhf the reward stage ({@link RewardStage#NONE}: off)
+     * @param rlSteps GRPO steps (0: no online RL stage)
+     * @param listener hears each training run's progress (may be null)
+     * @return the rows and the reward model's numbers
+     * @throws IOException when the output folder cannot be written
+     */
+    public static Result run(Settings s, RewardStage rlhf, int rlSteps, Function<String, TrainingListener> listener)
+            throws IOException {
         Path out = s.output().toAbsolutePath();
         Files.createDirectories(out);
         List<Problem> all = new ArrayList<>();
@@ -285,6 +309,14 @@ public final class Quickstart {
                 data.resolve("prefs_eval.jsonl"),
                 heldOut,
                 p -> Map.of("prompt", p.prompt(), "chosen", p.answer(), "rejected", wrongByProblem.get(p)));
+        if (rlSteps > 0) {
+            // prompt-only records for online RL: the answer is a field the exact-answer reward reads
+            writeJsonl(data.resolve("prompts.jsonl"), train, p -> Map.of("prompt", p.prompt(), "answer", p.answer()));
+            writeJsonl(
+                    data.resolve("prompts_eval.jsonl"),
+                    heldOut,
+                    p -> Map.of("prompt", p.prompt(), "answer", p.answer()));
+        }
 
         LOG.info("SFT on the teacher's answers: {} steps", s.sftSteps());
         try (SftTrainer t = SftTrainer.builder()
@@ -365,12 +397,34 @@ public final class Quickstart {
             }
         }
 
+        List<String> rlRuns = new ArrayList<>();
+        if (rlSteps > 0) {
+            rlRuns.add("grpo");
+            grpo(s, rlSteps, out, data, sftModel, List.of("exact"), List.of(), "grpo", listener);
+            if (rlhf.on()) {
+                rlRuns.add("grpo-rm");
+                grpo(
+                        s,
+                        rlSteps,
+                        out,
+                        data,
+                        sftModel,
+                        List.of(rewardModel.toString(), "exact"),
+                        List.of(1.0, 0.0),
+                        "grpo-rm",
+                        listener);
+            }
+        }
+
         Map<String, Row> rows = new LinkedHashMap<>();
         try (TextTokenizer tk = TextTokenizer.load(sftModel);
                 CausalLm reference = CausalLm.load(sftModel, Device.cpu())) {
             reference.setTrainable(false);
             HeldOut h = HeldOut.of(reference, tk, heldOut, heldOutWrong);
-            for (String name : rlhf.on() ? List.of("sft", "dpo", "ipo", "ipo-soft") : List.of("sft", "dpo", "ipo")) {
+            List<String> names = new ArrayList<>(
+                    rlhf.on() ? List.of("sft", "dpo", "ipo", "ipo-soft") : List.of("sft", "dpo", "ipo"));
+            names.addAll(rlRuns);
+            for (String name : names) {
                 Path dir = "sft".equals(name) ? sftModel : out.resolve(name).resolve("final");
                 try (CausalLm policy = CausalLm.load(dir, Device.cpu())) {
                     policy.setTrainable(false);
@@ -422,8 +476,55 @@ public final class Quickstart {
                 out.resolve("summary.json"),
                 (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(summary) + "\n")
                         .getBytes(StandardCharsets.UTF_8));
-        writeReport(out, rows, rewardRow);
+        writeReport(out, rows, rewardRow, rlRuns);
         return new Result(rows, rewardRow);
+    }
+
+    /**
+     * One GRPO run from the SFT model on the training prompts: 8 samples of each of 8 prompts a step at
+     * temperature 1, 4 new tokens at most (3 digits and eos), β 0.04 against the SFT model.
+     */
+    private static void grpo(
+            Settings s,
+            int steps,
+            Path out,
+            Path data,
+            Path sftModel,
+            List<String> rewards,
+            List<Double> weights,
+            String name,
+            Function<String, TrainingListener> listener)
+            throws IOException {
+        LOG.info("GRPO rewarded by {}: {} steps", rewards, steps);
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("model", sftModel.toString());
+        o.put("data", data.resolve("prompts.jsonl").toString());
+        o.put("eval_data", data.resolve("prompts_eval.jsonl").toString());
+        o.put("output", out.resolve(name).toString());
+        o.put("learning_rate", 1e-4);
+        o.put("batch_size", 64);
+        o.put("num_generations", 8);
+        o.put("max_completion_length", 4);
+        o.put("beta", 0.04);
+        o.put("max_steps", steps);
+        o.put("warmup_steps", Math.min(20, steps / 10));
+        o.put("schedule", "linear");
+        o.put("eval_every", Math.max(1, steps / 10));
+        o.put("eval_batch_size", 250);
+        o.put("log_every", Math.max(1, Math.min(5, steps / 50)));
+        o.put("seed", s.seed());
+        o.put("padding_free", false); // equal lengths, as for SFT
+        o.put("reward_funcs", rewards);
+        if (!weights.isEmpty()) {
+            o.put("reward_weights", weights);
+        }
+        RlConfig.Run run = RlConfig.resolve(LossType.GRPO, null, o, k -> "key '" + k + "'");
+        try (OnlineRlTrainer t = OnlineRlTrainer.create(run, RunFolder.Mode.overwrite())) {
+            if (listener != null) {
+                t.addListener(listener.apply(name));
+            }
+            t.train();
+        }
     }
 
     /**
@@ -523,6 +624,11 @@ public final class Quickstart {
 
     /** The report: DPO and IPO (and soft-label IPO, the reward model) overlaid, the held-out table, sample answers. */
     static Path writeReport(Path out, Map<String, Row> rows, RewardRow reward) throws IOException {
+        return writeReport(out, rows, reward, List.of());
+    }
+
+    /** As {@link #writeReport(Path, Map, RewardRow)}, with the online RL runs overlaid too. */
+    static Path writeReport(Path out, Map<String, Row> rows, RewardRow reward, List<String> rlRuns) throws IOException {
         Map<String, Map<String, Double>> headline = new LinkedHashMap<>();
         rows.forEach((name, r) -> {
             Map<String, Double> cols = new LinkedHashMap<>();
@@ -541,11 +647,29 @@ public final class Quickstart {
                         + "held-out problems (never trained on): greedy accuracy, "
                         + "implicit-reward accuracy, KL to the SFT model along each model's own greedy answers, and the win rate of each "
                         + "model's greedy answer against the SFT model's (a right answer beats a wrong one, ties count half).";
+        if (!rlRuns.isEmpty()) {
+            intro +=
+                    " <p>Online RL ran too: GRPO from the SFT model, 8 samples per held-in prompt, rewarded 1 for the exact"
+                            + " answer (grpo)"
+                            + (rlRuns.contains("grpo-rm")
+                                    ? ", and rewarded by the reward model alone with the checker logged beside it at weight 0"
+                                            + " (grpo-rm: a gap between its reward and its accuracy is the policy exploiting the"
+                                            + " proxy)"
+                                    : "")
+                            + "; β 0.04 against the SFT model.</p>";
+        }
+        List<RunReport.Run> runs = new ArrayList<>();
+        for (String r : rlRuns) {
+            runs.add(RunReport.read(out.resolve(r)));
+        }
         if (reward == null) {
+            List<RunReport.Run> all =
+                    new ArrayList<>(List.of(RunReport.read(out.resolve("dpo")), RunReport.read(out.resolve("ipo"))));
+            all.addAll(runs);
             return RunReport.write(
-                    List.of(RunReport.read(out.resolve("dpo")), RunReport.read(out.resolve("ipo"))),
+                    all,
                     out.resolve("report"),
-                    "align4j quickstart: DPO vs IPO",
+                    rlRuns.isEmpty() ? "align4j quickstart: DPO vs IPO" : "align4j quickstart: DPO vs IPO vs GRPO",
                     intro,
                     headline);
         }
@@ -561,12 +685,14 @@ public final class Quickstart {
                         + String.format(Locale.ROOT, "%.1f%%", 100 * reward.heldoutRankingAccuracy())
                         + " of pairs; its preference probabilities p = σ(r_c − r_r) labelled the training pairs, and soft-label IPO (ipo-soft, target"
                         + " (2p − 1)/(2β)) trained on them. The preference runs' win rates during training are judged by the reward model.</p>";
+        List<RunReport.Run> all = new ArrayList<>(List.of(
+                RunReport.read(out.resolve("dpo")),
+                RunReport.read(out.resolve("ipo")),
+                RunReport.read(out.resolve("ipo-soft")),
+                RunReport.read(out.resolve("reward"))));
+        all.addAll(runs);
         return RunReport.write(
-                List.of(
-                        RunReport.read(out.resolve("dpo")),
-                        RunReport.read(out.resolve("ipo")),
-                        RunReport.read(out.resolve("ipo-soft")),
-                        RunReport.read(out.resolve("reward"))),
+                all,
                 out.resolve("report"),
                 "align4j quickstart: reward model, then DPO vs IPO vs soft-label IPO",
                 rlhfIntro,

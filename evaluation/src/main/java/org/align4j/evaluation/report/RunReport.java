@@ -46,6 +46,12 @@ public final class RunReport {
         {"eval_accuracy", "Reward-model accuracy (held out)", "share of pairs with r_c > r_r"},
         {"eval_margin", "Reward-model margin (held out)", "mean r_c − r_r"},
         {"grad_norm", "Gradient norm (before clipping)", "L2 norm"},
+        {"reward", "Reward of the samples (online RL, training)", "mean weighted reward"},
+        {"eval_reward", "Reward of greedy answers (online RL, held out)", "mean weighted reward"},
+        {"kl", "KL(π ‖ π_ref) per token (online RL)", "nats per token"},
+        {"clip_ratio/region_mean", "Clipped share of tokens (online RL)", "share of tokens"},
+        {"completions/mean_length", "Completion length (online RL samples)", "tokens"},
+        {"frac_reward_zero_std", "Groups whose samples all scored alike (online RL)", "share of prompts"},
     };
 
     /**

@@ -8,6 +8,7 @@ package org.align4j.model.generate;
  * @param temperature divides the logits before sampling (&gt; 0)
  * @param topK keep only the K most likely tokens (0 = all)
  * @param topP keep the smallest set whose probability reaches P (1 = all)
+ * @param minP keep the tokens whose probability is at least P times the most likely token's (0 = all)
  * @param seed sampling seed; the same seed and prompts give the same tokens
  * @param stopAtEos stop a row after it emits an eos id
  * @param useCache reuse keys and values of earlier tokens (native models); output is identical
@@ -18,6 +19,7 @@ public record GenerationConfig(
         double temperature,
         int topK,
         double topP,
+        double minP,
         long seed,
         boolean stopAtEos,
         boolean useCache) {
@@ -36,6 +38,9 @@ public record GenerationConfig(
         if (!(topP > 0 && topP <= 1)) {
             throw new IllegalArgumentException("topP: must be in (0, 1], got " + topP);
         }
+        if (!(minP >= 0 && minP <= 1)) {
+            throw new IllegalArgumentException("minP: must be in [0, 1], got " + minP);
+        }
     }
 
     /**
@@ -43,7 +48,7 @@ public record GenerationConfig(
      * @return greedy decoding with the cache, stopping at eos
      */
     public static GenerationConfig greedy(int maxNewTokens) {
-        return new GenerationConfig(maxNewTokens, true, 1.0, 0, 1.0, 0, true, true);
+        return new GenerationConfig(maxNewTokens, true, 1.0, 0, 1.0, 0, 0, true, true);
     }
 
     /**
@@ -55,16 +60,26 @@ public record GenerationConfig(
      * @return sampling with the cache, stopping at eos
      */
     public static GenerationConfig sample(int maxNewTokens, double temperature, int topK, double topP, long seed) {
-        return new GenerationConfig(maxNewTokens, false, temperature, topK, topP, seed, true, true);
+        return new GenerationConfig(maxNewTokens, false, temperature, topK, topP, 0, seed, true, true);
     }
 
     /** @param stop whether to stop at eos @return a copy */
     public GenerationConfig withStopAtEos(boolean stop) {
-        return new GenerationConfig(maxNewTokens, greedy, temperature, topK, topP, seed, stop, useCache);
+        return new GenerationConfig(maxNewTokens, greedy, temperature, topK, topP, minP, seed, stop, useCache);
     }
 
     /** @param cache whether to use the KV cache @return a copy */
     public GenerationConfig withCache(boolean cache) {
-        return new GenerationConfig(maxNewTokens, greedy, temperature, topK, topP, seed, stopAtEos, cache);
+        return new GenerationConfig(maxNewTokens, greedy, temperature, topK, topP, minP, seed, stopAtEos, cache);
+    }
+
+    /** @param p the min-p filter (0 = off) @return a copy */
+    public GenerationConfig withMinP(double p) {
+        return new GenerationConfig(maxNewTokens, greedy, temperature, topK, topP, p, seed, stopAtEos, useCache);
+    }
+
+    /** @param tokens the most new tokens per row @return a copy */
+    public GenerationConfig withMaxNewTokens(int tokens) {
+        return new GenerationConfig(tokens, greedy, temperature, topK, topP, minP, seed, stopAtEos, useCache);
     }
 }

@@ -7,7 +7,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.List;
-import java.util.Random;
 import java.util.Set;
 import org.align4j.model.CausalLm;
 import org.align4j.model.nn.KvCache;
@@ -15,14 +14,29 @@ import org.align4j.model.nn.KvCache;
 /**
  * Autoregressive generation for a batch of prompts of different lengths. Prompts are left-padded
  * (positions come from the attention mask, so padding does not shift them); each step reads the
- * last position's logits, picks a token per row on the host, and appends it. With the KV cache only
+ * last position's logits and picks every row's token on the device ({@link Sampling}): only the B
+ * chosen ids come back to the host. With the KV cache (allocated once for prompt plus new tokens) only
  * the new token is fed after the first step; without it the whole sequence is fed again, which gives
  * the same tokens.
+ *
+ * <p>Each row draws from its own {@link RowStream}: by default the stream of (seed, row index); an RL
+ * trainer passes keys made of (seed, step, prompt, sample), so that a row's completion depends neither
+ * on its batch nor on when it is generated. A row stops at any of the eos ids (each id of {@code
+ * generation_config.json}'s {@code eos_token_id}); a row that reaches {@code maxNewTokens} without one
+ * is flagged truncated.
  */
 public final class Generator {
     private final CausalLm lm;
     private final int padId;
     private final Set<Integer> eosIds;
+
+    /**
+     * The new tokens of each row.
+     *
+     * @param tokens per row, the new tokens (ending with the eos id when the row stopped at one)
+     * @param truncated per row, whether it reached {@code maxNewTokens} without an eos id
+     */
+    public record Completions(List<int[]> tokens, boolean[] truncated) {}
 
     /**
      * @param lm the model
@@ -36,20 +50,44 @@ public final class Generator {
     }
 
     /**
-     * Generates continuations.
+     * Generates continuations, row i drawing from the stream of (seed, i).
      *
      * @param prompts token ids per row (each non-empty)
      * @param cfg decoding settings
      * @return the new tokens per row (ending with the eos token if one was emitted and stopping is on)
      */
     public List<int[]> generate(List<int[]> prompts, GenerationConfig cfg) {
+        long[] keys = new long[prompts.size()];
+        for (int i = 0; i < keys.length; i++) {
+            keys[i] = RowStream.key(cfg.seed(), i);
+        }
+        return generate(prompts, keys, cfg).tokens();
+    }
+
+    /**
+     * Generates continuations, each row drawing from its own stream.
+     *
+     * @param prompts token ids per row (each non-empty)
+     * @param rowKeys one {@link RowStream} key per row
+     * @param cfg decoding settings ({@code cfg.seed()} is not used: the keys carry it)
+     * @return the new tokens per row and which rows were cut at {@code maxNewTokens}
+     * @throws IllegalArgumentException for an empty prompt, or keys that do not match the prompts
+     */
+    public Completions generate(List<int[]> prompts, long[] rowKeys, GenerationConfig cfg) {
         int b = prompts.size();
+        if (rowKeys.length != b) {
+            throw new IllegalArgumentException("rowKeys: " + rowKeys.length + " keys for " + b + " prompts");
+        }
         int promptLen = 0;
         for (int i = 0; i < b; i++) {
             if (prompts.get(i).length == 0) {
                 throw new IllegalArgumentException("prompts[" + i + "]: empty prompt");
             }
             promptLen = Math.max(promptLen, prompts.get(i).length);
+        }
+        RowStream[] streams = new RowStream[b];
+        for (int i = 0; i < b; i++) {
+            streams[i] = new RowStream(rowKeys[i]);
         }
         boolean cached = cfg.useCache() && lm.isNative();
         int total = promptLen + cfg.maxNewTokens();
@@ -68,12 +106,12 @@ public final class Generator {
             out.add(new ArrayList<>());
         }
         boolean[] done = new boolean[b];
-        Random random = new Random(cfg.seed());
+        double[] uniforms = new double[b];
         try (NDManager scope = lm.manager().newSubManager()) {
-            KvCache cache = cached ? lm.newCache() : null;
+            KvCache cache = cached ? lm.newCache(total) : null;
             int len = promptLen;
             for (int step = 0; step < cfg.maxNewTokens(); step++) {
-                float[] last;
+                long[] picked;
                 try (NDManager stepScope = scope.newSubManager()) {
                     int from = cached && step > 0 ? len - 1 : 0;
                     NDArray idArr = stepScope.create(slice(ids, b, total, from, len), new Shape(b, len - from));
@@ -81,17 +119,18 @@ public final class Generator {
                     NDArray logits = cached
                             ? lm.forward(idArr, maskArr, cache, false).logits()
                             : lm.logits(idArr, maskArr, false);
-                    last = logits.get(":, -1, :").toFloatArray();
+                    for (int i = 0; i < b; i++) {
+                        uniforms[i] = streams[i].uniform(step);
+                    }
+                    picked = Sampling.next(logits.get(":, -1, :"), cfg, uniforms);
                     if (cache != null) {
                         cache.attach(scope);
                     }
                 }
-                int vocab = last.length / b;
                 for (int i = 0; i < b; i++) {
                     int token = padId;
                     if (!done[i]) {
-                        float[] row = Arrays.copyOfRange(last, i * vocab, (i + 1) * vocab);
-                        token = cfg.greedy() ? argmax(row) : Sampling.sample(row, cfg, random);
+                        token = (int) picked[i];
                         out.get(i).add(token);
                         done[i] = cfg.stopAtEos() && eosIds.contains(token);
                     }
@@ -105,10 +144,13 @@ public final class Generator {
             }
         }
         List<int[]> result = new ArrayList<>();
-        for (List<Integer> row : out) {
-            result.add(row.stream().mapToInt(Integer::intValue).toArray());
+        boolean[] truncated = new boolean[b];
+        for (int i = 0; i < b; i++) {
+            int[] row = out.get(i).stream().mapToInt(Integer::intValue).toArray();
+            result.add(row);
+            truncated[i] = row.length == 0 || !eosIds.contains(row[row.length - 1]);
         }
-        return result;
+        return new Completions(result, truncated);
     }
 
     private static long[] slice(long[] data, int rows, int stride, int from, int to) {
@@ -128,13 +170,10 @@ public final class Generator {
         return true;
     }
 
-    static int argmax(float[] row) {
-        int best = 0;
-        for (int i = 1; i < row.length; i++) {
-            if (row[i] > row[best]) {
-                best = i;
-            }
-        }
-        return best;
+    /** @return a copy of the eos ids this generator stops at, sorted */
+    public int[] eosIds() {
+        int[] e = eosIds.stream().mapToInt(Integer::intValue).toArray();
+        Arrays.sort(e);
+        return e;
     }
 }

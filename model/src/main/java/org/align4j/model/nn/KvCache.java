@@ -4,25 +4,43 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
 
 /**
  * Keys and values of the tokens seen so far, per layer, as [B, kvHeads, T, headDim] (after rotary
  * embedding, before heads are repeated for GQA). A forward pass with a cache attends over the
  * cached tokens plus the new ones and appends the new keys and values.
+ *
+ * <p>With a capacity, each layer's arrays are allocated once at [B, kvHeads, capacity, headDim] and
+ * new tokens are written into them in place, so a step copies only its own keys and values (growing by
+ * concatenation copies the whole cache every step: quadratic in the length). Without one, the arrays
+ * grow by concatenation.
  */
 public final class KvCache {
     private final NDArray[] keys;
     private final NDArray[] values;
+    private final long capacity;
+    private long length;
 
     /** @param layers the number of decoder blocks */
     public KvCache(int layers) {
+        this(layers, 0);
+    }
+
+    /**
+     * @param layers the number of decoder blocks
+     * @param capacity the most tokens it will hold (prompt and new tokens), or 0 to grow as needed
+     */
+    public KvCache(int layers, long capacity) {
         keys = new NDArray[layers];
         values = new NDArray[layers];
+        this.capacity = capacity;
     }
 
     /** @return how many tokens are cached */
     public long length() {
-        return keys[0] == null ? 0 : keys[0].getShape().get(2);
+        return length;
     }
 
     /**
@@ -41,9 +59,28 @@ public final class KvCache {
 
     /** Appends the new keys and values of one layer and returns the full ones. */
     NDArray[] append(int layer, NDArray k, NDArray v) {
+        long before = layer == 0 ? length : length - k.getShape().get(2);
+        long after = before + k.getShape().get(2);
+        if (layer == 0) {
+            length = after;
+        }
+        if (capacity > 0 && after <= capacity) {
+            if (keys[layer] == null) {
+                Shape s = k.getShape();
+                keys[layer] = k.getManager().zeros(new Shape(s.get(0), s.get(1), capacity, s.get(3)), k.getDataType());
+                values[layer] =
+                        v.getManager().zeros(new Shape(s.get(0), s.get(1), capacity, s.get(3)), v.getDataType());
+            }
+            NDIndex at = new NDIndex(":, :, {}:{}", before, after);
+            keys[layer].set(at, k);
+            values[layer].set(at, v);
+            NDIndex filled = new NDIndex(":, :, :{}", after);
+            return new NDArray[] {keys[layer].get(filled), values[layer].get(filled)};
+        }
         if (keys[layer] != null) {
-            k = NDArrays.concat(new NDList(keys[layer], k), 2);
-            v = NDArrays.concat(new NDList(values[layer], v), 2);
+            NDIndex filled = new NDIndex(":, :, :{}", before);
+            k = NDArrays.concat(new NDList(keys[layer].get(filled), k), 2);
+            v = NDArrays.concat(new NDList(values[layer].get(filled), v), 2);
         }
         keys[layer] = k;
         values[layer] = v;

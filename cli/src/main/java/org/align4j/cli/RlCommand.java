@@ -1,0 +1,130 @@
+package org.align4j.cli;
+
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import org.align4j.losses.LossType;
+import org.align4j.trainer.RunFolder;
+import org.align4j.trainer.TrainResult;
+import org.align4j.trainer.rl.OnlineRlTrainer;
+import org.align4j.trainer.rl.RlConfig;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.Spec;
+
+/**
+ * Online RL from the command line: {@code align4j grpo} and {@code align4j rloo}. The flags are the shared
+ * training flags ({@link TrainOptions}) plus the method's own ({@link RlConfig#KEYS}), made from their
+ * tables; one YAML file may hold both, with TRL's {@code GRPOConfig}/{@code RLOOConfig} names.
+ */
+abstract class RlCommand implements Callable<Integer> {
+    @Mixin
+    TrainOptions options;
+
+    @Spec
+    CommandSpec spec;
+
+    /** @return GRPO or RLOO */
+    abstract LossType method();
+
+    /**
+     * Adds the method's own flags (before the shared ones, so that {@code --beta} and {@code --loss-type}
+     * show the method's help).
+     *
+     * @param spec the command
+     * @param options its options object
+     * @param method GRPO or RLOO
+     */
+    static void register(CommandSpec spec, TrainOptions options, LossType method) {
+        Set<String> taken = new LinkedHashSet<>();
+        for (OptionSpec o : spec.options()) {
+            taken.addAll(List.of(o.names()));
+        }
+        RlConfig defaults = RlConfig.defaults(method);
+        Map<String, Object> values = defaults.toMap();
+        for (Map.Entry<String, String> k : RlConfig.KEYS.entrySet()) {
+            String key = k.getKey();
+            if (!values.containsKey(key)) {
+                continue; // the other method's option
+            }
+            List<String> names = new ArrayList<>(List.of("--" + key.replace('_', '-'), "--" + key));
+            Object d = values.get(key);
+            String shown = d instanceof List<?> l ? (l.isEmpty() ? null : l.toString()) : String.valueOf(d);
+            boolean flag = d instanceof Boolean;
+            spec.addOption(options.option(
+                    names,
+                    flag,
+                    flag ? null : "VALUE",
+                    k.getValue() + (shown == null ? "" : " (default: " + shown + ")"),
+                    key,
+                    taken));
+        }
+        TrainOptions.register(spec, options, method);
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        RlConfig.Run run = options.resolveRl(method());
+        if (options.dryRun) {
+            DryRun.print(spec.commandLine().getOut(), run.train());
+            spec.commandLine().getOut().println("method options: " + run.rl().toMap());
+            spec.commandLine().getOut().flush();
+            return 0;
+        }
+        Threads.apply(options.threads, null);
+        RunFolder folder = RunFolder.claim(run.train(), options.mode());
+        RunConsole.logTo(folder.output());
+        TrainCommand.warnTf32(run.train(), spec.commandLine().getErr());
+        try (OnlineRlTrainer trainer = OnlineRlTrainer.create(run, folder)) {
+            RunConsole.header(spec.commandLine().getErr(), trainer.header());
+            trainer.addListener(new RunConsole(method().toString()));
+            TrainResult r = trainer.train();
+            RunConsole.summary(spec.commandLine().getOut(), r);
+        }
+        return 0;
+    }
+
+    /** GRPO. */
+    @Command(
+            name = "grpo",
+            mixinStandardHelpOptions = true,
+            sortOptions = false,
+            abbreviateSynopsis = true,
+            header = "Online RL with GRPO: sample, reward, group-relative advantages.",
+            description = {
+                "Online RL with GRPO (TRL's GRPOTrainer): samples num_generations completions per prompt of a",
+                "prompt-only dataset ({\"prompt\": ..., other fields for the rewards}), scores them with",
+                "--reward-funcs (exact[:FIELD], regex:P, think_format, soft_overlong:MAX:CACHE, class:NAME or a",
+                "reward model folder), and optimises the clipped ratio of group-relative advantages - beta * KL.",
+                "Writes OUTPUT/metrics.jsonl, train.log, checkpoint-N/ and final/ as train does."
+            })
+    static final class Grpo extends RlCommand {
+        @Override
+        LossType method() {
+            return LossType.GRPO;
+        }
+    }
+
+    /** RLOO. */
+    @Command(
+            name = "rloo",
+            mixinStandardHelpOptions = true,
+            sortOptions = false,
+            abbreviateSynopsis = true,
+            header = "Online RL with RLOO: sample, reward, leave-one-out baseline.",
+            description = {
+                "Online RL with RLOO (TRL's RLOOTrainer): as grpo, with a leave-one-out baseline, a per-sequence",
+                "ratio and the KL to the reference subtracted from the reward (beta 0.05 by default)."
+            })
+    static final class Rloo extends RlCommand {
+        @Override
+        LossType method() {
+            return LossType.RLOO;
+        }
+    }
+}

@@ -1,0 +1,127 @@
+package org.align4j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.align4j.evaluation.rewards.RewardFunction;
+import org.align4j.model.Fixtures;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** align4j grpo and rloo through the command line: a run, and bad input as one line with exit 2. */
+class RlCliTest {
+    @TempDir
+    Path tmp;
+
+    /** A reward that always fails. */
+    public static final class Throwing implements RewardFunction {
+        @Override
+        public String name() {
+            return "throwing";
+        }
+
+        @Override
+        public List<Double> score(List<Sample> samples) {
+            throw new IllegalStateException("broken");
+        }
+    }
+
+    Path prompts() throws Exception {
+        Path data = tmp.resolve("prompts.jsonl");
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < 8; i++) {
+            b.append("{\"prompt\": \"")
+                    .append(i)
+                    .append("+1=\", \"answer\": \"")
+                    .append(i + 1)
+                    .append("\"}\n");
+        }
+        Files.writeString(data, b);
+        return data;
+    }
+
+    /** The command's arguments; {@code more} replaces a flag's default value or adds a flag (a switch: value null). */
+    List<String> args(String command, Path data, String... more) {
+        Map<String, String> flags = new LinkedHashMap<>();
+        flags.put("--model", Fixtures.model("gpt2-tiny").toString());
+        flags.put("--data", data.toString());
+        flags.put("--output", tmp.resolve("run-" + command).toString());
+        flags.put("--batch-size", "4");
+        flags.put("--num-generations", "2");
+        flags.put("--max-completion-length", "3");
+        flags.put("--max-steps", "2");
+        flags.put("--reward-funcs", "regex:.*[0-9].*");
+        for (int i = 0; i < more.length; i++) {
+            boolean valued = i + 1 < more.length && !more[i + 1].startsWith("--");
+            flags.put(more[i], valued ? more[++i] : null);
+        }
+        List<String> a = new ArrayList<>(List.of(command));
+        flags.forEach((k, v) -> {
+            a.add(k);
+            if (v != null) {
+                a.add(v);
+            }
+        });
+        return a;
+    }
+
+    @Test
+    void grpoAndRlooTrainAndWriteTheirRunFolders() throws Exception {
+        Path data = prompts();
+        for (String command : List.of("grpo", "rloo")) {
+            CliTest.Result r = CliTest.run(args(command, data).toArray(String[]::new));
+            assertThat(r.code()).as(r.err()).isZero();
+            Path run = tmp.resolve("run-" + command);
+            assertThat(run.resolve("final/model.safetensors")).isRegularFile();
+            assertThat(Files.readString(run.resolve("metrics.jsonl"))).contains("\"rewards/regex/mean\"");
+            assertThat(Files.readString(run.resolve("config.yaml")))
+                    .contains("num_generations: 2")
+                    .contains("reward_funcs:");
+            assertThat(r.err()).contains("objective: " + command);
+        }
+    }
+
+    @Test
+    void badInputIsOneLineWithExitTwo() throws Exception {
+        Path data = prompts();
+        List<String[]> cases = List.of(
+                args("grpo", data, "--num-generations", "1").toArray(String[]::new),
+                args("grpo", Fixtures.root().resolve("prefs.jsonl"), "--overwrite")
+                        .toArray(String[]::new),
+                args("grpo", data, "--reward-funcs", "no-such-reward").toArray(String[]::new),
+                args("rloo", data, "--loss-type", "bnpo").toArray(String[]::new),
+                args("grpo", data, "--reward-funcs", "class:" + Throwing.class.getName(), "--overwrite")
+                        .toArray(String[]::new));
+        List<String> want = List.of(
+                "error: --num-generations: at least 2",
+                "prefs.jsonl:1: field 'chosen'",
+                "error: --reward-funcs: 'no-such-reward': not a built-in reward",
+                "--loss-type: has no effect here",
+                "reward 'throwing' failed on the batch starting at");
+        for (int i = 0; i < cases.size(); i++) {
+            CliTest.Result r = CliTest.run(cases.get(i));
+            assertThat(r.code()).as("%s: %s", want.get(i), r.err()).isEqualTo(2);
+            // the run's header may come first (a reward fails once training started); the error is one line
+            List<String> errors =
+                    r.err().lines().filter(l -> l.startsWith("error: ")).toList();
+            assertThat(errors).as(r.err()).hasSize(1);
+            assertThat(errors.get(0)).contains(want.get(i));
+            assertThat(r.err()).doesNotContain("at org.");
+        }
+        CliTest.Result prompts = CliTest.run(
+                "train",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--data",
+                data.toString(),
+                "--output",
+                tmp.resolve("t").toString());
+        assertThat(prompts.code()).isEqualTo(2);
+        assertThat(prompts.err().strip()).contains("prompts.jsonl:1").contains("a prompt-only record");
+    }
+}

@@ -1,0 +1,100 @@
+package org.align4j.evaluation.rewards;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.PreferenceBatch;
+import org.align4j.evaluation.RewardScorer;
+import org.align4j.model.CausalLm;
+import org.align4j.model.tokenizer.TextTokenizer;
+
+/**
+ * A reward model (a sequence classifier from {@code align4j reward train} or transformers) as a reward
+ * function: each sample's prompt text plus completion text, re-tokenized by the reward model's own
+ * tokenizer, scored at its last non-pad token, in batches without gradients.
+ *
+ * <p>Two readings of a sample: with {@code appendEos} (the default) as {@code reward train} and TRL's
+ * {@code RewardTrainer} read their pairs: {@code tokenizer(prompt + completion + eos)} with the
+ * tokenizer's special tokens; without it as TRL 1.13's {@code GRPOTrainer} and {@code RLOOTrainer} score:
+ * {@code tokenizer(prompt + completion, add_special_tokens=False)}, no eos. A model trained on the first
+ * reading and scored on the second reads its reward one token early.
+ */
+public final class RewardModelFunction implements RewardFunction, AutoCloseable {
+    private final CausalLm model;
+    private final TextTokenizer tokenizer;
+    private final boolean appendEos;
+    private final int batchSize;
+    private final int padId;
+    private final String name;
+
+    /**
+     * @param model a reward model ({@link CausalLm#isRewardModel()}), owned by this object from here
+     * @param tokenizer its tokenizer, owned by this object from here
+     * @param appendEos read samples as reward training did (eos, special tokens) or as TRL's GRPO does
+     * @param batchSize samples per forward pass
+     * @throws IllegalArgumentException when the model is not a reward model
+     */
+    public RewardModelFunction(CausalLm model, TextTokenizer tokenizer, boolean appendEos, int batchSize) {
+        if (!model.isRewardModel()) {
+            throw new IllegalArgumentException(model.source() + ": not a reward model (config.json's architectures "
+                    + "names no *ForSequenceClassification); train one with align4j reward train");
+        }
+        if (model.config().numLabels() != 1) {
+            throw new IllegalArgumentException(model.source() + "/config.json: key 'num_labels': a reward model has "
+                    + "one label, got " + model.config().numLabels());
+        }
+        this.model = model;
+        this.tokenizer = tokenizer;
+        this.appendEos = appendEos;
+        this.batchSize = batchSize;
+        this.padId = RewardScorer.padId(model, tokenizer.padId());
+        Path src = model.source();
+        this.name = src == null
+                ? "reward_model"
+                : src.toAbsolutePath().normalize().getFileName().toString();
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    /** @return the reward model */
+    public CausalLm model() {
+        return model;
+    }
+
+    @Override
+    public List<Double> score(List<Sample> samples) {
+        List<int[]> rows = new ArrayList<>(samples.size());
+        String eos = appendEos ? tokenizer.decode(new int[] {tokenizer.eosId()}, false) : "";
+        for (Sample s : samples) {
+            String text = s.prompt() + s.completion() + eos;
+            rows.add(appendEos ? tokenizer.encodeWithSpecialTokens(text) : tokenizer.encode(text));
+        }
+        List<Double> out = new ArrayList<>(samples.size());
+        for (int from = 0; from < rows.size(); from += batchSize) {
+            List<EncodedPair> chunk = new ArrayList<>();
+            for (int[] r : rows.subList(from, Math.min(rows.size(), from + batchSize))) {
+                chunk.add(new EncodedPair(new int[0], r, new int[0], null));
+            }
+            try (NDManager scope = model.manager().newSubManager()) {
+                PreferenceBatch b = PreferenceBatch.completions(scope, chunk, padId);
+                NDArray r = model.rewards(b.ids(), b.attentionMask(), false, true);
+                for (float f : r.toFloatArray()) {
+                    out.add((double) f);
+                }
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        model.close();
+        tokenizer.close();
+    }
+}

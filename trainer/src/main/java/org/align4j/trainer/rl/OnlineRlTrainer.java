@@ -1,0 +1,901 @@
+package org.align4j.trainer.rl;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.training.GradientCollector;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Random;
+import java.util.Set;
+import java.util.function.Supplier;
+import org.align4j.data.EncodedPair;
+import org.align4j.data.PreferenceBatch;
+import org.align4j.data.PreferenceEncoder;
+import org.align4j.data.PromptData;
+import org.align4j.data.PromptData.PromptExample;
+import org.align4j.evaluation.rewards.RewardFunction;
+import org.align4j.evaluation.rewards.Rewards;
+import org.align4j.losses.LossType;
+import org.align4j.losses.rl.Advantages;
+import org.align4j.losses.rl.GrpoLoss;
+import org.align4j.losses.rl.RlooLoss;
+import org.align4j.model.CausalLm;
+import org.align4j.model.Devices;
+import org.align4j.model.TokenLogProbs;
+import org.align4j.model.config.ModelConfig;
+import org.align4j.model.generate.GenerationConfig;
+import org.align4j.model.generate.Generator;
+import org.align4j.model.generate.RowStream;
+import org.align4j.model.tokenizer.TextTokenizer;
+import org.align4j.trainer.RunFolder;
+import org.align4j.trainer.TrainConfig;
+import org.align4j.trainer.TrainingLoop;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Online RL, RLHF's second stage: sample completions from the policy, score them with rewards (functions
+ * or reward models), and optimise reward − β·KL(π‖π_ref) with GRPO or RLOO, with TRL 1.13's semantics and
+ * metric names ({@code GRPOTrainer}, {@code RLOOTrainer}).
+ *
+ * <p>A step: when the step opens a generation (every {@code num_iterations} steps), the next {@code
+ * batch_size × grad_accum / num_generations} prompts are each sampled {@code num_generations} times (row
+ * streams of (seed, generation, prompt, sample): the same completions whatever the batch and after a
+ * resume), rewarded, turned into advantages, and scored by the old policy (when the samples will be
+ * reused) and the reference (when β &gt; 0); then the step's {@code grad_accum} micro-batches of {@code
+ * batch_size} completions each run the policy loss ({@link GrpoLoss} or {@link RlooLoss}) and its backward
+ * pass. Everything else (accumulation, clipping, AdamW, checkpoints, exact resume, signals) is the shared
+ * loop's.
+ *
+ * <p>Log-probs are scored at the sampling temperature (logits ÷ τ), as TRL's. Unlike TRL with its default
+ * {@code disable_dropout: false}, old-policy and reference log-probs are scored without dropout (TRL scores
+ * them in training mode, so they carry dropout noise).
+ */
+public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(OnlineRlTrainer.class);
+    private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory()
+            .disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER)
+            .enable(YAMLGenerator.Feature.MINIMIZE_QUOTES));
+
+    /** Draws the completions of a generation: the policy's own sampler, or a replay in tests. */
+    @FunctionalInterface
+    public interface Sampler {
+        /**
+         * One row to sample: a prompt and the stream its tokens are drawn from.
+         *
+         * @param promptIds the prompt's ids
+         * @param key the row's {@link RowStream} key
+         * @param prompt the record
+         * @param sample which of the prompt's samples this is (0 .. G − 1)
+         */
+        record Row(int[] promptIds, long key, PromptExample prompt, int sample) {}
+
+        /**
+         * @param rows the rows of a generation
+         * @param cfg decoding settings
+         * @return the new tokens per row
+         */
+        List<int[]> sample(List<Row> rows, GenerationConfig cfg);
+    }
+
+    private final RlConfig rl;
+    private final TextTokenizer tokenizer;
+    private final PreferenceEncoder encoder;
+    private final List<PromptExample> train;
+    private final List<PromptExample> eval;
+    private final List<int[]> trainIds;
+    private final List<int[]> evalIds;
+    private final Rewards rewards;
+    private final CausalLm reference;
+    private final boolean ownsReference;
+    private final Set<Integer> eosIds;
+    private Sampler sampler;
+    private Rollout rollout;
+    private long tokensSeen;
+    private final GrpoLoss grpoLoss;
+    private final RlooLoss rlooLoss;
+
+    private OnlineRlTrainer(
+            TrainConfig config,
+            RlConfig rl,
+            RunFolder folder,
+            CausalLm policy,
+            CausalLm reference,
+            boolean ownsReference,
+            TextTokenizer tokenizer,
+            PreferenceEncoder encoder,
+            List<PromptExample> train,
+            List<PromptExample> eval,
+            List<int[]> trainIds,
+            List<int[]> evalIds,
+            Rewards rewards) {
+        super(config, policy, Path.of(config.model()), folder);
+        this.rl = rl;
+        this.tokenizer = tokenizer;
+        this.encoder = encoder;
+        this.train = train;
+        this.eval = eval;
+        this.trainIds = trainIds;
+        this.evalIds = evalIds;
+        this.rewards = rewards;
+        this.reference = reference;
+        this.ownsReference = ownsReference;
+        this.eosIds = new LinkedHashSet<>(tokenizer.eosIds());
+        Generator generator = new Generator(policy, tokenizer.padId(), tokenizer.eosIds());
+        this.sampler = (rows, cfg) -> {
+            List<int[]> prompts = new ArrayList<>();
+            long[] keys = new long[rows.size()];
+            for (int i = 0; i < rows.size(); i++) {
+                prompts.add(rows.get(i).promptIds());
+                keys[i] = rows.get(i).key();
+            }
+            return generator.generate(prompts, keys, cfg).tokens();
+        };
+        this.grpoLoss = rl.method() == LossType.GRPO
+                ? new GrpoLoss(rl.lossType(), rl.epsilon(), rl.epsilonHigh(), rl.beta())
+                : null;
+        this.rlooLoss = rl.method() == LossType.RLOO ? new RlooLoss(rl.epsilon(), rl.epsilonHigh()) : null;
+    }
+
+    /**
+     * Loads the policy, the reference (when β &gt; 0), the rewards and the prompts.
+     *
+     * @param run the resolved shared and RL options ({@link RlConfig#resolve})
+     * @param mode fresh, overwrite or resume
+     * @return the trainer; close it to free the models and the run folder
+     * @throws IOException when the run folder cannot be written
+     * @throws IllegalArgumentException naming the key, file or record at fault
+     */
+    public static OnlineRlTrainer create(RlConfig.Run run, RunFolder.Mode mode) throws IOException {
+        check(run);
+        return create(run, RunFolder.claim(run.train(), mode));
+    }
+
+    /**
+     * As {@link #create(RlConfig.Run, RunFolder.Mode)} in a run folder already claimed (the CLI claims it
+     * first, to send the log there); the trainer owns the folder from here.
+     *
+     * @param run the resolved options
+     * @param folder the claimed run folder
+     * @return the trainer
+     */
+    public static OnlineRlTrainer create(RlConfig.Run run, RunFolder folder) {
+        TrainConfig config = run.train();
+        RlConfig rl = run.rl();
+        TextTokenizer tokenizer = null;
+        CausalLm policy = null;
+        CausalLm reference = null;
+        boolean ownsReference = false;
+        Rewards rewards = null;
+        try {
+            check(run);
+            Device device = Devices.resolve(config.device());
+            tokenizer = TextTokenizer.load(Path.of(config.model()));
+            PreferenceEncoder encoder = new PreferenceEncoder(tokenizer, config.encodingOptions());
+            List<PromptExample> all = PromptData.load(Path.of(config.data()), config.skipInvalid());
+            List<PromptExample> train;
+            List<PromptExample> eval;
+            if (config.evalData() != null) {
+                train = all;
+                eval = PromptData.load(Path.of(config.evalData()), config.skipInvalid());
+            } else {
+                List<PromptExample> shuffled = new ArrayList<>(all);
+                int nEval = config.evalFraction() == 0
+                        ? 0
+                        : Math.max(1, (int) Math.round(config.evalFraction() * all.size()));
+                if (nEval > 0) {
+                    Collections.shuffle(shuffled, new Random(config.seed()));
+                }
+                if (nEval >= all.size()) {
+                    throw new IllegalArgumentException("key 'eval_fraction': " + config.evalFraction() + " of "
+                            + all.size() + " prompts leaves none to train on");
+                }
+                train = nEval > 0 ? List.copyOf(shuffled.subList(nEval, shuffled.size())) : all;
+                eval = List.copyOf(shuffled.subList(0, nEval));
+            }
+            List<int[]> trainIds = encodeAll(encoder, train);
+            List<int[]> evalIds = encodeAll(encoder, eval);
+            List<RewardFunction> funcs = new ArrayList<>();
+            try {
+                for (String spec : rl.rewardFuncs()) {
+                    funcs.add(Rewards.parse(spec, device, rl.rewardModelEos(), config.evalBatchSize()));
+                }
+            } catch (IllegalArgumentException e) {
+                closeAll(funcs);
+                throw new IllegalArgumentException("key 'reward_funcs': " + e.getMessage(), e);
+            }
+            rewards = new Rewards(funcs, rl.rewardWeights());
+            policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
+            checkFits(policy.config(), train, trainIds, rl.maxCompletionLength());
+            checkFits(policy.config(), eval, evalIds, rl.maxCompletionLength());
+            prepareAdapters(policy, config);
+            if (rl.beta() > 0) {
+                if (policy.hasAdapters() && config.referenceModel() == null) {
+                    reference = policy.withoutAdapters();
+                } else {
+                    DataType dtype = config.referenceDtype() == TrainConfig.ReferenceDtype.FP16
+                            ? DataType.FLOAT16
+                            : DataType.FLOAT32;
+                    reference = config.loadModel(Path.of(config.referenceModelOrModel()), device, dtype);
+                    reference.setTrainable(false);
+                    ownsReference = true;
+                }
+            }
+            return new OnlineRlTrainer(
+                    config,
+                    rl,
+                    folder,
+                    policy,
+                    reference,
+                    ownsReference,
+                    tokenizer,
+                    encoder,
+                    train,
+                    eval,
+                    trainIds,
+                    evalIds,
+                    rewards);
+        } catch (RuntimeException e) {
+            if (rewards != null) {
+                rewards.close();
+            }
+            if (ownsReference) {
+                reference.close();
+            }
+            if (policy != null) {
+                policy.close();
+            }
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
+            folder.close();
+            throw e;
+        }
+    }
+
+    /**
+     * A typed builder over the shared keys, with the method's own keys by name ({@code
+     * set("num_generations", 8)}, {@code set("reward_funcs", List.of("exact"))}); {@code build()} loads the
+     * trainer (a fresh run).
+     *
+     * @param method {@link LossType#GRPO} or {@link LossType#RLOO}
+     * @return the builder
+     * @throws java.io.UncheckedIOException from {@code build()} when the run folder cannot be written
+     */
+    public static TrainConfig.Builder<OnlineRlTrainer> builder(LossType method) {
+        return new TrainConfig.Builder<>(Map.of("loss", method), RlConfig.ownedKeys(), (config, own) -> {
+            try {
+                return create(new RlConfig.Run(config, RlConfig.of(method, own)), RunFolder.Mode.fresh());
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
+    }
+
+    private static void closeAll(List<RewardFunction> funcs) {
+        for (RewardFunction f : funcs) {
+            if (f instanceof AutoCloseable c) {
+                try {
+                    c.close();
+                } catch (Exception ignored) {
+                    // freeing a model that failed to join the run; nothing to report
+                }
+            }
+        }
+    }
+
+    private static void check(RlConfig.Run run) {
+        TrainConfig c = run.train();
+        RlConfig rl = run.rl();
+        if (c.loss() != rl.method()) {
+            throw new IllegalArgumentException("key 'loss': an online run trains " + rl.method() + ", got " + c.loss());
+        }
+        if (rl.rewardFuncs().isEmpty()) {
+            throw new IllegalArgumentException(
+                    "key 'reward_funcs': give at least one reward (exact, regex:P, think_format, soft_overlong:MAX:CACHE,"
+                            + " class:NAME or a reward model folder)");
+        }
+        int completions = c.batchSize() * c.gradAccum();
+        if (completions % rl.numGenerations() != 0) {
+            throw new IllegalArgumentException("key 'batch_size': batch_size x grad_accum (" + completions
+                    + " completions per generation) must be a multiple of num_generations (" + rl.numGenerations()
+                    + ")");
+        }
+    }
+
+    /** Every prompt, followed by max_completion_length tokens, within the model's vocabulary and positions. */
+    private static void checkFits(ModelConfig model, List<PromptExample> prompts, List<int[]> ids, int maxCompletion) {
+        for (int i = 0; i < ids.size(); i++) {
+            int[] row = Arrays.copyOf(ids.get(i), ids.get(i).length + maxCompletion);
+            Optional<String> problem = model.problemWith(row);
+            if (problem.isPresent()) {
+                throw new IllegalArgumentException(prompts.get(i).source() + ": " + problem.get()
+                        + " (the prompt's " + ids.get(i).length + " tokens + max_completion_length " + maxCompletion
+                        + ")");
+            }
+        }
+    }
+
+    private static List<int[]> encodeAll(PreferenceEncoder encoder, List<PromptExample> prompts) {
+        List<int[]> ids = new ArrayList<>(prompts.size());
+        for (PromptExample p : prompts) {
+            ids.add(encoder.encodePrompt(p.example()));
+        }
+        return ids;
+    }
+
+    /**
+     * Replaces the sampler (tests replay fixed completions through it).
+     *
+     * @param sampler draws a generation's completions
+     */
+    public void setSampler(Sampler sampler) {
+        this.sampler = sampler;
+    }
+
+    /** @return the model being trained */
+    public CausalLm policy() {
+        return policy;
+    }
+
+    /** @return the options of the method */
+    public RlConfig rlConfig() {
+        return rl;
+    }
+
+    /** @return the rollout in use (null before the first step) */
+    public Rollout rollout() {
+        return rollout;
+    }
+
+    private int promptsPerGeneration() {
+        return config.batchSize() * config.gradAccum() / rl.numGenerations();
+    }
+
+    @Override
+    protected int examplesPerBatch() {
+        return promptsPerGeneration();
+    }
+
+    @Override
+    protected boolean shuffle() {
+        return rl.shuffleDataset();
+    }
+
+    @Override
+    protected long totalSteps() {
+        if (config.maxSteps() > 0) {
+            return config.maxSteps();
+        }
+        long generations = (train.size() + promptsPerGeneration() - 1) / promptsPerGeneration();
+        return Math.max(1, (long) Math.ceil(config.epochs() * generations)) * rl.numIterations();
+    }
+
+    @Override
+    protected int trainSize() {
+        return train.size();
+    }
+
+    @Override
+    protected int evalSize() {
+        return eval.size();
+    }
+
+    @Override
+    protected int[] trainLengths() {
+        return trainIds.stream().mapToInt(p -> p.length).toArray();
+    }
+
+    @Override
+    protected String describe(int i) {
+        int prompt = rollout != null && i < rollout.size() ? rollout.promptIndex()[i] : i;
+        return prompt < train.size() ? train.get(prompt).source() : "sample " + i;
+    }
+
+    @Override
+    protected long weight(int[] indices) {
+        return 1;
+    }
+
+    @Override
+    protected String objectiveSummary() {
+        StringBuilder s = new StringBuilder(rl.method().toString());
+        if (rl.method() == LossType.GRPO) {
+            s.append(": loss_type ")
+                    .append(rl.lossType())
+                    .append(", scale_rewards ")
+                    .append(rl.scaleRewards().name().toLowerCase(Locale.ROOT));
+        } else {
+            s.append(": leave-one-out baseline").append(rl.normalizeAdvantages() ? ", advantages whitened" : "");
+        }
+        s.append(String.format(
+                Locale.ROOT,
+                ", %d samples per prompt, epsilon %s/%s, %d iteration(s) per generation; ",
+                rl.numGenerations(),
+                TrainConfig.defaultFormat(rl.epsilon()),
+                TrainConfig.defaultFormat(rl.epsilonHigh()),
+                rl.numIterations()));
+        s.append(
+                rl.beta() == 0
+                        ? "beta 0 (no reference model)"
+                        : "beta " + TrainConfig.defaultFormat(rl.beta()) + " against "
+                                + (ownsReference
+                                        ? "a frozen copy of " + config.referenceModelOrModel()
+                                        : "the policy with its adapters off"));
+        s.append("; rewards: ");
+        List<String> names = new ArrayList<>();
+        double[] w = rewards.weights();
+        for (int i = 0; i < w.length; i++) {
+            names.add(rewards.functions().get(i).name() + (w[i] == 1 ? "" : " x" + TrainConfig.defaultFormat(w[i])));
+        }
+        s.append(String.join(", ", names));
+        return s.toString();
+    }
+
+    @Override
+    public List<String> header() {
+        List<String> lines = new ArrayList<>(super.header());
+        lines.set(2, String.format(Locale.ROOT, "data: %,d training prompts, %,d held out", train.size(), eval.size()));
+        lines.set(
+                3,
+                String.format(
+                        Locale.ROOT,
+                        "steps: %,d; each generation %d prompts x %d samples (max %d new tokens, temperature %s) serves"
+                                + " %d step(s) of %d micro-batch(es) of %d completions; lr %s",
+                        totalSteps(),
+                        promptsPerGeneration(),
+                        rl.numGenerations(),
+                        rl.maxCompletionLength(),
+                        TrainConfig.defaultFormat(rl.temperature()),
+                        rl.numIterations(),
+                        config.gradAccum(),
+                        config.batchSize(),
+                        TrainConfig.defaultFormat(config.learningRate())));
+        return lines;
+    }
+
+    @Override
+    protected String configYaml() {
+        try {
+            @SuppressWarnings("unchecked")
+            Map<String, Object> shared = YAML.readValue(config.toYaml(), LinkedHashMap.class);
+            shared.remove("beta"); // the method's β below is the run's
+            Map<String, Object> all = new LinkedHashMap<>(shared);
+            all.putAll(rl.toMap());
+            return YAML.writeValueAsString(all);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private GenerationConfig sampling() {
+        return new GenerationConfig(
+                rl.maxCompletionLength(),
+                false,
+                rl.temperature(),
+                rl.topK(),
+                rl.topP(),
+                rl.minP(),
+                config.seed(),
+                true,
+                true);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // generation
+
+    @Override
+    protected List<int[]> stepBatches(long step, Supplier<int[]> nextBatch) {
+        if (step % rl.numIterations() == 0 || rollout == null || rollout.generation() != step / rl.numIterations()) {
+            rollout = generate(nextBatch.get(), step / rl.numIterations(), step % rl.numIterations() == 0);
+        }
+        List<int[]> batches = new ArrayList<>();
+        int b = config.batchSize();
+        for (int a = 0; a < config.gradAccum(); a++) {
+            int[] rows = new int[b];
+            for (int i = 0; i < b; i++) {
+                rows[i] = a * b + i;
+            }
+            batches.add(rows);
+        }
+        return batches;
+    }
+
+    @Override
+    protected Map<String, Double> stepExtras(long step) {
+        // the generation's metrics are logged once, with the step that made it (as TRL logs them)
+        return rollout != null && (step - 1) % rl.numIterations() == 0 ? rollout.metrics() : Map.of();
+    }
+
+    private Rollout generate(int[] prompts, long generation, boolean fresh) {
+        if (!fresh) {
+            throw new IllegalStateException("generation " + generation + " is needed mid-way but was not saved");
+        }
+        int g = rl.numGenerations();
+        List<Sampler.Row> rows = new ArrayList<>();
+        int[] promptIndex = new int[prompts.length * g];
+        for (int p = 0; p < prompts.length; p++) {
+            for (int k = 0; k < g; k++) {
+                int i = prompts[p];
+                promptIndex[p * g + k] = i;
+                rows.add(new Sampler.Row(
+                        trainIds.get(i), RowStream.key(config.seed(), generation, i, k), train.get(i), k));
+            }
+        }
+        List<int[]> completions = sampler.sample(rows, sampling());
+        int n = rows.size();
+        boolean[] truncated = new boolean[n];
+        boolean[] scored = new boolean[n];
+        long scoredTokens = 0;
+        long promptTokens = 0;
+        List<int[]> promptIds = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int[] c = completions.get(i);
+            truncated[i] = c.length == 0 || !eosIds.contains(c[c.length - 1]);
+            scored[i] = !(rl.maskTruncatedCompletions() && truncated[i]);
+            scoredTokens += scored[i] ? c.length : 0;
+            promptIds.add(rows.get(i).promptIds());
+            promptTokens += rows.get(i).promptIds().length;
+        }
+        double[][] perFunction = rewards.score(samples(rows, completions, truncated));
+        double[] reward = rewards.combine(perFunction);
+        List<float[]> old = null;
+        List<float[]> ref = null;
+        boolean needOld = rl.method() == LossType.RLOO || rl.numIterations() > 1;
+        if (needOld) {
+            old = scorePerToken(policy, promptIds, completions, scored);
+        }
+        if (rl.beta() > 0) {
+            ref = scorePerToken(reference, promptIds, completions, scored);
+        }
+        Map<String, Double> m = new LinkedHashMap<>();
+        tokensSeen += promptTokens;
+        for (int[] c : completions) {
+            tokensSeen += c.length;
+        }
+        m.put("num_tokens", (double) tokensSeen);
+        lengthMetrics(m, completions, truncated);
+        double[] advantages;
+        double zeroStd;
+        if (rl.method() == LossType.GRPO) {
+            double[][] as = Advantages.grpo(reward, g, rl.scaleRewards());
+            advantages = as[0];
+            zeroStd = Advantages.zeroShare(as[1]);
+        } else {
+            double[] penalised = reward.clone();
+            if (rl.beta() > 0) {
+                double klTokens = 0;
+                double klSum = 0;
+                for (int i = 0; i < n; i++) {
+                    double kl = 0;
+                    float[] o = old.get(i);
+                    float[] r = ref.get(i);
+                    for (int t = 0; t < o.length; t++) {
+                        kl += o[t] - r[t];
+                    }
+                    klSum += kl;
+                    klTokens += o.length;
+                    penalised[i] -= rl.beta() * kl;
+                }
+                m.put("kl", klSum / Math.max(1, klTokens));
+            }
+            advantages = Advantages.rloo(penalised, g, rl.normalizeAdvantages());
+            double[] std = new double[n / g];
+            for (int p = 0; p < std.length; p++) {
+                std[p] = Advantages.nanStd(penalised, p * g, p * g + g);
+            }
+            zeroStd = Advantages.zeroShare(std);
+        }
+        for (int k = 0; k < perFunction.length; k++) {
+            String name = rewards.functions().get(k).name();
+            m.put("rewards/" + name + "/mean", Advantages.nanMean(perFunction[k]));
+            m.put("rewards/" + name + "/std", Advantages.nanStd(perFunction[k], 0, n));
+        }
+        m.put("reward", Advantages.nanMean(reward));
+        m.put("reward_std", Advantages.nanStd(reward, 0, n));
+        m.put("frac_reward_zero_std", zeroStd);
+        LOG.debug("generation {}: {} samples, reward {}", generation, n, m.get("reward"));
+        return new Rollout(
+                generation,
+                promptIndex,
+                promptIds,
+                completions,
+                truncated,
+                scored,
+                advantages,
+                old,
+                ref,
+                scoredTokens,
+                m);
+    }
+
+    private List<RewardFunction.Sample> samples(List<Sampler.Row> rows, List<int[]> completions, boolean[] truncated) {
+        List<RewardFunction.Sample> out = new ArrayList<>(rows.size());
+        for (int i = 0; i < rows.size(); i++) {
+            PromptExample p = rows.get(i).prompt();
+            out.add(new RewardFunction.Sample(
+                    encoder.promptText(p.example()),
+                    tokenizer.decode(completions.get(i), true),
+                    completions.get(i),
+                    truncated[i],
+                    p.fields(),
+                    p.source()));
+        }
+        return out;
+    }
+
+    /** TRL's completion-length metrics (before any masking). */
+    private static void lengthMetrics(Map<String, Double> m, List<int[]> completions, boolean[] truncated) {
+        double sum = 0;
+        double min = Double.MAX_VALUE;
+        double max = 0;
+        double tSum = 0;
+        double tMin = Double.MAX_VALUE;
+        double tMax = 0;
+        int terminated = 0;
+        for (int i = 0; i < completions.size(); i++) {
+            int len = completions.get(i).length;
+            sum += len;
+            min = Math.min(min, len);
+            max = Math.max(max, len);
+            if (!truncated[i]) {
+                terminated++;
+                tSum += len;
+                tMin = Math.min(tMin, len);
+                tMax = Math.max(tMax, len);
+            }
+        }
+        int n = completions.size();
+        m.put("completions/mean_length", sum / n);
+        m.put("completions/min_length", min);
+        m.put("completions/max_length", max);
+        m.put("completions/clipped_ratio", (double) (n - terminated) / n);
+        m.put("completions/mean_terminated_length", terminated == 0 ? 0 : tSum / terminated);
+        m.put("completions/min_terminated_length", terminated == 0 ? 0 : tMin);
+        m.put("completions/max_terminated_length", terminated == 0 ? 0 : tMax);
+    }
+
+    /** Per-token log-probs of each row's completion under a model, without gradients, in micro-batches. */
+    private List<float[]> scorePerToken(
+            CausalLm model, List<int[]> prompts, List<int[]> completions, boolean[] scored) {
+        List<float[]> out = new ArrayList<>(prompts.size());
+        int bs = config.batchSize();
+        for (int from = 0; from < prompts.size(); from += bs) {
+            int to = Math.min(prompts.size(), from + bs);
+            try (NDManager scope = policy.manager().newSubManager()) {
+                Batch b = batch(scope, from, to, prompts, completions, scored);
+                TokenLogProbs lp = model.completionTokenLogProbs(
+                        b.ids, b.attention, b.completionMask, rl.temperature(), false, false);
+                float[] flat = lp.logProbs().toType(DataType.FLOAT32, false).toFloatArray();
+                int at = 0;
+                for (int i = from; i < to; i++) {
+                    int len = scored[i] ? completions.get(i).length : 0;
+                    float[] row = new float[len];
+                    System.arraycopy(flat, at, row, 0, len);
+                    at += len;
+                    out.add(row);
+                }
+            }
+        }
+        return out;
+    }
+
+    /** A right-padded micro-batch of samples: prompt, completion, padding; completion mask off for masked rows. */
+    private record Batch(NDArray ids, NDArray attention, NDArray completionMask, long tokens) {}
+
+    private Batch batch(
+            NDManager scope, int from, int to, List<int[]> prompts, List<int[]> completions, boolean[] scored) {
+        List<EncodedPair> rows = new ArrayList<>();
+        float[] keep = new float[to - from];
+        for (int i = from; i < to; i++) {
+            rows.add(new EncodedPair(prompts.get(i), completions.get(i), new int[0], null));
+            keep[i - from] = scored[i] ? 1 : 0;
+        }
+        PreferenceBatch b = PreferenceBatch.completions(scope, rows, tokenizer.padId());
+        NDArray mask = b.completionMask();
+        for (boolean s : Arrays.copyOfRange(scored, from, to)) {
+            if (!s) {
+                NDArray rowKeep = scope.create(keep).reshape(-1, 1).toType(mask.getDataType(), false);
+                mask = mask.mul(rowKeep);
+                break;
+            }
+        }
+        return new Batch(b.ids(), b.attentionMask(), mask, b.tokens());
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // the loss
+
+    @Override
+    protected MicroResult microStep(int[] indices, NDManager scope, GradientCollector collector, double scale) {
+        int from = indices[0];
+        int to = indices[indices.length - 1] + 1;
+        Rollout r = rollout;
+        Batch b = batch(scope, from, to, r.promptIds(), r.completionIds(), r.scored());
+        TokenLogProbs lp =
+                policy.completionTokenLogProbs(b.ids, b.attention, b.completionMask, rl.temperature(), true, true);
+        NDArray adv = scope.create(toFloats(r.advantages(), from, to));
+        NDArray tokens = lp.tokens().sum();
+        NDArray entropy = lp.entropy().sum().div(tokens.maximum(1f));
+        List<String> names = new ArrayList<>();
+        List<NDArray> values = new ArrayList<>();
+        NDArray loss;
+        if (grpoLoss != null) {
+            NDArray old = r.oldLogProbs() == null ? null : flat(scope, r.oldLogProbs(), from, to, r.scored());
+            NDArray ref = r.refLogProbs() == null ? null : flat(scope, r.refLogProbs(), from, to, r.scored());
+            double normalizer = switch (rl.lossType()) {
+                case DR_GRPO -> (double) (to - from) * rl.maxCompletionLength();
+                case DAPO -> r.scoredTokens();
+                default -> 1;
+            };
+            GrpoLoss.Output out =
+                    grpoLoss.forward(lp.logProbs(), old, ref, lp.perToken(adv), lp.owner(), lp.tokens(), normalizer);
+            // TRL divides by the accumulation steps except for dapo, whose normalizer spans the generation
+            loss = rl.lossType() == GrpoLoss.Aggregation.DAPO ? out.loss().mul(config.gradAccum()) : out.loss();
+            NDArray denominator = tokens.maximum(1f);
+            if (out.klSum() != null) {
+                names.add("kl");
+                values.add(out.klSum().div(denominator));
+            }
+            names.add("entropy");
+            values.add(entropy);
+            names.add("clip_ratio/low_mean");
+            values.add(out.lowClipped().div(denominator));
+            names.add("clip_ratio/high_mean");
+            values.add(out.highClipped().div(denominator));
+            names.add("clip_ratio/region_mean");
+            values.add(out.lowClipped().add(out.highClipped()).div(denominator));
+            names.add("clip_ratio/low_min");
+            values.add(out.lowMin());
+            names.add("clip_ratio/high_max");
+            values.add(out.highMax());
+        } else {
+            NDArray seq = lp.sumPerRow(lp.logProbs());
+            float[] oldSeq = new float[to - from];
+            for (int i = from; i < to; i++) {
+                double s = 0;
+                for (float x : r.oldLogProbs().get(i)) {
+                    s += x;
+                }
+                oldSeq[i - from] = (float) s;
+            }
+            RlooLoss.Output out = rlooLoss.forward(seq, scope.create(oldSeq), adv);
+            loss = out.loss();
+            names.add("entropy");
+            values.add(entropy);
+            names.add("clip_ratio/low_mean");
+            values.add(out.lowClipped().mean());
+            names.add("clip_ratio/low_min");
+            values.add(out.lowClipped().min());
+            names.add("clip_ratio/high_mean");
+            values.add(out.highClipped().mean());
+            names.add("clip_ratio/high_max");
+            values.add(out.highClipped().max());
+            names.add("clip_ratio/region_mean");
+            values.add(out.lowClipped().add(out.highClipped()).mean());
+        }
+        collector.backward(loss.mul(scale));
+        NDList metrics = new NDList();
+        for (NDArray v : values) {
+            metrics.add(v.stopGradient().toType(DataType.FLOAT64, false).reshape(1));
+        }
+        return MicroResult.of(loss, NDArrays.concat(metrics), names, b.tokens());
+    }
+
+    private static float[] toFloats(double[] v, int from, int to) {
+        float[] out = new float[to - from];
+        for (int i = from; i < to; i++) {
+            out[i - from] = (float) v[i];
+        }
+        return out;
+    }
+
+    /** The per-token values of rows [from, to) laid out as {@link TokenLogProbs} orders them. */
+    private static NDArray flat(NDManager scope, List<float[]> perRow, int from, int to, boolean[] scored) {
+        int n = 0;
+        for (int i = from; i < to; i++) {
+            n += scored[i] ? perRow.get(i).length : 0;
+        }
+        float[] out = new float[n];
+        int at = 0;
+        for (int i = from; i < to; i++) {
+            if (scored[i]) {
+                float[] row = perRow.get(i);
+                System.arraycopy(row, 0, out, at, row.length);
+                at += row.length;
+            }
+        }
+        return scope.create(out);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // evaluation, state
+
+    /**
+     * Held-out prompts answered greedily ({@code max_completion_length} new tokens) and scored with the
+     * run's rewards: {@code reward}, {@code rewards/NAME/mean}, {@code completions/mean_length}.
+     */
+    @Override
+    protected Map<String, Double> evaluate() {
+        if (eval.isEmpty()) {
+            return Map.of();
+        }
+        Generator generator = new Generator(policy, tokenizer.padId(), tokenizer.eosIds());
+        GenerationConfig greedy = GenerationConfig.greedy(rl.maxCompletionLength());
+        List<int[]> completions = new ArrayList<>();
+        for (int from = 0; from < evalIds.size(); from += config.evalBatchSize()) {
+            completions.addAll(generator.generate(
+                    evalIds.subList(from, Math.min(evalIds.size(), from + config.evalBatchSize())), greedy));
+        }
+        List<Sampler.Row> rows = new ArrayList<>();
+        boolean[] truncated = new boolean[eval.size()];
+        for (int i = 0; i < eval.size(); i++) {
+            rows.add(new Sampler.Row(evalIds.get(i), 0, eval.get(i), 0));
+            int[] c = completions.get(i);
+            truncated[i] = c.length == 0 || !eosIds.contains(c[c.length - 1]);
+        }
+        double[][] perFunction = rewards.score(samples(rows, completions, truncated));
+        Map<String, Double> m = new LinkedHashMap<>();
+        m.put("reward", Advantages.nanMean(rewards.combine(perFunction)));
+        for (int k = 0; k < perFunction.length; k++) {
+            m.put("rewards/" + rewards.functions().get(k).name() + "/mean", Advantages.nanMean(perFunction[k]));
+        }
+        double len = 0;
+        for (int[] c : completions) {
+            len += c.length;
+        }
+        m.put("completions/mean_length", len / completions.size());
+        return m;
+    }
+
+    @Override
+    protected void saveState(Path checkpoint) throws IOException {
+        if (rollout != null) {
+            rollout.write(checkpoint.resolve(Rollout.FILE), tokensSeen);
+        }
+    }
+
+    @Override
+    protected void restoreState(Path checkpoint) {
+        Path f = checkpoint.resolve(Rollout.FILE);
+        if (!Files.isRegularFile(f)) {
+            return;
+        }
+        try {
+            Rollout.Saved saved = Rollout.read(f);
+            rollout = saved.rollout();
+            tokensSeen = saved.tokensSeen();
+        } catch (IOException e) {
+            throw new IllegalArgumentException(f + ": cannot read: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public void close() {
+        rewards.close();
+        if (ownsReference) {
+            reference.close();
+        }
+        policy.close();
+        tokenizer.close();
+        super.close();
+    }
+}

@@ -1,0 +1,391 @@
+package org.align4j.trainer.rl;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Function;
+import org.align4j.evaluation.rewards.Rewards;
+import org.align4j.losses.LossType;
+import org.align4j.losses.rl.Advantages;
+import org.align4j.losses.rl.GrpoLoss;
+import org.align4j.trainer.TrainConfig;
+
+/**
+ * The options of online RL, beside the shared training options ({@link TrainConfig}), as TRL's {@code
+ * GRPOConfig} and {@code RLOOConfig} extend {@code TrainingArguments}; keys and defaults are TRL 1.13's.
+ * A YAML file or the flags set both at once ({@link #resolve}).
+ *
+ * <p>Batches are TRL's: {@code batch_size} ({@code per_device_train_batch_size}) counts completions per
+ * micro-batch; one generation makes {@code batch_size × grad_accum} completions, {@code num_generations}
+ * per prompt, and serves {@code num_iterations} optimizer steps (TRL's {@code steps_per_generation} is
+ * {@code grad_accum}, its default).
+ *
+ * @param method GRPO or RLOO (not a key: the command)
+ * @param numGenerations G, samples per prompt (GRPO 8, RLOO 2; at least 2)
+ * @param maxCompletionLength the most new tokens per sample (512)
+ * @param temperature sampling temperature; log-probs are scored at it too (1)
+ * @param topK top-k filter, 0 = off
+ * @param topP nucleus filter, 1 = off
+ * @param minP min-p filter, 0 = off
+ * @param beta KL coefficient β (GRPO 0: no reference is loaded; RLOO 0.05)
+ * @param epsilon ε, the lower clip
+ * @param epsilonHigh ε_high, the upper clip (NaN: ε)
+ * @param numIterations μ, optimizer steps per generation (1: on-policy)
+ * @param lossType GRPO's reduction ({@code dapo})
+ * @param scaleRewards GRPO's advantage scaling ({@code group})
+ * @param maskTruncatedCompletions leave samples cut at {@code max_completion_length} out of the loss
+ * @param normalizeAdvantages RLOO: whiten advantages over the batch
+ * @param rewardFuncs rewards: built-ins, {@code class:NAME} or reward model folders
+ * @param rewardWeights one weight per reward (empty: all 1)
+ * @param rewardModelEos a reward model reads prompt + completion + eos with special tokens, as reward
+ *     training did (true), or as TRL's GRPO reads it (false)
+ * @param shuffleDataset shuffle the prompts each epoch (TRL's {@code shuffle_dataset})
+ */
+public record RlConfig(
+        LossType method,
+        int numGenerations,
+        int maxCompletionLength,
+        double temperature,
+        int topK,
+        double topP,
+        double minP,
+        double beta,
+        double epsilon,
+        double epsilonHigh,
+        int numIterations,
+        GrpoLoss.Aggregation lossType,
+        Advantages.Scale scaleRewards,
+        boolean maskTruncatedCompletions,
+        boolean normalizeAdvantages,
+        List<String> rewardFuncs,
+        List<Double> rewardWeights,
+        boolean rewardModelEos,
+        boolean shuffleDataset) {
+
+    /** Every key, with one line of help; the order {@code --help} and {@code config.yaml} use. */
+    public static final Map<String, String> KEYS = keys();
+
+    private static Map<String, String> keys() {
+        Map<String, String> k = new LinkedHashMap<>();
+        k.put("num_generations", "Samples per prompt, G (GRPO 8, RLOO 2)");
+        k.put("max_completion_length", "Most new tokens per sample");
+        k.put("temperature", "Sampling temperature (log-probs are scored at it too)");
+        k.put("top_k", "Top-k sampling filter (0 = off)");
+        k.put("top_p", "Nucleus sampling filter (1 = off)");
+        k.put("min_p", "Min-p sampling filter (0 = off)");
+        k.put("beta", "KL coefficient (GRPO 0: no reference model; RLOO 0.05)");
+        k.put("epsilon", "Lower clip of the ratio (1 - epsilon)");
+        k.put("epsilon_high", "Upper clip of the ratio (1 + epsilon_high; default epsilon)");
+        k.put("num_iterations", "Optimizer steps per generation (1 = on-policy)");
+        k.put("loss_type", "GRPO's reduction: grpo, bnpo, dr_grpo or dapo");
+        k.put("scale_rewards", "GRPO's advantage scaling: group, batch or none");
+        k.put("mask_truncated_completions", "Leave samples cut at max_completion_length out of the loss");
+        k.put("normalize_advantages", "RLOO: whiten advantages over the batch");
+        k.put(
+                "reward_funcs",
+                "Rewards: exact[:FIELD], regex:P, think_format, soft_overlong:MAX:CACHE, "
+                        + "class:NAME or a reward model folder (comma-separated)");
+        k.put("reward_weights", "One weight per reward (comma-separated; default all 1)");
+        k.put(
+                "reward_model_eos",
+                "A reward model reads prompt+completion+eos as reward train did (false: as TRL's GRPO)");
+        k.put("shuffle_dataset", "Shuffle the prompts each epoch");
+        return Collections.unmodifiableMap(k);
+    }
+
+    /** TRL names that mean a shared key here: none yet; TRL names refused with a reason. */
+    private static final Map<String, String> REFUSED = Map.of(
+            "steps_per_generation", "one generation serves grad_accum micro-batches (TRL's default); not settable",
+            "use_vllm", "align4j samples with its own sampler on the training device",
+            "repetition_penalty", "not built",
+            "importance_sampling_level", "only token (TRL's default) is built");
+
+    /** @return the keys this record owns, plus the TRL names it refuses by name */
+    public static Set<String> ownedKeys() {
+        Set<String> s = new LinkedHashSet<>(KEYS.keySet());
+        s.addAll(REFUSED.keySet());
+        return s;
+    }
+
+    /**
+     * Resolves a run's shared and RL options from one YAML file and the flags.
+     *
+     * @param method {@link LossType#GRPO} or {@link LossType#RLOO}
+     * @param yaml a YAML file, or null
+     * @param overrides key → value (flags)
+     * @param overrideName key → how to name it in an error (the flag)
+     * @return both configs
+     * @throws IllegalArgumentException naming the key, flag or file:line at fault
+     */
+    public static Run resolve(
+            LossType method, Path yaml, Map<String, ?> overrides, Function<String, String> overrideName) {
+        Map<String, TrainConfig.Given> own = new LinkedHashMap<>();
+        TrainConfig train =
+                TrainConfig.resolve(Map.of("loss", method), yaml, overrides, overrideName, ownedKeys(), own);
+        return new Run(train, of(method, own));
+    }
+
+    /**
+     * The shared and the RL options of one run.
+     *
+     * @param train the shared training options
+     * @param rl the method's options
+     */
+    public record Run(TrainConfig train, RlConfig rl) {}
+
+    /**
+     * @param method GRPO or RLOO
+     * @return TRL 1.13's defaults for it
+     */
+    public static RlConfig defaults(LossType method) {
+        return of(method, Map.of());
+    }
+
+    /**
+     * Builds the options from the given keys over the method's defaults.
+     *
+     * @param method GRPO or RLOO
+     * @param given key → value and where it came from
+     * @return the options
+     * @throws IllegalArgumentException naming where a key was given when its value is bad, or when it does not
+     *     apply to the method
+     */
+    public static RlConfig of(LossType method, Map<String, TrainConfig.Given> given) {
+        if (!method.isOnline()) {
+            throw new IllegalArgumentException("method: grpo or rloo, got " + method);
+        }
+        boolean grpo = method == LossType.GRPO;
+        for (Map.Entry<String, TrainConfig.Given> e : given.entrySet()) {
+            if (REFUSED.containsKey(e.getKey())) {
+                throw new IllegalArgumentException(e.getValue().where() + ": " + REFUSED.get(e.getKey()));
+            }
+        }
+        Reader r = new Reader(given);
+        if (!grpo) {
+            for (String k : List.of("loss_type", "scale_rewards")) {
+                r.refuse(k, "GRPO's option; RLOO's loss is per sequence with a leave-one-out baseline");
+            }
+        } else {
+            r.refuse("normalize_advantages", "RLOO's option; GRPO scales advantages with scale_rewards");
+        }
+        int g = r.integer("num_generations", grpo ? 8 : 2);
+        r.require(g >= 2, "num_generations", "at least 2 samples per prompt (the advantage compares them), got " + g);
+        int maxCompletion = r.integer("max_completion_length", 512);
+        r.require(maxCompletion > 0, "max_completion_length", "must be > 0, got " + maxCompletion);
+        double temperature = r.number("temperature", 1.0);
+        r.require(temperature > 0, "temperature", "must be > 0, got " + temperature);
+        int topK = r.integer("top_k", 0);
+        r.require(topK >= 0, "top_k", "must be >= 0, got " + topK);
+        double topP = r.number("top_p", 1.0);
+        r.require(topP > 0 && topP <= 1, "top_p", "must lie in (0, 1], got " + topP);
+        double minP = r.number("min_p", 0.0);
+        r.require(minP >= 0 && minP <= 1, "min_p", "must lie in [0, 1], got " + minP);
+        double beta = r.number("beta", grpo ? 0.0 : 0.05);
+        r.require(beta >= 0, "beta", "must be >= 0, got " + beta);
+        double epsilon = r.number("epsilon", 0.2);
+        r.require(epsilon >= 0 && epsilon < 1, "epsilon", "must lie in [0, 1), got " + epsilon);
+        double epsilonHigh = r.number("epsilon_high", epsilon);
+        r.require(epsilonHigh >= 0, "epsilon_high", "must be >= 0, got " + epsilonHigh);
+        int iterations = r.integer("num_iterations", 1);
+        r.require(iterations >= 1, "num_iterations", "must be >= 1, got " + iterations);
+        GrpoLoss.Aggregation lossType = r.choice("loss_type", GrpoLoss.Aggregation.class, GrpoLoss.Aggregation.DAPO);
+        Advantages.Scale scale = r.choice("scale_rewards", Advantages.Scale.class, Advantages.Scale.GROUP);
+        boolean mask = r.bool("mask_truncated_completions", false);
+        boolean normalize = r.bool("normalize_advantages", false);
+        List<String> funcs = r.strings("reward_funcs");
+        for (String f : funcs) {
+            try {
+                Rewards.check(f);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(r.where("reward_funcs") + ": " + e.getMessage(), e);
+            }
+        }
+        List<Double> weights = new ArrayList<>();
+        for (String w : r.strings("reward_weights")) {
+            try {
+                weights.add(Double.parseDouble(w));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(r.where("reward_weights") + ": not a number: '" + w + "'");
+            }
+        }
+        if (!weights.isEmpty() && weights.size() != funcs.size()) {
+            throw new IllegalArgumentException(r.where("reward_weights") + ": " + weights.size() + " weights for "
+                    + funcs.size() + " reward_funcs; give one per function");
+        }
+        boolean rmEos = r.bool("reward_model_eos", true);
+        boolean shuffle = r.bool("shuffle_dataset", true);
+        return new RlConfig(
+                method,
+                g,
+                maxCompletion,
+                temperature,
+                topK,
+                topP,
+                minP,
+                beta,
+                epsilon,
+                epsilonHigh,
+                iterations,
+                lossType,
+                scale,
+                mask,
+                normalize,
+                List.copyOf(funcs),
+                List.copyOf(weights),
+                rmEos,
+                shuffle);
+    }
+
+    /** @return the options as YAML lines ({@code key: value}), for the run's {@code config.yaml} */
+    public Map<String, Object> toMap() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("num_generations", numGenerations);
+        m.put("max_completion_length", maxCompletionLength);
+        m.put("temperature", temperature);
+        m.put("top_k", topK);
+        m.put("top_p", topP);
+        m.put("min_p", minP);
+        m.put("beta", beta);
+        m.put("epsilon", epsilon);
+        m.put("epsilon_high", epsilonHigh);
+        m.put("num_iterations", numIterations);
+        if (method == LossType.GRPO) {
+            m.put("loss_type", lossType.toString());
+            m.put("scale_rewards", scaleRewards.name().toLowerCase(Locale.ROOT));
+        } else {
+            m.put("normalize_advantages", normalizeAdvantages);
+        }
+        m.put("mask_truncated_completions", maskTruncatedCompletions);
+        m.put("reward_funcs", rewardFuncs);
+        m.put("reward_weights", rewardWeights);
+        m.put("reward_model_eos", rewardModelEos);
+        m.put("shuffle_dataset", shuffleDataset);
+        return m;
+    }
+
+    /** Reads given keys with their types, naming where each came from in errors. */
+    private record Reader(Map<String, TrainConfig.Given> given) {
+        String where(String key) {
+            TrainConfig.Given g = given.get(key);
+            return g == null ? "key '" + key + "'" : g.where();
+        }
+
+        void require(boolean ok, String key, String message) {
+            if (!ok) {
+                throw new IllegalArgumentException(where(key) + ": " + message);
+            }
+        }
+
+        void refuse(String key, String why) {
+            if (given.containsKey(key)) {
+                throw new IllegalArgumentException(where(key) + ": has no effect here: " + why);
+            }
+        }
+
+        private Object raw(String key) {
+            TrainConfig.Given g = given.get(key);
+            return g == null ? null : g.value();
+        }
+
+        int integer(String key, int dflt) {
+            Object v = raw(key);
+            if (v == null) {
+                return dflt;
+            }
+            try {
+                double d = v instanceof Number n
+                        ? n.doubleValue()
+                        : Double.parseDouble(v.toString().trim());
+                if (d != Math.rint(d) || Math.abs(d) > Integer.MAX_VALUE) {
+                    throw new NumberFormatException();
+                }
+                return (int) d;
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(where(key) + ": expected a whole number, got '" + v + "'");
+            }
+        }
+
+        double number(String key, double dflt) {
+            Object v = raw(key);
+            if (v == null) {
+                return dflt;
+            }
+            try {
+                double d = v instanceof Number n
+                        ? n.doubleValue()
+                        : Double.parseDouble(v.toString().trim());
+                if (!Double.isFinite(d)) {
+                    throw new NumberFormatException();
+                }
+                return d;
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(where(key) + ": expected a finite number, got '" + v + "'");
+            }
+        }
+
+        boolean bool(String key, boolean dflt) {
+            Object v = raw(key);
+            if (v == null) {
+                return dflt;
+            }
+            if (v instanceof Boolean b) {
+                return b;
+            }
+            String s = v.toString().trim().toLowerCase(Locale.ROOT);
+            if (s.equals("true") || s.equals("false")) {
+                return Boolean.parseBoolean(s);
+            }
+            throw new IllegalArgumentException(where(key) + ": expected true or false, got '" + v + "'");
+        }
+
+        <E extends Enum<E>> E choice(String key, Class<E> type, E dflt) {
+            Object v = raw(key);
+            if (v == null) {
+                return dflt;
+            }
+            String s = v.toString().trim().toUpperCase(Locale.ROOT).replace('-', '_');
+            for (E e : type.getEnumConstants()) {
+                if (e.name().equals(s)) {
+                    return e;
+                }
+            }
+            List<String> names = new ArrayList<>();
+            for (E e : type.getEnumConstants()) {
+                names.add(e.name().toLowerCase(Locale.ROOT));
+            }
+            throw new IllegalArgumentException(
+                    where(key) + ": one of " + String.join(", ", names) + ", got '" + v + "'");
+        }
+
+        List<String> strings(String key) {
+            Object v = raw(key);
+            List<String> out = new ArrayList<>();
+            if (v == null) {
+                return out;
+            }
+            if (v instanceof List<?> list) {
+                for (Object o : list) {
+                    out.add(String.valueOf(o).trim());
+                }
+            } else {
+                for (String s : v.toString().split(",")) {
+                    if (!s.isBlank()) {
+                        out.add(s.trim());
+                    }
+                }
+            }
+            for (String s : out) {
+                if (s.isEmpty()) {
+                    throw new IllegalArgumentException(where(key) + ": an empty entry");
+                }
+            }
+            return out;
+        }
+    }
+}

@@ -1,6 +1,6 @@
 """TRL 1.13's per-step metrics on the hf-tiny fixture models: the guard TrlParityTest compares align4j with.
 
-Runs HF TRL's DPOTrainer (loss_type sigmoid, ipo, hinge, robust) and SFTTrainer for 10 steps on the
+Runs HF TRL's DPOTrainer (every loss_type, two mixes, the f-divergences, ld_alpha, use_weighting) and SFTTrainer for 10 steps on the
 gpt2, llama and qwen2 fixtures of model/src/test/resources/hf-tiny, with every pair in every step
 (batch 8, no accumulation), AdamW at lr 1e-3, β 0.1, a linear schedule without warm-up, and writes
 every metric TRL logs at every step to trainer/src/test/resources/trl/<model>-<run>.json, with the
@@ -17,7 +17,7 @@ their Javadoc specifies them, reimplemented below) instead of the Trainer's Rand
 
 Rerun (CPU, a few minutes):
     python3 -m venv v && v/bin/pip install torch==2.13.0+cpu transformers==5.17.0 trl==1.13.0
-    v/bin/python trainer/src/test/python/trl_fixtures.py
+    v/bin/python trainer/src/test/python/trl_fixtures.py [NAME ...]   (all, or only the fixtures named)
 """
 
 import json
@@ -164,20 +164,53 @@ def write(name, settings, steps):
     print(name, "loss", [round(s["loss"], 6) for s in steps], file=sys.stderr)
 
 
-def dpo(model_name, loss_type, label_smoothing=0.0):
+def dpo(model_name, loss_type, label_smoothing=0.0, **options):
+    """One DPOTrainer run: loss_type is one name or a list (a mix, with options' loss_weights); options are
+    DPOConfig's other loss settings (f_divergence_type, f_alpha_divergence_coef, ld_alpha, use_weighting,
+    discopop_tau), recorded in the settings only when given."""
     torch.manual_seed(SEED)
     tok = tokenizer(model_name)
     policy = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}", dtype=torch.float32)
     ref = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}-ref", dtype=torch.float32)
-    args = DPOConfig(output_dir="/tmp/trl-fixtures", loss_type=[loss_type], beta=0.1, label_smoothing=label_smoothing, **COMMON)
+    types = loss_type if isinstance(loss_type, list) else [loss_type]
+    args = DPOConfig(output_dir="/tmp/trl-fixtures", loss_type=types, beta=0.1, label_smoothing=label_smoothing,
+                     **options, **COMMON)
     rec = Record()
     trainer = in_align4j_order(DPOTrainer)(model=policy, ref_model=ref, args=args, train_dataset=Dataset.from_list(prefs()),
                          processing_class=tok, callbacks=[rec])
     trainer.train()
     settings = {"trainer": "dpo", "model": model_name, "reference_model": model_name + "-ref", "loss_type": loss_type,
                 "beta": 0.1, "label_smoothing": label_smoothing, "attention": policy.config._attn_implementation}
+    settings.update(options)
     settings.update({k: v for k, v in COMMON.items() if isinstance(v, (int, float, str))})
     return settings, rec.steps
+
+
+# Issue 25: TRL's other loss types, two mixes and the modifiers; name -> (loss_type, label_smoothing, options)
+MORE = {
+    "exo_pair": ("exo_pair", 1e-3, {}),
+    "nca_pair": ("nca_pair", 0.0, {}),
+    "bco_pair": ("bco_pair", 0.0, {}),
+    "sppo_hard": ("sppo_hard", 0.0, {}),
+    "aot": ("aot", 0.0, {}),
+    "aot_unpaired": ("aot_unpaired", 0.0, {}),
+    "apo_zero": ("apo_zero", 0.0, {}),
+    "apo_down": ("apo_down", 0.0, {}),
+    # τ 0.2, not the default 0.05: at 0.05 TRL's own float32 run leaves its float64 run by 15% in grad_norm
+    # within five steps (1 - sigmoid(h/τ) rounds away at h/τ > 10), so no implementation can be compared there
+    "discopop": ("discopop", 0.0, {"discopop_tau": 0.2}),
+    "sigmoid_norm": ("sigmoid_norm", 0.0, {}),
+    "mpo": (["sigmoid", "bco_pair", "sft"], 0.0, {"loss_weights": [0.8, 0.2, 1.0]}),
+    "sigmoid-sft": (["sigmoid", "sft"], 0.0, {}),
+    "forward_kl": ("sigmoid", 0.0, {"f_divergence_type": "forward_kl"}),
+    "js_divergence": ("sigmoid", 0.0, {"f_divergence_type": "js_divergence"}),
+    "alpha_divergence": ("sigmoid", 0.0, {"f_divergence_type": "alpha_divergence", "f_alpha_divergence_coef": 0.5}),
+    "ipo-js_divergence": ("ipo", 0.0, {"f_divergence_type": "js_divergence"}),
+    "ld_alpha": ("sigmoid", 0.0, {"ld_alpha": 0.5}),
+    "wpo": ("sigmoid", 0.0, {"use_weighting": True}),
+}
+# the runs made on all three fixture models (the rest on gpt2-tiny only)
+ON_ALL_MODELS = ["exo_pair", "bco_pair", "apo_zero", "sigmoid_norm", "mpo", "alpha_divergence", "ld_alpha", "wpo"]
 
 
 def sft(model_name, dropout):
@@ -202,12 +235,21 @@ def sft(model_name, dropout):
 
 
 def main():
+    """All fixtures, or only those named on the command line (e.g. gpt2-tiny-dpo-mpo)."""
+    only = set(sys.argv[1:])
     torch.set_num_threads(1)
+    runs = []
     for m in ["gpt2-tiny", "llama-tiny", "qwen2-tiny"]:
         for loss_type, eps in [("sigmoid", 0.0), ("ipo", 0.0), ("hinge", 0.0), ("robust", 0.1)]:
-            write(f"{m}-dpo-{loss_type}", *dpo(m, loss_type, eps))
-        write(f"{m}-sft", *sft(m, dropout=False))
-    write("gpt2-tiny-sft-dropout", *sft("gpt2-tiny", dropout=True))
+            runs.append((f"{m}-dpo-{loss_type}", lambda m=m, t=loss_type, e=eps: dpo(m, t, e)))
+        runs.append((f"{m}-sft", lambda m=m: sft(m, dropout=False)))
+        for name, (loss_type, eps, options) in MORE.items():
+            if m == "gpt2-tiny" or name in ON_ALL_MODELS:
+                runs.append((f"{m}-dpo-{name}", lambda m=m, t=loss_type, e=eps, o=options: dpo(m, t, e, **o)))
+    runs.append(("gpt2-tiny-sft-dropout", lambda: sft("gpt2-tiny", dropout=True)))
+    for name, run in runs:
+        if not only or name in only:
+            write(name, *run())
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import picocli.CommandLine.Option;
             RewardCommand.class,
             RlCommand.Grpo.class,
             RlCommand.Rloo.class,
+            LossesCommand.class,
             LogprobsCommand.class,
             DataCommand.class,
             GenerateCommand.class,

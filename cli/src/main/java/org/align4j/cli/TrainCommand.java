@@ -52,7 +52,7 @@ final class TrainCommand implements Callable<Integer> {
         warnTf32(config, spec.commandLine().getErr());
         try (PreferenceTrainer trainer = PreferenceTrainer.create(config, folder)) {
             RunConsole.header(spec.commandLine().getErr(), trainer.header());
-            trainer.addListener(new RunConsole(config.loss().toString()));
+            trainer.addListener(new RunConsole(config.lossName()));
             TrainResult r = trainer.train();
             RunConsole.summary(spec.commandLine().getOut(), r);
         }

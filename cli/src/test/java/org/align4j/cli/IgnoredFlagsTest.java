@@ -21,7 +21,10 @@ class IgnoredFlagsTest {
                 "bench --model m --padding-free|--padding-free: has no effect without --data",
                 "bench --model m --data d.jsonl --seq-len 64|--seq-len: has no effect with --data, whose rows give the lengths",
                 "evaluate preferences --policy p --reference r --data d --kl-prompts 0 --seed 3|--seed: has no effect without sampled KL",
-                "evaluate report run --output o --max-new-tokens 8|--max-new-tokens: has no effect without --samples N"
+                "evaluate report run --output o --max-new-tokens 8|--max-new-tokens: has no effect without --samples N",
+                "train --model m --data d --output o --f-alpha-divergence-coef 0.3|--f-alpha-divergence-coef: has no effect here: read only with f_divergence_type alpha_divergence",
+                "sft --model m --data d --output o --use-weighting|--use-weighting: has no effect here: sft trains no preference objective",
+                "train --model m --data d --output o --reference precomputed --ld-alpha 0.5|--ld-alpha: has no effect here: the precomputed reference cache holds whole sums"
             })
     void aFlagThatWouldDoNothingIsRefused(String args, String message) {
         CliTest.Result r = CliTest.run(args.split(" "));

@@ -90,7 +90,8 @@ class TrainFlagsTest {
         CliTest.Result ls = CliTest.run(
                 "train", "--model", "m", "--data", "d", "--output", "o", "--loss", "ipo", "--label_smoothing", "0.2");
         assertThat(ls.err().strip())
-                .isEqualTo("error: --label-smoothing: loss ipo does not use it (dpo, cdpo, robust do)");
+                .isEqualTo(
+                        "error: --label-smoothing: loss ipo does not use it (dpo, cdpo, robust, exo-pair, aot, aot-unpaired do)");
         CliTest.Result sftLoss = CliTest.run("sft", "--model", "m", "--data", "d", "--output", "o", "--loss", "dpo");
         assertThat(sftLoss.err().strip()).isEqualTo("error: --loss: this command trains loss sft only, got dpo");
         CliTest.Result sftBeta = CliTest.run("sft", "--model", "m", "--data", "d", "--output", "o", "--beta", "0.3");

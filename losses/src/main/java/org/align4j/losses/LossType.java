@@ -1,5 +1,6 @@
 package org.align4j.losses;
 
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
@@ -62,11 +63,81 @@ public enum LossType {
             "SimPO: reference-free, -log sigmoid(beta * mean-logp margin - gamma)",
             EnumSet.of(Hyperparameter.GAMMA),
             false),
+    /** EXO on pairs (Ji et al., 2024): reverse KL to the smoothed labels [1 − ε, ε]. */
+    EXO_PAIR(
+            "exo-pair",
+            "exo_pair",
+            "EXO: KL(softmax(beta*q) || [1-eps, eps]) over the pair; --label-smoothing eps > 0 (1e-3 unless given)",
+            EnumSet.of(Hyperparameter.LABEL_SMOOTHING),
+            false),
+    /** NCA on pairs (Chen et al., 2024): each response's reward classified on its own. */
+    NCA_PAIR(
+            "nca-pair",
+            "nca_pair",
+            "NCA: -log sigmoid(r_c) - (log sigmoid(-r_c) + log sigmoid(-r_r))/2",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /** BCO on pairs (Jung et al., 2024): chosen rewards classified positive, rejected negative. */
+    BCO_PAIR(
+            "bco-pair",
+            "bco_pair",
+            "BCO: -log sigmoid(r_c) - log sigmoid(-r_r) (TRL 1.13: no running reward mean)",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /** SPPO with hard labels (Wu et al., 2024): log-ratios regressed on ±1/(2β). */
+    SPPO_HARD(
+            "sppo-hard",
+            "sppo_hard",
+            "SPPO, hard labels: (q_c - 1/(2 beta))^2 + (q_r + 1/(2 beta))^2",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /** AOT, paired (Melnyk et al., 2024): DPO on the batch's sorted policy and reference margins. */
+    AOT(
+            "aot",
+            "aot",
+            "AOT: DPO on sorted policy vs sorted reference margins over the batch; --label-smoothing",
+            EnumSet.of(Hyperparameter.LABEL_SMOOTHING),
+            false),
+    /** AOT, unpaired (Melnyk et al., 2024): DPO on the batch's sorted chosen and rejected log-ratios. */
+    AOT_UNPAIRED(
+            "aot-unpaired",
+            "aot_unpaired",
+            "AOT unpaired: DPO on sorted chosen vs sorted rejected log-ratios; --label-smoothing",
+            EnumSet.of(Hyperparameter.LABEL_SMOOTHING),
+            false),
+    /** APO-zero (D'Oosterlinck et al., 2024): chosen likelihood up, rejected down. */
+    APO_ZERO(
+            "apo-zero",
+            "apo_zero",
+            "APO-zero: 1 - sigmoid(beta q_c) + sigmoid(beta q_r)",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /** APO-down (D'Oosterlinck et al., 2024): both likelihoods down, the rejected one more. */
+    APO_DOWN(
+            "apo-down",
+            "apo_down",
+            "APO-down: sigmoid(beta q_c) + 1 - sigmoid(beta margin)",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /** DiscoPOP (Chan Lu et al., 2024): logistic and exponential losses blended by σ(βΔ/τ). */
+    DISCOPOP(
+            "discopop",
+            "discopop",
+            "DiscoPOP: logistic/exponential blend by sigmoid(beta margin/tau); --discopop-tau",
+            EnumSet.of(Hyperparameter.DISCOPOP_TAU),
+            false),
+    /** DPO on length-normalised log-ratios. */
+    SIGMOID_NORM(
+            "sigmoid-norm",
+            "sigmoid_norm",
+            "DPO on length-normalised log-ratios: -log sigmoid(beta * mean-logratio margin) (as TRL)",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
     /** Supervised fine-tuning: next-token negative log-likelihood of the completion tokens (the sft command). */
     SFT(
             "sft",
             null,
-            "supervised fine-tuning: next-token NLL on completion tokens (the sft command)",
+            "supervised fine-tuning: next-token NLL on completion tokens (the sft command; in a mix, of the chosen ones)",
             EnumSet.noneOf(Hyperparameter.class),
             false),
     /** A reward model: Bradley–Terry on its scalar rewards, {@link BradleyTerryLoss} (the reward train command). */
@@ -95,14 +166,16 @@ public enum LossType {
     public enum Hyperparameter {
         /** β: every preference objective. */
         BETA("beta"),
-        /** ε: cDPO's label smoothing, robust DPO's flip rate. */
+        /** ε: cDPO's label smoothing, robust DPO's flip rate, EXO's and AOT's smoothing. */
         LABEL_SMOOTHING("label_smoothing"),
         /** p used for pairs without their own: soft-label IPO. */
         PREFERENCE("preference"),
         /** γ: SimPO's target margin. */
         GAMMA("gamma"),
         /** c: a reward model's centring coefficient (TRL's {@code center_rewards_coefficient}). */
-        CENTER_REWARDS_COEFFICIENT("center_rewards_coefficient");
+        CENTER_REWARDS_COEFFICIENT("center_rewards_coefficient"),
+        /** τ: DiscoPOP's temperature. */
+        DISCOPOP_TAU("discopop_tau");
 
         private final String key;
 
@@ -205,28 +278,147 @@ public enum LossType {
                 + Arrays.stream(values()).map(LossType::toString).toList());
     }
 
+    /** @return whether this objective can be a term of a mix ({@link CombinedLoss}): TRL's DPO loss types and {@code sft} */
+    public boolean mixable() {
+        return this == SFT || (isPreference() && this != SIMPO);
+    }
+
+    /**
+     * @return whether the objective is built on the chosen − rejected difference of the implicit rewards,
+     *     so that an f-divergence other than the reverse KL ({@link FDivergence}) applies to it (TRL's list,
+     *     and align4j's own variants of those)
+     */
+    public boolean hasFDivergenceForm() {
+        return switch (this) {
+            case DPO, CDPO, ROBUST, HINGE, IPO, IPO_SUM, IPO_SOFT, EXO_PAIR, DISCOPOP, SIGMOID_NORM, SFT -> true;
+            default -> false;
+        };
+    }
+
+    /**
+     * @return whether LD-DPO's {@code ld_alpha} (the weight of the tokens past the shorter completion's
+     *     length) changes this objective: the objectives on summed log-ratios; not the length-averaged ones
+     *     (ipo, ipo-soft, sigmoid-norm, simpo), which are already length-desensitised, nor the sft term
+     */
+    public boolean readsLdAlpha() {
+        return isPreference() && this != SIMPO && this != IPO && this != IPO_SOFT && this != SIGMOID_NORM;
+    }
+
+    /**
+     * @return whether WPO's per-pair weights ({@code use_weighting}) apply: not to aot and aot-unpaired,
+     *     whose per-pair terms belong to ranks of the sorted batch, nor to the reference-free simpo
+     */
+    public boolean takesPairWeights() {
+        return mixable() && this != AOT && this != AOT_UNPAIRED;
+    }
+
+    /** @return the paper the objective comes from, as "Author et al., year" (TRL's own variant: "TRL") */
+    public String paper() {
+        return switch (this) {
+            case DPO -> "Rafailov et al., 2023";
+            case CDPO -> "Mitchell, 2023";
+            case ROBUST -> "Chowdhury et al., 2024";
+            case HINGE -> "Zhao et al., 2023 (SLiC)";
+            case IPO, IPO_SUM, IPO_SOFT -> "Azar et al., 2023";
+            case SIMPO -> "Meng et al., 2024";
+            case EXO_PAIR -> "Ji et al., 2024";
+            case NCA_PAIR -> "Chen et al., 2024";
+            case BCO_PAIR -> "Jung et al., 2024";
+            case SPPO_HARD -> "Wu et al., 2024";
+            case AOT, AOT_UNPAIRED -> "Melnyk et al., 2024";
+            case APO_ZERO, APO_DOWN -> "D'Oosterlinck et al., 2024";
+            case DISCOPOP -> "Chan Lu et al., 2024";
+            case SIGMOID_NORM -> "TRL";
+            case SFT -> "-";
+            case REWARD -> "Ouyang et al., 2022";
+            case GRPO -> "Shao et al., 2024";
+            case RLOO -> "Ahmadian et al., 2024";
+        };
+    }
+
+    /**
+     * @return the config keys the objective reads besides the shared training options: β and its own
+     *     hyperparameters, then the modifiers it takes ({@code f_divergence_type}, {@code ld_alpha},
+     *     {@code use_weighting}, {@code loss_weights} as a term of a mix)
+     */
+    public List<String> options() {
+        List<String> keys = new ArrayList<>();
+        for (Hyperparameter h : Hyperparameter.values()) {
+            if (uses(h)) {
+                keys.add(h.key());
+            }
+        }
+        if (isPreference() && hasFDivergenceForm()) {
+            keys.add("f_divergence_type");
+        }
+        if (readsLdAlpha()) {
+            keys.add("ld_alpha");
+        }
+        if (isPreference() && takesPairWeights()) {
+            keys.add("use_weighting");
+        }
+        if (mixable()) {
+            keys.add("loss_weights");
+        }
+        return keys;
+    }
+
+    /** @return the objectives that can be terms of a mix, by name */
+    public static String mixableNames() {
+        return String.join(
+                ", ",
+                Arrays.stream(values())
+                        .filter(LossType::mixable)
+                        .map(LossType::toString)
+                        .toList());
+    }
+
+    /** @return the objectives with an f-divergence form, by name */
+    public static String fDivergenceNames() {
+        return String.join(
+                ", ",
+                Arrays.stream(values())
+                        .filter(LossType::hasFDivergenceForm)
+                        .map(LossType::toString)
+                        .toList());
+    }
+
     /**
      * Builds the objective.
      *
      * @param beta β &gt; 0
-     * @param labelSmoothing ε for DPO (0 = plain DPO), cdpo and robust (NaN = the objective's default: 0.1 for cdpo and robust, 0 for dpo)
+     * @param labelSmoothing ε for DPO (0 = plain DPO), cdpo, robust, exo-pair, aot and aot-unpaired (NaN = the
+     *     objective's default: 0.1 for cdpo and robust, 1e-3 for exo-pair, 0 for the others)
      * @param preference p for pairs without their own (ipo-soft)
      * @param gamma γ for simpo
+     * @param discopopTau τ for discopop
      * @return the loss
      * @throws IllegalArgumentException for {@link #SFT} and {@link #REWARD}, which are not preference objectives, or a value out of range
      */
-    public PreferenceLoss create(double beta, double labelSmoothing, double preference, double gamma) {
+    public PreferenceLoss create(
+            double beta, double labelSmoothing, double preference, double gamma, double discopopTau) {
+        double eps = Double.isNaN(labelSmoothing) ? defaultLabelSmoothing() : labelSmoothing;
         return switch (this) {
-            case DPO -> new DpoLoss(beta, Double.isNaN(labelSmoothing) ? 0 : labelSmoothing);
-            case CDPO -> new DpoLoss(beta, Double.isNaN(labelSmoothing) ? 0.1 : labelSmoothing);
-            case ROBUST -> new RobustDpoLoss(beta, Double.isNaN(labelSmoothing) ? 0.1 : labelSmoothing);
+            case DPO, CDPO -> new DpoLoss(beta, eps);
+            case ROBUST -> new RobustDpoLoss(beta, eps);
             case HINGE -> new HingeLoss(beta);
             case IPO -> new IpoLoss(beta);
             case IPO_SUM -> new IpoLoss(beta, PreferenceLoss.Reduction.SUM);
             case IPO_SOFT -> IpoLoss.soft(beta, preference);
             case SIMPO -> new SimPoLoss(beta, gamma);
+            case EXO_PAIR -> new ExoPairLoss(beta, eps);
+            case NCA_PAIR -> new NcaPairLoss(beta);
+            case BCO_PAIR -> new BcoPairLoss(beta);
+            case SPPO_HARD -> new SppoHardLoss(beta);
+            case AOT -> new AotLoss(beta, eps, true);
+            case AOT_UNPAIRED -> new AotLoss(beta, eps, false);
+            case APO_ZERO -> new ApoLoss(beta, false);
+            case APO_DOWN -> new ApoLoss(beta, true);
+            case DISCOPOP -> new DiscoPopLoss(beta, discopopTau);
+            case SIGMOID_NORM -> new SigmoidNormLoss(beta);
             case SFT ->
-                throw new IllegalArgumentException("loss: sft is not a preference objective (it is the sft command)");
+                throw new IllegalArgumentException(
+                        "loss: sft is not a preference objective (it is the sft command, or a term of a mix)");
             case REWARD ->
                 throw new IllegalArgumentException(
                         "loss: reward trains a reward model (BradleyTerryLoss; the reward train command)");
@@ -235,8 +427,30 @@ public enum LossType {
         };
     }
 
+    /** @return ε when none is given: 0.1 for cdpo and robust, 1e-3 (EXO's paper) for exo-pair, else 0 */
+    public double defaultLabelSmoothing() {
+        return switch (this) {
+            case CDPO, ROBUST -> 0.1;
+            case EXO_PAIR -> 1e-3;
+            default -> 0;
+        };
+    }
+
     /**
-     * Builds an objective with its defaults (ε 0 or 0.1, p 1, γ 0.5).
+     * Builds the objective with DiscoPOP's τ at its default.
+     *
+     * @param beta β &gt; 0
+     * @param labelSmoothing ε (NaN = the objective's default)
+     * @param preference p for ipo-soft
+     * @param gamma γ for simpo
+     * @return the loss
+     */
+    public PreferenceLoss create(double beta, double labelSmoothing, double preference, double gamma) {
+        return create(beta, labelSmoothing, preference, gamma, 0.05);
+    }
+
+    /**
+     * Builds an objective with its defaults (ε 0, 0.1 or 1e-3, p 1, γ 0.5, τ 0.05).
      *
      * @param beta β
      * @return the loss

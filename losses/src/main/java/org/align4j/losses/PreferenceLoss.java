@@ -68,13 +68,53 @@ public abstract class PreferenceLoss extends Loss {
     }
 
     /**
-     * The per-pair loss as a function of the scaled margin and the preference probability.
+     * The per-pair loss as a function of the margin and the preference probability: the hook of the
+     * objectives built on the chosen − rejected difference (DPO and most of its relatives).
+     * Objectives that read the two log-ratios apart override {@link #pairLoss(NDArray, NDArray,
+     * NDArray)} instead, and those that read the four log-probs apart {@link #pairLoss(NDArray,
+     * NDArray, NDArray, NDArray, NDArray)}.
      *
      * @param margin [B] Δ = (π_c − r_c) − (π_r − r_r)
      * @param preference [B] p per pair, or null when the data has none
      * @return [B] loss
      */
-    protected abstract NDArray pairLoss(NDArray margin, NDArray preference);
+    protected NDArray pairLoss(NDArray margin, NDArray preference) {
+        throw new UnsupportedOperationException(getName() + " reads the chosen and rejected log-ratios apart");
+    }
+
+    /**
+     * The per-pair loss from the chosen and rejected log-ratios; by default a function of their difference.
+     *
+     * @param chosenRatio [B] π_c − r_c
+     * @param rejectedRatio [B] π_r − r_r
+     * @param preference [B] p per pair, or null
+     * @return [B] loss
+     */
+    protected NDArray pairLoss(NDArray chosenRatio, NDArray rejectedRatio, NDArray preference) {
+        return pairLoss(chosenRatio.sub(rejectedRatio), preference);
+    }
+
+    /**
+     * The per-pair loss from the four log-probs (reference ones null without a reference); by default
+     * a function of the two log-ratios.
+     *
+     * @param policyChosen [B] π_c
+     * @param policyRejected [B] π_r
+     * @param referenceChosen [B] r_c, or null when {@link #usesReference()} is false
+     * @param referenceRejected [B] r_r, or null
+     * @param preference [B] p per pair, or null
+     * @return [B] loss
+     */
+    protected NDArray pairLoss(
+            NDArray policyChosen,
+            NDArray policyRejected,
+            NDArray referenceChosen,
+            NDArray referenceRejected,
+            NDArray preference) {
+        return usesReference()
+                ? pairLoss(policyChosen.sub(referenceChosen), policyRejected.sub(referenceRejected), preference)
+                : pairLoss(policyChosen, policyRejected, preference);
+    }
 
     /**
      * Computes the objective.
@@ -94,18 +134,31 @@ public abstract class PreferenceLoss extends Loss {
             NDArray referenceChosen,
             NDArray referenceRejected,
             NDArray preference) {
+        checkInputs(policyChosen, policyRejected, referenceChosen, referenceRejected, preference);
+        NDArray loss = pairLoss(policyChosen, policyRejected, referenceChosen, referenceRejected, preference);
+        NDArray chosenRatio = usesReference() ? policyChosen.sub(referenceChosen) : policyChosen;
+        NDArray rejectedRatio = usesReference() ? policyRejected.sub(referenceRejected) : policyRejected;
+        return new Output(
+                loss,
+                chosenRatio.stopGradient().mul(beta),
+                rejectedRatio.stopGradient().mul(beta));
+    }
+
+    /** Checks {@link #compute}'s inputs, naming the one at fault. */
+    void checkInputs(
+            NDArray policyChosen,
+            NDArray policyRejected,
+            NDArray referenceChosen,
+            NDArray referenceRejected,
+            NDArray preference) {
         Shape shape = policyChosen.getShape();
         if (shape.dimension() != 1) {
             throw new IllegalArgumentException("policyChosen: expected shape [B], got " + shape);
         }
         checkShape("policyRejected", policyRejected, shape);
-        NDArray chosenRatio = policyChosen;
-        NDArray rejectedRatio = policyRejected;
         if (usesReference()) {
             checkShape("referenceChosen", referenceChosen, shape);
             checkShape("referenceRejected", referenceRejected, shape);
-            chosenRatio = policyChosen.sub(referenceChosen);
-            rejectedRatio = policyRejected.sub(referenceRejected);
         }
         if (preference != null) {
             checkShape("preference", preference, shape);
@@ -115,14 +168,9 @@ public abstract class PreferenceLoss extends Loss {
                 throw new IllegalArgumentException("preference: every p must lie in [0, 1]");
             }
         }
-        NDArray loss = pairLoss(chosenRatio.sub(rejectedRatio), preference);
-        return new Output(
-                loss,
-                chosenRatio.stopGradient().mul(beta),
-                rejectedRatio.stopGradient().mul(beta));
     }
 
-    private static void checkShape(String name, NDArray a, Shape expected) {
+    static void checkShape(String name, NDArray a, Shape expected) {
         if (a == null) {
             throw new IllegalArgumentException(name + ": missing");
         }
@@ -148,6 +196,11 @@ public abstract class PreferenceLoss extends Loss {
     /** −log σ(x), computed as softplus(−x) so it never overflows. */
     protected static NDArray negLogSigmoid(NDArray x) {
         return Activation.softPlus(x.neg());
+    }
+
+    /** σ(x). */
+    protected static NDArray sigmoid(NDArray x) {
+        return Activation.sigmoid(x);
     }
 
     @Override

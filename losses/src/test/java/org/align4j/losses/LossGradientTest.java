@@ -10,6 +10,8 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
@@ -29,8 +31,40 @@ class LossGradientTest {
                 () -> new IpoLoss(0.5),
                 () -> new IpoLoss(0.5, PreferenceLoss.Reduction.SUM),
                 () -> IpoLoss.soft(0.5, 0.8),
-                () -> new SimPoLoss(2.0, 0.5));
+                () -> new SimPoLoss(2.0, 0.5),
+                () -> new ExoPairLoss(0.5, 1e-3),
+                () -> new NcaPairLoss(0.5),
+                () -> new BcoPairLoss(0.5),
+                () -> new SppoHardLoss(0.5),
+                () -> new AotLoss(0.5, 0, true),
+                () -> new AotLoss(0.5, 0.1, false),
+                () -> new ApoLoss(0.5, false),
+                () -> new ApoLoss(0.5, true),
+                () -> new DiscoPopLoss(0.5, 0.05),
+                () -> new SigmoidNormLoss(0.5),
+                () -> mix(FDivergence.REVERSE_KL, LossType.DPO, 0.8, LossType.BCO_PAIR, 0.2));
         return all.stream().map(s -> Arguments.of(s.get().getName(), s));
+    }
+
+    /** The objectives above, and each f-divergence on the objectives that have one (whose scores overflow as TRL's). */
+    static Stream<Arguments> withDivergences() {
+        List<Supplier<PreferenceLoss>> all = List.of(
+                () -> mix(FDivergence.FORWARD_KL, LossType.DPO, 1),
+                () -> mix(FDivergence.JS_DIVERGENCE, LossType.HINGE, 1),
+                () -> mix(FDivergence.ALPHA_DIVERGENCE, LossType.ROBUST, 1),
+                () -> mix(FDivergence.JS_DIVERGENCE, LossType.EXO_PAIR, 0.5, LossType.DISCOPOP, 0.5));
+        return Stream.concat(
+                objectives(), all.stream().map(s -> Arguments.of(s.get().getName() + " (f-divergence)", s)));
+    }
+
+    static CombinedLoss mix(FDivergence divergence, Object... typesAndWeights) {
+        List<CombinedLoss.Term> terms = new ArrayList<>();
+        for (int i = 0; i < typesAndWeights.length; i += 2) {
+            LossType t = (LossType) typesAndWeights[i];
+            double w = ((Number) typesAndWeights[i + 1]).doubleValue();
+            terms.add(new CombinedLoss.Term(t, t == LossType.SFT ? null : t.create(0.5), w));
+        }
+        return new CombinedLoss(0.5, terms, divergence, 0.5);
     }
 
     // values chosen so no pair sits on the hinge's kink
@@ -47,7 +81,7 @@ class LossGradientTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("objectives")
+    @MethodSource("withDivergences")
     void gradientEqualsCentralFiniteDifference(String name, Supplier<PreferenceLoss> objective) {
         PreferenceLoss l = objective.get();
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
@@ -207,6 +241,124 @@ class LossGradientTest {
                             .meanLoss()
                             .getDouble())
                     .isCloseTo(cdpo, Offset.offset(1e-12));
+        }
+    }
+
+    static final double[] CHOSEN_TOKENS = {3, 9, 1, 6};
+    static final double[] REJECTED_TOKENS = {4, 7, 2, 6};
+    static final double[] PAIR_WEIGHTS = {0.2, 0.7, 1.0, 0.05};
+
+    static Stream<Arguments> mixesWithTokenCounts() {
+        List<Supplier<CombinedLoss>> all = List.of(
+                () -> mix(FDivergence.REVERSE_KL, LossType.DPO, 0.8, LossType.BCO_PAIR, 0.2, LossType.SFT, 1.0),
+                () -> mix(FDivergence.JS_DIVERGENCE, LossType.IPO, 1, LossType.SFT, 0.5),
+                () -> mix(FDivergence.ALPHA_DIVERGENCE, LossType.SIGMOID_NORM, 1),
+                () -> mix(FDivergence.REVERSE_KL, LossType.SIGMOID_NORM, 1, LossType.NCA_PAIR, 2));
+        return all.stream().map(s -> Arguments.of(s.get().getName(), s));
+    }
+
+    static double mixLoss(CombinedLoss l, NDManager m, double[] pc, double[] pr, boolean weighted) {
+        return l.compute(
+                        m.create(pc),
+                        m.create(pr),
+                        m.create(RC),
+                        m.create(RR),
+                        null,
+                        m.create(CHOSEN_TOKENS),
+                        m.create(REJECTED_TOKENS),
+                        weighted ? m.create(PAIR_WEIGHTS) : null)
+                .meanLoss()
+                .getDouble();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("mixesWithTokenCounts")
+    void mixGradientEqualsCentralFiniteDifferenceWithAndWithoutPairWeights(
+            String name, Supplier<CombinedLoss> objective) {
+        CombinedLoss l = objective.get();
+        for (boolean weighted : new boolean[] {false, true}) {
+            try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+                NDArray pc = m.create(PC);
+                NDArray pr = m.create(PR);
+                pc.setRequiresGradient(true);
+                pr.setRequiresGradient(true);
+                try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                    gc.backward(l.compute(
+                                    pc,
+                                    pr,
+                                    m.create(RC),
+                                    m.create(RR),
+                                    null,
+                                    m.create(CHOSEN_TOKENS),
+                                    m.create(REJECTED_TOKENS),
+                                    weighted ? m.create(PAIR_WEIGHTS) : null)
+                            .meanLoss());
+                }
+                double[][] analytic = {
+                    pc.getGradient().toDoubleArray(), pr.getGradient().toDoubleArray()
+                };
+                double h = 1e-6;
+                for (int which = 0; which < 2; which++) {
+                    for (int i = 0; i < 4; i++) {
+                        double[] plus = (which == 0 ? PC : PR).clone();
+                        double[] minus = plus.clone();
+                        plus[i] += h;
+                        minus[i] -= h;
+                        double fd = which == 0
+                                ? (mixLoss(l, m, plus, PR, weighted) - mixLoss(l, m, minus, PR, weighted)) / (2 * h)
+                                : (mixLoss(l, m, PC, plus, weighted) - mixLoss(l, m, PC, minus, weighted)) / (2 * h);
+                        assertThat(Math.abs(analytic[which][i] - fd))
+                                .as("%s weighted %s d/d%s[%d]", name, weighted, which == 0 ? "pc" : "pr", i)
+                                .isLessThan(1e-3 * Math.max(Math.abs(fd), 1e-5));
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void aMixOfOneReverseKlTermIsThatTermAndTheSftTermIsTheMeanTokenNll() {
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            for (LossType t : List.of(LossType.DPO, LossType.NCA_PAIR, LossType.AOT, LossType.DISCOPOP)) {
+                double plain = t.create(0.5)
+                        .compute(m.create(PC), m.create(PR), m.create(RC), m.create(RR), null)
+                        .meanLoss()
+                        .getDouble();
+                assertThat(mixLoss(mix(FDivergence.REVERSE_KL, t, 1), m, PC, PR, false))
+                        .as(t.toString())
+                        .isCloseTo(plain, Offset.offset(1e-12));
+            }
+            double tokens = Arrays.stream(CHOSEN_TOKENS).sum();
+            assertThat(mixLoss(mix(FDivergence.JS_DIVERGENCE, LossType.SFT, 2), m, PC, PR, false))
+                    .isCloseTo(-2 * Arrays.stream(PC).sum() / tokens, Offset.offset(1e-12));
+            // forward KL scores are 1 - exp(-q): DPO on them by hand
+            double sum = 0;
+            for (int i = 0; i < 4; i++) {
+                double d = Math.exp(-(PR[i] - RR[i])) - Math.exp(-(PC[i] - RC[i]));
+                sum += Math.log1p(Math.exp(-0.5 * d));
+            }
+            assertThat(mixLoss(mix(FDivergence.FORWARD_KL, LossType.DPO, 1), m, PC, PR, false))
+                    .isCloseTo(sum / 4, Offset.offset(1e-12));
+        }
+    }
+
+    @Test
+    void whatCannotBeCombinedIsNamed() {
+        assertThatThrownBy(() -> mix(FDivergence.JS_DIVERGENCE, LossType.NCA_PAIR, 1))
+                .hasMessageStartingWith("f_divergence_type: js_divergence")
+                .hasMessageContaining("nca-pair");
+        assertThatThrownBy(() -> mix(FDivergence.REVERSE_KL, LossType.SIMPO, 1))
+                .hasMessageStartingWith("loss: simpo cannot be a term of a mix");
+        assertThatThrownBy(() -> new ExoPairLoss(0.1, 0)).hasMessageStartingWith("labelSmoothing");
+        assertThatThrownBy(() -> new DiscoPopLoss(0.1, 0)).hasMessageStartingWith("discopopTau");
+        assertThatThrownBy(() -> FDivergence.parse("kl")).hasMessageContaining("alpha_divergence");
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            CombinedLoss withSft = mix(FDivergence.REVERSE_KL, LossType.DPO, 1, LossType.SFT, 1);
+            assertThatThrownBy(() -> withSft.compute(m.create(PC), m.create(PR), m.create(RC), m.create(RR), null))
+                    .hasMessageStartingWith("chosenTokens");
+        }
+        for (LossType t : LossType.values()) {
+            assertThat(LossType.parse(t.trlName().orElse(t.toString()))).isEqualTo(t);
         }
     }
 

@@ -717,16 +717,33 @@ public final class CausalLm implements AutoCloseable {
      *
      * @param ids [B, T] int64
      * @param attentionMask [B, T] int64, ones then zeros in every row
-     * @param completionMask [B, T], 1 on completion tokens
+     * @param completionMask [B, T], 1 on completion tokens (a floating-point mask weighs each token, see {@link LogProbs})
      * @param training training mode
      * @return sum, mean and count per row
      */
     public LogProbs completionLogProbs(NDArray ids, NDArray attentionMask, NDArray completionMask, boolean training) {
+        return completionLogProbs(ids, attentionMask, completionMask, training, false);
+    }
+
+    /**
+     * As {@link #completionLogProbs(NDArray, NDArray, NDArray, boolean)}, with the token statistics
+     * ({@link LogProbs#STATISTICS}: entropy, mean logit, argmax hits, ...) summed per row from the same
+     * chunks of logits when asked for: TRL's DPO metrics without a [B, T, V] array kept.
+     *
+     * @param ids [B, T] int64
+     * @param attentionMask [B, T] int64, ones then zeros in every row
+     * @param completionMask [B, T], 1 on completion tokens (floating point: weights)
+     * @param training training mode
+     * @param statistics also sum the token statistics per row
+     * @return sum, mean, count (and statistics) per row
+     */
+    public LogProbs completionLogProbs(
+            NDArray ids, NDArray attentionMask, NDArray completionMask, boolean training, boolean statistics) {
         if (!(block instanceof CausalLmBlock native_)) {
-            return LogProbs.of(logits(ids, attentionMask, training), ids, completionMask);
+            return LogProbs.of(logits(ids, attentionMask, training), ids, completionMask, statistics);
         }
         if (training || !graphFree(native_)) {
-            return nativeLogProbs(native_, ids, attentionMask, completionMask, training);
+            return nativeLogProbs(native_, ids, attentionMask, completionMask, training, statistics);
         }
         // nothing records a graph (a frozen reference, the base of a LoRA model, evaluation): run the pass
         // in its own scope and keep only the result, so its activations do not live until the step ends
@@ -738,16 +755,24 @@ public final class CausalLm implements AutoCloseable {
             i.attach(pass);
             a.attach(pass);
             c.attach(pass);
-            LogProbs lp = nativeLogProbs(native_, i, a, c, false);
+            LogProbs lp = nativeLogProbs(native_, i, a, c, false, statistics);
             lp.sum().attach(owner);
             lp.mean().attach(owner);
             lp.tokens().attach(owner);
+            if (lp.statistics() != null) {
+                lp.statistics().attach(owner);
+            }
             return lp;
         }
     }
 
     private LogProbs nativeLogProbs(
-            CausalLmBlock native_, NDArray ids, NDArray attentionMask, NDArray completionMask, boolean training) {
+            CausalLmBlock native_,
+            NDArray ids,
+            NDArray attentionMask,
+            NDArray completionMask,
+            boolean training,
+            boolean statistics) {
         NDArray last = paddingFree ? packedHidden(native_, ids, attentionMask, training) : null;
         if (last == null) {
             last = ready(native_)
@@ -765,7 +790,8 @@ public final class CausalLm implements AutoCloseable {
                     native_.compute()::tokenLogProbs,
                     ids,
                     completionMask,
-                    chunk);
+                    chunk,
+                    statistics);
         }
         return LogProbs.fromHidden(
                 last,
@@ -773,7 +799,8 @@ public final class CausalLm implements AutoCloseable {
                 native_.compute()::tokenLogProbs,
                 ids,
                 completionMask,
-                chunk);
+                chunk,
+                statistics);
     }
 
     /**

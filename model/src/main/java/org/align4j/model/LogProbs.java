@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import java.util.List;
 import java.util.function.BinaryOperator;
 import java.util.function.UnaryOperator;
 
@@ -21,13 +22,39 @@ import java.util.function.UnaryOperator;
  * exist at once (151,936 columns for Qwen: 0.6 MB a token). Values and gradients are those of the
  * unchunked computation; only the order of floating-point sums over chunks differs.
  *
- * @param sum [B] summed log-probs
+ * <p>A floating-point completion mask weighs each token's log-prob by its value in the sum (LD-DPO's
+ * ld_alpha on the tokens past the shorter completion); tokens with weight 0 are not scored. Token
+ * statistics ({@link #STATISTICS}), when asked for, are made from each chunk's logits while they
+ * exist, without gradient.
+ *
+ * @param sum [B] summed log-probs (weighted by a floating-point completion mask)
  * @param mean [B] sum divided by the number of completion tokens
  * @param tokens [B] completion token counts (float)
+ * @param statistics [B, {@code STATISTICS.size()}] per-row sums of the token statistics, float32 without
+ *     gradient, or null when not asked for
  */
-public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
+public record LogProbs(NDArray sum, NDArray mean, NDArray tokens, NDArray statistics) {
     /** The default size of one chunk of logits: 2^24 elements, 64 MiB in float32. */
     public static final long DEFAULT_CHUNK_ELEMENTS = 1L << 24;
+
+    /**
+     * The columns of {@link #statistics}, each a per-row sum over the scored tokens of: the entropy of
+     * the next-token distribution (−Σ p log p), the mean logit over the vocabulary, whether the argmax
+     * is the target (1 or 0), log Σ_v p_v² (WPO's normaliser), and the token's log-prob unweighted.
+     */
+    public static final List<String> STATISTICS =
+            List.of("entropy", "mean_logit", "argmax_hit", "log_sum_p_squared", "unweighted_log_prob");
+
+    /**
+     * Without token statistics.
+     *
+     * @param sum [B] summed log-probs
+     * @param mean [B] sum divided by the number of completion tokens
+     * @param tokens [B] completion token counts
+     */
+    public LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
+        this(sum, mean, tokens, null);
+    }
 
     /**
      * Computes sequence log-probs; gradients flow back to {@code logits}.
@@ -38,8 +65,28 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
      * @return sum, mean and count per row
      */
     public static LogProbs of(NDArray logits, NDArray ids, NDArray completionMask) {
+        return of(logits, ids, completionMask, false);
+    }
+
+    /**
+     * As {@link #of(NDArray, NDArray, NDArray)}, with the token statistics when asked for.
+     *
+     * @param logits [B, T, V]
+     * @param ids [B, T] int64
+     * @param completionMask [B, T]
+     * @param statistics also sum {@link #STATISTICS} per row
+     * @return sum, mean, count and statistics per row
+     */
+    public static LogProbs of(NDArray logits, NDArray ids, NDArray completionMask, boolean statistics) {
         return score(
-                logits, UnaryOperator.identity(), LogProbs::tokenLogProbs, null, ids, completionMask, Long.MAX_VALUE);
+                logits,
+                UnaryOperator.identity(),
+                LogProbs::tokenLogProbs,
+                null,
+                ids,
+                completionMask,
+                Long.MAX_VALUE,
+                statistics);
     }
 
     /**
@@ -98,10 +145,34 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             NDArray ids,
             NDArray completionMask,
             long chunkPositions) {
+        return fromHidden(hidden, head, tokenLogProbs, ids, completionMask, chunkPositions, false);
+    }
+
+    /**
+     * As {@link #fromHidden(NDArray, UnaryOperator, BinaryOperator, NDArray, NDArray, long)}, with the
+     * token statistics ({@link #STATISTICS}) made from each chunk's logits when asked for.
+     *
+     * @param hidden [B, T, H] final hidden states
+     * @param head the LM head
+     * @param tokenLogProbs ([n, V] logits, [n] targets) → [n] log-probs
+     * @param ids [B, T] int64
+     * @param completionMask [B, T]
+     * @param chunkPositions positions per chunk, at least 1
+     * @param statistics also sum {@link #STATISTICS} per row
+     * @return sum, mean, count and statistics per row
+     */
+    public static LogProbs fromHidden(
+            NDArray hidden,
+            UnaryOperator<NDArray> head,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray ids,
+            NDArray completionMask,
+            long chunkPositions,
+            boolean statistics) {
         if (chunkPositions < 1) {
             throw new IllegalArgumentException("chunkPositions: at least 1, got " + chunkPositions);
         }
-        return score(hidden, head, tokenLogProbs, null, ids, completionMask, chunkPositions);
+        return score(hidden, head, tokenLogProbs, null, ids, completionMask, chunkPositions, statistics);
     }
 
     /**
@@ -129,10 +200,37 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             NDArray ids,
             NDArray completionMask,
             long chunkPositions) {
+        return fromHiddenFrozenHead(
+                hidden, head, headWeight, tokenLogProbs, ids, completionMask, chunkPositions, false);
+    }
+
+    /**
+     * As {@link #fromHiddenFrozenHead(NDArray, UnaryOperator, NDArray, BinaryOperator, NDArray, NDArray,
+     * long)}, with the token statistics when asked for.
+     *
+     * @param hidden [B, T, H] final hidden states
+     * @param head the LM head, [n, H] → [n, V]
+     * @param headWeight W, the head's weight [V, H] (frozen)
+     * @param tokenLogProbs ([n, V] logits, [n] targets) → [n] log-probs
+     * @param ids [B, T] int64
+     * @param completionMask [B, T]
+     * @param chunkPositions positions per chunk, at least 1
+     * @param statistics also sum {@link #STATISTICS} per row
+     * @return sum, mean, count and statistics per row
+     */
+    public static LogProbs fromHiddenFrozenHead(
+            NDArray hidden,
+            UnaryOperator<NDArray> head,
+            NDArray headWeight,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray ids,
+            NDArray completionMask,
+            long chunkPositions,
+            boolean statistics) {
         if (chunkPositions < 1) {
             throw new IllegalArgumentException("chunkPositions: at least 1, got " + chunkPositions);
         }
-        return score(hidden, head, tokenLogProbs, headWeight, ids, completionMask, chunkPositions);
+        return score(hidden, head, tokenLogProbs, headWeight, ids, completionMask, chunkPositions, statistics);
     }
 
     /**
@@ -150,9 +248,8 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
     }
 
     /**
-     * The shared path: take the positions that predict a completion token ([N, X] out of [B, T, X]),
-     * map them to logits and score the targets (chunk by chunk above {@code chunk} positions), and sum
-     * each row's tokens with a [B, N] one-hot matmul.
+     * The sequence log-probs from {@link #scoreTokens}: each token's log-prob weighed by a floating-point
+     * completion mask, summed per row; the token statistics summed per row when asked for.
      */
     private static LogProbs score(
             NDArray perPosition,
@@ -161,11 +258,31 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             NDArray frozenHead,
             NDArray ids,
             NDArray completionMask,
-            long chunk) {
-        TokenLogProbs t =
-                scoreTokens(perPosition, toLogits, tokenLogProbs, frozenHead, 1.0, false, ids, completionMask, chunk);
-        NDArray sum = t.sumPerRow(t.logProbs());
-        return new LogProbs(sum, sum.div(t.tokens().maximum(1f)), t.tokens());
+            long chunk,
+            boolean statistics) {
+        NDList tokenStatistics = statistics ? new NDList() : null;
+        TokenLogProbs t = scoreTokens(
+                perPosition,
+                toLogits,
+                tokenLogProbs,
+                frozenHead,
+                1.0,
+                false,
+                ids,
+                completionMask,
+                chunk,
+                tokenStatistics);
+        NDArray perToken = t.logProbs();
+        if (completionMask.getDataType().isFloating()) {
+            long b = ids.getShape().get(0);
+            long positions = ids.getShape().get(1) - 1;
+            NDArray weights = completionMask.get(":, 1:").reshape(b * positions);
+            NDArray scored = weights.toType(DataType.BOOLEAN, false).nonzero().reshape(-1);
+            perToken = perToken.mul(weights.get(scored).toType(perToken.getDataType(), false));
+        }
+        NDArray sum = t.sumPerRow(perToken);
+        NDArray rowStatistics = statistics ? t.owner().matMul(tokenStatistics.singletonOrThrow()) : null;
+        return new LogProbs(sum, sum.div(t.tokens().maximum(1f)), t.tokens(), rowStatistics);
     }
 
     /**
@@ -183,6 +300,35 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             NDArray ids,
             NDArray completionMask,
             long chunk) {
+        return scoreTokens(
+                perPosition,
+                toLogits,
+                tokenLogProbs,
+                frozenHead,
+                temperature,
+                withEntropy,
+                ids,
+                completionMask,
+                chunk,
+                null);
+    }
+
+    /**
+     * As {@link #scoreTokens(NDArray, UnaryOperator, BinaryOperator, NDArray, double, boolean, NDArray,
+     * NDArray, long)}, adding to {@code statistics} (when not null) one [N, {@link #STATISTICS}] array of
+     * each token's statistics, made from each chunk's logits.
+     */
+    static TokenLogProbs scoreTokens(
+            NDArray perPosition,
+            UnaryOperator<NDArray> toLogits,
+            BinaryOperator<NDArray> tokenLogProbs,
+            NDArray frozenHead,
+            double temperature,
+            boolean withEntropy,
+            NDArray ids,
+            NDArray completionMask,
+            long chunk,
+            NDList statistics) {
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
         long x = perPosition.getShape().get(2);
@@ -197,10 +343,14 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             NDArray logits = toLogits.apply(selected);
             perToken = tokenLogProbs.apply(logits, targets);
             entropy = withEntropy ? entropy(logits) : null;
+            if (statistics != null) {
+                statistics.add(statistics(logits, targets, perToken));
+            }
         } else {
             NDManager owner = selected.getManager();
             NDList parts = new NDList();
             NDList entropies = new NDList();
+            NDList statisticParts = new NDList();
             for (long from = 0; from < n; from += chunk) {
                 String range = from + ":" + Math.min(n, from + chunk);
                 // a chunk's logits and temporaries live in their own scope, closed before the next chunk;
@@ -209,7 +359,8 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
                     NDArray rows = selected.get(range);
                     rows.attach(scope);
                     NDArray[] part = frozenHead == null
-                            ? plainChunk(rows, toLogits, tokenLogProbs, targets.get(range), withEntropy)
+                            ? plainChunk(
+                                    rows, toLogits, tokenLogProbs, targets.get(range), withEntropy, statistics != null)
                             : frozenHeadLogProbs(
                                     rows,
                                     toLogits,
@@ -218,6 +369,7 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
                                     temperature,
                                     targets.get(range),
                                     withEntropy,
+                                    statistics != null,
                                     scope);
                     part[0].attach(owner);
                     parts.add(part[0]);
@@ -225,12 +377,19 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
                         part[1].attach(owner);
                         entropies.add(part[1]);
                     }
+                    if (part[2] != null) {
+                        part[2].attach(owner);
+                        statisticParts.add(part[2]);
+                    }
                 }
             }
             // NDArrays.concat of a single array returns a copy cut from autograd
             perToken = parts.size() == 1 ? parts.head() : NDArrays.concat(parts);
             if (withEntropy) {
                 entropy = entropies.size() == 1 ? entropies.head() : NDArrays.concat(entropies);
+            }
+            if (statistics != null) {
+                statistics.add(statisticParts.size() == 1 ? statisticParts.head() : NDArrays.concat(statisticParts));
             }
         }
         NDArray rowIds =
@@ -246,9 +405,30 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             UnaryOperator<NDArray> toLogits,
             BinaryOperator<NDArray> tokenLogProbs,
             NDArray targets,
-            boolean withEntropy) {
+            boolean withEntropy,
+            boolean withStatistics) {
         NDArray logits = toLogits.apply(rows);
-        return new NDArray[] {tokenLogProbs.apply(logits, targets), withEntropy ? entropy(logits) : null};
+        NDArray logProbs = tokenLogProbs.apply(logits, targets);
+        return new NDArray[] {
+            logProbs,
+            withEntropy ? entropy(logits) : null,
+            withStatistics ? statistics(logits, targets, logProbs) : null
+        };
+    }
+
+    /**
+     * [n, {@link #STATISTICS}] per token, without gradient: entropy, mean logit, argmax hit, log Σ p², log-prob.
+     */
+    private static NDArray statistics(NDArray logits, NDArray targets, NDArray tokenLogProbs) {
+        NDArray z = logits.stopGradient().toType(DataType.FLOAT32, false);
+        NDArray lse = logSumExp(z);
+        NDArray p = z.sub(lse.reshape(-1, 1)).exp();
+        NDArray entropy = lse.sub(p.mul(z).sum(new int[] {1}));
+        NDArray meanLogit = z.mean(new int[] {1});
+        NDArray hit = z.argMax(1).eq(targets).toType(DataType.FLOAT32, false);
+        NDArray logSumPSquared = logSumExp(z.mul(2)).sub(lse.mul(2));
+        NDArray logProb = tokenLogProbs.stopGradient().toType(DataType.FLOAT32, false);
+        return NDArrays.stack(new NDList(entropy, meanLogit, hit, logSumPSquared, logProb), 1);
     }
 
     /** Σ −p·log p of each row's softmax, without a graph: lse(z) − Σ softmax(z)·z. */
@@ -269,6 +449,7 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             double temperature,
             NDArray targets,
             boolean withEntropy,
+            boolean withStatistics,
             NDManager scope) {
         NDArray logits = toLogits.apply(rows.stopGradient());
         NDArray value = tokenLogProbs.apply(logits, targets).stopGradient();
@@ -279,7 +460,10 @@ public record LogProbs(NDArray sum, NDArray mean, NDArray tokens) {
             direction = direction.div(temperature);
         }
         NDArray dot = rows.mul(direction).sum(new int[] {1});
-        return new NDArray[] {value.add(dot.sub(dot.stopGradient())), withEntropy ? entropy(logits) : null};
+        NDArray logProbs = value.add(dot.sub(dot.stopGradient()));
+        return new NDArray[] {
+            logProbs, withEntropy ? entropy(logits) : null, withStatistics ? statistics(logits, targets, value) : null
+        };
     }
 
     /**

@@ -2,6 +2,7 @@ package org.align4j.trainer;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -15,9 +16,12 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.IntStream;
+import java.util.stream.Stream;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.evaluation.Divergence;
+import org.align4j.losses.CombinedLoss;
+import org.align4j.losses.FDivergence;
 import org.align4j.losses.LossType;
 import org.align4j.losses.PreferenceLoss;
 import org.align4j.losses.RewardMetrics;
@@ -114,18 +118,17 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         try {
             requirePreference(config);
             Device device = Devices.resolve(config.device());
-            PreferenceLoss objective =
-                    config.loss().create(config.beta(), config.labelSmoothing(), config.preference(), config.gamma());
+            PreferenceLoss objective = objective(config);
             tokenizer = TextTokenizer.load(Path.of(config.model()));
             RunData data = RunData.load(config, tokenizer, RunData.PAIRS);
             long withPreference =
                     data.train().stream().filter(p -> p.preference() != null).count();
-            if (withPreference > 0 && !config.loss().readsPairPreference()) {
+            if (withPreference > 0 && config.objectives().stream().noneMatch(LossType::readsPairPreference)) {
                 LOG.warn(
                         "{} of {} training pairs carry a preference probability; loss {} does not read it ({} do)",
                         withPreference,
                         data.train().size(),
-                        config.loss(),
+                        config.lossName(),
                         String.join(
                                 ", ",
                                 LossType.preferenceTypes().stream()
@@ -178,6 +181,34 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             folder.close();
             throw e;
         }
+    }
+
+    /**
+     * The run's objective: one {@link LossType} alone, or a {@link CombinedLoss} for a mix, weights, an
+     * f-divergence or WPO weights.
+     *
+     * @param config the resolved config
+     * @return the objective
+     * @throws IllegalArgumentException naming what cannot be built
+     */
+    public static PreferenceLoss objective(TrainConfig config) {
+        if (!config.combinedObjective()) {
+            return create(config, config.loss());
+        }
+        List<CombinedLoss.Term> terms = new ArrayList<>();
+        for (int i = 0; i < config.objectives().size(); i++) {
+            LossType t = config.objectives().get(i);
+            terms.add(new CombinedLoss.Term(
+                    t,
+                    t == LossType.SFT ? null : create(config, t),
+                    config.objectiveWeights().get(i)));
+        }
+        return new CombinedLoss(config.beta(), terms, config.fDivergenceType(), config.fAlphaDivergenceCoef());
+    }
+
+    private static PreferenceLoss create(TrainConfig config, LossType t) {
+        return t.create(
+                config.beta(), config.labelSmoothing(), config.preference(), config.gamma(), config.discopopTau());
     }
 
     private static void requirePreference(TrainConfig config) {
@@ -233,7 +264,11 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                                 ? "the policy with its adapters off (no copy)"
                                 : "a frozen copy of " + config.referenceModelOrModel() + " ("
                                         + TrainConfig.configName(config.referenceDtype()) + ")";
-        return config.loss() + ", beta " + TrainConfig.defaultFormat(config.beta()) + "; " + ref;
+        String modifiers = (config.fDivergenceType() != FDivergence.REVERSE_KL ? ", " + config.fDivergenceType() : "")
+                + (config.ldAlpha() != 1 ? ", ld_alpha " + TrainConfig.defaultFormat(config.ldAlpha()) : "")
+                + (config.useWeighting() ? ", WPO weights" : "")
+                + (config.lossWeights().isEmpty() ? "" : ", weights " + config.lossWeights());
+        return config.lossName() + ", beta " + TrainConfig.defaultFormat(config.beta()) + modifiers + "; " + ref;
     }
 
     @Override
@@ -256,34 +291,110 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         return data.trainSources().get(i);
     }
 
+    /** The names of {@link Scored#metrics}: TRL's reward metrics, then its token metrics. */
+    private static final List<String> METRICS = Stream.concat(
+                    RewardMetrics.NAMES.stream(),
+                    Stream.of("entropy", "logits/chosen", "logits/rejected", "mean_token_accuracy"))
+            .toList();
+
     /**
      * A batch scored: the objective's output and TRL's metrics as one device array.
      *
      * @param out the objective on the log-probs it reads (summed, or length-averaged for IPO and SimPO)
-     * @param metrics [6] {@link RewardMetrics#NAMES}: rewards on summed log-probs for every objective with a reference, as TRL logs them
+     * @param metrics {@link #METRICS}: rewards on summed log-probs for every objective with a reference, as TRL
+     *     logs them, then the token metrics of the policy's pass
      */
     private record Scored(PreferenceLoss.Output out, NDArray metrics) {}
 
     private Scored score(
-            PreferenceBatch b, ReferencePolicy.Split split, int[] indices, NDManager scope, boolean training) {
+            PreferenceBatch batch, ReferencePolicy.Split split, int[] indices, NDManager scope, boolean training) {
+        PreferenceBatch b = config.ldAlpha() == 1 ? batch : ldWeighted(batch, config.ldAlpha());
         ReferencePolicy.LogProbs ref = reference == null ? null : reference.logProbs(b, split, indices, scope);
-        LogProbs lp = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), training);
+        LogProbs lp = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), training, true);
         boolean mean = objective.reduction() == PreferenceLoss.Reduction.MEAN;
         int n = b.pairs();
+        String chosen = "0:" + n;
+        String rejected = n + ":";
         NDArray sum = lp.sum();
         NDArray perRow = mean ? lp.mean() : sum;
         NDArray rc = ref == null ? null : mean ? ref.chosenMean() : ref.chosenSum();
         NDArray rr = ref == null ? null : mean ? ref.rejectedMean() : ref.rejectedSum();
-        PreferenceLoss.Output out =
-                objective.compute(perRow.get("0:" + n), perRow.get(n + ":"), rc, rr, b.preference());
+        PreferenceLoss.Output out;
+        if (objective instanceof CombinedLoss mix) {
+            NDArray weights = config.useWeighting() ? wpoWeights(lp, n) : null;
+            out = mix.compute(
+                    sum.get(chosen),
+                    sum.get(rejected),
+                    rc,
+                    rr,
+                    b.preference(),
+                    lp.tokens().get(chosen),
+                    lp.tokens().get(rejected),
+                    weights);
+        } else {
+            out = objective.compute(perRow.get(chosen), perRow.get(rejected), rc, rr, b.preference());
+        }
         // TRL reports log-probs and rewards on summed log-probs for every loss; a reference-free objective reports its
         // own
         NDArray reported = objective.usesReference() ? sum : perRow;
-        NDArray pc = reported.get("0:" + n);
-        NDArray pr = reported.get(n + ":");
+        NDArray pc = reported.get(chosen);
+        NDArray pr = reported.get(rejected);
         NDList rewards = RewardMetrics.rewards(
                 objective, out, pc, pr, ref == null ? null : ref.chosenSum(), ref == null ? null : ref.rejectedSum());
-        return new Scored(out, RewardMetrics.tensor(rewards.get(0), rewards.get(1), pc, pr));
+        NDArray metrics = NDArrays.concat(
+                new NDList(RewardMetrics.tensor(rewards.get(0), rewards.get(1), pc, pr), tokenMetrics(lp, n)));
+        return new Scored(out, metrics);
+    }
+
+    /**
+     * TRL's token metrics of the policy's pass, from the statistics made with its log-probs: {@code
+     * entropy} (mean over the completion tokens of both halves), {@code logits/chosen} and {@code
+     * logits/rejected} (the mean logit over the vocabulary, averaged over each half's completion tokens) and
+     * {@code mean_token_accuracy} (the share of the chosen completions' tokens that are the argmax).
+     *
+     * @return [4] float64
+     */
+    private static NDArray tokenMetrics(LogProbs lp, int n) {
+        NDArray s = lp.statistics().toType(DataType.FLOAT64, false);
+        NDArray t = lp.tokens().toType(DataType.FLOAT64, false);
+        NDArray chosenTokens = t.get("0:" + n).sum().maximum(1);
+        NDArray rejectedTokens = t.get(n + ":").sum().maximum(1);
+        return NDArrays.stack(new NDList(
+                s.get(":, 0").sum().div(t.sum().maximum(1)),
+                s.get("0:" + n + ", 1").sum().div(chosenTokens),
+                s.get(n + ":, 1").sum().div(rejectedTokens),
+                s.get("0:" + n + ", 2").sum().div(chosenTokens)));
+    }
+
+    /**
+     * WPO's weight of each pair (Zhou et al., 2024, Eq. 2, as TRL 1.13): for each completion, the exponential
+     * of its mean over tokens of log p(y_t) − log Σ_v p(v)², without gradient; a pair's weight is the product
+     * of its two completions'.
+     *
+     * @return [B]
+     */
+    private static NDArray wpoWeights(LogProbs lp, int n) {
+        NDArray s = lp.statistics();
+        NDArray aligned = s.get(":, 4").sub(s.get(":, 3")).div(lp.tokens().maximum(1));
+        NDArray w = aligned.exp().stopGradient();
+        return w.get("0:" + n).mul(w.get(n + ":"));
+    }
+
+    /**
+     * LD-DPO's weights (Liu et al., 2024, "Length Desensitization in Directed Preference Optimization", as
+     * TRL 1.13's ld_alpha): in each pair, the tokens of both completions up to the shorter one's length
+     * weigh 1 and those past it α, carried by a floating-point completion mask.
+     */
+    private static PreferenceBatch ldWeighted(PreferenceBatch b, double alpha) {
+        int n = b.pairs();
+        NDArray mask = b.completionMask().toType(DataType.FLOAT32, false);
+        NDArray position = mask.cumSum(1); // 1, 2, ... along each completion
+        NDArray lengths = mask.sum(new int[] {1});
+        NDArray shared = lengths.get("0:" + n).minimum(lengths.get(n + ":"));
+        NDArray sharedPerRow = NDArrays.concat(new NDList(shared, shared)).reshape(-1, 1);
+        NDArray tail = position.gt(sharedPerRow).toType(DataType.FLOAT32, false);
+        NDArray weights = mask.mul(tail.mul((float) (alpha - 1)).add(1));
+        return new PreferenceBatch(b.ids(), b.attentionMask(), weights, b.preference(), b.pairs(), b.tokens());
     }
 
     /** A micro-batch weighs its pairs: the step's loss is the mean over all of its pairs. */
@@ -302,7 +413,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
         Scored s = score(b, ReferencePolicy.Split.TRAIN, indices, scope, true);
         NDArray loss = s.out().meanLoss();
         collector.backward(ScalarOps.times(loss, scale));
-        return MicroResult.of(loss, s.metrics(), RewardMetrics.NAMES, b.tokens());
+        return MicroResult.of(loss, s.metrics(), METRICS, b.tokens());
     }
 
     @Override
@@ -323,7 +434,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                 m.put("loss", s.out().meanLoss().toType(DataType.FLOAT64, false).getDouble());
                 double[] metrics = s.metrics().toDoubleArray();
                 for (int k = 0; k < metrics.length; k++) {
-                    m.put(RewardMetrics.NAMES.get(k), metrics[k]);
+                    m.put(METRICS.get(k), metrics[k]);
                 }
                 CausalLm klReference = config.evalKl() ? referenceModelForKl() : null;
                 if (klReference != null) {

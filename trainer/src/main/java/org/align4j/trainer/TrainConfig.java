@@ -9,6 +9,7 @@ import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.TextNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import java.io.IOException;
@@ -39,6 +40,7 @@ import java.util.function.Function;
 import org.align4j.data.DataFormat;
 import org.align4j.data.EncodingOptions;
 import org.align4j.data.EncodingOptions.Truncation;
+import org.align4j.losses.FDivergence;
 import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
 import org.align4j.model.lora.LoraConfig;
@@ -70,6 +72,15 @@ import org.slf4j.LoggerFactory;
  * @param gamma γ for simpo
  * @param centerRewardsCoefficient c of a reward model's centring term c·(r_c + r_r)² (TRL's
  *     center_rewards_coefficient; 0 = off)
+ * @param lossTerms the objectives of a mix, summed with {@code lossWeights} (TRL's {@code loss_type} as a
+ *     list, e.g. dpo, bco-pair, sft for MPO); empty for {@code loss} alone, which is then the mix's first
+ *     preference objective
+ * @param lossWeights one weight per objective of the mix (empty: 1 each)
+ * @param fDivergenceType the f-divergence of f-DPO applied to every objective (reverse_kl: DPO's own)
+ * @param fAlphaDivergenceCoef α of the alpha_divergence
+ * @param ldAlpha LD-DPO's weight of the tokens past the shorter completion of a pair (1 = none)
+ * @param useWeighting WPO's per-pair weights from the policy's length-normalised sequence probabilities
+ * @param discopopTau τ of discopop
  * @param learningRate peak learning rate (TRL's defaults: 1e-6 for preference objectives, 2e-5 for SFT)
  * @param weightDecay decoupled weight decay (not applied to biases and norm weights)
  * @param adamBeta1 AdamW β₁
@@ -146,7 +157,9 @@ public record TrainConfig(
         @Key(label = "DIR", help = "Run folder (checkpoints, metrics.jsonl, train.log, final/)")
         String output,
 
-        @Key(help = "Objective: dpo, cdpo, robust, hinge, ipo, ipo-sum, ipo-soft, simpo (TRL's sigmoid is dpo)")
+        @Key(
+                help =
+                        "Objective: dpo, ipo, nca-pair, ... (align4j losses lists them; TRL's loss_type names too); a comma list is a mix")
         LossType loss,
 
         @Key(help = "Inverse temperature beta of the preference objectives")
@@ -166,6 +179,32 @@ public record TrainConfig(
                 help =
                         "Reward model: weight c of c*(r_c + r_r)^2, pulling rewards to mean zero (TRL recommends 0.01; 0 = off)")
         double centerRewardsCoefficient,
+
+        @Key(
+                label = "LOSSES",
+                help =
+                        "A mix of objectives summed with --loss-weights, as TRL's loss_type list (e.g. dpo,bco-pair,sft: MPO); --loss given as a list sets it")
+        List<LossType> lossTerms,
+
+        @Key(label = "WEIGHTS", help = "One weight per objective of the mix (e.g. 0.8,0.2,1; default: 1 each)")
+        List<Double> lossWeights,
+
+        @Key(
+                help =
+                        "f-DPO's divergence: reverse_kl, forward_kl, js_divergence or alpha_divergence (objectives on the chosen - rejected difference)")
+        FDivergence fDivergenceType,
+
+        @Key(help = "Coefficient alpha of alpha_divergence") double fAlphaDivergenceCoef,
+
+        @Key(
+                help =
+                        "LD-DPO: weight of the tokens past the shorter completion of a pair, in [0, 1] (1 = none; objectives on summed log-ratios)")
+        double ldAlpha,
+
+        @Key(help = "WPO: weigh each pair by the policy's length-normalised probabilities of its two completions")
+        boolean useWeighting,
+
+        @Key(help = "Temperature tau of discopop") double discopopTau,
 
         @Key(flags = "--lr", help = "Peak learning rate (TRL's defaults: 1e-6, and 2e-5 for sft)")
         double learningRate,
@@ -366,6 +405,13 @@ public record TrainConfig(
         d.put("preference", 1.0);
         d.put("gamma", 0.5);
         d.put("center_rewards_coefficient", 0.0);
+        d.put("loss_terms", List.of());
+        d.put("loss_weights", List.of());
+        d.put("f_divergence_type", FDivergence.REVERSE_KL);
+        d.put("f_alpha_divergence_coef", 0.5);
+        d.put("ld_alpha", 1.0);
+        d.put("use_weighting", false);
+        d.put("discopop_tau", 0.05);
         d.put("learning_rate", 1e-6);
         d.put("weight_decay", 0.0);
         d.put("adam_beta1", 0.9);
@@ -566,8 +612,26 @@ public record TrainConfig(
             }
         });
         given.putAll(fromOverrides);
-        LossType loss = (LossType) values.get("loss");
         Object fixedLoss = mergeBase(base).get("loss");
+        @SuppressWarnings("unchecked")
+        List<LossType> terms = (List<LossType>) values.get("loss_terms");
+        if (!terms.isEmpty()) {
+            if (base.containsKey("loss")) {
+                throw new IllegalArgumentException(
+                        given.get("loss_terms") + ": this command trains loss " + fixedLoss + " only, not a mix");
+            }
+            LossType first = terms.stream()
+                    .filter(LossType::isPreference)
+                    .findFirst()
+                    .orElseThrow(() -> new IllegalArgumentException(
+                            given.get("loss_terms") + ": a mix needs a preference objective, got " + terms));
+            if (given.containsKey("loss") && values.get("loss") != first) {
+                throw new IllegalArgumentException(
+                        given.get("loss") + ": the mix " + terms + " starts with " + first + "; give the mix alone");
+            }
+            values.put("loss", first);
+        }
+        LossType loss = (LossType) values.get("loss");
         if (base.containsKey("loss") && given.containsKey("loss") && loss != fixedLoss) {
             throw new IllegalArgumentException(
                     given.get("loss") + ": this command trains loss " + fixedLoss + " only, got " + loss);
@@ -604,6 +668,7 @@ public record TrainConfig(
             // TRL's GRPOConfig/RLOOConfig: 8 completions per micro-batch, the model's dropout kept
             case GRPO, RLOO -> Map.of("batch_size", 8, "disable_dropout", false);
             case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
+            case EXO_PAIR -> Map.of("label_smoothing", 1e-3);
             default -> Map.of();
         };
     }
@@ -631,6 +696,15 @@ public record TrainConfig(
                 node = alias.get().translate(node);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(where + ": " + e.getMessage());
+            }
+        }
+        if (key.equals("loss") && (node.isArray() || node.asText().contains(","))) {
+            // a list of objectives is a mix (TRL's loss_type list); a list of one is that objective
+            List<String> names = listItems(node);
+            if (names.size() == 1) {
+                node = TextNode.valueOf(names.get(0));
+            } else {
+                key = "loss_terms";
             }
         }
         if (source.containsKey(key)) {
@@ -685,6 +759,14 @@ public record TrainConfig(
         if (type == Map.class) {
             return mapping(v, where);
         }
+        if (type == List.class) {
+            boolean objectives = rc.getGenericType().getTypeName().contains(LossType.class.getSimpleName());
+            List<Object> out = new ArrayList<>();
+            for (String item : listItems(v)) {
+                out.add(objectives ? parseEnum(LossType.class, item, where) : (Object) number(item, where));
+            }
+            return List.copyOf(out);
+        }
         if (v.isContainerNode()) {
             throw new IllegalArgumentException(
                     where + ": expected a single value, got " + (v.isArray() ? "a list" : "a mapping"));
@@ -730,6 +812,24 @@ public record TrainConfig(
             return parseEnum(type, text, where);
         }
         throw new IllegalStateException("no conversion for " + type);
+    }
+
+    /** The items of a list: a YAML list, or (from a flag) comma-separated text, blanks dropped. */
+    private static List<String> listItems(JsonNode v) {
+        List<String> items = new ArrayList<>();
+        if (v.isArray()) {
+            v.forEach(n -> items.add(n.asText().trim()));
+        } else {
+            String text = v.asText().trim();
+            if (text.startsWith("[") && text.endsWith("]")) {
+                text = text.substring(1, text.length() - 1);
+            }
+            for (String part : text.split(",")) {
+                items.add(part.trim());
+            }
+        }
+        items.removeIf(String::isEmpty);
+        return items;
     }
 
     /** A mapping: a YAML mapping, a Java map, or (from a flag) its JSON text. */
@@ -820,8 +920,9 @@ public record TrainConfig(
         require(data != null, name.apply("data"), "missing: the training data");
         require(output != null, name.apply("output"), "missing: the run folder");
         validate(name);
+        List<LossType> objectives = objectives();
         for (LossType.Hyperparameter h : LossType.Hyperparameter.values()) {
-            if (given.containsKey(h.key()) && !loss.uses(h)) {
+            if (given.containsKey(h.key()) && objectives.stream().noneMatch(t -> t.uses(h))) {
                 List<String> users = Arrays.stream(LossType.values())
                         .filter(t -> t.uses(h))
                         .map(LossType::toString)
@@ -830,9 +931,10 @@ public record TrainConfig(
                         ? "every preference objective does"
                         : String.join(", ", users) + (users.size() == 1 ? " does" : " do");
                 throw new IllegalArgumentException(
-                        given.get(h.key()) + ": loss " + loss + " does not use it (" + who + ")");
+                        given.get(h.key()) + ": loss " + lossName() + " does not use it (" + who + ")");
             }
         }
+        validateModifiers(given, name);
         if (loss == LossType.SFT) {
             for (String k : List.of("reference", "reference_model", "reference_dtype", "cache_dir", "eval_kl")) {
                 refuseIf(given, k, "sft has no reference policy");
@@ -967,8 +1069,102 @@ public record TrainConfig(
         return new LoraConfig(loraR, loraAlpha, loraDropout, LoraConfig.parseTargets(loraTarget), false);
     }
 
+    /** @return the objectives of the run: the mix's terms, or {@code loss} alone */
+    public List<LossType> objectives() {
+        return lossTerms.isEmpty() ? List.of(loss) : lossTerms;
+    }
+
+    /** @return the weight of each of {@link #objectives()}: {@code loss_weights}, or 1 each */
+    public List<Double> objectiveWeights() {
+        return lossWeights.isEmpty() ? Collections.nCopies(objectives().size(), 1.0) : lossWeights;
+    }
+
+    /** @return the objective as the log names it: {@code dpo}, or a mix {@code dpo+bco-pair+sft} */
+    public String lossName() {
+        return String.join("+", objectives().stream().map(LossType::toString).toList());
+    }
+
+    /** @return whether the run needs more than one plain objective: a mix, weights, an f-divergence or WPO */
+    public boolean combinedObjective() {
+        return objectives().size() > 1
+                || objectiveWeights().get(0) != 1.0
+                || fDivergenceType != FDivergence.REVERSE_KL
+                || useWeighting;
+    }
+
+    /** The mix and its modifiers: each read by every objective of the run, or refused by name. */
+    private void validateModifiers(Map<String, String> given, Function<String, String> name) {
+        List<LossType> objectives = objectives();
+        List<String> modifiers =
+                List.of("loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "ld_alpha", "use_weighting");
+        if (!loss.isPreference()) {
+            for (String k : modifiers) {
+                refuseIf(given, k, loss + " trains no preference objective");
+            }
+            return;
+        }
+        for (LossType t : objectives) {
+            if (objectives.size() > 1 && !t.mixable()) {
+                throw new IllegalArgumentException(name.apply("loss_terms") + ": " + t + " cannot be a term of a mix ("
+                        + LossType.mixableNames() + " can)");
+            }
+        }
+        if (!lossWeights.isEmpty() && lossWeights.size() != objectives.size()) {
+            throw new IllegalArgumentException(name.apply("loss_weights") + ": " + lossWeights.size() + " weights for "
+                    + objectives.size() + " objectives (" + lossName() + ")");
+        }
+        if (given.containsKey("f_divergence_type")) {
+            for (LossType t : objectives) {
+                if (!t.hasFDivergenceForm()) {
+                    throw new IllegalArgumentException(given.get("f_divergence_type") + ": loss " + t
+                            + " has no f-divergence form (only objectives on the chosen - rejected difference: "
+                            + LossType.fDivergenceNames() + ")");
+                }
+            }
+        }
+        if (fDivergenceType != FDivergence.ALPHA_DIVERGENCE) {
+            refuseIf(given, "f_alpha_divergence_coef", "read only with f_divergence_type alpha_divergence");
+        }
+        if (given.containsKey("ld_alpha")) {
+            for (LossType t : objectives) {
+                if (!t.readsLdAlpha()) {
+                    throw new IllegalArgumentException(given.get("ld_alpha") + ": loss " + t
+                            + " does not use it (LD-DPO weighs summed log-ratios; "
+                            + String.join(
+                                    ", ",
+                                    Arrays.stream(LossType.values())
+                                            .filter(LossType::readsLdAlpha)
+                                            .map(LossType::toString)
+                                            .toList())
+                            + " do)");
+                }
+            }
+            refuseIf(
+                    given,
+                    "ld_alpha",
+                    reference == Reference.PRECOMPUTED
+                            ? "the precomputed reference cache holds whole sums; use reference: copy"
+                            : null);
+        }
+        if (useWeighting) {
+            for (LossType t : objectives) {
+                if (!t.takesPairWeights()) {
+                    throw new IllegalArgumentException(name.apply("use_weighting") + ": loss " + t
+                            + " does not take per-pair weights (aot and aot-unpaired sort the batch; simpo has no"
+                            + " reference)");
+                }
+            }
+        }
+        if (objectives.contains(LossType.EXO_PAIR)) {
+            require(
+                    labelSmoothing > 0,
+                    name.apply("label_smoothing"),
+                    "exo-pair needs epsilon > 0 (the EXO paper: 1e-3), got " + labelSmoothing);
+        }
+    }
+
     private static void refuseIf(Map<String, String> given, String key, String why) {
-        if (given.containsKey(key)) {
+        if (why != null && given.containsKey(key)) {
             throw new IllegalArgumentException(given.get(key) + ": has no effect here: " + why);
         }
     }
@@ -991,6 +1187,11 @@ public record TrainConfig(
                 "must lie in [0, 0.5), got " + labelSmoothing);
         require(preference >= 0 && preference <= 1, name.apply("preference"), "must lie in [0, 1], got " + preference);
         require(gamma >= 0, name.apply("gamma"), "must be >= 0, got " + gamma);
+        require(ldAlpha >= 0 && ldAlpha <= 1, name.apply("ld_alpha"), "must lie in [0, 1], got " + ldAlpha);
+        require(discopopTau > 0, name.apply("discopop_tau"), "must be > 0, got " + discopopTau);
+        for (double w : lossWeights) {
+            require(Double.isFinite(w), name.apply("loss_weights"), "must be finite numbers, got " + lossWeights);
+        }
         require(
                 centerRewardsCoefficient >= 0,
                 name.apply("center_rewards_coefficient"),
@@ -1053,6 +1254,11 @@ public record TrainConfig(
         for (RecordComponent rc : COMPONENTS) {
             try {
                 Object v = rc.getAccessor().invoke(this);
+                if (v instanceof List<?> list) {
+                    v = list.stream()
+                            .map(x -> x instanceof Enum<?> e ? configName(e) : x)
+                            .toList();
+                }
                 m.put(snake(rc.getName()), v instanceof Enum<?> e ? configName(e) : v);
             } catch (ReflectiveOperationException e) {
                 throw new IllegalStateException(e);
@@ -1185,6 +1391,11 @@ public record TrainConfig(
         }
 
         private Builder<T> put(String key, Object value) {
+            if (value instanceof List<?> list) {
+                value = list.stream()
+                        .map(x -> x instanceof Enum<?> e ? configName(e) : x)
+                        .toList();
+            }
             values.put(
                     key, value instanceof Enum<?> e ? configName(e) : value instanceof Path p ? p.toString() : value);
             return this;
@@ -1235,6 +1446,41 @@ public record TrainConfig(
         /** @param v {@link TrainConfig#loss} @return this */
         public Builder<T> loss(LossType v) {
             return put("loss", v);
+        }
+
+        /** @param v {@link TrainConfig#lossTerms}: a mix of objectives @return this */
+        public Builder<T> lossTerms(List<LossType> v) {
+            return put("loss_terms", v);
+        }
+
+        /** @param v {@link TrainConfig#lossWeights} @return this */
+        public Builder<T> lossWeights(List<Double> v) {
+            return put("loss_weights", v);
+        }
+
+        /** @param v {@link TrainConfig#fDivergenceType} @return this */
+        public Builder<T> fDivergenceType(FDivergence v) {
+            return put("f_divergence_type", v);
+        }
+
+        /** @param v {@link TrainConfig#fAlphaDivergenceCoef} @return this */
+        public Builder<T> fAlphaDivergenceCoef(double v) {
+            return put("f_alpha_divergence_coef", v);
+        }
+
+        /** @param v {@link TrainConfig#ldAlpha} @return this */
+        public Builder<T> ldAlpha(double v) {
+            return put("ld_alpha", v);
+        }
+
+        /** @param v {@link TrainConfig#useWeighting} @return this */
+        public Builder<T> useWeighting(boolean v) {
+            return put("use_weighting", v);
+        }
+
+        /** @param v {@link TrainConfig#discopopTau} @return this */
+        public Builder<T> discopopTau(double v) {
+            return put("discopop_tau", v);
         }
 
         /** @param v {@link TrainConfig#beta} @return this */

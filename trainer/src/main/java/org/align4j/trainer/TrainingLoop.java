@@ -61,6 +61,9 @@ public abstract class TrainingLoop implements AutoCloseable {
     private Path unverified;
 
     private final List<TrainingListener> listeners = new ArrayList<>();
+    /** Real tokens trained on since this process started the run (TRL's num_tokens, which a resumed run restarts too). */
+    private long tokensSeen;
+
     private volatile boolean stopRequested;
     private final CountDownLatch finished = new CountDownLatch(1);
 
@@ -471,6 +474,7 @@ public abstract class TrainingLoop implements AutoCloseable {
                 }
                 long t0 = System.nanoTime();
                 Accumulated acc = forwardBackward(cursor, step);
+                tokensSeen += acc.tokens();
                 reportGradientNorms(step + 1);
                 double lr = schedule.at(step);
                 double gradNorm = clipOrStop(optimizer, acc, step + 1);
@@ -482,8 +486,8 @@ public abstract class TrainingLoop implements AutoCloseable {
                 step++;
                 delayForTests();
                 boolean logs = step % config.logEvery() == 0 || step == totalSteps;
-                Map<String, Double> m =
-                        stepMetrics(acc, logs, lr, gradNorm, (System.nanoTime() - t0) / 1e9, cursor.epochs());
+                Map<String, Double> m = stepMetrics(
+                        acc, logs, lr, gradNorm, (System.nanoTime() - t0) / 1e9, cursor.epochs(), tokensSeen);
                 if (logs) {
                     m.putAll(stepExtras(step));
                 }
@@ -624,7 +628,7 @@ public abstract class TrainingLoop implements AutoCloseable {
 
     /** The step's metrics: the accumulated values when the step logs, and what the host knows anyway. */
     private static Map<String, Double> stepMetrics(
-            Accumulated acc, boolean logs, double lr, double gradNorm, double seconds, double epochs) {
+            Accumulated acc, boolean logs, double lr, double gradNorm, double seconds, double epochs, long tokensSeen) {
         Map<String, Double> m = new LinkedHashMap<>();
         if (logs) {
             double[] values = acc.means();
@@ -636,6 +640,7 @@ public abstract class TrainingLoop implements AutoCloseable {
         m.put("learning_rate", lr);
         m.put("grad_norm", gradNorm);
         m.put("tokens_per_second", acc.tokens() / seconds);
+        m.put("num_tokens", (double) tokensSeen);
         m.put("epoch", epochs);
         return m;
     }

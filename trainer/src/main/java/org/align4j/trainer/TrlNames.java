@@ -50,16 +50,8 @@ public final class TrlNames {
         ALIASES.put("logging_steps", new Alias("logging_steps", "log_every", TrlNames::wholeSteps));
         ALIASES.put("save_steps", new Alias("save_steps", "save_every", TrlNames::wholeSteps));
         ALIASES.put("eval_steps", new Alias("eval_steps", "eval_every", TrlNames::wholeSteps));
-        ALIASES.put("loss_type", new Alias("loss_type", "loss", v -> {
-            if (v.isArray()) {
-                if (v.size() != 1) {
-                    throw new IllegalArgumentException("combining " + v.size()
-                            + " loss types (TRL's loss_weights, MPO) is not implemented; give one");
-                }
-                return v.get(0);
-            }
-            return v;
-        }));
+        // a list is a mix of objectives (TrainConfig reads it into loss_terms)
+        same("loss_type", "loss");
         ALIASES.put("lr_scheduler_type", new Alias("lr_scheduler_type", "schedule", v -> {
             String s = v.asText().toLowerCase(Locale.ROOT);
             return switch (s) {
@@ -92,16 +84,9 @@ public final class TrlNames {
                 "TRL cuts prompt + completion from one end; align4j cuts the prompt to max_prompt_length (keeping "
                         + "the end given by 'truncation') and the completions to max_length");
         refuse("pad_to_multiple_of", "not implemented");
-        refuse("loss_weights", "combining loss types (MPO) is not implemented");
-        for (String k : List.of(
-                "ld_alpha",
-                "f_divergence_type",
-                "f_alpha_divergence_coef",
-                "use_weighting",
-                "discopop_tau",
-                "rpo_alpha")) {
-            refuse(k, "this DPO variant is not implemented");
-        }
+        refuse(
+                "rpo_alpha",
+                "RPO's NLL term is the sft term of a mix: loss_type [sigmoid, sft] with loss_weights [1, alpha]");
         for (String k : List.of("sync_ref_model", "ref_model_mixup_alpha", "ref_model_sync_steps")) {
             refuse(k, "TR-DPO's reference updates are not implemented");
         }

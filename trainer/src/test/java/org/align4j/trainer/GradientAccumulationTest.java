@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.Set;
 import org.align4j.losses.LossType;
 import org.align4j.model.Fixtures;
 import org.assertj.core.data.Offset;
@@ -50,6 +51,13 @@ class GradientAccumulationTest {
         return rec.steps.get(0);
     }
 
+    /**
+     * TRL's token metrics are means over a micro-batch's tokens, combined over the step's micro-batches as
+     * every metric is (by pairs; TRL: equally), so they depend on the split, as TRL's do.
+     */
+    private static final Set<String> TOKEN_MEANS =
+            Set.of("entropy", "logits/chosen", "logits/rejected", "mean_token_accuracy");
+
     @ParameterizedTest(name = "{0}: {1} x {2} (micro-batches of {3})")
     @CsvSource({
         "sft, 1, 8, 1 each",
@@ -67,7 +75,7 @@ class GradientAccumulationTest {
         Map<String, Double> whole = firstStep(type, 8, 1);
         Map<String, Double> split = firstStep(type, batchSize, gradAccum);
         for (String metric : whole.keySet()) {
-            if (metric.equals("tokens_per_second")) {
+            if (metric.equals("tokens_per_second") || TOKEN_MEANS.contains(metric)) {
                 continue;
             }
             assertThat(split.get(metric))

@@ -6,8 +6,13 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import org.align4j.data.DataFormat;
+import org.align4j.losses.ApoLoss;
+import org.align4j.losses.CombinedLoss;
+import org.align4j.losses.FDivergence;
 import org.align4j.losses.LossType;
 import org.align4j.model.nn.Compute;
 import org.junit.jupiter.api.Test;
@@ -129,7 +134,7 @@ class TrainConfigTest {
     @CsvSource(
             delimiter = '|',
             value = {
-                "loss: ipo;label_smoothing: 0.2|key 'label_smoothing': loss ipo does not use it (dpo, cdpo, robust do)",
+                "loss: ipo;label_smoothing: 0.2|key 'label_smoothing': loss ipo does not use it (dpo, cdpo, robust, exo-pair, aot, aot-unpaired do)",
                 "loss: hinge;label_smoothing: 0.2|key 'label_smoothing': loss hinge does not use it",
                 "loss: dpo;gamma: 5|key 'gamma': loss dpo does not use it (simpo does)",
                 "loss: dpo;preference: 0.6|key 'preference': loss dpo does not use it (ipo-soft does)",
@@ -140,13 +145,61 @@ class TrainConfigTest {
                 "reference: copy;cache_dir: c|key 'cache_dir': has no effect here: only reference: precomputed reads a cache",
                 "warmup_steps: 10;warmup_ratio: 0.1|key 'warmup_ratio': give warmup_steps or warmup_ratio, not both",
                 "max_steps: 10;epochs: 3|key 'epochs': max_steps 10 is also given",
-                "max_length: 64;max_prompt_length: 128|key 'max_prompt_length': 128 exceeds max_length 64"
+                "max_length: 64;max_prompt_length: 128|key 'max_prompt_length': 128 exceeds max_length 64",
+                "loss: ipo;ld_alpha: 0.5|key 'ld_alpha': loss ipo does not use it (LD-DPO weighs summed log-ratios;",
+                "loss: [dpo, sft];ld_alpha: 0.5|key 'ld_alpha': loss sft does not use it",
+                "loss: nca_pair;f_divergence_type: js_divergence|key 'f_divergence_type': loss nca-pair has no f-divergence form",
+                "loss_type: [sigmoid, aot];f_divergence_type: forward_kl|key 'f_divergence_type': loss aot has no f-divergence form",
+                "f_divergence_type: js_divergence;f_alpha_divergence_coef: 0.3|key 'f_alpha_divergence_coef': has no effect here: read only with f_divergence_type alpha_divergence",
+                "loss: [dpo, bco_pair, sft];loss_weights: [0.8, 0.2]|key 'loss_weights': 2 weights for 3 objectives (dpo+bco-pair+sft)",
+                "loss_weights: [1, 2]|key 'loss_weights': 2 weights for 1 objectives (dpo)",
+                "loss: aot;use_weighting: true|key 'use_weighting': loss aot does not take per-pair weights",
+                "loss: dpo;discopop_tau: 0.1|key 'discopop_tau': loss dpo does not use it (discopop does)",
+                "loss: [dpo, simpo]|key 'loss': simpo cannot be a term of a mix",
+                "loss: [sft, sft]|key 'loss': a mix needs a preference objective",
+                "loss: exo_pair;label_smoothing: 0|key 'label_smoothing': exo-pair needs epsilon > 0",
+                "ld_alpha: 1.5|key 'ld_alpha': must lie in [0, 1], got 1.5",
+                "loss: [dpo, sft];reference: precomputed;ld_alpha: 0.5|key 'ld_alpha': loss sft does not use it",
+                "reference: precomputed;ld_alpha: 0.5|key 'ld_alpha': has no effect here: the precomputed reference cache holds whole sums"
             })
     void anOptionThatWouldDoNothingIsRefusedByName(String lines, String message) throws IOException {
         Path f = yaml(REQUIRED + lines.replace(";", "\n") + "\n");
         assertThatThrownBy(() -> TrainConfig.resolve(f, Map.of()))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(message);
+    }
+
+    @Test
+    void aListOfObjectivesIsAMixAsTrlsLossTypeList() throws IOException {
+        Map<String, Object> base = Map.of("model", "m", "data", "d", "output", "o");
+        Map<String, Object> flags = new HashMap<>(base);
+        flags.put("loss_type", List.of("sigmoid", "bco_pair", "sft"));
+        flags.put("loss_weights", "0.8, 0.2, 1");
+        TrainConfig mpo = TrainConfig.resolve(null, flags);
+        assertThat(mpo.loss()).isEqualTo(LossType.DPO);
+        assertThat(mpo.objectives()).containsExactly(LossType.DPO, LossType.BCO_PAIR, LossType.SFT);
+        assertThat(mpo.objectiveWeights()).containsExactly(0.8, 0.2, 1.0);
+        assertThat(mpo.lossName()).isEqualTo("dpo+bco-pair+sft");
+        assertThat(PreferenceTrainer.objective(mpo))
+                .isInstanceOfSatisfying(
+                        CombinedLoss.class, c -> assertThat(c.terms()).hasSize(3));
+        assertThat(TrainConfig.resolve(yaml(mpo.toYaml()), Map.of()))
+                .as("config.yaml resolves again")
+                .isEqualTo(mpo);
+        Map<String, Object> comma = new HashMap<>(base);
+        comma.put("loss", "ipo,sft");
+        assertThat(TrainConfig.resolve(null, comma).objectives()).containsExactly(LossType.IPO, LossType.SFT);
+        Map<String, Object> one = new HashMap<>(base);
+        one.put("loss_type", List.of("apo_zero"));
+        TrainConfig apo = TrainConfig.resolve(null, one);
+        assertThat(apo.loss()).isEqualTo(LossType.APO_ZERO);
+        assertThat(apo.combinedObjective()).isFalse();
+        assertThat(PreferenceTrainer.objective(apo)).isInstanceOf(ApoLoss.class);
+        Map<String, Object> js = new HashMap<>(base);
+        js.put("f_divergence_type", "js_divergence");
+        assertThat(PreferenceTrainer.objective(TrainConfig.resolve(null, js)))
+                .isInstanceOfSatisfying(
+                        CombinedLoss.class, c -> assertThat(c.divergence()).isEqualTo(FDivergence.JS_DIVERGENCE));
     }
 
     @Test
@@ -230,6 +283,17 @@ class TrainConfigTest {
         }
         for (String name : TrlNames.acceptedWithoutEffectValues().keySet()) {
             assertThat(table).contains("`" + name + "`");
+        }
+        // DPOConfig's loss options that are align4j keys under the same name
+        for (String key : List.of(
+                "loss_weights",
+                "f_divergence_type",
+                "f_alpha_divergence_coef",
+                "ld_alpha",
+                "use_weighting",
+                "discopop_tau")) {
+            assertThat(TrainConfig.keys()).contains(key);
+            assertThat(table).as("README's TRL table").contains("`" + key + "`");
         }
     }
 

@@ -26,6 +26,7 @@ import org.align4j.model.Devices;
 import org.align4j.model.LogProbs;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.config.ModelConfig;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -62,7 +63,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             RunData data,
             ReferencePolicy reference,
             PreferenceLoss objective) {
-        super(config, policy, Path.of(config.model()), folder);
+        super(config, policy, ModelFolder.resolve(Path.of(config.model())), folder);
         this.tokenizer = tokenizer;
         this.data = data;
         this.reference = reference;

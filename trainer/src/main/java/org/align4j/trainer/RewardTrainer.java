@@ -22,6 +22,7 @@ import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.config.ModelConfig;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.nn.Compute;
 import org.align4j.model.tokenizer.TextTokenizer;
 
@@ -66,7 +67,7 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
             TextTokenizer tokenizer,
             RunData data,
             BradleyTerryLoss objective) {
-        super(config, model, Path.of(config.model()), folder);
+        super(config, model, ModelFolder.resolve(Path.of(config.model())), folder);
         this.tokenizer = tokenizer;
         this.data = data;
         this.objective = objective;

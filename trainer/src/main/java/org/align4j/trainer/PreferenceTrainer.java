@@ -137,7 +137,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             // a LoRA checkpoint is an adapter folder: its architecture is the base model's
             data.checkFits(ModelConfig.read(folder.resumeFrom()
                     .filter(p -> Files.isRegularFile(p.resolve("config.json")))
-                    .orElse(Path.of(config.model()))
+                    .orElseGet(() -> ModelFolder.resolve(Path.of(config.model())))
                     .resolve("config.json")));
             policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
             prepareAdapters(policy, config);

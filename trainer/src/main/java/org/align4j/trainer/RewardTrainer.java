@@ -109,9 +109,10 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
             RunData data = RunData.load(config, tokenizer, RunData.PAIRS, PreferenceEncoder.Target.REWARD_MODEL);
             Path start = folder.resumeFrom().orElse(Path.of(config.model()));
             // a LoRA checkpoint is an adapter folder: its architecture is the base model's
-            data.checkFits(ModelConfig.read(
-                    (Files.isRegularFile(start.resolve("config.json")) ? start : Path.of(config.model()))
-                            .resolve("config.json")));
+            data.checkFits(ModelConfig.read((Files.isRegularFile(start.resolve("config.json"))
+                            ? start
+                            : ModelFolder.resolve(Path.of(config.model())))
+                    .resolve("config.json")));
             model = folder.resumeFrom().isPresent()
                     ? CausalLm.load(start, device)
                     : CausalLm.loadRewardModel(start, device, tokenizer.padId(), config.seed());

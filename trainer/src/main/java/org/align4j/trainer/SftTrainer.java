@@ -91,7 +91,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
             // a LoRA checkpoint is an adapter folder: its architecture is the base model's
             data.checkFits(ModelConfig.read(folder.resumeFrom()
                     .filter(p -> Files.isRegularFile(p.resolve("config.json")))
-                    .orElse(Path.of(config.model()))
+                    .orElseGet(() -> ModelFolder.resolve(Path.of(config.model())))
                     .resolve("config.json")));
             CausalLm policy =
                     config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);

@@ -1,0 +1,143 @@
+package org.align4j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.align4j.model.Fixtures;
+import org.align4j.model.hub.FakeHub;
+import org.align4j.model.hub.HubClient;
+import org.align4j.model.hub.HubId;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Models and datasets by Hub id through the CLI, against {@link FakeHub} on 127.0.0.1. */
+class HubCliTest {
+    @TempDir
+    Path tmp;
+
+    FakeHub hub;
+
+    @BeforeEach
+    void start() throws Exception {
+        hub = new FakeHub();
+        hub.putFolder(HubId.Type.MODEL, "tiny/gpt2", Fixtures.model("gpt2-tiny"));
+        byte[] prefs = Files.readAllBytes(Fixtures.root().resolve("prefs.jsonl"));
+        hub.put(
+                HubId.Type.DATASET,
+                "team/prefs",
+                HubId.MAIN,
+                Map.of(
+                        "README.md", new byte[] {1},
+                        "data/train_prefs-00000-of-00001.jsonl", prefs,
+                        "data/test_prefs-00000-of-00001.jsonl", prefs));
+        HubClient.setShared(HubClient.fromEnvironment(
+                        Map.of("HF_HUB_CACHE", tmp.resolve("hub").toString(), "HF_ENDPOINT", hub.endpoint()), tmp)
+                .build());
+    }
+
+    @AfterEach
+    void stop() {
+        HubClient.setShared(null);
+        HubClient.setForcedOffline(false);
+        hub.close();
+    }
+
+    @Test
+    void trainsFromAModelAndADatasetByIdThenAgainOfflineFromTheCache() throws Exception {
+        CliTest.Result r = CliTest.run(
+                "train",
+                "--model",
+                "tiny/gpt2",
+                "--data",
+                "team/prefs:train_prefs",
+                "--eval-data",
+                "team/prefs:test_prefs",
+                "--output",
+                tmp.resolve("run").toString(),
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "2");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(tmp.resolve("run/final/model.safetensors")).exists();
+        assertThat(r.err()).contains("downloaded tiny/gpt2 model.safetensors: 622.2 kB / 622.2 kB");
+        assertThat(Files.readString(tmp.resolve("run/config.yaml"))).contains("model: tiny/gpt2");
+        assertThat(tmp.resolve("hub/datasets--team--prefs/refs/main")).exists();
+
+        int before = hub.requests().size();
+        CliTest.Result offline = CliTest.run(
+                "train",
+                "--offline",
+                "--model",
+                "tiny/gpt2",
+                "--data",
+                "team/prefs:train_prefs",
+                "--output",
+                tmp.resolve("run2").toString(),
+                "--max-steps",
+                "1",
+                "--batch-size",
+                "2");
+        assertThat(offline.code()).as(offline.err()).isZero();
+        assertThat(hub.requests()).hasSize(before);
+    }
+
+    @Test
+    void badIdsAreOneLineAndExitTwo() throws Exception {
+        hub.put(
+                HubId.Type.MODEL,
+                "old/bert",
+                HubId.MAIN,
+                Map.of(
+                        "config.json",
+                        Files.readAllBytes(Fixtures.model("gpt2-tiny").resolve("config.json")),
+                        "pytorch_model.bin",
+                        new byte[] {1}));
+        String[][] cases = {
+            {"--model", "tiny/gp--t2", "'gp--t2' is not a valid Hub name"},
+            {"--model", "tiny/gpt2@nope", "tiny/gpt2: revision 'nope' does not exist"},
+            {"--model", "old/bert", "old/bert: the model's weights are pickle files only (pytorch_model.bin)"},
+            {
+                "--data",
+                "team/prefs:validation",
+                "team/prefs:validation: no split 'validation'; the dataset has test_prefs, train_prefs"
+            },
+        };
+        for (String[] c : cases) {
+            String model = c[0].equals("--model") ? c[1] : "tiny/gpt2";
+            String data = c[0].equals("--data") ? c[1] : "team/prefs:train_prefs";
+            CliTest.Result r = CliTest.run(
+                    "train",
+                    "--model",
+                    model,
+                    "--data",
+                    data,
+                    "--output",
+                    tmp.resolve("bad").toString(),
+                    "--max-steps",
+                    "1");
+            assertThat(r.code()).as(r.err()).isEqualTo(2);
+            // download lines may come first; the error is one line, the last
+            String last = r.err().strip().lines().reduce((a, b) -> b).orElse("");
+            assertThat(last).startsWith("error: ").contains(c[2]);
+            assertThat(r.err().lines()).allMatch(l -> l.startsWith("error: ") || l.startsWith("downloaded "));
+        }
+    }
+
+    @Test
+    void aLocalFolderWinsOverAnIdOfTheSameName() throws Exception {
+        // target/junit-NNN is shaped like an id (owner/name) and exists: it is read as a folder, the Hub is not asked
+        for (String f : new String[] {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}) {
+            Files.copy(Fixtures.model("gpt2-tiny").resolve(f), tmp.resolve(f));
+        }
+        String relative = Path.of("").toAbsolutePath().relativize(tmp).toString();
+        assertThat(HubId.looksLikeId(relative)).isTrue();
+        CliTest.Result r = CliTest.run("generate", "--model", relative, "--prompt", "a", "--max-new-tokens", "1");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(hub.requests()).isEmpty();
+    }
+}

@@ -36,6 +36,7 @@ import picocli.CommandLine.Option;
             EvaluateCommand.class,
             BenchCommand.class,
             MergeCommand.class,
+            PushCommand.class,
             EnvCommand.class,
             CommandLine.HelpCommand.class
         })

@@ -140,4 +140,60 @@ class HubCliTest {
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(hub.requests()).isEmpty();
     }
+
+    @Test
+    void pushUploadsARunsFinalFolderInOneCommitWithTheWeightsThroughLfs() throws Exception {
+        CliTest.Result train = CliTest.run(
+                "train",
+                "--model",
+                "tiny/gpt2",
+                "--data",
+                "team/prefs:train_prefs",
+                "--output",
+                tmp.resolve("run").toString(),
+                "--max-steps",
+                "1",
+                "--batch-size",
+                "2");
+        assertThat(train.code()).as(train.err()).isZero();
+        Path fin = tmp.resolve("run/final");
+
+        CliTest.Result noToken = CliTest.run("push", "--model", fin.toString(), "--repo", "me/tiny-dpo");
+        assertThat(noToken.code()).isEqualTo(2);
+        assertThat(noToken.err().strip())
+                .isEqualTo("error: me/tiny-dpo: pushing needs a token with write access: "
+                        + "set HF_TOKEN or run `hf auth login` (a token from " + hub.endpoint() + "/settings/tokens)");
+
+        HubClient.setShared(HubClient.shared().toBuilder().token("hf_good").build());
+        CliTest.Result r = CliTest.run("push", "--model", fin.toString(), "--repo", "me/tiny-dpo", "--private");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(hub.commits()).hasSize(1);
+        FakeHub.Commit c = hub.commits().get(0);
+        assertThat(c.repo()).isEqualTo("me/tiny-dpo");
+        assertThat(c.summary()).isEqualTo("Upload model trained with align4j");
+        try (var files = Files.list(fin)) {
+            for (Path f : files.filter(Files::isRegularFile).toList()) {
+                assertThat(c.files()).containsKey(f.getFileName().toString());
+                assertThat(c.files().get(f.getFileName().toString())).isEqualTo(Files.readAllBytes(f));
+            }
+        }
+        assertThat(hub.requests())
+                .anyMatch(q -> q.method().equals("PUT") && q.host().equals("127.0.0.2"));
+        assertThat(r.out()).contains("me/tiny-dpo: ").contains("files in commit ");
+
+        // and what was pushed downloads again by id (the private repository with the token), and trains
+        CliTest.Result again = CliTest.run(
+                "train",
+                "--model",
+                "me/tiny-dpo",
+                "--data",
+                "team/prefs:train_prefs",
+                "--output",
+                tmp.resolve("run3").toString(),
+                "--max-steps",
+                "1",
+                "--batch-size",
+                "2");
+        assertThat(again.code()).as(again.err()).isZero();
+    }
 }

@@ -164,7 +164,8 @@ class CliTest {
             Result hubId = run("generate", "--model", "Qwen/Qwen3-0.6B", "--prompt", "a");
             assertThat(hubId.code()).isEqualTo(2);
             assertThat(hubId.err().strip())
-                    .isEqualTo("error: Qwen/Qwen3-0.6B: not in the cache " + tmp.resolve("hub")
+                    .isEqualTo("error: Qwen/Qwen3-0.6B: no local path of that name, and not in the cache "
+                            + tmp.resolve("hub")
                             + ", and only the cache may be read (HF_HUB_OFFLINE=1 or --offline); download it once online"
                             + " (or `hf download Qwen/Qwen3-0.6B`)");
         } finally {

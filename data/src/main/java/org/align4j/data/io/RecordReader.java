@@ -58,7 +58,8 @@ public final class RecordReader {
             return List.of(path);
         }
         if (!Files.isDirectory(path)) {
-            Optional<HubId> id = Files.exists(path)
+            // a missing "dir/file.jsonl" is a typo'd path, not a dataset id
+            Optional<HubId> id = Files.exists(path) || isDataFile(path)
                     ? Optional.empty()
                     : HubId.ifId(path.toString().replace('\\', '/'), HubId.Type.DATASET);
             if (id.isPresent()) {

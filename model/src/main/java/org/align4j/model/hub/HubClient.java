@@ -244,8 +244,9 @@ public final class HubClient {
 
     private Path cachedModel(HubId id, String why) {
         String commit = cache.commitOf(id)
-                .orElseThrow(() -> new HubException(id + ": not in the cache " + cache.root() + ", and " + why
-                        + "; download it once online (or `hf download " + id.repo() + "`)"));
+                .orElseThrow(
+                        () -> new HubException(id + ": no local path of that name, and not in the cache " + cache.root()
+                                + ", and " + why + "; download it once online (or `hf download " + id.repo() + "`)"));
         Path dir = cache.snapshotDir(id, commit);
         Set<String> present = presentFiles(dir);
         List<String> shards = present.contains(RepoFiles.INDEX) ? indexShards(dir.resolve(RepoFiles.INDEX)) : List.of();
@@ -361,8 +362,8 @@ public final class HubClient {
                 throw new HubException(e.getMessage() + " in the cache, and " + why);
             }
         }
-        throw new HubException(id + ": not in the cache " + cache.root() + ", and " + why
-                + "; download it once online (or `hf download --repo-type dataset " + id.repo() + "`)");
+        throw new HubException(id + ": no local path of that name, and not in the cache " + cache.root() + ", and "
+                + why + "; download it once online (or `hf download --repo-type dataset " + id.repo() + "`)");
     }
 
     /** The Parquet conversion holds one folder per config: read {@code default}'s (or the only one's). */

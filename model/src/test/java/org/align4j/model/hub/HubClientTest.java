@@ -272,7 +272,8 @@ class HubClientTest {
                 .hasMessageContaining(
                         "lacks model.safetensors, and only the cache may be read (HF_HUB_OFFLINE=1 or --offline)");
         assertThatThrownBy(() -> offline2.model(HubId.parse("tiny/other", HubId.Type.MODEL)))
-                .hasMessageContaining("tiny/other: not in the cache " + tmp.resolve("hub"));
+                .hasMessageContaining(
+                        "tiny/other: no local path of that name, and not in the cache " + tmp.resolve("hub"));
         assertThat(hub.requests()).hasSize(before);
     }
 

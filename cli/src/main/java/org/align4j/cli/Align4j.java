@@ -60,6 +60,7 @@ public final class Align4j implements Runnable {
      */
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Align4j());
+        HubClient.setForcedOffline(false); // --offline sets it again for this command line
         HubClient.setShared(HubClient.shared().toBuilder()
                 .progress(new DownloadConsole(cl::getErr, System.console() != null))
                 .build());

@@ -25,6 +25,7 @@ class HubCliTest {
     void start() throws Exception {
         hub = new FakeHub();
         hub.putFolder(HubId.Type.MODEL, "tiny/gpt2", Fixtures.model("gpt2-tiny"));
+        hub.put(HubId.Type.MODEL, "tiny/gpt2-ref", "v1", FakeHub.read(Fixtures.model("gpt2-tiny")));
         byte[] prefs = Files.readAllBytes(Fixtures.root().resolve("prefs.jsonl"));
         hub.put(
                 HubId.Type.DATASET,
@@ -56,6 +57,8 @@ class HubCliTest {
                 "team/prefs:train_prefs",
                 "--eval-data",
                 "team/prefs:test_prefs",
+                "--reference-model",
+                "tiny/gpt2-ref@v1",
                 "--output",
                 tmp.resolve("run").toString(),
                 "--max-steps",
@@ -67,6 +70,7 @@ class HubCliTest {
         assertThat(r.err()).contains("downloaded tiny/gpt2 model.safetensors: 622.2 kB / 622.2 kB");
         assertThat(Files.readString(tmp.resolve("run/config.yaml"))).contains("model: tiny/gpt2");
         assertThat(tmp.resolve("hub/datasets--team--prefs/refs/main")).exists();
+        assertThat(tmp.resolve("hub/models--tiny--gpt2-ref/refs/v1")).exists();
 
         int before = hub.requests().size();
         CliTest.Result offline = CliTest.run(

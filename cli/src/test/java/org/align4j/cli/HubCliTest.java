@@ -2,6 +2,8 @@ package org.align4j.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -199,5 +201,34 @@ class HubCliTest {
                 "--batch-size",
                 "2");
         assertThat(again.code()).as(again.err()).isZero();
+    }
+
+    @Test
+    void anAdapterByIdLoadsItsBaseByTheIdPeftWroteInItsConfig() throws Exception {
+        Path peft = Fixtures.lora("peft-written/gpt2-tiny");
+        ObjectNode config = (ObjectNode)
+                new ObjectMapper().readTree(peft.resolve("adapter_config.json").toFile());
+        config.put("base_model_name_or_path", "tiny/gpt2");
+        hub.put(
+                HubId.Type.MODEL,
+                "tiny/gpt2-lora",
+                HubId.MAIN,
+                Map.of(
+                        "adapter_config.json", new ObjectMapper().writeValueAsBytes(config),
+                        "adapter_model.safetensors", Files.readAllBytes(peft.resolve("adapter_model.safetensors")),
+                        "README.md", new byte[] {1}));
+
+        CliTest.Result r = CliTest.run(
+                "merge",
+                "--adapter",
+                "tiny/gpt2-lora",
+                "--output",
+                tmp.resolve("merged").toString());
+
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(tmp.resolve("merged/config.json")).exists();
+        assertThat(tmp.resolve("merged/tokenizer.json")).exists();
+        assertThat(tmp.resolve("hub/models--tiny--gpt2-lora/refs/main")).exists();
+        assertThat(tmp.resolve("hub/models--tiny--gpt2/refs/main")).exists();
     }
 }

@@ -370,7 +370,7 @@ class HubClientTest {
 
     @Test
     void twoProcessesAskingForOneModelDownloadEachBlobOnce() throws Exception {
-        hub.slowMillis = 60; // the weights take ~1 s, so the second JVM starts while the first holds the lock
+        hub.slowMillis = 40; // the weights take ~1.5 s, so the second JVM starts while the first holds the lock
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<Process> procs = new ArrayList<>();
         for (int i = 0; i < 2; i++) {

@@ -194,7 +194,7 @@ public final class FakeHub implements AutoCloseable {
                 ex.getRequestHeaders().getFirst("Authorization")));
     }
 
-    /** @return null when the request may read the repository, else the refusal it got */
+    /** @return whether the request was refused (and answered) because it may not read the repository */
     private boolean refused(HttpExchange ex, Repo repo) throws IOException {
         String auth = ex.getRequestHeaders().getFirst("Authorization");
         boolean good = ("Bearer " + acceptedToken).equals(auth);
@@ -236,7 +236,9 @@ public final class FakeHub implements AutoCloseable {
         }
         String verb = p.length > 3 ? p[3] : "revision";
         String arg = p.length > 4 ? p[4] : HubId.MAIN;
-        if (refused(ex, repo)) {
+        // a gated repository's metadata is public, as on the Hub: its files are what the gate guards
+        boolean gatedInfo = repo.flags()[1] && !repo.flags()[0] && verb.equals("revision");
+        if (!gatedInfo && refused(ex, repo)) {
             return;
         }
         switch (verb) {

@@ -231,4 +231,15 @@ class HubCliTest {
         assertThat(tmp.resolve("hub/models--tiny--gpt2-lora/refs/main")).exists();
         assertThat(tmp.resolve("hub/models--tiny--gpt2/refs/main")).exists();
     }
+
+    @Test
+    void envShowsTheHubSettingsInUse() {
+        CliTest.Result r = CliTest.run("env", "--offline");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out())
+                .containsPattern("hf_endpoint +" + hub.endpoint())
+                .containsPattern("hf_hub_cache +" + tmp.resolve("hub"))
+                .containsPattern("hf_token +none")
+                .containsPattern("hf_hub_offline +true");
+    }
 }

@@ -13,12 +13,17 @@ records as the dataset team/prefs, then
   2. align4j (a JVM running org.align4j.model.hub.HubDownloadMain) writes another cache from the same
      server, which huggingface_hub reads with local_files_only=True (snapshot_download,
      try_to_load_from_cache) and transformers loads with from_pretrained(local_files_only=True);
+  3. huggingface_hub's create_repo + upload_folder (its HTTP path, HF_HUB_DISABLE_XET=1) and align4j's
+     HubUpload (org.align4j.model.hub.HubUploadMain) upload the same folder to a server that records
+     every request, and the two request sequences are compared by shape (method, path, content type,
+     JSON keys, NDJSON line kinds);
 and writes what it found to model/src/test/hub-interop/results.json.
 """
 
 import hashlib
 import http.server
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -134,6 +139,70 @@ def serve(host, handler):
     return server
 
 
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers the upload side of the Hub as a real one would, and records each request's shape."""
+    protocol_version = "HTTP/1.1"
+    log = []
+    port = None
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, obj=None, ctype="application/json"):
+        body = json.dumps(obj).encode() if obj is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def shape(self, body):
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0]
+        path = self.path.split("?")[0]
+        for oid in re.findall(r"[0-9a-f]{64}", path):
+            path = path.replace(oid, "<oid>")
+        entry = {"method": self.command, "path": path, "content_type": ctype}
+        if ctype == "application/x-ndjson":
+            lines = [json.loads(l) for l in body.decode().splitlines() if l.strip()]
+            entry["lines"] = sorted({l["key"] + ":" + ",".join(sorted(l["value"])) for l in lines})
+        elif ctype.endswith("json") and body:
+            doc = json.loads(body)
+            entry["keys"] = sorted(doc)
+            for k in ("files", "objects"):
+                if k in doc:
+                    entry[k + "_keys"] = sorted({key for item in doc[k] for key in item})
+        Recorder.log.append(entry)
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n)
+        self.shape(body)
+        path = self.path.split("?")[0]
+        if path == "/api/repos/create":
+            return self.answer(200, {"url": "http://127.0.0.1:%d/me/m" % Recorder.port})
+        if "/preupload/" in path:
+            return self.answer(200, {"files": [{"path": f["path"], "shouldIgnore": False,
+                                                "uploadMode": "lfs" if lfs(f["path"]) else "regular"}
+                                               for f in json.loads(body)["files"]]})
+        if path.endswith("/info/lfs/objects/batch"):
+            objects = [{"oid": o["oid"], "size": o["size"], "actions": {"upload": {
+                "href": "http://127.0.0.2:%d/upload/%s" % (Recorder.cdn_port, o["oid"])}}}
+                for o in json.loads(body)["objects"]]
+            return self.answer(200, {"transfer": "basic", "objects": objects}, "application/vnd.git-lfs+json")
+        if "/commit/" in path:
+            return self.answer(200, {"commitOid": "c" * 40, "commitUrl": "http://127.0.0.1:%d/me/m/commit/%s"
+                                     % (Recorder.port, "c" * 40)})
+        return self.answer(404, {"error": "not served"})
+
+    def do_PUT(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(n)
+        self.shape(b"")
+        self.answer(200, {})
+
+    do_GET = do_POST
+
+
 def java_classpath():
     cp_file = ROOT / "model/target/hub-interop.classpath"
     subprocess.run([str(ROOT / "mvnw"), "-q", "-o", "dependency:build-classpath", "-pl", "model",
@@ -213,6 +282,32 @@ def main():
         results["python_reads_java_cache"] = {"error": r.stderr.strip().splitlines()[-1]}
     else:
         results["python_reads_java_cache"] = json.loads(r.stdout.strip().splitlines()[-1])
+    # 3. uploads: huggingface_hub and align4j against the same recording server
+    upload_dir = work / "final"
+    upload_dir.mkdir()
+    for f in ["config.json", "model.safetensors", "tokenizer.json"]:
+        shutil.copy(FIXTURE / f, upload_dir / f)
+    recorder = serve("127.0.0.1", Recorder)
+    recorder_cdn = serve("127.0.0.2", Recorder)
+    Recorder.port, Recorder.cdn_port = recorder.server_address[1], recorder_cdn.server_address[1]
+    rec_endpoint = "http://127.0.0.1:%d" % Recorder.port
+    up = ("import sys; from huggingface_hub import HfApi;"
+          "api = HfApi(endpoint=sys.argv[1], token='hf_x');"
+          "api.create_repo('me/m', exist_ok=True);"
+          "api.upload_folder(folder_path=sys.argv[2], repo_id='me/m', commit_message='Upload folder')")
+    env_up = dict(os.environ, HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    r = subprocess.run([sys.executable, "-c", up, rec_endpoint, str(upload_dir)], env=env_up, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(r.stderr)
+    python_requests, Recorder.log = Recorder.log, []
+    env_java_up = dict(os.environ, HF_ENDPOINT=rec_endpoint, HF_TOKEN="hf_x", HF_HUB_CACHE=str(work / "unused"))
+    subprocess.run([java, "-cp", cp, "org.align4j.model.hub.HubUploadMain", str(upload_dir), "me/m"],
+                   env=env_java_up, check=True, capture_output=True, text=True)
+    java_requests = Recorder.log
+    results["upload"] = {"huggingface_hub": python_requests, "align4j": java_requests}
+    recorder.shutdown()
+    recorder_cdn.shutdown()
+
     results["fixture_weights_sha256"] = hashlib.sha256((FIXTURE / "model.safetensors").read_bytes()).hexdigest()
     (OUT / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(json.dumps(results["python_reads_java_cache"], indent=2))

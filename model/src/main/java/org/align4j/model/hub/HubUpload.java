@@ -122,10 +122,10 @@ public final class HubUpload {
 
     private void createRepo(HubId id, boolean privateRepo) throws IOException {
         String[] parts = id.repo().split("/");
-        ObjectNode body = JSON.createObjectNode()
-                .put("name", parts[1])
-                .put("organization", parts[0])
-                .put("private", privateRepo);
+        ObjectNode body = JSON.createObjectNode().put("name", parts[1]).put("organization", parts[0]);
+        if (privateRepo) {
+            body.put("private", true); // as huggingface_hub, visibility is sent only when asked for
+        }
         HttpResponse<InputStream> r = post(
                 URI.create(client.endpoint() + "/api/repos/create"), "application/json", JSON.writeValueAsBytes(body));
         String text = HubClient.readBody(r);
@@ -134,7 +134,7 @@ public final class HubUpload {
             return;
         }
         check(id, r.statusCode(), text, "create the repository");
-        LOG.info("{}: created ({})", id.repo(), privateRepo ? "private" : "public");
+        LOG.info("{}: created ({})", id.repo(), privateRepo ? "private" : "the account's default visibility");
     }
 
     private List<Entry> preupload(HubId id, List<Entry> entries) throws IOException {
@@ -174,7 +174,7 @@ public final class HubUpload {
     private int lfsUpload(HubId id, List<Entry> lfs) throws IOException {
         ObjectNode body = JSON.createObjectNode().put("operation", "upload").put("hash_algo", "sha256");
         body.putArray("transfers").add("basic");
-        body.putObject("ref").put("name", "refs/heads/main");
+        body.putObject("ref").put("name", HubId.MAIN);
         ArrayNode objects = body.putArray("objects");
         lfs.forEach(e -> objects.addObject().put("oid", e.oid()).put("size", e.size()));
         URI batch = URI.create(client.endpoint() + "/" + id.repo() + ".git/info/lfs/objects/batch");
@@ -259,7 +259,8 @@ public final class HubUpload {
                 line.putObject("value")
                         .put("path", e.path())
                         .put("algo", "sha256")
-                        .put("oid", e.oid());
+                        .put("oid", e.oid())
+                        .put("size", e.size());
             } else {
                 line.put("key", "file");
                 line.putObject("value")

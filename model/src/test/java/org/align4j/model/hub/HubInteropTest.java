@@ -63,4 +63,13 @@ class HubInteropTest {
                         .as(e.getKey())
                         .isEqualTo(e.getValue().asText()));
     }
+
+    @Test
+    void uploadsSendWhatHuggingFaceHubsUploadFolderSends() throws IOException {
+        JsonNode upload = new ObjectMapper()
+                .readTree(DIR.resolve("results.json").toFile())
+                .path("upload");
+        assertThat(upload.path("align4j").size()).isEqualTo(5); // create, preupload, LFS batch, PUT, commit
+        assertThat(upload.path("align4j")).isEqualTo(upload.path("huggingface_hub"));
+    }
 }

@@ -35,7 +35,7 @@ import java.util.stream.Stream;
  * /api/{models|datasets}/{repo}[/revision/{rev}]} with {@code sha} and {@code siblings}; {@code HEAD/GET
  * /[datasets/]{repo}/resolve/{rev}/{file}} with {@code ETag}, {@code X-Repo-Commit}, and for LFS files
  * ({@code .safetensors}, {@code .parquet}, {@code .bin}) {@code X-Linked-Etag} (the sha256), {@code
- * X-Linked-Size} and a 302 to a second server on 127.0.0.2 (the "CDN", which honours {@code Range}); the
+ * X-Linked-Size} and a 302 to a second server on 127.0.0.2 or "localhost" (the "CDN", which honours {@code Range}); the
  * upload side ({@code /api/repos/create}, {@code preupload}, LFS batch, {@code commit}) records what it is sent.
  * Faults on demand: a connection dropped mid-file, corrupted bytes, a slow CDN.
  */
@@ -57,6 +57,7 @@ public final class FakeHub implements AutoCloseable {
 
     private final HttpServer hub;
     private final HttpServer cdn;
+    private String cdnHost;
     private final Map<String, Repo> repos = new ConcurrentHashMap<>();
     private final Map<String, byte[]> lfsObjects = new ConcurrentHashMap<>();
     private final List<Request> requests = new CopyOnWriteArrayList<>();
@@ -76,7 +77,7 @@ public final class FakeHub implements AutoCloseable {
     public FakeHub() {
         try {
             hub = HttpServer.create(new InetSocketAddress(InetAddress.getByName("127.0.0.1"), 0), 0);
-            cdn = HttpServer.create(new InetSocketAddress(InetAddress.getByName("127.0.0.2"), 0), 0);
+            cdn = cdnServer();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -86,6 +87,25 @@ public final class FakeHub implements AutoCloseable {
         cdn.setExecutor(Executors.newCachedThreadPool());
         hub.start();
         cdn.start();
+    }
+
+    /**
+     * The CDN listens on 127.0.0.2 where the loopback holds all of 127/8 (Linux); elsewhere (macOS) on
+     * 127.0.0.1, named "localhost": another host name either way, as the Hub's CDN is.
+     */
+    private HttpServer cdnServer() throws IOException {
+        try {
+            HttpServer s = HttpServer.create(new InetSocketAddress(InetAddress.getByName("127.0.0.2"), 0), 0);
+            cdnHost = "127.0.0.2";
+            return s;
+        } catch (IOException e) {
+            cdnHost = "localhost";
+            return HttpServer.create(new InetSocketAddress(InetAddress.getByName("127.0.0.1"), 0), 0);
+        }
+    }
+
+    private String cdnBase() {
+        return "http://" + cdnHost + ":" + cdn.getAddress().getPort();
     }
 
     /** @return the Hub's base URL (for {@code HF_ENDPOINT}) */
@@ -300,8 +320,7 @@ public final class FakeHub implements AutoCloseable {
             ex.getResponseHeaders().add("X-Linked-Etag", "\"" + oid + "\"");
             ex.getResponseHeaders().add("X-Linked-Size", Long.toString(data.length));
             ex.getResponseHeaders().add("ETag", "\"" + sha1(data) + "-lfs-pointer\"");
-            ex.getResponseHeaders()
-                    .add("Location", "http://127.0.0.2:" + cdn.getAddress().getPort() + "/blob/" + oid);
+            ex.getResponseHeaders().add("Location", cdnBase() + "/blob/" + oid);
             ex.sendResponseHeaders(302, -1);
             return;
         }
@@ -323,7 +342,7 @@ public final class FakeHub implements AutoCloseable {
 
     private void cdn(HttpExchange ex) throws IOException {
         try (ex) {
-            log(ex, "127.0.0.2");
+            log(ex, "127.0.0.2"); // the CDN's label in requests(), whichever address it listens on
             String path = ex.getRequestURI().getPath();
             if (ex.getRequestMethod().equals("PUT") && path.startsWith("/upload/")) {
                 byte[] body = ex.getRequestBody().readAllBytes();
@@ -428,9 +447,7 @@ public final class FakeHub implements AutoCloseable {
                     .put("oid", oid)
                     .put("size", o.path("size").asLong());
             if (!lfsObjects.containsKey(oid)) {
-                r.putObject("actions")
-                        .putObject("upload")
-                        .put("href", "http://127.0.0.2:" + cdn.getAddress().getPort() + "/upload/" + oid);
+                r.putObject("actions").putObject("upload").put("href", cdnBase() + "/upload/" + oid);
             }
         }
         send(ex, 200, Map.of("Content-Type", "application/vnd.git-lfs+json"), JSON.writeValueAsBytes(out));

@@ -16,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
@@ -206,10 +207,11 @@ public final class HubUpload {
             long start = System.nanoTime();
             HttpRequest.Builder put = client.request(
                             URI.create(upload.path("href").asText()))
+                    .timeout(Duration.ofHours(12)) // the answer comes after the whole body: no 30 s limit
                     .PUT(HttpRequest.BodyPublishers.ofFile(e.file()));
             upload.path("header")
-                    .fields()
-                    .forEachRemaining(h -> put.header(h.getKey(), h.getValue().asText()));
+                    .properties()
+                    .forEach(h -> put.header(h.getKey(), h.getValue().asText()));
             HttpResponse<InputStream> pr = client.send(put, true);
             String ptext = HubClient.readBody(pr);
             if (pr.statusCode() / 100 != 2) {
@@ -225,9 +227,8 @@ public final class HubUpload {
                         .POST(HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(
                                 JSON.createObjectNode().put("oid", e.oid()).put("size", e.size()))));
                 verify.path("header")
-                        .fields()
-                        .forEachRemaining(
-                                h -> vb.header(h.getKey(), h.getValue().asText()));
+                        .properties()
+                        .forEach(h -> vb.header(h.getKey(), h.getValue().asText()));
                 HttpResponse<InputStream> vr = client.send(vb, true);
                 String vtext = HubClient.readBody(vr);
                 if (vr.statusCode() / 100 != 2) {

@@ -57,8 +57,8 @@ class HubInteropTest {
         assertThat(read.path("dataset_files").get(0).asText()).isEqualTo("data/train-00000-of-00001.jsonl");
         // both writers lay out the same files and links (huggingface_hub adds CACHEDIR.TAG and trees/ metadata)
         r.path("java_written_cache")
-                .fields()
-                .forEachRemaining(e -> assertThat(
+                .properties()
+                .forEach(e -> assertThat(
                                 r.path("hf_written_cache").path(e.getKey()).asText())
                         .as(e.getKey())
                         .isEqualTo(e.getValue().asText()));

@@ -228,6 +228,8 @@ def main():
     endpoint = "http://127.0.0.1:%d" % hub.server_address[1]
     results = {"python": sys.version.split()[0]}
     work = Path(tempfile.mkdtemp(prefix="hub-interop-", dir=ROOT / "model/target"))
+    # huggingface_hub's own files (xet logs, token lookups) stay under target/ too
+    os.environ["HF_HOME"] = str(work / "hf-home")
 
     # 1. huggingface_hub writes a cache; align4j's HubInteropTest reads the kept copy offline
     hf_cache = OUT / "hf-written"

@@ -27,6 +27,7 @@ import java.util.Map;
 import java.util.function.UnaryOperator;
 import org.align4j.model.config.ConfigException;
 import org.align4j.model.config.ModelConfig;
+import org.align4j.model.hub.HubId;
 import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.ModelFolder;
@@ -144,7 +145,8 @@ public final class CausalLm implements AutoCloseable {
     /**
      * Loads an HF model folder ({@code config.json} + safetensors weights) as a native model whose
      * parameters train; or a PEFT adapter folder ({@code adapter_config.json}, no {@code config.json}):
-     * its base model ({@code base_model_name_or_path}, a local folder) with the adapter on.
+     * its base model ({@code base_model_name_or_path}, a local folder or a Hub id) with the adapter on. A
+     * Hub id ({@code owner/name[@revision]}) where no such local path exists loads from the Hub's cache.
      *
      * @param dir the folder
      * @param device where the weights live
@@ -169,6 +171,7 @@ public final class CausalLm implements AutoCloseable {
         if (dtype != DataType.FLOAT32 && dtype != DataType.FLOAT16) {
             throw new IllegalArgumentException("dtype: FLOAT32 or FLOAT16 (DJL 0.36 cannot hold bf16), got " + dtype);
         }
+        dir = ModelFolder.resolve(dir);
         if (PeftAdapter.isAdapterFolder(dir) && !Files.isRegularFile(dir.resolve("config.json"))) {
             // a reward model's adapter (SEQ_CLS) goes on its base read as a reward model; its score head replaces the
             // new one
@@ -207,6 +210,7 @@ public final class CausalLm implements AutoCloseable {
      * @throws CheckpointException if the weights are missing, broken or do not fit the config
      */
     public static CausalLm loadRewardModel(Path dir, Device device, int padId, long seed) {
+        dir = ModelFolder.resolve(dir);
         ModelFolder.check(dir, "config.json");
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
         if (config.isSequenceClassifier()) {
@@ -297,9 +301,13 @@ public final class CausalLm implements AutoCloseable {
                 return candidate;
             }
         }
+        if (HubId.looksLikeId(base)) {
+            return ModelFolder.resolve(Path.of(base)); // an adapter made on a Hub model names it by id, as PEFT does
+        }
         throw new CheckpointException(
                 file,
-                "key 'base_model_name_or_path': '" + base + "' is not a local model folder; load the base model "
+                "key 'base_model_name_or_path': '" + base
+                        + "' is neither a local model folder nor a Hub id; load the base model "
                         + "and add the adapter to it (--model BASE --adapter DIR)");
     }
 
@@ -536,6 +544,7 @@ public final class CausalLm implements AutoCloseable {
      */
     public LoraConfig loadAdapter(Path dir) {
         requireOwner("loadAdapter");
+        dir = ModelFolder.resolve(dir);
         CausalLmBlock native_ = nativeBlock();
         this.lora = PeftAdapter.load(native_, dir, manager);
         setTrainable(trainable);

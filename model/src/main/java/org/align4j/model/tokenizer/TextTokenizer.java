@@ -72,6 +72,7 @@ public final class TextTokenizer implements AutoCloseable {
      * @throws CheckpointException naming the missing or broken file
      */
     public static TextTokenizer load(Path dir) {
+        dir = ModelFolder.resolve(dir);
         ModelFolder.check(dir, "tokenizer.json");
         Path file = dir.resolve("tokenizer.json");
         HuggingFaceTokenizer tk;

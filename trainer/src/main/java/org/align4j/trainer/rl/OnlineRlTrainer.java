@@ -45,6 +45,7 @@ import org.align4j.model.config.ModelConfig;
 import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.generate.Generator;
 import org.align4j.model.generate.RowStream;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.align4j.trainer.RunFolder;
 import org.align4j.trainer.TrainConfig;
@@ -128,7 +129,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             List<int[]> trainIds,
             List<int[]> evalIds,
             Rewards rewards) {
-        super(config, policy, Path.of(config.model()), folder);
+        super(config, policy, ModelFolder.resolve(Path.of(config.model())), folder);
         this.rl = rl;
         this.tokenizer = tokenizer;
         this.encoder = encoder;

@@ -718,6 +718,32 @@ public final class CausalLm implements AutoCloseable {
     }
 
     /**
+     * A value model's estimates at every position (PPO's critic): the one-label score head of a sequence
+     * classifier applied to each position's final hidden state, as TRL's {@code PolicyAndValueWrapper}
+     * reads {@code value_model.score(backbone(...).last_hidden_state)}.
+     *
+     * @param ids [B, T] int64
+     * @param attentionMask [B, T] int64, 1 on tokens
+     * @param training training mode (dropout, gradients when recorded)
+     * @param rightPadded every row is tokens then padding (SDPA may use its causal kernels)
+     * @return [B, T] values (padded positions hold values nothing should read)
+     * @throws IllegalStateException when this is not a sequence classifier
+     */
+    public NDArray values(NDArray ids, NDArray attentionMask, boolean training, boolean rightPadded) {
+        CausalLmBlock native_ = nativeBlock();
+        if (native_.scoreWeight() == null) {
+            throw new IllegalStateException(source + ": a causal LM, not a value model (no score head)");
+        }
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        NDArray last = native_.forward(
+                        store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, rightPadded, false))
+                .last();
+        return native_.score(store, last.reshape(b * t, last.getShape().get(2)), training)
+                .reshape(b, t);
+    }
+
+    /**
      * Sequence log-probs of the completion tokens of a right-padded batch (prompt, completion, then
      * padding in every row), as {@link LogProbs#of} on the logits, but the LM head runs only where a
      * completion token is predicted, in chunks of positions ({@link #setLogitsChunkElements}), and SDPA

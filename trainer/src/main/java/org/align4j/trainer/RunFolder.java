@@ -16,7 +16,6 @@ import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Stream;
 import org.align4j.model.io.AtomicDirectory;
@@ -285,7 +284,7 @@ public final class RunFolder implements AutoCloseable {
         }
         TrainConfig before;
         try {
-            before = TrainConfig.resolve(saved, Map.of());
+            before = TrainConfig.resolveSaved(saved);
         } catch (IllegalArgumentException e) {
             LOG.warn("Cannot compare with {}: {}", saved, e.getMessage());
             return List.of();

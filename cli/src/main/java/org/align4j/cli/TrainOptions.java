@@ -58,6 +58,27 @@ final class TrainOptions {
             description = "libtorch intra-op threads on the CPU (default: libtorch's; 1 is bit-reproducible)")
     Integer threads;
 
+    /** Keys only offline objectives read: hidden from grpo's and rloo's --help (given, they are refused by name). */
+    private static final Set<String> OFFLINE_ONLY = Set.of(
+            "loss",
+            "label_smoothing",
+            "preference",
+            "gamma",
+            "center_rewards_coefficient",
+            "loss_terms",
+            "loss_weights",
+            "f_divergence_type",
+            "f_alpha_divergence_coef",
+            "ld_alpha",
+            "use_weighting",
+            "discopop_tau",
+            "cache_dir",
+            "max_length",
+            "eval_kl",
+            "eval_samples",
+            "eval_judge",
+            "eval_max_new_tokens");
+
     /** Config key or TRL name → the value given on the command line (a string, or a Boolean for switches). */
     private final Map<String, Object> given = new LinkedHashMap<>();
 
@@ -85,7 +106,9 @@ final class TrainOptions {
             Object dflt = TrainConfig.defaultOf(key, objective);
             String help = doc.help() + (dflt == null ? "" : " (default: " + dflt + ")");
             boolean flag = rc.getType() == boolean.class;
-            OptionSpec o = option(names, flag, label(rc, doc), help, false, options, key, taken);
+            // an online method's --help leaves out the offline objectives' keys (still refused by name when given)
+            boolean hidden = objective.isOnline() && OFFLINE_ONLY.contains(key);
+            OptionSpec o = option(names, flag, label(rc, doc), help, hidden, options, key, taken);
             if (o != null) { // an online method's own flag of the same name (--beta) came first
                 spec.addOption(o);
             }

@@ -62,10 +62,18 @@ class QuickstartSmokeTest {
     }
 
     @Test
-    void shortRlhfQuickstartTrainsARewardModelLabelsThePairsAndTrainsSoftIpo(@TempDir Path tmp) throws Exception {
+    void shortRlhfAndRlQuickstartTrainsARewardModelSoftIpoAndGrpoOnTheCheckerAndOnTheRewardModel(@TempDir Path tmp)
+            throws Exception {
         Quickstart.Result r =
-                Quickstart.run(new Quickstart.Settings(tmp, 20, 4, 40, 7), new Quickstart.RewardStage(6, 0.2), null);
-        assertThat(r.rows()).containsOnlyKeys("sft", "dpo", "ipo", "ipo-soft");
+                Quickstart.run(new Quickstart.Settings(tmp, 20, 4, 40, 7), new Quickstart.RewardStage(6, 0.2), 3, null);
+        assertThat(r.rows()).containsOnlyKeys("sft", "dpo", "ipo", "ipo-soft", "grpo", "grpo-rm");
+        // the reward-model run logs the checker beside the reward model's score, at weight 0
+        assertThat(Files.readString(tmp.resolve("grpo-rm/metrics.jsonl")))
+                .contains("\"rewards/reward_final/mean\"")
+                .contains("\"rewards/exact_answer/mean\"");
+        assertThat(tmp.resolve("grpo/final/model.safetensors")).exists();
+        assertThat(tmp.resolve("report/charts/eval_rewards_exact_answer_mean.png"))
+                .exists();
         assertThat(r.reward().heldoutRankingAccuracy()).isBetween(0.0, 1.0);
         assertThat(r.reward().flippedCorrected()).as("some labels were flipped").isBetween(0.0, 1.0);
         ObjectMapper json = new ObjectMapper();

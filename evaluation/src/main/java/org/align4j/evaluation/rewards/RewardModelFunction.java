@@ -51,10 +51,7 @@ public final class RewardModelFunction implements RewardFunction, AutoCloseable 
         this.appendEos = appendEos;
         this.batchSize = batchSize;
         this.padId = RewardScorer.padId(model, tokenizer.padId());
-        Path src = model.source();
-        this.name = src == null
-                ? "reward_model"
-                : src.toAbsolutePath().normalize().getFileName().toString();
+        this.name = nameOf(model.source());
     }
 
     /**

@@ -67,7 +67,8 @@ public final class RewardModelFunction implements RewardFunction, AutoCloseable 
         }
         Path p = source.toAbsolutePath().normalize();
         String name = p.getFileName().toString();
-        if ((name.equals("final") || name.matches("checkpoint-\\d+")) && p.getParent() != null
+        if ((name.equals("final") || name.matches("checkpoint-\\d+"))
+                && p.getParent() != null
                 && p.getParent().getFileName() != null) {
             return p.getParent().getFileName() + "_" + name;
         }

@@ -23,6 +23,9 @@ final class Json {
         try {
             return MAPPER.writeValueAsString(value);
         } catch (JsonProcessingException e) {
+            if (e.getCause() instanceof NonFiniteOutputException n) {
+                throw n;
+            }
             throw new IllegalStateException(e);
         }
     }

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.StringWriter;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -23,6 +24,12 @@ import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.align4j.model.Fixtures;
+import org.apache.logging.log4j.Level;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.core.Appender;
+import org.apache.logging.log4j.core.LoggerContext;
+import org.apache.logging.log4j.core.appender.WriterAppender;
+import org.apache.logging.log4j.core.layout.PatternLayout;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 import org.junit.jupiter.api.io.TempDir;
@@ -36,8 +43,8 @@ import org.junit.jupiter.api.io.TempDir;
  * #setUp}); COMMAND is split on spaces, {@code ''} being an empty argument; in SETUP, MESSAGE and COMMAND
  * {@code $CASE} is the case's own folder, {@code $GPT2}, {@code $LLAMA}, {@code $QWEN2} the tiny model
  * fixtures, {@code $PREFS} their preference pairs and {@code $LORA} the PEFT-written adapters. MESSAGE is
- * looked for in the first line of stderr (exit status other than 0) or in stdout (exit status 0); {@code -}
- * checks nothing more.
+ * looked for in the first line of stderr (exit status other than 0) or in stdout (exit status 0; {@code
+ * stderr:TEXT} looks in stderr); {@code -} checks nothing more.
  */
 class HostileInputTest {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -81,16 +88,39 @@ class HostileInputTest {
         for (String a : expand(parts[3].strip(), dir).split(" ")) {
             args.add(a.equals("''") ? "" : a);
         }
-        // a case that blocks (a FIFO read) fails here instead of hanging the build
-        CliTest.Result r =
-                assertTimeoutPreemptively(Duration.ofSeconds(120), () -> CliTest.run(args.toArray(String[]::new)));
+        // the warnings a command logs are part of what it says (the console shows WARN and above)
+        StringWriter logs = new StringWriter();
+        LoggerContext ctx = (LoggerContext) LogManager.getContext(false);
+        Appender appender = WriterAppender.newBuilder()
+                .setName("hostile-" + no)
+                .setTarget(logs)
+                .setLayout(PatternLayout.newBuilder()
+                        .withPattern("%-5level %c{1} - %msg%n")
+                        .build())
+                .build();
+        appender.start();
+        ctx.getConfiguration().getRootLogger().addAppender(appender, Level.WARN, null);
+        ctx.updateLoggers();
+        CliTest.Result r;
+        try {
+            // a case that blocks (a FIFO read) fails here instead of hanging the build
+            r = assertTimeoutPreemptively(Duration.ofSeconds(120), () -> CliTest.run(args.toArray(String[]::new)));
+        } finally {
+            ctx.getConfiguration().getRootLogger().removeAppender(appender.getName());
+            ctx.updateLoggers();
+            appender.stop();
+        }
         String first =
                 r.err().lines().filter(l -> l.startsWith("error: ")).findFirst().orElse("");
         assertThat(r.code())
                 .as("cases.txt:%d exit status; stderr: %s", no, r.err())
                 .isEqualTo(exit);
         if (exit == 0) {
-            if (!message.equals("-")) {
+            if (message.startsWith("stderr:")) {
+                assertThat(r.err() + logs)
+                        .as("cases.txt:%d stderr", no)
+                        .contains(message.substring("stderr:".length()));
+            } else if (!message.equals("-")) {
                 assertThat(r.out()).as("cases.txt:%d stdout", no).contains(message);
             }
             return;

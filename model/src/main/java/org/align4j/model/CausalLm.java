@@ -567,6 +567,7 @@ public final class CausalLm implements AutoCloseable {
         requireOwner("loadAdapter");
         CausalLmBlock native_ = nativeBlock();
         this.lora = PeftAdapter.load(native_, dir, manager);
+        warnIfMadeForAnotherBase(dir);
         setTrainable(trainable);
         LOG.info(
                 "Loaded LoRA adapter {} (r={}, alpha={}, {} projections)",
@@ -575,6 +576,35 @@ public final class CausalLm implements AutoCloseable {
                 lora.alpha(),
                 native_.adapterParameters().size() / 2);
         return lora;
+    }
+
+    /**
+     * An adapter whose {@code base_model_name_or_path} names an existing model folder other than the one
+     * it is loaded on fits it by shape only: said by name, as PEFT warns, and loaded (a copy of the base
+     * elsewhere is the same model).
+     */
+    private void warnIfMadeForAnotherBase(Path dir) {
+        String base = PeftAdapter.baseModel(dir);
+        if (base == null || base.isBlank() || source == null) {
+            return;
+        }
+        for (Path candidate : new Path[] {Path.of(base), dir.resolve(base)}) {
+            if (Files.isRegularFile(candidate.resolve("config.json"))) {
+                try {
+                    if (!Files.isSameFile(candidate, source)) {
+                        LOG.warn(
+                                "{}: the adapter was made for {} (base_model_name_or_path) but is loaded on {}; they"
+                                        + " match in shape only",
+                                dir.resolve(PeftAdapter.CONFIG_FILE),
+                                candidate,
+                                source);
+                    }
+                } catch (IOException e) {
+                    LOG.debug("Cannot compare {} with {}", candidate, source, e);
+                }
+                return;
+            }
+        }
     }
 
     /**

@@ -307,7 +307,8 @@ public final class RunFolder implements AutoCloseable {
             if (values != null) {
                 throw new IllegalArgumentException("--resume: " + key + " = " + values.get(1) + " where "
                         + checkpoint.getFileName() + " ran with " + values.get(0) + "; a checkpoint continues only"
-                        + " the run that saved it (" + (key.equals("loss") ? "its trainer and objective" : "its adapters")
+                        + " the run that saved it ("
+                        + (key.equals("loss") ? "its trainer and objective" : "its adapters")
                         + "): start a new run (another --output, or --overwrite)");
             }
         }

@@ -245,21 +245,30 @@ public final class TextTokenizer implements AutoCloseable {
         if (t == null || t.isNull()) {
             return null;
         }
-        if (t.isArray()) { // named templates: take "default"
+        Path file = dir.resolve("tokenizer_config.json");
+        if (t.isArray()) { // named templates: "default", as transformers takes it
             for (JsonNode named : t) {
-                if ("default".equals(named.path("name").asText())) {
+                if ("default".equals(named.path("name").asText())
+                        && named.path("template").isTextual()) {
                     return named.path("template").asText();
                 }
             }
-            return t.size() > 0 ? t.get(0).path("template").asText() : null;
+            return raising(file + ": key 'chat_template': named templates without a 'default' one (as transformers,"
+                    + " align4j does not choose one)");
         }
         if (!t.isTextual()) {
-            // transformers renders only a string (or named strings); a number is no template
-            throw new CheckpointException(
-                    dir.resolve("tokenizer_config.json"),
-                    "key 'chat_template': expected a string (or a list of {name, template}), got " + t);
+            return raising(file + ": key 'chat_template': expected a string (or a list of {name, template}), got " + t);
         }
         return t.asText();
+    }
+
+    /**
+     * A template that raises when applied: transformers loads such a tokenizer and tokenizes text with it,
+     * and refuses only to apply its chat template.
+     */
+    private static String raising(String message) {
+        // a double-quoted literal without double quotes or backslashes inside, whatever the engine's escapes
+        return "{{ raise_exception(\"" + message.replace('"', '\'').replace('\\', '/') + "\") }}";
     }
 
     /**

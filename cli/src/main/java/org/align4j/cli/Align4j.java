@@ -9,6 +9,8 @@ import java.nio.file.Path;
 import org.align4j.data.DataException;
 import org.align4j.losses.LossType;
 import org.align4j.model.config.ConfigException;
+import org.align4j.model.hub.HubClient;
+import org.align4j.model.hub.HubException;
 import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.InputFiles;
@@ -42,6 +44,7 @@ import picocli.CommandLine.Option;
             EvaluateCommand.class,
             BenchCommand.class,
             MergeCommand.class,
+            PushCommand.class,
             EnvCommand.class,
             CommandLine.HelpCommand.class
         })
@@ -65,6 +68,10 @@ public final class Align4j implements Runnable {
      */
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Align4j());
+        HubClient.setForcedOffline(false); // --offline sets it again for this command line
+        HubClient.setShared(HubClient.shared().toBuilder()
+                .progress(new DownloadConsole(cl::getErr, System.console() != null))
+                .build());
         CommandLine train = cl.getSubcommands().get("train");
         TrainOptions.register(train.getCommandSpec(), ((TrainCommand) train.getCommand()).options, LossType.DPO);
         CommandLine sft = cl.getSubcommands().get("sft");
@@ -156,6 +163,15 @@ public final class Align4j implements Runnable {
 
     private static boolean debugFlag;
 
+    /** {@code --offline} anywhere on the command line: Hub ids are read from the cache only, as HF_HUB_OFFLINE=1. */
+    @Option(
+            names = "--offline",
+            scope = CommandLine.ScopeType.INHERIT,
+            description = "Read Hub ids (owner/name) from the local Hugging Face cache only, as HF_HUB_OFFLINE=1.")
+    static void setOffline(boolean on) {
+        HubClient.setForcedOffline(on);
+    }
+
     static boolean debug() {
         return debugFlag || "1".equals(System.getenv("ALIGN4J_DEBUG"));
     }
@@ -177,6 +193,7 @@ public final class Align4j implements Runnable {
             if (ex instanceof ConfigException
                     || ex instanceof CheckpointException
                     || ex instanceof DataException
+                    || ex instanceof HubException
                     || ex instanceof IllegalArgumentException) {
                 return new Failure(2, firstLine(ex.getMessage()));
             }

@@ -11,6 +11,7 @@ import org.align4j.data.PreferenceExample;
 import org.align4j.data.PromptData;
 import org.align4j.losses.LossType;
 import org.align4j.model.config.ModelConfig;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.align4j.trainer.SftTrainer;
 import org.align4j.trainer.TrainConfig;
@@ -27,7 +28,7 @@ final class DryRun {
     static void print(PrintWriter w, TrainConfig config) {
         w.println("# the resolved config (what OUTPUT/config.yaml will hold)");
         w.print(config.toYaml());
-        Path modelDir = Path.of(config.model());
+        Path modelDir = ModelFolder.resolve(Path.of(config.model()));
         TextTokenizer.load(modelDir).close(); // the same errors as the run for a wrong folder
         ModelConfig m = ModelConfig.read(modelDir.resolve("config.json"));
         w.printf(

@@ -14,6 +14,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import org.align4j.model.hub.HubClient;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -59,6 +60,11 @@ final class EnvCommand implements Callable<Integer> {
         v.put("intra_op_threads", JniUtils.getNumThreads());
         v.put("inter_op_threads", JniUtils.getNumInteropThreads());
         v.put("djl_cache", Utils.getEngineCacheDir().toString());
+        HubClient hub = HubClient.shared();
+        v.put("hf_endpoint", hub.endpoint().toString());
+        v.put("hf_hub_cache", hub.cache().root().toString());
+        v.put("hf_token", hub.hasToken() ? "set" : "none");
+        v.put("hf_hub_offline", hub.offline());
         for (String e : List.of(
                 "PYTORCH_LIBRARY_PATH",
                 "OMP_NUM_THREADS",

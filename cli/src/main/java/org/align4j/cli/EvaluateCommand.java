@@ -25,6 +25,7 @@ import org.align4j.evaluation.report.RunReport;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.generate.GenerationConfig;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.align4j.trainer.RunSamples;
 import picocli.CommandLine.Command;
@@ -319,7 +320,7 @@ final class EvaluateCommand implements Runnable {
     /** A reward model and its tokenizer as a win-rate judge; closes both. */
     record RewardJudge(CausalLm model, TextTokenizer tokenizer, WinRate.Judge judge) implements AutoCloseable {
         static RewardJudge load(String spec, String device) {
-            Path dir = Path.of(spec.substring("reward-model:".length()));
+            Path dir = ModelFolder.resolve(Path.of(spec.substring("reward-model:".length())));
             if (!Files.isDirectory(dir)) {
                 throw new IllegalArgumentException("--judge: " + dir + " is not a model folder");
             }

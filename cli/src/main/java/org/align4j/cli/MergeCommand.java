@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import org.align4j.model.CausalLm;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.lora.LoraConfig;
 import org.align4j.model.lora.PeftAdapter;
 import picocli.CommandLine.Command;
@@ -49,6 +50,8 @@ final class MergeCommand implements Callable<Integer> {
         if (Files.exists(output)) {
             throw new IllegalArgumentException("--output: " + output + " exists; merge writes a new folder");
         }
+        model = ModelFolder.resolve(model);
+        adapter = ModelFolder.resolve(adapter);
         if (model != null && !Files.isRegularFile(model.resolve("config.json"))) {
             throw new IllegalArgumentException("--model: " + model + " is not a model folder (no config.json)");
         }

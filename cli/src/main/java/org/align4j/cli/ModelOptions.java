@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 import picocli.CommandLine.Option;
 
@@ -13,8 +14,10 @@ final class ModelOptions {
     @Option(
             names = "--model",
             required = true,
-            paramLabel = "DIR|FILE.pt",
-            description = "HF model folder (config.json + safetensors + tokenizer.json), or a TorchScript .pt file")
+            paramLabel = "DIR|ID|FILE.pt",
+            description =
+                    "HF model folder (config.json + safetensors + tokenizer.json), a Hub id owner/name[@revision],"
+                            + " or a TorchScript .pt file")
     Path model;
 
     @Option(
@@ -36,6 +39,7 @@ final class ModelOptions {
 
     CausalLm loadModel() {
         Device d = resolveDevice();
+        model = ModelFolder.resolve(model);
         if (Files.isRegularFile(model)) {
             return CausalLm.loadTorchScript(model, d, false);
         }
@@ -46,7 +50,7 @@ final class ModelOptions {
     }
 
     TextTokenizer loadTokenizer() {
-        Path dir = tokenizer != null ? tokenizer : model;
+        Path dir = ModelFolder.resolve(tokenizer != null ? tokenizer : model);
         if (Files.isRegularFile(dir)) {
             throw new IllegalArgumentException(
                     "--tokenizer: a TorchScript model needs --tokenizer DIR with tokenizer.json");

@@ -4,6 +4,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 import picocli.CommandLine.Option;
 
@@ -44,6 +45,8 @@ final class PolicyReferenceOptions {
     }
 
     Loaded load() {
+        policy = ModelFolder.resolve(policy);
+        reference = ModelFolder.resolve(reference);
         if (!Files.isDirectory(policy) || !Files.isDirectory(reference)) {
             throw new IllegalArgumentException(
                     (Files.isDirectory(policy) ? "--reference: " + reference : "--policy: " + policy)

@@ -12,8 +12,10 @@ import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Map;
 import javax.xml.parsers.DocumentBuilderFactory;
 import org.align4j.model.Fixtures;
+import org.align4j.model.hub.HubClient;
 import org.align4j.model.io.SafetensorsFile;
 import org.assertj.core.data.Percentage;
 import org.junit.jupiter.api.Test;
@@ -153,8 +155,22 @@ class CliTest {
         Result noFolder = run("generate", "--model", tmp.resolve("nothing").toString(), "--prompt", "a");
         assertThat(noFolder.code()).isEqualTo(2);
         assertThat(noFolder.err().strip()).isEqualTo("error: " + tmp.resolve("nothing") + ": no such folder");
-        Result hubId = run("generate", "--model", "Qwen/Qwen3-0.6B", "--prompt", "a");
-        assertThat(hubId.err()).contains("looks like a Hugging Face Hub id").contains("download it first");
+        // a Hub id, offline, with an empty cache (never the user's own cache nor the network in a test)
+        HubClient.setShared(HubClient.fromEnvironment(
+                        Map.of("HF_HUB_CACHE", tmp.resolve("hub").toString()), tmp)
+                .offline(true)
+                .build());
+        try {
+            Result hubId = run("generate", "--model", "Qwen/Qwen3-0.6B", "--prompt", "a");
+            assertThat(hubId.code()).isEqualTo(2);
+            assertThat(hubId.err().strip())
+                    .isEqualTo("error: Qwen/Qwen3-0.6B: no local path of that name, and not in the cache "
+                            + tmp.resolve("hub")
+                            + ", and only the cache may be read (HF_HUB_OFFLINE=1 or --offline); download it once online"
+                            + " (or `hf download Qwen/Qwen3-0.6B`)");
+        } finally {
+            HubClient.setShared(null);
+        }
         // a run folder where its final/ model was meant
         Path run = tmp.resolve("run");
         Files.createDirectories(run.resolve("final"));

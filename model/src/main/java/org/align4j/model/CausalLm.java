@@ -29,6 +29,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.align4j.model.config.ConfigException;
 import org.align4j.model.config.ModelConfig;
+import org.align4j.model.hub.HubId;
 import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.ModelFolder;
@@ -146,7 +147,8 @@ public final class CausalLm implements AutoCloseable {
     /**
      * Loads an HF model folder ({@code config.json} + safetensors weights) as a native model whose
      * parameters train; or a PEFT adapter folder ({@code adapter_config.json}, no {@code config.json}):
-     * its base model ({@code base_model_name_or_path}, a local folder) with the adapter on.
+     * its base model ({@code base_model_name_or_path}, a local folder or a Hub id) with the adapter on. A
+     * Hub id ({@code owner/name[@revision]}) where no such local path exists loads from the Hub's cache.
      *
      * @param dir the folder
      * @param device where the weights live
@@ -171,6 +173,7 @@ public final class CausalLm implements AutoCloseable {
         if (dtype != DataType.FLOAT32 && dtype != DataType.FLOAT16) {
             throw new IllegalArgumentException("dtype: FLOAT32 or FLOAT16 (DJL 0.36 cannot hold bf16), got " + dtype);
         }
+        dir = ModelFolder.resolve(dir);
         if (PeftAdapter.isAdapterFolder(dir) && !Files.isRegularFile(dir.resolve("config.json"))) {
             // a reward model's adapter (SEQ_CLS) goes on its base read as a reward model; its score head replaces the
             // new one
@@ -209,6 +212,7 @@ public final class CausalLm implements AutoCloseable {
      * @throws CheckpointException if the weights are missing, broken or do not fit the config
      */
     public static CausalLm loadRewardModel(Path dir, Device device, int padId, long seed) {
+        dir = ModelFolder.resolve(dir);
         ModelFolder.check(dir, "config.json");
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
         if (config.isSequenceClassifier()) {
@@ -326,9 +330,13 @@ public final class CausalLm implements AutoCloseable {
                 return candidate;
             }
         }
+        if (HubId.looksLikeId(base)) {
+            return ModelFolder.resolve(Path.of(base)); // an adapter made on a Hub model names it by id, as PEFT does
+        }
         throw new CheckpointException(
                 file,
-                "key 'base_model_name_or_path': '" + base + "' is not a local model folder; load the base model "
+                "key 'base_model_name_or_path': '" + base
+                        + "' is neither a local model folder nor a Hub id; load the base model "
                         + "and add the adapter to it (--model BASE --adapter DIR)");
     }
 
@@ -565,6 +573,7 @@ public final class CausalLm implements AutoCloseable {
      */
     public LoraConfig loadAdapter(Path dir) {
         requireOwner("loadAdapter");
+        dir = ModelFolder.resolve(dir);
         CausalLmBlock native_ = nativeBlock();
         this.lora = PeftAdapter.load(native_, dir, manager);
         warnIfMadeForAnotherBase(dir);
@@ -765,6 +774,32 @@ public final class CausalLm implements AutoCloseable {
         NDArray rows = m.arange(0, b, 1, DataType.INT64).mul(t).add(last.toType(DataType.INT64, false));
         NDArray hidden = out.last().reshape(b * t, out.last().getShape().get(2)).get(rows);
         return native_.score(store, hidden, training).reshape(b);
+    }
+
+    /**
+     * A value model's estimates at every position (PPO's critic): the one-label score head of a sequence
+     * classifier applied to each position's final hidden state, as TRL's {@code PolicyAndValueWrapper}
+     * reads {@code value_model.score(backbone(...).last_hidden_state)}.
+     *
+     * @param ids [B, T] int64
+     * @param attentionMask [B, T] int64, 1 on tokens
+     * @param training training mode (dropout, gradients when recorded)
+     * @param rightPadded every row is tokens then padding (SDPA may use its causal kernels)
+     * @return [B, T] values (padded positions hold values nothing should read)
+     * @throws IllegalStateException when this is not a sequence classifier
+     */
+    public NDArray values(NDArray ids, NDArray attentionMask, boolean training, boolean rightPadded) {
+        CausalLmBlock native_ = nativeBlock();
+        if (native_.scoreWeight() == null) {
+            throw new IllegalStateException(source + ": a causal LM, not a value model (no score head)");
+        }
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        NDArray last = native_.forward(
+                        store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, rightPadded, false))
+                .last();
+        return native_.score(store, last.reshape(b * t, last.getShape().get(2)), training)
+                .reshape(b, t);
     }
 
     /**

@@ -22,6 +22,7 @@ import org.align4j.data.PreferenceBatch;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.align4j.model.tokenizer.TextTokenizer;
@@ -155,7 +156,7 @@ public final class PrecomputedReference implements ReferencePolicy {
     public static Plan plan(TrainConfig config) throws IOException {
         try (TextTokenizer tokenizer = TextTokenizer.load(Path.of(config.model()))) {
             RunData data = RunData.load(config, tokenizer, RunData.PAIRS);
-            Path modelDir = Path.of(config.referenceModelOrModel());
+            Path modelDir = ModelFolder.resolve(Path.of(config.referenceModelOrModel()));
             Path cacheDir = config.referenceCacheDir();
             String modelKey = modelKey(modelDir, cacheDir);
             List<CacheEntry> splits = new ArrayList<>();

@@ -30,6 +30,7 @@ import org.align4j.model.Devices;
 import org.align4j.model.LogProbs;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.config.ModelConfig;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -66,7 +67,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             RunData data,
             ReferencePolicy reference,
             PreferenceLoss objective) {
-        super(config, policy, Path.of(config.model()), folder);
+        super(config, policy, ModelFolder.resolve(Path.of(config.model())), folder);
         this.tokenizer = tokenizer;
         this.data = data;
         this.reference = reference;
@@ -139,7 +140,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
             // a LoRA checkpoint is an adapter folder: its architecture is the base model's
             data.checkFits(ModelConfig.read(folder.resumeFrom()
                     .filter(p -> Files.isRegularFile(p.resolve("config.json")))
-                    .orElse(Path.of(config.model()))
+                    .orElseGet(() -> ModelFolder.resolve(Path.of(config.model())))
                     .resolve("config.json")));
             policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
             prepareAdapters(policy, config);

@@ -22,6 +22,7 @@ import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.config.ModelConfig;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.nn.Compute;
 import org.align4j.model.tokenizer.TextTokenizer;
 
@@ -66,7 +67,7 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
             TextTokenizer tokenizer,
             RunData data,
             BradleyTerryLoss objective) {
-        super(config, model, Path.of(config.model()), folder);
+        super(config, model, ModelFolder.resolve(Path.of(config.model())), folder);
         this.tokenizer = tokenizer;
         this.data = data;
         this.objective = objective;
@@ -108,9 +109,10 @@ public final class RewardTrainer extends TrainingLoop implements AutoCloseable {
             RunData data = RunData.load(config, tokenizer, RunData.PAIRS, PreferenceEncoder.Target.REWARD_MODEL);
             Path start = folder.resumeFrom().orElse(Path.of(config.model()));
             // a LoRA checkpoint is an adapter folder: its architecture is the base model's
-            data.checkFits(ModelConfig.read(
-                    (Files.isRegularFile(start.resolve("config.json")) ? start : Path.of(config.model()))
-                            .resolve("config.json")));
+            data.checkFits(ModelConfig.read((Files.isRegularFile(start.resolve("config.json"))
+                            ? start
+                            : ModelFolder.resolve(Path.of(config.model())))
+                    .resolve("config.json")));
             model = folder.resumeFrom().isPresent()
                     ? CausalLm.load(start, device)
                     : CausalLm.loadRewardModel(start, device, tokenizer.padId(), config.seed());

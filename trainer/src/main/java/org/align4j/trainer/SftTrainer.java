@@ -28,6 +28,7 @@ import org.align4j.model.Devices;
 import org.align4j.model.LogProbs;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.config.ModelConfig;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 
 /**
@@ -43,7 +44,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     private final RunData data;
 
     private SftTrainer(TrainConfig config, RunFolder folder, CausalLm policy, TextTokenizer tokenizer, RunData data) {
-        super(config, policy, Path.of(config.model()), folder);
+        super(config, policy, ModelFolder.resolve(Path.of(config.model())), folder);
         this.tokenizer = tokenizer;
         this.data = data;
     }
@@ -90,7 +91,7 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
             // a LoRA checkpoint is an adapter folder: its architecture is the base model's
             data.checkFits(ModelConfig.read(folder.resumeFrom()
                     .filter(p -> Files.isRegularFile(p.resolve("config.json")))
-                    .orElse(Path.of(config.model()))
+                    .orElseGet(() -> ModelFolder.resolve(Path.of(config.model())))
                     .resolve("config.json")));
             CausalLm policy =
                     config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);

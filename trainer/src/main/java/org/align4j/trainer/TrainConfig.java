@@ -145,13 +145,14 @@ import org.slf4j.LoggerFactory;
  *     base is {@code model}
  */
 public record TrainConfig(
-        @Key(label = "DIR", help = "Starting model (HF folder)")
+        @Key(label = "DIR", help = "Starting model: an HF folder, or a Hub id owner/name[@revision]")
         String model,
 
-        @Key(label = "PATH", help = "Training data (file or folder)")
+        @Key(label = "PATH", help = "Training data: a file, a folder, or a Hub dataset owner/name[:split]")
         String data,
 
-        @Key(label = "PATH", help = "Held-out data") String evalData,
+        @Key(label = "PATH", help = "Held-out data (a Hub dataset too: owner/name:test)")
+        String evalData,
 
         @Key(help = "Hold out this share of --data when no --eval-data")
         double evalFraction,
@@ -340,7 +341,7 @@ public record TrainConfig(
                         "Projections that get adapters: all-linear, or names like q_proj,v_proj (default: PEFT's for the model)")
         String loraTarget,
 
-        @Key(label = "DIR", help = "A LoRA adapter (PEFT folder) to continue training on --model")
+        @Key(label = "DIR", help = "A LoRA adapter (PEFT folder or Hub id) to continue training on --model")
         String adapter) {
 
     /** Describes a config key for {@code --help}, the README and the flag names. */

@@ -110,7 +110,7 @@ public final class TrlNames {
         refuse("lr_scheduler_kwargs", "not implemented");
         refuse("resume_from_checkpoint", "use --resume");
         refuse("overwrite_output_dir", "use --overwrite");
-        refuse("push_to_hub", "align4j never uploads; final/ is an HF folder to upload yourself");
+        refuse("push_to_hub", "after the run, `align4j push --model OUTPUT/final --repo owner/name` uploads it");
         for (String k : List.of("deepspeed", "fsdp", "local_rank", "ddp_backend")) {
             refuse(k, "distributed training is not implemented");
         }

@@ -20,10 +20,13 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 import java.util.zip.GZIPInputStream;
 import org.align4j.data.DataException;
+import org.align4j.model.hub.HubClient;
+import org.align4j.model.hub.HubId;
 import org.align4j.model.io.InputFiles;
 
 /**
@@ -48,7 +51,8 @@ public final class RecordReader {
     private RecordReader() {}
 
     /**
-     * @param path a file, or a folder of data files
+     * @param path a file, or a folder of data files; where no such path exists, a dataset on the Hugging
+     *     Face Hub as {@code owner/name[@revision][:split]} (its split's files in the Hub's cache)
      * @return the data files it names, in order
      */
     public static List<Path> files(Path path) {
@@ -56,6 +60,13 @@ public final class RecordReader {
             return List.of(path);
         }
         if (!Files.isDirectory(path)) {
+            // a missing "dir/file.jsonl" is a typo'd path, not a dataset id
+            Optional<HubId> id = Files.exists(path) || isDataFile(path)
+                    ? Optional.empty()
+                    : HubId.ifId(path.toString().replace('\\', '/'), HubId.Type.DATASET);
+            if (id.isPresent()) {
+                return HubClient.shared().dataset(id.get());
+            }
             String problem = InputFiles.problem(path);
             throw new DataException(
                     path,

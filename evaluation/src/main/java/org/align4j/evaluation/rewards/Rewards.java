@@ -6,6 +6,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.align4j.model.CausalLm;
+import org.align4j.model.hub.HubId;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 
 /**
@@ -75,7 +77,7 @@ public final class Rewards implements AutoCloseable {
                 throw new IllegalArgumentException("'" + spec + "': cannot create " + name + ": " + cause);
             }
         }
-        Path dir = Path.of(spec);
+        Path dir = ModelFolder.resolve(Path.of(spec)); // a Hub id is fetched into the shared cache
         if (Files.isDirectory(dir)) {
             if (!Files.isRegularFile(dir.resolve("tokenizer.json"))) {
                 throw new IllegalArgumentException("'" + spec + "': a reward model folder needs its tokenizer "
@@ -126,6 +128,9 @@ public final class Rewards implements AutoCloseable {
             }
         }
         Path dir = Path.of(spec);
+        if (!Files.isDirectory(dir) && HubId.ifId(spec, HubId.Type.MODEL).isPresent()) {
+            return; // a reward model by Hub id: fetched (and checked) when the run loads it
+        }
         if (!Files.isDirectory(dir)) {
             throw new IllegalArgumentException("'" + spec + "': not a built-in reward ("
                     + String.join(", ", BuiltinRewards.forms()) + "), a class:NAME or a reward model folder");

@@ -6,14 +6,36 @@ import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.Optional;
 import java.util.stream.Stream;
+import org.align4j.model.hub.HubClient;
+import org.align4j.model.hub.HubException;
+import org.align4j.model.hub.HubId;
 
 /**
  * The checks every model load starts with, so that a wrong path gets a message that guesses the
  * mistake instead of "config.json: file not found": a run folder (did you mean its {@code final/}?),
- * a Hugging Face Hub id (align4j reads local folders only), a file where a folder belongs.
+ * a file where a folder belongs; and the one place where a Hugging Face Hub id becomes a local folder.
  */
 public final class ModelFolder {
     private ModelFolder() {}
+
+    /**
+     * A model path as the user gave it, made local: a path that exists is itself (a local folder always
+     * wins); {@code owner/name[@revision]} is the snapshot folder in the Hub's cache, downloaded by the
+     * {@linkplain HubClient#shared() shared client} when missing; anything else is returned as it is, for
+     * {@link #check} to name the mistake.
+     *
+     * @param dir a model or adapter folder, or a Hub id
+     * @return a local folder
+     * @throws HubException for a malformed id, or one the Hub refuses
+     */
+    public static Path resolve(Path dir) {
+        if (dir == null || Files.exists(dir)) {
+            return dir;
+        }
+        return HubId.ifId(dir.toString().replace('\\', '/'), HubId.Type.MODEL)
+                .map(id -> HubClient.shared().model(id))
+                .orElse(dir);
+    }
 
     /**
      * @param dir what the user named as a model folder
@@ -26,14 +48,6 @@ public final class ModelFolder {
             return;
         }
         if (!Files.exists(dir)) {
-            String s = dir.toString();
-            if (!dir.isAbsolute() && s.matches("[A-Za-z0-9][\\w.-]*/[\\w.-]+") && !s.startsWith(".")) {
-                throw new CheckpointException(
-                        dir,
-                        "no such folder; it looks like a Hugging Face Hub id, and align4j reads local folders "
-                                + "only: download it first (e.g. `huggingface-cli download " + s
-                                + " --local-dir models/" + dir.getFileName() + "`)");
-            }
             throw new CheckpointException(dir, "no such folder");
         }
         if (!Files.isDirectory(dir)) {

@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import org.align4j.model.hub.HubId;
 import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.InputFiles;
 import org.align4j.model.io.ModelFolder;
@@ -75,6 +76,7 @@ public final class TextTokenizer implements AutoCloseable {
      * @throws CheckpointException naming the missing or broken file
      */
     public static TextTokenizer load(Path dir) {
+        dir = ModelFolder.resolve(dir);
         Path adapterBase = adapterBase(dir);
         if (adapterBase != null) {
             return load(adapterBase);
@@ -199,7 +201,8 @@ public final class TextTokenizer implements AutoCloseable {
                 return candidate;
             }
         }
-        return null;
+        // an adapter made on a Hub model names it by id, as PEFT does (the model is fetched the same way)
+        return HubId.looksLikeId(base) ? ModelFolder.resolve(Path.of(base)) : null;
     }
 
     private static JsonNode readJson(Path file) {

@@ -45,6 +45,7 @@ import org.align4j.model.config.ModelConfig;
 import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.generate.Generator;
 import org.align4j.model.generate.RowStream;
+import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.align4j.trainer.RunFolder;
 import org.align4j.trainer.TrainConfig;
@@ -128,7 +129,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             List<int[]> trainIds,
             List<int[]> evalIds,
             Rewards rewards) {
-        super(config, policy, Path.of(config.model()), folder);
+        super(config, policy, ModelFolder.resolve(Path.of(config.model())), folder);
         this.rl = rl;
         this.tokenizer = tokenizer;
         this.encoder = encoder;
@@ -541,7 +542,9 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                         trainIds.get(i), RowStream.key(config.seed(), generation, i, k), train.get(i), k));
             }
         }
+        long t0 = System.nanoTime();
         List<int[]> completions = sampler.sample(rows, sampling());
+        long t1 = System.nanoTime();
         int n = rows.size();
         boolean[] truncated = new boolean[n];
         boolean[] scored = new boolean[n];
@@ -558,6 +561,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         }
         double[][] perFunction = rewards.score(samples(rows, completions, truncated));
         double[] reward = rewards.combine(perFunction);
+        long t2 = System.nanoTime();
         List<float[]> old = null;
         List<float[]> ref = null;
         boolean needOld = rl.method() == LossType.RLOO || rl.numIterations() > 1;
@@ -567,6 +571,14 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         if (rl.beta() > 0) {
             ref = scorePerToken(reference, promptIds, completions, scored);
         }
+        long t3 = System.nanoTime();
+        LOG.info(
+                "generation {}: {} samples in {} s, rewards {} s, old policy and reference log-probs {} s",
+                generation,
+                n,
+                String.format(Locale.ROOT, "%.2f", (t1 - t0) / 1e9),
+                String.format(Locale.ROOT, "%.2f", (t2 - t1) / 1e9),
+                String.format(Locale.ROOT, "%.2f", (t3 - t2) / 1e9));
         Map<String, Double> m = new LinkedHashMap<>();
         tokensSeen += promptTokens;
         for (int[] c : completions) {

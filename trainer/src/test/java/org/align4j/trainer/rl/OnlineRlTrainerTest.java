@@ -194,6 +194,41 @@ class OnlineRlTrainerTest {
     }
 
     @Test
+    void conversationalPromptsWithLoraTrainAgainstTheAdaptersOff() throws Exception {
+        Path data = tmp.resolve("chat.jsonl");
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < 8; i++) {
+            b.append("{\"prompt\": [{\"role\": \"user\", \"content\": \"")
+                    .append(i)
+                    .append("+2=\"}], \"answer\": \"")
+                    .append(i + 2)
+                    .append("\"}\n");
+        }
+        Files.writeString(data, b);
+        Map<String, Object> o = base(data, tmp.resolve("lora"));
+        o.put("lora_r", 4);
+        o.put("disable_dropout", true); // TRL's GRPO default keeps GPT-2's dropout 0.1, and then KL is not 0 at step 1
+        o.put("max_steps", 2);
+        o.put("num_iterations", 1);
+        o.put("eval_fraction", 0.25);
+        o.put("reward_funcs", List.of("exact", "regex:.*"));
+        Steps rec = new Steps(-1);
+        try (OnlineRlTrainer t =
+                OnlineRlTrainer.create(RlConfig.resolve(LossType.GRPO, null, o, k -> k), RunFolder.Mode.fresh())) {
+            assertThat(t.header().get(1)).contains("the policy with its adapters off");
+            t.addListener(rec);
+            t.train();
+        }
+        // a new adapter starts as the reference: KL 0 at the first step
+        assertThat(rec.steps.get(0).get("kl")).isCloseTo(0.0, Offset.offset(1e-6));
+        assertThat(rec.steps.get(0)).containsKeys("rewards/exact_answer/mean", "rewards/regex/mean");
+        assertThat(tmp.resolve("lora/final/adapter_config.json")).isRegularFile();
+        String samples = Files.readString(tmp.resolve("lora/samples.jsonl"));
+        // the prompt as the chat template rendered it, and the record's answer as the expected one
+        assertThat(samples).contains("<|im_start|>user").contains("\"expected\":");
+    }
+
+    @Test
     void pairsGivenToGrpoAndPromptsGivenToTrainAreNamed() throws Exception {
         Path pairs = Fixtures.root().resolve("prefs.jsonl");
         assertThatThrownBy(() -> OnlineRlTrainer.create(

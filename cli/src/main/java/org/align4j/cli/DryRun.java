@@ -2,6 +2,7 @@ package org.align4j.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -15,6 +16,7 @@ import org.align4j.model.io.ModelFolder;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.align4j.trainer.SftTrainer;
 import org.align4j.trainer.TrainConfig;
+import org.align4j.trainer.rl.OnlineRlTrainer;
 import org.align4j.trainer.rl.RlConfig;
 
 /**
@@ -68,6 +70,7 @@ final class DryRun {
      * token lengths (as the sampler gets them), and the first prompt with its fields.
      */
     static void print(PrintWriter w, RlConfig.Run run) {
+        OnlineRlTrainer.check(run); // the checks the run makes before it loads anything
         TrainConfig config = run.train();
         w.println("# the resolved config (what OUTPUT/config.yaml will hold, with the method's keys below)");
         w.print(config.toYaml().replaceAll("(?m)^beta: .*\\R", ""));
@@ -88,9 +91,12 @@ final class DryRun {
                     config.evalData() == null ? List.of(config.data()) : List.of(config.data(), config.evalData())) {
                 List<PromptData.PromptExample> prompts = PromptData.load(Path.of(part), config.skipInvalid());
                 int[] lengths = new int[prompts.size()];
+                List<int[]> encoded = new ArrayList<>();
                 for (int i = 0; i < lengths.length; i++) {
-                    lengths[i] = encoder.encodePrompt(prompts.get(i).example()).length;
+                    encoded.add(encoder.encodePrompt(prompts.get(i).example()));
+                    lengths[i] = encoded.get(i).length;
                 }
+                OnlineRlTrainer.checkFits(m, prompts, encoded, run.rl().maxCompletionLength());
                 w.printf(
                         "%n# prompts: %s: %d (eval_fraction %s of them held out when no eval_data)%n",
                         part, prompts.size(), TrainConfig.defaultFormat(config.evalFraction()));

@@ -47,10 +47,32 @@ abstract class RlCommand implements Callable<Integer> {
         }
         RlConfig defaults = RlConfig.defaults(method);
         Map<String, Object> values = defaults.toMap();
+        // batch_size counts completions here, as TRL's per_device_train_batch_size in GRPOConfig
+        OptionSpec batch = options.option(
+                List.of(
+                        "--batch-size",
+                        "--batch_size",
+                        "--per_device_train_batch_size",
+                        "--per-device-train-batch-size"),
+                false,
+                "N",
+                "Completions per micro-batch (a generation makes batch_size x grad_accum, num_generations per prompt;"
+                        + " default: 8)",
+                "batch_size",
+                taken);
+        spec.addOption(batch);
         for (Map.Entry<String, String> k : RlConfig.KEYS.entrySet()) {
             String key = k.getKey();
             if (!values.containsKey(key)) {
-                continue; // the other method's option
+                // the other method's option: a hidden flag, so that RlConfig refuses it with its reason
+                LossType otherMethod = method == LossType.GRPO ? LossType.RLOO : LossType.GRPO;
+                boolean switchFlag = RlConfig.defaults(otherMethod).toMap().get(key) instanceof Boolean;
+                OptionSpec other =
+                        options.hiddenOption(List.of("--" + key.replace('_', '-'), "--" + key), switchFlag, key, taken);
+                if (other != null) {
+                    spec.addOption(other);
+                }
+                continue;
             }
             List<String> names = new ArrayList<>(List.of("--" + key.replace('_', '-'), "--" + key));
             Object d = values.get(key);

@@ -128,6 +128,20 @@ final class TrainOptions {
         return option(names, flag, label == null ? "VALUE" : label, help, false, this, key, taken);
     }
 
+    /**
+     * A hidden flag that records its value under {@code key} (the other online method's option, refused by
+     * name when given).
+     *
+     * @param names the flag's names
+     * @param flag a switch
+     * @param key the config key
+     * @param taken names already used
+     * @return the option, or null when every name is taken
+     */
+    OptionSpec hiddenOption(List<String> names, boolean flag, String key, Set<String> taken) {
+        return option(names, flag, "VALUE", "", true, this, key, taken);
+    }
+
     private static OptionSpec option(
             List<String> names,
             boolean flag,

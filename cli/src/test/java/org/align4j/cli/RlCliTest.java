@@ -109,13 +109,21 @@ class RlCliTest {
                 args("grpo", data, "--reward-funcs", "no-such-reward").toArray(String[]::new),
                 args("rloo", data, "--loss-type", "bnpo").toArray(String[]::new),
                 args("grpo", data, "--reward-funcs", "class:" + Throwing.class.getName(), "--overwrite")
+                        .toArray(String[]::new),
+                args("grpo", data, "--normalize-advantages").toArray(String[]::new),
+                args("grpo", data, "--batch-size", "6", "--num-generations", "4", "--dry-run")
+                        .toArray(String[]::new),
+                args("grpo", data, "--max-completion-length", "300", "--dry-run")
                         .toArray(String[]::new));
         List<String> want = List.of(
                 "error: --num-generations: at least 2",
                 "prefs.jsonl:1: field 'chosen'",
                 "error: --reward-funcs: 'no-such-reward': not a built-in reward",
                 "--loss-type: has no effect here",
-                "reward 'throwing' failed on the batch starting at");
+                "reward 'throwing' failed on the batch starting at",
+                "--normalize-advantages: has no effect here: RLOO's option",
+                "multiple of num_generations",
+                "prompts.jsonl:1: the prompt's 4 tokens + max_completion_length 300 exceed the model's 256 positions");
         for (int i = 0; i < cases.size(); i++) {
             CliTest.Result r = CliTest.run(cases.get(i));
             assertThat(r.code()).as("%s: %s", want.get(i), r.err()).isEqualTo(2);

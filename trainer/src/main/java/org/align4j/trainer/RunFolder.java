@@ -15,13 +15,10 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Stream;
 import org.align4j.model.io.AtomicDirectory;
-import org.align4j.trainer.rl.RlConfig;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -294,9 +291,7 @@ public final class RunFolder implements AutoCloseable {
         }
         TrainConfig before;
         try {
-            // an online RL run's config.yaml also holds its method's keys (num_generations, ...): read them as its
-            before = TrainConfig.resolve(
-                    Map.of(), saved, Map.of(), key -> "key '" + key + "'", RlConfig.ownedKeys(), new LinkedHashMap<>());
+            before = TrainConfig.resolveSaved(saved); // an online RL run's method keys read as its
         } catch (IllegalArgumentException e) {
             LOG.warn("Cannot compare with {}: {}", saved, e.getMessage());
             return List.of();

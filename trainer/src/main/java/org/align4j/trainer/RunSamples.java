@@ -5,7 +5,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceData;
 import org.align4j.evaluation.WinRate;
@@ -40,7 +39,7 @@ public final class RunSamples {
             throw new IllegalArgumentException(
                     run + ": samples need a finished run (config.yaml and final/ are missing)");
         }
-        TrainConfig config = TrainConfig.resolve(configFile, Map.of());
+        TrainConfig config = TrainConfig.resolveSaved(configFile);
         Path referenceDir = Path.of(config.loss() == LossType.SFT ? config.model() : config.referenceModelOrModel());
         try (TextTokenizer tk = TextTokenizer.load(policyDir)) {
             RunData data = RunData.load(

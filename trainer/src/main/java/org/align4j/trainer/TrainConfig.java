@@ -49,6 +49,7 @@ import org.align4j.model.lora.LoraConfig;
 import org.align4j.model.nn.Compute;
 import org.align4j.model.nn.Compute.Attention;
 import org.align4j.model.nn.Compute.Precision;
+import org.align4j.trainer.rl.RlConfig;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -601,7 +602,7 @@ public record TrainConfig(
                 if (ownKeys.contains(name)) {
                     own.put(name, new Given(YAML.convertValue(node, Object.class), where));
                 } else {
-                    set(values, fromFile, name, node, where);
+                    withOwnKeys(ownKeys, () -> set(values, fromFile, name, node, where));
                 }
             });
             given.putAll(fromFile);
@@ -611,7 +612,9 @@ public record TrainConfig(
             if (ownKeys.contains(name)) {
                 own.put(name, new Given(value, overrideName.apply(name)));
             } else {
-                set(values, fromOverrides, name, YAML.valueToTree(value), overrideName.apply(name));
+                withOwnKeys(
+                        ownKeys,
+                        () -> set(values, fromOverrides, name, YAML.valueToTree(value), overrideName.apply(name)));
             }
         });
         given.putAll(fromOverrides);
@@ -691,8 +694,10 @@ public record TrainConfig(
             }
             Optional<TrlNames.Alias> alias = TrlNames.alias(name);
             if (alias.isEmpty()) {
+                List<String> all = new ArrayList<>(keys());
+                all.addAll(OWN_KEYS.get());
                 throw new IllegalArgumentException(
-                        where + ": unknown" + suggestion(name) + "; align4j keys: " + String.join(", ", keys()));
+                        where + ": unknown" + suggestion(name) + "; align4j keys: " + String.join(", ", all));
             }
             key = alias.get().key();
             try {
@@ -717,9 +722,35 @@ public record TrainConfig(
         source.put(key, where);
     }
 
+    /** A method's own keys while its config resolves: an unknown key's suggestions and key list include them. */
+    private static final ThreadLocal<Set<String>> OWN_KEYS = ThreadLocal.withInitial(Set::of);
+
+    private static void withOwnKeys(Set<String> ownKeys, Runnable r) {
+        Set<String> before = OWN_KEYS.get();
+        OWN_KEYS.set(ownKeys);
+        try {
+            r.run();
+        } finally {
+            OWN_KEYS.set(before);
+        }
+    }
+
+    /**
+     * Resolves a run's saved {@code config.yaml} to compare it or reuse it: the keys of an online RL method
+     * (which its own record reads) are left out, not refused.
+     *
+     * @param yaml a saved config.yaml
+     * @return the shared config it holds
+     * @throws IllegalArgumentException naming the file, line and key at fault
+     */
+    public static TrainConfig resolveSaved(Path yaml) {
+        return resolve(Map.of(), yaml, Map.of(), key -> "key '" + key + "'", RlConfig.ownedKeys(), new HashMap<>());
+    }
+
     /** @return " (did you mean 'x'?)" for the nearest known names (one or two), or "" */
     static String suggestion(String name) {
         List<String> known = new ArrayList<>(keys());
+        known.addAll(OWN_KEYS.get());
         known.addAll(TrlNames.names());
         String n = name.toLowerCase(Locale.ROOT).replace('-', '_');
         int limit = Math.max(2, n.length() / 3);

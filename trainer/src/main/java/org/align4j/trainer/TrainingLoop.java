@@ -278,6 +278,11 @@ public abstract class TrainingLoop implements AutoCloseable {
         return config.batchSize();
     }
 
+    /** @return whether an epoch's last, smaller batch is dropped (an RL generation needs a full batch of prompts) */
+    protected boolean dropLast() {
+        return false;
+    }
+
     /** @return whether each epoch's order is shuffled (by the seed and the epoch) */
     protected boolean shuffle() {
         return true;
@@ -348,7 +353,7 @@ public abstract class TrainingLoop implements AutoCloseable {
             epoch = state.epoch();
             batchInEpoch = state.batchInEpoch();
             order = PairOrder.epoch(
-                    lengths, examplesPerBatch(), config.seed(), epoch, shuffle(), config.groupByLength(), false);
+                    lengths, examplesPerBatch(), config.seed(), epoch, shuffle(), config.groupByLength(), dropLast());
         }
 
         int[] next() {
@@ -356,7 +361,13 @@ public abstract class TrainingLoop implements AutoCloseable {
                 epoch++;
                 batchInEpoch = 0;
                 order = PairOrder.epoch(
-                        lengths, examplesPerBatch(), config.seed(), epoch, shuffle(), config.groupByLength(), false);
+                        lengths,
+                        examplesPerBatch(),
+                        config.seed(),
+                        epoch,
+                        shuffle(),
+                        config.groupByLength(),
+                        dropLast());
             }
             return order.get(batchInEpoch++);
         }

@@ -15,6 +15,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 import org.align4j.data.DataException;
 import org.align4j.model.io.AtomicDirectory;
 
@@ -204,7 +205,23 @@ public final class RunReport {
      */
     public static Map<String, Charts.Spec> charts(List<Run> runs) {
         Map<String, Charts.Spec> out = new LinkedHashMap<>();
-        for (String[] c : CHARTS) {
+        List<String[]> charts = new ArrayList<>(List.of(CHARTS));
+        // each reward of an online run on its own, held out: a proxy's score beside a checker's shows hacking
+        Set<String> perReward = new TreeSet<>();
+        for (Run r : runs) {
+            for (Point p : r.points()) {
+                for (String k : p.values().keySet()) {
+                    if (k.startsWith("eval_rewards/") && k.endsWith("/mean")) {
+                        perReward.add(k);
+                    }
+                }
+            }
+        }
+        for (String k : perReward) {
+            String name = k.substring("eval_rewards/".length(), k.length() - "/mean".length());
+            charts.add(new String[] {k, "Held-out reward '" + name + "' of greedy answers (online RL)", "mean reward"});
+        }
+        for (String[] c : charts) {
             List<Charts.Series> series = new ArrayList<>();
             for (Run r : runs) {
                 List<double[]> xy = new ArrayList<>();

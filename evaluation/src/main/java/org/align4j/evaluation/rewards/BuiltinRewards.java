@@ -8,7 +8,7 @@ import java.util.regex.Pattern;
  * The rewards the CLI names, after TRL's reward library ({@code trl.rewards}) where it has one:
  * <ul>
  *   <li>{@code exact[:FIELD]}: 1 when the completion, trimmed, equals the record's field (default {@code
- *       answer}), trimmed; else 0; null for a record without the field;
+ *       answer}), trimmed; else 0; a run refuses a record without the field before it starts;
  *   <li>{@code regex:PATTERN}: 1 when the whole completion matches PATTERN (dot matches newlines), else 0;
  *   <li>{@code think_format}: TRL's {@code think_format_reward}: 1 for one {@code <think>...</think>} block
  *       at the start, else 0;
@@ -76,12 +76,28 @@ public final class BuiltinRewards {
      * @return the exact-answer reward
      */
     public static RewardFunction exact(String field) {
-        return fn("exact_" + field, s -> {
+        RewardFunction f = fn("exact_" + field, s -> {
             Object want = s.fields().get(field);
             return want == null
                     ? null
                     : s.completion().strip().equals(String.valueOf(want).strip()) ? 1.0 : 0.0;
         });
+        return new RewardFunction() {
+            @Override
+            public String name() {
+                return f.name();
+            }
+
+            @Override
+            public List<String> requiredFields() {
+                return List.of(field);
+            }
+
+            @Override
+            public List<Double> score(List<Sample> samples) {
+                return f.score(samples);
+            }
+        };
     }
 
     /**

@@ -34,6 +34,14 @@ public interface RewardFunction {
     String name();
 
     /**
+     * @return the record fields every sample must carry for this reward (checked for every prompt before a
+     *     run starts, so a misspelt field is named instead of silently scoring nothing); empty by default
+     */
+    default List<String> requiredFields() {
+        return List.of();
+    }
+
+    /**
      * @param samples the samples of a generation batch, in order
      * @return one score per sample (null: abstains); must be finite numbers
      */

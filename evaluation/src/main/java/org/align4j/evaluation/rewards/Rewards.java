@@ -4,7 +4,10 @@ import ai.djl.Device;
 import java.lang.reflect.InvocationTargetException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.align4j.model.CausalLm;
 import org.align4j.model.hub.HubId;
 import org.align4j.model.io.ModelFolder;
@@ -16,6 +19,7 @@ import org.align4j.model.tokenizer.TextTokenizer;
  */
 public final class Rewards implements AutoCloseable {
     private final List<RewardFunction> functions;
+    private final List<RewardFunction> originals;
     private final double[] weights;
 
     /**
@@ -31,7 +35,8 @@ public final class Rewards implements AutoCloseable {
             throw new IllegalArgumentException("reward_weights: " + weights.size() + " weights for " + functions.size()
                     + " reward_funcs; give one per function");
         }
-        this.functions = List.copyOf(functions);
+        this.originals = List.copyOf(functions);
+        this.functions = uniquelyNamed(functions);
         this.weights = new double[functions.size()];
         for (int i = 0; i < this.weights.length; i++) {
             this.weights[i] = weights == null || weights.isEmpty() ? 1.0 : weights.get(i);
@@ -39,6 +44,37 @@ public final class Rewards implements AutoCloseable {
                 throw new IllegalArgumentException("reward_weights: must be finite numbers, got " + weights);
             }
         }
+    }
+
+    /** Two rewards of one name (two regexes, two reward models' final/) get _2, _3 ... so their metrics stay apart. */
+    private static List<RewardFunction> uniquelyNamed(List<RewardFunction> functions) {
+        List<RewardFunction> out = new ArrayList<>();
+        Map<String, Integer> seen = new HashMap<>();
+        for (RewardFunction f : functions) {
+            int n = seen.merge(f.name(), 1, Integer::sum);
+            if (n == 1) {
+                out.add(f);
+                continue;
+            }
+            String name = f.name() + "_" + n;
+            out.add(new RewardFunction() {
+                @Override
+                public String name() {
+                    return name;
+                }
+
+                @Override
+                public List<String> requiredFields() {
+                    return f.requiredFields();
+                }
+
+                @Override
+                public List<Double> score(List<Sample> samples) {
+                    return f.score(samples);
+                }
+            });
+        }
+        return List.copyOf(out);
     }
 
     /**
@@ -135,8 +171,10 @@ public final class Rewards implements AutoCloseable {
             throw new IllegalArgumentException("'" + spec + "': not a built-in reward ("
                     + String.join(", ", BuiltinRewards.forms()) + "), a class:NAME or a reward model folder");
         }
-        if (!Files.isRegularFile(dir.resolve("config.json"))) {
-            throw new IllegalArgumentException("'" + spec + "': a reward model folder needs its config.json");
+        if (!Files.isRegularFile(dir.resolve("config.json"))
+                && !Files.isRegularFile(dir.resolve("adapter_config.json"))) {
+            throw new IllegalArgumentException("'" + spec + "': a reward model folder needs its config.json (or, for a "
+                    + "LoRA reward model, adapter_config.json)");
         }
         if (!Files.isRegularFile(dir.resolve("tokenizer.json"))) {
             throw new IllegalArgumentException("'" + spec + "': a reward model folder needs its tokenizer "
@@ -220,7 +258,7 @@ public final class Rewards implements AutoCloseable {
 
     @Override
     public void close() {
-        for (RewardFunction f : functions) {
+        for (RewardFunction f : originals) {
             if (f instanceof AutoCloseable c) {
                 try {
                     c.close();

@@ -1,6 +1,7 @@
 package org.align4j.losses.rl;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.types.DataType;
 import java.util.Locale;
 
@@ -139,7 +140,10 @@ public final class GrpoLoss {
         // rows without tokens are NaN in TRL (0/0) and nanmin/nanmax skip them: push them past the extreme
         NDArray pushed =
                 share.add(has.logicalNot().toType(DataType.FLOAT32, false).mul(min ? 1e30f : -1e30f));
-        return min ? pushed.min() : pushed.max();
+        NDArray extreme = min ? pushed.min() : pushed.max();
+        // no row with tokens (all masked): NaN, as TRL's nanmin/nanmax of nothing
+        NDArray any = has.toType(DataType.FLOAT32, false).sum().gt(0);
+        return NDArrays.where(any, extreme, extreme.getManager().full(extreme.getShape(), Float.NaN));
     }
 
     /** @return β */

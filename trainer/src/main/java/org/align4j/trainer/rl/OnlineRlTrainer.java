@@ -213,6 +213,12 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                 train = nEval > 0 ? List.copyOf(shuffled.subList(nEval, shuffled.size())) : all;
                 eval = List.copyOf(shuffled.subList(0, nEval));
             }
+            int perGeneration = config.batchSize() * config.gradAccum() / rl.numGenerations();
+            if (train.size() < perGeneration) {
+                throw new IllegalArgumentException("key 'batch_size': one generation takes " + perGeneration
+                        + " prompts (batch_size x grad_accum / num_generations), but " + config.data() + " has "
+                        + train.size() + " for training");
+            }
             List<int[]> trainIds = encodeAll(encoder, train);
             List<int[]> evalIds = encodeAll(encoder, eval);
             List<RewardFunction> funcs = new ArrayList<>();
@@ -225,6 +231,17 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                 throw new IllegalArgumentException("key 'reward_funcs': " + e.getMessage(), e);
             }
             rewards = new Rewards(funcs, rl.rewardWeights());
+            for (RewardFunction f : funcs) {
+                for (String field : f.requiredFields()) {
+                    for (PromptExample p : concat(train, eval)) {
+                        if (!p.fields().containsKey(field)) {
+                            throw new IllegalArgumentException(p.source() + ": field '" + field + "': missing (reward '"
+                                    + f.name() + "' reads it)");
+                        }
+                    }
+                }
+            }
+            folder.resumeFrom().ifPresent(checkpoint -> warnChanges(checkpoint, rl));
             policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
             checkFits(policy.config(), train, trainIds, rl.maxCompletionLength());
             checkFits(policy.config(), eval, evalIds, rl.maxCompletionLength());
@@ -304,7 +321,13 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         }
     }
 
-    private static void check(RlConfig.Run run) {
+    /**
+     * The checks a run makes before it loads anything (also {@code --dry-run}'s).
+     *
+     * @param run the resolved options
+     * @throws IllegalArgumentException naming the key at fault
+     */
+    public static void check(RlConfig.Run run) {
         TrainConfig c = run.train();
         RlConfig rl = run.rl();
         if (c.loss() != rl.method()) {
@@ -323,15 +346,58 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         }
     }
 
-    /** Every prompt, followed by max_completion_length tokens, within the model's vocabulary and positions. */
-    private static void checkFits(ModelConfig model, List<PromptExample> prompts, List<int[]> ids, int maxCompletion) {
+    /** The method's settings that differ from the checkpoint's, by name (the shared ones are the run folder's). */
+    private static void warnChanges(Path checkpoint, RlConfig rl) {
+        Path saved = checkpoint.resolve("config.yaml");
+        if (!Files.isRegularFile(saved)) {
+            return;
+        }
+        Map<String, TrainConfig.Given> own = new LinkedHashMap<>();
+        try {
+            TrainConfig.resolve(Map.of(), saved, Map.of(), k -> "key '" + k + "'", RlConfig.ownedKeys(), own);
+            Map<String, Object> before = RlConfig.of(rl.method(), own).toMap();
+            rl.toMap().forEach((k, v) -> {
+                if (!String.valueOf(v).equals(String.valueOf(before.get(k)))) {
+                    LOG.warn(
+                            "Resuming with {} = {} where {} ran with {}",
+                            k,
+                            v,
+                            checkpoint.getFileName(),
+                            before.get(k));
+                }
+            });
+        } catch (IllegalArgumentException e) {
+            LOG.warn("Cannot compare with {}: {}", saved, e.getMessage());
+        }
+    }
+
+    private static List<PromptExample> concat(List<PromptExample> a, List<PromptExample> b) {
+        List<PromptExample> all = new ArrayList<>(a);
+        all.addAll(b);
+        return all;
+    }
+
+    /**
+     * Every prompt, followed by max_completion_length tokens, within the model's vocabulary and positions.
+     *
+     * @param model the policy's architecture
+     * @param prompts the records
+     * @param ids their prompt ids
+     * @param maxCompletion max_completion_length
+     * @throws IllegalArgumentException naming the record and what to lower
+     */
+    public static void checkFits(ModelConfig model, List<PromptExample> prompts, List<int[]> ids, int maxCompletion) {
         for (int i = 0; i < ids.size(); i++) {
-            int[] row = Arrays.copyOf(ids.get(i), ids.get(i).length + maxCompletion);
-            Optional<String> problem = model.problemWith(row);
+            Optional<String> problem = model.problemWith(ids.get(i));
             if (problem.isPresent()) {
-                throw new IllegalArgumentException(prompts.get(i).source() + ": " + problem.get()
-                        + " (the prompt's " + ids.get(i).length + " tokens + max_completion_length " + maxCompletion
-                        + ")");
+                throw new IllegalArgumentException(prompts.get(i).source() + ": " + problem.get());
+            }
+            int[] row = Arrays.copyOf(ids.get(i), ids.get(i).length + maxCompletion);
+            if (model.problemWith(row).isPresent()) {
+                int positions = model.maxPositions();
+                throw new IllegalArgumentException(prompts.get(i).source() + ": the prompt's " + ids.get(i).length
+                        + " tokens + max_completion_length " + maxCompletion + " exceed the model's " + positions
+                        + " positions; lower max_completion_length, or cut prompts with max_prompt_length");
             }
         }
     }
@@ -382,12 +448,18 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         return rl.shuffleDataset();
     }
 
+    /** TRL's RepeatSampler drops an epoch's last, incomplete batch of prompts too. */
+    @Override
+    protected boolean dropLast() {
+        return true;
+    }
+
     @Override
     protected long totalSteps() {
         if (config.maxSteps() > 0) {
             return config.maxSteps();
         }
-        long generations = (train.size() + promptsPerGeneration() - 1) / promptsPerGeneration();
+        long generations = train.size() / promptsPerGeneration(); // an incomplete last batch is dropped
         return Math.max(1, (long) Math.ceil(config.epochs() * generations)) * rl.numIterations();
     }
 

@@ -90,7 +90,7 @@ public record RlConfig(
         k.put(
                 "reward_funcs",
                 "Rewards: exact[:FIELD], regex:P, think_format, soft_overlong:MAX:CACHE, "
-                        + "class:NAME or a reward model folder (comma-separated)");
+                        + "class:NAME or a reward model folder (comma-separated; \\, for a comma inside one)");
         k.put("reward_weights", "One weight per reward (comma-separated; default all 1)");
         k.put(
                 "reward_model_eos",
@@ -374,9 +374,10 @@ public record RlConfig(
                     out.add(String.valueOf(o).trim());
                 }
             } else {
-                for (String s : v.toString().split(",")) {
+                // a comma after a backslash stays inside its entry (a regex such as regex:^[0-9]{1\\,2}$)
+                for (String s : v.toString().split("(?<!\\\\),")) {
                     if (!s.isBlank()) {
-                        out.add(s.trim());
+                        out.add(s.trim().replace("\\,", ","));
                     }
                 }
             }

@@ -229,6 +229,75 @@ class OnlineRlTrainerTest {
     }
 
     @Test
+    void anEpochWhosePromptsDoNotFillTheLastGenerationDropsThemAndGoesOn() throws Exception {
+        Path data = tmp.resolve("five.jsonl");
+        Files.writeString(data, Files.readString(prompts()).lines().limit(5).reduce("", (a, l) -> a + l + "\n"));
+        Map<String, Object> o = base(data, tmp.resolve("five"));
+        o.put("batch_size", 8); // 2 prompts a generation: 2 generations an epoch, the fifth prompt dropped
+        o.put("num_iterations", 1);
+        o.put("max_steps", 5);
+        try (OnlineRlTrainer t =
+                OnlineRlTrainer.create(RlConfig.resolve(LossType.GRPO, null, o, k -> k), RunFolder.Mode.fresh())) {
+            assertThat(t.train().lastStep()).isEqualTo(5);
+        }
+        Map<String, Object> epochs = base(data, tmp.resolve("epochs"));
+        epochs.put("batch_size", 8);
+        epochs.put("num_iterations", 1);
+        epochs.put("max_steps", 0);
+        epochs.put("epochs", 2.0);
+        try (OnlineRlTrainer t =
+                OnlineRlTrainer.create(RlConfig.resolve(LossType.GRPO, null, epochs, k -> k), RunFolder.Mode.fresh())) {
+            assertThat(t.train().lastStep()).isEqualTo(4); // two generations an epoch
+        }
+        Map<String, Object> few = base(data, tmp.resolve("few"));
+        few.put("batch_size", 24); // 6 prompts a generation, 5 in the file
+        assertThatThrownBy(() -> OnlineRlTrainer.create(
+                        RlConfig.resolve(LossType.GRPO, null, few, k -> k), RunFolder.Mode.fresh()))
+                .hasMessageContaining("one generation takes 6 prompts")
+                .hasMessageContaining("has 5 for training");
+    }
+
+    @Test
+    void aRewardsMissingFieldIsNamedBeforeTheRunAndSameNamedRewardsStayApart() throws Exception {
+        Path data = prompts();
+        Map<String, Object> o = base(data, tmp.resolve("field"));
+        o.put("reward_funcs", List.of("exact:solution"));
+        assertThatThrownBy(() -> OnlineRlTrainer.create(
+                        RlConfig.resolve(LossType.GRPO, null, o, k -> k), RunFolder.Mode.fresh()))
+                .hasMessageContaining("prompts.jsonl:1: field 'solution': missing (reward 'exact_solution' reads it)");
+        Map<String, Object> two = base(data, tmp.resolve("two"));
+        two.put("reward_funcs", "regex:^[0-9]{1\\,2}$,regex:.*");
+        two.put("max_steps", 1);
+        Steps rec = new Steps(-1);
+        try (OnlineRlTrainer t =
+                OnlineRlTrainer.create(RlConfig.resolve(LossType.GRPO, null, two, k -> k), RunFolder.Mode.fresh())) {
+            assertThat(t.rlConfig().rewardFuncs()).containsExactly("regex:^[0-9]{1,2}$", "regex:.*");
+            t.addListener(rec);
+            t.train();
+        }
+        assertThat(rec.steps.get(0)).containsKeys("rewards/regex/mean", "rewards/regex_2/mean");
+        assertThat(rec.steps.get(0).get("rewards/regex_2/mean")).isEqualTo(1.0);
+    }
+
+    @Test
+    void aMethodKeyTypoGetsASuggestionAndResumeWarnsAboutChangedMethodKeys() throws Exception {
+        Path yaml = tmp.resolve("typo.yaml");
+        Files.writeString(yaml, "num_generation: 4\n");
+        assertThatThrownBy(() -> RlConfig.resolve(LossType.GRPO, yaml, Map.of(), k -> k))
+                .hasMessageContaining("typo.yaml:1: key 'num_generation': unknown (did you mean 'num_generations'");
+        // a saved config.yaml with the method's keys reads back as a shared config
+        Path data = prompts();
+        Map<String, Object> o = base(data, tmp.resolve("saved"));
+        o.put("max_steps", 1);
+        try (OnlineRlTrainer t =
+                OnlineRlTrainer.create(RlConfig.resolve(LossType.GRPO, null, o, k -> k), RunFolder.Mode.fresh())) {
+            t.train();
+        }
+        TrainConfig saved = TrainConfig.resolveSaved(tmp.resolve("saved/checkpoint-1/config.yaml"));
+        assertThat(saved.loss()).isEqualTo(LossType.GRPO);
+    }
+
+    @Test
     void pairsGivenToGrpoAndPromptsGivenToTrainAreNamed() throws Exception {
         Path pairs = Fixtures.root().resolve("prefs.jsonl");
         assertThatThrownBy(() -> OnlineRlTrainer.create(

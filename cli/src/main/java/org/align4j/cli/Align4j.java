@@ -5,12 +5,15 @@ import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileSystemException;
+import java.nio.file.Path;
 import org.align4j.data.DataException;
 import org.align4j.losses.LossType;
 import org.align4j.model.config.ConfigException;
 import org.align4j.model.hub.HubClient;
 import org.align4j.model.hub.HubException;
+import org.align4j.model.io.AtomicDirectory;
 import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.InputFiles;
 import org.align4j.trainer.TrainingDivergedException;
 import org.apache.logging.log4j.LogManager;
 import org.slf4j.Logger;
@@ -100,6 +103,11 @@ public final class Align4j implements Runnable {
             err.flush();
             return 2;
         });
+        // paths are checked before anything runs: an empty one, or an --output that is a dangling link
+        cl.setExecutionStrategy(parseResult -> {
+            checkPaths(parseResult);
+            return new CommandLine.RunLast().execute(parseResult);
+        });
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             PrintWriter err = cmd.getErr();
             Failure f = Failure.of(ex);
@@ -113,6 +121,32 @@ public final class Align4j implements Runnable {
             return f.code();
         });
         return cl;
+    }
+
+    /**
+     * Refuses, by flag, an empty path (an empty --output would write into the working folder) and an
+     * output that cannot be written where it is named (a symbolic link to nothing, a FIFO).
+     */
+    private static void checkPaths(CommandLine.ParseResult parseResult) {
+        CommandLine.ParseResult pr = parseResult;
+        while (pr.hasSubcommand()) {
+            pr = pr.subcommand();
+        }
+        for (CommandLine.Model.OptionSpec o : pr.matchedOptions()) {
+            boolean path = o.type() == Path.class || o.paramLabel().matches("(?i).*(DIR|FILE|PATH).*");
+            boolean output = o.longestName().equals("--output");
+            if (!path && !output) {
+                continue;
+            }
+            for (String text : o.originalStringValues()) {
+                String problem =
+                        text.isBlank() ? "an empty path" : output ? InputFiles.outputProblem(Path.of(text)) : null;
+                if (problem != null) {
+                    throw new CommandLine.ParameterException(
+                            pr.commandSpec().commandLine(), o.longestName() + ": " + problem);
+                }
+            }
+        }
     }
 
     /** Logs failures with their stack traces to train.log only (log4j2.xml gives it no console appender). */
@@ -163,7 +197,7 @@ public final class Align4j implements Runnable {
                     || ex instanceof IllegalArgumentException) {
                 return new Failure(2, firstLine(ex.getMessage()));
             }
-            if (ex instanceof TrainingDivergedException) {
+            if (ex instanceof TrainingDivergedException || ex instanceof Json.NonFiniteOutputException) {
                 return new Failure(1, firstLine(ex.getMessage()));
             }
             Throwable io = ex instanceof UncheckedIOException u ? u.getCause() : ex;
@@ -173,6 +207,9 @@ public final class Align4j implements Runnable {
                         : fs.getReason() != null
                                 ? fs.getReason()
                                 : fs.getClass().getSimpleName();
+                if (reason.contains("No space left") && !reason.contains("free on that disk") && fs.getFile() != null) {
+                    reason += AtomicDirectory.freeSpace(Path.of(fs.getFile()));
+                }
                 return new Failure(1, "cannot write or read " + fs.getFile() + ": " + reason);
             }
             if (io instanceof IOException) {

@@ -82,6 +82,7 @@ final class RewardCommand implements Runnable {
             Threads.apply(options.threads, null);
             RunFolder folder = RunFolder.claim(config, options.mode());
             RunConsole.logTo(folder.output());
+            RunConsole.resumed(spec.commandLine().getErr(), folder);
             TrainCommand.warnTf32(config, spec.commandLine().getErr());
             try (RewardTrainer trainer = RewardTrainer.create(config, folder)) {
                 RunConsole.header(spec.commandLine().getErr(), trainer.header());
@@ -342,7 +343,7 @@ final class RewardCommand implements Runnable {
                 o.put("preference", p);
                 o.put("reward_chosen", r.chosen());
                 o.put("reward_rejected", r.rejected());
-                lines.append(Json.MAPPER.writeValueAsString(o)).append('\n');
+                lines.append(Json.write(o)).append('\n');
             }
             AtomicDirectory.writeFile(output, lines.toString().getBytes(StandardCharsets.UTF_8));
             PrintWriter out = spec.commandLine().getOut();

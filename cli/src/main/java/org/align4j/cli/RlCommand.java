@@ -99,6 +99,7 @@ abstract class RlCommand implements Callable<Integer> {
         Threads.apply(options.threads, null);
         RunFolder folder = RunFolder.claim(run.train(), options.mode());
         RunConsole.logTo(folder.output());
+        RunConsole.resumed(spec.commandLine().getErr(), folder);
         TrainCommand.warnTf32(run.train(), spec.commandLine().getErr());
         try (OnlineRlTrainer trainer = OnlineRlTrainer.create(run, folder)) {
             RunConsole.header(spec.commandLine().getErr(), trainer.header());

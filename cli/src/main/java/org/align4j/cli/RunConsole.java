@@ -1,6 +1,7 @@
 package org.align4j.cli;
 
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -10,6 +11,7 @@ import java.util.Optional;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
+import org.align4j.trainer.RunFolder;
 import org.align4j.trainer.TrainResult;
 import org.align4j.trainer.TrainingListener;
 import org.apache.logging.log4j.Level;
@@ -114,6 +116,16 @@ final class RunConsole implements TrainingListener {
     }
 
     private static Path logFile;
+
+    /** Says on the console which checkpoint a resumed run continues, and what it was told differently. */
+    static void resumed(PrintWriter w, RunFolder folder) {
+        folder.resumeFrom().ifPresent(c -> {
+            w.println(
+                    "resuming from " + c + (Files.isRegularFile(c.resolve("config.yaml")) ? "" : " (no config.yaml)"));
+            folder.changes().forEach(change -> w.println("  changed: " + change));
+            w.flush();
+        });
+    }
 
     static void header(PrintWriter w, List<String> lines) {
         lines.forEach(w::println);

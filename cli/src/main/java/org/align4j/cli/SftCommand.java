@@ -39,6 +39,7 @@ final class SftCommand implements Callable<Integer> {
         Threads.apply(options.threads, null);
         RunFolder folder = RunFolder.claim(config, options.mode());
         RunConsole.logTo(folder.output());
+        RunConsole.resumed(spec.commandLine().getErr(), folder);
         TrainCommand.warnTf32(config, spec.commandLine().getErr());
         try (SftTrainer trainer = SftTrainer.create(config, folder)) {
             RunConsole.header(spec.commandLine().getErr(), trainer.header());

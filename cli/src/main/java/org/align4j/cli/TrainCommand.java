@@ -49,6 +49,7 @@ final class TrainCommand implements Callable<Integer> {
         Threads.apply(options.threads, null);
         RunFolder folder = RunFolder.claim(config, options.mode());
         RunConsole.logTo(folder.output());
+        RunConsole.resumed(spec.commandLine().getErr(), folder);
         warnTf32(config, spec.commandLine().getErr());
         try (PreferenceTrainer trainer = PreferenceTrainer.create(config, folder)) {
             RunConsole.header(spec.commandLine().getErr(), trainer.header());

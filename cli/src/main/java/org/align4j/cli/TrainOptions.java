@@ -1,6 +1,7 @@
 package org.align4j.cli;
 
 import java.lang.reflect.RecordComponent;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -233,13 +234,32 @@ final class TrainOptions {
     }
 
     /**
+     * The YAML config: {@code --config}, or for {@code --output RUN --resume} given without {@code
+     * --config}, {@code --model} or {@code --data}, the run's own {@code config.yaml} (the checkpoint's, when
+     * --resume names one), so that a run continues as it was started.
+     */
+    Path configFile() {
+        if (config != null || resume == null || given.containsKey("model") || given.containsKey("data")) {
+            return config;
+        }
+        Object output = given.get("output");
+        if (output == null) {
+            return null;
+        }
+        Path own = resume.isEmpty()
+                ? Path.of(output.toString()).resolve("config.yaml")
+                : Path.of(resume).resolve("config.yaml");
+        return Files.isRegularFile(own) ? own : config;
+    }
+
+    /**
      * @param method GRPO or RLOO
      * @return the resolved shared and method options: defaults, then {@code --config}, then the flags given
      */
     RlConfig.Run resolveRl(LossType method) {
         return RlConfig.resolve(
                 method,
-                config,
+                configFile(),
                 given,
                 key -> TrainConfig.keys().contains(key) || RlConfig.KEYS.containsKey(key)
                         ? "--" + key.replace('_', '-')
@@ -253,7 +273,7 @@ final class TrainOptions {
     TrainConfig resolve(Map<String, ?> base) {
         return TrainConfig.resolve(
                 base,
-                config,
+                configFile(),
                 given,
                 key -> TrainConfig.keys().contains(key) ? "--" + key.replace('_', '-') : "--" + key);
     }

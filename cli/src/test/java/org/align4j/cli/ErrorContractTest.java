@@ -127,10 +127,13 @@ class ErrorContractTest {
 
     @Test
     void faultsOfTheMachineAreOneLineWithExit1() {
-        assertThat(Align4j.Failure.of(new FileSystemException(
-                        "/runs/x/checkpoint-8/model.safetensors", null, "No space left on device")))
-                .isEqualTo(new Align4j.Failure(
-                        1, "cannot write or read /runs/x/checkpoint-8/model.safetensors: No space left on device"));
+        // a full disk also says how much is free there (of the nearest folder that exists)
+        Align4j.Failure full = Align4j.Failure.of(
+                new FileSystemException("/runs/x/checkpoint-8/model.safetensors", null, "No space left on device"));
+        assertThat(full.code()).isEqualTo(1);
+        assertThat(full.message())
+                .startsWith("cannot write or read /runs/x/checkpoint-8/model.safetensors: No space left on device (")
+                .endsWith(" MiB free on that disk)");
         assertThat(Align4j.Failure.of(new UncheckedIOException(new AccessDeniedException("/runs/x"))))
                 .isEqualTo(new Align4j.Failure(1, "cannot write or read /runs/x: permission denied"));
         assertThat(Align4j.Failure.of(new IllegalArgumentException("--device: expected cpu, gpu or gpu:N, got 'gpu:x'"))

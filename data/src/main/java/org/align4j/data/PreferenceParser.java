@@ -320,8 +320,12 @@ public final class PreferenceParser {
                 throw error(r, where + ".role", "missing or not a string");
             }
             boolean callsTools = m.hasNonNull("tool_calls");
-            if (!(content != null && content.isTextual()) && !(callsTools && (content == null || content.isNull()))) {
-                throw error(r, where + ".content", "missing or not a string");
+            boolean parts = content != null && content.isArray();
+            if (parts) {
+                checkParts(r, where + ".content", content);
+            } else if (!(content != null && content.isTextual())
+                    && !(callsTools && (content == null || content.isNull()))) {
+                throw error(r, where + ".content", "missing or not a string (or a list of typed parts)");
             }
             Map<String, Object> fields = new LinkedHashMap<>();
             m.fields().forEachRemaining(f -> {
@@ -329,9 +333,38 @@ public final class PreferenceParser {
                     fields.put(f.getKey(), toJava(f.getValue()));
                 }
             });
+            if (parts) {
+                // typed parts reach the template as the list they are, as transformers passes them
+                Map<String, Object> withParts = new LinkedHashMap<>();
+                withParts.put("content", toJava(content));
+                withParts.putAll(fields);
+                out.add(new Message(role.asText(), null, withParts));
+                continue;
+            }
             out.add(new Message(role.asText(), content == null || content.isNull() ? null : content.asText(), fields));
         }
         return out;
+    }
+
+    /**
+     * Message content as a list of typed parts ({@code [{"type": "text", "text": "..."}]}, the OpenAI and
+     * transformers multimodal form): every part an object with a string {@code type}; a text part has a
+     * string {@code text}.
+     */
+    private static void checkParts(RawRecord r, String where, JsonNode content) {
+        if (content.isEmpty()) {
+            throw error(r, where, "an empty list of parts");
+        }
+        for (int j = 0; j < content.size(); j++) {
+            JsonNode part = content.get(j);
+            String at = where + "[" + j + "]";
+            if (!part.isObject() || !part.path("type").isTextual()) {
+                throw error(r, at, "expected a {type, ...} part, got " + kind(part));
+            }
+            if ("text".equals(part.get("type").asText()) && !part.path("text").isTextual()) {
+                throw error(r, at + ".text", "missing or not a string");
+            }
+        }
     }
 
     private static void assistantOnly(RawRecord r, String field, List<Message> messages) {

@@ -25,6 +25,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.UnaryOperator;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.align4j.model.config.ConfigException;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.hub.HubId;
@@ -224,9 +226,12 @@ public final class CausalLm implements AutoCloseable {
      * is new (drawn from the seed) and the folder's LM head is left out.
      */
     private static CausalLm fromFolder(Path dir, ModelConfig config, Device device, DataType dtype, Long newHeadSeed) {
-        CausalLmBlock block = newBlock(config);
         NDManager manager = NDManager.newBaseManager(device, "PyTorch");
+        CausalLmBlock block;
         try (TensorSource weights = TensorSource.open(dir)) {
+            // cheap first: the layer count against the checkpoint's names, before any layer is built
+            checkLayerCount(dir, config, weights);
+            block = newBlock(config);
             Map<String, Shape> expected = block.expectedShapes();
             for (Map.Entry<String, Parameter> e : block.parametersByName().entrySet()) {
                 if (newHeadSeed != null && e.getKey().equals("score.weight")) {
@@ -281,6 +286,30 @@ public final class CausalLm implements AutoCloseable {
                 dir,
                 device);
         return new CausalLm(manager, block, config, null, dir);
+    }
+
+    private static final Pattern LAYER_INDEX = Pattern.compile("(?:^|\\.)(?:h|layers)\\.(\\d{1,9})\\.");
+
+    /**
+     * A config that claims more layers than the checkpoint holds is refused by its key before the
+     * layers are built (10 million claimed layers would take minutes and gigabytes to build only to fail
+     * on the first missing tensor).
+     */
+    private static void checkLayerCount(Path dir, ModelConfig config, TensorSource weights) {
+        int held = 0;
+        for (String name : weights.names()) {
+            Matcher m = LAYER_INDEX.matcher(name);
+            if (m.find()) {
+                held = Math.max(held, Integer.parseInt(m.group(1)) + 1);
+            }
+        }
+        if (config.numLayers() > held) {
+            throw new ConfigException(
+                    dir.resolve("config.json"),
+                    config.family() == ModelConfig.Family.GPT2 ? "n_layer" : "num_hidden_layers",
+                    config.numLayers() + " layers, but the checkpoint's tensors hold " + held
+                            + (held == 0 ? "" : " (layers 0 to " + (held - 1) + ")"));
+        }
     }
 
     /**
@@ -547,6 +576,7 @@ public final class CausalLm implements AutoCloseable {
         dir = ModelFolder.resolve(dir);
         CausalLmBlock native_ = nativeBlock();
         this.lora = PeftAdapter.load(native_, dir, manager);
+        warnIfMadeForAnotherBase(dir);
         setTrainable(trainable);
         LOG.info(
                 "Loaded LoRA adapter {} (r={}, alpha={}, {} projections)",
@@ -555,6 +585,35 @@ public final class CausalLm implements AutoCloseable {
                 lora.alpha(),
                 native_.adapterParameters().size() / 2);
         return lora;
+    }
+
+    /**
+     * An adapter whose {@code base_model_name_or_path} names an existing model folder other than the one
+     * it is loaded on fits it by shape only: said by name, as PEFT warns, and loaded (a copy of the base
+     * elsewhere is the same model).
+     */
+    private void warnIfMadeForAnotherBase(Path dir) {
+        String base = PeftAdapter.baseModel(dir);
+        if (base == null || base.isBlank() || source == null) {
+            return;
+        }
+        for (Path candidate : new Path[] {Path.of(base), dir.resolve(base)}) {
+            if (Files.isRegularFile(candidate.resolve("config.json"))) {
+                try {
+                    if (!Files.isSameFile(candidate, source)) {
+                        LOG.warn(
+                                "{}: the adapter was made for {} (base_model_name_or_path) but is loaded on {}; they"
+                                        + " match in shape only",
+                                dir.resolve(PeftAdapter.CONFIG_FILE),
+                                candidate,
+                                source);
+                    }
+                } catch (IOException e) {
+                    LOG.debug("Cannot compare {} with {}", candidate, source, e);
+                }
+                return;
+            }
+        }
     }
 
     /**

@@ -16,6 +16,7 @@ import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Stream;
 import org.align4j.model.io.AtomicDirectory;
@@ -276,6 +277,13 @@ public final class RunFolder implements AutoCloseable {
         return requested;
     }
 
+    /**
+     * Settings a checkpoint cannot continue under another value: the objective (and with it the trainer:
+     * a reward model's checkpoint is not a policy's) and the adapters' shape. They are refused by name;
+     * the others are continued and warned about.
+     */
+    private static final List<String> CONTINUED_AS_SAVED = List.of("loss", "lora_r", "lora_alpha", "lora_target");
+
     /** What a resumed run is told that the checkpoint's run was not, by name: "batch_size = 2 where checkpoint-4 ran with 8". */
     private static List<String> changes(Path checkpoint, TrainConfig config) {
         Path saved = checkpoint.resolve("config.yaml");
@@ -284,13 +292,24 @@ public final class RunFolder implements AutoCloseable {
         }
         TrainConfig before;
         try {
-            before = TrainConfig.resolveSaved(saved);
+            before = TrainConfig.resolveSaved(saved); // an online RL run's method keys read as its
         } catch (IllegalArgumentException e) {
             LOG.warn("Cannot compare with {}: {}", saved, e.getMessage());
             return List.of();
         }
+        Map<String, List<Object>> differences = before.differences(config);
+        for (String key : CONTINUED_AS_SAVED) {
+            List<Object> values = differences.get(key);
+            if (values != null) {
+                throw new IllegalArgumentException("--resume: " + key + " = " + values.get(1) + " where "
+                        + checkpoint.getFileName() + " ran with " + values.get(0) + "; a checkpoint continues only"
+                        + " the run that saved it ("
+                        + (key.equals("loss") ? "its trainer and objective" : "its adapters")
+                        + "): start a new run (another --output, or --overwrite)");
+            }
+        }
         List<String> out = new ArrayList<>();
-        before.differences(config).forEach((key, values) -> {
+        differences.forEach((key, values) -> {
             if (!key.equals("output")) {
                 out.add(key + " = " + values.get(1) + " where " + checkpoint.getFileName() + " ran with "
                         + values.get(0));

@@ -182,6 +182,16 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
                     "completion",
                     "expected prompt and completion both strings or both message lists");
         }
+        if (v != null && v.isObject() && v.has("messages") && !v.has("chosen")) {
+            // TRL's language-modeling form: a loss on every token of the conversation, not on a completion
+            throw new DataException(
+                    r.file(),
+                    r.line(),
+                    "messages",
+                    "a whole conversation (TRL's language-modeling format, a loss on every token) is not read by"
+                            + " align4j sft, which trains completions: give \"prompt\" (the turns before) and"
+                            + " \"completion\" (the assistant turn) as message lists");
+        }
         PreferenceExample p = preferences.parse(r);
         return p.conversational()
                 ? new PreferenceExample(

@@ -12,6 +12,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.TextNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
+import com.fasterxml.jackson.dataformat.yaml.YAMLParser;
 import java.io.IOException;
 import java.lang.annotation.ElementType;
 import java.lang.annotation.Retention;
@@ -43,6 +44,7 @@ import org.align4j.data.EncodingOptions.Truncation;
 import org.align4j.losses.FDivergence;
 import org.align4j.losses.LossType;
 import org.align4j.model.CausalLm;
+import org.align4j.model.io.InputFiles;
 import org.align4j.model.lora.LoraConfig;
 import org.align4j.model.nn.Compute;
 import org.align4j.model.nn.Compute.Attention;
@@ -779,6 +781,12 @@ public record TrainConfig(
         return prev[b.length()];
     }
 
+    /** The largest LoRA rank: wider than any model's modules, small enough that r × width fits a tensor. */
+    static final int MAX_LORA_RANK = 65536;
+
+    /** Text keys that hold a comma-separated list, so a YAML list is read as the same list. */
+    private static final Set<String> LIST_AS_TEXT = Set.of("loraTarget");
+
     /** Converts a YAML or override value to the key's Java type, naming the key when it cannot. */
     private static Object convert(RecordComponent rc, JsonNode v, String where) {
         Class<?> type = rc.getType();
@@ -798,6 +806,20 @@ public record TrainConfig(
                 out.add(objectives ? parseEnum(LossType.class, item, where) : (Object) number(item, where));
             }
             return List.copyOf(out);
+        }
+        if (type == String.class && v.isArray() && LIST_AS_TEXT.contains(rc.getName())) {
+            // a YAML list for a key whose flag takes a comma-separated list (lora_target: [q_proj, v_proj])
+            List<String> items = new ArrayList<>();
+            for (JsonNode item : v) {
+                if (item.isContainerNode()
+                        || item.isNull()
+                        || item.asText().isBlank()
+                        || item.asText().contains(",")) {
+                    throw new IllegalArgumentException(where + ": expected a list of names, got " + v);
+                }
+                items.add(item.asText().trim());
+            }
+            return String.join(",", items);
         }
         if (v.isContainerNode()) {
             throw new IllegalArgumentException(
@@ -1050,6 +1072,11 @@ public record TrainConfig(
                 loraR >= 0,
                 name.apply("lora_r"),
                 "the LoRA rank must be at least 1 (0 trains every weight), got " + loraR);
+        require(
+                loraR <= MAX_LORA_RANK,
+                name.apply("lora_r"),
+                "the LoRA rank must be at most " + MAX_LORA_RANK + " (a rank above a module's width adds nothing), got "
+                        + loraR);
         if (adapter != null) {
             for (String k : List.of("lora_r", "lora_alpha", "lora_dropout", "lora_target")) {
                 refuseIf(given, k, "the adapter's adapter_config.json sets it");
@@ -1072,9 +1099,10 @@ public record TrainConfig(
             try {
                 loraConfig();
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException(
-                        name.apply(e.getMessage().contains("dropout") ? "lora_dropout" : "lora_target") + ": "
-                                + e.getMessage());
+                String key = e.getMessage().contains("dropout")
+                        ? "lora_dropout"
+                        : e.getMessage().contains("alpha") ? "lora_alpha" : "lora_target";
+                throw new IllegalArgumentException(name.apply(key) + ": " + e.getMessage());
             }
         }
     }
@@ -1769,6 +1797,10 @@ public record TrainConfig(
     /** A YAML file's top-level keys with their values and line numbers. */
     private record YamlFile(Map<String, JsonNode> values, Map<String, Integer> lines) {
         static YamlFile read(Path yaml) {
+            String problem = InputFiles.problem(yaml);
+            if (problem != null) {
+                throw new IllegalArgumentException(yaml + ": " + problem);
+            }
             String text;
             try {
                 text = Files.readString(yaml);
@@ -1777,6 +1809,7 @@ public record TrainConfig(
             } catch (IOException e) {
                 throw new IllegalArgumentException(yaml + ": cannot read: " + e.getMessage());
             }
+            requireOneDocumentWithoutAliases(yaml, text);
             Map<String, JsonNode> values = new LinkedHashMap<>();
             Map<String, Integer> lines = new HashMap<>();
             try (JsonParser p = YAML.getFactory().createParser(text)) {
@@ -1807,6 +1840,45 @@ public record TrainConfig(
                 throw new IllegalArgumentException(yaml + ": cannot read: " + e.getMessage());
             }
             return new YamlFile(values, lines);
+        }
+
+        /**
+         * A config is one YAML document: a second one ({@code ---} then more keys) is refused, not ignored;
+         * an alias ({@code *name}) is refused, not read as the text of its name; a key given twice at any
+         * depth is refused.
+         */
+        private static void requireOneDocumentWithoutAliases(Path yaml, String text) {
+            try (JsonParser p = YAML.getFactory().createParser(text)) {
+                p.enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+                int depth = 0;
+                boolean ended = false;
+                JsonToken t;
+                while ((t = p.nextToken()) != null) {
+                    int line = p.currentTokenLocation().getLineNr();
+                    if (ended) {
+                        throw new IllegalArgumentException(yaml + ":" + line
+                                + ": a second YAML document; a config is one document (remove the '---' and merge"
+                                + " the keys)");
+                    }
+                    if (p instanceof YAMLParser y && y.isCurrentAlias()) {
+                        throw new IllegalArgumentException(yaml + ":" + line + ": an alias (*" + p.getText()
+                                + "); align4j reads no YAML anchors and aliases: write the value");
+                    }
+                    if (t.isStructStart()) {
+                        depth++;
+                    } else if (t.isStructEnd()) {
+                        depth--;
+                    }
+                    ended = depth == 0 && t != JsonToken.FIELD_NAME;
+                }
+            } catch (JsonProcessingException e) {
+                JsonLocation at = e.getLocation();
+                String msg = e.getOriginalMessage().lines().findFirst().orElse("");
+                throw new IllegalArgumentException(
+                        yaml + (at != null ? ":" + at.getLineNr() : "") + ": not valid YAML: " + msg);
+            } catch (IOException e) {
+                throw new IllegalArgumentException(yaml + ": cannot read: " + e.getMessage());
+            }
         }
     }
 }

@@ -134,6 +134,25 @@ class RunFolderTest {
     }
 
     @Test
+    void anOnlineRlRunsConfigIsComparedWithItsMethodsKeysAndAnotherLossIsRefused() throws IOException {
+        Path out = tmp.resolve("rl-keys");
+        train(config(out, 1), RunFolder.Mode.fresh());
+        // what grpo and rloo write beside the shared keys: TrainConfig alone would refuse them as unknown
+        Path saved = out.resolve("checkpoint-1/config.yaml");
+        Files.writeString(saved, Files.readString(saved) + "num_generations: 4\nmax_completion_length: 8\n");
+        Map<String, Object> c = config(out, 2);
+        c.put("batch_size", 2);
+        try (RunFolder folder = RunFolder.claim(TrainConfig.resolve(null, c), RunFolder.Mode.resumeLatest())) {
+            assertThat(folder.changes())
+                    .anySatisfy(s -> assertThat(s).startsWith("batch_size = 2 where checkpoint-1 ran with 4"));
+        }
+        c.put("loss", "ipo");
+        assertThatThrownBy(() -> RunFolder.claim(TrainConfig.resolve(null, c), RunFolder.Mode.resumeLatest()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("--resume: loss = ipo where checkpoint-1 ran with dpo");
+    }
+
+    @Test
     void anOutputThatIsAFileIsNamed() throws IOException {
         Path file = tmp.resolve("a-file");
         Files.writeString(file, "x");

@@ -27,6 +27,7 @@ import java.util.zip.GZIPInputStream;
 import org.align4j.data.DataException;
 import org.align4j.model.hub.HubClient;
 import org.align4j.model.hub.HubId;
+import org.align4j.model.io.InputFiles;
 
 /**
  * Reads records from JSONL ({@code .jsonl}, {@code .jsonl.gz}), JSON arrays ({@code .json}, {@code
@@ -35,7 +36,8 @@ import org.align4j.model.hub.HubId;
  * whether to stop or skip.
  */
 public final class RecordReader {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Strict: a key given twice or content after a line's record is an error, never dropped. */
+    private static final ObjectMapper JSON = InputFiles.strictMapper();
 
     /**
      * A line that could not be parsed.
@@ -65,7 +67,12 @@ public final class RecordReader {
             if (id.isPresent()) {
                 return HubClient.shared().dataset(id.get());
             }
-            throw new DataException(path, 0, null, "no such file or folder");
+            String problem = InputFiles.problem(path);
+            throw new DataException(
+                    path,
+                    0,
+                    null,
+                    problem == null || problem.equals("file not found") ? "no such file or folder" : problem);
         }
         try (Stream<Path> s = Files.list(path)) {
             List<Path> files = s.filter(p -> Files.isRegularFile(p) && isDataFile(p))
@@ -104,6 +111,10 @@ public final class RecordReader {
     }
 
     private static void readFile(Path f, Consumer<RawRecord> onRecord, Consumer<Malformed> onMalformed) {
+        String problem = InputFiles.problem(f);
+        if (problem != null) {
+            throw new DataException(f, 0, null, problem);
+        }
         String n = f.getFileName().toString().toLowerCase(Locale.ROOT);
         try {
             if (n.endsWith(".parquet")) {
@@ -197,7 +208,14 @@ public final class RecordReader {
                 try {
                     onRecord.accept(new RawRecord(JSON.readTree(line), f, no));
                 } catch (JsonProcessingException e) {
-                    onMalformed.accept(new Malformed(f, no, "not valid JSON: " + brief(e)));
+                    onMalformed.accept(new Malformed(
+                            f,
+                            no,
+                            "not valid JSON: " + brief(e)
+                                    + (line.indexOf('\r') >= 0
+                                            ? " (the line holds a carriage return: a file with old-Mac '\\r' line ends"
+                                                    + " is one line to JSON Lines; convert them to '\\n')"
+                                            : "")));
                 }
             }
         }
@@ -218,11 +236,19 @@ public final class RecordReader {
                 element++;
                 JsonNode node;
                 try {
-                    node = JSON.readTree(p);
+                    node = InputFiles.treeReader(JSON).readValue(p);
                 } catch (JsonProcessingException e) {
                     throw new DataException(f, element, null, "not valid JSON: " + brief(e));
                 }
                 onRecord.accept(new RawRecord(node, f, element));
+            }
+            if (p.nextToken() != null) {
+                throw new DataException(
+                        f,
+                        0,
+                        null,
+                        "content after the array's closing ']' at line "
+                                + p.currentTokenLocation().getLineNr() + ": a .json file holds one array");
             }
         } catch (JsonProcessingException e) {
             throw new DataException(f, 0, null, "not valid JSON: " + brief(e));

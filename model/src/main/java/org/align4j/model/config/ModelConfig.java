@@ -13,6 +13,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import org.align4j.model.io.InputFiles;
 
 /**
  * The architecture of a causal LM as read from (and written back to) an HF {@code config.json}.
@@ -81,7 +82,7 @@ public record ModelConfig(
         LLAMA
     }
 
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = InputFiles.strictMapper();
     private static final double GPT2_DROPOUT = 0.1;
     private static final Set<String> LLAMA_TYPES = Set.of("llama", "mistral", "qwen2", "qwen3");
     private static final Set<String> ACTIVATIONS =
@@ -95,6 +96,10 @@ public record ModelConfig(
      * @throws ConfigException if the file is missing, not JSON, or names something unsupported
      */
     public static ModelConfig read(Path file) {
+        String problem = InputFiles.problem(file);
+        if (problem != null) {
+            throw new ConfigException(file, null, problem);
+        }
         JsonNode root;
         try {
             root = JSON.readTree(Files.readString(file));
@@ -121,10 +126,10 @@ public record ModelConfig(
         String type = r.requireText("model_type");
         checkLabels(r, root);
         if ("gpt2".equals(type)) {
-            return gpt2(r, root);
+            return checkTokenIds(r, gpt2(r, root));
         }
         if (LLAMA_TYPES.contains(type)) {
-            return llama(r, root, type);
+            return checkTokenIds(r, llama(r, root, type));
         }
         throw new ConfigException(
                 source,
@@ -158,7 +163,7 @@ public record ModelConfig(
                 hidden / heads,
                 inner,
                 r.requireSize("n_positions"),
-                r.optDouble("layer_norm_epsilon", 1e-5),
+                r.positive("layer_norm_epsilon", 1e-5),
                 act,
                 r.optBool("tie_word_embeddings", true),
                 true,
@@ -231,7 +236,7 @@ public record ModelConfig(
                 headDim,
                 r.requireSize("intermediate_size"),
                 maxPositions,
-                r.optDouble("rms_norm_eps", 1e-6),
+                r.positive("rms_norm_eps", 1e-6),
                 act,
                 r.optBool("tie_word_embeddings", false),
                 qkvBias,
@@ -490,6 +495,26 @@ public record ModelConfig(
         return copy;
     }
 
+    /**
+     * The special token ids must be tokens of the vocabulary (or absent): a pad id past it would index
+     * outside the embedding at the first padded batch, and a reward would be read at no position.
+     */
+    private static ModelConfig checkTokenIds(Reader r, ModelConfig c) {
+        for (var id : List.of(Map.entry("pad_token_id", c.padTokenId()), Map.entry("bos_token_id", c.bosTokenId()))) {
+            if (id.getValue() < -1 || id.getValue() >= c.vocabSize()) {
+                throw r.error(
+                        id.getKey(),
+                        id.getValue() + " is outside the vocabulary of " + c.vocabSize() + " (vocab_size)");
+            }
+        }
+        for (int eos : c.eosTokenIds()) {
+            if (eos < 0 || eos >= c.vocabSize()) {
+                throw r.error("eos_token_id", eos + " is outside the vocabulary of " + c.vocabSize() + " (vocab_size)");
+            }
+        }
+        return c;
+    }
+
     /** Reads typed keys and names the file and key in every error. */
     static final class Reader {
         private final ObjectNode root;
@@ -572,6 +597,19 @@ public record ModelConfig(
                 throw error(key, "expected a number, got " + n);
             }
             return n.doubleValue();
+        }
+
+        /** A number that must be finite and above 0 (an epsilon, a base, a factor). */
+        double positive(String key, double fallback) {
+            return positive(root, key, fallback);
+        }
+
+        double positive(JsonNode obj, String key, double fallback) {
+            double v = optDouble(obj, key, fallback);
+            if (!(v > 0) || !Double.isFinite(v)) {
+                throw error(key, "must be a finite number above 0, got " + obj.get(key));
+            }
+            return v;
         }
 
         boolean optBool(String key, boolean fallback) {

@@ -33,14 +33,16 @@ public record RopeConfig(
             }
             where = "rope_parameters";
             src = params;
-            theta = r.optDouble(params, "rope_theta", r.optDouble("rope_theta", 10000.0));
+            theta = params.has("rope_theta")
+                    ? r.positive(params, "rope_theta", 10000.0)
+                    : r.positive("rope_theta", 10000.0);
         } else {
             where = "rope_scaling";
             src = scaling != null && !scaling.isNull() ? scaling : null;
             if (src != null && !src.isObject()) {
                 throw r.error("rope_scaling", "expected an object, got " + scaling);
             }
-            theta = r.optDouble("rope_theta", 10000.0);
+            theta = r.positive("rope_theta", 10000.0);
         }
         String type = "default";
         if (src != null) {
@@ -73,6 +75,9 @@ public record RopeConfig(
         JsonNode n = src.get(key);
         if (n == null || !n.isNumber()) {
             throw r.error(where + "." + key, "missing or not a number");
+        }
+        if (!(n.doubleValue() > 0) || !Double.isFinite(n.doubleValue())) {
+            throw r.error(where + "." + key, "must be a finite number above 0, got " + n);
         }
         return n.doubleValue();
     }

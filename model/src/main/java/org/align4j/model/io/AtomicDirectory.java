@@ -2,18 +2,27 @@ package org.align4j.model.io;
 
 import java.io.IOException;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileStore;
+import java.nio.file.FileSystemException;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.List;
+import java.util.Locale;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Writes a folder so that readers see either the old one or the complete new one: the content is
  * written into a hidden sibling temp folder, which is then renamed into place.
  */
 public final class AtomicDirectory {
+    private static final Logger LOG = LoggerFactory.getLogger(AtomicDirectory.class);
+
     /** Writes the content of a folder. */
     @FunctionalInterface
     public interface Writer {
@@ -37,12 +46,16 @@ public final class AtomicDirectory {
         Path abs = target.toAbsolutePath().normalize();
         Path parent = abs.getParent();
         Files.createDirectories(parent);
+        recoverInterrupted(abs);
         String stamp = Long.toString(System.nanoTime(), 36);
         Path tmp = parent.resolve("." + abs.getFileName() + ".tmp-" + stamp);
         Files.createDirectory(tmp);
         try {
             writer.write(tmp);
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException e) {
+            deleteRecursively(tmp);
+            throw withPath(abs, e);
+        } catch (RuntimeException e) {
             deleteRecursively(tmp);
             throw e;
         }
@@ -62,6 +75,67 @@ public final class AtomicDirectory {
         }
         if (old != null) {
             deleteRecursively(old);
+        }
+    }
+
+    /**
+     * What a write of {@code target} killed mid-way left: its temp folders ({@code .NAME.tmp-*}) are
+     * removed, and an old copy moved aside ({@code .NAME.old-*}) whose replacement never arrived is put
+     * back, so a killed merge or save leaves nothing behind at the next write.
+     */
+    private static void recoverInterrupted(Path abs) throws IOException {
+        String name = abs.getFileName().toString();
+        List<Path> leftovers;
+        try (Stream<Path> s = Files.list(abs.getParent())) {
+            leftovers = s.filter(p -> {
+                        String n = p.getFileName().toString();
+                        return n.startsWith("." + name + ".tmp-") || n.startsWith("." + name + ".old-");
+                    })
+                    .sorted()
+                    .toList();
+        }
+        for (Path p : leftovers) {
+            if (p.getFileName().toString().startsWith("." + name + ".old-") && !Files.exists(abs)) {
+                LOG.warn("{}: restored from {}, which an interrupted write had moved aside", abs, p);
+                Files.move(p, abs);
+            } else {
+                LOG.warn("{}: removing {}, left by an interrupted write", abs, p);
+                deleteRecursively(p);
+            }
+        }
+    }
+
+    /**
+     * An I/O error without a path (a full disk reports only "No space left on device") gets the target
+     * and the free space, so its one line says where and how much.
+     */
+    private static IOException withPath(Path target, IOException e) {
+        if (!(e instanceof FileSystemException)) {
+            FileSystemException named =
+                    new FileSystemException(target.toString(), null, e.getMessage() + freeSpace(target));
+            named.initCause(e);
+            return named;
+        }
+        return e;
+    }
+
+    /**
+     * @param path a path whose disk is meant (it need not exist)
+     * @return " (N MiB free on that disk)", or "" when it cannot be told
+     */
+    public static String freeSpace(Path path) {
+        Path p = path.toAbsolutePath();
+        while (p != null && !Files.exists(p)) {
+            p = p.getParent();
+        }
+        if (p == null) {
+            return "";
+        }
+        try {
+            FileStore store = Files.getFileStore(p);
+            return String.format(Locale.ROOT, " (%d MiB free on that disk)", store.getUsableSpace() >> 20);
+        } catch (IOException e) {
+            return "";
         }
     }
 

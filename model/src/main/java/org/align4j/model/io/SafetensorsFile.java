@@ -92,6 +92,7 @@ public final class SafetensorsFile implements AutoCloseable {
      * @throws CheckpointException if the file is missing, truncated, or its header is inconsistent
      */
     public static SafetensorsFile open(Path path) {
+        InputFiles.requireRegular(path);
         FileChannel ch;
         try {
             ch = FileChannel.open(path, StandardOpenOption.READ);
@@ -340,6 +341,7 @@ public final class SafetensorsFile implements AutoCloseable {
             throw new CheckpointException(path, "cannot map tensor '" + name + "': " + e.getMessage(), e);
         }
         src.order(ByteOrder.LITTLE_ENDIAN);
+        checkFinite(info, src);
         switch (info.dtype) {
             case "BF16":
                 return fromScratch(manager, shape, DataType.FLOAT32, (int) outBytes, out -> widenBf16(src, out));
@@ -350,6 +352,57 @@ public final class SafetensorsFile implements AutoCloseable {
                 return fromScratch(manager, shape, DataType.FLOAT32, (int) outBytes, out -> widenF16(src, out));
             default:
                 return fromScratch(manager, shape, djlType(info), (int) outBytes, out -> out.put(src));
+        }
+    }
+
+    /**
+     * Refuses a float tensor holding NaN or an infinity, naming the file, the tensor and the first such
+     * element: no weight that is not a number is ever loaded (it would only turn every output into NaN).
+     */
+    private void checkFinite(TensorInfo info, ByteBuffer data) {
+        long at = -1;
+        float value = 0;
+        switch (info.dtype) {
+            case "F32":
+                for (int i = 0; i + 4 <= data.limit(); i += 4) {
+                    float f = data.getFloat(i);
+                    if (!Float.isFinite(f)) {
+                        at = i / 4;
+                        value = f;
+                        break;
+                    }
+                }
+                break;
+            case "F64":
+                for (int i = 0; i + 8 <= data.limit(); i += 8) {
+                    double d = data.getDouble(i);
+                    if (!Double.isFinite(d)) {
+                        at = i / 8;
+                        value = (float) d;
+                        break;
+                    }
+                }
+                break;
+            case "F16":
+            case "BF16":
+                int expMask = "F16".equals(info.dtype) ? 0x7C00 : 0x7F80;
+                for (int i = 0; i + 2 <= data.limit(); i += 2) {
+                    short h = data.getShort(i);
+                    if ((h & expMask) == expMask) {
+                        at = i / 2;
+                        value = "F16".equals(info.dtype) ? halfToFloat(h) : Float.intBitsToFloat((h & 0xFFFF) << 16);
+                        break;
+                    }
+                }
+                break;
+            default:
+                return;
+        }
+        if (at >= 0) {
+            throw new CheckpointException(
+                    path,
+                    "tensor '" + info.name + "': element " + at + " is " + value
+                            + "; a checkpoint with non-finite weights cannot be loaded");
         }
     }
 

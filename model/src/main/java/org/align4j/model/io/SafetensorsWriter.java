@@ -46,6 +46,7 @@ public final class SafetensorsWriter {
      */
     public static void write(Path file, Map<String, NDArray> tensors) throws IOException {
         Map<String, NDArray> sorted = new TreeMap<>(tensors);
+        sorted.forEach((name, a) -> checkFinite(file, name, a));
         ObjectNode header = JSON.createObjectNode();
         header.putObject("__metadata__").put("format", "pt");
         long offset = 0;
@@ -137,6 +138,34 @@ public final class SafetensorsWriter {
                 StandardCharsets.UTF_8);
         files.add(INDEX_FILE);
         return files;
+    }
+
+    /**
+     * Refuses to write a float tensor that holds NaN or an infinity, before the file is created: nothing
+     * non-finite is ever written (a model, adapter or cache that only turns every output into NaN).
+     *
+     * @param file the file it was to go to
+     * @param name the tensor
+     * @param a the values
+     * @throws CheckpointException naming the file and the tensor
+     */
+    public static void checkFinite(Path file, String name, NDArray a) {
+        if (!a.getDataType().isFloating() || a.size() == 0) {
+            return;
+        }
+        boolean bad;
+        try (NDArray nan = a.isNaN();
+                NDArray inf = a.isInfinite();
+                NDArray either = nan.logicalOr(inf);
+                NDArray any = either.any()) {
+            bad = any.getBoolean();
+        }
+        if (bad) {
+            throw new CheckpointException(
+                    file,
+                    "tensor '" + name + "' holds NaN or an infinity; nothing non-finite is written (are the inputs"
+                            + " finite and in range?)");
+        }
     }
 
     private static String dtypeName(String name, DataType type) {

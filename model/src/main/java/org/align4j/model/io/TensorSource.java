@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -23,7 +24,7 @@ import org.slf4j.LoggerFactory;
 public final class TensorSource implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TensorSource.class);
 
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = InputFiles.strictMapper();
 
     private final Path dir;
     private final List<SafetensorsFile> files;
@@ -48,7 +49,7 @@ public final class TensorSource implements AutoCloseable {
         List<SafetensorsFile> files = new ArrayList<>();
         Map<String, SafetensorsFile> byName = new LinkedHashMap<>();
         try {
-            if (Files.isRegularFile(single)) {
+            if (Files.exists(single, LinkOption.NOFOLLOW_LINKS)) { // a link loop or FIFO is named by open()
                 // what transformers loads when both are there: the single file; the shards are left alone
                 if (Files.isRegularFile(index)) {
                     LOG.warn(
@@ -65,6 +66,7 @@ public final class TensorSource implements AutoCloseable {
                 }
             } else if (Files.isRegularFile(index)) {
                 JsonNode root;
+                InputFiles.requireRegular(index);
                 try {
                     root = JSON.readTree(Files.readString(index));
                 } catch (IOException e) {

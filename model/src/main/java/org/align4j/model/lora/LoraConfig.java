@@ -1,12 +1,12 @@
 package org.align4j.model.lora;
 
+import com.google.re2j.Pattern;
+import com.google.re2j.PatternSyntaxException;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
-import java.util.regex.Pattern;
-import java.util.regex.PatternSyntaxException;
 import org.align4j.model.nn.CausalLmBlock;
 import org.align4j.model.nn.Projection;
 
@@ -71,7 +71,8 @@ public record LoraConfig(int r, double alpha, double dropout, Targets targets, b
     /**
      * A regular expression over full module names (PEFT's string form of {@code target_modules}).
      *
-     * @param regex matched against the whole name
+     * @param regex matched against the whole name, in linear time (RE2 syntax: a nested quantifier such
+     *     as {@code (a+)+$} cannot backtrack for minutes; back-references and look-arounds are refused)
      */
     public record Regex(String regex) implements Targets {
         /** @param regex the expression */
@@ -104,6 +105,11 @@ public record LoraConfig(int r, double alpha, double dropout, Targets targets, b
         }
         if (!Double.isFinite(alpha)) {
             throw new IllegalArgumentException("LoRA alpha must be a finite number, got " + alpha);
+        }
+        double scale = useRslora ? alpha / Math.sqrt(r) : alpha / r;
+        if (!Float.isFinite((float) scale)) {
+            throw new IllegalArgumentException("LoRA alpha " + alpha + " makes the adapter's scale " + scale
+                    + ", beyond float32's range: every output would be infinite");
         }
         if (!(dropout >= 0 && dropout < 1)) {
             throw new IllegalArgumentException("LoRA dropout must be in [0, 1), got " + dropout);

@@ -21,6 +21,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
 import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.InputFiles;
 import org.align4j.model.io.SafetensorsFile;
 import org.align4j.model.io.SafetensorsWriter;
 import org.align4j.model.nn.CausalLmBlock;
@@ -59,7 +60,7 @@ public final class PeftAdapter {
     /** PEFT's task type of a sequence classifier's adapter. */
     public static final String SEQ_CLS = "SEQ_CLS";
 
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = InputFiles.strictMapper();
 
     private PeftAdapter() {}
 
@@ -88,6 +89,7 @@ public final class PeftAdapter {
         SplittableRandom random = new SplittableRandom(seed);
         List<LoraAdapter> out = new ArrayList<>();
         for (Projection p : config.select(block)) {
+            requireRankFits(config.r(), p);
             int in = Math.toIntExact(p.inFeatures());
             float[] a = new float[config.r() * in];
             // kaiming_uniform_(a=√5): gain √(2/(1+5)), bound gain·√(3/fan_in) = 1/√fan_in
@@ -253,10 +255,26 @@ public final class PeftAdapter {
         return v == null || v.isNull() ? null : v.asText();
     }
 
+    /**
+     * A rank whose A or B would hold more elements than one Java array or tensor buffer can (r·in or
+     * out·r past 2^31) is refused by name before anything is allocated.
+     */
+    private static void requireRankFits(int r, Projection p) {
+        long width = Math.max(p.inFeatures(), p.outFeatures());
+        if ((long) r * width > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("LoRA rank r = " + r + " makes " + p.module() + "'s adapter a " + r
+                    + " × " + width + " matrix, more elements than one tensor holds; a rank above the module's"
+                    + " width (" + Math.min(p.inFeatures(), p.outFeatures()) + ") adds nothing");
+        }
+    }
+
     private static JsonNode readJson(Path file) {
         if (!Files.isRegularFile(file)) {
+            String problem = InputFiles.problem(file);
             throw new CheckpointException(
-                    file, "not found: an adapter folder has " + CONFIG_FILE + " and " + WEIGHTS_FILE);
+                    file,
+                    ("file not found".equals(problem) ? "not found" : problem) + ": an adapter folder has "
+                            + CONFIG_FILE + " and " + WEIGHTS_FILE);
         }
         try {
             JsonNode n = JSON.readTree(Files.readString(file));
@@ -394,6 +412,11 @@ public final class PeftAdapter {
                     "key 'target_modules': " + e.getMessage() + " (an adapter made for another base model?)",
                     e);
         }
+        try {
+            selected.forEach(p -> requireRankFits(config.r(), p));
+        } catch (IllegalArgumentException e) {
+            throw new CheckpointException(configFile, "key 'r': " + e.getMessage(), e);
+        }
         Path weights = dir.resolve(WEIGHTS_FILE);
         if (!Files.isRegularFile(weights)) {
             String hint = Files.isRegularFile(dir.resolve("adapter_model.bin"))
@@ -484,6 +507,12 @@ public final class PeftAdapter {
                     file,
                     "tensor '" + name + "' has shape " + Arrays.toString(info.shape()) + " but " + want
                             + Arrays.toString(shape) + " (an adapter made for another base model?)");
+        }
+        if (!List.of("F32", "F16", "BF16", "F64").contains(info.dtype())) {
+            throw new CheckpointException(
+                    file,
+                    "tensor '" + name + "' is stored as " + info.dtype()
+                            + "; adapter weights are floating point (F32, F16 or BF16)");
         }
         NDArray a = f.read(name, manager);
         made.add(a);

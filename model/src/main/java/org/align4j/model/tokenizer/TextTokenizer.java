@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -17,8 +18,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import org.align4j.model.hub.HubId;
 import org.align4j.model.io.CheckpointException;
+import org.align4j.model.io.InputFiles;
 import org.align4j.model.io.ModelFolder;
+import org.align4j.model.lora.PeftAdapter;
 
 /**
  * The tokenizer of an HF model folder: {@code tokenizer.json} through DJL's HF tokenizers, plus the
@@ -26,7 +30,7 @@ import org.align4j.model.io.ModelFolder;
  * tokens and never truncates: align4j's encoders place eos and truncate themselves.
  */
 public final class TextTokenizer implements AutoCloseable {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = InputFiles.strictMapper();
 
     private final HuggingFaceTokenizer tokenizer;
     private final Path dir;
@@ -73,8 +77,12 @@ public final class TextTokenizer implements AutoCloseable {
      */
     public static TextTokenizer load(Path dir) {
         dir = ModelFolder.resolve(dir);
+        Path adapterBase = adapterBase(dir);
+        if (adapterBase != null) {
+            return load(adapterBase);
+        }
         ModelFolder.check(dir, "tokenizer.json");
-        Path file = dir.resolve("tokenizer.json");
+        Path file = InputFiles.requireRegular(dir.resolve("tokenizer.json"));
         HuggingFaceTokenizer tk;
         try {
             tk = HuggingFaceTokenizer.newInstance(
@@ -173,10 +181,35 @@ public final class TextTokenizer implements AutoCloseable {
         return out;
     }
 
+    /**
+     * A PEFT adapter folder (PEFT saves no tokenizer files beside {@code adapter_config.json}) takes its
+     * tokenizer from the base model it names, as {@code AutoTokenizer} on the base does.
+     *
+     * @return the base folder, or null when {@code dir} has a tokenizer or is no adapter folder
+     */
+    private static Path adapterBase(Path dir) {
+        if (Files.exists(dir.resolve("tokenizer.json"), LinkOption.NOFOLLOW_LINKS)
+                || !Files.isRegularFile(dir.resolve(PeftAdapter.CONFIG_FILE))) {
+            return null;
+        }
+        String base = PeftAdapter.baseModel(dir);
+        if (base == null || base.isBlank()) {
+            return null;
+        }
+        for (Path candidate : new Path[] {Path.of(base), dir.resolve(base)}) {
+            if (Files.isRegularFile(candidate.resolve("tokenizer.json"))) {
+                return candidate;
+            }
+        }
+        // an adapter made on a Hub model names it by id, as PEFT does (the model is fetched the same way)
+        return HubId.looksLikeId(base) ? ModelFolder.resolve(Path.of(base)) : null;
+    }
+
     private static JsonNode readJson(Path file) {
-        if (!Files.isRegularFile(file)) {
+        if (!Files.exists(file, LinkOption.NOFOLLOW_LINKS)) {
             return JSON.createObjectNode();
         }
+        InputFiles.requireRegular(file);
         try {
             JsonNode n = JSON.readTree(Files.readString(file));
             return n == null ? JSON.createObjectNode() : n;
@@ -203,7 +236,8 @@ public final class TextTokenizer implements AutoCloseable {
 
     private static String chatTemplate(Path dir, JsonNode cfg) {
         Path jinja = dir.resolve("chat_template.jinja");
-        if (Files.isRegularFile(jinja)) {
+        if (Files.exists(jinja, LinkOption.NOFOLLOW_LINKS)) {
+            InputFiles.requireRegular(jinja);
             try {
                 return Files.readString(jinja);
             } catch (IOException e) {
@@ -214,15 +248,30 @@ public final class TextTokenizer implements AutoCloseable {
         if (t == null || t.isNull()) {
             return null;
         }
-        if (t.isArray()) { // named templates: take "default"
+        Path file = dir.resolve("tokenizer_config.json");
+        if (t.isArray()) { // named templates: "default", as transformers takes it
             for (JsonNode named : t) {
-                if ("default".equals(named.path("name").asText())) {
+                if ("default".equals(named.path("name").asText())
+                        && named.path("template").isTextual()) {
                     return named.path("template").asText();
                 }
             }
-            return t.size() > 0 ? t.get(0).path("template").asText() : null;
+            return raising(file + ": key 'chat_template': named templates without a 'default' one (as transformers,"
+                    + " align4j does not choose one)");
+        }
+        if (!t.isTextual()) {
+            return raising(file + ": key 'chat_template': expected a string (or a list of {name, template}), got " + t);
         }
         return t.asText();
+    }
+
+    /**
+     * A template that raises when applied: transformers loads such a tokenizer and tokenizes text with it,
+     * and refuses only to apply its chat template.
+     */
+    private static String raising(String message) {
+        // a double-quoted literal without double quotes or backslashes inside, whatever the engine's escapes
+        return "{{ raise_exception(\"" + message.replace('"', '\'').replace('\\', '/') + "\") }}";
     }
 
     /**
@@ -393,7 +442,7 @@ public final class TextTokenizer implements AutoCloseable {
                     p.nextToken();
                     switch (name) {
                         case "added_tokens" -> {
-                            for (JsonNode t : (JsonNode) JSON.readTree(p)) {
+                            for (JsonNode t : InputFiles.treeReader(JSON).<JsonNode>readValue(p)) {
                                 String content = t.path("content").asText("");
                                 if (t.path("lstrip").asBoolean()
                                         || t.path("rstrip").asBoolean()
@@ -406,8 +455,10 @@ public final class TextTokenizer implements AutoCloseable {
                                 }
                             }
                         }
-                        case "normalizer" -> normalizer = JSON.readTree(p);
-                        case "pre_tokenizer" -> preTokenizer = JSON.readTree(p);
+                        case "normalizer" ->
+                            normalizer = InputFiles.treeReader(JSON).readValue(p);
+                        case "pre_tokenizer" ->
+                            preTokenizer = InputFiles.treeReader(JSON).readValue(p);
                         default -> p.skipChildren();
                     }
                 }

@@ -58,7 +58,32 @@ public final class PreferenceData {
      */
     public static Loaded load(
             Path path, Function<RawRecord, PreferenceExample> parser, boolean skipInvalid, String what) {
-        List<PreferenceExample> examples = new ArrayList<>();
+        Read<PreferenceExample> r = read(path, parser, skipInvalid, what);
+        return new Loaded(r.items(), r.invalid());
+    }
+
+    /**
+     * What {@link #read} read.
+     *
+     * @param items the valid records, parsed, in file order
+     * @param invalid the skipped records (empty unless skipping)
+     * @param <T> what a record parses to
+     */
+    public record Read<T>(List<T> items, List<DataException> invalid) {}
+
+    /**
+     * The one stop-or-skip loop behind every dataset align4j reads (pairs, SFT examples, prompts).
+     *
+     * @param path a data file or a folder of shards
+     * @param parser turns a record into an item, throwing {@link DataException} for a bad one
+     * @param skipInvalid skip and count bad records instead of stopping at the first
+     * @param what what the items are, for the error when none is valid
+     * @param <T> what a record parses to
+     * @return the items and the skipped records
+     * @throws DataException at the first bad record unless skipping, or when no record is valid
+     */
+    public static <T> Read<T> read(Path path, Function<RawRecord, T> parser, boolean skipInvalid, String what) {
+        List<T> examples = new ArrayList<>();
         List<DataException> invalid = new ArrayList<>();
         RecordReader.read(
                 path,
@@ -89,7 +114,7 @@ public final class PreferenceData {
         if (examples.isEmpty()) {
             throw new DataException(path, 0, null, "no valid " + what);
         }
-        return new Loaded(Collections.unmodifiableList(examples), Collections.unmodifiableList(invalid));
+        return new Read<>(Collections.unmodifiableList(examples), Collections.unmodifiableList(invalid));
     }
 
     /**

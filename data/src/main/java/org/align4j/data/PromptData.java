@@ -3,15 +3,11 @@ package org.align4j.data;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.align4j.data.io.RawRecord;
-import org.align4j.data.io.RecordReader;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Prompt-only datasets, what online RL samples from (TRL's "prompt-only" type): each record has a
@@ -23,7 +19,6 @@ import org.slf4j.LoggerFactory;
  * trainers would silently ignore its responses.
  */
 public final class PromptData {
-    private static final Logger LOG = LoggerFactory.getLogger(PromptData.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private PromptData() {}
@@ -51,38 +46,8 @@ public final class PromptData {
      *     no record is valid
      */
     public static List<PromptExample> load(Path path, boolean skipInvalid) {
-        List<PromptExample> out = new ArrayList<>();
-        List<DataException> invalid = new ArrayList<>();
-        RecordReader.read(
-                path,
-                r -> {
-                    try {
-                        out.add(parse(r));
-                    } catch (DataException e) {
-                        if (!skipInvalid) {
-                            throw e;
-                        }
-                        invalid.add(e);
-                    }
-                },
-                m -> {
-                    DataException e = new DataException(m.file(), m.line(), null, m.message());
-                    if (!skipInvalid) {
-                        throw e;
-                    }
-                    invalid.add(e);
-                });
-        if (!invalid.isEmpty()) {
-            LOG.warn(
-                    "Skipped {} invalid record(s) in {}; first: {}",
-                    invalid.size(),
-                    path,
-                    invalid.get(0).getMessage());
-        }
-        if (out.isEmpty()) {
-            throw new DataException(path, 0, null, "no valid prompts");
-        }
-        return Collections.unmodifiableList(out);
+        return PreferenceData.read(path, PromptData::parse, skipInvalid, "prompts")
+                .items();
     }
 
     /**

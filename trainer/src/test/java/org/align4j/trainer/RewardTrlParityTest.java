@@ -28,7 +28,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * between any two implementations. From step 2 on such a run compares what does not depend on the
  * level: loss, gradient norm, accuracy, margin, and the spread of the rewards about their mean.
  */
-class RewardTrlParityTest {
+public class RewardTrlParityTest {
     private static final double RELATIVE = 1e-4;
     private static final double ABSOLUTE = 1e-6;
     private static final List<String> COMPARED = List.of(
@@ -124,10 +124,13 @@ class RewardTrlParityTest {
                 .isLessThanOrEqualTo(Math.max(ABSOLUTE, RELATIVE * Math.abs(want)));
     }
 
-    /** Every step's metrics and the first step's per-parameter gradient norms. */
-    static final class Recorder implements TrainingListener {
-        final List<Map<String, Double>> steps = new ArrayList<>();
-        Map<String, Double> firstNorms;
+    /** Every step's metrics and the first step's per-parameter gradient norms (the RL parity test uses it too). */
+    public static final class Recorder implements TrainingListener {
+        /** Each step's metrics, in order. */
+        public final List<Map<String, Double>> steps = new ArrayList<>();
+
+        /** The first step's gradient norm by parameter. */
+        public Map<String, Double> firstNorms;
 
         @Override
         public void onStep(long step, Map<String, Double> metrics) {

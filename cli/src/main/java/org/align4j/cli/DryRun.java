@@ -33,14 +33,7 @@ final class DryRun {
         Path modelDir = ModelFolder.resolve(Path.of(config.model()));
         TextTokenizer.load(modelDir).close(); // the same errors as the run for a wrong folder
         ModelConfig m = ModelConfig.read(modelDir.resolve("config.json"));
-        w.printf(
-                Locale.ROOT,
-                "%n# model: %s, %d layers, width %d, vocabulary %d, %d positions%n",
-                m.modelType(),
-                m.numLayers(),
-                m.hiddenSize(),
-                m.vocabSize(),
-                m.maxPositions());
+        printModel(w, m);
         try (TextTokenizer tk = TextTokenizer.load(modelDir)) {
             PreferenceEncoder encoder = new PreferenceEncoder(tk, config.encodingOptions());
             PreferenceData.Loaded data = load(config, Path.of(config.data()));
@@ -77,14 +70,7 @@ final class DryRun {
         run.rl().toMap().forEach((k, v) -> w.println(k + ": " + v));
         Path modelDir = Path.of(config.model());
         ModelConfig m = ModelConfig.read(modelDir.resolve("config.json"));
-        w.printf(
-                Locale.ROOT,
-                "%n# model: %s, %d layers, width %d, vocabulary %d, %d positions%n",
-                m.modelType(),
-                m.numLayers(),
-                m.hiddenSize(),
-                m.vocabSize(),
-                m.maxPositions());
+        printModel(w, m);
         try (TextTokenizer tk = TextTokenizer.load(modelDir)) {
             PreferenceEncoder encoder = new PreferenceEncoder(tk, config.encodingOptions());
             for (String part :
@@ -113,6 +99,17 @@ final class DryRun {
             }
         }
         w.flush();
+    }
+
+    private static void printModel(PrintWriter w, ModelConfig m) {
+        w.printf(
+                Locale.ROOT,
+                "%n# model: %s, %d layers, width %d, vocabulary %d, %d positions%n",
+                m.modelType(),
+                m.numLayers(),
+                m.hiddenSize(),
+                m.vocabSize(),
+                m.maxPositions());
     }
 
     private static void report(

@@ -24,6 +24,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 import java.util.function.UnaryOperator;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -839,25 +840,57 @@ public final class CausalLm implements AutoCloseable {
         if (training || !graphFree(native_)) {
             return nativeLogProbs(native_, ids, attentionMask, completionMask, training, statistics);
         }
-        // nothing records a graph (a frozen reference, the base of a LoRA model, evaluation): run the pass
-        // in its own scope and keep only the result, so its activations do not live until the step ends
+        return inOwnScope(
+                ids,
+                attentionMask,
+                completionMask,
+                (i, a, c) -> nativeLogProbs(native_, i, a, c, false, statistics),
+                lp -> new NDArray[] {lp.sum(), lp.mean(), lp.tokens(), lp.statistics()});
+    }
+
+    /** A pass over a batch's ids, attention mask and completion mask. */
+    @FunctionalInterface
+    private interface BatchPass<R> {
+        R run(NDArray ids, NDArray attentionMask, NDArray completionMask);
+    }
+
+    /**
+     * Runs a pass that records no graph (a frozen reference, the base of a LoRA model, evaluation) in its own
+     * scope and keeps only its results, so its activations do not live until the caller's step ends.
+     */
+    private static <R> R inOwnScope(
+            NDArray ids,
+            NDArray attentionMask,
+            NDArray completionMask,
+            BatchPass<R> pass,
+            Function<R, NDArray[]> results) {
         NDManager owner = ids.getManager();
-        try (NDManager pass = owner.newSubManager()) {
+        try (NDManager scope = owner.newSubManager()) {
             NDArray i = ids.duplicate();
             NDArray a = attentionMask.duplicate();
             NDArray c = completionMask.duplicate();
-            i.attach(pass);
-            a.attach(pass);
-            c.attach(pass);
-            LogProbs lp = nativeLogProbs(native_, i, a, c, false, statistics);
-            lp.sum().attach(owner);
-            lp.mean().attach(owner);
-            lp.tokens().attach(owner);
-            if (lp.statistics() != null) {
-                lp.statistics().attach(owner);
+            i.attach(scope);
+            a.attach(scope);
+            c.attach(scope);
+            R r = pass.run(i, a, c);
+            for (NDArray x : results.apply(r)) {
+                if (x != null) {
+                    x.attach(owner);
+                }
             }
-            return lp;
+            return r;
         }
+    }
+
+    /** The final hidden states [B, T, H] of a right-padded batch: packed without padding when padding-free is on. */
+    private NDArray finalHidden(CausalLmBlock native_, NDArray ids, NDArray attentionMask, boolean training) {
+        NDArray last = paddingFree ? packedHidden(native_, ids, attentionMask, training) : null;
+        if (last == null) {
+            last = ready(native_)
+                    .forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false))
+                    .last();
+        }
+        return last;
     }
 
     private LogProbs nativeLogProbs(
@@ -867,12 +900,7 @@ public final class CausalLm implements AutoCloseable {
             NDArray completionMask,
             boolean training,
             boolean statistics) {
-        NDArray last = paddingFree ? packedHidden(native_, ids, attentionMask, training) : null;
-        if (last == null) {
-            last = ready(native_)
-                    .forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false))
-                    .last();
-        }
+        NDArray last = finalHidden(native_, ids, attentionMask, training);
         long chunk = LogProbs.chunkPositions(logitsChunkElements, config.vocabSize());
         Parameter head = native_.headWeight();
         if (training && !head.requiresGradient()) {
@@ -927,22 +955,12 @@ public final class CausalLm implements AutoCloseable {
         if (training || !graphFree(native_)) {
             return nativeTokenLogProbs(native_, ids, attentionMask, completionMask, temperature, withEntropy, training);
         }
-        NDManager owner = ids.getManager();
-        try (NDManager pass = owner.newSubManager()) {
-            NDArray i = ids.duplicate();
-            NDArray a = attentionMask.duplicate();
-            NDArray c = completionMask.duplicate();
-            i.attach(pass);
-            a.attach(pass);
-            c.attach(pass);
-            TokenLogProbs lp = nativeTokenLogProbs(native_, i, a, c, temperature, withEntropy, false);
-            for (NDArray x : new NDArray[] {lp.logProbs(), lp.entropy(), lp.row(), lp.owner(), lp.tokens()}) {
-                if (x != null) {
-                    x.attach(owner);
-                }
-            }
-            return lp;
-        }
+        return inOwnScope(
+                ids,
+                attentionMask,
+                completionMask,
+                (i, a, c) -> nativeTokenLogProbs(native_, i, a, c, temperature, withEntropy, false),
+                lp -> new NDArray[] {lp.logProbs(), lp.entropy(), lp.row(), lp.owner(), lp.tokens()});
     }
 
     private TokenLogProbs nativeTokenLogProbs(
@@ -953,12 +971,7 @@ public final class CausalLm implements AutoCloseable {
             double temperature,
             boolean withEntropy,
             boolean training) {
-        NDArray last = paddingFree ? packedHidden(native_, ids, attentionMask, training) : null;
-        if (last == null) {
-            last = ready(native_)
-                    .forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, true, false))
-                    .last();
-        }
+        NDArray last = finalHidden(native_, ids, attentionMask, training);
         long chunk = LogProbs.chunkPositions(logitsChunkElements, config.vocabSize());
         Parameter head = native_.headWeight();
         UnaryOperator<NDArray> toLogits = temperature == 1.0

@@ -4,7 +4,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collection;
 import java.util.List;
 import java.util.Set;
@@ -167,12 +166,5 @@ public final class Generator {
             }
         }
         return true;
-    }
-
-    /** @return a copy of the eos ids this generator stops at, sorted */
-    public int[] eosIds() {
-        int[] e = eosIds.stream().mapToInt(Integer::intValue).toArray();
-        Arrays.sort(e);
-        return e;
     }
 }

@@ -1,6 +1,8 @@
 """TRL 1.13's per-step metrics on the hf-tiny fixture models: the guard TrlParityTest compares align4j with.
 
-Runs HF TRL's DPOTrainer (every loss_type, two mixes, the f-divergences, ld_alpha, use_weighting) and SFTTrainer for 10 steps on the
+Runs HF TRL's DPOTrainer (every loss_type, two mixes, the f-divergences, ld_alpha, use_weighting), SFTTrainer,
+KTOTrainer (kto and apo_zero_unpaired, on unpaired records and on pairs it unpairs) and the experimental
+ORPOTrainer and CPOTrainer (sigmoid, hinge, ipo, simpo with and without the BC term, AlphaPO) for 10 steps on the
 gpt2, llama and qwen2 fixtures of model/src/test/resources/hf-tiny, with every pair in every step
 (batch 8, no accumulation), AdamW at lr 1e-3, β 0.1, a linear schedule without warm-up, and writes
 every metric TRL logs at every step to trainer/src/test/resources/trl/<model>-<run>.json, with the
@@ -14,6 +16,12 @@ the micro-batch within the step, 0 here), and attention is eager on both sides (
 internal dropout differs between versions). Masks also depend on which row of the batch an example
 sits in, so every run takes the rows in align4j's order (java.util.Random and Collections.shuffle as
 their Javadoc specifies them, reimplemented below) instead of the Trainer's RandomSampler.
+
+KTO takes its rows in order (KTOConfig's train_sampling_strategy "sequential", which its KL estimate needs:
+each row's mismatched completion is its predecessor's in the same batch), as align4j's kto does; its
+data are kto-unpaired.jsonl and kto-conversational.jsonl here (12 records, labels mixed within every
+batch of 4) and prefs.jsonl unpaired by TRL itself (a batch of 8 desirable rows, then one of 8
+undesirable rows). ORPO and CPO take prefs.jsonl (and prefs-conversational.jsonl) in align4j's order.
 
 Rerun (CPU, a few minutes):
     python3 -m venv v && v/bin/pip install torch==2.13.0+cpu transformers==5.17.0 trl==1.13.0
@@ -29,7 +37,9 @@ import transformers
 import trl
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, TrainerCallback
-from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, SFTConfig, SFTTrainer
+from trl.experimental.cpo import CPOConfig, CPOTrainer
+from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
 ROOT = os.path.dirname(os.path.abspath(__file__)) + "/../../../.."
 FIXTURES = ROOT + "/model/src/test/resources/hf-tiny"
@@ -234,6 +244,87 @@ def sft(model_name, dropout):
     return settings, rec.steps
 
 
+def rows(path):
+    with open(ROOT + "/" + path) as f:
+        return [json.loads(line) for line in f]
+
+
+def settings_of(trainer, model_name, data, common, **extra):
+    s = {"trainer": trainer, "model": model_name, "data": data}
+    s.update(extra)
+    s.update({k: v for k, v in common.items() if isinstance(v, (int, float, str))})
+    return s
+
+
+KTO_DATA = "trainer/src/test/resources/trl/kto-unpaired.jsonl"
+PREFS = "model/src/test/resources/hf-tiny/prefs.jsonl"
+
+
+def kto(model_name, data=KTO_DATA, loss_type="kto", batch=4, accum=1, desirable_weight=1.0, undesirable_weight=1.4):
+    """One KTOTrainer run against the -ref model: rows in order, as KTOConfig's default sampling."""
+    torch.manual_seed(SEED)
+    tok = tokenizer(model_name)
+    policy = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}", dtype=torch.float32)
+    ref = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}-ref", dtype=torch.float32)
+    common = dict(COMMON, per_device_train_batch_size=batch, gradient_accumulation_steps=accum)
+    args = KTOConfig(output_dir="/tmp/trl-fixtures", loss_type=loss_type, beta=0.1, desirable_weight=desirable_weight,
+                     undesirable_weight=undesirable_weight, **common)
+    rec = Record()
+    trainer = KTOTrainer(model=policy, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows(data)),
+                         processing_class=tok, callbacks=[rec])
+    trainer.train()
+    return settings_of("kto", model_name, data, common, reference_model=model_name + "-ref", loss_type=loss_type,
+                       beta=0.1, desirable_weight=desirable_weight, undesirable_weight=undesirable_weight,
+                       unpair_preference_dataset="chosen" in rows(data)[0],
+                       attention=policy.config._attn_implementation), rec.steps
+
+
+def orpo(model_name, data=PREFS):
+    torch.manual_seed(SEED)
+    tok = tokenizer(model_name)
+    policy = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}", dtype=torch.float32)
+    args = ORPOConfig(output_dir="/tmp/trl-fixtures", beta=0.1, **COMMON)
+    rec = Record()
+    trainer = in_align4j_order(ORPOTrainer)(model=policy, args=args, train_dataset=Dataset.from_list(rows(data)),
+                                            processing_class=tok, callbacks=[rec])
+    trainer.train()
+    return settings_of("orpo", model_name, data, COMMON, beta=0.1,
+                       attention=policy.config._attn_implementation), rec.steps
+
+
+def cpo(model_name, loss_type="sigmoid", data=PREFS, **options):
+    """One CPOTrainer run; options are CPOConfig's cpo_alpha, simpo_gamma, alpha, label_smoothing."""
+    torch.manual_seed(SEED)
+    tok = tokenizer(model_name)
+    policy = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}", dtype=torch.float32)
+    args = CPOConfig(output_dir="/tmp/trl-fixtures", loss_type=loss_type, beta=0.1, **options, **COMMON)
+    rec = Record()
+    trainer = in_align4j_order(CPOTrainer)(model=policy, args=args, train_dataset=Dataset.from_list(rows(data)),
+                                           processing_class=tok, callbacks=[rec])
+    trainer.train()
+    return settings_of("cpo", model_name, data, COMMON, loss_type=loss_type, beta=0.1,
+                       attention=policy.config._attn_implementation, **options), rec.steps
+
+
+# KTO, ORPO and CPO runs: name (after the model's) -> (function, keyword arguments, on all three models)
+UNPAIRED = {
+    "kto": (kto, {}, True),
+    "kto-paired": (kto, {"data": PREFS, "batch": 8, "desirable_weight": 1.0, "undesirable_weight": 1.0}, False),
+    "kto-apo_zero_unpaired": (kto, {"loss_type": "apo_zero_unpaired"}, False),
+    "kto-conversational": (kto, {"data": "trainer/src/test/resources/trl/kto-conversational.jsonl"}, False),
+    "kto-accumulation": (kto, {"batch": 2, "accum": 2}, False),
+    "orpo": (orpo, {}, True),
+    "orpo-conversational": (orpo, {"data": "trainer/src/test/resources/trl/prefs-conversational.jsonl"}, False),
+    "cpo": (cpo, {}, True),
+    "cpo-hinge": (cpo, {"loss_type": "hinge"}, False),
+    "cpo-ipo": (cpo, {"loss_type": "ipo"}, False),
+    "cpo-label_smoothing": (cpo, {"label_smoothing": 0.1}, False),
+    "cpo-simpo": (cpo, {"loss_type": "simpo", "cpo_alpha": 0.0, "simpo_gamma": 0.5}, True),
+    "cpo-simpo-bc": (cpo, {"loss_type": "simpo", "cpo_alpha": 0.5, "simpo_gamma": 1.0}, False),
+    "cpo-alphapo": (cpo, {"loss_type": "alphapo", "alpha": 0.25}, False),
+}
+
+
 def main():
     """All fixtures, or only those named on the command line (e.g. gpt2-tiny-dpo-mpo)."""
     only = set(sys.argv[1:])
@@ -246,6 +337,10 @@ def main():
         for name, (loss_type, eps, options) in MORE.items():
             if m == "gpt2-tiny" or name in ON_ALL_MODELS:
                 runs.append((f"{m}-dpo-{name}", lambda m=m, t=loss_type, e=eps, o=options: dpo(m, t, e, **o)))
+    for m in ["gpt2-tiny", "llama-tiny", "qwen2-tiny"]:
+        for name, (fn, kwargs, everywhere) in UNPAIRED.items():
+            if m == "gpt2-tiny" or everywhere:
+                runs.append((f"{m}-{name}", lambda m=m, fn=fn, kw=kwargs: fn(m, **kw)))
     runs.append(("gpt2-tiny-sft-dropout", lambda: sft("gpt2-tiny", dropout=True)))
     for name, run in runs:
         if not only or name in only:

@@ -314,6 +314,44 @@ public final class PreferenceEncoder {
                         : completionText(e, "rejected", prompt, e.rejectedMessages(), kwargs));
     }
 
+    /**
+     * A pair's texts as TRL 1.13's {@code maybe_apply_chat_template} makes them before its experimental
+     * ORPO and CPO trainers tokenize them: for a conversation, the prompt rendered with the generation
+     * prompt and cut to what it shares with both whole conversations (a no-op except for templates such as
+     * DeepSeek-R1's), and each response what its whole conversation adds after that; a plain pair's texts
+     * as they are, with no eos (those trainers append the eos id after tokenizing).
+     *
+     * @param e a pair
+     * @return its prompt, chosen and rejected texts
+     * @throws DataException when the chat template refuses the record
+     */
+    public Texts pairTexts(PreferenceExample e) {
+        if (!e.conversational()) {
+            return new Texts(plainPrompt(e), e.chosen(), e.rejected() == null ? "" : e.rejected());
+        }
+        Map<String, Object> kwargs = kwargs(e);
+        String prompt = render(e, "prompt", e.promptMessages(), true, kwargs);
+        String chosen = fullText(e, "chosen", e.chosenMessages(), kwargs);
+        String rejected = e.rejectedMessages() == null ? null : fullText(e, "rejected", e.rejectedMessages(), kwargs);
+        int common = commonPrefix(prompt, chosen);
+        if (rejected != null) {
+            common = Math.min(common, commonPrefix(prompt, rejected));
+        }
+        return new Texts(
+                prompt.substring(0, common),
+                chosen.substring(common),
+                rejected == null ? "" : rejected.substring(common));
+    }
+
+    private static int commonPrefix(String a, String b) {
+        int n = Math.min(a.length(), b.length());
+        int i = 0;
+        while (i < n && a.charAt(i) == b.charAt(i)) {
+            i++;
+        }
+        return i;
+    }
+
     private String plainPrompt(PreferenceExample e) {
         if (!options.chatTemplateForText()) {
             return e.prompt();

@@ -133,6 +133,30 @@ public enum LossType {
             "DPO on length-normalised log-ratios: -log sigmoid(beta * mean-logratio margin) (as TRL)",
             EnumSet.noneOf(Hyperparameter.class),
             false),
+    /** KTO (Ethayarajh et al., 2024) on unpaired desirable/undesirable examples, {@link KtoLoss} (the kto command). */
+    KTO(
+            "kto",
+            "kto",
+            "KTO: unpaired {prompt, completion, label}; lambda_D/U (1 - sigmoid(beta (q - z0))), z0 the batch's KL"
+                    + " estimate from mismatched pairs; loss_type apo_zero_unpaired drops z0 (the kto command)",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /** ORPO (Hong et al., 2024): SFT plus an odds-ratio term, reference-free, {@link OrpoLoss} (the orpo command). */
+    ORPO(
+            "orpo",
+            null,
+            "ORPO: NLL of the chosen sequences - beta * mean log sigmoid(log odds ratio), reference-free (the orpo"
+                    + " command)",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /** CPO (Xu et al., 2024): DPO without the reference plus a BC term; SimPO and AlphaPO as its loss types (the cpo command). */
+    CPO(
+            "cpo",
+            null,
+            "CPO: reference-free sigmoid/hinge/ipo/simpo loss on the policy's margin + cpo_alpha * NLL(chosen);"
+                    + " loss_type simpo with cpo_alpha 0 is SimPO, alpha is AlphaPO's (the cpo command)",
+            EnumSet.of(Hyperparameter.LABEL_SMOOTHING, Hyperparameter.GAMMA),
+            false),
     /** Supervised fine-tuning: next-token negative log-likelihood of the completion tokens (the sft command). */
     SFT(
             "sft",
@@ -229,12 +253,33 @@ public enum LossType {
      *     #REWARD} and the online {@link #GRPO} and {@link #RLOO})
      */
     public boolean isPreference() {
-        return this != SFT && this != REWARD && !isOnline();
+        return this != SFT && this != REWARD && !isOnline() && !hasOwnTrainer();
+    }
+
+    /**
+     * @return whether the objective is trained by a command of its own with options of its own, as TRL's
+     *     {@code KTOTrainer} and its experimental {@code ORPOTrainer} and {@code CPOTrainer}: {@link #KTO}
+     *     (unpaired data, a KL reference point), {@link #ORPO} and {@link #CPO} (reference-free)
+     */
+    public boolean hasOwnTrainer() {
+        return this == KTO || this == ORPO || this == CPO;
+    }
+
+    /**
+     * @return the keys of the objective's own command beyond the shared training options (TRL's {@code
+     *     KTOConfig} and {@code CPOConfig} names), empty for the others
+     */
+    public List<String> ownOptions() {
+        return switch (this) {
+            case KTO -> List.of("loss_type", "desirable_weight", "undesirable_weight", "unpair_preference_dataset");
+            case CPO -> List.of("loss_type", "cpo_alpha", "alpha");
+            default -> List.of();
+        };
     }
 
     /** @return whether the objective trains on pairs (the preference objectives and {@link #REWARD}) */
     public boolean isPairwise() {
-        return this != SFT && !isOnline();
+        return this != SFT && this != KTO && !isOnline();
     }
 
     /** @return whether the objective samples its own completions from prompts (online RL: grpo, rloo) */
@@ -247,7 +292,7 @@ public enum LossType {
      * @return whether this objective reads it
      */
     public boolean uses(Hyperparameter h) {
-        return h == Hyperparameter.BETA ? isPreference() : extra.contains(h);
+        return h == Hyperparameter.BETA ? isPreference() || hasOwnTrainer() : extra.contains(h);
     }
 
     /** @return whether a pair's own preference probability ({@code preference}, {@code p}, scores) changes this objective */
@@ -329,6 +374,9 @@ public enum LossType {
             case APO_ZERO, APO_DOWN -> "D'Oosterlinck et al., 2024";
             case DISCOPOP -> "Chan Lu et al., 2024";
             case SIGMOID_NORM -> "TRL";
+            case KTO -> "Ethayarajh et al., 2024";
+            case ORPO -> "Hong et al., 2024";
+            case CPO -> "Xu et al., 2024";
             case SFT -> "-";
             case REWARD -> "Ouyang et al., 2022";
             case GRPO -> "Shao et al., 2024";
@@ -345,9 +393,11 @@ public enum LossType {
         List<String> keys = new ArrayList<>();
         for (Hyperparameter h : Hyperparameter.values()) {
             if (uses(h)) {
-                keys.add(h.key());
+                // CPO reads align4j's gamma under TRL's CPOConfig name
+                keys.add(this == CPO && h == Hyperparameter.GAMMA ? "simpo_gamma" : h.key());
             }
         }
+        keys.addAll(ownOptions());
         if (isPreference() && hasFDivergenceForm()) {
             keys.add("f_divergence_type");
         }
@@ -424,6 +474,9 @@ public enum LossType {
                         "loss: reward trains a reward model (BradleyTerryLoss; the reward train command)");
             case GRPO, RLOO ->
                 throw new IllegalArgumentException("loss: " + this + " is online RL (the " + this + " command)");
+            case KTO, ORPO, CPO ->
+                throw new IllegalArgumentException(
+                        "loss: " + this + " has a trainer of its own (the " + this + " command)");
         };
     }
 

@@ -6,6 +6,7 @@ import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -25,6 +26,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
+import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -377,6 +379,25 @@ public final class CausalLm implements AutoCloseable {
      */
     public static void seedGenerators(long seed) {
         JniUtils.setSeed(seed);
+    }
+
+    /**
+     * Runs passes that record no autograd graph even inside a {@code GradientCollector} and with parameters
+     * that require gradients (PyTorch's {@code torch.no_grad()}): for values a training step reads but never
+     * differentiates, such as KTO's policy log-probs of its mismatched pairs.
+     *
+     * @param passes what to compute
+     * @param <T> its result
+     * @return the result, whose arrays carry no graph
+     */
+    public static <T> T withoutGradients(Supplier<T> passes) {
+        boolean before = JniUtils.isGradMode();
+        JniUtils.setGradMode(false);
+        try {
+            return passes.get();
+        } finally {
+            JniUtils.setGradMode(before);
+        }
     }
 
     /**
@@ -846,6 +867,78 @@ public final class CausalLm implements AutoCloseable {
                 completionMask,
                 (i, a, c) -> nativeLogProbs(native_, i, a, c, false, statistics),
                 lp -> new NDArray[] {lp.sum(), lp.mean(), lp.tokens(), lp.statistics()});
+    }
+
+    /**
+     * A padded batch scored the way HF's model scores it when given only {@code input_ids} and {@code
+     * attention_mask}: TRL 1.13's experimental ORPO and CPO trainers read the log-probs of the tokens and
+     * the logits of every position, padding included.
+     *
+     * @param tokens the log-probs of the tokens of {@code scoreMask}, flat in row-major order
+     * @param meanLogits [B, T] float32, without gradient: the mean over the vocabulary of the logits at every
+     *     position of the batch (padding positions too)
+     */
+    public record PaddedScores(TokenLogProbs tokens, NDArray meanLogits) {}
+
+    /**
+     * Scores a right-padded batch as HF's forward does without {@code position_ids}: one padded pass (never
+     * packed) in which padding keys are masked and every position, padding included, is at its index, so
+     * that the logits of padding positions are HF's too. The log-probs of the tokens {@code scoreMask}
+     * marks are made as in {@link #completionTokenLogProbs} (the LM head only where they are predicted, in
+     * chunks); the mean logit of every position is made from the same final hidden states, in chunks,
+     * without gradient.
+     *
+     * @param ids [B, T] int64
+     * @param attentionMask [B, T] int64, ones then zeros in every row
+     * @param scoreMask [B, T], 1 on the tokens whose log-probs to return (position 0 is never scored)
+     * @param training training mode
+     * @return the tokens' log-probs and every position's mean logit
+     * @throws UnsupportedOperationException for a TorchScript model
+     */
+    public PaddedScores paddedTokenLogProbs(NDArray ids, NDArray attentionMask, NDArray scoreMask, boolean training) {
+        CausalLmBlock native_ = nativeBlock();
+        NDArray last = ready(native_)
+                .forward(
+                        store,
+                        ids,
+                        attentionMask,
+                        null,
+                        new CausalLmBlock.Pass(false, training, false, false, null, true))
+                .last();
+        long chunk = LogProbs.chunkPositions(logitsChunkElements, config.vocabSize());
+        Parameter head = native_.headWeight();
+        TokenLogProbs tokens = LogProbs.scoreTokens(
+                last,
+                x -> native_.head(store, x, training),
+                native_.compute()::tokenLogProbs,
+                training && !head.requiresGradient() ? head.getArray() : null,
+                1.0,
+                false,
+                ids,
+                scoreMask,
+                chunk);
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        long h = last.getShape().get(2);
+        NDArray meanLogits = withoutGradients(() -> {
+            NDArray rows = last.stopGradient().reshape(b * t, h);
+            NDManager owner = ids.getManager();
+            NDList parts = new NDList();
+            long step = chunk == Long.MAX_VALUE ? b * t : Math.max(1, chunk);
+            for (long from = 0; from < b * t; from += step) {
+                try (NDManager scope = owner.newSubManager()) {
+                    NDArray part = rows.get(from + ":" + Math.min(b * t, from + step));
+                    part.attach(scope);
+                    NDArray mean = native_.head(store, part, training)
+                            .toType(DataType.FLOAT32, false)
+                            .mean(new int[] {1});
+                    mean.attach(owner);
+                    parts.add(mean);
+                }
+            }
+            return (parts.size() == 1 ? parts.head() : NDArrays.concat(parts)).reshape(b, t);
+        });
+        return new PaddedScores(tokens, meanLogits);
     }
 
     /** A pass over a batch's ids, attention mask and completion mask. */

@@ -674,6 +674,10 @@ public record TrainConfig(
             // TRL's GRPOConfig/RLOOConfig: 8 completions per micro-batch, the model's dropout kept
             case GRPO, RLOO -> Map.of("batch_size", 8, "disable_dropout", false);
             case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
+            // nothing measures eval_kl for these; ORPO and CPO run HF's padded batches (their logits metrics
+            // read the padding positions)
+            case KTO -> Map.of("eval_kl", false);
+            case ORPO, CPO -> Map.of("eval_kl", false, "padding_free", false);
             case EXO_PAIR -> Map.of("label_smoothing", 1e-3);
             default -> Map.of();
         };
@@ -736,15 +740,18 @@ public record TrainConfig(
     }
 
     /**
-     * Resolves a run's saved {@code config.yaml} to compare it or reuse it: the keys of an online RL method
-     * (which its own record reads) are left out, not refused.
+     * Resolves a run's saved {@code config.yaml} to compare it or reuse it: the keys of a method with options
+     * of its own (online RL, KTO, CPO; their records read them) are left out, not refused.
      *
      * @param yaml a saved config.yaml
      * @return the shared config it holds
      * @throws IllegalArgumentException naming the file, line and key at fault
      */
     public static TrainConfig resolveSaved(Path yaml) {
-        return resolve(Map.of(), yaml, Map.of(), key -> "key '" + key + "'", RlConfig.ownedKeys(), new HashMap<>());
+        Set<String> methodKeys = new LinkedHashSet<>(RlConfig.ownedKeys());
+        methodKeys.addAll(KtoConfig.ownedKeys());
+        methodKeys.addAll(CpoConfig.ownedKeys());
+        return resolve(Map.of(), yaml, Map.of(), key -> "key '" + key + "'", methodKeys, new HashMap<>());
     }
 
     /** @return " (did you mean 'x'?)" for the nearest known names (one or two), or "" */
@@ -1025,6 +1032,22 @@ public record TrainConfig(
                                 + "rewards (eval_reward, eval_accuracy)");
             }
             refuseIf(given, "max_length", "an online run's lengths are max_prompt_length and max_completion_length");
+        } else if (loss == LossType.ORPO || loss == LossType.CPO) {
+            for (String k : List.of("reference", "reference_model", "reference_dtype", "cache_dir", "eval_kl")) {
+                refuseIf(given, k, loss + " is reference-free");
+            }
+            for (String k : List.of("max_prompt_length", "truncation")) {
+                refuseIf(
+                        given,
+                        k,
+                        "TRL's " + loss + " trainer cuts only the completions to max_length, never the prompt");
+            }
+            if (paddingFree) {
+                refuseIf(
+                        given,
+                        "padding_free",
+                        loss + " runs HF's padded batches: TRL's logits metrics read the padding positions");
+            }
         } else if (loss == LossType.SIMPO) {
             for (String k : List.of("reference", "reference_dtype", "cache_dir")) {
                 refuseIf(given, k, "simpo is reference-free (eval_kl still reads reference_model)");
@@ -1036,6 +1059,22 @@ public record TrainConfig(
                     "the precomputed reference is scored once in fp32; reference_dtype is for reference: copy");
         } else {
             refuseIf(given, "cache_dir", "only reference: precomputed reads a cache");
+        }
+        if (loss == LossType.KTO) {
+            refuseIf(given, "eval_kl", "kto's evaluation logs its own kl (the reference point of held-out batches)");
+            for (String k : List.of("eval_samples", "eval_judge", "eval_max_new_tokens")) {
+                refuseIf(
+                        given,
+                        k,
+                        "kto's held-out examples are labelled completions, with no chosen answer to judge against");
+            }
+            if (groupByLength) {
+                refuseIf(
+                        given,
+                        "group_by_length",
+                        "kto takes the data in order: each example's mismatched completion for the KL estimate is its"
+                                + " predecessor's in the same batch (TRL's sequential sampling)");
+            }
         }
         if (evalData == null && evalFraction == 0) {
             for (String k : List.of("eval_every", "eval_batch_size")) {
@@ -1159,7 +1198,12 @@ public record TrainConfig(
                 List.of("loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "ld_alpha", "use_weighting");
         if (!loss.isPreference()) {
             for (String k : modifiers) {
-                refuseIf(given, k, loss + " trains no preference objective");
+                refuseIf(
+                        given,
+                        k,
+                        loss.hasOwnTrainer()
+                                ? "DPO's modifiers apply to align4j train's objectives, not to " + loss
+                                : loss + " trains no preference objective");
             }
             return;
         }

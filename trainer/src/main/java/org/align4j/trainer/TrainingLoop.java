@@ -72,7 +72,8 @@ public abstract class TrainingLoop implements AutoCloseable {
      *
      * @param values [1 + k] on the device: the micro-batch's loss (already back-propagated), then its k
      *     metrics, each the mean over the micro-batch's examples (or, for the loss of SFT, its tokens);
-     *     read to the host only when the step logs
+     *     read to the host only when the step logs; a metric a micro-batch may lack comes with its presence
+     *     ({@link #PRESENT})
      * @param names the names of {@code values}' entries, "loss" first
      * @param tokens tokens processed
      */
@@ -646,6 +647,7 @@ public abstract class TrainingLoop implements AutoCloseable {
             for (int i = 0; i < values.length; i++) {
                 m.put(acc.names().get(i), values[i]);
             }
+            onlyWherePresent(m);
         }
         acc.stats().close();
         m.put("learning_rate", lr);
@@ -654,6 +656,35 @@ public abstract class TrainingLoop implements AutoCloseable {
         m.put("num_tokens", (double) tokensSeen);
         m.put("epoch", epochs);
         return m;
+    }
+
+    /**
+     * The suffix of a metric's presence: a micro-batch that computes metric {@code X} only sometimes (KTO's
+     * {@code rewards/chosen} needs a desirable example in it, as TRL logs it) returns {@code X} as its value
+     * times 1 or 0 and {@code X#present} as that 1 or 0; the step then logs X's mean over the micro-batches
+     * that have it, or nothing when none has.
+     */
+    public static final String PRESENT = "#present";
+
+    /**
+     * Turns means of values × presence and of presences into each metric's mean where present, dropping
+     * the presences and the metrics no micro-batch had.
+     *
+     * @param m metric name → mean over micro-batches (modified)
+     */
+    static void onlyWherePresent(Map<String, Double> m) {
+        for (String name : List.copyOf(m.keySet())) {
+            if (!name.endsWith(PRESENT)) {
+                continue;
+            }
+            String metric = name.substring(0, name.length() - PRESENT.length());
+            double share = m.remove(name);
+            if (share == 0) {
+                m.remove(metric);
+            } else {
+                m.computeIfPresent(metric, (k, v) -> v / share);
+            }
+        }
     }
 
     private static void delayForTests() {

@@ -36,6 +36,8 @@ public final class TrlNames {
     private static final Map<String, Alias> ALIASES = new LinkedHashMap<>();
     private static final Map<String, Set<String>> ACCEPTED = new LinkedHashMap<>();
     private static final Map<String, String> REFUSED = new LinkedHashMap<>();
+    /** Options of TRL's other trainers (KTOConfig, CPOConfig) → the align4j command that reads them. */
+    private static final Map<String, String> OTHER_TRAINER = new LinkedHashMap<>();
 
     static {
         same("per_device_train_batch_size", "batch_size");
@@ -116,6 +118,16 @@ public final class TrlNames {
         }
         // lora_r, lora_alpha and lora_dropout are align4j's names too
         refuse("use_peft", "align4j trains LoRA adapters when lora_r > 0: give lora_r (16 with TRL's use_peft)");
+        for (String k : KtoConfig.ownedKeys()) {
+            if (!k.equals("loss_type")) {
+                OTHER_TRAINER.put(k, "KTOConfig's: the align4j kto command reads it");
+            }
+        }
+        for (String k : CpoConfig.ownedKeys()) {
+            if (!k.equals("loss_type")) {
+                OTHER_TRAINER.put(k, "CPOConfig's: the align4j cpo command reads it");
+            }
+        }
         ALIASES.put("lora_target_modules", new Alias("lora_target_modules", "lora_target", v -> {
             if (!v.isArray()) {
                 return v;
@@ -172,6 +184,9 @@ public final class TrlNames {
      * @return the reason to refuse it, if any
      */
     static Optional<String> refusal(String name, JsonNode value) {
+        if (OTHER_TRAINER.containsKey(name)) {
+            return Optional.of("TRL's '" + name + "' is " + OTHER_TRAINER.get(name) + ", not this command");
+        }
         if (REFUSED.containsKey(name)) {
             return Optional.of("TRL's '" + name + "' has no align4j meaning: " + REFUSED.get(name));
         }
@@ -201,6 +216,7 @@ public final class TrlNames {
         List<String> all = new ArrayList<>(ALIASES.keySet());
         all.addAll(ACCEPTED.keySet());
         all.addAll(REFUSED.keySet());
+        all.addAll(OTHER_TRAINER.keySet());
         return all;
     }
 

@@ -69,9 +69,33 @@ public abstract class CausalLmBlock extends AbstractBlock {
      *     lengths of the sequences laid end to end in its single row, which must add up to T: each
      *     sequence gets its own positions (HF's {@code position_ids}, restarting at 0) and attends only
      *     to itself, causally
+     * @param indexPositions every position of a row at its index, padding included, as HF's models number
+     *     them when given no {@code position_ids}; otherwise (the default) positions count a row's real
+     *     tokens, so left- and right-padded rows get an unpadded row's positions. Real tokens of a
+     *     right-padded row get the same positions either way; only padding positions differ (TRL's
+     *     experimental ORPO and CPO trainers log the mean logit over them)
      */
     public record Pass(
-            boolean withHiddenStates, boolean training, boolean rightPadded, boolean withLogits, long[] sequences) {
+            boolean withHiddenStates,
+            boolean training,
+            boolean rightPadded,
+            boolean withLogits,
+            long[] sequences,
+            boolean indexPositions) {
+        /**
+         * A pass over a batch of rows, or a packed one, with positions counting real tokens.
+         *
+         * @param withHiddenStates also return every hidden state
+         * @param training training mode
+         * @param rightPadded padding (if any) after every row's tokens
+         * @param withLogits apply the LM head
+         * @param sequences the lengths of a packed row's sequences, or null
+         */
+        public Pass(
+                boolean withHiddenStates, boolean training, boolean rightPadded, boolean withLogits, long[] sequences) {
+            this(withHiddenStates, training, rightPadded, withLogits, sequences, false);
+        }
+
         /**
          * A pass over a batch of rows.
          *
@@ -517,6 +541,27 @@ public abstract class CausalLmBlock extends AbstractBlock {
             throw new IllegalArgumentException("packed pass: one row of " + total + " tokens and no cache, got ids "
                     + ids.getShape() + (cache != null ? " and a cache" : ""));
         }
+    }
+
+    /**
+     * The position ids of a pass over rows: HF's index positions when the pass asks for them (no cache),
+     * else the count of each row's real tokens so far.
+     *
+     * @param pass the pass
+     * @param ids [B, T]
+     * @param attentionMask [B, Tc + T]
+     * @param cache the cache, or null
+     * @return [B, T] or [1, T] int64
+     */
+    protected static NDArray rowPositions(Pass pass, NDArray ids, NDArray attentionMask, KvCache cache) {
+        long t = ids.getShape().get(1);
+        if (pass.indexPositions()) {
+            if (cache != null) {
+                throw new IllegalArgumentException("a pass with index positions takes no cache");
+            }
+            return ids.getManager().arange(0, t, 1, DataType.INT64).reshape(1, t);
+        }
+        return EagerAttention.positions(attentionMask, t);
     }
 
     /**

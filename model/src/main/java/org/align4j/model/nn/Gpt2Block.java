@@ -93,8 +93,9 @@ public final class Gpt2Block extends CausalLmBlock {
         long headDim = config.headDim();
         long width = config.hiddenSize();
         NDArray mask = causalOnly || packed != null ? null : EagerAttention.mask(attentionMask, t, 0);
-        NDArray positions =
-                packed != null ? packedPositions(ids.getManager(), packed) : EagerAttention.positions(attentionMask, t);
+        NDArray positions = packed != null
+                ? packedPositions(ids.getManager(), packed)
+                : rowPositions(pass, ids, attentionMask, cache);
         NDArray x = Embedding.embedding(ids, f.value(wte, ids), SparseFormat.DENSE)
                 .singletonOrThrow()
                 .add(Embedding.embedding(positions, f.value(wpe, ids), SparseFormat.DENSE)

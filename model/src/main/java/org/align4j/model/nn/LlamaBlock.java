@@ -111,7 +111,7 @@ public final class LlamaBlock extends CausalLmBlock {
         NDArray[] cosSin = rotaryTables(
                 packed != null
                         ? packedPositions(ids.getManager(), packed)
-                        : EagerAttention.positions(attentionMask, t));
+                        : rowPositions(pass, ids, attentionMask, cache));
         NDArray x = Embedding.embedding(ids, f.value(embed, ids), SparseFormat.DENSE)
                 .singletonOrThrow();
         List<NDArray> hidden = new ArrayList<>();

@@ -28,13 +28,16 @@ import picocli.CommandLine.Option;
         mixinStandardHelpOptions = true,
         version = "align4j " + Align4j.VERSION,
         description =
-                "Preference alignment (DPO, IPO and relatives, reward models, online RL with GRPO and RLOO) of causal"
-                        + " language models on DJL.",
+                "Preference alignment (DPO, IPO and relatives, KTO, ORPO, CPO/SimPO, reward models, online RL with GRPO"
+                        + " and RLOO) of causal language models on DJL.",
         subcommands = {
             QuickstartCommand.class,
             TrainCommand.class,
             SftCommand.class,
             RewardCommand.class,
+            OwnTrainerCommand.Kto.class,
+            OwnTrainerCommand.Orpo.class,
+            OwnTrainerCommand.Cpo.class,
             RlCommand.Grpo.class,
             RlCommand.Rloo.class,
             LossesCommand.class,
@@ -76,6 +79,11 @@ public final class Align4j implements Runnable {
         TrainOptions.register(train.getCommandSpec(), ((TrainCommand) train.getCommand()).options, LossType.DPO);
         CommandLine sft = cl.getSubcommands().get("sft");
         TrainOptions.register(sft.getCommandSpec(), ((SftCommand) sft.getCommand()).options, LossType.SFT);
+        for (String own : new String[] {"kto", "orpo", "cpo"}) {
+            CommandLine c = cl.getSubcommands().get(own);
+            OwnTrainerCommand command = (OwnTrainerCommand) c.getCommand();
+            OwnTrainerCommand.register(c.getCommandSpec(), command.options, command.method());
+        }
         for (String rl : new String[] {"grpo", "rloo"}) {
             CommandLine c = cl.getSubcommands().get(rl);
             RlCommand command = (RlCommand) c.getCommand();

@@ -38,6 +38,10 @@ final class TrainCommand implements Callable<Integer> {
         if (config.loss() == LossType.REWARD) {
             throw new IllegalArgumentException("--loss: reward is the align4j reward train command");
         }
+        if (config.loss().hasOwnTrainer()) {
+            throw new IllegalArgumentException("--loss: " + config.loss() + " has a trainer of its own: the align4j "
+                    + config.loss() + " command");
+        }
         if (config.loss().isOnline()) {
             throw new IllegalArgumentException(
                     "--loss: " + config.loss() + " is online RL: the align4j " + config.loss() + " command");

@@ -11,6 +11,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import org.align4j.losses.LossType;
+import org.align4j.trainer.CpoConfig;
+import org.align4j.trainer.KtoConfig;
 import org.align4j.trainer.RunFolder;
 import org.align4j.trainer.TrainConfig;
 import org.align4j.trainer.TrlNames;
@@ -21,7 +23,8 @@ import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
 
 /**
- * The flags of {@code train}, {@code sft} and {@code reward train}. The config flags are made from {@link TrainConfig}'s
+ * The flags of {@code train}, {@code sft}, {@code reward train}, and the shared ones of {@code kto},
+ * {@code orpo}, {@code cpo}, {@code grpo} and {@code rloo}. The config flags are made from {@link TrainConfig}'s
  * table, not written out here: each key is {@code --kebab-case} and {@code --snake_case}, TRL's name
  * for it ({@code --per_device_train_batch_size}) is a hidden alias, and a TRL option with no align4j
  * meaning is a hidden flag that is refused with the reason. Only flags given on the command line
@@ -80,6 +83,52 @@ final class TrainOptions {
             "eval_judge",
             "eval_max_new_tokens");
 
+    /**
+     * Keys {@code train}'s DPO objectives read and the commands of KTO, ORPO and CPO do not: hidden from their
+     * {@code --help} (given, they are refused by name).
+     */
+    private static final Set<String> DPO_ONLY = Set.of(
+            "loss",
+            "preference",
+            "center_rewards_coefficient",
+            "loss_terms",
+            "loss_weights",
+            "f_divergence_type",
+            "f_alpha_divergence_coef",
+            "ld_alpha",
+            "use_weighting",
+            "discopop_tau");
+
+    /** @return whether {@code key}'s flag is left out of the {@code --help} of {@code objective}'s command */
+    private static boolean hiddenFor(String key, LossType objective) {
+        if (objective.isOnline()) {
+            return OFFLINE_ONLY.contains(key);
+        }
+        if (!objective.hasOwnTrainer()) {
+            return false;
+        }
+        if (DPO_ONLY.contains(key)) {
+            return true;
+        }
+        if ((key.equals("label_smoothing") || key.equals("gamma")) && objective != LossType.CPO) {
+            return true;
+        }
+        if (objective == LossType.KTO) {
+            return List.of("eval_kl", "eval_samples", "eval_judge", "eval_max_new_tokens")
+                    .contains(key);
+        }
+        return List.of(
+                        "reference",
+                        "reference_model",
+                        "reference_dtype",
+                        "cache_dir",
+                        "eval_kl",
+                        "max_prompt_length",
+                        "truncation",
+                        "padding_free")
+                .contains(key);
+    }
+
     /** Config key or TRL name → the value given on the command line (a string, or a Boolean for switches). */
     private final Map<String, Object> given = new LinkedHashMap<>();
 
@@ -107,8 +156,8 @@ final class TrainOptions {
             Object dflt = TrainConfig.defaultOf(key, objective);
             String help = doc.help() + (dflt == null ? "" : " (default: " + dflt + ")");
             boolean flag = rc.getType() == boolean.class;
-            // an online method's --help leaves out the offline objectives' keys (still refused by name when given)
-            boolean hidden = objective.isOnline() && OFFLINE_ONLY.contains(key);
+            // a method's --help leaves out the keys it does not read (still refused by name when given)
+            boolean hidden = hiddenFor(key, objective);
             OptionSpec o = option(names, flag, label(rc, doc), help, hidden, options, key, taken);
             if (o != null) { // an online method's own flag of the same name (--beta) came first
                 spec.addOption(o);
@@ -127,7 +176,8 @@ final class TrainOptions {
                             "push_to_hub",
                             "padding_free",
                             "use_liger_kernel",
-                            "packing")
+                            "packing",
+                            "unpair_preference_dataset")
                     .contains(trl);
             OptionSpec o = option(names, flag, "VALUE", "TRL's " + trl, true, options, trl, taken);
             if (o != null) {
@@ -264,6 +314,42 @@ final class TrainOptions {
                 key -> TrainConfig.keys().contains(key) || RlConfig.KEYS.containsKey(key)
                         ? "--" + key.replace('_', '-')
                         : "--" + key);
+    }
+
+    /** @return the resolved shared and KTO options: defaults, then {@code --config}, then the flags given */
+    KtoConfig.Run resolveKto() {
+        return KtoConfig.resolve(configFile(), given, key -> flagName(key, KtoConfig.KEYS.keySet()));
+    }
+
+    /** @return the resolved shared and CPO options: defaults, then {@code --config}, then the flags given */
+    CpoConfig.Run resolveCpo() {
+        return CpoConfig.resolve(configFile(), given, key -> flagName(key, CpoConfig.KEYS.keySet()));
+    }
+
+    /**
+     * @return the resolved ORPO options; TRL's {@code loss_type}, which ORPOConfig does not have, is refused by
+     *     name rather than read as {@code train}'s objective
+     */
+    TrainConfig resolveOrpo() {
+        Map<String, TrainConfig.Given> own = new LinkedHashMap<>();
+        TrainConfig c = TrainConfig.resolve(
+                Map.of("loss", LossType.ORPO),
+                configFile(),
+                given,
+                key -> flagName(key, Set.of("loss_type")),
+                Set.of("loss_type"),
+                own);
+        TrainConfig.Given type = own.get("loss_type");
+        if (type != null) {
+            throw new IllegalArgumentException(type.where()
+                    + ": has no effect here: orpo is one objective (TRL's ORPOConfig has no loss_type; the cpo command"
+                    + " has loss types)");
+        }
+        return c;
+    }
+
+    private static String flagName(String key, Set<String> ownKeys) {
+        return TrainConfig.keys().contains(key) || ownKeys.contains(key) ? "--" + key.replace('_', '-') : "--" + key;
     }
 
     /**

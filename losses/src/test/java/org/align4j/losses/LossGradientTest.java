@@ -177,9 +177,13 @@ class LossGradientTest {
         assertThatThrownBy(() -> new RobustDpoLoss(0.1, -0.1)).hasMessageStartingWith("labelSmoothing");
         assertThatThrownBy(() -> IpoLoss.soft(0.1, 1.5)).hasMessageStartingWith("preference");
         assertThatThrownBy(() -> new SimPoLoss(2, -1)).hasMessageStartingWith("gamma");
-        assertThatThrownBy(() -> LossType.parse("kto"))
-                .hasMessageContaining("'kto'")
+        assertThatThrownBy(() -> LossType.parse("rpo"))
+                .hasMessageContaining("'rpo'")
                 .hasMessageContaining("ipo-soft");
+        // kto, orpo and cpo are objectives with commands of their own, not preference objectives of train
+        assertThat(LossType.parse("kto")).isEqualTo(LossType.KTO);
+        assertThatThrownBy(() -> LossType.KTO.create(0.1)).hasMessageContaining("the kto command");
+        assertThat(LossType.preferenceTypes()).doesNotContain(LossType.KTO, LossType.ORPO, LossType.CPO);
         assertThat(LossType.parse("sigmoid")).as("TRL's loss_type name").isEqualTo(LossType.DPO);
         assertThat(LossType.parse("IPO_SUM")).isEqualTo(LossType.IPO_SUM);
         assertThat(LossType.CDPO.create(0.1))

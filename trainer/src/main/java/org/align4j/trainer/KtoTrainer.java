@@ -108,12 +108,14 @@ public final class KtoTrainer extends TrainingLoop implements AutoCloseable {
      * @param desirable each example's label
      * @param sources file:line of each
      */
-    record Examples(List<EncodedPair> pairs, boolean[] desirable, List<String> sources) {
-        int size() {
+    public record Examples(List<EncodedPair> pairs, boolean[] desirable, List<String> sources) {
+        /** @return the number of examples */
+        public int size() {
             return pairs.size();
         }
 
-        long desirableCount() {
+        /** @return how many are desirable */
+        public long desirableCount() {
             return IntStream.range(0, desirable.length)
                     .filter(i -> desirable[i])
                     .count();
@@ -257,7 +259,7 @@ public final class KtoTrainer extends TrainingLoop implements AutoCloseable {
      * @return the training and the held-out examples
      * @throws DataException naming the record at fault
      */
-    static Examples[] load(KtoConfig.Run run, TextTokenizer tokenizer) {
+    public static Examples[] load(KtoConfig.Run run, TextTokenizer tokenizer) {
         TrainConfig c = run.train();
         boolean unpair = run.kto().unpairPreferenceDataset();
         List<UnpairedData.Item> trainItems = UnpairedData.read(Path.of(c.data()), c.format(), c.skipInvalid(), unpair);

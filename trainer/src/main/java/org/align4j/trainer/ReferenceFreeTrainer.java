@@ -241,6 +241,27 @@ public final class ReferenceFreeTrainer extends TrainingLoop implements AutoClos
         return new RunData(t.pairs(), sources(t), e.pairs(), sources(e));
     }
 
+    /**
+     * A run's pairs as training reads them ({@code --dry-run}).
+     *
+     * @param train the training pairs (prompt with its bos, responses with their eos)
+     * @param trainSources file:line of each
+     * @param eval the held-out pairs
+     */
+    public record Pairs(List<EncodedPair> train, List<String> trainSources, List<EncodedPair> eval) {}
+
+    /**
+     * Reads, splits and encodes a run's pairs as training does, without loading a model.
+     *
+     * @param config the shared options
+     * @param tokenizer the model's tokenizer
+     * @return the pairs
+     */
+    public static Pairs pairs(TrainConfig config, TextTokenizer tokenizer) {
+        RunData d = load(config, tokenizer);
+        return new Pairs(d.train(), d.trainSources(), d.eval());
+    }
+
     private static List<String> sources(PreferenceEncoder.Encoded e) {
         List<String> s = new ArrayList<>();
         for (PreferenceExample x : e.kept()) {

@@ -91,7 +91,7 @@ class TrainFlagsTest {
                 "train", "--model", "m", "--data", "d", "--output", "o", "--loss", "ipo", "--label_smoothing", "0.2");
         assertThat(ls.err().strip())
                 .isEqualTo(
-                        "error: --label-smoothing: loss ipo does not use it (dpo, cdpo, robust, exo-pair, aot, aot-unpaired do)");
+                        "error: --label-smoothing: loss ipo does not use it (dpo, cdpo, robust, exo-pair, aot, aot-unpaired, cpo do)");
         CliTest.Result sftLoss = CliTest.run("sft", "--model", "m", "--data", "d", "--output", "o", "--loss", "dpo");
         assertThat(sftLoss.err().strip()).isEqualTo("error: --loss: this command trains loss sft only, got dpo");
         CliTest.Result sftBeta = CliTest.run("sft", "--model", "m", "--data", "d", "--output", "o", "--beta", "0.3");

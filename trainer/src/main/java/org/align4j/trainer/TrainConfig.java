@@ -592,6 +592,17 @@ public record TrainConfig(
             Function<String, String> overrideName,
             Set<String> ownKeys,
             Map<String, Given> own) {
+        return resolve(base, yaml, overrides, overrideName, ownKeys, own, false);
+    }
+
+    private static TrainConfig resolve(
+            Map<String, ?> base,
+            Path yaml,
+            Map<String, ?> overrides,
+            Function<String, String> overrideName,
+            Set<String> ownKeys,
+            Map<String, Given> own,
+            boolean saved) {
         Map<String, Object> values = mergeBase(base);
         Map<String, String> given = new LinkedHashMap<>(); // key → how to name it to the user
         if (yaml != null) {
@@ -638,6 +649,11 @@ public record TrainConfig(
             values.put("loss", first);
         }
         LossType loss = (LossType) values.get("loss");
+        if (loss.hasOwnTrainer() && !base.containsKey("loss") && !saved) {
+            // a run's saved config.yaml names it, and is read back (resolveSaved) to compare or reuse
+            throw new IllegalArgumentException(given.getOrDefault("loss", "key 'loss'") + ": " + loss
+                    + " has a trainer of its own: the align4j " + loss + " command");
+        }
         if (base.containsKey("loss") && given.containsKey("loss") && loss != fixedLoss) {
             throw new IllegalArgumentException(
                     given.get("loss") + ": this command trains loss " + fixedLoss + " only, got " + loss);
@@ -751,7 +767,7 @@ public record TrainConfig(
         Set<String> methodKeys = new LinkedHashSet<>(RlConfig.ownedKeys());
         methodKeys.addAll(KtoConfig.ownedKeys());
         methodKeys.addAll(CpoConfig.ownedKeys());
-        return resolve(Map.of(), yaml, Map.of(), key -> "key '" + key + "'", methodKeys, new HashMap<>());
+        return resolve(Map.of(), yaml, Map.of(), key -> "key '" + key + "'", methodKeys, new HashMap<>(), true);
     }
 
     /** @return " (did you mean 'x'?)" for the nearest known names (one or two), or "" */

@@ -103,7 +103,8 @@ class TrainConfigTest {
                 "batch_size: many|:4: key 'batch_size': expected a number, got 'many'",
                 "learning_rate: Infinity|:4: key 'learning_rate': must be a finite number, got Infinity",
                 "learning_rate: NaN|:4: key 'learning_rate': must be a finite number, got NaN",
-                "loss: kto|:4: key 'loss': unknown objective 'kto'",
+                "loss: kto|:4: key 'loss': kto has a trainer of its own: the align4j kto command",
+                "loss: rpo|:4: key 'loss': unknown objective 'rpo'",
                 "schedule: exponential|:4: key 'schedule': 'exponential' is not one of constant, linear, cosine",
                 "eval_kl: maybe|:4: key 'eval_kl': expected true or false, got 'maybe'",
                 "beta: [1, 2]|:4: key 'beta': expected a single value, got a list",
@@ -134,9 +135,9 @@ class TrainConfigTest {
     @CsvSource(
             delimiter = '|',
             value = {
-                "loss: ipo;label_smoothing: 0.2|key 'label_smoothing': loss ipo does not use it (dpo, cdpo, robust, exo-pair, aot, aot-unpaired do)",
+                "loss: ipo;label_smoothing: 0.2|key 'label_smoothing': loss ipo does not use it (dpo, cdpo, robust, exo-pair, aot, aot-unpaired, cpo do)",
                 "loss: hinge;label_smoothing: 0.2|key 'label_smoothing': loss hinge does not use it",
-                "loss: dpo;gamma: 5|key 'gamma': loss dpo does not use it (simpo does)",
+                "loss: dpo;gamma: 5|key 'gamma': loss dpo does not use it (simpo, cpo do)",
                 "loss: dpo;preference: 0.6|key 'preference': loss dpo does not use it (ipo-soft does)",
                 "loss: sft;beta: 0.2|key 'beta': loss sft does not use it",
                 "loss: sft;reference: precomputed|key 'reference': has no effect here: sft has no reference policy",

@@ -270,11 +270,12 @@ abstract class OwnTrainerCommand implements Callable<Integer> {
             abbreviateSynopsis = true,
             header = "KTO on unpaired feedback: a thumbs up or down on one completion.",
             description = {
-                "Kahneman-Tversky Optimization (TRL's KTOTrainer) on records {\"prompt\": ..., \"completion\": ...,",
-                "\"label\": true|false} (strings or message lists), against a reference policy as train's; with",
-                "--unpair-preference-dataset, preference pairs, each a desirable and an undesirable completion.",
-                "The data are taken in order: each example's KL estimate uses the previous example's completion.",
-                "Writes OUTPUT/metrics.jsonl, train.log, checkpoint-N/ and final/ as train does."
+                "Kahneman-Tversky Optimization (TRL's KTOTrainer) on records",
+                "{\"prompt\": ..., \"completion\": ..., \"label\": true|false} (strings or message",
+                "lists), against a reference policy as train's. With",
+                "--unpair-preference-dataset, preference pairs: each a desirable and an",
+                "undesirable completion. The data are taken in order: each example's KL",
+                "estimate reads the previous example's completion. Writes OUTPUT/ as train."
             })
     static final class Kto extends OwnTrainerCommand {
         @Override
@@ -291,9 +292,10 @@ abstract class OwnTrainerCommand implements Callable<Integer> {
             abbreviateSynopsis = true,
             header = "ORPO: SFT and an odds-ratio preference term in one loss, no reference model.",
             description = {
-                "Odds Ratio Preference Optimization (TRL's experimental ORPOTrainer) on preference pairs: the NLL",
-                "of the chosen sequences minus beta times the mean log-sigmoid of the log odds ratio of chosen over",
-                "rejected. Reference-free: one model in memory. Writes OUTPUT/ as train does."
+                "Odds Ratio Preference Optimization (TRL's experimental ORPOTrainer) on",
+                "preference pairs: the chosen sequences' NLL minus beta times the mean",
+                "log-sigmoid of the log odds ratio of chosen over rejected. Reference-free:",
+                "one model in memory. Writes OUTPUT/ as train does."
             })
     static final class Orpo extends OwnTrainerCommand {
         @Override
@@ -308,12 +310,13 @@ abstract class OwnTrainerCommand implements Callable<Integer> {
             mixinStandardHelpOptions = true,
             sortOptions = false,
             abbreviateSynopsis = true,
-            header = "CPO: reference-free preference loss plus a BC term; SimPO and AlphaPO as its loss types.",
+            header = "CPO: a reference-free preference loss plus a BC term (SimPO, AlphaPO).",
             description = {
-                "Contrastive Preference Optimization (TRL's experimental CPOTrainer) on preference pairs:",
-                "--loss-type sigmoid, hinge, ipo or simpo on the policy's own margin, plus cpo_alpha times the",
-                "chosen completions' NLL. SimPO: --loss-type simpo --cpo-alpha 0 (--simpo-gamma); AlphaPO:",
-                "--loss-type alphapo --alpha A. Reference-free: one model in memory. Writes OUTPUT/ as train does."
+                "Contrastive Preference Optimization (TRL's experimental CPOTrainer) on",
+                "preference pairs: --loss-type sigmoid, hinge, ipo or simpo on the policy's",
+                "own margin, plus cpo_alpha times the chosen completions' NLL. SimPO:",
+                "--loss-type simpo --cpo-alpha 0 (--simpo-gamma); AlphaPO: --alpha A.",
+                "Reference-free: one model in memory. Writes OUTPUT/ as train does."
             })
     static final class Cpo extends OwnTrainerCommand {
         @Override

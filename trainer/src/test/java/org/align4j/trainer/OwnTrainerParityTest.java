@@ -35,7 +35,7 @@ class OwnTrainerParityTest {
     private static final double RELATIVE = 1e-4;
     private static final double ABSOLUTE = 1e-6;
 
-    /** What is not compared: the epoch (TRL's counts optimizer steps per epoch differently for KTO's sequential batches: equal here anyway). */
+    /** The step's number and epoch, which are not metrics. */
     private static final Set<String> NOT_COMPARED = Set.of("step", "epoch");
 
     /** The runs of trl_fixtures.py's UNPAIRED table, on gpt2-tiny, and those also on llama-tiny and qwen2-tiny. */

@@ -89,12 +89,12 @@ public final class PpoLoss {
                 valueLoss.stopGradient(),
                 pg2.stopGradient()
                         .gt(pg1.stopGradient())
-                        .toType(DataType.FLOAT32, false)
+                        .toType(logProbs.getDataType(), false)
                         .sum()
                         .div(stat),
                 vf2.stopGradient()
                         .gt(vf1.stopGradient())
-                        .toType(DataType.FLOAT32, false)
+                        .toType(logProbs.getDataType(), false)
                         .sum()
                         .div(stat),
                 d.square().sum().div(stat).mul(0.5f),

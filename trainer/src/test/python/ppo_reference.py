@@ -22,7 +22,7 @@ padding, no batching tricks) so that each line can be read against the formulas:
                              previous rollout's per-token mean per sample, averaged (OpenRLHF AdaptiveKLController)
   update: num_ppo_epochs passes; each visits the rollout in an order (below) cut into num_mini_batches mini-batches,
   each one optimizer step over grad_accum micro-batches of batch_size samples:
-    ratio = exp(log pi - log pi_old); pg = mean_tokens max(-A ratio, -A clip(ratio, 1 - eps, 1 + eps))
+    ratio = exp(clamp(log pi - log pi_old, -20, 20)) (verl's clamp); pg = mean_tokens max(-A ratio, -A clip(ratio, 1 - eps, 1 + eps))
     vf = 0.5 mean_tokens max((V - R)^2, (clip(V, V_old - eps_v, V_old + eps_v) - R)^2)
     loss = pg + vf_coef vf, divided by grad_accum (TRL's token mean per micro-batch; accelerate's division)
     one torch.optim.AdamW over the policy's and the value model's parameters, clip_grad_norm_ over both,
@@ -256,7 +256,7 @@ def run(name):
                     adv = torch.cat([s["adv"] for s in micro])
                     v_old = torch.cat([s["values"] for s in micro])
                     ret = torch.cat([s["ret"] for s in micro])
-                    ratio = torch.exp(lp - old)
+                    ratio = torch.exp(torch.clamp(lp - old, -20, 20))  # verl's clamp of the log-ratio
                     pg1 = -adv * ratio
                     pg2 = -adv * torch.clamp(ratio, 1 - CLIP, 1 + CLIP)
                     pg = torch.max(pg1, pg2).mean()

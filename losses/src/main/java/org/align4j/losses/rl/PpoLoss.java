@@ -7,12 +7,16 @@ import ai.djl.ndarray.NDArray;
  * PPOTrainer} and OpenRLHF's {@code PolicyLoss} / {@code ValueLoss} compute it, with TRL's reduction (the
  * token mean over the micro-batch):
  *
- * <p>ρ = exp(log π − log π_old); policy loss = mean over tokens of max(−Aρ, −A·clip(ρ, 1 − ε, 1 + ε));
+ * <p>ρ = exp(clamp(log π − log π_old, ±20)) (the clamp is verl's: a float32 ρ overflows at e^88.7, and an
+ * infinite ρ in the unclipped branch makes NaN gradients); policy loss = mean over tokens of max(−Aρ, −A·clip(ρ, 1 − ε, 1 + ε));
  * value loss = ½·mean over tokens of max((V − R)², (clip(V, V_old − ε_v, V_old + ε_v) − R)²); loss = policy
  * loss + {@code vf_coef}·value loss. The per-token arithmetic is {@link Ppo#policyLoss} and {@link
  * Ppo#valueLoss} on the device. All arrays are [N], N the scored tokens of the micro-batch.
  */
 public final class PpoLoss {
+    /** log ρ is clamped to ±20 before exp, as verl clamps it, so that ρ and its gradient stay finite. */
+    public static final double MAX_LOG_RATIO = 20;
+
     private final double cliprange;
     private final double cliprangeValue;
     private final double vfCoef;
@@ -72,7 +76,8 @@ public final class PpoLoss {
         float n = logProbs.getShape().get(0);
         float denominator = Math.max(1f, n);
         NDArray diff = logProbs.sub(oldLogProbs);
-        NDArray ratio = diff.exp();
+        // e^88.7 overflows float32: an infinite ratio in the unclipped branch would make 0 x inf = NaN gradients
+        NDArray ratio = diff.clip(-MAX_LOG_RATIO, MAX_LOG_RATIO).exp();
         NDArray pg1 = advantages.neg().mul(ratio);
         NDArray pg2 = advantages.neg().mul(ratio.clip(1 - cliprange, 1 + cliprange));
         NDArray policyLoss = pg1.maximum(pg2).sum().div(denominator);
@@ -80,7 +85,9 @@ public final class PpoLoss {
         NDArray vf1 = values.sub(returns).square();
         NDArray vf2 = clipped.sub(returns).square();
         NDArray valueLoss = vf1.maximum(vf2).sum().div(denominator).mul(0.5f);
-        NDArray loss = policyLoss.add(valueLoss.mul(vfCoef));
+        // vf_coef in the arrays' own type (a Java double would promote a float32 loss to float64)
+        NDArray loss = policyLoss.add(
+                valueLoss.mul(valueLoss.getManager().create(vfCoef).toType(valueLoss.getDataType(), false)));
         NDArray d = diff.stopGradient();
         float stat = n == 0 ? Float.NaN : n;
         return new Output(

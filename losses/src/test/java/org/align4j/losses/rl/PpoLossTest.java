@@ -97,4 +97,31 @@ class PpoLossTest {
             assertThat(frac).isGreaterThan(0).isLessThan(1); // the draws clip some tokens and not others
         }
     }
+
+    @Test
+    void aRatioPastFloat32sRangeKeepsTheGradientFinite() {
+        // log-ratios of 100 and -100 (e^100 overflows float32) with either sign of advantage
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            NDArray lp = m.create(new float[] {0f, 0f, 0f, 0f});
+            lp.setRequiresGradient(true);
+            NDArray v = m.create(new float[] {0f, 0f, 0f, 0f});
+            v.setRequiresGradient(true);
+            PpoLoss.Output out;
+            try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                out = new PpoLoss(CLIP, CLIP_V, VF)
+                        .forward(
+                                lp,
+                                m.create(new float[] {-100f, -100f, 100f, 100f}),
+                                m.create(new float[] {1f, -1f, 1f, -1f}),
+                                v,
+                                m.create(new float[] {0f, 0f, 0f, 0f}),
+                                m.create(new float[] {1f, 1f, 1f, 1f}));
+                gc.backward(out.loss());
+            }
+            assertThat(Double.isFinite(out.loss().getFloat())).isTrue();
+            for (float g : lp.getGradient().toFloatArray()) {
+                assertThat(Float.isFinite(g)).as("gradient %s", g).isTrue();
+            }
+        }
+    }
 }

@@ -691,12 +691,23 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
 
     @Override
     protected String configYaml() {
+        return configYaml(new RlConfig.Run(config, rl));
+    }
+
+    /**
+     * The run's {@code config.yaml}: the shared keys, then the method's (which replace any shared key of the
+     * same name: the method's beta, PPO's gamma rather than SimPO's).
+     *
+     * @param run the resolved options
+     * @return YAML
+     */
+    public static String configYaml(RlConfig.Run run) {
         try {
             @SuppressWarnings("unchecked")
-            Map<String, Object> shared = YAML.readValue(config.toYaml(), LinkedHashMap.class);
-            shared.remove("beta"); // the method's β below is the run's
+            Map<String, Object> shared = YAML.readValue(run.train().toYaml(), LinkedHashMap.class);
+            shared.keySet().removeAll(RlConfig.ownedKeys());
             Map<String, Object> all = new LinkedHashMap<>(shared);
-            all.putAll(rl.toMap());
+            all.putAll(run.rl().toMap());
             return YAML.writeValueAsString(all);
         } catch (IOException e) {
             throw new IllegalStateException(e);

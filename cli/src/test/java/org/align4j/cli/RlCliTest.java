@@ -134,9 +134,26 @@ class RlCliTest {
         assertThat(tmp.resolve("run-grpo")).doesNotExist();
     }
 
+    /** gpt2-tiny's folder with a config that says it is a sequence classifier of two labels. */
+    Path twoLabelClassifier() throws Exception {
+        Path dir = tmp.resolve("two-labels");
+        Files.createDirectories(dir);
+        try (var files = Files.list(Fixtures.model("gpt2-tiny"))) {
+            for (Path f : files.toList()) {
+                Files.copy(f, dir.resolve(f.getFileName().toString()));
+            }
+        }
+        String config = Files.readString(dir.resolve("config.json"))
+                .replace("\"GPT2LMHeadModel\"", "\"GPT2ForSequenceClassification\"")
+                .replaceFirst("\\{", "{\"num_labels\": 2,");
+        Files.writeString(dir.resolve("config.json"), config);
+        return dir;
+    }
+
     @Test
     void badInputIsOneLineWithExitTwo() throws Exception {
         Path data = prompts();
+        Path twoLabels = twoLabelClassifier();
         List<String[]> cases = List.of(
                 args("grpo", data, "--num-generations", "1").toArray(String[]::new),
                 args("grpo", Fixtures.root().resolve("prefs.jsonl"), "--overwrite")
@@ -156,7 +173,11 @@ class RlCliTest {
                 args("ppo", data, "--value-model", Fixtures.model("llama-tiny").toString(), "--overwrite")
                         .toArray(String[]::new),
                 args("ppo", data, "--kl-estimator", "k4").toArray(String[]::new),
-                args("ppo", data, "--gamma", "1.5").toArray(String[]::new));
+                args("ppo", data, "--gamma", "1.5").toArray(String[]::new),
+                args("ppo", data, "--reward-funcs", twoLabels.toString(), "--overwrite")
+                        .toArray(String[]::new),
+                args("ppo", data, "--value-model", twoLabels.toString(), "--overwrite")
+                        .toArray(String[]::new));
         List<String> want = List.of(
                 "error: --num-generations: at least 2",
                 "prefs.jsonl:1: field 'chosen'",
@@ -171,7 +192,9 @@ class RlCliTest {
                 "--num-iterations: has no effect here: PPO's passes over a rollout are num_ppo_epochs",
                 "value_model': the value model /",
                 "--kl-estimator: one of k1, k2, k3, got 'k4'",
-                "--gamma: must lie in [0, 1], got 1.5");
+                "--gamma: must lie in [0, 1], got 1.5",
+                "key 'num_labels': 2 labels; align4j reads sequence classifiers with one label",
+                "value_model': the value model: ");
         for (int i = 0; i < cases.size(); i++) {
             CliTest.Result r = CliTest.run(cases.get(i));
             assertThat(r.code()).as("%s: %s", want.get(i), r.err()).isEqualTo(2);

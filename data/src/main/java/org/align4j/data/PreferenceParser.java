@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import org.align4j.data.io.RawRecord;
+import org.align4j.data.template.ChatTemplate;
 
 /**
  * Turns raw records into {@link PreferenceExample}s, detecting the format per record (or using a
@@ -95,6 +96,15 @@ public final class PreferenceParser {
                 throw error(r, "chat_template_kwargs", "expected an object, got " + kind(kwargs));
             }
             kwargs.fields().forEachRemaining(k -> args.put(k.getKey(), toJava(k.getValue())));
+        }
+        for (String name : new String[] {"tools", "documents"}) {
+            ChatTemplate.Problem problem = ChatTemplate.listOfObjectsProblem(name, args.get(name));
+            if (problem != null) {
+                String field = kwargs != null && kwargs.has(name)
+                        ? "chat_template_kwargs." + problem.field()
+                        : problem.field();
+                throw error(r, field, problem.problem());
+            }
         }
         return args;
     }
@@ -333,6 +343,10 @@ public final class PreferenceParser {
                     fields.put(f.getKey(), toJava(f.getValue()));
                 }
             });
+            ChatTemplate.Problem problem = ChatTemplate.messageProblem(fields);
+            if (problem != null) {
+                throw error(r, where + "." + problem.field(), problem.problem());
+            }
             if (parts) {
                 // typed parts reach the template as the list they are, as transformers passes them
                 Map<String, Object> withParts = new LinkedHashMap<>();

@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import org.align4j.losses.LossType;
 import org.align4j.model.hub.HubClient;
 import org.align4j.model.io.InputFiles;
+import org.align4j.trainer.Failure;
 import org.apache.logging.log4j.LogManager;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -100,7 +101,7 @@ public final class Align4j implements Runnable {
         });
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             PrintWriter err = cmd.getErr();
-            Failure f = Failure.of(ex);
+            Failure f = failure(ex);
             // the whole story goes to the run's train.log (when there is one); the console gets one line
             FAILURES.error(f.message(), ex);
             err.println("error: " + f.message() + (f.code() == 1 && !debug() ? hint(ex) : ""));
@@ -171,20 +172,17 @@ public final class Align4j implements Runnable {
     }
 
     /**
-     * How a command failed ({@link org.align4j.trainer.Failure}), and a JSON output refused for a non-finite
-     * value (exit 1: the run produced it, the input did not).
+     * How a command failed ({@link Failure}), where a JSON output refused for a non-finite value is exit 1:
+     * the run produced it, not the input.
      *
-     * @param code the exit status
-     * @param message one line
+     * @param ex what the command threw
+     * @return its exit status and one line
      */
-    record Failure(int code, String message) {
-        static Failure of(Exception ex) {
-            if (ex instanceof Json.NonFiniteOutputException) {
-                return new Failure(1, org.align4j.trainer.Failure.firstLine(ex.getMessage()));
-            }
-            org.align4j.trainer.Failure f = org.align4j.trainer.Failure.of(ex);
-            return new Failure(f.code(), f.message());
+    static Failure failure(Exception ex) {
+        if (ex instanceof Json.NonFiniteOutputException) {
+            return new Failure(1, Failure.firstLine(ex.getMessage()));
         }
+        return Failure.of(ex);
     }
 
     /**

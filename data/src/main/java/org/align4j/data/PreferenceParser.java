@@ -109,6 +109,29 @@ public final class PreferenceParser {
         return args;
     }
 
+    /**
+     * A record of TRL's language-modeling formats, as TRL 1.13's SFTTrainer reads them: {@code {"text":
+     * "..."}} (a non-empty string), or {@code {"messages": [...]}} (a conversation, each message checked as
+     * a pair's are) with the record's {@code tools} and {@code chat_template_kwargs}.
+     *
+     * @param r a record with {@code text} or {@code messages}
+     * @return the example ({@link PreferenceExample#languageModeling})
+     * @throws DataException naming the record and field when it is malformed
+     */
+    public static PreferenceExample languageModeling(RawRecord r) {
+        if (r.value().has("messages")) {
+            return PreferenceExample.languageModeling(messages(r, "messages"), r.file(), r.line(), templateArgs(r));
+        }
+        JsonNode text = r.value().get("text");
+        if (text == null || !text.isTextual()) {
+            throw error(r, "text", "expected a string, got " + kind(text));
+        }
+        if (text.asText().isEmpty()) {
+            throw error(r, "text", "empty");
+        }
+        return PreferenceExample.languageModeling(text.asText(), r.file(), r.line());
+    }
+
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** JSON as the plain Java values a template reads: Map (in order), List, String, Long, Double, Boolean, null. */

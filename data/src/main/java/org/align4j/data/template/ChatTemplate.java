@@ -42,8 +42,8 @@ import org.align4j.model.tokenizer.TextTokenizer;
  * ({@code bos_token}, {@code eos_token}, {@code pad_token}, ...; a token the tokenizer lacks is
  * undefined, not empty) and any extra keyword ({@code enable_thinking}, {@code date_string}, ...);
  * the functions {@code raise_exception(msg)} and {@code strftime_now(fmt)}, the {@code tojson} filter
- * as Python's {@code json.dumps(ensure_ascii=False)}, Python's str/list/dict methods, slicing and
- * {@code namespace(...)}, and the {@code {% generation %}} tag.
+ * as Python's {@code json.dumps(ensure_ascii=False)}, Python's str/list/dict methods, slicing,
+ * {@code namespace(...)} and {@code +} ({@link PythonPlus}), and the {@code {% generation %}} tag.
  *
  * <p>Engine: Jinjava, with nested interpretation off (message content is data, never template code:
  * {@code {{ 7*7 }}} in a message stays {@code {{ 7*7 }}}), whitespace control on expressions and
@@ -230,7 +230,9 @@ public final class ChatTemplate {
      * @param kwargs further template variables: {@code tools} (a list of JSON schemas), {@code
      *     documents}, {@code enable_thinking}, ...; they override special tokens of the same name
      * @return the text
-     * @throws TemplateException if the template raises ({@code raise_exception}) or fails to evaluate
+     * @throws TemplateException if a message's tool calls, or {@code tools} or {@code documents}, are malformed
+     *     ({@link #messageProblem}, {@link #listOfObjectsProblem}: named by field, before the template runs), or the
+     *     template raises ({@code raise_exception}, Python's TypeError of {@code +}) or fails to evaluate
      */
     public String render(List<? extends Map<String, ?>> messages, boolean addGenerationPrompt, Map<String, ?> kwargs) {
         for (int i = 0; i < messages.size(); i++) {

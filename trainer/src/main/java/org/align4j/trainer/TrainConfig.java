@@ -673,6 +673,8 @@ public record TrainConfig(
             case REWARD -> Map.of("learning_rate", 1e-4, "padding_free", false); // a reward run pads its batches
             // TRL's GRPOConfig/RLOOConfig: 8 completions per micro-batch, the model's dropout kept
             case GRPO, RLOO -> Map.of("batch_size", 8, "disable_dropout", false);
+            // TRL 0.x's PPOTrainer: dropout off in policy, reference, value and reward models (the shared default)
+            case PPO -> Map.of("batch_size", 8);
             case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
             case EXO_PAIR -> Map.of("label_smoothing", 1e-3);
             default -> Map.of();

@@ -1,6 +1,7 @@
 package org.align4j.losses.rl;
 
 import ai.djl.ndarray.NDArray;
+import org.align4j.losses.PreferenceLoss;
 
 /**
  * PPO's loss on one micro-batch of completion tokens (Schulman et al., 2017), as TRL 0.x's {@code
@@ -80,14 +81,13 @@ public final class PpoLoss {
         NDArray ratio = diff.clip(-MAX_LOG_RATIO, MAX_LOG_RATIO).exp();
         NDArray pg1 = advantages.neg().mul(ratio);
         NDArray pg2 = advantages.neg().mul(ratio.clip(1 - cliprange, 1 + cliprange));
-        NDArray policyLoss = pg1.maximum(pg2).sum().div(denominator);
+        // constants through PreferenceLoss.times: DJL's mul/div(Number) frees the scalar autograd keeps
+        NDArray policyLoss = PreferenceLoss.times(pg1.maximum(pg2).sum(), 1.0 / denominator);
         NDArray clipped = oldValues.add(values.sub(oldValues).clip(-cliprangeValue, cliprangeValue));
         NDArray vf1 = values.sub(returns).square();
         NDArray vf2 = clipped.sub(returns).square();
-        NDArray valueLoss = vf1.maximum(vf2).sum().div(denominator).mul(0.5f);
-        // vf_coef in the arrays' own type (a Java double would promote a float32 loss to float64)
-        NDArray loss = policyLoss.add(
-                valueLoss.mul(valueLoss.getManager().create(vfCoef).toType(valueLoss.getDataType(), false)));
+        NDArray valueLoss = PreferenceLoss.times(vf1.maximum(vf2).sum(), 0.5 / denominator);
+        NDArray loss = policyLoss.add(PreferenceLoss.times(valueLoss, vfCoef));
         NDArray d = diff.stopGradient();
         float stat = n == 0 ? Float.NaN : n;
         return new Output(

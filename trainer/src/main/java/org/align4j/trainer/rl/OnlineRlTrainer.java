@@ -44,6 +44,7 @@ import org.align4j.losses.rl.PpoLoss;
 import org.align4j.losses.rl.RlooLoss;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
+import org.align4j.model.ScalarOps;
 import org.align4j.model.TokenLogProbs;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.generate.GenerationConfig;
@@ -1216,7 +1217,9 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             GrpoLoss.Output out =
                     grpoLoss.forward(lp.logProbs(), old, ref, lp.perToken(adv), lp.owner(), lp.tokens(), normalizer);
             // TRL divides by the accumulation steps except for dapo, whose normalizer spans the generation
-            loss = rl.lossType() == GrpoLoss.Aggregation.DAPO ? out.loss().mul(config.gradAccum()) : out.loss();
+            loss = rl.lossType() == GrpoLoss.Aggregation.DAPO
+                    ? ScalarOps.times(out.loss(), config.gradAccum())
+                    : out.loss();
             NDArray denominator = tokens.maximum(1f);
             if (out.klSum() != null) {
                 names.add("kl");
@@ -1259,7 +1262,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             names.add("clip_ratio/region_mean");
             values.add(out.lowClipped().add(out.highClipped()).mean());
         }
-        collector.backward(loss.mul(scale));
+        collector.backward(ScalarOps.times(loss, scale));
         NDList metrics = new NDList();
         for (NDArray v : values) {
             metrics.add(v.stopGradient().toType(DataType.FLOAT64, false).reshape(1));
@@ -1323,7 +1326,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                 v,
                 flat(scope, p.values(), indices, r.scored()),
                 flat(scope, p.returns(), indices, r.scored()));
-        collector.backward(out.loss().mul(scale));
+        collector.backward(ScalarOps.times(out.loss(), scale));
         NDArray tokens = lp.tokens().sum().maximum(1f);
         List<String> names = List.of(
                 "policy/approxkl_avg",

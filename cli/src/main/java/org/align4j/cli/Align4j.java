@@ -29,6 +29,7 @@ import picocli.CommandLine.Option;
             RlCommand.Grpo.class,
             RlCommand.Rloo.class,
             RlCommand.Ppo.class,
+            RlCommand.OnlineDpo.class,
             LossesCommand.class,
             LogprobsCommand.class,
             DataCommand.class,
@@ -68,7 +69,7 @@ public final class Align4j implements Runnable {
         TrainOptions.register(train.getCommandSpec(), ((TrainCommand) train.getCommand()).options, LossType.DPO);
         CommandLine sft = cl.getSubcommands().get("sft");
         TrainOptions.register(sft.getCommandSpec(), ((SftCommand) sft.getCommand()).options, LossType.SFT);
-        for (String rl : new String[] {"grpo", "rloo", "ppo"}) {
+        for (String rl : new String[] {"grpo", "rloo", "ppo", "online-dpo"}) {
             CommandLine c = cl.getSubcommands().get(rl);
             RlCommand command = (RlCommand) c.getCommand();
             RlCommand.register(c.getCommandSpec(), command.options, command.method());

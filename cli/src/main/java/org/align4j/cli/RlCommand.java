@@ -56,11 +56,13 @@ abstract class RlCommand implements Callable<Integer> {
                         "--per-device-train-batch-size"),
                 false,
                 "N",
-                method == LossType.PPO
-                        ? "Completions per micro-batch (a rollout makes batch_size x grad_accum x num_mini_batches,"
-                                + " num_generations per prompt; default: 8)"
-                        : "Completions per micro-batch (a generation makes batch_size x grad_accum, num_generations"
-                                + " per prompt; default: 8)",
+                method == LossType.ONLINE_DPO
+                        ? "Prompts per micro-batch, 2 samples each (TRL's per_device_train_batch_size; default: 8)"
+                        : method == LossType.PPO
+                                ? "Completions per micro-batch (a rollout makes batch_size x grad_accum x num_mini_batches,"
+                                        + " num_generations per prompt; default: 8)"
+                                : "Completions per micro-batch (a generation makes batch_size x grad_accum, num_generations"
+                                        + " per prompt; default: 8)",
                 "batch_size",
                 taken);
         spec.addOption(batch);
@@ -69,7 +71,7 @@ abstract class RlCommand implements Callable<Integer> {
             if (!values.containsKey(key)) {
                 // another method's option: a hidden flag, so that RlConfig refuses it with its reason
                 boolean switchFlag = false;
-                for (LossType other : List.of(LossType.GRPO, LossType.RLOO, LossType.PPO)) {
+                for (LossType other : List.of(LossType.GRPO, LossType.RLOO, LossType.PPO, LossType.ONLINE_DPO)) {
                     switchFlag |= RlConfig.defaults(other).toMap().get(key) instanceof Boolean;
                 }
                 OptionSpec other =
@@ -155,6 +157,26 @@ abstract class RlCommand implements Callable<Integer> {
         @Override
         LossType method() {
             return LossType.PPO;
+        }
+    }
+
+    /** Online DPO. */
+    @Command(
+            name = "online-dpo",
+            mixinStandardHelpOptions = true,
+            sortOptions = false,
+            abbreviateSynopsis = true,
+            header = "Online DPO: two samples per prompt, the reward picks chosen/rejected, DPO or IPO loss.",
+            description = {
+                "Online DPO (TRL's OnlineDPOTrainer; Guo et al., 2024): samples 2 completions per prompt, scores",
+                "them with --reward-funcs (a reward model folder, exact[:FIELD], regex:P, ... as grpo), takes the",
+                "higher-scored one as chosen, and trains DPO's (--loss-type sigmoid, the default) or IPO's loss",
+                "(--loss-type ipo) against the reference. --batch-size counts prompts, as TRL's."
+            })
+    static final class OnlineDpo extends RlCommand {
+        @Override
+        LossType method() {
+            return LossType.ONLINE_DPO;
         }
     }
 

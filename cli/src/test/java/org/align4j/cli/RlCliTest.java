@@ -122,6 +122,24 @@ class RlCliTest {
     }
 
     @Test
+    void onlineDpoTrainsOnPairsItSamples() throws Exception {
+        CliTest.Result r = CliTest.run(args("online-dpo", prompts(), "--batch-size", "2", "--loss-type", "ipo")
+                .toArray(String[]::new));
+        assertThat(r.code()).as(r.err()).isZero();
+        Path run = tmp.resolve("run-online-dpo");
+        assertThat(run.resolve("final/model.safetensors")).isRegularFile();
+        assertThat(Files.readString(run.resolve("metrics.jsonl")))
+                .contains("\"rewards/margins\"")
+                .contains("\"objective/scores_margin\"")
+                .contains("\"logps/chosen\"");
+        assertThat(Files.readString(run.resolve("config.yaml")))
+                .contains("loss_type: ipo")
+                .contains("beta: 0.1")
+                .doesNotContain("mask_truncated_completions");
+        assertThat(r.err()).contains("objective: online-dpo: 2 samples per prompt, the higher score chosen, IPO loss");
+    }
+
+    @Test
     void dryRunShowsBothConfigsAndThePromptsAsTheSamplerGetsThem() throws Exception {
         CliTest.Result r = CliTest.run(args("grpo", prompts(), "--dry-run").toArray(String[]::new));
         assertThat(r.code()).as(r.err()).isZero();
@@ -177,7 +195,13 @@ class RlCliTest {
                 args("ppo", data, "--reward-funcs", twoLabels.toString(), "--overwrite")
                         .toArray(String[]::new),
                 args("ppo", data, "--value-model", twoLabels.toString(), "--overwrite")
-                        .toArray(String[]::new));
+                        .toArray(String[]::new),
+                args("online-dpo", data, "--num-generations", "4").toArray(String[]::new),
+                args("online-dpo", data, "--num-generations", "2", "--loss-type", "bnpo")
+                        .toArray(String[]::new),
+                args("online-dpo", data, "--num-generations", "2", "--epsilon", "0.3")
+                        .toArray(String[]::new),
+                args("grpo", data, "--missing-eos-penalty", "1").toArray(String[]::new));
         List<String> want = List.of(
                 "error: --num-generations: at least 2",
                 "prefs.jsonl:1: field 'chosen'",
@@ -194,7 +218,11 @@ class RlCliTest {
                 "--kl-estimator: one of k1, k2, k3, got 'k4'",
                 "--gamma: must lie in [0, 1], got 1.5",
                 "key 'num_labels': 2 labels; align4j reads sequence classifiers with one label",
-                "value_model': the value model: ");
+                "value_model': the value model: ",
+                "--num-generations: Online DPO samples 2 completions per prompt, got 4",
+                "--loss-type: one of sigmoid, ipo, got 'bnpo'",
+                "--epsilon: has no effect here: not an Online DPO option",
+                "--missing-eos-penalty: has no effect here: PPO's and Online DPO's option");
         for (int i = 0; i < cases.size(); i++) {
             CliTest.Result r = CliTest.run(cases.get(i));
             assertThat(r.code()).as("%s: %s", want.get(i), r.err()).isEqualTo(2);

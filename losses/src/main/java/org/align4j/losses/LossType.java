@@ -171,6 +171,17 @@ public enum LossType {
             "PPO: online RL, value model and GAE, clipped per-token ratio, KL to the reference in the reward (the ppo"
                     + " command)",
             EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /**
+     * Online DPO (Guo et al., 2024, "Direct language model alignment from online AI feedback"): two samples
+     * per prompt, the reward picks chosen and rejected, DPO's or IPO's loss on them (the online-dpo command).
+     */
+    ONLINE_DPO(
+            "online-dpo",
+            null,
+            "Online DPO: two samples per prompt, the reward picks chosen/rejected, DPO or IPO loss (the online-dpo"
+                    + " command)",
+            EnumSet.noneOf(Hyperparameter.class),
             false);
 
     /** The hyperparameters some objectives read and others do not. */
@@ -250,7 +261,7 @@ public enum LossType {
 
     /** @return whether the objective samples its own completions from prompts (online RL: grpo, rloo) */
     public boolean isOnline() {
-        return this == GRPO || this == RLOO || this == PPO;
+        return this == GRPO || this == RLOO || this == PPO || this == ONLINE_DPO;
     }
 
     /**
@@ -345,6 +356,7 @@ public enum LossType {
             case GRPO -> "Shao et al., 2024";
             case RLOO -> "Ahmadian et al., 2024";
             case PPO -> "Schulman et al., 2017; Ouyang et al., 2022";
+            case ONLINE_DPO -> "Guo et al., 2024";
         };
     }
 
@@ -434,7 +446,7 @@ public enum LossType {
             case REWARD ->
                 throw new IllegalArgumentException(
                         "loss: reward trains a reward model (BradleyTerryLoss; the reward train command)");
-            case GRPO, RLOO, PPO ->
+            case GRPO, RLOO, PPO, ONLINE_DPO ->
                 throw new IllegalArgumentException("loss: " + this + " is online RL (the " + this + " command)");
         };
     }

@@ -675,6 +675,8 @@ public record TrainConfig(
             case GRPO, RLOO -> Map.of("batch_size", 8, "disable_dropout", false);
             // TRL 0.x's PPOTrainer: dropout off in policy, reference, value and reward models (the shared default)
             case PPO -> Map.of("batch_size", 8);
+            // TRL's OnlineDPOConfig: 8 prompts (16 samples) per micro-batch, learning rate 5e-7
+            case ONLINE_DPO -> Map.of("batch_size", 8, "learning_rate", 5e-7);
             case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
             case EXO_PAIR -> Map.of("label_smoothing", 1e-3);
             default -> Map.of();

@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -37,6 +38,7 @@ import org.align4j.evaluation.rewards.RewardFunction;
 import org.align4j.evaluation.rewards.RewardModelFunction;
 import org.align4j.evaluation.rewards.Rewards;
 import org.align4j.losses.LossType;
+import org.align4j.losses.PreferenceLoss;
 import org.align4j.losses.rl.Advantages;
 import org.align4j.losses.rl.GrpoLoss;
 import org.align4j.losses.rl.Ppo;
@@ -542,9 +544,23 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         return rollout;
     }
 
-    /** Completions a generation makes: batch_size × grad_accum (× num_mini_batches for PPO). */
+    /**
+     * Completions a generation makes: batch_size × grad_accum (× num_mini_batches for PPO; × 2 for Online DPO,
+     * whose batch_size counts prompts, as TRL's).
+     */
     private static int completionsPerGeneration(TrainConfig c, RlConfig rl) {
-        return c.batchSize() * c.gradAccum() * (rl.ppo() != null ? rl.ppo().numMiniBatches() : 1);
+        int n = c.batchSize() * c.gradAccum() * (rl.ppo() != null ? rl.ppo().numMiniBatches() : 1);
+        return rl.method() == LossType.ONLINE_DPO ? 2 * n : n;
+    }
+
+    /** Rows of one micro-batch: batch_size, or both samples of batch_size prompts for Online DPO. */
+    private int rowsPerMicroBatch() {
+        return rl.method() == LossType.ONLINE_DPO ? 2 * config.batchSize() : config.batchSize();
+    }
+
+    /** Log-probs are scored at the sampling temperature (TRL's GRPO, RLOO, PPO), at 1 for Online DPO (as TRL's). */
+    private double scoringTemperature() {
+        return rl.method() == LossType.ONLINE_DPO ? 1.0 : rl.temperature();
     }
 
     private int promptsPerGeneration() {
@@ -631,6 +647,13 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                                     + TrainConfig.defaultFormat(o.klCoef()) + " (" + o.klEstimator() + ")"
                                     + (o.adaptiveKl() ? " toward KL " + TrainConfig.defaultFormat(o.klTarget()) : "")
                                     + " against " + referenceName());
+        } else if (rl.method() == LossType.ONLINE_DPO) {
+            s.append(String.format(
+                    Locale.ROOT,
+                    ": 2 samples per prompt, the higher score chosen, %s loss, beta %s against %s",
+                    rl.pairLoss() == LossType.IPO ? "IPO" : "DPO (sigmoid)",
+                    TrainConfig.defaultFormat(rl.beta()),
+                    referenceName()));
         } else {
             if (rl.method() == LossType.GRPO) {
                 s.append(": loss_type ")
@@ -738,7 +761,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             rollout = generate(nextBatch.get(), step / per, step % per == 0);
         }
         List<int[]> batches = new ArrayList<>();
-        int b = config.batchSize();
+        int b = rl.ppo() != null ? config.batchSize() : rowsPerMicroBatch();
         if (rl.ppo() != null) {
             int within = (int) (step % per);
             int[] order = miniBatchOrder(
@@ -841,7 +864,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         List<float[]> old = null;
         List<float[]> ref = null;
         List<float[]> values = null;
-        boolean needOld = rl.method() != LossType.GRPO || rl.numIterations() > 1;
+        boolean needOld = rl.method() == LossType.RLOO || rl.method() == LossType.PPO || rl.numIterations() > 1;
         if (needOld) {
             old = scorePerToken(policy, promptIds, completions, scored);
         }
@@ -866,6 +889,22 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         }
         m.put("num_tokens", (double) tokensSeen);
         lengthMetrics(m, completions, truncated);
+        if (rl.method() == LossType.ONLINE_DPO) {
+            m.putAll(rewardMeans(perFunction));
+            return new Rollout(
+                    generation,
+                    promptIndex,
+                    promptIds,
+                    completions,
+                    truncated,
+                    scored,
+                    pairScores(perFunction, truncated),
+                    null,
+                    ref,
+                    scoredTokens,
+                    m,
+                    null);
+        }
         if (rl.ppo() != null) {
             Rollout.PerToken perToken = ppoAdvantages(m, reward, perFunction, truncated, scored, old, ref, values);
             return new Rollout(
@@ -960,7 +999,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             }
         }
         int n = score.length;
-        double penalty = Double.isNaN(o.missingEosPenalty()) ? 0 : o.missingEosPenalty();
+        double penalty = Double.isNaN(rl.missingEosPenalty()) ? 0 : rl.missingEosPenalty();
         double[][] rewardRows = new double[n][];
         double klSum = 0;
         double klMeanSum = 0;
@@ -1021,6 +1060,125 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         }
         m.put("reward", Advantages.nanMean(score));
         return new Rollout.PerToken(values, returns, advantages, coef, klMeanSum / c);
+    }
+
+    private Map<String, Double> rewardMeans(double[][] perFunction) {
+        Map<String, Double> m = new LinkedHashMap<>();
+        for (int k = 0; k < perFunction.length; k++) {
+            m.put("rewards/" + rewards.functions().get(k).name() + "/mean", Advantages.nanMean(perFunction[k]));
+        }
+        return m;
+    }
+
+    /**
+     * Online DPO's score of each sample, as TRL's {@code OnlineDPOTrainer}: the weighted sum of the rewards
+     * with an abstaining one counted as 0 ({@code nansum}), minus {@code missing_eos_penalty} when the sample
+     * has no eos.
+     */
+    private double[] pairScores(double[][] perFunction, boolean[] truncated) {
+        double[] w = rewards.weights();
+        double[] out = new double[truncated.length];
+        for (int i = 0; i < out.length; i++) {
+            double s = 0;
+            for (int k = 0; k < perFunction.length; k++) {
+                if (!Double.isNaN(perFunction[k][i])) {
+                    s += w[k] * perFunction[k][i];
+                }
+            }
+            out[i] = s - (truncated[i] && !Double.isNaN(rl.missingEosPenalty()) ? rl.missingEosPenalty() : 0);
+        }
+        return out;
+    }
+
+    /**
+     * One Online DPO micro-batch of {@code batch_size} prompts, both samples of each: the one with the higher
+     * score (the first on a tie) is chosen; the loss is DPO's −log σ(β·h) or IPO's (h − 1/(2β))², h = (log π(y_c) −
+     * log π(y_r)) − (log π_ref(y_c) − log π_ref(y_r)) on sequence sums at temperature 1, averaged over the
+     * pairs; TRL's metrics, with the KL and entropy summed over real tokens (TRL sums the padded matrix).
+     */
+    private MicroResult onlineDpoStep(
+            int[] indices,
+            NDManager scope,
+            GradientCollector collector,
+            double scale,
+            Rollout r,
+            Batch b,
+            TokenLogProbs lp) {
+        int rows = indices.length;
+        int pairs = rows / 2;
+        double beta = rl.beta();
+        double[] score = r.advantages();
+        long[] chosen = new long[pairs];
+        long[] rejected = new long[pairs];
+        float[] refSum = new float[rows];
+        double scoreSum = 0;
+        double marginSum = 0;
+        double eos = 0;
+        for (int j = 0; j < rows; j++) {
+            double s = 0;
+            for (float x : r.refLogProbs().get(indices[j])) {
+                s += x;
+            }
+            refSum[j] = (float) s;
+            scoreSum += score[indices[j]];
+            eos += r.truncated()[indices[j]] ? 0 : 1;
+        }
+        for (int p = 0; p < pairs; p++) {
+            // rows 2p and 2p + 1 are the prompt's samples 0 and 1
+            boolean first = score[indices[2 * p]] >= score[indices[2 * p + 1]];
+            chosen[p] = first ? 2 * p : 2 * p + 1;
+            rejected[p] = first ? 2 * p + 1 : 2 * p;
+            marginSum += score[indices[(int) chosen[p]]] - score[indices[(int) rejected[p]]];
+        }
+        NDArray seq = lp.sumPerRow(lp.logProbs());
+        NDArray ref = scope.create(refSum);
+        NDArray c = scope.create(chosen);
+        NDArray rj = scope.create(rejected);
+        NDArray chosenRatio = seq.get(c).sub(ref.get(c));
+        NDArray rejectedRatio = seq.get(rj).sub(ref.get(rj));
+        NDArray h = chosenRatio.sub(rejectedRatio);
+        NDArray loss = rl.pairLoss() == LossType.IPO
+                ? h.sub(1 / (2 * beta)).square().mean()
+                : Activation.softPlus(PreferenceLoss.times(h, beta).neg()).mean();
+        collector.backward(ScalarOps.times(loss, scale));
+        NDArray s = seq.stopGradient();
+        NDArray kl = s.sub(ref);
+        NDArray rewardsChosen = chosenRatio.stopGradient().mul(beta);
+        NDArray rewardsRejected = rejectedRatio.stopGradient().mul(beta);
+        NDArray margins = rewardsChosen.sub(rewardsRejected);
+        NDArray scores = scope.create(toFloats(score, indices));
+        List<String> names = List.of(
+                "objective/scores_margin",
+                "objective/scores",
+                "val/contain_eos_token",
+                "logps/chosen",
+                "logps/rejected",
+                "objective/kl",
+                "objective/non_score_reward",
+                "objective/rlhf_reward",
+                "objective/entropy",
+                "rewards/chosen",
+                "rewards/rejected",
+                "rewards/margins",
+                "rewards/accuracies",
+                "beta");
+        NDList metrics = new NDList();
+        metrics.add(scope.create(new double[] {marginSum / pairs, scoreSum / rows, eos / rows}));
+        for (NDArray x : List.of(
+                s.get(c).mean(),
+                s.get(rj).mean(),
+                kl.mean(),
+                kl.mul(-beta).mean(),
+                scores.add(kl.mul(-beta)).mean(),
+                s.neg().mean(),
+                rewardsChosen.mean(),
+                rewardsRejected.mean(),
+                margins.mean(),
+                margins.gt(0).toType(DataType.FLOAT32, false).mean())) {
+            metrics.add(x.toType(DataType.FLOAT64, false).reshape(1));
+        }
+        metrics.add(scope.create(new double[] {beta}));
+        return MicroResult.of(loss, NDArrays.concat(metrics), names, b.tokens());
     }
 
     private static float[] toFloats(double[] v) {
@@ -1150,7 +1308,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             try (NDManager scope = policy.manager().newSubManager()) {
                 Batch b = batch(scope, range(from, to), prompts, completions, scored);
                 TokenLogProbs lp = model.completionTokenLogProbs(
-                        b.ids, b.attention, b.completionMask, rl.temperature(), false, false);
+                        b.ids, b.attention, b.completionMask, scoringTemperature(), false, false);
                 float[] flat = lp.logProbs().toType(DataType.FLOAT32, false).toFloatArray();
                 int at = 0;
                 for (int i = from; i < to; i++) {
@@ -1196,9 +1354,12 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         Rollout r = rollout;
         Batch b = batch(scope, indices, r.promptIds(), r.completionIds(), r.scored());
         TokenLogProbs lp =
-                policy.completionTokenLogProbs(b.ids, b.attention, b.completionMask, rl.temperature(), true, true);
+                policy.completionTokenLogProbs(b.ids, b.attention, b.completionMask, scoringTemperature(), true, true);
         if (ppoLoss != null) {
             return ppoStep(indices, scope, collector, scale, r, b, lp);
+        }
+        if (rl.method() == LossType.ONLINE_DPO) {
+            return onlineDpoStep(indices, scope, collector, scale, r, b, lp);
         }
         NDArray adv = scope.create(toFloats(r.advantages(), indices));
         NDArray tokens = lp.tokens().sum();

@@ -49,7 +49,11 @@ import org.align4j.trainer.TrainConfig;
  * @param rewardModelEos a reward model reads prompt + completion + eos with special tokens, as reward
  *     training did (true), or as TRL's GRPO reads it (false)
  * @param shuffleDataset shuffle the prompts each epoch (TRL's {@code shuffle_dataset})
- * @param ppo PPO's own options (null for GRPO and RLOO)
+ * @param ppo PPO's own options (null for the other methods)
+ * @param pairLoss Online DPO's {@code loss_type}: {@link LossType#DPO} ({@code sigmoid}) or {@link LossType#IPO}
+ *     (null for the other methods)
+ * @param missingEosPenalty PPO and Online DPO: subtracted from the score of a completion cut without an eos
+ *     (NaN: none)
  */
 public record RlConfig(
         LossType method,
@@ -71,7 +75,9 @@ public record RlConfig(
         List<Double> rewardWeights,
         boolean rewardModelEos,
         boolean shuffleDataset,
-        PpoOptions ppo) {
+        PpoOptions ppo,
+        LossType pairLoss,
+        double missingEosPenalty) {
 
     /**
      * PPO's options, TRL 0.x's {@code PPOConfig} names (OpenRLHF's in brackets).
@@ -88,7 +94,6 @@ public record RlConfig(
      * @param gamma GAE's discount γ (1)
      * @param lam GAE's λ ({@code lam}, 0.95)
      * @param whitenRewards whiten the per-token rewards before GAE (false)
-     * @param missingEosPenalty subtracted from the score of a completion cut without an eos (NaN: none)
      * @param valueModel the value model's folder or Hub id (null: the reward model when exactly one reward is a
      *     model, else the policy's folder with a new head)
      */
@@ -105,7 +110,6 @@ public record RlConfig(
             double gamma,
             double lam,
             boolean whitenRewards,
-            double missingEosPenalty,
             String valueModel) {
         /** @return optimizer steps per rollout: {@code num_ppo_epochs × num_mini_batches} */
         public int stepsPerRollout() {
@@ -135,7 +139,6 @@ public record RlConfig(
         k.put("gamma", "PPO: GAE discount");
         k.put("lam", "PPO: GAE lambda");
         k.put("whiten_rewards", "PPO: whiten the per-token rewards before GAE");
-        k.put("missing_eos_penalty", "PPO: subtracted from the score of a completion cut without an eos");
         k.put(
                 "value_model",
                 "PPO: value model folder or Hub id (default: the reward model, else the policy with a new head)");
@@ -153,11 +156,11 @@ public record RlConfig(
         k.put("top_k", "Top-k sampling filter (0 = off)");
         k.put("top_p", "Nucleus sampling filter (1 = off)");
         k.put("min_p", "Min-p sampling filter (0 = off)");
-        k.put("beta", "KL coefficient (GRPO 0: no reference model; RLOO 0.05)");
+        k.put("beta", "KL coefficient (GRPO 0: no reference model; RLOO 0.05; Online DPO's DPO/IPO beta 0.1)");
         k.put("epsilon", "Lower clip of the ratio (1 - epsilon)");
         k.put("epsilon_high", "Upper clip of the ratio (1 + epsilon_high; default epsilon)");
         k.put("num_iterations", "Optimizer steps per generation (1 = on-policy)");
-        k.put("loss_type", "GRPO's reduction: grpo, bnpo, dr_grpo or dapo");
+        k.put("loss_type", "GRPO's reduction (grpo, bnpo, dr_grpo, dapo); Online DPO's loss (sigmoid, ipo)");
         k.put("scale_rewards", "GRPO's advantage scaling: group, batch or none");
         k.put("mask_truncated_completions", "Leave samples cut at max_completion_length out of the loss");
         k.put("normalize_advantages", "RLOO: whiten advantages over the batch");
@@ -171,6 +174,9 @@ public record RlConfig(
                 "A reward model reads prompt+completion+eos as reward train did (false: as TRL's GRPO)");
         k.put("shuffle_dataset", "Shuffle the prompts each epoch");
         k.putAll(PPO_KEYS);
+        k.put(
+                "missing_eos_penalty",
+                "PPO and Online DPO: subtracted from the score of a completion cut without an eos (default: none)");
         return Collections.unmodifiableMap(k);
     }
 
@@ -188,6 +194,7 @@ public record RlConfig(
     public static Set<String> ownedKeys() {
         Set<String> s = new LinkedHashSet<>(KEYS.keySet());
         s.add("response_length");
+        s.add("max_new_tokens");
         s.addAll(REFUSED.keySet());
         return s;
     }
@@ -241,12 +248,20 @@ public record RlConfig(
         }
         boolean grpo = method == LossType.GRPO;
         boolean ppo = method == LossType.PPO;
+        boolean onlineDpo = method == LossType.ONLINE_DPO;
         for (Map.Entry<String, TrainConfig.Given> e : given.entrySet()) {
             if (REFUSED.containsKey(e.getKey())) {
                 throw new IllegalArgumentException(e.getValue().where() + ": " + REFUSED.get(e.getKey()));
             }
         }
         Map<String, TrainConfig.Given> keys = new LinkedHashMap<>(given);
+        if (onlineDpo && keys.containsKey("max_new_tokens")) {
+            if (keys.containsKey("max_completion_length")) {
+                throw new IllegalArgumentException(keys.get("max_new_tokens").where()
+                        + ": TRL's OnlineDPOConfig name of max_completion_length, which is given too; give one");
+            }
+            keys.put("max_completion_length", keys.remove("max_new_tokens"));
+        }
         if (ppo && keys.containsKey("response_length")) {
             if (keys.containsKey("max_completion_length")) {
                 throw new IllegalArgumentException(keys.get("response_length").where()
@@ -269,23 +284,42 @@ public record RlConfig(
             }
             r.refuse("response_length", "PPO's name; here it is max_completion_length");
         }
+        if (!onlineDpo) {
+            r.refuse("max_new_tokens", "Online DPO's name; here it is max_completion_length");
+        }
+        if (!ppo && !onlineDpo) {
+            r.refuse("missing_eos_penalty", "PPO's and Online DPO's option; " + method + " reads rewards as they are");
+        }
+        if (onlineDpo) {
+            for (String k : List.of(
+                    "epsilon",
+                    "epsilon_high",
+                    "num_iterations",
+                    "scale_rewards",
+                    "normalize_advantages",
+                    "mask_truncated_completions")) {
+                r.refuse(k, "not an Online DPO option: its loss is DPO's or IPO's on the chosen and rejected sample");
+            }
+        }
         if (grpo) {
             r.refuse("normalize_advantages", "RLOO's option; GRPO scales advantages with scale_rewards");
-        } else if (!ppo) {
+        } else if (method == LossType.RLOO) {
             for (String k : List.of("loss_type", "scale_rewards")) {
                 r.refuse(k, "GRPO's option; RLOO's loss is per sequence with a leave-one-out baseline");
             }
         }
         int g = r.integer("num_generations", grpo ? 8 : ppo ? 1 : 2);
-        if (ppo) {
+        if (onlineDpo) {
+            r.require(g == 2, "num_generations", "Online DPO samples 2 completions per prompt, got " + g);
+        } else if (ppo) {
             r.require(g >= 1, "num_generations", "at least 1 sample per prompt, got " + g);
         } else {
             r.require(
                     g >= 2, "num_generations", "at least 2 samples per prompt (the advantage compares them), got " + g);
         }
-        int maxCompletion = r.integer("max_completion_length", ppo ? 53 : 512);
+        int maxCompletion = r.integer("max_completion_length", ppo ? 53 : onlineDpo ? 64 : 512);
         r.require(maxCompletion > 0, "max_completion_length", "must be > 0, got " + maxCompletion);
-        double temperature = r.number("temperature", ppo ? 0.7 : 1.0);
+        double temperature = r.number("temperature", ppo ? 0.7 : onlineDpo ? 0.9 : 1.0);
         r.require(temperature > 0, "temperature", "must be > 0, got " + temperature);
         int topK = r.integer("top_k", 0);
         r.require(topK >= 0, "top_k", "must be >= 0, got " + topK);
@@ -293,7 +327,8 @@ public record RlConfig(
         r.require(topP > 0 && topP <= 1, "top_p", "must lie in (0, 1], got " + topP);
         double minP = r.number("min_p", 0.0);
         r.require(minP >= 0 && minP <= 1, "min_p", "must lie in [0, 1], got " + minP);
-        double beta = r.number("beta", grpo ? 0.0 : 0.05);
+        double beta = r.number("beta", grpo ? 0.0 : onlineDpo ? 0.1 : 0.05);
+        r.require(!onlineDpo || beta > 0, "beta", "Online DPO needs beta > 0, got " + beta);
         r.require(beta >= 0, "beta", "must be >= 0, got " + beta);
         double epsilon = r.number("epsilon", 0.2);
         r.require(epsilon >= 0 && epsilon < 1, "epsilon", "must lie in [0, 1), got " + epsilon);
@@ -301,7 +336,18 @@ public record RlConfig(
         r.require(epsilonHigh >= 0, "epsilon_high", "must be >= 0, got " + epsilonHigh);
         int iterations = r.integer("num_iterations", 1);
         r.require(iterations >= 1, "num_iterations", "must be >= 1, got " + iterations);
-        GrpoLoss.Aggregation lossType = r.choice("loss_type", GrpoLoss.Aggregation.class, GrpoLoss.Aggregation.DAPO);
+        GrpoLoss.Aggregation lossType = onlineDpo
+                ? GrpoLoss.Aggregation.DAPO
+                : r.choice("loss_type", GrpoLoss.Aggregation.class, GrpoLoss.Aggregation.DAPO);
+        LossType pairLoss = null;
+        if (onlineDpo) {
+            Object v = r.raw("loss_type");
+            String s = v == null ? "sigmoid" : v.toString().trim().toLowerCase(Locale.ROOT);
+            if (!s.equals("sigmoid") && !s.equals("ipo")) {
+                throw new IllegalArgumentException(r.where("loss_type") + ": one of sigmoid, ipo, got '" + v + "'");
+            }
+            pairLoss = s.equals("ipo") ? LossType.IPO : LossType.DPO;
+        }
         Advantages.Scale scale = r.choice("scale_rewards", Advantages.Scale.class, Advantages.Scale.GROUP);
         boolean mask = r.bool("mask_truncated_completions", false);
         boolean normalize = r.bool("normalize_advantages", false);
@@ -328,6 +374,7 @@ public record RlConfig(
         boolean rmEos = r.bool("reward_model_eos", true);
         boolean shuffle = r.bool("shuffle_dataset", true);
         PpoOptions ppoOptions = ppo ? ppo(r) : null;
+        double penalty = r.number("missing_eos_penalty", Double.NaN);
         return new RlConfig(
                 method,
                 g,
@@ -348,7 +395,9 @@ public record RlConfig(
                 List.copyOf(weights),
                 rmEos,
                 shuffle,
-                ppoOptions);
+                ppoOptions,
+                pairLoss,
+                penalty);
     }
 
     private static PpoOptions ppo(Reader r) {
@@ -375,7 +424,6 @@ public record RlConfig(
         double lam = r.number("lam", 0.95);
         r.require(lam >= 0 && lam <= 1, "lam", "must lie in [0, 1], got " + lam);
         boolean whiten = r.bool("whiten_rewards", false);
-        double penalty = r.number("missing_eos_penalty", Double.NaN);
         String valueModel = r.raw("value_model") == null
                 ? null
                 : r.raw("value_model").toString().trim();
@@ -393,7 +441,6 @@ public record RlConfig(
                 gamma,
                 lam,
                 whiten,
-                penalty,
                 valueModel);
     }
 
@@ -421,17 +468,20 @@ public record RlConfig(
             m.put("gamma", ppo.gamma());
             m.put("lam", ppo.lam());
             m.put("whiten_rewards", ppo.whitenRewards());
-            if (!Double.isNaN(ppo.missingEosPenalty())) {
-                m.put("missing_eos_penalty", ppo.missingEosPenalty());
-            }
             if (ppo.valueModel() != null) {
                 m.put("value_model", ppo.valueModel());
             }
+        } else if (method == LossType.ONLINE_DPO) {
+            m.put("beta", beta);
+            m.put("loss_type", pairLoss == LossType.IPO ? "ipo" : "sigmoid");
         } else {
             m.put("beta", beta);
             m.put("epsilon", epsilon);
             m.put("epsilon_high", epsilonHigh);
             m.put("num_iterations", numIterations);
+        }
+        if ((method == LossType.PPO || method == LossType.ONLINE_DPO) && !Double.isNaN(missingEosPenalty)) {
+            m.put("missing_eos_penalty", missingEosPenalty);
         }
         if (method == LossType.GRPO) {
             m.put("loss_type", lossType.toString());
@@ -439,7 +489,9 @@ public record RlConfig(
         } else if (method == LossType.RLOO) {
             m.put("normalize_advantages", normalizeAdvantages);
         }
-        m.put("mask_truncated_completions", maskTruncatedCompletions);
+        if (method != LossType.ONLINE_DPO) {
+            m.put("mask_truncated_completions", maskTruncatedCompletions);
+        }
         m.put("reward_funcs", rewardFuncs);
         m.put("reward_weights", rewardWeights);
         m.put("reward_model_eos", rewardModelEos);

@@ -55,7 +55,7 @@ for r in $(seq 1 "$rounds"); do
   "$python" - "$work/align4j-grpo/metrics.jsonl" "$work/align4j-grpo.rss" "$r" <<'PY' | tee -a "$res" >&2
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip() and '"loss"' in l][1:]
-tps = [r["tokens_per_second"] for r in rows]
+tps = [r["tokens_per_second"] for r in rows if r.get("tokens_per_second") is not None]  # null: not a number
 print(json.dumps({"round": int(sys.argv[3]), "framework": "align4j", "steps_timed": len(rows),
                   "tokens_per_s": statistics.median(tps),
                   "peak_rss_bytes": int(open(sys.argv[2]).read().split()[-1]) * 1024}))

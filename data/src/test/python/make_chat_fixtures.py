@@ -274,6 +274,13 @@ PROBES = [
     "{%- if not date_string is defined %}{%- set date_string = 'none given' %}{%- endif %}{{ date_string }} {{ not tools is none }}",
     "{{ strftime_now is defined }} {{ strftime_now('%d %b %Y %H:%M') }}",
     "{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system role: ' + messages[0]['content']) }}{% endif %}",
+    # Python's +: str + str, list + list, numbers; anything else raises TypeError where Jinjava would concatenate
+    "{{ 'a' + 'b' }} {{ [1] + [2, 3] }} {{ 1 + 2.5 }} {{ true + 1 }} {{ messages[0].content + '!' }}",
+    "{{ 'text' + [{'type': 'text', 'text': 'hi'}] }}",
+    "{{ 'text' + none }}",
+    "{{ [1] + 'a' }}",
+    "{{ 'n' + 1 }}",
+    "{{ {'a': 1} + {'b': 2} }}",
 ]
 
 
@@ -283,7 +290,7 @@ def probes():
         ctx = {"messages": PROBE_MESSAGES, "tools": PROBE_TOOLS, "bos_token": "<s>", "eos_token": "</s>", "add_generation_prompt": True}
         try:
             out.append({"template": src, "text": chat_template_utils._compile_jinja_template(src).render(**ctx)})
-        except jinja2.exceptions.TemplateError as e:
+        except (jinja2.exceptions.TemplateError, TypeError) as e:  # TypeError: Python's own, e.g. str + list
             out.append({"template": src, "error": str(e)})
     return {"made_by": f"jinja2 {jinja2.__version__} in transformers {transformers.__version__}'s chat-template environment",
             "frozen_now": FROZEN_NOW.isoformat(), "messages": PROBE_MESSAGES, "tools": PROBE_TOOLS,

@@ -1,8 +1,9 @@
 """TRL 1.13's per-step metrics on the hf-tiny fixture models: the guard TrlParityTest compares align4j with.
 
-Runs HF TRL's DPOTrainer (every loss_type, two mixes, the f-divergences, ld_alpha, use_weighting), SFTTrainer,
-KTOTrainer (kto and apo_zero_unpaired, on unpaired records and on pairs it unpairs) and the experimental
-ORPOTrainer and CPOTrainer (sigmoid, hinge, ipo, simpo with and without the BC term, AlphaPO) for 10 steps on the
+Runs HF TRL's DPOTrainer (every loss_type, two mixes, the f-divergences, ld_alpha, use_weighting), SFTTrainer
+(prompt-completion records, and the language-modeling text and messages records), KTOTrainer (kto and
+apo_zero_unpaired, on unpaired records and on pairs it unpairs) and the experimental ORPOTrainer and CPOTrainer
+(sigmoid, hinge, ipo, simpo with and without the BC term, AlphaPO) for 10 steps on the
 gpt2, llama and qwen2 fixtures of model/src/test/resources/hf-tiny, with every pair in every step
 (batch 8, no accumulation), AdamW at lr 1e-3, β 0.1, a linear schedule without warm-up, and writes
 every metric TRL logs at every step to trainer/src/test/resources/trl/<model>-<run>.json, with the
@@ -325,6 +326,39 @@ UNPAIRED = {
 }
 
 
+# TRL's language-modeling records, made from the same pairs: the prompt and the chosen answer as one text,
+# or as a user and an assistant message; SFTTrainer trains on every token (align4j reads the data files
+# written here, next to the fixtures)
+LM_DATA = {
+    "text": lambda p: {"text": p["prompt"] + p["chosen"]},
+    "messages": lambda p: {"messages": [{"role": "user", "content": p["prompt"]},
+                                        {"role": "assistant", "content": p["chosen"].strip()}]},
+}
+
+
+def sft_lm(model_name, kind):
+    torch.manual_seed(SEED)
+    tok = tokenizer(model_name)
+    kwargs = {"dtype": torch.float32}
+    if model_name.startswith("gpt2"):
+        kwargs.update(attn_implementation="eager", attn_pdrop=0.0, embd_pdrop=0.0, resid_pdrop=0.0)
+    model = AutoModelForCausalLM.from_pretrained(f"{FIXTURES}/{model_name}", **kwargs)
+    data = [LM_DATA[kind](p) for p in prefs()]
+    data_file = f"sft-{kind}.jsonl"
+    os.makedirs(OUT, exist_ok=True)
+    with open(f"{OUT}/{data_file}", "w") as f:
+        f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in data)
+    args = SFTConfig(output_dir="/tmp/trl-fixtures", **COMMON)
+    rec = Record()
+    trainer = in_align4j_order(SFTTrainer)(model=model, args=args, train_dataset=Dataset.from_list(data),
+                                           processing_class=tok, callbacks=[rec])
+    trainer.train()
+    settings = {"trainer": "sft", "model": model_name, "dropout": False, "data": data_file,
+                "attention": model.config._attn_implementation}
+    settings.update({k: v for k, v in COMMON.items() if isinstance(v, (int, float, str))})
+    return settings, rec.steps
+
+
 def main():
     """All fixtures, or only those named on the command line (e.g. gpt2-tiny-dpo-mpo)."""
     only = set(sys.argv[1:])
@@ -342,6 +376,9 @@ def main():
             if m == "gpt2-tiny" or everywhere:
                 runs.append((f"{m}-{name}", lambda m=m, fn=fn, kw=kwargs: fn(m, **kw)))
     runs.append(("gpt2-tiny-sft-dropout", lambda: sft("gpt2-tiny", dropout=True)))
+    for m in ["gpt2-tiny", "llama-tiny", "qwen2-tiny"]:
+        for kind in LM_DATA:
+            runs.append((f"{m}-sft-{kind}", lambda m=m, k=kind: sft_lm(m, k)))
     for name, run in runs:
         if not only or name in only:
             write(name, *run())

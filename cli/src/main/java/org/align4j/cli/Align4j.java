@@ -1,20 +1,11 @@
 package org.align4j.cli;
 
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
-import java.nio.file.AccessDeniedException;
-import java.nio.file.FileSystemException;
 import java.nio.file.Path;
-import org.align4j.data.DataException;
 import org.align4j.losses.LossType;
-import org.align4j.model.config.ConfigException;
 import org.align4j.model.hub.HubClient;
-import org.align4j.model.hub.HubException;
-import org.align4j.model.io.AtomicDirectory;
-import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.InputFiles;
-import org.align4j.trainer.TrainingDivergedException;
+import org.align4j.trainer.Failure;
 import org.apache.logging.log4j.LogManager;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -40,6 +31,8 @@ import picocli.CommandLine.Option;
             OwnTrainerCommand.Cpo.class,
             RlCommand.Grpo.class,
             RlCommand.Rloo.class,
+            RlCommand.Ppo.class,
+            RlCommand.OnlineDpo.class,
             LossesCommand.class,
             LogprobsCommand.class,
             DataCommand.class,
@@ -84,7 +77,7 @@ public final class Align4j implements Runnable {
             OwnTrainerCommand command = (OwnTrainerCommand) c.getCommand();
             OwnTrainerCommand.register(c.getCommandSpec(), command.options, command.method());
         }
-        for (String rl : new String[] {"grpo", "rloo"}) {
+        for (String rl : new String[] {"grpo", "rloo", "ppo", "online-dpo"}) {
             CommandLine c = cl.getSubcommands().get(rl);
             RlCommand command = (RlCommand) c.getCommand();
             RlCommand.register(c.getCommandSpec(), command.options, command.method());
@@ -118,7 +111,7 @@ public final class Align4j implements Runnable {
         });
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             PrintWriter err = cmd.getErr();
-            Failure f = Failure.of(ex);
+            Failure f = failure(ex);
             // the whole story goes to the run's train.log (when there is one); the console gets one line
             FAILURES.error(f.message(), ex);
             err.println("error: " + f.message() + (f.code() == 1 && !debug() ? hint(ex) : ""));
@@ -189,48 +182,17 @@ public final class Align4j implements Runnable {
     }
 
     /**
-     * How a command failed: bad input (a file, key, flag or record at fault, named in the message) exits with
-     * 2; a run that failed (divergence) or a fault of the machine (disk full, permissions) exits with 1, as
-     * does anything unexpected.
+     * How a command failed ({@link Failure}), where a JSON output refused for a non-finite value is exit 1:
+     * the run produced it, not the input.
      *
-     * @param code the exit status
-     * @param message one line
+     * @param ex what the command threw
+     * @return its exit status and one line
      */
-    record Failure(int code, String message) {
-        static Failure of(Exception ex) {
-            if (ex instanceof ConfigException
-                    || ex instanceof CheckpointException
-                    || ex instanceof DataException
-                    || ex instanceof HubException
-                    || ex instanceof IllegalArgumentException) {
-                return new Failure(2, firstLine(ex.getMessage()));
-            }
-            if (ex instanceof TrainingDivergedException || ex instanceof Json.NonFiniteOutputException) {
-                return new Failure(1, firstLine(ex.getMessage()));
-            }
-            Throwable io = ex instanceof UncheckedIOException u ? u.getCause() : ex;
-            if (io instanceof FileSystemException fs) {
-                String reason = fs instanceof AccessDeniedException
-                        ? "permission denied"
-                        : fs.getReason() != null
-                                ? fs.getReason()
-                                : fs.getClass().getSimpleName();
-                if (reason.contains("No space left") && !reason.contains("free on that disk") && fs.getFile() != null) {
-                    reason += AtomicDirectory.freeSpace(Path.of(fs.getFile()));
-                }
-                return new Failure(1, "cannot write or read " + fs.getFile() + ": " + reason);
-            }
-            if (io instanceof IOException) {
-                return new Failure(1, "input/output failed: " + firstLine(io.getMessage()));
-            }
-            return new Failure(
-                    1,
-                    "internal error: " + ex.getClass().getName() + ": " + firstLine(String.valueOf(ex.getMessage())));
+    static Failure failure(Exception ex) {
+        if (ex instanceof Json.NonFiniteOutputException) {
+            return new Failure(1, Failure.firstLine(ex.getMessage()));
         }
-
-        private static String firstLine(String s) {
-            return s == null ? "" : s.lines().findFirst().orElse("");
-        }
+        return Failure.of(ex);
     }
 
     /**

@@ -66,8 +66,7 @@ final class DryRun {
         OnlineRlTrainer.check(run); // the checks the run makes before it loads anything
         TrainConfig config = run.train();
         w.println("# the resolved config (what OUTPUT/config.yaml will hold, with the method's keys below)");
-        w.print(config.toYaml().replaceAll("(?m)^beta: .*\\R", ""));
-        run.rl().toMap().forEach((k, v) -> w.println(k + ": " + v));
+        w.print(OnlineRlTrainer.configYaml(run));
         Path modelDir = Path.of(config.model());
         ModelConfig m = ModelConfig.read(modelDir.resolve("config.json"));
         printModel(w, m);

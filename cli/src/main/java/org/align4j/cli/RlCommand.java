@@ -56,17 +56,24 @@ abstract class RlCommand implements Callable<Integer> {
                         "--per-device-train-batch-size"),
                 false,
                 "N",
-                "Completions per micro-batch (a generation makes batch_size x grad_accum, num_generations per prompt;"
-                        + " default: 8)",
+                method == LossType.ONLINE_DPO
+                        ? "Prompts per micro-batch, 2 samples each (TRL's per_device_train_batch_size; default: 8)"
+                        : method == LossType.PPO
+                                ? "Completions per micro-batch (a rollout makes batch_size x grad_accum x num_mini_batches,"
+                                        + " num_generations per prompt; default: 8)"
+                                : "Completions per micro-batch (a generation makes batch_size x grad_accum, num_generations"
+                                        + " per prompt; default: 8)",
                 "batch_size",
                 taken);
         spec.addOption(batch);
         for (Map.Entry<String, String> k : RlConfig.KEYS.entrySet()) {
             String key = k.getKey();
             if (!values.containsKey(key)) {
-                // the other method's option: a hidden flag, so that RlConfig refuses it with its reason
-                LossType otherMethod = method == LossType.GRPO ? LossType.RLOO : LossType.GRPO;
-                boolean switchFlag = RlConfig.defaults(otherMethod).toMap().get(key) instanceof Boolean;
+                // another method's option: a hidden flag, so that RlConfig refuses it with its reason
+                boolean switchFlag = false;
+                for (LossType other : List.of(LossType.GRPO, LossType.RLOO, LossType.PPO, LossType.ONLINE_DPO)) {
+                    switchFlag |= RlConfig.defaults(other).toMap().get(key) instanceof Boolean;
+                }
                 OptionSpec other =
                         options.hiddenOption(List.of("--" + key.replace('_', '-'), "--" + key), switchFlag, key, taken);
                 if (other != null) {
@@ -128,6 +135,48 @@ abstract class RlCommand implements Callable<Integer> {
         @Override
         LossType method() {
             return LossType.GRPO;
+        }
+    }
+
+    /** PPO. */
+    @Command(
+            name = "ppo",
+            mixinStandardHelpOptions = true,
+            sortOptions = false,
+            abbreviateSynopsis = true,
+            header = "RLHF with PPO: sample, reward, a value model and GAE, clipped updates.",
+            description = {
+                "RLHF's second stage with PPO (OpenRLHF's and TRL 0.x's PPOTrainer): samples num_generations",
+                "completions per prompt (default 1), scores them with --reward-funcs (a reward model folder, or",
+                "exact[:FIELD], regex:P, think_format, soft_overlong:MAX:CACHE, class:NAME), turns score - kl_coef * KL",
+                "into per-token rewards, GAE advantages from a value model (--value-model; default: the reward model),",
+                "and trains policy and value model together over num_ppo_epochs x num_mini_batches steps per rollout.",
+                "YAML keys are TRL's PPOConfig names. Checkpoints hold the value model in value_model/."
+            })
+    static final class Ppo extends RlCommand {
+        @Override
+        LossType method() {
+            return LossType.PPO;
+        }
+    }
+
+    /** Online DPO. */
+    @Command(
+            name = "online-dpo",
+            mixinStandardHelpOptions = true,
+            sortOptions = false,
+            abbreviateSynopsis = true,
+            header = "Online DPO: two samples per prompt, the reward picks chosen/rejected, DPO or IPO loss.",
+            description = {
+                "Online DPO (TRL's OnlineDPOTrainer; Guo et al., 2024): samples 2 completions per prompt, scores",
+                "them with --reward-funcs (a reward model folder, exact[:FIELD], regex:P, ... as grpo), takes the",
+                "higher-scored one as chosen, and trains DPO's (--loss-type sigmoid, the default) or IPO's loss",
+                "(--loss-type ipo) against the reference. --batch-size counts prompts, as TRL's."
+            })
+    static final class OnlineDpo extends RlCommand {
+        @Override
+        LossType method() {
+            return LossType.ONLINE_DPO;
         }
     }
 

@@ -8,6 +8,7 @@ import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.align4j.model.Fixtures;
+import org.align4j.trainer.Failure;
 import org.align4j.trainer.TrainingDivergedException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -128,18 +129,18 @@ class ErrorContractTest {
     @Test
     void faultsOfTheMachineAreOneLineWithExit1() {
         // a full disk also says how much is free there (of the nearest folder that exists)
-        Align4j.Failure full = Align4j.Failure.of(
+        Failure full = Align4j.failure(
                 new FileSystemException("/runs/x/checkpoint-8/model.safetensors", null, "No space left on device"));
         assertThat(full.code()).isEqualTo(1);
         assertThat(full.message())
                 .startsWith("cannot write or read /runs/x/checkpoint-8/model.safetensors: No space left on device (")
                 .endsWith(" MiB free on that disk)");
-        assertThat(Align4j.Failure.of(new UncheckedIOException(new AccessDeniedException("/runs/x"))))
-                .isEqualTo(new Align4j.Failure(1, "cannot write or read /runs/x: permission denied"));
-        assertThat(Align4j.Failure.of(new IllegalArgumentException("--device: expected cpu, gpu or gpu:N, got 'gpu:x'"))
+        assertThat(Align4j.failure(new UncheckedIOException(new AccessDeniedException("/runs/x"))))
+                .isEqualTo(new Failure(1, "cannot write or read /runs/x: permission denied"));
+        assertThat(Align4j.failure(new IllegalArgumentException("--device: expected cpu, gpu or gpu:N, got 'gpu:x'"))
                         .code())
                 .isEqualTo(2);
-        assertThat(Align4j.Failure.of(new NullPointerException("x")).message())
+        assertThat(Align4j.failure(new NullPointerException("x")).message())
                 .startsWith("internal error: java.lang.NullPointerException");
     }
 

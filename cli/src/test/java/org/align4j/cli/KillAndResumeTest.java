@@ -61,6 +61,14 @@ class KillAndResumeTest {
         return a;
     }
 
+    /** The console output of the process started last. */
+    Path lastLog;
+
+    /** @return the console output of the process started last, for a failed assertion's message */
+    String lastOutput() throws IOException {
+        return lastLog == null ? "" : Files.readString(lastLog);
+    }
+
     Process start(List<String> args, long stepDelayMs) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -72,10 +80,8 @@ class KillAndResumeTest {
                 System.getProperty("java.class.path"),
                 "org.align4j.cli.Align4j"));
         cmd.addAll(args);
-        ProcessBuilder pb = new ProcessBuilder(cmd)
-                .redirectErrorStream(true)
-                .redirectOutput(
-                        tmp.resolve("proc-" + System.nanoTime() + ".log").toFile());
+        lastLog = tmp.resolve("proc-" + System.nanoTime() + ".log");
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(lastLog.toFile());
         pb.environment()
                 .put(
                         "DJL_CACHE_DIR",
@@ -166,6 +172,41 @@ class KillAndResumeTest {
     }
 
     List<String> grpoArgs(Path output, boolean resume) throws IOException {
+        return rlArgs(
+                "grpo",
+                output,
+                resume,
+                "--num-iterations",
+                "2",
+                "--beta",
+                "0.1",
+                "--num-generations",
+                "2",
+                "--batch-size",
+                "4");
+    }
+
+    /** PPO: 2 epochs x 2 mini-batches of 2 samples per rollout, 4 steps each; an adaptive KL coefficient. */
+    List<String> ppoArgs(Path output, boolean resume) throws IOException {
+        return rlArgs(
+                "ppo",
+                output,
+                resume,
+                "--batch-size",
+                "2",
+                "--num-mini-batches",
+                "2",
+                "--num-ppo-epochs",
+                "2",
+                "--kl-coef",
+                "0.1",
+                "--kl-target",
+                "0.01",
+                "--kl-horizon",
+                "50");
+    }
+
+    List<String> rlArgs(String command, Path output, boolean resume, String... extra) throws IOException {
         Path data = tmp.resolve("prompts.jsonl");
         if (!Files.exists(data)) {
             StringBuilder b = new StringBuilder();
@@ -175,23 +216,15 @@ class KillAndResumeTest {
             Files.writeString(data, b);
         }
         List<String> a = new ArrayList<>(List.of(
-                "grpo",
+                command,
                 "--model",
                 Fixtures.model("gpt2-tiny").toString(),
                 "--data",
                 data.toString(),
                 "--output",
                 output.toString(),
-                "--batch-size",
-                "4",
-                "--num-generations",
-                "2",
                 "--max-completion-length",
                 "4",
-                "--num-iterations",
-                "2",
-                "--beta",
-                "0.1",
                 "--max-steps",
                 Integer.toString(STEPS),
                 "--lr",
@@ -200,6 +233,7 @@ class KillAndResumeTest {
                 "3",
                 "--reward-funcs",
                 "regex:.*[0-9a-m].*"));
+        a.addAll(List.of(extra));
         if (resume) {
             a.add("--resume");
         }
@@ -225,22 +259,38 @@ class KillAndResumeTest {
 
     @Test
     void aKilledGrpoRunResumesMidGenerationWithTheSameSamplesAndLosses() throws Exception {
-        Path straight = tmp.resolve("grpo-straight");
-        Process s = start(grpoArgs(straight, false), 0);
+        killMidGenerationAndResume("grpo", this::grpoArgs);
+    }
+
+    @Test
+    void aKilledPpoRunResumesMidRolloutWithTheSameValueModelKlCoefficientAndLosses() throws Exception {
+        killMidGenerationAndResume("ppo", this::ppoArgs);
+    }
+
+    /** The arguments of a run into a folder, fresh or resumed. */
+    @FunctionalInterface
+    interface RunArgs {
+        List<String> of(Path output, boolean resume) throws IOException;
+    }
+
+    void killMidGenerationAndResume(String name, RunArgs args) throws Exception {
+        Path straight = tmp.resolve(name + "-straight");
+        Process s = start(args.of(straight, false), 0);
         assertThat(s.waitFor(180, TimeUnit.SECONDS)).isTrue();
-        assertThat(s.exitValue()).isZero();
+        assertThat(s.exitValue()).as(lastOutput()).isZero();
         TreeMap<Long, List<Double>> expected = rlSteps(straight.resolve("metrics.jsonl"));
         assertThat(expected).hasSize(STEPS);
 
-        Path out = tmp.resolve("grpo-killed");
-        Process p = start(grpoArgs(out, false), 400);
+        Path out = tmp.resolve(name + "-killed");
+        Process p = start(args.of(out, false), 400);
         Path metrics = out.resolve("metrics.jsonl");
-        // checkpoint-3 holds the rollout of steps 3 and 4 (num_iterations 2): kill after step 4
+        // checkpoint-3 holds the rollout step 4 uses too (grpo: num_iterations 2, steps 3-4; ppo: steps 1-4): kill
+        // after step 4
         waitFor(() -> Files.isRegularFile(out.resolve("checkpoint-3/rollout.json")) && logged(metrics, 4), p);
         p.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
-        Process resumed = start(grpoArgs(out, true), 0);
+        Process resumed = start(args.of(out, true), 0);
         assertThat(resumed.waitFor(180, TimeUnit.SECONDS)).isTrue();
-        assertThat(resumed.exitValue()).isZero();
+        assertThat(resumed.exitValue()).as(lastOutput()).isZero();
         TreeMap<Long, List<Double>> got = rlSteps(metrics);
         assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
         for (long step : expected.keySet()) {

@@ -22,6 +22,7 @@ import org.align4j.model.io.CheckpointException;
 import org.align4j.model.io.SafetensorsWriter;
 import org.align4j.model.lora.LoraConfig;
 import org.align4j.model.nn.CausalLmBlock;
+import org.align4j.trainer.Failure;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -103,7 +104,7 @@ class NonFiniteOutputTest {
                 .hasMessageContaining("'logps'");
         assertThatThrownBy(() -> Json.write(Map.of("reward_margin", Float.NaN)))
                 .isInstanceOf(Json.NonFiniteOutputException.class);
-        assertThat(Align4j.Failure.of(new Json.NonFiniteOutputException("logps", Double.NaN))
+        assertThat(Align4j.failure(new Json.NonFiniteOutputException("logps", Double.NaN))
                         .code())
                 .isEqualTo(1);
         assertThat(Json.write(Map.of("logps", -1.5))).isEqualTo("{\"logps\":-1.5}");
@@ -123,7 +124,7 @@ class NonFiniteOutputTest {
             full = e;
         }
         assertThat(full).isInstanceOf(FileSystemException.class);
-        Align4j.Failure f = Align4j.Failure.of(full);
+        Failure f = Align4j.failure(full);
         assertThat(f.code()).isEqualTo(1);
         assertThat(f.message())
                 .startsWith("cannot write or read " + target.toAbsolutePath() + ": No space left on device (")

@@ -87,6 +87,59 @@ class RlCliTest {
     }
 
     @Test
+    void ppoTrainsPolicyAndValueModelAndCheckpointsBoth() throws Exception {
+        CliTest.Result r = CliTest.run(args(
+                        "ppo",
+                        prompts(),
+                        "--num-generations",
+                        "1",
+                        "--num-mini-batches",
+                        "2",
+                        "--missing-eos-penalty",
+                        "1")
+                .toArray(String[]::new));
+        assertThat(r.code()).as(r.err()).isZero();
+        Path run = tmp.resolve("run-ppo");
+        assertThat(run.resolve("final/model.safetensors")).isRegularFile();
+        assertThat(run.resolve("checkpoint-2/value_model/model.safetensors")).isRegularFile();
+        assertThat(run.resolve("checkpoint-2/value_model/config.json"))
+                .content()
+                .contains("ForSequenceClassification");
+        assertThat(Files.readString(run.resolve("metrics.jsonl")))
+                .contains("\"objective/rlhf_reward\"")
+                .contains("\"objective/kl_coef\"")
+                .contains("\"policy/approxkl_avg\"")
+                .contains("\"loss/value_avg\"");
+        assertThat(Files.readString(run.resolve("config.yaml")))
+                .contains("kl_coef: 0.05")
+                .contains("num_mini_batches: 2")
+                .contains("missing_eos_penalty: 1.0")
+                .doesNotContain("\nepsilon:");
+        // no reward model among the rewards: the value model is the policy's folder with a new head
+        assertThat(r.err()).contains("objective: ppo: value model and GAE");
+        assertThat(Files.readString(run.resolve("train.log")))
+                .contains("Value model from " + Fixtures.model("gpt2-tiny") + " (key 'model')");
+    }
+
+    @Test
+    void onlineDpoTrainsOnPairsItSamples() throws Exception {
+        CliTest.Result r = CliTest.run(args("online-dpo", prompts(), "--batch-size", "2", "--loss-type", "ipo")
+                .toArray(String[]::new));
+        assertThat(r.code()).as(r.err()).isZero();
+        Path run = tmp.resolve("run-online-dpo");
+        assertThat(run.resolve("final/model.safetensors")).isRegularFile();
+        assertThat(Files.readString(run.resolve("metrics.jsonl")))
+                .contains("\"rewards/margins\"")
+                .contains("\"objective/scores_margin\"")
+                .contains("\"logps/chosen\"");
+        assertThat(Files.readString(run.resolve("config.yaml")))
+                .contains("loss_type: ipo")
+                .contains("beta: 0.1")
+                .doesNotContain("mask_truncated_completions");
+        assertThat(r.err()).contains("objective: online-dpo: 2 samples per prompt, the higher score chosen, IPO loss");
+    }
+
+    @Test
     void dryRunShowsBothConfigsAndThePromptsAsTheSamplerGetsThem() throws Exception {
         CliTest.Result r = CliTest.run(args("grpo", prompts(), "--dry-run").toArray(String[]::new));
         assertThat(r.code()).as(r.err()).isZero();
@@ -99,9 +152,26 @@ class RlCliTest {
         assertThat(tmp.resolve("run-grpo")).doesNotExist();
     }
 
+    /** gpt2-tiny's folder with a config that says it is a sequence classifier of two labels. */
+    Path twoLabelClassifier() throws Exception {
+        Path dir = tmp.resolve("two-labels");
+        Files.createDirectories(dir);
+        try (var files = Files.list(Fixtures.model("gpt2-tiny"))) {
+            for (Path f : files.toList()) {
+                Files.copy(f, dir.resolve(f.getFileName().toString()));
+            }
+        }
+        String config = Files.readString(dir.resolve("config.json"))
+                .replace("\"GPT2LMHeadModel\"", "\"GPT2ForSequenceClassification\"")
+                .replaceFirst("\\{", "{\"num_labels\": 2,");
+        Files.writeString(dir.resolve("config.json"), config);
+        return dir;
+    }
+
     @Test
     void badInputIsOneLineWithExitTwo() throws Exception {
         Path data = prompts();
+        Path twoLabels = twoLabelClassifier();
         List<String[]> cases = List.of(
                 args("grpo", data, "--num-generations", "1").toArray(String[]::new),
                 args("grpo", Fixtures.root().resolve("prefs.jsonl"), "--overwrite")
@@ -114,7 +184,24 @@ class RlCliTest {
                 args("grpo", data, "--batch-size", "6", "--num-generations", "4", "--dry-run")
                         .toArray(String[]::new),
                 args("grpo", data, "--max-completion-length", "300", "--dry-run")
-                        .toArray(String[]::new));
+                        .toArray(String[]::new),
+                args("grpo", data, "--kl-coef", "0.1").toArray(String[]::new),
+                args("ppo", data, "--beta", "0.1").toArray(String[]::new),
+                args("ppo", data, "--num-iterations", "2").toArray(String[]::new),
+                args("ppo", data, "--value-model", Fixtures.model("llama-tiny").toString(), "--overwrite")
+                        .toArray(String[]::new),
+                args("ppo", data, "--kl-estimator", "k4").toArray(String[]::new),
+                args("ppo", data, "--gamma", "1.5").toArray(String[]::new),
+                args("ppo", data, "--reward-funcs", twoLabels.toString(), "--overwrite")
+                        .toArray(String[]::new),
+                args("ppo", data, "--value-model", twoLabels.toString(), "--overwrite")
+                        .toArray(String[]::new),
+                args("online-dpo", data, "--num-generations", "4").toArray(String[]::new),
+                args("online-dpo", data, "--num-generations", "2", "--loss-type", "bnpo")
+                        .toArray(String[]::new),
+                args("online-dpo", data, "--num-generations", "2", "--epsilon", "0.3")
+                        .toArray(String[]::new),
+                args("grpo", data, "--missing-eos-penalty", "1").toArray(String[]::new));
         List<String> want = List.of(
                 "error: --num-generations: at least 2",
                 "prefs.jsonl:1: field 'chosen'",
@@ -123,7 +210,19 @@ class RlCliTest {
                 "reward 'throwing' failed on the batch starting at",
                 "--normalize-advantages: has no effect here: RLOO's option",
                 "multiple of num_generations",
-                "prompts.jsonl:1: the prompt's 4 tokens + max_completion_length 300 exceed the model's 256 positions");
+                "prompts.jsonl:1: the prompt's 4 tokens + max_completion_length 300 exceed the model's 256 positions",
+                "--kl-coef: has no effect here: PPO's option (the ppo command)",
+                "--beta: has no effect here: PPO's KL coefficient is kl_coef",
+                "--num-iterations: has no effect here: PPO's passes over a rollout are num_ppo_epochs",
+                "value_model': the value model /",
+                "--kl-estimator: one of k1, k2, k3, got 'k4'",
+                "--gamma: must lie in [0, 1], got 1.5",
+                "key 'num_labels': 2 labels; align4j reads sequence classifiers with one label",
+                "value_model': the value model: ",
+                "--num-generations: Online DPO samples 2 completions per prompt, got 4",
+                "--loss-type: one of sigmoid, ipo, got 'bnpo'",
+                "--epsilon: has no effect here: not an Online DPO option",
+                "--missing-eos-penalty: has no effect here: PPO's and Online DPO's option");
         for (int i = 0; i < cases.size(); i++) {
             CliTest.Result r = CliTest.run(cases.get(i));
             assertThat(r.code()).as("%s: %s", want.get(i), r.err()).isEqualTo(2);

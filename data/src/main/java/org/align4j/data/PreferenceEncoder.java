@@ -44,7 +44,8 @@ import org.slf4j.LoggerFactory;
  * is dropped, not cut (TRL filters it), so a reward is never read from a truncated answer.
  *
  * <p>An example without a rejected response (an SFT prompt/completion example) encodes with an empty
- * rejected completion. A template that raises or fails for a record is reported as a {@link
+ * rejected completion; a language-modeling example (TRL's {@code text} and {@code messages} records) encodes as
+ * one whole sequence after an empty prompt ({@link #encode}). A template that raises or fails for a record is reported as a {@link
  * DataException} naming the record's file, line and field and the template's file and line.
  */
 public final class PreferenceEncoder {
@@ -105,6 +106,9 @@ public final class PreferenceEncoder {
      * @throws DataException when the chat template refuses the record, or a part encodes to no tokens
      */
     public Optional<EncodedPair> encode(PreferenceExample e) {
+        if (e.wholeSequence()) {
+            return encodeWhole(e);
+        }
         int[] prompt;
         int[] chosen;
         int[] rejected;
@@ -135,6 +139,38 @@ public final class PreferenceEncoder {
             rejected = Arrays.copyOf(rejected, Math.min(rejected.length, room));
         }
         return Optional.of(new EncodedPair(prompt, chosen, rejected, e.preference(), e.margin()));
+    }
+
+    /**
+     * A language-modeling example ({@link PreferenceExample#languageModeling}) as TRL 1.13's SFTTrainer
+     * tokenizes it ({@code trl.data_utils._tokenize}): a conversation is {@code apply_chat_template(messages,
+     * tokenize=True)} (no special tokens added, the template places them, nothing appended); text is {@code
+     * tokenizer(text + eos)} with the tokenizer's special tokens, eos's text appended only when missing. The ids
+     * are the pair's chosen completion after an empty prompt, so the loss covers every token but the first
+     * (which nothing precedes); {@code maxLength} keeps the first tokens, as TRL truncates.
+     */
+    private Optional<EncodedPair> encodeWhole(PreferenceExample e) {
+        if (e.rejected() != null || e.rejectedMessages() != null) {
+            throw new IllegalStateException("a language-modeling example has no rejected response");
+        }
+        String field = e.conversational() ? "messages" : "text";
+        int[] ids = e.conversational()
+                ? tokenizer.encode(render(e, field, e.chosenMessages(), false, kwargs(e)))
+                : tokenizer.encodeWithSpecialTokens(withEosText(e.chosen(), tokenizer.decode(new int[] {eos}, false)));
+        if (ids.length < 2) {
+            throw new DataException(
+                    e.file(),
+                    e.line(),
+                    field,
+                    "encodes to " + ids.length + " token(s): nothing to learn (the first token is never predicted)");
+        }
+        if (options.maxLength() > 0 && ids.length > options.maxLength()) {
+            if (options.maxLength() < 2) {
+                return Optional.empty();
+            }
+            ids = Arrays.copyOf(ids, options.maxLength());
+        }
+        return Optional.of(new EncodedPair(new int[0], ids, new int[0], null, null));
     }
 
     /**
@@ -297,6 +333,14 @@ public final class PreferenceEncoder {
      * @throws DataException when the chat template refuses the record
      */
     public Texts texts(PreferenceExample e) {
+        if (e.wholeSequence()) {
+            return new Texts(
+                    "",
+                    e.conversational()
+                            ? render(e, "messages", e.chosenMessages(), false, kwargs(e))
+                            : withEosText(e.chosen(), tokenizer.decode(new int[] {eos}, false)),
+                    "");
+        }
         if (!e.conversational()) {
             String eosText = tokenizer.decode(new int[] {eos}, false);
             return new Texts(

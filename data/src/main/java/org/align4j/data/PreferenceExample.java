@@ -151,6 +151,45 @@ public record PreferenceExample(
     }
 
     /**
+     * @return whether this is a language-modeling example ({@link #languageModeling}): one whole sequence,
+     *     trained on every token, with no prompt
+     */
+    public boolean wholeSequence() {
+        return promptMessages != null ? promptMessages.isEmpty() : prompt == null && chosen != null;
+    }
+
+    /**
+     * A language-modeling example of plain text, as TRL 1.13's SFTTrainer reads a {@code {"text": ...}} record:
+     * the text and the eos token (appended when missing), tokenized with the tokenizer's special tokens, a loss
+     * on every token. It has no prompt (null) and the text as its chosen response.
+     *
+     * @param text the text
+     * @param file source file
+     * @param line source line
+     * @return the example
+     */
+    public static PreferenceExample languageModeling(String text, Path file, long line) {
+        return new PreferenceExample(null, text, null, null, null, null, null, file, line);
+    }
+
+    /**
+     * A language-modeling conversation, as TRL 1.13's SFTTrainer reads a {@code {"messages": [...]}} record: the
+     * whole conversation through the chat template ({@code apply_chat_template(messages, tokenize=True)}), a loss
+     * on every token. Its prompt is the empty conversation and its chosen response every message.
+     *
+     * @param messages the conversation
+     * @param file source file
+     * @param line source line
+     * @param templateArgs the record's {@code tools} and {@code chat_template_kwargs}, or null
+     * @return the example
+     */
+    public static PreferenceExample languageModeling(
+            List<Message> messages, Path file, long line, Map<String, Object> templateArgs) {
+        return new PreferenceExample(
+                null, null, null, List.of(), List.copyOf(messages), null, null, file, line, templateArgs);
+    }
+
+    /**
      * A plain-text pair.
      *
      * @param prompt prompt
@@ -198,7 +237,7 @@ public record PreferenceExample(
 
     /** @return the prompt as displayed (text, or the messages' contents joined) */
     public String promptText() {
-        return prompt != null ? prompt : join(promptMessages);
+        return prompt != null ? prompt : promptMessages == null ? "" : join(promptMessages);
     }
 
     /** @return the chosen response as displayed */

@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import org.align4j.data.io.RawRecord;
+import org.align4j.data.template.ChatTemplate;
 
 /**
  * Turns raw records into {@link PreferenceExample}s, detecting the format per record (or using a
@@ -96,7 +97,39 @@ public final class PreferenceParser {
             }
             kwargs.fields().forEachRemaining(k -> args.put(k.getKey(), toJava(k.getValue())));
         }
+        for (String name : new String[] {"tools", "documents"}) {
+            ChatTemplate.Problem problem = ChatTemplate.listOfObjectsProblem(name, args.get(name));
+            if (problem != null) {
+                String field = kwargs != null && kwargs.has(name)
+                        ? "chat_template_kwargs." + problem.field()
+                        : problem.field();
+                throw error(r, field, problem.problem());
+            }
+        }
         return args;
+    }
+
+    /**
+     * A record of TRL's language-modeling formats, as TRL 1.13's SFTTrainer reads them: {@code {"text":
+     * "..."}} (a non-empty string), or {@code {"messages": [...]}} (a conversation, each message checked as
+     * a pair's are) with the record's {@code tools} and {@code chat_template_kwargs}.
+     *
+     * @param r a record with {@code text} or {@code messages}
+     * @return the example ({@link PreferenceExample#languageModeling})
+     * @throws DataException naming the record and field when it is malformed
+     */
+    public static PreferenceExample languageModeling(RawRecord r) {
+        if (r.value().has("messages")) {
+            return PreferenceExample.languageModeling(messages(r, "messages"), r.file(), r.line(), templateArgs(r));
+        }
+        JsonNode text = r.value().get("text");
+        if (text == null || !text.isTextual()) {
+            throw error(r, "text", "expected a string, got " + kind(text));
+        }
+        if (text.asText().isEmpty()) {
+            throw error(r, "text", "empty");
+        }
+        return PreferenceExample.languageModeling(text.asText(), r.file(), r.line());
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -333,6 +366,10 @@ public final class PreferenceParser {
                     fields.put(f.getKey(), toJava(f.getValue()));
                 }
             });
+            ChatTemplate.Problem problem = ChatTemplate.messageProblem(fields);
+            if (problem != null) {
+                throw error(r, where + "." + problem.field(), problem.problem());
+            }
             if (parts) {
                 // typed parts reach the template as the list they are, as transformers passes them
                 Map<String, Object> withParts = new LinkedHashMap<>();

@@ -184,6 +184,28 @@ public enum LossType {
             null,
             "RLOO: online RL, leave-one-out baseline, clipped sequence ratio, k1 KL in the reward (the rloo command)",
             EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /**
+     * PPO (Schulman et al., 2017; Ouyang et al., 2022 for RLHF): online RL with a value model and GAE, {@code
+     * rl.PpoLoss} (the ppo command).
+     */
+    PPO(
+            "ppo",
+            null,
+            "PPO: online RL, value model and GAE, clipped per-token ratio, KL to the reference in the reward (the ppo"
+                    + " command)",
+            EnumSet.noneOf(Hyperparameter.class),
+            false),
+    /**
+     * Online DPO (Guo et al., 2024, "Direct language model alignment from online AI feedback"): two samples
+     * per prompt, the reward picks chosen and rejected, DPO's or IPO's loss on them (the online-dpo command).
+     */
+    ONLINE_DPO(
+            "online-dpo",
+            null,
+            "Online DPO: two samples per prompt, the reward picks chosen/rejected, DPO or IPO loss (the online-dpo"
+                    + " command)",
+            EnumSet.noneOf(Hyperparameter.class),
             false);
 
     /** The hyperparameters some objectives read and others do not. */
@@ -284,7 +306,7 @@ public enum LossType {
 
     /** @return whether the objective samples its own completions from prompts (online RL: grpo, rloo) */
     public boolean isOnline() {
-        return this == GRPO || this == RLOO;
+        return this == GRPO || this == RLOO || this == PPO || this == ONLINE_DPO;
     }
 
     /**
@@ -381,6 +403,8 @@ public enum LossType {
             case REWARD -> "Ouyang et al., 2022";
             case GRPO -> "Shao et al., 2024";
             case RLOO -> "Ahmadian et al., 2024";
+            case PPO -> "Schulman et al., 2017; Ouyang et al., 2022";
+            case ONLINE_DPO -> "Guo et al., 2024";
         };
     }
 
@@ -472,7 +496,7 @@ public enum LossType {
             case REWARD ->
                 throw new IllegalArgumentException(
                         "loss: reward trains a reward model (BradleyTerryLoss; the reward train command)");
-            case GRPO, RLOO ->
+            case GRPO, RLOO, PPO, ONLINE_DPO ->
                 throw new IllegalArgumentException("loss: " + this + " is online RL (the " + this + " command)");
             case KTO, ORPO, CPO ->
                 throw new IllegalArgumentException(

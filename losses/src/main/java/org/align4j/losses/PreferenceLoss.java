@@ -189,7 +189,7 @@ public abstract class PreferenceLoss extends Loss {
      * @param s a constant
      * @return x·s
      */
-    protected static NDArray times(NDArray x, double s) {
+    public static NDArray times(NDArray x, double s) {
         return x.mul(x.getManager().create(s).toType(x.getDataType(), false));
     }
 

@@ -1069,7 +1069,7 @@ public final class CausalLm implements AutoCloseable {
         Parameter head = native_.headWeight();
         UnaryOperator<NDArray> toLogits = temperature == 1.0
                 ? x -> native_.head(store, x, training)
-                : x -> native_.head(store, x, training).div(temperature);
+                : x -> ScalarOps.dividedBy(native_.head(store, x, training), temperature);
         return LogProbs.scoreTokens(
                 last,
                 toLogits,

@@ -25,4 +25,13 @@ public final class ScalarOps {
     public static NDArray times(NDArray x, double s) {
         return x.mul(x.getManager().create(s).toType(x.getDataType(), true));
     }
+
+    /**
+     * @param x an array (possibly recording gradients)
+     * @param s a nonzero constant
+     * @return x / s (rounded as a division, not as x·(1/s)), with the constant kept alive for the backward pass
+     */
+    public static NDArray dividedBy(NDArray x, double s) {
+        return x.div(x.getManager().create(s).toType(x.getDataType(), true));
+    }
 }

@@ -46,5 +46,7 @@ class ScalarOpsTest {
     @Test
     void scaledGradientSurvivesGarbageCollection() {
         assertThat(wrongGradients(ScalarOps::times, 300)).isZero();
+        // d(x / (1/3))/dx = 3 as well
+        assertThat(wrongGradients((x, s) -> ScalarOps.dividedBy(x, 1 / s), 300)).isZero();
     }
 }

@@ -12,6 +12,7 @@ import org.align4j.data.EncodedPair;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
+import org.align4j.trainer.Failure;
 import org.align4j.trainer.PrecomputedReference;
 import org.align4j.trainer.TrainConfig;
 import org.apache.spark.api.java.JavaRDD;
@@ -66,10 +67,18 @@ public final class ReferenceScoring {
      * @throws IllegalArgumentException naming the key when the config or data is unusable
      */
     public static List<Path> score(SparkSession spark, TrainConfig config, int partitions) throws IOException {
+        checkPartitions(partitions);
+        return score(spark, config, PrecomputedReference.plan(config), partitions);
+    }
+
+    private static void checkPartitions(int partitions) {
         if (partitions < 1) {
-            throw new IllegalArgumentException("partitions: must be at least 1, got " + partitions);
+            throw new IllegalArgumentException("PARTITIONS: must be at least 1, got " + partitions);
         }
-        PrecomputedReference.Plan plan = PrecomputedReference.plan(config);
+    }
+
+    private static List<Path> score(
+            SparkSession spark, TrainConfig config, PrecomputedReference.Plan plan, int partitions) throws IOException {
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         List<Path> files = new ArrayList<>();
         for (PrecomputedReference.CacheEntry entry : plan.splits()) {
@@ -189,31 +198,89 @@ public final class ReferenceScoring {
         }
     }
 
+    static final String USAGE = "usage: spark-submit --class org.align4j.spark.ReferenceScoring"
+            + " --jars pytorch-native-cpu-2.7.1-linux-x86_64.jar align4j-spark-VERSION.jar RUN.yaml [PARTITIONS]";
+
     /**
-     * {@code spark-submit --class org.align4j.spark.ReferenceScoring align4j-spark.jar RUN.yaml
-     * [PARTITIONS]}: scores the reference log-probs of the run that {@code RUN.yaml} describes (the
-     * YAML {@code align4j train --config} reads), with the default partitions of the cluster unless
-     * given.
+     * {@code spark-submit --class org.align4j.spark.ReferenceScoring --jars NATIVE.jar align4j-spark-VERSION.jar
+     * RUN.yaml [PARTITIONS]}: scores the reference log-probs of the run that {@code RUN.yaml} describes (the
+     * YAML {@code align4j train --config} reads), with the default partitions of the cluster unless given.
+     *
+     * <p>The config, the data, the tokenizer and the reference model's files are read and checked on the driver
+     * before Spark starts. A failure prints one line on stderr and exits as the align4j CLI does ({@link
+     * Failure}): 2 for bad input, named by file, key or argument (a YAML that does not parse, a model folder
+     * that is missing); 1 for a fault of the machine or anything unexpected. The stack trace goes to the log
+     * (logger {@code org.align4j.spark.ReferenceScoring}, at DEBUG), and to stderr too with {@code
+     * ALIGN4J_DEBUG=1}.
      *
      * @param args the run's YAML, then optionally the number of partitions
-     * @throws IOException when a folder cannot be read or written
      */
-    public static void main(String[] args) throws IOException {
+    public static void main(String[] args) {
+        int code = run(args);
+        if (code != 0) {
+            System.exit(code);
+        }
+    }
+
+    /**
+     * {@link #main} without the exit.
+     *
+     * @param args the run's YAML, then optionally the number of partitions
+     * @return the exit status: 0, 1 or 2
+     */
+    static int run(String[] args) {
         if (args.length < 1 || args.length > 2) {
-            System.err.println(
-                    "usage: spark-submit --class org.align4j.spark.ReferenceScoring align4j-spark.jar RUN.yaml [PARTITIONS]");
-            System.exit(2);
+            System.err.println(USAGE);
+            return 2;
         }
-        TrainConfig config = TrainConfig.resolve(Path.of(args[0]), Map.of());
-        SparkSession spark =
-                SparkSession.builder().appName("align4j reference log-probs").getOrCreate();
         try {
-            int partitions = args.length > 1
-                    ? Integer.parseInt(args[1])
-                    : spark.sparkContext().defaultParallelism();
-            score(spark, config, partitions).forEach(f -> LOG.info("cached: {}", f));
-        } finally {
-            spark.stop();
+            Integer partitions = args.length > 1 ? partitions(args[1]) : null;
+            if (partitions != null) {
+                checkPartitions(partitions);
+            }
+            TrainConfig config = TrainConfig.resolve(Path.of(args[0]), Map.of());
+            // the cheap checks first: config, data, tokenizer and model files, before any Spark machinery
+            PrecomputedReference.Plan plan = PrecomputedReference.plan(config);
+            SparkSession spark = SparkSession.builder()
+                    .appName("align4j reference log-probs")
+                    .getOrCreate();
+            try {
+                int n = partitions != null ? partitions : spark.sparkContext().defaultParallelism();
+                score(spark, config, plan, n).forEach(f -> LOG.info("cached: {}", f));
+            } finally {
+                spark.stop();
+            }
+            return 0;
+        } catch (Exception ex) {
+            Failure f = Failure.of(unwrap(ex));
+            LOG.debug("ReferenceScoring failed: {}", f.message(), ex);
+            boolean debug = "1".equals(System.getenv("ALIGN4J_DEBUG"));
+            System.err.println("error: " + f.message()
+                    + (f.code() == 1 && !debug ? " (ALIGN4J_DEBUG=1 prints the stack trace)" : ""));
+            if (debug) {
+                ex.printStackTrace(System.err);
+            }
+            System.err.flush();
+            return f.code();
         }
+    }
+
+    private static int partitions(String text) {
+        try {
+            return Integer.parseInt(text.strip());
+        } catch (NumberFormatException ex) {
+            throw new IllegalArgumentException("PARTITIONS: expected a whole number of at least 1, got '" + text + "'");
+        }
+    }
+
+    /** A task's failure reaches the driver wrapped in Spark's exceptions: the align4j exception inside says what. */
+    private static Throwable unwrap(Throwable ex) {
+        Throwable t = ex;
+        while (t.getCause() != null
+                && t.getCause() != t
+                && t.getClass().getName().startsWith("org.apache.spark.")) {
+            t = t.getCause();
+        }
+        return t;
     }
 }

@@ -16,7 +16,12 @@ import org.align4j.model.io.AtomicDirectory;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** {@code OUTPUT/metrics.jsonl}: one JSON object per logged step (and per evaluation), each with {@code step}. */
+/**
+ * {@code OUTPUT/metrics.jsonl}: one JSON object per logged step (and per evaluation), each with {@code step}. A
+ * value that is not a number (a reward mean when every reward abstained, logged by TRL as the float {@code
+ * nan}) or is infinite is written as {@code null}: every line is strict JSON (RFC 8259 has no NaN), which
+ * Python's {@code json}, {@code jq} and pandas read as None/null/NaN.
+ */
 final class MetricsLog implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(MetricsLog.class);
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -63,7 +68,13 @@ final class MetricsLog implements AutoCloseable {
     void write(long step, Map<String, Double> metrics) throws IOException {
         ObjectNode o = JSON.createObjectNode();
         o.put("step", step);
-        metrics.forEach(o::put);
+        metrics.forEach((k, v) -> {
+            if (v == null || !Double.isFinite(v)) {
+                o.putNull(k); // JSON has no NaN or infinity: null, where TRL's logs hold the float nan
+            } else {
+                o.put(k, v);
+            }
+        });
         out.write(JSON.writeValueAsString(o));
         out.newLine();
         out.flush();

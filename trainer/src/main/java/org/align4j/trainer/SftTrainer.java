@@ -34,10 +34,13 @@ import org.align4j.model.tokenizer.TextTokenizer;
 /**
  * Supervised fine-tuning, the usual first stage before DPO/IPO: the next-token loss on completion
  * tokens only, averaged over all completion tokens of a batch (as TRL's SFTTrainer with {@code
- * completion_only_loss}).
+ * completion_only_loss}); a language-modeling record's completion is its whole sequence.
  *
  * <p>Data: TRL's prompt-completion records ({@code prompt} and {@code completion} strings, or
- * message lists), or preference records, whose chosen response is the target.
+ * message lists); TRL's language-modeling records ({@code {"text": ...}}, or {@code {"messages": [...]}}
+ * through the chat template), trained on every token as TRL's SFTTrainer trains them (its {@code
+ * assistant_only_loss}, a loss on the assistant turns only, is not offered: give prompt-completion
+ * records for that); or preference records, whose chosen response is the target.
  */
 public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     private final TextTokenizer tokenizer;
@@ -135,7 +138,8 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
     }
 
     /**
-     * Reads SFT examples: prompt/completion records (strings or message lists), or the chosen side of
+     * Reads SFT examples: prompt/completion records (strings or message lists), language-modeling records
+     * ({@code text} or {@code messages}, {@link PreferenceExample#languageModeling}), or the chosen side of
      * preference pairs, as examples without a rejected side.
      *
      * @param path file or folder
@@ -182,15 +186,9 @@ public final class SftTrainer extends TrainingLoop implements AutoCloseable {
                     "completion",
                     "expected prompt and completion both strings or both message lists");
         }
-        if (v != null && v.isObject() && v.has("messages") && !v.has("chosen")) {
-            // TRL's language-modeling form: a loss on every token of the conversation, not on a completion
-            throw new DataException(
-                    r.file(),
-                    r.line(),
-                    "messages",
-                    "a whole conversation (TRL's language-modeling format, a loss on every token) is not read by"
-                            + " align4j sft, which trains completions: give \"prompt\" (the turns before) and"
-                            + " \"completion\" (the assistant turn) as message lists");
+        if (v != null && v.isObject() && (v.has("messages") || v.has("text")) && !v.has("prompt") && !v.has("chosen")) {
+            // TRL's language-modeling forms: the whole sequence, a loss on every token
+            return PreferenceParser.languageModeling(r);
         }
         PreferenceExample p = preferences.parse(r);
         return p.conversational()

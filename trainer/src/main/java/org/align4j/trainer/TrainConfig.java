@@ -689,6 +689,10 @@ public record TrainConfig(
             case REWARD -> Map.of("learning_rate", 1e-4, "padding_free", false); // a reward run pads its batches
             // TRL's GRPOConfig/RLOOConfig: 8 completions per micro-batch, the model's dropout kept
             case GRPO, RLOO -> Map.of("batch_size", 8, "disable_dropout", false);
+            // TRL 0.x's PPOTrainer: dropout off in policy, reference, value and reward models (the shared default)
+            case PPO -> Map.of("batch_size", 8);
+            // TRL's OnlineDPOConfig: 8 prompts (16 samples) per micro-batch, learning rate 5e-7
+            case ONLINE_DPO -> Map.of("batch_size", 8, "learning_rate", 5e-7);
             case CDPO, ROBUST -> Map.of("label_smoothing", 0.1);
             // nothing measures eval_kl for these; ORPO and CPO run HF's padded batches (their logits metrics
             // read the padding positions)

@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -338,6 +339,28 @@ public abstract class TrainingLoop implements AutoCloseable {
      */
     protected void restoreState(Path checkpoint) {}
 
+    /**
+     * Parameters beside the policy's that the same optimizer trains and clips with it (PPO's value model),
+     * by names that do not collide with the policy's; their gradients come from {@link #microStep}, their
+     * optimizer state is in checkpoints with the policy's, and the subclass saves and restores the weights
+     * ({@link #saveState}, and its own loading when resuming).
+     *
+     * @return name → parameter; empty by default
+     */
+    protected Map<String, Parameter> otherTrainedParameters() {
+        return Map.of();
+    }
+
+    private Map<String, Parameter> trainedParameters() {
+        Map<String, Parameter> other = otherTrainedParameters();
+        if (other.isEmpty()) {
+            return policy.trainableParameters();
+        }
+        Map<String, Parameter> all = new LinkedHashMap<>(policy.trainableParameters());
+        all.putAll(other);
+        return all;
+    }
+
     /** @return the run's settings as written to {@code config.yaml} (an RL run adds its method's own keys) */
     protected String configYaml() {
         return config.toYaml();
@@ -433,7 +456,7 @@ public abstract class TrainingLoop implements AutoCloseable {
         policy.setDropout(!config.disableDropout());
         // with LoRA adapters only they train: neither gradients nor optimizer state for the base weights
         AdamW optimizer = new AdamW(
-                policy.trainableParameters(),
+                trainedParameters(),
                 config.adamBeta1(),
                 config.adamBeta2(),
                 config.adamEpsilon(),
@@ -699,7 +722,7 @@ public abstract class TrainingLoop implements AutoCloseable {
 
     private Map<String, Double> gradientNorms() {
         Map<String, Double> norms = new LinkedHashMap<>();
-        policy.trainableParameters().forEach((name, param) -> {
+        trainedParameters().forEach((name, param) -> {
             NDArray p = param.getArray();
             if (p.hasGradient()) {
                 try (NDArray g = p.getGradient();
@@ -774,6 +797,11 @@ public abstract class TrainingLoop implements AutoCloseable {
     private void requireFinite(AdamW optimizer, long step) {
         List<String> bad = new ArrayList<>();
         policy.parameters().forEach((name, p) -> {
+            if (!isFinite(p.getArray())) {
+                bad.add(name);
+            }
+        });
+        otherTrainedParameters().forEach((name, p) -> {
             if (!isFinite(p.getArray())) {
                 bad.add(name);
             }

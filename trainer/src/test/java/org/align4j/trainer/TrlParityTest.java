@@ -6,8 +6,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -103,6 +105,14 @@ class TrlParityTest {
                                 .map(r -> m + "-dpo-" + r)));
     }
 
+    private static Path resource(String file) {
+        try {
+            return Path.of(TrlParityTest.class.getResource("/trl/" + file).toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     static JsonNode fixture(String name) throws IOException {
         try (InputStream in = TrlParityTest.class.getResourceAsStream("/trl/" + name + ".json")) {
             return JSON.readTree(in);
@@ -126,6 +136,51 @@ class TrlParityTest {
     void sftWithDropoutDrawsTrlsMasks(String name) throws IOException {
         JsonNode doc = fixture(name);
         compare(name, doc, run(doc, false));
+    }
+
+    /**
+     * SFT on TRL's language-modeling records ({@code {"text": ...}} and {@code {"messages": [...]}}, made from the
+     * same pairs by trl_fixtures.py): a loss on every token, as TRL's SFTTrainer trains them.
+     */
+    @ParameterizedTest
+    @MethodSource("languageModelingFixtures")
+    void sftOnLanguageModelingRecordsEqualsTrls(String name) throws IOException {
+        JsonNode doc = fixture(name);
+        List<Map<String, Double>> got = run(doc, null);
+        if (name.startsWith("gpt2")) {
+            got = asTransformersCountsGpt2(doc, got);
+        }
+        compare(name, doc, got);
+    }
+
+    /**
+     * transformers 5.17 divides GPT-2's loss by every label token of the batch, the first token of each
+     * sequence included, which nothing predicts: GPT2LMHeadModel has no {@code loss_type}, so its Trainer
+     * counts {@code num_items_in_batch} over the labels unshifted (for Llama and Qwen2 it counts {@code
+     * labels[..., 1:]}). With a prompt that token is masked anyway; a language-modeling record exposes it.
+     * align4j's mean is over the tokens predicted, for every model, so its loss and gradient norm are TRL's
+     * times n / (n − rows) exactly, n being the step's tokens: scaled back here, everything else must equal.
+     */
+    private static List<Map<String, Double>> asTransformersCountsGpt2(JsonNode doc, List<Map<String, Double>> got) {
+        int rows = doc.get("settings").get("per_device_train_batch_size").asInt();
+        List<Map<String, Double>> out = new ArrayList<>();
+        double before = 0;
+        for (int i = 0; i < got.size(); i++) {
+            double cumulative = doc.get("steps").get(i).get("num_tokens").asDouble();
+            double n = cumulative - before;
+            before = cumulative;
+            Map<String, Double> m = new HashMap<>(got.get(i));
+            for (String k : List.of("loss", "grad_norm")) {
+                m.put(k, m.get(k) * (n - rows) / n);
+            }
+            out.add(m);
+        }
+        return out;
+    }
+
+    static Stream<String> languageModelingFixtures() {
+        return Stream.of("gpt2-tiny", "llama-tiny", "qwen2-tiny")
+                .flatMap(m -> Stream.of(m + "-sft-text", m + "-sft-messages"));
     }
 
     static Stream<String> dropoutFixtures() {
@@ -157,7 +212,10 @@ class TrlParityTest {
         boolean sft = "sft".equals(s.get("trainer").asText());
         TrainConfig.Builder<TrainConfig> b = TrainConfig.builder()
                 .model(Fixtures.model(model))
-                .data(Fixtures.root().resolve("prefs.jsonl"))
+                .data(
+                        s.has("data")
+                                ? resource(s.get("data").asText())
+                                : Fixtures.root().resolve("prefs.jsonl"))
                 .output(tmp.resolve("run"))
                 .learningRate(s.get("learning_rate").asDouble())
                 .batchSize(s.get("per_device_train_batch_size").asInt())

@@ -66,7 +66,10 @@ class QuickstartSmokeTest {
             throws Exception {
         Quickstart.Result r =
                 Quickstart.run(new Quickstart.Settings(tmp, 20, 4, 40, 7), new Quickstart.RewardStage(6, 0.2), 3, null);
-        assertThat(r.rows()).containsOnlyKeys("sft", "dpo", "ipo", "ipo-soft", "grpo", "grpo-rm");
+        assertThat(r.rows()).containsOnlyKeys("sft", "dpo", "ipo", "ipo-soft", "grpo", "grpo-rm", "ppo");
+        assertThat(tmp.resolve("ppo/checkpoint-12/value_model/model.safetensors"))
+                .exists();
+        assertThat(Files.readString(tmp.resolve("ppo/metrics.jsonl"))).contains("\"objective/rlhf_reward\"");
         // the reward-model run logs the checker beside the reward model's score, at weight 0
         assertThat(Files.readString(tmp.resolve("grpo-rm/metrics.jsonl")))
                 .contains("\"rewards/reward_final/mean\"")

@@ -4,6 +4,7 @@ import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
 import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
+import com.hubspot.jinjava.el.TruthyTypeConverter;
 import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.TemplateError;
@@ -26,7 +27,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import jinjava.de.odysseus.el.ExpressionFactoryImpl;
+import jinjava.de.odysseus.el.tree.TreeStore;
+import jinjava.de.odysseus.el.tree.impl.Cache;
 import jinjava.javax.el.CompositeELResolver;
+import jinjava.javax.el.ExpressionFactory;
 import org.align4j.model.tokenizer.TextTokenizer;
 
 /**
@@ -37,8 +42,8 @@ import org.align4j.model.tokenizer.TextTokenizer;
  * ({@code bos_token}, {@code eos_token}, {@code pad_token}, ...; a token the tokenizer lacks is
  * undefined, not empty) and any extra keyword ({@code enable_thinking}, {@code date_string}, ...);
  * the functions {@code raise_exception(msg)} and {@code strftime_now(fmt)}, the {@code tojson} filter
- * as Python's {@code json.dumps(ensure_ascii=False)}, Python's str/list/dict methods, slicing and
- * {@code namespace(...)}, and the {@code {% generation %}} tag.
+ * as Python's {@code json.dumps(ensure_ascii=False)}, Python's str/list/dict methods, slicing,
+ * {@code namespace(...)} and {@code +} ({@link PythonPlus}), and the {@code {% generation %}} tag.
  *
  * <p>Engine: Jinjava, with nested interpretation off (message content is data, never template code:
  * {@code {{ 7*7 }}} in a message stays {@code {{ 7*7 }}}), whitespace control on expressions and
@@ -122,7 +127,7 @@ public final class ChatTemplate {
                         .withKeepNullableLoopValues(true)
                         .build())
                 .build();
-        this.jinjava = new Jinjava(config);
+        this.jinjava = new PythonJinjava(config);
         Context global = jinjava.getGlobalContext();
         global.registerFunction(
                 new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", Object.class));
@@ -225,9 +230,23 @@ public final class ChatTemplate {
      * @param kwargs further template variables: {@code tools} (a list of JSON schemas), {@code
      *     documents}, {@code enable_thinking}, ...; they override special tokens of the same name
      * @return the text
-     * @throws TemplateException if the template raises ({@code raise_exception}) or fails to evaluate
+     * @throws TemplateException if a message's tool calls, or {@code tools} or {@code documents}, are malformed
+     *     ({@link #messageProblem}, {@link #listOfObjectsProblem}: named by field, before the template runs), or the
+     *     template raises ({@code raise_exception}, Python's TypeError of {@code +}) or fails to evaluate
      */
     public String render(List<? extends Map<String, ?>> messages, boolean addGenerationPrompt, Map<String, ?> kwargs) {
+        for (int i = 0; i < messages.size(); i++) {
+            Problem p = messageProblem(messages.get(i));
+            if (p != null) {
+                throw new TemplateException("messages[" + i + "]." + p.field() + ": " + p.problem(), 0);
+            }
+        }
+        for (String list : new String[] {"tools", "documents"}) {
+            Problem p = listOfObjectsProblem(list, kwargs.get(list));
+            if (p != null) {
+                throw new TemplateException(p.field() + ": " + p.problem(), 0);
+            }
+        }
         Map<String, Object> bindings = new HashMap<>(specialTokens);
         // functions are defined names in jinja2 ("strftime_now is defined"); calls still go to the functions
         bindings.put("raise_exception", "<function raise_exception>");
@@ -251,6 +270,102 @@ public final class ChatTemplate {
         return out;
     }
 
+    /**
+     * A field of a chat message or of the template's variables that the chat format rules out.
+     *
+     * @param field the field at fault, relative to the message ({@code tool_calls[0].function}) or the
+     *     variable ({@code tools[1]})
+     * @param problem what is wrong with it
+     */
+    public record Problem(String field, String problem) {}
+
+    /**
+     * The first problem of a message's tool calls, checked before any template runs. Tool calls follow
+     * transformers' documented format (its chat-template guide on tool use): {@code tool_calls} is a list
+     * of objects, each either {@code {"function": {"name": ..., "arguments": ...}}} (OpenAI's form) or
+     * {@code {"name": ..., "arguments": ...}} (the form templates such as Qwen3's also read), with a string
+     * name and arguments an object or a JSON string. transformers checks nothing here, but the templates
+     * that read tool calls raise on anything else, mostly at {@code tool_call.arguments | tojson} of an
+     * undefined value, which Jinjava cannot tell from None: this check refuses what they raise on, by
+     * field, whatever the template.
+     *
+     * @param message a message as {@link #render(List, boolean, Map)} takes it
+     * @return the problem, or null when the message's tool calls (if any) are well formed
+     */
+    public static Problem messageProblem(Map<String, ?> message) {
+        Object calls = message.get("tool_calls");
+        if (calls == null) {
+            return null;
+        }
+        if (!(calls instanceof List<?> list)) {
+            return new Problem(
+                    "tool_calls", "expected a list of tool calls, got " + PythonPlus.type(calls) + " " + brief(calls));
+        }
+        for (int i = 0; i < list.size(); i++) {
+            String at = "tool_calls[" + i + "]";
+            if (!(list.get(i) instanceof Map<?, ?> call)) {
+                return new Problem(
+                        at, "expected a {function: {name, arguments}} object, got " + PythonPlus.type(list.get(i)));
+            }
+            Object function = call.get("function");
+            Map<?, ?> named = call;
+            if (function != null) {
+                if (!(function instanceof Map<?, ?> f)) {
+                    return new Problem(
+                            at + ".function",
+                            "expected a {name, arguments} object, got " + PythonPlus.type(function) + " "
+                                    + brief(function));
+                }
+                named = f;
+                at += ".function";
+            } else if (!call.containsKey("name")) {
+                return new Problem(
+                        at,
+                        "a tool call needs 'function' ({name, arguments}), or 'name' and 'arguments'; it has neither");
+            }
+            if (!(named.get("name") instanceof String)) {
+                return new Problem(
+                        at + ".name", "missing or not a string (got " + PythonPlus.type(named.get("name")) + ")");
+            }
+            Object arguments = named.get("arguments");
+            if (!(arguments instanceof Map<?, ?> || arguments instanceof String)) {
+                return new Problem(
+                        at + ".arguments",
+                        "missing or not an object or a JSON string (got " + PythonPlus.type(arguments) + ")");
+            }
+        }
+        return null;
+    }
+
+    /**
+     * What transformers' {@code render_jinja_template} itself refuses in {@code tools} (each a JSON
+     * schema: ValueError) and {@code documents} (each a dict: TypeError).
+     *
+     * @param name {@code tools} or {@code documents}
+     * @param value the variable's value, or null when not given
+     * @return the problem, or null
+     */
+    public static Problem listOfObjectsProblem(String name, Object value) {
+        if (value == null) {
+            return null;
+        }
+        String what = name.equals("tools") ? "a tool's JSON schema (an object)" : "a {title, text} object";
+        if (!(value instanceof List<?> list)) {
+            return new Problem(name, "expected a list, each " + what + ", got " + PythonPlus.type(value));
+        }
+        for (int i = 0; i < list.size(); i++) {
+            if (!(list.get(i) instanceof Map<?, ?>)) {
+                return new Problem(name + "[" + i + "]", "expected " + what + ", got " + PythonPlus.type(list.get(i)));
+            }
+        }
+        return null;
+    }
+
+    private static String brief(Object v) {
+        String r = PythonValues.repr(v);
+        return r.length() > 40 ? r.substring(0, 40) + "..." : r;
+    }
+
     private static void failOnErrors(List<TemplateError> errors) {
         for (TemplateError e : errors) {
             if (e.getSeverity() != TemplateError.ErrorType.FATAL) {
@@ -262,9 +377,29 @@ public final class ChatTemplate {
                             "chat template raised: " + r.getMessage() + " (template line " + e.getLineno() + ")",
                             e.getLineno());
                 }
+                if (c instanceof PythonPlus.PythonTypeError t) {
+                    throw new TemplateException(
+                            "chat template: " + t.getMessage() + " (template line " + e.getLineno() + ")",
+                            e.getLineno());
+                }
             }
             throw new TemplateException(
                     "chat template: " + e.getMessage() + " (template line " + e.getLineno() + ")", e.getLineno());
+        }
+    }
+
+    /** Jinjava whose expressions add as Python does ({@link PythonPlus}). */
+    private static final class PythonJinjava extends Jinjava {
+        private final ExpressionFactory expressions = new ExpressionFactoryImpl(
+                new TreeStore(new PythonPlus.SyntaxBuilder(), new Cache(1000)), new TruthyTypeConverter());
+
+        PythonJinjava(JinjavaConfig config) {
+            super(config);
+        }
+
+        @Override
+        public ExpressionFactory getExpressionFactory() {
+            return expressions;
         }
     }
 
@@ -374,7 +509,7 @@ public final class ChatTemplate {
         }
     }
 
-    /** {@code trim(chars=None)}: Python's {@code str.strip}. */
+    /** {@code trim(chars=None)}: Python's {@code str.strip} of the value's {@code str} (a list prints as Python's). */
     private static final class Trim implements Filter {
         @Override
         public String getName() {
@@ -385,7 +520,7 @@ public final class ChatTemplate {
         public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
             return var == null
                     ? null
-                    : PythonResolver.strip(String.valueOf(var), args.length > 0 ? args[0] : null, true, true);
+                    : PythonResolver.strip(PythonValues.str(var), args.length > 0 ? args[0] : null, true, true);
         }
     }
 

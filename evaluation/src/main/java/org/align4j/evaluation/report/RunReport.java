@@ -123,8 +123,9 @@ public final class RunReport {
             Map<String, Double> values = new LinkedHashMap<>();
             for (Iterator<Map.Entry<String, JsonNode>> it = o.fields(); it.hasNext(); ) {
                 Map.Entry<String, JsonNode> e = it.next();
-                if (e.getValue().isNumber() && !"step".equals(e.getKey())) {
-                    values.put(e.getKey(), e.getValue().asDouble());
+                Double v = metricValue(e.getValue());
+                if (v != null && !"step".equals(e.getKey())) {
+                    values.put(e.getKey(), v);
                 }
             }
             points.add(new Point(o.path("step").asLong(), values));
@@ -175,6 +176,24 @@ public final class RunReport {
             sb.append(JSON.writeValueAsString(o)).append('\n');
         }
         AtomicDirectory.writeFile(file, sb.toString().getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * A metric as metrics.jsonl holds it: a number; null for a value that was not a number (the trainer writes
+     * NaN and infinities as null, JSON having neither), read as NaN; or the strings "NaN", "Infinity" and
+     * "-Infinity" that earlier versions wrote. Anything else is not a metric (null is returned).
+     */
+    private static Double metricValue(JsonNode v) {
+        if (v.isNumber()) {
+            return v.asDouble();
+        }
+        if (v.isNull()) {
+            return Double.NaN;
+        }
+        if (v.isTextual() && List.of("NaN", "Infinity", "-Infinity").contains(v.asText())) {
+            return Double.parseDouble(v.asText());
+        }
+        return null;
     }
 
     private static List<JsonNode> jsonLines(Path file) throws IOException {

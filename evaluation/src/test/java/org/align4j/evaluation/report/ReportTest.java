@@ -86,6 +86,32 @@ class ReportTest {
     }
 
     @Test
+    void aMetricThatWasNotANumberIsReadAsNaNAndLeftOutOfChartsAndTables() throws IOException {
+        Path run = fakeRun(tmp.resolve("grpo"), 1);
+        // null: how the trainer writes NaN and infinities; the strings: what earlier versions wrote
+        Files.writeString(run.resolve("metrics.jsonl"), """
+                {"step":1,"loss":0.5,"reward":0.25}
+                {"step":2,"loss":0.4,"reward":null}
+                {"step":3,"loss":"NaN","reward":"Infinity","kl":"-Infinity"}
+                {"step":4,"loss":0.3,"reward":null}
+                """, StandardCharsets.UTF_8);
+        RunReport.Run r = RunReport.read(run);
+        assertThat(r.points()).hasSize(4);
+        assertThat(r.points().get(1).values().get("reward")).isNaN();
+        assertThat(r.points().get(2).values())
+                .containsEntry("reward", Double.POSITIVE_INFINITY)
+                .containsEntry("kl", Double.NEGATIVE_INFINITY);
+        assertThat(r.points().get(2).values().get("loss")).isNaN();
+        assertThat(r.last("reward"))
+                .as("the last logged value, not an earlier one")
+                .isNaN();
+        Charts.Spec loss = RunReport.charts(List.of(r)).get("loss");
+        assertThat(loss.series().get(0).x()).containsExactly(1.0, 2.0, 4.0);
+        String page = Files.readString(RunReport.write(List.of(r), tmp.resolve("report"), "GRPO", "", Map.of()));
+        assertThat(page).contains("reward").doesNotContain("NaN");
+    }
+
+    @Test
     void malformedMetricsNameFileAndLine() throws IOException {
         Path run = fakeRun(tmp.resolve("bad"), 1);
         Files.writeString(

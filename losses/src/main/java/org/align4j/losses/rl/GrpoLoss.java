@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.types.DataType;
 import java.util.Locale;
+import org.align4j.losses.PreferenceLoss;
 
 /**
  * GRPO's clipped surrogate per token (Shao et al., 2024, "DeepSeekMath"; Schulman et al., 2017 for the
@@ -108,7 +109,7 @@ public final class GrpoLoss {
             }
             NDArray d = refLogProbs.sub(logProbs);
             NDArray kl = d.exp().sub(d).sub(1).mul(ratio);
-            perToken = perToken.add(kl.mul(beta));
+            perToken = perToken.add(PreferenceLoss.times(kl, beta));
             klSum = kl.stopGradient().sum();
         }
         NDArray tokens = rowTokens.sum();
@@ -119,7 +120,7 @@ public final class GrpoLoss {
                         .div(rowTokens.maximum(1f))
                         .mean();
             case BNPO -> perToken.sum().div(tokens.maximum(1f));
-            case DR_GRPO, DAPO -> perToken.sum().div(Math.max(1.0, normalizer));
+            case DR_GRPO, DAPO -> PreferenceLoss.times(perToken.sum(), 1 / Math.max(1.0, normalizer));
         };
         NDArray r = ratio.stopGradient();
         NDArray low = r.lt(1 - epsilonLow).logicalAnd(advantages.lt(0)).toType(DataType.FLOAT32, false);

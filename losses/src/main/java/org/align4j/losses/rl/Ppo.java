@@ -13,8 +13,10 @@ import java.util.Locale;
  *       {@code missing_eos_penalty} when the completion was cut without an eos);
  *   <li>generalised advantage estimation (Schulman et al., 2016): δ_t = r_t + γ·V_{t+1} − V_t, A_t = δ_t +
  *       γλ·A_{t+1}, with V after the last token 0; returns R_t = A_t + V_t;
- *   <li>whitening over the batch's tokens: (x − mean)/(std + 1e-8), std with Bessel's correction as
- *       torch.var's default.
+ *   <li>whitening over the batch's tokens as TRL 0.x's {@code masked_whiten}: (x − mean)·(var + 1e-8)^(−½),
+ *       var with Bessel's correction ({@code masked_var(unbiased=True)});
+ *   <li>the adaptive KL coefficient of Ziegler et al., 2019 ("Fine-tuning language models from human
+ *       preferences"), as OpenRLHF's {@code AdaptiveKLController}.
  * </ul>
  * Arrays are ragged, one row per completion, one entry per completion token.
  */
@@ -107,7 +109,7 @@ public final class Ppo {
      * Whitens ragged values over all their entries.
      *
      * @param rows the values, one row per completion
-     * @param shiftMean leave the mean out (true: (x − mean)/(std + 1e-8), as advantages are whitened); false
+     * @param shiftMean leave the mean out (true: (x − mean)·(var + 1e-8)^(−½), as advantages are whitened); false
      *     adds the mean back, as TRL's {@code whiten(shift_mean=False)} for {@code whiten_rewards}
      * @return the whitened values
      */
@@ -127,12 +129,13 @@ public final class Ppo {
                 sq += (x - mean) * (x - mean);
             }
         }
-        double std = n < 2 ? 0 : Math.sqrt(sq / (n - 1));
+        double var = n < 2 ? 0 : sq / (n - 1);
+        double scale = 1 / Math.sqrt(var + 1e-8);
         double[][] out = new double[rows.length][];
         for (int i = 0; i < rows.length; i++) {
             out[i] = new double[rows[i].length];
             for (int t = 0; t < rows[i].length; t++) {
-                double w = (rows[i][t] - mean) / (std + 1e-8);
+                double w = (rows[i][t] - mean) * scale;
                 out[i][t] = shiftMean ? w : w + mean;
             }
         }
@@ -166,5 +169,21 @@ public final class Ppo {
         double ratio = Math.exp(logProbs - oldLogProbs);
         double clipped = Math.max(1 - clip, Math.min(1 + clip, ratio));
         return -Math.min(ratio * advantage, clipped * advantage);
+    }
+
+    /**
+     * One update of the adaptive KL coefficient (Ziegler et al., 2019, eq. 2; OpenRLHF's {@code
+     * AdaptiveKLController.update}): e = clip(KL / target − 1, −0.2, 0.2), β ← β·(1 + e·n / horizon).
+     *
+     * @param coef β now
+     * @param kl the KL measured on the last rollout (per token, averaged over samples)
+     * @param target {@code kl_target}
+     * @param horizon {@code kl_horizon}
+     * @param samples n, the samples of that rollout
+     * @return the next β
+     */
+    public static double adaptKlCoef(double coef, double kl, double target, double horizon, long samples) {
+        double error = Math.max(-0.2, Math.min(0.2, kl / target - 1));
+        return coef * (1 + error * samples / horizon);
     }
 }

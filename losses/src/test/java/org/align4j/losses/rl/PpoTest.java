@@ -56,12 +56,15 @@ class PpoTest {
     @Test
     void whiteningOverRaggedRows() {
         double[][] w = Ppo.whiten(new double[][] {{1, 2}, {3}}, true);
-        // mean 2, std (Bessel) 1
-        assertThat(w[0][0]).isCloseTo(-1 / (1 + 1e-8), EXACT);
+        // mean 2, var (Bessel) 1: TRL's (x - mean) * rsqrt(var + 1e-8)
+        assertThat(w[0][0]).isCloseTo(-1 / Math.sqrt(1 + 1e-8), EXACT);
         assertThat(w[0][1]).isCloseTo(0.0, EXACT);
-        assertThat(w[1][0]).isCloseTo(1 / (1 + 1e-8), EXACT);
+        assertThat(w[1][0]).isCloseTo(1 / Math.sqrt(1 + 1e-8), EXACT);
         double[][] kept = Ppo.whiten(new double[][] {{1, 2}, {3}}, false);
-        assertThat(kept[1][0]).isCloseTo(2 + 1 / (1 + 1e-8), EXACT);
+        assertThat(kept[1][0]).isCloseTo(2 + 1 / Math.sqrt(1 + 1e-8), EXACT);
+        // values 0, 0, 3: mean 1, var (1 + 1 + 4) / 2 = 3
+        double[][] u = Ppo.whiten(new double[][] {{0}, {0, 3}}, true);
+        assertThat(u[1][1]).isCloseTo(2 / Math.sqrt(3 + 1e-8), EXACT);
     }
 
     @Test
@@ -74,5 +77,13 @@ class PpoTest {
         assertThat(Ppo.policyLoss(-0.5, -1.0, 2.0, 0.2)).isCloseTo(-2.4, EXACT);
         // A < 0: the unclipped (larger) loss wins
         assertThat(Ppo.policyLoss(-0.5, -1.0, -2.0, 0.2)).isCloseTo(2 * Math.exp(0.5), EXACT);
+    }
+
+    @Test
+    void adaptiveKlCoefficientFollowsZieglerEtAl() {
+        // KL 2x the target: the error clips at 0.2; 64 samples over a horizon of 10000: x (1 + 0.2 * 64 / 10000)
+        assertThat(Ppo.adaptKlCoef(0.1, 12, 6, 10_000, 64)).isCloseTo(0.1 * 1.00128, EXACT);
+        // KL 10% under target: e = -0.1
+        assertThat(Ppo.adaptKlCoef(0.1, 5.4, 6, 100, 10)).isCloseTo(0.1 * (1 - 0.01), EXACT);
     }
 }

@@ -1,6 +1,7 @@
 package org.align4j.model.hub;
 
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -105,6 +106,41 @@ public record HubId(Type type, String repo, String revision, String split) {
             }
         }
         return new HubId(type, m.group(1) + "/" + m.group(2), revision == null ? MAIN : revision, split);
+    }
+
+    /**
+     * The Hub's legacy model names without an owner that it redirects to an organisation's repository, among
+     * the architectures align4j loads (GPT-2's family; the Hub moved them in 2024): what transformers
+     * downloads for {@code from_pretrained("gpt2")}.
+     */
+    private static final Map<String, String> LEGACY_NAMES = Map.of(
+            "gpt2", "openai-community/gpt2",
+            "gpt2-medium", "openai-community/gpt2-medium",
+            "gpt2-large", "openai-community/gpt2-large",
+            "gpt2-xl", "openai-community/gpt2-xl",
+            "distilgpt2", "distilbert/distilgpt2");
+
+    /**
+     * What to tell a user whose path is neither a local folder nor shaped like a Hub id, but is a name
+     * without an owner: the Hub's id for a legacy name ({@code gpt2} is {@code openai-community/gpt2}), or
+     * that an id needs its owner.
+     *
+     * @param text a model path as given, which does not exist locally
+     * @return a hint to append to "no such folder", or empty when the text looks like a local path
+     */
+    public static Optional<String> ownerlessNameHint(String text) {
+        if (text == null
+                || text.contains("/")
+                || text.contains("\\")
+                || !PART.matcher(text).matches()) {
+            return Optional.empty();
+        }
+        String id = LEGACY_NAMES.get(text.toLowerCase(Locale.ROOT));
+        if (id != null) {
+            return Optional.of("; on the Hugging Face Hub '" + text + "' is a legacy name that the Hub redirects to "
+                    + id + ": give " + id);
+        }
+        return Optional.of("; a Hugging Face Hub id names its owner too (owner/name)");
     }
 
     /**

@@ -70,7 +70,8 @@ public final class HubUpload {
      * @param privateRepo create the repository private (an existing one keeps its visibility)
      * @param message the commit's summary
      * @return the commit
-     * @throws HubException without a token, or when the Hub refuses the token or the repository
+     * @throws HubException offline (before anything else is asked of the user), without a token, or when the Hub
+     *     refuses the token or the repository
      * @throws UncheckedIOException on a network or disk fault
      */
     public Result upload(Path folder, String repo, boolean privateRepo, String message) {
@@ -78,12 +79,13 @@ public final class HubUpload {
         if (!id.revision().equals(HubId.MAIN)) {
             throw new HubException(repo + ": push goes to main; give the repository without @revision");
         }
+        if (client.offline()) { // before the token: offline, no token would help
+            throw new HubException(id.repo() + ": cannot push offline (HF_HUB_OFFLINE=1 or --offline): pushing"
+                    + " uploads to the Hub; run it again online");
+        }
         if (!client.hasToken()) {
             throw new HubException(id.repo() + ": pushing needs a token with write access: set HF_TOKEN or run "
                     + "`hf auth login` (a token from " + client.endpoint() + "/settings/tokens)");
-        }
-        if (client.offline()) {
-            throw new HubException(id.repo() + ": cannot push offline (HF_HUB_OFFLINE=1 or --offline)");
         }
         try {
             List<Entry> entries = list(folder);

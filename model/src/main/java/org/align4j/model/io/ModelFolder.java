@@ -48,7 +48,9 @@ public final class ModelFolder {
             return;
         }
         if (!Files.exists(dir)) {
-            throw new CheckpointException(dir, "no such folder");
+            throw new CheckpointException(
+                    dir,
+                    "no such folder" + HubId.ownerlessNameHint(dir.toString()).orElse(""));
         }
         if (!Files.isDirectory(dir)) {
             throw new CheckpointException(

@@ -243,6 +243,18 @@ class HubClientTest {
     }
 
     @Test
+    void aLegacyNameWithoutAnOwnerIsGivenTheIdTheHubRedirectsItTo() {
+        assertThat(HubId.ownerlessNameHint("gpt2"))
+                .hasValue("; on the Hugging Face Hub 'gpt2' is a legacy name that the Hub redirects to"
+                        + " openai-community/gpt2: give openai-community/gpt2");
+        assertThat(HubId.ownerlessNameHint("distilgpt2").orElseThrow()).endsWith("give distilbert/distilgpt2");
+        assertThat(HubId.ownerlessNameHint("llama-7b"))
+                .hasValue("; a Hugging Face Hub id names its owner too (owner/name)");
+        assertThat(HubId.ownerlessNameHint("runs/x/final")).isEmpty();
+        assertThat(HubId.ownerlessNameHint("../model")).isEmpty();
+    }
+
+    @Test
     void offlineACompleteCacheIsReadWithoutARequestAndAnIncompleteOneIsNamed() throws IOException {
         HubId id = HubId.parse("tiny/gpt2", HubId.Type.MODEL);
         Path online = client().model(id);

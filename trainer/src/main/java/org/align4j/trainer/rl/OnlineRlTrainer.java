@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
@@ -33,13 +35,18 @@ import org.align4j.data.PromptData;
 import org.align4j.data.PromptData.PromptExample;
 import org.align4j.evaluation.report.RunReport;
 import org.align4j.evaluation.rewards.RewardFunction;
+import org.align4j.evaluation.rewards.RewardModelFunction;
 import org.align4j.evaluation.rewards.Rewards;
 import org.align4j.losses.LossType;
+import org.align4j.losses.PreferenceLoss;
 import org.align4j.losses.rl.Advantages;
 import org.align4j.losses.rl.GrpoLoss;
+import org.align4j.losses.rl.Ppo;
+import org.align4j.losses.rl.PpoLoss;
 import org.align4j.losses.rl.RlooLoss;
 import org.align4j.model.CausalLm;
 import org.align4j.model.Devices;
+import org.align4j.model.ScalarOps;
 import org.align4j.model.TokenLogProbs;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.generate.GenerationConfig;
@@ -114,6 +121,11 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     private long tokensSeen;
     private final GrpoLoss grpoLoss;
     private final RlooLoss rlooLoss;
+    /** PPO's critic (null otherwise), trained by the same optimizer as the policy. */
+    private final CausalLm valueModel;
+
+    private final PpoLoss ppoLoss;
+    private final Path tokenizerDir;
 
     private OnlineRlTrainer(
             TrainConfig config,
@@ -128,8 +140,17 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             List<PromptExample> eval,
             List<int[]> trainIds,
             List<int[]> evalIds,
-            Rewards rewards) {
+            Rewards rewards,
+            CausalLm valueModel) {
         super(config, policy, ModelFolder.resolve(Path.of(config.model())), folder);
+        this.tokenizerDir = ModelFolder.resolve(Path.of(config.model()));
+        this.valueModel = valueModel;
+        this.ppoLoss = rl.ppo() == null
+                ? null
+                : new PpoLoss(
+                        rl.ppo().cliprange(),
+                        rl.ppo().cliprangeValue(),
+                        rl.ppo().vfCoef());
         this.rl = rl;
         this.tokenizer = tokenizer;
         this.encoder = encoder;
@@ -187,6 +208,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         CausalLm reference = null;
         boolean ownsReference = false;
         Rewards rewards = null;
+        CausalLm valueModel = null;
         try {
             check(run);
             Device device = Devices.resolve(config.device());
@@ -213,7 +235,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                 train = nEval > 0 ? List.copyOf(shuffled.subList(nEval, shuffled.size())) : all;
                 eval = List.copyOf(shuffled.subList(0, nEval));
             }
-            int perGeneration = config.batchSize() * config.gradAccum() / rl.numGenerations();
+            int perGeneration = completionsPerGeneration(config, rl) / rl.numGenerations();
             if (train.size() < perGeneration) {
                 throw new IllegalArgumentException("key 'batch_size': one generation takes " + perGeneration
                         + " prompts (batch_size x grad_accum / num_generations), but " + config.data() + " has "
@@ -246,7 +268,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             checkFits(policy.config(), train, trainIds, rl.maxCompletionLength());
             checkFits(policy.config(), eval, evalIds, rl.maxCompletionLength());
             prepareAdapters(policy, config);
-            if (rl.beta() > 0) {
+            if (needsReference(rl)) {
                 if (policy.hasAdapters() && config.referenceModel() == null) {
                     reference = policy.withoutAdapters();
                 } else {
@@ -257,6 +279,9 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                     reference.setTrainable(false);
                     ownsReference = true;
                 }
+            }
+            if (rl.ppo() != null) {
+                valueModel = loadValueModel(config, rl, folder, policy, funcs, device, tokenizer.padId());
             }
             return new OnlineRlTrainer(
                     config,
@@ -271,8 +296,12 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                     eval,
                     trainIds,
                     evalIds,
-                    rewards);
+                    rewards,
+                    valueModel);
         } catch (RuntimeException e) {
+            if (valueModel != null) {
+                valueModel.close();
+            }
             if (rewards != null) {
                 rewards.close();
             }
@@ -309,6 +338,86 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         });
     }
 
+    /** PPO's reference is loaded when the KL penalty can be nonzero; GRPO's and RLOO's when β &gt; 0. */
+    private static boolean needsReference(RlConfig rl) {
+        return rl.ppo() != null ? rl.ppo().klCoef() > 0 : rl.beta() > 0;
+    }
+
+    /** The folder in a checkpoint that holds PPO's value model. */
+    static final String VALUE_MODEL_DIR = "value_model";
+
+    /**
+     * PPO's value model: from the checkpoint being resumed, else {@code value_model}, else the one reward
+     * model among the rewards, else the policy's folder with a new one-label head (as TRL's {@code
+     * value_model} is made with {@code AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)}).
+     * It reads the policy's token ids, so it must be the policy's architecture and width.
+     */
+    private static CausalLm loadValueModel(
+            TrainConfig config,
+            RlConfig rl,
+            RunFolder folder,
+            CausalLm policy,
+            List<RewardFunction> funcs,
+            Device device,
+            int padId) {
+        Optional<Path> saved =
+                folder.resumeFrom().map(c -> c.resolve(VALUE_MODEL_DIR)).filter(Files::isDirectory);
+        String key;
+        Path dir;
+        if (saved.isPresent()) {
+            key = "checkpoint";
+            dir = saved.get();
+        } else if (rl.ppo().valueModel() != null) {
+            key = "key 'value_model'";
+            dir = Path.of(rl.ppo().valueModel());
+        } else {
+            List<RewardModelFunction> models = new ArrayList<>();
+            for (RewardFunction f : funcs) {
+                if (f instanceof RewardModelFunction rm) {
+                    models.add(rm);
+                }
+            }
+            key = models.size() == 1 ? "key 'reward_funcs'" : "key 'model'";
+            dir = models.size() == 1 ? models.get(0).model().source() : Path.of(config.model());
+        }
+        CausalLm v;
+        try {
+            v = CausalLm.loadRewardModel(dir, device, padId, config.seed());
+        } catch (RuntimeException e) {
+            throw new IllegalArgumentException(key + ": the value model: " + e.getMessage(), e);
+        }
+        try {
+            ModelConfig want = policy.config();
+            ModelConfig got = v.config();
+            if (!got.modelType().equals(want.modelType())
+                    || got.hiddenSize() != want.hiddenSize()
+                    || got.vocabSize() != want.vocabSize()) {
+                throw new IllegalArgumentException(String.format(
+                        Locale.ROOT,
+                        "%s: the value model %s is a %s of hidden_size %d and vocab_size %d, the policy a %s of"
+                                + " hidden_size %d and vocab_size %d; the value model reads the policy's token ids, so"
+                                + " give one of the policy's architecture (a reward model trained from it, or the"
+                                + " policy itself)",
+                        key,
+                        dir,
+                        got.modelType(),
+                        got.hiddenSize(),
+                        got.vocabSize(),
+                        want.modelType(),
+                        want.hiddenSize(),
+                        want.vocabSize()));
+            }
+            v.setCompute(policy.compute());
+            v.setTrainable(true);
+            v.setDropout(!config.disableDropout());
+            LOG.info("Value model from {} ({})", dir, key);
+            return v;
+        } catch (RuntimeException e) {
+            v.close();
+            throw e;
+        }
+    }
+
     private static void closeAll(List<RewardFunction> funcs) {
         for (RewardFunction f : funcs) {
             if (f instanceof AutoCloseable c) {
@@ -338,9 +447,10 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                     "key 'reward_funcs': give at least one reward (exact, regex:P, think_format, soft_overlong:MAX:CACHE,"
                             + " class:NAME or a reward model folder)");
         }
-        int completions = c.batchSize() * c.gradAccum();
+        int completions = completionsPerGeneration(c, rl);
         if (completions % rl.numGenerations() != 0) {
-            throw new IllegalArgumentException("key 'batch_size': batch_size x grad_accum (" + completions
+            throw new IllegalArgumentException("key 'batch_size': batch_size x grad_accum"
+                    + (rl.ppo() != null ? " x num_mini_batches" : "") + " (" + completions
                     + " completions per generation) must be a multiple of num_generations (" + rl.numGenerations()
                     + ")");
         }
@@ -434,8 +544,32 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         return rollout;
     }
 
+    /**
+     * Completions a generation makes: batch_size × grad_accum (× num_mini_batches for PPO; × 2 for Online DPO,
+     * whose batch_size counts prompts, as TRL's).
+     */
+    private static int completionsPerGeneration(TrainConfig c, RlConfig rl) {
+        int n = c.batchSize() * c.gradAccum() * (rl.ppo() != null ? rl.ppo().numMiniBatches() : 1);
+        return rl.method() == LossType.ONLINE_DPO ? 2 * n : n;
+    }
+
+    /** Rows of one micro-batch: batch_size, or both samples of batch_size prompts for Online DPO. */
+    private int rowsPerMicroBatch() {
+        return rl.method() == LossType.ONLINE_DPO ? 2 * config.batchSize() : config.batchSize();
+    }
+
+    /** Log-probs are scored at the sampling temperature (TRL's GRPO, RLOO, PPO), at 1 for Online DPO (as TRL's). */
+    private double scoringTemperature() {
+        return rl.method() == LossType.ONLINE_DPO ? 1.0 : rl.temperature();
+    }
+
     private int promptsPerGeneration() {
-        return config.batchSize() * config.gradAccum() / rl.numGenerations();
+        return completionsPerGeneration(config, rl) / rl.numGenerations();
+    }
+
+    /** Optimizer steps one generation serves: num_iterations, or PPO's num_ppo_epochs × num_mini_batches. */
+    private int stepsPerGeneration() {
+        return rl.ppo() != null ? rl.ppo().stepsPerRollout() : rl.numIterations();
     }
 
     @Override
@@ -460,7 +594,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             return config.maxSteps();
         }
         long generations = train.size() / promptsPerGeneration(); // an incomplete last batch is dropped
-        return Math.max(1, (long) Math.ceil(config.epochs() * generations)) * rl.numIterations();
+        return Math.max(1, (long) Math.ceil(config.epochs() * generations)) * stepsPerGeneration();
     }
 
     @Override
@@ -492,28 +626,55 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     @Override
     protected String objectiveSummary() {
         StringBuilder s = new StringBuilder(rl.method().toString());
-        if (rl.method() == LossType.GRPO) {
-            s.append(": loss_type ")
-                    .append(rl.lossType())
-                    .append(", scale_rewards ")
-                    .append(rl.scaleRewards().name().toLowerCase(Locale.ROOT));
+        RlConfig.PpoOptions o = rl.ppo();
+        if (o != null) {
+            s.append(String.format(
+                    Locale.ROOT,
+                    ": value model and GAE (gamma %s, lam %s), cliprange %s, cliprange_value %s, vf_coef %s, %d"
+                            + " sample(s) per prompt, %d PPO epoch(s) x %d mini-batch(es) per rollout; ",
+                    TrainConfig.defaultFormat(o.gamma()),
+                    TrainConfig.defaultFormat(o.lam()),
+                    TrainConfig.defaultFormat(o.cliprange()),
+                    TrainConfig.defaultFormat(o.cliprangeValue()),
+                    TrainConfig.defaultFormat(o.vfCoef()),
+                    rl.numGenerations(),
+                    o.numPpoEpochs(),
+                    o.numMiniBatches()));
+            s.append(
+                    o.klCoef() == 0
+                            ? "kl_coef 0 (no reference model)"
+                            : (o.adaptiveKl() ? "adaptive " : "") + "kl_coef "
+                                    + TrainConfig.defaultFormat(o.klCoef()) + " (" + o.klEstimator() + ")"
+                                    + (o.adaptiveKl() ? " toward KL " + TrainConfig.defaultFormat(o.klTarget()) : "")
+                                    + " against " + referenceName());
+        } else if (rl.method() == LossType.ONLINE_DPO) {
+            s.append(String.format(
+                    Locale.ROOT,
+                    ": 2 samples per prompt, the higher score chosen, %s loss, beta %s against %s",
+                    rl.pairLoss() == LossType.IPO ? "IPO" : "DPO (sigmoid)",
+                    TrainConfig.defaultFormat(rl.beta()),
+                    referenceName()));
         } else {
-            s.append(": leave-one-out baseline").append(rl.normalizeAdvantages() ? ", advantages whitened" : "");
+            if (rl.method() == LossType.GRPO) {
+                s.append(": loss_type ")
+                        .append(rl.lossType())
+                        .append(", scale_rewards ")
+                        .append(rl.scaleRewards().name().toLowerCase(Locale.ROOT));
+            } else {
+                s.append(": leave-one-out baseline").append(rl.normalizeAdvantages() ? ", advantages whitened" : "");
+            }
+            s.append(String.format(
+                    Locale.ROOT,
+                    ", %d samples per prompt, epsilon %s/%s, %d iteration(s) per generation; ",
+                    rl.numGenerations(),
+                    TrainConfig.defaultFormat(rl.epsilon()),
+                    TrainConfig.defaultFormat(rl.epsilonHigh()),
+                    rl.numIterations()));
+            s.append(
+                    rl.beta() == 0
+                            ? "beta 0 (no reference model)"
+                            : "beta " + TrainConfig.defaultFormat(rl.beta()) + " against " + referenceName());
         }
-        s.append(String.format(
-                Locale.ROOT,
-                ", %d samples per prompt, epsilon %s/%s, %d iteration(s) per generation; ",
-                rl.numGenerations(),
-                TrainConfig.defaultFormat(rl.epsilon()),
-                TrainConfig.defaultFormat(rl.epsilonHigh()),
-                rl.numIterations()));
-        s.append(
-                rl.beta() == 0
-                        ? "beta 0 (no reference model)"
-                        : "beta " + TrainConfig.defaultFormat(rl.beta()) + " against "
-                                + (ownsReference
-                                        ? "a frozen copy of " + config.referenceModelOrModel()
-                                        : "the policy with its adapters off"));
         s.append("; rewards: ");
         List<String> names = new ArrayList<>();
         double[] w = rewards.weights();
@@ -522,6 +683,12 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         }
         s.append(String.join(", ", names));
         return s.toString();
+    }
+
+    private String referenceName() {
+        return ownsReference
+                ? "a frozen copy of " + config.referenceModelOrModel()
+                : "the policy with its adapters off";
     }
 
     @Override
@@ -539,7 +706,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                         rl.numGenerations(),
                         rl.maxCompletionLength(),
                         TrainConfig.defaultFormat(rl.temperature()),
-                        rl.numIterations(),
+                        stepsPerGeneration(),
                         config.gradAccum(),
                         config.batchSize(),
                         TrainConfig.defaultFormat(config.learningRate())));
@@ -548,12 +715,23 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
 
     @Override
     protected String configYaml() {
+        return configYaml(new RlConfig.Run(config, rl));
+    }
+
+    /**
+     * The run's {@code config.yaml}: the shared keys, then the method's (which replace any shared key of the
+     * same name: the method's beta, PPO's gamma rather than SimPO's).
+     *
+     * @param run the resolved options
+     * @return YAML
+     */
+    public static String configYaml(RlConfig.Run run) {
         try {
             @SuppressWarnings("unchecked")
-            Map<String, Object> shared = YAML.readValue(config.toYaml(), LinkedHashMap.class);
-            shared.remove("beta"); // the method's β below is the run's
+            Map<String, Object> shared = YAML.readValue(run.train().toYaml(), LinkedHashMap.class);
+            shared.keySet().removeAll(RlConfig.ownedKeys());
             Map<String, Object> all = new LinkedHashMap<>(shared);
-            all.putAll(rl.toMap());
+            all.putAll(run.rl().toMap());
             return YAML.writeValueAsString(all);
         } catch (IOException e) {
             throw new IllegalStateException(e);
@@ -578,11 +756,25 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
 
     @Override
     protected List<int[]> stepBatches(long step, Supplier<int[]> nextBatch) {
-        if (step % rl.numIterations() == 0 || rollout == null || rollout.generation() != step / rl.numIterations()) {
-            rollout = generate(nextBatch.get(), step / rl.numIterations(), step % rl.numIterations() == 0);
+        int per = stepsPerGeneration();
+        if (step % per == 0 || rollout == null || rollout.generation() != step / per) {
+            rollout = generate(nextBatch.get(), step / per, step % per == 0);
         }
         List<int[]> batches = new ArrayList<>();
-        int b = config.batchSize();
+        int b = rl.ppo() != null ? config.batchSize() : rowsPerMicroBatch();
+        if (rl.ppo() != null) {
+            int within = (int) (step % per);
+            int[] order = miniBatchOrder(
+                    rollout.size(),
+                    config.seed(),
+                    rollout.generation(),
+                    within / rl.ppo().numMiniBatches());
+            int from = (within % rl.ppo().numMiniBatches()) * b * config.gradAccum();
+            for (int a = 0; a < config.gradAccum(); a++) {
+                batches.add(Arrays.copyOfRange(order, from + a * b, from + a * b + b));
+            }
+            return batches;
+        }
         for (int a = 0; a < config.gradAccum(); a++) {
             int[] rows = new int[b];
             for (int i = 0; i < b; i++) {
@@ -596,7 +788,34 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     @Override
     protected Map<String, Double> stepExtras(long step) {
         // the generation's metrics are logged once, with the step that made it (as TRL logs them)
-        return rollout != null && (step - 1) % rl.numIterations() == 0 ? rollout.metrics() : Map.of();
+        return rollout != null && (step - 1) % stepsPerGeneration() == 0 ? rollout.metrics() : Map.of();
+    }
+
+    /**
+     * The order in which one PPO epoch visits a rollout's samples (TRL draws {@code np.random.permutation}
+     * per epoch): the samples sorted by a uniform number each, {@link RowStream} of key (seed, −1,
+     * generation, epoch) at the sample's index; a pure function, so a resumed run visits the same order.
+     *
+     * @param n samples in the rollout
+     * @param seed the run's seed
+     * @param generation the rollout's generation
+     * @param epoch the PPO epoch (0-based)
+     * @return a permutation of 0 .. n − 1
+     */
+    static int[] miniBatchOrder(int n, long seed, long generation, int epoch) {
+        RowStream stream = new RowStream(RowStream.key(seed, -1, generation, epoch));
+        double[] u = new double[n];
+        Integer[] idx = new Integer[n];
+        for (int i = 0; i < n; i++) {
+            u[i] = stream.uniform(i);
+            idx[i] = i;
+        }
+        Arrays.sort(idx, (x, y) -> Double.compare(u[x], u[y]));
+        int[] out = new int[n];
+        for (int i = 0; i < n; i++) {
+            out[i] = idx[i];
+        }
+        return out;
     }
 
     private Rollout generate(int[] prompts, long generation, boolean fresh) {
@@ -633,15 +852,27 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         }
         double[][] perFunction = rewards.score(samples(rows, completions, truncated));
         double[] reward = rewards.combine(perFunction);
+        if (rl.ppo() != null) {
+            for (int i = 0; i < n; i++) {
+                if (Double.isNaN(reward[i]) && scored[i]) {
+                    scored[i] = false; // every reward abstained: the sample has no score to learn from
+                    scoredTokens -= completions.get(i).length;
+                }
+            }
+        }
         long t2 = System.nanoTime();
         List<float[]> old = null;
         List<float[]> ref = null;
-        boolean needOld = rl.method() == LossType.RLOO || rl.numIterations() > 1;
+        List<float[]> values = null;
+        boolean needOld = rl.method() == LossType.RLOO || rl.method() == LossType.PPO || rl.numIterations() > 1;
         if (needOld) {
             old = scorePerToken(policy, promptIds, completions, scored);
         }
-        if (rl.beta() > 0) {
+        if (needsReference(rl)) {
             ref = scorePerToken(reference, promptIds, completions, scored);
+        }
+        if (valueModel != null) {
+            values = scoreValues(promptIds, completions, scored);
         }
         long t3 = System.nanoTime();
         LOG.info(
@@ -658,6 +889,38 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         }
         m.put("num_tokens", (double) tokensSeen);
         lengthMetrics(m, completions, truncated);
+        if (rl.method() == LossType.ONLINE_DPO) {
+            m.putAll(rewardMeans(perFunction));
+            return new Rollout(
+                    generation,
+                    promptIndex,
+                    promptIds,
+                    completions,
+                    truncated,
+                    scored,
+                    pairScores(perFunction, truncated),
+                    null,
+                    ref,
+                    scoredTokens,
+                    m,
+                    null);
+        }
+        if (rl.ppo() != null) {
+            Rollout.PerToken perToken = ppoAdvantages(m, reward, perFunction, truncated, scored, old, ref, values);
+            return new Rollout(
+                    generation,
+                    promptIndex,
+                    promptIds,
+                    completions,
+                    truncated,
+                    scored,
+                    new double[n],
+                    old,
+                    ref,
+                    scoredTokens,
+                    m,
+                    perToken);
+        }
         double[] advantages;
         double zeroStd;
         if (rl.method() == LossType.GRPO) {
@@ -709,7 +972,284 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                 old,
                 ref,
                 scoredTokens,
-                m);
+                m,
+                null);
+    }
+
+    /**
+     * PPO's per-token rewards, GAE advantages and returns of a rollout, and TRL's rollout metrics
+     * ({@code objective/*}, {@code val/num_eos_tokens}). The KL coefficient is the previous rollout's,
+     * adapted by its KL when {@code kl_target} is set.
+     */
+    private Rollout.PerToken ppoAdvantages(
+            Map<String, Double> m,
+            double[] score,
+            double[][] perFunction,
+            boolean[] truncated,
+            boolean[] scored,
+            List<float[]> old,
+            List<float[]> ref,
+            List<float[]> values) {
+        RlConfig.PpoOptions o = rl.ppo();
+        double coef = o.klCoef();
+        if (rollout != null && rollout.ppo() != null) {
+            coef = rollout.ppo().klCoef();
+            if (o.adaptiveKl()) {
+                coef = Ppo.adaptKlCoef(coef, rollout.ppo().kl(), o.klTarget(), o.klHorizon(), rollout.size());
+            }
+        }
+        int n = score.length;
+        double penalty = Double.isNaN(rl.missingEosPenalty()) ? 0 : rl.missingEosPenalty();
+        double[][] rewardRows = new double[n][];
+        double klSum = 0;
+        double klMeanSum = 0;
+        double entropySum = 0;
+        double scoreSum = 0;
+        int counted = 0;
+        int eos = 0;
+        for (int i = 0; i < n; i++) {
+            eos += truncated[i] ? 0 : 1;
+            float[] lp = old.get(i);
+            if (!scored[i]) {
+                rewardRows[i] = new double[0];
+                continue;
+            }
+            double[] kl = new double[lp.length];
+            double rowKl = 0;
+            for (int t = 0; t < lp.length; t++) {
+                kl[t] = ref == null ? 0 : Ppo.kl(lp[t], ref.get(i)[t], o.klEstimator(), 10);
+                rowKl += kl[t];
+                entropySum -= lp[t];
+            }
+            rewardRows[i] = Ppo.tokenRewards(kl, coef, score[i], truncated[i], penalty);
+            klSum += rowKl;
+            klMeanSum += lp.length == 0 ? 0 : rowKl / lp.length;
+            scoreSum += score[i] - (truncated[i] ? penalty : 0);
+            counted++;
+        }
+        if (o.whitenRewards()) {
+            rewardRows = Ppo.whiten(rewardRows, false);
+        }
+        double[][] adv = new double[n][];
+        List<float[]> returns = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            double[] v = new double[rewardRows[i].length];
+            for (int t = 0; t < v.length; t++) {
+                v[t] = values.get(i)[t];
+            }
+            double[][] gae = Ppo.gae(rewardRows[i], v, o.gamma(), o.lam());
+            adv[i] = gae[0];
+            returns.add(toFloats(gae[1]));
+        }
+        double[][] whitened = Ppo.whiten(adv, true);
+        List<float[]> advantages = new ArrayList<>(n);
+        for (double[] a : whitened) {
+            advantages.add(toFloats(a));
+        }
+        double c = Math.max(1, counted);
+        double nonScore = -coef * klSum / c;
+        m.put("objective/kl", klSum / c);
+        m.put("objective/entropy", entropySum / c);
+        m.put("objective/non_score_reward", nonScore);
+        m.put("objective/rlhf_reward", nonScore + scoreSum / c);
+        m.put("objective/scores", scoreSum / c);
+        m.put("objective/kl_coef", coef);
+        m.put("val/num_eos_tokens", (double) eos);
+        for (int k = 0; k < perFunction.length; k++) {
+            m.put("rewards/" + rewards.functions().get(k).name() + "/mean", Advantages.nanMean(perFunction[k]));
+        }
+        m.put("reward", Advantages.nanMean(score));
+        return new Rollout.PerToken(values, returns, advantages, coef, klMeanSum / c);
+    }
+
+    private Map<String, Double> rewardMeans(double[][] perFunction) {
+        Map<String, Double> m = new LinkedHashMap<>();
+        for (int k = 0; k < perFunction.length; k++) {
+            m.put("rewards/" + rewards.functions().get(k).name() + "/mean", Advantages.nanMean(perFunction[k]));
+        }
+        return m;
+    }
+
+    /**
+     * Online DPO's score of each sample, as TRL's {@code OnlineDPOTrainer}: the weighted sum of the rewards
+     * with an abstaining one counted as 0 ({@code nansum}), minus {@code missing_eos_penalty} when the sample
+     * has no eos.
+     */
+    private double[] pairScores(double[][] perFunction, boolean[] truncated) {
+        double[] w = rewards.weights();
+        double[] out = new double[truncated.length];
+        for (int i = 0; i < out.length; i++) {
+            double s = 0;
+            for (int k = 0; k < perFunction.length; k++) {
+                if (!Double.isNaN(perFunction[k][i])) {
+                    s += w[k] * perFunction[k][i];
+                }
+            }
+            out[i] = s - (truncated[i] && !Double.isNaN(rl.missingEosPenalty()) ? rl.missingEosPenalty() : 0);
+        }
+        return out;
+    }
+
+    /**
+     * One Online DPO micro-batch of {@code batch_size} prompts, both samples of each: the one with the higher
+     * score (the first on a tie) is chosen; the loss is DPO's −log σ(β·h) or IPO's (h − 1/(2β))², h = (log π(y_c) −
+     * log π(y_r)) − (log π_ref(y_c) − log π_ref(y_r)) on sequence sums at temperature 1, averaged over the
+     * pairs; TRL's metrics, with the KL and entropy summed over real tokens (TRL sums the padded matrix).
+     */
+    private MicroResult onlineDpoStep(
+            int[] indices,
+            NDManager scope,
+            GradientCollector collector,
+            double scale,
+            Rollout r,
+            Batch b,
+            TokenLogProbs lp) {
+        int rows = indices.length;
+        int pairs = rows / 2;
+        double beta = rl.beta();
+        double[] score = r.advantages();
+        long[] chosen = new long[pairs];
+        long[] rejected = new long[pairs];
+        float[] refSum = new float[rows];
+        double scoreSum = 0;
+        double marginSum = 0;
+        double eos = 0;
+        for (int j = 0; j < rows; j++) {
+            double s = 0;
+            for (float x : r.refLogProbs().get(indices[j])) {
+                s += x;
+            }
+            refSum[j] = (float) s;
+            scoreSum += score[indices[j]];
+            eos += r.truncated()[indices[j]] ? 0 : 1;
+        }
+        for (int p = 0; p < pairs; p++) {
+            // rows 2p and 2p + 1 are the prompt's samples 0 and 1
+            boolean first = score[indices[2 * p]] >= score[indices[2 * p + 1]];
+            chosen[p] = first ? 2 * p : 2 * p + 1;
+            rejected[p] = first ? 2 * p + 1 : 2 * p;
+            marginSum += score[indices[(int) chosen[p]]] - score[indices[(int) rejected[p]]];
+        }
+        NDArray seq = lp.sumPerRow(lp.logProbs());
+        NDArray ref = scope.create(refSum);
+        NDArray c = scope.create(chosen);
+        NDArray rj = scope.create(rejected);
+        NDArray chosenRatio = seq.get(c).sub(ref.get(c));
+        NDArray rejectedRatio = seq.get(rj).sub(ref.get(rj));
+        NDArray h = chosenRatio.sub(rejectedRatio);
+        NDArray loss = rl.pairLoss() == LossType.IPO
+                ? h.sub(1 / (2 * beta)).square().mean()
+                : Activation.softPlus(PreferenceLoss.times(h, beta).neg()).mean();
+        collector.backward(ScalarOps.times(loss, scale));
+        NDArray s = seq.stopGradient();
+        NDArray kl = s.sub(ref);
+        NDArray rewardsChosen = chosenRatio.stopGradient().mul(beta);
+        NDArray rewardsRejected = rejectedRatio.stopGradient().mul(beta);
+        NDArray margins = rewardsChosen.sub(rewardsRejected);
+        NDArray scores = scope.create(toFloats(score, indices));
+        List<String> names = List.of(
+                "objective/scores_margin",
+                "objective/scores",
+                "val/contain_eos_token",
+                "logps/chosen",
+                "logps/rejected",
+                "objective/kl",
+                "objective/non_score_reward",
+                "objective/rlhf_reward",
+                "objective/entropy",
+                "rewards/chosen",
+                "rewards/rejected",
+                "rewards/margins",
+                "rewards/accuracies",
+                "beta");
+        NDList metrics = new NDList();
+        metrics.add(scope.create(new double[] {marginSum / pairs, scoreSum / rows, eos / rows}));
+        for (NDArray x : List.of(
+                s.get(c).mean(),
+                s.get(rj).mean(),
+                kl.mean(),
+                kl.mul(-beta).mean(),
+                scores.add(kl.mul(-beta)).mean(),
+                s.neg().mean(),
+                rewardsChosen.mean(),
+                rewardsRejected.mean(),
+                margins.mean(),
+                margins.gt(0).toType(DataType.FLOAT32, false).mean())) {
+            metrics.add(x.toType(DataType.FLOAT64, false).reshape(1));
+        }
+        metrics.add(scope.create(new double[] {beta}));
+        return MicroResult.of(loss, NDArrays.concat(metrics), names, b.tokens());
+    }
+
+    private static float[] toFloats(double[] v) {
+        float[] out = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            out[i] = (float) v[i];
+        }
+        return out;
+    }
+
+    /**
+     * PPO's value estimates V_t for each completion token t, without gradients, in micro-batches: the value
+     * model's output at the position that predicts the token (the prompt's last position for the first).
+     */
+    private List<float[]> scoreValues(List<int[]> prompts, List<int[]> completions, boolean[] scored) {
+        List<float[]> out = new ArrayList<>(prompts.size());
+        int bs = config.batchSize();
+        for (int from = 0; from < prompts.size(); from += bs) {
+            int[] rows = range(from, Math.min(prompts.size(), from + bs));
+            try (NDManager scope = policy.manager().newSubManager()) {
+                Batch b = batch(scope, rows, prompts, completions, scored);
+                NDArray v = valueModel.values(b.ids, b.attention, false, true);
+                float[] flat = v.reshape(-1)
+                        .get(valueIndex(
+                                scope,
+                                rows,
+                                prompts,
+                                completions,
+                                scored,
+                                b.ids.getShape().get(1)))
+                        .toType(DataType.FLOAT32, false)
+                        .toFloatArray();
+                int at = 0;
+                for (int i : rows) {
+                    int len = scored[i] ? completions.get(i).length : 0;
+                    out.add(Arrays.copyOfRange(flat, at, at + len));
+                    at += len;
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Flat indices into [B·T] of the positions predicting each scored completion token, in token order. */
+    private static NDArray valueIndex(
+            NDManager scope, int[] rows, List<int[]> prompts, List<int[]> completions, boolean[] scored, long width) {
+        int n = 0;
+        for (int i : rows) {
+            n += scored[i] ? completions.get(i).length : 0;
+        }
+        long[] idx = new long[n];
+        int at = 0;
+        for (int j = 0; j < rows.length; j++) {
+            int i = rows[j];
+            if (!scored[i]) {
+                continue;
+            }
+            int p = prompts.get(i).length;
+            for (int t = 0; t < completions.get(i).length; t++) {
+                idx[at++] = j * width + p + t - 1;
+            }
+        }
+        return scope.create(idx);
+    }
+
+    private static int[] range(int from, int to) {
+        int[] r = new int[to - from];
+        for (int i = from; i < to; i++) {
+            r[i - from] = i;
+        }
+        return r;
     }
 
     private List<RewardFunction.Sample> samples(List<Sampler.Row> rows, List<int[]> completions, boolean[] truncated) {
@@ -766,9 +1306,9 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         for (int from = 0; from < prompts.size(); from += bs) {
             int to = Math.min(prompts.size(), from + bs);
             try (NDManager scope = policy.manager().newSubManager()) {
-                Batch b = batch(scope, from, to, prompts, completions, scored);
+                Batch b = batch(scope, range(from, to), prompts, completions, scored);
                 TokenLogProbs lp = model.completionTokenLogProbs(
-                        b.ids, b.attention, b.completionMask, rl.temperature(), false, false);
+                        b.ids, b.attention, b.completionMask, scoringTemperature(), false, false);
                 float[] flat = lp.logProbs().toType(DataType.FLOAT32, false).toFloatArray();
                 int at = 0;
                 for (int i = from; i < to; i++) {
@@ -787,21 +1327,21 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     private record Batch(NDArray ids, NDArray attention, NDArray completionMask, long tokens) {}
 
     private Batch batch(
-            NDManager scope, int from, int to, List<int[]> prompts, List<int[]> completions, boolean[] scored) {
+            NDManager scope, int[] indices, List<int[]> prompts, List<int[]> completions, boolean[] scored) {
         List<EncodedPair> rows = new ArrayList<>();
-        float[] keep = new float[to - from];
-        for (int i = from; i < to; i++) {
+        float[] keep = new float[indices.length];
+        boolean all = true;
+        for (int j = 0; j < indices.length; j++) {
+            int i = indices[j];
             rows.add(new EncodedPair(prompts.get(i), completions.get(i), new int[0], null));
-            keep[i - from] = scored[i] ? 1 : 0;
+            keep[j] = scored[i] ? 1 : 0;
+            all &= scored[i];
         }
         PreferenceBatch b = PreferenceBatch.completions(scope, rows, tokenizer.padId());
         NDArray mask = b.completionMask();
-        for (boolean s : Arrays.copyOfRange(scored, from, to)) {
-            if (!s) {
-                NDArray rowKeep = scope.create(keep).reshape(-1, 1).toType(mask.getDataType(), false);
-                mask = mask.mul(rowKeep);
-                break;
-            }
+        if (!all) {
+            NDArray rowKeep = scope.create(keep).reshape(-1, 1).toType(mask.getDataType(), false);
+            mask = mask.mul(rowKeep);
         }
         return new Batch(b.ids(), b.attentionMask(), mask, b.tokens());
     }
@@ -811,30 +1351,36 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
 
     @Override
     protected MicroResult microStep(int[] indices, NDManager scope, GradientCollector collector, double scale) {
-        int from = indices[0];
-        int to = indices[indices.length - 1] + 1;
         Rollout r = rollout;
-        Batch b = batch(scope, from, to, r.promptIds(), r.completionIds(), r.scored());
+        Batch b = batch(scope, indices, r.promptIds(), r.completionIds(), r.scored());
         TokenLogProbs lp =
-                policy.completionTokenLogProbs(b.ids, b.attention, b.completionMask, rl.temperature(), true, true);
-        NDArray adv = scope.create(toFloats(r.advantages(), from, to));
+                policy.completionTokenLogProbs(b.ids, b.attention, b.completionMask, scoringTemperature(), true, true);
+        if (ppoLoss != null) {
+            return ppoStep(indices, scope, collector, scale, r, b, lp);
+        }
+        if (rl.method() == LossType.ONLINE_DPO) {
+            return onlineDpoStep(indices, scope, collector, scale, r, b, lp);
+        }
+        NDArray adv = scope.create(toFloats(r.advantages(), indices));
         NDArray tokens = lp.tokens().sum();
         NDArray entropy = lp.entropy().sum().div(tokens.maximum(1f));
         List<String> names = new ArrayList<>();
         List<NDArray> values = new ArrayList<>();
         NDArray loss;
         if (grpoLoss != null) {
-            NDArray old = r.oldLogProbs() == null ? null : flat(scope, r.oldLogProbs(), from, to, r.scored());
-            NDArray ref = r.refLogProbs() == null ? null : flat(scope, r.refLogProbs(), from, to, r.scored());
+            NDArray old = r.oldLogProbs() == null ? null : flat(scope, r.oldLogProbs(), indices, r.scored());
+            NDArray ref = r.refLogProbs() == null ? null : flat(scope, r.refLogProbs(), indices, r.scored());
             double normalizer = switch (rl.lossType()) {
-                case DR_GRPO -> (double) (to - from) * rl.maxCompletionLength();
+                case DR_GRPO -> (double) indices.length * rl.maxCompletionLength();
                 case DAPO -> r.scoredTokens();
                 default -> 1;
             };
             GrpoLoss.Output out =
                     grpoLoss.forward(lp.logProbs(), old, ref, lp.perToken(adv), lp.owner(), lp.tokens(), normalizer);
             // TRL divides by the accumulation steps except for dapo, whose normalizer spans the generation
-            loss = rl.lossType() == GrpoLoss.Aggregation.DAPO ? out.loss().mul(config.gradAccum()) : out.loss();
+            loss = rl.lossType() == GrpoLoss.Aggregation.DAPO
+                    ? ScalarOps.times(out.loss(), config.gradAccum())
+                    : out.loss();
             NDArray denominator = tokens.maximum(1f);
             if (out.klSum() != null) {
                 names.add("kl");
@@ -854,13 +1400,13 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             values.add(out.highMax());
         } else {
             NDArray seq = lp.sumPerRow(lp.logProbs());
-            float[] oldSeq = new float[to - from];
-            for (int i = from; i < to; i++) {
+            float[] oldSeq = new float[indices.length];
+            for (int j = 0; j < indices.length; j++) {
                 double s = 0;
-                for (float x : r.oldLogProbs().get(i)) {
+                for (float x : r.oldLogProbs().get(indices[j])) {
                     s += x;
                 }
-                oldSeq[i - from] = (float) s;
+                oldSeq[j] = (float) s;
             }
             RlooLoss.Output out = rlooLoss.forward(seq, scope.create(oldSeq), adv);
             loss = out.loss();
@@ -877,7 +1423,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             names.add("clip_ratio/region_mean");
             values.add(out.lowClipped().add(out.highClipped()).mean());
         }
-        collector.backward(loss.mul(scale));
+        collector.backward(ScalarOps.times(loss, scale));
         NDList metrics = new NDList();
         for (NDArray v : values) {
             metrics.add(v.stopGradient().toType(DataType.FLOAT64, false).reshape(1));
@@ -885,23 +1431,23 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         return MicroResult.of(loss, NDArrays.concat(metrics), names, b.tokens());
     }
 
-    private static float[] toFloats(double[] v, int from, int to) {
-        float[] out = new float[to - from];
-        for (int i = from; i < to; i++) {
-            out[i - from] = (float) v[i];
+    private static float[] toFloats(double[] v, int[] indices) {
+        float[] out = new float[indices.length];
+        for (int j = 0; j < indices.length; j++) {
+            out[j] = (float) v[indices[j]];
         }
         return out;
     }
 
-    /** The per-token values of rows [from, to) laid out as {@link TokenLogProbs} orders them. */
-    private static NDArray flat(NDManager scope, List<float[]> perRow, int from, int to, boolean[] scored) {
+    /** The per-token values of the given rows laid out as {@link TokenLogProbs} orders them. */
+    private static NDArray flat(NDManager scope, List<float[]> perRow, int[] indices, boolean[] scored) {
         int n = 0;
-        for (int i = from; i < to; i++) {
+        for (int i : indices) {
             n += scored[i] ? perRow.get(i).length : 0;
         }
         float[] out = new float[n];
         int at = 0;
-        for (int i = from; i < to; i++) {
+        for (int i : indices) {
             if (scored[i]) {
                 float[] row = perRow.get(i);
                 System.arraycopy(row, 0, out, at, row.length);
@@ -909,6 +1455,70 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             }
         }
         return scope.create(out);
+    }
+
+    /**
+     * One PPO micro-batch: the policy's log-probs and the value model's estimates at the completion tokens,
+     * {@link PpoLoss} against the rollout's, and TRL's per-update statistics.
+     */
+    private MicroResult ppoStep(
+            int[] indices,
+            NDManager scope,
+            GradientCollector collector,
+            double scale,
+            Rollout r,
+            Batch b,
+            TokenLogProbs lp) {
+        Rollout.PerToken p = r.ppo();
+        NDArray allValues = valueModel.values(b.ids, b.attention, true, true);
+        NDArray v = allValues
+                .reshape(-1)
+                .get(valueIndex(
+                        scope,
+                        indices,
+                        r.promptIds(),
+                        r.completionIds(),
+                        r.scored(),
+                        b.ids.getShape().get(1)));
+        PpoLoss.Output out = ppoLoss.forward(
+                lp.logProbs(),
+                flat(scope, r.oldLogProbs(), indices, r.scored()),
+                flat(scope, p.advantages(), indices, r.scored()),
+                v,
+                flat(scope, p.values(), indices, r.scored()),
+                flat(scope, p.returns(), indices, r.scored()));
+        collector.backward(ScalarOps.times(out.loss(), scale));
+        NDArray tokens = lp.tokens().sum().maximum(1f);
+        List<String> names = List.of(
+                "policy/approxkl_avg",
+                "policy/clipfrac_avg",
+                "loss/policy_avg",
+                "loss/value_avg",
+                "val/clipfrac_avg",
+                "policy/entropy_avg",
+                "val/ratio");
+        NDList metrics = new NDList();
+        for (NDArray x : List.of(
+                out.approxKl(),
+                out.clipFraction(),
+                out.policyLoss(),
+                out.valueLoss(),
+                out.valueClipFraction(),
+                lp.entropy().sum().div(tokens),
+                out.ratio())) {
+            metrics.add(x.stopGradient().toType(DataType.FLOAT64, false).reshape(1));
+        }
+        return MicroResult.of(out.loss(), NDArrays.concat(metrics), names, b.tokens());
+    }
+
+    @Override
+    protected Map<String, Parameter> otherTrainedParameters() {
+        if (valueModel == null) {
+            return Map.of();
+        }
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        valueModel.trainableParameters().forEach((k, v) -> out.put(VALUE_MODEL_DIR + "." + k, v));
+        return out;
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -973,6 +1583,10 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         if (rollout != null) {
             rollout.write(checkpoint.resolve(Rollout.FILE), tokensSeen);
         }
+        if (valueModel != null) {
+            Path dir = Files.createDirectories(checkpoint.resolve(VALUE_MODEL_DIR));
+            valueModel.writeTo(dir, tokenizerDir, CausalLm.DEFAULT_SHARD_BYTES);
+        }
     }
 
     @Override
@@ -992,6 +1606,9 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
 
     @Override
     public void close() {
+        if (valueModel != null) {
+            valueModel.close();
+        }
         rewards.close();
         if (ownsReference) {
             reference.close();

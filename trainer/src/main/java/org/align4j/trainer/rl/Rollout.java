@@ -30,6 +30,7 @@ import java.util.Map;
  * @param refLogProbs per row, log π_ref of each completion token, or null when β = 0
  * @param scoredTokens completion tokens that count in the loss, over the whole generation
  * @param metrics the generation's metrics (rewards, lengths), logged with the step that made it
+ * @param ppo PPO's per-token values, returns and advantages (null for GRPO and RLOO)
  */
 public record Rollout(
         long generation,
@@ -42,7 +43,21 @@ public record Rollout(
         List<float[]> oldLogProbs,
         List<float[]> refLogProbs,
         long scoredTokens,
-        Map<String, Double> metrics) {
+        Map<String, Double> metrics,
+        PerToken ppo) {
+    /**
+     * PPO's per-token arrays of a rollout, one row per sample (empty for a sample left out of the loss).
+     *
+     * @param values V_old: the value model's estimates at rollout time
+     * @param returns R = GAE advantage + V_old
+     * @param advantages the whitened GAE advantages
+     * @param klCoef the KL coefficient this rollout's rewards used
+     * @param kl the rollout's KL (per-token mean per sample, averaged over samples) that the adaptive
+     *     coefficient reads
+     */
+    public record PerToken(
+            List<float[]> values, List<float[]> returns, List<float[]> advantages, double klCoef, double kl) {}
+
     /** The file a checkpoint keeps it in. */
     public static final String FILE = "rollout.json";
 
@@ -80,6 +95,15 @@ public record Rollout(
             if (refLogProbs != null) {
                 floats(r.putArray("ref_logps"), refLogProbs.get(i));
             }
+            if (ppo != null) {
+                floats(r.putArray("values"), ppo.values().get(i));
+                floats(r.putArray("returns"), ppo.returns().get(i));
+                floats(r.putArray("token_advantages"), ppo.advantages().get(i));
+            }
+        }
+        if (ppo != null) {
+            root.put("kl_coef", ppo.klCoef());
+            root.put("kl", ppo.kl());
         }
         ObjectNode m = root.putObject("metrics");
         metrics.forEach(m::put);
@@ -113,6 +137,10 @@ public record Rollout(
             double[] adv = new double[n];
             List<float[]> old = rows.size() > 0 && rows.get(0).has("old_logps") ? new ArrayList<>() : null;
             List<float[]> ref = rows.size() > 0 && rows.get(0).has("ref_logps") ? new ArrayList<>() : null;
+            boolean ppo = root.has("kl_coef");
+            List<float[]> values = new ArrayList<>();
+            List<float[]> returns = new ArrayList<>();
+            List<float[]> tokenAdv = new ArrayList<>();
             for (int i = 0; i < n; i++) {
                 JsonNode r = rows.get(i);
                 promptIndex[i] = r.get("prompt_index").asInt();
@@ -126,6 +154,11 @@ public record Rollout(
                 }
                 if (ref != null) {
                     ref.add(floats(r.get("ref_logps")));
+                }
+                if (ppo) {
+                    values.add(floats(r.get("values")));
+                    returns.add(floats(r.get("returns")));
+                    tokenAdv.add(floats(r.get("token_advantages")));
                 }
             }
             Map<String, Double> metrics = new LinkedHashMap<>();
@@ -143,7 +176,15 @@ public record Rollout(
                     old,
                     ref,
                     root.get("scored_tokens").asLong(),
-                    metrics);
+                    metrics,
+                    ppo
+                            ? new PerToken(
+                                    values,
+                                    returns,
+                                    tokenAdv,
+                                    root.get("kl_coef").asDouble(),
+                                    root.get("kl").asDouble())
+                            : null);
             return new Saved(rollout, root.get("tokens_seen").asLong());
         } catch (RuntimeException e) {
             throw new IllegalArgumentException(file + ": not a rollout align4j wrote (" + e + ")", e);

@@ -70,6 +70,12 @@ final class DryRun {
         Path modelDir = Path.of(config.model());
         ModelConfig m = ModelConfig.read(modelDir.resolve("config.json"));
         printModel(w, m);
+        if (run.rl().ppo() != null && run.rl().ppo().valueModel() != null) {
+            // the check the run makes once the value model is loaded, from its config alone
+            Path v = ModelFolder.resolve(Path.of(run.rl().ppo().valueModel()));
+            ModelFolder.check(v, "config.json");
+            OnlineRlTrainer.requireSameShape("key 'value_model'", v, ModelConfig.read(v.resolve("config.json")), m);
+        }
         try (TextTokenizer tk = TextTokenizer.load(modelDir)) {
             PreferenceEncoder encoder = new PreferenceEncoder(tk, config.encodingOptions());
             for (String part :

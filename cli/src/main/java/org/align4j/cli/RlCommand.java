@@ -68,7 +68,7 @@ abstract class RlCommand implements Callable<Integer> {
         spec.addOption(batch);
         for (Map.Entry<String, String> k : RlConfig.KEYS.entrySet()) {
             String key = k.getKey();
-            if (!values.containsKey(key)) {
+            if (!RlConfig.appliesTo(method, key)) {
                 // another method's option: a hidden flag, so that RlConfig refuses it with its reason
                 boolean switchFlag = false;
                 for (LossType other : List.of(LossType.GRPO, LossType.RLOO, LossType.PPO, LossType.ONLINE_DPO)) {
@@ -83,7 +83,8 @@ abstract class RlCommand implements Callable<Integer> {
             }
             List<String> names = new ArrayList<>(List.of("--" + key.replace('_', '-'), "--" + key));
             Object d = values.get(key);
-            String shown = d instanceof List<?> l ? (l.isEmpty() ? null : l.toString()) : String.valueOf(d);
+            String shown =
+                    d == null ? null : d instanceof List<?> l ? (l.isEmpty() ? null : l.toString()) : String.valueOf(d);
             boolean flag = d instanceof Boolean;
             spec.addOption(options.option(
                     names,
@@ -92,6 +93,15 @@ abstract class RlCommand implements Callable<Integer> {
                     k.getValue() + (shown == null ? "" : " (default: " + shown + ")"),
                     key,
                     taken));
+        }
+        // TRL's names of max_completion_length (PPOConfig's response_length, OnlineDPOConfig's max_new_tokens):
+        // read by the method they belong to, refused by name by the others
+        for (String alias : List.of("response_length", "max_new_tokens")) {
+            OptionSpec o =
+                    options.hiddenOption(List.of("--" + alias.replace('_', '-'), "--" + alias), false, alias, taken);
+            if (o != null) {
+                spec.addOption(o);
+            }
         }
         TrainOptions.register(spec, options, method);
     }

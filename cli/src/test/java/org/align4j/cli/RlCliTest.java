@@ -2,6 +2,8 @@ package org.align4j.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -10,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import org.align4j.evaluation.rewards.RewardFunction;
 import org.align4j.model.Fixtures;
+import org.align4j.model.io.AtomicDirectory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -115,6 +118,30 @@ class RlCliTest {
                 .contains("num_mini_batches: 2")
                 .contains("missing_eos_penalty: 1.0")
                 .doesNotContain("\nepsilon:");
+        // num_tokens: one running count of what the rollouts sampled, on every step
+        double last = 0;
+        for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
+            JsonNode n = new ObjectMapper().readTree(line).get("num_tokens");
+            if (n != null) {
+                assertThat(n.asDouble()).as(line).isGreaterThanOrEqualTo(last);
+                last = n.asDouble();
+            }
+        }
+        // a checkpoint that lost its value model cannot continue exactly: refused by name
+        AtomicDirectory.deleteRecursively(run.resolve("checkpoint-2/value_model"));
+        CliTest.Result resumed = CliTest.run(args(
+                        "ppo",
+                        prompts(),
+                        "--num-generations",
+                        "1",
+                        "--num-mini-batches",
+                        "2",
+                        "--missing-eos-penalty",
+                        "1",
+                        "--resume")
+                .toArray(String[]::new));
+        assertThat(resumed.code()).as(resumed.err()).isEqualTo(2);
+        assertThat(resumed.err()).contains("checkpoint-2/value_model: missing");
         // no reward model among the rewards: the value model is the policy's folder with a new head
         assertThat(r.err()).contains("objective: ppo: value model and GAE");
         assertThat(Files.readString(run.resolve("train.log")))
@@ -137,6 +164,39 @@ class RlCliTest {
                 .contains("beta: 0.1")
                 .doesNotContain("mask_truncated_completions");
         assertThat(r.err()).contains("objective: online-dpo: 2 samples per prompt, the higher score chosen, IPO loss");
+    }
+
+    static String[] withoutMaxCompletionLength(List<String> a) {
+        List<String> out = new ArrayList<>(a);
+        int i = out.indexOf("--max-completion-length");
+        out.remove(i + 1);
+        out.remove(i);
+        return out.toArray(String[]::new);
+    }
+
+    @Test
+    void trlsNamesOfMaxCompletionLengthAreFlagsAndAFlagWinsOverTheYaml() throws Exception {
+        Path data = prompts();
+        CliTest.Result ppo = CliTest.run(withoutMaxCompletionLength(
+                args("ppo", data, "--num-generations", "1", "--response-length", "3", "--dry-run")));
+        assertThat(ppo.code()).as(ppo.err()).isZero();
+        assertThat(ppo.out()).contains("max_completion_length: 3");
+        CliTest.Result odpo =
+                CliTest.run(withoutMaxCompletionLength(args("online-dpo", data, "--max_new_tokens", "2", "--dry-run")));
+        assertThat(odpo.code()).as(odpo.err()).isZero();
+        assertThat(odpo.out()).contains("max_completion_length: 2");
+        Path yaml = tmp.resolve("ppo.yaml");
+        Files.writeString(yaml, "response_length: 6\nkl_coef: 0.1\n");
+        CliTest.Result both =
+                CliTest.run(args("ppo", data, "--num-generations", "1", "--config", yaml.toString(), "--dry-run")
+                        .toArray(String[]::new));
+        assertThat(both.code()).as(both.err()).isZero();
+        assertThat(both.out()).contains("max_completion_length: 3").contains("kl_coef: 0.1");
+        CliTest.Result help = CliTest.run("ppo", "--help");
+        assertThat(help.out()).contains("--value-model").contains("--kl-target").contains("--missing-eos-penalty");
+        assertThat(CliTest.run("online-dpo", "--help").out())
+                .contains("--missing-eos-penalty")
+                .doesNotContain("--kl-coef");
     }
 
     @Test
@@ -201,7 +261,12 @@ class RlCliTest {
                         .toArray(String[]::new),
                 args("online-dpo", data, "--num-generations", "2", "--epsilon", "0.3")
                         .toArray(String[]::new),
-                args("grpo", data, "--missing-eos-penalty", "1").toArray(String[]::new));
+                args("grpo", data, "--missing-eos-penalty", "1").toArray(String[]::new),
+                args("ppo", data, "--num-generations", "1", "--missing-eos-penalty", "-1")
+                        .toArray(String[]::new),
+                args("ppo", data, "--value-model", Fixtures.model("llama-tiny").toString(), "--dry-run")
+                        .toArray(String[]::new),
+                args("grpo", data, "--response-length", "3").toArray(String[]::new));
         List<String> want = List.of(
                 "error: --num-generations: at least 2",
                 "prefs.jsonl:1: field 'chosen'",
@@ -222,7 +287,10 @@ class RlCliTest {
                 "--num-generations: Online DPO samples 2 completions per prompt, got 4",
                 "--loss-type: one of sigmoid, ipo, got 'bnpo'",
                 "--epsilon: has no effect here: not an Online DPO option",
-                "--missing-eos-penalty: has no effect here: PPO's and Online DPO's option");
+                "--missing-eos-penalty: has no effect here: PPO's and Online DPO's option",
+                "--missing-eos-penalty: must be >= 0",
+                "value_model': the value model /",
+                "--response_length: has no effect here: PPO's name; here it is max_completion_length");
         for (int i = 0; i < cases.size(); i++) {
             CliTest.Result r = CliTest.run(cases.get(i));
             assertThat(r.code()).as("%s: %s", want.get(i), r.err()).isEqualTo(2);

@@ -567,8 +567,19 @@ public record TrainConfig(
      *
      * @param value the value as a plain Java value (string, number, boolean, list, map)
      * @param where {@code FILE:LINE: key 'name'} or the flag
+     * @param override given as a flag or override (which wins over the YAML file), not in the file
      */
-    public record Given(Object value, String where) {}
+    public record Given(Object value, String where, boolean override) {
+        /**
+         * A key from the YAML file.
+         *
+         * @param value the value
+         * @param where {@code FILE:LINE: key 'name'}
+         */
+        public Given(Object value, String where) {
+            this(value, where, false);
+        }
+    }
 
     /**
      * The shared resolution for a trainer whose method has options of its own (as TRL's {@code GRPOConfig}
@@ -621,7 +632,7 @@ public record TrainConfig(
         Map<String, String> fromOverrides = new HashMap<>();
         overrides.forEach((name, value) -> {
             if (ownKeys.contains(name)) {
-                own.put(name, new Given(value, overrideName.apply(name)));
+                own.put(name, new Given(value, overrideName.apply(name), true));
             } else {
                 withOwnKeys(
                         ownKeys,

@@ -360,8 +360,13 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             List<RewardFunction> funcs,
             Device device,
             int padId) {
-        Optional<Path> saved =
-                folder.resumeFrom().map(c -> c.resolve(VALUE_MODEL_DIR)).filter(Files::isDirectory);
+        Optional<Path> saved = folder.resumeFrom().map(c -> c.resolve(VALUE_MODEL_DIR));
+        if (saved.isPresent() && !Files.isDirectory(saved.get())) {
+            // its optimizer state holds the value model's moments: a new value model would not continue the run
+            throw new IllegalArgumentException(saved.get() + ": missing; a PPO checkpoint holds its value model there,"
+                    + " and the run cannot continue exactly without it (resume from another checkpoint, or start"
+                    + " afresh)");
+        }
         String key;
         Path dir;
         if (saved.isPresent()) {
@@ -387,26 +392,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             throw new IllegalArgumentException(key + ": the value model: " + e.getMessage(), e);
         }
         try {
-            ModelConfig want = policy.config();
-            ModelConfig got = v.config();
-            if (!got.modelType().equals(want.modelType())
-                    || got.hiddenSize() != want.hiddenSize()
-                    || got.vocabSize() != want.vocabSize()) {
-                throw new IllegalArgumentException(String.format(
-                        Locale.ROOT,
-                        "%s: the value model %s is a %s of hidden_size %d and vocab_size %d, the policy a %s of"
-                                + " hidden_size %d and vocab_size %d; the value model reads the policy's token ids, so"
-                                + " give one of the policy's architecture (a reward model trained from it, or the"
-                                + " policy itself)",
-                        key,
-                        dir,
-                        got.modelType(),
-                        got.hiddenSize(),
-                        got.vocabSize(),
-                        want.modelType(),
-                        want.hiddenSize(),
-                        want.vocabSize()));
-            }
+            requireSameShape(key, dir, v.config(), policy.config());
             v.setCompute(policy.compute());
             v.setTrainable(true);
             v.setDropout(!config.disableDropout());
@@ -415,6 +401,37 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         } catch (RuntimeException e) {
             v.close();
             throw e;
+        }
+    }
+
+    /**
+     * PPO's value model reads the policy's token ids: it must be the policy's architecture, width and
+     * vocabulary.
+     *
+     * @param key how to name where the value model was given
+     * @param dir its folder
+     * @param got its config
+     * @param want the policy's config
+     * @throws IllegalArgumentException naming both when they differ
+     */
+    public static void requireSameShape(String key, Path dir, ModelConfig got, ModelConfig want) {
+        if (!got.modelType().equals(want.modelType())
+                || got.hiddenSize() != want.hiddenSize()
+                || got.vocabSize() != want.vocabSize()) {
+            throw new IllegalArgumentException(String.format(
+                    Locale.ROOT,
+                    "%s: the value model %s is a %s of hidden_size %d and vocab_size %d, the policy a %s of"
+                            + " hidden_size %d and vocab_size %d; the value model reads the policy's token ids, so"
+                            + " give one of the policy's architecture (a reward model trained from it, or the"
+                            + " policy itself)",
+                    key,
+                    dir,
+                    got.modelType(),
+                    got.hiddenSize(),
+                    got.vocabSize(),
+                    want.modelType(),
+                    want.hiddenSize(),
+                    want.vocabSize()));
         }
     }
 
@@ -467,6 +484,9 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             TrainConfig.resolve(Map.of(), saved, Map.of(), k -> "key '" + k + "'", RlConfig.ownedKeys(), own);
             Map<String, Object> before = RlConfig.of(rl.method(), own).toMap();
             rl.toMap().forEach((k, v) -> {
+                if (k.equals("value_model")) {
+                    return; // a resumed PPO run always continues with the checkpoint's value model
+                }
                 if (!String.valueOf(v).equals(String.valueOf(before.get(k)))) {
                     LOG.warn(
                             "Resuming with {} = {} where {} ran with {}",
@@ -708,8 +728,19 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                         TrainConfig.defaultFormat(rl.temperature()),
                         stepsPerGeneration(),
                         config.gradAccum(),
-                        config.batchSize(),
+                        rowsPerMicroBatch(),
                         TrainConfig.defaultFormat(config.learningRate())));
+        if (valueModel != null) {
+            long n = 0;
+            for (Parameter p : valueModel.trainableParameters().values()) {
+                n += p.getArray().size();
+            }
+            lines.add(String.format(
+                    Locale.ROOT,
+                    "value model: %s, %,d parameters trained in full beside the policy (one optimizer)",
+                    valueModel.source(),
+                    n));
+        }
         return lines;
     }
 
@@ -788,7 +819,17 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     @Override
     protected Map<String, Double> stepExtras(long step) {
         // the generation's metrics are logged once, with the step that made it (as TRL logs them)
-        return rollout != null && (step - 1) % stepsPerGeneration() == 0 ? rollout.metrics() : Map.of();
+        if (rollout == null) {
+            return Map.of();
+        }
+        if ((step - 1) % stepsPerGeneration() == 0) {
+            return rollout.metrics();
+        }
+        // PPO: num_tokens counts what the rollouts sampled (prompts and completions) on every step, not only on
+        // the step that made the rollout
+        return rl.ppo() != null && rollout.metrics().containsKey("num_tokens")
+                ? Map.of("num_tokens", rollout.metrics().get("num_tokens"))
+                : Map.of();
     }
 
     /**

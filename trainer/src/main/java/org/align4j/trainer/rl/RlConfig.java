@@ -190,6 +190,30 @@ public record RlConfig(
             "sft_model_path", "the policy is model; its reference, reference_model (default: model)",
             "value_model_path", "the value model is value_model");
 
+    /**
+     * Whether a key of {@link #KEYS} is one of the method's options (its flag is shown in its {@code --help});
+     * another method's key is refused by name.
+     *
+     * @param method GRPO, RLOO, PPO or ONLINE_DPO
+     * @param key a key of {@link #KEYS}
+     * @return whether the method reads it
+     */
+    public static boolean appliesTo(LossType method, String key) {
+        if (PPO_KEYS.containsKey(key)) {
+            return method == LossType.PPO;
+        }
+        return switch (key) {
+            case "missing_eos_penalty" -> method == LossType.PPO || method == LossType.ONLINE_DPO;
+            case "beta" -> method != LossType.PPO;
+            case "epsilon", "epsilon_high", "num_iterations" -> method == LossType.GRPO || method == LossType.RLOO;
+            case "loss_type" -> method == LossType.GRPO || method == LossType.ONLINE_DPO;
+            case "scale_rewards" -> method == LossType.GRPO;
+            case "normalize_advantages" -> method == LossType.RLOO;
+            case "mask_truncated_completions" -> method != LossType.ONLINE_DPO;
+            default -> true;
+        };
+    }
+
     /** @return the keys this record owns, plus the TRL names it reads (PPO's response_length) or refuses by name */
     public static Set<String> ownedKeys() {
         Set<String> s = new LinkedHashSet<>(KEYS.keySet());
@@ -255,19 +279,11 @@ public record RlConfig(
             }
         }
         Map<String, TrainConfig.Given> keys = new LinkedHashMap<>(given);
-        if (onlineDpo && keys.containsKey("max_new_tokens")) {
-            if (keys.containsKey("max_completion_length")) {
-                throw new IllegalArgumentException(keys.get("max_new_tokens").where()
-                        + ": TRL's OnlineDPOConfig name of max_completion_length, which is given too; give one");
-            }
-            keys.put("max_completion_length", keys.remove("max_new_tokens"));
+        if (onlineDpo) {
+            alias(keys, "max_new_tokens", "max_completion_length", "OnlineDPOConfig");
         }
-        if (ppo && keys.containsKey("response_length")) {
-            if (keys.containsKey("max_completion_length")) {
-                throw new IllegalArgumentException(keys.get("response_length").where()
-                        + ": TRL's PPOConfig name of max_completion_length, which is given too; give one");
-            }
-            keys.put("max_completion_length", keys.remove("response_length"));
+        if (ppo) {
+            alias(keys, "response_length", "max_completion_length", "PPOConfig");
         }
         Reader r = new Reader(keys);
         if (ppo) {
@@ -280,7 +296,14 @@ public record RlConfig(
             }
         } else {
             for (String k : PPO_KEYS.keySet()) {
-                r.refuse(k, "PPO's option (the ppo command); " + method + " has no value model");
+                r.refuse(
+                        k,
+                        "PPO's option (the ppo command); " + method + " has no value model"
+                                + (k.equals("kl_coef") ? "; its KL coefficient is beta" : "")
+                                + (k.equals("cliprange") ? "; its clip is epsilon" : "")
+                                + (k.equals("num_ppo_epochs")
+                                        ? "; its passes over a generation are num_iterations"
+                                        : ""));
             }
             r.refuse("response_length", "PPO's name; here it is max_completion_length");
         }
@@ -375,6 +398,10 @@ public record RlConfig(
         boolean shuffle = r.bool("shuffle_dataset", true);
         PpoOptions ppoOptions = ppo ? ppo(r) : null;
         double penalty = r.number("missing_eos_penalty", Double.NaN);
+        r.require(
+                Double.isNaN(penalty) || penalty >= 0,
+                "missing_eos_penalty",
+                "must be >= 0 (it is subtracted from the score), got " + penalty);
         return new RlConfig(
                 method,
                 g,
@@ -398,6 +425,25 @@ public record RlConfig(
                 ppoOptions,
                 pairLoss,
                 penalty);
+    }
+
+    /**
+     * Reads TRL's name of a key as the key: a flag wins over the YAML file whichever name each uses; the
+     * same source giving both names is refused.
+     */
+    private static void alias(Map<String, TrainConfig.Given> keys, String trl, String key, String config) {
+        TrainConfig.Given a = keys.remove(trl);
+        if (a == null) {
+            return;
+        }
+        TrainConfig.Given k = keys.get(key);
+        if (k != null && k.override() == a.override()) {
+            throw new IllegalArgumentException(
+                    a.where() + ": TRL's " + config + " name of " + key + ", which is given too; give one");
+        }
+        if (k == null || a.override()) {
+            keys.put(key, a);
+        }
     }
 
     private static PpoOptions ppo(Reader r) {

@@ -19,8 +19,8 @@ import picocli.CommandLine.Option;
         mixinStandardHelpOptions = true,
         version = "align4j " + Align4j.VERSION,
         description =
-                "Preference alignment (DPO, IPO and relatives, KTO, ORPO, CPO/SimPO, reward models, online RL with GRPO"
-                        + " and RLOO) of causal language models on DJL.",
+                "Preference alignment (DPO, IPO and relatives, KTO, ORPO, CPO/SimPO, reward models, online RL with GRPO,"
+                        + " RLOO, PPO and Online DPO) of causal language models on DJL.",
         subcommands = {
             QuickstartCommand.class,
             TrainCommand.class,

@@ -114,7 +114,7 @@ final class QuickstartCommand implements Callable<Integer> {
         var w = spec.commandLine().getOut();
         w.printf(
                 "align4j quickstart: two-digit sums; SFT on a teacher who adds one to odd first numbers 60%% of the time; then DPO and IPO%s.%n",
-                rl ? " and GRPO" : "");
+                rl ? (stage.on() ? ", GRPO and PPO" : " and GRPO") : "");
         w.printf("Output: %s%n", output.toAbsolutePath());
         w.flush();
         long t0 = System.nanoTime();

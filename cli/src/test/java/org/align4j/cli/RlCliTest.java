@@ -192,6 +192,21 @@ class RlCliTest {
                         .toArray(String[]::new));
         assertThat(both.code()).as(both.err()).isZero();
         assertThat(both.out()).contains("max_completion_length: 3").contains("kl_coef: 0.1");
+        // TRL's OnlineDPOConfig: beta as a one-element list, loss_type by align4j's name of sigmoid
+        Path odpoYaml = tmp.resolve("odpo.yaml");
+        Files.writeString(odpoYaml, "beta: [0.3]\nloss_type: dpo\n");
+        CliTest.Result list = CliTest.run(args("online-dpo", data, "--config", odpoYaml.toString(), "--dry-run")
+                .toArray(String[]::new));
+        assertThat(list.code()).as(list.err()).isZero();
+        assertThat(list.out()).contains("beta: 0.3").contains("loss_type: sigmoid");
+        // TRL PPOConfig keys with no counterpart: refused with where they went
+        Path trl = tmp.resolve("trl.yaml");
+        Files.writeString(trl, "total_episodes: 10000\n");
+        CliTest.Result episodes = CliTest.run(args("ppo", data, "--num-generations", "1", "--config", trl.toString())
+                .toArray(String[]::new));
+        assertThat(episodes.code()).isEqualTo(2);
+        assertThat(episodes.err().strip())
+                .startsWith("error: " + trl + ":1: key 'total_episodes': the run's length is max_steps");
         CliTest.Result help = CliTest.run("ppo", "--help");
         assertThat(help.out()).contains("--value-model").contains("--kl-target").contains("--missing-eos-penalty");
         assertThat(CliTest.run("online-dpo", "--help").out())
@@ -285,7 +300,7 @@ class RlCliTest {
                 "key 'num_labels': 2 labels; align4j reads sequence classifiers with one label",
                 "value_model': the value model: ",
                 "--num-generations: Online DPO samples 2 completions per prompt, got 4",
-                "--loss-type: one of sigmoid, ipo, got 'bnpo'",
+                "--loss-type: one of sigmoid (or dpo), ipo, got 'bnpo'",
                 "--epsilon: has no effect here: not an Online DPO option",
                 "--missing-eos-penalty: has no effect here: PPO's and Online DPO's option",
                 "--missing-eos-penalty: must be >= 0",

@@ -181,14 +181,33 @@ public record RlConfig(
     }
 
     /** TRL names that mean a shared key here: none yet; TRL names refused with a reason. */
-    private static final Map<String, String> REFUSED = Map.of(
-            "steps_per_generation", "one generation serves grad_accum micro-batches (TRL's default); not settable",
-            "use_vllm", "align4j samples with its own sampler on the training device",
-            "repetition_penalty", "not built",
-            "importance_sampling_level", "only token (TRL's default) is built",
-            "reward_model_path", "give the reward model's folder in reward_funcs",
-            "sft_model_path", "the policy is model; its reference, reference_model (default: model)",
-            "value_model_path", "the value model is value_model");
+    private static final Map<String, String> REFUSED = Map.ofEntries(
+            Map.entry(
+                    "steps_per_generation",
+                    "one generation serves grad_accum micro-batches (TRL's default); not settable"),
+            Map.entry("use_vllm", "align4j samples with its own sampler on the training device"),
+            Map.entry("repetition_penalty", "not built"),
+            Map.entry("importance_sampling_level", "only token (TRL's default) is built"),
+            Map.entry("reward_model_path", "give the reward model's folder in reward_funcs"),
+            Map.entry("sft_model_path", "the policy is model; its reference, reference_model (default: model)"),
+            Map.entry("value_model_path", "the value model is value_model"),
+            // TRL 0.x PPOConfig / OnPolicyConfig names with no align4j counterpart, each with where it went
+            Map.entry(
+                    "total_episodes",
+                    "the run's length is max_steps (or epochs over the prompts); a PPO rollout is batch_size x"
+                            + " grad_accum x num_mini_batches completions"),
+            Map.entry("stop_token", "completions stop at any eos id of generation_config.json (TRL's stop_token: eos)"),
+            Map.entry(
+                    "stop_token_id",
+                    "completions stop at any eos id of generation_config.json (TRL's stop_token: eos)"),
+            Map.entry("local_rollout_forward_batch_size", "rollouts are scored in micro-batches of batch_size"),
+            Map.entry(
+                    "num_sample_generations",
+                    "held-out prompts are answered every eval_every steps (eval_data or eval_fraction)"),
+            Map.entry("exp_name", "a run is named by its output folder"),
+            Map.entry("ds3_gather_for_generation", "align4j has no DeepSpeed"),
+            Map.entry("model_adapter_name", "with LoRA the reference is the policy with its adapters off"),
+            Map.entry("ref_adapter_name", "with LoRA the reference is the policy with its adapters off"));
 
     /**
      * Whether a key of {@link #KEYS} is one of the method's options (its flag is shown in its {@code --help});
@@ -366,8 +385,12 @@ public record RlConfig(
         if (onlineDpo) {
             Object v = r.raw("loss_type");
             String s = v == null ? "sigmoid" : v.toString().trim().toLowerCase(Locale.ROOT);
+            if (s.equals("dpo")) {
+                s = "sigmoid"; // align4j's name of TRL's sigmoid everywhere else
+            }
             if (!s.equals("sigmoid") && !s.equals("ipo")) {
-                throw new IllegalArgumentException(r.where("loss_type") + ": one of sigmoid, ipo, got '" + v + "'");
+                throw new IllegalArgumentException(
+                        r.where("loss_type") + ": one of sigmoid (or dpo), ipo, got '" + v + "'");
             }
             pairLoss = s.equals("ipo") ? LossType.IPO : LossType.DPO;
         }
@@ -591,6 +614,14 @@ public record RlConfig(
             Object v = raw(key);
             if (v == null) {
                 return dflt;
+            }
+            if (v instanceof List<?> list) {
+                // TRL's OnlineDPOConfig takes beta as a list, one value per epoch; one value is that value
+                if (list.size() != 1) {
+                    throw new IllegalArgumentException(where(key) + ": one value expected, got a list of " + list.size()
+                            + " (a value per epoch is not built)");
+                }
+                v = list.get(0);
             }
             try {
                 double d = v instanceof Number n

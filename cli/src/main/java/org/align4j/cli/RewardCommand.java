@@ -12,11 +12,15 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
 import org.align4j.data.DataException;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.data.PreferenceExample;
 import org.align4j.data.PreferenceParser;
+import org.align4j.data.TokenBudget;
 import org.align4j.data.io.RawRecord;
 import org.align4j.data.io.RecordReader;
 import org.align4j.evaluation.RewardScorer;
@@ -113,8 +117,19 @@ final class RewardCommand implements Runnable {
         @Option(
                 names = "--batch-size",
                 defaultValue = "16",
-                description = "Pairs per forward pass (default: ${DEFAULT-VALUE})")
+                description = "At most this many pairs per forward pass (default: ${DEFAULT-VALUE})")
         int batchSize;
+
+        @Option(
+                names = "--max-batch-tokens",
+                defaultValue = "" + TokenBudget.DEFAULT_MAX_TOKENS,
+                paramLabel = "N",
+                description = {
+                    "At most N padded positions per forward pass (both rows of every pair, padded to the longest):",
+                    "pairs are taken longest first, so memory stays bounded on mixed lengths; a longer pair goes alone",
+                    "(default: ${DEFAULT-VALUE}). Output keeps the input order."
+                })
+        int maxBatchTokens;
 
         @Option(
                 names = "--device",
@@ -141,6 +156,9 @@ final class RewardCommand implements Runnable {
                     "--truncation");
             if (batchSize <= 0) {
                 throw new IllegalArgumentException("--batch-size: must be > 0, got " + batchSize);
+            }
+            if (maxBatchTokens <= 0) {
+                throw new IllegalArgumentException("--max-batch-tokens: must be > 0, got " + maxBatchTokens);
             }
             List<RawRecord> raws = new ArrayList<>();
             List<DataException> invalid = new ArrayList<>();
@@ -186,8 +204,24 @@ final class RewardCommand implements Runnable {
                     records.add(bySource.get(e.file() + ":" + e.line()));
                 }
                 EncodedPair.checkFits(rm.config(), enc.pairs(), sources);
-                List<RewardScorer.PairRewards> rewards =
-                        RewardScorer.score(rm, enc.pairs(), batchSize, RewardScorer.padId(rm, tk.padId()));
+                List<RewardScorer.PairRewards> rewards;
+                try (ProgressBar bar = new ProgressBarBuilder()
+                        .setTaskName(spec.name())
+                        .setInitialMax(enc.pairs().size())
+                        .setUnit(" pairs", 1)
+                        .showSpeed()
+                        .setStyle(ProgressBarStyle.ASCII)
+                        .setUpdateIntervalMillis(500)
+                        .setMaxRenderedLength(120)
+                        .build()) {
+                    rewards = RewardScorer.score(
+                            rm,
+                            enc.pairs(),
+                            batchSize,
+                            maxBatchTokens,
+                            RewardScorer.padId(rm, tk.padId()),
+                            bar::stepBy);
+                }
                 return new Scored(records, sources, rewards, enc.dropped(), invalid);
             }
         }

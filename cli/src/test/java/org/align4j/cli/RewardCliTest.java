@@ -52,7 +52,9 @@ class RewardCliTest {
                 "--output",
                 tmp.resolve("s.jsonl").toString(),
                 "--batch-size",
-                "3");
+                "3",
+                "--max-batch-tokens",
+                "64");
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode fx = oracle();
         List<JsonNode> scores = lines(tmp.resolve("s.jsonl"));
@@ -344,6 +346,10 @@ class RewardCliTest {
                 CliTest.run("reward", "score", "--model", RM.toString(), "--data", PREFS, "--max-prompt-length", "4");
         assertThat(cut.code()).isEqualTo(2);
         assertThat(cut.err()).contains("--max-prompt-length");
+        CliTest.Result budget =
+                CliTest.run("reward", "score", "--model", RM.toString(), "--data", PREFS, "--max-batch-tokens", "0");
+        assertThat(budget.code()).isEqualTo(2);
+        assertThat(budget.err().strip()).doesNotContain("\n").startsWith("error: --max-batch-tokens");
         CliTest.Result loss = CliTest.run(
                 "train",
                 "--model",

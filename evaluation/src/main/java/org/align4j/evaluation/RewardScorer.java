@@ -3,9 +3,12 @@ package org.align4j.evaluation;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.function.IntConsumer;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
+import org.align4j.data.TokenBudget;
 import org.align4j.model.CausalLm;
 
 /**
@@ -80,6 +83,45 @@ public final class RewardScorer {
             }
         }
         return out;
+    }
+
+    /**
+     * Scores pairs in batches bounded by padded tokens ({@link TokenBudget#plan}): the pairs are taken
+     * longest first, so memory is bounded by {@code maxBatchTokens} whatever the mix of lengths, and the
+     * rewards come back in the pairs' order. A batch's rows are right-padded, and a reward is read at a
+     * row's last token, so a pair's rewards do not depend on its batch (up to float rounding).
+     *
+     * @param rm the reward model
+     * @param pairs pairs as whole sequences ({@code PreferenceEncoder.encodeSequences}: empty prompts)
+     * @param maxPairs at most this many pairs per forward pass (&gt; 0)
+     * @param maxBatchTokens at most this many padded positions per forward pass, 2B × longest row (&gt;
+     *     0); a longer pair is scored alone
+     * @param padId the pad id the reward model locates rewards by ({@link #padId})
+     * @param progress told the number of pairs of each batch once it is scored
+     * @return the rewards of each pair, in the order of {@code pairs}
+     * @throws IllegalArgumentException when a bound is not positive
+     */
+    public static List<PairRewards> score(
+            CausalLm rm, List<EncodedPair> pairs, int maxPairs, long maxBatchTokens, int padId, IntConsumer progress) {
+        if (maxPairs <= 0) {
+            throw new IllegalArgumentException("maxPairs: must be > 0, got " + maxPairs);
+        }
+        if (maxBatchTokens <= 0) {
+            throw new IllegalArgumentException("maxBatchTokens: must be > 0, got " + maxBatchTokens);
+        }
+        PairRewards[] out = new PairRewards[pairs.size()];
+        for (int[] batch : TokenBudget.plan(pairs, maxPairs, maxBatchTokens)) {
+            try (NDManager step = rm.manager().newSubManager()) {
+                PreferenceBatch b = PreferenceBatch.of(step, TokenBudget.pick(pairs, batch), padId);
+                float[] f = rm.rewards(b.ids(), b.attentionMask(), false, true).toFloatArray();
+                int n = batch.length;
+                for (int i = 0; i < n; i++) {
+                    out[batch[i]] = new PairRewards(f[i], f[n + i]);
+                }
+            }
+            progress.accept(batch.length);
+        }
+        return Arrays.asList(out);
     }
 
     /**

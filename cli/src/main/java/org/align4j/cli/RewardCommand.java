@@ -138,6 +138,9 @@ final class RewardCommand implements Runnable {
                 description = "Where to run (default: ${DEFAULT-VALUE})")
         String device;
 
+        @Option(names = "--threads", paramLabel = "N", description = "CPU threads for libtorch (default: all cores)")
+        Integer threads;
+
         @Mixin
         DataOptions dataOptions;
 
@@ -160,6 +163,7 @@ final class RewardCommand implements Runnable {
             if (maxBatchTokens <= 0) {
                 throw new IllegalArgumentException("--max-batch-tokens: must be > 0, got " + maxBatchTokens);
             }
+            Threads.apply(threads, null);
             List<RawRecord> raws = new ArrayList<>();
             List<DataException> invalid = new ArrayList<>();
             RecordReader.read(data, raws::add, m -> {

@@ -2,9 +2,12 @@ package org.align4j.evaluation;
 
 import ai.djl.ndarray.NDManager;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.function.IntConsumer;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
+import org.align4j.data.TokenBudget;
 import org.align4j.model.CausalLm;
 import org.align4j.model.LogProbs;
 
@@ -58,5 +61,48 @@ public final class PairScorer {
             }
         }
         return out;
+    }
+
+    /**
+     * As {@link #score(CausalLm, List, int, int)}, in batches bounded by padded tokens ({@link
+     * TokenBudget#plan}: longest pairs first), so memory is bounded by {@code maxBatchTokens} whatever
+     * the mix of lengths. Rows are right-padded and each completion's log-probs are read at its own
+     * tokens, so a pair's scores do not depend on its batch (up to float rounding).
+     *
+     * @param lm the model
+     * @param pairs encoded pairs
+     * @param maxPairs at most this many pairs per forward pass (&gt; 0)
+     * @param maxBatchTokens at most this many padded positions per forward pass, 2B × longest row (&gt;
+     *     0); a longer pair is scored alone
+     * @param padId padding id
+     * @param progress told the number of pairs of each batch once it is scored
+     * @return one score per pair, in the order of {@code pairs}
+     * @throws IllegalArgumentException when a bound is not positive
+     */
+    public static List<PairScore> score(
+            CausalLm lm, List<EncodedPair> pairs, int maxPairs, long maxBatchTokens, int padId, IntConsumer progress) {
+        if (maxPairs <= 0) {
+            throw new IllegalArgumentException("maxPairs: must be > 0, got " + maxPairs);
+        }
+        if (maxBatchTokens <= 0) {
+            throw new IllegalArgumentException("maxBatchTokens: must be > 0, got " + maxBatchTokens);
+        }
+        PairScore[] out = new PairScore[pairs.size()];
+        for (int[] batch : TokenBudget.plan(pairs, maxPairs, maxBatchTokens)) {
+            try (NDManager step = lm.manager().newSubManager()) {
+                PreferenceBatch b = PreferenceBatch.of(step, TokenBudget.pick(pairs, batch), padId);
+                LogProbs lp = lm.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), false);
+                float[] sum = lp.sum().toFloatArray();
+                float[] mean = lp.mean().toFloatArray();
+                float[] tokens = lp.tokens().toFloatArray();
+                int n = batch.length;
+                for (int i = 0; i < n; i++) {
+                    out[batch[i]] = new PairScore(
+                            sum[i], sum[n + i], mean[i], mean[n + i], (int) tokens[i], (int) tokens[n + i]);
+                }
+            }
+            progress.accept(batch.length);
+        }
+        return Arrays.asList(out);
     }
 }

@@ -19,6 +19,7 @@ import java.util.Map;
 import java.util.stream.Stream;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
+import org.align4j.data.TokenBudget;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.io.CheckpointException;
@@ -57,7 +58,8 @@ public final class PrecomputedReference implements ReferencePolicy {
      * @param eval held-out pairs (may be empty)
      * @param cacheDir cache folder
      * @param padId padding id
-     * @param batchSize pairs per forward pass
+     * @param batchSize at most this many pairs per forward pass, and at most {@link TokenBudget#DEFAULT_MAX_TOKENS}
+     *     padded positions (pairs taken longest first)
      * @return the reference
      * @throws IOException on cache read/write failure
      */
@@ -91,7 +93,9 @@ public final class PrecomputedReference implements ReferencePolicy {
                     lm.setTrainable(false);
                 }
                 long t0 = System.nanoTime();
-                List<PairScorer.PairScore> scores = PairScorer.score(lm, pairs, batchSize, padId);
+                Progress progress = new Progress(split, pairs.size());
+                List<PairScorer.PairScore> scores =
+                        PairScorer.score(lm, pairs, batchSize, TokenBudget.DEFAULT_MAX_TOKENS, padId, progress::add);
                 float[][] v = new float[4][pairs.size()];
                 for (int i = 0; i < scores.size(); i++) {
                     PairScorer.PairScore s = scores.get(i);
@@ -115,6 +119,37 @@ public final class PrecomputedReference implements ReferencePolicy {
             }
         }
         return ref;
+    }
+
+    /** A log line every ten seconds while a split is scored: pairs done, pairs/s, and the time left. */
+    private static final class Progress {
+        private final Split split;
+        private final int total;
+        private final long t0 = System.nanoTime();
+        private long lastLog = t0;
+        private int done;
+
+        Progress(Split split, int total) {
+            this.split = split;
+            this.total = total;
+            LOG.info("Computing reference log-probs for {} {} pairs (longest first) ...", total, split);
+        }
+
+        void add(int pairs) {
+            done += pairs;
+            long now = System.nanoTime();
+            if (now - lastLog >= 10_000_000_000L && done < total) {
+                lastLog = now;
+                double rate = done / ((now - t0) / 1e9);
+                LOG.info(
+                        "Reference log-probs: {}/{} {} pairs, {} pairs/s, at most {} s left (the longest come first)",
+                        done,
+                        total,
+                        split,
+                        String.format("%.1f", rate),
+                        String.format("%.0f", (total - done) / rate));
+            }
+        }
     }
 
     private static Path cacheFile(Path cacheDir, String modelKey, List<EncodedPair> pairs) {

@@ -11,8 +11,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import me.tongfei.progressbar.ProgressBar;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceEncoder;
+import org.align4j.data.TokenBudget;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.LogProbs;
@@ -54,7 +56,10 @@ final class LogprobsCommand implements Callable<Integer> {
     @Option(
             names = "--batch-size",
             defaultValue = "8",
-            description = "With --data: pairs per forward pass (default: ${DEFAULT-VALUE})")
+            description =
+                    "With --data: at most this many pairs per forward pass, and at most "
+                            + TokenBudget.DEFAULT_MAX_TOKENS
+                            + " padded positions (pairs taken longest first; output in input order) (default: ${DEFAULT-VALUE})")
     int batchSize;
 
     @Mixin
@@ -160,7 +165,11 @@ final class LogprobsCommand implements Callable<Integer> {
                         enc.pairs(),
                         enc.kept().stream().map(e -> e.file() + ":" + e.line()).toList());
             }
-            List<PairScorer.PairScore> scores = PairScorer.score(lm, enc.pairs(), batchSize, tk.padId());
+            List<PairScorer.PairScore> scores;
+            try (ProgressBar bar = RunConsole.pairsBar("logprobs", enc.pairs().size())) {
+                scores = PairScorer.score(
+                        lm, enc.pairs(), batchSize, TokenBudget.DEFAULT_MAX_TOKENS, tk.padId(), bar::stepBy);
+            }
             StringBuilder lines = new StringBuilder();
             for (PairScorer.PairScore s : scores) {
                 Map<String, Object> o = new LinkedHashMap<>();

@@ -13,8 +13,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import org.align4j.data.DataException;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceEncoder;
@@ -209,15 +207,8 @@ final class RewardCommand implements Runnable {
                 }
                 EncodedPair.checkFits(rm.config(), enc.pairs(), sources);
                 List<RewardScorer.PairRewards> rewards;
-                try (ProgressBar bar = new ProgressBarBuilder()
-                        .setTaskName(spec.name())
-                        .setInitialMax(enc.pairs().size())
-                        .setUnit(" pairs", 1)
-                        .showSpeed()
-                        .setStyle(ProgressBarStyle.ASCII)
-                        .setUpdateIntervalMillis(500)
-                        .setMaxRenderedLength(120)
-                        .build()) {
+                try (ProgressBar bar =
+                        RunConsole.pairsBar(spec.name(), enc.pairs().size())) {
                     rewards = RewardScorer.score(
                             rm,
                             enc.pairs(),

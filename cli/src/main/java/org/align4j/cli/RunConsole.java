@@ -30,6 +30,25 @@ final class RunConsole implements TrainingListener {
         this.task = task;
     }
 
+    /**
+     * A progress bar for a scoring pass on the console: pairs done, pairs/s and the time left.
+     *
+     * @param task the command's name
+     * @param pairs pairs to score
+     * @return the bar (close it when the pass ends)
+     */
+    static ProgressBar pairsBar(String task, long pairs) {
+        return new ProgressBarBuilder()
+                .setTaskName(task)
+                .setInitialMax(pairs)
+                .setUnit(" pairs", 1)
+                .showSpeed()
+                .setStyle(ProgressBarStyle.ASCII)
+                .setUpdateIntervalMillis(500)
+                .setMaxRenderedLength(120)
+                .build();
+    }
+
     /** Sends every INFO log line of the run to {@code OUTPUT/train.log} (the console keeps warnings only). */
     static void logTo(Path output) {
         LoggerContext ctx = (LoggerContext) LogManager.getContext(false);

@@ -215,6 +215,15 @@ class RlCliTest {
     }
 
     @Test
+    void anOverflowingGradientNormIsNamedAsSuch() throws Exception {
+        // every gradient finite, their norm not: the message says so instead of "non-finite gradients in 0"
+        CliTest.Result r = CliTest.run(args("ppo", prompts(), "--num-generations", "1", "--vf-coef", "1e30")
+                .toArray(String[]::new));
+        assertThat(r.code()).as(r.err()).isEqualTo(1);
+        assertThat(r.err()).contains("gradient norm is Infinity").contains("their norm overflowed");
+    }
+
+    @Test
     void dryRunShowsBothConfigsAndThePromptsAsTheSamplerGetsThem() throws Exception {
         CliTest.Result r = CliTest.run(args("grpo", prompts(), "--dry-run").toArray(String[]::new));
         assertThat(r.code()).as(r.err()).isZero();

@@ -74,7 +74,8 @@ final class DryRun {
             // the check the run makes once the value model is loaded, from its config alone
             Path v = ModelFolder.resolve(Path.of(run.rl().ppo().valueModel()));
             ModelFolder.check(v, "config.json");
-            OnlineRlTrainer.requireSameShape("key 'value_model'", v, ModelConfig.read(v.resolve("config.json")), m);
+            OnlineRlTrainer.requireSameShape(
+                    run.rl().where("value_model"), v, ModelConfig.read(v.resolve("config.json")), m);
         }
         try (TextTokenizer tk = TextTokenizer.load(modelDir)) {
             PreferenceEncoder encoder = new PreferenceEncoder(tk, config.encodingOptions());

@@ -215,6 +215,15 @@ class RlCliTest {
     }
 
     @Test
+    void anOverflowingGradientNormIsNamedAsSuch() throws Exception {
+        // every gradient finite, their norm not: the message says so instead of "non-finite gradients in 0"
+        CliTest.Result r = CliTest.run(args("ppo", prompts(), "--num-generations", "1", "--vf-coef", "1e30")
+                .toArray(String[]::new));
+        assertThat(r.code()).as(r.err()).isEqualTo(1);
+        assertThat(r.err()).contains("gradient norm is Infinity").contains("their norm overflowed");
+    }
+
+    @Test
     void dryRunShowsBothConfigsAndThePromptsAsTheSamplerGetsThem() throws Exception {
         CliTest.Result r = CliTest.run(args("grpo", prompts(), "--dry-run").toArray(String[]::new));
         assertThat(r.code()).as(r.err()).isZero();
@@ -294,17 +303,17 @@ class RlCliTest {
                 "--kl-coef: has no effect here: PPO's option (the ppo command)",
                 "--beta: has no effect here: PPO's KL coefficient is kl_coef",
                 "--num-iterations: has no effect here: PPO's passes over a rollout are num_ppo_epochs",
-                "value_model': the value model /",
+                "--value-model: the value model /",
                 "--kl-estimator: one of k1, k2, k3, got 'k4'",
                 "--gamma: must lie in [0, 1], got 1.5",
                 "key 'num_labels': 2 labels; align4j reads sequence classifiers with one label",
-                "value_model': the value model: ",
+                "--value-model: the value model: ",
                 "--num-generations: Online DPO samples 2 completions per prompt, got 4",
                 "--loss-type: one of sigmoid (or dpo), ipo, got 'bnpo'",
                 "--epsilon: has no effect here: not an Online DPO option",
                 "--missing-eos-penalty: has no effect here: PPO's and Online DPO's option",
                 "--missing-eos-penalty: must be >= 0",
-                "value_model': the value model /",
+                "--value-model: the value model /",
                 "--response_length: has no effect here: PPO's name; here it is max_completion_length");
         for (int i = 0; i < cases.size(); i++) {
             CliTest.Result r = CliTest.run(cases.get(i));

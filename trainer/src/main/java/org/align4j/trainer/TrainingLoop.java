@@ -653,8 +653,13 @@ public abstract class TrainingLoop implements AutoCloseable {
             throw diverged(
                     step,
                     acc.batches().get(acc.batches().size() - 1),
-                    "gradient norm is " + gradNorm + " (loss " + acc.means()[0] + "; non-finite gradients in "
-                            + bad.size() + " parameter(s), first: " + bad.subList(0, Math.min(3, bad.size())) + ")");
+                    "gradient norm is " + gradNorm + " (loss " + acc.means()[0] + "; "
+                            + (bad.isEmpty()
+                                    ? "every gradient is finite but their norm overflowed: the loss's scale is far too"
+                                            + " large (a coefficient of the objective?)"
+                                    : "non-finite gradients in " + bad.size() + " parameter(s), first: "
+                                            + bad.subList(0, Math.min(3, bad.size())))
+                            + ")");
         } finally {
             optimizer.zeroGradients();
             acc.stats().close();

@@ -250,7 +250,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                 }
             } catch (IllegalArgumentException e) {
                 closeAll(funcs);
-                throw new IllegalArgumentException("key 'reward_funcs': " + e.getMessage(), e);
+                throw new IllegalArgumentException(rl.where("reward_funcs") + ": " + e.getMessage(), e);
             }
             rewards = new Rewards(funcs, rl.rewardWeights());
             for (RewardFunction f : funcs) {
@@ -373,7 +373,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             key = "checkpoint";
             dir = saved.get();
         } else if (rl.ppo().valueModel() != null) {
-            key = "key 'value_model'";
+            key = rl.where("value_model");
             dir = Path.of(rl.ppo().valueModel());
         } else {
             List<RewardModelFunction> models = new ArrayList<>();
@@ -382,7 +382,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                     models.add(rm);
                 }
             }
-            key = models.size() == 1 ? "key 'reward_funcs'" : "key 'model'";
+            key = models.size() == 1 ? rl.where("reward_funcs") : "key 'model'";
             dir = models.size() == 1 ? models.get(0).model().source() : Path.of(config.model());
         }
         CausalLm v;

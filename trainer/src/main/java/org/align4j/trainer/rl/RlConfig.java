@@ -54,6 +54,8 @@ import org.align4j.trainer.TrainConfig;
  *     (null for the other methods)
  * @param missingEosPenalty PPO and Online DPO: subtracted from the score of a completion cut without an eos
  *     (NaN: none)
+ * @param sources how each key that was given was given (the flag, or FILE:LINE: key 'name'), for errors found
+ *     once models are loaded
  */
 public record RlConfig(
         LossType method,
@@ -77,7 +79,16 @@ public record RlConfig(
         boolean shuffleDataset,
         PpoOptions ppo,
         LossType pairLoss,
-        double missingEosPenalty) {
+        double missingEosPenalty,
+        Map<String, String> sources) {
+
+    /**
+     * @param key one of this record's keys
+     * @return how it was given (its flag, or {@code FILE:LINE: key 'name'}), or {@code key 'name'} when it was not
+     */
+    public String where(String key) {
+        return sources.getOrDefault(key, "key '" + key + "'");
+    }
 
     /**
      * PPO's options, TRL 0.x's {@code PPOConfig} names (OpenRLHF's in brackets).
@@ -447,7 +458,8 @@ public record RlConfig(
                 shuffle,
                 ppoOptions,
                 pairLoss,
-                penalty);
+                penalty,
+                sources(keys));
     }
 
     /**
@@ -467,6 +479,12 @@ public record RlConfig(
         if (k == null || a.override()) {
             keys.put(key, a);
         }
+    }
+
+    private static Map<String, String> sources(Map<String, TrainConfig.Given> keys) {
+        Map<String, String> out = new LinkedHashMap<>();
+        keys.forEach((k, g) -> out.put(k, g.where()));
+        return Collections.unmodifiableMap(out);
     }
 
     private static PpoOptions ppo(Reader r) {

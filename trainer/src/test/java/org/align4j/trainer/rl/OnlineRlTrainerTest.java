@@ -175,6 +175,38 @@ class OnlineRlTrainerTest {
     }
 
     @Test
+    void ppoAndOnlineDpoBuildThroughTheSameBuilder() throws Exception {
+        Path data = prompts();
+        try (OnlineRlTrainer t = OnlineRlTrainer.builder(LossType.PPO)
+                .model(Fixtures.model("gpt2-tiny"))
+                .data(data)
+                .output(tmp.resolve("ppo"))
+                .batchSize(2)
+                .maxSteps(2)
+                .set("num_mini_batches", 2)
+                .set("kl_coef", 0.2)
+                .set("max_completion_length", 3)
+                .set("reward_funcs", List.of("regex:.*[0-9].*"))
+                .build()) {
+            assertThat(t.rlConfig().ppo().klCoef()).isEqualTo(0.2);
+            assertThat(t.train().lastMetrics()).containsKeys("loss/value_avg", "policy/approxkl_avg");
+        }
+        try (OnlineRlTrainer t = OnlineRlTrainer.builder(LossType.ONLINE_DPO)
+                .model(Fixtures.model("gpt2-tiny"))
+                .data(data)
+                .output(tmp.resolve("odpo"))
+                .batchSize(2)
+                .maxSteps(1)
+                .set("loss_type", "ipo")
+                .set("max_completion_length", 3)
+                .set("reward_funcs", List.of("regex:.*[0-9].*"))
+                .build()) {
+            assertThat(t.rlConfig().pairLoss()).isEqualTo(LossType.IPO);
+            assertThat(t.train().lastMetrics()).containsKeys("rewards/margins", "objective/scores_margin");
+        }
+    }
+
+    @Test
     void theBuilderTakesSharedAndMethodKeys() throws Exception {
         Path data = prompts();
         try (OnlineRlTrainer t = OnlineRlTrainer.builder(LossType.RLOO)

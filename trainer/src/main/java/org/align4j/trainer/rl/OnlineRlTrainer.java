@@ -930,38 +930,38 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         }
         m.put("num_tokens", (double) tokensSeen);
         lengthMetrics(m, completions, truncated);
+        double[] perSample;
+        Rollout.PerToken perToken = null;
         if (rl.method() == LossType.ONLINE_DPO) {
             m.putAll(rewardMeans(perFunction));
-            return new Rollout(
-                    generation,
-                    promptIndex,
-                    promptIds,
-                    completions,
-                    truncated,
-                    scored,
-                    pairScores(perFunction, truncated),
-                    null,
-                    ref,
-                    scoredTokens,
-                    m,
-                    null);
+            perSample = pairScores(perFunction, truncated);
+        } else if (rl.ppo() != null) {
+            perToken = ppoAdvantages(m, reward, perFunction, truncated, scored, old, ref, values);
+            perSample = new double[n];
+        } else {
+            perSample = groupAdvantages(m, reward, perFunction, old, ref);
         }
-        if (rl.ppo() != null) {
-            Rollout.PerToken perToken = ppoAdvantages(m, reward, perFunction, truncated, scored, old, ref, values);
-            return new Rollout(
-                    generation,
-                    promptIndex,
-                    promptIds,
-                    completions,
-                    truncated,
-                    scored,
-                    new double[n],
-                    old,
-                    ref,
-                    scoredTokens,
-                    m,
-                    perToken);
-        }
+        LOG.debug("generation {}: {} samples, reward {}", generation, n, m.get("reward"));
+        return new Rollout(
+                generation,
+                promptIndex,
+                promptIds,
+                completions,
+                truncated,
+                scored,
+                perSample,
+                old,
+                ref,
+                scoredTokens,
+                m,
+                perToken);
+    }
+
+    /** GRPO's and RLOO's per-sample advantages, with TRL's reward metrics (and RLOO's {@code kl}). */
+    private double[] groupAdvantages(
+            Map<String, Double> m, double[] reward, double[][] perFunction, List<float[]> old, List<float[]> ref) {
+        int n = reward.length;
+        int g = rl.numGenerations();
         double[] advantages;
         double zeroStd;
         if (rl.method() == LossType.GRPO) {
@@ -1001,20 +1001,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         m.put("reward", Advantages.nanMean(reward));
         m.put("reward_std", Advantages.nanStd(reward, 0, n));
         m.put("frac_reward_zero_std", zeroStd);
-        LOG.debug("generation {}: {} samples, reward {}", generation, n, m.get("reward"));
-        return new Rollout(
-                generation,
-                promptIndex,
-                promptIds,
-                completions,
-                truncated,
-                scored,
-                advantages,
-                old,
-                ref,
-                scoredTokens,
-                m,
-                null);
+        return advantages;
     }
 
     /**

@@ -15,6 +15,7 @@ import org.align4j.losses.LossType;
 import org.align4j.losses.rl.Advantages;
 import org.align4j.losses.rl.GrpoLoss;
 import org.align4j.losses.rl.Ppo;
+import org.align4j.trainer.GivenKeys;
 import org.align4j.trainer.TrainConfig;
 
 /**
@@ -315,7 +316,7 @@ public record RlConfig(
         if (ppo) {
             alias(keys, "response_length", "max_completion_length", "PPOConfig");
         }
-        Reader r = new Reader(keys);
+        GivenKeys r = new GivenKeys(keys);
         if (ppo) {
             r.refuse("beta", "PPO's KL coefficient is kl_coef (TRL's PPOConfig)");
             r.refuse("epsilon", "PPO's clip is cliprange (TRL's PPOConfig)");
@@ -487,7 +488,7 @@ public record RlConfig(
         return Collections.unmodifiableMap(out);
     }
 
-    private static PpoOptions ppo(Reader r) {
+    private static PpoOptions ppo(GivenKeys r) {
         int epochs = r.integer("num_ppo_epochs", 4);
         r.require(epochs >= 1, "num_ppo_epochs", "must be >= 1, got " + epochs);
         int miniBatches = r.integer("num_mini_batches", 1);
@@ -584,134 +585,5 @@ public record RlConfig(
         m.put("reward_model_eos", rewardModelEos);
         m.put("shuffle_dataset", shuffleDataset);
         return m;
-    }
-
-    /** Reads given keys with their types, naming where each came from in errors. */
-    private record Reader(Map<String, TrainConfig.Given> given) {
-        String where(String key) {
-            TrainConfig.Given g = given.get(key);
-            return g == null ? "key '" + key + "'" : g.where();
-        }
-
-        void require(boolean ok, String key, String message) {
-            if (!ok) {
-                throw new IllegalArgumentException(where(key) + ": " + message);
-            }
-        }
-
-        void refuse(String key, String why) {
-            if (given.containsKey(key)) {
-                throw new IllegalArgumentException(where(key) + ": has no effect here: " + why);
-            }
-        }
-
-        Object raw(String key) {
-            TrainConfig.Given g = given.get(key);
-            return g == null ? null : g.value();
-        }
-
-        int integer(String key, int dflt) {
-            Object v = raw(key);
-            if (v == null) {
-                return dflt;
-            }
-            try {
-                double d = v instanceof Number n
-                        ? n.doubleValue()
-                        : Double.parseDouble(v.toString().trim());
-                if (d != Math.rint(d) || Math.abs(d) > Integer.MAX_VALUE) {
-                    throw new NumberFormatException();
-                }
-                return (int) d;
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(where(key) + ": expected a whole number, got '" + v + "'");
-            }
-        }
-
-        double number(String key, double dflt) {
-            Object v = raw(key);
-            if (v == null) {
-                return dflt;
-            }
-            if (v instanceof List<?> list) {
-                // TRL's OnlineDPOConfig takes beta as a list, one value per epoch; one value is that value
-                if (list.size() != 1) {
-                    throw new IllegalArgumentException(where(key) + ": one value expected, got a list of " + list.size()
-                            + " (a value per epoch is not built)");
-                }
-                v = list.get(0);
-            }
-            try {
-                double d = v instanceof Number n
-                        ? n.doubleValue()
-                        : Double.parseDouble(v.toString().trim());
-                if (!Double.isFinite(d)) {
-                    throw new NumberFormatException();
-                }
-                return d;
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(where(key) + ": expected a finite number, got '" + v + "'");
-            }
-        }
-
-        boolean bool(String key, boolean dflt) {
-            Object v = raw(key);
-            if (v == null) {
-                return dflt;
-            }
-            if (v instanceof Boolean b) {
-                return b;
-            }
-            String s = v.toString().trim().toLowerCase(Locale.ROOT);
-            if (s.equals("true") || s.equals("false")) {
-                return Boolean.parseBoolean(s);
-            }
-            throw new IllegalArgumentException(where(key) + ": expected true or false, got '" + v + "'");
-        }
-
-        <E extends Enum<E>> E choice(String key, Class<E> type, E dflt) {
-            Object v = raw(key);
-            if (v == null) {
-                return dflt;
-            }
-            String s = v.toString().trim().toUpperCase(Locale.ROOT).replace('-', '_');
-            for (E e : type.getEnumConstants()) {
-                if (e.name().equals(s)) {
-                    return e;
-                }
-            }
-            List<String> names = new ArrayList<>();
-            for (E e : type.getEnumConstants()) {
-                names.add(e.name().toLowerCase(Locale.ROOT));
-            }
-            throw new IllegalArgumentException(
-                    where(key) + ": one of " + String.join(", ", names) + ", got '" + v + "'");
-        }
-
-        List<String> strings(String key) {
-            Object v = raw(key);
-            List<String> out = new ArrayList<>();
-            if (v == null) {
-                return out;
-            }
-            if (v instanceof List<?> list) {
-                for (Object o : list) {
-                    out.add(String.valueOf(o).trim());
-                }
-            } else {
-                // a comma after a backslash stays inside its entry (a regex such as regex:^[0-9]{1\\,2}$)
-                for (String s : v.toString().split("(?<!\\\\),")) {
-                    if (!s.isBlank()) {
-                        out.add(s.trim().replace("\\,", ","));
-                    }
-                }
-            }
-            for (String s : out) {
-                if (s.isEmpty()) {
-                    throw new IllegalArgumentException(where(key) + ": an empty entry");
-                }
-            }
-            return out;
-        }
     }
 }

@@ -3,18 +3,14 @@ package org.align4j.trainer.rl;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.align4j.evaluation.rewards.RewardFunction;
 import org.align4j.losses.LossType;
-import org.align4j.model.Fixtures;
 import org.align4j.trainer.RewardTrlParityTest.Recorder;
 import org.align4j.trainer.RunFolder;
 import org.assertj.core.api.SoftAssertions;
@@ -66,28 +62,7 @@ class OnlineDpoTrlParityTest {
     void everyMetricOfTenStepsAndStepOnesGradientsEqualTrls(String name) throws IOException {
         JsonNode doc = RlTrlParityTest.fixture(name);
         JsonNode s = doc.get("settings");
-        Path data = tmp.resolve("prompts.jsonl");
-        StringBuilder lines = new StringBuilder();
-        for (JsonNode p : doc.get("prompts")) {
-            lines.append(new ObjectMapper().createObjectNode().put("prompt", p.asText()))
-                    .append('\n');
-        }
-        Files.writeString(data, lines);
-        Map<String, Object> o = new LinkedHashMap<>();
-        o.put("model", Fixtures.model(doc.get("model").asText()).toString());
-        o.put("data", data.toString());
-        o.put("output", tmp.resolve("run").toString());
-        o.put("batch_size", s.get("per_device_train_batch_size").asInt());
-        o.put("grad_accum", s.get("gradient_accumulation_steps").asInt());
-        o.put("max_steps", s.get("max_steps").asInt());
-        o.put("learning_rate", s.get("learning_rate").asDouble());
-        o.put("schedule", "linear");
-        o.put("warmup_steps", s.get("warmup_steps").asInt());
-        o.put("weight_decay", s.get("weight_decay").asDouble());
-        o.put("max_grad_norm", s.get("max_grad_norm").asDouble());
-        o.put("seed", s.get("seed").asLong());
-        o.put("disable_dropout", s.get("disable_dropout").asBoolean());
-        o.put("shuffle_dataset", false);
+        Map<String, Object> o = RlTrlParityTest.trainingArguments(doc, tmp);
         o.put("max_new_tokens", s.get("max_new_tokens").asInt());
         o.put("beta", s.get("beta").asDouble());
         o.put("temperature", s.get("temperature").asDouble());

@@ -3,9 +3,7 @@ package org.align4j.trainer.rl;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -43,13 +41,7 @@ class PpoParityTest {
 
     static Map<String, Object> options(JsonNode doc, Path tmp) throws IOException {
         JsonNode s = doc.get("settings");
-        Path data = tmp.resolve("prompts.jsonl");
-        StringBuilder lines = new StringBuilder();
-        for (JsonNode p : doc.get("prompts")) {
-            lines.append(new ObjectMapper().createObjectNode().put("prompt", p.asText()))
-                    .append('\n');
-        }
-        Files.writeString(data, lines);
+        Path data = RlTrlParityTest.writePrompts(doc, tmp);
         Map<String, Object> o = new LinkedHashMap<>();
         o.put("model", Fixtures.model(doc.get("model").asText()).toString());
         o.put("data", data.toString());

@@ -45,6 +45,52 @@ class RlTrlParityTest {
         }
     }
 
+    /**
+     * The fixture's prompts as a prompt-only JSONL file in {@code tmp}.
+     *
+     * @param doc a fixture
+     * @param tmp a temporary folder
+     * @return the file
+     */
+    static Path writePrompts(JsonNode doc, Path tmp) throws IOException {
+        Path data = tmp.resolve("prompts.jsonl");
+        StringBuilder lines = new StringBuilder();
+        for (JsonNode p : doc.get("prompts")) {
+            lines.append(new ObjectMapper().createObjectNode().put("prompt", p.asText()))
+                    .append('\n');
+        }
+        Files.writeString(data, lines);
+        return data;
+    }
+
+    /**
+     * The shared options a TRL fixture's {@code TrainingArguments} pin (model, prompts, batch, schedule,
+     * optimizer, seed, dropout), prompts in file order.
+     *
+     * @param doc a fixture written by a TRL script
+     * @param tmp a temporary folder (prompts file and run folder)
+     * @return key → value, to add the method's keys to
+     */
+    static Map<String, Object> trainingArguments(JsonNode doc, Path tmp) throws IOException {
+        JsonNode s = doc.get("settings");
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("model", Fixtures.model(doc.get("model").asText()).toString());
+        o.put("data", writePrompts(doc, tmp).toString());
+        o.put("output", tmp.resolve("run").toString());
+        o.put("batch_size", s.get("per_device_train_batch_size").asInt());
+        o.put("grad_accum", s.get("gradient_accumulation_steps").asInt());
+        o.put("max_steps", s.get("max_steps").asInt());
+        o.put("learning_rate", s.get("learning_rate").asDouble());
+        o.put("schedule", "linear");
+        o.put("warmup_steps", s.get("warmup_steps").asInt());
+        o.put("weight_decay", s.get("weight_decay").asDouble());
+        o.put("max_grad_norm", s.get("max_grad_norm").asDouble());
+        o.put("seed", s.get("seed").asLong());
+        o.put("disable_dropout", s.get("disable_dropout").asBoolean());
+        o.put("shuffle_dataset", false);
+        return o;
+    }
+
     static Path resource(String name) {
         return Path.of(RlTrlParityTest.class.getResource("/trl-rl/" + name).getPath());
     }
@@ -110,28 +156,7 @@ class RlTrlParityTest {
     void everyMetricOfTenStepsAndStepOnesGradientsEqualTrls(String name) throws IOException {
         JsonNode doc = fixture(name);
         JsonNode s = doc.get("settings");
-        Path data = tmp.resolve("prompts.jsonl");
-        StringBuilder lines = new StringBuilder();
-        for (JsonNode p : doc.get("prompts")) {
-            lines.append(new ObjectMapper().createObjectNode().put("prompt", p.asText()))
-                    .append('\n');
-        }
-        Files.writeString(data, lines);
-        Map<String, Object> o = new LinkedHashMap<>();
-        o.put("model", Fixtures.model(doc.get("model").asText()).toString());
-        o.put("data", data.toString());
-        o.put("output", tmp.resolve("run").toString());
-        o.put("batch_size", s.get("per_device_train_batch_size").asInt());
-        o.put("grad_accum", s.get("gradient_accumulation_steps").asInt());
-        o.put("max_steps", s.get("max_steps").asInt());
-        o.put("learning_rate", s.get("learning_rate").asDouble());
-        o.put("schedule", "linear");
-        o.put("warmup_steps", s.get("warmup_steps").asInt());
-        o.put("weight_decay", s.get("weight_decay").asDouble());
-        o.put("max_grad_norm", s.get("max_grad_norm").asDouble());
-        o.put("seed", s.get("seed").asLong());
-        o.put("disable_dropout", s.get("disable_dropout").asBoolean());
-        o.put("shuffle_dataset", false);
+        Map<String, Object> o = trainingArguments(doc, tmp);
         o.put("num_generations", s.get("num_generations").asInt());
         o.put("max_completion_length", s.get("max_completion_length").asInt());
         o.put("beta", s.get("beta").asDouble());

@@ -3,9 +3,7 @@ package org.align4j.cli;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -26,7 +24,6 @@ import org.align4j.trainer.TrainingLoop;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Spec;
 
 /**
@@ -59,10 +56,7 @@ abstract class OwnTrainerCommand implements Callable<Integer> {
      * @param method KTO, ORPO or CPO
      */
     static void register(CommandSpec spec, TrainOptions options, LossType method) {
-        Set<String> taken = new LinkedHashSet<>();
-        for (OptionSpec o : spec.options()) {
-            taken.addAll(List.of(o.names()));
-        }
+        Set<String> taken = TrainOptions.takenNames(spec);
         Map<String, String> keys = switch (method) {
             case KTO -> KtoConfig.KEYS;
             case CPO -> CpoConfig.KEYS;
@@ -84,19 +78,10 @@ abstract class OwnTrainerCommand implements Callable<Integer> {
         }
         for (Map.Entry<String, String> k : keys.entrySet()) {
             String key = k.getKey();
-            Object d = defaults.get(key);
-            boolean flag = d instanceof Boolean;
-            List<String> names = new ArrayList<>(List.of("--" + key.replace('_', '-'), "--" + key));
-            if (key.equals("unpair_preference_dataset")) {
-                names.add("--unpair");
-            }
-            spec.addOption(options.option(
-                    names,
-                    flag,
-                    flag ? null : "VALUE",
-                    k.getValue() + (d == null ? "" : " (default: " + d + ")"),
-                    key,
-                    taken));
+            spec.addOption(
+                    key.equals("unpair_preference_dataset")
+                            ? options.keyOption(key, k.getValue(), defaults.get(key), taken, "--unpair")
+                            : options.keyOption(key, k.getValue(), defaults.get(key), taken));
         }
         TrainOptions.register(spec, options, method);
     }

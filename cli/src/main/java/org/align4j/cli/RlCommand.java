@@ -1,7 +1,5 @@
 package org.align4j.cli;
 
-import java.util.ArrayList;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -41,10 +39,7 @@ abstract class RlCommand implements Callable<Integer> {
      * @param method GRPO or RLOO
      */
     static void register(CommandSpec spec, TrainOptions options, LossType method) {
-        Set<String> taken = new LinkedHashSet<>();
-        for (OptionSpec o : spec.options()) {
-            taken.addAll(List.of(o.names()));
-        }
+        Set<String> taken = TrainOptions.takenNames(spec);
         RlConfig defaults = RlConfig.defaults(method);
         Map<String, Object> values = defaults.toMap();
         // batch_size counts completions here, as TRL's per_device_train_batch_size in GRPOConfig
@@ -81,18 +76,7 @@ abstract class RlCommand implements Callable<Integer> {
                 }
                 continue;
             }
-            List<String> names = new ArrayList<>(List.of("--" + key.replace('_', '-'), "--" + key));
-            Object d = values.get(key);
-            String shown =
-                    d == null ? null : d instanceof List<?> l ? (l.isEmpty() ? null : l.toString()) : String.valueOf(d);
-            boolean flag = d instanceof Boolean;
-            spec.addOption(options.option(
-                    names,
-                    flag,
-                    flag ? null : "VALUE",
-                    k.getValue() + (shown == null ? "" : " (default: " + shown + ")"),
-                    key,
-                    taken));
+            spec.addOption(options.keyOption(key, k.getValue(), values.get(key), taken));
         }
         // TRL's names of max_completion_length (PPOConfig's response_length, OnlineDPOConfig's max_new_tokens):
         // read by the method they belong to, refused by name by the others

@@ -202,6 +202,43 @@ final class TrainOptions {
     }
 
     /**
+     * @param spec a command
+     * @return the names its options already use
+     */
+    static Set<String> takenNames(CommandSpec spec) {
+        Set<String> taken = new LinkedHashSet<>();
+        for (OptionSpec o : spec.options()) {
+            taken.addAll(List.of(o.names()));
+        }
+        return taken;
+    }
+
+    /**
+     * The flag of a method's own key: {@code --key-name} and {@code --key_name} (and {@code more}), a switch
+     * when its default is a boolean, the default (unless null or an empty list) after the help line.
+     *
+     * @param key the config key
+     * @param help the help line
+     * @param dflt its default, or null
+     * @param taken names already used
+     * @param more further names
+     * @return the option, or null when every name is taken
+     */
+    OptionSpec keyOption(String key, String help, Object dflt, Set<String> taken, String... more) {
+        List<String> names = new ArrayList<>(List.of("--" + key.replace('_', '-'), "--" + key));
+        names.addAll(List.of(more));
+        String shown = dflt == null || dflt instanceof List<?> l && l.isEmpty() ? null : String.valueOf(dflt);
+        boolean flag = dflt instanceof Boolean;
+        return option(
+                names,
+                flag,
+                flag ? null : "VALUE",
+                help + (shown == null ? "" : " (default: " + shown + ")"),
+                key,
+                taken);
+    }
+
+    /**
      * A hidden flag that records its value under {@code key} (the other online method's option, refused by
      * name when given).
      *

@@ -1222,32 +1222,20 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
      * model's output at the position that predicts the token (the prompt's last position for the first).
      */
     private List<float[]> scoreValues(List<int[]> prompts, List<int[]> completions, boolean[] scored) {
-        List<float[]> out = new ArrayList<>(prompts.size());
-        int bs = config.batchSize();
-        for (int from = 0; from < prompts.size(); from += bs) {
-            int[] rows = range(from, Math.min(prompts.size(), from + bs));
-            try (NDManager scope = policy.manager().newSubManager()) {
-                Batch b = batch(scope, rows, prompts, completions, scored);
-                NDArray v = valueModel.values(b.ids, b.attention, false, true);
-                float[] flat = v.reshape(-1)
+        return perToken(
+                prompts,
+                completions,
+                scored,
+                (scope, rows, b) -> valueModel
+                        .values(b.ids, b.attention, false, true)
+                        .reshape(-1)
                         .get(valueIndex(
                                 scope,
                                 rows,
                                 prompts,
                                 completions,
                                 scored,
-                                b.ids.getShape().get(1)))
-                        .toType(DataType.FLOAT32, false)
-                        .toFloatArray();
-                int at = 0;
-                for (int i : rows) {
-                    int len = scored[i] ? completions.get(i).length : 0;
-                    out.add(Arrays.copyOfRange(flat, at, at + len));
-                    at += len;
-                }
-            }
-        }
-        return out;
+                                b.ids.getShape().get(1))));
     }
 
     /** Flat indices into [B·T] of the positions predicting each scored completion token, in token order. */
@@ -1329,22 +1317,40 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     /** Per-token log-probs of each row's completion under a model, without gradients, in micro-batches. */
     private List<float[]> scorePerToken(
             CausalLm model, List<int[]> prompts, List<int[]> completions, boolean[] scored) {
+        return perToken(
+                prompts,
+                completions,
+                scored,
+                (scope, rows, b) -> model.completionTokenLogProbs(
+                                b.ids, b.attention, b.completionMask, scoringTemperature(), false, false)
+                        .logProbs());
+    }
+
+    /** What a micro-batch of rows gives per scored completion token, flat in {@link TokenLogProbs}' order. */
+    @FunctionalInterface
+    private interface TokenScores {
+        NDArray of(NDManager scope, int[] rows, Batch batch);
+    }
+
+    /**
+     * A per-token quantity of every row, without gradients, in micro-batches of batch_size rows: one array
+     * per row, empty for a row left out of the loss.
+     */
+    private List<float[]> perToken(List<int[]> prompts, List<int[]> completions, boolean[] scored, TokenScores scores) {
         List<float[]> out = new ArrayList<>(prompts.size());
         int bs = config.batchSize();
         for (int from = 0; from < prompts.size(); from += bs) {
-            int to = Math.min(prompts.size(), from + bs);
+            int[] rows = range(from, Math.min(prompts.size(), from + bs));
             try (NDManager scope = policy.manager().newSubManager()) {
-                Batch b = batch(scope, range(from, to), prompts, completions, scored);
-                TokenLogProbs lp = model.completionTokenLogProbs(
-                        b.ids, b.attention, b.completionMask, scoringTemperature(), false, false);
-                float[] flat = lp.logProbs().toType(DataType.FLOAT32, false).toFloatArray();
+                Batch b = batch(scope, rows, prompts, completions, scored);
+                float[] flat = scores.of(scope, rows, b)
+                        .toType(DataType.FLOAT32, false)
+                        .toFloatArray();
                 int at = 0;
-                for (int i = from; i < to; i++) {
+                for (int i : rows) {
                     int len = scored[i] ? completions.get(i).length : 0;
-                    float[] row = new float[len];
-                    System.arraycopy(flat, at, row, 0, len);
+                    out.add(Arrays.copyOfRange(flat, at, at + len));
                     at += len;
-                    out.add(row);
                 }
             }
         }

@@ -10,6 +10,8 @@ import org.align4j.data.PreferenceData;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.data.PreferenceExample;
 import org.align4j.data.PromptData;
+import org.align4j.evaluation.rewards.BuiltinRewards;
+import org.align4j.evaluation.rewards.RewardFunction;
 import org.align4j.losses.LossType;
 import org.align4j.model.config.ModelConfig;
 import org.align4j.model.io.ModelFolder;
@@ -89,6 +91,15 @@ final class DryRun {
                     lengths[i] = encoded.get(i).length;
                 }
                 OnlineRlTrainer.checkFits(m, prompts, encoded, run.rl().maxCompletionLength());
+                // the fields the built-in rewards read (a class or a reward model is only loaded by the run)
+                List<RewardFunction> builtins = new ArrayList<>();
+                for (String spec : run.rl().rewardFuncs()) {
+                    RewardFunction f = BuiltinRewards.parse(spec);
+                    if (f != null) {
+                        builtins.add(f);
+                    }
+                }
+                OnlineRlTrainer.requireFields(builtins, prompts);
                 w.printf(
                         "%n# prompts: %s: %d (eval_fraction %s of them held out when no eval_data)%n",
                         part, prompts.size(), TrainConfig.defaultFormat(config.evalFraction()));

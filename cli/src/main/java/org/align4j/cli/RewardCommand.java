@@ -199,6 +199,14 @@ final class RewardCommand implements Runnable {
                 PreferenceEncoder.Encoded enc = new PreferenceEncoder(tk, dataOptions.encodingOptions())
                         .encodeAll(examples, dataOptions.skipInvalid, PreferenceEncoder.Target.REWARD_MODEL);
                 invalid.addAll(enc.invalid());
+                if (enc.kept().isEmpty()) {
+                    // nothing to score: say why before anything is written (a summary of no pairs has no meaning)
+                    throw new IllegalArgumentException(
+                            enc.dropped() > 0
+                                    ? "--max-length: all " + enc.dropped() + " pair(s) are longer than --max-length "
+                                            + dataOptions.maxLength + "; nothing to score (raise --max-length)"
+                                    : "--data: no pair to score (" + invalid.size() + " invalid record(s) skipped)");
+                }
                 List<String> sources = new ArrayList<>();
                 List<RawRecord> records = new ArrayList<>();
                 for (PreferenceExample e : enc.kept()) {

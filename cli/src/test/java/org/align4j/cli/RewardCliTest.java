@@ -350,6 +350,24 @@ class RewardCliTest {
                 CliTest.run("reward", "score", "--model", RM.toString(), "--data", PREFS, "--max-batch-tokens", "0");
         assertThat(budget.code()).isEqualTo(2);
         assertThat(budget.err().strip()).doesNotContain("\n").startsWith("error: --max-batch-tokens");
+        // every pair longer than --max-length: said by name, and label writes no (empty) file
+        Path none = tmp.resolve("none.jsonl");
+        CliTest.Result allLong = CliTest.run(
+                "reward",
+                "label",
+                "--model",
+                RM.toString(),
+                "--data",
+                PREFS,
+                "--output",
+                none.toString(),
+                "--max-length",
+                "2");
+        assertThat(allLong.code()).isEqualTo(2);
+        assertThat(allLong.err().strip())
+                .startsWith("error: --max-length: all ")
+                .contains("nothing to score");
+        assertThat(none).doesNotExist();
         CliTest.Result loss = CliTest.run(
                 "train",
                 "--model",

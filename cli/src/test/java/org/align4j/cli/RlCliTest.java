@@ -215,6 +215,25 @@ class RlCliTest {
     }
 
     @Test
+    void dryRunChecksTheFieldsTheRewardsReadAndOnlineDpoHintsNoEpsilon() throws Exception {
+        Path data = tmp.resolve("no-answer.jsonl");
+        Files.writeString(data, "{\"prompt\": \"1+1=\", \"answer\": \"2\"}\n{\"prompt\": \"2+2=\"}\n");
+        CliTest.Result dry =
+                CliTest.run(args("ppo", data, "--num-generations", "1", "--reward-funcs", "exact", "--dry-run")
+                        .toArray(String[]::new));
+        assertThat(dry.code()).as(dry.err()).isEqualTo(2);
+        assertThat(dry.err().strip())
+                .endsWith("no-answer.jsonl:2: field 'answer': missing (reward 'exact_answer' reads it)");
+        CliTest.Result clip =
+                CliTest.run(args("online-dpo", prompts(), "--cliprange", "0.1").toArray(String[]::new));
+        assertThat(clip.code()).isEqualTo(2);
+        assertThat(clip.err()).contains("--cliprange: has no effect here").doesNotContain("epsilon");
+        CliTest.Result grpo =
+                CliTest.run(args("grpo", prompts(), "--cliprange", "0.1").toArray(String[]::new));
+        assertThat(grpo.err()).contains("its clip is epsilon");
+    }
+
+    @Test
     void anOverflowingGradientNormIsNamedAsSuch() throws Exception {
         // every gradient finite, their norm not: the message says so instead of "non-finite gradients in 0"
         CliTest.Result r = CliTest.run(args("ppo", prompts(), "--num-generations", "1", "--vf-coef", "1e30")

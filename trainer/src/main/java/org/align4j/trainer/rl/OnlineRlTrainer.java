@@ -253,16 +253,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                 throw new IllegalArgumentException(rl.where("reward_funcs") + ": " + e.getMessage(), e);
             }
             rewards = new Rewards(funcs, rl.rewardWeights());
-            for (RewardFunction f : funcs) {
-                for (String field : f.requiredFields()) {
-                    for (PromptExample p : concat(train, eval)) {
-                        if (!p.fields().containsKey(field)) {
-                            throw new IllegalArgumentException(p.source() + ": field '" + field + "': missing (reward '"
-                                    + f.name() + "' reads it)");
-                        }
-                    }
-                }
-            }
+            requireFields(funcs, concat(train, eval));
             folder.resumeFrom().ifPresent(checkpoint -> warnChanges(checkpoint, rl));
             policy = config.loadModel(folder.resumeFrom().orElse(Path.of(config.model())), device, DataType.FLOAT32);
             checkFits(policy.config(), train, trainIds, rl.maxCompletionLength());
@@ -336,6 +327,26 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                 throw new UncheckedIOException(e);
             }
         });
+    }
+
+    /**
+     * Every record has the fields the rewards read ({@code exact:FIELD}), checked before anything samples.
+     *
+     * @param funcs the rewards
+     * @param prompts the records
+     * @throws IllegalArgumentException naming the first record and field missing
+     */
+    public static void requireFields(List<RewardFunction> funcs, List<PromptExample> prompts) {
+        for (RewardFunction f : funcs) {
+            for (String field : f.requiredFields()) {
+                for (PromptExample p : prompts) {
+                    if (!p.fields().containsKey(field)) {
+                        throw new IllegalArgumentException(
+                                p.source() + ": field '" + field + "': missing (reward '" + f.name() + "' reads it)");
+                    }
+                }
+            }
+        }
     }
 
     /** PPO's reference is loaded when the KL penalty can be nonzero; GRPO's and RLOO's when β &gt; 0. */

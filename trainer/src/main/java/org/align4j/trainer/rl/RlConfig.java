@@ -326,15 +326,17 @@ public record RlConfig(
                 r.refuse(k, "GRPO's and RLOO's option; PPO's advantages are GAE from its value model, whitened");
             }
         } else {
+            boolean group = method == LossType.GRPO || method == LossType.RLOO;
             for (String k : PPO_KEYS.keySet()) {
-                r.refuse(
-                        k,
-                        "PPO's option (the ppo command); " + method + " has no value model"
-                                + (k.equals("kl_coef") ? "; its KL coefficient is beta" : "")
-                                + (k.equals("cliprange") ? "; its clip is epsilon" : "")
-                                + (k.equals("num_ppo_epochs")
-                                        ? "; its passes over a generation are num_iterations"
-                                        : ""));
+                String hint = !group
+                        ? ""
+                        : switch (k) {
+                            case "kl_coef" -> "; its KL coefficient is beta";
+                            case "cliprange" -> "; its clip is epsilon";
+                            case "num_ppo_epochs" -> "; its passes over a generation are num_iterations";
+                            default -> "";
+                        };
+                r.refuse(k, "PPO's option (the ppo command); " + method + " has no value model" + hint);
             }
             r.refuse("response_length", "PPO's name; here it is max_completion_length");
         }

@@ -2,6 +2,7 @@ package org.align4j.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import org.align4j.distributed.Collectives;
 import org.align4j.losses.LossType;
 import org.align4j.model.hub.HubClient;
 import org.align4j.model.io.InputFiles;
@@ -202,6 +203,10 @@ public final class Align4j implements Runnable {
      */
     public static void main(String[] args) {
         int code = commandLine().execute(args);
+        if (code == 0) {
+            // a process of an MPI job ends its part normally; a failing one exits without, and mpirun ends the others
+            Collectives.Shared.closeIfOpen();
+        }
         LogManager.shutdown(); // log4j2.xml leaves shutdown to us, so a signal's last lines still reach train.log
         System.exit(code);
     }

@@ -89,6 +89,16 @@ abstract class OwnTrainerCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter err = spec.commandLine().getErr();
+        if (!options.dryRun) {
+            Integer relaunched = Processes.relaunch(
+                    options.nproc,
+                    options.threads,
+                    spec.commandLine().getParseResult().originalArgs(),
+                    "align4j " + method());
+            if (relaunched != null) {
+                return relaunched;
+            }
+        }
         switch (method()) {
             case KTO -> {
                 KtoConfig.Run run = options.resolveKto();

@@ -97,6 +97,7 @@ abstract class RlCommand implements Callable<Integer> {
             DryRun.print(spec.commandLine().getOut(), run);
             return 0;
         }
+        Processes.refuse(options.nproc, "align4j " + method() + " (online RL)");
         Threads.apply(options.threads, null);
         RunFolder folder = RunFolder.claim(run.train(), options.mode());
         RunConsole.logTo(folder.output());

@@ -51,6 +51,9 @@ final class RunConsole implements TrainingListener {
 
     /** Sends every INFO log line of the run to {@code OUTPUT/train.log} (the console keeps warnings only). */
     static void logTo(Path output) {
+        if (Processes.follower()) {
+            return; // rank 0 alone writes the run folder
+        }
         LoggerContext ctx = (LoggerContext) LogManager.getContext(false);
         Configuration cfg = ctx.getConfiguration();
         if (cfg.getAppender("run-file") != null) {
@@ -91,6 +94,9 @@ final class RunConsole implements TrainingListener {
 
     @Override
     public void onStart(long firstStep, long totalSteps) {
+        if (Processes.follower()) {
+            return; // one progress bar: rank 0's
+        }
         bar = new ProgressBarBuilder()
                 .setTaskName(task)
                 .setInitialMax(totalSteps)
@@ -138,6 +144,9 @@ final class RunConsole implements TrainingListener {
 
     /** Says on the console which checkpoint a resumed run continues, and what it was told differently. */
     static void resumed(PrintWriter w, RunFolder folder) {
+        if (Processes.follower()) {
+            return;
+        }
         folder.resumeFrom().ifPresent(c -> {
             w.println(
                     "resuming from " + c + (Files.isRegularFile(c.resolve("config.yaml")) ? "" : " (no config.yaml)"));
@@ -147,11 +156,17 @@ final class RunConsole implements TrainingListener {
     }
 
     static void header(PrintWriter w, List<String> lines) {
+        if (Processes.follower()) {
+            return;
+        }
         lines.forEach(w::println);
         w.flush();
     }
 
     static void summary(PrintWriter w, TrainResult r) {
+        if (Processes.follower()) {
+            return;
+        }
         if (r.interrupted()) {
             w.printf("stopped at step %d; checkpoint %s (continue with --resume)%n", r.lastStep(), r.lastCheckpoint());
         } else {

@@ -50,6 +50,14 @@ final class TrainCommand implements Callable<Integer> {
             DryRun.print(spec.commandLine().getOut(), config);
             return 0;
         }
+        Integer relaunched = Processes.relaunch(
+                options.nproc,
+                options.threads,
+                spec.commandLine().getParseResult().originalArgs(),
+                "align4j train");
+        if (relaunched != null) {
+            return relaunched;
+        }
         Threads.apply(options.threads, null);
         RunFolder folder = RunFolder.claim(config, options.mode());
         RunConsole.logTo(folder.output());

@@ -58,6 +58,14 @@ final class TrainOptions {
     boolean dryRun;
 
     @Option(
+            names = "--nproc",
+            paramLabel = "N",
+            description =
+                    "Train with N processes on this machine (data parallel over Open MPI's mpirun; batch_size is per process,"
+                            + " so a step takes batch_size x N examples); under mpirun or srun leave it out")
+    Integer nproc;
+
+    @Option(
             names = "--threads",
             description = "libtorch intra-op threads on the CPU (default: libtorch's; 1 is bit-reproducible)")
     Integer threads;

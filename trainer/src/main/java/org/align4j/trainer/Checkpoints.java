@@ -83,17 +83,36 @@ public final class Checkpoints {
         }
     }
 
-    static String stateJson(State s, long seed) {
+    static String stateJson(State s, long seed, int worldSize, int globalBatch) {
         var o = JSON.createObjectNode();
         o.put("step", s.step());
         o.put("epoch", s.epoch());
         o.put("batch_in_epoch", s.batchInEpoch());
         o.put("seed", seed);
-        o.put("note", "data order is a function of (seed, epoch); no other random state is used by training");
+        o.put("world_size", worldSize);
+        o.put("global_batch_size", globalBatch);
+        o.put(
+                "note",
+                "data order is a function of (seed, epoch); batch_in_epoch counts global batches (batch_size x"
+                        + " world_size examples); no other random state is used by training");
         try {
             return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o) + "\n";
         } catch (IOException e) {
             throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * @param checkpoint a checkpoint folder
+     * @return the examples of one of its global batches (batch_size × processes), or 0 when it does not say
+     *     (a checkpoint saved before data-parallel training)
+     */
+    static int globalBatchOf(Path checkpoint) {
+        try {
+            JsonNode n = JSON.readTree(checkpoint.resolve(STATE).toFile()).get("global_batch_size");
+            return n == null ? 0 : n.asInt();
+        } catch (IOException e) {
+            return 0;
         }
     }
 

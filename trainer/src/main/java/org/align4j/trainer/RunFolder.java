@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Stream;
+import org.align4j.distributed.Launch;
 import org.align4j.model.io.AtomicDirectory;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -35,6 +36,10 @@ import org.slf4j.LoggerFactory;
  * and start; a fresh run never mixes its files with an earlier run's; {@code --resume} continues a
  * checkpoint that exists (never silently starts afresh), and warns by name about every setting that
  * differs from the checkpoint's {@code config.yaml}; nothing outside the run's own files is deleted.
+ *
+ * <p>In a data-parallel job ({@link Launch}), rank 0 claims the folder as above; the other processes only
+ * read it: they take no lock, write and delete nothing, and resume from the checkpoint rank 0 resumes from
+ * (the newest complete one, or the one named).
  */
 public final class RunFolder implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(RunFolder.class);
@@ -122,6 +127,9 @@ public final class RunFolder implements AutoCloseable {
      */
     public static RunFolder claim(TrainConfig config, Mode mode) throws IOException {
         Path output = Path.of(config.output()).toAbsolutePath().normalize();
+        if (Launch.fromEnvironment().rank() > 0) {
+            return follow(config, mode, output);
+        }
         if (Files.exists(output) && !Files.isDirectory(output)) {
             throw new IllegalArgumentException("key 'output': " + output + " is a file, not a folder");
         }
@@ -173,6 +181,32 @@ public final class RunFolder implements AutoCloseable {
             channel.close();
             throw e;
         }
+    }
+
+    /** A process of rank &gt; 0: reads what rank 0 claims, writes nothing, takes no lock. */
+    private static RunFolder follow(TrainConfig config, Mode mode, Path output) {
+        List<Path> keep = new ArrayList<>();
+        for (String p : new String[] {config.model(), config.referenceModel(), config.cacheDir()}) {
+            if (p != null) {
+                keep.add(Path.of(p).toAbsolutePath().normalize());
+            }
+        }
+        Path resumeFrom = null;
+        List<String> changes = List.of();
+        if (mode instanceof Resume r) {
+            resumeFrom = r.checkpoint() != null
+                    ? r.checkpoint()
+                    : Checkpoints.latest(output)
+                            .orElseThrow(() -> new IllegalArgumentException("--resume: " + output
+                                    + " has no checkpoint to resume" + " from; run without --resume to start afresh"));
+            if (!Files.isRegularFile(resumeFrom.resolve(Checkpoints.STATE))) {
+                throw new IllegalArgumentException(
+                        "--resume: " + resumeFrom + " is not a checkpoint (no " + Checkpoints.STATE + ")");
+            }
+            keep.add(resumeFrom.toAbsolutePath().normalize());
+            changes = changes(resumeFrom, config);
+        }
+        return new RunFolder(output, null, null, resumeFrom, List.copyOf(keep), changes);
     }
 
     private static String holder() {
@@ -340,6 +374,9 @@ public final class RunFolder implements AutoCloseable {
 
     @Override
     public void close() {
+        if (channel == null) {
+            return; // a process of rank > 0 holds no lock
+        }
         try {
             if (lock.isValid()) {
                 lock.release();

@@ -1466,10 +1466,20 @@ public record TrainConfig(
      * @return the number of optimizer steps
      */
     public long totalSteps(int examples) {
+        return totalSteps(examples, 1);
+    }
+
+    /**
+     * @param examples training examples
+     * @param processes data-parallel processes, each taking {@code batch_size} examples of every global batch
+     * @return optimizer steps of the run: {@code max_steps}, or what {@code epochs} of global batches take
+     */
+    public long totalSteps(int examples, int processes) {
         if (maxSteps > 0) {
             return maxSteps;
         }
-        int batchesPerEpoch = (examples + batchSize - 1) / batchSize;
+        int global = batchSize * processes;
+        int batchesPerEpoch = (examples + global - 1) / global;
         return Math.max(1, (long) Math.ceil(epochs * batchesPerEpoch / gradAccum));
     }
 

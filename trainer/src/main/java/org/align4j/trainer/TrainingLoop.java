@@ -14,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -23,6 +24,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PairOrder;
+import org.align4j.distributed.Collectives;
+import org.align4j.distributed.Launch;
+import org.align4j.distributed.Watchdog;
 import org.align4j.model.CausalLm;
 import org.align4j.model.ScalarOps;
 import org.align4j.model.io.AtomicDirectory;
@@ -38,6 +42,15 @@ import org.slf4j.LoggerFactory;
  * The loop every trainer shares: micro-batches in a seeded order, gradient accumulation, global-norm
  * clipping, AdamW under a schedule, metrics, evaluation, atomic checkpoints, exact resume, and a clean
  * stop on SIGINT/SIGTERM. Subclasses say what one micro-batch computes.
+ *
+ * <p>Data parallel: in a process started by {@code mpirun} or {@code srun} ({@link Launch}), each of the W
+ * processes takes its slice of every global batch of {@code batch_size} × W examples (by the batch's indices,
+ * so the global batch does not depend on W), scales its gradients by the global weight of the step, sums
+ * them over the processes after the step's last backward pass ({@link Collectives#allReduceSum}, a few flat
+ * buckets), and then clips and steps AdamW like every other process; W processes of batch b therefore train
+ * as one process of batch b × W. The initial trained weights are rank 0's; logged metrics are over every
+ * process; rank 0 alone writes the run folder, checkpoints behind a barrier; a {@link Watchdog} ends a process
+ * whose step hangs.
  */
 public abstract class TrainingLoop implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TrainingLoop.class);
@@ -67,6 +80,16 @@ public abstract class TrainingLoop implements AutoCloseable {
 
     private volatile boolean stopRequested;
     private final CountDownLatch finished = new CountDownLatch(1);
+
+    /** Ends a process of several whose step hangs; null for one process. */
+    private Watchdog watchdog;
+    /** What the watchdog names to resume from. */
+    private volatile String resumeHint;
+
+    /** Where this process stands in its job (rank 0 of 1 unless started by an MPI launcher). */
+    private final Launch launch;
+    /** The job's collectives, from the first step on (MPI is initialised by {@link #train}). */
+    private Collectives collectives;
 
     /**
      * What one micro-batch contributed.
@@ -108,6 +131,27 @@ public abstract class TrainingLoop implements AutoCloseable {
         this.tokenizerDir = tokenizerDir;
         this.folder = folder;
         this.output = folder.output();
+        this.launch = Launch.fromEnvironment();
+    }
+
+    /**
+     * Refuses a run of several processes for a trainer that does not train data-parallel yet.
+     *
+     * @param command the command, named in the message ("align4j grpo")
+     * @throws IllegalArgumentException when this process was started as one of several by an MPI launcher
+     */
+    public static void requireSingleProcess(String command) {
+        Launch l = Launch.fromEnvironment();
+        if (l.distributed()) {
+            throw new IllegalArgumentException(command + " runs as one process only: data-parallel training over "
+                    + l.worldSize() + " processes (" + l.launcher() + ") is built for sft, train, kto, orpo, cpo and"
+                    + " reward train; run it without mpirun/srun/--nproc");
+        }
+    }
+
+    /** @return the number of data-parallel processes of the run (1 unless started by an MPI launcher) */
+    protected int worldSize() {
+        return launch.worldSize();
     }
 
     /** Releases the run folder; subclasses free their models, then call this. */
@@ -171,7 +215,7 @@ public abstract class TrainingLoop implements AutoCloseable {
      */
     public List<String> header() {
         long total = totalSteps();
-        int perStep = config.batchSize() * config.gradAccum();
+        int perStep = config.batchSize() * config.gradAccum() * worldSize();
         String unit = config.loss().isPairwise() ? "pairs" : "examples";
         return List.of(
                 String.format(
@@ -188,12 +232,13 @@ public abstract class TrainingLoop implements AutoCloseable {
                 String.format(Locale.ROOT, "data: %,d training %s, %,d held out", trainSize(), unit, evalSize()),
                 String.format(
                         Locale.ROOT,
-                        "steps: %,d of %d %s (batch %d x grad_accum %d), %.2f epochs; lr %s, %s schedule, %d warm-up",
+                        "steps: %,d of %d %s (batch %d x grad_accum %d%s), %.2f epochs; lr %s, %s schedule, %d warm-up",
                         total,
                         perStep,
                         unit,
                         config.batchSize(),
                         config.gradAccum(),
+                        worldSize() > 1 ? " x " + worldSize() + " processes" : "",
                         (double) total * perStep / trainSize(),
                         TrainConfig.defaultFormat(config.learningRate()),
                         TrainConfig.configName(config.schedule()),
@@ -292,7 +337,7 @@ public abstract class TrainingLoop implements AutoCloseable {
 
     /** @return the run's optimizer steps ({@code max_steps}, or what {@code epochs} of the data take) */
     protected long totalSteps() {
-        return config.totalSteps(trainSize());
+        return config.totalSteps(trainSize(), worldSize());
     }
 
     /**
@@ -377,7 +422,13 @@ public abstract class TrainingLoop implements AutoCloseable {
             epoch = state.epoch();
             batchInEpoch = state.batchInEpoch();
             order = PairOrder.epoch(
-                    lengths, examplesPerBatch(), config.seed(), epoch, shuffle(), config.groupByLength(), dropLast());
+                    lengths,
+                    examplesPerBatch() * worldSize(),
+                    config.seed(),
+                    epoch,
+                    shuffle(),
+                    config.groupByLength(),
+                    dropLast());
         }
 
         int[] next() {
@@ -386,7 +437,7 @@ public abstract class TrainingLoop implements AutoCloseable {
                 batchInEpoch = 0;
                 order = PairOrder.epoch(
                         lengths,
-                        examplesPerBatch(),
+                        examplesPerBatch() * worldSize(),
                         config.seed(),
                         epoch,
                         shuffle(),
@@ -408,12 +459,12 @@ public abstract class TrainingLoop implements AutoCloseable {
     /**
      * One optimizer step's forward and backward passes, their results still on the device.
      *
-     * @param batches the step's micro-batches
-     * @param weights each one's {@link #weight}
+     * @param batches the step's micro-batches (this process's slices of the global ones)
+     * @param weights each one's {@link #weight} (0 for a slice this process had none of)
      * @param values each one's values times its weight ({@link MicroResult#values})
      * @param names the names of the values
-     * @param total the sum of the weights
-     * @param tokens tokens processed
+     * @param total the sum of the weights over every process: the step's global weight
+     * @param tokens tokens this process processed
      * @param stats owner of the values until the step logs
      */
     private record Accumulated(
@@ -424,13 +475,21 @@ public abstract class TrainingLoop implements AutoCloseable {
             long total,
             long tokens,
             NDManager stats) {
-        /** @return the weighted means of the step's values, read to the host (the logged loss is the one differentiated) */
-        double[] means() {
+        /** @return this process's weighted sums of the step's values, read to the host */
+        double[] sums() {
             NDArray sum = values.get(0);
             for (int i = 1; i < values.size(); i++) {
                 sum = sum.add(values.get(i));
             }
-            double[] v = sum.toDoubleArray();
+            return sum.toDoubleArray();
+        }
+
+        /**
+         * @param sums weighted sums of the values (this process's, or every process's)
+         * @return the weighted means (the logged loss is the one differentiated)
+         */
+        double[] means(double[] sums) {
+            double[] v = sums.clone();
             for (int i = 0; i < v.length; i++) {
                 v[i] /= total;
             }
@@ -485,9 +544,32 @@ public abstract class TrainingLoop implements AutoCloseable {
         }
         LrSchedule schedule = new LrSchedule(
                 config.learningRate(), config.warmupStepsOf(totalSteps), (int) totalSteps, config.schedule());
+        collectives = Collectives.fromEnvironment();
+        boolean root = collectives.isRoot();
+        if (worldSize() > 1) {
+            // every process starts from rank 0's weights (the same files and seed give the same, but a LoRA
+            // initialisation or a non-deterministic load must not make the processes diverge)
+            collectives.broadcast(trainedParameters().values().stream()
+                    .map(Parameter::getArray)
+                    .toList());
+            resumeHint = folder.resumeFrom()
+                    .map(p -> (Object) p)
+                    .orElse("the start (no checkpoint saved yet)")
+                    .toString();
+            watchdog = new Watchdog(launch.rank(), Watchdog.configuredMinimum(), () -> resumeHint);
+            LOG.info(
+                    "Data parallel: rank {} of {} ({}), global batch {}; watchdog limit at least {} s",
+                    launch.rank(),
+                    worldSize(),
+                    launch.launcher(),
+                    examplesPerBatch() * worldSize(),
+                    Watchdog.configuredMinimum().toSeconds());
+        }
         Thread hook = new Thread(this::onSignal, "align4j-stop");
         Runtime.getRuntime().addShutdownHook(hook);
-        Files.writeString(output.resolve("config.yaml"), configYaml(), StandardCharsets.UTF_8);
+        if (root) {
+            Files.writeString(output.resolve("config.yaml"), configYaml(), StandardCharsets.UTF_8);
+        }
         Map<String, Double> lastMetrics = Map.of();
         Map<String, Double> evalMetrics = Map.of();
         Path lastCheckpoint = folder.resumeFrom().orElse(null);
@@ -498,18 +580,21 @@ public abstract class TrainingLoop implements AutoCloseable {
         long step = state.step();
         final long firstStep = step + 1;
         listeners.forEach(l -> l.onStart(firstStep, totalSteps));
-        try (MetricsLog metrics = new MetricsLog(output.resolve("metrics.jsonl"), resume ? step : -1)) {
-            if (config.evalSamples() > 0) {
+        // rank 0 alone writes the run folder
+        try (MetricsLog metrics = root ? new MetricsLog(output.resolve("metrics.jsonl"), resume ? step : -1) : null) {
+            if (config.evalSamples() > 0 && root) {
                 judging = EvalJudging.create(config, tokenizer(), heldOutPairs(), policy);
             }
+            phase("the first step");
+            boolean stopAgreed = false;
             while (step < totalSteps) {
-                if (stopRequested) {
+                // with several processes, a stop asked of any one of them is agreed at the end of a step
+                if (worldSize() > 1 ? stopAgreed : stopRequested) {
                     interrupted = true;
                     break;
                 }
                 long t0 = System.nanoTime();
                 Accumulated acc = forwardBackward(cursor, step);
-                tokensSeen += acc.tokens();
                 reportGradientNorms(step + 1);
                 double lr = schedule.at(step);
                 double gradNorm = clipOrStop(optimizer, acc, step + 1);
@@ -521,34 +606,70 @@ public abstract class TrainingLoop implements AutoCloseable {
                 step++;
                 delayForTests();
                 boolean logs = step % config.logEvery() == 0 || step == totalSteps;
+                double[] sums = logs ? acc.sums() : null;
+                long stepTokens = acc.tokens();
+                if (worldSize() > 1) {
+                    // one small all-reduce a step: tokens, a stop asked, and the logged values' weighted sums
+                    double[] local = new double[2 + (sums == null ? 0 : sums.length)];
+                    local[0] = stepTokens;
+                    local[1] = stopRequested ? 1 : 0;
+                    if (sums != null) {
+                        System.arraycopy(sums, 0, local, 2, sums.length);
+                    }
+                    double[] all = collectives.allReduceSum(local);
+                    stepTokens = (long) all[0];
+                    stopAgreed = all[1] > 0;
+                    sums = sums == null ? null : Arrays.copyOfRange(all, 2, all.length);
+                }
+                tokensSeen += stepTokens;
                 Map<String, Double> m = stepMetrics(
-                        acc, logs, lr, gradNorm, (System.nanoTime() - t0) / 1e9, cursor.epochs(), tokensSeen);
+                        acc,
+                        sums,
+                        lr,
+                        gradNorm,
+                        (System.nanoTime() - t0) / 1e9,
+                        cursor.epochs(),
+                        stepTokens,
+                        tokensSeen);
                 if (logs) {
                     m.putAll(stepExtras(step));
                 }
                 if (logs) {
                     lastMetrics = m;
-                    metrics.write(step, m);
+                    if (metrics != null) {
+                        metrics.write(step, m);
+                    }
                     LOG.info("step {}/{}: {}", step, totalSteps, format(m));
                 }
                 final long s = step;
                 listeners.forEach(l -> l.onStep(s, m));
+                tick(step);
                 if (config.evalEvery() > 0 && step % config.evalEvery() == 0 && step < totalSteps) {
+                    phase("evaluation");
                     evalMetrics = runEval(metrics, step, judging);
+                    tick(step);
                 }
                 if (config.saveEvery() > 0 && step % config.saveEvery() == 0 && step < totalSteps) {
+                    phase("checkpoint-" + step);
                     lastCheckpoint = save(optimizer, cursor.state(step));
+                    tick(step);
                 }
             }
             Path finalModel = null;
             if (!interrupted) {
+                phase("evaluation and the final save");
                 evalMetrics = runEval(metrics, step, judging);
                 lastCheckpoint = save(optimizer, cursor.state(step));
                 finalModel = output.resolve("final");
-                policy.save(finalModel, tokenizerDir);
-                // the run is complete: keep_last alone decides now (the last good checkpoint was kept only to recover
-                // from a divergence)
-                Checkpoints.prune(output, config.keepLast(), folder.protectedPaths());
+                if (root) {
+                    policy.save(finalModel, tokenizerDir);
+                    // the run is complete: keep_last alone decides now (the last good checkpoint was kept only to
+                    // recover from a divergence)
+                    Checkpoints.prune(output, config.keepLast(), folder.protectedPaths());
+                }
+                if (worldSize() > 1) {
+                    collectives.barrier(); // every process returns paths that exist
+                }
             } else if (lastCheckpoint == null || Checkpoints.stepOf(lastCheckpoint) != step) {
                 lastCheckpoint = save(optimizer, cursor.state(step));
                 LOG.warn(
@@ -558,6 +679,10 @@ public abstract class TrainingLoop implements AutoCloseable {
             }
             return new TrainResult(step, interrupted, lastMetrics, evalMetrics, finalModel, lastCheckpoint);
         } finally {
+            if (watchdog != null) {
+                watchdog.close();
+                watchdog = null;
+            }
             if (judging != null) {
                 judging.close();
             }
@@ -575,6 +700,35 @@ public abstract class TrainingLoop implements AutoCloseable {
     /** Loads a checkpoint's optimizer state and says where its run stood (the policy was loaded from it). */
     private Checkpoints.State restore(AdamW optimizer, Path checkpoint) {
         Checkpoints.State state = Checkpoints.readState(checkpoint);
+        int savedBatch = Checkpoints.globalBatchOf(checkpoint);
+        int globalBatch = examplesPerBatch() * worldSize();
+        if (savedBatch > 0 && savedBatch != globalBatch) {
+            // the position counts global batches (batch_size x processes): continue after the same examples
+            long examples = (long) state.batchInEpoch() * savedBatch;
+            int batches = (int) Math.min(Integer.MAX_VALUE, (examples + globalBatch - 1) / globalBatch);
+            if (examples % globalBatch == 0 && !config.groupByLength()) {
+                LOG.info(
+                        "{} ran with global batches of {} examples, this run's are {}: continuing after the same {}"
+                                + " examples of epoch {}",
+                        checkpoint.getFileName(),
+                        savedBatch,
+                        globalBatch,
+                        examples,
+                        state.epoch());
+            } else {
+                LOG.warn(
+                        "{} ran with global batches of {} examples, this run's are {}: epoch {} continues at batch {}"
+                                + " of the new size, not exactly after the {} examples it trained on{}",
+                        checkpoint.getFileName(),
+                        savedBatch,
+                        globalBatch,
+                        state.epoch(),
+                        batches,
+                        examples,
+                        config.groupByLength() ? " (group_by_length orders each batch size differently)" : "");
+            }
+            state = new Checkpoints.State(state.step(), state.epoch(), batches);
+        }
         loadOptimizer(optimizer, checkpoint, state.step());
         restoreState(checkpoint);
         LOG.info(
@@ -591,12 +745,23 @@ public abstract class TrainingLoop implements AutoCloseable {
      * one's gradient is scaled by its share of the whole step's weight (pairs, or SFT's tokens).
      */
     private Accumulated forwardBackward(Cursor cursor, long step) {
-        List<int[]> batches = stepBatches(step, cursor::next);
-        long[] weights = new long[batches.size()];
+        List<int[]> globals = stepBatches(step, cursor::next);
+        int world = worldSize();
+        List<int[]> batches = new ArrayList<>(globals.size());
+        long[] weights = new long[globals.size()];
         long total = 0;
-        for (int a = 0; a < batches.size(); a++) {
-            weights[a] = weight(batches.get(a));
-            total += weights[a];
+        for (int a = 0; a < globals.size(); a++) {
+            int[] global = globals.get(a);
+            // every process knows every slice's weight: the global total needs no communication
+            for (int r = 0; r < world; r++) {
+                int[] slice = slice(global, r, world);
+                long w = slice.length == 0 ? 0 : weight(slice);
+                total += w;
+                if (r == launch.rank()) {
+                    batches.add(slice);
+                    weights[a] = w;
+                }
+            }
         }
         // each micro-batch's loss and metrics stay on the device until this step logs (or fails)
         NDManager stats = policy.manager().newSubManager();
@@ -608,16 +773,52 @@ public abstract class TrainingLoop implements AutoCloseable {
             // dropout masks as a function of (seed, step, micro-batch) alone: a resumed run draws the
             // same ones (the rule trl_fixtures.py seeds TRL with before each forward pass)
             CausalLm.seedGenerators(config.seed() + DROPOUT_SEED_STRIDE * step + a);
+            // a global batch smaller than the world leaves a process without examples: it runs one of the batch's
+            // with a weight of 0, so that its gradients and metrics exist and add nothing
+            boolean none = batches.get(a).length == 0;
+            int[] indices = none ? new int[] {globals.get(a)[0]} : batches.get(a);
             try (NDManager scope = policy.manager().newSubManager();
                     GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
-                r = microStep(batches.get(a), scope, gc, (double) weights[a] / total);
+                r = microStep(indices, scope, gc, (double) weights[a] / total);
                 r.values().attach(stats);
             }
             values.add(ScalarOps.times(r.values(), weights[a]));
             names = r.names();
-            tokens += r.tokens();
+            tokens += none ? 0 : r.tokens();
+        }
+        if (world > 1) {
+            allReduceGradients();
         }
         return new Accumulated(batches, weights, values, names, total, tokens, stats);
+    }
+
+    /**
+     * @param global the indices of a global batch
+     * @param rank a process
+     * @param world the number of processes
+     * @return the process's contiguous slice of it (sizes differ by at most one; empty when the batch is
+     *     smaller than the world)
+     */
+    static int[] slice(int[] global, int rank, int world) {
+        int from = (int) ((long) global.length * rank / world);
+        int to = (int) ((long) global.length * (rank + 1) / world);
+        return Arrays.copyOfRange(global, from, to);
+    }
+
+    /** Sums the trained parameters' gradients over every process, in place (each already scaled by the global weight). */
+    private void allReduceGradients() {
+        List<NDArray> grads = new ArrayList<>();
+        try {
+            for (Parameter p : trainedParameters().values()) {
+                NDArray a = p.getArray();
+                if (a.hasGradient()) {
+                    grads.add(a.getGradient());
+                }
+            }
+            collectives.allReduceSum(grads);
+        } finally {
+            grads.forEach(NDArray::close);
+        }
     }
 
     private void reportGradientNorms(long step) {
@@ -653,7 +854,8 @@ public abstract class TrainingLoop implements AutoCloseable {
             throw diverged(
                     step,
                     acc.batches().get(acc.batches().size() - 1),
-                    "gradient norm is " + gradNorm + " (loss " + acc.means()[0] + "; "
+                    "gradient norm is " + gradNorm + " (loss " + acc.means(acc.sums())[0]
+                            + (worldSize() > 1 ? " on rank " + launch.rank() : "") + "; "
                             + (bad.isEmpty()
                                     ? "every gradient is finite but their norm overflowed: the loss's scale is far too"
                                             + " large (a coefficient of the objective?)"
@@ -668,10 +870,17 @@ public abstract class TrainingLoop implements AutoCloseable {
 
     /** The step's metrics: the accumulated values when the step logs, and what the host knows anyway. */
     private static Map<String, Double> stepMetrics(
-            Accumulated acc, boolean logs, double lr, double gradNorm, double seconds, double epochs, long tokensSeen) {
+            Accumulated acc,
+            double[] sums,
+            double lr,
+            double gradNorm,
+            double seconds,
+            double epochs,
+            long stepTokens,
+            long tokensSeen) {
         Map<String, Double> m = new LinkedHashMap<>();
-        if (logs) {
-            double[] values = acc.means();
+        if (sums != null) {
+            double[] values = acc.means(sums);
             for (int i = 0; i < values.length; i++) {
                 m.put(acc.names().get(i), values[i]);
             }
@@ -680,7 +889,7 @@ public abstract class TrainingLoop implements AutoCloseable {
         acc.stats().close();
         m.put("learning_rate", lr);
         m.put("grad_norm", gradNorm);
-        m.put("tokens_per_second", acc.tokens() / seconds);
+        m.put("tokens_per_second", stepTokens / seconds);
         m.put("num_tokens", (double) tokensSeen);
         m.put("epoch", epochs);
         return m;
@@ -712,6 +921,18 @@ public abstract class TrainingLoop implements AutoCloseable {
             } else {
                 m.computeIfPresent(metric, (k, v) -> v / share);
             }
+        }
+    }
+
+    private void tick(long step) {
+        if (watchdog != null) {
+            watchdog.progress(step);
+        }
+    }
+
+    private void phase(String what) {
+        if (watchdog != null) {
+            watchdog.longPhase(what);
         }
     }
 
@@ -750,7 +971,9 @@ public abstract class TrainingLoop implements AutoCloseable {
         }
         Map<String, Double> m = new LinkedHashMap<>();
         raw.forEach((k, v) -> m.put("eval_" + k, v));
-        metrics.write(step, m);
+        if (metrics != null) {
+            metrics.write(step, m);
+        }
         LOG.info("eval at step {}: {}", step, format(m));
         listeners.forEach(l -> l.onEval(step, m));
         return m;
@@ -782,6 +1005,7 @@ public abstract class TrainingLoop implements AutoCloseable {
      */
     private String setAsideUnverified() {
         if (unverified != null
+                && (collectives == null || collectives.isRoot())
                 && Files.isDirectory(unverified)
                 && !folder.protectedPaths().contains(unverified.toAbsolutePath().normalize())) {
             Path aside = unverified.resolveSibling(unverified.getFileName() + ".diverged");
@@ -830,21 +1054,30 @@ public abstract class TrainingLoop implements AutoCloseable {
     }
 
     private Path save(AdamW optimizer, Checkpoints.State state) throws IOException {
-        requireFinite(optimizer, state.step());
+        requireFinite(optimizer, state.step()); // on every process: they hold the same values, and all stop
         Path dir = output.resolve(Checkpoints.PREFIX + state.step());
-        AtomicDirectory.write(dir, tmp -> {
-            policy.writeTo(tmp, tokenizerDir, CausalLm.DEFAULT_SHARD_BYTES);
-            SafetensorsWriter.write(tmp.resolve(Checkpoints.OPTIMIZER), onCpu(optimizer.state()));
-            Files.writeString(tmp.resolve(Checkpoints.STATE), Checkpoints.stateJson(state, config.seed()));
-            Files.writeString(tmp.resolve("config.yaml"), configYaml());
-            saveState(tmp);
-        });
-        unverified = dir;
-        List<Path> keep = new ArrayList<>(folder.protectedPaths());
-        if (verified != null) {
-            keep.add(verified.toAbsolutePath().normalize());
+        if (collectives.isRoot()) {
+            AtomicDirectory.write(dir, tmp -> {
+                policy.writeTo(tmp, tokenizerDir, CausalLm.DEFAULT_SHARD_BYTES);
+                SafetensorsWriter.write(tmp.resolve(Checkpoints.OPTIMIZER), onCpu(optimizer.state()));
+                Files.writeString(
+                        tmp.resolve(Checkpoints.STATE),
+                        Checkpoints.stateJson(state, config.seed(), worldSize(), examplesPerBatch() * worldSize()));
+                Files.writeString(tmp.resolve("config.yaml"), configYaml());
+                saveState(tmp);
+            });
+            List<Path> keep = new ArrayList<>(folder.protectedPaths());
+            if (verified != null) {
+                keep.add(verified.toAbsolutePath().normalize());
+            }
+            Checkpoints.prune(output, config.keepLast(), keep);
         }
-        Checkpoints.prune(output, config.keepLast(), keep);
+        if (worldSize() > 1) {
+            // no process goes on before the checkpoint is complete: a failure from here on resumes from it
+            collectives.barrier();
+            resumeHint = dir.toString();
+        }
+        unverified = dir;
         LOG.info("Checkpoint {} saved", dir);
         listeners.forEach(l -> l.onCheckpoint(state.step(), dir));
         return dir;

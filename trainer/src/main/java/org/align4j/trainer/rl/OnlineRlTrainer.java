@@ -467,6 +467,8 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     public static void check(RlConfig.Run run) {
         TrainConfig c = run.train();
         RlConfig rl = run.rl();
+        // generation, rewards and the rollout buffer are not split across processes yet
+        requireSingleProcess("align4j " + rl.method() + " (online RL)");
         if (c.loss() != rl.method()) {
             throw new IllegalArgumentException("key 'loss': an online run trains " + rl.method() + ", got " + c.loss());
         }

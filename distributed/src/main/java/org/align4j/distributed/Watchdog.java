@@ -16,8 +16,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The limit is max({@code minimum}, 10 × the median of the last steps' durations); {@code minimum} is 60 s
  * unless the system property {@code align4j.watchdog.seconds} or the environment variable {@code
- * ALIGN4J_WATCHDOG_SECONDS} says otherwise. During a long phase (evaluation, a checkpoint) the limit is
- * {@link #LONG_PHASE} or, if larger, 10 × the minimum.
+ * ALIGN4J_WATCHDOG_SECONDS} says otherwise. During a long phase (the first step, evaluation, a checkpoint)
+ * the limit is {@link #LONG_PHASE} unless {@code align4j.watchdog.longSeconds} or {@code
+ * ALIGN4J_WATCHDOG_LONG_SECONDS} says otherwise.
  */
 public final class Watchdog implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Watchdog.class);
@@ -25,13 +26,14 @@ public final class Watchdog implements AutoCloseable {
     /** The exit status of a halted process (EX_TEMPFAIL: resume from the named checkpoint). */
     public static final int EXIT_CODE = 75;
 
-    /** The limit during {@link #longPhase}: evaluation and checkpoints of large models take minutes. */
+    /** The default limit during {@link #longPhase}: evaluation and checkpoints of large models take minutes. */
     public static final Duration LONG_PHASE = Duration.ofMinutes(30);
 
     private static final int WINDOW = 64;
 
     private final int rank;
     private final long minimumNanos;
+    private final long longNanos;
     private final Supplier<String> resumeHint;
     private final long[] durations = new long[WINDOW];
     private final Thread thread;
@@ -47,11 +49,13 @@ public final class Watchdog implements AutoCloseable {
      *
      * @param rank this process's rank (named in the message)
      * @param minimum the smallest limit
+     * @param longPhase the limit during a {@link #longPhase}
      * @param resumeHint says which checkpoint to resume from (read when it fires; it must not block)
      */
-    public Watchdog(int rank, Duration minimum, Supplier<String> resumeHint) {
+    public Watchdog(int rank, Duration minimum, Duration longPhase, Supplier<String> resumeHint) {
         this.rank = rank;
         this.minimumNanos = minimum.toNanos();
+        this.longNanos = longPhase.toNanos();
         this.limitNanos = minimumNanos;
         this.resumeHint = resumeHint;
         this.thread = new Thread(this::watch, "align4j-watchdog");
@@ -65,14 +69,27 @@ public final class Watchdog implements AutoCloseable {
      * @throws IllegalArgumentException naming the property or variable when it is not a positive number
      */
     public static Duration configuredMinimum() {
-        String p = System.getProperty("align4j.watchdog.seconds");
-        String name = "system property align4j.watchdog.seconds";
+        return configured("align4j.watchdog.seconds", "ALIGN4J_WATCHDOG_SECONDS", Duration.ofSeconds(60));
+    }
+
+    /**
+     * @return the limit of a long phase: {@code align4j.watchdog.longSeconds}, else {@code
+     *     ALIGN4J_WATCHDOG_LONG_SECONDS}, else {@link #LONG_PHASE}
+     * @throws IllegalArgumentException naming the property or variable when it is not a positive number
+     */
+    public static Duration configuredLongPhase() {
+        return configured("align4j.watchdog.longSeconds", "ALIGN4J_WATCHDOG_LONG_SECONDS", LONG_PHASE);
+    }
+
+    private static Duration configured(String property, String variable, Duration absent) {
+        String p = System.getProperty(property);
+        String name = "system property " + property;
         if (p == null) {
-            p = System.getenv("ALIGN4J_WATCHDOG_SECONDS");
-            name = "environment variable ALIGN4J_WATCHDOG_SECONDS";
+            p = System.getenv(variable);
+            name = "environment variable " + variable;
         }
         if (p == null || p.isBlank()) {
-            return Duration.ofSeconds(60);
+            return absent;
         }
         try {
             double s = Double.parseDouble(p.strip());
@@ -109,7 +126,7 @@ public final class Watchdog implements AutoCloseable {
     public synchronized void longPhase(String what) {
         phase = what;
         last = System.nanoTime();
-        limitNanos = Math.max(LONG_PHASE.toNanos(), 10 * minimumNanos);
+        limitNanos = longNanos;
     }
 
     /** @return the current limit */

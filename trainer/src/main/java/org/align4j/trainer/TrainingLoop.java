@@ -556,7 +556,8 @@ public abstract class TrainingLoop implements AutoCloseable {
                     .map(p -> (Object) p)
                     .orElse("the start (no checkpoint saved yet)")
                     .toString();
-            watchdog = new Watchdog(launch.rank(), Watchdog.configuredMinimum(), () -> resumeHint);
+            watchdog = new Watchdog(
+                    launch.rank(), Watchdog.configuredMinimum(), Watchdog.configuredLongPhase(), () -> resumeHint);
             LOG.info(
                     "Data parallel: rank {} of {} ({}), global batch {}; watchdog limit at least {} s",
                     launch.rank(),

@@ -1,13 +1,15 @@
 package org.align4j.trainer;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.align4j.distributed.Collectives;
+import org.align4j.distributed.Launch;
 
 /**
  * One training run from {@code key=value} arguments (TrainConfig's keys, plus {@code trainer=sft|preference}
- * and {@code resume=CHECKPOINT}): what {@link DataParallelTest} starts under {@code mpirun}, and runs in its
+ * {@code resume=CHECKPOINT} and {@code pid_dir=DIR}, where each process writes {@code rank-R.pid}): what {@link DataParallelTest} starts under {@code mpirun}, and runs in its
  * own JVM for the one-process baseline.
  */
 public final class DataParallelMain {
@@ -33,6 +35,10 @@ public final class DataParallelMain {
             switch (k) {
                 case "trainer" -> trainer = v;
                 case "resume" -> resume = v;
+                case "pid_dir" ->
+                    Files.writeString(
+                            Path.of(v, "rank-" + Launch.fromEnvironment().rank() + ".pid"),
+                            String.valueOf(ProcessHandle.current().pid()));
                 default -> keys.put(k, value(v));
             }
         }

@@ -205,24 +205,7 @@ class DataParallelTest {
     /** Runs {@link DataParallelMain} under {@code mpirun -np N} with this test's classpath; fails on a non-zero exit. */
     static String mpirun(Path mpirun, int ranks, List<String> args) throws IOException, InterruptedException {
         Path log = Files.createTempFile("mpirun", ".log");
-        String cp = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
-        List<String> cmd = new ArrayList<>(List.of(mpirun.toString(), "-np", String.valueOf(ranks)));
-        cmd.addAll(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xmx1g",
-                "-Dai.djl.pytorch.num_threads=1",
-                "-Dai.djl.offline=true",
-                "-cp",
-                cp,
-                DataParallelMain.class.getName()));
-        cmd.addAll(args);
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("OMPI_ALLOW_RUN_AS_ROOT", "1");
-        pb.environment().put("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-        pb.environment().put("OMPI_MCA_oob_tcp_if_include", "lo");
-        pb.environment().put("OMPI_MCA_btl_tcp_if_include", "lo");
-        pb.environment().put("OMP_NUM_THREADS", "1");
-        Process p = pb.start();
+        Process p = start(mpirun, ranks, args, log, List.of(), Map.of());
         boolean ended = p.waitFor(4, TimeUnit.MINUTES);
         if (!ended) {
             p.destroyForcibly();
@@ -232,5 +215,105 @@ class DataParallelTest {
         assertThat(ended).as("mpirun ended within 4 minutes: %s", out).isTrue();
         assertThat(p.exitValue()).as("mpirun's exit status: %s", out).isZero();
         return out;
+    }
+
+    private static Process start(
+            Path mpirun, int ranks, List<String> args, Path log, List<String> jvm, Map<String, String> env)
+            throws IOException {
+        String cp = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+        List<String> cmd = new ArrayList<>(List.of(mpirun.toString(), "-np", String.valueOf(ranks)));
+        cmd.addAll(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xmx1g",
+                "-Dai.djl.pytorch.num_threads=1",
+                "-Dai.djl.offline=true"));
+        cmd.addAll(jvm);
+        cmd.addAll(List.of("-cp", cp, DataParallelMain.class.getName()));
+        cmd.addAll(args);
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("OMPI_ALLOW_RUN_AS_ROOT", "1");
+        pb.environment().put("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+        pb.environment().put("OMPI_MCA_oob_tcp_if_include", "lo");
+        pb.environment().put("OMPI_MCA_btl_tcp_if_include", "lo");
+        pb.environment().put("OMP_NUM_THREADS", "1");
+        pb.environment().putAll(env);
+        return pb.start();
+    }
+
+    /**
+     * A process that stops answering (SIGSTOP) leaves the other blocked in an all-reduce: its watchdog ends it
+     * within its limit, naming the rank and the checkpoint to resume from, and mpirun ends the job; one that
+     * is killed (SIGKILL) ends the job through mpirun within seconds. The run folder holds only complete
+     * checkpoints either way.
+     */
+    @Test
+    void aStoppedOrKilledProcessEndsTheJob() throws Exception {
+        Path mpirun = requireMpirun();
+        for (String signal : List.of("STOP", "KILL")) {
+            Path pids = Files.createDirectories(tmp.resolve("pids-" + signal));
+            Path run = tmp.resolve("hang-" + signal);
+            Path log = tmp.resolve(signal + ".log");
+            List<String> args = new ArrayList<>(dpo("hang-" + signal, 2, "pid_dir=" + pids));
+            args.removeIf(a -> a.startsWith("max_steps="));
+            args.add("max_steps=100000");
+            Process p = start(
+                    mpirun,
+                    2,
+                    args,
+                    log,
+                    List.of("-Dalign4j.stepDelayMs=20"),
+                    Map.of("ALIGN4J_WATCHDOG_SECONDS", "3", "ALIGN4J_WATCHDOG_LONG_SECONDS", "20"));
+            try {
+                // a few steps and a checkpoint first
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+                while (!(Files.isDirectory(run.resolve("checkpoint-4")) && Files.exists(pids.resolve("rank-1.pid")))) {
+                    assertThat(p.isAlive())
+                            .as("%s", Files.exists(log) ? Files.readString(log) : "")
+                            .isTrue();
+                    assertThat(System.nanoTime()).as("4 steps within 90 s").isLessThan(deadline);
+                    Thread.sleep(100);
+                }
+                String pid = Files.readString(pids.resolve("rank-1.pid")).strip();
+                long t0 = System.nanoTime();
+                new ProcessBuilder("kill", "-" + signal, pid)
+                        .inheritIO()
+                        .start()
+                        .waitFor();
+                boolean ended = p.waitFor(60, TimeUnit.SECONDS);
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                String out = Files.readString(log, StandardCharsets.UTF_8);
+                assertThat(ended)
+                        .as("job ended after SIG%s of rank 1: %s", signal, out)
+                        .isTrue();
+                assertThat(p.exitValue()).as(out).isNotZero();
+                if (signal.equals("STOP")) {
+                    // 3 s without progress (10 x a step of ~0.1 s is less), checked every 0.15 s
+                    assertThat(out).contains("Rank 0 made no progress").contains("Resume with --resume from");
+                    assertThat(seconds).as(out).isLessThan(30);
+                } else {
+                    assertThat(out).contains("signal 9");
+                    assertThat(seconds).as(out).isLessThan(10);
+                }
+            } finally {
+                p.destroyForcibly();
+                if (Files.exists(pids.resolve("rank-1.pid"))) {
+                    // a stopped process outlives mpirun only if mpirun itself was killed
+                    new ProcessBuilder(
+                                    "kill",
+                                    "-KILL",
+                                    Files.readString(pids.resolve("rank-1.pid")).strip())
+                            .start()
+                            .waitFor();
+                }
+            }
+            try (Stream<Path> s = Files.list(run)) {
+                for (Path c : s.filter(f -> f.getFileName().toString().startsWith("checkpoint-"))
+                        .toList()) {
+                    assertThat(c.resolve("trainer_state.json"))
+                            .as("complete: %s", c)
+                            .exists();
+                }
+            }
+        }
     }
 }

@@ -773,7 +773,10 @@ public abstract class TrainingLoop implements AutoCloseable {
             MicroResult r;
             // dropout masks as a function of (seed, step, micro-batch) alone: a resumed run draws the
             // same ones (the rule trl_fixtures.py seeds TRL with before each forward pass)
-            CausalLm.seedGenerators(config.seed() + DROPOUT_SEED_STRIDE * step + a);
+            // same ones (the rule trl_fixtures.py seeds TRL with before each forward pass); process r's slices take
+            // the seeds of micro-batches r x n + a, so W processes draw what one process accumulating W x n draws
+            CausalLm.seedGenerators(
+                    config.seed() + DROPOUT_SEED_STRIDE * step + (long) launch.rank() * globals.size() + a);
             // a global batch smaller than the world leaves a process without examples: it runs one of the batch's
             // with a weight of 0, so that its gradients and metrics exist and add nothing
             boolean none = batches.get(a).length == 0;

@@ -87,6 +87,25 @@ class DataParallelTest {
     }
 
     @Test
+    void slicesPartitionEveryGlobalBatchInOrder() {
+        int[] global = {7, 3, 5, 1, 0};
+        assertThat(TrainingLoop.slice(global, 0, 1)).containsExactly(global);
+        assertThat(TrainingLoop.slice(global, 0, 2)).containsExactly(7, 3);
+        assertThat(TrainingLoop.slice(global, 1, 2)).containsExactly(5, 1, 0);
+        assertThat(TrainingLoop.slice(new int[] {4}, 0, 2)).isEmpty();
+        assertThat(TrainingLoop.slice(new int[] {4}, 1, 2)).containsExactly(4);
+    }
+
+    @Test
+    void withDropoutEachProcessDrawsTheMasksOfItsMicroBatch() throws Exception {
+        Path mpirun = requireMpirun();
+        DataParallelMain.run(
+                dpo("dropout-accum", 2, "grad_accum=2", "disable_dropout=false").toArray(String[]::new));
+        mpirun(mpirun, 2, dpo("dropout-two", 2, "disable_dropout=false"));
+        assertSameRun("dropout", tmp.resolve("dropout-accum"), tmp.resolve("dropout-two"), 1, 0, 0, "");
+    }
+
+    @Test
     void sftAndLoraTrainAsOneProcessOfTheWholeBatch() throws Exception {
         Path mpirun = requireMpirun();
         // SFT weighs tokens: every process scales by the global token count of the step

@@ -20,6 +20,7 @@ import java.util.stream.Stream;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
 import org.align4j.data.TokenBudget;
+import org.align4j.distributed.Launch;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.io.CheckpointException;
@@ -104,7 +105,9 @@ public final class PrecomputedReference implements ReferencePolicy {
                     v[2][i] = (float) s.chosenLogpsMean();
                     v[3][i] = (float) s.rejectedLogpsMean();
                 }
-                write(file, v);
+                if (Launch.fromEnvironment().rank() == 0) {
+                    write(file, v); // of several processes, rank 0 alone writes (the others computed the same)
+                }
                 ref.values.put(split, v);
                 LOG.info(
                         "Reference log-probs for {} {} pairs computed in {} s, cached in {}",

@@ -13,6 +13,7 @@ import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
+import org.align4j.distributed.Launch;
 import org.align4j.model.io.AtomicDirectory;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -87,7 +88,7 @@ final class WeightDigests {
 
     /** Writes the memo if a digest was added (atomically; a failure only costs a later re-hash). */
     void save() {
-        if (!changed) {
+        if (!changed || Launch.fromEnvironment().rank() > 0) { // of several processes, rank 0 alone writes
             return;
         }
         try {

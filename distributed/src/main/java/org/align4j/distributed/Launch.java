@@ -6,13 +6,14 @@ import java.util.Map;
  * Where this process stands in a job, as its launcher's environment says, read without loading any native
  * library: {@code mpirun} (Open MPI) sets {@code OMPI_COMM_WORLD_RANK}, {@code OMPI_COMM_WORLD_SIZE} and
  * {@code OMPI_COMM_WORLD_LOCAL_RANK}; Slurm's {@code srun --mpi=pmix} sets {@code PMIX_RANK} with {@code
- * SLURM_PROCID}, {@code SLURM_NTASKS} and {@code SLURM_LOCALID}; MPICH's Hydra sets {@code PMI_RANK} and
- * {@code PMI_SIZE} (recognised here so that it can be refused by name when MPI starts).
+ * SLURM_PROCID}, {@code SLURM_NTASKS} and {@code SLURM_LOCALID}; PMI-1/PMI-2 launchers (MPICH's Hydra, {@code
+ * srun --mpi=pmi2}) set {@code PMI_RANK} and {@code PMI_SIZE} (an MPICH library is then refused by name when
+ * MPI starts).
  *
  * @param rank this process's rank, 0 to {@code worldSize - 1}
  * @param worldSize the number of processes of the job, &ge; 1
  * @param localRank the rank among the processes of this machine
- * @param launcher which environment said so ("mpirun", "srun", "hydra"), or "none" for a lone process
+ * @param launcher which environment said so ("mpirun", "srun", "pmi"), or "none" for a lone process
  */
 public record Launch(int rank, int worldSize, int localRank, String launcher) {
     /** A process started on its own: rank 0 of 1. */
@@ -59,7 +60,10 @@ public record Launch(int rank, int worldSize, int localRank, String launcher) {
         }
         if (env.containsKey("PMI_SIZE") && env.containsKey("PMI_RANK")) {
             return new Launch(
-                    number(env, "PMI_RANK", 0), number(env, "PMI_SIZE", 1), number(env, "MPI_LOCALRANKID", 0), "hydra");
+                    number(env, "PMI_RANK", 0),
+                    number(env, "PMI_SIZE", 1),
+                    number(env, "MPI_LOCALRANKID", number(env, "SLURM_LOCALID", 0)),
+                    "pmi");
         }
         return SINGLE;
     }

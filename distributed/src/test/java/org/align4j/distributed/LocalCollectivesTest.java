@@ -46,7 +46,7 @@ class LocalCollectivesTest {
     }
 
     @Test
-    void launchIsReadFromOpenMpiSlurmAndHydraVariables() {
+    void launchIsReadFromOpenMpiSlurmAndPmiVariables() {
         assertThat(Launch.fromEnvironment(Map.of())).isEqualTo(Launch.SINGLE);
         assertThat(Launch.fromEnvironment(Map.of(
                         "OMPI_COMM_WORLD_RANK", "1", "OMPI_COMM_WORLD_SIZE", "2", "OMPI_COMM_WORLD_LOCAL_RANK", "1")))
@@ -55,7 +55,7 @@ class LocalCollectivesTest {
                         Map.of("PMIX_RANK", "3", "SLURM_NTASKS", "8", "SLURM_LOCALID", "3", "SLURM_PROCID", "3")))
                 .isEqualTo(new Launch(3, 8, 3, "srun"));
         assertThat(Launch.fromEnvironment(Map.of("PMI_RANK", "0", "PMI_SIZE", "4")))
-                .isEqualTo(new Launch(0, 4, 0, "hydra"));
+                .isEqualTo(new Launch(0, 4, 0, "pmi"));
         // a batch job's single task is not distributed
         assertThat(Launch.fromEnvironment(Map.of("SLURM_PROCID", "0", "SLURM_NTASKS", "1")))
                 .isEqualTo(Launch.SINGLE);

@@ -46,7 +46,18 @@ public interface Collectives extends AutoCloseable {
      * @param arrays float32 arrays (the same shapes, in the same order, on every process)
      * @throws IllegalArgumentException when an array is not float32
      */
-    void broadcast(List<NDArray> arrays);
+    default void broadcast(List<NDArray> arrays) {
+        broadcast(arrays, 0);
+    }
+
+    /**
+     * Overwrites every process's arrays with those of process {@code root}, in place.
+     *
+     * @param arrays float32 arrays (the same shapes, in the same order, on every process)
+     * @param root the rank whose arrays are sent
+     * @throws IllegalArgumentException when an array is not float32
+     */
+    void broadcast(List<NDArray> arrays, int root);
 
     /** Returns when every process has called it. */
     void barrier();

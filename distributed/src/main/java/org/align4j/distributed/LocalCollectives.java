@@ -27,7 +27,10 @@ public final class LocalCollectives implements Collectives {
     }
 
     @Override
-    public void broadcast(List<NDArray> arrays) {
+    public void broadcast(List<NDArray> arrays, int root) {
+        if (root != 0) {
+            throw new IllegalArgumentException("broadcast from rank " + root + " in a world of 1");
+        }
         requireFloat32(arrays);
     }
 

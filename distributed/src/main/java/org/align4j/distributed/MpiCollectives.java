@@ -207,6 +207,9 @@ public final class MpiCollectives implements Collectives {
 
     @Override
     public void allReduceSum(List<NDArray> arrays) {
+        if (arrays.isEmpty()) {
+            return;
+        }
         Buckets b = bucketsOf(arrays);
         b.pack(arrays);
         for (ByteBuffer bucket : b.buffers) {
@@ -241,7 +244,32 @@ public final class MpiCollectives implements Collectives {
     }
 
     @Override
-    public void broadcast(List<NDArray> arrays) {
+    public void broadcast(List<NDArray> arrays, int root) {
+        if (root < 0 || root >= size) {
+            throw new IllegalArgumentException("broadcast from rank " + root + " in a world of " + size);
+        }
+        if (arrays.isEmpty()) {
+            return;
+        }
+        if (arrays.size() == 1 && !arrays.get(0).getDevice().isGpu()) {
+            // one CPU array (a checkpoint's moments, one at a time): sent from and received into its own memory,
+            // with no bucket kept
+            NDArray a = arrays.get(0);
+            LocalCollectives.requireFloat32(arrays);
+            requireOpen();
+            ByteBuffer view = a.toByteBuffer(true);
+            if (view.isDirect() && a.size() <= Integer.MAX_VALUE) {
+                check(
+                        mpi.MPI_Bcast(
+                                Native.getDirectBufferPointer(view).share(view.position()),
+                                (int) a.size(),
+                                mpiFloat,
+                                root,
+                                commWorld),
+                        "MPI_Bcast");
+                return;
+            }
+        }
         Buckets b = bucketsOf(arrays);
         b.pack(arrays);
         for (ByteBuffer bucket : b.buffers) {
@@ -250,7 +278,7 @@ public final class MpiCollectives implements Collectives {
                             Native.getDirectBufferPointer(bucket),
                             bucket.capacity() / Float.BYTES,
                             mpiFloat,
-                            0,
+                            root,
                             commWorld),
                     "MPI_Bcast");
         }

@@ -23,7 +23,8 @@ class MpiCollectivesTest {
         String out = Files.readString(log, StandardCharsets.UTF_8);
         assertThat(code).as(out).isZero();
         // twice: a = 2 * (2 * arange(6) + 10) = 4i + 20; b = 2 * (0.5 + 1.5) = 4
-        String same = "a [20.0, 24.0, 28.0, 32.0, 36.0, 40.0] b [4.0] w [1.0, 2.0] s [1.0, 2.0]";
+        String same = "a [20.0, 24.0, 28.0, 32.0, 36.0, 40.0] b [4.0] w [1.0, 2.0] x [3.0, 4.0][5.0] z [8.0, 9.0, 10.0]"
+                + " s [1.0, 2.0]";
         assertThat(out).contains("rank 0 of 2: " + same).contains("rank 1 of 2: " + same);
     }
 }

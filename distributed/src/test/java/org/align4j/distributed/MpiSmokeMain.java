@@ -22,10 +22,17 @@ public final class MpiSmokeMain {
             }
             NDArray w = m.create(new float[] {r + 1f, r + 2f});
             c.broadcast(List.of(w));
+            NDArray x = m.create(new float[] {r * 3f, r * 4f});
+            NDArray y = m.create(new float[] {r * 5f});
+            c.broadcast(List.of(x, y), 1); // rank 1's, through a bucket
+            NDArray z = m.create(new float[] {r + 7f, r + 8f, r + 9f});
+            c.broadcast(List.of(z), 1); // rank 1's, in place
             double[] s = c.allReduceSum(new double[] {r, 1});
             c.barrier();
             System.out.println("rank " + r + " of " + c.worldSize() + ": a " + Arrays.toString(a.toFloatArray())
-                    + " b " + Arrays.toString(b.toFloatArray()) + " w " + Arrays.toString(w.toFloatArray()) + " s "
+                    + " b " + Arrays.toString(b.toFloatArray()) + " w " + Arrays.toString(w.toFloatArray()) + " x "
+                    + Arrays.toString(x.toFloatArray())
+                    + Arrays.toString(y.toFloatArray()) + " z " + Arrays.toString(z.toFloatArray()) + " s "
                     + Arrays.toString(s));
         }
         c.close();

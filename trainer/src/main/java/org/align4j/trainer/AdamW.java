@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import org.align4j.model.kernels.TorchScriptKernel;
 
 /**
@@ -26,6 +27,9 @@ import org.align4j.model.kernels.TorchScriptKernel;
  */
 public final class AdamW implements AutoCloseable {
     private final Map<String, Parameter> parameters;
+    /** The parameters this optimizer updates and keeps moments of: all, or a process's share (ZeRO stage 1). */
+    private final Set<String> owned;
+
     private final double beta1;
     private final double beta2;
     private final double epsilon;
@@ -47,12 +51,38 @@ public final class AdamW implements AutoCloseable {
      * @param weightDecay λ
      */
     public AdamW(Map<String, Parameter> parameters, double beta1, double beta2, double epsilon, double weightDecay) {
+        this(parameters, parameters.keySet(), beta1, beta2, epsilon, weightDecay);
+    }
+
+    /**
+     * An optimizer that updates, and keeps moments of, only some of the parameters (ZeRO stage 1: a data-parallel
+     * process's share; the others' owners update them and broadcast the result). Clipping and zeroing still
+     * cover every parameter, and {@link #step} zeroes every gradient.
+     *
+     * @param parameters every trained parameter by name (clipped together)
+     * @param owned the names of those this optimizer updates
+     * @param beta1 β₁
+     * @param beta2 β₂
+     * @param epsilon ε
+     * @param weightDecay λ
+     */
+    public AdamW(
+            Map<String, Parameter> parameters,
+            Set<String> owned,
+            double beta1,
+            double beta2,
+            double epsilon,
+            double weightDecay) {
         this.parameters = parameters;
+        this.owned = Set.copyOf(owned);
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.epsilon = epsilon;
         this.weightDecay = weightDecay;
         for (Map.Entry<String, Parameter> e : parameters.entrySet()) {
+            if (!this.owned.contains(e.getKey())) {
+                continue;
+            }
             NDArray p = e.getValue().getArray();
             NDManager m = p.getManager();
             expAvg.put(e.getKey(), m.zeros(p.getShape(), p.getDataType(), p.getDevice()));
@@ -86,6 +116,12 @@ public final class AdamW implements AutoCloseable {
             for (Map.Entry<String, Parameter> e : parameters.entrySet()) {
                 NDArray p = e.getValue().getArray();
                 if (!p.hasGradient()) {
+                    continue;
+                }
+                if (!owned.contains(e.getKey())) {
+                    try (NDArray g = p.getGradient()) {
+                        g.muli(0); // another process updates it
+                    }
                     continue;
                 }
                 boolean decay = weightDecay > 0 && p.getShape().dimension() > 1;
@@ -152,7 +188,7 @@ public final class AdamW implements AutoCloseable {
         double bc2 = 1 - Math.pow(beta2, step);
         for (Map.Entry<String, Parameter> e : parameters.entrySet()) {
             NDArray p = e.getValue().getArray();
-            if (!p.hasGradient()) {
+            if (!p.hasGradient() || !owned.contains(e.getKey())) {
                 continue;
             }
             NDArray m = expAvg.get(e.getKey());
@@ -265,7 +301,10 @@ public final class AdamW implements AutoCloseable {
         return norm;
     }
 
-    /** @return the moment tensors, named {@code exp_avg.NAME} and {@code exp_avg_sq.NAME} (PyTorch's state names) */
+    /**
+     * @return the moment tensors of the parameters this optimizer updates, named {@code exp_avg.NAME} and {@code
+     *     exp_avg_sq.NAME} (PyTorch's state names)
+     */
     public Map<String, NDArray> state() {
         Map<String, NDArray> s = new LinkedHashMap<>();
         expAvg.forEach((k, v) -> s.put("exp_avg." + k, v));
@@ -274,13 +313,14 @@ public final class AdamW implements AutoCloseable {
     }
 
     /**
-     * Restores the state saved by {@link #state()}.
+     * Restores the state saved by {@link #state()} (of this optimizer's parameters; a checkpoint's others are
+     * left alone).
      *
      * @param tensors name → array, as saved
      * @param steps optimizer steps taken
      */
     public void load(Map<String, NDArray> tensors, long steps) {
-        for (String name : parameters.keySet()) {
+        for (String name : expAvg.keySet()) {
             copyInto(expAvg.get(name), tensors.get("exp_avg." + name), "exp_avg." + name);
             copyInto(expAvgSq.get(name), tensors.get("exp_avg_sq." + name), "exp_avg_sq." + name);
         }

@@ -99,6 +99,7 @@ import org.slf4j.LoggerFactory;
  * @param maxGradNorm global gradient-norm clip (0 = off)
  * @param saveEvery checkpoint every N steps (0 = only at the end)
  * @param keepLast checkpoints to keep
+ * @param zeroStage optimizer state sharding across data-parallel processes: 0 (none) or 1 (ZeRO stage 1)
  * @param evalEvery evaluate every N steps (0 = only at the end)
  * @param logEvery write metrics every N steps
  * @param seed data order and initialisation seed
@@ -243,6 +244,11 @@ public record TrainConfig(
         int saveEvery,
 
         @Key(help = "Checkpoints to keep") int keepLast,
+
+        @Key(
+                help = "With several processes: 1 shards AdamW's moments, each process keeping those of its share of"
+                        + " the parameters (ZeRO stage 1); 0 keeps them all on every process")
+        int zeroStage,
 
         @Key(help = "Evaluate every N steps (0 = at the end)")
         int evalEvery,
@@ -431,6 +437,7 @@ public record TrainConfig(
         d.put("max_grad_norm", 1.0);
         d.put("save_every", 0);
         d.put("keep_last", 2);
+        d.put("zero_stage", 0);
         d.put("eval_every", 0);
         d.put("log_every", 1);
         d.put("seed", 42L);
@@ -1358,6 +1365,7 @@ public record TrainConfig(
         require(maxGradNorm >= 0, name.apply("max_grad_norm"), "must be >= 0, got " + maxGradNorm);
         require(saveEvery >= 0, name.apply("save_every"), "must be >= 0, got " + saveEvery);
         require(keepLast >= 1, name.apply("keep_last"), "must be >= 1, got " + keepLast);
+        require(zeroStage == 0 || zeroStage == 1, name.apply("zero_stage"), "must be 0 or 1, got " + zeroStage);
         require(evalEvery >= 0, name.apply("eval_every"), "must be >= 0, got " + evalEvery);
         require(logEvery >= 1, name.apply("log_every"), "must be >= 1, got " + logEvery);
         require(
@@ -1731,6 +1739,11 @@ public record TrainConfig(
         /** @param v {@link TrainConfig#keepLast} @return this */
         public Builder<T> keepLast(int v) {
             return put("keep_last", v);
+        }
+
+        /** @param v {@link TrainConfig#zeroStage} @return this */
+        public Builder<T> zeroStage(int v) {
+            return put("zero_stage", v);
         }
 
         /** @param v {@link TrainConfig#evalEvery} @return this */

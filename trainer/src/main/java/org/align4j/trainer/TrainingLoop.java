@@ -16,9 +16,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
@@ -85,6 +87,9 @@ public abstract class TrainingLoop implements AutoCloseable {
     private Watchdog watchdog;
     /** What the watchdog names to resume from. */
     private volatile String resumeHint;
+
+    /** ZeRO stage 1: the rank that updates each trained parameter; null when every process updates all. */
+    private Map<String, Integer> owners;
 
     /** Where this process stands in its job (rank 0 of 1 unless started by an MPI launcher). */
     private final Launch launch;
@@ -514,8 +519,10 @@ public abstract class TrainingLoop implements AutoCloseable {
         // disable_dropout_in_model); evaluation and reference passes never drop
         policy.setDropout(!config.disableDropout());
         // with LoRA adapters only they train: neither gradients nor optimizer state for the base weights
+        owners = config.zeroStage() == 1 && worldSize() > 1 ? owners(trainedParameters(), worldSize()) : null;
         AdamW optimizer = new AdamW(
                 trainedParameters(),
+                owned(),
                 config.adamBeta1(),
                 config.adamBeta2(),
                 config.adamEpsilon(),
@@ -604,6 +611,12 @@ public abstract class TrainingLoop implements AutoCloseable {
                     unverified = null;
                 }
                 optimizer.step(lr);
+                if (owners != null) {
+                    // ZeRO stage 1: each process updated its share; every process gets every share
+                    for (int r = 0; r < worldSize(); r++) {
+                        collectives.broadcast(ownedBy(r), r);
+                    }
+                }
                 step++;
                 delayForTests();
                 boolean logs = step % config.logEvery() == 0 || step == totalSteps;
@@ -1060,21 +1073,24 @@ public abstract class TrainingLoop implements AutoCloseable {
     private Path save(AdamW optimizer, Checkpoints.State state) throws IOException {
         requireFinite(optimizer, state.step()); // on every process: they hold the same values, and all stop
         Path dir = output.resolve(Checkpoints.PREFIX + state.step());
-        if (collectives.isRoot()) {
-            AtomicDirectory.write(dir, tmp -> {
-                policy.writeTo(tmp, tokenizerDir, CausalLm.DEFAULT_SHARD_BYTES);
-                SafetensorsWriter.write(tmp.resolve(Checkpoints.OPTIMIZER), onCpu(optimizer.state()));
-                Files.writeString(
-                        tmp.resolve(Checkpoints.STATE),
-                        Checkpoints.stateJson(state, config.seed(), worldSize(), examplesPerBatch() * worldSize()));
-                Files.writeString(tmp.resolve("config.yaml"), configYaml());
-                saveState(tmp);
-            });
-            List<Path> keep = new ArrayList<>(folder.protectedPaths());
-            if (verified != null) {
-                keep.add(verified.toAbsolutePath().normalize());
+        try (NDManager gathered = policy.manager().newSubManager()) {
+            Map<String, NDArray> moments = optimizerState(optimizer, gathered);
+            if (collectives.isRoot()) {
+                AtomicDirectory.write(dir, tmp -> {
+                    policy.writeTo(tmp, tokenizerDir, CausalLm.DEFAULT_SHARD_BYTES);
+                    SafetensorsWriter.write(tmp.resolve(Checkpoints.OPTIMIZER), onCpu(moments));
+                    Files.writeString(
+                            tmp.resolve(Checkpoints.STATE),
+                            Checkpoints.stateJson(state, config.seed(), worldSize(), examplesPerBatch() * worldSize()));
+                    Files.writeString(tmp.resolve("config.yaml"), configYaml());
+                    saveState(tmp);
+                });
+                List<Path> keep = new ArrayList<>(folder.protectedPaths());
+                if (verified != null) {
+                    keep.add(verified.toAbsolutePath().normalize());
+                }
+                Checkpoints.prune(output, config.keepLast(), keep);
             }
-            Checkpoints.prune(output, config.keepLast(), keep);
         }
         if (worldSize() > 1) {
             // no process goes on before the checkpoint is complete: a failure from here on resumes from it
@@ -1085,6 +1101,84 @@ public abstract class TrainingLoop implements AutoCloseable {
         LOG.info("Checkpoint {} saved", dir);
         listeners.forEach(l -> l.onCheckpoint(state.step(), dir));
         return dir;
+    }
+
+    /**
+     * ZeRO stage 1: which process updates each trained parameter and keeps its moments. Whole parameters are
+     * shared out greedily by size, in order (as FairScale's OSS does), so every process computes the same.
+     */
+    private static Map<String, Integer> owners(Map<String, Parameter> params, int world) {
+        long[] load = new long[world];
+        Map<String, Integer> out = new LinkedHashMap<>();
+        params.forEach((name, p) -> {
+            int r = 0;
+            for (int i = 1; i < world; i++) {
+                if (load[i] < load[r]) {
+                    r = i;
+                }
+            }
+            load[r] += p.getArray().size();
+            out.put(name, r);
+        });
+        LOG.info(
+                "ZeRO stage 1: AdamW's moments of {} of {} trained values on this process",
+                load[Launch.fromEnvironment().rank()],
+                Arrays.stream(load).sum());
+        return out;
+    }
+
+    /** @return the names of the parameters this process's optimizer updates */
+    private Set<String> owned() {
+        Map<String, Parameter> params = trainedParameters();
+        if (owners == null) {
+            return params.keySet();
+        }
+        Set<String> mine = new LinkedHashSet<>();
+        owners.forEach((name, r) -> {
+            if (r == launch.rank()) {
+                mine.add(name);
+            }
+        });
+        return mine;
+    }
+
+    /** @return the arrays of the parameters process {@code r} updates */
+    private List<NDArray> ownedBy(int r) {
+        List<NDArray> out = new ArrayList<>();
+        trainedParameters().forEach((name, p) -> {
+            if (owners.get(name) == r) {
+                out.add(p.getArray());
+            }
+        });
+        return out;
+    }
+
+    /**
+     * The whole optimizer state, as one process keeps it: with ZeRO stage 1 each moment comes from its owner
+     * (one broadcast each, so that no process holds more than one foreign moment at a time but rank 0, which
+     * writes them).
+     */
+    private Map<String, NDArray> optimizerState(AdamW optimizer, NDManager scratch) {
+        Map<String, NDArray> mine = optimizer.state();
+        if (owners == null) {
+            return mine;
+        }
+        Map<String, NDArray> all = new LinkedHashMap<>();
+        for (String prefix : List.of("exp_avg.", "exp_avg_sq.")) {
+            for (Map.Entry<String, Parameter> e : trainedParameters().entrySet()) {
+                int r = owners.get(e.getKey());
+                String name = prefix + e.getKey();
+                NDArray p = e.getValue().getArray();
+                NDArray a = r == launch.rank() ? mine.get(name) : scratch.zeros(p.getShape(), p.getDataType());
+                collectives.broadcast(List.of(a), r);
+                if (collectives.isRoot()) {
+                    all.put(name, a);
+                } else if (r != launch.rank()) {
+                    a.close();
+                }
+            }
+        }
+        return all;
     }
 
     private static Map<String, NDArray> onCpu(Map<String, NDArray> tensors) {
@@ -1099,7 +1193,9 @@ public abstract class TrainingLoop implements AutoCloseable {
                 SafetensorsFile file = SafetensorsFile.open(f)) {
             Map<String, NDArray> tensors = new LinkedHashMap<>();
             for (String name : file.tensors().keySet()) {
-                tensors.put(name, file.read(name, m));
+                if (optimizer.state().containsKey(name)) { // a process of a sharded optimizer reads its share only
+                    tensors.put(name, file.read(name, m));
+                }
             }
             optimizer.load(tensors, steps);
         } catch (IllegalArgumentException e) {

@@ -17,6 +17,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.align4j.model.Fixtures;
 import org.align4j.model.io.SafetensorsFile;
@@ -84,6 +86,47 @@ class DataParallelTest {
         // ... and a one-process checkpoint by two
         mpirun(mpirun, 2, dpo("one-then-two", 2, "resume=" + tmp.resolve("one/checkpoint-2")));
         assertSameRun("1 -> 2 processes", tmp.resolve("one"), tmp.resolve("one-then-two"), 3, 1e-6, 1e-5, NOISE_ONLY);
+    }
+
+    /**
+     * ZeRO stage 1: each process keeps AdamW's moments of its share of the parameters and broadcasts what it
+     * updated; the run is bit for bit the unsharded one, and its checkpoints hold the whole state (a single
+     * process continues one exactly).
+     */
+    @Test
+    void zeroStageOneTrainsAndResumesAsTheUnshardedRun() throws Exception {
+        Path mpirun = requireMpirun();
+        mpirun(mpirun, 2, dpo("unsharded", 2));
+        String out = mpirun(mpirun, 2, dpo("zero1", 2, "zero_stage=1"));
+        // each process keeps the moments of a part: the parts add up to the whole
+        Matcher share = Pattern.compile("AdamW's moments of (\\d+) of (\\d+) trained values")
+                .matcher(out);
+        long sum = 0;
+        long total = 0;
+        int shares = 0;
+        while (share.find()) {
+            long part = Long.parseLong(share.group(1));
+            total = Long.parseLong(share.group(2));
+            assertThat(part).isBetween(1L, total - 1);
+            sum += part;
+            shares++;
+        }
+        assertThat(shares).as(out).isEqualTo(2);
+        assertThat(sum).isEqualTo(total);
+        assertSameRun("ZeRO-1 vs unsharded", tmp.resolve("unsharded"), tmp.resolve("zero1"), 1, 0, 0, "");
+        try (NDManager m = NDManager.newBaseManager()) {
+            Map<String, NDArray> a = weights(tmp.resolve("unsharded/checkpoint-4"), m);
+            Map<String, NDArray> b = weights(tmp.resolve("zero1/checkpoint-4"), m);
+            assertThat(b.keySet())
+                    .isEqualTo(a.keySet())
+                    .anyMatch(k -> k.startsWith("optimizer.safetensors:exp_avg_sq."));
+            for (String k : a.keySet()) {
+                assertThat(b.get(k).contentEquals(a.get(k))).as(k).isTrue();
+            }
+        }
+        DataParallelMain.run(dpo("zero1-then-one", 2, "grad_accum=2", "resume=" + tmp.resolve("zero1/checkpoint-2"))
+                .toArray(String[]::new));
+        assertSameRun("ZeRO-1 -> 1 process", tmp.resolve("unsharded"), tmp.resolve("zero1-then-one"), 3, 0, 0, "");
     }
 
     @Test

@@ -444,9 +444,13 @@ public final class CausalLm implements AutoCloseable {
 
     /**
      * The base model folder an adapter folder names in {@code base_model_name_or_path}: a path as
-     * given, else relative to the adapter folder.
+     * given, else relative to the adapter folder, else a Hub id's cached folder.
+     *
+     * @param adapterDir an adapter folder
+     * @return the base model's folder
+     * @throws CheckpointException naming the key when it is missing or names nothing loadable
      */
-    private static Path adapterBase(Path adapterDir) {
+    public static Path adapterBase(Path adapterDir) {
         Path file = adapterDir.resolve(PeftAdapter.CONFIG_FILE);
         String base = PeftAdapter.baseModel(adapterDir);
         if (base == null || base.isBlank()) {

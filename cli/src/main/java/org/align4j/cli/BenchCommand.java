@@ -159,6 +159,16 @@ final class BenchCommand implements Callable<Integer> {
             description = "With --generate: tokens sampled per row (default: ${DEFAULT-VALUE})")
     int newTokens;
 
+    @Option(
+            names = "--profile",
+            paramLabel = "STEPS",
+            defaultValue = "0",
+            description = "After the timed steps, profile this many more (libtorch's autograd profiler, CPU only) and "
+                    + "print where a step's time goes: data, reference forward, policy forward and backward, "
+                    + "optimizer, split into embedding, attention, MLP, norms, LM head matmul, log-softmax, other "
+                    + "operators and host time (default: 0, no profile)")
+    int profile;
+
     @Option(names = "--threads", description = "CPU threads for libtorch (default: all cores)")
     Integer threads;
 
@@ -188,7 +198,8 @@ final class BenchCommand implements Callable<Integer> {
                 "--memory-every",
                 "--padding-free",
                 "--group-by-length",
-                "--max-length");
+                "--max-length",
+                "--profile");
         Threads.apply(threads, null);
         Map<String, Object> v =
                 GenerateBench.run(model, Devices.resolve(device), pairs, seqLen, newTokens, steps, warmup, seed);
@@ -256,7 +267,8 @@ final class BenchCommand implements Callable<Integer> {
                         memoryEvery,
                         lora,
                         logitsChunkMib * (1L << 20) / 4),
-                data == null ? null : new StepBench.Data(data, tokenizer, groupByLength, paddingFree, maxLength, seed));
+                data == null ? null : new StepBench.Data(data, tokenizer, groupByLength, paddingFree, maxLength, seed),
+                profile);
         var w = spec.commandLine().getOut();
         if (json) {
             w.println(Json.write(r.values()));
@@ -280,6 +292,14 @@ final class BenchCommand implements Callable<Integer> {
                     + " tokens, " + precision + ", " + attention + ", reference "
                     + r.values().get("reference") + (lora > 0 ? ", LoRA r=" + lora : "") + ":");
             w.println("  " + StepBench.describe(r.values()));
+        }
+        if (!json && !r.profile().isEmpty()) {
+            w.println(String.format(
+                    Locale.ROOT,
+                    "Profile of %d more step(s) (autograd profiler; operators' own times by part, host = wall time outside"
+                            + " operators; profiled steps run slower than timed ones):",
+                    profile));
+            r.profile().forEach(w::println);
         }
         w.flush();
         return 0;

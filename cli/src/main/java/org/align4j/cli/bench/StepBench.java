@@ -144,8 +144,14 @@ public final class StepBench {
      *
      * @param values the JSON fields, in order (tokens_per_s, step_ms_median, peak_bytes, mfu,
      *     matmul_ceiling_flops first)
+     * @param profile with {@code --profile}: the table of {@link StepProfile#table()}, else empty
      */
-    public record Result(Map<String, Object> values) {}
+    public record Result(Map<String, Object> values, List<String> profile) {
+        /** @param values the JSON fields, without a profile */
+        public Result(Map<String, Object> values) {
+            this(values, List.of());
+        }
+    }
 
     /** Preset architectures: name → config. */
     public static final Map<String, ModelConfig> PRESETS = presets();
@@ -182,6 +188,27 @@ public final class StepBench {
      * @throws IOException when /proc cannot be read
      */
     public static Result run(Settings s, Data data) throws IOException {
+        return run(s, data, 0);
+    }
+
+    /**
+     * Runs the benchmark, then profiles {@code profileSteps} more steps ({@link StepProfile}; CPU only):
+     * the profiled steps are not part of the timed ones.
+     *
+     * @param s settings ({@code seqLen} is ignored with data)
+     * @param data real data, or null for synthetic rows
+     * @param profileSteps steps to profile after the timed ones (0: none)
+     * @return the measurement, with the profile's table and {@code profile_*} fields when profiled
+     * @throws IOException when /proc or the profiler's trace cannot be read
+     */
+    public static Result run(Settings s, Data data, int profileSteps) throws IOException {
+        if (profileSteps < 0) {
+            throw new IllegalArgumentException("--profile: steps to profile, at least 0, got " + profileSteps);
+        }
+        if (profileSteps > 0 && s.device().isGpu()) {
+            throw new IllegalArgumentException(
+                    "--profile: CPU only (a GPU's kernels run asynchronously; phases would need CUDA events)");
+        }
         if (s.loraRank() < 0) {
             throw new IllegalArgumentException(
                     "--lora-r: a rank of at least 1 (or 0 for full fine-tuning), got " + s.loraRank());
@@ -243,9 +270,27 @@ public final class StepBench {
             } else if (!"precomputed".equals(s.reference())) {
                 throw new IllegalArgumentException("--reference: copy or precomputed, got '" + s.reference() + "'");
             }
-            return data != null
-                    ? measureData(s, data, pairs, config, policy, reference, bf16)
-                    : measure(s, config, policy, reference, bf16);
+            Path scratch = profileSteps > 0 ? Files.createTempDirectory("align4j-profile") : null;
+            StepProfile profile = scratch != null ? new StepProfile(config, scratch) : null;
+            try {
+                Result r = data != null
+                        ? measureData(s, data, pairs, config, policy, reference, bf16, profile, profileSteps)
+                        : measure(s, config, policy, reference, bf16, profile, profileSteps);
+                if (profile == null) {
+                    return r;
+                }
+                Map<String, Object> v = new LinkedHashMap<>(r.values());
+                v.put("profile_steps", profile.steps());
+                v.put("profile_ms_per_step", profile.perStep());
+                v.put("profile_ms_by_part", profile.byPart());
+                v.put("profile_unclassified_ms", profile.unclassified());
+                v.put("profile_top_operators_ms", profile.topOperators(20));
+                return new Result(v, profile.table());
+            } finally {
+                if (scratch != null) {
+                    Files.deleteIfExists(scratch);
+                }
+            }
         } finally {
             if (reference != null) {
                 reference.close();
@@ -254,7 +299,14 @@ public final class StepBench {
         }
     }
 
-    private static Result measure(Settings s, ModelConfig config, CausalLm policy, CausalLm reference, boolean bf16)
+    private static Result measure(
+            Settings s,
+            ModelConfig config,
+            CausalLm policy,
+            CausalLm reference,
+            boolean bf16,
+            StepProfile profile,
+            int profileSteps)
             throws IOException {
         int rows = 2 * s.pairs();
         int len = s.seqLen();
@@ -280,13 +332,20 @@ public final class StepBench {
             List<Double> times = new ArrayList<>();
             List<Long> rss = new ArrayList<>();
             long peakGpu = 0;
-            int total = s.warmup() + s.steps();
+            int timed = s.warmup() + s.steps();
+            int total = timed + (profile != null ? profileSteps : 0);
             double lastLoss = Double.NaN;
             long t0All = 0;
+            double seconds = 0;
             for (int step = 0; step < total; step++) {
                 if (step == s.warmup()) {
                     t0All = System.nanoTime();
                 }
+                if (step == timed) {
+                    seconds = (System.nanoTime() - t0All) / 1e9;
+                }
+                StepProfile prof = step >= timed ? profile : null;
+                mark(prof, StepProfile.Phase.DATA);
                 long t0 = System.nanoTime();
                 try (NDManager scope = base.newSubManager()) {
                     // the batch is made in the step's scope, as the trainer does: every activation
@@ -297,6 +356,7 @@ public final class StepBench {
                     NDArray rc = scope.zeros(new Shape(s.pairs()));
                     NDArray rr = rc;
                     if (reference != null || adaptersOffReference) {
+                        mark(prof, StepProfile.Phase.REFERENCE);
                         LogProbs r;
                         if (adaptersOffReference) {
                             policy.setAdaptersEnabled(false);
@@ -311,19 +371,25 @@ public final class StepBench {
                     }
                     NDArray value;
                     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                        mark(prof, StepProfile.Phase.FORWARD);
                         LogProbs p = policy.completionLogProbs(idArr, att, cm, true);
                         NDArray v = mean ? p.mean() : p.sum();
                         value = loss.compute(v.get("0:" + s.pairs()), v.get(s.pairs() + ":"), rc, rr, null)
                                 .meanLoss();
+                        mark(prof, StepProfile.Phase.BACKWARD);
                         gc.backward(value);
                     }
+                    mark(prof, StepProfile.Phase.OPTIMIZER);
                     opt.clipGradients(1.0);
                     opt.step(1e-6);
                     // the one read per step: it waits for the device, so the step time is real
                     lastLoss = value.toType(DataType.FLOAT64, false).getDouble();
                 }
+                if (prof != null) {
+                    prof.stepDone();
+                }
                 long t1 = System.nanoTime();
-                if (step >= s.warmup()) {
+                if (step >= s.warmup() && step < timed) {
                     times.add((t1 - t0) / 1e6);
                 }
                 if (s.memoryEvery() > 0 && (step % s.memoryEvery() == 0 || step == total - 1)) {
@@ -333,7 +399,9 @@ public final class StepBench {
                     peakGpu = Math.max(peakGpu, gpuUsedBytes(s.device()));
                 }
             }
-            double seconds = (System.nanoTime() - t0All) / 1e9;
+            if (total == timed) {
+                seconds = (System.nanoTime() - t0All) / 1e9;
+            }
             double ceiling = matmulCeiling(policy.manager(), s.device(), bf16);
             double flops = stepFlops(
                     config,
@@ -389,6 +457,12 @@ public final class StepBench {
         } finally {
             opt.close();
             base.close();
+        }
+    }
+
+    private static void mark(StepProfile profile, StepProfile.Phase phase) {
+        if (profile != null) {
+            profile.begin(phase);
         }
     }
 
@@ -471,7 +545,9 @@ public final class StepBench {
             ModelConfig config,
             CausalLm policy,
             CausalLm reference,
-            boolean bf16)
+            boolean bf16,
+            StepProfile profile,
+            int profileSteps)
             throws IOException {
         PreferenceLoss loss = LossType.parse(s.loss()).create(0.1);
         boolean mean = loss.reduction() == PreferenceLoss.Reduction.MEAN;
@@ -484,7 +560,8 @@ public final class StepBench {
         NDManager base = policy.manager().newSubManager();
         try {
             List<Double> times = new ArrayList<>();
-            int total = s.warmup() + s.steps();
+            int timed = s.warmup() + s.steps();
+            int total = timed + (profile != null ? profileSteps : 0);
             long realTokens = 0;
             long paddedPositions = 0;
             long computedPositions = 0;
@@ -493,6 +570,8 @@ public final class StepBench {
             double lastLoss = Double.NaN;
             int epoch = 0;
             for (int step = 0; step < total; step++) {
+                StepProfile prof = step >= timed ? profile : null;
+                mark(prof, StepProfile.Phase.DATA);
                 if (order.isEmpty()) {
                     order.addAll(
                             PairOrder.epoch(lengths, s.pairs(), d.seed(), epoch++, true, d.groupByLength(), false));
@@ -508,6 +587,7 @@ public final class StepBench {
                     NDArray rc = scope.zeros(new Shape(b.pairs()));
                     NDArray rr = rc;
                     if (referencePass) {
+                        mark(prof, StepProfile.Phase.REFERENCE);
                         LogProbs r;
                         if (adaptersOffReference) {
                             policy.setAdaptersEnabled(false);
@@ -522,18 +602,24 @@ public final class StepBench {
                     }
                     NDArray value;
                     try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+                        mark(prof, StepProfile.Phase.FORWARD);
                         LogProbs p = policy.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), true);
                         NDArray v = mean ? p.mean() : p.sum();
                         value = loss.compute(v.get("0:" + b.pairs()), v.get(b.pairs() + ":"), rc, rr, null)
                                 .meanLoss();
+                        mark(prof, StepProfile.Phase.BACKWARD);
                         gc.backward(value);
                     }
+                    mark(prof, StepProfile.Phase.OPTIMIZER);
                     opt.clipGradients(1.0);
                     opt.step(1e-6);
                     lastLoss = value.toType(DataType.FLOAT64, false).getDouble();
                 }
+                if (prof != null) {
+                    prof.stepDone();
+                }
                 long t1 = System.nanoTime();
-                if (step >= s.warmup()) {
+                if (step >= s.warmup() && step < timed) {
                     times.add((t1 - t0) / 1e6);
                     seconds += (t1 - t0) / 1e9;
                     long real = 0;

@@ -1461,7 +1461,10 @@ public final class CausalLm implements AutoCloseable {
     /**
      * Writes the HF files (or, with adapters, the PEFT adapter files) into an existing folder, without
      * the temp-and-rename step (for callers that write a larger folder atomically, such as a training
-     * checkpoint).
+     * checkpoint). A named set's view ({@link #addSequenceClassifierAdapter}) writes its set and score head
+     * as a sequence classifier's adapter folder (task_type SEQ_CLS, the tensors under PEFT's saved names,
+     * {@code base_model_name_or_path} this model's folder), not merged: merged, it would be a full copy of
+     * the base it shares.
      *
      * @param dir the folder
      * @param tokenizerFrom a folder whose tokenizer files are copied along, or null

@@ -10,7 +10,9 @@
 # Anthropic's HH-RLHF harmless-base test split (implicit prompts; TRL's extract_prompt and align4j's
 # implicit_prompt split them the same way), one epoch, no truncation. Both: fp32, SDPA attention, frozen
 # reference copy, loss sigmoid, beta 0.1, every core. align4j runs `bench --data` (the trainer's step)
-# padded and padding-free. The first step of each run is not timed.
+# padded and padding-free. Both take the pairs in the file's order (TRL's sequential sampler, align4j's
+# --no-shuffle), so both time the same batches; the first step of each run is not timed. Each side counts
+# the real tokens of its timed steps (prompt twice, once per row); the summary prints both counts.
 #
 # Needs: PYTHON, a python with torch, transformers, datasets and trl 1.13;
 # DATA (the .jsonl.gz) and TOKENIZER (a folder with the Llama-3 tokenizer.json).
@@ -39,7 +41,7 @@ for r in $(seq 1 "$rounds"); do
     | tail -1 | sed "s/^{/{\"round\": $r, /" | tee -a "$work/results.jsonl" >&2
   for mode in --no-padding-free --padding-free; do
     "$here/align4j" bench --model "$work/model" --data "$work/subset.jsonl" --batch-pairs "$batch" --steps "$steps" --warmup 1 \
-      --reference copy --attention sdpa $mode --json 2>/dev/null | tail -1 \
+      --reference copy --attention sdpa --no-shuffle $mode --json 2>/dev/null | tail -1 \
       | sed "s/^{/{\"round\": $r, \"framework\": \"align4j$mode\", /" | tee -a "$work/results.jsonl" >&2
   done
 done
@@ -53,10 +55,11 @@ def med(k, f):
     return statistics.median(r[f] for r in by[k])
 trl = med("trl", "tokens_per_s")
 print(f"TRL {rows[0].get('trl', '?')} DPOTrainer: {trl:.1f} real tokens/s (median of {len(by['trl'])} runs), "
-      f"peak RSS {med('trl', 'peak_rss_bytes') / 2**30:.2f} GiB")
+      f"peak RSS {med('trl', 'peak_rss_bytes') / 2**30:.2f} GiB; {by['trl'][0]['real_tokens']} real tokens timed")
 for k in ("align4j--no-padding-free", "align4j--padding-free"):
     if k in by:
         t = med(k, "tokens_per_s")
         print(f"{k.replace('--', ' ')}: {t:.1f} real tokens/s, {t / trl:.2f}x TRL; padding {100 * by[k][0]['padding_share']:.1f}% "
-              f"of the positions computed; peak RSS {med(k, 'peak_bytes') / 2**30:.2f} GiB")
+              f"of the positions computed; peak RSS {med(k, 'peak_bytes') / 2**30:.2f} GiB; {by[k][0]['real_tokens']} real "
+              f"tokens timed")
 PY

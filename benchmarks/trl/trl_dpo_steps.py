@@ -1,9 +1,11 @@
 """Times DPO steps in TRL's DPOTrainer on the CPU, for benchmarks/compare-trl.sh.
 
-One epoch over the given pairs: fp32, frozen reference copy (TRL's default: ref_model=None copies the
-model), loss sigmoid, beta 0.1, AdamW, the given batch size, no gradient accumulation, SDPA attention,
-no padding_free (disabled for DPO in TRL 1.13). Prints one JSON line: real (attention-mask) tokens/s over
-the timed steps (every step after the first), the median step time and the peak resident set size.
+One epoch over the given pairs in the file's order (train_sampling_strategy "sequential", as align4j's
+`bench --no-shuffle`, so that both time the same batches): fp32, frozen reference copy (TRL's default:
+ref_model=None copies the model), loss sigmoid, beta 0.1, AdamW, the given batch size, no gradient
+accumulation, SDPA attention, no padding_free (disabled for DPO in TRL 1.13). Prints one JSON line: real
+(attention-mask) tokens/s over the timed steps (every step after the first), the median step time and the
+peak resident set size.
 """
 import json
 import resource
@@ -44,7 +46,8 @@ class CountingDPOTrainer(DPOTrainer):
 
 config = DPOConfig(output_dir=out_dir, per_device_train_batch_size=batch, gradient_accumulation_steps=1, num_train_epochs=1,
                    learning_rate=1e-6, beta=0.1, loss_type="sigmoid", max_length=None, bf16=False, use_cpu=True, logging_steps=1,
-                   save_strategy="no", report_to="none", dataloader_num_workers=0, seed=42, disable_tqdm=True)
+                   save_strategy="no", report_to="none", dataloader_num_workers=0, seed=42, disable_tqdm=True,
+                   train_sampling_strategy="sequential")
 trainer = CountingDPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[Timer()])
 trainer.train()
 timed = times[1:]

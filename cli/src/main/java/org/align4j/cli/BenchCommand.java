@@ -142,6 +142,16 @@ final class BenchCommand implements Callable<Integer> {
     int maxLength;
 
     @Option(
+            names = "--shuffle",
+            negatable = true,
+            defaultValue = "true",
+            fallbackValue = "true",
+            description =
+                    "With --data: shuffle the batch order as training does (--no-shuffle: the file's order, to time "
+                            + "the same batches as another framework with a sequential sampler; default: true)")
+    boolean shuffle;
+
+    @Option(
             names = "--seed",
             defaultValue = "42",
             description = "With --data: the seed of the batch order (default: ${DEFAULT-VALUE})")
@@ -242,7 +252,8 @@ final class BenchCommand implements Callable<Integer> {
                 "--padding-free",
                 "--group-by-length",
                 "--max-length",
-                "--seed");
+                "--seed",
+                "--shuffle");
         Flags.refuseUnless(spec, data == null, "with --data, whose rows give the lengths", "--seq-len");
         Threads.apply(threads, null);
         if ("tf32".equals(precision)
@@ -267,7 +278,9 @@ final class BenchCommand implements Callable<Integer> {
                         memoryEvery,
                         lora,
                         logitsChunkMib * (1L << 20) / 4),
-                data == null ? null : new StepBench.Data(data, tokenizer, groupByLength, paddingFree, maxLength, seed),
+                data == null
+                        ? null
+                        : new StepBench.Data(data, tokenizer, groupByLength, paddingFree, maxLength, seed, shuffle),
                 profile);
         var w = spec.commandLine().getOut();
         if (json) {

@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import org.align4j.cli.quickstart.PeakMemory;
 import org.align4j.cli.quickstart.Quickstart;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -122,18 +123,29 @@ final class QuickstartCommand implements Callable<Integer> {
                 Quickstart.run(s, stage, rl ? (rlSteps != null ? rlSteps : Quickstart.RL_STEPS) : 0, RunConsole::new);
         Map<String, Quickstart.Row> rows = result.rows();
         w.printf(
-                "%n%-8s %18s %18s %16s %22s%n",
-                "model", "held-out accuracy", "reward accuracy", "KL to SFT (nats)", "win rate vs SFT");
-        rows.forEach((name, r) -> w.printf(
-                Locale.ROOT,
-                "%-8s %18.3f %18.3f %16.3f %8.3f [%.3f, %.3f]%n",
-                name,
-                r.heldoutAccuracy(),
-                r.rewardAccuracy(),
-                r.klToReference(),
-                r.winRate().rate(),
-                r.winRate().lower(),
-                r.winRate().upper()));
+                "%n%-8s %18s %18s %16s %22s %9s %15s%n",
+                "model",
+                "held-out accuracy",
+                "reward accuracy",
+                "KL to SFT (nats)",
+                "win rate vs SFT",
+                "time (s)",
+                "peak RSS (MiB)");
+        rows.forEach((name, r) -> {
+            Quickstart.Cost c = result.costs().get(name);
+            w.printf(
+                    Locale.ROOT,
+                    "%-8s %18.3f %18.3f %16.3f %8.3f [%.3f, %.3f] %9s %15s%n",
+                    name,
+                    r.heldoutAccuracy(),
+                    r.rewardAccuracy(),
+                    r.klToReference(),
+                    r.winRate().rate(),
+                    r.winRate().lower(),
+                    r.winRate().upper(),
+                    c == null ? "-" : String.format(Locale.ROOT, "%.0f", c.seconds()),
+                    peak(c));
+        });
         if (result.reward() != null) {
             Quickstart.RewardRow rm = result.reward();
             w.printf(
@@ -154,8 +166,11 @@ final class QuickstartCommand implements Callable<Integer> {
                 Locale.ROOT,
                 "%nheld-out: %d problems never trained on; reward accuracy ranks the right answer above a one-off one by%n"
                         + "beta*log(pi/pi_sft) (a tie counts 0, as in TRL); KL is summed over the model's own greedy answer; the win rate compares%n"
-                        + "greedy answers with the SFT model's (right beats wrong, ties half; 95%% Wilson interval).%n",
-                s.heldOut());
+                        + "greedy answers with the SFT model's (right beats wrong, ties half; 95%% Wilson interval).%n"
+                        + "time and peak RSS: each run's wall time and the peak resident memory of this process while it ran (%s;%n"
+                        + "the JVM and what earlier runs left resident count too).%n",
+                s.heldOut(),
+                peakNote(result.costs()));
         w.printf(
                 Locale.ROOT,
                 "summary: %s  (%.0f s)%n",
@@ -167,5 +182,25 @@ final class QuickstartCommand implements Callable<Integer> {
                 output.resolve("report").resolve("index.html").toAbsolutePath());
         w.flush();
         return 0;
+    }
+
+    /** A run's peak in MiB, or "n/a" where it cannot be read (not Linux). */
+    static String peak(Quickstart.Cost c) {
+        return c == null || c.peakBytes() < 0
+                ? "n/a"
+                : String.format(Locale.ROOT, "%.0f", c.peakBytes() / (double) (1L << 20));
+    }
+
+    /** How the peaks were measured. */
+    static String peakNote(Map<String, Quickstart.Cost> costs) {
+        PeakMemory.Source source = costs.values().stream()
+                .map(Quickstart.Cost::peakSource)
+                .findFirst()
+                .orElse(PeakMemory.Source.NONE);
+        return switch (source) {
+            case KERNEL_PEAK -> "Linux's VmHWM, reset at each run's start through /proc/self/clear_refs";
+            case SAMPLED -> "VmRSS sampled every 50 ms, a lower bound: this kernel refused to reset VmHWM";
+            case NONE -> "n/a: no /proc/self/status on this system";
+        };
     }
 }

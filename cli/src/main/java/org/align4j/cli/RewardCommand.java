@@ -3,7 +3,9 @@ package org.align4j.cli;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -154,9 +156,11 @@ final class RewardCommand implements Runnable {
          * Every pair of the data with its source record and rewards.
          *
          * @param spec the command, to refuse flags that would change nothing
+         * @param output the output file, whose journal ({@link ScoreJournal}) keeps the rewards as they are
+         *     scored and lets a stopped run resume; null (the console) for none
          * @return the scored pairs, and what was skipped or dropped
          */
-        Scored score(picocli.CommandLine.Model.CommandSpec spec) {
+        Scored score(picocli.CommandLine.Model.CommandSpec spec, Path output) {
             Flags.refuseUnless(
                     spec,
                     false,
@@ -223,18 +227,59 @@ final class RewardCommand implements Runnable {
                 }
                 EncodedPair.checkFits(rm.config(), enc.pairs(), sources);
                 List<RewardScorer.PairRewards> rewards;
+                ScoreJournal journal = output == null
+                        ? null
+                        : ScoreJournal.open(
+                                output,
+                                journalHeader(),
+                                sources,
+                                spec.commandLine().getErr());
+                RewardScorer.PairRewards[] known = journal != null
+                        ? journal.known()
+                        : new RewardScorer.PairRewards[enc.pairs().size()];
                 try (ProgressBar bar =
                         RunConsole.pairsBar(spec.name(), enc.pairs().size())) {
+                    if (journal != null) {
+                        bar.stepBy(journal.resumed());
+                    }
                     rewards = RewardScorer.score(
                             rm,
                             enc.pairs(),
                             batchSize,
                             maxBatchTokens,
                             RewardScorer.padId(rm, tk.padId()),
-                            bar::stepBy);
+                            known,
+                            (indices, batch) -> {
+                                if (journal != null) {
+                                    journal.append(indices, batch);
+                                }
+                                bar.stepBy(indices.length);
+                            });
+                } finally {
+                    if (journal != null) {
+                        journal.close();
+                    }
                 }
                 return new Scored(records, sources, rewards, enc.dropped(), invalid);
             }
+        }
+
+        /** What a journal's rewards depend on: the model, the data as read and encoded. */
+        private Map<String, Object> journalHeader() {
+            Map<String, Object> h = new LinkedHashMap<>();
+            h.put("model", model.toAbsolutePath().normalize().toString());
+            h.put("data", data.toAbsolutePath().normalize().toString());
+            if (Files.isRegularFile(data)) {
+                try {
+                    h.put("data_bytes", Files.size(data));
+                    h.put("data_modified", Files.getLastModifiedTime(data).toMillis());
+                } catch (IOException e) {
+                    throw new UncheckedIOException("--data: " + data + ": " + e.getMessage(), e);
+                }
+            }
+            h.put("format", dataOptions.dataFormat().toString());
+            h.put("encoding", dataOptions.encodingOptions().toString());
+            return h;
         }
 
         /** A note on stderr about pairs not scored, or nothing. */
@@ -301,7 +346,10 @@ final class RewardCommand implements Runnable {
         @Option(
                 names = "--output",
                 paramLabel = "FILE",
-                description = "Write the JSON lines here (default: the console, with the summary on stderr)")
+                description = {
+                    "Write the JSON lines here (default: the console, with the summary on stderr). Rewards are kept in",
+                    "FILE.partial as they are scored: a stopped run started again resumes from it"
+                })
         Path output;
 
         @Spec
@@ -309,7 +357,7 @@ final class RewardCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            Scored s = scoring.score(spec);
+            Scored s = scoring.score(spec, output);
             StringBuilder lines = new StringBuilder();
             for (int i = 0; i < s.rewards().size(); i++) {
                 RewardScorer.PairRewards r = s.rewards().get(i);
@@ -325,6 +373,7 @@ final class RewardCommand implements Runnable {
             String summary = Json.write(s.summary());
             if (output != null) {
                 AtomicDirectory.writeFile(output, lines.toString().getBytes(StandardCharsets.UTF_8));
+                ScoreJournal.remove(output);
                 out.println(summary);
             } else {
                 out.print(lines);
@@ -352,7 +401,10 @@ final class RewardCommand implements Runnable {
                 names = "--output",
                 required = true,
                 paramLabel = "FILE",
-                description = "The labelled pairs (JSON lines)")
+                description = {
+                    "The labelled pairs (JSON lines). Rewards are kept in FILE.partial as they are scored: a stopped",
+                    "run started again resumes from it"
+                })
         Path output;
 
         @Option(
@@ -377,7 +429,7 @@ final class RewardCommand implements Runnable {
                 throw new IllegalArgumentException(
                         "--output: " + output + " is the --data file; write the labels elsewhere");
             }
-            Scored s = scoring.score(spec);
+            Scored s = scoring.score(spec, output);
             StringBuilder lines = new StringBuilder();
             double sum = 0;
             for (int i = 0; i < s.rewards().size(); i++) {
@@ -391,6 +443,7 @@ final class RewardCommand implements Runnable {
                 lines.append(Json.write(o)).append('\n');
             }
             AtomicDirectory.writeFile(output, lines.toString().getBytes(StandardCharsets.UTF_8));
+            ScoreJournal.remove(output);
             PrintWriter out = spec.commandLine().getOut();
             out.printf(
                     Locale.ROOT,

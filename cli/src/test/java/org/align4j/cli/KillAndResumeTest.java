@@ -267,6 +267,18 @@ class KillAndResumeTest {
         killMidGenerationAndResume("ppo", this::ppoArgs);
     }
 
+    @Test
+    void aKilledLoraPpoRunResumesMidRolloutWithTheSameValueAdapterSetAndLosses() throws Exception {
+        // the value model is an adapter set on the policy's base: its adapters, head and moments come back
+        killMidGenerationAndResume("lora-ppo", (out, resume) -> {
+            List<String> a = new ArrayList<>(ppoArgs(out, resume));
+            a.addAll(List.of("--lora-r", "2", "--lora-alpha", "4"));
+            return a;
+        });
+        assertThat(tmp.resolve("lora-ppo-killed/checkpoint-3/value_model/adapter_config.json"))
+                .isRegularFile();
+    }
+
     /** The arguments of a run into a folder, fresh or resumed. */
     @FunctionalInterface
     interface RunArgs {

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -77,6 +78,75 @@ class RewardCliTest {
         assertThat(summary.get("pairs").asInt()).isEqualTo(8);
         assertThat(summary.has("accuracy") && summary.has("margin") && summary.has("mean_reward"))
                 .isTrue();
+    }
+
+    /**
+     * A run stopped after scoring (here: its output path is a non-empty folder, so the final write fails)
+     * leaves FILE.partial; the next run resumes from it and scores nothing again (a tampered reward in the
+     * journal comes out as it is), then removes it. A journal made with another --max-length is set aside.
+     */
+    @Test
+    void aStoppedLabelRunResumesFromItsJournal() throws IOException {
+        Path out = tmp.resolve("l.jsonl");
+        Files.createDirectories(out.resolve("blocker"));
+        String[] args = {
+            "reward",
+            "label",
+            "--model",
+            RM.toString(),
+            "--data",
+            PREFS,
+            "--output",
+            out.toString(),
+            "--batch-size",
+            "2"
+        };
+        CliTest.Result stopped = CliTest.run(args);
+        assertThat(stopped.code()).as(stopped.err()).isNotZero();
+        Path journal = tmp.resolve("l.jsonl.partial");
+        List<String> lines = new ArrayList<>(Files.readAllLines(journal));
+        assertThat(lines).hasSize(1 + 8);
+        // the first pair's chosen reward, tampered: a resumed run must take it from the journal
+        int first = -1;
+        for (int i = 1; i < lines.size(); i++) {
+            if (CliTest.JSON.readTree(lines.get(i)).get("i").asInt() == 0) {
+                first = i;
+            }
+        }
+        ObjectNode tampered = (ObjectNode) CliTest.JSON.readTree(lines.get(first));
+        tampered.put("chosen_reward", 123.0);
+        lines.set(first, CliTest.JSON.writeValueAsString(tampered));
+        Files.write(journal, lines);
+        Files.delete(out.resolve("blocker"));
+        Files.delete(out);
+        CliTest.Result resumed = CliTest.run(args);
+        assertThat(resumed.code()).as(resumed.err()).isZero();
+        assertThat(resumed.err()).contains("resuming from " + journal + ": 8 of 8 pair(s) already scored");
+        assertThat(journal).doesNotExist();
+        JsonNode fx = oracle();
+        List<JsonNode> rows = lines(out);
+        assertThat(rows.get(0).get("reward_chosen").asDouble()).isEqualTo(123.0);
+        for (int i = 1; i < rows.size(); i++) {
+            assertThat(rows.get(i).get("reward_chosen").asDouble())
+                    .isCloseTo(fx.get("unpadded").get(i).asDouble(), within(1e-5));
+        }
+        // a journal of another encoding is never mixed in
+        Files.write(journal, lines);
+        CliTest.Result other = CliTest.run(
+                "reward",
+                "label",
+                "--model",
+                RM.toString(),
+                "--data",
+                PREFS,
+                "--output",
+                out.toString(),
+                "--max-length",
+                "500");
+        assertThat(other.code()).as(other.err()).isZero();
+        assertThat(other.err()).contains("set aside as " + journal + ".old");
+        assertThat(lines(out).get(0).get("reward_chosen").asDouble())
+                .isCloseTo(fx.get("unpadded").get(0).asDouble(), within(1e-5));
     }
 
     @Test

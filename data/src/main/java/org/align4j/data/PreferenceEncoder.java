@@ -30,9 +30,12 @@ import org.slf4j.LoggerFactory;
  * Tokenization adds no special tokens (the template places them), as {@code
  * apply_chat_template(tokenize=True)}.
  *
- * <p>Plain pairs: prompt and completions are tokenized separately, without special tokens, and eos is
- * appended to each completion that does not already end with it (as TRL appends it only when missing;
- * an empty completion is its eos alone). Truncation: the prompt is cut to {@code
+ * <p>Plain pairs: the prompt as TRL 1.13's {@code DPOTrainer} tokenizes it, {@code tok(prompt)} with the
+ * special tokens the tokenizer adds (a bos for Llama-family tokenizers); each completion tokenized apart,
+ * without special tokens, and eos appended when it does not already end with it (as TRL appends it only
+ * when missing; an empty completion is its eos alone). TRL tokenizes prompt + completion together and
+ * splits at the prompt's length: the same ids unless a token straddles the boundary, where TRL warns and
+ * its first completion token carries prompt text; align4j keeps the completion's own tokens there. Truncation: the prompt is cut to {@code
  * maxPromptLength} (keeping its end or its start), then completions to what {@code maxLength} leaves;
  * a pair whose completion would lose every token is dropped, never trained on.
  *
@@ -122,7 +125,11 @@ public final class PreferenceEncoder {
                     ? new int[0]
                     : completion(e, "rejected", prompt, head, e.rejectedMessages(), kwargs);
         } else {
-            prompt = tokenizer.encode(plainPrompt(e));
+            // the prompt as TRL 1.13's DPOTrainer tokenizes it, tok(prompt) with the tokenizer's special tokens
+            // (a bos for Llama-family tokenizers); each completion apart, without special tokens, then eos
+            // when missing: TRL tokenizes prompt + completion together, which equals this unless a token
+            // straddles the boundary (then TRL warns and its first completion token holds prompt text)
+            prompt = tokenizer.encodeWithSpecialTokens(plainPrompt(e));
             chosen = withEos(tokenizer.encode(e.chosen()));
             rejected = e.rejected() == null ? new int[0] : withEos(tokenizer.encode(e.rejected()));
         }
@@ -175,7 +182,8 @@ public final class PreferenceEncoder {
 
     /**
      * The ids of a prompt alone, as {@link #encode} makes them for a pair (a conversation rendered with
-     * the generation prompt; plain text as it is, or through the template with {@code chat_template}),
+     * the generation prompt; plain text as it is, with the tokenizer's special tokens as TRL's GRPO and RLOO
+     * tokenize it, or through the template with {@code chat_template}),
      * truncated to {@code max_prompt_length}: what an RL trainer samples completions after.
      *
      * @param e an example whose prompt is set (responses are not read)
@@ -188,7 +196,8 @@ public final class PreferenceEncoder {
             String text = render(e, "prompt", e.promptMessages(), true, kwargs(e));
             prompt = head(text).encode(text);
         } else {
-            prompt = tokenizer.encode(plainPrompt(e));
+            // TRL 1.13's GRPO/RLOO: processing_class(text=prompts), with the tokenizer's special tokens
+            prompt = tokenizer.encodeWithSpecialTokens(plainPrompt(e));
         }
         if (prompt.length == 0) {
             throw new DataException(e.file(), e.line(), "prompt", "encodes to no tokens");

@@ -39,7 +39,7 @@ public final class ChatModels {
 
     private ChatModels() {}
 
-    private static Path resources() {
+    static Path resources() {
         try {
             return Path.of(ChatModels.class
                             .getResource("/chat/fixtures/qwen3.json")

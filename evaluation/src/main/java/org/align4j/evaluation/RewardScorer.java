@@ -103,25 +103,97 @@ public final class RewardScorer {
      */
     public static List<PairRewards> score(
             CausalLm rm, List<EncodedPair> pairs, int maxPairs, long maxBatchTokens, int padId, IntConsumer progress) {
+        return score(
+                rm,
+                pairs,
+                maxPairs,
+                maxBatchTokens,
+                padId,
+                new PairRewards[pairs.size()],
+                (indices, rewards) -> progress.accept(indices.length));
+    }
+
+    /** Hears each batch's rewards once they are scored (to write them out as they come). */
+    @FunctionalInterface
+    public interface BatchListener {
+        /**
+         * @param indices the batch's pairs, as indices into the scored list
+         * @param rewards their rewards, in the same order
+         */
+        void scored(int[] indices, PairRewards[] rewards);
+    }
+
+    /**
+     * As {@link #score(CausalLm, List, int, long, int, IntConsumer)}, skipping the pairs whose rewards are
+     * already known (a resumed run), and telling {@code listener} each batch's rewards as it is scored.
+     *
+     * @param rm the reward model
+     * @param pairs pairs as whole sequences
+     * @param maxPairs at most this many pairs per forward pass (&gt; 0)
+     * @param maxBatchTokens at most this many padded positions per forward pass (&gt; 0)
+     * @param padId the pad id the reward model locates rewards by
+     * @param known one entry per pair: its rewards when already scored, else null; filled in place
+     * @param listener told each new batch's rewards
+     * @return the rewards of each pair, in the order of {@code pairs}
+     * @throws IllegalArgumentException when a bound is not positive or {@code known} has another length
+     */
+    public static List<PairRewards> score(
+            CausalLm rm,
+            List<EncodedPair> pairs,
+            int maxPairs,
+            long maxBatchTokens,
+            int padId,
+            PairRewards[] known,
+            BatchListener listener) {
+        if (known.length != pairs.size()) {
+            throw new IllegalArgumentException("known: one entry per pair, " + pairs.size() + ", got " + known.length);
+        }
+        List<Integer> todo = new ArrayList<>();
+        for (int i = 0; i < known.length; i++) {
+            if (known[i] == null) {
+                todo.add(i);
+            }
+        }
+        List<EncodedPair> rest = todo.stream().map(pairs::get).toList();
+        scoreAll(rm, rest, maxPairs, maxBatchTokens, padId, (batch, rewards) -> {
+            int[] indices = new int[batch.length];
+            for (int i = 0; i < batch.length; i++) {
+                indices[i] = todo.get(batch[i]);
+                known[indices[i]] = rewards[i];
+            }
+            listener.scored(indices, rewards);
+        });
+        return Arrays.asList(known);
+    }
+
+    private static void scoreAll(
+            CausalLm rm,
+            List<EncodedPair> pairs,
+            int maxPairs,
+            long maxBatchTokens,
+            int padId,
+            BatchListener listener) {
         if (maxPairs <= 0) {
             throw new IllegalArgumentException("maxPairs: must be > 0, got " + maxPairs);
         }
         if (maxBatchTokens <= 0) {
             throw new IllegalArgumentException("maxBatchTokens: must be > 0, got " + maxBatchTokens);
         }
-        PairRewards[] out = new PairRewards[pairs.size()];
+        if (pairs.isEmpty()) {
+            return;
+        }
         for (int[] batch : TokenBudget.plan(pairs, maxPairs, maxBatchTokens)) {
+            PairRewards[] rewards = new PairRewards[batch.length];
             try (NDManager step = rm.manager().newSubManager()) {
                 PreferenceBatch b = PreferenceBatch.of(step, TokenBudget.pick(pairs, batch), padId);
                 float[] f = rm.rewards(b.ids(), b.attentionMask(), false, true).toFloatArray();
                 int n = batch.length;
                 for (int i = 0; i < n; i++) {
-                    out[batch[i]] = new PairRewards(f[i], f[n + i]);
+                    rewards[i] = new PairRewards(f[i], f[n + i]);
                 }
             }
-            progress.accept(batch.length);
+            listener.scored(batch, rewards);
         }
-        return Arrays.asList(out);
     }
 
     /**

@@ -46,6 +46,7 @@ import org.align4j.model.nn.Compute;
 import org.align4j.model.nn.Gpt2Block;
 import org.align4j.model.nn.KvCache;
 import org.align4j.model.nn.LlamaBlock;
+import org.align4j.model.nn.LoraAdapter;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -94,7 +95,14 @@ public final class CausalLm implements AutoCloseable {
 
     private LoraConfig lora;
     private boolean trainable = true;
-    private boolean adapters = true;
+    /** The adapter set this instance's passes apply (PEFT's active adapter), or null for none. */
+    private String activeAdapter = LoraAdapter.DEFAULT;
+    /**
+     * The score head of an adapter set's view ({@link #addSequenceClassifierAdapter}), kept beside the
+     * shared block as PEFT keeps a per-adapter copy of a {@code modules_to_save} module; null otherwise.
+     */
+    private Parameter setScore;
+
     private long logitsChunkElements = LogProbs.DEFAULT_CHUNK_ELEMENTS;
     private boolean paddingFree;
 
@@ -123,7 +131,7 @@ public final class CausalLm implements AutoCloseable {
      */
     public CausalLm withoutAdapters() {
         CausalLm view = new CausalLm(manager, block, config, null, source, viewOf != null ? viewOf : this);
-        view.adapters = false;
+        view.activeAdapter = null;
         view.logitsChunkElements = logitsChunkElements;
         view.paddingFree = paddingFree;
         return view;
@@ -141,10 +149,129 @@ public final class CausalLm implements AutoCloseable {
         }
     }
 
-    /** Points the shared block at this instance's adapter switch before a pass. */
+    /** Points the shared block at this instance's adapter set before a pass. */
     private CausalLmBlock ready(CausalLmBlock native_) {
-        native_.setAdaptersEnabled(adapters);
+        native_.setActiveAdapter(activeAdapter);
         return native_;
+    }
+
+    /** @return whether this is a view of a named adapter set with its own score head */
+    private boolean isSetView() {
+        return setScore != null;
+    }
+
+    /**
+     * A new named adapter set with its own one-label score head on this model's base weights, as a view
+     * that is a sequence classifier (PPO's value model on the policy's frozen base): PEFT's {@code
+     * add_adapter(adapter_name, config)} on a model whose {@code score} module is in {@code
+     * modules_to_save}. The set's adapters are initialised as PEFT does (seeded by {@code seed}), the
+     * head as {@link #loadRewardModel} draws a new one (N(0, {@code initializer_range}), seeded by {@code
+     * headSeed}), so with B = 0 the view's {@link #values} are those of {@code loadRewardModel(thisFolder,
+     * device, padId, headSeed)} up to the order of floating-point sums. The view's passes apply its set
+     * only; this model's passes never see it. The view trains its set and its head ({@link
+     * #trainableParameters()}, by the names its adapter folder gives them), saves them as a sequence
+     * classifier's adapter folder ({@link #writeTo}), and owns nothing: this model frees them.
+     *
+     * @param adapterName the set's name, not {@link LoraAdapter#DEFAULT}
+     * @param config rank, α, targets and dropout of the set
+     * @param seed seeds A
+     * @param headSeed seeds the score head
+     * @return the view
+     * @throws IllegalArgumentException when a target matches nothing or the set exists
+     * @throws IllegalStateException on a view, a reward model, or a TorchScript model
+     */
+    public CausalLm addSequenceClassifierAdapter(String adapterName, LoraConfig config, long seed, long headSeed) {
+        CausalLmBlock native_ = requireSetOwner("addSequenceClassifierAdapter", adapterName);
+        Parameter head = newSetScore(adapterName);
+        Engine.getEngine("PyTorch").setRandomSeed((int) headSeed);
+        head.setArray(manager.randomNormal(
+                0f, (float) native_.initStd("score.weight"), new Shape(1, config().hiddenSize()), DataType.FLOAT32));
+        try {
+            PeftAdapter.attach(native_, adapterName, config, seed, manager);
+        } catch (RuntimeException e) {
+            head.close();
+            throw e;
+        }
+        return setView(adapterName, config, head);
+    }
+
+    /**
+     * A sequence classifier's adapter folder (PEFT's task_type SEQ_CLS: adapters and {@code score.weight})
+     * loaded as a named adapter set with its own score head on this model's base weights, as a view
+     * (PEFT's {@code load_adapter(dir, adapter_name)}): see {@link #addSequenceClassifierAdapter}. A value
+     * model saved by {@link #writeTo} from such a view loads back exactly.
+     *
+     * @param adapterName the set's name, not {@link LoraAdapter#DEFAULT}
+     * @param dir the adapter folder
+     * @return the view
+     * @throws CheckpointException naming the file and key or tensor when the folder is broken, not a
+     *     sequence classifier's, or made for another base
+     * @throws IllegalStateException on a view, a reward model, or a TorchScript model
+     */
+    public CausalLm loadSequenceClassifierAdapter(String adapterName, Path dir) {
+        CausalLmBlock native_ = requireSetOwner("loadSequenceClassifierAdapter", adapterName);
+        dir = ModelFolder.resolve(dir);
+        Parameter head = newSetScore(adapterName);
+        head.setArray(manager.zeros(new Shape(1, config().hiddenSize()), DataType.FLOAT32));
+        LoraConfig loaded;
+        try {
+            if (!PeftAdapter.isSequenceClassifier(dir)) {
+                throw new CheckpointException(
+                        dir.resolve(PeftAdapter.CONFIG_FILE),
+                        "key 'task_type': a value model's adapter is a sequence classifier's (SEQ_CLS), with its score"
+                                + " head");
+            }
+            loaded = PeftAdapter.load(native_, dir, manager, adapterName, head);
+        } catch (RuntimeException e) {
+            head.close();
+            throw e;
+        }
+        warnIfMadeForAnotherBase(dir);
+        return setView(adapterName, loaded, head);
+    }
+
+    private CausalLmBlock requireSetOwner(String what, String adapterName) {
+        requireOwner(what);
+        CausalLmBlock native_ = nativeBlock();
+        if (LoraAdapter.DEFAULT.equals(adapterName)) {
+            throw new IllegalArgumentException(
+                    what + ": '" + LoraAdapter.DEFAULT + "' is the model's own adapter set; name another");
+        }
+        if (native_.scoreWeight() != null) {
+            throw new IllegalStateException(
+                    what + ": " + source + " is a reward model; a set's score head goes on a causal LM");
+        }
+        return native_;
+    }
+
+    private static Parameter newSetScore(String adapterName) {
+        return Parameter.builder()
+                .setName("score." + adapterName + ".weight")
+                .setType(Parameter.Type.WEIGHT)
+                .build();
+    }
+
+    private CausalLm setView(String adapterName, LoraConfig config, Parameter head) {
+        CausalLm view = new CausalLm(manager, block, this.config, null, source, this);
+        view.activeAdapter = adapterName;
+        view.setScore = head;
+        view.lora = config;
+        view.logitsChunkElements = logitsChunkElements;
+        view.paddingFree = paddingFree;
+        view.setTrainable(true);
+        LOG.info(
+                "Adapter set '{}' (r={}, alpha={}) with its own score head on the base of {}: {} trainable parameters",
+                adapterName,
+                config.r(),
+                config.alpha(),
+                source,
+                count(view.trainableParameters()));
+        return view;
+    }
+
+    /** @return the adapter set this instance's passes apply ({@link LoraAdapter#DEFAULT} for a model's own), or null */
+    public String activeAdapter() {
+        return activeAdapter;
     }
 
     /**
@@ -317,9 +444,13 @@ public final class CausalLm implements AutoCloseable {
 
     /**
      * The base model folder an adapter folder names in {@code base_model_name_or_path}: a path as
-     * given, else relative to the adapter folder.
+     * given, else relative to the adapter folder, else a Hub id's cached folder.
+     *
+     * @param adapterDir an adapter folder
+     * @return the base model's folder
+     * @throws CheckpointException naming the key when it is missing or names nothing loadable
      */
-    private static Path adapterBase(Path adapterDir) {
+    public static Path adapterBase(Path adapterDir) {
         Path file = adapterDir.resolve(PeftAdapter.CONFIG_FILE);
         String base = PeftAdapter.baseModel(adapterDir);
         if (base == null || base.isBlank()) {
@@ -524,6 +655,16 @@ public final class CausalLm implements AutoCloseable {
      * @return parameters by name ({@code MODULE.lora_A.weight}, ... or HF names)
      */
     public Map<String, Parameter> trainableParameters() {
+        if (isSetView()) {
+            // the names its adapter folder gives them (PEFT drops the set's name when it saves)
+            Map<String, Parameter> out = new LinkedHashMap<>();
+            String infix = "." + activeAdapter + ".weight";
+            nativeBlock()
+                    .adapterParameters(activeAdapter)
+                    .forEach((k, p) -> out.put(k.substring(0, k.length() - infix.length()) + ".weight", p));
+            out.put("score.weight", setScore);
+            return Collections.unmodifiableMap(out);
+        }
         if (block instanceof CausalLmBlock native_ && native_.hasAdapters()) {
             if (native_.scoreWeight() == null) {
                 return native_.adapterParameters();
@@ -543,6 +684,12 @@ public final class CausalLm implements AutoCloseable {
      * @param trainable whether those parameters should receive gradients
      */
     public void setTrainable(boolean trainable) {
+        if (isSetView()) {
+            this.trainable = trainable;
+            nativeBlock().adapterParameters(activeAdapter).values().forEach(p -> p.freeze(!trainable));
+            setScore.freeze(!trainable);
+            return;
+        }
         if (viewOf != null) {
             return;
         }
@@ -645,7 +792,11 @@ public final class CausalLm implements AutoCloseable {
      * @param p the probability, in [0, 1); 0 turns it off
      */
     public void setAdapterDropout(double p) {
-        nativeBlock().setAdapterDropout(p);
+        if (isSetView()) {
+            nativeBlock().setAdapterDropout(activeAdapter, p);
+        } else {
+            nativeBlock().setAdapterDropout(p);
+        }
     }
 
     /**
@@ -668,9 +819,10 @@ public final class CausalLm implements AutoCloseable {
         return lora;
     }
 
-    /** @return whether the model carries adapters */
+    /** @return whether the model carries adapters (a set's view: its set's) */
     public boolean hasAdapters() {
-        return block instanceof CausalLmBlock native_ && native_.hasAdapters();
+        return block instanceof CausalLmBlock native_
+                && (isSetView() ? native_.hasAdapters(activeAdapter) : native_.hasAdapters());
     }
 
     /**
@@ -681,12 +833,15 @@ public final class CausalLm implements AutoCloseable {
      * @param enabled whether passes apply the adapters
      */
     public void setAdaptersEnabled(boolean enabled) {
-        this.adapters = enabled;
+        if (isSetView()) {
+            throw new IllegalStateException("a set's view applies its set: use the model it is a view of");
+        }
+        this.activeAdapter = enabled ? LoraAdapter.DEFAULT : null;
     }
 
     /** @return whether this model's passes apply its adapters (true for a model without adapters) */
     public boolean adaptersEnabled() {
-        return adapters;
+        return activeAdapter != null;
     }
 
     /**
@@ -745,7 +900,12 @@ public final class CausalLm implements AutoCloseable {
 
     /** @return whether this is a reward model: a sequence classifier with a one-label score head instead of the LM head */
     public boolean isRewardModel() {
-        return block instanceof CausalLmBlock native_ && native_.scoreWeight() != null;
+        return block instanceof CausalLmBlock native_ && (native_.scoreWeight() != null || isSetView());
+    }
+
+    /** The score head of this instance: a set view's own, else the block's (null for a causal LM). */
+    private Parameter scoreHead(CausalLmBlock native_) {
+        return isSetView() ? setScore : native_.scoreWeight();
     }
 
     /**
@@ -780,13 +940,14 @@ public final class CausalLm implements AutoCloseable {
      */
     public NDArray rewards(NDArray ids, NDArray attentionMask, boolean training, boolean rightPadded) {
         CausalLmBlock native_ = nativeBlock();
-        if (native_.scoreWeight() == null) {
+        Parameter head = scoreHead(native_);
+        if (head == null) {
             throw new IllegalStateException(source + ": a causal LM, not a reward model (no score head)");
         }
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
-        CausalLmBlock.Output out = native_.forward(
-                store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, rightPadded, false));
+        CausalLmBlock.Output out = ready(native_)
+                .forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, rightPadded, false));
         NDManager m = ids.getManager();
         NDArray counted = config.padTokenId() >= 0 ? ids.neq(config.padTokenId()) : attentionMask.eq(1);
         NDArray last = m.arange(0, t, 1, DataType.INT64)
@@ -795,7 +956,7 @@ public final class CausalLm implements AutoCloseable {
                 .argMax(1);
         NDArray rows = m.arange(0, b, 1, DataType.INT64).mul(t).add(last.toType(DataType.INT64, false));
         NDArray hidden = out.last().reshape(b * t, out.last().getShape().get(2)).get(rows);
-        return native_.score(store, hidden, training).reshape(b);
+        return native_.score(store, hidden, training, head).reshape(b);
     }
 
     /**
@@ -812,15 +973,16 @@ public final class CausalLm implements AutoCloseable {
      */
     public NDArray values(NDArray ids, NDArray attentionMask, boolean training, boolean rightPadded) {
         CausalLmBlock native_ = nativeBlock();
-        if (native_.scoreWeight() == null) {
+        Parameter head = scoreHead(native_);
+        if (head == null) {
             throw new IllegalStateException(source + ": a causal LM, not a value model (no score head)");
         }
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
-        NDArray last = native_.forward(
-                        store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, rightPadded, false))
+        NDArray last = ready(native_)
+                .forward(store, ids, attentionMask, null, new CausalLmBlock.Pass(false, training, rightPadded, false))
                 .last();
-        return native_.score(store, last.reshape(b * t, last.getShape().get(2)), training)
+        return native_.score(store, last.reshape(b * t, last.getShape().get(2)), training, head)
                 .reshape(b, t);
     }
 
@@ -1172,14 +1334,14 @@ public final class CausalLm implements AutoCloseable {
                 return false;
             }
         }
-        if (adapters) {
-            for (Parameter p : native_.adapterParameters().values()) {
+        if (activeAdapter != null) {
+            for (Parameter p : native_.adapterParameters(activeAdapter).values()) {
                 if (p.requiresGradient()) {
                     return false;
                 }
             }
         }
-        return true;
+        return !isSetView() || !setScore.requiresGradient();
     }
 
     /**
@@ -1299,7 +1461,10 @@ public final class CausalLm implements AutoCloseable {
     /**
      * Writes the HF files (or, with adapters, the PEFT adapter files) into an existing folder, without
      * the temp-and-rename step (for callers that write a larger folder atomically, such as a training
-     * checkpoint).
+     * checkpoint). A named set's view ({@link #addSequenceClassifierAdapter}) writes its set and score head
+     * as a sequence classifier's adapter folder (task_type SEQ_CLS, the tensors under PEFT's saved names,
+     * {@code base_model_name_or_path} this model's folder), not merged: merged, it would be a full copy of
+     * the base it shares.
      *
      * @param dir the folder
      * @param tokenizerFrom a folder whose tokenizer files are copied along, or null
@@ -1308,6 +1473,18 @@ public final class CausalLm implements AutoCloseable {
      */
     public void writeTo(Path dir, Path tokenizerFrom, long maxShardBytes) throws IOException {
         CausalLmBlock native_ = nativeBlock();
+        if (isSetView()) {
+            // a sequence classifier's adapter folder on this model's base (PEFT's SEQ_CLS): adapters + score head
+            PeftAdapter.write(
+                    native_,
+                    activeAdapter,
+                    lora,
+                    dir,
+                    source == null ? null : source.toAbsolutePath().normalize().toString(),
+                    setScore);
+            copyTokenizerFiles(tokenizerFrom, dir);
+            return;
+        }
         if (native_.hasAdapters() && viewOf == null) {
             PeftAdapter.write(
                     native_,

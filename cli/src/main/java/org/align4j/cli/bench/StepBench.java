@@ -135,9 +135,22 @@ public final class StepBench {
      * @param paddingFree pack each batch's sequences into one row without padding (TRL's {@code padding_free})
      * @param maxLength longest prompt + completion in tokens (0: no limit)
      * @param seed the order's seed
+     * @param shuffle shuffle the order (false: the file's order, as another framework given a sequential
+     *     sampler takes it, so that both time the same batches)
      */
     public record Data(
-            Path path, Path tokenizer, boolean groupByLength, boolean paddingFree, int maxLength, long seed) {}
+            Path path,
+            Path tokenizer,
+            boolean groupByLength,
+            boolean paddingFree,
+            int maxLength,
+            long seed,
+            boolean shuffle) {
+        /** Real data in a shuffled order, as training takes it. */
+        public Data(Path path, Path tokenizer, boolean groupByLength, boolean paddingFree, int maxLength, long seed) {
+            this(path, tokenizer, groupByLength, paddingFree, maxLength, seed, true);
+        }
+    }
 
     /**
      * The measurement.
@@ -522,11 +535,12 @@ public final class StepBench {
      * Padded positions against real tokens over every batch of one epoch, as the trainer would batch
      * it: what a padded step computes for nothing.
      */
-    static double[] epochPadding(List<EncodedPair> pairs, int batchPairs, long seed, boolean groupByLength) {
+    static double[] epochPadding(
+            List<EncodedPair> pairs, int batchPairs, long seed, boolean shuffle, boolean groupByLength) {
         int[] lengths = pairs.stream().mapToInt(EncodedPair::maxLength).toArray();
         long real = 0;
         long padded = 0;
-        List<int[]> batches = PairOrder.epoch(lengths, batchPairs, seed, 0, true, groupByLength, false);
+        List<int[]> batches = PairOrder.epoch(lengths, batchPairs, seed, 0, shuffle, groupByLength, false);
         for (int[] b : batches) {
             int t = 0;
             for (int i : b) {
@@ -573,8 +587,8 @@ public final class StepBench {
                 StepProfile prof = step >= timed ? profile : null;
                 mark(prof, StepProfile.Phase.DATA);
                 if (order.isEmpty()) {
-                    order.addAll(
-                            PairOrder.epoch(lengths, s.pairs(), d.seed(), epoch++, true, d.groupByLength(), false));
+                    order.addAll(PairOrder.epoch(
+                            lengths, s.pairs(), d.seed(), epoch++, d.shuffle(), d.groupByLength(), false));
                 }
                 List<EncodedPair> batchPairs = new ArrayList<>();
                 for (int i : order.remove(0)) {
@@ -648,7 +662,7 @@ public final class StepBench {
             double ceiling = matmulCeiling(policy.manager(), s.device(), bf16);
             double[] sorted =
                     times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-            double[] epochPad = epochPadding(pairs, s.pairs(), d.seed(), d.groupByLength());
+            double[] epochPad = epochPadding(pairs, s.pairs(), d.seed(), d.shuffle(), d.groupByLength());
             Map<String, Object> v = new LinkedHashMap<>();
             v.put("tokens_per_s", realTokens / seconds);
             v.put("step_ms_median", percentile(sorted, 0.5));
@@ -671,6 +685,7 @@ public final class StepBench {
             v.put("pairs", s.pairs());
             v.put("padding_free", policy.paddingFree());
             v.put("group_by_length", d.groupByLength());
+            v.put("shuffle", d.shuffle());
             v.put("device", s.device().toString());
             v.put("precision", s.precision());
             v.put("attention", s.attention());

@@ -219,8 +219,24 @@ public final class Quickstart {
      *
      * @param rows held-out numbers of sft, dpo, ipo (and ipo-soft with the reward stage)
      * @param reward what the reward model did, or null without the reward stage
+     * @param costs what each training run took (sft, reward, dpo, ipo, ... in the order they ran)
      */
-    public record Result(Map<String, Row> rows, RewardRow reward) {}
+    public record Result(Map<String, Row> rows, RewardRow reward, Map<String, Cost> costs) {}
+
+    /**
+     * What one training run took ({@link PeakMemory}): its wall time, and the peak resident memory of this
+     * process while it ran (the JVM and what earlier runs left resident included).
+     *
+     * @param seconds wall seconds of the run (loading, training, its evaluations and checkpoints)
+     * @param peakBytes the peak resident set size in bytes, or -1 where it cannot be read (not Linux)
+     * @param peakSource how the peak was measured
+     */
+    public record Cost(double seconds, long peakBytes, PeakMemory.Source peakSource) {
+        static Cost of(PeakMemory.Stretch m) {
+            m.stop();
+            return new Cost(m.seconds(), m.peakBytes().orElse(-1), m.source());
+        }
+    }
 
     /**
      * Runs the whole demonstration, with the reward stage when asked: a reward model on the pairs, its soft
@@ -318,7 +334,9 @@ public final class Quickstart {
                     p -> Map.of("prompt", p.prompt(), "answer", p.answer()));
         }
 
+        Map<String, Cost> costs = new LinkedHashMap<>();
         LOG.info("SFT on the teacher's answers: {} steps", s.sftSteps());
+        PeakMemory.Stretch stretch = PeakMemory.start();
         try (SftTrainer t = SftTrainer.builder()
                 .model(base)
                 .data(data.resolve("sft.jsonl"))
@@ -342,13 +360,16 @@ public final class Quickstart {
             }
             t.train();
         }
+        costs.put("sft", Cost.of(stretch));
         Path sftModel = out.resolve("sft/final");
 
         RewardRow rewardRow = null;
         Path rewardModel = out.resolve("reward/final");
         List<LossType> objectives = new ArrayList<>(List.of(LossType.DPO, LossType.IPO));
         if (rlhf.on()) {
+            stretch = PeakMemory.start();
             rewardRow = rewardStage(s, rlhf, out, data, sftModel, trainPairs, flipped, listener);
+            costs.put("reward", Cost.of(stretch));
             objectives.add(LossType.IPO_SOFT);
         }
 
@@ -389,20 +410,25 @@ public final class Quickstart {
                         .evalJudge("reward-model:" + rewardModel)
                         .evalMaxNewTokens(4);
             }
+            stretch = PeakMemory.start();
             try (PreferenceTrainer t = b.build()) {
                 if (listener != null) {
                     t.addListener(listener.apply(loss.toString()));
                 }
                 t.train();
             }
+            costs.put(loss.toString(), Cost.of(stretch));
         }
 
         List<String> rlRuns = new ArrayList<>();
         if (rlSteps > 0) {
             rlRuns.add("grpo");
+            stretch = PeakMemory.start();
             grpo(s, rlSteps, out, data, sftModel, List.of("exact"), List.of(), "grpo", listener);
+            costs.put("grpo", Cost.of(stretch));
             if (rlhf.on()) {
                 rlRuns.add("grpo-rm");
+                stretch = PeakMemory.start();
                 grpo(
                         s,
                         rlSteps,
@@ -413,8 +439,11 @@ public final class Quickstart {
                         List.of(1.0, 0.0),
                         "grpo-rm",
                         listener);
+                costs.put("grpo-rm", Cost.of(stretch));
                 rlRuns.add("ppo");
+                stretch = PeakMemory.start();
                 ppo(s, rlSteps, out, data, sftModel, rewardModel, listener);
+                costs.put("ppo", Cost.of(stretch));
             }
         }
 
@@ -462,6 +491,7 @@ public final class Quickstart {
                     "sft".equals(name)
                             ? sftModel.toString()
                             : out.resolve(name).resolve("final").toString());
+            putCost(o, costs.get(name));
         });
         if (rewardRow != null) {
             ObjectNode o = summary.putObject("reward_model");
@@ -473,13 +503,30 @@ public final class Quickstart {
             }
             o.put("label_noise", rlhf.labelNoise());
             o.put("model", rewardModel.toString());
+            putCost(o, costs.get("reward"));
         }
         AtomicDirectory.writeFile(
                 out.resolve("summary.json"),
                 (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(summary) + "\n")
                         .getBytes(StandardCharsets.UTF_8));
         writeReport(out, rows, rewardRow, rlRuns);
-        return new Result(rows, rewardRow);
+        return new Result(rows, rewardRow, costs);
+    }
+
+    /** A run's wall time and peak memory in its summary.json entry (the peak left out where it cannot be read). */
+    private static void putCost(ObjectNode o, Cost c) {
+        if (c == null) {
+            return;
+        }
+        o.put("wall_seconds", c.seconds());
+        if (c.peakBytes() >= 0) {
+            o.put("peak_rss_bytes", c.peakBytes());
+            o.put(
+                    "peak_rss_source",
+                    c.peakSource() == PeakMemory.Source.KERNEL_PEAK
+                            ? "VmHWM reset by /proc/self/clear_refs at the run's start"
+                            : "VmRSS sampled every 50 ms");
+        }
     }
 
     /**

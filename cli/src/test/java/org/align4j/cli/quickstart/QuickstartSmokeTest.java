@@ -67,6 +67,15 @@ class QuickstartSmokeTest {
         Quickstart.Result r =
                 Quickstart.run(new Quickstart.Settings(tmp, 20, 4, 40, 7), new Quickstart.RewardStage(6, 0.2), 3, null);
         assertThat(r.rows()).containsOnlyKeys("sft", "dpo", "ipo", "ipo-soft", "grpo", "grpo-rm", "ppo");
+        // each run's wall time and peak memory, in the order they ran
+        assertThat(r.costs().keySet())
+                .containsExactly("sft", "reward", "dpo", "ipo", "ipo-soft", "grpo", "grpo-rm", "ppo");
+        r.costs().forEach((name, c) -> {
+            assertThat(c.seconds()).as(name).isPositive();
+            if (Files.isReadable(Path.of("/proc/self/status"))) {
+                assertThat(c.peakBytes()).as(name).isGreaterThan(50L << 20);
+            }
+        });
         assertThat(tmp.resolve("ppo/checkpoint-12/value_model/model.safetensors"))
                 .exists();
         assertThat(Files.readString(tmp.resolve("ppo/metrics.jsonl"))).contains("\"objective/rlhf_reward\"");
@@ -101,6 +110,11 @@ class QuickstartSmokeTest {
         assertThat(summary.get("reward_model").get("heldout_ranking_accuracy").isNumber())
                 .isTrue();
         assertThat(summary.get("ipo-soft").get("heldout_accuracy").isNumber()).isTrue();
+        assertThat(summary.get("ppo").get("wall_seconds").isNumber()).isTrue();
+        assertThat(summary.get("reward_model").get("wall_seconds").isNumber()).isTrue();
+        if (Files.isReadable(Path.of("/proc/self/status"))) {
+            assertThat(summary.get("ppo").get("peak_rss_bytes").asLong()).isGreaterThan(50L << 20);
+        }
         assertThat(tmp.resolve("reward/final/config.json")).content().contains("GPT2ForSequenceClassification");
         assertThat(Files.readString(tmp.resolve("dpo/metrics.jsonl"))).contains("eval_win_rate");
         assertThat(tmp.resolve("report/charts/eval_win_rate.png")).exists();

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -85,7 +86,24 @@ public final class PeftAdapter {
      * @throws IllegalArgumentException when a target matches nothing, or the model already has adapters
      */
     public static List<LoraAdapter> attach(CausalLmBlock block, LoraConfig config, long seed, NDManager manager) {
-        requireNoAdapters(block);
+        return attach(block, LoraAdapter.DEFAULT, config, seed, manager);
+    }
+
+    /**
+     * Puts a new named adapter set on the projections the configuration selects, initialised as PEFT
+     * does (PEFT's {@code add_adapter(adapter_name, config)}).
+     *
+     * @param block the model (without adapters of this set)
+     * @param adapterName the set
+     * @param config the configuration
+     * @param seed seeds A's random values
+     * @param manager owner of the new arrays (the model's)
+     * @return the adapters, in the model's order
+     * @throws IllegalArgumentException when a target matches nothing, or the model already has this set
+     */
+    public static List<LoraAdapter> attach(
+            CausalLmBlock block, String adapterName, LoraConfig config, long seed, NDManager manager) {
+        requireNoAdapters(block, adapterName);
         SplittableRandom random = new SplittableRandom(seed);
         List<LoraAdapter> out = new ArrayList<>();
         for (Projection p : config.select(block)) {
@@ -99,7 +117,7 @@ public final class PeftAdapter {
             }
             NDArray aArr = manager.create(a, new Shape(config.r(), in));
             NDArray bArr = manager.zeros(new Shape(p.outFeatures(), config.r()), DataType.FLOAT32);
-            out.add(block.addAdapter(p.module(), aArr, bArr, config.scale(), config.dropout()));
+            out.add(block.addAdapter(adapterName, p.module(), aArr, bArr, config.scale(), config.dropout()));
         }
         return out;
     }
@@ -116,8 +134,28 @@ public final class PeftAdapter {
      * @throws IllegalStateException when the model has no adapters
      */
     public static void write(CausalLmBlock block, LoraConfig config, Path dir, String baseModel) throws IOException {
-        if (!block.hasAdapters()) {
-            throw new IllegalStateException("the model has no adapters to write");
+        write(block, LoraAdapter.DEFAULT, config, dir, baseModel, block.scoreWeight());
+    }
+
+    /**
+     * Writes one adapter set as an adapter folder, its tensors under PEFT's saved names (the set's name
+     * dropped, as {@code save_pretrained} writes every set to its own folder), with a score head as a
+     * sequence classifier's (task_type SEQ_CLS, {@code base_model.model.score.weight}) when one is given.
+     *
+     * @param block the model with the set
+     * @param adapterName the set
+     * @param config its configuration
+     * @param dir the folder
+     * @param baseModel {@code base_model_name_or_path}
+     * @param score the set's score head [1, H] (a sequence classifier's), or null for a causal LM's adapter
+     * @throws IOException on write failure
+     * @throws IllegalStateException when the model has no adapters of this set
+     */
+    public static void write(
+            CausalLmBlock block, String adapterName, LoraConfig config, Path dir, String baseModel, Parameter score)
+            throws IOException {
+        if (!block.hasAdapters(adapterName)) {
+            throw new IllegalStateException("the model has no adapters" + setName(adapterName) + " to write");
         }
         Map<String, NDArray> tensors = new TreeMap<>();
         List<NDArray> copies = new ArrayList<>();
@@ -125,7 +163,7 @@ public final class PeftAdapter {
         boolean conv1d = false;
         try {
             for (Projection p : block.projections().values()) {
-                LoraAdapter a = p.adapter();
+                LoraAdapter a = p.adapter(adapterName);
                 if (a == null) {
                     continue;
                 }
@@ -134,15 +172,15 @@ public final class PeftAdapter {
                 tensors.put(PREFIX + p.module() + ".lora_A.weight", onCpu(a.a().getArray(), copies));
                 tensors.put(PREFIX + p.module() + ".lora_B.weight", onCpu(a.b().getArray(), copies));
             }
-            boolean classifier = block.scoreWeight() != null;
+            boolean classifier = score != null;
             if (classifier) {
-                // a reward model: its score head trained in full, saved as PEFT saves modules_to_save
-                NDArray score = block.scoreWeight().getArray();
-                if (score.getDataType() != DataType.FLOAT32) {
-                    score = score.toType(DataType.FLOAT32, true);
-                    copies.add(score);
+                // a reward or value model: its score head trained in full, saved as PEFT saves modules_to_save
+                NDArray head = score.getArray();
+                if (head.getDataType() != DataType.FLOAT32) {
+                    head = head.toType(DataType.FLOAT32, true);
+                    copies.add(head);
                 }
-                tensors.put(SCORE_TENSOR, onCpu(score, copies));
+                tensors.put(SCORE_TENSOR, onCpu(head, copies));
             }
             Files.writeString(dir.resolve(CONFIG_FILE), configJson(config, modules, conv1d, baseModel, classifier));
             SafetensorsWriter.write(dir.resolve(WEIGHTS_FILE), tensors);
@@ -400,7 +438,27 @@ public final class PeftAdapter {
      *     of a shape that does not fit the model (an adapter made for another base model)
      */
     public static LoraConfig load(CausalLmBlock block, Path dir, NDManager manager) {
-        requireNoAdapters(block);
+        return load(block, dir, manager, LoraAdapter.DEFAULT, block.scoreWeight());
+    }
+
+    /**
+     * Loads an adapter folder onto a model as a named set (PEFT's {@code load_adapter(dir,
+     * adapter_name)}); a sequence classifier's folder (task_type SEQ_CLS) needs a score head to receive
+     * its {@code score.weight}: the block's own, or one kept beside it for the set (PEFT's per-adapter
+     * copy of a {@code modules_to_save} module).
+     *
+     * @param block the model (without adapters of this set)
+     * @param dir the adapter folder
+     * @param manager owner of the arrays (the model's)
+     * @param adapterName the set
+     * @param score the score head [1, H] that receives the folder's, or null on a causal LM
+     * @return the adapter's configuration
+     * @throws CheckpointException naming the file and tensor when a tensor is missing, unexpected, or
+     *     of a shape that does not fit the model, or the folder's task type does not fit {@code score}
+     */
+    public static LoraConfig load(
+            CausalLmBlock block, Path dir, NDManager manager, String adapterName, Parameter score) {
+        requireNoAdapters(block, adapterName);
         Path configFile = dir.resolve(CONFIG_FILE);
         LoraConfig config = readConfig(dir);
         List<Projection> selected;
@@ -427,7 +485,7 @@ public final class PeftAdapter {
         Map<String, Projection> byModule = new LinkedHashMap<>();
         selected.forEach(p -> byModule.put(p.module(), p));
         boolean classifier = isSequenceClassifier(dir);
-        if (classifier != (block.scoreWeight() != null)) {
+        if (classifier != (score != null)) {
             throw new CheckpointException(
                     configFile,
                     "key 'task_type': "
@@ -471,20 +529,20 @@ public final class PeftAdapter {
                             new long[] {p.outFeatures(), config.r()},
                             manager,
                             made);
-                    block.addAdapter(p.module(), a, b, config.scale(), config.dropout());
+                    block.addAdapter(adapterName, p.module(), a, b, config.scale(), config.dropout());
                 }
                 if (classifier) {
-                    NDArray target = block.scoreWeight().getArray();
-                    NDArray score =
+                    NDArray target = score.getArray();
+                    NDArray saved =
                             read(f, weights, SCORE_TENSOR, target.getShape().getShape(), manager, made);
                     // the score head as the adapter saved it, in place of the base's (PEFT's modules_to_save)
-                    try (NDArray cast = score.toType(target.getDataType(), true)) {
+                    try (NDArray cast = saved.toType(target.getDataType(), true)) {
                         target.set(cast.toByteBuffer());
                     }
-                    score.close();
+                    saved.close();
                 }
             } catch (RuntimeException e) {
-                block.removeAdapters();
+                block.removeAdapters(adapterName);
                 made.forEach(NDArray::close);
                 throw e;
             }
@@ -529,9 +587,14 @@ public final class PeftAdapter {
         return null;
     }
 
-    private static void requireNoAdapters(CausalLmBlock block) {
-        if (block.hasAdapters()) {
-            throw new IllegalStateException("the model already carries adapters: merge or remove them first");
+    private static void requireNoAdapters(CausalLmBlock block, String adapterName) {
+        if (block.hasAdapters(adapterName)) {
+            throw new IllegalStateException(
+                    "the model already carries adapters" + setName(adapterName) + ": merge or remove them first");
         }
+    }
+
+    private static String setName(String adapterName) {
+        return LoraAdapter.DEFAULT.equals(adapterName) ? "" : " of set '" + adapterName + "'";
     }
 }

@@ -35,8 +35,10 @@ public abstract class CausalLmBlock extends AbstractBlock {
     private final Map<String, Shape> shapes = new LinkedHashMap<>();
     private final Map<String, Parameter> byName = new LinkedHashMap<>();
     private final Map<String, Projection> projections = new LinkedHashMap<>();
-    private final Map<String, Parameter> adapterParameters = new LinkedHashMap<>();
-    private boolean adaptersEnabled = true;
+    /** Adapter set name → its parameters by name. */
+    private final Map<String, Map<String, Parameter>> adapterParameters = new LinkedHashMap<>();
+
+    private String activeAdapter = LoraAdapter.DEFAULT;
     private boolean modelDropout;
 
     /**
@@ -164,9 +166,9 @@ public abstract class CausalLmBlock extends AbstractBlock {
     }
 
     /**
-     * Puts a LoRA adapter on a projection: its A and B become parameters of this block named {@code
-     * MODULE.lora_A.weight} and {@code MODULE.lora_B.weight} (PEFT's names without the {@code
-     * base_model.model.} prefix).
+     * Puts a LoRA adapter of the {@link LoraAdapter#DEFAULT} set on a projection: its A and B become
+     * parameters of this block named {@code MODULE.lora_A.weight} and {@code MODULE.lora_B.weight}
+     * (PEFT's names without the {@code base_model.model.} prefix).
      *
      * @param module the projection's HF module name
      * @param a A, [r, in] float32, owned by the model's manager from now on
@@ -178,13 +180,35 @@ public abstract class CausalLmBlock extends AbstractBlock {
      *     adapter, or A and B do not fit it
      */
     public LoraAdapter addAdapter(String module, NDArray a, NDArray b, double scale, double dropout) {
+        return addAdapter(LoraAdapter.DEFAULT, module, a, b, scale, dropout);
+    }
+
+    /**
+     * Puts a LoRA adapter of a named set on a projection (PEFT's {@code add_adapter(adapter_name, ...)}):
+     * the {@link LoraAdapter#DEFAULT} set's A and B are named as in {@link #addAdapter(String, NDArray,
+     * NDArray, double, double)}, another set's {@code MODULE.lora_A.NAME.weight} and {@code
+     * MODULE.lora_B.NAME.weight} (PEFT's in-memory names; its saved files drop the set's name).
+     *
+     * @param adapterName the set, e.g. {@code "value"}
+     * @param module the projection's HF module name
+     * @param a A, [r, in] float32, owned by the model's manager from now on
+     * @param b B, [out, r] float32, owned likewise
+     * @param scale s = α/r (or α/√r)
+     * @param dropout dropout probability on the adapter's input in training passes, in [0, 1)
+     * @return the adapter
+     * @throws IllegalArgumentException when the module is not a projection, already carries an
+     *     adapter of this set, or A and B do not fit it
+     */
+    public LoraAdapter addAdapter(
+            String adapterName, String module, NDArray a, NDArray b, double scale, double dropout) {
         Projection p = projections.get(module);
         if (p == null) {
             throw new IllegalArgumentException(
                     "no projection '" + module + "' in this " + config.modelType() + " model");
         }
-        if (p.adapter() != null) {
-            throw new IllegalArgumentException("projection '" + module + "' already carries an adapter");
+        if (p.adapter(adapterName) != null) {
+            throw new IllegalArgumentException("projection '" + module + "' already carries an adapter"
+                    + (LoraAdapter.DEFAULT.equals(adapterName) ? "" : " of set '" + adapterName + "'"));
         }
         Shape as = a.getShape();
         Shape bs = b.getShape();
@@ -204,88 +228,168 @@ public abstract class CausalLmBlock extends AbstractBlock {
             throw new IllegalArgumentException(
                     "adapter of '" + module + "': dropout must be in [0, 1), got " + dropout);
         }
+        String infix = LoraAdapter.DEFAULT.equals(adapterName) ? "" : "." + adapterName;
         Parameter pa = Parameter.builder()
-                .setName(module + ".lora_A.weight")
+                .setName(module + ".lora_A" + infix + ".weight")
                 .setType(Parameter.Type.WEIGHT)
                 .build();
         Parameter pb = Parameter.builder()
-                .setName(module + ".lora_B.weight")
+                .setName(module + ".lora_B" + infix + ".weight")
                 .setType(Parameter.Type.WEIGHT)
                 .build();
         pa.setArray(a);
         pb.setArray(b);
         addParameter(pa);
         addParameter(pb);
-        adapterParameters.put(pa.getName(), pa);
-        adapterParameters.put(pb.getName(), pb);
+        Map<String, Parameter> set = adapterParameters.computeIfAbsent(adapterName, k -> new LinkedHashMap<>());
+        set.put(pa.getName(), pa);
+        set.put(pb.getName(), pb);
         LoraAdapter adapter = new LoraAdapter(pa, pb, scale, dropout);
-        p.setAdapter(adapter);
+        p.setAdapter(adapterName, adapter);
         return adapter;
     }
 
     /**
-     * Sets the dropout of every adapter's input for the following training passes (TRL's {@code
-     * disable_dropout} sets it to 0, as it does every dropout module).
+     * Sets the dropout of every adapter's input, of every set, for the following training passes (TRL's
+     * {@code disable_dropout} sets it to 0, as it does every dropout module).
      *
      * @param p the probability, in [0, 1)
      */
     public void setAdapterDropout(double p) {
+        for (String name : adapterNames()) {
+            setAdapterDropout(name, p);
+        }
+    }
+
+    /**
+     * Sets the dropout of the input of one set's adapters for the following training passes.
+     *
+     * @param adapterName the set
+     * @param p the probability, in [0, 1)
+     */
+    public void setAdapterDropout(String adapterName, double p) {
         if (!(p >= 0 && p < 1)) {
             throw new IllegalArgumentException("adapter dropout must be in [0, 1), got " + p);
         }
         for (Projection proj : projections.values()) {
-            if (proj.adapter() != null) {
-                proj.adapter().setDropout(p);
+            LoraAdapter a = proj.adapter(adapterName);
+            if (a != null) {
+                a.setDropout(p);
             }
         }
     }
 
-    /** @return the adapters' parameters by name ({@code MODULE.lora_A.weight}, ...), empty without adapters */
+    /**
+     * @return the {@link LoraAdapter#DEFAULT} set's parameters by name ({@code MODULE.lora_A.weight}, ...),
+     *     empty without adapters
+     */
     public Map<String, Parameter> adapterParameters() {
-        return Collections.unmodifiableMap(adapterParameters);
-    }
-
-    /** @return whether any projection carries an adapter */
-    public boolean hasAdapters() {
-        return !adapterParameters.isEmpty();
+        return adapterParameters(LoraAdapter.DEFAULT);
     }
 
     /**
-     * Switches the adapters on or off for the following passes (off: the base model, as PEFT's
-     * {@code disable_adapter()}); they stay attached either way.
+     * @param adapterName a set
+     * @return its parameters by their names in this block ({@code MODULE.lora_A.NAME.weight}, ...), empty
+     *     when there is no such set
+     */
+    public Map<String, Parameter> adapterParameters(String adapterName) {
+        Map<String, Parameter> set = adapterParameters.get(adapterName);
+        return set == null ? Map.of() : Collections.unmodifiableMap(set);
+    }
+
+    /** @return the names of the adapter sets this block carries, in the order they were added */
+    public List<String> adapterNames() {
+        return List.copyOf(adapterParameters.keySet());
+    }
+
+    /** @return whether any projection carries an adapter of the {@link LoraAdapter#DEFAULT} set */
+    public boolean hasAdapters() {
+        return adapterParameters.containsKey(LoraAdapter.DEFAULT);
+    }
+
+    /**
+     * @param adapterName a set
+     * @return whether any projection carries an adapter of it
+     */
+    public boolean hasAdapters(String adapterName) {
+        return adapterParameters.containsKey(adapterName);
+    }
+
+    /**
+     * Switches the {@link LoraAdapter#DEFAULT} set on or off for the following passes (off: the base
+     * model, as PEFT's {@code disable_adapter()}); adapters stay attached either way.
      *
      * @param enabled whether passes apply the adapters
      */
     public void setAdaptersEnabled(boolean enabled) {
-        this.adaptersEnabled = enabled;
-    }
-
-    /** @return whether passes apply the adapters */
-    public boolean adaptersEnabled() {
-        return adaptersEnabled;
+        setActiveAdapter(enabled ? LoraAdapter.DEFAULT : null);
     }
 
     /**
-     * Adds every adapter's delta into its projection's weight (W += s·B·A, transposed for Conv1D, as
-     * PEFT's {@code merge_and_unload}) and removes the adapters. Run it outside a gradient collector.
+     * Chooses the adapter set the following passes apply (PEFT's {@code set_adapter}); null for none.
+     * A name no projection carries applies nothing.
+     *
+     * @param adapterName the set, or null
+     */
+    public void setActiveAdapter(String adapterName) {
+        this.activeAdapter = adapterName;
+    }
+
+    /** @return the adapter set passes apply (PEFT's {@code active_adapter}), or null for none */
+    public String activeAdapter() {
+        return activeAdapter;
+    }
+
+    /** @return whether passes apply the {@link LoraAdapter#DEFAULT} set */
+    public boolean adaptersEnabled() {
+        return LoraAdapter.DEFAULT.equals(activeAdapter);
+    }
+
+    /**
+     * Adds every {@link LoraAdapter#DEFAULT} adapter's delta into its projection's weight (W += s·B·A,
+     * transposed for Conv1D, as PEFT's {@code merge_and_unload}) and removes those adapters. Run it
+     * outside a gradient collector.
+     *
+     * @throws IllegalStateException when other adapter sets share the weights (merging would change
+     *     their base)
      */
     public void mergeAdapters() {
+        for (String name : adapterNames()) {
+            if (!LoraAdapter.DEFAULT.equals(name)) {
+                throw new IllegalStateException("cannot merge the adapters: adapter set '" + name
+                        + "' shares the base weights, which merging would change; remove it first");
+            }
+        }
         for (Projection p : projections.values()) {
             p.merge();
         }
         removeAdapters();
     }
 
-    /** Removes every adapter without merging it and frees its arrays. */
+    /** Removes every adapter of every set without merging it and frees its arrays. */
     public void removeAdapters() {
-        for (Projection p : projections.values()) {
-            p.setAdapter(null);
+        for (String name : adapterNames()) {
+            removeAdapters(name);
         }
-        for (Parameter p : adapterParameters.values()) {
+    }
+
+    /**
+     * Removes one set's adapters without merging them and frees their arrays.
+     *
+     * @param adapterName the set
+     */
+    public void removeAdapters(String adapterName) {
+        for (Projection p : projections.values()) {
+            p.setAdapter(adapterName, null);
+        }
+        Map<String, Parameter> set = adapterParameters.remove(adapterName);
+        if (set == null) {
+            return;
+        }
+        for (Parameter p : set.values()) {
             parameters.remove(p.getName());
             p.close();
         }
-        adapterParameters.clear();
     }
 
     /**
@@ -350,7 +454,7 @@ public abstract class CausalLmBlock extends AbstractBlock {
     /** The context of one pass. */
     final Forward forwardContext(ParameterStore ps, boolean training) {
         ModelConfig.Dropout dropout = training && modelDropout ? config.dropout() : ModelConfig.Dropout.NONE;
-        return new Forward(ps, compute, training, adaptersEnabled, dropout);
+        return new Forward(ps, compute, training, activeAdapter, dropout);
     }
 
     /** @return the architecture */
@@ -393,6 +497,21 @@ public abstract class CausalLmBlock extends AbstractBlock {
                     config.modelType() + " causal LM: no score head (not a sequence classifier)");
         }
         return compute.linear(hidden, value(ps, score, hidden, training), null);
+    }
+
+    /**
+     * A score head kept beside this block (an adapter set's own, see {@code
+     * CausalLm.addSequenceClassifierAdapter}) applied as {@link #score(ParameterStore, NDArray, boolean)}
+     * applies the block's.
+     *
+     * @param ps where parameter values come from
+     * @param hidden [..., H] final hidden states
+     * @param training training mode
+     * @param head the head's weight [num_labels, H]
+     * @return [..., num_labels]
+     */
+    public NDArray score(ParameterStore ps, NDArray hidden, boolean training, Parameter head) {
+        return compute.linear(hidden, value(ps, Objects.requireNonNull(head, "head"), hidden, training), null);
     }
 
     /** Refuses the LM head of a sequence classifier, which has none. */

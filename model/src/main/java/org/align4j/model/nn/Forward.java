@@ -9,17 +9,19 @@ import org.align4j.model.config.ModelConfig;
 
 /**
  * What every piece of one forward pass needs: where parameter values come from, how the heavy pieces
- * are computed, training mode (dropout), and whether adapters take part (the reference policy of a
- * LoRA run is the same model with them switched off).
+ * are computed, training mode (dropout), and which adapter set takes part (PEFT's active adapter): the
+ * policy of a LoRA run applies {@link LoraAdapter#DEFAULT}, its reference none (the same model with the
+ * adapters switched off), and PPO's value model on the same base its own set.
  *
  * @param store where parameter values come from (DJL's contract for blocks)
  * @param compute how attention and projections are computed
  * @param training training mode
- * @param adapters whether the adapters a projection carries are applied
+ * @param adapter the name of the adapter set whose adapters the projections apply (PEFT's {@code
+ *     active_adapter}), or null for none
  * @param dropout the model's dropout in this pass ({@link ModelConfig.Dropout#NONE} outside training
  *     or when switched off)
  */
-record Forward(ParameterStore store, Compute compute, boolean training, boolean adapters, ModelConfig.Dropout dropout) {
+record Forward(ParameterStore store, Compute compute, boolean training, String adapter, ModelConfig.Dropout dropout) {
     /**
      * A parameter's value on the device of {@code like}, in float32; null for a null parameter (an
      * absent bias). See {@link #float32}.

@@ -20,6 +20,12 @@ import org.align4j.model.ScalarOps;
  * only, in training passes; the base path never sees it.
  */
 public final class LoraAdapter {
+    /**
+     * The name of the adapter set a model's own adapters belong to (PEFT's {@code "default"}): the
+     * policy's in a LoRA run. Other sets (PPO's value model) are added beside it by name.
+     */
+    public static final String DEFAULT = "default";
+
     private final Parameter a;
     private final Parameter b;
     private final double scale;

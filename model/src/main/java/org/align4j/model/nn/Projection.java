@@ -3,13 +3,18 @@ package org.align4j.model.nn;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
  * One linear map of a decoder layer (q/k/v/o, gate/up/down; GPT-2's c_attn, c_proj and c_fc): it owns
  * its weight and bias under their HF names ({@code MODULE.weight}, {@code MODULE.bias}), applies
- * itself with the model's {@link Compute}, and may carry a {@link LoraAdapter}. Kernels that fuse
- * several projections (an MLP, a self-attention) read the weights from here and fall back to calling
- * each projection when one of them carries an active adapter.
+ * itself with the model's {@link Compute}, and may carry LoRA adapters, at most one per named adapter
+ * set (PEFT's {@code lora_A[adapter_name]}): {@link LoraAdapter#DEFAULT} for the policy, others beside
+ * it on the same base weights (PPO's value model). A pass applies the adapter of its active set only
+ * ({@link Forward#adapter}). Kernels that fuse several projections (an MLP, a self-attention) read the
+ * weights from here and fall back to calling each projection when one of them carries an adapter.
  */
 public final class Projection {
     /** How the weight is stored. */
@@ -26,7 +31,8 @@ public final class Projection {
     private final long outFeatures;
     private final Parameter weight;
     private final Parameter bias;
-    private LoraAdapter adapter;
+    /** Adapter set name → this projection's adapter in it, in the order the sets were added. */
+    private final Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
 
     Projection(String module, Layout layout, long inFeatures, long outFeatures, Parameter weight, Parameter bias) {
         this.module = module;
@@ -72,27 +78,44 @@ public final class Projection {
         return bias;
     }
 
-    /** @return the adapter, or null */
+    /** @return the adapter of the {@link LoraAdapter#DEFAULT} set, or null */
     public LoraAdapter adapter() {
-        return adapter;
-    }
-
-    void setAdapter(LoraAdapter adapter) {
-        this.adapter = adapter;
+        return adapters.get(LoraAdapter.DEFAULT);
     }
 
     /**
-     * Whether an adapter is attached. Fused kernels take only projections without one, whether or not
-     * the pass applies it: a pass with adapters switched off then runs the very same base operations
-     * as a pass with them on, so B = 0 gives identical outputs (the reference policy of a LoRA run at
-     * step 0 equals the policy exactly).
+     * @param name an adapter set's name
+     * @return this projection's adapter in that set, or null
+     */
+    public LoraAdapter adapter(String name) {
+        return adapters.get(name);
+    }
+
+    /** @return adapter set name → adapter, every set this projection carries one of */
+    public Map<String, LoraAdapter> adapters() {
+        return Collections.unmodifiableMap(adapters);
+    }
+
+    void setAdapter(String name, LoraAdapter adapter) {
+        if (adapter == null) {
+            adapters.remove(name);
+        } else {
+            adapters.put(name, adapter);
+        }
+    }
+
+    /**
+     * Whether an adapter of any set is attached. Fused kernels take only projections without one,
+     * whether or not the pass applies it: a pass with adapters switched off (or another set active) then
+     * runs the very same base operations as a pass with them on, so B = 0 gives identical outputs (the
+     * reference policy of a LoRA run at step 0 equals the policy exactly).
      */
     boolean hasAdapter() {
-        return adapter != null;
+        return !adapters.isEmpty();
     }
 
     /**
-     * The projection of x, plus the adapter's term when the pass applies adapters.
+     * The projection of x, plus the term of this projection's adapter in the pass's active set, if any.
      *
      * @param f the pass
      * @param x [..., in]
@@ -104,7 +127,8 @@ public final class Projection {
         NDArray y = layout == Layout.LINEAR
                 ? f.compute().linear(x, w, b)
                 : f.compute().conv1d(x, w, b);
-        if (adapter == null || !f.adapters()) {
+        LoraAdapter adapter = f.adapter() == null ? null : adapters.get(f.adapter());
+        if (adapter == null) {
             return y;
         }
         NDArray delta = adapter.apply(f, x);
@@ -116,10 +140,11 @@ public final class Projection {
     }
 
     /**
-     * Adds the adapter's delta to the weight in place (PEFT's {@code merge}) and drops the adapter.
-     * Run it outside a gradient collector.
+     * Adds the {@link LoraAdapter#DEFAULT} adapter's delta to the weight in place (PEFT's {@code merge})
+     * and drops that adapter. Run it outside a gradient collector.
      */
     void merge() {
+        LoraAdapter adapter = adapter();
         if (adapter == null) {
             return;
         }
@@ -128,6 +153,6 @@ public final class Projection {
             NDArray delta = adapter.delta(scope);
             w.addi(layout == Layout.LINEAR ? delta : delta.transpose());
         }
-        adapter = null;
+        adapters.remove(LoraAdapter.DEFAULT);
     }
 }

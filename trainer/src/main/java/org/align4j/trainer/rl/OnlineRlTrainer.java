@@ -53,6 +53,7 @@ import org.align4j.model.generate.GenerationConfig;
 import org.align4j.model.generate.Generator;
 import org.align4j.model.generate.RowStream;
 import org.align4j.model.io.ModelFolder;
+import org.align4j.model.lora.PeftAdapter;
 import org.align4j.model.tokenizer.TextTokenizer;
 import org.align4j.trainer.RunFolder;
 import org.align4j.trainer.TrainConfig;
@@ -387,18 +388,38 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             key = rl.where("value_model");
             dir = Path.of(rl.ppo().valueModel());
         } else {
-            List<RewardModelFunction> models = new ArrayList<>();
-            for (RewardFunction f : funcs) {
-                if (f instanceof RewardModelFunction rm) {
-                    models.add(rm);
+            // the folder as given (funcs are parsed one per reward_funcs entry): a LoRA reward model's adapter folder,
+            // whose loaded model names its base as its source
+            List<Path> models = new ArrayList<>();
+            for (int i = 0; i < funcs.size(); i++) {
+                if (funcs.get(i) instanceof RewardModelFunction) {
+                    models.add(Path.of(rl.rewardFuncs().get(i)));
                 }
             }
             key = models.size() == 1 ? rl.where("reward_funcs") : "key 'model'";
-            dir = models.size() == 1 ? models.get(0).model().source() : Path.of(config.model());
+            dir = models.size() == 1 ? models.get(0) : Path.of(config.model());
         }
         CausalLm v;
         try {
-            v = CausalLm.loadRewardModel(dir, device, padId, config.seed());
+            v = policy.hasAdapters() ? onPolicyBase(config, dir, policy) : null;
+            if (v != null) {
+                LOG.info(
+                        "Value model from {} ({}): adapter set '{}' and its score head on the policy's base (no copy)",
+                        dir,
+                        key,
+                        VALUE_ADAPTER);
+                return v;
+            }
+            Path resolved = ModelFolder.resolve(dir);
+            if (PeftAdapter.isAdapterFolder(resolved)
+                    && !Files.isRegularFile(resolved.resolve("config.json"))
+                    && PeftAdapter.isSequenceClassifier(resolved)) {
+                // a LoRA reward model as a value model of its own: merged, so that it trains in full as TRL's
+                v = CausalLm.load(resolved, device);
+                v.mergeAdapters();
+            } else {
+                v = CausalLm.loadRewardModel(dir, device, padId, config.seed());
+            }
         } catch (RuntimeException e) {
             throw new IllegalArgumentException(key + ": the value model: " + e.getMessage(), e);
         }
@@ -412,6 +433,76 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         } catch (RuntimeException e) {
             v.close();
             throw e;
+        }
+    }
+
+    /** The name of the value model's adapter set on a LoRA policy's base (PEFT's adapter_name). */
+    static final String VALUE_ADAPTER = "value";
+
+    /**
+     * With LoRA, the value model on the policy's frozen base when its decoder is that base: policy,
+     * reference (adapters off) and value model then hold one copy of the base weights in memory, where
+     * TRL 0.x and OpenRLHF keep the critic as a model of its own. The value model is an adapter set of
+     * its own ({@value #VALUE_ADAPTER}, PEFT's named adapter) with its own one-label score head, trained
+     * in full beside it as PEFT's SEQ_CLS {@code modules_to_save}:
+     *
+     * <ul>
+     *   <li>from the policy's base folder (no {@code value_model} and no reward model, or {@code
+     *       value_model} naming that folder): new adapters of the policy's r, α, targets and dropout (A
+     *       seeded by {@code seed + 1}, B = 0) and a new head drawn as TRL's {@code
+     *       AutoModelForSequenceClassification.from_pretrained(policy, num_labels=1)} draws it (seeded by
+     *       {@code seed}, as the full value model's): at step 0 it is the full value model;
+     *   <li>from a sequence classifier's adapter folder on the policy's base (a LoRA reward model trained
+     *       from it, as OpenRLHF initialises its critic from the reward model; or the {@code value_model}
+     *       folder of a checkpoint of such a run): its adapters, with its r, α and targets, and its score
+     *       head, so the value model starts as that reward model.
+     * </ul>
+     *
+     * <p>A value model whose decoder is not the policy's base (a reward model trained in full, another
+     * model) stays a second full model, as before: reading its head on the policy's base would be another
+     * model. Checkpoints hold the set as a sequence classifier's PEFT adapter folder ({@code value_model/}:
+     * {@code adapter_config.json} with task_type SEQ_CLS naming the base, the adapters and {@code
+     * score.weight}), not merged: merged it would be a full copy of the base, the memory this avoids, and
+     * the folder loads as it is in align4j ({@code CausalLm.load}) and PEFT ({@code
+     * PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base, num_labels=1),
+     * dir)}).
+     *
+     * @return the value model as a view of the policy, or null when it cannot share the policy's base
+     */
+    private static CausalLm onPolicyBase(TrainConfig config, Path dir, CausalLm policy) {
+        Path resolved = ModelFolder.resolve(dir);
+        boolean adapterFolder =
+                PeftAdapter.isAdapterFolder(resolved) && !Files.isRegularFile(resolved.resolve("config.json"));
+        Path base = adapterFolder ? CausalLm.adapterBase(resolved) : resolved;
+        if (!sameFolder(base, policy.source())) {
+            LOG.info(
+                    "Value model from {}: its decoder is not the policy's base {}, so it is a second full model"
+                            + " (to share the base, give value_model the policy's folder or a LoRA reward model"
+                            + " made on it)",
+                    dir,
+                    policy.source());
+            return null;
+        }
+        CausalLm v;
+        if (adapterFolder && PeftAdapter.isSequenceClassifier(resolved)) {
+            v = policy.loadSequenceClassifierAdapter(VALUE_ADAPTER, resolved);
+        } else {
+            v = policy.addSequenceClassifierAdapter(VALUE_ADAPTER, policy.lora(), config.seed() + 1, config.seed());
+        }
+        if (config.disableDropout()) {
+            v.setAdapterDropout(0);
+        }
+        return v;
+    }
+
+    private static boolean sameFolder(Path a, Path b) {
+        if (a == null || b == null) {
+            return false;
+        }
+        try {
+            return Files.isSameFile(a, b);
+        } catch (IOException e) {
+            return false;
         }
     }
 
@@ -748,11 +839,19 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             for (Parameter p : valueModel.trainableParameters().values()) {
                 n += p.getArray().size();
             }
-            lines.add(String.format(
-                    Locale.ROOT,
-                    "value model: %s, %,d parameters trained in full beside the policy (one optimizer)",
-                    valueModel.source(),
-                    n));
+            lines.add(
+                    valueModel.isView()
+                            ? String.format(
+                                    Locale.ROOT,
+                                    "value model: adapter set '%s' and score head on the policy's base, %,d parameters"
+                                            + " trained beside the policy (one optimizer)",
+                                    VALUE_ADAPTER,
+                                    n)
+                            : String.format(
+                                    Locale.ROOT,
+                                    "value model: %s, %,d parameters trained in full beside the policy (one optimizer)",
+                                    valueModel.source(),
+                                    n));
         }
         return lines;
     }

@@ -6,7 +6,9 @@ import ai.djl.ndarray.types.Shape;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -50,7 +52,9 @@ final class LogprobsCommand implements Callable<Integer> {
     @Option(
             names = "--output",
             paramLabel = "FILE",
-            description = "With --data: write the JSON lines here (default: stdout)")
+            description =
+                    "With --data: write the JSON lines here (default: stdout); the scores are kept in FILE.partial "
+                            + "as they come, and a stopped run started again resumes from it")
     Path output;
 
     @Option(
@@ -154,6 +158,24 @@ final class LogprobsCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** What a journal's log-probs depend on: the command's arguments (but threads) and the data file's size and time. */
+    private Map<String, Object> journalHeader() throws IOException {
+        Map<String, Object> h = new LinkedHashMap<>();
+        List<String> args = new ArrayList<>(spec.commandLine().getParseResult().originalArgs());
+        int threadsAt = args.indexOf("--threads");
+        if (threadsAt >= 0 && threadsAt + 1 < args.size()) {
+            args.subList(threadsAt, threadsAt + 2).clear();
+        }
+        args.removeIf(a -> a.startsWith("--threads="));
+        h.put("args", args);
+        h.put("data", data.toAbsolutePath().normalize().toString());
+        if (Files.isRegularFile(data)) {
+            h.put("data_bytes", Files.size(data));
+            h.put("data_modified", Files.getLastModifiedTime(data).toMillis());
+        }
+        return h;
+    }
+
     private int scoreDataset() throws IOException {
         try (TextTokenizer tk = modelOptions.loadTokenizer();
                 CausalLm lm = modelOptions.loadModel()) {
@@ -166,9 +188,40 @@ final class LogprobsCommand implements Callable<Integer> {
                         enc.kept().stream().map(e -> e.file() + ":" + e.line()).toList());
             }
             List<PairScorer.PairScore> scores;
+            List<String> sources =
+                    enc.kept().stream().map(e -> e.file() + ":" + e.line()).toList();
+            ScoreJournal<PairScorer.PairScore> journal = output == null
+                    ? null
+                    : ScoreJournal.open(
+                            output,
+                            ScoreJournal.LOGPROBS,
+                            new PairScorer.PairScore[sources.size()],
+                            journalHeader(),
+                            sources,
+                            spec.commandLine().getErr());
             try (ProgressBar bar = RunConsole.pairsBar("logprobs", enc.pairs().size())) {
+                PairScorer.PairScore[] known =
+                        journal != null ? journal.known() : new PairScorer.PairScore[sources.size()];
+                if (journal != null) {
+                    bar.stepBy(journal.resumed());
+                }
                 scores = PairScorer.score(
-                        lm, enc.pairs(), batchSize, TokenBudget.DEFAULT_MAX_TOKENS, tk.padId(), bar::stepBy);
+                        lm,
+                        enc.pairs(),
+                        batchSize,
+                        TokenBudget.DEFAULT_MAX_TOKENS,
+                        tk.padId(),
+                        known,
+                        (indices, batch) -> {
+                            if (journal != null) {
+                                journal.append(indices, batch);
+                            }
+                            bar.stepBy(indices.length);
+                        });
+            } finally {
+                if (journal != null) {
+                    journal.close();
+                }
             }
             StringBuilder lines = new StringBuilder();
             for (PairScorer.PairScore s : scores) {
@@ -183,6 +236,7 @@ final class LogprobsCommand implements Callable<Integer> {
             }
             if (output != null) {
                 AtomicDirectory.writeFile(output, lines.toString().getBytes(StandardCharsets.UTF_8));
+                ScoreJournal.remove(output);
             } else {
                 PrintWriter w = spec.commandLine().getOut();
                 w.print(lines);

@@ -227,10 +227,12 @@ final class RewardCommand implements Runnable {
                 }
                 EncodedPair.checkFits(rm.config(), enc.pairs(), sources);
                 List<RewardScorer.PairRewards> rewards;
-                ScoreJournal journal = output == null
+                ScoreJournal<RewardScorer.PairRewards> journal = output == null
                         ? null
                         : ScoreJournal.open(
                                 output,
+                                ScoreJournal.REWARDS,
+                                new RewardScorer.PairRewards[sources.size()],
                                 journalHeader(),
                                 sources,
                                 spec.commandLine().getErr());

@@ -14,33 +14,120 @@ import java.nio.file.StandardOpenOption;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.align4j.evaluation.PairScorer;
 import org.align4j.evaluation.RewardScorer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The rewards of {@code reward score --output FILE} and {@code reward label --output FILE} as they are
- * scored, one JSON line per pair appended to {@code FILE.partial} after each batch, so that a run stopped
+ * The values of {@code reward score --output FILE}, {@code reward label --output FILE} and {@code
+ * logprobs --data ... --output FILE} as they are scored, one JSON line per pair appended to {@code FILE.partial} after each batch, so that a run stopped
  * part-way (Ctrl-C, kill, a full disk) starts again where it was: the next run with the same model, data
  * and --max-length reads the journal and scores only the pairs it lacks. The journal's first line names
  * what it was made from; one made from anything else is set aside with a note (never mixed in). The final
  * output is written whole, to a temporary name then renamed, and the journal removed.
  */
-final class ScoreJournal implements AutoCloseable {
+final class ScoreJournal<T> implements AutoCloseable {
+    /**
+     * A pair's value as journal fields and back.
+     *
+     * @param <T> the value
+     */
+    interface Codec<T> {
+        /**
+         * @param value a pair's value
+         * @return its fields (numbers)
+         */
+        Map<String, Object> write(T value);
+
+        /**
+         * @param line a journal line
+         * @return the value it holds, or null when a field is missing or not a number
+         */
+        T read(JsonNode line);
+    }
+
+    /** Reward models' rewards: {@code chosen_reward}, {@code rejected_reward}. */
+    static final Codec<RewardScorer.PairRewards> REWARDS = new Codec<>() {
+        @Override
+        public Map<String, Object> write(RewardScorer.PairRewards r) {
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("chosen_reward", r.chosen());
+            o.put("rejected_reward", r.rejected());
+            return o;
+        }
+
+        @Override
+        public RewardScorer.PairRewards read(JsonNode n) {
+            return numbers(n, "chosen_reward", "rejected_reward")
+                    ? new RewardScorer.PairRewards(
+                            n.get("chosen_reward").asDouble(),
+                            n.get("rejected_reward").asDouble())
+                    : null;
+        }
+    };
+
+    /** A policy's log-probs of a pair's completions ({@code logprobs --data}). */
+    static final Codec<PairScorer.PairScore> LOGPROBS = new Codec<>() {
+        @Override
+        public Map<String, Object> write(PairScorer.PairScore s) {
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("chosen_logps", s.chosenLogps());
+            o.put("rejected_logps", s.rejectedLogps());
+            o.put("chosen_logps_mean", s.chosenLogpsMean());
+            o.put("rejected_logps_mean", s.rejectedLogpsMean());
+            o.put("chosen_tokens", s.chosenTokens());
+            o.put("rejected_tokens", s.rejectedTokens());
+            return o;
+        }
+
+        @Override
+        public PairScorer.PairScore read(JsonNode n) {
+            return numbers(
+                            n,
+                            "chosen_logps",
+                            "rejected_logps",
+                            "chosen_logps_mean",
+                            "rejected_logps_mean",
+                            "chosen_tokens",
+                            "rejected_tokens")
+                    ? new PairScorer.PairScore(
+                            n.get("chosen_logps").asDouble(),
+                            n.get("rejected_logps").asDouble(),
+                            n.get("chosen_logps_mean").asDouble(),
+                            n.get("rejected_logps_mean").asDouble(),
+                            n.get("chosen_tokens").asInt(),
+                            n.get("rejected_tokens").asInt())
+                    : null;
+        }
+    };
+
+    private static boolean numbers(JsonNode n, String... fields) {
+        for (String f : fields) {
+            JsonNode v = n.get(f);
+            if (v == null || !v.isNumber()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     private static final Logger LOG = LoggerFactory.getLogger(ScoreJournal.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Path path;
     private final List<String> sources;
     private final BufferedWriter writer;
-    private final RewardScorer.PairRewards[] known;
+    private final Codec<T> codec;
+    private final T[] known;
     private final int resumed;
 
     private ScoreJournal(
-            Path path, List<String> sources, BufferedWriter writer, RewardScorer.PairRewards[] known, int resumed) {
+            Path path, List<String> sources, BufferedWriter writer, Codec<T> codec, T[] known, int resumed) {
         this.path = path;
         this.sources = sources;
         this.writer = writer;
+        this.codec = codec;
         this.known = known;
         this.resumed = resumed;
     }
@@ -51,19 +138,23 @@ final class ScoreJournal implements AutoCloseable {
     }
 
     /**
-     * Opens the journal of {@code output}, reading the rewards it already holds when it was made from the
+     * Opens the journal of {@code output}, reading the values it already holds when it was made from the
      * same header.
      *
+     * @param <T> a pair's value
      * @param output the final output file
+     * @param codec a value's journal fields
+     * @param empty an array of one null entry per pair (its type)
      * @param header what the scores depend on (model, data, encoding), compared whole
      * @param sources each pair's file:line, in order
      * @param err where a note on what was resumed or set aside goes
      * @return the journal, open for appending
      * @throws UncheckedIOException when it cannot be read or written
      */
-    static ScoreJournal open(Path output, Map<String, Object> header, List<String> sources, PrintWriter err) {
+    static <T> ScoreJournal<T> open(
+            Path output, Codec<T> codec, T[] empty, Map<String, Object> header, List<String> sources, PrintWriter err) {
         Path path = of(output);
-        RewardScorer.PairRewards[] known = new RewardScorer.PairRewards[sources.size()];
+        T[] known = empty;
         int resumed = 0;
         try {
             Map<String, Object> head = new LinkedHashMap<>(header);
@@ -78,7 +169,7 @@ final class ScoreJournal implements AutoCloseable {
                 if (!lines.isEmpty() && lines.get(0).equals(headLine)) {
                     append = true;
                     for (int i = 1; i < lines.size(); i++) {
-                        resumed += read(lines.get(i), sources, known) ? 1 : 0;
+                        resumed += read(lines.get(i), sources, codec, known) ? 1 : 0;
                     }
                     err.printf(
                             "note: resuming from %s: %d of %d pair(s) already scored%n", path, resumed, sources.size());
@@ -100,14 +191,14 @@ final class ScoreJournal implements AutoCloseable {
                 writer.newLine();
                 writer.flush();
             }
-            return new ScoreJournal(path, sources, writer, known, resumed);
+            return new ScoreJournal<>(path, sources, writer, codec, known, resumed);
         } catch (IOException e) {
             throw new UncheckedIOException("the score journal " + path + ": " + e.getMessage(), e);
         }
     }
 
     /** One journal line into {@code known}; a torn or foreign line (a run killed while writing) is skipped. */
-    private static boolean read(String line, List<String> sources, RewardScorer.PairRewards[] known) {
+    private static <T> boolean read(String line, List<String> sources, Codec<T> codec, T[] known) {
         try {
             JsonNode n = JSON.readTree(line);
             int i = n.path("i").asInt(-1);
@@ -117,12 +208,11 @@ final class ScoreJournal implements AutoCloseable {
                     || known[i] != null) {
                 return false;
             }
-            JsonNode c = n.get("chosen_reward");
-            JsonNode r = n.get("rejected_reward");
-            if (c == null || r == null || !c.isNumber() || !r.isNumber()) {
+            T value = codec.read(n);
+            if (value == null) {
                 return false;
             }
-            known[i] = new RewardScorer.PairRewards(c.asDouble(), r.asDouble());
+            known[i] = value;
             return true;
         } catch (IOException e) {
             LOG.debug("skipping a torn journal line: {}", e.getMessage());
@@ -130,8 +220,8 @@ final class ScoreJournal implements AutoCloseable {
         }
     }
 
-    /** @return one entry per pair: the rewards read back from the journal, else null (filled as scoring goes) */
-    RewardScorer.PairRewards[] known() {
+    /** @return one entry per pair: the values read back from the journal, else null (filled as scoring goes) */
+    T[] known() {
         return known;
     }
 
@@ -141,19 +231,18 @@ final class ScoreJournal implements AutoCloseable {
     }
 
     /**
-     * Appends a batch's rewards and flushes them to the file.
+     * Appends a batch's values and flushes them to the file.
      *
      * @param indices the pairs
-     * @param rewards their rewards
+     * @param values their values
      */
-    void append(int[] indices, RewardScorer.PairRewards[] rewards) {
+    void append(int[] indices, T[] values) {
         try {
             for (int k = 0; k < indices.length; k++) {
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("i", indices[k]);
                 o.put("source", sources.get(indices[k]));
-                o.put("chosen_reward", rewards[k].chosen());
-                o.put("rejected_reward", rewards[k].rejected());
+                o.putAll(codec.write(values[k]));
                 writer.write(JSON.writeValueAsString(o));
                 writer.newLine();
             }

@@ -11,6 +11,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Map;
 import javax.xml.parsers.DocumentBuilderFactory;
@@ -204,6 +205,46 @@ class CliTest {
         Result r = run(command, "--help");
         assertThat(r.code()).isZero();
         assertThat(r.out()).contains("Usage:").contains(command);
+    }
+
+    /** A stopped logprobs --data run (its output a non-empty folder) resumes from FILE.partial, scoring nothing again. */
+    @Test
+    void logprobsOverADatasetResumesFromItsJournal(@TempDir Path tmp) throws Exception {
+        Path out = tmp.resolve("scores.jsonl");
+        Files.createDirectories(out.resolve("blocker"));
+        String[] args = {
+            "logprobs",
+            "--model",
+            Fixtures.model("gpt2-tiny").toString(),
+            "--data",
+            Fixtures.root().resolve("prefs.jsonl").toString(),
+            "--output",
+            out.toString(),
+            "--batch-size",
+            "3"
+        };
+        Result stopped = run(args);
+        assertThat(stopped.code()).as(stopped.err()).isNotZero();
+        Path journal = tmp.resolve("scores.jsonl.partial");
+        var lines = new ArrayList<>(Files.readAllLines(journal));
+        assertThat(lines).hasSize(1 + 8);
+        for (int i = 1; i < lines.size(); i++) {
+            ObjectNode o = (ObjectNode) JSON.readTree(lines.get(i));
+            o.put("chosen_logps", -1000.0 - o.get("i").asInt());
+            lines.set(i, JSON.writeValueAsString(o));
+        }
+        Files.write(journal, lines);
+        Files.delete(out.resolve("blocker"));
+        Files.delete(out);
+        Result resumed = run(args);
+        assertThat(resumed.code()).as(resumed.err()).isZero();
+        assertThat(resumed.err()).contains("8 of 8 pair(s) already scored");
+        assertThat(journal).doesNotExist();
+        var rows = Files.readAllLines(out);
+        for (int i = 0; i < 8; i++) {
+            assertThat(JSON.readTree(rows.get(i)).get("chosen_logps").asDouble())
+                    .isEqualTo(-1000.0 - i);
+        }
     }
 
     @Test

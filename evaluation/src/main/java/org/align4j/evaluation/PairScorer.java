@@ -2,7 +2,6 @@ package org.align4j.evaluation;
 
 import ai.djl.ndarray.NDManager;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.function.IntConsumer;
 import org.align4j.data.EncodedPair;
@@ -81,28 +80,59 @@ public final class PairScorer {
      */
     public static List<PairScore> score(
             CausalLm lm, List<EncodedPair> pairs, int maxPairs, long maxBatchTokens, int padId, IntConsumer progress) {
-        if (maxPairs <= 0) {
-            throw new IllegalArgumentException("maxPairs: must be > 0, got " + maxPairs);
-        }
-        if (maxBatchTokens <= 0) {
-            throw new IllegalArgumentException("maxBatchTokens: must be > 0, got " + maxBatchTokens);
-        }
-        PairScore[] out = new PairScore[pairs.size()];
-        for (int[] batch : TokenBudget.plan(pairs, maxPairs, maxBatchTokens)) {
-            try (NDManager step = lm.manager().newSubManager()) {
-                PreferenceBatch b = PreferenceBatch.of(step, TokenBudget.pick(pairs, batch), padId);
-                LogProbs lp = lm.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), false);
-                float[] sum = lp.sum().toFloatArray();
-                float[] mean = lp.mean().toFloatArray();
-                float[] tokens = lp.tokens().toFloatArray();
-                int n = batch.length;
-                for (int i = 0; i < n; i++) {
-                    out[batch[i]] = new PairScore(
-                            sum[i], sum[n + i], mean[i], mean[n + i], (int) tokens[i], (int) tokens[n + i]);
-                }
-            }
-            progress.accept(batch.length);
-        }
-        return Arrays.asList(out);
+        return score(
+                lm,
+                pairs,
+                maxPairs,
+                maxBatchTokens,
+                padId,
+                new PairScore[pairs.size()],
+                (indices, scores) -> progress.accept(indices.length));
+    }
+
+    /**
+     * As {@link #score(CausalLm, List, int, long, int, IntConsumer)}, skipping the pairs whose scores are
+     * already known (a resumed run), and telling {@code listener} each batch's scores as they come.
+     *
+     * @param lm the model
+     * @param pairs encoded pairs
+     * @param maxPairs at most this many pairs per forward pass (&gt; 0)
+     * @param maxBatchTokens at most this many padded positions per forward pass (&gt; 0)
+     * @param padId padding id
+     * @param known one entry per pair: its scores when already known, else null; filled in place
+     * @param listener told each new batch's scores
+     * @return one score per pair, in the order of {@code pairs}
+     * @throws IllegalArgumentException when a bound is not positive or {@code known} has another length
+     */
+    public static List<PairScore> score(
+            CausalLm lm,
+            List<EncodedPair> pairs,
+            int maxPairs,
+            long maxBatchTokens,
+            int padId,
+            PairScore[] known,
+            BudgetedScoring.Listener<PairScore> listener) {
+        return BudgetedScoring.score(
+                pairs,
+                known,
+                maxPairs,
+                maxBatchTokens,
+                batch -> {
+                    try (NDManager step = lm.manager().newSubManager()) {
+                        PreferenceBatch b = PreferenceBatch.of(step, batch, padId);
+                        LogProbs lp = lm.completionLogProbs(b.ids(), b.attentionMask(), b.completionMask(), false);
+                        float[] sum = lp.sum().toFloatArray();
+                        float[] mean = lp.mean().toFloatArray();
+                        float[] tokens = lp.tokens().toFloatArray();
+                        int n = batch.size();
+                        PairScore[] out = new PairScore[n];
+                        for (int i = 0; i < n; i++) {
+                            out[i] = new PairScore(
+                                    sum[i], sum[n + i], mean[i], mean[n + i], (int) tokens[i], (int) tokens[n + i]);
+                        }
+                        return out;
+                    }
+                },
+                listener);
     }
 }

@@ -3,7 +3,6 @@ package org.align4j.evaluation;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.function.IntConsumer;
 import org.align4j.data.EncodedPair;
@@ -113,16 +112,6 @@ public final class RewardScorer {
                 (indices, rewards) -> progress.accept(indices.length));
     }
 
-    /** Hears each batch's rewards once they are scored (to write them out as they come). */
-    @FunctionalInterface
-    public interface BatchListener {
-        /**
-         * @param indices the batch's pairs, as indices into the scored list
-         * @param rewards their rewards, in the same order
-         */
-        void scored(int[] indices, PairRewards[] rewards);
-    }
-
     /**
      * As {@link #score(CausalLm, List, int, long, int, IntConsumer)}, skipping the pairs whose rewards are
      * already known (a resumed run), and telling {@code listener} each batch's rewards as it is scored.
@@ -144,56 +133,26 @@ public final class RewardScorer {
             long maxBatchTokens,
             int padId,
             PairRewards[] known,
-            BatchListener listener) {
-        if (known.length != pairs.size()) {
-            throw new IllegalArgumentException("known: one entry per pair, " + pairs.size() + ", got " + known.length);
-        }
-        List<Integer> todo = new ArrayList<>();
-        for (int i = 0; i < known.length; i++) {
-            if (known[i] == null) {
-                todo.add(i);
-            }
-        }
-        List<EncodedPair> rest = todo.stream().map(pairs::get).toList();
-        scoreAll(rm, rest, maxPairs, maxBatchTokens, padId, (batch, rewards) -> {
-            int[] indices = new int[batch.length];
-            for (int i = 0; i < batch.length; i++) {
-                indices[i] = todo.get(batch[i]);
-                known[indices[i]] = rewards[i];
-            }
-            listener.scored(indices, rewards);
-        });
-        return Arrays.asList(known);
-    }
-
-    private static void scoreAll(
-            CausalLm rm,
-            List<EncodedPair> pairs,
-            int maxPairs,
-            long maxBatchTokens,
-            int padId,
-            BatchListener listener) {
-        if (maxPairs <= 0) {
-            throw new IllegalArgumentException("maxPairs: must be > 0, got " + maxPairs);
-        }
-        if (maxBatchTokens <= 0) {
-            throw new IllegalArgumentException("maxBatchTokens: must be > 0, got " + maxBatchTokens);
-        }
-        if (pairs.isEmpty()) {
-            return;
-        }
-        for (int[] batch : TokenBudget.plan(pairs, maxPairs, maxBatchTokens)) {
-            PairRewards[] rewards = new PairRewards[batch.length];
-            try (NDManager step = rm.manager().newSubManager()) {
-                PreferenceBatch b = PreferenceBatch.of(step, TokenBudget.pick(pairs, batch), padId);
-                float[] f = rm.rewards(b.ids(), b.attentionMask(), false, true).toFloatArray();
-                int n = batch.length;
-                for (int i = 0; i < n; i++) {
-                    rewards[i] = new PairRewards(f[i], f[n + i]);
-                }
-            }
-            listener.scored(batch, rewards);
-        }
+            BudgetedScoring.Listener<PairRewards> listener) {
+        return BudgetedScoring.score(
+                pairs,
+                known,
+                maxPairs,
+                maxBatchTokens,
+                batch -> {
+                    try (NDManager step = rm.manager().newSubManager()) {
+                        PreferenceBatch b = PreferenceBatch.of(step, batch, padId);
+                        float[] f = rm.rewards(b.ids(), b.attentionMask(), false, true)
+                                .toFloatArray();
+                        int n = batch.size();
+                        PairRewards[] rewards = new PairRewards[n];
+                        for (int i = 0; i < n; i++) {
+                            rewards[i] = new PairRewards(f[i], f[n + i]);
+                        }
+                        return rewards;
+                    }
+                },
+                listener);
     }
 
     /**

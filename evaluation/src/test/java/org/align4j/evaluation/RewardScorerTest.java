@@ -71,6 +71,35 @@ class RewardScorerTest {
         }
     }
 
+    /** Known rewards (a resumed run) are kept as they are and not scored again; the rest equal a full run's. */
+    @Test
+    void knownRewardsAreNotScoredAgain() {
+        try (CausalLm rm = CausalLm.load(Fixtures.reward("transformers-written/gpt2-tiny"), Device.cpu())) {
+            rm.setTrainable(false);
+            int pad = RewardScorer.padId(rm, 3);
+            List<EncodedPair> pairs = mixedPairs(12, pad);
+            List<RewardScorer.PairRewards> full = RewardScorer.score(rm, pairs, 4, 600, pad, n -> {});
+            RewardScorer.PairRewards[] known = new RewardScorer.PairRewards[pairs.size()];
+            known[0] = new RewardScorer.PairRewards(123, -123);
+            known[7] = new RewardScorer.PairRewards(7, 7);
+            List<Integer> told = new ArrayList<>();
+            List<RewardScorer.PairRewards> resumed =
+                    RewardScorer.score(rm, pairs, 4, 600, pad, known, (indices, rewards) -> {
+                        assertThat(rewards).hasSameSizeAs(indices);
+                        for (int i : indices) {
+                            told.add(i);
+                        }
+                    });
+            assertThat(told).hasSize(10).doesNotContain(0, 7).doesNotHaveDuplicates();
+            assertThat(resumed.get(0)).isEqualTo(new RewardScorer.PairRewards(123, -123));
+            assertThat(resumed.get(7)).isEqualTo(new RewardScorer.PairRewards(7, 7));
+            for (int i : told) {
+                assertThat(resumed.get(i).chosen()).isCloseTo(full.get(i).chosen(), within(1e-4));
+                assertThat(resumed.get(i).rejected()).isCloseTo(full.get(i).rejected(), within(1e-4));
+            }
+        }
+    }
+
     @Test
     void boundsMustBePositive() {
         assertThatThrownBy(() -> RewardScorer.score(null, List.of(), 1, 0, 3, n -> {}))

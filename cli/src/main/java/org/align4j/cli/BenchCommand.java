@@ -255,6 +255,10 @@ final class BenchCommand implements Callable<Integer> {
                 "--seed",
                 "--shuffle");
         Flags.refuseUnless(spec, data == null, "with --data, whose rows give the lengths", "--seq-len");
+        if (profile > 0 && device.startsWith("gpu")) {
+            throw new IllegalArgumentException(
+                    "--profile: CPU only (a GPU's kernels run asynchronously; phases would need CUDA events)");
+        }
         Threads.apply(threads, null);
         if ("tf32".equals(precision)
                 && "gpu".equals(device)

@@ -24,7 +24,11 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = "--prompt", required = true, description = "Prompt text (encoded as is unless --chat)")
+    @Option(
+            names = "--prompt",
+            required = true,
+            description =
+                    "Prompt text (with the tokenizer's special tokens, a bos for Llama-3, as training encodes a plain prompt; through the chat template with --chat)")
     String prompt;
 
     @Option(
@@ -83,7 +87,9 @@ final class GenerateCommand implements Callable<Integer> {
                 CausalLm lm = modelOptions.loadModel()) {
             String text =
                     chat ? ChatTemplate.of(tk).render(List.of(new ChatTemplate.Message("user", prompt)), true) : prompt;
-            int[] ids = tk.encode(text);
+            // a plain prompt as training encodes one (the tokenizer's special tokens: Llama-3's bos); a rendered
+            // chat template places its own
+            int[] ids = chat ? tk.encode(text) : tk.encodeWithSpecialTokens(text);
             if (ids.length == 0) {
                 throw new IllegalArgumentException("--prompt: encodes to no tokens");
             }

@@ -40,7 +40,10 @@ final class LogprobsCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = "--prompt", description = "Prompt text (encoded as is, no special tokens)")
+    @Option(
+            names = "--prompt",
+            description =
+                    "Prompt text, with the tokenizer's special tokens (a bos for Llama-3) as training encodes a plain prompt")
     String prompt;
 
     @Option(names = "--completion", description = "Completion text to score")
@@ -110,7 +113,8 @@ final class LogprobsCommand implements Callable<Integer> {
         try (TextTokenizer tk = modelOptions.loadTokenizer();
                 CausalLm lm = modelOptions.loadModel();
                 NDManager m = lm.manager().newSubManager()) {
-            int[] p = tk.encode(prompt);
+            // as training encodes a plain pair: the prompt with the tokenizer's special tokens, the completion apart
+            int[] p = tk.encodeWithSpecialTokens(prompt);
             int[] c = tk.encode(completion);
             if (p.length == 0) {
                 throw new IllegalArgumentException(
@@ -177,6 +181,9 @@ final class LogprobsCommand implements Callable<Integer> {
     }
 
     private int scoreDataset() throws IOException {
+        if (output != null) {
+            OutputFile.check("--output", output, "--data", data);
+        }
         try (TextTokenizer tk = modelOptions.loadTokenizer();
                 CausalLm lm = modelOptions.loadModel()) {
             PreferenceEncoder.Encoded enc =

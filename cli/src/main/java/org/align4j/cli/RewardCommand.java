@@ -359,6 +359,9 @@ final class RewardCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
+            if (output != null) {
+                OutputFile.check("--output", output, "--data", scoring.data);
+            }
             Scored s = scoring.score(spec, output);
             StringBuilder lines = new StringBuilder();
             for (int i = 0; i < s.rewards().size(); i++) {
@@ -425,12 +428,7 @@ final class RewardCommand implements Runnable {
             if (!(temperature > 0) || Double.isInfinite(temperature)) {
                 throw new IllegalArgumentException("--temperature: must be a finite number > 0, got " + temperature);
             }
-            if (output.toAbsolutePath()
-                    .normalize()
-                    .equals(scoring.data.toAbsolutePath().normalize())) {
-                throw new IllegalArgumentException(
-                        "--output: " + output + " is the --data file; write the labels elsewhere");
-            }
+            OutputFile.check("--output", output, "--data", scoring.data);
             Scored s = scoring.score(spec, output);
             StringBuilder lines = new StringBuilder();
             double sum = 0;

@@ -115,6 +115,14 @@ final class ScoreJournal<T> implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ScoreJournal.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /**
+     * For tests of resuming only: a run stops with an error after journaling this many batches, as if
+     * killed there (system property {@code align4j.test.scoreJournalStopAfter}; unset in normal runs).
+     */
+    static final String STOP_AFTER_PROPERTY = "align4j.test.scoreJournalStopAfter";
+
+    private int batches;
+
     private final Path path;
     private final List<String> sources;
     private final BufferedWriter writer;
@@ -168,11 +176,23 @@ final class ScoreJournal<T> implements AutoCloseable {
                 List<String> lines = Files.readAllLines(path, StandardCharsets.UTF_8);
                 if (!lines.isEmpty() && lines.get(0).equals(headLine)) {
                     append = true;
+                    int unread = 0;
                     for (int i = 1; i < lines.size(); i++) {
-                        resumed += read(lines.get(i), sources, codec, known) ? 1 : 0;
+                        if (read(lines.get(i), sources, codec, known)) {
+                            resumed++;
+                        } else {
+                            unread++;
+                        }
                     }
                     err.printf(
-                            "note: resuming from %s: %d of %d pair(s) already scored%n", path, resumed, sources.size());
+                            "note: resuming from %s: %d of %d pair(s) already scored%s%n",
+                            path,
+                            resumed,
+                            sources.size(),
+                            unread > 0
+                                    ? "; " + unread + " unreadable or repeated line(s) skipped (their pairs are"
+                                            + " scored again)"
+                                    : "");
                 } else {
                     Path aside = path.resolveSibling(path.getFileName() + ".old");
                     Files.move(path, aside, StandardCopyOption.REPLACE_EXISTING);
@@ -249,6 +269,12 @@ final class ScoreJournal<T> implements AutoCloseable {
             writer.flush();
         } catch (IOException e) {
             throw new UncheckedIOException("the score journal " + path + ": " + e.getMessage(), e);
+        }
+        batches++;
+        String stop = System.getProperty(STOP_AFTER_PROPERTY);
+        if (stop != null && batches >= Integer.parseInt(stop)) {
+            throw new IllegalStateException(
+                    "stopped after " + batches + " journaled batch(es) (" + STOP_AFTER_PROPERTY + ")");
         }
     }
 

@@ -86,4 +86,23 @@ class BenchDataTest {
         assertThat(parts.get("MLP").asDouble()).isPositive();
         assertThat(v.get("profile_top_operators_ms").size()).isPositive();
     }
+
+    /** More pairs a step than the data has, and a profile on a GPU: one line naming the flag, exit 2. */
+    @Test
+    void impossibleBenchSettingsAreRefusedByFlag() {
+        CliTest.Result many = CliTest.run(
+                "bench",
+                "--model",
+                Fixtures.model("gpt2-tiny").toString(),
+                "--data",
+                Fixtures.root().resolve("prefs.jsonl").toString(),
+                "--batch-pairs",
+                "20");
+        assertThat(many.code()).isEqualTo(2);
+        assertThat(many.err().strip()).startsWith("error: --batch-pairs: 20 is more than the 8 pairs");
+        CliTest.Result gpu = CliTest.run(
+                "bench", "--model", Fixtures.model("gpt2-tiny").toString(), "--device", "gpu", "--profile", "1");
+        assertThat(gpu.code()).isEqualTo(2);
+        assertThat(gpu.err().strip()).startsWith("error: --profile: CPU only");
+    }
 }

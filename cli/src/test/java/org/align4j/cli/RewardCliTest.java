@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.within;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -88,7 +89,6 @@ class RewardCliTest {
     @Test
     void aStoppedLabelRunResumesFromItsJournal() throws IOException {
         Path out = tmp.resolve("l.jsonl");
-        Files.createDirectories(out.resolve("blocker"));
         String[] args = {
             "reward",
             "label",
@@ -101,34 +101,38 @@ class RewardCliTest {
             "--batch-size",
             "2"
         };
-        CliTest.Result stopped = CliTest.run(args);
+        // stopped after 3 of its 4 batches of 2 pairs, as if killed there
+        CliTest.Result stopped = stoppedAfter(3, args);
         assertThat(stopped.code()).as(stopped.err()).isNotZero();
+        assertThat(out).doesNotExist();
         Path journal = tmp.resolve("l.jsonl.partial");
         List<String> lines = new ArrayList<>(Files.readAllLines(journal));
-        assertThat(lines).hasSize(1 + 8);
-        // the first pair's chosen reward, tampered: a resumed run must take it from the journal
-        int first = -1;
-        for (int i = 1; i < lines.size(); i++) {
-            if (CliTest.JSON.readTree(lines.get(i)).get("i").asInt() == 0) {
-                first = i;
-            }
-        }
+        assertThat(lines).hasSize(1 + 6);
+        // the first journaled pair's chosen reward, tampered: a resumed run must take it from the journal
+        int first = 1;
         ObjectNode tampered = (ObjectNode) CliTest.JSON.readTree(lines.get(first));
+        int pair = tampered.get("i").asInt();
         tampered.put("chosen_reward", 123.0);
         lines.set(first, CliTest.JSON.writeValueAsString(tampered));
-        Files.write(journal, lines);
-        Files.delete(out.resolve("blocker"));
-        Files.delete(out);
+        // a torn line (a run killed mid-write) is said and its pair scored again
+        List<String> torn = new ArrayList<>(lines);
+        int tear = torn.size() - 1;
+        torn.set(tear, torn.get(tear).substring(0, 12));
+        Files.write(journal, torn);
         CliTest.Result resumed = CliTest.run(args);
         assertThat(resumed.code()).as(resumed.err()).isZero();
-        assertThat(resumed.err()).contains("resuming from " + journal + ": 8 of 8 pair(s) already scored");
+        assertThat(resumed.err())
+                .contains("resuming from " + journal
+                        + ": 5 of 8 pair(s) already scored; 1 unreadable or repeated line(s) skipped");
         assertThat(journal).doesNotExist();
         JsonNode fx = oracle();
         List<JsonNode> rows = lines(out);
-        assertThat(rows.get(0).get("reward_chosen").asDouble()).isEqualTo(123.0);
-        for (int i = 1; i < rows.size(); i++) {
-            assertThat(rows.get(i).get("reward_chosen").asDouble())
-                    .isCloseTo(fx.get("unpadded").get(i).asDouble(), within(1e-5));
+        assertThat(rows.get(pair).get("reward_chosen").asDouble()).isEqualTo(123.0);
+        for (int i = 0; i < rows.size(); i++) {
+            if (i != pair) {
+                assertThat(rows.get(i).get("reward_chosen").asDouble())
+                        .isCloseTo(fx.get("unpadded").get(i).asDouble(), within(1e-5));
+            }
         }
         // a journal of another encoding is never mixed in
         Files.write(journal, lines);
@@ -145,8 +149,18 @@ class RewardCliTest {
                 "500");
         assertThat(other.code()).as(other.err()).isZero();
         assertThat(other.err()).contains("set aside as " + journal + ".old");
-        assertThat(lines(out).get(0).get("reward_chosen").asDouble())
-                .isCloseTo(fx.get("unpadded").get(0).asDouble(), within(1e-5));
+        assertThat(lines(out).get(pair).get("reward_chosen").asDouble())
+                .isCloseTo(fx.get("unpadded").get(pair).asDouble(), within(1e-5));
+    }
+
+    /** A scoring run stopped by the journal's test hook after {@code batches} journaled batches. */
+    static CliTest.Result stoppedAfter(int batches, String... args) {
+        System.setProperty(ScoreJournal.STOP_AFTER_PROPERTY, String.valueOf(batches));
+        try {
+            return CliTest.run(args);
+        } finally {
+            System.clearProperty(ScoreJournal.STOP_AFTER_PROPERTY);
+        }
     }
 
     @Test
@@ -420,6 +434,44 @@ class RewardCliTest {
                 CliTest.run("reward", "score", "--model", RM.toString(), "--data", PREFS, "--max-batch-tokens", "0");
         assertThat(budget.code()).isEqualTo(2);
         assertThat(budget.err().strip()).doesNotContain("\n").startsWith("error: --max-batch-tokens");
+        // an output that is the data, or a folder: refused before any scoring, by flag (score wrote over its data)
+        for (String command : List.of("score", "label")) {
+            Path data = tmp.resolve(command + "-data.jsonl");
+            try {
+                Files.copy(Path.of(PREFS), data);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            CliTest.Result same = CliTest.run(
+                    "reward",
+                    command,
+                    "--model",
+                    RM.toString(),
+                    "--data",
+                    data.toString(),
+                    "--output",
+                    data.toString());
+            assertThat(same.code()).as(command).isEqualTo(2);
+            assertThat(same.err().strip()).startsWith("error: --output: ").contains("is the --data file");
+            assertThat(data).hasSameTextualContentAs(Path.of(PREFS));
+            CliTest.Result folder = CliTest.run(
+                    "reward", command, "--model", RM.toString(), "--data", PREFS, "--output", tmp.toString());
+            assertThat(folder.code()).as(command).isEqualTo(2);
+            assertThat(folder.err().strip()).startsWith("error: --output: ").contains("is a folder");
+            assertThat(tmp.resolveSibling(tmp.getFileName() + ".partial")).doesNotExist();
+        }
+        // a missing folder of the output is made
+        CliTest.Result nested = CliTest.run(
+                "reward",
+                "score",
+                "--model",
+                RM.toString(),
+                "--data",
+                PREFS,
+                "--output",
+                tmp.resolve("a/b/s.jsonl").toString());
+        assertThat(nested.code()).as(nested.err()).isZero();
+        assertThat(tmp.resolve("a/b/s.jsonl")).exists();
         // every pair longer than --max-length: said by name, and label writes no (empty) file
         Path none = tmp.resolve("none.jsonl");
         CliTest.Result allLong = CliTest.run(

@@ -251,6 +251,10 @@ public final class StepBench {
         if (data != null) {
             try {
                 pairs = encode(s, data, config);
+                if (s.pairs() > pairs.size()) {
+                    throw new IllegalArgumentException("--batch-pairs: " + s.pairs() + " is more than the "
+                            + pairs.size() + " pairs of --data " + data.path() + " (a step would take them all)");
+                }
             } catch (RuntimeException e) {
                 policy.close();
                 throw e;

@@ -21,15 +21,20 @@ class PeakMemoryTest {
         assumeTrue(Files.isReadable(Path.of("/proc/self/status")), "Linux only: /proc/self/status");
         try (NDManager m = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
             m.zeros(new Shape(1)).close(); // the engine loaded before the first stretch
-            long before = PeakMemory.statusField("VmRSS:");
             PeakMemory.Stretch big = PeakMemory.start();
+            long during;
             try (NDArray a = m.ones(new Shape(64, MIB), DataType.FLOAT32)) { // 256 MiB, every page written
                 assertThat(a.getFloat(63, MIB - 1)).isEqualTo(1f);
+                // read while the array is held: what else the process holds may move (a collection, pages the
+                // kernel reclaims under memory pressure), so the peak is compared with this, not a reading before
+                during = PeakMemory.statusField("VmRSS:");
             }
             big.stop();
             assertThat(big.seconds()).isPositive();
             assertThat(big.peakBytes()).isPresent();
-            assertThat(big.peakBytes().getAsLong()).isGreaterThanOrEqualTo(before + 240 * MIB);
+            // the kernel's resident counters are per-thread caches, synced in batches: a few hundred KiB of slack
+            assertThat(big.peakBytes().getAsLong()).isGreaterThanOrEqualTo(during - 8 * MIB);
+            assertThat(during).as("the array is resident").isGreaterThan(256 * MIB);
 
             PeakMemory.Stretch small = PeakMemory.start();
             try (NDArray a = m.ones(new Shape(4, MIB), DataType.FLOAT32)) { // 16 MiB
@@ -39,8 +44,7 @@ class PeakMemoryTest {
             assertThat(small.peakBytes()).isPresent();
             if (small.source() == PeakMemory.Source.KERNEL_PEAK) {
                 // the kernel's peak was reset: the 256 MiB of the first stretch (freed to the system) are not in it
-                assertThat(small.peakBytes().getAsLong())
-                        .isLessThan(big.peakBytes().getAsLong() - 200 * MIB);
+                assertThat(small.peakBytes().getAsLong()).isLessThan(during - 128 * MIB);
             }
             // stopping twice changes nothing
             double seconds = small.seconds();

@@ -98,9 +98,9 @@ final class GenerateCommand implements Callable<Integer> {
                 lm.config()
                         .problemWith(Arrays.copyOf(ids, ids.length + maxNewTokens))
                         .ifPresent(problem -> {
-                            throw new IllegalArgumentException(
-                                    "--prompt and --max-new-tokens: " + ids.length + " prompt tokens + " + maxNewTokens
-                                            + " new ones: " + problem.replace("set max_length to", "keep the sum at"));
+                            throw new IllegalArgumentException("--prompt and --max-new-tokens: " + ids.length
+                                    + " prompt tokens + " + maxNewTokens + " new ones: "
+                                    + problem.replace("set max_length (--max-length) to", "keep the sum at"));
                         });
             }
             int[] generated = new Generator(lm, tk.padId(), tk.eosIds())

@@ -33,7 +33,12 @@ final class ModelOptions {
             description = "Where to run (default: ${DEFAULT-VALUE}); gpu refuses to fall back to the CPU")
     String device;
 
+    @Option(names = "--threads", paramLabel = "N", description = "CPU threads for libtorch (default: all cores)")
+    Integer threads;
+
     Device resolveDevice() {
+        // before anything starts the engine, which reads the thread count once
+        Threads.apply(threads, null);
         return Devices.resolve(device);
     }
 

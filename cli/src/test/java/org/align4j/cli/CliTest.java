@@ -183,6 +183,17 @@ class CliTest {
         assertThat(runFolder.err()).contains("is a run folder; did you mean " + run.resolve("final") + "?");
     }
 
+    /** generate and logprobs take --threads as the training commands do, checked by flag. */
+    @Test
+    void modelCommandsTakeThreads() {
+        String model = Fixtures.model("gpt2-tiny").toString();
+        Result ok = run("generate", "--model", model, "--prompt", "a", "--max-new-tokens", "2", "--threads", "1");
+        assertThat(ok.code()).as(ok.err()).isZero();
+        Result zero = run("logprobs", "--model", model, "--prompt", "a", "--completion", "b", "--threads", "0");
+        assertThat(zero.code()).isEqualTo(2);
+        assertThat(zero.err().strip()).isEqualTo("error: --threads: must be >= 1, got 0");
+    }
+
     @Test
     void askingForAGpuWithoutOneIsAnErrorNotACpuRun() {
         Result r = run(

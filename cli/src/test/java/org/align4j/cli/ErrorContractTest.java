@@ -47,7 +47,7 @@ class ErrorContractTest {
         assertThat(r.err().strip())
                 .startsWith("error: long.jsonl:9: ")
                 .contains("more than the model's 256 positions (config.json n_positions)")
-                .contains("set max_length")
+                .contains("set max_length (--max-length) to 256 or less")
                 .doesNotContain("\n")
                 .doesNotContain("at org.");
         // the same record through logprobs --data, and a long prompt through generate
@@ -66,7 +66,9 @@ class ErrorContractTest {
         assertThat(gen.code()).isEqualTo(2);
         assertThat(gen.err().strip())
                 .startsWith("error: --prompt and --max-new-tokens: ")
-                .contains("256 positions");
+                .contains("256 positions")
+                .contains("keep the sum at 256 or less")
+                .doesNotContain("max_length");
     }
 
     @Test

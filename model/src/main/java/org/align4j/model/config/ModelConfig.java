@@ -669,7 +669,8 @@ public record ModelConfig(
     public Optional<String> problemWith(int[] ids) {
         if (rope == null && ids.length > maxPositions) {
             return Optional.of(ids.length + " tokens, more than the model's " + maxPositions
-                    + " positions (config.json " + "n_positions); set max_length to " + maxPositions + " or less");
+                    + " positions (config.json " + "n_positions); set max_length (--max-length) to " + maxPositions
+                    + " or less");
         }
         for (int id : ids) {
             if (id < 0 || id >= vocabSize) {

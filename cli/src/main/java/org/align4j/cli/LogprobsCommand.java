@@ -232,14 +232,8 @@ final class LogprobsCommand implements Callable<Integer> {
             }
             StringBuilder lines = new StringBuilder();
             for (PairScorer.PairScore s : scores) {
-                Map<String, Object> o = new LinkedHashMap<>();
-                o.put("chosen_logps", s.chosenLogps());
-                o.put("rejected_logps", s.rejectedLogps());
-                o.put("chosen_logps_mean", s.chosenLogpsMean());
-                o.put("rejected_logps_mean", s.rejectedLogpsMean());
-                o.put("chosen_tokens", s.chosenTokens());
-                o.put("rejected_tokens", s.rejectedTokens());
-                lines.append(Json.write(o)).append('\n');
+                // the output's fields are the journal's
+                lines.append(Json.write(ScoreJournal.LOGPROBS.write(s))).append('\n');
             }
             if (output != null) {
                 AtomicDirectory.writeFile(output, lines.toString().getBytes(StandardCharsets.UTF_8));

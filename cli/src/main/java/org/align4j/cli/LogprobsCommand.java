@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,7 +14,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import me.tongfei.progressbar.ProgressBar;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.data.TokenBudget;
@@ -163,7 +163,7 @@ final class LogprobsCommand implements Callable<Integer> {
     }
 
     /** What a journal's log-probs depend on: the command's arguments (but threads) and the data file's size and time. */
-    private Map<String, Object> journalHeader() throws IOException {
+    private Map<String, Object> journalHeader() {
         Map<String, Object> h = new LinkedHashMap<>();
         List<String> args = new ArrayList<>(spec.commandLine().getParseResult().originalArgs());
         int threadsAt = args.indexOf("--threads");
@@ -174,8 +174,12 @@ final class LogprobsCommand implements Callable<Integer> {
         h.put("args", args);
         h.put("data", data.toAbsolutePath().normalize().toString());
         if (Files.isRegularFile(data)) {
-            h.put("data_bytes", Files.size(data));
-            h.put("data_modified", Files.getLastModifiedTime(data).toMillis());
+            try {
+                h.put("data_bytes", Files.size(data));
+                h.put("data_modified", Files.getLastModifiedTime(data).toMillis());
+            } catch (IOException e) {
+                throw new UncheckedIOException("--data: " + data + ": " + e.getMessage(), e);
+            }
         }
         return h;
     }
@@ -188,48 +192,21 @@ final class LogprobsCommand implements Callable<Integer> {
                 CausalLm lm = modelOptions.loadModel()) {
             PreferenceEncoder.Encoded enc =
                     dataOptions.encode(tk, dataOptions.load(data).examples());
-            if (lm.config() != null) {
-                EncodedPair.checkFits(
-                        lm.config(),
-                        enc.pairs(),
-                        enc.kept().stream().map(e -> e.file() + ":" + e.line()).toList());
-            }
-            List<PairScorer.PairScore> scores;
             List<String> sources =
                     enc.kept().stream().map(e -> e.file() + ":" + e.line()).toList();
-            ScoreJournal<PairScorer.PairScore> journal = output == null
-                    ? null
-                    : ScoreJournal.open(
-                            output,
-                            ScoreJournal.LOGPROBS,
-                            new PairScorer.PairScore[sources.size()],
-                            journalHeader(),
-                            sources,
-                            spec.commandLine().getErr());
-            try (ProgressBar bar = RunConsole.pairsBar("logprobs", enc.pairs().size())) {
-                PairScorer.PairScore[] known =
-                        journal != null ? journal.known() : new PairScorer.PairScore[sources.size()];
-                if (journal != null) {
-                    bar.stepBy(journal.resumed());
-                }
-                scores = PairScorer.score(
-                        lm,
-                        enc.pairs(),
-                        batchSize,
-                        TokenBudget.DEFAULT_MAX_TOKENS,
-                        tk.padId(),
-                        known,
-                        (indices, batch) -> {
-                            if (journal != null) {
-                                journal.append(indices, batch);
-                            }
-                            bar.stepBy(indices.length);
-                        });
-            } finally {
-                if (journal != null) {
-                    journal.close();
-                }
+            if (lm.config() != null) {
+                EncodedPair.checkFits(lm.config(), enc.pairs(), sources);
             }
+            List<PairScorer.PairScore> scores = ScoreJournal.scoreAll(
+                    "logprobs",
+                    output,
+                    ScoreJournal.LOGPROBS,
+                    new PairScorer.PairScore[sources.size()],
+                    this::journalHeader,
+                    sources,
+                    spec.commandLine().getErr(),
+                    (known, listener) -> PairScorer.score(
+                            lm, enc.pairs(), batchSize, TokenBudget.DEFAULT_MAX_TOKENS, tk.padId(), known, listener));
             StringBuilder lines = new StringBuilder();
             for (PairScorer.PairScore s : scores) {
                 // the output's fields are the journal's

@@ -14,7 +14,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import me.tongfei.progressbar.ProgressBar;
 import org.align4j.data.DataException;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceEncoder;
@@ -226,42 +225,17 @@ final class RewardCommand implements Runnable {
                     records.add(bySource.get(e.file() + ":" + e.line()));
                 }
                 EncodedPair.checkFits(rm.config(), enc.pairs(), sources);
-                List<RewardScorer.PairRewards> rewards;
-                ScoreJournal<RewardScorer.PairRewards> journal = output == null
-                        ? null
-                        : ScoreJournal.open(
-                                output,
-                                ScoreJournal.REWARDS,
-                                new RewardScorer.PairRewards[sources.size()],
-                                journalHeader(),
-                                sources,
-                                spec.commandLine().getErr());
-                RewardScorer.PairRewards[] known = journal != null
-                        ? journal.known()
-                        : new RewardScorer.PairRewards[enc.pairs().size()];
-                try (ProgressBar bar =
-                        RunConsole.pairsBar(spec.name(), enc.pairs().size())) {
-                    if (journal != null) {
-                        bar.stepBy(journal.resumed());
-                    }
-                    rewards = RewardScorer.score(
-                            rm,
-                            enc.pairs(),
-                            batchSize,
-                            maxBatchTokens,
-                            RewardScorer.padId(rm, tk.padId()),
-                            known,
-                            (indices, batch) -> {
-                                if (journal != null) {
-                                    journal.append(indices, batch);
-                                }
-                                bar.stepBy(indices.length);
-                            });
-                } finally {
-                    if (journal != null) {
-                        journal.close();
-                    }
-                }
+                int padId = RewardScorer.padId(rm, tk.padId());
+                List<RewardScorer.PairRewards> rewards = ScoreJournal.scoreAll(
+                        spec.name(),
+                        output,
+                        ScoreJournal.REWARDS,
+                        new RewardScorer.PairRewards[sources.size()],
+                        this::journalHeader,
+                        sources,
+                        spec.commandLine().getErr(),
+                        (known, listener) ->
+                                RewardScorer.score(rm, enc.pairs(), batchSize, maxBatchTokens, padId, known, listener));
                 return new Scored(records, sources, rewards, enc.dropped(), invalid);
             }
         }

@@ -14,6 +14,9 @@ import java.nio.file.StandardOpenOption;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
+import me.tongfei.progressbar.ProgressBar;
+import org.align4j.evaluation.BudgetedScoring;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.evaluation.RewardScorer;
 import org.slf4j.Logger;
@@ -214,6 +217,63 @@ final class ScoreJournal<T> implements AutoCloseable {
             return new ScoreJournal<>(path, sources, writer, codec, known, resumed);
         } catch (IOException e) {
             throw new UncheckedIOException("the score journal " + path + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Scores the pairs the journal lacks.
+     *
+     * @param <T> a pair's value
+     */
+    @FunctionalInterface
+    interface Scorer<T> {
+        /**
+         * @param known one entry per pair: its value when already known, else null
+         * @param listener to be told each new batch's values
+         * @return every pair's value, in order
+         */
+        List<T> score(T[] known, BudgetedScoring.Listener<T> listener);
+    }
+
+    /**
+     * Scores every pair under a progress bar, through the journal of {@code output} when there is one: the
+     * values it holds are not scored again, new ones are appended batch by batch, and it is closed (not
+     * removed: the caller removes it once the whole output is written, {@link #remove}).
+     *
+     * @param <T> a pair's value
+     * @param bar the progress bar's name
+     * @param output the output file, or null (no journal)
+     * @param codec a value's journal fields
+     * @param empty an array of one null entry per pair
+     * @param header what the values depend on, asked for only with an output
+     * @param sources each pair's file:line
+     * @param err where the journal's notes go
+     * @param scorer scores the pairs not known yet
+     * @return every pair's value, in order
+     */
+    static <T> List<T> scoreAll(
+            String bar,
+            Path output,
+            Codec<T> codec,
+            T[] empty,
+            Supplier<Map<String, Object>> header,
+            List<String> sources,
+            PrintWriter err,
+            Scorer<T> scorer) {
+        ScoreJournal<T> journal = output == null ? null : open(output, codec, empty, header.get(), sources, err);
+        try (ProgressBar progress = RunConsole.pairsBar(bar, sources.size())) {
+            if (journal == null) {
+                return scorer.score(empty, (indices, values) -> progress.stepBy(indices.length));
+            }
+            progress.stepBy(journal.resumed());
+            return scorer.score(journal.known(), (indices, values) -> {
+                journal.append(indices, values);
+                progress.stepBy(indices.length);
+            });
+        } finally {
+            if (journal != null) {
+                journal.close();
+            }
         }
     }
 

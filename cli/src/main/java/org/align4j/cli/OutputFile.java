@@ -24,11 +24,11 @@ final class OutputFile {
         Path out = output.toAbsolutePath().normalize();
         if (input != null) {
             Path in = input.toAbsolutePath().normalize();
-            if (out.equals(in)) {
+            if (out.equals(in) || sameFile(out, in)) {
                 throw new IllegalArgumentException(
                         flag + ": " + output + " is the " + inputFlag + " file; write the output elsewhere");
             }
-            if (Files.isDirectory(in) && out.startsWith(in)) {
+            if (Files.isDirectory(in) && (out.startsWith(in) || real(out).startsWith(real(in)))) {
                 throw new IllegalArgumentException(flag + ": " + output + " is inside the " + inputFlag + " folder "
                         + input + " (it would be read as data next time); write the output elsewhere");
             }
@@ -44,6 +44,31 @@ final class OutputFile {
                 throw new IllegalArgumentException(
                         flag + ": cannot make the folder " + parent + " for " + output + " (" + e + ")", e);
             }
+        }
+    }
+
+    /** Whether both name one existing file (a link to the input, say). */
+    private static boolean sameFile(Path a, Path b) {
+        try {
+            return Files.exists(a) && Files.exists(b) && Files.isSameFile(a, b);
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** The path with links resolved as far as it exists. */
+    private static Path real(Path p) {
+        Path existing = p;
+        while (existing != null && !Files.exists(existing)) {
+            existing = existing.getParent();
+        }
+        if (existing == null) {
+            return p;
+        }
+        try {
+            return existing.toRealPath().resolve(existing.relativize(p));
+        } catch (IOException e) {
+            return p;
         }
     }
 }

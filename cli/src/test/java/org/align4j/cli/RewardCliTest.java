@@ -460,6 +460,19 @@ class RewardCliTest {
             assertThat(folder.err().strip()).startsWith("error: --output: ").contains("is a folder");
             assertThat(tmp.resolveSibling(tmp.getFileName() + ".partial")).doesNotExist();
         }
+        // a link to the data, given as the output: the same file, refused
+        Path data = tmp.resolve("score-data.jsonl");
+        Path link = tmp.resolve("link.jsonl");
+        try {
+            Files.createSymbolicLink(link, data);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        CliTest.Result linked = CliTest.run(
+                "reward", "score", "--model", RM.toString(), "--data", data.toString(), "--output", link.toString());
+        assertThat(linked.code()).isEqualTo(2);
+        assertThat(linked.err().strip()).startsWith("error: --output: ").contains("is the --data file");
+        assertThat(link).isSymbolicLink();
         // a missing folder of the output is made
         CliTest.Result nested = CliTest.run(
                 "reward",

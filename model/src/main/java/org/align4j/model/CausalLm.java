@@ -1218,6 +1218,105 @@ public final class CausalLm implements AutoCloseable {
                 lp -> new NDArray[] {lp.logProbs(), lp.entropy(), lp.row(), lp.owner(), lp.tokens()});
     }
 
+    /**
+     * Whether {@link #sharedPromptTokenLogProbs} may serve a pass of this mode: a native model whose pass
+     * draws no dropout (rows that share a prompt would otherwise share its dropout masks, where separate rows
+     * draw their own).
+     *
+     * @param training training mode
+     * @return whether prompts can be computed once for all their completions
+     */
+    public boolean canSharePrompts(boolean training) {
+        return block instanceof CausalLmBlock native_ && !ready(native_).dropsOut(training);
+    }
+
+    /**
+     * {@link #completionTokenLogProbs} for completions that share prompts (GRPO's and RLOO's G samples of
+     * each prompt), with each distinct prompt run through the model once: one pass over the P prompts
+     * keeps every layer's keys and values, which are gathered for each of the B completions (an autograd
+     * gather, so the completions' gradients add up in their prompt's pass), and the completions then run
+     * with those as their cache. The values equal {@code completionTokenLogProbs} on the rows [prompt,
+     * completion] up to the order of floating-point sums, in the same flat order (row by row, the scored
+     * tokens in order); the prompt's layers run P times instead of B. This is prefix sharing as in vLLM's
+     * prefix cache, here for the scoring and training passes too.
+     *
+     * @param promptIds [P, Lp] int64, the distinct prompts, left-padded (or right-padded, for a model without a
+     *     sliding window: a window counts positions by index, and padding between prompt and completion
+     *     would widen it)
+     * @param promptMask [P, Lp] int64: 1 on each prompt's tokens, 0 on its padding
+     * @param promptOfRow [B] int64, the prompt (row of {@code promptIds}) each completion continues
+     * @param completionIds [B, Lc] int64, each completion right-padded
+     * @param completionAttention [B, Lc] int64: 1 on a completion's tokens, then 0
+     * @param completionMask [B, Lc]: 1 on the completion tokens to score (within {@code completionAttention})
+     * @param temperature τ &gt; 0
+     * @param withEntropy also compute each position's entropy (no gradient)
+     * @param training training mode
+     * @return the flat per-token values ({@link TokenLogProbs}), per completion row
+     * @throws UnsupportedOperationException for a TorchScript model
+     * @throws IllegalStateException when the pass would draw dropout ({@link #canSharePrompts})
+     */
+    public TokenLogProbs sharedPromptTokenLogProbs(
+            NDArray promptIds,
+            NDArray promptMask,
+            NDArray promptOfRow,
+            NDArray completionIds,
+            NDArray completionAttention,
+            NDArray completionMask,
+            double temperature,
+            boolean withEntropy,
+            boolean training) {
+        CausalLmBlock native_ = ready(nativeBlock());
+        if (!(temperature > 0)) {
+            throw new IllegalArgumentException("temperature: must be > 0, got " + temperature);
+        }
+        if (native_.dropsOut(training)) {
+            throw new IllegalStateException("a pass with dropout cannot share one prompt pass between rows");
+        }
+        NDManager m = completionIds.getManager();
+        KvCache cache = newCache();
+        NDArray promptLast = native_.forward(
+                        store, promptIds, promptMask, cache, new CausalLmBlock.Pass(false, training, false, false))
+                .last();
+        long b = completionIds.getShape().get(0);
+        long h = promptLast.getShape().get(2);
+        NDArray rows = promptOfRow.toType(DataType.INT64, false);
+        NDArray attention = NDArrays.concat(
+                new NDList(
+                        promptMask.toType(DataType.INT64, false).get(rows),
+                        completionAttention.toType(DataType.INT64, false)),
+                1);
+        NDArray completionLast = native_.forward(
+                        store,
+                        completionIds,
+                        attention,
+                        cache.rows(rows),
+                        new CausalLmBlock.Pass(false, training, false, false))
+                .last();
+        // the prompt's last real position predicts the first completion token: rows [prompt's last, completion]
+        long lp = promptIds.getShape().get(1);
+        long[] real = promptMask.toType(DataType.INT64, false).toLongArray();
+        long[] lastReal = new long[Math.toIntExact(promptIds.getShape().get(0))];
+        for (int p = 0; p < lastReal.length; p++) {
+            lastReal[p] = p * lp;
+            for (int t = 0; t < lp; t++) {
+                if (real[(int) (p * lp + t)] != 0) {
+                    lastReal[p] = p * lp + t;
+                }
+            }
+        }
+        NDArray first = promptLast
+                .reshape(lastReal.length * lp, h)
+                .get(m.create(lastReal))
+                .get(rows)
+                .reshape(b, 1, h);
+        NDArray last = NDArrays.concat(new NDList(first, completionLast), 1);
+        NDArray ids = NDArrays.concat(
+                new NDList(m.zeros(new Shape(b, 1), DataType.INT64), completionIds.toType(DataType.INT64, false)), 1);
+        NDArray mask =
+                NDArrays.concat(new NDList(m.zeros(new Shape(b, 1), completionMask.getDataType()), completionMask), 1);
+        return scoreHidden(native_, last, ids, mask, temperature, withEntropy, training);
+    }
+
     private TokenLogProbs nativeTokenLogProbs(
             CausalLmBlock native_,
             NDArray ids,
@@ -1226,7 +1325,25 @@ public final class CausalLm implements AutoCloseable {
             double temperature,
             boolean withEntropy,
             boolean training) {
-        NDArray last = finalHidden(native_, ids, attentionMask, training);
+        return scoreHidden(
+                native_,
+                finalHidden(native_, ids, attentionMask, training),
+                ids,
+                completionMask,
+                temperature,
+                withEntropy,
+                training);
+    }
+
+    /** Per-token log-probs from final hidden states [B, T, H]: position t − 1 predicts {@code ids[t]}. */
+    private TokenLogProbs scoreHidden(
+            CausalLmBlock native_,
+            NDArray last,
+            NDArray ids,
+            NDArray completionMask,
+            double temperature,
+            boolean withEntropy,
+            boolean training) {
         long chunk = LogProbs.chunkPositions(logitsChunkElements, config.vocabSize());
         Parameter head = native_.headWeight();
         UnaryOperator<NDArray> toLogits = temperature == 1.0

@@ -3,9 +3,13 @@ package org.align4j.model.generate;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import java.nio.IntBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import org.align4j.model.CausalLm;
 import org.align4j.model.nn.KvCache;
@@ -106,6 +110,10 @@ public final class Generator {
         }
         boolean[] done = new boolean[b];
         double[] uniforms = new double[b];
+        // rows that hold the same prompt (an RL trainer's samples of one prompt) share one prefill
+        long[] promptOf = cached ? distinctPrompts(prompts) : null;
+        int distinct =
+                promptOf == null ? b : (int) Arrays.stream(promptOf).max().orElse(0) + 1;
         try (NDManager scope = lm.manager().newSubManager()) {
             KvCache cache = cached ? lm.newCache(total) : null;
             int len = promptLen;
@@ -113,10 +121,23 @@ public final class Generator {
                 long[] picked;
                 try (NDManager stepScope = scope.newSubManager()) {
                     int from = cached && step > 0 ? len - 1 : 0;
-                    NDArray idArr = stepScope.create(slice(ids, b, total, from, len), new Shape(b, len - from));
-                    NDArray maskArr = stepScope.create(slice(mask, b, total, 0, len), new Shape(b, len));
-                    // the head runs on each row's last position only
-                    NDArray logits = lm.lastLogits(idArr, maskArr, cached ? cache : null);
+                    NDArray logits;
+                    if (step == 0 && distinct < b) {
+                        // the distinct prompts run once; each row gets its prompt's cache rows and last logits
+                        int[] first = firstRows(promptOf, distinct);
+                        NDArray idArr = stepScope.create(
+                                slice(rows(ids, total, first), distinct, total, 0, len), new Shape(distinct, len));
+                        NDArray maskArr = stepScope.create(
+                                slice(rows(mask, total, first), distinct, total, 0, len), new Shape(distinct, len));
+                        NDArray rowOf = stepScope.create(promptOf);
+                        logits = lm.lastLogits(idArr, maskArr, cache).get(rowOf);
+                        cache = cache.rows(rowOf);
+                    } else {
+                        NDArray idArr = stepScope.create(slice(ids, b, total, from, len), new Shape(b, len - from));
+                        NDArray maskArr = stepScope.create(slice(mask, b, total, 0, len), new Shape(b, len));
+                        // the head runs on each row's last position only
+                        logits = lm.lastLogits(idArr, maskArr, cached ? cache : null);
+                    }
                     for (int i = 0; i < b; i++) {
                         uniforms[i] = streams[i].uniform(step);
                     }
@@ -149,6 +170,37 @@ public final class Generator {
             truncated[i] = row.length == 0 || !eosIds.contains(row[row.length - 1]);
         }
         return new Completions(result, truncated);
+    }
+
+    /** Each row's index among the distinct prompts, numbered in order of first appearance. */
+    private static long[] distinctPrompts(List<int[]> prompts) {
+        Map<IntBuffer, Integer> seen = new HashMap<>();
+        long[] of = new long[prompts.size()];
+        for (int i = 0; i < of.length; i++) {
+            of[i] = seen.computeIfAbsent(IntBuffer.wrap(prompts.get(i)), k -> seen.size());
+        }
+        return of;
+    }
+
+    /** The first row of each distinct prompt. */
+    private static int[] firstRows(long[] promptOf, int distinct) {
+        int[] first = new int[distinct];
+        Arrays.fill(first, -1);
+        for (int i = 0; i < promptOf.length; i++) {
+            if (first[(int) promptOf[i]] < 0) {
+                first[(int) promptOf[i]] = i;
+            }
+        }
+        return first;
+    }
+
+    /** The given rows of a row-major [rows, stride] array. */
+    private static long[] rows(long[] data, int stride, int[] rows) {
+        long[] out = new long[rows.length * stride];
+        for (int i = 0; i < rows.length; i++) {
+            System.arraycopy(data, rows[i] * stride, out, i * stride, stride);
+        }
+        return out;
     }
 
     private static long[] slice(long[] data, int rows, int stride, int from, int to) {

@@ -451,6 +451,33 @@ public abstract class CausalLmBlock extends AbstractBlock {
         return modelDropout;
     }
 
+    /**
+     * Whether a pass draws random numbers: a training pass with the model's dropout on (and a probability
+     * above 0) or an adapter of the active set with input dropout. Such a pass cannot share one computation
+     * between rows that hold the same tokens, since each row must get its own dropout mask.
+     *
+     * @param training training mode
+     * @return whether the pass applies any dropout
+     */
+    public boolean dropsOut(boolean training) {
+        if (!training) {
+            return false;
+        }
+        if (modelDropout && config.dropout().any()) {
+            return true;
+        }
+        if (activeAdapter == null) {
+            return false;
+        }
+        for (Projection p : projections.values()) {
+            LoraAdapter a = p.adapter(activeAdapter);
+            if (a != null && a.dropout() > 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** The context of one pass. */
     final Forward forwardContext(ParameterStore ps, boolean training) {
         ModelConfig.Dropout dropout = training && modelDropout ? config.dropout() : ModelConfig.Dropout.NONE;

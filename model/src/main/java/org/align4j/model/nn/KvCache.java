@@ -57,6 +57,29 @@ public final class KvCache {
         }
     }
 
+    /**
+     * A cache whose row i holds row {@code rows[i]} of this one: the cached keys and values of a prompt
+     * shared by several completions (GRPO's samples of one prompt) computed once and handed to each. The
+     * gather is an autograd op: gradients of the copies add up in the shared rows. Same capacity and
+     * length; this cache is left as it was.
+     *
+     * @param rows [B'] int64 row indices into this cache's B rows (repeats allowed)
+     * @return a new cache of B' rows
+     * @throws IllegalStateException when nothing is cached yet
+     */
+    public KvCache rows(NDArray rows) {
+        if (keys[0] == null) {
+            throw new IllegalStateException("an empty cache has no rows to select");
+        }
+        KvCache out = new KvCache(keys.length, capacity);
+        out.length = length;
+        for (int i = 0; i < keys.length; i++) {
+            out.keys[i] = keys[i].get(rows);
+            out.values[i] = values[i].get(rows);
+        }
+        return out;
+    }
+
     /** Appends the new keys and values of one layer and returns the full ones. */
     NDArray[] append(int layer, NDArray k, NDArray v) {
         long before = layer == 0 ? length : length - k.getShape().get(2);

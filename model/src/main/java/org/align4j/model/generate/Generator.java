@@ -20,7 +20,9 @@ import org.align4j.model.nn.KvCache;
  * last position's logits and picks every row's token on the device ({@link Sampling}): only the B
  * chosen ids come back to the host. With the KV cache (allocated once for prompt plus new tokens) only
  * the new token is fed after the first step; without it the whole sequence is fed again, which gives
- * the same tokens.
+ * the same tokens. Rows that hold the same prompt (an RL trainer's G samples of one prompt) share its
+ * prefill: the distinct prompts run once and each row starts from a copy of its prompt's cache rows and last
+ * logits.
  *
  * <p>Each row draws from its own {@link RowStream}: by default the stream of (seed, row index); an RL
  * trainer passes keys made of (seed, step, prompt, sample), so that a row's completion depends neither

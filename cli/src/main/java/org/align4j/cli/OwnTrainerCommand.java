@@ -108,7 +108,7 @@ abstract class OwnTrainerCommand implements Callable<Integer> {
                     return 0;
                 }
                 RunFolder folder = start(run.train());
-                try (KtoTrainer t = KtoTrainer.create(run, folder)) {
+                try (KtoTrainer t = KtoTrainer.create(run, folder, new RunConsole(method().toString()))) {
                     return train(t, err);
                 }
             }
@@ -129,6 +129,7 @@ abstract class OwnTrainerCommand implements Callable<Integer> {
                 }
                 RunFolder folder = start(config);
                 try (ReferenceFreeTrainer t = ReferenceFreeTrainer.create(config, cpo, folder)) {
+                    t.addListener(new RunConsole(method().toString()));
                     return train(t, err);
                 }
             }
@@ -145,9 +146,9 @@ abstract class OwnTrainerCommand implements Callable<Integer> {
         return folder;
     }
 
+    /** Trains with the console already listening (given where the trainer is made, to hear its preparation). */
     private int train(TrainingLoop t, PrintWriter err) throws IOException {
         RunConsole.header(err, t.header());
-        t.addListener(new RunConsole(method().toString()));
         TrainResult r = t.train();
         RunConsole.summary(spec.commandLine().getOut(), r);
         return 0;

@@ -25,6 +25,7 @@ import org.apache.logging.log4j.core.layout.PatternLayout;
 final class RunConsole implements TrainingListener {
     private final String task;
     private ProgressBar bar;
+    private String preparing;
 
     RunConsole(String task) {
         this.task = task;
@@ -93,7 +94,31 @@ final class RunConsole implements TrainingListener {
     }
 
     @Override
+    public void onPrepare(String what, long done, long total) {
+        if (Processes.follower()) {
+            return;
+        }
+        if (bar == null || !what.equals(preparing)) {
+            if (bar != null) {
+                bar.close();
+            }
+            bar = pairsBar(task + " " + what, total);
+            preparing = what;
+        }
+        bar.stepTo(done);
+        if (done >= total) {
+            bar.close();
+            bar = null;
+            preparing = null;
+        }
+    }
+
+    @Override
     public void onStart(long firstStep, long totalSteps) {
+        if (bar != null) {
+            bar.close(); // a preparation pass that did not reach its end
+            bar = null;
+        }
         if (Processes.follower()) {
             return; // one progress bar: rank 0's
         }

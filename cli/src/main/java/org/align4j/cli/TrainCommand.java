@@ -63,9 +63,9 @@ final class TrainCommand implements Callable<Integer> {
         RunConsole.logTo(folder.output());
         RunConsole.resumed(spec.commandLine().getErr(), folder);
         warnTf32(config, spec.commandLine().getErr());
-        try (PreferenceTrainer trainer = PreferenceTrainer.create(config, folder)) {
+        // the console hears the precomputed reference's pass too (a bar while the trainer is made)
+        try (PreferenceTrainer trainer = PreferenceTrainer.create(config, folder, new RunConsole(config.lossName()))) {
             RunConsole.header(spec.commandLine().getErr(), trainer.header());
-            trainer.addListener(new RunConsole(config.lossName()));
             TrainResult r = trainer.train();
             RunConsole.summary(spec.commandLine().getOut(), r);
         }

@@ -164,6 +164,21 @@ public final class KtoTrainer extends TrainingLoop implements AutoCloseable {
      * @throws IOException when the run folder or a cache cannot be written
      */
     public static KtoTrainer create(KtoConfig.Run run, RunFolder folder) throws IOException {
+        return create(run, folder, null);
+    }
+
+    /**
+     * As {@link #create(KtoConfig.Run, RunFolder)}, with a listener that hears the run from its start: the
+     * precomputed reference's progress while the trainer is made ({@link TrainingListener#onPrepare}), then
+     * every step.
+     *
+     * @param run the resolved options
+     * @param folder the claimed run folder
+     * @param listener the listener, or null
+     * @return the trainer
+     * @throws IOException when the run folder or a cache cannot be written
+     */
+    public static KtoTrainer create(KtoConfig.Run run, RunFolder folder, TrainingListener listener) throws IOException {
         TrainConfig config = run.train();
         TextTokenizer tokenizer = null;
         CausalLm policy = null;
@@ -190,7 +205,8 @@ public final class KtoTrainer extends TrainingLoop implements AutoCloseable {
                         data[1].pairs(),
                         config.referenceCacheDir(),
                         tokenizer.padId(),
-                        config.evalBatchSize());
+                        config.evalBatchSize(),
+                        listener == null ? new TrainingListener() {} : listener);
             } else if (policy.hasAdapters() && config.referenceModel() == null) {
                 reference = new FrozenReference(policy.withoutAdapters());
                 LOG.info("Reference policy: {} with the adapters off (no copy)", config.model());
@@ -200,7 +216,11 @@ public final class KtoTrainer extends TrainingLoop implements AutoCloseable {
                         : DataType.FLOAT32;
                 reference = new FrozenReference(config.loadModel(referenceDir, device, dtype));
             }
-            return new KtoTrainer(run, folder, policy, tokenizer, data[0], data[1], reference);
+            KtoTrainer trainer = new KtoTrainer(run, folder, policy, tokenizer, data[0], data[1], reference);
+            if (listener != null) {
+                trainer.addListener(listener);
+            }
+            return trainer;
         } catch (RuntimeException | IOException e) {
             if (reference != null) {
                 reference.close();

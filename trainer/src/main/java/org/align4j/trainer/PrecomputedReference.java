@@ -73,6 +73,34 @@ public final class PrecomputedReference implements ReferencePolicy {
             int padId,
             int batchSize)
             throws IOException {
+        return load(modelDir, device, train, eval, cacheDir, padId, batchSize, new TrainingListener() {});
+    }
+
+    /**
+     * As {@link #load(Path, Device, List, List, Path, int, int)}, telling {@code listener} how far each split's
+     * pass is ({@link TrainingListener#onPrepare}: the CLI's progress bar).
+     *
+     * @param modelDir the reference model
+     * @param device where to run it
+     * @param train training pairs
+     * @param eval held-out pairs
+     * @param cacheDir cache folder
+     * @param padId padding id
+     * @param batchSize at most this many pairs per forward pass
+     * @param listener hears each split's progress
+     * @return the reference
+     * @throws IOException on cache read/write failure
+     */
+    public static PrecomputedReference load(
+            Path modelDir,
+            Device device,
+            List<EncodedPair> train,
+            List<EncodedPair> eval,
+            Path cacheDir,
+            int padId,
+            int batchSize,
+            TrainingListener listener)
+            throws IOException {
         PrecomputedReference ref = new PrecomputedReference();
         String modelKey = modelKey(modelDir, cacheDir);
         CausalLm lm = null;
@@ -94,7 +122,7 @@ public final class PrecomputedReference implements ReferencePolicy {
                     lm.setTrainable(false);
                 }
                 long t0 = System.nanoTime();
-                Progress progress = new Progress(split, pairs.size());
+                Progress progress = new Progress(split, pairs.size(), listener);
                 List<PairScorer.PairScore> scores =
                         PairScorer.score(lm, pairs, batchSize, TokenBudget.DEFAULT_MAX_TOKENS, padId, progress::add);
                 float[][] v = new float[4][pairs.size()];
@@ -124,22 +152,31 @@ public final class PrecomputedReference implements ReferencePolicy {
         return ref;
     }
 
-    /** A log line every ten seconds while a split is scored: pairs done, pairs/s, and the time left. */
+    /**
+     * A log line every ten seconds while a split is scored (pairs done, pairs/s, and the time left), and
+     * every batch to the listener.
+     */
     private static final class Progress {
         private final Split split;
         private final int total;
+        private final TrainingListener listener;
+        private final String what;
         private final long t0 = System.nanoTime();
         private long lastLog = t0;
         private int done;
 
-        Progress(Split split, int total) {
+        Progress(Split split, int total, TrainingListener listener) {
             this.split = split;
             this.total = total;
+            this.listener = listener;
+            this.what = "reference log-probs (" + split + ")";
             LOG.info("Computing reference log-probs for {} {} pairs (longest first) ...", total, split);
+            listener.onPrepare(what, 0, total);
         }
 
         void add(int pairs) {
             done += pairs;
+            listener.onPrepare(what, done, total);
             long now = System.nanoTime();
             if (now - lastLog >= 10_000_000_000L && done < total) {
                 lastLog = now;

@@ -113,6 +113,22 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
      * @throws IOException when the run folder or a cache cannot be written
      */
     public static PreferenceTrainer create(TrainConfig config, RunFolder folder) throws IOException {
+        return create(config, folder, null);
+    }
+
+    /**
+     * As {@link #create(TrainConfig, RunFolder)}, with a listener that hears the run from its start: the
+     * precomputed reference's progress while the trainer is made ({@link TrainingListener#onPrepare}), then
+     * every step (it is added as by {@link #addListener}).
+     *
+     * @param config the resolved config
+     * @param folder the claimed run folder of {@code config.output()}
+     * @param listener the listener, or null
+     * @return the trainer
+     * @throws IOException when the run folder or a cache cannot be written
+     */
+    public static PreferenceTrainer create(TrainConfig config, RunFolder folder, TrainingListener listener)
+            throws IOException {
         TextTokenizer tokenizer = null;
         CausalLm policy = null;
         ReferencePolicy reference = null;
@@ -156,7 +172,8 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                         data.eval(),
                         cache,
                         tokenizer.padId(),
-                        config.evalBatchSize());
+                        config.evalBatchSize(),
+                        listener == null ? new TrainingListener() {} : listener);
             } else if (policy.hasAdapters() && config.referenceModel() == null) {
                 // LoRA: the reference is the policy with its adapters off, sharing its weights (TRL with a new PEFT
                 // adapter)
@@ -168,7 +185,12 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                         : DataType.FLOAT32;
                 reference = new FrozenReference(config.loadModel(referenceDir, device, dtype));
             }
-            return new PreferenceTrainer(config, folder, policy, tokenizer, data, reference, objective);
+            PreferenceTrainer trainer =
+                    new PreferenceTrainer(config, folder, policy, tokenizer, data, reference, objective);
+            if (listener != null) {
+                trainer.addListener(listener);
+            }
+            return trainer;
         } catch (RuntimeException | IOException e) {
             if (reference != null) {
                 reference.close();

@@ -6,6 +6,16 @@ import java.util.Map;
 /** Hears what a training run does (the CLI's progress bar is one). All methods default to nothing. */
 public interface TrainingListener {
     /**
+     * Progress of a pass made before the first step (the precomputed reference's log-probs, split by split);
+     * heard only by listeners given to the trainer's {@code create}, since it runs while the trainer is made.
+     *
+     * @param what what is computed, e.g. {@code reference log-probs (TRAIN)}
+     * @param done pairs done so far (equal to {@code total} once, at the end)
+     * @param total pairs in all
+     */
+    default void onPrepare(String what, long done, long total) {}
+
+    /**
      * @param firstStep the first step this run will take (1, or one past the resumed checkpoint)
      * @param totalSteps the last step
      */

@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDManager;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 import org.align4j.data.EncodedPair;
@@ -85,5 +86,39 @@ class ReferenceCacheTest {
                     .contains(b.resolve("model.safetensors").toRealPath().toString());
             assertThat(chosenB).as("B's own log-probs, not A's from the cache").isNotEqualTo(chosenA);
         }
+    }
+
+    /** The listener given to {@code load} hears each split's pass from 0 to its end; a cached split is silent. */
+    @Test
+    void aListenerHearsEachSplitsProgress() throws Exception {
+        Path model = Fixtures.model("llama-tiny");
+        List<EncodedPair> train = new ArrayList<>();
+        List<EncodedPair> eval;
+        try (TextTokenizer tk = TextTokenizer.load(model)) {
+            for (int i = 0; i < 5; i++) {
+                train.add(new EncodedPair(
+                        tk.encode("What is " + i + "+2?"), tk.encode(" " + (i + 2)), tk.encode(" 9"), null));
+            }
+            eval = List.of(new EncodedPair(tk.encode("What is 3+3?"), tk.encode(" 6"), tk.encode(" 7"), null));
+        }
+        List<String> heard = new ArrayList<>();
+        TrainingListener listener = new TrainingListener() {
+            @Override
+            public void onPrepare(String what, long done, long total) {
+                heard.add(what + " " + done + "/" + total);
+            }
+        };
+        Path cache = tmp.resolve("cache");
+        PrecomputedReference.load(model, Device.cpu(), train, eval, cache, 3, 2, listener);
+        // 0, then the count after every batch, ending at the total; TRAIN before EVAL
+        assertThat(heard)
+                .startsWith("reference log-probs (TRAIN) 0/5")
+                .contains("reference log-probs (TRAIN) 5/5", "reference log-probs (EVAL) 0/1")
+                .endsWith("reference log-probs (EVAL) 1/1");
+        assertThat(heard.indexOf("reference log-probs (TRAIN) 5/5"))
+                .isLessThan(heard.indexOf("reference log-probs (EVAL) 0/1"));
+        heard.clear();
+        PrecomputedReference.load(model, Device.cpu(), train, eval, cache, 3, 2, listener);
+        assertThat(heard).as("read from the cache: nothing to report").isEmpty();
     }
 }

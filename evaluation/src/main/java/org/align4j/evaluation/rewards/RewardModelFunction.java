@@ -1,12 +1,13 @@
 package org.align4j.evaluation.rewards;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.align4j.data.EncodedPair;
 import org.align4j.data.PreferenceBatch;
+import org.align4j.data.TokenBudget;
+import org.align4j.evaluation.BudgetedScoring;
 import org.align4j.evaluation.RewardScorer;
 import org.align4j.model.CausalLm;
 import org.align4j.model.tokenizer.TextTokenizer;
@@ -14,7 +15,8 @@ import org.align4j.model.tokenizer.TextTokenizer;
 /**
  * A reward model (a sequence classifier from {@code align4j reward train} or transformers) as a reward
  * function: each sample's prompt text plus completion text, re-tokenized by the reward model's own
- * tokenizer, scored at its last non-pad token, in batches without gradients.
+ * tokenizer, scored at its last non-pad token, in batches without gradients bounded by rows and by padded
+ * positions ({@link BudgetedScoring}, longest first).
  *
  * <p>Two readings of a sample: with {@code appendEos} (the default) as {@code reward train} and TRL's
  * {@code RewardTrainer} read their pairs: {@code tokenizer(prompt + completion + eos)} with the
@@ -90,21 +92,30 @@ public final class RewardModelFunction implements RewardFunction, AutoCloseable 
             String text = s.prompt() + s.completion() + eos;
             rows.add(appendEos ? tokenizer.encodeWithSpecialTokens(text) : tokenizer.encode(text));
         }
-        List<Double> out = new ArrayList<>(samples.size());
-        for (int from = 0; from < rows.size(); from += batchSize) {
-            List<EncodedPair> chunk = new ArrayList<>();
-            for (int[] r : rows.subList(from, Math.min(rows.size(), from + batchSize))) {
-                chunk.add(new EncodedPair(new int[0], r, new int[0], null));
-            }
-            try (NDManager scope = model.manager().newSubManager()) {
-                PreferenceBatch b = PreferenceBatch.completions(scope, chunk, padId);
-                NDArray r = model.rewards(b.ids(), b.attentionMask(), false, true);
-                for (float f : r.toFloatArray()) {
-                    out.add((double) f);
-                }
-            }
+        List<EncodedPair> singles = new ArrayList<>(rows.size());
+        for (int[] r : rows) {
+            singles.add(new EncodedPair(new int[0], r, new int[0], null));
         }
-        return out;
+        // longest first, at most batchSize rows and TokenBudget's positions a pass (a pair's budget counts two
+        // rows, hence twice it for single rows), each row right-padded: a row's reward does not depend on its batch
+        return BudgetedScoring.score(
+                singles,
+                new Double[singles.size()],
+                batchSize,
+                2L * TokenBudget.DEFAULT_MAX_TOKENS,
+                chunk -> {
+                    try (NDManager scope = model.manager().newSubManager()) {
+                        PreferenceBatch b = PreferenceBatch.completions(scope, chunk, padId);
+                        float[] r = model.rewards(b.ids(), b.attentionMask(), false, true)
+                                .toFloatArray();
+                        Double[] values = new Double[r.length];
+                        for (int i = 0; i < r.length; i++) {
+                            values[i] = (double) r[i];
+                        }
+                        return values;
+                    }
+                },
+                (indices, values) -> {});
     }
 
     @Override

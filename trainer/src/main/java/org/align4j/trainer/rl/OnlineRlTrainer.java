@@ -33,6 +33,7 @@ import org.align4j.data.PreferenceBatch;
 import org.align4j.data.PreferenceEncoder;
 import org.align4j.data.PromptData;
 import org.align4j.data.PromptData.PromptExample;
+import org.align4j.data.TokenBudget;
 import org.align4j.evaluation.report.RunReport;
 import org.align4j.evaluation.rewards.RewardFunction;
 import org.align4j.evaluation.rewards.RewardModelFunction;
@@ -1480,12 +1481,19 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     }
 
     /**
-     * A per-token quantity of every row, without gradients, in micro-batches of batch_size rows: one array
-     * per row, empty for a row left out of the loss.
+     * A per-token quantity of every row, without gradients, in micro-batches of at most batch_size rows and
+     * {@link TokenBudget#DEFAULT_MAX_TOKENS} padded positions: one array per row, empty for a row left out of
+     * the loss.
      */
     private List<float[]> perToken(List<int[]> prompts, List<int[]> completions, boolean[] scored, TokenScores scores) {
         List<float[]> out = new ArrayList<>(prompts.size());
-        int bs = config.batchSize();
+        // at most batch_size rows, and at most TokenBudget's positions padded to the rollout's longest row
+        // (long completions of a large batch otherwise make one pass as large as the whole rollout)
+        int bs = (int) Math.max(
+                1,
+                Math.min(
+                        config.batchSize(),
+                        TokenBudget.DEFAULT_MAX_TOKENS / Math.max(1, longest(prompts) + longest(completions))));
         for (int from = 0; from < prompts.size(); from += bs) {
             int[] rows = range(from, Math.min(prompts.size(), from + bs));
             try (NDManager scope = policy.manager().newSubManager()) {

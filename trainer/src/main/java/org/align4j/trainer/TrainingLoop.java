@@ -225,14 +225,17 @@ public abstract class TrainingLoop implements AutoCloseable {
         return List.of(
                 String.format(
                         Locale.ROOT,
-                        "model: %s (%s, %d layers, %,d parameters) on %s, %s, %s attention",
+                        "model: %s (%s, %d layers, %,d parameters) on %s, %s, %s attention, %s",
                         config.model(),
                         policy.config().modelType(),
                         policy.config().numLayers(),
                         policy.parameterCount(),
                         policy.device(),
                         TrainConfig.configName(config.precision()),
-                        TrainConfig.configName(config.attention())),
+                        TrainConfig.configName(config.attention()),
+                        policy.paddingFree()
+                                ? "padding-free (a micro-batch with padding runs packed, one without as rows)"
+                                : "padded batches"),
                 "objective: " + objectiveSummary(),
                 String.format(Locale.ROOT, "data: %,d training %s, %,d held out", trainSize(), unit, evalSize()),
                 String.format(

@@ -835,6 +835,13 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                         config.gradAccum(),
                         rowsPerMicroBatch(),
                         TrainConfig.defaultFormat(config.learningRate())));
+        if (sharesPrompts() && rl.numGenerations() > 1) {
+            lines.add(
+                    policy.canSharePrompts(true)
+                            ? "passes: each prompt runs once for its samples (sampling, old policy, reference, training)"
+                            : "passes: each prompt runs once for its samples when sampling and scoring; the training pass runs"
+                                    + " every row (dropout is on: each row draws its own mask)");
+        }
         if (valueModel != null) {
             long n = 0;
             for (Parameter p : valueModel.trainableParameters().values()) {

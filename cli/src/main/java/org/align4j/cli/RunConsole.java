@@ -3,6 +3,8 @@ package org.align4j.cli;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.text.DecimalFormat;
+import java.text.DecimalFormatSymbols;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
@@ -43,7 +45,8 @@ final class RunConsole implements TrainingListener {
                 .setTaskName(task)
                 .setInitialMax(pairs)
                 .setUnit(" pairs", 1)
-                .showSpeed()
+                .showSpeed(
+                        new DecimalFormat("0.0", DecimalFormatSymbols.getInstance(Locale.ROOT))) // default "#.0": ".5"
                 .setStyle(ProgressBarStyle.ASCII)
                 .setUpdateIntervalMillis(500)
                 .setMaxRenderedLength(120)

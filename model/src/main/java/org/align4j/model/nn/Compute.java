@@ -556,6 +556,21 @@ public final class Compute implements AutoCloseable {
                                     + "  v = torch.repeat_interleave(v, g, 1)\n"
                             : "")
                     + "  o = torch.scaled_dot_product_attention(" + in + ", None, " + p + ", True" + tail + "\n";
+        } else if (gqa && !bf16) {
+            // grouped queries without repeating the key/value heads: the G query heads of a key/value head
+            // become G·T query rows of it, and the mask is repeated G times along the rows (libtorch 2.7's CPU
+            // kernel serves enable_gqa by copying k and v G times, every layer of every decoding step)
+            body =
+                    "def forward(self: __torch__.SELF,\n    q: Tensor,\n    k: Tensor,\n    v: Tensor,\n    mask: Tensor)"
+                            + " -> Tensor:\n"
+                            + "  b = torch.size(q, 0)\n  h = torch.size(q, 1)\n  t = torch.size(q, 2)\n  d = torch.size(q, 3)\n"
+                            + "  kv = torch.size(k, 1)\n  g = torch.floordiv(h, kv)\n"
+                            + "  qg = torch.reshape(q, [b, kv, g * t, d])\n"
+                            + "  mb = torch.size(mask, 0)\n  mt = torch.size(mask, 3)\n"
+                            + "  mg = torch.reshape(torch.expand(torch.unsqueeze(mask, 2), [mb, 1, g, t, mt]), [mb, 1, g * t, mt])\n"
+                            + "  og = torch.scaled_dot_product_attention(qg, k, v, mg, " + p + ", False, scale=" + s
+                            + ")\n"
+                            + "  o = torch.reshape(og, [b, h, t, d])\n";
         } else {
             // the additive mask uses −max-float; in bf16 that rounds to −inf, so clamp it first
             String m = bf16 ? "torch.to(torch.clamp(mask, -1.0e30), 15)" : "mask";

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URISyntaxException;
@@ -13,11 +14,26 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.align4j.model.config.ModelConfig;
 import org.align4j.model.io.SafetensorsFile;
 
 /** The HF-transformers reference fixtures copied into the test resources (see REFERENCE.md there). */
 public final class Fixtures {
     private Fixtures() {}
+
+    /**
+     * The config of a small Llama-family model at random weights, for the architectures the fixtures do not
+     * cover (a test sets the key that makes its variant: {@code head_dim}, {@code sliding_window}, ...):
+     * vocabulary 50, width 32, 2 layers, 4 query and 2 key/value heads, MLP 48.
+     *
+     * @param modelType HF's {@code model_type} ({@code llama}, {@code qwen3}, {@code mistral}, ...)
+     * @return a mutable copy of its config.json
+     */
+    public static ObjectNode smallLlamaConfig(String modelType) {
+        return ModelConfig.newLlama(modelType, 50, 32, 2, 4, 2, 48, 64, false, 0, 1, 2)
+                .raw()
+                .deepCopy();
+    }
 
     /**
      * The {@code hf-tiny} folder on disk: the test-classes copy when it is a folder, otherwise (other

@@ -124,21 +124,8 @@ class PaddingFreeTest {
             c.put("scale_attn_by_inverse_layer_idx", true);
             cfg = ModelConfig.fromJson(c, null);
         } else {
-            ObjectNode c = ModelConfig.newLlama(
-                            variant.startsWith("llama") ? "llama" : variant.replace("-window", ""),
-                            50,
-                            32,
-                            2,
-                            4,
-                            2,
-                            48,
-                            64,
-                            false,
-                            0,
-                            1,
-                            2)
-                    .raw()
-                    .deepCopy();
+            ObjectNode c =
+                    Fixtures.smallLlamaConfig(variant.startsWith("llama") ? "llama" : variant.replace("-window", ""));
             switch (variant) {
                 case "qwen3" -> c.put("head_dim", 24);
                 case "mistral-window" -> c.put("sliding_window", 3);

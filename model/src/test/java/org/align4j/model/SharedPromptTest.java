@@ -177,21 +177,8 @@ class SharedPromptTest {
     @ParameterizedTest
     @ValueSource(strings = {"mistral-window", "qwen3", "llama-gqa"})
     void equalsTheRowsOnOtherArchitectures(String variant) {
-        ObjectNode c = ModelConfig.newLlama(
-                        variant.startsWith("llama") ? "llama" : variant.replace("-window", ""),
-                        50,
-                        32,
-                        2,
-                        4,
-                        2,
-                        48,
-                        64,
-                        false,
-                        0,
-                        1,
-                        2)
-                .raw()
-                .deepCopy();
+        ObjectNode c =
+                Fixtures.smallLlamaConfig(variant.startsWith("llama") ? "llama" : variant.replace("-window", ""));
         switch (variant) {
             case "qwen3" -> c.put("head_dim", 24);
             case "mistral-window" -> c.put("sliding_window", 4);

@@ -73,7 +73,10 @@ public final class SafetensorsWriter {
                 out.write(' ');
             }
             for (NDArray a : sorted.values()) {
-                ByteBuffer data = a.toByteBuffer();
+                // a view of the tensor's memory on the CPU (a copy only for a strided view or another device):
+                // toByteBuffer() copies every tensor into a direct buffer that lives until the next GC, and a
+                // checkpoint of weights and AdamW moments then held its own size again in native memory
+                ByteBuffer data = a.toByteBuffer(true);
                 data.order(ByteOrder.LITTLE_ENDIAN);
                 byte[] chunk = new byte[1 << 16];
                 while (data.hasRemaining()) {

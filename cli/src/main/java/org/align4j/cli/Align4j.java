@@ -2,6 +2,8 @@ package org.align4j.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.align4j.distributed.Collectives;
 import org.align4j.losses.LossType;
 import org.align4j.model.hub.HubClient;
@@ -58,6 +60,34 @@ public final class Align4j implements Runnable {
     }
 
     /**
+     * Joins each command's description lines into paragraphs, recursively: the sources break sentences
+     * where the source line ends, and picocli prints every element on a line of its own, so a sentence
+     * wrapped by the terminal's width then broke again mid-sentence. An empty element or one starting with
+     * a space (an indented example) still starts a new paragraph.
+     */
+    private static void joinDescriptionLines(CommandLine cl) {
+        String[] lines = cl.getCommandSpec().usageMessage().description();
+        List<String> paragraphs = new ArrayList<>();
+        StringBuilder current = new StringBuilder();
+        for (String line : lines) {
+            if ((line.isEmpty() || line.startsWith(" ")) && current.length() > 0) {
+                paragraphs.add(current.toString());
+                current.setLength(0);
+            }
+            if (line.isEmpty()) {
+                paragraphs.add(line);
+                continue;
+            }
+            current.append(current.length() > 0 ? " " : "").append(line);
+        }
+        if (current.length() > 0) {
+            paragraphs.add(current.toString());
+        }
+        cl.getCommandSpec().usageMessage().description(paragraphs.toArray(new String[0]));
+        cl.getSubcommands().values().forEach(Align4j::joinDescriptionLines);
+    }
+
+    /**
      * Builds the command line with align4j's error handling: bad input prints one line naming the
      * file, key or flag at fault and exits with status 2.
      *
@@ -65,6 +95,7 @@ public final class Align4j implements Runnable {
      */
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Align4j());
+        joinDescriptionLines(cl);
         HubClient.setForcedOffline(false); // --offline sets it again for this command line
         HubClient.setShared(HubClient.shared().toBuilder()
                 .progress(new DownloadConsole(cl::getErr, System.console() != null))

@@ -187,7 +187,7 @@ final class EvaluateCommand implements Runnable {
             description = {
                 "Generates an answer from the policy and from the reference for each prompt of a preference dataset and",
                 "judges them: against the pair's chosen answer (for tasks with a checkable answer), or by a reward model (the higher",
-                "reward of prompt + answer wins). A tie counts half; 95% Wilson interval. Any other judge: implement WinRate.Judge in Java."
+                "reward of prompt + answer wins). A tie counts half; 95%% Wilson interval. Any other judge: implement WinRate.Judge in Java."
             })
     static final class WinRateCommand implements Callable<Integer> {
         @Mixin

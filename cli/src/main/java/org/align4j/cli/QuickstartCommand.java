@@ -15,7 +15,7 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "quickstart",
         mixinStandardHelpOptions = true,
-        header = "Train a tiny GPT on two-digit sums, then align it with DPO and IPO.",
+        header = "Train a tiny GPT on two-digit sums, then align it with DPO and IPO (GRPO and PPO with --rl, --rlhf).",
         description = {
             "Train a tiny GPT from scratch on two-digit sums (SFT on a teacher who adds one to odd first numbers 60%% of the time), then align it with DPO and IPO",
             "on right-vs-one-off pairs; print held-out accuracy, reward accuracy and KL to the reference before and after.",

@@ -3,13 +3,12 @@ package org.align4j.cli;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.text.DecimalFormat;
-import java.text.DecimalFormatSymbols;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.stream.Stream;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
@@ -27,6 +26,7 @@ import org.apache.logging.log4j.core.layout.PatternLayout;
 final class RunConsole implements TrainingListener {
     private final String task;
     private ProgressBar bar;
+    private PairsProgress preparation;
     private String preparing;
 
     RunConsole(String task) {
@@ -40,17 +40,8 @@ final class RunConsole implements TrainingListener {
      * @param pairs pairs to score
      * @return the bar (close it when the pass ends)
      */
-    static ProgressBar pairsBar(String task, long pairs) {
-        return new ProgressBarBuilder()
-                .setTaskName(task)
-                .setInitialMax(pairs)
-                .setUnit(" pairs", 1)
-                .showSpeed(
-                        new DecimalFormat("0.0", DecimalFormatSymbols.getInstance(Locale.ROOT))) // default "#.0": ".5"
-                .setStyle(ProgressBarStyle.ASCII)
-                .setUpdateIntervalMillis(500)
-                .setMaxRenderedLength(120)
-                .build();
+    static PairsProgress pairsBar(String task, long pairs) {
+        return new PairsProgress(task, pairs, "pairs");
     }
 
     /** Sends every INFO log line of the run to {@code OUTPUT/train.log} (the console keeps warnings only). */
@@ -97,30 +88,30 @@ final class RunConsole implements TrainingListener {
     }
 
     @Override
-    public void onPrepare(String what, long done, long total) {
+    public void onPrepare(String what, String unit, long done, long total) {
         if (Processes.follower()) {
             return;
         }
-        if (bar == null || !what.equals(preparing)) {
-            if (bar != null) {
-                bar.close();
+        if (preparation == null || !what.equals(preparing)) {
+            if (preparation != null) {
+                preparation.close();
             }
-            bar = pairsBar(task + " " + what, total);
+            preparation = new PairsProgress(task + " " + what, total, unit);
             preparing = what;
         }
-        bar.stepTo(done);
+        preparation.stepTo(done);
         if (done >= total) {
-            bar.close();
-            bar = null;
+            preparation.close();
+            preparation = null;
             preparing = null;
         }
     }
 
     @Override
     public void onStart(long firstStep, long totalSteps) {
-        if (bar != null) {
-            bar.close(); // a preparation pass that did not reach its end
-            bar = null;
+        if (preparation != null) {
+            preparation.close(); // a preparation pass that did not reach its end
+            preparation = null;
         }
         if (Processes.follower()) {
             return; // one progress bar: rank 0's
@@ -200,8 +191,16 @@ final class RunConsole implements TrainingListener {
         } else {
             w.printf("finished %d steps; model in %s%n", r.lastStep(), r.finalModel());
         }
-        r.lastMetrics().forEach((k, v) -> w.printf(Locale.ROOT, "  %-22s %.6g%n", k, v));
-        r.evalMetrics().forEach((k, v) -> w.printf(Locale.ROOT, "  %-22s %.6g%n", k, v));
+        // one column as wide as the longest name (completions/mean_terminated_length is 34)
+        int width = Math.max(
+                22,
+                Stream.concat(r.lastMetrics().keySet().stream(), r.evalMetrics().keySet().stream())
+                        .mapToInt(String::length)
+                        .max()
+                        .orElse(0));
+        String line = "  %-" + width + "s %.6g%n";
+        r.lastMetrics().forEach((k, v) -> w.printf(Locale.ROOT, line, k, v));
+        r.evalMetrics().forEach((k, v) -> w.printf(Locale.ROOT, line, k, v));
         w.flush();
     }
 }

@@ -15,7 +15,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
-import me.tongfei.progressbar.ProgressBar;
 import org.align4j.evaluation.BudgetedScoring;
 import org.align4j.evaluation.PairScorer;
 import org.align4j.evaluation.RewardScorer;
@@ -261,11 +260,11 @@ final class ScoreJournal<T> implements AutoCloseable {
             PrintWriter err,
             Scorer<T> scorer) {
         ScoreJournal<T> journal = output == null ? null : open(output, codec, empty, header.get(), sources, err);
-        try (ProgressBar progress = RunConsole.pairsBar(bar, sources.size())) {
+        try (PairsProgress progress = RunConsole.pairsBar(bar, sources.size())) {
             if (journal == null) {
                 return scorer.score(empty, (indices, values) -> progress.stepBy(indices.length));
             }
-            progress.stepBy(journal.resumed());
+            progress.skip(journal.resumed());
             return scorer.score(journal.known(), (indices, values) -> {
                 journal.append(indices, values);
                 progress.stepBy(indices.length);

@@ -206,6 +206,7 @@ public final class KtoTrainer extends TrainingLoop implements AutoCloseable {
                         config.referenceCacheDir(),
                         tokenizer.padId(),
                         config.evalBatchSize(),
+                        "examples",
                         listener == null ? new TrainingListener() {} : listener);
             } else if (policy.hasAdapters() && config.referenceModel() == null) {
                 reference = new FrozenReference(policy.withoutAdapters());

@@ -73,7 +73,7 @@ public final class PrecomputedReference implements ReferencePolicy {
             int padId,
             int batchSize)
             throws IOException {
-        return load(modelDir, device, train, eval, cacheDir, padId, batchSize, new TrainingListener() {});
+        return load(modelDir, device, train, eval, cacheDir, padId, batchSize, "pairs", new TrainingListener() {});
     }
 
     /**
@@ -87,6 +87,7 @@ public final class PrecomputedReference implements ReferencePolicy {
      * @param cacheDir cache folder
      * @param padId padding id
      * @param batchSize at most this many pairs per forward pass
+     * @param unit what the listener is told it counts: {@code pairs}, or {@code examples} (KTO's, one row each)
      * @param listener hears each split's progress
      * @return the reference
      * @throws IOException on cache read/write failure
@@ -99,6 +100,7 @@ public final class PrecomputedReference implements ReferencePolicy {
             Path cacheDir,
             int padId,
             int batchSize,
+            String unit,
             TrainingListener listener)
             throws IOException {
         PrecomputedReference ref = new PrecomputedReference();
@@ -122,7 +124,7 @@ public final class PrecomputedReference implements ReferencePolicy {
                     lm.setTrainable(false);
                 }
                 long t0 = System.nanoTime();
-                Progress progress = new Progress(split, pairs.size(), listener);
+                Progress progress = new Progress(split, pairs.size(), unit, listener);
                 List<PairScorer.PairScore> scores =
                         PairScorer.score(lm, pairs, batchSize, TokenBudget.DEFAULT_MAX_TOKENS, padId, progress::add);
                 float[][] v = new float[4][pairs.size()];
@@ -160,23 +162,25 @@ public final class PrecomputedReference implements ReferencePolicy {
         private final Split split;
         private final int total;
         private final TrainingListener listener;
+        private final String unit;
         private final String what;
         private final long t0 = System.nanoTime();
         private long lastLog = t0;
         private int done;
 
-        Progress(Split split, int total, TrainingListener listener) {
+        Progress(Split split, int total, String unit, TrainingListener listener) {
             this.split = split;
             this.total = total;
+            this.unit = unit;
             this.listener = listener;
             this.what = "reference log-probs (" + split + ")";
             LOG.info("Computing reference log-probs for {} {} pairs (longest first) ...", total, split);
-            listener.onPrepare(what, 0, total);
+            listener.onPrepare(what, unit, 0, total);
         }
 
         void add(int pairs) {
             done += pairs;
-            listener.onPrepare(what, done, total);
+            listener.onPrepare(what, unit, done, total);
             long now = System.nanoTime();
             if (now - lastLog >= 10_000_000_000L && done < total) {
                 lastLog = now;

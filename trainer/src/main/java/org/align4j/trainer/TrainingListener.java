@@ -10,10 +10,11 @@ public interface TrainingListener {
      * heard only by listeners given to the trainer's {@code create}, since it runs while the trainer is made.
      *
      * @param what what is computed, e.g. {@code reference log-probs (TRAIN)}
-     * @param done pairs done so far (equal to {@code total} once, at the end)
-     * @param total pairs in all
+     * @param unit what is counted, plural: {@code pairs}, or {@code examples} (KTO)
+     * @param done items done so far (equal to {@code total} once, at the end)
+     * @param total items in all
      */
-    default void onPrepare(String what, long done, long total) {}
+    default void onPrepare(String what, String unit, long done, long total) {}
 
     /**
      * @param firstStep the first step this run will take (1, or one past the resumed checkpoint)

@@ -104,21 +104,21 @@ class ReferenceCacheTest {
         List<String> heard = new ArrayList<>();
         TrainingListener listener = new TrainingListener() {
             @Override
-            public void onPrepare(String what, long done, long total) {
-                heard.add(what + " " + done + "/" + total);
+            public void onPrepare(String what, String unit, long done, long total) {
+                heard.add(what + " " + done + "/" + total + " " + unit);
             }
         };
         Path cache = tmp.resolve("cache");
-        PrecomputedReference.load(model, Device.cpu(), train, eval, cache, 3, 2, listener);
+        PrecomputedReference.load(model, Device.cpu(), train, eval, cache, 3, 2, "pairs", listener);
         // 0, then the count after every batch, ending at the total; TRAIN before EVAL
         assertThat(heard)
-                .startsWith("reference log-probs (TRAIN) 0/5")
-                .contains("reference log-probs (TRAIN) 5/5", "reference log-probs (EVAL) 0/1")
-                .endsWith("reference log-probs (EVAL) 1/1");
-        assertThat(heard.indexOf("reference log-probs (TRAIN) 5/5"))
-                .isLessThan(heard.indexOf("reference log-probs (EVAL) 0/1"));
+                .startsWith("reference log-probs (TRAIN) 0/5 pairs")
+                .contains("reference log-probs (TRAIN) 5/5 pairs", "reference log-probs (EVAL) 0/1 pairs")
+                .endsWith("reference log-probs (EVAL) 1/1 pairs");
+        assertThat(heard.indexOf("reference log-probs (TRAIN) 5/5 pairs"))
+                .isLessThan(heard.indexOf("reference log-probs (EVAL) 0/1 pairs"));
         heard.clear();
-        PrecomputedReference.load(model, Device.cpu(), train, eval, cache, 3, 2, listener);
+        PrecomputedReference.load(model, Device.cpu(), train, eval, cache, 3, 2, "pairs", listener);
         assertThat(heard).as("read from the cache: nothing to report").isEmpty();
     }
 }

@@ -104,7 +104,7 @@ public final class Rewards implements AutoCloseable {
                 }
                 return f;
             } catch (ClassNotFoundException e) {
-                throw new IllegalArgumentException("'" + spec + "': no class " + name + " on the classpath");
+                throw new IllegalArgumentException(noClass(spec, name));
             } catch (NoSuchMethodException e) {
                 throw new IllegalArgumentException(
                         "'" + spec + "': " + name + " has no public no-argument constructor");
@@ -160,7 +160,7 @@ public final class Rewards implements AutoCloseable {
                 }
                 return;
             } catch (ClassNotFoundException e) {
-                throw new IllegalArgumentException("'" + spec + "': no class " + name + " on the classpath");
+                throw new IllegalArgumentException(noClass(spec, name));
             }
         }
         Path dir = Path.of(spec);
@@ -276,5 +276,11 @@ public final class Rewards implements AutoCloseable {
         RewardException(String message, Throwable cause) {
             super(message, cause);
         }
+    }
+
+    /** The one line for a {@code class:NAME} reward whose class is not there, with where to put it. */
+    private static String noClass(String spec, String name) {
+        return "'" + spec + "': no class " + name + " on the classpath (with ./align4j, put its classes or jar in"
+                + " ALIGN4J_CLASSPATH)";
     }
 }

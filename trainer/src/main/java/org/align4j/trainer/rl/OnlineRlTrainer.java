@@ -120,6 +120,8 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     private final Set<Integer> eosIds;
     private Sampler sampler;
     private Rollout rollout;
+    private boolean warnedEqualRewards;
+    private int flatGenerations;
     private long tokensSeen;
     private final GrpoLoss grpoLoss;
     private final RlooLoss rlooLoss;
@@ -836,11 +838,25 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                         rowsPerMicroBatch(),
                         TrainConfig.defaultFormat(config.learningRate())));
         if (sharesPrompts() && rl.numGenerations() > 1) {
-            lines.add(
-                    policy.canSharePrompts(true)
-                            ? "passes: each prompt runs once for its samples (sampling, old policy, reference, training)"
-                            : "passes: each prompt runs once for its samples when sampling and scoring; the training pass runs"
-                                    + " every row (dropout is on: each row draws its own mask)");
+            List<String> passes = new ArrayList<>(List.of("sampling"));
+            if (rl.numIterations() > 1) {
+                passes.add("old policy");
+            }
+            if (needsReference(rl)) {
+                passes.add("reference");
+            }
+            boolean training = policy.canSharePrompts(true);
+            if (training) {
+                passes.add("training");
+            }
+            lines.add(String.format(
+                    Locale.ROOT,
+                    "passes: each prompt's tokens are computed once and shared by its %d samples (%s)%s",
+                    rl.numGenerations(),
+                    String.join(", ", passes),
+                    training
+                            ? ""
+                            : "; the training pass computes every row (dropout is on: each row draws its own mask)"));
         }
         if (valueModel != null) {
             long n = 0;
@@ -1060,6 +1076,21 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             perSample = new double[n];
         } else {
             perSample = groupAdvantages(m, reward, perFunction, old, ref);
+            flatGenerations = Double.valueOf(1.0).equals(m.get("frac_reward_zero_std")) ? flatGenerations + 1 : 0;
+            // once a run, after 5 flat generations in a row (or all of a shorter run's): one flat batch is common
+            long patience = Math.min(5, Math.max(1, totalSteps() / stepsPerGeneration()));
+            if (!warnedEqualRewards && flatGenerations >= patience) {
+                warnedEqualRewards = true;
+                LOG.warn(
+                        "generation {}: for {} generation(s) in a row every prompt's {} samples got equal rewards"
+                                + " (frac_reward_zero_std 1): their"
+                                + " advantages are 0, so only the KL term moves the policy{}; if this lasts, check"
+                                + " that the rewards tell a prompt's samples apart",
+                        generation,
+                        flatGenerations,
+                        rl.numGenerations(),
+                        rl.beta() > 0 ? "" : " (beta 0: nothing does)");
+            }
         }
         LOG.debug("generation {}: {} samples, reward {}", generation, n, m.get("reward"));
         return new Rollout(

@@ -5,9 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -172,15 +170,7 @@ final class LogprobsCommand implements Callable<Integer> {
         }
         args.removeIf(a -> a.startsWith("--threads="));
         h.put("args", args);
-        h.put("data", data.toAbsolutePath().normalize().toString());
-        if (Files.isRegularFile(data)) {
-            try {
-                h.put("data_bytes", Files.size(data));
-                h.put("data_modified", Files.getLastModifiedTime(data).toMillis());
-            } catch (IOException e) {
-                throw new UncheckedIOException("--data: " + data + ": " + e.getMessage(), e);
-            }
-        }
+        ScoreJournal.putDataFile(h, data);
         return h;
     }
 

@@ -3,9 +3,7 @@ package org.align4j.cli;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -244,15 +242,7 @@ final class RewardCommand implements Runnable {
         private Map<String, Object> journalHeader() {
             Map<String, Object> h = new LinkedHashMap<>();
             h.put("model", model.toAbsolutePath().normalize().toString());
-            h.put("data", data.toAbsolutePath().normalize().toString());
-            if (Files.isRegularFile(data)) {
-                try {
-                    h.put("data_bytes", Files.size(data));
-                    h.put("data_modified", Files.getLastModifiedTime(data).toMillis());
-                } catch (IOException e) {
-                    throw new UncheckedIOException("--data: " + data + ": " + e.getMessage(), e);
-                }
-            }
+            ScoreJournal.putDataFile(h, data);
             h.put("format", dataOptions.dataFormat().toString());
             h.put("encoding", dataOptions.encodingOptions().toString());
             return h;

@@ -142,6 +142,26 @@ final class ScoreJournal<T> implements AutoCloseable {
         this.resumed = resumed;
     }
 
+    /**
+     * Puts what identifies the data file into a journal header: its absolute path and, for a regular file,
+     * its size and modification time (a changed file gets a new journal).
+     *
+     * @param header the header being made
+     * @param data the {@code --data} file
+     * @throws UncheckedIOException naming {@code --data} when its size or time cannot be read
+     */
+    static void putDataFile(Map<String, Object> header, Path data) {
+        header.put("data", data.toAbsolutePath().normalize().toString());
+        if (Files.isRegularFile(data)) {
+            try {
+                header.put("data_bytes", Files.size(data));
+                header.put("data_modified", Files.getLastModifiedTime(data).toMillis());
+            } catch (IOException e) {
+                throw new UncheckedIOException("--data: " + data + ": " + e.getMessage(), e);
+            }
+        }
+    }
+
     /** @return where the journal of an output file is kept */
     static Path of(Path output) {
         return output.resolveSibling(output.getFileName() + ".partial");

@@ -207,7 +207,7 @@ public final class KtoTrainer extends TrainingLoop implements AutoCloseable {
                         tokenizer.padId(),
                         config.evalBatchSize(),
                         "examples",
-                        listener == null ? new TrainingListener() {} : listener);
+                        listener);
             } else if (policy.hasAdapters() && config.referenceModel() == null) {
                 reference = new FrozenReference(policy.withoutAdapters());
                 LOG.info("Reference policy: {} with the adapters off (no copy)", config.model());

@@ -73,7 +73,7 @@ public final class PrecomputedReference implements ReferencePolicy {
             int padId,
             int batchSize)
             throws IOException {
-        return load(modelDir, device, train, eval, cacheDir, padId, batchSize, "pairs", new TrainingListener() {});
+        return load(modelDir, device, train, eval, cacheDir, padId, batchSize, "pairs", null);
     }
 
     /**
@@ -88,7 +88,7 @@ public final class PrecomputedReference implements ReferencePolicy {
      * @param padId padding id
      * @param batchSize at most this many pairs per forward pass
      * @param unit what the listener is told it counts: {@code pairs}, or {@code examples} (KTO's, one row each)
-     * @param listener hears each split's progress
+     * @param listener hears each split's progress, or null
      * @return the reference
      * @throws IOException on cache read/write failure
      */
@@ -172,10 +172,10 @@ public final class PrecomputedReference implements ReferencePolicy {
             this.split = split;
             this.total = total;
             this.unit = unit;
-            this.listener = listener;
+            this.listener = listener == null ? new TrainingListener() {} : listener;
             this.what = "reference log-probs (" + split + ")";
             LOG.info("Computing reference log-probs for {} {} pairs (longest first) ...", total, split);
-            listener.onPrepare(what, unit, 0, total);
+            this.listener.onPrepare(what, unit, 0, total);
         }
 
         void add(int pairs) {

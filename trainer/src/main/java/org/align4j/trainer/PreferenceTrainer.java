@@ -174,7 +174,7 @@ public final class PreferenceTrainer extends TrainingLoop implements AutoCloseab
                         tokenizer.padId(),
                         config.evalBatchSize(),
                         "pairs",
-                        listener == null ? new TrainingListener() {} : listener);
+                        listener);
             } else if (policy.hasAdapters() && config.referenceModel() == null) {
                 // LoRA: the reference is the policy with its adapters off, sharing its weights (TRL with a new PEFT
                 // adapter)

@@ -1373,20 +1373,19 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
      * model's output at the position that predicts the token (the prompt's last position for the first).
      */
     private List<float[]> scoreValues(List<int[]> prompts, List<int[]> completions, boolean[] scored) {
-        return perToken(
-                prompts,
-                completions,
-                scored,
-                (scope, rows, b) -> valueModel
-                        .values(b.ids, b.attention, false, true)
-                        .reshape(-1)
-                        .get(valueIndex(
-                                scope,
-                                rows,
-                                prompts,
-                                completions,
-                                scored,
-                                b.ids.getShape().get(1))));
+        return perToken(prompts, completions, scored, (scope, rows, batch) -> {
+            Batch b = batch.get();
+            return valueModel
+                    .values(b.ids, b.attention, false, true)
+                    .reshape(-1)
+                    .get(valueIndex(
+                            scope,
+                            rows,
+                            prompts,
+                            completions,
+                            scored,
+                            b.ids.getShape().get(1)));
+        });
     }
 
     /** Flat indices into [B·T] of the positions predicting each scored completion token, in token order. */
@@ -1468,7 +1467,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     /** Per-token log-probs of each row's completion under a model, without gradients, in micro-batches. */
     private List<float[]> scorePerToken(
             CausalLm model, int[] promptIndex, List<int[]> prompts, List<int[]> completions, boolean[] scored) {
-        return perToken(prompts, completions, scored, (scope, rows, b) -> {
+        return perToken(prompts, completions, scored, (scope, rows, batch) -> {
             SharedBatch shared = sharesPrompts()
                     ? SharedBatch.of(
                             model,
@@ -1486,9 +1485,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
             return shared != null
                     ? shared.tokenLogProbs(model, scoringTemperature(), false, false)
                             .logProbs()
-                    : model.completionTokenLogProbs(
-                                    b.ids, b.attention, b.completionMask, scoringTemperature(), false, false)
-                            .logProbs();
+                    : tokenLogProbs(model, batch.get());
         });
     }
 
@@ -1504,6 +1501,12 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         return grpoLoss != null;
     }
 
+    /** The per-token log-probs of a padded batch's scored tokens, without gradients. */
+    private NDArray tokenLogProbs(CausalLm model, Batch b) {
+        return model.completionTokenLogProbs(b.ids, b.attention, b.completionMask, scoringTemperature(), false, false)
+                .logProbs();
+    }
+
     private static int longest(List<int[]> rows) {
         int n = 0;
         for (int[] r : rows) {
@@ -1515,7 +1518,13 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     /** What a micro-batch of rows gives per scored completion token, flat in {@link TokenLogProbs}' order. */
     @FunctionalInterface
     private interface TokenScores {
-        NDArray of(NDManager scope, int[] rows, Batch batch);
+        /**
+         * @param scope owner of the micro-batch's arrays
+         * @param rows the rollout's rows in it
+         * @param batch makes the rows' right-padded batch (not made when a pass does not need it)
+         * @return the flat values
+         */
+        NDArray of(NDManager scope, int[] rows, Supplier<Batch> batch);
     }
 
     /**
@@ -1535,8 +1544,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         for (int from = 0; from < prompts.size(); from += bs) {
             int[] rows = range(from, Math.min(prompts.size(), from + bs));
             try (NDManager scope = policy.manager().newSubManager()) {
-                Batch b = batch(scope, rows, prompts, completions, scored);
-                float[] flat = scores.of(scope, rows, b)
+                float[] flat = scores.of(scope, rows, () -> batch(scope, rows, prompts, completions, scored))
                         .toType(DataType.FLOAT32, false)
                         .toFloatArray();
                 int at = 0;
@@ -1579,7 +1587,6 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
     @Override
     protected MicroResult microStep(int[] indices, NDManager scope, GradientCollector collector, double scale) {
         Rollout r = rollout;
-        Batch b = batch(scope, indices, r.promptIds(), r.completionIds(), r.scored());
         // GRPO's samples of one prompt run it once (SharedBatch); the other methods use the rows
         SharedBatch shared = sharesPrompts()
                 ? SharedBatch.of(
@@ -1595,6 +1602,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
                         longest(r.promptIds()),
                         longest(r.completionIds()))
                 : null;
+        Batch b = shared == null ? batch(scope, indices, r.promptIds(), r.completionIds(), r.scored()) : null;
         TokenLogProbs lp = shared != null
                 ? shared.tokenLogProbs(policy, scoringTemperature(), true, true)
                 : policy.completionTokenLogProbs(
@@ -1672,7 +1680,7 @@ public final class OnlineRlTrainer extends TrainingLoop implements AutoCloseable
         for (NDArray v : values) {
             metrics.add(v.stopGradient().toType(DataType.FLOAT64, false).reshape(1));
         }
-        return MicroResult.of(loss, NDArrays.concat(metrics), names, b.tokens());
+        return MicroResult.of(loss, NDArrays.concat(metrics), names, shared != null ? shared.tokens() : b.tokens());
     }
 
     private static float[] toFloats(double[] v, int[] indices) {

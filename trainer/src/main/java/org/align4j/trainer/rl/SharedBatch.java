@@ -2,7 +2,6 @@ package org.align4j.trainer.rl;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -29,6 +28,7 @@ import org.align4j.model.TokenLogProbs;
  * @param completionIds [B, Lc] int64
  * @param completionAttention [B, Lc] int64
  * @param completionMask [B, Lc] int64: the completion tokens of rows in the loss
+ * @param tokens the rows' real tokens, prompt and completion each (as a padded batch of the rows counts them)
  */
 record SharedBatch(
         NDArray promptIds,
@@ -36,7 +36,8 @@ record SharedBatch(
         NDArray promptOfRow,
         NDArray completionIds,
         NDArray completionAttention,
-        NDArray completionMask) {
+        NDArray completionMask,
+        long tokens) {
 
     /**
      * The shared layout of some rows of a rollout, or null when sharing does not apply: no prompt occurs
@@ -98,6 +99,10 @@ record SharedBatch(
                 pMask[s * lp + t] = t < offset ? 0 : 1;
             }
         }
+        long tokens = 0;
+        for (int i : rows) {
+            tokens += prompts.get(i).length + completions.get(i).length;
+        }
         long[] cIds = new long[b * lc];
         long[] cAttention = new long[b * lc];
         long[] cMask = new long[b * lc];
@@ -117,7 +122,8 @@ record SharedBatch(
                 scope.create(of),
                 scope.create(cIds, new Shape(b, lc)),
                 scope.create(cAttention, new Shape(b, lc)),
-                scope.create(cMask, new Shape(b, lc)).toType(DataType.INT64, false));
+                scope.create(cMask, new Shape(b, lc)),
+                tokens);
     }
 
     /**

@@ -47,6 +47,13 @@ public final class RunFolder implements AutoCloseable {
     /** The lock file's name. */
     public static final String LOCK = ".align4j.lock";
 
+    /**
+     * Where {@code --overwrite} moves the earlier run's files until this run starts training: deleted then
+     * ({@link #started}), moved back when the run ends before its first step (a bad setting or data file),
+     * so that a failed start loses nothing.
+     */
+    static final String ASIDE = ".align4j-overwritten";
+
     /** What a run may do with a folder that already holds a run. */
     public sealed interface Mode {
         /** @return a fresh run: the folder must not hold a run */
@@ -166,6 +173,7 @@ public final class RunFolder implements AutoCloseable {
             channel.write(ByteBuffer.wrap(holder().getBytes(StandardCharsets.UTF_8)), 0);
             channel.force(true);
             removeLeftovers(output);
+            restoreAside(output); // what a run killed before its first step had moved aside
             Path resumeFrom = prepare(output, mode, inputs);
             List<Path> keep = new ArrayList<>(inputs);
             List<String> changes = List.of();
@@ -280,12 +288,14 @@ public final class RunFolder implements AutoCloseable {
                     }
                 }
             }
-            for (Path p : used) {
-                AtomicDirectory.deleteRecursively(p);
-            }
             if (!used.isEmpty()) {
-                LOG.warn(
-                        "Overwrote the earlier run in {}: deleted {}",
+                Path aside = Files.createDirectories(output.resolve(ASIDE));
+                for (Path p : used) {
+                    Files.move(p, aside.resolve(p.getFileName()));
+                }
+                LOG.info(
+                        "Moved the earlier run in {} aside ({}): deleted when this run starts training, put back if"
+                                + " it ends before",
                         output,
                         used.stream().map(p -> p.getFileName().toString()).toList());
             }
@@ -372,10 +382,70 @@ public final class RunFolder implements AutoCloseable {
         return output;
     }
 
+    /**
+     * Training begins: an earlier run that {@code --overwrite} moved aside is deleted now.
+     *
+     * @throws IOException when it cannot be deleted
+     */
+    public void started() throws IOException {
+        Path aside = output.resolve(ASIDE);
+        if (channel == null || !Files.isDirectory(aside)) {
+            return;
+        }
+        List<String> names;
+        try (Stream<Path> s = Files.list(aside)) {
+            names = s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+        AtomicDirectory.deleteRecursively(aside);
+        LOG.warn("Overwrote the earlier run in {}: deleted {}", output, names);
+    }
+
+    /**
+     * Moves an earlier run set aside by {@code --overwrite} back into its folder: this run ended (or was
+     * killed) before training began. Its own train.log is appended to the earlier one's; anything else it
+     * wrote under an earlier file's name gives way to the earlier file.
+     */
+    private static void restoreAside(Path output) throws IOException {
+        Path aside = output.resolve(ASIDE);
+        if (!Files.isDirectory(aside)) {
+            return;
+        }
+        List<Path> earlier;
+        try (Stream<Path> s = Files.list(aside)) {
+            earlier = s.toList();
+        }
+        for (Path p : earlier) {
+            Path target = output.resolve(p.getFileName());
+            if (p.getFileName().toString().equals("train.log") && Files.isRegularFile(target)) {
+                // rewritten in place, not replaced: the CLI's log appender still holds this file open
+                byte[] added = Files.readAllBytes(target);
+                Files.write(target, Files.readAllBytes(p));
+                Files.write(target, added, StandardOpenOption.APPEND);
+                Files.delete(p);
+                continue;
+            }
+            if (Files.exists(target)) {
+                AtomicDirectory.deleteRecursively(target);
+            }
+            Files.move(p, target);
+        }
+        Files.delete(aside);
+        LOG.warn(
+                "The run in {} ended before its first step: the earlier run is back ({})",
+                output,
+                earlier.stream().map(p -> p.getFileName().toString()).sorted().toList());
+    }
+
+    /** Releases the lock; an earlier run still set aside (this run never trained) is put back first. */
     @Override
     public void close() {
         if (channel == null) {
             return; // a process of rank > 0 holds no lock
+        }
+        try {
+            restoreAside(output);
+        } catch (IOException e) {
+            LOG.warn("Cannot put the earlier run back from {}: {}", output.resolve(ASIDE), e.getMessage());
         }
         try {
             if (lock.isValid()) {

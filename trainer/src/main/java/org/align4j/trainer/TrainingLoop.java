@@ -516,6 +516,7 @@ public abstract class TrainingLoop implements AutoCloseable {
     public TrainResult train() throws IOException {
         boolean resume = folder.resumeFrom().isPresent();
         Files.createDirectories(output);
+        folder.started(); // an earlier run that --overwrite set aside goes now, not when the folder was claimed
         header().forEach(line -> LOG.info("{}", line));
         folder.changes().forEach(c -> LOG.warn("Resuming with {}", c));
         // the config's dropout in training passes unless disable_dropout, as TRL (model.train() vs

@@ -72,6 +72,48 @@ class RunFolderTest {
         assertThat(out.resolve("final")).isDirectory();
     }
 
+    /**
+     * {@code --overwrite} with a bad input (a missing data file, a broken record, a folder killed mid-start)
+     * loses nothing: the earlier run is set aside, and back when the new one ends before its first step.
+     */
+    @Test
+    void anOverwriteThatFailsBeforeItsFirstStepKeepsTheEarlierRun() throws IOException {
+        Path out = tmp.resolve("kept");
+        train(config(out, 2), RunFolder.Mode.fresh());
+        List<String> metrics = Files.readAllLines(out.resolve("metrics.jsonl"));
+        Files.writeString(out.resolve("train.log"), "the earlier run's log\n");
+        Map<String, Object> missing = config(out, 1);
+        missing.put("data", tmp.resolve("missing.jsonl").toString());
+        assertThatThrownBy(() -> train(missing, RunFolder.Mode.overwrite())).hasMessageContaining("missing.jsonl");
+        Path broken = Files.writeString(tmp.resolve("broken.jsonl"), "{\"prompt\": \"a\", \"chosen\": \"b\",\n");
+        Map<String, Object> bad = config(out, 1);
+        bad.put("data", broken.toString());
+        assertThatThrownBy(() -> train(bad, RunFolder.Mode.overwrite())).hasMessageContaining("broken.jsonl:1");
+        assertThat(Files.readAllLines(out.resolve("metrics.jsonl"))).isEqualTo(metrics);
+        assertThat(out.resolve("checkpoint-2")).isDirectory();
+        assertThat(out.resolve("final")).isDirectory();
+        assertThat(Files.readString(out.resolve("train.log"))).startsWith("the earlier run's log");
+        assertThat(out.resolve(RunFolder.ASIDE)).doesNotExist();
+        // a process killed after setting the earlier run aside: the next claim puts it back first
+        try (RunFolder killed =
+                RunFolder.claim(TrainConfig.resolve(null, config(out, 1)), RunFolder.Mode.overwrite())) {
+            assertThat(out.resolve(RunFolder.ASIDE).resolve("metrics.jsonl")).exists();
+            assertThat(out.resolve("metrics.jsonl")).doesNotExist();
+            Path copy = tmp.resolve("aside-copy");
+            Files.move(out.resolve(RunFolder.ASIDE), copy); // as a kill would leave it, out of close()'s reach
+            killed.close();
+            Files.move(copy, out.resolve(RunFolder.ASIDE));
+        }
+        assertThatThrownBy(() -> train(config(out, 1), RunFolder.Mode.fresh()))
+                .hasMessageContaining("already holds a run");
+        assertThat(Files.readAllLines(out.resolve("metrics.jsonl"))).isEqualTo(metrics);
+        // and an overwrite that trains deletes it
+        train(config(out, 1), RunFolder.Mode.overwrite());
+        assertThat(Files.readAllLines(out.resolve("metrics.jsonl"))).hasSize(1);
+        assertThat(out.resolve("checkpoint-2")).doesNotExist();
+        assertThat(out.resolve(RunFolder.ASIDE)).doesNotExist();
+    }
+
     @Test
     void resumingAFinishedRunTrainsNothingAndKeepsItsFinalModel() throws IOException {
         Path out = tmp.resolve("done");
